@@ -1,0 +1,36 @@
+// Package admin owns the operator's view of Portcullis: the admin listener (/metrics,
+// /healthz, /readyz, the status page, pprof) and the access log writers.
+package admin
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Entry is one access-log record: one per HTTP request, CONNECT tunnel or DNS query.
+// Doors fill it; writers format it (json, combined, squid). It never carries
+// credentials or cookies.
+type Entry struct {
+	Time     time.Time     // when the request arrived
+	Door     string        // "forward", "reverse", "dns"
+	Client   netip.Addr    // connecting client
+	User     string        // authenticated user, "" if none
+	Method   string        // HTTP method, "CONNECT", or the DNS query type
+	URL      string        // absolute URL, "host:port" for CONNECT, the name for DNS
+	Action   string        // verdict action: allow, block, inspect, tunnel
+	Rule     string        // deciding rule
+	Category string        // deciding rule's category
+	Status   int           // HTTP status sent (DNS: rcode)
+	BytesIn  int64         // request bytes read from the client (body, or tunnel client→server)
+	BytesOut int64         // response bytes written to the client (body, or tunnel server→client)
+	Duration time.Duration // until the response (or tunnel) finished
+	Upstream string        // upstream member or "direct"; never shown to clients
+	Cache    string        // cache status (hit, miss, stale…), "" when not cached
+	Error    string        // short error text for failed requests
+}
+
+// Logger receives access-log entries. Implementations must be safe for concurrent use
+// and must not block the request path for long.
+type Logger interface {
+	Log(e *Entry)
+}
