@@ -68,3 +68,15 @@ type Verdict struct {
 
 // Blocked reports whether the verdict refuses the request.
 func (v Verdict) Blocked() bool { return v.Action == ActionBlock }
+
+// Evaluator is what a door needs from the policy: facts in, verdict out. *Program
+// implements it; tests may use EvaluatorFunc.
+type Evaluator interface {
+	Evaluate(f *Facts) Verdict
+}
+
+// EvaluatorFunc adapts a function to Evaluator.
+type EvaluatorFunc func(f *Facts) Verdict
+
+// Evaluate calls fn(f).
+func (fn EvaluatorFunc) Evaluate(f *Facts) Verdict { return fn(f) }
