@@ -1,0 +1,164 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/portcullis/portcullis/internal/config/field"
+)
+
+// File is a decoded and validated policy file.
+type File struct {
+	Policy *Policy
+	// Name is the file's path as given (used in messages); "" for embedded policies.
+	Name string
+	// Dir is the folder that relative paths in the policy are resolved against.
+	Dir string
+	// Source is the file's bytes.
+	Source []byte
+
+	pos map[string]Pos
+}
+
+// Load reads, decodes and validates the policy file at path. On any problem it returns
+// Errors listing all of them.
+func Load(path string) (*File, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Errors{{File: path, Msg: fmt.Sprintf("cannot read policy: %v", errors.Unwrap(err))}}
+	}
+	return Parse(path, filepath.Dir(path), src)
+}
+
+// Parse decodes and validates policy source named name, resolving relative paths
+// against dir.
+func Parse(name, dir string, src []byte) (*File, error) {
+	f := &File{Policy: &Policy{}, Name: name, Dir: dir, Source: src, pos: map[string]Pos{}}
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, ioEOF) { // an empty file is an empty policy
+			return f, f.validate()
+		}
+		return nil, Errors{syntaxError(name, err)}
+	}
+	d := &decoder{file: name, pos: f.pos}
+	d.decode(&root, reflect.ValueOf(f.Policy).Elem(), "")
+	errs := d.errs
+	if verr := f.validate(); verr != nil {
+		// Report validation problems too, except those about a field that could not be
+		// decoded (they would only repeat it).
+		for _, e := range verr.(Errors) {
+			if !underAny(e.Path, d.errs) {
+				errs = append(errs, e)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		sortErrors(errs)
+		return nil, errs
+	}
+	return f, nil
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+func syntaxError(name string, err error) Error {
+	msg := err.Error()
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return Error{File: name, Line: line, Col: 1, Msg: "YAML syntax: " + m[2]}
+	}
+	return Error{File: name, Msg: "YAML syntax: " + strings.TrimPrefix(msg, "yaml: ")}
+}
+
+func underAny(path string, errs Errors) bool {
+	for _, e := range errs {
+		if path == e.Path || strings.HasPrefix(path, e.Path+".") || strings.HasPrefix(path, e.Path+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+// Pos returns where the field at path (or its closest recorded parent) stands.
+func (f *File) Pos(path string) Pos {
+	for p := path; p != ""; {
+		if pos, ok := f.pos[p]; ok {
+			return pos
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return Pos{}
+}
+
+// errAt builds an Error for the field at path.
+func (f *File) errAt(path, format string, args ...any) Error {
+	pos := f.Pos(path)
+	return Error{File: f.Name, Line: pos.Line, Col: pos.Col, Path: path, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Resolve returns p relative to the policy file's folder (absolute paths unchanged).
+func (f *File) Resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(f.Dir, p)
+}
+
+// validator is implemented by the section Configs of other packages.
+type validator interface {
+	Validate() []field.Error
+}
+
+func (f *File) validate() error {
+	var errs Errors
+	add := func(fes []field.Error, prefix string) {
+		for _, fe := range fes {
+			p := field.Join(prefix, fe.Path)
+			errs = append(errs, f.errAt(p, "%s", fe.Msg))
+		}
+	}
+	add(f.validatePolicy(), "")
+	secs := reflect.ValueOf(&f.Policy.Sections).Elem()
+	for i := range secs.NumField() {
+		fv := secs.Field(i)
+		if fv.Kind() == reflect.Pointer && fv.IsNil() {
+			continue
+		}
+		name, _, _ := strings.Cut(secs.Type().Field(i).Tag.Get("yaml"), ",")
+		if v, ok := fv.Interface().(validator); ok {
+			add(v.Validate(), name)
+		} else if fv.CanAddr() {
+			if v, ok := fv.Addr().Interface().(validator); ok {
+				add(v.Validate(), name)
+			}
+		}
+		if fv.Kind() == reflect.Map {
+			iter := fv.MapRange()
+			for iter.Next() {
+				if v, ok := iter.Value().Interface().(validator); ok {
+					add(v.Validate(), field.Join(name, iter.Key().String()))
+				}
+			}
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	sortErrors(errs)
+	return errs
+}

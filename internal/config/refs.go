@@ -1,0 +1,32 @@
+package config
+
+import (
+	"fmt"
+
+	"github.com/portcullis/portcullis/internal/config/field"
+)
+
+// validateRefs checks names that rules use from other sections (profiles, pools,
+// cache policies).
+func (f *File) validateRefs() []field.Error {
+	var errs []field.Error
+	for i, r := range f.Policy.Rules {
+		if r == nil {
+			continue
+		}
+		if r.Profile != "" && !f.hasProfile(r.Profile) {
+			errs = append(errs, field.Errorf(fmt.Sprintf("rules[%d].profile", i), "unknown anonymize profile %q", r.Profile))
+		}
+		if r.Pool != "" && !f.hasPool(r.Pool) {
+			errs = append(errs, field.Errorf(fmt.Sprintf("rules[%d].pool", i), "unknown pool %q", r.Pool))
+		}
+		if r.Cache != "" && !f.hasCachePolicy(r.Cache) {
+			errs = append(errs, field.Errorf(fmt.Sprintf("rules[%d].cache", i), "unknown cache policy %q", r.Cache))
+		}
+	}
+	return errs
+}
+
+func (f *File) hasProfile(string) bool     { return false }
+func (f *File) hasPool(string) bool        { return false }
+func (f *File) hasCachePolicy(string) bool { return false }

@@ -1,0 +1,46 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/portcullis/portcullis/internal/config/field"
+)
+
+// validatePolicy checks the rules part and what only the config package can see:
+// files on disk and references from rules to other sections.
+func (f *File) validatePolicy() []field.Error {
+	p := f.Policy
+	errs := p.Config.Validate()
+	for name, l := range p.Lists {
+		if l == nil || l.Path == "" {
+			continue
+		}
+		path := f.Resolve(l.Path)
+		st, err := os.Stat(path)
+		switch {
+		case err != nil:
+			errs = append(errs, field.Errorf("lists."+name+".path", "cannot read %s: %v", path, unwrapPathErr(err)))
+		case l.Format == "ut1" && !st.IsDir():
+			errs = append(errs, field.Errorf("lists."+name+".path", "%s is not a folder (a ut1 list is a folder of CATEGORY/domains files)", path))
+		case l.Format == "ut1":
+			for i, c := range l.Categories {
+				if _, err := os.Stat(filepath.Join(path, c)); err != nil {
+					errs = append(errs, field.Errorf(fmt.Sprintf("lists.%s.categories[%d]", name, i), "no category folder %s", filepath.Join(path, c)))
+				}
+			}
+		case st.IsDir():
+			errs = append(errs, field.Errorf("lists."+name+".path", "%s is a folder, not a list file", path))
+		}
+	}
+	errs = append(errs, f.validateRefs()...)
+	return errs
+}
+
+func unwrapPathErr(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
