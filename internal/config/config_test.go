@@ -84,7 +84,7 @@ rules:
 		t.Fatalf("Load error = %v (%T), want Errors", err, err)
 	}
 	want := []string{
-		":4:27: lists.gone.path: cannot read",
+		":4:33: lists.gone.path: cannot read",
 		":6:21: groups.staff.clients[0]: invalid CIDR",
 		":11:11: rules[1].name: duplicate rule name \"one\"",
 		":12:12: rules[1].list[0]: unknown list \"nosuch\"",
