@@ -1,0 +1,154 @@
+// Package cache owns Portcullis's shared HTTP cache: an RFC 9111 shared cache (with
+// RFC 5861 stale-while-revalidate and stale-if-error, request coalescing and the
+// RFC 9211 Cache-Status header) used by both doors as an http.RoundTripper
+// decorator over a bounded in-memory store with scan-resistant (S3-FIFO) eviction.
+//
+// A door attaches the request's cache Policy with WithPolicy and sends the request
+// through the RoundTripper returned by Wrap; requests without an enabled policy
+// pass straight through. The admin listener mounts PurgeHandler.
+package cache
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Cache is one shared cache. It is safe for concurrent use. Close stops its
+// background refreshes.
+type Cache struct {
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	down   []error
+	store  *store
+	flight flights
+
+	policies sync.Map // *Policy → *compiledPolicy
+	npol     atomic.Int64
+
+	ctx     context.Context // cancelled by Close; parent of background refreshes
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	refresh sync.Map // key → struct{}: background refreshes in flight
+
+	stats counters
+}
+
+// Option adjusts a Cache built by New.
+type Option func(*Cache)
+
+// WithDownError makes errors matching err (errors.Is), such as
+// pool.ErrNoHealthyMember, count as "origin down" for serve_stale_when_down, in
+// addition to dial errors and errors implementing interface{ OriginDown() bool }.
+func WithDownError(err error) Option {
+	return func(c *Cache) { c.down = append(c.down, err) }
+}
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) Option {
+	return func(c *Cache) { c.now = now }
+}
+
+// New builds a Cache from cfg (zero fields take their defaults). The logger may be
+// nil (discard).
+func New(cfg Config, logger *slog.Logger, opts ...Option) (*Cache, error) {
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return nil, errors.Join(fieldErrors(errs)...)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Cache{cfg: cfg.withDefaults(), log: logger, now: time.Now}
+	for _, o := range opts {
+		o(c)
+	}
+	c.store = newStore(c.cfg.MaxBytes, &c.stats)
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c, nil
+}
+
+// Close stops background refreshes and waits for them. Requests already inside
+// the RoundTripper finish normally; the cache keeps answering afterwards but
+// starts no new background work.
+func (c *Cache) Close() error {
+	c.cancel()
+	c.wg.Wait()
+	return nil
+}
+
+// Wrap returns a RoundTripper that answers from the cache where RFC 9111 and the
+// request's Policy allow, and otherwise sends the request to next.
+func (c *Cache) Wrap(next http.RoundTripper) http.RoundTripper {
+	return &transport{c: c, next: next}
+}
+
+type policyKey struct{}
+
+// WithPolicy returns ctx carrying the cache policy p. Requests whose context has
+// no policy, a nil one or a disabled one pass straight through the cache.
+func WithPolicy(ctx context.Context, p *Policy) context.Context {
+	return context.WithValue(ctx, policyKey{}, p)
+}
+
+// policy returns the compiled form of the request's policy, or nil when caching is
+// off for it.
+func (c *Cache) policy(ctx context.Context) *compiledPolicy {
+	p, _ := ctx.Value(policyKey{}).(*Policy)
+	if p == nil || !p.Enabled {
+		return nil
+	}
+	if v, ok := c.policies.Load(p); ok {
+		return v.(*compiledPolicy)
+	}
+	cp, errs := compilePolicy(p)
+	if len(errs) > 0 {
+		c.log.Warn("cache: invalid policy; caching off for it", "error", errors.Join(fieldErrors(errs)...))
+		cp = nil
+	}
+	// Policies are rebuilt on reload; forget old ones now and then rather than
+	// keeping every generation alive.
+	if c.npol.Add(1) > 4096 {
+		c.policies.Clear()
+		c.npol.Store(0)
+	}
+	c.policies.Store(p, cp)
+	return cp
+}
+
+// Stats are the cache's counters since New.
+type Stats struct {
+	Hits        int64 // answered from the cache without contacting the origin (incl. 304s to clients)
+	Misses      int64 // forwarded because nothing usable was stored
+	Stale       int64 // stale responses served (stale-while-revalidate, stale-if-error, when down, max-stale)
+	Revalidated int64 // stored responses revalidated with the origin (304 merged)
+	Collapsed   int64 // requests answered from another request's origin fetch
+	Bypass      int64 // requests not eligible (method, policy bypass, range, …)
+	Evictions   int64 // objects evicted to stay within max_bytes
+	Bytes       int64 // bytes held now (bodies, headers, per-object overhead)
+	Objects     int64 // URLs held now (each may hold several Vary variants)
+}
+
+type counters struct {
+	hits, misses, stale, revalidated, collapsed, bypass, evictions atomic.Int64
+}
+
+// Stats returns the current counters.
+func (c *Cache) Stats() Stats {
+	b, n := c.store.usage()
+	return Stats{
+		Hits:        c.stats.hits.Load(),
+		Misses:      c.stats.misses.Load(),
+		Stale:       c.stats.stale.Load(),
+		Revalidated: c.stats.revalidated.Load(),
+		Collapsed:   c.stats.collapsed.Load(),
+		Bypass:      c.stats.bypass.Load(),
+		Evictions:   c.stats.evictions.Load(),
+		Bytes:       b,
+		Objects:     n,
+	}
+}

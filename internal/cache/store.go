@@ -1,0 +1,257 @@
+package cache
+
+import (
+	"container/list"
+	"hash/maphash"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// store is the bounded in-memory store: URL key → its variants. It charges each
+// node the sizes of its variants plus its key, and evicts with S3-FIFO (Yang et
+// al., SOSP 2023): new keys enter a small FIFO (10% of the bytes); those hit
+// while there move to the main FIFO, the others leave a ghost fingerprint and
+// go; keys seen in the ghost queue enter main directly; main gives a hit key
+// another round (up to 3). One-hit wonders and scans never displace the
+// working set.
+type store struct {
+	max  int64
+	seed maphash.Seed
+	st   *counters
+
+	mu         sync.RWMutex
+	m          map[string]*node
+	small      list.List // of *node, oldest at front
+	main       list.List
+	smallBytes int64
+	bytes      int64
+
+	ghost  map[uint64]struct{}
+	ghostQ []uint64
+	ghostH int // index of the oldest fingerprint in ghostQ
+
+	inval [256]atomic.Uint64 // invalidation generation per key bucket
+}
+
+type node struct {
+	key      string
+	variants []*entry // replaced, never modified in place
+	size     int64
+	freq     atomic.Int32
+	inMain   bool
+	el       *list.Element
+}
+
+const nodeOverhead = 128
+
+func newStore(max int64, st *counters) *store {
+	return &store{max: max, seed: maphash.MakeSeed(), st: st, m: make(map[string]*node), ghost: make(map[uint64]struct{})}
+}
+
+func (s *store) usage() (bytes, objects int64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.bytes, int64(len(s.m))
+}
+
+// get returns the variants stored under key (newest first) and counts the hit
+// for eviction.
+func (s *store) get(key string) []*entry {
+	s.mu.RLock()
+	n := s.m[key]
+	var v []*entry
+	if n != nil {
+		v = n.variants
+		if n.freq.Load() < 3 {
+			n.freq.Add(1)
+		}
+	}
+	s.mu.RUnlock()
+	return v
+}
+
+// gen returns key's invalidation generation; put with an older generation is
+// dropped, so a response fetched before an invalidation is not stored after it.
+func (s *store) gen(key string) uint64 {
+	return s.inval[maphash.String(s.seed, key)&255].Load()
+}
+
+func (s *store) bump(key string) { s.inval[maphash.String(s.seed, key)&255].Add(1) }
+
+// put stores e as the newest variant of key, replacing the variant with the
+// same secondary key and dropping the oldest beyond maxVariants. It reports
+// whether e was stored.
+func (s *store) put(key string, e *entry, gen uint64, maxVariants int) bool {
+	if e.size > s.max {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gen(key) != gen {
+		return false
+	}
+	n := s.m[key]
+	var old []*entry
+	if n != nil {
+		old = n.variants
+	}
+	vs := make([]*entry, 0, min(len(old)+1, maxVariants))
+	vs = append(vs, e)
+	for _, o := range old {
+		if len(vs) < maxVariants && !o.sameVariant(e) {
+			vs = append(vs, o)
+		}
+	}
+	s.setLocked(key, n, vs)
+	return true
+}
+
+// replace swaps old for nw among key's variants (a 304 update); it does nothing
+// when old is no longer stored.
+func (s *store) replace(key string, old, nw *entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.m[key]
+	if n == nil {
+		return
+	}
+	vs := make([]*entry, len(n.variants))
+	found := false
+	for i, o := range n.variants {
+		if o == old {
+			o, found = nw, true
+		}
+		vs[i] = o
+	}
+	if found {
+		s.setLocked(key, n, vs)
+	}
+}
+
+func (s *store) setLocked(key string, n *node, vs []*entry) {
+	size := int64(len(key)) + nodeOverhead
+	for _, e := range vs {
+		size += e.size
+	}
+	if n == nil {
+		n = &node{key: key}
+		h := maphash.String(s.seed, key)
+		if _, ok := s.ghost[h]; ok {
+			delete(s.ghost, h)
+			n.inMain = true
+			n.el = s.main.PushBack(n)
+		} else {
+			n.el = s.small.PushBack(n)
+		}
+		s.m[key] = n
+	} else {
+		s.account(n, -n.size)
+	}
+	n.variants, n.size = vs, size
+	s.account(n, size)
+	s.evictLocked()
+}
+
+func (s *store) account(n *node, d int64) {
+	s.bytes += d
+	if !n.inMain {
+		s.smallBytes += d
+	}
+}
+
+func (s *store) evictLocked() {
+	for s.bytes > s.max {
+		if s.smallBytes > s.max/10 || s.main.Len() == 0 {
+			s.evictSmall()
+		} else {
+			s.evictMain()
+		}
+	}
+}
+
+func (s *store) evictSmall() {
+	n := s.small.Remove(s.small.Front()).(*node)
+	if n.freq.Load() > 0 {
+		n.freq.Store(0)
+		s.smallBytes -= n.size
+		n.inMain = true
+		n.el = s.main.PushBack(n)
+		return
+	}
+	s.dropLocked(n)
+	s.remember(maphash.String(s.seed, n.key))
+	s.st.evictions.Add(1)
+}
+
+func (s *store) evictMain() {
+	n := s.main.Front().Value.(*node)
+	if f := n.freq.Load(); f > 0 {
+		n.freq.Store(f - 1)
+		s.main.MoveToBack(n.el)
+		return
+	}
+	s.main.Remove(n.el)
+	s.dropLocked(n)
+	s.st.evictions.Add(1)
+}
+
+// dropLocked forgets n; its list element must already be removed.
+func (s *store) dropLocked(n *node) {
+	s.account(n, -n.size)
+	delete(s.m, n.key)
+	n.variants = nil
+}
+
+// remember records an evicted key's fingerprint, keeping about as many as
+// there are stored keys (at least 1024).
+func (s *store) remember(h uint64) {
+	s.ghost[h] = struct{}{}
+	s.ghostQ = append(s.ghostQ, h)
+	for len(s.ghost) > max(1024, len(s.m)) && s.ghostH < len(s.ghostQ) {
+		delete(s.ghost, s.ghostQ[s.ghostH])
+		s.ghostH++
+	}
+	if s.ghostH > 4096 && s.ghostH > len(s.ghostQ)/2 {
+		s.ghostQ = append(s.ghostQ[:0], s.ghostQ[s.ghostH:]...)
+		s.ghostH = 0
+	}
+}
+
+// remove deletes key and bumps its invalidation generation; it reports whether
+// something was stored.
+func (s *store) remove(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.bump(key)
+	n := s.m[key]
+	if n == nil {
+		return false
+	}
+	s.unlinkLocked(n)
+	return true
+}
+
+func (s *store) unlinkLocked(n *node) {
+	if n.inMain {
+		s.main.Remove(n.el)
+	} else {
+		s.small.Remove(n.el)
+	}
+	s.dropLocked(n)
+}
+
+// removePrefix deletes every key starting with prefix and returns how many.
+func (s *store) removePrefix(prefix string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	count := 0
+	for k, n := range s.m {
+		if strings.HasPrefix(k, prefix) {
+			s.bump(k)
+			s.unlinkLocked(n)
+			count++
+		}
+	}
+	return count
+}
