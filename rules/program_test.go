@@ -149,3 +149,19 @@ func BenchmarkEvaluate(b *testing.B) {
 		p.Evaluate(f)
 	}
 }
+
+func TestExplainAgreesWithEvaluate(t *testing.T) {
+	p := compileYAML(t, schoolPolicy)
+	f := &Facts{Host: "www.youtube.com", Path: "/shorts/x", Client: netip.MustParseAddr("10.1.0.1"), Time: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
+	v, steps := p.Explain(f)
+	if v != p.Evaluate(f) {
+		t.Fatalf("explain %+v != evaluate %+v", v, p.Evaluate(f))
+	}
+	last := steps[len(steps)-1]
+	if !last.Matched || last.Rule != "shorts" {
+		t.Fatalf("last step = %+v", last)
+	}
+	if steps[0].Failed != "group" || steps[1].Failed != "destination" {
+		t.Fatalf("steps = %+v", steps)
+	}
+}
