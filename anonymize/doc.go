@@ -1,0 +1,14 @@
+// Package anonymize owns everything that rewrites what crosses the proxy for privacy:
+// hop-by-hop header removal (RFC 9110 §7.6.1), anonymity levels (transparent,
+// anonymous, elite), header actions (referrer, user agent and client hints,
+// Accept-Language, removal and replacement by name or glob, Sec-GPC and DNT), cookie
+// policies (strip, third-party only, session-only, Set-Cookie blocking), tracking
+// parameter removal that keeps the rest of the URL byte-identical, the names of the
+// tracker lists a profile blocks quietly, and origin hiding on reverse-mode responses.
+//
+// A Profile is compiled once (Compile, or the built-ins Transparent, Anonymous, Elite
+// and Privacy) and is immutable and safe for concurrent use; its Request and Response
+// methods are pure functions over the message they are given. The door calls
+// RemoveHopByHop itself, before Profile.Request, because only the door knows whether
+// it is relaying a protocol upgrade.
+package anonymize

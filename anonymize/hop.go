@@ -1,0 +1,78 @@
+package anonymize
+
+import (
+	"net/http"
+	"net/textproto"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// hopHeaders are the hop-by-hop fields removed from every message a proxy forwards,
+// in canonical form (RFC 9110 §7.6.1 and the fields Go's httputil removes):
+//
+//	Connection          and every field it names
+//	Keep-Alive
+//	Proxy-Connection    non-standard, still sent by browsers and libcurl
+//	Proxy-Authenticate
+//	Proxy-Authorization
+//	Te                  "TE: trailers" is kept, as httputil does
+//	Trailer
+//	Transfer-Encoding
+//	Upgrade             kept by RemoveHopByHopKeepUpgrade when relaying an upgrade
+var hopHeaders = [...]string{
+	"Connection",
+	"Keep-Alive",
+	"Proxy-Connection",
+	"Proxy-Authenticate",
+	"Proxy-Authorization",
+	"Te",
+	"Trailer",
+	"Transfer-Encoding",
+	"Upgrade",
+}
+
+// RemoveHopByHop removes the hop-by-hop fields from h: Connection and every field
+// named in it, Keep-Alive, Proxy-Connection, Proxy-Authenticate, Proxy-Authorization,
+// TE, Trailer, Transfer-Encoding and Upgrade. When the client's TE listed "trailers",
+// "TE: trailers" is set again (the next hop may then send trailers, which Go relays),
+// as net/http/httputil.ReverseProxy does. Use it on requests and responses alike.
+func RemoveHopByHop(h http.Header) {
+	removeHopByHop(h, false)
+}
+
+// RemoveHopByHopKeepUpgrade is RemoveHopByHop for a request or a 101 response that
+// the caller relays as a protocol upgrade (WebSocket, h2c): when h carries Upgrade
+// and its Connection lists "upgrade", the result keeps "Connection: Upgrade" and the
+// original Upgrade value; every other hop-by-hop field is removed.
+func RemoveHopByHopKeepUpgrade(h http.Header) {
+	removeHopByHop(h, true)
+}
+
+func removeHopByHop(h http.Header, keepUpgrade bool) {
+	if len(h) == 0 {
+		return
+	}
+	var upgrade []string
+	if keepUpgrade && httpguts.HeaderValuesContainsToken(h["Connection"], "upgrade") {
+		upgrade = h["Upgrade"]
+	}
+	teTrailers := httpguts.HeaderValuesContainsToken(h["Te"], "trailers")
+	for _, v := range h["Connection"] {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, name := range hopHeaders {
+		delete(h, name)
+	}
+	if teTrailers {
+		h["Te"] = []string{"trailers"}
+	}
+	if len(upgrade) > 0 {
+		h["Connection"] = []string{"Upgrade"}
+		h["Upgrade"] = upgrade
+	}
+}

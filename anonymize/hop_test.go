@@ -1,0 +1,73 @@
+package anonymize
+
+import (
+	"net/http"
+	"reflect"
+	"testing"
+)
+
+func TestRemoveHopByHop(t *testing.T) {
+	tests := []struct {
+		name        string
+		in          http.Header
+		keepUpgrade bool
+		want        http.Header
+	}{
+		{
+			name: "fixed list",
+			in: http.Header{
+				"Connection": {"keep-alive"}, "Keep-Alive": {"timeout=5"}, "Proxy-Connection": {"keep-alive"},
+				"Proxy-Authenticate": {"Basic"}, "Proxy-Authorization": {"Basic Zm9vOmJhcg=="}, "Te": {"gzip"},
+				"Trailer": {"X-Sum"}, "Transfer-Encoding": {"chunked"}, "Upgrade": {"websocket"},
+				"Accept": {"*/*"},
+			},
+			want: http.Header{"Accept": {"*/*"}},
+		},
+		{
+			name: "names listed in Connection, any case, repeated lines",
+			in: http.Header{
+				"Connection": {"X-Secret, close", " x-other ,,"}, "X-Secret": {"1"}, "X-Other": {"2"}, "X-Kept": {"3"},
+			},
+			want: http.Header{"X-Kept": {"3"}},
+		},
+		{
+			name: "TE trailers survives as trailers only",
+			in:   http.Header{"Te": {"gzip;q=0.5, trailers"}},
+			want: http.Header{"Te": {"trailers"}},
+		},
+		{
+			name:        "upgrade kept when relaying one",
+			in:          http.Header{"Connection": {"keep-alive, Upgrade"}, "Upgrade": {"websocket"}, "Keep-Alive": {"1"}, "Sec-Websocket-Key": {"k"}},
+			keepUpgrade: true,
+			want:        http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}, "Sec-Websocket-Key": {"k"}},
+		},
+		{
+			name:        "upgrade without Connection token is still removed",
+			in:          http.Header{"Upgrade": {"websocket"}},
+			keepUpgrade: true,
+			want:        http.Header{},
+		},
+		{
+			name: "upgrade removed when not relaying one",
+			in:   http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}},
+			want: http.Header{},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := tt.in.Clone()
+			if tt.keepUpgrade {
+				RemoveHopByHopKeepUpgrade(h)
+			} else {
+				RemoveHopByHop(h)
+			}
+			if !reflect.DeepEqual(h, tt.want) {
+				t.Errorf("got %v, want %v", h, tt.want)
+			}
+		})
+	}
+}
+
+func TestRemoveHopByHopNil(t *testing.T) {
+	RemoveHopByHop(nil) // must not panic
+}
