@@ -1,0 +1,309 @@
+// Package pool owns upstream pools: their members, the selection policies that
+// choose among them, active and passive health, retries within a budget, and the
+// per-member HTTP transports. The reverse door sends requests through
+// (*Pool).Transport, forward mode uses pools for parent proxies, and the DNS GSLB
+// responder reads member health from Members and Status.
+//
+// A Pool survives policy reloads: (*Pool).Update swaps in a new configuration and
+// keeps each remaining member's health, in-flight count and idle connections.
+package pool
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/config/field"
+)
+
+// ErrNoHealthyMember is returned when every member is down or ejected. The
+// reverse door answers 503.
+var ErrNoHealthyMember = errors.New("pool: no healthy member")
+
+// Pool is a named set of upstream members with a selection policy and health.
+// It is safe for concurrent use.
+type Pool struct {
+	name    string
+	logger  *slog.Logger
+	state   atomic.Pointer[state]
+	budget  budget
+	changed chan struct{} // wakes Run after Update
+	mu      sync.Mutex    // serialises Update
+	now     func() time.Time
+}
+
+// state is one configuration of the pool; it is replaced whole by Update.
+type state struct {
+	cfg      Config // with defaults applied
+	members  []*Member
+	selector Selector
+	trKey    transportKey
+}
+
+// Member is one upstream of a pool. URL and Weight are fixed for the lifetime of
+// the Member; health and load live in state shared with the Member that replaces
+// it on Update.
+type Member struct {
+	// URL is the member's base URL (scheme, host, optional path prefix).
+	URL *url.URL
+	// Weight is the member's relative share (at least 1).
+	Weight int
+
+	name string
+	rt   *http.Transport
+	st   *memberState
+	now  func() time.Time
+}
+
+// memberState is the health and load of a member, kept across reloads.
+type memberState struct {
+	healthy      atomic.Bool  // verdict of active checks (true until checks say otherwise)
+	ejectedUntil atomic.Int64 // passive ejection end, unix nanoseconds; 0 = not ejected
+	inFlight     atomic.Int64
+	consecFails  atomic.Int64 // consecutive failed requests (passive)
+	failures     atomic.Int64 // failed requests since start
+
+	mu        sync.Mutex // guards the fields below
+	checkPass int        // consecutive passing active checks
+	checkFail int        // consecutive failing active checks
+	lastCheck time.Time
+	lastError string
+}
+
+// String returns the member's URL.
+func (m *Member) String() string { return m.name }
+
+// Available reports whether the member may be selected: its active checks pass
+// and it is not ejected by passive health.
+func (m *Member) Available() bool {
+	if !m.st.healthy.Load() {
+		return false
+	}
+	until := m.st.ejectedUntil.Load()
+	return until == 0 || m.now().UnixNano() >= until
+}
+
+// InFlight is the number of requests the member is serving now.
+func (m *Member) InFlight() int64 { return m.st.inFlight.Load() }
+
+// MemberStatus is a member's health as reported by the admin endpoint.
+type MemberStatus struct {
+	URL            string    `json:"url"`
+	Weight         int       `json:"weight"`
+	Healthy        bool      `json:"healthy"`         // selectable now (Available)
+	CheckHealthy   bool      `json:"check_healthy"`   // active checks' verdict
+	Ejected        bool      `json:"ejected"`         // passive ejection in force
+	InFlight       int64     `json:"in_flight"`       // requests in flight
+	RecentFailures int64     `json:"recent_failures"` // consecutive failed requests
+	Failures       int64     `json:"failures"`        // failed requests since start
+	LastCheck      time.Time `json:"last_check,omitzero"`
+	LastError      string    `json:"last_error,omitempty"`
+}
+
+// New builds a pool from cfg (validated here too). Call Run to start active
+// health checks; without it every member counts as healthy unless passive
+// health ejects it.
+func New(name string, cfg Config, logger *slog.Logger) (*Pool, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Pool{
+		name:    name,
+		logger:  logger.With("pool", name),
+		changed: make(chan struct{}, 1),
+		now:     time.Now,
+	}
+	if err := p.Update(cfg); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// clock returns the pool's time (a test may replace p.now before use).
+func (p *Pool) clock() time.Time { return p.now() }
+
+// Name returns the pool's name.
+func (p *Pool) Name() string { return p.name }
+
+// Members returns the current members in configuration order. The slice must
+// not be modified.
+func (p *Pool) Members() []*Member { return p.state.Load().members }
+
+// HashKey returns the configured hash_key ("header:X-User", "cookie:session" or "").
+func (p *Pool) HashKey() string { return p.state.Load().cfg.HashKey }
+
+// Policy returns the configured selection policy name.
+func (p *Pool) Policy() string { return p.state.Load().cfg.Policy }
+
+// Healthy reports whether any member is available.
+func (p *Pool) Healthy() bool {
+	return slices.ContainsFunc(p.Members(), (*Member).Available)
+}
+
+// Select returns the member the pool's policy picks for key, or
+// ErrNoHealthyMember.
+func (p *Pool) Select(key string) (*Member, error) {
+	s := p.state.Load()
+	if m := s.selector.Select(p, key); m != nil {
+		return m, nil
+	}
+	return nil, ErrNoHealthyMember
+}
+
+// Status reports every member's health and load.
+func (p *Pool) Status() []MemberStatus {
+	ms := p.Members()
+	out := make([]MemberStatus, len(ms))
+	now := p.now().UnixNano()
+	for i, m := range ms {
+		st := m.st
+		until := st.ejectedUntil.Load()
+		st.mu.Lock()
+		out[i] = MemberStatus{
+			URL:            m.name,
+			Weight:         m.Weight,
+			Healthy:        m.Available(),
+			CheckHealthy:   st.healthy.Load(),
+			Ejected:        until != 0 && now < until,
+			InFlight:       st.inFlight.Load(),
+			RecentFailures: st.consecFails.Load(),
+			Failures:       st.failures.Load(),
+			LastCheck:      st.lastCheck,
+			LastError:      st.lastError,
+		}
+		st.mu.Unlock()
+	}
+	return out
+}
+
+// transportKey is what the per-member transports are built from; members keep
+// their transport (and its idle connections) across an Update that leaves it equal.
+type transportKey struct {
+	dial, tlsHandshake, responseHeader, idle time.Duration
+	maxIdle                                  int
+	tls                                      TLSConfig
+}
+
+// Update replaces the pool's configuration. Members whose URL remains keep
+// their health state, in-flight count and (when the timeouts and TLS settings
+// are unchanged) their connections; removed members' idle connections are
+// closed. Requests in flight finish on the member they started on. On error the
+// pool is unchanged.
+func (p *Pool) Update(cfg Config) error {
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return fmt.Errorf("pool %s: %w", p.name, errors.Join(fieldErrs(errs)...))
+	}
+	cfg = cfg.withDefaults()
+	sel, _ := newSelector(cfg.Policy)
+	tlsCfg, err := cfg.clientTLS()
+	if err != nil {
+		return fmt.Errorf("pool %s: tls: %w", p.name, err)
+	}
+	if cfg.TLS.InsecureSkipVerify {
+		p.logger.Warn("TLS verification of members is disabled (insecure_skip_verify)")
+	}
+	key := transportKey{cfg.Dial, cfg.TLSHandshake, cfg.ResponseHeader, cfg.Idle, cfg.MaxIdlePerMember, cfg.TLS}
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := p.state.Load()
+	prev := map[string]*Member{}
+	if old != nil {
+		for _, m := range old.members {
+			prev[m.name] = m
+		}
+	}
+	ns := &state{cfg: cfg, selector: sel, trKey: key, members: make([]*Member, len(cfg.Members))}
+	for i, mc := range cfg.Members {
+		u, _ := parseMemberURL(mc.URL) // validated above
+		m := &Member{URL: u, Weight: mc.Weight, name: mc.URL, now: p.clock}
+		if o := prev[mc.URL]; o != nil {
+			m.st = o.st
+			if old.trKey == key {
+				m.rt = o.rt
+			} else {
+				o.rt.CloseIdleConnections()
+			}
+			delete(prev, mc.URL)
+		} else {
+			m.st = &memberState{}
+			m.st.healthy.Store(true)
+		}
+		if m.rt == nil {
+			m.rt = newTransport(&cfg, tlsCfg)
+		}
+		ns.members[i] = m
+	}
+	p.state.Store(ns)
+	for _, o := range prev {
+		o.rt.CloseIdleConnections()
+	}
+	select {
+	case p.changed <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Close closes every member's idle connections.
+func (p *Pool) Close() {
+	for _, m := range p.Members() {
+		m.rt.CloseIdleConnections()
+	}
+}
+
+func fieldErrs(errs []field.Error) []error {
+	out := make([]error, len(errs))
+	for i, e := range errs {
+		out[i] = e
+	}
+	return out
+}
+
+// keyCtx is the context key for the selection key.
+type keyCtx struct{}
+
+// WithKey returns ctx carrying the selection key (client address for ip_hash,
+// header or cookie value for hash) that the pool's transport passes to its Selector.
+func WithKey(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, keyCtx{}, key)
+}
+
+// KeyFrom returns the selection key carried by ctx, or "".
+func KeyFrom(ctx context.Context) string {
+	k, _ := ctx.Value(keyCtx{}).(string)
+	return k
+}
+
+// recordSuccess notes a request the member answered.
+func (p *Pool) recordSuccess(m *Member) {
+	if m.st.consecFails.Load() != 0 {
+		m.st.consecFails.Store(0)
+	}
+}
+
+// recordFailure notes a failed request and ejects the member after max_fails
+// consecutive failures.
+func (p *Pool) recordFailure(s *state, m *Member, err error) {
+	m.st.failures.Add(1)
+	n := m.st.consecFails.Add(1)
+	pc := s.cfg.Passive
+	if pc.MaxFails <= 0 || n < int64(pc.MaxFails) {
+		return
+	}
+	m.st.consecFails.Store(0)
+	m.st.ejectedUntil.Store(p.now().Add(pc.Cooldown).UnixNano())
+	p.logger.Warn("member ejected", "member", m.name, "failures", n, "cooldown", pc.Cooldown, "err", err)
+}
+
+// clientTLSFor returns a copy of tc for one member (transports must not share
+// a tls.Config they may mutate).
+func clientTLSFor(tc *tls.Config) *tls.Config { return tc.Clone() }

@@ -1,0 +1,527 @@
+package pool
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// origin is a loopback member that counts the requests it serves.
+type origin struct {
+	srv     *httptest.Server
+	hits    atomic.Int64
+	healthy atomic.Bool
+}
+
+func newOrigin(t *testing.T, name string) *origin {
+	t.Helper()
+	o := &origin{}
+	o.healthy.Store(true)
+	o.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			if !o.healthy.Load() {
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}
+			return
+		}
+		o.hits.Add(1)
+		if r.Body != nil {
+			b, _ := io.ReadAll(r.Body)
+			if len(b) > 0 {
+				w.Header().Set("X-Body", string(b))
+			}
+		}
+		io.WriteString(w, name)
+	}))
+	t.Cleanup(o.srv.Close)
+	return o
+}
+
+func origins(t *testing.T, n int) []*origin {
+	out := make([]*origin, n)
+	for i := range out {
+		out[i] = newOrigin(t, fmt.Sprint("m", i))
+	}
+	return out
+}
+
+func membersOf(os []*origin, weights ...int) []MemberConfig {
+	out := make([]MemberConfig, len(os))
+	for i, o := range os {
+		out[i] = MemberConfig{URL: o.srv.URL}
+		if i < len(weights) {
+			out[i].Weight = weights[i]
+		}
+	}
+	return out
+}
+
+// deadAddr returns a loopback URL nothing listens on.
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return "http://" + addr
+}
+
+func newPool(t *testing.T, cfg Config) *Pool {
+	t.Helper()
+	p, err := New("test", cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// get sends one GET through the pool's transport with key as the selection key.
+func get(p *Pool, key string) (*http.Response, error) {
+	req, _ := http.NewRequestWithContext(WithKey(context.Background(), key), http.MethodGet, "http://site.test/x", nil)
+	resp, err := p.Transport().RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp, nil
+}
+
+func hits(os []*origin) []int64 {
+	out := make([]int64, len(os))
+	for i, o := range os {
+		out[i] = o.hits.Load()
+	}
+	return out
+}
+
+func within(got, lo, hi int64) bool { return got >= lo && got <= hi }
+
+// policyCase is one policy's expected behaviour, run through the same harness.
+type policyCase struct {
+	policy  string
+	weights []int
+	// key for request i; nil sends no key.
+	key func(i int) string
+	// check judges the per-member counts of 600 requests over three members.
+	check func(counts []int64) error
+}
+
+var policyCases = []policyCase{
+	{policy: PolicyRoundRobin, check: exact(200, 200, 200)},
+	{policy: PolicyWeightedRoundRobin, weights: []int{1, 2, 3}, check: exact(100, 200, 300)},
+	{policy: PolicyLeastConn, check: band(190, 210)}, // sequential: all idle, ties rotate
+	{policy: PolicyP2C, check: band(140, 260)},       // random: 200 ± 5σ-ish
+	{policy: PolicyIPHash, key: func(i int) string { return fmt.Sprintf("10.0.%d.%d", i/250, i%250) }, check: band(140, 260)},
+	{policy: PolicyHash, key: func(i int) string { return fmt.Sprint("user-", i) }, check: band(140, 260)},
+	{policy: PolicyFirst, check: exact(600, 0, 0)},
+}
+
+func exact(want ...int64) func([]int64) error {
+	return func(got []int64) error {
+		for i := range want {
+			if got[i] != want[i] {
+				return fmt.Errorf("counts %v, want %v", got, want)
+			}
+		}
+		return nil
+	}
+}
+
+func band(lo, hi int64) func([]int64) error {
+	return func(got []int64) error {
+		for _, g := range got {
+			if !within(g, lo, hi) {
+				return fmt.Errorf("counts %v, want each in [%d,%d]", got, lo, hi)
+			}
+		}
+		return nil
+	}
+}
+
+func TestPolicies(t *testing.T) {
+	for _, pc := range policyCases {
+		t.Run(pc.policy, func(t *testing.T) {
+			t.Run("distribution", func(t *testing.T) { testDistribution(t, pc) })
+			t.Run("skips unavailable", func(t *testing.T) { testSkipsUnavailable(t, pc) })
+			t.Run("none available", func(t *testing.T) { testNoneAvailable(t, pc) })
+			t.Run("loaded member avoided", func(t *testing.T) { testLoaded(t, pc) })
+		})
+	}
+}
+
+func policyConfig(pc policyCase, ms []MemberConfig) Config {
+	cfg := Config{Members: ms, Policy: pc.policy}
+	if pc.policy == PolicyHash {
+		cfg.HashKey = "header:X-User"
+	}
+	return cfg
+}
+
+func keyOf(pc policyCase, i int) string {
+	if pc.key == nil {
+		return ""
+	}
+	return pc.key(i)
+}
+
+func testDistribution(t *testing.T, pc policyCase) {
+	os := origins(t, 3)
+	p := newPool(t, policyConfig(pc, membersOf(os, pc.weights...)))
+	for i := range 600 {
+		if _, err := get(p, keyOf(pc, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pc.check(hits(os)); err != nil {
+		t.Error(err)
+	}
+	// A hashing policy sends a key to the same member every time.
+	if pc.key != nil {
+		before := hits(os)
+		for range 50 {
+			if _, err := get(p, pc.key(7)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		moved := 0
+		for i, h := range hits(os) {
+			if h != before[i] {
+				moved++
+			}
+		}
+		if moved != 1 {
+			t.Errorf("one key reached %d members, want 1", moved)
+		}
+	}
+}
+
+func testSkipsUnavailable(t *testing.T, pc policyCase) {
+	os := origins(t, 3)
+	p := newPool(t, policyConfig(pc, membersOf(os, pc.weights...)))
+	p.Members()[0].st.healthy.Store(false)
+	for i := range 300 {
+		if _, err := get(p, keyOf(pc, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := hits(os)
+	if got[0] != 0 || got[1]+got[2] != 300 {
+		t.Errorf("counts %v: the down member was sent requests", got)
+	}
+	if pc.policy == PolicyFirst && got[1] != 300 {
+		t.Errorf("first: counts %v, want all on the second member", got)
+	}
+}
+
+func testNoneAvailable(t *testing.T, pc policyCase) {
+	os := origins(t, 3)
+	p := newPool(t, policyConfig(pc, membersOf(os, pc.weights...)))
+	for _, m := range p.Members() {
+		m.st.healthy.Store(false)
+	}
+	if p.Healthy() {
+		t.Error("Healthy() with every member down")
+	}
+	if _, err := get(p, keyOf(pc, 1)); err != ErrNoHealthyMember {
+		t.Errorf("err = %v, want ErrNoHealthyMember", err)
+	}
+}
+
+// testLoaded: the load-aware policies never pick a member with requests in
+// flight while idle ones exist.
+func testLoaded(t *testing.T, pc policyCase) {
+	if pc.policy != PolicyLeastConn && pc.policy != PolicyP2C {
+		t.Skip("policy is not load-aware")
+	}
+	os := origins(t, 3)
+	p := newPool(t, policyConfig(pc, membersOf(os)))
+	busy := p.Members()[1]
+	busy.st.inFlight.Add(3)
+	defer busy.st.inFlight.Add(-3)
+	for range 200 {
+		m, err := p.Select("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m == busy {
+			t.Fatal("selected the loaded member")
+		}
+	}
+}
+
+func TestHashMovesOneNth(t *testing.T) {
+	const n, keys = 5, 5000
+	ms := make([]MemberConfig, n)
+	for i := range ms {
+		ms[i] = MemberConfig{URL: fmt.Sprintf("http://10.0.0.%d:80", i+1)}
+	}
+	p := newPool(t, Config{Members: ms, Policy: PolicyIPHash})
+	before := make([]*memberState, keys)
+	for k := range keys {
+		m, _ := p.Select(fmt.Sprint("client-", k))
+		before[k] = m.st
+	}
+	gone := p.Members()[2]
+	gone.st.healthy.Store(false)
+	moved := 0
+	for k := range keys {
+		m, _ := p.Select(fmt.Sprint("client-", k))
+		switch {
+		case m.st != before[k] && before[k] != gone.st:
+			t.Fatalf("key %d moved between two members that both stayed", k)
+		case m.st != before[k]:
+			moved++
+		}
+	}
+	// Expect ≈ keys/n = 1000 to move (only the leaving member's keys).
+	if !within(int64(moved), 800, 1200) {
+		t.Errorf("%d of %d keys moved, want ≈%d", moved, keys, keys/n)
+	}
+}
+
+func TestActiveHealthRiseFall(t *testing.T) {
+	os := origins(t, 2)
+	cfg := Config{Members: membersOf(os), Health: HealthConfig{Path: "/health", Rise: 2, Fall: 3}}
+	p := newPool(t, cfg)
+	ctx := context.Background()
+	m := p.Members()[0]
+	os[0].healthy.Store(false)
+	for i := 1; i <= 3; i++ {
+		p.CheckNow(ctx)
+		if want := i < 3; m.Available() != want {
+			t.Fatalf("after %d failed checks Available = %v, want %v", i, m.Available(), want)
+		}
+	}
+	if st := p.Status()[0]; st.Healthy || st.LastError == "" || st.LastCheck.IsZero() {
+		t.Errorf("status %+v, want unhealthy with last error and check time", st)
+	}
+	for range 20 { // no request reaches the down member
+		if _, err := get(p, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if h := os[0].hits.Load(); h != 0 {
+		t.Errorf("down member served %d requests", h)
+	}
+	os[0].healthy.Store(true)
+	p.CheckNow(ctx)
+	if m.Available() {
+		t.Fatal("up after one pass, want rise=2")
+	}
+	p.CheckNow(ctx)
+	if !m.Available() {
+		t.Fatal("still down after two passes")
+	}
+}
+
+func TestRunMarksDownAndUp(t *testing.T) {
+	os := origins(t, 2)
+	cfg := Config{Members: membersOf(os), Health: HealthConfig{Path: "/health", Interval: 10 * time.Millisecond, Rise: 1, Fall: 1}}
+	p := newPool(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	os[1].healthy.Store(false)
+	waitFor("member down", func() bool { return !p.Members()[1].Available() })
+	os[1].healthy.Store(true)
+	waitFor("member up", func() bool { return p.Members()[1].Available() })
+}
+
+// fakeClock is a settable time source for cool-downs and the budget window.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func TestPassiveEjectionAndCooldown(t *testing.T) {
+	os := origins(t, 1)
+	dead := deadAddr(t)
+	clk := &fakeClock{t: time.Unix(1_000_000, 0)}
+	cfg := Config{
+		Members: []MemberConfig{{URL: dead}, {URL: os[0].srv.URL}},
+		Policy:  PolicyFirst,
+		Passive: PassiveConfig{MaxFails: 2, Cooldown: 30 * time.Second},
+		Retries: RetryConfig{Max: -1},
+	}
+	p := newPool(t, cfg)
+	p.now = clk.Now
+	for i := range 2 {
+		if _, err := get(p, ""); err == nil {
+			t.Fatalf("request %d to the dead first member succeeded without retries", i)
+		}
+	}
+	if p.Members()[0].Available() || !p.Status()[0].Ejected {
+		t.Fatal("member not ejected after max_fails failures")
+	}
+	if _, err := get(p, ""); err != nil {
+		t.Fatalf("with the first member ejected: %v", err)
+	}
+	clk.Add(29 * time.Second)
+	if p.Members()[0].Available() {
+		t.Fatal("back before the cool-down ended")
+	}
+	clk.Add(2 * time.Second)
+	if !p.Members()[0].Available() {
+		t.Fatal("not back after the cool-down")
+	}
+}
+
+func TestRetryOnDeadMember(t *testing.T) {
+	os := origins(t, 2)
+	// Passive ejection is off, so a third of all requests need a retry: allow it.
+	cfg := Config{Members: append([]MemberConfig{{URL: deadAddr(t)}}, membersOf(os)...), Passive: PassiveConfig{MaxFails: -1}, Retries: RetryConfig{BudgetRatio: 0.5}}
+	p := newPool(t, cfg)
+	for range 90 {
+		if _, err := get(p, ""); err != nil {
+			t.Fatalf("GET failed despite retries: %v", err)
+		}
+	}
+	// A POST is retried only because its dial failed; its body arrives intact.
+	for range 6 {
+		req, _ := http.NewRequest(http.MethodPost, "http://site.test/p", io.NopCloser(strings.NewReader("payload")))
+		resp, err := p.Transport().RoundTrip(req)
+		if err != nil {
+			t.Fatalf("POST failed: %v", err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("X-Body"); got != "payload" {
+			t.Fatalf("member got body %q", got)
+		}
+	}
+}
+
+// closer is a member that reads each request and then drops the connection
+// without answering, counting the requests.
+func closer(t *testing.T) (string, *atomic.Int64) {
+	t.Helper()
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, &n
+}
+
+func TestNoRetryForPostAfterSend(t *testing.T) {
+	u1, n1 := closer(t)
+	u2, n2 := closer(t)
+	p := newPool(t, Config{Members: []MemberConfig{{URL: u1}, {URL: u2}}, Passive: PassiveConfig{MaxFails: -1}})
+	req, _ := http.NewRequest(http.MethodPost, "http://site.test/p", io.NopCloser(strings.NewReader("x")))
+	if _, err := p.Transport().RoundTrip(req); err == nil {
+		t.Fatal("POST to a failing member succeeded")
+	}
+	if got := n1.Load() + n2.Load(); got != 1 {
+		t.Errorf("POST sent %d times, want 1 (not idempotent)", got)
+	}
+	if _, err := get(p, ""); err == nil {
+		t.Fatal("GET to failing members succeeded")
+	}
+	if got := n1.Load() + n2.Load(); got != 3 {
+		t.Errorf("after one GET: %d attempts in all, want 3 (1 POST + GET and one retry)", got)
+	}
+}
+
+func TestRetriesStopAtBudget(t *testing.T) {
+	u1, n1 := closer(t)
+	u2, n2 := closer(t)
+	u3, n3 := closer(t)
+	clk := &fakeClock{t: time.Unix(2_000_000, 0)}
+	p := newPool(t, Config{
+		Members: []MemberConfig{{URL: u1}, {URL: u2}, {URL: u3}},
+		Passive: PassiveConfig{MaxFails: -1},
+		Retries: RetryConfig{Max: 2, BudgetRatio: 0.1, MinPerSecond: 1},
+	})
+	p.now = clk.Now
+	const requests = 100
+	for range requests {
+		if _, err := get(p, ""); err == nil {
+			t.Fatal("GET to failing members succeeded")
+		}
+	}
+	attempts := n1.Load() + n2.Load() + n3.Load()
+	retries := attempts - requests
+	// Without a budget: 2 retries each = 200. With it: 1 free + 0.1 per request.
+	if retries < 5 || retries > 1+requests/10 {
+		t.Errorf("%d retries for %d failing requests, want between 5 and %d", retries, requests, 1+requests/10)
+	}
+}
+
+func TestUpdateKeepsHealth(t *testing.T) {
+	os := origins(t, 3)
+	p := newPool(t, Config{Members: membersOf(os[:2])})
+	p.Members()[1].st.healthy.Store(false)
+	if err := p.Update(Config{Members: membersOf(os), Policy: PolicyLeastConn}); err != nil {
+		t.Fatal(err)
+	}
+	st := p.Status()
+	if len(st) != 3 || !st[0].Healthy || st[1].Healthy || !st[2].Healthy {
+		t.Errorf("status after update %+v: want the down member kept down, the new one up", st)
+	}
+	if p.Policy() != PolicyLeastConn {
+		t.Errorf("policy %q after update", p.Policy())
+	}
+	if err := p.Update(Config{}); err == nil {
+		t.Error("update with no members accepted")
+	}
+	if len(p.Members()) != 3 {
+		t.Error("a failed update changed the pool")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	cfg := Config{
+		Members: []MemberConfig{{URL: "ftp://x"}, {URL: "http://a:1", Weight: -1}, {URL: "http://a:1"}},
+		Policy:  "fastest", HashKey: "query:x",
+		Health:  HealthConfig{Path: "health", ExpectStatus: 99},
+		Retries: RetryConfig{BudgetRatio: 2},
+	}
+	want := []string{"members[0].url", "members[1].weight", "members[2].url", "policy", "hash_key", "health.path", "health.expect_status", "retries.budget_ratio"}
+	errs := cfg.Validate()
+	got := map[string]bool{}
+	for _, e := range errs {
+		got[e.Path] = true
+	}
+	for _, w := range want {
+		if !got[w] {
+			t.Errorf("no error at %s; got %v", w, errs)
+		}
+	}
+	if len(errs) != len(want) {
+		t.Errorf("%d errors, want %d: %v", len(errs), len(want), errs)
+	}
+}
