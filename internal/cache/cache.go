@@ -35,6 +35,8 @@ type Cache struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	refresh sync.Map // key → struct{}: background refreshes in flight
+	mu      sync.Mutex
+	closed  bool
 
 	stats counters
 }
@@ -76,6 +78,9 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Cache, error) {
 // the RoundTripper finish normally; the cache keeps answering afterwards but
 // starts no new background work.
 func (c *Cache) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
 	c.cancel()
 	c.wg.Wait()
 	return nil

@@ -1,6 +1,9 @@
 package cache
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // flights tracks the one origin request per key that concurrent misses wait for
 // (request coalescing, like nginx proxy_cache_lock and Varnish's waiting list).
@@ -16,6 +19,8 @@ type flight struct {
 	once sync.Once
 	key  string
 	fs   *flights
+
+	waiters atomic.Int32 // requests waiting now (observability, tests)
 }
 
 // join returns the flight for key and whether the caller leads it (and must

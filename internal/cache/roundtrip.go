@@ -1,6 +1,10 @@
 package cache
 
-import "net/http"
+import (
+	"net/http"
+	"strconv"
+	"time"
+)
 
 // transport is the RoundTripper returned by Cache.Wrap.
 type transport struct {
@@ -14,5 +18,281 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if cp == nil {
 		return t.next.RoundTrip(req)
 	}
-	return t.next.RoundTrip(req)
+	x := &exchange{c: t.c, next: t.next, cp: cp, req: req}
+	return x.run()
+}
+
+// exchange is one request's way through the cache.
+type exchange struct {
+	c      *Cache
+	next   http.RoundTripper
+	cp     *compiledPolicy
+	req    *http.Request
+	rcc    reqCC
+	scheme string
+	host   string
+	key    string
+	keyHdr string
+	gen    uint64
+	st     cacheStatus
+}
+
+// safe methods do not invalidate (RFC 9110 §9.2.1).
+func safeMethod(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+var conditionalHeaders = [...]string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range"}
+
+func (x *exchange) run() (*http.Response, error) {
+	c, req := x.c, x.req
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		return x.other()
+	}
+	h := req.Header
+	if x.cp.bypass(req.URL.Path) {
+		return x.pass("bypass", "policy")
+	}
+	if len(h["Range"]) > 0 || len(h["If-Match"]) > 0 || len(h["If-Unmodified-Since"]) > 0 || len(h["If-Range"]) > 0 {
+		return x.pass("bypass", "range-or-precondition")
+	}
+	if len(h["Upgrade"]) > 0 {
+		return x.pass("bypass", "upgrade")
+	}
+	x.scheme, x.host = originOf(req)
+	x.key = x.cp.key(x.scheme, x.host, req.URL)
+	x.keyHdr = x.cp.keySignature(h)
+	x.rcc = reqCC{maxAge: -1, maxStale: -1, minFresh: -1, sie: -1}
+	if len(h["Cache-Control"]) > 0 || len(h["Pragma"]) > 0 {
+		x.rcc = parseReqCC(h)
+	}
+	x.gen = c.store.gen(x.key)
+
+	vs := c.store.get(x.key)
+	e := x.pick(vs)
+	switch {
+	case e != nil:
+	case len(vs) == 0:
+		x.st.fwd = "uri-miss"
+	default:
+		x.st.fwd = "vary-miss"
+	}
+	if e != nil && len(h["Authorization"]) > 0 && !e.cc.authOK() {
+		e, x.st.fwd, x.st.detail = nil, "request", "authorization"
+	}
+	if e == nil {
+		if x.rcc.onlyIfCached {
+			return x.gatewayTimeout(), nil
+		}
+		c.stats.misses.Add(1)
+		return x.shared(nil)
+	}
+
+	now := c.now()
+	age, life := e.currentAge(now), e.lifetime(x.cp.p.MaxTTL)
+	if x.usable(e, age, life) {
+		c.stats.hits.Add(1)
+		x.st.hit = true
+		return x.respond(e, age, life, false), nil
+	}
+	if stale := age - life; stale > 0 && !x.rcc.noCache && !e.cc.unqualifiedNoCache {
+		if x.maxStaleOK(e, stale) {
+			return x.serveStale(e, age, life, ""), nil
+		}
+		if e.cc.swr >= 0 && stale <= e.cc.swr && !e.cc.mustRevalidate && !e.cc.proxyRevalidate && req.Method == http.MethodGet {
+			x.refreshInBackground(e)
+			return x.serveStale(e, age, life, ""), nil
+		}
+	}
+	if x.rcc.onlyIfCached {
+		return x.gatewayTimeout(), nil
+	}
+	if age < life {
+		x.st.fwd = "request"
+	} else {
+		x.st.fwd = "stale"
+	}
+	c.stats.misses.Add(1)
+	return x.shared(e)
+}
+
+// pick returns the newest stored variant that may answer the request.
+func (x *exchange) pick(vs []*entry) *entry {
+	for _, e := range vs {
+		if e.matches(x.req.Header, x.keyHdr) {
+			return e
+		}
+	}
+	return nil
+}
+
+// usable reports whether e may be served without contacting the origin
+// (RFC 9111 §4, with the request's directives of §5.2.1).
+func (x *exchange) usable(e *entry, age, life time.Duration) bool {
+	r := &x.rcc
+	switch {
+	case r.noCache, e.cc.unqualifiedNoCache, age >= life:
+		return false
+	case r.maxAge >= 0 && age > r.maxAge:
+		return false
+	case r.minFresh >= 0 && life-age < r.minFresh:
+		return false
+	}
+	return true
+}
+
+// maxStaleOK reports whether the client's max-stale lets it take e stale.
+func (x *exchange) maxStaleOK(e *entry, stale time.Duration) bool {
+	if e.cc.revalidateStrict() {
+		return false
+	}
+	return x.rcc.maxStaleAny || (x.rcc.maxStale >= 0 && stale <= x.rcc.maxStale)
+}
+
+// serveStale answers with e although it is stale.
+func (x *exchange) serveStale(e *entry, age, life time.Duration, detail string) *http.Response {
+	x.c.stats.stale.Add(1)
+	x.st.hit = detail == ""
+	if !x.st.hit {
+		x.st.fwd = "stale"
+		x.st.detail = detail
+	}
+	return x.respond(e, age, life, false)
+}
+
+// other handles methods the cache does not answer: unsafe ones invalidate.
+func (x *exchange) other() (*http.Response, error) {
+	x.c.stats.bypass.Add(1)
+	res, err := x.next.RoundTrip(x.req)
+	if err != nil {
+		return nil, err
+	}
+	if !safeMethod(x.req.Method) && res.StatusCode >= 200 && res.StatusCode < 400 {
+		x.invalidate(res)
+	}
+	x.st.fwd, x.st.fwdStatus = "method", res.StatusCode
+	x.st.apply(res.Header)
+	return res, nil
+}
+
+// pass forwards the request untouched by the cache.
+func (x *exchange) pass(fwd, detail string) (*http.Response, error) {
+	x.c.stats.bypass.Add(1)
+	res, err := x.next.RoundTrip(x.req)
+	if err != nil {
+		return nil, err
+	}
+	x.st.fwd, x.st.fwdStatus, x.st.detail = fwd, res.StatusCode, detail
+	x.st.apply(res.Header)
+	return res, nil
+}
+
+// respond builds the response to the client from e. validated says the origin
+// just confirmed e, so no-cache="field" fields may be sent.
+func (x *exchange) respond(e *entry, age, life time.Duration, validated bool) *http.Response {
+	x.st.ttl, x.st.hasTTL = life-age, true
+	if notModified(x.req.Header, e) {
+		return x.notModifiedResponse(e, age)
+	}
+	h := e.header.Clone()
+	if !validated {
+		for _, f := range e.cc.noCacheFields {
+			delete(h, f)
+		}
+	}
+	h["Age"] = []string{strconv.FormatInt(int64(age/time.Second), 10)}
+	x.st.apply(h)
+	res := &http.Response{
+		Status:        e.statusLine(),
+		StatusCode:    e.status,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		ContentLength: int64(len(e.body)),
+		Request:       x.req,
+	}
+	if x.req.Method == http.MethodHead || len(e.body) == 0 {
+		res.Body = http.NoBody
+	} else {
+		res.Body = &hitBody{b: e.body}
+	}
+	return res
+}
+
+func (e *entry) statusLine() string {
+	if e.status == http.StatusOK {
+		return "200 OK"
+	}
+	return strconv.Itoa(e.status) + " " + http.StatusText(e.status)
+}
+
+// notModifiedHeaders are the fields a 304 carries (RFC 9110 §15.4.5).
+var notModifiedHeaders = [...]string{"Cache-Control", "Content-Location", "Date", "Etag", "Expires", "Vary", "Last-Modified"}
+
+func (x *exchange) notModifiedResponse(e *entry, age time.Duration) *http.Response {
+	h := make(http.Header, len(notModifiedHeaders)+2)
+	for _, k := range notModifiedHeaders {
+		if v, ok := e.header[k]; ok {
+			h[k] = v[:len(v):len(v)]
+		}
+	}
+	h["Age"] = []string{strconv.FormatInt(int64(age/time.Second), 10)}
+	x.st.apply(h)
+	return &http.Response{
+		Status: "304 Not Modified", StatusCode: http.StatusNotModified,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h, Body: http.NoBody, Request: x.req,
+	}
+}
+
+// gatewayTimeout answers only-if-cached requests the cache cannot satisfy
+// (RFC 9111 §5.2.1.7).
+func (x *exchange) gatewayTimeout() *http.Response {
+	x.st.fwd, x.st.detail = "", "only-if-cached"
+	h := http.Header{"Content-Length": {"0"}}
+	x.st.apply(h)
+	return &http.Response{
+		Status: "504 Gateway Timeout", StatusCode: http.StatusGatewayTimeout,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h, Body: http.NoBody, Request: x.req,
+	}
+}
+
+// notModified evaluates the client's own conditional request against e
+// (RFC 9111 §4.3.2, RFC 9110 §13.2.2).
+func notModified(h http.Header, e *entry) bool {
+	if e.status != http.StatusOK {
+		return false
+	}
+	if inm := h["If-None-Match"]; len(inm) > 0 {
+		if e.etag == "" {
+			return false
+		}
+		for _, line := range inm {
+			for _, t := range splitList(line) {
+				if t == "*" || weakEqual(t, e.etag) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	ims := h["If-Modified-Since"]
+	if len(ims) == 0 {
+		return false
+	}
+	t, err := http.ParseTime(ims[0])
+	if err != nil {
+		return false
+	}
+	lm := e.lmTime
+	if lm.IsZero() {
+		lm = e.date
+	}
+	return !lm.After(t)
 }

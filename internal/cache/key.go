@@ -1,0 +1,111 @@
+package cache
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+type originKey struct{}
+
+type origin struct{ scheme, host string }
+
+// WithOrigin returns ctx telling the cache the client-facing scheme and host of
+// the request. The reverse door should set it: after Rewrite the outgoing URL
+// names the pool member, but cache keys (and purges) must use the public URL.
+// Without it the key uses the outgoing request's URL scheme and Host.
+func WithOrigin(ctx context.Context, scheme, host string) context.Context {
+	return context.WithValue(ctx, originKey{}, origin{scheme: scheme, host: host})
+}
+
+// originOf returns the normalised scheme and host used in req's keys.
+func originOf(req *http.Request) (scheme, host string) {
+	if o, ok := req.Context().Value(originKey{}).(origin); ok {
+		scheme, host = o.scheme, o.host
+	} else {
+		scheme, host = req.URL.Scheme, req.Host
+		if host == "" {
+			host = req.URL.Host
+		}
+	}
+	return normOrigin(scheme, host)
+}
+
+func normOrigin(scheme, host string) (string, string) {
+	if scheme == "" {
+		scheme = "http"
+	}
+	scheme = strings.ToLower(scheme)
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if h, ok := strings.CutSuffix(host, ":80"); ok && scheme == "http" {
+		host = h
+	} else if h, ok := strings.CutSuffix(host, ":443"); ok && scheme == "https" {
+		host = h
+	}
+	return scheme, host
+}
+
+// key is the primary cache key: scheme://host/path?query, the query without the
+// parameters the policy ignores. GET and HEAD share it (only GET responses are
+// stored; HEAD is answered from them).
+func (cp *compiledPolicy) key(scheme, host string, u *url.URL) string {
+	path := u.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	q := u.RawQuery
+	if len(cp.ignoreQuery) > 0 && q != "" {
+		q = cp.filterQuery(q)
+	}
+	n := len(scheme) + 3 + len(host) + len(path)
+	if q != "" {
+		n += 1 + len(q)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString(scheme)
+	b.WriteString("://")
+	b.WriteString(host)
+	b.WriteString(path)
+	if q != "" {
+		b.WriteByte('?')
+		b.WriteString(q)
+	}
+	return b.String()
+}
+
+func (cp *compiledPolicy) filterQuery(q string) string {
+	var b strings.Builder
+	for q != "" {
+		var part string
+		part, q, _ = strings.Cut(q, "&")
+		name, _, _ := strings.Cut(part, "=")
+		if n, err := url.QueryUnescape(name); err == nil {
+			name = n
+		}
+		if cp.ignored(name) {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(part)
+	}
+	return b.String()
+}
+
+// keyHeaders returns the request's signature for the policy's key headers.
+func (cp *compiledPolicy) keySignature(h http.Header) string {
+	if len(cp.keyHeaders) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for _, n := range cp.keyHeaders {
+		b.WriteString(n)
+		b.WriteByte(':')
+		b.WriteString(normValues(h[n]))
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
