@@ -1,0 +1,24 @@
+// Package auth owns forward-proxy authentication: the htpasswd file (bcrypt
+// entries only) and the group file beside it, the check of Basic credentials
+// from Proxy-Authorization with a bounded cache of successful checks, the
+// Proxy-Authenticate challenge for 407 responses, the per-client limiter of
+// failed attempts, and SetPassword behind `portcullis passwd FILE USER`.
+//
+// A Store is immutable once loaded (its cache aside): a reload loads a new
+// Store and swaps it in. The package does no I/O on the request path.
+//
+// Typical use by the forward door, per request (or once per CONNECT tunnel):
+//
+//	addr := clientAddr(r) // netip.Addr of the TCP peer
+//	if !lim.Allow(addr) {
+//		// 429 Too Many Requests with Retry-After: lim.RetryAfter(addr)
+//	}
+//	user, pass, ok := auth.ParseProxyAuthorization(r.Header)
+//	if !ok {
+//		// 407 with auth.Challenge(realm); not a failure (browsers probe first)
+//	}
+//	groups, ok := store.Check(user, pass)
+//	if !ok {
+//		lim.Fail(addr) // then 407 with auth.Challenge(realm)
+//	}
+package auth
