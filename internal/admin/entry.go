@@ -1,5 +1,11 @@
 // Package admin owns the operator's view of Portcullis: the admin listener (/metrics,
-// /healthz, /readyz, the status page, pprof) and the access log writers.
+// /healthz, /readyz, the status page, pprof), the Prometheus metrics fed from access-log
+// entries, the live status counters behind the page, and the access log writers
+// (json, combined, squid).
+//
+// Everything here receives the same *Entry through the Logger interface: the engine
+// builds an AccessLog, a Metrics and a Status, fans entries out to them with Multi, and
+// serves NewServer on the admin listener.
 package admin
 
 import (
@@ -27,10 +33,19 @@ type Entry struct {
 	Upstream string        // upstream member or "direct"; never shown to clients
 	Cache    string        // cache status (hit, miss, stale…), "" when not cached
 	Error    string        // short error text for failed requests
+
+	// Optional fields: doors fill what they know; writers print "-" (or omit) the rest.
+
+	Pool        string // upstream pool name (reverse door, GSLB), "" when direct
+	Proto       string // request protocol, "HTTP/1.1", "HTTP/2.0"; "" when unknown
+	Referer     string // Referer request header (userinfo is scrubbed when written)
+	UserAgent   string // User-Agent request header
+	ContentType string // response media type, without parameters
+	Answer      string // DNS only: what was answered ("A", "AAAA", "CNAME", "NODATA", "NXDOMAIN", "blocked", "gslb"…)
 }
 
 // Logger receives access-log entries. Implementations must be safe for concurrent use
-// and must not block the request path for long.
+// and must not block the request path for long. Log must not keep e after it returns.
 type Logger interface {
 	Log(e *Entry)
 }

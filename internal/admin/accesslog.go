@@ -1,0 +1,212 @@
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+)
+
+// maxBatch is how many bytes of lines the writer gathers before one write.
+const maxBatch = 64 << 10
+
+// ErrClosed is returned by Reopen after Close.
+var ErrClosed = errors.New("admin: access log closed")
+
+// AccessLog writes entries to a file or standard output in one Format. Log copies the
+// entry into a bounded queue and returns at once; one goroutine, owned by the
+// AccessLog and stopped by Close, formats and writes in batches. When the queue is full
+// (a slow disk, a blocked stdout) or a write fails (a full disk), lines are dropped and
+// counted, never waited for: the proxy must not stall on its log.
+type AccessLog struct {
+	cfg    LogConfig
+	format Format
+	queue  chan Entry
+	reopen chan chan error
+	quit   chan struct{}
+	done   chan struct{}
+	closed atomic.Bool
+	once   sync.Once
+
+	dropped atomic.Uint64 // lines lost: queue full, write errors, logged after Close
+	written atomic.Uint64 // lines written
+
+	// owned by the writer goroutine
+	out     io.Writer
+	file    *os.File
+	buf     []byte
+	pending uint64 // lines in buf
+}
+
+var _ Logger = (*AccessLog)(nil)
+
+// NewAccessLog opens cfg.Path for appending (or uses standard output when it is "")
+// and starts the writer. The caller must Close it.
+func NewAccessLog(cfg LogConfig) (*AccessLog, error) {
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return nil, fmt.Errorf("admin: access log: %w", errs[0])
+	}
+	var out io.Writer = os.Stdout
+	var file *os.File
+	if cfg.Path != "" {
+		f, err := openLog(cfg.Path)
+		if err != nil {
+			return nil, err
+		}
+		out, file = f, f
+	}
+	return startAccessLog(cfg, out, file), nil
+}
+
+// NewAccessLogWriter is NewAccessLog writing to w (cfg.Path is ignored; Reopen does
+// nothing). For standard error, tests, or a pipe the caller owns.
+func NewAccessLogWriter(cfg LogConfig, w io.Writer) (*AccessLog, error) {
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return nil, fmt.Errorf("admin: access log: %w", errs[0])
+	}
+	cfg.Path = ""
+	return startAccessLog(cfg, w, nil), nil
+}
+
+func startAccessLog(cfg LogConfig, out io.Writer, file *os.File) *AccessLog {
+	a := &AccessLog{
+		cfg:    cfg,
+		format: cfg.format(),
+		queue:  make(chan Entry, cfg.buffer()),
+		reopen: make(chan chan error),
+		quit:   make(chan struct{}),
+		done:   make(chan struct{}),
+		out:    out,
+		file:   file,
+		buf:    make([]byte, 0, maxBatch+4096),
+	}
+	go a.run()
+	return a
+}
+
+func openLog(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("admin: access log: %w", err)
+	}
+	return f, nil
+}
+
+// Log queues a copy of e; when the queue is full the line is dropped and counted.
+func (a *AccessLog) Log(e *Entry) {
+	if a.closed.Load() {
+		a.dropped.Add(1)
+		return
+	}
+	select {
+	case a.queue <- *e:
+	default:
+		a.dropped.Add(1)
+	}
+}
+
+// Dropped returns how many lines were lost: queue full, failed writes, or logged after Close.
+func (a *AccessLog) Dropped() uint64 { return a.dropped.Load() }
+
+// Written returns how many lines were written successfully.
+func (a *AccessLog) Written() uint64 { return a.written.Load() }
+
+// Reopen writes out what is queued, then closes and reopens the file at the configured
+// path (for logrotate, on SIGUSR1). If the path cannot be opened the old file is kept
+// and the error returned. With standard output it only flushes.
+func (a *AccessLog) Reopen() error {
+	reply := make(chan error, 1)
+	select {
+	case a.reopen <- reply:
+		return <-reply
+	case <-a.done:
+		return ErrClosed
+	}
+}
+
+// Close writes out every queued line, stops the writer and closes the file. Entries
+// logged afterwards are dropped. Close is safe to call more than once.
+func (a *AccessLog) Close() error {
+	var err error
+	a.once.Do(func() {
+		a.closed.Store(true)
+		close(a.quit)
+		<-a.done
+		if a.file != nil {
+			err = a.file.Close()
+		}
+	})
+	return err
+}
+
+func (a *AccessLog) run() {
+	defer close(a.done)
+	for {
+		select {
+		case e := <-a.queue:
+			a.add(&e)
+			a.drain()
+		case reply := <-a.reopen:
+			a.drain()
+			reply <- a.doReopen()
+		case <-a.quit:
+			a.drain()
+			return
+		}
+	}
+}
+
+// drain formats everything queued right now, writing whenever the batch is full, and
+// writes the rest.
+func (a *AccessLog) drain() {
+	for {
+		select {
+		case e := <-a.queue:
+			a.add(&e)
+		default:
+			a.flush()
+			return
+		}
+	}
+}
+
+func (a *AccessLog) add(e *Entry) {
+	n := len(a.buf)
+	a.buf = appendLine(a.buf, a.format, e, a.cfg.StripQuery)
+	if len(a.buf) > n {
+		a.pending++
+	}
+	if len(a.buf) >= maxBatch {
+		a.flush()
+	}
+}
+
+func (a *AccessLog) flush() {
+	if len(a.buf) == 0 {
+		return
+	}
+	if _, err := a.out.Write(a.buf); err != nil {
+		a.dropped.Add(a.pending)
+	} else {
+		a.written.Add(a.pending)
+	}
+	a.buf, a.pending = a.buf[:0], 0
+}
+
+func (a *AccessLog) doReopen() error {
+	if a.file == nil {
+		return nil
+	}
+	f, err := openLog(a.cfg.Path)
+	if err != nil {
+		return err
+	}
+	old := a.file
+	a.out, a.file = f, f
+	if err := old.Close(); err != nil {
+		return fmt.Errorf("admin: access log: closing old file: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,101 @@
+package admin
+
+import (
+	"net"
+	"strconv"
+
+	"github.com/portcullis/portcullis/internal/config/field"
+)
+
+// Default values used when a Config field is left at its zero value.
+const (
+	DefaultListen    = "127.0.0.1:9090" // admin listener: loopback only
+	DefaultLogBuffer = 4096             // access-log entries queued before lines are dropped
+)
+
+// Format is an access-log line format.
+type Format string
+
+// The access-log formats.
+const (
+	FormatJSON     Format = "json"     // one JSON object per line, stable field names
+	FormatCombined Format = "combined" // Apache/nginx combined log format
+	FormatSquid    Format = "squid"    // Squid native access.log (SARG, Calamaris, SquidAnalyzer…)
+)
+
+// Config is the policy file's `admin` section.
+type Config struct {
+	// Listen is the admin listener's address; "" means 127.0.0.1:9090. Never a proxy port.
+	Listen string `yaml:"listen"`
+	// Token, when set, is required on every route but /healthz and /readyz, as
+	// "Authorization: Bearer TOKEN" (Prometheus) or as the password of HTTP basic
+	// authentication (browsers; any user name).
+	Token string `yaml:"token"`
+	// Log is the access log.
+	Log LogConfig `yaml:"log"`
+}
+
+// LogConfig is the access log: `log: {format: json|combined|squid, path: FILE}`.
+type LogConfig struct {
+	// Format is json, combined or squid; "" means json. The combined and squid formats
+	// describe HTTP requests: DNS queries are written only in the json format.
+	Format Format `yaml:"format"`
+	// Path is the file appended to (created 0640); "" means standard output.
+	// SIGUSR1 (AccessLog.Reopen) reopens it after logrotate moved it.
+	Path string `yaml:"path"`
+	// StripQuery drops the query string from logged URLs (Squid's strip_query_terms).
+	StripQuery bool `yaml:"strip_query"`
+	// Buffer is how many entries may wait for the writer before new ones are dropped
+	// (and counted); 0 means 4096.
+	Buffer int `yaml:"buffer"`
+}
+
+// ListenAddr returns Listen or its default.
+func (c *Config) ListenAddr() string {
+	if c.Listen == "" {
+		return DefaultListen
+	}
+	return c.Listen
+}
+
+// Validate reports every problem with c; paths are relative to the admin section.
+func (c *Config) Validate() []field.Error {
+	var errs []field.Error
+	if c.Listen != "" {
+		if _, port, err := net.SplitHostPort(c.Listen); err != nil {
+			errs = append(errs, field.Errorf("listen", "want host:port, got %q", c.Listen))
+		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			errs = append(errs, field.Errorf("listen", "bad port %q", port))
+		}
+	}
+	errs = append(errs, field.Prefix("log", c.Log.Validate())...)
+	return errs
+}
+
+// Validate reports every problem with c; paths are relative to the log section.
+func (c *LogConfig) Validate() []field.Error {
+	var errs []field.Error
+	switch c.Format {
+	case "", FormatJSON, FormatCombined, FormatSquid:
+	default:
+		errs = append(errs, field.Errorf("format", "unknown format %q (want json, combined or squid)", c.Format))
+	}
+	if c.Buffer < 0 {
+		errs = append(errs, field.Errorf("buffer", "must not be negative, got %d", c.Buffer))
+	}
+	return errs
+}
+
+func (c *LogConfig) format() Format {
+	if c.Format == "" {
+		return FormatJSON
+	}
+	return c.Format
+}
+
+func (c *LogConfig) buffer() int {
+	if c.Buffer == 0 {
+		return DefaultLogBuffer
+	}
+	return c.Buffer
+}

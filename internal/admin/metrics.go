@@ -1,0 +1,183 @@
+package admin
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics turns access-log entries into Prometheus metrics on an injected registry, and
+// exports the gauges the engine supplies as functions (cache, pools, lists) and the
+// policy reload state. All metric names start with "portcullis_".
+type Metrics struct {
+	reg *prometheus.Registry
+
+	requests     *prometheus.CounterVec   // door, action, rule, category, code
+	errors       *prometheus.CounterVec   // door
+	duration     *prometheus.HistogramVec // door
+	tunnels      *prometheus.HistogramVec // door
+	poolDuration *prometheus.HistogramVec // pool
+	bytesIn      *prometheus.CounterVec   // door
+	bytesOut     *prometheus.CounterVec   // door
+	dnsAnswers   *prometheus.CounterVec   // answer
+
+	policyInfo   *prometheus.GaugeVec   // version
+	policyLoaded prometheus.Gauge       // unix seconds
+	policyOK     prometheus.Gauge       // 1 or 0
+	reloads      *prometheus.CounterVec // result
+
+	mu      sync.Mutex
+	version string
+}
+
+var _ Logger = (*Metrics)(nil)
+
+// NewMetrics creates Portcullis's metrics and registers them on reg. It panics if reg
+// already holds them (a programming error, as with prometheus.MustRegister). The
+// engine may add the Go and process collectors to reg itself.
+func NewMetrics(reg *prometheus.Registry) *Metrics {
+	latency := prometheus.ExponentialBuckets(0.001, 2.5, 12) // 1 ms … 60 s
+	m := &Metrics{
+		reg: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_requests_total",
+			Help: "Requests, tunnels and DNS queries by door, verdict action, deciding rule and category, and status (HTTP class like 2xx, or DNS rcode).",
+		}, []string{"door", "action", "rule", "category", "code"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_request_errors_total",
+			Help: "Requests that failed (upstream unreachable, timeout, aborted) by door.",
+		}, []string{"door"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "portcullis_request_duration_seconds",
+			Help:    "Time until the response finished, by door (tunnels excluded).",
+			Buckets: latency,
+		}, []string{"door"}),
+		tunnels: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "portcullis_tunnel_duration_seconds",
+			Help:    "Lifetime of CONNECT tunnels, by door.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8), // 1 s … 4.5 h
+		}, []string{"door"}),
+		poolDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "portcullis_pool_request_duration_seconds",
+			Help:    "Time until the response finished, by upstream pool.",
+			Buckets: latency,
+		}, []string{"pool"}),
+		bytesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_received_bytes_total",
+			Help: "Bytes read from clients (request bodies, tunnel client to server), by door.",
+		}, []string{"door"}),
+		bytesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_sent_bytes_total",
+			Help: "Bytes written to clients (response bodies, tunnel server to client), by door.",
+		}, []string{"door"}),
+		dnsAnswers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_dns_answers_total",
+			Help: "DNS queries by what was answered (A, AAAA, NXDOMAIN, blocked…).",
+		}, []string{"answer"}),
+		policyInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "portcullis_policy_info",
+			Help: "The policy version in force (value 1).",
+		}, []string{"version"}),
+		policyLoaded: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "portcullis_policy_loaded_timestamp_seconds",
+			Help: "When the policy in force was loaded (Unix time).",
+		}),
+		policyOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "portcullis_policy_last_reload_success",
+			Help: "1 if the last policy load succeeded, 0 if it failed (the previous policy keeps serving).",
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_policy_reloads_total",
+			Help: "Policy loads by result (ok, error).",
+		}, []string{"result"}),
+	}
+	reg.MustRegister(m.requests, m.errors, m.duration, m.tunnels, m.poolDuration, m.bytesIn,
+		m.bytesOut, m.dnsAnswers, m.policyInfo, m.policyLoaded, m.policyOK, m.reloads)
+	return m
+}
+
+// Log implements Logger: one entry moves the request, byte, latency and DNS counters.
+func (m *Metrics) Log(e *Entry) {
+	m.requests.WithLabelValues(e.Door, e.Action, e.Rule, e.Category, statusCode(e)).Inc()
+	if e.Error != "" {
+		m.errors.WithLabelValues(e.Door).Inc()
+	}
+	secs := e.Duration.Seconds()
+	if e.Method == "CONNECT" && e.Action != "block" {
+		m.tunnels.WithLabelValues(e.Door).Observe(secs)
+	} else {
+		m.duration.WithLabelValues(e.Door).Observe(secs)
+	}
+	if e.Pool != "" {
+		m.poolDuration.WithLabelValues(e.Pool).Observe(secs)
+	}
+	if e.BytesIn > 0 {
+		m.bytesIn.WithLabelValues(e.Door).Add(float64(e.BytesIn))
+	}
+	if e.BytesOut > 0 {
+		m.bytesOut.WithLabelValues(e.Door).Add(float64(e.BytesOut))
+	}
+	if e.Door == "dns" {
+		m.dnsAnswers.WithLabelValues(dnsAnswer(e)).Inc()
+	}
+}
+
+// SetPolicy records a policy load. With err nil, version loaded at loadedAt is now in
+// force; otherwise a reload attempted at loadedAt failed and the previous version (the
+// version argument is ignored) keeps serving.
+func (m *Metrics) SetPolicy(version string, loadedAt time.Time, err error) {
+	if err != nil {
+		m.reloads.WithLabelValues("error").Inc()
+		m.policyOK.Set(0)
+		return
+	}
+	m.reloads.WithLabelValues("ok").Inc()
+	m.policyOK.Set(1)
+	m.policyLoaded.Set(float64(loadedAt.UnixNano()) / 1e9)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.version != version {
+		m.policyInfo.DeleteLabelValues(m.version)
+		m.version = version
+	}
+	m.policyInfo.WithLabelValues(version).Set(1)
+}
+
+// statusCode is the "code" label: the HTTP status class ("2xx"), "none" when no
+// response was sent, or the DNS rcode name ("NOERROR").
+func statusCode(e *Entry) string {
+	if e.Door == "dns" {
+		if s, ok := dns.RcodeToString[e.Status]; ok {
+			return s
+		}
+		return strconv.Itoa(e.Status)
+	}
+	switch {
+	case e.Status >= 100 && e.Status < 200:
+		return "1xx"
+	case e.Status < 300 && e.Status >= 200:
+		return "2xx"
+	case e.Status < 400 && e.Status >= 300:
+		return "3xx"
+	case e.Status < 500 && e.Status >= 400:
+		return "4xx"
+	case e.Status < 600 && e.Status >= 500:
+		return "5xx"
+	}
+	return "none"
+}
+
+// dnsAnswer is what a DNS entry answered: Entry.Answer, else "blocked" for a block
+// verdict, else the rcode name.
+func dnsAnswer(e *Entry) string {
+	switch {
+	case e.Answer != "":
+		return e.Answer
+	case e.Action == "block":
+		return "blocked"
+	}
+	return statusCode(e)
+}

@@ -1,0 +1,72 @@
+package admin
+
+import "time"
+
+// Snapshot is the engine's state as the status page and /status.json show it. The
+// engine builds one per call of ServerOptions.Snapshot; it must be cheap (counters and
+// health flags, no I/O).
+type Snapshot struct {
+	Pools  []PoolStatus `json:"pools"`
+	Cache  *CacheStatus `json:"cache,omitempty"` // nil when no cache is configured
+	Policy PolicyStatus `json:"policy"`
+	Lists  []ListStatus `json:"lists"`
+}
+
+// PoolStatus is one upstream pool and its members.
+type PoolStatus struct {
+	Name    string         `json:"name"`
+	Members []MemberStatus `json:"members"`
+}
+
+// MemberStatus is one pool member's health and load. Its fields match
+// pool.MemberStatus, so the engine can convert with admin.MemberStatus(s).
+type MemberStatus struct {
+	URL            string    `json:"url"`
+	Weight         int       `json:"weight"`
+	Healthy        bool      `json:"healthy"`         // selectable now
+	CheckHealthy   bool      `json:"check_healthy"`   // active checks' verdict
+	Ejected        bool      `json:"ejected"`         // passive ejection in force
+	InFlight       int64     `json:"in_flight"`       // requests in flight
+	RecentFailures int64     `json:"recent_failures"` // consecutive failed requests
+	Failures       int64     `json:"failures"`        // failed requests since start
+	LastCheck      time.Time `json:"last_check,omitzero"`
+	LastError      string    `json:"last_error,omitempty"`
+}
+
+// CacheStatus is the shared cache's counters. Its fields match cache.Stats, so the
+// engine can convert with admin.CacheStatus(c.Stats()).
+type CacheStatus struct {
+	Hits        int64 `json:"hits"`
+	Misses      int64 `json:"misses"`
+	Stale       int64 `json:"stale"`
+	Revalidated int64 `json:"revalidated"`
+	Collapsed   int64 `json:"collapsed"`
+	Bypass      int64 `json:"bypass"`
+	Evictions   int64 `json:"evictions"`
+	Bytes       int64 `json:"bytes"`
+	Objects     int64 `json:"objects"`
+}
+
+// HitRatio is the share of cacheable lookups answered from the cache (hits and stale
+// serves over hits, stale serves, revalidations and misses); 0 when there were none.
+func (c *CacheStatus) HitRatio() float64 {
+	served := c.Hits + c.Stale
+	total := served + c.Misses + c.Revalidated
+	if total <= 0 {
+		return 0
+	}
+	return float64(served) / float64(total)
+}
+
+// PolicyStatus is the policy in force and the result of the last reload.
+type PolicyStatus struct {
+	Version  string    `json:"version"`
+	LoadedAt time.Time `json:"loaded_at,omitzero"`
+	Error    string    `json:"error,omitempty"` // last reload's error; the old policy keeps serving
+}
+
+// ListStatus is one domain/URL list and its size.
+type ListStatus struct {
+	Name    string `json:"name"`
+	Entries int    `json:"entries"`
+}
