@@ -251,9 +251,11 @@ func (t *teeBody) Read(p []byte) (int, error) {
 		case n > 0:
 			t.buf = append(t.buf, p[:n]...)
 		}
-		if err == io.EOF {
+		switch {
+		case t.fin:
+		case err == io.EOF:
 			t.finishLocked(true)
-		} else if err != nil {
+		case err != nil:
 			t.finishLocked(false)
 		}
 	}

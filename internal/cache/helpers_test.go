@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -79,7 +80,7 @@ func newWorld(t *testing.T, cfg Config, h func(w http.ResponseWriter, r *http.Re
 			pr.Out.Host = pr.In.Host
 		},
 		Transport: c.Wrap(tr),
-		ErrorLog:  nil,
+		ErrorLog:  log.New(io.Discard, "", 0),
 	}
 	w.proxy = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w.mu.Lock()
