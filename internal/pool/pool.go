@@ -268,19 +268,44 @@ func fieldErrs(errs []field.Error) []error {
 	return out
 }
 
-// keyCtx is the context key for the selection key.
-type keyCtx struct{}
+// Info is what the caller tells the pool's transport about one request, and
+// what the transport reports back. Put it in the request's context with WithInfo.
+type Info struct {
+	// Key is the selection key: the client address for ip_hash, the header or
+	// cookie value for hash; other policies ignore it.
+	Key string
+	// Member is set by the transport to the member that answered (or, on
+	// failure, was tried last). It is for logs and never for clients.
+	Member string
+	// Attempts is set by the transport to the number of members tried.
+	Attempts int
+}
 
-// WithKey returns ctx carrying the selection key (client address for ip_hash,
-// header or cookie value for hash) that the pool's transport passes to its Selector.
+// infoCtx is the context key for *Info.
+type infoCtx struct{}
+
+// WithInfo returns ctx carrying info for the pool's transport, which fills
+// info.Member and info.Attempts. info must not be shared between requests.
+func WithInfo(ctx context.Context, info *Info) context.Context {
+	return context.WithValue(ctx, infoCtx{}, info)
+}
+
+// WithKey returns ctx carrying a selection key (a shorthand for WithInfo).
 func WithKey(ctx context.Context, key string) context.Context {
-	return context.WithValue(ctx, keyCtx{}, key)
+	return WithInfo(ctx, &Info{Key: key})
 }
 
 // KeyFrom returns the selection key carried by ctx, or "".
 func KeyFrom(ctx context.Context) string {
-	k, _ := ctx.Value(keyCtx{}).(string)
-	return k
+	if info := infoFrom(ctx); info != nil {
+		return info.Key
+	}
+	return ""
+}
+
+func infoFrom(ctx context.Context) *Info {
+	info, _ := ctx.Value(infoCtx{}).(*Info)
+	return info
 }
 
 // recordSuccess notes a request the member answered.

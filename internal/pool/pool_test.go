@@ -525,3 +525,21 @@ func TestValidate(t *testing.T) {
 		t.Errorf("%d errors, want %d: %v", len(errs), len(want), errs)
 	}
 }
+
+func TestInfoReportsMember(t *testing.T) {
+	os := origins(t, 1)
+	p := newPool(t, Config{Members: append([]MemberConfig{{URL: deadAddr(t)}}, membersOf(os)...), Policy: PolicyFirst})
+	info := &Info{}
+	req, _ := http.NewRequestWithContext(WithInfo(context.Background(), info), http.MethodGet, "http://site.test/", nil)
+	resp, err := p.Transport().RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if info.Member != os[0].srv.URL || info.Attempts != 2 {
+		t.Errorf("info %+v, want member %s after 2 attempts", info, os[0].srv.URL)
+	}
+	if n := p.Members()[1].InFlight(); n != 0 {
+		t.Errorf("in flight %d after the body was closed", n)
+	}
+}

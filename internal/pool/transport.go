@@ -54,7 +54,8 @@ func newTransport(cfg *Config, tc *tls.Config) *http.Transport {
 
 // Transport returns the pool as an http.RoundTripper: each request goes to the
 // member the policy selects for the key in its context (WithKey), with its URL
-// rewritten to that member; failures count toward passive health and are
+// rewritten to that member (*Info in the context, if any, learns which);
+// failures count toward passive health and are
 // retried on another member when safe, within retries.max and the retry budget.
 // It returns ErrNoHealthyMember when no member is available, or the last
 // member's error (a *DialError when the connection failed).
@@ -70,7 +71,11 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	p := (*Pool)(t)
 	s := p.state.Load()
 	ctx := req.Context()
-	key := KeyFrom(ctx)
+	info := infoFrom(ctx)
+	var key string
+	if info != nil {
+		key = info.Key
+	}
 	rc := s.cfg.Retries
 	p.budget.deposit(rc.BudgetRatio)
 
@@ -99,6 +104,9 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		out, err := outRequest(req, m, attempt, guard)
 		if err != nil {
 			return nil, err
+		}
+		if info != nil {
+			info.Member, info.Attempts = m.name, attempt+1
 		}
 		m.st.inFlight.Add(1)
 		resp, err := m.rt.RoundTrip(out)
