@@ -4,6 +4,9 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
+
+	"github.com/portcullis/portcullis/filter"
 )
 
 // Level is how much of the proxy and the client a profile reveals to the origin.
@@ -76,6 +79,30 @@ var identifying = [...]string{
 type Profile struct {
 	name  string
 	level Level
+
+	referrer       string // keep, strip, same-origin, origin
+	ua             uaPolicy
+	acceptLanguage string // "" keeps the client's
+	removeHeaders  headerSet
+	set            []headerValue // Sec-GPC, DNT, then set_headers in name order
+	stripParams    paramSet
+
+	cookies        string // keep, strip, third-party
+	sessionCookies bool
+	setCookieBlock []filter.Matcher
+	trackers       []filter.Matcher
+	trackerNames   []string
+
+	hideOrigin headerSet
+	server     string // "" sends none
+
+	now func() time.Time // the clock for Set-Cookie expiry; time.Now
+}
+
+// levelOnly returns a profile with the level and no other action.
+func levelOnly(name string, l Level) *Profile {
+	return &Profile{name: name, level: l, referrer: modeKeep, ua: uaPolicy{mode: modeKeep, hints: modeKeep},
+		cookies: modeKeep, now: time.Now}
 }
 
 // Name returns the profile's name ("elite" and so on for the built-ins).
@@ -84,29 +111,50 @@ func (p *Profile) Name() string { return p.name }
 // Level returns the profile's anonymity level.
 func (p *Profile) Level() Level { return p.level }
 
+// TrackerLists returns the names of the lists whose hosts are to be blocked quietly
+// under this profile (the trackers setting), for the engine to turn into rules with
+// Verdict.Quiet.
+func (p *Profile) TrackerLists() []string { return append([]string(nil), p.trackerNames...) }
+
+// Tracker reports whether host (lowercased, no port, no trailing dot) is on one of
+// the profile's tracker lists.
+func (p *Profile) Tracker(host string) bool {
+	for _, m := range p.trackers {
+		if m.Match(host) {
+			return true
+		}
+	}
+	return false
+}
+
 // Elite returns the built-in elite profile: the level alone, no other action. It
 // removes X-Forwarded-*, Forwarded, Via, X-Real-IP, Client-IP, True-Client-IP,
 // CF-Connecting-IP, X-Client-IP, X-Cluster-Client-IP, X-ProxyUser-IP,
 // X-Originating-IP, Fastly-Client-IP, From and every Proxy-* field; it adds nothing,
 // keeps the client's Accept-Encoding, and keeps an absent User-Agent absent.
-func Elite() *Profile { return &Profile{name: "elite", level: LevelElite} }
+func Elite() *Profile { return levelOnly("elite", LevelElite) }
 
 // Anonymous returns the built-in anonymous profile: elite's removals, then
 // "Via: <version> portcullis" on requests and responses. No other action.
-func Anonymous() *Profile { return &Profile{name: "anonymous", level: LevelAnonymous} }
+func Anonymous() *Profile { return levelOnly("anonymous", LevelAnonymous) }
 
 // Transparent returns the built-in transparent profile: the client's address is
 // appended to X-Forwarded-For and "Via: <version> portcullis" is appended to Via on
 // requests and responses; nothing the client sent is removed. No other action.
-func Transparent() *Profile { return &Profile{name: "transparent", level: LevelTransparent} }
+func Transparent() *Profile { return levelOnly("transparent", LevelTransparent) }
 
 // Request rewrites the outbound request r in place for the origin. client is the
 // connecting client's address (used only by the transparent level). The door removes
-// hop-by-hop fields first (RemoveHopByHop). Request never makes Go's transport add
-// its default User-Agent: an absent User-Agent is recorded as present and empty,
-// which net/http (HTTP/1 and HTTP/2) sends as no User-Agent at all. Request does not
-// touch Accept-Encoding; the door's transport must not add one either
-// (http.Transport.DisableCompression).
+// hop-by-hop fields first (RemoveHopByHop) and clears r.RequestURI; Request may
+// rewrite r.URL.RawQuery.
+//
+// The actions run in this order: level (forwarding fields removed or added);
+// cookies (judged before the Referer changes); referrer; user agent and client
+// hints; Accept-Language; remove_headers; tracking parameters; Sec-GPC, DNT and
+// set_headers. Request never makes Go's transport add its default User-Agent: an
+// absent User-Agent is recorded as present and empty, which net/http (HTTP/1 and
+// HTTP/2) sends as no User-Agent at all. Request does not touch Accept-Encoding; the
+// door's transport must not add one either (http.Transport.DisableCompression).
 func (p *Profile) Request(r *http.Request, client netip.Addr) {
 	if r.Header == nil {
 		r.Header = make(http.Header)
@@ -124,18 +172,78 @@ func (p *Profile) Request(r *http.Request, client netip.Addr) {
 	default:
 		removeIdentifying(h)
 	}
+	if p.cookies != modeKeep || p.referrer != modeKeep {
+		t := requestTarget(r)
+		if p.cookies == modeStrip || (p.cookies == modeThirdParty && thirdParty(h, t)) {
+			delete(h, "Cookie")
+		}
+		rewriteReferer(h, p.referrer, t)
+	}
+	p.ua.apply(h)
+	if p.acceptLanguage != "" && len(h["Accept-Language"]) > 0 {
+		h["Accept-Language"] = []string{p.acceptLanguage}
+	}
+	p.removeHeaders.remove(h)
+	if r.URL != nil {
+		if q, ok := p.stripParams.strip(r.URL.RawQuery); ok {
+			r.URL.RawQuery = q
+		}
+	}
+	for _, hv := range p.set {
+		h[hv.name] = []string{hv.value}
+	}
 	if _, ok := h["User-Agent"]; !ok {
 		h["User-Agent"] = nil
 	}
 }
 
-// Response rewrites the response resp in place for the client.
+// Response rewrites the response resp in place for the client: origin hiding,
+// cookie policy (strip; third-party as judged from resp.Request's remaining
+// Sec-Fetch-Site or Referer; Set-Cookie blocked from listed hosts; session-only),
+// then Via for the transparent and anonymous levels. resp.Request is the outbound
+// request (as net/http sets it); without it the host-based actions are skipped.
 func (p *Profile) Response(resp *http.Response) {
 	if resp.Header == nil {
 		resp.Header = make(http.Header)
 	}
+	h := resp.Header
+	if !p.hideOrigin.empty() || p.server != "" {
+		p.hideOrigin.remove(h)
+		if p.server != "" {
+			h["Server"] = []string{p.server}
+		}
+	}
+	if len(h["Set-Cookie"]) > 0 {
+		p.responseCookies(resp)
+	}
 	if p.level == LevelTransparent || p.level == LevelAnonymous {
-		appendValue(resp.Header, "Via", via(resp.ProtoMajor, resp.ProtoMinor))
+		appendValue(h, "Via", via(resp.ProtoMajor, resp.ProtoMinor))
+	}
+}
+
+// responseCookies applies the cookie actions to resp's Set-Cookie fields.
+func (p *Profile) responseCookies(resp *http.Response) {
+	h := resp.Header
+	if p.cookies == modeStrip {
+		delete(h, "Set-Cookie")
+		return
+	}
+	if req := resp.Request; req != nil && (p.cookies == modeThirdParty || len(p.setCookieBlock) > 0) {
+		t := requestTarget(req)
+		if p.cookies == modeThirdParty && thirdParty(req.Header, t) {
+			delete(h, "Set-Cookie")
+			return
+		}
+		host := strings.ToLower(t.host)
+		for _, m := range p.setCookieBlock {
+			if m.Match(host) {
+				delete(h, "Set-Cookie")
+				return
+			}
+		}
+	}
+	if p.sessionCookies {
+		applySessionOnly(h, p.now())
 	}
 }
 
@@ -178,4 +286,37 @@ func via(major, minor int) string {
 		return "3.0 " + ViaPseudonym
 	}
 	return "1.1 " + ViaPseudonym
+}
+
+// PrivacyConfig returns the settings of the Privacy profile, the strong preset
+// behind policies/privacy.yaml: elite; Referer only to the same origin; a generic
+// user agent with consistent client hints; Accept-Language "en-US,en;q=0.9";
+// Chrome's X-Client-Data and the device client hints removed; Sec-GPC; third-party
+// cookies stripped and every cookie made session-only; the default tracking
+// parameters stripped. It names no tracker lists (they come from the policy).
+func PrivacyConfig() ProfileConfig {
+	return ProfileConfig{
+		Level:          "elite",
+		Referrer:       modeSameOrigin,
+		UserAgent:      modeGeneric,
+		ClientHints:    modeConsistent,
+		AcceptLanguage: "en-US,en;q=0.9",
+		RemoveHeaders: []string{
+			"X-Client-Data", "X-Uidh", "Device-Memory", "Dpr", "Width", "Viewport-Width", "Rtt", "Downlink", "Ect",
+			"Sec-Ch-Device-Memory", "Sec-Ch-Dpr", "Sec-Ch-Width", "Sec-Ch-Viewport-*",
+		},
+		GPC:            true,
+		Cookies:        modeThirdParty,
+		SessionCookies: true,
+	}
+}
+
+// Privacy returns the built-in strong privacy profile (PrivacyConfig), named "privacy".
+func Privacy() *Profile {
+	p, err := Compile("privacy", PrivacyConfig(), nil)
+	if err != nil {
+		// PrivacyConfig is a constant checked by TestPrivacyCompiles; this is unreachable.
+		panic("anonymize: built-in privacy profile is invalid: " + err.Error())
+	}
+	return p
 }
