@@ -16,6 +16,7 @@ const entryOverhead = 512
 type entry struct {
 	status  int
 	header  http.Header // stored fields: hop-by-hop and private=… fields removed
+	tmpl    http.Header // header minus no-cache=… fields plus Age and Cache-Status slots, cloned per hit
 	body    []byte      // shared read-only by every hit
 	reqTime time.Time   // request_time (RFC 9111 §4.2.3)
 	resTime time.Time   // response_time
@@ -261,7 +262,23 @@ func (c *Cache) refreshMeta(e *entry) {
 func (e *entry) setBody(b []byte) {
 	e.body = b
 	e.header["Content-Length"] = []string{strconv.Itoa(len(b))}
-	e.size = entryOverhead + int64(cap(b)) + headerSize(e.header)
+	e.seal()
+}
+
+// seal builds the hit template and computes the size once e is complete.
+func (e *entry) seal() {
+	t := make(http.Header, len(e.header)+2)
+	for k, v := range e.header {
+		t[k] = v
+	}
+	for _, f := range e.cc.noCacheFields {
+		delete(t, f)
+	}
+	t["Age"] = []string{""}
+	t["Cache-Status"] = []string{""}
+	e.tmpl = t
+	hs := headerSize(e.header)
+	e.size = entryOverhead + int64(cap(e.body)) + 2*hs
 }
 
 func headerSize(h http.Header) int64 {
@@ -302,7 +319,7 @@ func (c *Cache) merge(e *entry, res *http.Response, reqTime, resTime time.Time) 
 	}
 	ne.reqTime, ne.resTime = reqTime, resTime
 	c.refreshMeta(&ne)
-	ne.size = entryOverhead + int64(cap(ne.body)) + headerSize(ne.header)
+	ne.seal()
 	return &ne
 }
 

@@ -50,6 +50,13 @@ func normOrigin(scheme, host string) (string, string) {
 // parameters the policy ignores. GET and HEAD share it (only GET responses are
 // stored; HEAD is answered from them).
 func (cp *compiledPolicy) key(scheme, host string, u *url.URL) string {
+	var buf [256]byte
+	return string(cp.appendKey(buf[:0], scheme, host, u))
+}
+
+// appendKey appends the key to dst (so that hits can look up without
+// allocating).
+func (cp *compiledPolicy) appendKey(dst []byte, scheme, host string, u *url.URL) []byte {
 	path := u.EscapedPath()
 	if path == "" {
 		path = "/"
@@ -58,21 +65,15 @@ func (cp *compiledPolicy) key(scheme, host string, u *url.URL) string {
 	if len(cp.ignoreQuery) > 0 && q != "" {
 		q = cp.filterQuery(q)
 	}
-	n := len(scheme) + 3 + len(host) + len(path)
+	dst = append(dst, scheme...)
+	dst = append(dst, "://"...)
+	dst = append(dst, host...)
+	dst = append(dst, path...)
 	if q != "" {
-		n += 1 + len(q)
+		dst = append(dst, '?')
+		dst = append(dst, q...)
 	}
-	var b strings.Builder
-	b.Grow(n)
-	b.WriteString(scheme)
-	b.WriteString("://")
-	b.WriteString(host)
-	b.WriteString(path)
-	if q != "" {
-		b.WriteByte('?')
-		b.WriteString(q)
-	}
-	return b.String()
+	return dst
 }
 
 func (cp *compiledPolicy) filterQuery(q string) string {

@@ -64,15 +64,16 @@ func (x *exchange) run() (*http.Response, error) {
 		return x.pass("bypass", "upgrade")
 	}
 	x.scheme, x.host = originOf(req)
-	x.key = x.cp.key(x.scheme, x.host, req.URL)
+	var kbuf [256]byte
+	kb := x.cp.appendKey(kbuf[:0], x.scheme, x.host, req.URL)
 	x.keyHdr = x.cp.keySignature(h)
 	x.rcc = reqCC{maxAge: -1, maxStale: -1, minFresh: -1, sie: -1}
 	if len(h["Cache-Control"]) > 0 || len(h["Pragma"]) > 0 {
 		x.rcc = parseReqCC(h)
 	}
-	x.gen = c.store.gen(x.key)
+	x.gen = c.store.genBytes(kb)
 
-	vs := c.store.get(x.key)
+	vs := c.store.getBytes(kb)
 	e := x.pick(vs)
 	switch {
 	case e != nil:
@@ -85,6 +86,7 @@ func (x *exchange) run() (*http.Response, error) {
 		e, x.st.fwd, x.st.detail = nil, "request", "authorization"
 	}
 	if e == nil {
+		x.key = string(kb)
 		if x.rcc.onlyIfCached {
 			return x.gatewayTimeout(), nil
 		}
@@ -99,6 +101,7 @@ func (x *exchange) run() (*http.Response, error) {
 		x.st.hit = true
 		return x.respond(e, age, life, false), nil
 	}
+	x.key = string(kb)
 	if stale := age - life; stale > 0 && !x.rcc.noCache && !e.cc.unqualifiedNoCache {
 		if x.maxStaleOK(e, stale) {
 			return x.serveStale(e, age, life, ""), nil
@@ -198,15 +201,21 @@ func (x *exchange) respond(e *entry, age, life time.Duration, validated bool) *h
 	if notModified(x.req.Header, e) {
 		return x.notModifiedResponse(e, age)
 	}
-	h := e.header.Clone()
-	if !validated {
-		for _, f := range e.cc.noCacheFields {
-			delete(h, f)
-		}
+	var h http.Header
+	ageStr := strconv.FormatInt(int64(age/time.Second), 10)
+	if validated {
+		h = e.header.Clone()
+		h["Age"] = []string{ageStr}
+		x.st.apply(h)
+	} else {
+		// The template already holds the Age and Cache-Status slots, so one
+		// Clone makes the whole header.
+		h = e.tmpl.Clone()
+		h["Age"][0] = ageStr
+		h["Cache-Status"][0] = x.st.String()
 	}
-	h["Age"] = []string{strconv.FormatInt(int64(age/time.Second), 10)}
-	x.st.apply(h)
-	res := &http.Response{
+	hr := &hitResponse{}
+	hr.res = http.Response{
 		Status:        e.statusLine(),
 		StatusCode:    e.status,
 		Proto:         "HTTP/1.1",
@@ -217,11 +226,18 @@ func (x *exchange) respond(e *entry, age, life time.Duration, validated bool) *h
 		Request:       x.req,
 	}
 	if x.req.Method == http.MethodHead || len(e.body) == 0 {
-		res.Body = http.NoBody
+		hr.res.Body = http.NoBody
 	} else {
-		res.Body = &hitBody{b: e.body}
+		hr.body.b = e.body
+		hr.res.Body = &hr.body
 	}
-	return res
+	return &hr.res
+}
+
+// hitResponse allocates a hit's response and body reader together.
+type hitResponse struct {
+	res  http.Response
+	body hitBody
 }
 
 func (e *entry) statusLine() string {

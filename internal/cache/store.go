@@ -60,6 +60,19 @@ func (s *store) usage() (bytes, objects int64) {
 func (s *store) get(key string) []*entry {
 	s.mu.RLock()
 	n := s.m[key]
+	return s.hitLocked(n)
+}
+
+// getBytes is get for a key held in a byte slice; it does not allocate.
+func (s *store) getBytes(key []byte) []*entry {
+	s.mu.RLock()
+	n := s.m[string(key)]
+	return s.hitLocked(n)
+}
+
+// hitLocked counts a hit on n (which may be nil) and returns its variants;
+// it releases the read lock.
+func (s *store) hitLocked(n *node) []*entry {
 	var v []*entry
 	if n != nil {
 		v = n.variants
@@ -75,6 +88,10 @@ func (s *store) get(key string) []*entry {
 // dropped, so a response fetched before an invalidation is not stored after it.
 func (s *store) gen(key string) uint64 {
 	return s.inval[maphash.String(s.seed, key)&255].Load()
+}
+
+func (s *store) genBytes(key []byte) uint64 {
+	return s.inval[maphash.Bytes(s.seed, key)&255].Load()
 }
 
 func (s *store) bump(key string) { s.inval[maphash.String(s.seed, key)&255].Add(1) }

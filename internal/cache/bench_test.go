@@ -1,0 +1,61 @@
+package cache
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// BenchmarkHit measures the RoundTripper's fresh-hit path: lookup, freshness,
+// header clone, Age and Cache-Status, body reader.
+func BenchmarkHit(b *testing.B) {
+	body := strings.Repeat("x", 4096)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Cache-Control", "public, max-age=3600")
+		h.Set("Content-Type", "text/css")
+		h.Set("ETag", `"abc123"`)
+		h.Set("Last-Modified", "Mon, 02 Jan 2006 15:04:05 GMT")
+		h.Set("Server", "origin")
+		_, _ = io.WriteString(w, body)
+	}))
+	defer origin.Close()
+	c, err := New(Config{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	rt := c.Wrap(tr)
+	req, _ := http.NewRequestWithContext(WithPolicy(context.Background(), &Policy{Enabled: true}), "GET", origin.URL+"/static/app.css", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	req.Header.Set("User-Agent", "bench")
+	warm, err := rt.RoundTrip(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, warm.Body)
+	warm.Body.Close()
+
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			res, err := rt.RoundTrip(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+	})
+	b.StopTimer()
+	if st := c.Stats(); st.Misses != 1 {
+		b.Fatalf("hits went to the origin: %+v", st)
+	}
+}
