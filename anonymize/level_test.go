@@ -96,3 +96,6 @@ func TestParseLevel(t *testing.T) {
 		t.Error("ParseLevel accepted an unknown level")
 	}
 }
+
+// testClient is the client address the unit tests pass to Profile.Request.
+var testClient = netip.MustParseAddr("192.0.2.7")

@@ -1,0 +1,132 @@
+package anonymize
+
+import (
+	"net/http"
+	"reflect"
+	"testing"
+)
+
+const (
+	uaChromeWin   = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.6778.86 Safari/537.36"
+	uaEdgeWin     = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.2903.70"
+	uaFirefoxLin  = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+	uaSafariMac   = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_7_1) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1.1 Safari/605.1.15"
+	uaChromeAndr  = "Mozilla/5.0 (Linux; Android 14; Pixel 8 Pro Build/AP2A.240805.005) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.6723.102 Mobile Safari/537.36"
+	uaCriOS       = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/130.0.6723.90 Mobile/15E148 Safari/604.1"
+	uaOperaMac    = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/129.0.0.0 Safari/537.36 OPR/114.0.0.0"
+	uaFirefoxAndr = "Mozilla/5.0 (Android 14; Mobile; LG-M255; rv:132.0) Gecko/132.0 Firefox/132.0"
+	uaCurl        = "curl/8.5.0"
+)
+
+func TestGenericUserAgent(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{uaChromeWin, "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"},
+		{uaEdgeWin, "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0"},
+		{uaFirefoxLin, "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"},
+		{uaSafariMac, "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Safari/605.1.15"},
+		{uaChromeAndr, "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Mobile Safari/537.36"},
+		{uaCriOS, "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"},
+		{uaOperaMac, "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/129.0.0.0 Safari/537.36"},
+		{uaFirefoxAndr, "Mozilla/5.0 (Android 10; Mobile; rv:132.0) Gecko/132.0 Firefox/132.0"},
+		{uaCurl, DefaultUserAgent},
+		{"Mozilla/5.0 (Windows NT 10.0) Chrome/0123.0", DefaultUserAgent}, // no sane version
+	}
+	p := mustCompile(t, ProfileConfig{UserAgent: modeGeneric})
+	for _, tt := range tests {
+		r := &http.Request{Header: http.Header{"User-Agent": {tt.in}}}
+		p.Request(r, testClient)
+		if got := r.Header.Get("User-Agent"); got != tt.want {
+			t.Errorf("generic(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestUserAgentModes(t *testing.T) {
+	const custom = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+	tests := []struct {
+		name string
+		cfg  ProfileConfig
+		in   []string // nil: absent
+		want []string // nil: sent as none
+	}{
+		{"keep", ProfileConfig{}, []string{uaCurl}, []string{uaCurl}},
+		{"keep absent", ProfileConfig{}, nil, nil},
+		{"replace default", ProfileConfig{UserAgent: modeReplace}, []string{uaCurl}, []string{DefaultUserAgent}},
+		{"replace custom", ProfileConfig{UserAgent: modeReplace, UserAgentString: custom}, []string{uaChromeWin}, []string{custom}},
+		{"replace absent", ProfileConfig{UserAgent: modeReplace}, nil, []string{DefaultUserAgent}},
+		{"generic absent", ProfileConfig{UserAgent: modeGeneric}, nil, nil},
+		{"generic unknown custom", ProfileConfig{UserAgent: modeGeneric, UserAgentString: custom}, []string{uaCurl}, []string{custom}},
+	}
+	for _, tt := range tests {
+		p := mustCompile(t, tt.cfg)
+		r := &http.Request{Header: http.Header{}}
+		if tt.in != nil {
+			r.Header["User-Agent"] = tt.in
+		}
+		p.Request(r, testClient)
+		got, present := r.Header["User-Agent"]
+		if !present {
+			t.Errorf("%s: User-Agent key missing: net/http would add its default", tt.name)
+		}
+		if len(got) == 0 {
+			got = nil
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+func chromeHints() http.Header {
+	return http.Header{
+		"User-Agent":                  {uaChromeAndr},
+		"Sec-Ch-Ua":                   {`"Chromium";v="130", "Google Chrome";v="130", "Not?A_Brand";v="99"`},
+		"Sec-Ch-Ua-Mobile":            {"?1"},
+		"Sec-Ch-Ua-Platform":          {`"Android"`},
+		"Sec-Ch-Ua-Model":             {`"Pixel 8 Pro"`},
+		"Sec-Ch-Ua-Platform-Version":  {`"14.0.0"`},
+		"Sec-Ch-Ua-Full-Version-List": {`"Chromium";v="130.0.6723.102"`},
+		"Sec-Ch-Prefers-Color-Scheme": {"dark"},
+	}
+}
+
+func TestClientHints(t *testing.T) {
+	low := func(ua, mobile, platform string) http.Header {
+		h := http.Header{"Sec-Ch-Prefers-Color-Scheme": {"dark"}}
+		if ua != "" {
+			h["Sec-Ch-Ua"] = []string{ua}
+			h["Sec-Ch-Ua-Mobile"] = []string{mobile}
+			h["Sec-Ch-Ua-Platform"] = []string{platform}
+		}
+		return h
+	}
+	tests := []struct {
+		name string
+		cfg  ProfileConfig
+		want http.Header // the Sec-Ch-* fields after the profile
+	}{
+		{"keep", ProfileConfig{}, func() http.Header { h := chromeHints(); delete(h, "User-Agent"); return h }()},
+		{"strip", ProfileConfig{ClientHints: modeStrip}, low("", "", "")},
+		{"keep agent, consistent: high entropy removed", ProfileConfig{ClientHints: modeConsistent},
+			low(chromeHints()["Sec-Ch-Ua"][0], "?1", `"Android"`)},
+		{"generic agent: hints rebuilt", ProfileConfig{UserAgent: modeGeneric},
+			low(`"Chromium";v="130", "Google Chrome";v="130", "Not_A Brand";v="99"`, "?1", `"Android"`)},
+		{"replaced by the Windows default", ProfileConfig{UserAgent: modeReplace},
+			low(`"Chromium";v="142", "Google Chrome";v="142", "Not_A Brand";v="99"`, "?0", `"Windows"`)},
+		{"replaced by Firefox: no hints", ProfileConfig{UserAgent: modeReplace, UserAgentString: uaFirefoxLin}, low("", "", "")},
+	}
+	for _, tt := range tests {
+		p := mustCompile(t, tt.cfg)
+		r := &http.Request{Header: chromeHints()}
+		p.Request(r, testClient)
+		got := http.Header{}
+		for k, v := range r.Header {
+			if hasPrefixFold(k, "sec-ch-") {
+				got[k] = v
+			}
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s:\n got %v\nwant %v", tt.name, got, tt.want)
+		}
+	}
+}
