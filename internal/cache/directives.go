@@ -122,10 +122,17 @@ func fieldNames(v string) []string {
 	return out
 }
 
+// parseRespCC parses the response's caching directives: CDN-Cache-Control
+// (RFC 9213, targeted at caches like this one) when present, else
+// Cache-Control.
 func parseRespCC(h http.Header) respCC {
+	lines := h["Cache-Control"]
+	if t := h["Cdn-Cache-Control"]; len(t) > 0 && strings.TrimSpace(strings.Join(t, "")) != "" {
+		lines = t
+	}
 	cc := respCC{maxAge: -1, sMaxAge: -1, swr: -1, sie: -1}
 	seen := map[string]bool{}
-	directives(h["Cache-Control"], func(name, value string, hasValue, quoted bool) {
+	directives(lines, func(name, value string, hasValue, quoted bool) {
 		first := !seen[name]
 		seen[name] = true
 		delta := func(dst *time.Duration) {

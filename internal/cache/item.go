@@ -311,7 +311,9 @@ func (c *Cache) merge(e *entry, res *http.Response, reqTime, resTime time.Time) 
 	if _, ok := upd["Date"]; !ok {
 		delete(ne.header, "Date")
 	}
-	if _, ok := upd["Cache-Control"]; ok {
+	_, cc1 := upd["Cache-Control"]
+	_, cc2 := upd["Cdn-Cache-Control"]
+	if cc1 || cc2 {
 		ne.cc = parseRespCC(ne.header)
 	}
 	for _, f := range ne.cc.privateFields {

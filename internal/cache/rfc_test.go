@@ -416,3 +416,38 @@ func TestCacheableStatuses(t *testing.T) {
 		})
 	}
 }
+
+func TestRangeFromStoredResponse(t *testing.T) {
+	w := newWorld(t, Config{}, fixed("0123456789", "Cache-Control", "max-age=60"))
+	r := w.get("/", "Range", "bytes=0-3")
+	w.expectOrigin(1) // a miss with Range goes to the origin untouched
+	w.get("/")
+	for _, tc := range []struct {
+		rng, body, cr string
+		code          int
+	}{
+		{"bytes=2-5", "2345", "bytes 2-5/10", 206},
+		{"bytes=7-", "789", "bytes 7-9/10", 206},
+		{"bytes=-2", "89", "bytes 8-9/10", 206},
+		{"bytes=5-100", "56789", "bytes 5-9/10", 206},
+		{"bytes=20-30", "", "bytes */10", 416},
+		{"bytes=0-1,3-4", "0123456789", "", 200},
+	} {
+		r = w.get("/", "Range", tc.rng)
+		if r.status != tc.code || r.body != tc.body || r.header.Get("Content-Range") != tc.cr {
+			t.Errorf("%s: %d %q %q", tc.rng, r.status, r.body, r.header.Get("Content-Range"))
+		}
+	}
+	w.expectOrigin(2)
+}
+
+func TestCDNCacheControlTakesPrecedence(t *testing.T) {
+	w := newWorld(t, Config{}, fixed("x", "Cache-Control", "no-store", "CDN-Cache-Control", "max-age=60"))
+	w.get("/")
+	w.get("/")
+	w.expectOrigin(1)
+	w.setHandler(fixed("y", "Cache-Control", "max-age=60", "CDN-Cache-Control", "no-store"))
+	w.get("/b")
+	w.get("/b")
+	w.expectOrigin(3)
+}

@@ -3,6 +3,7 @@ package cache
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -57,8 +58,10 @@ func (x *exchange) run() (*http.Response, error) {
 	if x.cp.bypass(req.URL.Path) {
 		return x.pass("bypass", "policy")
 	}
-	if len(h["Range"]) > 0 || len(h["If-Match"]) > 0 || len(h["If-Unmodified-Since"]) > 0 || len(h["If-Range"]) > 0 {
-		return x.pass("bypass", "range-or-precondition")
+	ranged := len(h["Range"]) > 0
+	if len(h["If-Match"]) > 0 || len(h["If-Unmodified-Since"]) > 0 || len(h["If-Range"]) > 0 ||
+		(ranged && req.Method != http.MethodGet) {
+		return x.pass("bypass", "precondition")
 	}
 	if len(h["Upgrade"]) > 0 {
 		return x.pass("bypass", "upgrade")
@@ -90,6 +93,9 @@ func (x *exchange) run() (*http.Response, error) {
 		if x.rcc.onlyIfCached {
 			return x.gatewayTimeout(), nil
 		}
+		if ranged {
+			return x.pass(x.st.fwd, "range")
+		}
 		c.stats.misses.Add(1)
 		return x.shared(nil)
 	}
@@ -102,6 +108,10 @@ func (x *exchange) run() (*http.Response, error) {
 		return x.respond(e, age, life, false), nil
 	}
 	x.key = string(kb)
+	if ranged {
+		x.st.fwd = "stale"
+		return x.pass(x.st.fwd, "range")
+	}
 	if stale := age - life; stale > 0 && !x.rcc.noCache && !e.cc.unqualifiedNoCache {
 		if x.maxStaleOK(e, stale) {
 			return x.serveStale(e, age, life, ""), nil
@@ -214,6 +224,11 @@ func (x *exchange) respond(e *entry, age, life time.Duration, validated bool) *h
 		h["Age"][0] = ageStr
 		h["Cache-Status"][0] = x.st.String()
 	}
+	if e.status == http.StatusOK && x.req.Method == http.MethodGet && len(x.req.Header["Range"]) > 0 {
+		if r := x.rangeResponse(e, h); r != nil {
+			return r
+		}
+	}
 	hr := &hitResponse{}
 	hr.res = http.Response{
 		Status:        e.statusLine(),
@@ -311,4 +326,66 @@ func notModified(h http.Header, e *entry) bool {
 		lm = e.date
 	}
 	return !lm.After(t)
+}
+
+// rangeResponse answers a single byte range from a stored 200 (RFC 9110 §14),
+// or nil to send the whole response (multiple ranges, unknown units).
+func (x *exchange) rangeResponse(e *entry, h http.Header) *http.Response {
+	size := int64(len(e.body))
+	start, end, ok := parseRange(x.req.Header.Get("Range"), size)
+	if !ok {
+		return nil
+	}
+	res := &http.Response{Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: h, Request: x.req}
+	if start < 0 {
+		res.Status, res.StatusCode = "416 Range Not Satisfiable", http.StatusRequestedRangeNotSatisfiable
+		h["Content-Range"] = []string{"bytes */" + strconv.FormatInt(size, 10)}
+		h["Content-Length"] = []string{"0"}
+		res.Body = http.NoBody
+		return res
+	}
+	res.Status, res.StatusCode = "206 Partial Content", http.StatusPartialContent
+	h["Content-Range"] = []string{"bytes " + strconv.FormatInt(start, 10) + "-" + strconv.FormatInt(end, 10) + "/" + strconv.FormatInt(size, 10)}
+	h["Content-Length"] = []string{strconv.FormatInt(end-start+1, 10)}
+	res.ContentLength = end - start + 1
+	res.Body = &hitBody{b: e.body[start : end+1]}
+	return res
+}
+
+// parseRange parses a single "bytes=" range against size. ok is false when the
+// field should be ignored; start is -1 when the range is unsatisfiable.
+func parseRange(v string, size int64) (start, end int64, ok bool) {
+	spec, found := strings.CutPrefix(strings.TrimSpace(v), "bytes=")
+	if !found || strings.Contains(spec, ",") {
+		return 0, 0, false
+	}
+	first, last, found := strings.Cut(strings.TrimSpace(spec), "-")
+	if !found {
+		return 0, 0, false
+	}
+	if first == "" { // suffix: the last N bytes
+		n, err := strconv.ParseInt(last, 10, 64)
+		if err != nil || n < 0 {
+			return 0, 0, false
+		}
+		if n == 0 || size == 0 {
+			return -1, -1, true
+		}
+		return max(size-n, 0), size - 1, true
+	}
+	s, err := strconv.ParseInt(first, 10, 64)
+	if err != nil || s < 0 {
+		return 0, 0, false
+	}
+	e := size - 1
+	if last != "" {
+		if e, err = strconv.ParseInt(last, 10, 64); err != nil || e < s {
+			return 0, 0, false
+		}
+		e = min(e, size-1)
+	}
+	if s >= size {
+		return -1, -1, true
+	}
+	return s, e, true
 }
