@@ -1,0 +1,76 @@
+package forward
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCurlThroughProxy(t *testing.T) {
+	curl := needTool(t, "curl")
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "hello from origin, ua="+r.Header.Get("User-Agent"))
+	}))
+	defer origin.Close()
+	tls := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "hello over tls")
+	}))
+	defer tls.Close()
+	tp := startProxy(t, Options{Config: connectPorts(t, tls.URL), Policy: hostPolicy("no-games", "games.example")})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := exec.CommandContext(ctx, curl, append([]string{"-sS", "--noproxy", "", "-x", tp.url.String()}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("curl %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if out := run(origin.URL + "/"); !strings.HasPrefix(out, "hello from origin, ua=curl/") {
+		t.Errorf("plain: %q", out)
+	}
+	if out := run("-k", tls.URL+"/"); out != "hello over tls" {
+		t.Errorf("tunnel: %q", out)
+	}
+	if out := run("-w", "%{http_code}", "http://games.example/"); !strings.Contains(out, "Rule: no-games") || !strings.HasSuffix(out, "403") {
+		t.Errorf("block: %q", out)
+	}
+}
+
+func TestChromiumShowsBlockPage(t *testing.T) {
+	chromium := needTool(t, "chromium")
+	tp := startProxy(t, Options{Policy: hostPolicy("no-games", "games.example"), Config: &Config{Contact: "Ask Ms Smith in room 12"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dom := dumpDOM(ctx, t, chromium, tp.url.String(), "http://www.games.example/play?level=3")
+	for _, want := range []string{"This page is blocked", "http://www.games.example/play?level=3", "no-games", "Blocked for the test &lt;games.example&gt;", "Ask Ms Smith in room 12"} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("rendered page lacks %q:\n%s", want, dom)
+		}
+	}
+}
+
+// dumpDOM loads target in headless Chromium through proxy and returns the DOM.
+func dumpDOM(ctx context.Context, t *testing.T, chromium, proxy, target string, extra ...string) string {
+	t.Helper()
+	args := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--disable-dev-shm-usage", "--user-data-dir=" + t.TempDir(),
+		"--proxy-server=" + proxy, "--proxy-bypass-list=<-loopback>"}
+	args = append(args, extra...)
+	args = append(args, "--dump-dom", target)
+	cmd := exec.CommandContext(ctx, chromium, args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium: %v\n%s", err, stderr.String())
+	}
+	return string(out)
+}

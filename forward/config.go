@@ -1,0 +1,164 @@
+package forward
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/config/field"
+)
+
+// Defaults applied to zero Config fields.
+const (
+	DefaultListen                = "127.0.0.1:3128"
+	DefaultDialTimeout           = 10 * time.Second
+	DefaultTLSHandshakeTimeout   = 10 * time.Second
+	DefaultResponseHeaderTimeout = 60 * time.Second
+	DefaultIdleConnTimeout       = 90 * time.Second
+	DefaultTunnelIdleTimeout     = 10 * time.Minute
+	DefaultReadHeaderTimeout     = 10 * time.Second
+	DefaultMaxIdleConnsPerHost   = 256
+	DefaultMaxIdleConns          = 4096
+)
+
+// Config is the policy file's `forward:` section.
+type Config struct {
+	// Listen holds the addresses ("host:port") the engine listens on for this door.
+	// Default ["127.0.0.1:3128"].
+	Listen []string `yaml:"listen"`
+	// AllowClients holds the client networks that may use the proxy; everyone else
+	// gets 403. Default: loopback only (127.0.0.0/8 and ::1/128).
+	AllowClients []netip.Prefix `yaml:"allow_clients"`
+	// ConnectPorts holds the destination ports CONNECT may reach. Default [443].
+	ConnectPorts []int `yaml:"connect_ports"`
+	// Profile names the anonymize profile used when a verdict names none. Default ""
+	// (the anonymize package's default).
+	Profile string `yaml:"profile"`
+	// Contact is the line shown at the foot of the block page, e.g. "Questions? Ask
+	// the IT office, room 12". Default: a generic hint.
+	Contact string `yaml:"contact"`
+	// DialTimeout bounds connecting to an origin (HTTP and CONNECT). Default 10s.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// TLSHandshakeTimeout bounds the TLS handshake with an origin. Default 10s.
+	TLSHandshakeTimeout time.Duration `yaml:"tls_handshake_timeout"`
+	// ResponseHeaderTimeout bounds the wait for an origin's response headers once the
+	// request is sent; past it the client gets 504. Default 60s.
+	ResponseHeaderTimeout time.Duration `yaml:"response_header_timeout"`
+	// IdleConnTimeout closes idle pooled origin connections. Default 90s.
+	IdleConnTimeout time.Duration `yaml:"idle_conn_timeout"`
+	// TunnelIdleTimeout closes a CONNECT tunnel after no byte moved either way for
+	// this long (detected within 1.5 times the value). Default 10m.
+	TunnelIdleTimeout time.Duration `yaml:"tunnel_idle_timeout"`
+	// ReadHeaderTimeout is for the engine's http.Server on this door's listeners.
+	// Default 10s.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// MaxIdleConnsPerHost is the idle origin connections kept per host. Default 256.
+	MaxIdleConnsPerHost int `yaml:"max_idle_conns_per_host"`
+	// MaxIdleConns is the idle origin connections kept in all. Default 4096.
+	MaxIdleConns int `yaml:"max_idle_conns"`
+}
+
+// Validate reports every problem with c; paths are relative to the section.
+func (c *Config) Validate() []field.Error {
+	var errs []field.Error
+	for i, a := range c.Listen {
+		host, port, err := net.SplitHostPort(a)
+		p := fmt.Sprintf("listen[%d]", i)
+		if err != nil {
+			errs = append(errs, field.Errorf(p, "%q is not host:port", a))
+			continue
+		}
+		if host != "" {
+			if _, err := netip.ParseAddr(host); err != nil && host != "localhost" {
+				errs = append(errs, field.Errorf(p, "host %q is not an IP address", host))
+			}
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			errs = append(errs, field.Errorf(p, "port %q is not a number from 0 to 65535", port))
+		}
+	}
+	for i, pf := range c.AllowClients {
+		if !pf.IsValid() {
+			errs = append(errs, field.Errorf(fmt.Sprintf("allow_clients[%d]", i), "not a valid network"))
+		}
+	}
+	for i, port := range c.ConnectPorts {
+		if port < 1 || port > 65535 {
+			errs = append(errs, field.Errorf(fmt.Sprintf("connect_ports[%d]", i), "port %d is not from 1 to 65535", port))
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"dial_timeout", c.DialTimeout},
+		{"tls_handshake_timeout", c.TLSHandshakeTimeout},
+		{"response_header_timeout", c.ResponseHeaderTimeout},
+		{"idle_conn_timeout", c.IdleConnTimeout},
+		{"tunnel_idle_timeout", c.TunnelIdleTimeout},
+		{"read_header_timeout", c.ReadHeaderTimeout},
+	} {
+		if d.v < 0 {
+			errs = append(errs, field.Errorf(d.name, "must not be negative"))
+		}
+	}
+	if c.MaxIdleConnsPerHost < 0 {
+		errs = append(errs, field.Errorf("max_idle_conns_per_host", "must not be negative"))
+	}
+	if c.MaxIdleConns < 0 {
+		errs = append(errs, field.Errorf("max_idle_conns", "must not be negative"))
+	}
+	return errs
+}
+
+// WithDefaults returns a copy of c (nil means an empty section) with every zero
+// field set to its documented default.
+func (c *Config) WithDefaults() *Config {
+	var d Config
+	if c != nil {
+		d = *c
+	}
+	if len(d.Listen) == 0 {
+		d.Listen = []string{DefaultListen}
+	}
+	if len(d.AllowClients) == 0 {
+		d.AllowClients = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	}
+	if len(d.ConnectPorts) == 0 {
+		d.ConnectPorts = []int{443}
+	}
+	setDur := func(p *time.Duration, def time.Duration) {
+		if *p == 0 {
+			*p = def
+		}
+	}
+	setDur(&d.DialTimeout, DefaultDialTimeout)
+	setDur(&d.TLSHandshakeTimeout, DefaultTLSHandshakeTimeout)
+	setDur(&d.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
+	setDur(&d.IdleConnTimeout, DefaultIdleConnTimeout)
+	setDur(&d.TunnelIdleTimeout, DefaultTunnelIdleTimeout)
+	setDur(&d.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	if d.MaxIdleConnsPerHost == 0 {
+		d.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
+	}
+	if d.MaxIdleConns == 0 {
+		d.MaxIdleConns = DefaultMaxIdleConns
+	}
+	return &d
+}
+
+// TransportConfig returns the upstream transport settings of c (defaults applied),
+// for NewTransport.
+func (c *Config) TransportConfig() TransportConfig {
+	d := c.WithDefaults()
+	return TransportConfig{
+		DialTimeout:           d.DialTimeout,
+		TLSHandshakeTimeout:   d.TLSHandshakeTimeout,
+		ResponseHeaderTimeout: d.ResponseHeaderTimeout,
+		IdleConnTimeout:       d.IdleConnTimeout,
+		MaxIdleConnsPerHost:   d.MaxIdleConnsPerHost,
+		MaxIdleConns:          d.MaxIdleConns,
+	}
+}

@@ -1,0 +1,179 @@
+package forward
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/rules"
+)
+
+// logRecorder is an admin.Logger that keeps every entry.
+type logRecorder struct {
+	mu      sync.Mutex
+	entries []admin.Entry
+	ch      chan admin.Entry
+}
+
+func newLogRecorder() *logRecorder { return &logRecorder{ch: make(chan admin.Entry, 1024)} }
+
+func (l *logRecorder) Log(e *admin.Entry) {
+	l.mu.Lock()
+	l.entries = append(l.entries, *e)
+	l.mu.Unlock()
+	select {
+	case l.ch <- *e:
+	default:
+	}
+}
+
+// next waits for the next entry.
+func (l *logRecorder) next(t *testing.T) admin.Entry {
+	t.Helper()
+	select {
+	case e := <-l.ch:
+		return e
+	case <-time.After(10 * time.Second):
+		t.Fatal("no access-log entry within 10s")
+		return admin.Entry{}
+	}
+}
+
+// testProxy is a Proxy served on a loopback listener.
+type testProxy struct {
+	*Proxy
+	addr string // host:port
+	url  *url.URL
+	log  *logRecorder
+	srv  *http.Server
+}
+
+// startProxy serves New(opts) on 127.0.0.1:0. Zero Config means defaults plus the
+// given connect ports.
+func startProxy(t testing.TB, opts Options) *testProxy {
+	t.Helper()
+	rec := newLogRecorder()
+	if opts.Log == nil {
+		opts.Log = rec
+	}
+	if opts.Tunnels == nil {
+		opts.Tunnels = NewTunnels()
+	}
+	p, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: p, ReadHeaderTimeout: p.ReadHeaderTimeout()}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		_ = opts.Tunnels.Shutdown(ctx)
+		<-done
+	})
+	u := &url.URL{Scheme: "http", Host: ln.Addr().String()}
+	return &testProxy{Proxy: p, addr: ln.Addr().String(), url: u, log: rec, srv: srv}
+}
+
+// client returns an http.Client that uses tp as its proxy, with its own transport
+// (closed at cleanup) and no transparent compression.
+func (tp *testProxy) client(t testing.TB) *http.Client {
+	tr := &http.Transport{Proxy: http.ProxyURL(tp.url), DisableCompression: true, MaxIdleConnsPerHost: 64}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 60 * time.Second}
+}
+
+// rawRequest sends raw over a new TCP connection to the proxy and reads one response.
+func (tp *testProxy) rawRequest(t *testing.T, raw string) (*http.Response, net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", tp.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := c.Write([]byte(raw)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	method := strings.SplitN(raw, " ", 2)[0]
+	resp, err := http.ReadResponse(br, &http.Request{Method: method})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, c, br
+}
+
+// connectPorts returns a Config allowing CONNECT to the ports of the given URLs.
+func connectPorts(t testing.TB, urls ...string) *Config {
+	t.Helper()
+	cfg := &Config{}
+	for _, s := range urls {
+		u, err := url.Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, port := splitHostPort(u.Host)
+		cfg.ConnectPorts = append(cfg.ConnectPorts, int(port))
+	}
+	return cfg
+}
+
+// hostPolicy blocks the hosts in blocked (and their subdomains) with the given rule.
+func hostPolicy(rule string, blocked ...string) rules.Evaluator {
+	return rules.EvaluatorFunc(func(f *rules.Facts) rules.Verdict {
+		for _, b := range blocked {
+			if f.Host == b || strings.HasSuffix(f.Host, "."+b) || (f.SNI != "" && (f.SNI == b || strings.HasSuffix(f.SNI, "."+b))) {
+				return rules.Verdict{Action: rules.ActionBlock, Rule: rule, Category: "testing", Reason: "Blocked for the test <" + b + ">"}
+			}
+		}
+		return rules.Verdict{Action: rules.ActionAllow, Rule: "default"}
+	})
+}
+
+// needTool returns the path of a tool, skipping the test when it is missing unless
+// CI=true, where a missing tool fails the test.
+func needTool(t *testing.T, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is required in CI: %v", name, err)
+		}
+		t.Skipf("%s not installed; skipping (set CI=true to make this a failure)", name)
+	}
+	return path
+}
+
+// freePort returns a loopback address nothing listens on.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}

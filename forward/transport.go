@@ -1,0 +1,81 @@
+package forward
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"time"
+)
+
+// DialFunc dials an origin; the resolver's guarded dialer has this shape.
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// TransportConfig is the upstream transport's settings (see Config.TransportConfig).
+// Zero durations and counts take the Config defaults.
+type TransportConfig struct {
+	Dial                  DialFunc // nil: a net.Dialer with DialTimeout
+	TLSClientConfig       *tls.Config
+	DialTimeout           time.Duration
+	TLSHandshakeTimeout   time.Duration
+	ResponseHeaderTimeout time.Duration
+	IdleConnTimeout       time.Duration
+	MaxIdleConnsPerHost   int
+	MaxIdleConns          int
+}
+
+// NewTransport returns the *http.Transport the forward door sends requests with:
+// timeouts on every phase, a large idle pool, no environment proxy (HTTP_PROXY is
+// ignored), no transparent compression (the client's own Accept-Encoding goes
+// through and bodies are relayed as the origin sent them), HTTP/2 to origins that
+// offer it. Build it once and share it across reloads: it holds the idle pool.
+func NewTransport(tc TransportConfig) *http.Transport {
+	def := (&Config{}).TransportConfig()
+	if tc.DialTimeout <= 0 {
+		tc.DialTimeout = def.DialTimeout
+	}
+	if tc.TLSHandshakeTimeout <= 0 {
+		tc.TLSHandshakeTimeout = def.TLSHandshakeTimeout
+	}
+	if tc.ResponseHeaderTimeout <= 0 {
+		tc.ResponseHeaderTimeout = def.ResponseHeaderTimeout
+	}
+	if tc.IdleConnTimeout <= 0 {
+		tc.IdleConnTimeout = def.IdleConnTimeout
+	}
+	if tc.MaxIdleConnsPerHost <= 0 {
+		tc.MaxIdleConnsPerHost = def.MaxIdleConnsPerHost
+	}
+	if tc.MaxIdleConns <= 0 {
+		tc.MaxIdleConns = def.MaxIdleConns
+	}
+	return &http.Transport{
+		Proxy:                  nil,
+		DialContext:            timeoutDial(tc.Dial, tc.DialTimeout),
+		TLSClientConfig:        tc.TLSClientConfig,
+		TLSHandshakeTimeout:    tc.TLSHandshakeTimeout,
+		ResponseHeaderTimeout:  tc.ResponseHeaderTimeout,
+		IdleConnTimeout:        tc.IdleConnTimeout,
+		MaxIdleConns:           tc.MaxIdleConns,
+		MaxIdleConnsPerHost:    tc.MaxIdleConnsPerHost,
+		ExpectContinueTimeout:  time.Second,
+		DisableCompression:     true,
+		ForceAttemptHTTP2:      true,
+		MaxResponseHeaderBytes: 256 << 10,
+		WriteBufferSize:        32 << 10,
+		ReadBufferSize:         32 << 10,
+	}
+}
+
+// timeoutDial wraps dial (nil: a plain net.Dialer) so every dial is bounded by d.
+func timeoutDial(dial DialFunc, d time.Duration) DialFunc {
+	if dial == nil {
+		nd := &net.Dialer{Timeout: d, KeepAlive: 30 * time.Second}
+		return nd.DialContext
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		ctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		return dial(ctx, network, addr)
+	}
+}

@@ -1,0 +1,122 @@
+package forward
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+)
+
+// respWriter wraps the server's ResponseWriter to record the status and the body
+// bytes for the access log. It flushes after every write when the response has no
+// Content-Length (streams, long polls, server-sent events), keeps the server's
+// pooled ReadFrom path otherwise, and remembers a hijack so the door can close a
+// connection goproxy leaves open.
+type respWriter struct {
+	http.ResponseWriter
+	bufs      *sync.Pool // *[]byte copy buffers, shared by the Proxy
+	status    int
+	n         int64
+	flushEach bool
+	hijacked  net.Conn
+	buffered  []byte // bytes the server had read past the request head when hijacked
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (w *respWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// WriteHeader records the final status.
+func (w *respWriter) WriteHeader(code int) {
+	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.status = code
+		w.flushEach = w.Header().Get("Content-Length") == ""
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *respWriter) wroteHeader() {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
+// Write counts p and flushes streams.
+func (w *respWriter) Write(p []byte) (int, error) {
+	w.wroteHeader()
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	if w.flushEach && err == nil {
+		w.Flush()
+	}
+	return n, err
+}
+
+// ReadFrom copies src to the client with a pooled buffer, flushing each chunk for
+// streams. (The server's own ReadFrom would hand a non-file source to
+// TCPConn.ReadFrom, which allocates 32 KiB per call.)
+func (w *respWriter) ReadFrom(src io.Reader) (int64, error) {
+	w.wroteHeader()
+	bp := w.bufs.Get().(*[]byte)
+	defer w.bufs.Put(bp)
+	var total int64
+	for {
+		nr, rerr := src.Read(*bp)
+		if nr > 0 {
+			nw, werr := w.Write((*bp)[:nr])
+			total += int64(nw)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
+}
+
+// Flush sends buffered data to the client.
+func (w *respWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Hijack takes over the connection and keeps a copy of the bytes already buffered
+// past the request (a ClientHello sent together with CONNECT, a first WebSocket
+// frame), so a tunnel can replay them.
+func (w *respWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, http.ErrNotSupported
+	}
+	c, rw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	w.hijacked = c
+	if n := rw.Reader.Buffered(); n > 0 {
+		b, _ := rw.Reader.Peek(n)
+		w.buffered = append([]byte(nil), b...)
+	}
+	return c, rw, nil
+}
+
+// countingBody counts the request body bytes read by the transport (from its own
+// goroutine, hence the atomic).
+type countingBody struct {
+	rc io.ReadCloser
+	n  atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
+
+func (b *countingBody) Close() error { return b.rc.Close() }
