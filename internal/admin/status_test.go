@@ -1,0 +1,172 @@
+package admin
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// fakeClock is a settable clock for Status.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time          { return c.t }
+func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+func newTestStatus() (*Status, *fakeClock) {
+	c := &fakeClock{t: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)}
+	return NewStatus(c.now), c
+}
+
+func TestStatusRateAndTotals(t *testing.T) {
+	s, c := newTestStatus()
+	for i := range 20 {
+		for range i % 4 { // 0,1,2,3,0,1,… requests per second: 30 in 20 s
+			s.Log(entry("forward", "GET", "http://a.example/", "allow", 200, nil))
+		}
+		if i%5 == 0 {
+			s.Log(entry("forward", "GET", "http://bad.example/", "block", 403, func(e *Entry) { e.Category = "games" }))
+		}
+		c.advance(time.Second)
+	}
+	s.Log(entry("forward", "GET", "http://a.example/", "allow", 200, nil)) // current second: not yet counted
+	r := s.Report()
+	if r.Requests != 34 || r.Blocked != 4 {
+		t.Errorf("requests %d blocked %d, want 34 and 4", r.Requests, r.Blocked)
+	}
+	// last 10 whole seconds: i = 10…19 → 2+3+0+1+2+3+0+1+2+3 allowed, 2 blocked
+	if r.Rate != 1.9 {
+		t.Errorf("rate %v, want 1.9", r.Rate)
+	}
+	if len(r.RequestsPerSecond) != 120 || r.StepSeconds != 5 {
+		t.Fatalf("series length %d step %d", len(r.RequestsPerSecond), r.StepSeconds)
+	}
+	var sum float64
+	for _, v := range r.RequestsPerSecond {
+		sum += v * 5
+	}
+	if sum != 34 {
+		t.Errorf("series sums to %v requests, want 34", sum)
+	}
+	if last := r.RequestsPerSecond[119]; last != (3+0+1+2+3+1)/5.0 { // i = 15…19
+
+		t.Errorf("last step %v", last)
+	}
+
+	c.advance(9*time.Minute + 50*time.Second) // now 09:10:10: the window starts at 09:00:10
+	if r := s.Report(); r.Requests != 20 || r.Rate != 0 {
+		t.Errorf("at 09:10:10: requests %d rate %v, want 20 (seconds 10…20) and 0", r.Requests, r.Rate)
+	}
+	c.advance(time.Minute)
+	if r := s.Report(); r.Requests != 0 {
+		t.Errorf("old seconds still counted: %d", r.Requests)
+	}
+}
+
+func TestStatusLatencyPercentiles(t *testing.T) {
+	s, c := newTestStatus()
+	for i := range 1000 {
+		d := 10 * time.Millisecond
+		if i%100 == 0 {
+			d = 800 * time.Millisecond // 1%: the slow tail
+		}
+		s.Log(entry("reverse", "GET", "http://a/", "allow", 200, func(e *Entry) { e.Duration = d }))
+	}
+	// a 10-minute tunnel must not count as latency
+	s.Log(entry("forward", "CONNECT", "a:443", "tunnel", 200, func(e *Entry) { e.Duration = 10 * time.Minute }))
+	c.advance(time.Second)
+	r := s.Report()
+	within := func(got, want float64) bool { return got > want/1.2 && got < want*1.2 }
+	if !within(r.P50, 10) {
+		t.Errorf("p50 %v ms, want ≈10", r.P50)
+	}
+	if !within(r.P99, 10) {
+		t.Errorf("p99 %v ms, want ≈10 (exactly 1%% are slow)", r.P99)
+	}
+	if !within(r.P99Ms[119], 10) || !within(r.P50Ms[119], 10) {
+		t.Errorf("last step p50 %v p99 %v", r.P50Ms[119], r.P99Ms[119])
+	}
+	for range 20 {
+		s.Log(entry("reverse", "GET", "http://a/", "allow", 200, func(e *Entry) { e.Duration = 800 * time.Millisecond }))
+	}
+	c.advance(time.Second)
+	if r := s.Report(); !within(r.P99, 800) {
+		t.Errorf("p99 with 3%% slow: %v ms, want ≈800", r.P99)
+	}
+}
+
+func TestStatusTopLists(t *testing.T) {
+	s, c := newTestStatus()
+	block := func(url, cat string) {
+		s.Log(entry("forward", "GET", url, "block", 403, func(e *Entry) { e.Category = cat }))
+	}
+	for range 5 {
+		block("http://games.example/x", "games")
+	}
+	for range 3 {
+		block("https://user:pw@social.example:8443/", "social")
+	}
+	block("http://chat.example/", "")
+	s.Log(entry("dns", "A", "games.example.", "block", 5, func(e *Entry) { e.Category = "games"; e.Answer = "blocked" }))
+	s.Log(entry("dns", "A", "example.org.", "allow", 0, func(e *Entry) { e.Answer = "A" }))
+	s.Log(entry("dns", "A", "example.org.", "allow", 0, func(e *Entry) { e.Answer = "A" }))
+	s.Log(entry("forward", "GET", "http://fine.example/", "allow", 200, nil))
+	c.advance(25 * time.Minute) // a later slot
+	block("http://chat.example/", "chat")
+	c.advance(time.Second)
+
+	r := s.Report()
+	wantDomains := []Count{{"games.example", 6}, {"social.example", 3}, {"chat.example", 2}}
+	wantCats := []Count{{"games", 6}, {"social", 3}, {"(none)", 1}, {"chat", 1}}
+	wantDNS := []Count{{"A", 2}, {"blocked", 1}}
+	if fmt.Sprint(r.TopBlockedDomains) != fmt.Sprint(wantDomains) {
+		t.Errorf("domains %v, want %v", r.TopBlockedDomains, wantDomains)
+	}
+	if fmt.Sprint(r.TopBlockedCategories) != fmt.Sprint(wantCats) {
+		t.Errorf("categories %v, want %v", r.TopBlockedCategories, wantCats)
+	}
+	if fmt.Sprint(r.DNSAnswers) != fmt.Sprint(wantDNS) {
+		t.Errorf("dns %v, want %v", r.DNSAnswers, wantDNS)
+	}
+
+	c.advance(50 * time.Minute) // the first slot is now over an hour old
+	r = s.Report()
+	if fmt.Sprint(r.TopBlockedDomains) != fmt.Sprint([]Count{{"chat.example", 1}}) {
+		t.Errorf("after an hour: %v", r.TopBlockedDomains)
+	}
+	c.advance(time.Hour)
+	if r := s.Report(); len(r.TopBlockedDomains) != 0 || len(r.DNSAnswers) != 0 {
+		t.Errorf("after two hours: %v %v", r.TopBlockedDomains, r.DNSAnswers)
+	}
+}
+
+func TestStatusTopListMemoryIsBounded(t *testing.T) {
+	s, c := newTestStatus()
+	for i := range 20000 {
+		s.Log(entry("forward", "GET", fmt.Sprintf("http://host%d.example/", i), "block", 403, nil))
+		if i%10 == 0 {
+			s.Log(entry("forward", "GET", "http://heavy.example/", "block", 403, nil))
+		}
+	}
+	c.advance(time.Second)
+	for _, sl := range s.domains.slots {
+		if len(sl.counts) > maxTopKeys {
+			t.Fatalf("slot holds %d keys, cap %d", len(sl.counts), maxTopKeys)
+		}
+	}
+	r := s.Report()
+	if r.TopBlockedDomains[0].Name != "heavy.example" || r.TopBlockedDomains[0].Count < 1000 {
+		t.Errorf("heavy hitter lost: %v", r.TopBlockedDomains[:3])
+	}
+	long := make([]byte, 5000)
+	for i := range long {
+		long[i] = 'a'
+	}
+	s.Log(entry("forward", "GET", "http://"+string(long)+"/", "block", 403, nil))
+	for _, sl := range s.domains.slots {
+		for k := range sl.counts {
+			if len(k) > maxKeyLength {
+				t.Fatalf("key of %d bytes kept", len(k))
+			}
+		}
+	}
+}
