@@ -1,0 +1,532 @@
+package filter
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"math"
+	"slices"
+)
+
+// Keys. A domain is stored character-reversed with every '.' replaced by
+// keySep ("www.example.com" -> "moc\x01elpmaxe\x01www"). keySep sorts below
+// every byte a domain may hold, so in sorted order a domain is immediately
+// followed by all of its listed subdomains, and a parent domain of a host is a
+// prefix of the host's key that ends at a keySep (or at the end of the key).
+const (
+	keySep = 0x01
+	// MaxDomainLen is the longest domain name a DomainSet stores (RFC 1035
+	// presentation form without the trailing dot).
+	MaxDomainLen = 253
+	// blockSize is the number of keys front-coded together; a lookup binary
+	// searches the block heads and scans at most one block.
+	blockSize = 16
+	// entryHeader is the per-key header inside a block: shared prefix length
+	// with the previous key, suffix length, and the length of the key's
+	// shortest listed ancestor-or-self.
+	entryHeader = 3
+)
+
+// ErrInvalidDomain is returned (wrapped) by DomainSetBuilder.Add for an entry
+// that is not a domain name: empty, too long, an empty label, or a byte that
+// no host name can hold.
+var ErrInvalidDomain = errors.New("invalid domain")
+
+// ErrSetTooLarge is returned by DomainSetBuilder.Add once the builder holds
+// 4 GiB of keys (about 200 million domains).
+var ErrSetTooLarge = errors.New("domain set too large")
+
+// domainByte reports which bytes a stored domain may hold (after lowercasing):
+// letters, digits, '-', '_' and ':' (IPv6 literals). '.' is handled apart.
+func domainByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == ':'
+}
+
+// DomainSet is an immutable, pointer-free index of domain names. Match gives
+// subdomain semantics (a listed "example.com" matches "example.com" and
+// "a.b.example.com", never "xample.com" or "example.com.evil"); MatchExact
+// matches listed names only. It is safe for concurrent use and neither
+// method allocates.
+//
+// Layout: the sorted keys (see keySep) are front-coded in blocks of
+// blockSize keys inside one []byte; blockOff holds where each block starts and
+// heads the first 16 key bytes of each block head (two big-endian uint64), so
+// the binary search runs over a small dense array and reads one block. Besides the GC-free
+// layout, each key records the length of its shortest listed ancestor, which
+// lets Match answer with a single predecessor search however the list
+// overlaps (example.com and m.example.com both listed).
+type DomainSet struct {
+	data     []byte
+	blockOff []uint32
+	heads    []uint64
+	n        int
+}
+
+// DomainSetBuilder collects domains for a DomainSet. Entries may come in any
+// order, repeat and overlap. The zero value is ready to use. A builder is not
+// safe for concurrent use.
+type DomainSetBuilder struct {
+	arena []byte
+	ents  []builderEntry
+}
+
+type builderEntry struct {
+	pre uint64 // first 8 key bytes, big-endian, zero padded
+	off uint32 // key position in arena
+	n   uint8  // key length
+}
+
+// Add adds one domain. Accepted forms: "example.com", ".example.com",
+// "*.example.com", any letter case, an optional trailing dot. The domain
+// must already be ASCII (use NormalizeHost for IDNA); the error wraps
+// ErrInvalidDomain otherwise.
+func (b *DomainSetBuilder) Add(domain string) error {
+	return addDomain(b, domain)
+}
+
+// Len returns the number of entries added so far, duplicates included.
+func (b *DomainSetBuilder) Len() int { return len(b.ents) }
+
+// addDomain is Add for strings and byte slices alike (list loading adds
+// lines straight from the read buffer).
+func addDomain[T string | []byte](b *DomainSetBuilder, d T) error {
+	for len(d) > 0 && (d[0] == '*' || d[0] == '.') {
+		if d[0] == '*' && (len(d) < 2 || d[1] != '.') {
+			return ErrInvalidDomain
+		}
+		d = d[1:]
+	}
+	if len(d) > 0 && d[len(d)-1] == '.' {
+		d = d[:len(d)-1]
+	}
+	n := len(d)
+	if n == 0 || n > MaxDomainLen {
+		return ErrInvalidDomain
+	}
+	if uint64(len(b.arena))+uint64(n) > math.MaxUint32 {
+		return ErrSetTooLarge
+	}
+	start := len(b.arena)
+	b.arena = growBytes(b.arena, n)[:start+n]
+	key := b.arena[start:]
+	prevDot := true // at the end of the key: an empty last label is invalid
+	for i := 0; i < n; i++ {
+		c := d[i]
+		switch {
+		case c == '.':
+			if prevDot {
+				b.arena = b.arena[:start]
+				return ErrInvalidDomain
+			}
+			prevDot = true
+			c = keySep
+		case 'A' <= c && c <= 'Z':
+			prevDot = false
+			c += 'a' - 'A'
+		case domainByte(c):
+			prevDot = false
+		default:
+			b.arena = b.arena[:start]
+			return ErrInvalidDomain
+		}
+		key[n-1-i] = c
+	}
+	if prevDot {
+		b.arena = b.arena[:start]
+		return ErrInvalidDomain
+	}
+	if len(b.ents) == cap(b.ents) {
+		b.ents = slices.Grow(b.ents, max(1024, len(b.ents)))
+	}
+	b.ents = append(b.ents, builderEntry{pre: prefix64(key), off: uint32(start), n: uint8(n)})
+	return nil
+}
+
+// growBytes makes room for n more bytes, doubling: append's growth factor
+// for large slices (1.25) would copy a multi-gigabyte total for a 5 M list.
+func growBytes(b []byte, n int) []byte {
+	if cap(b)-len(b) >= n {
+		return b
+	}
+	return slices.Grow(b, max(n, len(b), 4096))
+}
+
+// Grow reserves room for about n more domains of keyBytes bytes in all, as
+// a hint (LoadList passes the file size); it never changes the result.
+func (b *DomainSetBuilder) Grow(n, keyBytes int) {
+	b.arena = slices.Grow(b.arena, max(keyBytes, 0))
+	b.ents = slices.Grow(b.ents, max(n, 0))
+}
+
+// prefix64 returns the first 8 bytes of key as a big-endian integer, zero
+// padded; keys never hold a zero byte, so comparing prefixes orders keys.
+func prefix64(key []byte) uint64 {
+	if len(key) >= 8 {
+		return binary.BigEndian.Uint64(key)
+	}
+	var p [8]byte
+	copy(p[:], key)
+	return binary.BigEndian.Uint64(p[:])
+}
+
+// Build sorts and compresses the collected domains into a DomainSet and
+// resets the builder (its memory is released).
+func (b *DomainSetBuilder) Build() *DomainSet {
+	arena, ents := b.arena, b.ents
+	b.arena, b.ents = nil, nil
+	sortEntries(ents, arena)
+
+	s := &DomainSet{}
+	nblocks := (len(ents) + blockSize - 1) / blockSize
+	s.blockOff = make([]uint32, 0, nblocks)
+	s.heads = make([]uint64, 0, 2*nblocks)
+	data := make([]byte, 0, len(arena)*3/4+entryHeader*len(ents))
+
+	// One pass over the sorted keys, each read once from the arena (the
+	// reads are random: the arena is in input order). prev holds the last
+	// key written. ancestors holds the lengths of the listed keys that are
+	// boundary prefixes of prev, shortest first: a parent sorts right
+	// before its subdomains, so this chain is all that can cover the next
+	// key, and a chain element of length a covers key k iff
+	// a <= lcp(prev, k) and k ends or has a label boundary at a.
+	var (
+		prev      [MaxDomainLen]byte
+		prevLen   int
+		ancestors [MaxDomainLen/2 + 2]int
+		depth     int
+	)
+	for i, e := range ents {
+		k := arena[e.off : e.off+uint32(e.n)]
+		lcp := commonPrefix(prev[:prevLen], k)
+		if i > 0 && lcp == len(k) && lcp == prevLen {
+			continue // duplicate
+		}
+		for depth > 0 {
+			a := ancestors[depth-1]
+			if a <= lcp && (a == len(k) || k[a] == keySep) {
+				break
+			}
+			depth--
+		}
+		anc := len(k)
+		if depth > 0 {
+			anc = ancestors[0]
+		}
+		ancestors[depth] = len(k)
+		depth++
+		shared := lcp
+		if s.n%blockSize == 0 {
+			shared = 0
+			s.blockOff = append(s.blockOff, uint32(len(data)))
+			s.heads = append(s.heads, prefix64(k), headChunk2(k))
+		}
+		data = append(data, byte(shared), byte(len(k)-shared), byte(anc))
+		data = append(data, k[shared:]...)
+		copy(prev[lcp:], k[lcp:])
+		prevLen = len(k)
+		s.n++
+	}
+	if cap(data)-len(data) > len(data)/16 {
+		data = append([]byte(nil), data...) // give back the estimate's slack
+	}
+	s.data = data
+	return s
+}
+
+// headChunk2 returns key bytes 8..15 as a big-endian integer, zero padded.
+func headChunk2(key []byte) uint64 {
+	if len(key) <= 8 {
+		return 0
+	}
+	return prefix64(key[8:])
+}
+
+// sortEntries sorts by key: a radix sort on the first 8 key bytes, then,
+// inside each run of equal bytes, on the next 8, and so on. Comparing whole
+// keys instead would read the arena at random O(n log n) times. It leaves
+// pre holding a deeper chunk for entries in such runs; Build recomputes
+// what it needs from the keys.
+func sortEntries(ents []builderEntry, arena []byte) {
+	var tmp []builderEntry
+	if len(ents) >= radixMin {
+		tmp = make([]builderEntry, len(ents))
+	}
+	sortByPre(ents, tmp)
+	sortTies(ents, arena, 8, tmp)
+}
+
+// radixMin is the run length from which a radix sort beats pdqsort.
+const radixMin = 256
+
+// sortTies sorts every run of entries whose keys agree on their first depth
+// bytes (their pre is equal) by the following 8 bytes, recursively.
+func sortTies(ents []builderEntry, arena []byte, depth int, tmp []builderEntry) {
+	for i := 0; i < len(ents); {
+		j := i + 1
+		long := int(ents[i].n) > depth
+		for j < len(ents) && ents[j].pre == ents[i].pre {
+			long = long || int(ents[j].n) > depth
+			j++
+		}
+		if j-i > 1 && long { // equal runs of short keys are duplicates
+			run := ents[i:j]
+			for k := range run {
+				e := &run[k]
+				e.pre = 0
+				if int(e.n) > depth {
+					e.pre = prefix64(arena[e.off+uint32(depth) : e.off+uint32(e.n)])
+				}
+			}
+			sortByPre(run, tmp)
+			sortTies(run, arena, depth+8, tmp)
+		}
+		i = j
+	}
+}
+
+// sortByPre sorts by pre; tmp (at least as long, or nil below radixMin)
+// is the radix sort's scratch space.
+func sortByPre(ents, tmp []builderEntry) {
+	if len(ents) < radixMin {
+		slices.SortFunc(ents, func(x, y builderEntry) int {
+			if x.pre < y.pre {
+				return -1
+			} else if x.pre > y.pre {
+				return 1
+			}
+			return 0
+		})
+		return
+	}
+	radixSortByPrefix(ents, tmp[:len(ents)])
+}
+
+// radixSortByPrefix is an LSD radix sort on pre, one byte per pass; passes
+// where every entry has the same byte are skipped.
+func radixSortByPrefix(ents, tmp []builderEntry) {
+	var counts [8][256]int
+	for _, e := range ents {
+		for d := 0; d < 8; d++ {
+			counts[d][byte(e.pre>>(8*d))]++
+		}
+	}
+	src, dst := ents, tmp
+	for d := 0; d < 8; d++ {
+		c := &counts[d]
+		if c[byte(src[0].pre>>(8*d))] == len(src) {
+			continue // every entry has this byte: nothing to do
+		}
+		var pos [256]int
+		sum := 0
+		for i, n := range c {
+			pos[i] = sum
+			sum += n
+		}
+		shift := 8 * d
+		for _, e := range src {
+			k := byte(e.pre >> shift)
+			dst[pos[k]] = e
+			pos[k]++
+		}
+		src, dst = dst, src
+	}
+	if &src[0] != &ents[0] {
+		copy(ents, src)
+	}
+}
+
+func commonPrefix(a, b []byte) int {
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
+}
+
+// Len returns the number of distinct domains in the set.
+func (s *DomainSet) Len() int {
+	if s == nil {
+		return 0
+	}
+	return s.n
+}
+
+// SizeBytes returns the memory the index holds, in bytes.
+func (s *DomainSet) SizeBytes() int {
+	if s == nil {
+		return 0
+	}
+	return cap(s.data) + 4*cap(s.blockOff) + 8*cap(s.heads)
+}
+
+// Match reports whether host or one of its parent domains is in the set.
+// host is expected lowercased without port (ASCII upper case is folded, a
+// trailing dot ignored); anything else that is not a host name is false.
+func (s *DomainSet) Match(host string) bool {
+	return s.lookup(host, false)
+}
+
+// MatchExact reports whether host itself is in the set.
+func (s *DomainSet) MatchExact(host string) bool {
+	return s.lookup(host, true)
+}
+
+// hostKey writes host's key into buf and returns it; ok is false when host
+// cannot be a listed name.
+func hostKey(buf *[MaxDomainLen]byte, host string) (key []byte, ok bool) {
+	if len(host) > 0 && host[len(host)-1] == '.' {
+		host = host[:len(host)-1]
+	}
+	n := len(host)
+	if n == 0 || n > MaxDomainLen {
+		return nil, false
+	}
+	for i := 0; i < n; i++ {
+		c := host[i]
+		switch {
+		case c == '.':
+			c = keySep
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		case c <= keySep:
+			return nil, false
+		}
+		buf[n-1-i] = c
+	}
+	return buf[:n], true
+}
+
+func (s *DomainSet) lookup(host string, exact bool) bool {
+	if s == nil || s.n == 0 {
+		return false
+	}
+	var buf [MaxDomainLen]byte
+	q, ok := hostKey(&buf, host)
+	if !ok {
+		return false
+	}
+	blk := s.searchBlock(q)
+	if blk < 0 {
+		return false
+	}
+	end := len(s.data)
+	if blk+1 < len(s.blockOff) {
+		end = int(s.blockOff[blk+1])
+	}
+	data := s.data[s.blockOff[blk]:end]
+
+	// Scan for the predecessor P of q (the last key <= q), tracking
+	// m = lcp(P, q) without rebuilding keys: a key sharing fewer bytes
+	// with its predecessor than m sorts after q; one sharing more sorts
+	// before q with the same lcp. The block head is <= q by construction.
+	var (
+		m     int  // lcp(P, q)
+		pLen  int  // len(P)
+		pAnc  int  // length of P's shortest listed ancestor-or-self
+		pNext byte // P[m] when m < pLen
+	)
+	for pos := 0; pos < len(data); {
+		shared, sl, anc := int(data[pos]), int(data[pos+1]), int(data[pos+2])
+		suffix := data[pos+entryHeader : pos+entryHeader+sl]
+		pos += entryHeader + sl
+		if shared < m {
+			break // it differs from q earlier than P does: it sorts after q
+		}
+		if shared > m {
+			pLen, pAnc = shared+sl, anc
+			continue
+		}
+		// shared == m: compare the suffix with q[m:].
+		j := commonPrefix(suffix, q[m:])
+		if j < len(suffix) && (m+j == len(q) || suffix[j] > q[m+j]) {
+			break // this key sorts after q
+		}
+		m += j
+		pLen, pAnc = shared+sl, anc
+		if j < len(suffix) {
+			pNext = suffix[j]
+		}
+		if m == len(q) && pLen == len(q) {
+			return true // q itself is listed
+		}
+	}
+	if exact || pLen == 0 {
+		return false
+	}
+	// l: the longest common prefix of P and q that ends at a label
+	// boundary of both; any listed parent of q is a boundary prefix of it.
+	l := m
+	if !((m == pLen || pNext == keySep) && (m == len(q) || q[m] == keySep)) {
+		l = bytes.LastIndexByte(q[:m], keySep)
+	}
+	return l > 0 && pAnc <= l
+}
+
+// searchBlock returns the last block whose head is <= q, or -1. It
+// compares q with the heads' first 16 bytes, kept in a dense array, and
+// reads a head from the blocks only on a tie.
+func (s *DomainSet) searchBlock(q []byte) int {
+	q0, q1 := prefix64(q), headChunk2(q)
+	heads := s.heads
+	// hi: the first block whose 16-byte head prefix is > q's.
+	lo, hi := 0, len(heads)/2
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		h0, h1 := heads[2*mid], heads[2*mid+1]
+		if h0 < q0 || h0 == q0 && h1 <= q1 {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if hi == 0 {
+		return -1
+	}
+	if heads[2*hi-2] != q0 || heads[2*hi-1] != q1 || len(q) <= 16 && s.headLen(hi-1) <= len(q) {
+		return hi - 1 // a strictly smaller prefix, or an equal short key
+	}
+	// Blocks in [lo, hi) share q's 16-byte prefix: compare whole heads.
+	lo = hi - 1
+	for lo > 0 && heads[2*lo-2] == q0 && heads[2*lo-1] == q1 {
+		lo--
+		if hi-lo > 8 { // a long run of equal prefixes: binary search it
+			lo = s.firstWithPrefix(q0, q1, hi)
+			break
+		}
+	}
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if bytes.Compare(s.head(mid), q) <= 0 {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo - 1
+}
+
+// firstWithPrefix returns the first block before hi whose 16-byte head
+// prefix is (q0, q1).
+func (s *DomainSet) firstWithPrefix(q0, q1 uint64, hi int) int {
+	lo := 0
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		h0, h1 := s.heads[2*mid], s.heads[2*mid+1]
+		if h0 < q0 || h0 == q0 && h1 < q1 {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo
+}
+
+func (s *DomainSet) head(blk int) []byte {
+	off := int(s.blockOff[blk])
+	n := int(s.data[off+1])
+	return s.data[off+entryHeader : off+entryHeader+n]
+}
+
+func (s *DomainSet) headLen(blk int) int { return int(s.data[int(s.blockOff[blk])+1]) }
