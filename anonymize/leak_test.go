@@ -1,0 +1,478 @@
+package anonymize
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"os"
+	"os/exec"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// The leak suite: a recording origin on 127.0.0.1 records everything it receives;
+// real clients (Go's and curl) on [::1] send requests full of identifying values
+// through a proxy that applies a profile; each case states exactly which header
+// fields, values and request target arrive, and what the client gets back. The
+// client connects over IPv6 and the proxy over IPv4, so the origin can tell the
+// client's address (::1) from the proxy's (127.0.0.1).
+
+// recorded is what the recording origin saw of one request.
+type recorded struct {
+	remote netip.Addr  // the connecting address
+	uri    string      // the request target, byte for byte
+	header http.Header // every field but Host
+}
+
+// startRecordingOrigin starts the origin; every request it serves is sent on the
+// returned channel before the response is written.
+func startRecordingOrigin(t *testing.T) (addr string, seen <-chan recorded) {
+	t.Helper()
+	ch := make(chan recorded, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ap, err := netip.ParseAddrPort(r.RemoteAddr)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		ch <- recorded{remote: ap.Addr().Unmap(), uri: r.RequestURI, header: r.Header.Clone()}
+		h := w.Header()
+		h["Server"] = []string{"Apache/2.4.58 (Ubuntu)"}
+		h["X-Powered-By"] = []string{"PHP/8.3.6"}
+		h["Via"] = []string{"1.1 varnish-edge"}
+		h["Set-Cookie"] = []string{"sid=s3cr3t; Max-Age=31536000; Path=/; HttpOnly"}
+		h["Content-Type"] = []string{"text/plain"}
+		io.WriteString(w, "recorded\n")
+	}))
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String(), ch
+}
+
+// startTestProxy starts a minimal forward proxy on [::1] that relays absolute-form
+// requests to the origin at originAddr (whatever host they name, so tests can use
+// real-looking names without leaving loopback), applying RemoveHopByHop and p the
+// way the forward door does. It returns the proxy URL with credentials, so both
+// clients send Proxy-Authorization.
+func startTestProxy(t *testing.T, p *Profile, originAddr string) *url.URL {
+	t.Helper()
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp4", originAddr)
+		},
+		DisableCompression: true,
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ap, err := netip.ParseAddrPort(r.RemoteAddr)
+		if err != nil || !r.URL.IsAbs() {
+			http.Error(w, "not a proxy request", http.StatusBadRequest)
+			return
+		}
+		out := r.Clone(r.Context())
+		out.RequestURI = ""
+		RemoveHopByHop(out.Header)
+		p.Request(out, ap.Addr())
+		resp, err := tr.RoundTrip(out)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		RemoveHopByHop(resp.Header)
+		p.Response(resp)
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	}))
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	u.User = url.UserPassword("alice", "secret")
+	return u
+}
+
+// A leakClient sends one GET through the proxy and returns the response header.
+type leakClient struct {
+	name string
+	send func(t *testing.T, proxy *url.URL, target string, h http.Header) http.Header
+}
+
+func goClient() leakClient {
+	return leakClient{"go", func(t *testing.T, proxy *url.URL, target string, h http.Header) http.Header {
+		t.Helper()
+		tr := &http.Transport{Proxy: http.ProxyURL(proxy), DisableCompression: true}
+		defer tr.CloseIdleConnections()
+		req, err := http.NewRequest("GET", target, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header = h.Clone()
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d, body error %v", resp.StatusCode, err)
+		}
+		return resp.Header
+	}}
+}
+
+// curlClient drives the curl binary with -x. It is skipped when curl is missing,
+// unless CI=true.
+func curlClient() leakClient {
+	return leakClient{"curl", func(t *testing.T, proxy *url.URL, target string, h http.Header) http.Header {
+		t.Helper()
+		bin, err := exec.LookPath("curl")
+		if err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatal("curl is required in CI")
+			}
+			t.Skip("curl not installed")
+		}
+		pw, _ := proxy.User.Password()
+		args := []string{"-q", "-sS", "--max-time", "20", "-x", "http://" + proxy.Host,
+			"--proxy-user", proxy.User.Username() + ":" + pw, "-D", "-", "-o", os.DevNull}
+		for k, vs := range h {
+			for _, v := range vs {
+				args = append(args, "-H", k+": "+v)
+			}
+		}
+		cmd := exec.CommandContext(t.Context(), bin, append(args, target)...)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("curl: %v", err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(out)), nil)
+		if err != nil {
+			t.Fatalf("curl output %q: %v", out, err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		return resp.Header
+	}}
+}
+
+const (
+	leakTarget    = "http://news.example/story/42?id=7&utm_source=newsletter&q=caf%C3%A9+au+lait&fbclid=IwAR0x&&empty=&utm_medium=email&z=%2F%3F"
+	leakURI       = "/story/42?id=7&utm_source=newsletter&q=caf%C3%A9+au+lait&fbclid=IwAR0x&&empty=&utm_medium=email&z=%2F%3F"
+	leakURIClean  = "/story/42?id=7&q=caf%C3%A9+au+lait&&empty=&z=%2F%3F"
+	crossReferer  = "https://social.example/feed?u=alice"
+	sameReferer   = "http://news.example/front?session=alice"
+	siteReferer   = "http://www.news.example/front"
+	originSetCook = "sid=s3cr3t; Max-Age=31536000; Path=/; HttpOnly"
+)
+
+// identifyingFields are the names the client sends that elite and anonymous remove.
+var identifyingFields = []string{
+	"X-Forwarded-For", "X-Forwarded-Host", "Forwarded", "Via", "X-Real-Ip", "Client-Ip", "True-Client-Ip",
+	"Cf-Connecting-Ip", "X-Client-Ip", "X-Cluster-Client-Ip", "From",
+}
+
+// leakRequest is a request full of identifying values, from a page at referer
+// (none when "") with the given Sec-Fetch-Site (none when "").
+func leakRequest(referer, fetchSite string) http.Header {
+	h := http.Header{
+		"User-Agent":          {uaChromeAndr},
+		"Accept":              {"text/html"},
+		"Accept-Language":     {"de-CH,de;q=0.9,fr;q=0.4"},
+		"Accept-Encoding":     {"br, zstd"},
+		"Cookie":              {"session=alice-secret; _ga=GA1.2.1234.5678"},
+		"X-Forwarded-For":     {"10.9.8.7"},
+		"X-Forwarded-Host":    {"intranet.corp.example"},
+		"Forwarded":           {"for=10.9.8.7;by=10.0.0.1"},
+		"Via":                 {"1.1 corp-gateway"},
+		"X-Real-Ip":           {"10.9.8.7"},
+		"Client-Ip":           {"10.9.8.7"},
+		"True-Client-Ip":      {"10.9.8.7"},
+		"Cf-Connecting-Ip":    {"10.9.8.7"},
+		"X-Client-Ip":         {"10.9.8.7"},
+		"X-Cluster-Client-Ip": {"10.9.8.7"},
+		"From":                {"alice@example.org"},
+		"X-Client-Data":       {"CIe2yQEIprbJAQ=="},
+		"Sec-Ch-Ua":           {`"Chromium";v="130", "Google Chrome";v="130", "Not?A_Brand";v="99"`},
+		"Sec-Ch-Ua-Mobile":    {"?1"},
+		"Sec-Ch-Ua-Platform":  {`"Android"`},
+		"Sec-Ch-Ua-Model":     {`"Pixel 8 Pro"`},
+	}
+	if referer != "" {
+		h["Referer"] = []string{referer}
+	}
+	if fetchSite != "" {
+		h["Sec-Fetch-Site"] = []string{fetchSite}
+	}
+	return h
+}
+
+// edit returns a copy of h with the fields in set replaced (a nil value deletes).
+func edit(h http.Header, set map[string][]string) http.Header {
+	h = h.Clone()
+	for k, v := range set {
+		if v == nil {
+			delete(h, k)
+		} else {
+			h[k] = v
+		}
+	}
+	return h
+}
+
+// without returns a copy of h without the named fields.
+func without(h http.Header, names ...string) http.Header {
+	h = h.Clone()
+	for _, n := range names {
+		delete(h, n)
+	}
+	return h
+}
+
+type leakCase struct {
+	name       string
+	profile    *Profile
+	referer    string
+	fetchSite  string
+	wantHeader http.Header // exactly what reaches the origin (Host aside)
+	wantURI    string
+	wantResp   http.Header // exactly what reaches the client (Date, Content-* aside)
+}
+
+func leakCases(t *testing.T) []leakCase {
+	sent := leakRequest(crossReferer, "cross-site")
+	elite := without(sent, identifyingFields...)
+	originResp := http.Header{
+		"Server": {"Apache/2.4.58 (Ubuntu)"}, "X-Powered-By": {"PHP/8.3.6"},
+		"Via": {"1.1 varnish-edge"}, "Set-Cookie": {originSetCook},
+	}
+	viaResp := edit(originResp, map[string][]string{"Via": {"1.1 varnish-edge, 1.1 portcullis"}})
+	compile := func(cfg ProfileConfig) *Profile { return mustCompile(t, cfg) }
+	// levelOnly isolates one action: no default header or parameter lists.
+	action := func(cfg ProfileConfig) *Profile {
+		if cfg.RemoveHeaders == nil {
+			cfg.RemoveHeaders = []string{}
+		}
+		if cfg.StripParams == nil {
+			cfg.StripParams = []string{}
+		}
+		return compile(cfg)
+	}
+	generic := `Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Mobile Safari/537.36`
+	return []leakCase{
+		{
+			name: "transparent", profile: Transparent(), referer: crossReferer, fetchSite: "cross-site",
+			wantHeader: edit(sent, map[string][]string{
+				"X-Forwarded-For": {"10.9.8.7, ::1"},
+				"Via":             {"1.1 corp-gateway, 1.1 portcullis"},
+			}),
+			wantURI: leakURI, wantResp: viaResp,
+		},
+		{
+			name: "anonymous", profile: Anonymous(), referer: crossReferer, fetchSite: "cross-site",
+			wantHeader: edit(elite, map[string][]string{"Via": {"1.1 portcullis"}}),
+			wantURI:    leakURI, wantResp: viaResp,
+		},
+		{
+			name: "elite", profile: Elite(), referer: crossReferer, fetchSite: "cross-site",
+			wantHeader: elite, wantURI: leakURI, wantResp: originResp,
+		},
+		{
+			name: "referrer strip", profile: action(ProfileConfig{Referrer: "strip"}), referer: sameReferer,
+			wantHeader: without(leakRequest(sameReferer, ""), append(identifyingFields, "Referer")...),
+			wantURI:    leakURI, wantResp: originResp,
+		},
+		{
+			name: "referrer same-origin from another site", profile: action(ProfileConfig{Referrer: "same-origin"}),
+			referer: crossReferer, fetchSite: "cross-site",
+			wantHeader: without(elite, "Referer"), wantURI: leakURI, wantResp: originResp,
+		},
+		{
+			name: "referrer same-origin from the same origin", profile: action(ProfileConfig{Referrer: "same-origin"}),
+			referer: sameReferer, fetchSite: "same-origin",
+			wantHeader: without(leakRequest(sameReferer, "same-origin"), identifyingFields...),
+			wantURI:    leakURI, wantResp: originResp,
+		},
+		{
+			name: "referrer origin", profile: action(ProfileConfig{Referrer: "origin"}), referer: crossReferer, fetchSite: "cross-site",
+			wantHeader: edit(elite, map[string][]string{"Referer": {"https://social.example/"}}),
+			wantURI:    leakURI, wantResp: originResp,
+		},
+		{
+			name: "cookies third-party: cross-site by Sec-Fetch-Site", profile: action(ProfileConfig{Cookies: "third-party"}),
+			referer: crossReferer, fetchSite: "cross-site",
+			wantHeader: without(elite, "Cookie"), wantURI: leakURI,
+			wantResp: without(originResp, "Set-Cookie"),
+		},
+		{
+			name: "cookies third-party: other site by Referer", profile: action(ProfileConfig{Cookies: "third-party"}),
+			referer:    crossReferer,
+			wantHeader: without(leakRequest(crossReferer, ""), append(identifyingFields, "Cookie")...),
+			wantURI:    leakURI, wantResp: without(originResp, "Set-Cookie"),
+		},
+		{
+			name: "cookies third-party: same site by Referer", profile: action(ProfileConfig{Cookies: "third-party"}),
+			referer:    siteReferer,
+			wantHeader: without(leakRequest(siteReferer, ""), identifyingFields...),
+			wantURI:    leakURI, wantResp: originResp,
+		},
+		{
+			name: "cookies strip, session cookies", profile: action(ProfileConfig{Cookies: "strip", SessionCookies: true}),
+			referer: sameReferer, fetchSite: "same-origin",
+			wantHeader: without(leakRequest(sameReferer, "same-origin"), append(identifyingFields, "Cookie")...),
+			wantURI:    leakURI, wantResp: without(originResp, "Set-Cookie"),
+		},
+		{
+			name: "session cookies", profile: action(ProfileConfig{SessionCookies: true}), referer: crossReferer, fetchSite: "cross-site",
+			wantHeader: elite, wantURI: leakURI,
+			wantResp: edit(originResp, map[string][]string{"Set-Cookie": {"sid=s3cr3t; Path=/; HttpOnly"}}),
+		},
+		{
+			name: "user agent generic", profile: action(ProfileConfig{UserAgent: "generic"}), referer: crossReferer, fetchSite: "cross-site",
+			wantHeader: edit(elite, map[string][]string{
+				"User-Agent":      {generic},
+				"Sec-Ch-Ua":       {`"Chromium";v="130", "Google Chrome";v="130", "Not_A Brand";v="99"`},
+				"Sec-Ch-Ua-Model": nil,
+			}),
+			wantURI: leakURI, wantResp: originResp,
+		},
+		{
+			name: "user agent replace", profile: action(ProfileConfig{UserAgent: "replace", UserAgentString: uaFirefoxLin}),
+			referer: crossReferer, fetchSite: "cross-site",
+			wantHeader: edit(without(elite, "Sec-Ch-Ua", "Sec-Ch-Ua-Mobile", "Sec-Ch-Ua-Platform", "Sec-Ch-Ua-Model"),
+				map[string][]string{"User-Agent": {uaFirefoxLin}}),
+			wantURI: leakURI, wantResp: originResp,
+		},
+		{
+			name: "tracking parameters", profile: action(ProfileConfig{StripParams: DefaultStripParams()}),
+			referer: crossReferer, fetchSite: "cross-site",
+			wantHeader: elite, wantURI: leakURIClean, wantResp: originResp,
+		},
+		{
+			name: "headers: remove, set, language, GPC, DNT",
+			profile: action(ProfileConfig{
+				RemoveHeaders: []string{"X-Client-*", "Sec-Ch-Ua-M*"}, SetHeaders: map[string]string{"X-Profile": "test"},
+				AcceptLanguage: "en-US,en;q=0.9", GPC: true, DNT: true,
+			}),
+			referer: crossReferer, fetchSite: "cross-site",
+			wantHeader: edit(elite, map[string][]string{
+				"X-Client-Data": nil, "Sec-Ch-Ua-Mobile": nil, "Sec-Ch-Ua-Model": nil,
+				"X-Profile": {"test"}, "Accept-Language": {"en-US,en;q=0.9"}, "Sec-Gpc": {"1"}, "Dnt": {"1"},
+			}),
+			wantURI: leakURI, wantResp: originResp,
+		},
+		{
+			name: "hide origin", profile: action(ProfileConfig{HideOrigin: &HideOriginConfig{Server: "www"}}),
+			referer: crossReferer, fetchSite: "cross-site",
+			wantHeader: elite, wantURI: leakURI,
+			wantResp: http.Header{"Server": {"www"}, "Set-Cookie": {originSetCook}},
+		},
+		{
+			name: "privacy", profile: Privacy(), referer: crossReferer, fetchSite: "cross-site",
+			wantHeader: edit(elite, map[string][]string{
+				"User-Agent":      {generic},
+				"Sec-Ch-Ua":       {`"Chromium";v="130", "Google Chrome";v="130", "Not_A Brand";v="99"`},
+				"Sec-Ch-Ua-Model": nil,
+				"Accept-Language": {"en-US,en;q=0.9"},
+				"X-Client-Data":   nil,
+				"Cookie":          nil,
+				"Referer":         nil,
+				"Sec-Gpc":         {"1"},
+			}),
+			wantURI: leakURIClean, wantResp: without(originResp, "Set-Cookie"),
+		},
+		{
+			name: "privacy, first-party page", profile: Privacy(), referer: sameReferer, fetchSite: "same-origin",
+			wantHeader: edit(without(leakRequest(sameReferer, "same-origin"), identifyingFields...), map[string][]string{
+				"User-Agent":      {generic},
+				"Sec-Ch-Ua":       {`"Chromium";v="130", "Google Chrome";v="130", "Not_A Brand";v="99"`},
+				"Sec-Ch-Ua-Model": nil,
+				"Accept-Language": {"en-US,en;q=0.9"},
+				"X-Client-Data":   nil,
+				"Sec-Gpc":         {"1"},
+			}),
+			wantURI:  leakURIClean,
+			wantResp: edit(originResp, map[string][]string{"Set-Cookie": {"sid=s3cr3t; Path=/; HttpOnly"}}),
+		},
+	}
+}
+
+// TestLeaks runs every case with every client and proves what arrives.
+func TestLeaks(t *testing.T) {
+	originAddr, seen := startRecordingOrigin(t)
+	for _, c := range leakCases(t) {
+		proxy := startTestProxy(t, c.profile, originAddr)
+		for _, client := range []leakClient{goClient(), curlClient()} {
+			t.Run(c.name+"/"+client.name, func(t *testing.T) {
+				resp := client.send(t, proxy, leakTarget, leakRequest(c.referer, c.fetchSite))
+				var got recorded
+				select {
+				case got = <-seen:
+				default:
+					t.Fatal("the origin recorded nothing")
+				}
+				checkArrived(t, c, got, resp)
+			})
+		}
+	}
+}
+
+// checkArrived compares what the origin and the client saw with the case.
+func checkArrived(t *testing.T, c leakCase, got recorded, resp http.Header) {
+	t.Helper()
+	if got.remote != netip.MustParseAddr("127.0.0.1") {
+		t.Errorf("origin saw a connection from %v, want the proxy's 127.0.0.1", got.remote)
+	}
+	if got.uri != c.wantURI {
+		t.Errorf("request target\n got %s\nwant %s", got.uri, c.wantURI)
+	}
+	if !reflect.DeepEqual(got.header, c.wantHeader) {
+		for k := range mergeKeys(got.header, c.wantHeader) {
+			if !reflect.DeepEqual(got.header[k], c.wantHeader[k]) {
+				t.Errorf("%s: origin got %q, want %q", k, got.header[k], c.wantHeader[k])
+			}
+		}
+	}
+	if c.profile.Level() != LevelTransparent {
+		for k, vs := range got.header {
+			for _, v := range vs {
+				for _, secret := range []string{"::1", "10.9.8.7", "alice@", "corp", "YWxpY2U6c2VjcmV0"} {
+					if strings.Contains(v, secret) {
+						t.Errorf("%s leaks %q: %q", k, secret, v)
+					}
+				}
+			}
+		}
+	}
+	resp = without(resp, "Date", "Content-Length", "Content-Type")
+	if !reflect.DeepEqual(resp, c.wantResp) {
+		t.Errorf("client got response header\n%v\nwant\n%v", resp, c.wantResp)
+	}
+}
+
+func mergeKeys(a, b http.Header) map[string]bool {
+	keys := make(map[string]bool, len(a)+len(b))
+	for k := range a {
+		keys[k] = true
+	}
+	for k := range b {
+		keys[k] = true
+	}
+	return keys
+}
