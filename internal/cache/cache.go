@@ -128,7 +128,7 @@ func (c *Cache) policy(ctx context.Context) *compiledPolicy {
 // Stats are the cache's counters since New.
 type Stats struct {
 	Hits        int64 // answered from the cache without contacting the origin (incl. 304s to clients)
-	Misses      int64 // forwarded because nothing usable was stored
+	Misses      int64 // eligible requests sent to the origin (misses, validations, refreshes)
 	Stale       int64 // stale responses served (stale-while-revalidate, stale-if-error, when down, max-stale)
 	Revalidated int64 // stored responses revalidated with the origin (304 merged)
 	Collapsed   int64 // requests answered from another request's origin fetch

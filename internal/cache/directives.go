@@ -17,21 +17,20 @@ const maxDelta = time.Duration(1<<31) * time.Second
 type respCC struct {
 	maxAge, sMaxAge      time.Duration
 	swr, sie             time.Duration
-	public, private      bool
-	noCache, noStore     bool
+	public               bool
+	noStore              bool
 	mustRevalidate       bool
 	proxyRevalidate      bool
 	mustUnderstand       bool
-	noTransform          bool
-	immutable            bool
 	noCacheFields        []string // qualified no-cache: canonical names
 	privateFields        []string // qualified private: canonical names
-	hasPrivateQualified  bool
-	hasNoCacheQualified  bool
-	unqualifiedNoCache   bool
-	unqualifiedPrivate   bool
-	invalidFreshnessInfo bool
+	unqualifiedNoCache   bool     // no-cache without fields: validate every time
+	unqualifiedPrivate   bool     // private without fields: never stored
+	invalidFreshnessInfo bool     // e.g. max-age=abc: treat as stale (§4.2.1)
 }
+
+// no-transform needs nothing: this cache never transforms content. immutable
+// needs nothing in a shared cache (it concerns user agents' reloads).
 
 // reqCC is a request's parsed Cache-Control (RFC 9111 §5.2.1).
 type reqCC struct {
@@ -53,13 +52,19 @@ func directives(lines []string, fn func(name, value string, hasValue, quoted boo
 			for i < len(line) && line[i] != '=' && line[i] != ',' {
 				i++
 			}
-			name := strings.ToLower(strings.TrimSpace(line[:i]))
+			raw := strings.TrimRight(line[:i], " \t")
+			name := strings.ToLower(raw)
 			line = line[i:]
 			if line == "" || line[0] == ',' {
 				fn(name, "", false, false)
 				continue
 			}
-			line = strings.TrimLeft(line[1:], " \t") // skip '='
+			if len(raw) != i {
+				// "max-age =5": no whitespace is allowed around '=' (RFC 9111
+				// §5.2), so this is not a directive this cache knows.
+				name = "!" + name
+			}
+			line = line[1:] // skip '='; a value starting with space is invalid
 			var value string
 			quoted := false
 			if line != "" && line[0] == '"' {
@@ -87,7 +92,7 @@ func directives(lines []string, fn func(name, value string, hasValue, quoted boo
 				if k < 0 {
 					k = len(line)
 				}
-				value = strings.TrimSpace(line[:k])
+				value = strings.TrimRight(line[:k], " \t")
 				line = line[k:]
 			}
 			fn(name, value, true, quoted)
@@ -162,17 +167,13 @@ func parseRespCC(h http.Header) respCC {
 		case "public":
 			cc.public = true
 		case "private":
-			cc.private = true
 			if hasValue {
-				cc.hasPrivateQualified = true
 				cc.privateFields = append(cc.privateFields, fieldNames(value)...)
 			} else {
 				cc.unqualifiedPrivate = true
 			}
 		case "no-cache":
-			cc.noCache = true
 			if hasValue {
-				cc.hasNoCacheQualified = true
 				cc.noCacheFields = append(cc.noCacheFields, fieldNames(value)...)
 			} else {
 				cc.unqualifiedNoCache = true
@@ -185,10 +186,6 @@ func parseRespCC(h http.Header) respCC {
 			cc.proxyRevalidate = true
 		case "must-understand":
 			cc.mustUnderstand = true
-		case "no-transform":
-			cc.noTransform = true
-		case "immutable":
-			cc.immutable = true
 		}
 	})
 	return cc

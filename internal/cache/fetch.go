@@ -63,6 +63,7 @@ func (x *exchange) fetch(e *entry, f *flight) (*http.Response, error) {
 	if conditional {
 		oreq = x.originRequest(e)
 	}
+	c.stats.misses.Add(1)
 	reqTime := c.now()
 	res, err := x.next.RoundTrip(oreq)
 	resTime := c.now()

