@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -70,7 +71,7 @@ func (r *Resolver) DialContext(ctx context.Context, network, addr string) (net.C
 	var denied error
 	for _, a := range addrs {
 		if err := r.guard.Check(host, a); err != nil {
-			denied = cmpOr(denied, err)
+			denied = cmp.Or(denied, err)
 			continue
 		}
 		if (a.Unmap().Is4() && !want4) || (!a.Unmap().Is4() && !want6) {
@@ -85,13 +86,6 @@ func (r *Resolver) DialContext(ctx context.Context, network, addr string) (net.C
 		return nil, &net.OpError{Op: "dial", Net: network, Err: &net.AddrError{Err: "no suitable address", Addr: host}}
 	}
 	return r.race(ctx, network, interleave(allowed), uint16(port))
-}
-
-func cmpOr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // interleave orders addresses IPv6 first, alternating families (RFC 8305 §4).

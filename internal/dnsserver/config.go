@@ -1,0 +1,293 @@
+package dnsserver
+
+import (
+	"cmp"
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/portcullis/portcullis/filter"
+	"github.com/portcullis/portcullis/internal/config/field"
+)
+
+// Defaults applied to zero Config fields.
+const (
+	DefaultListen     = "127.0.0.1:53"
+	DefaultTTL        = 60 * time.Second
+	DefaultGSLBTTL    = 30 * time.Second
+	DefaultSOAMinimum = 30 * time.Second
+	// zoneRecordTTL is the TTL of the GSLB zone's SOA and NS records.
+	zoneRecordTTL = time.Hour
+)
+
+// Block answers (Config.BlockAnswer).
+const (
+	BlockNXDomain = "nxdomain" // NXDOMAIN with an Extended DNS Error "Blocked" (default)
+	BlockAddress  = "address"  // the block page's address for A/AAAA, NODATA for other types
+)
+
+// When every site of a GSLB name is down (NameConfig.WhenAllDown).
+const (
+	AllDownAll      = "all"      // answer with every site's addresses (default)
+	AllDownServfail = "servfail" // SERVFAIL
+)
+
+// Config is the DNS server's section of the policy file.
+type Config struct {
+	// Listen lists the addresses served on both UDP and TCP. Default
+	// ["127.0.0.1:53"].
+	Listen []string `yaml:"listen"`
+	// BlockAnswer is how a blocked name is answered: "nxdomain" (default) or
+	// "address" (BlockAddressV4/V6, the block page's addresses).
+	BlockAnswer string `yaml:"block_answer"`
+	// BlockAddressV4 answers blocked A queries with block_answer: address.
+	// Default 0.0.0.0.
+	BlockAddressV4 netip.Addr `yaml:"block_address_v4"`
+	// BlockAddressV6 answers blocked AAAA queries with block_answer: address.
+	// Default ::.
+	BlockAddressV6 netip.Addr `yaml:"block_address_v6"`
+	// SafeSearch is enforced for clients in no group listed under Groups. Default
+	// off.
+	SafeSearch filter.SafeSearch `yaml:"safesearch"`
+	// Groups overrides SafeSearch per client group (keyed by group name). A client
+	// in several listed groups gets the strictest combination.
+	Groups map[string]GroupConfig `yaml:"groups"`
+	// TTL is the TTL of synthetic answers (blocks, SafeSearch CNAMEs). Default 60s.
+	TTL time.Duration `yaml:"ttl"`
+	// GSLB makes the server authoritative for a zone whose names are answered with
+	// the closest healthy site. Off when Zone is "".
+	GSLB GSLBConfig `yaml:"gslb"`
+}
+
+// GroupConfig is the per-group part of Config.
+type GroupConfig struct {
+	// SafeSearch for clients of this group; it replaces the top-level setting.
+	SafeSearch filter.SafeSearch `yaml:"safesearch"`
+}
+
+// GSLBConfig describes the zone the GSLB responder is authoritative for.
+type GSLBConfig struct {
+	// Zone is the zone's apex, e.g. "example.test.". "" disables GSLB.
+	Zone string `yaml:"zone"`
+	// TTL of the A/AAAA answers. Default 30s.
+	TTL time.Duration `yaml:"ttl"`
+	// NS lists the zone's name servers. Default ["ns1.<zone>"].
+	NS []string `yaml:"ns"`
+	// SOA holds the zone's SOA fields.
+	SOA SOAConfig `yaml:"soa"`
+	// Names maps a name relative to the zone ("www", "@" for the apex) to its sites.
+	Names map[string]NameConfig `yaml:"names"`
+	// Regions maps client CIDRs ("10.1.0.0/16") to region names; the longest
+	// prefix wins.
+	Regions map[string]string `yaml:"regions"`
+	// Preference orders site names per client region; "*" is the order for
+	// clients in no region. Without a list for its region a client prefers the
+	// sites whose region is its own.
+	Preference map[string][]string `yaml:"preference"`
+}
+
+// SOAConfig holds the fields of the zone's SOA record.
+type SOAConfig struct {
+	// Mbox is the zone contact as a name. Default "hostmaster.<zone>".
+	Mbox string `yaml:"mbox"`
+	// Serial of the zone. Default 1.
+	Serial int64 `yaml:"serial"`
+	// Refresh, Retry and Expire for secondaries. Defaults 1h, 10m, 1w.
+	Refresh time.Duration `yaml:"refresh"`
+	Retry   time.Duration `yaml:"retry"`
+	Expire  time.Duration `yaml:"expire"`
+	// Minimum is the negative-caching TTL (RFC 2308). Default 30s.
+	Minimum time.Duration `yaml:"minimum"`
+}
+
+// NameConfig is one GSLB name.
+type NameConfig struct {
+	// Sites serving the name.
+	Sites []SiteConfig `yaml:"sites"`
+	// WhenAllDown is "all" (default: answer every site) or "servfail".
+	WhenAllDown string `yaml:"when_all_down"`
+}
+
+// SiteConfig is one site of a GSLB name.
+type SiteConfig struct {
+	// Name identifies the site in Preference lists.
+	Name string `yaml:"name"`
+	// Pool names the upstream pool whose health decides the site's; "" means
+	// always healthy.
+	Pool string `yaml:"pool"`
+	// Region is the site's location label.
+	Region string `yaml:"region"`
+	// Addresses are the public IPv4 and IPv6 addresses handed out for the site.
+	Addresses []netip.Addr `yaml:"addresses"`
+	// Weight for weighted round robin among equally preferred sites; when every
+	// weight is 0 all equal sites are answered together. Default 0.
+	Weight int `yaml:"weight"`
+}
+
+// Validate checks the listen addresses, the block answer, SafeSearch levels and
+// the GSLB zone.
+func (c *Config) Validate() []field.Error {
+	var errs []field.Error
+	for i, a := range c.Listen {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			errs = append(errs, field.Errorf(fmt.Sprintf("listen[%d]", i), "%v", err))
+		}
+	}
+	switch c.BlockAnswer {
+	case "", BlockNXDomain, BlockAddress:
+	default:
+		errs = append(errs, field.Errorf("block_answer", "must be nxdomain or address, not %q", c.BlockAnswer))
+	}
+	if c.BlockAddressV4.IsValid() && !c.BlockAddressV4.Is4() {
+		errs = append(errs, field.Errorf("block_address_v4", "%s is not an IPv4 address", c.BlockAddressV4))
+	}
+	if c.BlockAddressV6.IsValid() && !c.BlockAddressV6.Is6() {
+		errs = append(errs, field.Errorf("block_address_v6", "%s is not an IPv6 address", c.BlockAddressV6))
+	}
+	errs = append(errs, field.Prefix("safesearch", c.SafeSearch.Validate())...)
+	for _, g := range sortedKeys(c.Groups) {
+		gc := c.Groups[g]
+		errs = append(errs, field.Prefix("groups."+g+".safesearch", gc.SafeSearch.Validate())...)
+	}
+	if c.TTL < 0 {
+		errs = append(errs, field.Errorf("ttl", "must not be negative"))
+	}
+	errs = append(errs, field.Prefix("gslb", c.GSLB.validate())...)
+	return errs
+}
+
+func (g *GSLBConfig) validate() []field.Error {
+	var errs []field.Error
+	if g.Zone == "" {
+		if len(g.Names) > 0 {
+			errs = append(errs, field.Errorf("zone", "is required when names are given"))
+		}
+		return errs
+	}
+	if _, ok := dns.IsDomainName(g.Zone); !ok {
+		errs = append(errs, field.Errorf("zone", "%q is not a domain name", g.Zone))
+	}
+	if g.TTL < 0 {
+		errs = append(errs, field.Errorf("ttl", "must not be negative"))
+	}
+	for i, ns := range g.NS {
+		if _, ok := dns.IsDomainName(ns); !ok {
+			errs = append(errs, field.Errorf(fmt.Sprintf("ns[%d]", i), "%q is not a domain name", ns))
+		}
+	}
+	if g.SOA.Serial < 0 || g.SOA.Serial > 1<<32-1 {
+		errs = append(errs, field.Errorf("soa.serial", "must be between 0 and 4294967295"))
+	}
+	sites := map[string]bool{}
+	for _, n := range sortedKeys(g.Names) {
+		nc := g.Names[n]
+		path := "names." + n
+		if _, ok := dns.IsDomainName(n); !ok && n != "@" {
+			errs = append(errs, field.Errorf(path, "%q is not a relative domain name", n))
+		}
+		if len(nc.Sites) == 0 {
+			errs = append(errs, field.Errorf(field.Join(path, "sites"), "at least one site is required"))
+		}
+		switch nc.WhenAllDown {
+		case "", AllDownAll, AllDownServfail:
+		default:
+			errs = append(errs, field.Errorf(field.Join(path, "when_all_down"), "must be all or servfail, not %q", nc.WhenAllDown))
+		}
+		for i, s := range nc.Sites {
+			sp := fmt.Sprintf("%s.sites[%d]", path, i)
+			if s.Name == "" {
+				errs = append(errs, field.Errorf(field.Join(sp, "name"), "is required"))
+			}
+			sites[s.Name] = true
+			if len(s.Addresses) == 0 {
+				errs = append(errs, field.Errorf(field.Join(sp, "addresses"), "at least one address is required"))
+			}
+			for j, a := range s.Addresses {
+				if !a.IsValid() {
+					errs = append(errs, field.Errorf(fmt.Sprintf("%s.addresses[%d]", sp, j), "invalid address"))
+				}
+			}
+			if s.Weight < 0 {
+				errs = append(errs, field.Errorf(field.Join(sp, "weight"), "must not be negative"))
+			}
+		}
+	}
+	for _, cidr := range sortedKeys(g.Regions) {
+		if _, err := netip.ParsePrefix(cidr); err != nil {
+			errs = append(errs, field.Errorf("regions."+cidr, "%v", err))
+		}
+	}
+	for _, region := range sortedKeys(g.Preference) {
+		for i, s := range g.Preference[region] {
+			if !sites[s] {
+				errs = append(errs, field.Errorf(fmt.Sprintf("preference.%s[%d]", region, i), "no site is named %q", s))
+			}
+		}
+	}
+	return errs
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// withDefaults returns c with zero fields replaced by their defaults.
+func (c Config) withDefaults() Config {
+	if len(c.Listen) == 0 {
+		c.Listen = []string{DefaultListen}
+	}
+	if c.BlockAnswer == "" {
+		c.BlockAnswer = BlockNXDomain
+	}
+	if !c.BlockAddressV4.IsValid() {
+		c.BlockAddressV4 = netip.IPv4Unspecified()
+	}
+	if !c.BlockAddressV6.IsValid() {
+		c.BlockAddressV6 = netip.IPv6Unspecified()
+	}
+	if c.TTL == 0 {
+		c.TTL = DefaultTTL
+	}
+	g := &c.GSLB
+	if g.Zone != "" {
+		g.Zone = dns.CanonicalName(g.Zone)
+		if g.TTL == 0 {
+			g.TTL = DefaultGSLBTTL
+		}
+		if len(g.NS) == 0 {
+			g.NS = []string{"ns1." + g.Zone}
+		}
+		if g.SOA.Mbox == "" {
+			g.SOA.Mbox = "hostmaster." + g.Zone
+		}
+		if g.SOA.Serial == 0 {
+			g.SOA.Serial = 1
+		}
+		g.SOA.Refresh = cmp.Or(g.SOA.Refresh, time.Hour)
+		g.SOA.Retry = cmp.Or(g.SOA.Retry, 10*time.Minute)
+		g.SOA.Expire = cmp.Or(g.SOA.Expire, 7*24*time.Hour)
+		g.SOA.Minimum = cmp.Or(g.SOA.Minimum, DefaultSOAMinimum)
+	}
+	return c
+}
+
+// fqdnIn returns name (relative to zone, "@" for the apex, or absolute with a
+// trailing dot) as a lowercased FQDN.
+func fqdnIn(name, zone string) string {
+	switch {
+	case name == "@":
+		return zone
+	case strings.HasSuffix(name, "."):
+		return dns.CanonicalName(name)
+	}
+	return dns.CanonicalName(name + "." + zone)
+}

@@ -1,0 +1,295 @@
+package dnsserver
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/portcullis/portcullis/filter"
+	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/rules"
+)
+
+// ednsSize is the UDP payload size the server advertises and honours at most.
+const ednsSize = 1232
+
+// outcome is what the log line says about a query.
+type outcome struct {
+	action   rules.Action
+	rule     string
+	category string
+	upstream string // "resolver", "gslb", "safesearch", "block"
+	errText  string
+	ede      *dns.EDNS0_EDE
+	scope    int // ECS scope for the echo; -1 = the source prefix
+}
+
+// ServeDNS answers one query; it implements dns.Handler.
+func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	st := s.state.Load()
+	start := st.now()
+	client := remoteAddr(w.RemoteAddr())
+	m, out, host, qtype := st.handle(r, client, start)
+	reqOpt := r.IsEdns0()
+	if reqOpt != nil {
+		st.addOpt(m, reqOpt, out)
+	}
+	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
+		size := dns.MinMsgSize
+		if reqOpt != nil {
+			size = int(min(max(reqOpt.UDPSize(), dns.MinMsgSize), ednsSize))
+		}
+		m.Truncate(size)
+	}
+	if err := w.WriteMsg(m); err != nil {
+		out.errText = err.Error()
+	}
+	if st.log != nil {
+		st.log.Log(&admin.Entry{
+			Time:     start,
+			Door:     rules.DoorDNS.String(),
+			Client:   client,
+			Method:   dns.TypeToString[qtype],
+			URL:      host,
+			Action:   out.action.String(),
+			Rule:     out.rule,
+			Category: out.category,
+			Status:   m.Rcode,
+			Duration: st.now().Sub(start),
+			Upstream: out.upstream,
+			Error:    out.errText,
+		})
+	}
+}
+
+func remoteAddr(a net.Addr) netip.Addr {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		return a.AddrPort().Addr().Unmap()
+	case *net.TCPAddr:
+		return a.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// handle computes the reply to r (without its OPT record) and what to log.
+func (st *state) handle(r *dns.Msg, client netip.Addr, start time.Time) (m *dns.Msg, out outcome, host string, qtype uint16) {
+	m = new(dns.Msg)
+	m.SetReply(r)
+	m.RecursionAvailable = true
+	out.action = rules.ActionAllow
+	if r.Opcode != dns.OpcodeQuery {
+		m.Rcode = dns.RcodeNotImplemented
+		return m, out, "", 0
+	}
+	if len(r.Question) != 1 {
+		m.Rcode = dns.RcodeFormatError
+		return m, out, "", 0
+	}
+	q := r.Question[0]
+	qtype = q.Qtype
+	qname := dns.CanonicalName(q.Name)
+	host = strings.TrimSuffix(qname, ".")
+	opt := r.IsEdns0()
+	loc := client
+	if opt != nil {
+		if opt.Version() != 0 {
+			m.Rcode = dns.RcodeBadVers
+			return m, out, host, qtype
+		}
+		if ecs := findECS(opt); ecs != nil {
+			a, ok := ecsAddr(ecs)
+			if !ok {
+				m.Rcode = dns.RcodeFormatError
+				return m, out, host, qtype
+			}
+			if ecs.SourceNetmask > 0 {
+				loc = a
+			}
+		}
+	}
+
+	if v, ok := st.evaluate(client, host, qtype, start); !ok {
+		st.block(m, q, v, &out)
+		return m, out, host, qtype
+	}
+	if st.gslb != nil && st.gslb.inZone(qname) {
+		out.upstream = "gslb"
+		out.scope = st.gslb.answer(m, qname, qtype, loc, st.health)
+		return m, out, host, qtype
+	}
+	if target, ok := filter.SafeSearchTarget(host, st.safeSearch(client)); ok && q.Qclass == dns.ClassINET {
+		out.upstream = "safesearch"
+		st.safeSearchAnswer(m, r, q, target)
+		return m, out, host, qtype
+	}
+	return st.forward(m, r, client, start, &out), out, host, qtype
+}
+
+// evaluate asks the policy about host; ok is false when it is blocked.
+func (st *state) evaluate(client netip.Addr, host string, qtype uint16, start time.Time) (rules.Verdict, bool) {
+	if st.policy == nil {
+		return rules.Verdict{Action: rules.ActionAllow}, true
+	}
+	v := st.policy.Evaluate(&rules.Facts{Door: rules.DoorDNS, Client: client, Host: host, QType: qtype, Time: start})
+	return v, !v.Blocked()
+}
+
+// block turns m into the configured block answer for q.
+func (st *state) block(m *dns.Msg, q dns.Question, v rules.Verdict, out *outcome) {
+	out.action, out.rule, out.category, out.upstream = rules.ActionBlock, v.Rule, v.Category, "block"
+	m.Answer, m.Ns, m.Extra = nil, nil, nil
+	m.Rcode = dns.RcodeSuccess
+	text := v.Rule
+	if v.Category != "" {
+		text += ": " + v.Category
+	}
+	out.ede = &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeBlocked, ExtraText: text}
+	if st.cfg.BlockAnswer == BlockNXDomain {
+		m.Rcode = dns.RcodeNameError
+		return
+	}
+	hdr := dns.RR_Header{Name: q.Name, Rrtype: q.Qtype, Class: dns.ClassINET, Ttl: st.ttl}
+	switch q.Qtype {
+	case dns.TypeA:
+		m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: st.blockA})
+	case dns.TypeAAAA:
+		m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr, AAAA: st.blockAAA})
+	}
+}
+
+// safeSearchAnswer answers q with a CNAME to target, followed by target's records
+// of the queried type when the resolver has them.
+func (st *state) safeSearchAnswer(m *dns.Msg, r *dns.Msg, q dns.Question, target string) {
+	fqdn := target + "."
+	m.Answer = append(m.Answer, &dns.CNAME{
+		Hdr:    dns.RR_Header{Name: q.Name, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: st.ttl},
+		Target: fqdn,
+	})
+	if q.Qtype == dns.TypeCNAME || st.res == nil {
+		return
+	}
+	sub := new(dns.Msg)
+	sub.SetQuestion(fqdn, q.Qtype)
+	sub.CheckingDisabled = r.CheckingDisabled
+	resp, err := st.res.Exchange(context.Background(), sub)
+	if err != nil || resp.Rcode != dns.RcodeSuccess {
+		return // the CNAME alone: the client resolves the target itself
+	}
+	m.Answer = append(m.Answer, resp.Answer...)
+}
+
+// forward answers r through the resolver and blocks an answer whose CNAME chain
+// reaches a blocked name (CNAME cloaking).
+func (st *state) forward(m *dns.Msg, r *dns.Msg, client netip.Addr, start time.Time, out *outcome) *dns.Msg {
+	out.upstream = "resolver"
+	if st.res == nil {
+		m.Rcode = dns.RcodeRefused
+		return m
+	}
+	q := &dns.Msg{MsgHdr: dns.MsgHdr{Id: r.Id, RecursionDesired: true, CheckingDisabled: r.CheckingDisabled}, Question: r.Question}
+	if opt := r.IsEdns0(); opt != nil && opt.Do() {
+		q.SetEdns0(ednsSize, true)
+	}
+	// The resolver bounds its own upstream attempts; a query in flight is not
+	// cancelled by a client, which never waits for it anyway.
+	resp, err := st.res.Exchange(context.Background(), q)
+	if err != nil {
+		out.errText = err.Error()
+		m.Rcode = dns.RcodeServerFailure
+		return m
+	}
+	for _, rr := range resp.Answer {
+		c, ok := rr.(*dns.CNAME)
+		if !ok {
+			continue
+		}
+		target := strings.TrimSuffix(dns.CanonicalName(c.Target), ".")
+		if v, ok := st.evaluate(client, target, r.Question[0].Qtype, start); !ok {
+			st.block(m, r.Question[0], v, out)
+			return m
+		}
+	}
+	resp.Id = r.Id
+	resp.Response = true
+	resp.Opcode = r.Opcode
+	resp.RecursionDesired = r.RecursionDesired
+	resp.RecursionAvailable = true
+	resp.Authoritative = false
+	resp.Question = r.Question
+	extra := resp.Extra[:0]
+	for _, rr := range resp.Extra {
+		if rr.Header().Rrtype != dns.TypeOPT {
+			extra = append(extra, rr)
+		}
+	}
+	resp.Extra = extra
+	return resp
+}
+
+// addOpt adds the reply's OPT record: our payload size, the DO bit echoed, the ECS
+// option echoed with its scope (RFC 7871 §7.2.1), and an Extended DNS Error for
+// blocks.
+func (st *state) addOpt(m *dns.Msg, reqOpt *dns.OPT, out outcome) {
+	o := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+	o.SetUDPSize(ednsSize)
+	if reqOpt.Do() {
+		o.SetDo()
+	}
+	if ecs := findECS(reqOpt); ecs != nil && m.Rcode != dns.RcodeFormatError {
+		scope := out.scope
+		switch {
+		case ecs.SourceNetmask == 0:
+			scope = 0 // RFC 7871 §7.2.1
+		case scope < 0:
+			scope = int(ecs.SourceNetmask)
+		}
+		o.Option = append(o.Option, &dns.EDNS0_SUBNET{
+			Code: dns.EDNS0SUBNET, Family: ecs.Family, SourceNetmask: ecs.SourceNetmask,
+			SourceScope: uint8(scope), Address: ecs.Address,
+		})
+	}
+	if out.ede != nil {
+		o.Option = append(o.Option, out.ede)
+	}
+	m.Extra = append(m.Extra, o)
+}
+
+func findECS(o *dns.OPT) *dns.EDNS0_SUBNET {
+	for _, e := range o.Option {
+		if s, ok := e.(*dns.EDNS0_SUBNET); ok {
+			return s
+		}
+	}
+	return nil
+}
+
+// ecsAddr returns the ECS option's address masked to its source prefix; ok is
+// false for an invalid option (RFC 7871 §7.1.1: FORMERR).
+func ecsAddr(e *dns.EDNS0_SUBNET) (netip.Addr, bool) {
+	a, ok := netip.AddrFromSlice(e.Address)
+	if !ok || e.SourceScope != 0 {
+		return netip.Addr{}, false
+	}
+	switch e.Family {
+	case 1:
+		a = a.Unmap()
+		if !a.Is4() || e.SourceNetmask > 32 {
+			return netip.Addr{}, false
+		}
+	case 2:
+		if !a.Is6() || a.Is4In6() || e.SourceNetmask > 128 {
+			return netip.Addr{}, false
+		}
+	default:
+		return netip.Addr{}, false
+	}
+	p, err := a.Prefix(int(e.SourceNetmask))
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return p.Addr(), true
+}

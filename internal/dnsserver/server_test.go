@@ -1,0 +1,409 @@
+package dnsserver
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/portcullis/portcullis/filter"
+	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/resolver"
+	"github.com/portcullis/portcullis/internal/resolver/resolvertest"
+	"github.com/portcullis/portcullis/rules"
+)
+
+var (
+	student = netip.MustParseAddr("127.0.0.2")
+	teacher = netip.MustParseAddr("127.0.0.1")
+)
+
+// testPolicy blocks ads.test (and below) and tracker.bad.test for everyone, and
+// games.test for the student address.
+func testPolicy() rules.Evaluator {
+	return rules.EvaluatorFunc(func(f *rules.Facts) rules.Verdict {
+		switch {
+		case f.Door != rules.DoorDNS:
+			return rules.Verdict{Action: rules.ActionBlock, Rule: "wrong-door"}
+		case f.Host == "ads.test" || strings.HasSuffix(f.Host, ".ads.test"):
+			return rules.Verdict{Action: rules.ActionBlock, Rule: "ads", Category: "advertising"}
+		case f.Host == "tracker.bad.test":
+			return rules.Verdict{Action: rules.ActionBlock, Rule: "trackers", Category: "tracking"}
+		case f.Host == "games.test" && f.Client == student:
+			return rules.Verdict{Action: rules.ActionBlock, Rule: "students-games", Category: "games"}
+		}
+		return rules.Verdict{Action: rules.ActionAllow, Rule: "default"}
+	})
+}
+
+func testGroups(c netip.Addr) []string {
+	if c == student {
+		return []string{"students"}
+	}
+	return nil
+}
+
+func testUpstream(t *testing.T) *resolvertest.Upstream {
+	return resolvertest.New(3600, 60).Add(t,
+		"a.test. 300 IN A 192.0.2.1",
+		"games.test. 300 IN A 192.0.2.7",
+		"ads.test. 300 IN A 192.0.2.8",
+		"cname.test. 300 IN CNAME mid.test.",
+		"mid.test. 300 IN CNAME tracker.bad.test.",
+		"tracker.bad.test. 300 IN A 192.0.2.9",
+		"www.youtube.com. 300 IN A 192.0.2.50",
+		"www.google.de. 300 IN A 192.0.2.51",
+		"forcesafesearch.google.com. 300 IN A 216.239.38.120",
+		"restrict.youtube.com. 300 IN A 216.239.38.119",
+		"restrict.youtube.com. 300 IN AAAA 2001:4860:4802:32::78",
+	).NXDomain("nx.test", true).Start(t)
+}
+
+// memLog collects access-log entries. The server logs after it has answered, so
+// tests wait for the entries they expect.
+type memLog struct {
+	mu      sync.Mutex
+	entries []admin.Entry
+	added   chan struct{} // closed and replaced on every Log
+}
+
+func newMemLog() *memLog { return &memLog{added: make(chan struct{})} }
+
+func (l *memLog) Log(e *admin.Entry) {
+	l.mu.Lock()
+	l.entries = append(l.entries, *e)
+	close(l.added)
+	l.added = make(chan struct{})
+	l.mu.Unlock()
+}
+
+// wait returns the entries for url once there are n of them (failing after 5 s).
+func (l *memLog) wait(t *testing.T, url string, n int) []admin.Entry {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		l.mu.Lock()
+		var out []admin.Entry
+		for _, e := range l.entries {
+			if e.URL == url {
+				out = append(out, e)
+			}
+		}
+		added := l.added
+		l.mu.Unlock()
+		if len(out) >= n {
+			return out
+		}
+		select {
+		case <-added:
+		case <-timeout:
+			t.Fatalf("%d log entries for %s, want %d", len(out), url, n)
+		}
+	}
+}
+
+// startServer serves opts on a loopback UDP and TCP socket (same port) until the
+// test ends, and returns the address.
+func startServer(t testing.TB, opts Options) (*Server, string) {
+	t.Helper()
+	srv, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pc net.PacketConn
+	var ln net.Listener
+	for range 20 {
+		pc, err = net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			break
+		}
+		pc.Close()
+	}
+	if ln == nil {
+		t.Fatal("no port free for UDP and TCP")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, pc, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return srv, pc.LocalAddr().String()
+}
+
+func newResolver(t testing.TB, up *resolvertest.Upstream) *resolver.Resolver {
+	r, err := resolver.New(resolver.Config{Upstreams: []string{up.Addr}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// ask sends one query from the given loopback address over network.
+func ask(t testing.TB, server, network string, from netip.Addr, name string, qtype uint16, edns bool) *dns.Msg {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	if edns {
+		m.SetEdns0(1232, false)
+	}
+	return exchange(t, server, network, from, m)
+}
+
+func exchange(t testing.TB, server, network string, from netip.Addr, m *dns.Msg) *dns.Msg {
+	t.Helper()
+	d := &net.Dialer{Timeout: 2 * time.Second}
+	if network == "udp" {
+		d.LocalAddr = net.UDPAddrFromAddrPort(netip.AddrPortFrom(from, 0))
+	} else {
+		d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(from, 0))
+	}
+	c := &dns.Client{Net: network, Dialer: d, Timeout: 2 * time.Second}
+	r, _, err := c.Exchange(m, server)
+	if err != nil {
+		t.Fatalf("%s %s: %v", network, m.Question[0].Name, err)
+	}
+	if r.Id != m.Id {
+		t.Fatalf("reply id %d, query id %d", r.Id, m.Id)
+	}
+	return r
+}
+
+func answers(m *dns.Msg) []string {
+	var out []string
+	for _, rr := range m.Answer {
+		switch v := rr.(type) {
+		case *dns.A:
+			out = append(out, v.A.String())
+		case *dns.AAAA:
+			out = append(out, v.AAAA.String())
+		case *dns.CNAME:
+			out = append(out, "CNAME "+v.Target)
+		}
+	}
+	return out
+}
+
+func ede(m *dns.Msg) *dns.EDNS0_EDE {
+	if o := m.IsEdns0(); o != nil {
+		for _, e := range o.Option {
+			if v, ok := e.(*dns.EDNS0_EDE); ok {
+				return v
+			}
+		}
+	}
+	return nil
+}
+
+func TestBlockedNamesPerGroup(t *testing.T) {
+	up := testUpstream(t)
+	log := newMemLog()
+	_, addr := startServer(t, Options{
+		Config: &Config{}, Policy: testPolicy(), Groups: testGroups, Resolver: newResolver(t, up), Log: log,
+	})
+	for _, network := range []string{"udp", "tcp"} {
+		r := ask(t, addr, network, teacher, "games.test", dns.TypeA, true)
+		if r.Rcode != dns.RcodeSuccess || !slices.Equal(answers(r), []string{"192.0.2.7"}) {
+			t.Fatalf("teacher games.test: %v", r)
+		}
+		r = ask(t, addr, network, student, "Games.Test", dns.TypeA, true)
+		if r.Rcode != dns.RcodeNameError || len(r.Answer) != 0 {
+			t.Fatalf("student games.test: %v", r)
+		}
+		if e := ede(r); e == nil || e.InfoCode != dns.ExtendedErrorCodeBlocked || !strings.Contains(e.ExtraText, "students-games") {
+			t.Fatalf("student games.test EDE: %v", e)
+		}
+		for _, from := range []netip.Addr{teacher, student} {
+			if r := ask(t, addr, network, from, "x.ads.test", dns.TypeAAAA, false); r.Rcode != dns.RcodeNameError || r.IsEdns0() != nil {
+				t.Fatalf("ads.test from %v: %v", from, r)
+			}
+		}
+	}
+	if up.Count("ads.test", dns.TypeA, "")+up.Count("x.ads.test", dns.TypeAAAA, "") != 0 {
+		t.Fatal("a blocked name was forwarded")
+	}
+	for _, e := range log.wait(t, "games.test", 4) {
+		blocked := e.Action == "block" && e.Rule == "students-games" && e.Category == "games" && e.Status == dns.RcodeNameError
+		allowed := e.Action == "allow" && e.Status == dns.RcodeSuccess && e.Upstream == "resolver"
+		if e.Door != "dns" || e.Method != "A" || (e.Client == student && !blocked) || (e.Client == teacher && !allowed) {
+			t.Fatalf("log entry %+v", e)
+		}
+	}
+}
+
+func TestBlockAnswerAddress(t *testing.T) {
+	up := testUpstream(t)
+	_, addr := startServer(t, Options{
+		Config: &Config{BlockAnswer: BlockAddress, BlockAddressV4: netip.MustParseAddr("192.0.2.66"), TTL: 42 * time.Second},
+		Policy: testPolicy(), Resolver: newResolver(t, up),
+	})
+	r := ask(t, addr, "udp", teacher, "ads.test", dns.TypeA, false)
+	if r.Rcode != dns.RcodeSuccess || !slices.Equal(answers(r), []string{"192.0.2.66"}) || r.Answer[0].Header().Ttl != 42 {
+		t.Fatalf("A: %v", r)
+	}
+	r = ask(t, addr, "udp", teacher, "ads.test", dns.TypeAAAA, false)
+	if !slices.Equal(answers(r), []string{"::"}) {
+		t.Fatalf("AAAA: %v", r)
+	}
+	r = ask(t, addr, "udp", teacher, "ads.test", dns.TypeMX, false)
+	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 0 {
+		t.Fatalf("MX: %v", r)
+	}
+}
+
+func TestSafeSearchPerGroup(t *testing.T) {
+	up := testUpstream(t)
+	cfg := &Config{
+		SafeSearch: filter.SafeSearch{Google: true},
+		Groups:     map[string]GroupConfig{"students": {SafeSearch: filter.SafeSearch{Google: true, YouTube: filter.YouTubeStrict}}},
+		TTL:        90 * time.Second,
+	}
+	_, addr := startServer(t, Options{Config: cfg, Policy: testPolicy(), Groups: testGroups, Resolver: newResolver(t, up)})
+	cases := []struct {
+		from  netip.Addr
+		name  string
+		qtype uint16
+		want  []string
+	}{
+		{teacher, "www.google.de", dns.TypeA, []string{"CNAME forcesafesearch.google.com.", "216.239.38.120"}},
+		{teacher, "WWW.Google.co.uk", dns.TypeA, []string{"CNAME forcesafesearch.google.com.", "216.239.38.120"}},
+		{teacher, "www.youtube.com", dns.TypeA, []string{"192.0.2.50"}},
+		{student, "www.youtube.com", dns.TypeA, []string{"CNAME restrict.youtube.com.", "216.239.38.119"}},
+		{student, "m.youtube.com", dns.TypeAAAA, []string{"CNAME restrict.youtube.com.", "2001:4860:4802:32::78"}},
+		{student, "www.youtube.com", dns.TypeCNAME, []string{"CNAME restrict.youtube.com."}},
+		{student, "google.com", dns.TypeA, []string{"CNAME forcesafesearch.google.com.", "216.239.38.120"}},
+		{student, "a.test", dns.TypeA, []string{"192.0.2.1"}},
+	}
+	for _, c := range cases {
+		r := ask(t, addr, "udp", c.from, c.name, c.qtype, false)
+		if got := answers(r); r.Rcode != dns.RcodeSuccess || !slices.Equal(got, c.want) {
+			t.Errorf("%v %s %s: %v, want %v", c.from, c.name, dns.TypeToString[c.qtype], got, c.want)
+		}
+		if strings.HasPrefix(c.want[0], "CNAME") && r.Answer[0].Header().Ttl != 90 {
+			t.Errorf("%s: CNAME TTL %d", c.name, r.Answer[0].Header().Ttl)
+		}
+	}
+	if up.Count("www.google.de", dns.TypeA, "") != 0 {
+		t.Fatal("a SafeSearch name was forwarded")
+	}
+}
+
+func TestForwardingCacheAndNegativeCache(t *testing.T) {
+	up := testUpstream(t)
+	_, addr := startServer(t, Options{Config: &Config{}, Resolver: newResolver(t, up)})
+	for i, network := range []string{"udp", "udp", "tcp", "udp"} {
+		m := new(dns.Msg)
+		m.SetQuestion("a.test.", dns.TypeA)
+		m.Id = uint16(1000 + i)
+		m.RecursionDesired = true
+		r := exchange(t, addr, network, teacher, m)
+		if !slices.Equal(answers(r), []string{"192.0.2.1"}) || !r.RecursionAvailable || !r.RecursionDesired || r.Authoritative {
+			t.Fatalf("%s a.test: %v", network, r)
+		}
+		r = ask(t, addr, network, teacher, "nx.test", dns.TypeA, true)
+		if r.Rcode != dns.RcodeNameError || len(r.Ns) != 1 || r.Ns[0].Header().Rrtype != dns.TypeSOA {
+			t.Fatalf("%s nx.test: %v", network, r)
+		}
+		if o := r.IsEdns0(); o == nil || o.UDPSize() != ednsSize {
+			t.Fatalf("EDNS not answered: %v", r)
+		}
+	}
+	if n := up.Count("a.test", dns.TypeA, ""); n != 1 {
+		t.Fatalf("upstream saw %d queries for a.test, want 1 (cache)", n)
+	}
+	if n := up.Count("nx.test", dns.TypeA, ""); n != 1 {
+		t.Fatalf("upstream saw %d queries for nx.test, want 1 (negative cache)", n)
+	}
+}
+
+func TestCNAMECloakingBlocked(t *testing.T) {
+	up := testUpstream(t)
+	log := newMemLog()
+	_, addr := startServer(t, Options{Config: &Config{}, Policy: testPolicy(), Resolver: newResolver(t, up), Log: log})
+	r := ask(t, addr, "udp", teacher, "cname.test", dns.TypeA, true)
+	if r.Rcode != dns.RcodeNameError || len(r.Answer) != 0 {
+		t.Fatalf("cloaked tracker answered: %v", r)
+	}
+	if e := log.wait(t, "cname.test", 1); len(e) != 1 || e[0].Rule != "trackers" || e[0].Action != "block" {
+		t.Fatalf("log %+v", e)
+	}
+}
+
+func TestNoResolverRefusesAndBadQueries(t *testing.T) {
+	_, addr := startServer(t, Options{Config: &Config{}})
+	if r := ask(t, addr, "udp", teacher, "a.test", dns.TypeA, false); r.Rcode != dns.RcodeRefused {
+		t.Fatalf("no resolver: %v", r)
+	}
+	m := new(dns.Msg)
+	m.SetQuestion("a.test.", dns.TypeA)
+	m.Opcode = dns.OpcodeNotify
+	if r := exchange(t, addr, "udp", teacher, m); r.Rcode != dns.RcodeNotImplemented {
+		t.Fatalf("notify: %v", r)
+	}
+	m = new(dns.Msg)
+	m.SetQuestion("a.test.", dns.TypeA)
+	m.SetEdns0(1232, false)
+	m.IsEdns0().SetVersion(1)
+	if r := exchange(t, addr, "udp", teacher, m); r.Rcode != dns.RcodeBadVers {
+		t.Fatalf("EDNS version 1: rcode %s", dns.RcodeToString[r.Rcode])
+	}
+}
+
+func TestUpdateSwapsConfiguration(t *testing.T) {
+	up := testUpstream(t)
+	res := newResolver(t, up)
+	srv, addr := startServer(t, Options{Config: &Config{}, Resolver: res})
+	if r := ask(t, addr, "udp", teacher, "ads.test", dns.TypeA, false); r.Rcode != dns.RcodeSuccess {
+		t.Fatalf("before: %v", r)
+	}
+	if err := srv.Update(Options{Config: &Config{}, Resolver: res, Policy: testPolicy()}); err != nil {
+		t.Fatal(err)
+	}
+	if r := ask(t, addr, "udp", teacher, "ads.test", dns.TypeA, false); r.Rcode != dns.RcodeNameError {
+		t.Fatalf("after: %v", r)
+	}
+	if err := srv.Update(Options{Config: &Config{BlockAnswer: "drop"}}); err == nil {
+		t.Fatal("invalid config accepted")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	c := &Config{
+		Listen:         []string{"127.0.0.1"},
+		BlockAnswer:    "drop",
+		BlockAddressV4: netip.MustParseAddr("::1"),
+		SafeSearch:     filter.SafeSearch{YouTube: "lax"},
+		Groups:         map[string]GroupConfig{"kids": {SafeSearch: filter.SafeSearch{YouTube: "on"}}},
+		GSLB: GSLBConfig{
+			Zone:       "example.test.",
+			Names:      map[string]NameConfig{"www": {WhenAllDown: "panic", Sites: []SiteConfig{{Name: "eu", Weight: -1}}}},
+			Regions:    map[string]string{"10.0.0.0/33": "eu"},
+			Preference: map[string][]string{"eu": {"mars"}},
+		},
+	}
+	var paths []string
+	for _, e := range c.Validate() {
+		paths = append(paths, e.Path)
+	}
+	want := []string{"listen[0]", "block_answer", "block_address_v4", "safesearch.youtube", "groups.kids.safesearch.youtube",
+		"gslb.names.www.when_all_down", "gslb.names.www.sites[0].addresses", "gslb.names.www.sites[0].weight",
+		"gslb.regions.10.0.0.0/33", "gslb.preference.eu[0]"}
+	if !slices.Equal(paths, want) {
+		t.Fatalf("paths\n%v\nwant\n%v", paths, want)
+	}
+	if errs := (&Config{}).Validate(); errs != nil {
+		t.Fatal(errs)
+	}
+}
