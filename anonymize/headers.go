@@ -16,8 +16,9 @@ import (
 // when there are any. Patterns are compiled once, each letter turned into a
 // two-case class, so matching needs no lower-casing and no allocation.
 type headerSet struct {
-	exact []string // canonical names
-	globs []*glob.Pattern
+	exact    []string // canonical names
+	prefixes []string // "X-Powered-By*": compared without regard to case
+	globs    []*glob.Pattern
 }
 
 // checkHeaderPattern reports whether pat is a header name or a glob over header
@@ -50,6 +51,10 @@ func compileHeaderSet(patterns []string) headerSet {
 			}
 			continue
 		}
+		if prefix, ok := literalPrefix(pat, "*?"); ok {
+			s.prefixes = append(s.prefixes, prefix)
+			continue
+		}
 		var b strings.Builder
 		for i := 0; i < len(pat); i++ {
 			c := pat[i]
@@ -72,12 +77,24 @@ func compileHeaderSet(patterns []string) headerSet {
 }
 
 // empty reports whether the set removes nothing.
-func (s *headerSet) empty() bool { return len(s.exact) == 0 && len(s.globs) == 0 }
+func (s *headerSet) empty() bool {
+	return len(s.exact) == 0 && len(s.prefixes) == 0 && len(s.globs) == 0
+}
 
 // match reports whether the field called name is in the set.
 func (s *headerSet) match(name string) bool {
 	for _, e := range s.exact {
 		if strings.EqualFold(e, name) {
+			return true
+		}
+	}
+	return s.matchPattern(name)
+}
+
+// matchPattern reports whether name matches one of the prefixes or globs.
+func (s *headerSet) matchPattern(name string) bool {
+	for _, p := range s.prefixes {
+		if len(name) >= len(p) && strings.EqualFold(name[:len(p)], p) {
 			return true
 		}
 	}
@@ -94,15 +111,12 @@ func (s *headerSet) remove(h http.Header) {
 	for _, name := range s.exact {
 		delete(h, name)
 	}
-	if len(s.globs) == 0 {
+	if len(s.prefixes) == 0 && len(s.globs) == 0 {
 		return
 	}
 	for name := range h {
-		for _, g := range s.globs {
-			if g.Match(name) {
-				delete(h, name)
-				break
-			}
+		if s.matchPattern(name) {
+			delete(h, name)
 		}
 	}
 }

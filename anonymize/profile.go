@@ -181,7 +181,7 @@ func (p *Profile) Request(r *http.Request, client netip.Addr) {
 	}
 	p.ua.apply(h)
 	if p.acceptLanguage != "" && len(h["Accept-Language"]) > 0 {
-		h["Accept-Language"] = []string{p.acceptLanguage}
+		setValue(h, "Accept-Language", p.acceptLanguage)
 	}
 	p.removeHeaders.remove(h)
 	if r.URL != nil {
@@ -190,7 +190,7 @@ func (p *Profile) Request(r *http.Request, client netip.Addr) {
 		}
 	}
 	for _, hv := range p.set {
-		h[hv.name] = []string{hv.value}
+		setValue(h, hv.name, hv.value)
 	}
 	if _, ok := h["User-Agent"]; !ok {
 		h["User-Agent"] = nil
@@ -210,7 +210,7 @@ func (p *Profile) Response(resp *http.Response) {
 	if !p.hideOrigin.empty() || p.server != "" {
 		p.hideOrigin.remove(h)
 		if p.server != "" {
-			h["Server"] = []string{p.server}
+			setValue(h, "Server", p.server)
 		}
 	}
 	if len(h["Set-Cookie"]) > 0 {
@@ -267,10 +267,27 @@ func hasPrefixFold(s, prefix string) bool {
 
 // appendValue appends v to the comma-separated list in field name (canonical),
 // joining any repeated lines into one as intermediaries do for X-Forwarded-For.
+// The request's own value slice is reused.
 func appendValue(h http.Header, name, v string) {
 	prior := h[name]
-	if len(prior) > 0 {
-		v = strings.Join(prior, ", ") + ", " + v
+	switch len(prior) {
+	case 0:
+		h[name] = []string{v}
+	case 1:
+		prior[0] = prior[0] + ", " + v
+	default:
+		prior[0] = strings.Join(prior, ", ") + ", " + v
+		h[name] = prior[:1]
+	}
+}
+
+// setValue makes v the only value of field name (canonical), reusing the message's
+// own value slice when it has one.
+func setValue(h http.Header, name, v string) {
+	if vs := h[name]; len(vs) > 0 {
+		vs[0] = v
+		h[name] = vs[:1]
+		return
 	}
 	h[name] = []string{v}
 }

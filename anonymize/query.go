@@ -11,16 +11,21 @@ import (
 // of the query as it was: order, percent-encodings, '+', empty values and empty
 // segments ("a=1&&b=2").
 type paramSet struct {
-	exact map[string]struct{}
-	globs []*glob.Pattern
+	exact    map[string]struct{}
+	prefixes []string // "utm_*" is the prefix "utm_": a HasPrefix, not a glob walk
+	globs    []*glob.Pattern
 }
 
 // compileParamSet builds a paramSet from validated patterns.
 func compileParamSet(patterns []string) paramSet {
 	s := paramSet{exact: make(map[string]struct{})}
 	for _, pat := range patterns {
-		if !strings.ContainsAny(pat, `*?[]{}\`) {
+		if !strings.ContainsAny(pat, paramMeta) {
 			s.exact[pat] = struct{}{}
+			continue
+		}
+		if prefix, ok := literalPrefix(pat, paramMeta); ok {
+			s.prefixes = append(s.prefixes, prefix)
 			continue
 		}
 		if g, err := glob.Compile(pat); err == nil {
@@ -30,7 +35,19 @@ func compileParamSet(patterns []string) paramSet {
 	return s
 }
 
-func (s *paramSet) empty() bool { return len(s.exact) == 0 && len(s.globs) == 0 }
+// paramMeta are the characters with a meaning in gobwas/glob syntax.
+const paramMeta = `*?[]{}\`
+
+// literalPrefix reports whether pat is a literal followed by one trailing '*', and
+// returns the literal.
+func literalPrefix(pat, meta string) (string, bool) {
+	prefix, ok := strings.CutSuffix(pat, "*")
+	return prefix, ok && !strings.ContainsAny(prefix, meta)
+}
+
+func (s *paramSet) empty() bool {
+	return len(s.exact) == 0 && len(s.prefixes) == 0 && len(s.globs) == 0
+}
 
 // match reports whether the raw segment "name=value" (or "name") is to be removed.
 // The name is matched decoded; decoding allocates only for names holding '%' or '+'.
@@ -46,6 +63,11 @@ func (s *paramSet) match(segment string) bool {
 	}
 	if _, ok := s.exact[name]; ok {
 		return true
+	}
+	for _, p := range s.prefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
 	}
 	for _, g := range s.globs {
 		if g.Match(name) {

@@ -42,7 +42,7 @@ func (u *uaPolicy) apply(h http.Header) {
 	var hints lowHints
 	switch u.mode {
 	case modeReplace:
-		h["User-Agent"] = []string{u.fixed}
+		setValue(h, "User-Agent", u.fixed)
 		hints = u.fixedHints
 	case modeGeneric:
 		vs := h["User-Agent"]
@@ -50,10 +50,10 @@ func (u *uaPolicy) apply(h http.Header) {
 			break // absent stays absent; an agent-less client sends no hints either
 		}
 		if a, ok := classify(vs[0]); ok {
-			h["User-Agent"] = []string{a.String()}
+			setValue(h, "User-Agent", a.String())
 			hints = a.hints()
 		} else {
-			h["User-Agent"] = []string{u.fixed}
+			setValue(h, "User-Agent", u.fixed)
 			hints = u.fixedHints
 		}
 	}
@@ -63,9 +63,9 @@ func (u *uaPolicy) apply(h http.Header) {
 	case modeConsistent:
 		removeClientHints(h, u.mode != modeKeep)
 		if u.mode != modeKeep && hints.ok {
-			h["Sec-Ch-Ua"] = []string{hints.ua}
-			h["Sec-Ch-Ua-Mobile"] = []string{hints.mobile}
-			h["Sec-Ch-Ua-Platform"] = []string{hints.platform}
+			setValue(h, "Sec-Ch-Ua", hints.ua)
+			setValue(h, "Sec-Ch-Ua-Mobile", hints.mobile)
+			setValue(h, "Sec-Ch-Ua-Platform", hints.platform)
 		}
 	}
 }
