@@ -194,7 +194,7 @@ func noStoreReason(req *http.Request, rcc *reqCC, res *http.Response, cc *respCC
 	case code < 200 || code == 206 || code == 304:
 		return "status"
 	case rcc.noStore:
-		return "request no-store"
+		return "request-no-store"
 	case cc.mustUnderstand && !understoodStatus(code):
 		return "must-understand"
 	case cc.noStore && !(cc.mustUnderstand && understoodStatus(code)):
@@ -212,7 +212,7 @@ func noStoreReason(req *http.Request, rcc *reqCC, res *http.Response, cc *respCC
 		return "vary-star"
 	}
 	if !explicitFreshness(res.Header, cc) && !heuristicStatus(code) && !cc.public {
-		return "not cacheable by default"
+		return "not-cacheable-by-default"
 	}
 	return ""
 }
