@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -179,8 +180,10 @@ func (s *Server) Serve(ctx context.Context, pconn net.PacketConn, ln net.Listene
 
 func idleTimeout() time.Duration { return 10 * time.Second }
 
-// ListenAndServe binds every Config.Listen address on UDP and TCP and serves them
-// until ctx ends (see Serve). If one address fails the others are stopped.
+// ListenAndServe binds every Config.Listen address on TCP and on UDP — with one
+// UDP socket per CPU sharing the address (SO_REUSEPORT) when the port is fixed, so
+// queries are read in parallel — and serves them until ctx ends (see Serve). If
+// one socket fails the others are stopped.
 func (s *Server) ListenAndServe(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -191,23 +194,39 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	var pairs []pair
 	closeAll := func() {
 		for _, p := range pairs {
-			p.pc.Close()
-			p.ln.Close()
+			if p.pc != nil {
+				p.pc.Close()
+			}
+			if p.ln != nil {
+				p.ln.Close()
+			}
 		}
 	}
 	for _, addr := range s.Listen() {
-		pc, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			closeAll()
-			return fmt.Errorf("dnsserver: %w", err)
-		}
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			pc.Close()
 			closeAll()
 			return fmt.Errorf("dnsserver: %w", err)
 		}
-		pairs = append(pairs, pair{pc, ln})
+		sockets := 1
+		lc := net.ListenConfig{}
+		if _, port, _ := net.SplitHostPort(addr); port != "0" && haveReusePort {
+			sockets = runtime.GOMAXPROCS(0)
+			lc.Control = reusePort
+		}
+		for i := range sockets {
+			pc, err := lc.ListenPacket(ctx, "udp", addr)
+			if err != nil {
+				ln.Close()
+				closeAll()
+				return fmt.Errorf("dnsserver: %w", err)
+			}
+			p := pair{pc: pc}
+			if i == 0 {
+				p.ln = ln
+			}
+			pairs = append(pairs, p)
+		}
 	}
 	errc := make(chan error, len(pairs))
 	for _, p := range pairs {

@@ -48,7 +48,7 @@ func testGroups(c netip.Addr) []string {
 	return nil
 }
 
-func testUpstream(t *testing.T) *resolvertest.Upstream {
+func testUpstream(t testing.TB) *resolvertest.Upstream {
 	return resolvertest.New(3600, 60).Add(t,
 		"a.test. 300 IN A 192.0.2.1",
 		"games.test. 300 IN A 192.0.2.7",
