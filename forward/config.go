@@ -21,6 +21,7 @@ const (
 	DefaultReadHeaderTimeout     = 10 * time.Second
 	DefaultMaxIdleConnsPerHost   = 256
 	DefaultMaxIdleConns          = 4096
+	DefaultSNIPeekTimeout        = 5 * time.Second
 )
 
 // Config is the policy file's `forward:` section.
@@ -58,6 +59,25 @@ type Config struct {
 	MaxIdleConnsPerHost int `yaml:"max_idle_conns_per_host"`
 	// MaxIdleConns is the idle origin connections kept in all. Default 4096.
 	MaxIdleConns int `yaml:"max_idle_conns"`
+
+	// CACert is the inspection CA certificate (PEM) the engine loads with LoadCA and
+	// passes as Options.CA; `portcullis ca create` writes it. "" = no inspection.
+	CACert string `yaml:"ca_cert"`
+	// CAKey is the CA's private key file (PEM, mode 0600). Required with ca_cert.
+	CAKey string `yaml:"ca_key"`
+	// CAClients holds the client networks known to trust the CA: a blocked HTTPS
+	// site is then inspected just to show them the block page ("inspect to block").
+	// Default: none (blocked HTTPS gets 403 on CONNECT, or a closed tunnel). Ignored
+	// without a CA.
+	CAClients []netip.Prefix `yaml:"ca_clients"`
+	// LeafCacheSize bounds the cache of generated leaf certificates. Default 10000.
+	LeafCacheSize int `yaml:"leaf_cache_size"`
+	// SNIPeekTimeout is how long an allowed tunnel waits for the client's TLS
+	// ClientHello, to check its server name, before relaying without it. Default 5s.
+	SNIPeekTimeout time.Duration `yaml:"sni_peek_timeout"`
+	// SNIMustMatch refuses a tunnel whose SNI differs from the CONNECT host name
+	// (domain fronting). Default false: the SNI is checked against the rules only.
+	SNIMustMatch bool `yaml:"sni_must_match"`
 }
 
 // Validate reports every problem with c; paths are relative to the section.
@@ -110,6 +130,20 @@ func (c *Config) Validate() []field.Error {
 	if c.MaxIdleConns < 0 {
 		errs = append(errs, field.Errorf("max_idle_conns", "must not be negative"))
 	}
+	if c.LeafCacheSize < 0 {
+		errs = append(errs, field.Errorf("leaf_cache_size", "must not be negative"))
+	}
+	if c.SNIPeekTimeout < 0 {
+		errs = append(errs, field.Errorf("sni_peek_timeout", "must not be negative"))
+	}
+	if (c.CACert == "") != (c.CAKey == "") {
+		errs = append(errs, field.Errorf("ca_key", "ca_cert and ca_key go together"))
+	}
+	for i, pf := range c.CAClients {
+		if !pf.IsValid() {
+			errs = append(errs, field.Errorf(fmt.Sprintf("ca_clients[%d]", i), "not a valid network"))
+		}
+	}
 	return errs
 }
 
@@ -146,6 +180,10 @@ func (c *Config) WithDefaults() *Config {
 	if d.MaxIdleConns == 0 {
 		d.MaxIdleConns = DefaultMaxIdleConns
 	}
+	if d.LeafCacheSize == 0 {
+		d.LeafCacheSize = DefaultLeafCacheSize
+	}
+	setDur(&d.SNIPeekTimeout, DefaultSNIPeekTimeout)
 	return &d
 }
 

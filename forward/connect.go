@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 
 	"github.com/elazarl/goproxy"
@@ -20,8 +21,18 @@ const ReasonHeader = "X-Portcullis-Reason"
 // RuleHeader names the deciding rule of a refused CONNECT.
 const RuleHeader = "X-Portcullis-Rule"
 
-// serveConnect decides a CONNECT, dials the origin, and hands the connection to
-// goproxy, whose hijack gives it back to hijackTunnel.
+// connectMode is what an accepted CONNECT becomes once the client is hijacked.
+type connectMode uint8
+
+const (
+	modeTunnel   connectMode = iota // relay bytes (after the SNI check)
+	modeInspect                     // terminate TLS with a leaf, evaluate each request (goproxy MITM)
+	modeBlockTLS                    // terminate TLS only to show the block page
+	modeRefused                     // refused after the 200: close the connection
+)
+
+// serveConnect decides a CONNECT from its host and port and hands the connection to
+// goproxy, whose hijack gives it back to hijackTunnel. The SNI is checked there.
 func (p *Proxy) serveConnect(x *exchange, r *http.Request) {
 	w := &x.w
 	x.entry.URL = r.Host
@@ -34,7 +45,7 @@ func (p *Proxy) serveConnect(x *exchange, r *http.Request) {
 	if !p.ports[port] {
 		x.entry.Action = rules.ActionBlock.String()
 		x.entry.Rule = "connect_ports"
-		p.refuseConnect(w, r, &filter.BlockInfo{
+		p.refuseConnect(w, &filter.BlockInfo{
 			URL: r.Host, Host: host, Rule: "connect_ports",
 			Reason:  "Tunnels to port " + strconv.Itoa(int(port)) + " are not allowed.",
 			Contact: p.cfg.Contact, Time: x.entry.Time,
@@ -45,32 +56,38 @@ func (p *Proxy) serveConnect(x *exchange, r *http.Request) {
 	if port == 443 {
 		scheme = "https"
 	}
-	f := rules.Facts{
-		Door: rules.DoorForward, Client: x.entry.Client, Time: x.entry.Time,
+	f := &rules.Facts{
+		Door: rules.DoorForward, Client: x.entry.Client, User: x.entry.User, Time: x.entry.Time,
 		Method: http.MethodConnect, Scheme: scheme, Host: host, Port: port,
 	}
-	v := p.evaluate(&f)
+	x.connect = f
+	v := p.evaluate(f)
 	x.record(v)
-	if v.Blocked() {
-		p.refuseConnect(w, r, &filter.BlockInfo{
-			URL: r.Host, Host: host, Rule: v.Rule, Category: v.Category,
-			Reason: v.Reason, Contact: p.cfg.Contact, Time: x.entry.Time,
-		})
+	switch {
+	case v.Blocked() && p.blockOverTLS(x.entry.Client):
+		x.mode = modeBlockTLS
+	case v.Blocked():
+		p.refuseConnect(w, p.connectBlockInfo(x, host))
 		return
+	case v.Action == rules.ActionInspect && p.ca != nil:
+		x.mode = modeInspect
+	default:
+		x.mode = modeTunnel
 	}
-
-	addr := net.JoinHostPort(host, strconv.Itoa(int(port)))
-	up, err := p.dial(r.Context(), "tcp", addr)
-	if err != nil {
-		x.entry.Error = err.Error()
-		status := upstreamStatus(err)
-		w.Header().Set("Connection", "close")
-		p.page(w, r, status, upstreamMessage(status))
-		return
+	tn := &tunnel{}
+	if x.mode == modeTunnel {
+		up, err := p.dial(r.Context(), "tcp", net.JoinHostPort(host, strconv.Itoa(int(port))))
+		if err != nil {
+			x.entry.Error = err.Error()
+			status := upstreamStatus(err)
+			w.Header().Set("Connection", "close")
+			p.page(w, r, status, upstreamMessage(status))
+			return
+		}
+		tn.upstream = up
 	}
-	tn := &tunnel{upstream: up}
 	if err := p.tunnels.add(tn); err != nil {
-		_ = up.Close()
+		tn.close()
 		x.entry.Error = err.Error()
 		w.Header().Set("Connection", "close")
 		p.page(w, r, http.StatusServiceUnavailable, "The proxy is shutting down.")
@@ -81,9 +98,32 @@ func (p *Proxy) serveConnect(x *exchange, r *http.Request) {
 	p.gp.ServeHTTP(w, r)
 }
 
+// blockOverTLS reports whether a blocked HTTPS request from client is shown the
+// block page through a short inspection: the CA is configured and the client is
+// known to trust it.
+func (p *Proxy) blockOverTLS(client netip.Addr) bool {
+	if p.ca == nil {
+		return false
+	}
+	for _, pf := range p.cfg.CAClients {
+		if pf.Contains(client) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Proxy) connectBlockInfo(x *exchange, host string) *filter.BlockInfo {
+	v := x.verdict
+	return &filter.BlockInfo{
+		URL: x.entry.URL, Host: host, Rule: v.Rule, Category: v.Category,
+		Reason: v.Reason, Contact: p.cfg.Contact, Time: x.entry.Time,
+	}
+}
+
 // refuseConnect answers a refused CONNECT with 403, the reason in ReasonHeader and
 // the plain-text block page as the body, and closes the connection.
-func (p *Proxy) refuseConnect(w http.ResponseWriter, r *http.Request, info *filter.BlockInfo) {
+func (p *Proxy) refuseConnect(w http.ResponseWriter, info *filter.BlockInfo) {
 	var body bytes.Buffer
 	_ = p.block.WriteText(&body, info)
 	reason := info.Reason
@@ -101,14 +141,20 @@ func (p *Proxy) refuseConnect(w http.ResponseWriter, r *http.Request, info *filt
 	_, _ = w.Write(body.Bytes())
 }
 
-// onConnect is goproxy's CONNECT handler: serveConnect already decided, so every
-// CONNECT reaching goproxy is hijacked into our tunnel.
+// onConnect is goproxy's CONNECT handler: serveConnect already decided, so the
+// first pass is hijacked into hijackTunnel; the second pass (an inspected tunnel
+// re-entering goproxy with the peeked bytes) goes into goproxy's MITM loop.
 func (p *Proxy) onConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
+	if s, ok := ctx.Req.Context().Value(sessionKey{}).(*session); ok {
+		ctx.UserData = s
+		return p.mitmTo, host
+	}
 	return p.tunnelTo, host
 }
 
 // hijackTunnel runs in the request's goroutine with the raw client connection: it
-// confirms the tunnel and relays until it ends.
+// confirms the tunnel, peeks the ClientHello, checks the SNI against the policy,
+// and then relays, inspects or shows the block page until the connection ends.
 func (p *Proxy) hijackTunnel(r *http.Request, client net.Conn, _ *goproxy.ProxyCtx) {
 	x := exchangeFrom(r.Context())
 	if x == nil || x.tunnel == nil {
@@ -121,14 +167,85 @@ func (p *Proxy) hijackTunnel(r *http.Request, client net.Conn, _ *goproxy.ProxyC
 	if !tn.attach(client) { // CloseAll ran between dial and hijack
 		return
 	}
+	defer tn.close()
 	x.w.status = http.StatusOK
 	x.entry.Status = http.StatusOK
 	if _, err := client.Write(connectEstablished); err != nil {
-		tn.close()
 		return
 	}
-	in, out := tn.run(x.w.buffered, p.cfg.TunnelIdleTimeout)
-	x.entry.BytesIn, x.entry.BytesOut = in, out
+	peeked, sni := peekHello(client, x.w.buffered, p.cfg.SNIPeekTimeout)
+	x.sni = sni
+	if sni != "" && x.mode != modeBlockTLS {
+		p.checkSNI(x, sni)
+	}
+	if x.mode == modeTunnel && tn.upstream == nil { // the SNI verdict asked for a tunnel after all
+		up, err := p.dial(r.Context(), "tcp", r.Host)
+		if err != nil {
+			x.entry.Error = err.Error()
+			x.entry.Status = upstreamStatus(err)
+			return
+		}
+		if !tn.setUpstream(up) {
+			return
+		}
+	}
+	switch x.mode {
+	case modeTunnel:
+		in, out := tn.run(peeked, p.cfg.TunnelIdleTimeout)
+		x.entry.BytesIn, x.entry.BytesOut = in, out
+	case modeInspect:
+		tn.dropUpstream()
+		p.inspect(x, r, client, peeked)
+	case modeBlockTLS:
+		tn.dropUpstream()
+		x.entry.Status = http.StatusForbidden
+		p.serveBlockTLS(x, client, peeked)
+	default: // refused after the SNI check, without a way to show why
+		x.entry.Status = http.StatusForbidden
+	}
+}
+
+// checkSNI evaluates the policy again with the server name the client asked for.
+// A name differing from the CONNECT host (an IP-literal CONNECT, or domain
+// fronting) is evaluated as the host too, so host rules apply to it.
+func (p *Proxy) checkSNI(x *exchange, sni string) {
+	f := *x.connect
+	f.SNI = sni
+	if sni != f.Host {
+		if p.cfg.SNIMustMatch {
+			if _, err := netip.ParseAddr(f.Host); err != nil {
+				x.record(rules.Verdict{Action: rules.ActionBlock, Rule: "sni_must_match",
+					Reason: "The server name does not match the requested host."})
+				p.refusedAfterHello(x)
+				return
+			}
+		}
+		f.Host = sni
+	}
+	v := p.evaluate(&f)
+	switch v.Action {
+	case rules.ActionBlock:
+		x.record(v)
+		p.refusedAfterHello(x)
+	case rules.ActionInspect:
+		x.record(v)
+		if p.ca != nil {
+			x.mode = modeInspect
+		}
+	case rules.ActionTunnel:
+		x.record(v)
+		x.mode = modeTunnel
+	}
+}
+
+// refusedAfterHello picks how to refuse a tunnel the client already has a 200 for:
+// the block page over TLS when the client trusts the CA, else a closed connection.
+func (p *Proxy) refusedAfterHello(x *exchange) {
+	if p.blockOverTLS(x.entry.Client) {
+		x.mode = modeBlockTLS
+		return
+	}
+	x.mode = modeRefused
 }
 
 var connectEstablished = []byte("HTTP/1.1 200 Connection established\r\n\r\n")

@@ -427,8 +427,10 @@ func TestUnsupportedSchemeIs400(t *testing.T) {
 	}
 }
 
-func TestWebSocketUpgradeRelayed(t *testing.T) {
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// wsEchoHandler upgrades to a line-echo protocol (a stand-in for WebSocket framing)
+// and answers up to lines lines before closing.
+func wsEchoHandler(lines int) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Upgrade") != "websocket" {
 			http.Error(w, "no upgrade", 400)
 			return
@@ -440,10 +442,19 @@ func TestWebSocketUpgradeRelayed(t *testing.T) {
 		defer c.Close()
 		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
 		_ = brw.Flush()
-		line, _ := brw.ReadString('\n')
-		_, _ = brw.WriteString("echo:" + line)
-		_ = brw.Flush()
-	}))
+		for range lines {
+			line, err := brw.ReadString('\n')
+			if err != nil {
+				return
+			}
+			_, _ = brw.WriteString("echo:" + line)
+			_ = brw.Flush()
+		}
+	})
+}
+
+func TestWebSocketUpgradeRelayed(t *testing.T) {
+	origin := httptest.NewServer(wsEchoHandler(1))
 	defer origin.Close()
 	tp := startProxy(t, Options{})
 	resp, c, br := tp.rawRequest(t, "GET "+origin.URL+"/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")

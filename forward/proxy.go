@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/elazarl/goproxy"
 
-	"github.com/portcullis/portcullis/anonymize"
 	"github.com/portcullis/portcullis/filter"
 	"github.com/portcullis/portcullis/internal/admin"
 	"github.com/portcullis/portcullis/rules"
@@ -67,6 +65,12 @@ type Options struct {
 	Local http.Handler
 	// LoopToken marks requests that passed this process. "": a random token per New.
 	LoopToken string
+	// CA signs the leaves for HTTPS inspection (LoadCA / CreateCA). Nil: no
+	// inspection; an inspect verdict then tunnels, and blocked HTTPS is refused
+	// without a block page.
+	CA *CA
+	// Leaves caches leaf certificates across reloads. Nil: a private NewLeaves(Config.LeafCacheSize).
+	Leaves *Leaves
 }
 
 // Proxy is the forward door: an http.Handler for the engine's listeners. It is
@@ -90,6 +94,9 @@ type Proxy struct {
 	gp       *goproxy.ProxyHttpServer
 	rt       goproxy.RoundTripper
 	tunnelTo *goproxy.ConnectAction
+	mitmTo   *goproxy.ConnectAction
+	ca       *CA
+	leaves   *Leaves
 	bufs     sync.Pool // *[]byte, 32 KiB copy buffers
 }
 
@@ -158,6 +165,11 @@ func New(opts Options) (*Proxy, error) {
 	if p.transport == nil {
 		p.transport = NewTransport(tc)
 	}
+	p.ca = opts.CA
+	p.leaves = opts.Leaves
+	if p.leaves == nil && p.ca != nil {
+		p.leaves = NewLeaves(cfg.LeafCacheSize)
+	}
 	p.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
 	p.gp = p.newGoproxy()
 	return p, nil
@@ -185,10 +197,10 @@ func (p *Proxy) newGoproxy() *goproxy.ProxyHttpServer {
 	gp.ConnectionErrHandler = func(w io.Writer, _ *goproxy.ProxyCtx, _ error) {
 		_, _ = w.Write(rawBadGateway)
 	}
-	p.rt = goproxy.RoundTripperFunc(func(r *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
-		return p.transport.RoundTrip(r)
-	})
+	p.rt = goproxy.RoundTripperFunc(p.roundTrip)
 	p.tunnelTo = &goproxy.ConnectAction{Action: goproxy.ConnectHijack, Hijack: p.hijackTunnel}
+	p.mitmTo = &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: p.mitmTLSConfig}
+	gp.AllowHTTP2 = true
 	gp.OnRequest().DoFunc(p.onRequest)
 	gp.OnRequest().HandleConnectFunc(p.onConnect)
 	gp.OnResponse().DoFunc(p.onResponse)
@@ -220,8 +232,12 @@ type exchange struct {
 	entry   admin.Entry
 	verdict rules.Verdict
 	anon    Anonymizer
-	tunnel  *tunnel // CONNECT: dialled upstream, awaiting the hijack
-	started bool    // CONNECT: the tunnel ran
+	tunnel  *tunnel     // CONNECT: the tracked tunnel, awaiting the hijack
+	started bool        // CONNECT: the hijack ran
+	mode    connectMode // CONNECT: what to do once hijacked
+	connect *rules.Facts
+	sni     string // the SNI peeked on this CONNECT (or of the tunnel an inner request came through)
+	inner   bool   // a request inside an inspected tunnel
 }
 
 type exchangeKey struct{}
@@ -311,122 +327,6 @@ func (x *exchange) record(v rules.Verdict) {
 	x.entry.Action = v.Action.String()
 	x.entry.Rule = v.Rule
 	x.entry.Category = v.Category
-}
-
-// serveHTTP handles an absolute-form request: decide, then relay through goproxy.
-func (p *Proxy) serveHTTP(x *exchange, r *http.Request) {
-	w := &x.w
-	scheme := r.URL.Scheme
-	if scheme != "http" && scheme != "https" {
-		x.entry.Error = "unsupported scheme"
-		p.page(w, r, http.StatusBadRequest, "This proxy relays http and https URLs only.")
-		return
-	}
-	for _, v := range r.Header[LoopHeader] {
-		if strings.Contains(v, p.token) {
-			x.entry.Error = "loop"
-			p.logger.Warn("forward: request loop refused", "url", x.entry.URL)
-			p.page(w, r, http.StatusLoopDetected, "This request already passed through this proxy (a forwarding loop).")
-			return
-		}
-	}
-	host, port := splitHostPort(r.URL.Host)
-	if port == 0 {
-		port = 80
-		if scheme == "https" {
-			port = 443
-		}
-	}
-	f := rules.Facts{
-		Door: rules.DoorForward, Client: x.entry.Client, Time: x.entry.Time,
-		Method: r.Method, Scheme: scheme, Host: host, Port: port,
-		Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Header: r.Header,
-	}
-	v := p.evaluate(&f)
-	x.record(v)
-	if v.Blocked() {
-		if v.Quiet {
-			w.Header().Set("Cache-Control", "no-store")
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
-		p.block.Serve(w, r, http.StatusForbidden, &filter.BlockInfo{
-			URL: x.entry.URL, Host: host, Rule: v.Rule, Category: v.Category,
-			Reason: v.Reason, Contact: p.cfg.Contact, Time: x.entry.Time,
-		})
-		return
-	}
-
-	anonymize.RemoveHopByHopKeepUpgrade(r.Header)
-	if p.anon != nil {
-		profile := v.Profile
-		if profile == "" {
-			profile = p.cfg.Profile
-		}
-		if a := p.anon(profile); a != nil {
-			x.anon = a
-			a.Request(r, x.entry.Client)
-		}
-	}
-	if _, ok := r.Header["User-Agent"]; !ok {
-		r.Header["User-Agent"] = []string{""} // present but empty: Go adds no default
-	}
-	r.Header[LoopHeader] = append(r.Header[LoopHeader], p.token)
-	r.Host = "" // the URL's authority decides where and to whom the request goes
-	if r.Body != nil && r.Body != http.NoBody {
-		x.body.rc = r.Body
-		r.Body = &x.body
-	}
-	r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))
-	p.gp.ServeHTTP(w, r)
-}
-
-// onRequest runs inside goproxy for every relayed request: it routes the request
-// through our transport and hands the exchange to onResponse.
-func (p *Proxy) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
-	ctx.RoundTripper = p.rt
-	if x := exchangeFrom(r.Context()); x != nil {
-		ctx.UserData = x
-	}
-	return r, nil
-}
-
-// onResponse strips hop-by-hop fields and anonymizes the response, or turns an
-// upstream failure into a short proxy page (502, or 504 on a timeout).
-func (p *Proxy) onResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Response {
-	x, _ := ctx.UserData.(*exchange)
-	if resp == nil {
-		status := upstreamStatus(ctx.Error)
-		if x != nil && ctx.Error != nil {
-			x.entry.Error = ctx.Error.Error()
-		}
-		return p.pageResponse(ctx.Req, status, upstreamMessage(status))
-	}
-	if resp.StatusCode == http.StatusSwitchingProtocols {
-		anonymize.RemoveHopByHopKeepUpgrade(resp.Header)
-	} else {
-		anonymize.RemoveHopByHop(resp.Header)
-	}
-	if x != nil && x.anon != nil {
-		x.anon.Response(resp)
-	}
-	return resp
-}
-
-// upstreamStatus maps a transport error to 504 (timeouts) or 502 (anything else).
-func upstreamStatus(err error) int {
-	var te interface{ Timeout() bool }
-	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &te) && te.Timeout()) {
-		return http.StatusGatewayTimeout
-	}
-	return http.StatusBadGateway
-}
-
-func upstreamMessage(status int) string {
-	if status == http.StatusGatewayTimeout {
-		return "The site did not answer in time."
-	}
-	return "The site could not be reached."
 }
 
 // clientAddr parses a RemoteAddr ("ip:port") into an unmapped address.

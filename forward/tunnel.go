@@ -104,23 +104,38 @@ func (t *Tunnels) remove(tn *tunnel) {
 
 // tunnel is one CONNECT tunnel: the client and upstream sides.
 type tunnel struct {
-	upstream net.Conn
 	closed   atomic.Bool
 	mu       sync.Mutex
 	client   net.Conn // set by attach, under mu
+	upstream net.Conn // set before the hijack or by setUpstream, under mu; nil when inspecting
 }
 
 // attach sets the client side; it fails (and closes c) if the tunnel was closed.
-func (tn *tunnel) attach(c net.Conn) bool {
+func (tn *tunnel) attach(c net.Conn) bool { return tn.set(&tn.client, c) }
+
+// setUpstream sets the upstream side; it fails (and closes c) if the tunnel was closed.
+func (tn *tunnel) setUpstream(c net.Conn) bool { return tn.set(&tn.upstream, c) }
+
+func (tn *tunnel) set(side *net.Conn, c net.Conn) bool {
 	tn.mu.Lock()
+	defer tn.mu.Unlock()
 	if tn.closed.Load() {
-		tn.mu.Unlock()
 		_ = c.Close()
 		return false
 	}
-	tn.client = c
-	tn.mu.Unlock()
+	*side = c
 	return true
+}
+
+// dropUpstream closes the upstream side, if any, keeping the client side open.
+func (tn *tunnel) dropUpstream() {
+	tn.mu.Lock()
+	up := tn.upstream
+	tn.upstream = nil
+	tn.mu.Unlock()
+	if up != nil {
+		_ = up.Close()
+	}
 }
 
 // close closes both sides (idempotent, safe from any goroutine).
@@ -130,12 +145,14 @@ func (tn *tunnel) close() {
 		tn.mu.Unlock()
 		return
 	}
-	c := tn.client
+	c, up := tn.client, tn.upstream
 	tn.mu.Unlock()
 	if c != nil {
 		_ = c.Close()
 	}
-	_ = tn.upstream.Close()
+	if up != nil {
+		_ = up.Close()
+	}
 }
 
 // halfCloser is a connection whose write side can be shut on its own.

@@ -1,0 +1,381 @@
+package forward
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/rules"
+)
+
+// inspectEnv is a TLS origin reachable as "example.com:<port>" through a proxy
+// whose transport and dialer map every name to the origin, plus a CA.
+type inspectEnv struct {
+	origin *httptest.Server
+	port   string
+	ca     *CA
+	caPool *x509.CertPool
+	dial   DialFunc
+	tr     *http.Transport
+}
+
+func newInspectEnv(t *testing.T, handler http.Handler) *inspectEnv {
+	t.Helper()
+	origin := httptest.NewUnstartedServer(handler)
+	origin.EnableHTTP2 = true
+	origin.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected here
+	origin.StartTLS()
+	t.Cleanup(origin.Close)
+	dir := t.TempDir()
+	ca, err := CreateCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Certificate())
+	target := origin.Listener.Addr().String()
+	var d net.Dialer
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return d.DialContext(ctx, network, target) // every name is the origin
+	}
+	tc := (&Config{}).TransportConfig()
+	tc.Dial = dial
+	tc.TLSClientConfig = &tls.Config{RootCAs: origin.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs}
+	tr := NewTransport(tc)
+	t.Cleanup(tr.CloseIdleConnections)
+	_, port, _ := net.SplitHostPort(target)
+	return &inspectEnv{origin: origin, port: port, ca: ca, caPool: pool, dial: dial, tr: tr}
+}
+
+// url is https://host:port/path on the origin's port.
+func (e *inspectEnv) url(host, path string) string { return "https://" + host + ":" + e.port + path }
+
+// proxyOpts returns Options for a proxy in front of the env with policy.
+func (e *inspectEnv) proxyOpts(t *testing.T, policy rules.Evaluator, cfg *Config) Options {
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	cfg.ConnectPorts = []int{mustAtoi(t, e.port)}
+	return Options{Config: cfg, Policy: policy, CA: e.ca, Transport: e.tr, Dial: e.dial}
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// client trusts the CA (and not the origin's own certificate).
+func (e *inspectEnv) client(t *testing.T, tp *testProxy, h2 bool) *http.Client {
+	tr := &http.Transport{Proxy: http.ProxyURL(tp.url), TLSClientConfig: &tls.Config{RootCAs: e.caPool}, ForceAttemptHTTP2: h2}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+// inspectPolicy inspects everything, blocks paths under /blocked/ and the host
+// blocked.example.
+func inspectPolicy(f *rules.Facts) rules.Verdict {
+	switch {
+	case f.Host == "blocked.example" || f.SNI == "blocked.example":
+		return rules.Verdict{Action: rules.ActionBlock, Rule: "no-blocked", Category: "testing", Reason: "Blocked site"}
+	case strings.HasPrefix(f.Path, "/blocked/"):
+		return rules.Verdict{Action: rules.ActionBlock, Rule: "no-shorts", Category: "video", Reason: "Short videos are blocked"}
+	case f.Method == http.MethodConnect:
+		return rules.Verdict{Action: rules.ActionInspect, Rule: "inspect-all"}
+	}
+	return rules.Verdict{Action: rules.ActionAllow, Rule: "default"}
+}
+
+func originHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Origin-Proto", r.Proto)
+		_, _ = io.WriteString(w, "origin says hi to "+r.URL.Path)
+	})
+}
+
+func TestInspectionPathRulesHTTP1AndHTTP2(t *testing.T) {
+	env := newInspectEnv(t, originHandler())
+	tp := startProxy(t, env.proxyOpts(t, rules.EvaluatorFunc(inspectPolicy), nil))
+	for _, h2 := range []bool{false, true} {
+		c := env.client(t, tp, h2)
+		resp, err := c.Get(env.url("example.com", "/watch"))
+		if err != nil {
+			t.Fatalf("h2=%v: %v", h2, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != "origin says hi to /watch" {
+			t.Fatalf("h2=%v: %d %q", h2, resp.StatusCode, b)
+		}
+		if h2 && resp.ProtoMajor != 2 {
+			t.Errorf("client spoke %s inside the inspected tunnel, want HTTP/2", resp.Proto)
+		}
+		if resp.TLS == nil || resp.TLS.PeerCertificates[0].Issuer.CommonName != "Portcullis inspection CA" {
+			t.Fatalf("h2=%v: not inspected", h2)
+		}
+		req, _ := http.NewRequest("GET", env.url("example.com", "/blocked/abc"), nil)
+		req.Header.Set("Accept", "text/html")
+		resp, err = c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 403 || !bytes.Contains(b, []byte("no-shorts")) || !bytes.Contains(b, []byte("https://example.com:"+env.port+"/blocked/abc")) {
+			t.Fatalf("h2=%v: blocked path: %d %s", h2, resp.StatusCode, b)
+		}
+	}
+	// Every inner request has its own access-log entry, besides the CONNECT's.
+	var inner int
+	deadline := time.After(10 * time.Second)
+	for inner < 4 {
+		select {
+		case e := <-tp.log.ch:
+			if e.Method == "GET" && strings.HasPrefix(e.URL, "https://example.com:") {
+				inner++
+				if strings.Contains(e.URL, "/blocked/") != (e.Status == 403) {
+					t.Errorf("inner entry %+v", e)
+				}
+			}
+		case <-deadline:
+			t.Fatalf("only %d inner log entries", inner)
+		}
+	}
+}
+
+func TestInspectionBadUpstreamCertificateShown(t *testing.T) {
+	env := newInspectEnv(t, originHandler())
+	opts := env.proxyOpts(t, rules.EvaluatorFunc(inspectPolicy), nil)
+	untrusting := NewTransport(TransportConfig{Dial: env.dial}) // system roots: the test origin is unknown
+	defer untrusting.CloseIdleConnections()
+	opts.Transport = untrusting
+	tp := startProxy(t, opts)
+	resp, err := env.client(t, tp, false).Get(env.url("example.com", "/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 502 || !bytes.Contains(b, []byte("certificate could not be verified")) {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+}
+
+func TestSNIBlockedWithoutInspection(t *testing.T) {
+	env := newInspectEnv(t, originHandler())
+	opts := env.proxyOpts(t, hostPolicy("no-blocked", "blocked.example"), nil)
+	opts.CA = nil
+	tp := startProxy(t, opts)
+	for _, target := range []string{"127.0.0.1:" + env.port, "allowed.example:" + env.port} {
+		resp, c, _ := tp.rawRequest(t, "CONNECT "+target+" HTTP/1.1\r\nHost: "+target+"\r\n\r\n")
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: CONNECT status %d", target, resp.StatusCode)
+		}
+		tc := tls.Client(c, &tls.Config{ServerName: "blocked.example", InsecureSkipVerify: true})
+		if err := tc.Handshake(); err == nil {
+			t.Fatalf("%s: handshake with a blocked SNI succeeded", target)
+		}
+		e := tp.log.next(t)
+		if e.Action != "block" || e.Rule != "no-blocked" || e.Status != 403 {
+			t.Fatalf("%s: log %+v", target, e)
+		}
+	}
+}
+
+func TestSNIAllowedTunnelIsByteIdentical(t *testing.T) {
+	payload := randomBytes(1 << 20)
+	env := newInspectEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(payload) }))
+	var sawSNI []string
+	var mu sync.Mutex
+	policy := rules.EvaluatorFunc(func(f *rules.Facts) rules.Verdict {
+		mu.Lock()
+		sawSNI = append(sawSNI, f.SNI)
+		mu.Unlock()
+		return rules.Verdict{Action: rules.ActionAllow, Rule: "default"}
+	})
+	opts := env.proxyOpts(t, policy, nil)
+	opts.CA = nil
+	tp := startProxy(t, opts)
+	tr := &http.Transport{Proxy: http.ProxyURL(tp.url), TLSClientConfig: &tls.Config{
+		RootCAs: env.origin.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs, ServerName: "example.com"}}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Get("https://127.0.0.1:" + env.port + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Equal(b, payload) {
+		t.Fatal("payload differs through the SNI-checked tunnel")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sawSNI) != 2 || sawSNI[0] != "" || sawSNI[1] != "example.com" {
+		t.Fatalf("policy saw SNIs %q, want the CONNECT then example.com", sawSNI)
+	}
+}
+
+func TestSNIMustMatchRefusesFronting(t *testing.T) {
+	env := newInspectEnv(t, originHandler())
+	opts := env.proxyOpts(t, nil, &Config{SNIMustMatch: true})
+	opts.CA = nil
+	tp := startProxy(t, opts)
+	resp, c, _ := tp.rawRequest(t, "CONNECT front.example:"+env.port+" HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp.StatusCode != 200 {
+		t.Fatal(resp.StatusCode)
+	}
+	if err := tls.Client(c, &tls.Config{ServerName: "hidden.example", InsecureSkipVerify: true}).Handshake(); err == nil {
+		t.Fatal("fronted handshake succeeded")
+	}
+	if e := tp.log.next(t); e.Rule != "sni_must_match" {
+		t.Fatalf("log %+v", e)
+	}
+}
+
+func TestInspectToBlockShowsBlockPageOverTLS(t *testing.T) {
+	env := newInspectEnv(t, originHandler())
+	policy := hostPolicy("no-blocked", "blocked.example")
+	tp := startProxy(t, env.proxyOpts(t, policy, &Config{CAClients: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}))
+	c := env.client(t, tp, false)
+	resp, err := c.Get(env.url("www.blocked.example", "/some/page"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 403 || !bytes.Contains(b, []byte("Rule: no-blocked")) || !bytes.Contains(b, []byte("https://www.blocked.example:"+env.port+"/some/page")) {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+	// Allowed sites are not inspected: the client sees the origin's own certificate.
+	tr := &http.Transport{Proxy: http.ProxyURL(tp.url), TLSClientConfig: &tls.Config{RootCAs: env.origin.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs}}
+	defer tr.CloseIdleConnections()
+	resp, err = (&http.Client{Transport: tr}).Get(env.url("example.com", "/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.TLS.PeerCertificates[0].Issuer.CommonName == "Portcullis inspection CA" {
+		t.Fatal("allowed site was inspected")
+	}
+}
+
+func TestWebSocketThroughInspection(t *testing.T) {
+	env := newInspectEnv(t, wsEchoHandler(1000))
+	env.tr.ForceAttemptHTTP2 = false
+	env.tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
+	tp := startProxy(t, env.proxyOpts(t, rules.EvaluatorFunc(inspectPolicy), nil))
+	resp, c, _ := tp.rawRequest(t, "CONNECT example.com:"+env.port+" HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp.StatusCode != 200 {
+		t.Fatal(resp.StatusCode)
+	}
+	tc := tls.Client(c, &tls.Config{ServerName: "example.com", RootCAs: env.caPool, NextProtos: []string{"http/1.1"}})
+	if _, err := io.WriteString(tc, "GET /ws HTTP/1.1\r\nHost: example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(tc)
+	wsResp, err := http.ReadResponse(br, nil)
+	if err != nil || wsResp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", wsResp, err)
+	}
+	for _, msg := range []string{"one\n", "two\n"} {
+		_, _ = io.WriteString(tc, msg)
+		if got, err := br.ReadString('\n'); err != nil || got != "echo:"+msg {
+			t.Fatalf("echo %q %v", got, err)
+		}
+	}
+}
+
+func TestCreateCAAndLoadCA(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key")
+	ca, err := CreateCA(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(key); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key mode %v %v", st.Mode(), err)
+	}
+	if _, err := CreateCA(cert, key); !errors.Is(err, ErrCAExists) {
+		t.Fatalf("second CreateCA: %v", err)
+	}
+	loaded, err := LoadCA(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loaded.SPKIHash() != ca.SPKIHash() || !bytes.Equal(loaded.CertPEM(), ca.CertPEM()) {
+		t.Fatal("loaded CA differs")
+	}
+	if ca.Certificate().PublicKeyAlgorithm != x509.ECDSA || !ca.Certificate().IsCA {
+		t.Fatalf("CA is %v, IsCA %v", ca.Certificate().PublicKeyAlgorithm, ca.Certificate().IsCA)
+	}
+	leaf, err := loaded.sign("www.example.org", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Certificate())
+	if _, err := leaf.Leaf.Verify(x509.VerifyOptions{DNSName: "www.example.org", Roots: pool}); err != nil {
+		t.Fatalf("leaf does not verify against the created CA: %v", err)
+	}
+	ipLeaf, _ := loaded.sign("192.0.2.7", time.Now())
+	if _, err := ipLeaf.Leaf.Verify(x509.VerifyOptions{DNSName: "192.0.2.7", Roots: pool}); err != nil {
+		t.Fatalf("IP leaf: %v", err)
+	}
+}
+
+func TestLeavesBoundedSharedAndPerCA(t *testing.T) {
+	dir := t.TempDir()
+	ca1, _ := CreateCA(filepath.Join(dir, "1.pem"), filepath.Join(dir, "1.key"))
+	ca2, _ := CreateCA(filepath.Join(dir, "2.pem"), filepath.Join(dir, "2.key"))
+	l := NewLeaves(3)
+	now := time.Now()
+	var wg sync.WaitGroup
+	certs := make([]*tls.Certificate, 8)
+	for i := range certs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			certs[i], _ = l.Get(ca1, "a.example", now)
+		}()
+	}
+	wg.Wait()
+	for _, c := range certs {
+		if c == nil || c != certs[0] {
+			t.Fatal("concurrent Gets for one name signed more than once")
+		}
+	}
+	other, _ := l.Get(ca2, "a.example", now)
+	if other == certs[0] || other.Leaf.Issuer.String() != ca2.Certificate().Subject.String() {
+		t.Fatal("a leaf of another CA was reused")
+	}
+	for _, n := range []string{"b", "c", "d", "e"} {
+		_, _ = l.Get(ca1, n+".example", now)
+	}
+	if l.Len() != 3 {
+		t.Fatalf("Len %d, want 3", l.Len())
+	}
+	// A leaf close to its end is renewed.
+	renewed, _ := l.Get(ca1, "e.example", now.Add(leafValidity-time.Hour))
+	again, _ := l.Get(ca1, "e.example", now)
+	if renewed == nil || renewed != again || !renewed.Leaf.NotAfter.After(now.Add(leafValidity)) {
+		t.Fatal("expiring leaf not renewed")
+	}
+}

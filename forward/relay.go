@@ -1,0 +1,296 @@
+package forward
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/elazarl/goproxy"
+
+	"github.com/portcullis/portcullis/anonymize"
+	"github.com/portcullis/portcullis/filter"
+	"github.com/portcullis/portcullis/rules"
+)
+
+// serveHTTP handles an absolute-form request: decide, then relay through goproxy.
+func (p *Proxy) serveHTTP(x *exchange, r *http.Request) {
+	if resp := p.checkHTTP(x, r); resp != nil {
+		writeResponse(&x.w, r, resp)
+		return
+	}
+	p.prepareUpstream(x, r)
+	r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))
+	p.gp.ServeHTTP(&x.w, r)
+}
+
+// checkHTTP applies everything that may refuse an HTTP request (plain or inside an
+// inspected tunnel): scheme, loop, policy. It returns the canned response to send,
+// or nil to relay the request.
+func (p *Proxy) checkHTTP(x *exchange, r *http.Request) *http.Response {
+	scheme := r.URL.Scheme
+	if scheme != "http" && scheme != "https" {
+		x.entry.Error = "unsupported scheme"
+		return p.pageResponse(r, http.StatusBadRequest, "This proxy relays http and https URLs only.")
+	}
+	for _, v := range r.Header[LoopHeader] {
+		if strings.Contains(v, p.token) {
+			x.entry.Error = "loop"
+			p.logger.Warn("forward: request loop refused", "url", x.entry.URL)
+			return p.pageResponse(r, http.StatusLoopDetected, "This request already passed through this proxy (a forwarding loop).")
+		}
+	}
+	host, port := splitHostPort(r.URL.Host)
+	if port == 0 {
+		port = 80
+		if scheme == "https" {
+			port = 443
+		}
+	}
+	f := rules.Facts{
+		Door: rules.DoorForward, Client: x.entry.Client, User: x.entry.User, Time: x.entry.Time,
+		Method: r.Method, Scheme: scheme, Host: host, Port: port, SNI: x.sni,
+		Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Header: r.Header,
+	}
+	v := p.evaluate(&f)
+	x.record(v)
+	if !v.Blocked() {
+		return nil
+	}
+	if v.Quiet {
+		h := make(http.Header, 1)
+		h.Set("Cache-Control", "no-store")
+		return &http.Response{StatusCode: http.StatusNoContent, Status: "204 No Content", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: h, Body: http.NoBody, Request: r}
+	}
+	return p.blockResponse(r, &filter.BlockInfo{
+		URL: x.entry.URL, Host: host, Rule: v.Rule, Category: v.Category,
+		Reason: v.Reason, Contact: p.cfg.Contact, Time: x.entry.Time,
+	})
+}
+
+// prepareUpstream turns an allowed client request into the upstream request:
+// hop-by-hop fields removed, anonymized, no Go default User-Agent, the loop mark
+// added, the URL's authority as Host, the body counted.
+func (p *Proxy) prepareUpstream(x *exchange, r *http.Request) {
+	anonymize.RemoveHopByHopKeepUpgrade(r.Header)
+	if p.anon != nil {
+		profile := x.verdict.Profile
+		if profile == "" {
+			profile = p.cfg.Profile
+		}
+		if a := p.anon(profile); a != nil {
+			x.anon = a
+			a.Request(r, x.entry.Client)
+		}
+	}
+	if _, ok := r.Header["User-Agent"]; !ok {
+		r.Header["User-Agent"] = []string{""} // present but empty: Go adds no default
+	}
+	r.Header[LoopHeader] = append(r.Header[LoopHeader], p.token)
+	r.Host = "" // the URL's authority decides where and to whom the request goes
+	if r.Body != nil && r.Body != http.NoBody {
+		x.body.rc = r.Body
+		r.Body = &x.body
+	}
+}
+
+// writeResponse sends a canned response through w.
+func writeResponse(w http.ResponseWriter, r *http.Request, resp *http.Response) {
+	h := w.Header()
+	for k, v := range resp.Header {
+		h[k] = v
+	}
+	if resp.ContentLength >= 0 && resp.StatusCode != http.StatusNoContent {
+		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+	}
+	w.WriteHeader(resp.StatusCode)
+	if r.Method != http.MethodHead && resp.Body != nil {
+		_, _ = io.Copy(w, resp.Body)
+	}
+	if resp.Body != nil {
+		_ = resp.Body.Close()
+	}
+}
+
+// blockResponse renders the block page for r as a response: HTML when the client
+// accepts it, plain text otherwise.
+func (p *Proxy) blockResponse(r *http.Request, info *filter.BlockInfo) *http.Response {
+	var buf bytes.Buffer
+	ctype := "text/plain; charset=utf-8"
+	var err error
+	if filter.AcceptsHTML(r.Header.Get("Accept")) {
+		ctype = "text/html; charset=utf-8"
+		err = p.block.WriteHTML(&buf, info)
+	} else {
+		err = p.block.WriteText(&buf, info)
+	}
+	if err != nil {
+		buf.Reset()
+		ctype = "text/plain; charset=utf-8"
+		buf.WriteString("Blocked by Portcullis.\n")
+	}
+	h := make(http.Header, 3)
+	h.Set("Content-Type", ctype)
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	return &http.Response{
+		StatusCode: http.StatusForbidden, Status: "403 Forbidden", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h, ContentLength: int64(buf.Len()), Body: io.NopCloser(&buf), Request: r,
+	}
+}
+
+// onRequest runs inside goproxy for every relayed request. A plain request was
+// decided in ServeHTTP already; a request inside an inspected tunnel is decided here,
+// exactly like a plain one.
+func (p *Proxy) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+	ctx.RoundTripper = p.rt
+	if x := exchangeFrom(r.Context()); x != nil {
+		ctx.UserData = x
+		return r, nil
+	}
+	sess, ok := ctx.UserData.(*session)
+	if !ok {
+		return r, p.pageResponse(r, http.StatusBadGateway, upstreamMessage(http.StatusBadGateway))
+	}
+	x := &exchange{inner: true, sni: sess.sni}
+	x.entry = sess.x.entry
+	x.entry.Time = p.now()
+	x.entry.Method = r.Method
+	x.entry.URL = r.URL.String()
+	x.entry.Status, x.entry.BytesIn, x.entry.BytesOut, x.entry.Error = 0, 0, 0, ""
+	ctx.UserData = x
+	if resp := p.checkHTTP(x, r); resp != nil {
+		return r, resp
+	}
+	p.prepareUpstream(x, r)
+	return r, nil
+}
+
+// roundTrip sends r upstream; a failure becomes a short proxy page (goproxy would
+// otherwise drop an inspected connection, or echo the error text).
+func (p *Proxy) roundTrip(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Response, error) {
+	resp, err := p.transport.RoundTrip(r)
+	if err == nil {
+		return resp, nil
+	}
+	if x, ok := ctx.UserData.(*exchange); ok {
+		x.entry.Error = err.Error()
+	}
+	if msg, ok := certProblem(err); ok {
+		return p.pageResponse(r, http.StatusBadGateway, msg), nil
+	}
+	status := upstreamStatus(err)
+	return p.pageResponse(r, status, upstreamMessage(status)), nil
+}
+
+// certProblem describes an upstream certificate verification failure for the
+// user: a bad certificate is reported, never hidden.
+func certProblem(err error) (string, bool) {
+	const pre = "The site's certificate could not be verified: "
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &unknown):
+		return pre + "it is signed by an authority this proxy does not trust.", true
+	case errors.As(err, &host):
+		return pre + "it is not valid for this site's name.", true
+	case errors.As(err, &invalid):
+		if invalid.Reason == x509.Expired {
+			return pre + "it has expired or is not yet valid.", true
+		}
+		return pre + "it is not valid.", true
+	case errors.As(err, &verify):
+		return pre + "it is not valid.", true
+	}
+	return "", false
+}
+
+// onResponse strips hop-by-hop fields and anonymizes the response; for requests
+// inside an inspected tunnel it also arranges the access-log entry, written when the
+// body has been relayed.
+func (p *Proxy) onResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Response {
+	x, _ := ctx.UserData.(*exchange)
+	if resp == nil {
+		status := upstreamStatus(ctx.Error)
+		if x != nil && ctx.Error != nil {
+			x.entry.Error = ctx.Error.Error()
+		}
+		resp = p.pageResponse(ctx.Req, status, upstreamMessage(status))
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		anonymize.RemoveHopByHopKeepUpgrade(resp.Header)
+	} else {
+		anonymize.RemoveHopByHop(resp.Header)
+	}
+	if x == nil {
+		return resp
+	}
+	if x.anon != nil {
+		x.anon.Response(resp)
+	}
+	if x.inner {
+		x.entry.Status = resp.StatusCode
+		if resp.StatusCode == http.StatusSwitchingProtocols || resp.Body == nil {
+			p.logInner(x)
+		} else {
+			resp.Body = &loggedBody{rc: resp.Body, p: p, x: x}
+		}
+	}
+	return resp
+}
+
+// logInner writes the entry of a request inside an inspected tunnel.
+func (p *Proxy) logInner(x *exchange) {
+	if p.log == nil {
+		return
+	}
+	x.entry.BytesIn = x.body.n.Load()
+	x.entry.Duration = p.now().Sub(x.entry.Time)
+	p.log.Log(&x.entry)
+}
+
+// loggedBody counts a relayed response body and logs the exchange when goproxy
+// closes it.
+type loggedBody struct {
+	rc   io.ReadCloser
+	p    *Proxy
+	x    *exchange
+	once sync.Once
+}
+
+func (b *loggedBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.x.entry.BytesOut += int64(n)
+	return n, err
+}
+
+func (b *loggedBody) Close() error {
+	err := b.rc.Close()
+	b.once.Do(func() { b.p.logInner(b.x) })
+	return err
+}
+
+// upstreamStatus maps a transport error to 504 (timeouts) or 502 (anything else).
+func upstreamStatus(err error) int {
+	var te interface{ Timeout() bool }
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &te) && te.Timeout()) {
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusBadGateway
+}
+
+func upstreamMessage(status int) string {
+	if status == http.StatusGatewayTimeout {
+		return "The site did not answer in time."
+	}
+	return "The site could not be reached."
+}
