@@ -23,6 +23,7 @@ func (x *exchange) shared(e *entry) (*http.Response, error) {
 	if leader {
 		return x.fetch(e, f)
 	}
+	arrived := x.c.now()
 	t := time.NewTimer(x.c.cfg.CoalesceTimeout)
 	defer t.Stop()
 	f.waiters.Add(1)
@@ -37,7 +38,10 @@ func (x *exchange) shared(e *entry) (*http.Response, error) {
 	if ne := x.pick(x.c.store.get(x.key)); ne != nil && !(len(x.req.Header["Authorization"]) > 0 && !ne.cc.authOK()) {
 		now := x.c.now()
 		age, life := ne.currentAge(now), ne.lifetime(x.cp.p.MaxTTL)
-		if x.usable(ne, age, life) {
+		// A response the origin sent after this request arrived answers it as
+		// well as a request of its own would, even if it must be revalidated
+		// for later requests (no-cache, max-age=0).
+		if x.usable(ne, age, life) || !ne.resTime.Before(arrived) {
 			x.c.stats.collapsed.Add(1)
 			x.st.collapsed = true
 			if x.st.fwd == "" {

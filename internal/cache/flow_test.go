@@ -317,3 +317,30 @@ func TestClientAbortDoesNotStoreTruncated(t *testing.T) {
 		t.Fatalf("served a truncated body: %d bytes", len(r.body))
 	}
 }
+
+func TestCoalesceServesNoCacheResponseToWaiters(t *testing.T) {
+	release := make(chan struct{})
+	w := newWorld(t, Config{CoalesceTimeout: 30 * time.Second}, func(rw http.ResponseWriter, r *http.Request, n int64) {
+		<-release
+		rw.Header().Set("Cache-Control", "max-age=0")
+		rw.Header().Set("ETag", `"e"`)
+		fmt.Fprintf(rw, "n=%d", n)
+	})
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			if r := w.get("/html"); r.body != "n=1" {
+				t.Errorf("got %q", r.body)
+			}
+		})
+	}
+	waitUntil(t, "9 waiters", func() bool {
+		w.c.flight.mu.Lock()
+		defer w.c.flight.mu.Unlock()
+		f := w.c.flight.m["http://www.example.test/html"]
+		return f != nil && f.waiters.Load() == 9
+	})
+	close(release)
+	wg.Wait()
+	w.expectOrigin(1)
+}

@@ -205,6 +205,9 @@ func (x *exchange) pass(fwd, detail string) (*http.Response, error) {
 // respond builds the response to the client from e. validated says the origin
 // just confirmed e, so no-cache="field" fields may be sent.
 func (x *exchange) respond(e *entry, age, life time.Duration, validated bool) *http.Response {
+	if b := x.req.Body; b != nil && b != http.NoBody {
+		_ = b.Close() // RoundTrip closes the request body, even when next never sees it
+	}
 	x.st.ttl, x.st.hasTTL = life-age, true
 	if notModified(x.req.Header, e) {
 		return x.notModifiedResponse(e, age)
