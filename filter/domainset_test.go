@@ -196,3 +196,42 @@ func TestDomainSetLookupDoesNotAllocate(t *testing.T) {
 		t.Fatalf("lookup allocates %.1f times", allocs)
 	}
 }
+
+// FuzzDomainSet builds a set from newline-separated entries and checks every
+// answer against the naive map, for the entries, their subdomains, parents
+// and near misses.
+func FuzzDomainSet(f *testing.F) {
+	f.Add("example.com\nm.example.com\nexample.co", "www.m.example.com")
+	f.Add("a\na.a\na.a.a\nb-a\nab", "x.a.a")
+	f.Add("*.x.y\n.z.y\n1.2.3.4", "w.x.y")
+	f.Fuzz(func(t *testing.T, list, query string) {
+		ref := naiveSet{}
+		var b DomainSetBuilder
+		for _, line := range strings.Split(list, "\n") {
+			if b.Add(line) != nil {
+				continue
+			}
+			d := strings.ToLower(strings.TrimSuffix(strings.TrimLeft(line, "*."), "."))
+			ref[d] = true
+		}
+		s := b.Build()
+		if s.Len() != len(ref) {
+			t.Fatalf("Len %d, want %d", s.Len(), len(ref))
+		}
+		queries := []string{query, "www." + query}
+		for d := range ref {
+			queries = append(queries, d, "x."+d, d[1:], d+"x", "a-"+d)
+		}
+		for _, q := range queries {
+			if strings.ContainsAny(q, "\x00\x01") {
+				continue
+			}
+			if got, want := s.Match(q), ref.match(q); got != want {
+				t.Fatalf("Match(%q) = %v, want %v (list %q)", q, got, want, list)
+			}
+			if got, want := s.MatchExact(q), ref[strings.ToLower(strings.TrimSuffix(q, "."))]; got != want {
+				t.Fatalf("MatchExact(%q) = %v, want %v (list %q)", q, got, want, list)
+			}
+		}
+	})
+}

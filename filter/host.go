@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 )
@@ -47,15 +48,26 @@ func NormalizeHost(s string) (string, error) {
 	if host == "" {
 		return "", invalidHost(s, "empty host")
 	}
-	if !isCanonicalASCII(host) {
+	if !isCanonicalASCII(host) || strings.Contains(host, "xn--") {
+		// Not yet ASCII, or punycode labels to validate.
+		if !utf8.ValidString(host) {
+			return "", invalidHost(s, "not UTF-8")
+		}
 		ascii, err := hostProfile.ToASCII(host)
 		if err != nil {
 			return "", invalidHost(s, err.Error())
 		}
-		host = ascii
-		if !isCanonicalASCII(host) {
+		if !isCanonicalASCII(ascii) {
 			return "", invalidHost(s, "not a host name")
 		}
+		if ascii != host {
+			// The output must itself be valid: punycode that decodes
+			// to something IDNA refuses is garbage.
+			if again, err := hostProfile.ToASCII(ascii); err != nil || again != ascii {
+				return "", invalidHost(s, "not a stable IDNA name")
+			}
+		}
+		host = ascii
 	}
 	if last := host[strings.LastIndexByte(host, '.')+1:]; numericLabel(last) {
 		return normalizeIP(s, host, false)
