@@ -95,7 +95,7 @@ func TestMemoryBound(t *testing.T) {
 	}
 	const (
 		maxBytes = 64 << 20
-		objSize  = 256 << 10
+		objSize  = 1 << 20
 		overhead = 16 << 20
 	)
 	total := int64(256 << 20)
@@ -136,7 +136,7 @@ func TestMemoryBound(t *testing.T) {
 		if st := c.Stats(); st.Bytes > maxBytes {
 			t.Fatalf("store holds %d bytes > %d", st.Bytes, maxBytes)
 		}
-		if i%128 == 127 {
+		if i%32 == 31 {
 			runtime.GC()
 			runtime.ReadMemStats(&ms)
 			peak = max(peak, ms.HeapInuse-min(base, ms.HeapInuse))
