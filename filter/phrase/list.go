@@ -253,16 +253,9 @@ func normalizePhrase(p string) (string, string) {
 	var b bytes.Buffer
 	space := false
 	for i := 0; i < len(p); i++ {
-		c := foldByte(p[i])
-		if c == ' ' {
-			if space {
-				continue
-			}
-			space = true
-		} else {
-			space = false
+		if c, keep := squeeze(p[i], &space); keep {
+			b.WriteByte(c)
 		}
-		b.WriteByte(c)
 	}
 	out := b.String()
 	switch {
@@ -284,4 +277,15 @@ func foldByte(c byte) byte {
 		return ' '
 	}
 	return c
+}
+
+// squeeze folds b and drops it when it is a space following a space; *space
+// tracks whether the last byte kept was a space.
+func squeeze(b byte, space *bool) (c byte, keep bool) {
+	c = foldByte(b)
+	if c == ' ' && *space {
+		return c, false
+	}
+	*space = c == ' '
+	return c, true
 }

@@ -164,14 +164,9 @@ func (s *Scanner) Write(p []byte) (int, error) {
 			}
 			continue
 		}
-		c := foldByte(b)
-		if c == ' ' {
-			if space {
-				continue
-			}
-			space = true
-		} else {
-			space = false
+		c, keep := squeeze(b, &space)
+		if !keep {
+			continue
 		}
 		if st < nDense {
 			st = dense[st*nc+int32(cls[c])]
@@ -188,14 +183,9 @@ func (s *Scanner) Write(p []byte) (int, error) {
 
 // feed advances the automaton by one byte of text.
 func (s *Scanner) feed(b byte) {
-	c := foldByte(b)
-	if c == ' ' {
-		if s.space {
-			return
-		}
-		s.space = true
-	} else {
-		s.space = false
+	c, keep := squeeze(b, &s.space)
+	if !keep {
+		return
 	}
 	s.state = s.m.ac.step(s.state, s.m.ac.cls[c])
 	s.report(s.state)

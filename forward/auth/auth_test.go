@@ -226,6 +226,10 @@ func TestSetPassword(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("mode = %v, want 0600", fi.Mode().Perm())
 	}
+	_, h, _ := strings.Cut(strings.TrimSpace(string(mustRead(t, p))), ":")
+	if cost, err := bcrypt.Cost([]byte(h)); err != nil || cost != bcrypt.DefaultCost {
+		t.Errorf("SetPassword hash cost = %d, %v; want %d", cost, err, bcrypt.DefaultCost)
+	}
 	if err := os.WriteFile(p, append([]byte("# keep me\n"), mustRead(t, p)...), 0o644); err != nil {
 		t.Fatal(err)
 	}

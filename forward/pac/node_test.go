@@ -112,6 +112,7 @@ var schoolPAC = Config{
 }
 
 func TestPACInNode(t *testing.T) {
+	t.Parallel()
 	node := needNode(t)
 	const proxy = "PROXY 10.0.0.1:3128"
 	base := []nodeCase{
@@ -165,6 +166,7 @@ func TestPACInNode(t *testing.T) {
 }
 
 func TestPACResolveNamesInNode(t *testing.T) {
+	t.Parallel()
 	node := needNode(t)
 	cfg := Config{
 		DirectDomains:  []string{"school.lan"},
@@ -209,6 +211,7 @@ func TestPACResolveNamesInNode(t *testing.T) {
 }
 
 func TestPACNoDirectRules(t *testing.T) {
+	t.Parallel()
 	node := needNode(t)
 	pac, err := Generate(Config{}, "[2001:db8::3]:3128")
 	if err != nil {

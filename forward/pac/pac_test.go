@@ -116,6 +116,7 @@ func TestHandler(t *testing.T) {
 // Every other name fails to resolve and the proxy forwards nothing, so nothing
 // leaves the machine.
 func TestChromiumUsesPAC(t *testing.T) {
+	t.Parallel()
 	const chromium = "/usr/bin/chromium"
 	if _, err := os.Stat(chromium); err != nil {
 		if os.Getenv("CI") == "true" {
