@@ -2,7 +2,9 @@ package admin
 
 import (
 	"bytes"
+	"crypto/sha256"
 	_ "embed"
+	"encoding/base64"
 	"fmt"
 	"html/template"
 	"math"
@@ -26,6 +28,7 @@ const (
 
 type page struct {
 	tmpl *template.Template
+	csp  string // Content-Security-Policy admitting only the page's own script
 }
 
 func newPage() *page {
@@ -42,7 +45,20 @@ func newPage() *page {
 		"peak":    func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
 		"hasData": func(v []float64) bool { return slicesMax(v) > 0 },
 	}
-	return &page{tmpl: template.Must(template.New("status").Funcs(funcs).Parse(statusHTML))}
+	return &page{
+		tmpl: template.Must(template.New("status").Funcs(funcs).Parse(statusHTML)),
+		csp: "default-src 'none'; style-src 'unsafe-inline'; script-src '" + scriptHash(statusHTML) + "'; " +
+			"connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+	}
+}
+
+// scriptHash is the CSP source ('sha256-…') of the page's one inline script, which has
+// no template actions, so the rendered page carries it byte for byte.
+func scriptHash(html string) string {
+	_, rest, _ := strings.Cut(html, "<script>")
+	script, _, _ := strings.Cut(rest, "</script>")
+	sum := sha256.Sum256([]byte(script))
+	return "sha256-" + base64.StdEncoding.EncodeToString(sum[:])
 }
 
 // pageView is what the template renders.

@@ -127,8 +127,7 @@ func (s *server) statusPage(w http.ResponseWriter, _ *http.Request) {
 	}
 	h := fresh(w, "text/html; charset=utf-8")
 	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "+
-		"connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", s.page.csp)
 	_, _ = w.Write(body)
 }
 
