@@ -3,8 +3,6 @@ package rules
 // Config is the rules part of a policy file: the lists, groups, schedules and ordered
 // rules, and the default action.
 type Config struct {
-	// Contact is the line shown on block pages ("IT desk, room 12, it@school.example").
-	Contact string `yaml:"contact"`
 	// Default is the action when no rule matches: allow (default) or block.
 	Default string `yaml:"default"`
 

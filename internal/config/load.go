@@ -162,3 +162,14 @@ func (f *File) validate() error {
 	sortErrors(errs)
 	return errs
 }
+
+// FieldErrors turns problems found while compiling the policy (paths from its root)
+// into positioned Errors.
+func (f *File) FieldErrors(fes []field.Error) Errors {
+	errs := make(Errors, 0, len(fes))
+	for _, fe := range fes {
+		errs = append(errs, f.errAt(fe.Path, "%s", fe.Msg))
+	}
+	sortErrors(errs)
+	return errs
+}

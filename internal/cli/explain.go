@@ -1,0 +1,139 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/engine"
+	"github.com/portcullis/portcullis/policies"
+	"github.com/portcullis/portcullis/rules"
+)
+
+func cmdExplain(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("policy explain", stderr)
+	cfgPath := fs.String("config", "", "policy file (default: the embedded default policy)")
+	client := fs.String("client", "127.0.0.1", "client address")
+	user := fs.String("user", "", "authenticated user")
+	groups := fs.String("group", "", "comma-separated groups the user belongs to (as the authenticator reports)")
+	at := fs.String("time", "", "when (RFC 3339, e.g. 2026-11-23T10:00:00+01:00; default now)")
+	method := fs.String("method", "GET", "HTTP method (CONNECT for a tunnel)")
+	door := fs.String("door", "forward", "door: forward, reverse or dns")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "usage: portcullis policy explain [--config FILE] URL|HOST:PORT|NAME [--client IP] [--user U] [--group G] [--time T] [--method M] [--door D]")
+		return 2
+	}
+	f, err := factsFor(pos[0], *client, *user, *groups, *at, *method, *door)
+	if err != nil {
+		fmt.Fprintln(stderr, "portcullis policy explain:", err)
+		return 2
+	}
+	e, err := engine.New(engine.Options{PolicyPath: *cfgPath, DefaultPolicy: policies.Default, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		printProblems(stderr, err)
+		return 1
+	}
+	defer e.Close()
+	v, steps := e.Explain(f)
+	fmt.Fprintf(stdout, "request: %s %s (door %s, client %s", f.Method, pos[0], f.Door, f.Client)
+	if f.User != "" {
+		fmt.Fprintf(stdout, ", user %s", f.User)
+	}
+	fmt.Fprintf(stdout, ", at %s)\n", f.Time.Format(time.RFC3339))
+	for i, s := range steps {
+		if s.Matched {
+			fmt.Fprintf(stdout, "  %2d. %-28s MATCHED\n", i+1, s.Rule)
+		} else {
+			fmt.Fprintf(stdout, "  %2d. %-28s no: %s does not match\n", i+1, s.Rule, s.Failed)
+		}
+	}
+	if v.Rule == "default" {
+		fmt.Fprintln(stdout, "  no rule matched: the default action applies")
+	}
+	fmt.Fprintf(stdout, "verdict: %s (rule %s", v.Action, v.Rule)
+	if v.Category != "" {
+		fmt.Fprintf(stdout, ", category %s", v.Category)
+	}
+	if v.Reason != "" {
+		fmt.Fprintf(stdout, ", reason %q", v.Reason)
+	}
+	fmt.Fprintln(stdout, ")")
+	return 0
+}
+
+// factsFor builds the facts a door would gather for target.
+func factsFor(target, client, user, groups, at, method, door string) (*rules.Facts, error) {
+	f := &rules.Facts{User: user, Method: strings.ToUpper(method), Time: time.Now()}
+	switch door {
+	case "forward":
+		f.Door = rules.DoorForward
+	case "reverse":
+		f.Door = rules.DoorReverse
+	case "dns":
+		f.Door = rules.DoorDNS
+		f.Method = ""
+	default:
+		return nil, fmt.Errorf("unknown door %q", door)
+	}
+	a, err := netip.ParseAddr(client)
+	if err != nil {
+		return nil, fmt.Errorf("--client: %v", err)
+	}
+	f.Client = a.Unmap()
+	if groups != "" {
+		f.Groups = strings.Split(groups, ",")
+	}
+	if at != "" {
+		t, err := time.Parse(time.RFC3339, at)
+		if err != nil {
+			return nil, fmt.Errorf("--time: %v", err)
+		}
+		f.Time = t
+	}
+	switch {
+	case f.Door == rules.DoorDNS:
+		f.Host = strings.TrimSuffix(strings.ToLower(target), ".")
+	case strings.Contains(target, "://"):
+		u, err := url.Parse(target)
+		if err != nil {
+			return nil, err
+		}
+		f.Scheme = u.Scheme
+		f.Host = strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+		f.Path = u.EscapedPath()
+		if f.Path == "" {
+			f.Path = "/"
+		}
+		f.Query = u.RawQuery
+		f.Port = 80
+		if u.Scheme == "https" {
+			f.Port = 443
+		}
+		if p := u.Port(); p != "" {
+			n, _ := strconv.Atoi(p)
+			f.Port = uint16(n)
+		}
+		if f.Method == "CONNECT" {
+			f.Path, f.Query, f.Scheme = "", "", ""
+		}
+	default: // host:port: a CONNECT
+		host, port, ok := strings.Cut(target, ":")
+		n, err := strconv.Atoi(port)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("give a URL (http://host/path) or HOST:PORT for a CONNECT")
+		}
+		f.Method = "CONNECT"
+		f.Host = strings.ToLower(host)
+		f.Port = uint16(n)
+	}
+	return f, nil
+}

@@ -1,0 +1,223 @@
+// Package engine builds every part of Portcullis from the policy file and runs it: it
+// loads and compiles the policy into an immutable state (rules program, lists, door
+// handlers), binds the listeners the policy names, and swaps the whole state
+// atomically on reload. Requests in flight finish on the state they started with; a
+// policy that fails to load is reported and the old state keeps serving. Objects that
+// must outlive a reload (tunnels, pools and their health, the cache, the resolver,
+// compiled lists, the access log) are owned here and handed to each new state.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/config"
+	"github.com/portcullis/portcullis/rules"
+)
+
+// Options configure an Engine.
+type Options struct {
+	// PolicyPath is the policy file; "" means DefaultPolicy.
+	PolicyPath string
+	// DefaultPolicy is the embedded default policy's source.
+	DefaultPolicy []byte
+	// Logger receives operational logs (not the access log). Required.
+	Logger *slog.Logger
+	// Now is the clock rules and logs use (tests inject one); default time.Now.
+	Now func() time.Time
+	// DrainTimeout bounds graceful shutdown (default 30s).
+	DrainTimeout time.Duration
+}
+
+// Engine runs one policy at a time on its listeners.
+type Engine struct {
+	opts Options
+	log  *slog.Logger
+
+	cur    atomic.Pointer[state]
+	shared *shared
+
+	mu        sync.Mutex // serialises reloads and listener changes
+	version   int
+	lastErr   error
+	listeners map[listenKey]*listener
+	runCtx    context.Context
+	wg        sync.WaitGroup
+}
+
+// New loads and compiles the policy. It returns the policy's problems (config.Errors
+// for a bad file) without binding anything.
+func New(opts Options) (*Engine, error) {
+	if opts.Logger == nil {
+		return nil, errors.New("engine: Options.Logger is required")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.DrainTimeout == 0 {
+		opts.DrainTimeout = 30 * time.Second
+	}
+	e := &Engine{opts: opts, log: opts.Logger, listeners: map[listenKey]*listener{}}
+	e.shared = newShared(e)
+	f, err := e.loadFile()
+	if err != nil {
+		return nil, err
+	}
+	st, err := e.build(f)
+	if err != nil {
+		e.shared.close()
+		return nil, err
+	}
+	e.version = 1
+	st.version = 1
+	e.cur.Store(st)
+	return e, nil
+}
+
+// LoadPolicy reads and validates the policy the engine was configured with, without
+// building anything: what `portcullis validate` does.
+func LoadPolicy(path string, embedded []byte) (*config.File, error) {
+	if path == "" {
+		return config.Parse("default.yaml (embedded)", ".", embedded)
+	}
+	return config.Load(path)
+}
+
+func (e *Engine) loadFile() (*config.File, error) {
+	return LoadPolicy(e.opts.PolicyPath, e.opts.DefaultPolicy)
+}
+
+// Run binds the listeners and serves until ctx is cancelled, then drains in-flight
+// requests and tunnels (bounded by DrainTimeout) and returns.
+func (e *Engine) Run(ctx context.Context) error {
+	e.mu.Lock()
+	e.runCtx = ctx
+	err := e.reconcileListeners(e.cur.Load())
+	e.mu.Unlock()
+	if err != nil {
+		e.shutdown()
+		return err
+	}
+	e.shared.start(ctx)
+	e.log.Info("portcullis running", "policy", e.cur.Load().file.Name, "listeners", e.listenerSummary())
+	<-ctx.Done()
+	e.shutdown()
+	return nil
+}
+
+func (e *Engine) shutdown() {
+	drain, cancel := context.WithTimeout(context.Background(), e.opts.DrainTimeout)
+	defer cancel()
+	e.mu.Lock()
+	ls := make([]*listener, 0, len(e.listeners))
+	for k, l := range e.listeners {
+		ls = append(ls, l)
+		delete(e.listeners, k)
+	}
+	e.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, l := range ls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.shutdown(drain)
+		}()
+	}
+	wg.Wait()
+	e.shared.shutdown(drain)
+	e.wg.Wait()
+	e.shared.close()
+	e.log.Info("portcullis stopped")
+}
+
+// Reload loads the policy again and, if it compiles, swaps it in and rebinds listeners
+// whose addresses changed. On error the running policy is kept and the error returned.
+func (e *Engine) Reload() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	start := time.Now()
+	st, err := e.reloadLocked()
+	if err != nil {
+		e.lastErr = err
+		e.shared.policyLoaded(e.cur.Load(), err)
+		e.log.Error("reload failed; the previous policy keeps serving", "error", err.Error())
+		return err
+	}
+	e.lastErr = nil
+	e.shared.policyLoaded(st, nil)
+	e.log.Info("policy reloaded", "version", st.version, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func (e *Engine) reloadLocked() (*state, error) {
+	f, err := e.loadFile()
+	if err != nil {
+		return nil, err
+	}
+	st, err := e.build(f)
+	if err != nil {
+		return nil, err
+	}
+	st.version = e.version + 1
+	old := e.cur.Swap(st)
+	if e.runCtx != nil {
+		if err := e.reconcileListeners(st); err != nil {
+			e.cur.Store(old) // listeners could not be bound: keep the old policy whole
+			return nil, err
+		}
+	}
+	e.version = st.version
+	e.shared.retire(old, st)
+	return st, nil
+}
+
+// Addrs returns the bound address of each listener, by kind ("forward", "reverse",
+// "reverse-tls", "dns", "admin"): how tests find ports chosen with :0.
+func (e *Engine) Addrs() map[string][]net.Addr {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := map[string][]net.Addr{}
+	for k, l := range e.listeners {
+		out[k.kind] = append(out[k.kind], l.addr)
+	}
+	return out
+}
+
+// Version is the number of the policy currently serving (1 for the first load).
+func (e *Engine) Version() int {
+	return e.cur.Load().version
+}
+
+// LastReloadError is the error of the most recent failed reload, nil after a success.
+func (e *Engine) LastReloadError() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.lastErr
+}
+
+func (e *Engine) listenerSummary() string {
+	s := ""
+	for kind, addrs := range e.Addrs() {
+		for _, a := range addrs {
+			s += fmt.Sprintf("%s=%s ", kind, a)
+		}
+	}
+	return s
+}
+
+// Explain evaluates f on the current policy and says why, rule by rule.
+func (e *Engine) Explain(f *rules.Facts) (rules.Verdict, []rules.Step) {
+	return e.cur.Load().program.Explain(f)
+}
+
+// ReopenLogs reopens the access log file (after logrotate moved it).
+func (e *Engine) ReopenLogs() { e.shared.reopenLogs() }
+
+// Close releases what New built when Run is never called (validate, explain).
+func (e *Engine) Close() { e.shared.close() }

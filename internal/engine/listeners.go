@@ -1,0 +1,136 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// listenKey identifies a listener across reloads: the same kind on the same
+// configured address is kept; anything else is bound anew or closed.
+type listenKey struct {
+	kind string // forward, reverse, reverse-tls, dns, admin
+	addr string // as written in the policy
+}
+
+// listener is one bound socket (or, for DNS, a UDP and TCP pair) and its server.
+type listener struct {
+	key      listenKey
+	addr     net.Addr
+	shutdown func(ctx context.Context)
+}
+
+// listenSpec says how to serve one listener of a state.
+type listenSpec struct {
+	key   listenKey
+	start func(e *Engine) (*listener, error)
+}
+
+// reconcileListeners binds what st wants and is not bound yet, then closes what st no
+// longer wants. If a bind fails, the listeners bound in this call are closed again and
+// the error returned, leaving the running set as it was.
+func (e *Engine) reconcileListeners(st *state) error {
+	want := map[listenKey]listenSpec{}
+	for _, s := range st.listens {
+		want[s.key] = s
+	}
+	var fresh []*listener
+	for k, s := range want {
+		if _, ok := e.listeners[k]; ok {
+			continue
+		}
+		l, err := s.start(e)
+		if err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			for _, f := range fresh {
+				f.shutdown(ctx)
+			}
+			cancel()
+			return err
+		}
+		fresh = append(fresh, l)
+	}
+	for _, l := range fresh {
+		e.listeners[l.key] = l
+	}
+	for k, l := range e.listeners {
+		if _, ok := want[k]; ok {
+			continue
+		}
+		delete(e.listeners, k)
+		e.log.Info("closing listener no longer in the policy", "kind", k.kind, "addr", l.addr.String())
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), e.opts.DrainTimeout)
+			defer cancel()
+			l.shutdown(ctx)
+		}()
+	}
+	return nil
+}
+
+// httpListen returns a spec that serves HTTP on addr with the handler the current
+// state picks (so every request uses the policy current when it arrived).
+func httpListen(kind, addr string, pick func(*state) http.Handler, wrap func(net.Listener) net.Listener, tune func(*http.Server)) listenSpec {
+	return listenSpec{key: listenKey{kind, addr}, start: func(e *Engine) (*listener, error) {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, &BindError{Kind: kind, Addr: addr, Err: err}
+		}
+		if wrap != nil {
+			ln = wrap(ln)
+		}
+		srv := &http.Server{
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				h := pick(e.cur.Load())
+				if h == nil {
+					http.Error(w, "not serving on this address", http.StatusServiceUnavailable)
+					return
+				}
+				h.ServeHTTP(w, r)
+			}),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelDebug),
+		}
+		if tune != nil {
+			tune(srv)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			var err error
+			if srv.TLSConfig != nil {
+				err = srv.ServeTLS(ln, "", "")
+			} else {
+				err = srv.Serve(ln)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				e.log.Error("listener stopped", "kind", kind, "addr", addr, "error", err)
+			}
+		}()
+		return &listener{key: listenKey{kind, addr}, addr: ln.Addr(), shutdown: func(ctx context.Context) {
+			if err := srv.Shutdown(ctx); err != nil {
+				srv.Close()
+			}
+			<-done
+		}}, nil
+	}}
+}
+
+// BindError reports a listener that could not be bound.
+type BindError struct {
+	Kind, Addr string
+	Err        error
+}
+
+func (b *BindError) Error() string {
+	return "cannot listen for " + b.Kind + " on " + b.Addr + ": " + b.Err.Error()
+}
+
+func (b *BindError) Unwrap() error { return b.Err }

@@ -1,0 +1,175 @@
+package engine
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/portcullis/portcullis/filter"
+	"github.com/portcullis/portcullis/internal/config"
+	"github.com/portcullis/portcullis/internal/config/field"
+	"github.com/portcullis/portcullis/rules"
+)
+
+// listCache keeps compiled lists across reloads: a list whose file (or, for UT1, whose
+// category files) did not change is not parsed again, so a reload with 5 M entries
+// costs nothing when only a rule changed.
+type listCache struct {
+	mu      sync.Mutex
+	entries map[string]*cachedList // by format + absolute path (+ categories)
+}
+
+type cachedList struct {
+	stamp string // sizes and modification times of the files behind it
+	lists []rules.ListEntry
+	size  int
+}
+
+func newListCache() *listCache { return &listCache{entries: map[string]*cachedList{}} }
+
+// ListInfo describes one loaded list for the status page and metrics.
+type ListInfo struct {
+	Name    string
+	Entries int
+}
+
+// loadedLists is what one policy version uses.
+type loadedLists struct {
+	byName map[string][]rules.ListEntry
+	info   []ListInfo
+}
+
+func (l *loadedLists) source(name string) ([]rules.ListEntry, bool) {
+	entries, ok := l.byName[name]
+	return entries, ok
+}
+
+// load compiles every list f names, reusing unchanged ones. Problems that make a list
+// unusable are returned as field errors; malformed lines are only logged.
+func (c *listCache) load(f *config.File, log *slog.Logger) (*loadedLists, []field.Error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := &loadedLists{byName: map[string][]rules.ListEntry{}}
+	var errs []field.Error
+	used := map[string]bool{}
+	names := make([]string, 0, len(f.Policy.Lists))
+	for name := range f.Policy.Lists {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		lc := f.Policy.Lists[name]
+		path := f.Resolve(lc.Path)
+		key := fmt.Sprintf("%s|%s|%v", lc.Format, path, lc.Categories)
+		used[key] = true
+		stamp := fileStamp(path)
+		cached := c.entries[key]
+		if cached == nil || cached.stamp != stamp {
+			start := time.Now()
+			entries, size, err := loadList(name, lc, path, log)
+			if err != nil {
+				errs = append(errs, field.Errorf("lists."+name+".path", "%v", err))
+				continue
+			}
+			cached = &cachedList{stamp: stamp, lists: entries, size: size}
+			c.entries[key] = cached
+			log.Info("list loaded", "list", name, "format", lc.Format, "entries", size, "took", time.Since(start).Round(time.Millisecond))
+		}
+		// The category a list reports: the policy's, else the list's own.
+		entries := make([]rules.ListEntry, len(cached.lists))
+		copy(entries, cached.lists)
+		for i := range entries {
+			if lc.Category != "" {
+				entries[i].Category = lc.Category
+			}
+		}
+		out.byName[name] = entries
+		for _, e := range entries {
+			if e.Name != name { // UT1 categories are reachable as NAME/CATEGORY
+				out.byName[e.Name] = []rules.ListEntry{e}
+			}
+		}
+		out.info = append(out.info, ListInfo{Name: name, Entries: cached.size})
+	}
+	for k := range c.entries {
+		if !used[k] {
+			delete(c.entries, k)
+		}
+	}
+	return out, errs
+}
+
+func loadList(name string, lc *rules.ListConfig, path string, log *slog.Logger) ([]rules.ListEntry, int, error) {
+	if lc.Format == "ut1" {
+		catNames := lc.Categories
+		if len(catNames) == 0 {
+			dirents, err := os.ReadDir(path)
+			if err != nil {
+				return nil, 0, err
+			}
+			for _, d := range dirents {
+				if d.IsDir() {
+					catNames = append(catNames, d.Name())
+				}
+			}
+		}
+		sort.Strings(catNames)
+		var entries []rules.ListEntry
+		total := 0
+		for _, c := range catNames {
+			l, err := filter.LoadList(filter.FormatUT1, filepath.Join(path, c))
+			if err != nil {
+				return nil, 0, err
+			}
+			reportProblems(log, name+"/"+c, l.Problems)
+			entries = append(entries, rules.ListEntry{Name: name + "/" + c, Category: c, M: l})
+			total += l.Len()
+		}
+		return entries, total, nil
+	}
+	l, err := filter.LoadList(filter.Format(lc.Format), path)
+	if err != nil {
+		return nil, 0, err
+	}
+	reportProblems(log, name, l.Problems)
+	return []rules.ListEntry{{Name: name, Category: name, M: l}}, l.Len(), nil
+}
+
+func reportProblems(log *slog.Logger, list string, problems []filter.LineError) {
+	if len(problems) == 0 {
+		return
+	}
+	for i, p := range problems {
+		if i == 5 {
+			break
+		}
+		log.Warn("list line skipped", "list", list, "problem", p.Error())
+	}
+	log.Warn("list has malformed lines (skipped)", "list", list, "count", len(problems))
+}
+
+// fileStamp summarises the size and modification time of path, or of every file
+// under it when it is a folder.
+func fileStamp(path string) string {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "missing"
+	}
+	if !st.IsDir() {
+		return fmt.Sprintf("%d@%d", st.Size(), st.ModTime().UnixNano())
+	}
+	var s string
+	_ = filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				s += fmt.Sprintf("%s:%d@%d;", p, fi.Size(), fi.ModTime().UnixNano())
+			}
+		}
+		return nil
+	})
+	return s
+}

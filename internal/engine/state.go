@@ -1,0 +1,45 @@
+package engine
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/config"
+	"github.com/portcullis/portcullis/rules"
+)
+
+// state is one policy version, compiled: immutable once built, swapped whole.
+type state struct {
+	version  int
+	file     *config.File
+	loadedAt time.Time
+	program  *rules.Program
+	lists    *loadedLists
+
+	forward http.Handler
+	reverse http.Handler
+	admin   http.Handler
+
+	listens []listenSpec
+}
+
+// build compiles f into a state, reusing what the shared parts keep across reloads.
+func (e *Engine) build(f *config.File) (*state, error) {
+	st := &state{file: f, loadedAt: time.Now()}
+	lists, ferrs := e.shared.lists.load(f, e.log)
+	if len(ferrs) > 0 {
+		return nil, f.FieldErrors(ferrs)
+	}
+	st.lists = lists
+	prog, ferrs := rules.Compile(&f.Policy.Config, lists.source)
+	if len(ferrs) > 0 {
+		return nil, f.FieldErrors(ferrs)
+	}
+	st.program = prog
+	for _, door := range []func(*state) error{e.buildForward} {
+		if err := door(st); err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
+}
