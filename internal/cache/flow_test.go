@@ -344,3 +344,16 @@ func TestCoalesceServesNoCacheResponseToWaiters(t *testing.T) {
 	wg.Wait()
 	w.expectOrigin(1)
 }
+
+func TestStaleWhileRevalidateRespectsClientMaxAge(t *testing.T) {
+	w := newWorld(t, Config{}, func(rw http.ResponseWriter, r *http.Request, n int64) {
+		rw.Header().Set("Cache-Control", "max-age=1, stale-while-revalidate=60")
+		fmt.Fprintf(rw, "v%d", n)
+	})
+	w.get("/")
+	w.clk.Advance(5 * time.Second)
+	if r := w.get("/", "Cache-Control", "max-age=2"); r.body != "v2" {
+		t.Fatalf("client max-age=2 got a 5 s old response: %q", r.body)
+	}
+	w.expectOrigin(2)
+}

@@ -115,7 +115,8 @@ func (x *exchange) run() (*http.Response, error) {
 		if x.maxStaleOK(e, stale) {
 			return x.serveStale(e, age, life, ""), nil
 		}
-		if e.cc.swr >= 0 && stale <= e.cc.swr && !e.cc.mustRevalidate && !e.cc.proxyRevalidate && req.Method == http.MethodGet {
+		clientOK := (x.rcc.maxAge < 0 || age <= x.rcc.maxAge) && x.rcc.minFresh < 0
+		if clientOK && e.cc.swr >= 0 && stale <= e.cc.swr && !e.cc.mustRevalidate && !e.cc.proxyRevalidate && req.Method == http.MethodGet {
 			x.refreshInBackground(e)
 			return x.serveStale(e, age, life, ""), nil
 		}
