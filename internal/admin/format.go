@@ -308,7 +308,7 @@ func isHex(c byte) bool {
 func squidResult(e *Entry) string {
 	aborted := e.Error != "" && e.Status == 0
 	switch {
-	case e.Action == "block":
+	case denied(e):
 		return "TCP_DENIED"
 	case e.Method == "CONNECT" && e.Action == "inspect":
 		return "NONE_NONE" // Squid's code for a CONNECT it bumped
@@ -335,10 +335,14 @@ func squidResult(e *Entry) string {
 	return code
 }
 
+// denied reports whether the proxy refused the request itself: a block verdict, or a
+// client refused before any rule ("refuse", forward's allow_clients).
+func denied(e *Entry) bool { return e.Action == "block" || e.Action == "refuse" }
+
 // squidHierarchy maps an entry to Squid's hierarchy code and peer (%Sh/%<a).
 func squidHierarchy(e *Entry) (code, peer string) {
 	switch c := strings.ToLower(e.Cache); {
-	case e.Action == "block", c == "hit", c == "stale", e.Upstream == "":
+	case denied(e), c == "hit", c == "stale", e.Upstream == "":
 		return "HIER_NONE", "-"
 	case e.Upstream == "direct":
 		return "HIER_DIRECT", hostOf(e.URL)

@@ -74,6 +74,7 @@ func TestSquidResultCodes(t *testing.T) {
 		{"stale", func(e *Entry) { e.Cache = "stale" }, "TCP_REFRESH_FAIL_OLD/200", "HIER_NONE/-"},
 		{"revalidated", func(e *Entry) { e.Cache = "revalidated"; e.Status = 304 }, "TCP_REFRESH_UNMODIFIED/304", "HIER_DIRECT/example.com"},
 		{"denied", func(e *Entry) { e.Action = "block"; e.Status = 403; e.Upstream = "" }, "TCP_DENIED/403", "HIER_NONE/-"},
+		{"client refused", func(e *Entry) { e.Action = "refuse"; e.Status = 403 }, "TCP_DENIED/403", "HIER_NONE/-"},
 		{"auth required", func(e *Entry) { e.Action = "block"; e.Status = 407 }, "TCP_DENIED/407", "HIER_NONE/-"},
 		{"tunnel", func(e *Entry) { e.Method = "CONNECT"; e.URL = "example.com:443"; e.Action = "tunnel" }, "TCP_TUNNEL/200", "HIER_DIRECT/example.com"},
 		{"bumped", func(e *Entry) { e.Method = "CONNECT"; e.URL = "example.com:443"; e.Action = "inspect" }, "NONE_NONE/200", "HIER_DIRECT/example.com"},
