@@ -92,18 +92,28 @@ func (c *Cache) Wrap(next http.RoundTripper) http.RoundTripper {
 	return &transport{c: c, next: next}
 }
 
+// WrapPolicy is Wrap with a default policy for requests whose context carries
+// none (a reverse route's policy); WithPolicy on a request overrides it.
+func (c *Cache) WrapPolicy(p *Policy, next http.RoundTripper) http.RoundTripper {
+	return &transport{c: c, next: next, def: p}
+}
+
 type policyKey struct{}
 
 // WithPolicy returns ctx carrying the cache policy p. Requests whose context has
-// no policy, a nil one or a disabled one pass straight through the cache.
+// a nil or disabled policy pass straight through the cache, as do requests with
+// no policy at all unless the RoundTripper came from WrapPolicy.
 func WithPolicy(ctx context.Context, p *Policy) context.Context {
 	return context.WithValue(ctx, policyKey{}, p)
 }
 
 // policy returns the compiled form of the request's policy, or nil when caching is
 // off for it.
-func (c *Cache) policy(ctx context.Context) *compiledPolicy {
-	p, _ := ctx.Value(policyKey{}).(*Policy)
+func (c *Cache) policy(ctx context.Context, def *Policy) *compiledPolicy {
+	p, ok := ctx.Value(policyKey{}).(*Policy)
+	if !ok {
+		p = def
+	}
 	if p == nil || !p.Enabled {
 		return nil
 	}

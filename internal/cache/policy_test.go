@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -186,4 +187,24 @@ func TestDirectiveParsing(t *testing.T) {
 	if r := parseReqCC(http.Header{"Pragma": {"no-cache"}, "Cache-Control": {"max-age=5"}}); r.noCache {
 		t.Fatal("Pragma must be ignored when Cache-Control is present")
 	}
+}
+
+func TestWrapPolicyDefaultAndOverride(t *testing.T) {
+	w := newWorld(t, Config{}, fixed("x", "Cache-Control", "max-age=60"))
+	rt := w.c.WrapPolicy(&Policy{Enabled: true}, http.DefaultTransport)
+	client := &http.Client{Transport: rt}
+	get := func(ctx context.Context) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", w.origin.URL+"/d", nil)
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		drain(res.Body)
+	}
+	get(context.Background())
+	get(context.Background())
+	w.expectOrigin(1)
+	get(WithPolicy(context.Background(), &Policy{Enabled: false}))
+	get(WithPolicy(context.Background(), nil))
+	w.expectOrigin(3)
 }

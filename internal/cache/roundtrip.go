@@ -11,11 +11,12 @@ import (
 type transport struct {
 	c    *Cache
 	next http.RoundTripper
+	def  *Policy // used when the request's context has no policy
 }
 
 // RoundTrip implements http.RoundTripper.
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	cp := t.c.policy(req.Context())
+	cp := t.c.policy(req.Context(), t.def)
 	if cp == nil {
 		return t.next.RoundTrip(req)
 	}
