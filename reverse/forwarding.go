@@ -1,0 +1,201 @@
+package reverse
+
+import (
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// forwarding is the compiled ForwardedHeaders.
+type forwarding struct {
+	xff, proto, host, forwarded bool
+	trusted                     []netip.Prefix
+}
+
+func newForwarding(c *ForwardedHeaders) forwarding {
+	return forwarding{
+		xff:       boolOr(c.XForwardedFor, true),
+		proto:     boolOr(c.XForwardedProto, true),
+		host:      boolOr(c.XForwardedHost, true),
+		forwarded: c.Forwarded,
+		trusted:   c.TrustedProxies,
+	}
+}
+
+func (f *forwarding) isTrusted(a netip.Addr) bool {
+	for _, p := range f.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// client returns the client address: the peer, or when the peer is a trusted
+// proxy the rightmost X-Forwarded-For entry that is not itself trusted.
+func (f *forwarding) client(peer netip.Addr, h http.Header) (netip.Addr, bool) {
+	if len(f.trusted) == 0 || !f.isTrusted(peer) {
+		return peer, false
+	}
+	vals := h["X-Forwarded-For"]
+	for i := len(vals) - 1; i >= 0; i-- {
+		parts := strings.Split(vals[i], ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			a, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+			if err != nil {
+				return peer, true // garbage: stop believing the chain
+			}
+			if a = a.Unmap(); !f.isTrusted(a) {
+				return a, true
+			}
+		}
+	}
+	return peer, true
+}
+
+// apply sets the forwarding headers on the outbound request. httputil has
+// already removed X-Forwarded-* and Forwarded from it; from a trusted proxy the
+// incoming values are carried over and extended, from anyone else replaced.
+func (f *forwarding) apply(pr *httputil.ProxyRequest, ex *exchange) {
+	in, out := pr.In.Header, pr.Out.Header
+	if f.xff {
+		ip := ex.peer.String()
+		if prior := in["X-Forwarded-For"]; ex.trusted && len(prior) > 0 {
+			ip = strings.Join(prior, ", ") + ", " + ip
+		}
+		out["X-Forwarded-For"] = []string{ip}
+	}
+	if f.proto {
+		if v := in["X-Forwarded-Proto"]; ex.trusted && len(v) > 0 {
+			out["X-Forwarded-Proto"] = v
+		} else {
+			out["X-Forwarded-Proto"] = []string{ex.scheme}
+		}
+	}
+	if f.host {
+		if v := in["X-Forwarded-Host"]; ex.trusted && len(v) > 0 {
+			out["X-Forwarded-Host"] = v
+		} else {
+			out["X-Forwarded-Host"] = []string{pr.In.Host}
+		}
+	}
+	if f.forwarded {
+		node := ex.peer.String()
+		if ex.peer.Is6() {
+			node = `"[` + node + `]"`
+		}
+		elem := "for=" + node + ";proto=" + ex.scheme + ";host=" + strconv.Quote(pr.In.Host)
+		if prior := in["Forwarded"]; ex.trusted && len(prior) > 0 {
+			elem = strings.Join(prior, ", ") + ", " + elem
+		}
+		out["Forwarded"] = []string{elem}
+	}
+}
+
+// peerAddr parses http.Request.RemoteAddr.
+func peerAddr(remote string) netip.Addr {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// splitHost normalises a Host header: lower case, no port, no trailing dot,
+// IPv6 without brackets. The port defaults to the scheme's.
+func splitHost(hostport string, tls bool) (string, uint16) {
+	host, portStr := hostport, ""
+	if i := strings.LastIndexByte(hostport, ':'); i >= 0 && !strings.HasSuffix(hostport, "]") {
+		host, portStr = hostport[:i], hostport[i+1:]
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	host = strings.TrimSuffix(host, ".")
+	for i := 0; i < len(host); i++ {
+		if c := host[i]; 'A' <= c && c <= 'Z' {
+			host = strings.ToLower(host)
+			break
+		}
+	}
+	port := uint16(80)
+	if tls {
+		port = 443
+	}
+	if portStr != "" {
+		if p, err := strconv.ParseUint(portStr, 10, 16); err == nil {
+			port = uint16(p)
+		}
+	}
+	return host, port
+}
+
+// hasDotSegment reports whether path holds a "." or ".." segment, which the
+// door refuses rather than guess how a member would resolve it.
+func hasDotSegment(path string) bool {
+	for len(path) > 0 {
+		i := strings.IndexByte(path, '/')
+		seg := path
+		if i >= 0 {
+			seg, path = path[:i], path[i+1:]
+		} else {
+			path = ""
+		}
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// bodyReader counts a request body and enforces max_body_bytes,
+// body_timeout and min_body_rate on it.
+// The transport may still be reading when the handler logs, hence the atomics.
+type bodyReader struct {
+	rc  io.ReadCloser
+	dl  *deadlineBody // nil without body_timeout and min_body_rate
+	n   atomic.Int64
+	err atomic.Pointer[error] // the first read error other than EOF
+}
+
+func newBodyReader(w http.ResponseWriter, r *http.Request, lim *Limits, start time.Time) *bodyReader {
+	b := &bodyReader{rc: r.Body}
+	if lim.MaxBodyBytes > 0 {
+		b.rc = http.MaxBytesReader(w, r.Body, lim.MaxBodyBytes)
+	}
+	if lim.BodyTimeout > 0 || lim.MinBodyRate > 0 {
+		b.dl = &deadlineBody{body: b.rc, closer: b.rc.Close, rc: http.NewResponseController(w), start: start, minRate: lim.MinBodyRate}
+		if lim.BodyTimeout > 0 {
+			b.dl.end = start.Add(lim.BodyTimeout)
+		}
+	}
+	return b
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	var n int
+	var err error
+	if b.dl != nil {
+		n, err = b.dl.Read(p)
+	} else {
+		n, err = b.rc.Read(p)
+	}
+	b.n.Add(int64(n))
+	if err != nil && err != io.EOF {
+		b.err.CompareAndSwap(nil, &err)
+	}
+	return n, err
+}
+
+// readErr returns the first read error other than EOF, or nil.
+func (b *bodyReader) readErr() error {
+	if e := b.err.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+func (b *bodyReader) Close() error { return b.rc.Close() }

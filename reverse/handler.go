@@ -1,0 +1,577 @@
+// Package reverse owns the reverse-proxy door: routing fronted sites to upstream
+// pools, TLS termination (internal CA or certificate files chosen by SNI), the
+// forwarding headers, origin hiding, and protection from abuse (per-client rate
+// limits, connection limits, slow-client timeouts, size limits). It is built on
+// httputil.ReverseProxy with Rewrite; the pool package does selection, health
+// and retries, and the engine inserts the cache through Options.Wrap.
+package reverse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gobwas/glob"
+
+	"github.com/portcullis/portcullis/filter"
+	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/pool"
+	"github.com/portcullis/portcullis/rules"
+)
+
+// Options are what New builds a Handler from. Pools and Limiter outlive the
+// Handler (the engine keeps them across reloads); everything else is per
+// policy version.
+type Options struct {
+	// Config is the reverse section of the policy (validated by the caller).
+	Config Config
+	// Policy decides each request (Door reverse, Route set); nil allows all.
+	Policy rules.Evaluator
+	// Pools are the upstream pools by name; every route's pool must be here.
+	Pools map[string]*pool.Pool
+	// Wrap decorates a route's transport (the engine inserts the cache); nil = none.
+	Wrap func(route string, rt http.RoundTripper) http.RoundTripper
+	// Limiter holds per-client rate state; nil = a new one (lost on reload).
+	Limiter *RateLimiter
+	// BlockPage renders 403 pages; nil = a small built-in page.
+	BlockPage *filter.BlockPage
+	// Log receives one access-log entry per request; nil = none.
+	Log admin.Logger
+	// Logger receives operational messages; nil = discarded.
+	Logger *slog.Logger
+}
+
+// Handler is the reverse door for one policy version. It is an http.Handler;
+// build a new one (cheaply) on every reload.
+type Handler struct {
+	cfg       Config
+	policy    rules.Evaluator
+	routes    []*route
+	pools     map[string]*pool.Pool
+	wrap      func(string, http.RoundTripper) http.RoundTripper
+	limiter   *RateLimiter
+	blockPage *filter.BlockPage
+	log       admin.Logger
+	logger    *slog.Logger
+	errorLog  *log.Logger
+	bufs      *bufferPool
+	fwd       forwarding
+	hide      []string // canonical header names removed with hide_origin
+	httpsPort string   // for redirect_https; "" = 443
+	overrides sync.Map // route+"\x00"+pool → *httputil.ReverseProxy (verdict.Pool overrides)
+}
+
+// route is a compiled Route.
+type route struct {
+	Route
+	exact    []string // exact host names
+	suffixes []string // ".example.test" for "*.example.test"
+	glob     *glob.Pattern
+	header   [][2]string // canonical name, value
+	limits   Limits
+	pool     *pool.Pool
+	proxy    *httputil.ReverseProxy
+}
+
+// New builds the door's Handler.
+func New(opts Options) (*Handler, error) {
+	cfg := opts.Config
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{
+		cfg:       cfg,
+		policy:    opts.Policy,
+		pools:     opts.Pools,
+		wrap:      opts.Wrap,
+		limiter:   opts.Limiter,
+		blockPage: opts.BlockPage,
+		log:       opts.Log,
+		logger:    logger,
+		errorLog:  slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		bufs:      newBufferPool(),
+		fwd:       newForwarding(&cfg.ForwardedHeaders),
+	}
+	if h.limiter == nil {
+		h.limiter = NewRateLimiter(0)
+	}
+	remove := cfg.Hide.Remove
+	if len(remove) == 0 {
+		remove = []string{"Server", "X-Powered-By", "X-AspNet-Version", "X-AspNetMvc-Version", "X-Runtime", "X-Generator", "Via"}
+	}
+	for _, name := range remove {
+		h.hide = append(h.hide, http.CanonicalHeaderKey(name))
+	}
+	if len(cfg.TLSListen) > 0 {
+		if _, port, _ := strings.Cut(cfg.TLSListen[0], ":"); port != "" && port != "443" {
+			h.httpsPort = cfg.TLSListen[0][strings.LastIndexByte(cfg.TLSListen[0], ':')+1:]
+		}
+	}
+	for i := range cfg.Routes {
+		rt, err := h.compileRoute(&cfg.Routes[i])
+		if err != nil {
+			return nil, err
+		}
+		h.routes = append(h.routes, rt)
+	}
+	return h, nil
+}
+
+func (h *Handler) compileRoute(rc *Route) (*route, error) {
+	rt := &route{Route: *rc, limits: h.cfg.Limits.merged(rc.Limits)}
+	for _, host := range rc.Host {
+		if suffix, ok := strings.CutPrefix(host, "*"); ok {
+			rt.suffixes = append(rt.suffixes, suffix)
+		} else {
+			rt.exact = append(rt.exact, host)
+		}
+	}
+	if rc.PathGlob != "" {
+		g, err := glob.Compile(rc.PathGlob, '/')
+		if err != nil {
+			return nil, fmt.Errorf("route %s: path_glob: %w", rc.Name, err)
+		}
+		rt.glob = g
+	}
+	for name, v := range rc.Header {
+		rt.header = append(rt.header, [2]string{http.CanonicalHeaderKey(name), v})
+	}
+	p := h.pools[rc.Pool]
+	if p == nil {
+		return nil, fmt.Errorf("route %s: unknown pool %q", rc.Name, rc.Pool)
+	}
+	rt.pool = p
+	rt.proxy = h.newProxy(rc.Name, p)
+	return rt, nil
+}
+
+// newProxy builds the httputil.ReverseProxy for a route and pool.
+func (h *Handler) newProxy(routeName string, p *pool.Pool) *httputil.ReverseProxy {
+	var transport = p.Transport()
+	if h.wrap != nil {
+		transport = h.wrap(routeName, transport)
+	}
+	return &httputil.ReverseProxy{
+		Rewrite:        h.rewrite,
+		Transport:      transport,
+		FlushInterval:  -1,
+		BufferPool:     h.bufs,
+		ErrorHandler:   h.proxyError,
+		ModifyResponse: h.modifyResponse,
+		ErrorLog:       h.errorLog,
+	}
+}
+
+// proxyFor returns the proxy for a route sending to the pool a verdict named.
+func (h *Handler) proxyFor(rt *route, poolName string) *httputil.ReverseProxy {
+	if poolName == "" || poolName == rt.Pool {
+		return rt.proxy
+	}
+	key := rt.Name + "\x00" + poolName
+	if v, ok := h.overrides.Load(key); ok {
+		return v.(*httputil.ReverseProxy)
+	}
+	p := h.pools[poolName]
+	if p == nil {
+		return nil
+	}
+	v, _ := h.overrides.LoadOrStore(key, h.newProxy(rt.Name, p))
+	return v.(*httputil.ReverseProxy)
+}
+
+// match returns the first route matching the request, or nil.
+func (h *Handler) match(host string, r *http.Request) *route {
+	for _, rt := range h.routes {
+		if rt.matches(host, r) {
+			return rt
+		}
+	}
+	return nil
+}
+
+func (rt *route) matches(host string, r *http.Request) bool {
+	if len(rt.exact)+len(rt.suffixes) > 0 && !rt.matchHost(host) {
+		return false
+	}
+	if rt.PathPrefix != "" && !strings.HasPrefix(r.URL.Path, rt.PathPrefix) {
+		return false
+	}
+	if rt.glob != nil && !rt.glob.Match(r.URL.Path) {
+		return false
+	}
+	if len(rt.Methods) > 0 && !contains(rt.Methods, r.Method) {
+		return false
+	}
+	for _, hv := range rt.header {
+		vs, ok := r.Header[hv[0]]
+		if !ok || (hv[1] != "" && !contains(vs, hv[1])) {
+			return false
+		}
+	}
+	return true
+}
+
+func (rt *route) matchHost(host string) bool {
+	for _, e := range rt.exact {
+		if host == e {
+			return true
+		}
+	}
+	for _, s := range rt.suffixes {
+		if len(host) > len(s) && strings.HasSuffix(host, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// exchange is one request's state, shared by ServeHTTP, Rewrite,
+// ModifyResponse and ErrorHandler through the request context. It is also the
+// ResponseWriter handed to the proxy, recording status and size.
+type exchange struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+
+	info    pool.Info
+	peer    netip.Addr // the connecting address
+	client  netip.Addr // the client (peer, or from trusted X-Forwarded-For)
+	trusted bool       // peer is a trusted proxy
+	scheme  string
+	host    string // normalised host, no port
+	route   *route
+	err     error
+	body    *bodyReader
+}
+
+type exchangeKey struct{}
+
+func exchangeFrom(ctx context.Context) *exchange {
+	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
+	return ex
+}
+
+// WriteHeader records the final status.
+func (ex *exchange) WriteHeader(code int) {
+	if ex.status == 0 && code >= 200 {
+		ex.status = code
+	}
+	ex.ResponseWriter.WriteHeader(code)
+}
+
+// Write records the bytes written.
+func (ex *exchange) Write(b []byte) (int, error) {
+	if ex.status == 0 {
+		ex.status = http.StatusOK
+	}
+	n, err := ex.ResponseWriter.Write(b)
+	ex.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach Flush, Hijack and deadlines.
+func (ex *exchange) Unwrap() http.ResponseWriter { return ex.ResponseWriter }
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	ex := &exchange{ResponseWriter: w, scheme: "http"}
+	if r.TLS != nil {
+		ex.scheme = "https"
+	}
+	ex.peer = peerAddr(r.RemoteAddr)
+	ex.client, ex.trusted = h.fwd.client(ex.peer, r.Header)
+	host, port := splitHost(r.Host, r.TLS != nil)
+	ex.host = host
+	var verdict rules.Verdict
+	defer func() {
+		if v := recover(); v != nil {
+			// httputil panics with http.ErrAbortHandler when copying a response
+			// fails after its headers were sent: log it, then let net/http
+			// abort the connection so the client sees the truncation.
+			if ex.err == nil {
+				ex.err = fmt.Errorf("aborted: %v", v)
+			}
+			h.logEntry(ex, r, &verdict, start)
+			panic(v)
+		}
+		h.logEntry(ex, r, &verdict, start)
+	}()
+
+	if h.cfg.RedirectHTTPS && r.TLS == nil && len(h.cfg.TLSListen) > 0 {
+		h.redirect(ex, r, host)
+		return
+	}
+	if hasDotSegment(r.URL.Path) {
+		h.page(ex, http.StatusBadRequest)
+		return
+	}
+	rt := h.match(host, r)
+	verdict = rules.Verdict{Action: rules.ActionAllow, Rule: "default"}
+	if h.policy != nil {
+		f := rules.Facts{
+			Door: rules.DoorReverse, Client: ex.client, Time: start,
+			Method: r.Method, Scheme: ex.scheme, Host: host, Port: port,
+			Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Header: r.Header,
+		}
+		if r.TLS != nil {
+			f.SNI = r.TLS.ServerName
+		}
+		if rt != nil {
+			f.Route = rt.Name
+		}
+		verdict = h.policy.Evaluate(&f)
+	}
+	if verdict.Blocked() {
+		h.blocked(ex, r, &verdict)
+		return
+	}
+	if rt == nil {
+		h.page(ex, http.StatusNotFound)
+		return
+	}
+	ex.route = rt
+	proxy := h.proxyFor(rt, verdict.Pool)
+	if proxy == nil {
+		h.logger.Error("verdict names an unknown pool", "route", rt.Name, "pool", verdict.Pool, "rule", verdict.Rule)
+		h.page(ex, http.StatusServiceUnavailable)
+		return
+	}
+	lim := &rt.limits
+	if lim.Rate > 0 {
+		if ok, wait := h.limiter.Allow(rt.Name, ex.client, lim.Rate, lim.burst(), start); !ok {
+			secs := int64((wait + time.Second - 1) / time.Second)
+			ex.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+			h.page(ex, http.StatusTooManyRequests)
+			return
+		}
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		if lim.MaxBodyBytes > 0 && r.ContentLength > lim.MaxBodyBytes {
+			h.page(ex, http.StatusRequestEntityTooLarge)
+			return
+		}
+		ex.body = newBodyReader(w, r, lim, start)
+		r.Body = ex.body
+	}
+	ex.info.Key = h.selectionKey(rt.pool, ex.client, r)
+	ctx := context.WithValue(pool.WithInfo(r.Context(), &ex.info), exchangeKey{}, ex)
+	proxy.ServeHTTP(ex, r.WithContext(ctx))
+}
+
+// selectionKey is what the pool hashes: the client address for ip_hash, the
+// configured header or cookie for hash, nothing otherwise.
+func (h *Handler) selectionKey(p *pool.Pool, client netip.Addr, r *http.Request) string {
+	switch p.Policy() {
+	case pool.PolicyIPHash:
+		return client.String()
+	case pool.PolicyHash:
+		kind, name, _ := strings.Cut(p.HashKey(), ":")
+		if kind == "cookie" {
+			if c, err := r.Cookie(name); err == nil {
+				return c.Value
+			}
+			return ""
+		}
+		return r.Header.Get(name)
+	}
+	return ""
+}
+
+// rewrite builds the outbound request: the public URL (so a cache keys on it;
+// the pool's transport readdresses it to a member), the client's Host, the
+// forwarding headers, and no h2c upgrade smuggling.
+func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
+	ex := exchangeFrom(pr.In.Context())
+	pr.Out.URL.Scheme = ex.scheme
+	pr.Out.URL.Host = pr.In.Host
+	pr.Out.Host = pr.In.Host
+	if up := pr.Out.Header.Get("Upgrade"); up != "" && strings.Contains(strings.ToLower(up), "h2c") {
+		pr.Out.Header.Del("Upgrade")
+		pr.Out.Header.Del("Connection")
+	}
+	pr.Out.Header.Del("Http2-Settings")
+	h.fwd.apply(pr, ex)
+}
+
+// modifyResponse hides the origin: headers naming the server are removed or
+// replaced (with hide_origin), and a Location pointing at the member is
+// rewritten to the public host.
+func (h *Handler) modifyResponse(resp *http.Response) error {
+	ex := exchangeFrom(resp.Request.Context())
+	if ex == nil {
+		return nil
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		ex.status = resp.StatusCode
+	}
+	if loc := resp.Header.Get("Location"); loc != "" && ex.info.Member != "" {
+		resp.Header.Set("Location", publicLocation(loc, ex.info.Member, ex.scheme, resp.Request.Host))
+	}
+	if ex.route != nil && ex.route.HideOrigin {
+		for _, name := range h.hide {
+			delete(resp.Header, name)
+		}
+		if h.cfg.Hide.Server != "" {
+			resp.Header.Set("Server", h.cfg.Hide.Server)
+		}
+	}
+	return nil
+}
+
+// publicLocation rewrites loc when it points at member (a URL such as
+// "http://127.0.0.1:9101") to scheme://host.
+func publicLocation(loc, member, scheme, host string) string {
+	rest, ok := strings.CutPrefix(loc, member)
+	if !ok || (rest != "" && rest[0] != '/' && rest[0] != '?' && rest[0] != '#') {
+		return loc
+	}
+	return scheme + "://" + host + rest
+}
+
+// proxyError is the one error path: it maps the failure to a status and writes
+// a page that never names a member.
+func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	ex := exchangeFrom(r.Context())
+	status := errorStatus(err)
+	var bodyErr error
+	if ex != nil {
+		ex.err = err
+		if ex.body != nil {
+			bodyErr = ex.body.readErr()
+		}
+	}
+	switch {
+	case bodyErr != nil:
+		// The client's body failed (too big, too slow): net/http has cancelled
+		// the context, but the client is there to read why.
+		status = errorStatus(bodyErr)
+	case r.Context().Err() != nil:
+		// The client went away; nobody reads a page. Log 499 as nginx does.
+		if ex != nil {
+			ex.status = 499
+		}
+		return
+	}
+	h.page(w, status)
+}
+
+// errorStatus maps a proxying error to the status the client gets.
+func errorStatus(err error) int {
+	var mbe *http.MaxBytesError
+	var te interface{ Timeout() bool }
+	switch {
+	case errors.Is(err, pool.ErrNoHealthyMember):
+		return http.StatusServiceUnavailable
+	case errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, errBodyTooSlow):
+		return http.StatusRequestTimeout
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &te) && te.Timeout():
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusBadGateway
+}
+
+// page writes a small proxy-generated page for status.
+func (h *Handler) page(w http.ResponseWriter, status int) {
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/html; charset=utf-8")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	if h.cfg.Hide.Server != "" {
+		hdr.Set("Server", h.cfg.Hide.Server)
+	}
+	w.WriteHeader(status)
+	text := http.StatusText(status)
+	if text == "" {
+		text = "Error"
+	}
+	fmt.Fprintf(w, "<!doctype html><title>%d %s</title><h1>%d %s</h1>\n", status, text, status, text)
+}
+
+// blocked answers a request the policy refused.
+func (h *Handler) blocked(ex *exchange, r *http.Request, v *rules.Verdict) {
+	if v.Quiet {
+		ex.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if h.blockPage == nil {
+		h.page(ex, http.StatusForbidden)
+		return
+	}
+	h.blockPage.Serve(ex, r, http.StatusForbidden, &filter.BlockInfo{
+		URL: ex.scheme + "://" + r.Host + r.URL.RequestURI(), Host: ex.host,
+		Rule: v.Rule, Category: v.Category, Reason: v.Reason, Time: time.Now(),
+	})
+}
+
+// redirect sends a plain-HTTP request to HTTPS.
+func (h *Handler) redirect(ex *exchange, r *http.Request, host string) {
+	if host == "" {
+		h.page(ex, http.StatusBadRequest)
+		return
+	}
+	target := "https://" + host
+	if strings.IndexByte(host, ':') >= 0 {
+		target = "https://[" + host + "]"
+	}
+	if h.httpsPort != "" {
+		target += ":" + h.httpsPort
+	}
+	http.Redirect(ex, r, target+r.URL.RequestURI(), http.StatusPermanentRedirect)
+}
+
+// logEntry sends the request's access-log entry.
+func (h *Handler) logEntry(ex *exchange, r *http.Request, v *rules.Verdict, start time.Time) {
+	if h.log == nil {
+		return
+	}
+	e := &admin.Entry{
+		Time: start, Door: "reverse", Client: ex.client, Method: r.Method,
+		URL:    ex.scheme + "://" + r.Host + r.URL.RequestURI(),
+		Action: v.Action.String(), Rule: v.Rule, Category: v.Category,
+		Status: ex.status, BytesOut: ex.bytes, Duration: time.Since(start),
+		Upstream: ex.info.Member,
+	}
+	if ex.body != nil {
+		e.BytesIn = ex.body.n.Load()
+	}
+	if ex.err != nil {
+		e.Error = ex.err.Error()
+	}
+	h.log.Log(e)
+}
+
+// bufferPool is httputil.BufferPool over sync.Pool: without one the proxy
+// allocates 32 KiB per response.
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+}
+
+// Get implements httputil.BufferPool.
+func (b *bufferPool) Get() []byte { return *b.p.Get().(*[]byte) }
+
+// Put implements httputil.BufferPool.
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }

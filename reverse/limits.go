@@ -1,0 +1,254 @@
+package reverse
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// DefaultMaxClients bounds the clients a RateLimiter remembers.
+const DefaultMaxClients = 100_000
+
+// RateLimiter holds per-client token buckets (one per route and client
+// address) in a bounded map. It outlives Handlers: the engine creates one and
+// passes it to every New, so limits hold across policy reloads.
+type RateLimiter struct {
+	max int
+
+	mu      sync.Mutex
+	clients map[limiterKey]*rate.Limiter
+}
+
+type limiterKey struct {
+	route  string
+	client netip.Addr
+}
+
+// NewRateLimiter returns a limiter remembering at most maxClients buckets
+// (DefaultMaxClients when maxClients <= 0).
+func NewRateLimiter(maxClients int) *RateLimiter {
+	if maxClients <= 0 {
+		maxClients = DefaultMaxClients
+	}
+	return &RateLimiter{max: maxClients, clients: make(map[limiterKey]*rate.Limiter)}
+}
+
+// Allow takes a token for client on route at r requests per second with the
+// given burst. When none is left it returns false and how long until one is.
+func (rl *RateLimiter) Allow(route string, client netip.Addr, r Rate, burst int, now time.Time) (bool, time.Duration) {
+	k := limiterKey{route, client}
+	rl.mu.Lock()
+	lim := rl.clients[k]
+	if lim == nil {
+		if len(rl.clients) >= rl.max {
+			rl.evict(now)
+		}
+		lim = rate.NewLimiter(rate.Limit(r), burst)
+		rl.clients[k] = lim
+	} else if lim.Limit() != rate.Limit(r) || lim.Burst() != burst {
+		lim.SetLimitAt(now, rate.Limit(r))
+		lim.SetBurstAt(now, burst)
+	}
+	res := lim.ReserveN(now, 1)
+	rl.mu.Unlock()
+	if !res.OK() {
+		return false, time.Second
+	}
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}
+
+// evict drops the buckets that are full again (their clients have been quiet
+// long enough to be forgotten), and if that frees nothing, an arbitrary
+// eighth of them. Called with rl.mu held.
+func (rl *RateLimiter) evict(now time.Time) {
+	for k, lim := range rl.clients {
+		if lim.TokensAt(now) >= float64(lim.Burst()) {
+			delete(rl.clients, k)
+		}
+	}
+	if len(rl.clients) < rl.max {
+		return
+	}
+	n := max(1, rl.max/8)
+	for k := range rl.clients { // map order is random enough
+		delete(rl.clients, k)
+		if n--; n == 0 {
+			break
+		}
+	}
+}
+
+// Len returns how many buckets are remembered.
+func (rl *RateLimiter) Len() int {
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	return len(rl.clients)
+}
+
+// LimitListener wraps l so that at most maxConns connections are open at once
+// (Accept waits for one to close) and at most perClient from one address
+// (further ones are closed at once). Zero means unlimited.
+func LimitListener(l net.Listener, maxConns, perClient int) net.Listener {
+	if maxConns <= 0 && perClient <= 0 {
+		return l
+	}
+	ll := &limitListener{Listener: l, perClient: perClient, byClient: map[netip.Addr]int{}, done: make(chan struct{})}
+	if maxConns > 0 {
+		ll.sem = make(chan struct{}, maxConns)
+	}
+	return ll
+}
+
+type limitListener struct {
+	net.Listener
+	sem       chan struct{} // one token per open connection; nil = unlimited
+	perClient int
+
+	mu       sync.Mutex
+	byClient map[netip.Addr]int
+	done     chan struct{}
+	once     sync.Once
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		if l.sem != nil {
+			select {
+			case l.sem <- struct{}{}:
+			case <-l.done:
+				return nil, net.ErrClosed
+			}
+		}
+		c, err := l.Listener.Accept()
+		if err != nil {
+			l.release()
+			return nil, err
+		}
+		addr := remoteAddr(c)
+		if l.perClient > 0 {
+			l.mu.Lock()
+			n := l.byClient[addr]
+			if n >= l.perClient {
+				l.mu.Unlock()
+				c.Close()
+				l.release()
+				continue
+			}
+			l.byClient[addr] = n + 1
+			l.mu.Unlock()
+		}
+		return &limitConn{Conn: c, l: l, addr: addr}, nil
+	}
+}
+
+func (l *limitListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+func (l *limitListener) release() {
+	if l.sem != nil {
+		<-l.sem
+	}
+}
+
+func (l *limitListener) closed(addr netip.Addr) {
+	if l.perClient > 0 {
+		l.mu.Lock()
+		if n := l.byClient[addr] - 1; n > 0 {
+			l.byClient[addr] = n
+		} else {
+			delete(l.byClient, addr)
+		}
+		l.mu.Unlock()
+	}
+	l.release()
+}
+
+type limitConn struct {
+	net.Conn
+	l    *limitListener
+	addr netip.Addr
+	once sync.Once
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.l.closed(c.addr) })
+	return err
+}
+
+func remoteAddr(c net.Conn) netip.Addr {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		a, _ := netip.AddrFromSlice(ta.IP)
+		return a.Unmap()
+	}
+	ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+	return ap.Addr().Unmap()
+}
+
+// errBodyTooSlow is returned to the proxy when a request body arrives slower
+// than min_body_rate or past body_timeout.
+var errBodyTooSlow = errors.New("request body too slow")
+
+// deadlineBody enforces body_timeout and min_body_rate on a request body by
+// moving the connection's read deadline as the body arrives, and clears the
+// deadline at the end so the response is not cut off.
+type deadlineBody struct {
+	body    interface{ Read([]byte) (int, error) }
+	closer  func() error
+	rc      *http.ResponseController
+	start   time.Time
+	end     time.Time // body_timeout deadline, zero = none
+	minRate int64
+	n       int64
+	cleared bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	if !b.cleared {
+		_ = b.rc.SetReadDeadline(b.deadline())
+	}
+	n, err := b.body.Read(p)
+	b.n += int64(n)
+	switch {
+	case err == io.EOF && !b.cleared:
+		// Done: clear the deadline so that net/http's background read does
+		// not cancel the request while the response is streamed.
+		b.cleared = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	case err != nil:
+		// Leave an expired deadline in place: net/http must not wait for the
+		// rest of the body before answering, and closes the connection.
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			err = errBodyTooSlow
+		}
+	}
+	return n, err
+}
+
+func (b *deadlineBody) Close() error { return b.closer() }
+
+// deadline is the earlier of body_timeout and the time by which the bytes read
+// so far plus one more buffer must have arrived at min_body_rate after a grace.
+func (b *deadlineBody) deadline() time.Time {
+	d := b.end
+	if b.minRate > 0 {
+		r := b.start.Add(DefaultMinBodyGrace + time.Duration(float64(b.n)/float64(b.minRate)*float64(time.Second)))
+		if d.IsZero() || r.Before(d) {
+			d = r
+		}
+	}
+	return d
+}

@@ -1,0 +1,144 @@
+package reverse
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// ShutdownGrace is how long Serve lets requests in flight finish after its
+// context ends.
+const ShutdownGrace = 10 * time.Second
+
+// NewServer returns the http.Server for the door's listeners, with the
+// slow-client defences set: ReadHeaderTimeout (limits.header_timeout, default
+// 10s), IdleTimeout 120s, MaxHeaderBytes (limits.max_header_bytes, default 64
+// KiB), HTTP/2 per cfg.HTTP2 (on TLS listeners only). ReadTimeout and
+// WriteTimeout stay 0 so that WebSockets, SSE and big bodies are not cut off;
+// the Handler enforces body_timeout and min_body_rate itself.
+func NewServer(h http.Handler, cfg *Config, logger *slog.Logger) *http.Server {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	lim := cfg.Limits
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: orDuration(lim.HeaderTimeout, DefaultHeaderTimeout),
+		IdleTimeout:       DefaultIdleTimeout,
+		MaxHeaderBytes:    orInt(lim.MaxHeaderBytes, DefaultMaxHeaderBytes),
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+		Protocols:         new(http.Protocols),
+	}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetHTTP2(boolOr(cfg.HTTP2, true))
+	return srv
+}
+
+func orDuration(v, d time.Duration) time.Duration {
+	if v > 0 {
+		return v
+	}
+	return d
+}
+
+func orInt(v, d int) int {
+	if v > 0 {
+		return v
+	}
+	return d
+}
+
+// Server runs the door's listeners: cfg.Listen (plain HTTP) and cfg.TLSListen
+// (HTTPS), each wrapped by LimitListener with limits.max_conns and
+// limits.max_conns_per_client.
+type Server struct {
+	srv    *http.Server
+	plain  []net.Listener
+	secure []net.Listener
+	logger *slog.Logger
+}
+
+// Listen binds every configured address. h is usually an engine-owned handler
+// that forwards to the current policy's *Handler. tlsCfg is required when
+// cfg.TLSListen is not empty (see ServerTLSConfig).
+func Listen(cfg *Config, h http.Handler, tlsCfg *tls.Config, logger *slog.Logger) (*Server, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.TLSListen) > 0 && tlsCfg == nil {
+		return nil, errors.New("reverse: tls_listen without a TLS configuration")
+	}
+	s := &Server{srv: NewServer(h, cfg, logger), logger: logger}
+	s.srv.TLSConfig = tlsCfg
+	bind := func(addrs []string) ([]net.Listener, error) {
+		var out []net.Listener
+		for _, a := range addrs {
+			ln, err := net.Listen("tcp", a)
+			if err != nil {
+				return out, err
+			}
+			out = append(out, LimitListener(ln, cfg.Limits.MaxConns, cfg.Limits.MaxConnsPerClient))
+		}
+		return out, nil
+	}
+	var err error
+	if s.plain, err = bind(cfg.Listen); err == nil {
+		s.secure, err = bind(cfg.TLSListen)
+	}
+	if err != nil {
+		s.closeListeners()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Addrs returns the bound plain and TLS addresses.
+func (s *Server) Addrs() (plain, secure []net.Addr) {
+	for _, l := range s.plain {
+		plain = append(plain, l.Addr())
+	}
+	for _, l := range s.secure {
+		secure = append(secure, l.Addr())
+	}
+	return plain, secure
+}
+
+func (s *Server) closeListeners() {
+	for _, l := range append(s.plain, s.secure...) {
+		l.Close()
+	}
+}
+
+// Serve serves every listener until ctx ends, then shuts down gracefully
+// (ShutdownGrace at most). It returns the first serving error, or nil.
+func (s *Server) Serve(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errc := make(chan error, len(s.plain)+len(s.secure))
+	for _, l := range s.plain {
+		wg.Go(func() { errc <- s.srv.Serve(l) })
+	}
+	for _, l := range s.secure {
+		wg.Go(func() { errc <- s.srv.ServeTLS(l, "", "") })
+	}
+	var first error
+	select {
+	case <-ctx.Done():
+	case first = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownGrace)
+	defer cancel()
+	if err := s.srv.Shutdown(sctx); err != nil {
+		s.logger.Warn("reverse: shutdown", "err", err)
+		s.srv.Close()
+	}
+	wg.Wait()
+	if errors.Is(first, http.ErrServerClosed) {
+		first = nil
+	}
+	return first
+}
