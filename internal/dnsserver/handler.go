@@ -23,6 +23,7 @@ type outcome struct {
 	category string
 	upstream string // "resolver", "gslb", "safesearch", "block"
 	errText  string
+	cache    string // "hit" when answered from the resolver cache's wire form
 	ede      *dns.EDNS0_EDE
 	scope    int // ECS scope for the echo; -1 = the source prefix
 }
@@ -32,19 +33,37 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	st := s.state.Load()
 	start := st.now()
 	client := remoteAddr(w.RemoteAddr())
-	m, out, host, qtype := st.handle(r, client, start)
 	reqOpt := r.IsEdns0()
-	if reqOpt != nil {
-		st.addOpt(m, reqOpt, out)
-	}
+	size := dns.MaxMsgSize
 	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
-		size := dns.MinMsgSize
+		size = dns.MinMsgSize
 		if reqOpt != nil {
 			size = int(min(max(reqOpt.UDPSize(), dns.MinMsgSize), ednsSize))
 		}
-		m.Truncate(size)
 	}
-	if err := w.WriteMsg(m); err != nil {
+	bp, _ := s.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	defer s.bufs.Put(bp)
+	m, wire, out, host, qtype := st.handle(r, client, start, size, (*bp)[:0])
+	rcode := 0
+	var err error
+	if wire != nil {
+		rcode = int(wire[3] & 0x0F)
+		_, err = w.Write(wire)
+		*bp = wire[:0]
+	} else {
+		if reqOpt != nil {
+			st.addOpt(m, reqOpt, out)
+		}
+		if size < dns.MaxMsgSize {
+			m.Truncate(size)
+		}
+		rcode = m.Rcode
+		err = w.WriteMsg(m)
+	}
+	if err != nil {
 		out.errText = err.Error()
 	}
 	if st.log != nil {
@@ -57,9 +76,10 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 			Action:   out.action.String(),
 			Rule:     out.rule,
 			Category: out.category,
-			Status:   m.Rcode,
+			Status:   rcode,
 			Duration: st.now().Sub(start),
 			Upstream: out.upstream,
+			Cache:    out.cache,
 			Error:    out.errText,
 		})
 	}
@@ -75,19 +95,16 @@ func remoteAddr(a net.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
-// handle computes the reply to r (without its OPT record) and what to log.
-func (st *state) handle(r *dns.Msg, client netip.Addr, start time.Time) (m *dns.Msg, out outcome, host string, qtype uint16) {
-	m = new(dns.Msg)
-	m.SetReply(r)
-	m.RecursionAvailable = true
+// handle computes the reply to r: either m (without its OPT record, which the
+// caller adds) or, for a forwarded answer found in the resolver's cache, the
+// finished wire form, appended to buf. size is the most the client accepts.
+func (st *state) handle(r *dns.Msg, client netip.Addr, start time.Time, size int, buf []byte) (m *dns.Msg, wire []byte, out outcome, host string, qtype uint16) {
 	out.action = rules.ActionAllow
 	if r.Opcode != dns.OpcodeQuery {
-		m.Rcode = dns.RcodeNotImplemented
-		return m, out, "", 0
+		return reply(r, dns.RcodeNotImplemented), nil, out, "", 0
 	}
 	if len(r.Question) != 1 {
-		m.Rcode = dns.RcodeFormatError
-		return m, out, "", 0
+		return reply(r, dns.RcodeFormatError), nil, out, "", 0
 	}
 	q := r.Question[0]
 	qtype = q.Qtype
@@ -97,14 +114,12 @@ func (st *state) handle(r *dns.Msg, client netip.Addr, start time.Time) (m *dns.
 	loc := client
 	if opt != nil {
 		if opt.Version() != 0 {
-			m.Rcode = dns.RcodeBadVers
-			return m, out, host, qtype
+			return reply(r, dns.RcodeBadVers), nil, out, host, qtype
 		}
 		if ecs := findECS(opt); ecs != nil {
 			a, ok := ecsAddr(ecs)
 			if !ok {
-				m.Rcode = dns.RcodeFormatError
-				return m, out, host, qtype
+				return reply(r, dns.RcodeFormatError), nil, out, host, qtype
 			}
 			if ecs.SourceNetmask > 0 {
 				loc = a
@@ -113,20 +128,89 @@ func (st *state) handle(r *dns.Msg, client netip.Addr, start time.Time) (m *dns.
 	}
 
 	if v, ok := st.evaluate(client, host, qtype, start); !ok {
+		m = reply(r, dns.RcodeSuccess)
 		st.block(m, q, v, &out)
-		return m, out, host, qtype
+		return m, nil, out, host, qtype
 	}
 	if st.gslb != nil && st.gslb.inZone(qname) {
 		out.upstream = "gslb"
+		m = reply(r, dns.RcodeSuccess)
 		out.scope = st.gslb.answer(m, qname, qtype, loc, st.health)
-		return m, out, host, qtype
+		return m, nil, out, host, qtype
 	}
 	if target, ok := filter.SafeSearchTarget(host, st.safeSearch(client)); ok && q.Qclass == dns.ClassINET {
 		out.upstream = "safesearch"
+		m = reply(r, dns.RcodeSuccess)
 		st.safeSearchAnswer(m, r, q, target)
-		return m, out, host, qtype
+		return m, nil, out, host, qtype
 	}
-	return st.forward(m, r, client, start, &out), out, host, qtype
+	if wire := st.cached(buf, r, opt, client, start, size); wire != nil {
+		out.upstream, out.cache = "resolver", "hit"
+		return nil, wire, out, host, qtype
+	}
+	return st.forward(r, client, start, &out), nil, out, host, qtype
+}
+
+// reply returns a new reply to r with the given rcode.
+func reply(r *dns.Msg, rcode int) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetReply(r)
+	m.RecursionAvailable = true
+	m.Rcode = rcode
+	return m
+}
+
+// wireCache is the resolver's cache in wire form (*resolver.Resolver).
+type wireCache interface {
+	AppendCached(dst []byte, id uint16, name string, qtype uint16, do, cd bool) ([]byte, []string, bool)
+}
+
+// cached returns the finished reply to r from the resolver's cache in wire form,
+// or nil when the slow path must answer: a miss, EDNS options to echo, an answer
+// larger than size, or a CNAME target the policy blocks.
+func (st *state) cached(buf []byte, r *dns.Msg, opt *dns.OPT, client netip.Addr, start time.Time, size int) []byte {
+	wc, ok := st.res.(wireCache)
+	q := r.Question[0]
+	if !ok || q.Qclass != dns.ClassINET || (opt != nil && len(opt.Option) > 0) {
+		return nil
+	}
+	do := opt != nil && opt.Do()
+	b, cnames, ok := wc.AppendCached(buf, r.Id, q.Name, q.Qtype, do, r.CheckingDisabled)
+	if !ok {
+		return nil
+	}
+	for _, c := range cnames {
+		if _, ok := st.evaluate(client, c, q.Qtype, start); !ok {
+			return nil
+		}
+	}
+	// Flags: QR, the query's opcode and RD; not AA, not TC. RA; the upstream's AD
+	// and rcode; the query's CD.
+	b[2] = 0x80 | byte(r.Opcode&0xF)<<3
+	if r.RecursionDesired {
+		b[2] |= 0x01
+	}
+	b[3] = 0x80 | b[3]&0x2F
+	if r.CheckingDisabled {
+		b[3] |= 0x10
+	}
+	if opt != nil {
+		var flags byte
+		if do {
+			flags = 0x80
+		}
+		// OPT: root name, type 41, class = payload size, TTL = ext-rcode 0,
+		// version 0, flags; no options.
+		b = append(b, 0, 0, 41, ednsSize>>8, ednsSize&0xFF, 0, 0, flags, 0, 0, 0)
+		b[11]++
+		if b[11] == 0 {
+			b[10]++
+		}
+	}
+	if len(b) > size {
+		return nil
+	}
+	return b
 }
 
 // evaluate asks the policy about host; ok is false when it is blocked.
@@ -184,11 +268,10 @@ func (st *state) safeSearchAnswer(m *dns.Msg, r *dns.Msg, q dns.Question, target
 
 // forward answers r through the resolver and blocks an answer whose CNAME chain
 // reaches a blocked name (CNAME cloaking).
-func (st *state) forward(m *dns.Msg, r *dns.Msg, client netip.Addr, start time.Time, out *outcome) *dns.Msg {
+func (st *state) forward(r *dns.Msg, client netip.Addr, start time.Time, out *outcome) *dns.Msg {
 	out.upstream = "resolver"
 	if st.res == nil {
-		m.Rcode = dns.RcodeRefused
-		return m
+		return reply(r, dns.RcodeRefused)
 	}
 	q := &dns.Msg{MsgHdr: dns.MsgHdr{Id: r.Id, RecursionDesired: true, CheckingDisabled: r.CheckingDisabled}, Question: r.Question}
 	if opt := r.IsEdns0(); opt != nil && opt.Do() {
@@ -199,8 +282,7 @@ func (st *state) forward(m *dns.Msg, r *dns.Msg, client netip.Addr, start time.T
 	resp, err := st.res.Exchange(context.Background(), q)
 	if err != nil {
 		out.errText = err.Error()
-		m.Rcode = dns.RcodeServerFailure
-		return m
+		return reply(r, dns.RcodeServerFailure)
 	}
 	for _, rr := range resp.Answer {
 		c, ok := rr.(*dns.CNAME)
@@ -209,6 +291,7 @@ func (st *state) forward(m *dns.Msg, r *dns.Msg, client netip.Addr, start time.T
 		}
 		target := strings.TrimSuffix(dns.CanonicalName(c.Target), ".")
 		if v, ok := st.evaluate(client, target, r.Question[0].Qtype, start); !ok {
+			m := reply(r, dns.RcodeSuccess)
 			st.block(m, r.Question[0], v, out)
 			return m
 		}

@@ -59,6 +59,7 @@ type Options struct {
 // keeps the sockets (but not Config.Listen changes, which need a new Serve).
 type Server struct {
 	state atomic.Pointer[state]
+	bufs  sync.Pool // *[]byte for replies answered in wire form
 }
 
 // state is one immutable configuration of the server (the GSLB round-robin

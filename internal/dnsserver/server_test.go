@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -49,7 +50,7 @@ func testGroups(c netip.Addr) []string {
 }
 
 func testUpstream(t testing.TB) *resolvertest.Upstream {
-	return resolvertest.New(3600, 60).Add(t,
+	up := resolvertest.New(3600, 60).Add(t,
 		"a.test. 300 IN A 192.0.2.1",
 		"games.test. 300 IN A 192.0.2.7",
 		"ads.test. 300 IN A 192.0.2.8",
@@ -61,7 +62,11 @@ func testUpstream(t testing.TB) *resolvertest.Upstream {
 		"forcesafesearch.google.com. 300 IN A 216.239.38.120",
 		"restrict.youtube.com. 300 IN A 216.239.38.119",
 		"restrict.youtube.com. 300 IN AAAA 2001:4860:4802:32::78",
-	).NXDomain("nx.test", true).Start(t)
+	).NXDomain("nx.test", true)
+	for i := range 40 { // 40 A records: more than 512 bytes
+		up.Add(t, fmt.Sprintf("many.test. 300 IN A 192.0.2.%d", 100+i))
+	}
+	return up.Start(t)
 }
 
 // memLog collects access-log entries. The server logs after it has answered, so
@@ -302,14 +307,16 @@ func TestSafeSearchPerGroup(t *testing.T) {
 
 func TestForwardingCacheAndNegativeCache(t *testing.T) {
 	up := testUpstream(t)
-	_, addr := startServer(t, Options{Config: &Config{}, Resolver: newResolver(t, up)})
+	log := newMemLog()
+	_, addr := startServer(t, Options{Config: &Config{}, Resolver: newResolver(t, up), Log: log})
 	for i, network := range []string{"udp", "udp", "tcp", "udp"} {
 		m := new(dns.Msg)
-		m.SetQuestion("a.test.", dns.TypeA)
+		m.SetQuestion("A.Test.", dns.TypeA) // the reply keeps the asker's case (0x20)
 		m.Id = uint16(1000 + i)
 		m.RecursionDesired = true
 		r := exchange(t, addr, network, teacher, m)
-		if !slices.Equal(answers(r), []string{"192.0.2.1"}) || !r.RecursionAvailable || !r.RecursionDesired || r.Authoritative {
+		if !slices.Equal(answers(r), []string{"192.0.2.1"}) || !r.RecursionAvailable || !r.RecursionDesired ||
+			r.Authoritative || r.Question[0].Name != "A.Test." || r.IsEdns0() != nil {
 			t.Fatalf("%s a.test: %v", network, r)
 		}
 		r = ask(t, addr, network, teacher, "nx.test", dns.TypeA, true)
@@ -323,6 +330,15 @@ func TestForwardingCacheAndNegativeCache(t *testing.T) {
 	if n := up.Count("a.test", dns.TypeA, ""); n != 1 {
 		t.Fatalf("upstream saw %d queries for a.test, want 1 (cache)", n)
 	}
+	hits := 0
+	for _, e := range log.wait(t, "a.test", 4) {
+		if e.Cache == "hit" {
+			hits++
+		}
+	}
+	if hits != 3 {
+		t.Fatalf("%d cache hits logged, want 3", hits)
+	}
 	if n := up.Count("nx.test", dns.TypeA, ""); n != 1 {
 		t.Fatalf("upstream saw %d queries for nx.test, want 1 (negative cache)", n)
 	}
@@ -332,12 +348,20 @@ func TestCNAMECloakingBlocked(t *testing.T) {
 	up := testUpstream(t)
 	log := newMemLog()
 	_, addr := startServer(t, Options{Config: &Config{}, Policy: testPolicy(), Resolver: newResolver(t, up), Log: log})
-	r := ask(t, addr, "udp", teacher, "cname.test", dns.TypeA, true)
-	if r.Rcode != dns.RcodeNameError || len(r.Answer) != 0 {
-		t.Fatalf("cloaked tracker answered: %v", r)
+	// The second query finds the chain in the cache: it is checked there too.
+	for _, edns := range []bool{true, false} {
+		r := ask(t, addr, "udp", teacher, "cname.test", dns.TypeA, edns)
+		if r.Rcode != dns.RcodeNameError || len(r.Answer) != 0 {
+			t.Fatalf("cloaked tracker answered: %v", r)
+		}
 	}
-	if e := log.wait(t, "cname.test", 1); len(e) != 1 || e[0].Rule != "trackers" || e[0].Action != "block" {
-		t.Fatalf("log %+v", e)
+	for _, e := range log.wait(t, "cname.test", 2) {
+		if e.Rule != "trackers" || e.Action != "block" {
+			t.Fatalf("log %+v", e)
+		}
+	}
+	if n := up.Count("cname.test", dns.TypeA, ""); n != 1 {
+		t.Fatalf("upstream asked %d times", n)
 	}
 }
 
@@ -405,5 +429,21 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if errs := (&Config{}).Validate(); errs != nil {
 		t.Fatal(errs)
+	}
+}
+
+func TestTruncationForUDPClients(t *testing.T) {
+	up := testUpstream(t)
+	_, addr := startServer(t, Options{Config: &Config{}, Resolver: newResolver(t, up)})
+	for range 2 { // a miss, then a cache hit
+		if r := ask(t, addr, "udp", teacher, "many.test", dns.TypeA, false); !r.Truncated || len(r.Answer) >= 40 {
+			t.Fatalf("512-byte client: TC=%v, %d answers", r.Truncated, len(r.Answer))
+		}
+		if r := ask(t, addr, "udp", teacher, "many.test", dns.TypeA, true); r.Truncated || len(r.Answer) != 40 {
+			t.Fatalf("EDNS client: TC=%v, %d answers", r.Truncated, len(r.Answer))
+		}
+		if r := ask(t, addr, "tcp", teacher, "many.test", dns.TypeA, false); r.Truncated || len(r.Answer) != 40 {
+			t.Fatalf("TCP client: TC=%v, %d answers", r.Truncated, len(r.Answer))
+		}
 	}
 }

@@ -23,6 +23,9 @@ type cacheEntry struct {
 	msg     *dns.Msg
 	stored  time.Time
 	expires time.Time
+	wire    []byte   // msg packed without OPT (see AppendCached); nil if it could not be
+	ttlOffs []int    // offsets of the TTLs in wire
+	cnames  []string // CNAME targets in the answer
 }
 
 const cacheShards = 32

@@ -253,7 +253,9 @@ func (r *Resolver) store(k cacheKey, reply *dns.Msg) {
 		return
 	}
 	now := r.now()
-	r.cache.set(k, &cacheEntry{msg: reply, stored: now, expires: now.Add(ttl)})
+	e := &cacheEntry{msg: reply, stored: now, expires: now.Add(ttl), cnames: cnameTargets(reply)}
+	e.wire, e.ttlOffs = wireForm(reply)
+	r.cache.set(k, e)
 }
 
 // flightGroup de-duplicates concurrent fetches of one key: the first caller's

@@ -13,7 +13,7 @@ import (
 	"github.com/portcullis/portcullis/internal/resolver/resolvertest"
 )
 
-func testZone(t *testing.T) *resolvertest.Upstream {
+func testZone(t testing.TB) *resolvertest.Upstream {
 	t.Helper()
 	return resolvertest.New(3600, 60).Add(t,
 		"a.test. 300 IN A 192.0.2.1",
@@ -34,7 +34,7 @@ func testZone(t *testing.T) *resolvertest.Upstream {
 	).NXDomain("nx.test", true).NXDomain("nosoa.test", false).Truncate("big.test")
 }
 
-func newTestResolver(t *testing.T, cfg Config, opts ...Option) *Resolver {
+func newTestResolver(t testing.TB, cfg Config, opts ...Option) *Resolver {
 	t.Helper()
 	r, err := New(cfg, nil, opts...)
 	if err != nil {
