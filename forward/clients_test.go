@@ -5,14 +5,18 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis/portcullis/rules"
 )
 
 func TestCurlThroughProxy(t *testing.T) {
 	curl := needTool(t, "curl")
+	t.Parallel()
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "hello from origin, ua="+r.Header.Get("User-Agent"))
 	}))
@@ -44,7 +48,8 @@ func TestCurlThroughProxy(t *testing.T) {
 }
 
 func TestChromiumShowsBlockPage(t *testing.T) {
-	chromium := needTool(t, "chromium")
+	chromium := needChromium(t)
+	t.Parallel()
 	tp := startProxy(t, Options{Policy: hostPolicy("no-games", "games.example"), Config: &Config{Contact: "Ask Ms Smith in room 12"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -73,4 +78,44 @@ func dumpDOM(ctx context.Context, t *testing.T, chromium, proxy, target string, 
 		t.Fatalf("chromium: %v\n%s", err, stderr.String())
 	}
 	return string(out)
+}
+
+func TestChromiumInspectedPathBlockAndAllow(t *testing.T) {
+	chromium := needChromium(t)
+	t.Parallel()
+	env := newInspectEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = io.WriteString(w, "<!DOCTYPE html><title>origin</title><p id=msg>allowed video page "+r.URL.Path+"</p>")
+	}))
+	tp := startProxy(t, env.proxyOpts(t, rules.EvaluatorFunc(inspectPolicy), &Config{Contact: "Ask the IT office"}))
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	trust := "--ignore-certificate-errors-spki-list=" + env.ca.SPKIHash()
+	dom := dumpDOM(ctx, t, chromium, tp.url.String(), env.url("example.com", "/blocked/short1"), trust)
+	for _, want := range []string{"This page is blocked", "no-shorts", "Short videos are blocked", "Ask the IT office"} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("blocked path: page lacks %q:\n%s", want, dom)
+		}
+	}
+	dom = dumpDOM(ctx, t, chromium, tp.url.String(), env.url("example.com", "/watch"), trust)
+	if !strings.Contains(dom, "allowed video page /watch") {
+		t.Errorf("allowed path not rendered:\n%s", dom)
+	}
+}
+
+func TestChromiumInspectToBlock(t *testing.T) {
+	chromium := needChromium(t)
+	t.Parallel()
+	env := newInspectEnv(t, originHandler())
+	cfg := &Config{CAClients: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	tp := startProxy(t, env.proxyOpts(t, hostPolicy("no-blocked", "blocked.example"), cfg))
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	dom := dumpDOM(ctx, t, chromium, tp.url.String(), env.url("blocked.example", "/"),
+		"--ignore-certificate-errors-spki-list="+env.ca.SPKIHash())
+	for _, want := range []string{"This page is blocked", "no-blocked", "https://blocked.example:" + env.port + "/"} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("page lacks %q:\n%s", want, dom)
+		}
+	}
 }

@@ -166,6 +166,16 @@ func needTool(t *testing.T, name string) string {
 	return path
 }
 
+// needChromium is needTool for Chromium, which is also skipped under -short (it
+// takes seconds per page on a loaded machine) unless CI=true.
+func needChromium(t *testing.T) string {
+	t.Helper()
+	if testing.Short() && os.Getenv("CI") != "true" {
+		t.Skip("chromium tests skipped with -short")
+	}
+	return needTool(t, "chromium")
+}
+
 // freePort returns a loopback address nothing listens on.
 func freePort(t *testing.T) string {
 	t.Helper()

@@ -35,7 +35,7 @@ type inspectEnv struct {
 	tr     *http.Transport
 }
 
-func newInspectEnv(t *testing.T, handler http.Handler) *inspectEnv {
+func newInspectEnv(t testing.TB, handler http.Handler) *inspectEnv {
 	t.Helper()
 	origin := httptest.NewUnstartedServer(handler)
 	origin.EnableHTTP2 = true
@@ -67,7 +67,7 @@ func newInspectEnv(t *testing.T, handler http.Handler) *inspectEnv {
 func (e *inspectEnv) url(host, path string) string { return "https://" + host + ":" + e.port + path }
 
 // proxyOpts returns Options for a proxy in front of the env with policy.
-func (e *inspectEnv) proxyOpts(t *testing.T, policy rules.Evaluator, cfg *Config) Options {
+func (e *inspectEnv) proxyOpts(t testing.TB, policy rules.Evaluator, cfg *Config) Options {
 	if cfg == nil {
 		cfg = &Config{}
 	}
@@ -75,7 +75,7 @@ func (e *inspectEnv) proxyOpts(t *testing.T, policy rules.Evaluator, cfg *Config
 	return Options{Config: cfg, Policy: policy, CA: e.ca, Transport: e.tr, Dial: e.dial}
 }
 
-func mustAtoi(t *testing.T, s string) int {
+func mustAtoi(t testing.TB, s string) int {
 	n, err := strconv.Atoi(s)
 	if err != nil {
 		t.Fatal(err)
