@@ -26,6 +26,23 @@ func BenchmarkLogFanout(b *testing.B) {
 	}
 }
 
+// BenchmarkLogFanoutParallel is the same from every core at once (Status takes a lock).
+func BenchmarkLogFanoutParallel(b *testing.B) {
+	a, err := NewAccessLogWriter(LogConfig{Format: FormatSquid}, io.Discard)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close()
+	l := Multi(a, NewMetrics(prometheus.NewRegistry()), NewStatus(nil))
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		e := sampleEntry()
+		for pb.Next() {
+			l.Log(e)
+		}
+	})
+}
+
 func BenchmarkMetricsLog(b *testing.B) {
 	m := NewMetrics(prometheus.NewRegistry())
 	e := sampleEntry()
