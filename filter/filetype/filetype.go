@@ -6,6 +6,7 @@ package filetype
 
 import (
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"path"
@@ -189,3 +190,46 @@ func dispositionFilename(v string) string {
 	}
 	return strings.TrimSpace(name)
 }
+
+// TooLargeError is returned by a body wrapped with LimitBody once it exceeds
+// MaxBytes.
+type TooLargeError struct{ Max int64 }
+
+// Error implements error.
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("filetype: body exceeds the limit of %d bytes", e.Max)
+}
+
+// LimitBody enforces MaxBytes on a body whose length the headers did not
+// give (chunked responses pass Check's size test): the returned body yields
+// at most MaxBytes bytes and then fails with *TooLargeError, so the proxy
+// aborts the response. With no MaxBytes, body is returned as is.
+func (c *Checker) LimitBody(body io.ReadCloser) io.ReadCloser {
+	if c == nil || c.maxBytes <= 0 || body == nil {
+		return body
+	}
+	return &limitedBody{rc: body, left: c.maxBytes, max: c.maxBytes}
+}
+
+type limitedBody struct {
+	rc   io.ReadCloser
+	left int64
+	max  int64
+}
+
+func (l *limitedBody) Read(p []byte) (int, error) {
+	if l.left < 0 {
+		return 0, &TooLargeError{Max: l.max}
+	}
+	if int64(len(p)) > l.left+1 {
+		p = p[:l.left+1] // one byte more than allowed tells "too large" from "exactly the limit"
+	}
+	n, err := l.rc.Read(p)
+	l.left -= int64(n)
+	if l.left < 0 {
+		return n + int(l.left), &TooLargeError{Max: l.max}
+	}
+	return n, err
+}
+
+func (l *limitedBody) Close() error { return l.rc.Close() }

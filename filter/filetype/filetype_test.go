@@ -1,6 +1,7 @@
 package filetype
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -132,5 +133,26 @@ func TestValidate(t *testing.T) {
 	}
 	if errs := schoolConfig.Validate(); len(errs) != 0 {
 		t.Fatalf("valid config rejected: %v", errs)
+	}
+}
+
+func TestLimitBody(t *testing.T) {
+	chk, _ := New(Config{MaxBytes: 100})
+	for _, c := range []struct {
+		size    int
+		tooBig  bool
+		wantLen int
+	}{{99, false, 99}, {100, false, 100}, {101, true, 100}, {100000, true, 100}} {
+		body := chk.LimitBody(io.NopCloser(strings.NewReader(strings.Repeat("x", c.size))))
+		got, err := io.ReadAll(body)
+		var tl *TooLargeError
+		if errors.As(err, &tl) != c.tooBig || len(got) != c.wantLen {
+			t.Errorf("size %d: %d bytes, err %v; want %d bytes, too large %v", c.size, len(got), err, c.wantLen, c.tooBig)
+		}
+	}
+	unlimited, _ := New(Config{})
+	body := io.NopCloser(strings.NewReader("x"))
+	if unlimited.LimitBody(body) != body {
+		t.Error("LimitBody without MaxBytes wrapped the body")
 	}
 }

@@ -73,16 +73,25 @@ func Filter(body io.ReadCloser, m *Matcher, opts Options) (Decision, io.ReadClos
 	if opts.TopHits <= 0 {
 		opts.TopHits = 5
 	}
+	// The held prefix is kept in fixed blocks, so a page costs its size plus
+	// at most one block, with no copying as it grows.
+	const block = 32 << 10
 	sc := m.NewScanner()
-	var buf bytes.Buffer
-	chunk := make([]byte, 32<<10)
+	var held [][]byte
+	total := 0
 	var d Decision
-	for buf.Len() < opts.MaxScan {
-		want := min(len(chunk), opts.MaxScan-buf.Len())
-		n, err := body.Read(chunk[:want])
+	for total < opts.MaxScan {
+		cur := len(held) - 1
+		if cur < 0 || len(held[cur]) == cap(held[cur]) {
+			held = append(held, make([]byte, 0, min(block, opts.MaxScan-total)))
+			cur++
+		}
+		b := held[cur]
+		n, err := body.Read(b[len(b):cap(b)])
 		if n > 0 {
-			sc.Write(chunk[:n])
-			buf.Write(chunk[:n])
+			sc.Write(b[len(b) : len(b)+n])
+			held[cur] = b[:len(b)+n]
+			total += n
 			if sc.Blocked(opts.Threshold) {
 				break
 			}
@@ -97,24 +106,25 @@ func Filter(body io.ReadCloser, m *Matcher, opts Options) (Decision, io.ReadClos
 			return Decision{}, nil, err
 		}
 	}
-	d.Blocked, d.Score, d.Scanned = sc.Blocked(opts.Threshold), sc.Score(), buf.Len()
+	d.Blocked, d.Score, d.Scanned = sc.Blocked(opts.Threshold), sc.Score(), total
 	d.Hits = sc.Top(opts.TopHits)
 	if d.Blocked {
 		body.Close()
 		return d, nil, nil
 	}
-	rest := io.Reader(body)
-	if d.Complete {
-		rest = eofReader{}
-	} else if opts.ScanTail {
-		rest = &tailScanner{r: body, sc: sc, opts: opts}
+	parts := make([]io.Reader, 0, len(held)+1)
+	for _, b := range held {
+		parts = append(parts, bytes.NewReader(b))
 	}
-	return d, &replay{Reader: io.MultiReader(&buf, rest), body: body}, nil
+	switch {
+	case d.Complete:
+	case opts.ScanTail:
+		parts = append(parts, &tailScanner{r: body, sc: sc, opts: opts})
+	default:
+		parts = append(parts, body)
+	}
+	return d, &replay{Reader: io.MultiReader(parts...), body: body}, nil
 }
-
-type eofReader struct{}
-
-func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 
 // replay is the passed body: the held prefix, then the rest.
 type replay struct {

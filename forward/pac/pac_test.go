@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -189,5 +190,60 @@ func TestChromiumUsesPAC(t *testing.T) {
 	}
 	if fetched.Load() == 0 {
 		t.Error("the PAC file was never fetched")
+	}
+}
+
+func TestDerivedHandler(t *testing.T) {
+	h, err := DerivedHandler(Config{DirectDomains: []string{"school.lan"}}, 3128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, network := range []string{"tcp4", "tcp6"} {
+		addr := "127.0.0.1:0"
+		if network == "tcp6" {
+			addr = "[::1]:0"
+		}
+		ln, err := net.Listen(network, addr)
+		if err != nil {
+			t.Logf("%s: %v (no loopback of this family)", network, err)
+			continue
+		}
+		srv := httptest.NewUnstartedServer(h)
+		srv.Listener.Close()
+		srv.Listener = ln
+		srv.Start()
+		resp, err := http.Get(srv.URL + "/proxy.pac")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		srv.Close()
+		host := ln.Addr().(*net.TCPAddr).IP.String()
+		want := `"PROXY ` + net.JoinHostPort(host, "3128") + `"`
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("%s: %d, body lacks %s", network, resp.StatusCode, want)
+		}
+	}
+	if _, err := DerivedHandler(Config{}, 0); err == nil {
+		t.Error("port 0 accepted")
+	}
+	if _, err := DerivedHandler(Config{DirectDomains: []string{"a b"}}, 3128); err == nil {
+		t.Error("invalid config accepted")
+	}
+	fixed, err := DerivedHandler(Config{Proxy: "proxy.school.lan:8080"}, 3128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(fixed)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/wpad.dat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `"PROXY proxy.school.lan:8080"`) {
+		t.Error("configured proxy not used")
 	}
 }
