@@ -5,7 +5,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -59,3 +62,61 @@ func BenchmarkHit(b *testing.B) {
 		b.Fatalf("hits went to the origin: %+v", st)
 	}
 }
+
+// BenchmarkHitReverseProxy measures whole cache hits over loopback HTTP: a
+// client, an http.Server with httputil.ReverseProxy whose transport is the
+// cache, and a 1 KiB object (the bench/ "cacheable" scenario's shape).
+func BenchmarkHitReverseProxy(b *testing.B) {
+	body := strings.Repeat("x", 1024)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=60")
+		_, _ = io.WriteString(w, body)
+	}))
+	defer origin.Close()
+	c, err := New(Config{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	target, _ := url.Parse(origin.URL)
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	rp := &httputil.ReverseProxy{
+		Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
+		Transport:  c.WrapPolicy(&Policy{Enabled: true}, tr),
+		BufferPool: &bufPool{},
+	}
+	proxy := httptest.NewServer(rp)
+	defer proxy.Close()
+	ctr := &http.Transport{MaxIdleConnsPerHost: 64}
+	defer ctr.CloseIdleConnections()
+	client := &http.Client{Transport: ctr}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			res, err := client.Get(proxy.URL + "/cacheable")
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+	})
+	b.StopTimer()
+	if st := c.Stats(); st.Misses != 1 {
+		b.Fatalf("hits went to the origin: %+v", st)
+	}
+}
+
+type bufPool struct{ p sync.Pool }
+
+func (b *bufPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufPool) Put(buf []byte) { b.p.Put(&buf) }
