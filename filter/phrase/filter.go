@@ -18,7 +18,8 @@ const DefaultMaxScan = 256 << 10
 type Options struct {
 	// Threshold blocks a page whose score is greater than it (e2guardian's
 	// naughtynesslimit; its guide suggests 60 for young children, 100 for
-	// older ones, 160 for young adults).
+	// older ones, 160 for young adults). There is no default: 0 blocks any
+	// page with a positive score.
 	Threshold int
 	// MaxScan is how many bytes are held back for the decision (default
 	// DefaultMaxScan).
@@ -66,7 +67,11 @@ func (e *LateBlockError) Error() string {
 // and pages (HTML text) rarely exceed it, but phrases beyond it in a longer
 // body are not scored unless ScanTail is set, and then can only cut the page
 // short. body must be the decoded body (no Content-Encoding): see Scannable.
+// A nil Matcher passes every body untouched.
 func Filter(body io.ReadCloser, m *Matcher, opts Options) (Decision, io.ReadCloser, error) {
+	if m == nil {
+		return Decision{}, body, nil
+	}
 	if opts.MaxScan <= 0 {
 		opts.MaxScan = DefaultMaxScan
 	}

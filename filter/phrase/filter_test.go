@@ -227,3 +227,11 @@ func TestScannable(t *testing.T) {
 		}
 	}
 }
+
+func TestFilterNilMatcher(t *testing.T) {
+	body := io.NopCloser(strings.NewReader("jackpot"))
+	d, rc, err := Filter(body, nil, Options{})
+	if err != nil || d.Blocked || rc != body {
+		t.Fatalf("nil matcher: %+v %v", d, err)
+	}
+}
