@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"math/bits"
 	"slices"
 )
 
@@ -49,18 +50,27 @@ func domainByte(c byte) bool {
 // method allocates.
 //
 // Layout: the sorted keys (see keySep) are front-coded in blocks of
-// blockSize keys inside one []byte; blockOff holds where each block starts and
-// heads the first 16 key bytes of each block head (two big-endian uint64), so
-// the binary search runs over a small dense array and reads one block. Besides the GC-free
+// blockSize keys inside one []byte; index holds, per block, where it starts
+// and the first 16 bytes of its head key, so the binary search runs over a
+// small dense array and then reads one block. Besides the GC-free
 // layout, each key records the length of its shortest listed ancestor, which
 // lets Match answer with a single predecessor search however the list
 // overlaps (example.com and m.example.com both listed).
 type DomainSet struct {
-	data     []byte
-	blockOff []uint32
-	heads    []uint64
-	n        int
+	data  []byte
+	index []blockHead
+	n     int
 }
+
+// blockHead locates one block: its head key's first 16 bytes (big-endian,
+// zero padded) and where the block starts in data. Keeping the offset beside
+// the prefix makes the last binary-search step fetch it with the prefix.
+type blockHead struct {
+	p0, p1 uint64
+	off    uint32
+}
+
+const blockHeadSize = 24 // bytes, with padding
 
 // DomainSetBuilder collects domains for a DomainSet. Entries may come in any
 // order, repeat and overlap. The zero value is ready to use. A builder is not
@@ -178,8 +188,7 @@ func (b *DomainSetBuilder) Build() *DomainSet {
 
 	s := &DomainSet{}
 	nblocks := (len(ents) + blockSize - 1) / blockSize
-	s.blockOff = make([]uint32, 0, nblocks)
-	s.heads = make([]uint64, 0, 2*nblocks)
+	s.index = make([]blockHead, 0, nblocks)
 	data := make([]byte, 0, len(arena)*3/4+entryHeader*len(ents))
 
 	// One pass over the sorted keys, each read once from the arena (the
@@ -217,8 +226,7 @@ func (b *DomainSetBuilder) Build() *DomainSet {
 		shared := lcp
 		if s.n%blockSize == 0 {
 			shared = 0
-			s.blockOff = append(s.blockOff, uint32(len(data)))
-			s.heads = append(s.heads, prefix64(k), headChunk2(k))
+			s.index = append(s.index, blockHead{p0: prefix64(k), p1: headChunk2(k), off: uint32(len(data))})
 		}
 		data = append(data, byte(shared), byte(len(k)-shared), byte(anc))
 		data = append(data, k[shared:]...)
@@ -337,7 +345,13 @@ func radixSortByPrefix(ents, tmp []builderEntry) {
 
 func commonPrefix(a, b []byte) int {
 	n := min(len(a), len(b))
-	for i := 0; i < n; i++ {
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		if x := binary.LittleEndian.Uint64(a[i:]) ^ binary.LittleEndian.Uint64(b[i:]); x != 0 {
+			return i + bits.TrailingZeros64(x)/8
+		}
+	}
+	for ; i < n; i++ {
 		if a[i] != b[i] {
 			return i
 		}
@@ -358,7 +372,7 @@ func (s *DomainSet) SizeBytes() int {
 	if s == nil {
 		return 0
 	}
-	return cap(s.data) + 4*cap(s.blockOff) + 8*cap(s.heads)
+	return cap(s.data) + blockHeadSize*cap(s.index)
 }
 
 // Match reports whether host or one of its parent domains is in the set.
@@ -412,10 +426,10 @@ func (s *DomainSet) lookup(host string, exact bool) bool {
 		return false
 	}
 	end := len(s.data)
-	if blk+1 < len(s.blockOff) {
-		end = int(s.blockOff[blk+1])
+	if blk+1 < len(s.index) {
+		end = int(s.index[blk+1].off)
 	}
-	data := s.data[s.blockOff[blk]:end]
+	data := s.data[s.index[blk].off:end]
 
 	// Scan for the predecessor P of q (the last key <= q), tracking
 	// m = lcp(P, q) without rebuilding keys: a key sharing fewer bytes
@@ -465,17 +479,17 @@ func (s *DomainSet) lookup(host string, exact bool) bool {
 }
 
 // searchBlock returns the last block whose head is <= q, or -1. It
-// compares q with the heads' first 16 bytes, kept in a dense array, and
+// compares q with the heads' first 16 bytes, kept in the dense index, and
 // reads a head from the blocks only on a tie.
 func (s *DomainSet) searchBlock(q []byte) int {
 	q0, q1 := prefix64(q), headChunk2(q)
-	heads := s.heads
+	index := s.index
 	// hi: the first block whose 16-byte head prefix is > q's.
-	lo, hi := 0, len(heads)/2
+	lo, hi := 0, len(index)
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
-		h0, h1 := heads[2*mid], heads[2*mid+1]
-		if h0 < q0 || h0 == q0 && h1 <= q1 {
+		h := &index[mid]
+		if h.p0 < q0 || h.p0 == q0 && h.p1 <= q1 {
 			lo = mid + 1
 		} else {
 			hi = mid
@@ -484,12 +498,12 @@ func (s *DomainSet) searchBlock(q []byte) int {
 	if hi == 0 {
 		return -1
 	}
-	if heads[2*hi-2] != q0 || heads[2*hi-1] != q1 || len(q) <= 16 && s.headLen(hi-1) <= len(q) {
+	if h := &index[hi-1]; h.p0 != q0 || h.p1 != q1 || len(q) <= 16 && s.headLen(hi-1) <= len(q) {
 		return hi - 1 // a strictly smaller prefix, or an equal short key
 	}
 	// Blocks in [lo, hi) share q's 16-byte prefix: compare whole heads.
 	lo = hi - 1
-	for lo > 0 && heads[2*lo-2] == q0 && heads[2*lo-1] == q1 {
+	for lo > 0 && index[lo-1].p0 == q0 && index[lo-1].p1 == q1 {
 		lo--
 		if hi-lo > 8 { // a long run of equal prefixes: binary search it
 			lo = s.firstWithPrefix(q0, q1, hi)
@@ -513,8 +527,8 @@ func (s *DomainSet) firstWithPrefix(q0, q1 uint64, hi int) int {
 	lo := 0
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
-		h0, h1 := s.heads[2*mid], s.heads[2*mid+1]
-		if h0 < q0 || h0 == q0 && h1 < q1 {
+		h := &s.index[mid]
+		if h.p0 < q0 || h.p0 == q0 && h.p1 < q1 {
 			lo = mid + 1
 		} else {
 			hi = mid
@@ -524,9 +538,9 @@ func (s *DomainSet) firstWithPrefix(q0, q1 uint64, hi int) int {
 }
 
 func (s *DomainSet) head(blk int) []byte {
-	off := int(s.blockOff[blk])
+	off := int(s.index[blk].off)
 	n := int(s.data[off+1])
 	return s.data[off+entryHeader : off+entryHeader+n]
 }
 
-func (s *DomainSet) headLen(blk int) int { return int(s.data[int(s.blockOff[blk])+1]) }
+func (s *DomainSet) headLen(blk int) int { return int(s.data[int(s.index[blk].off)+1]) }
