@@ -24,9 +24,19 @@ func (f *File) validateRefs() []field.Error {
 			errs = append(errs, field.Errorf(fmt.Sprintf("rules[%d].cache", i), "unknown cache policy %q", r.Cache))
 		}
 	}
+	if fw := f.Policy.Forward; fw != nil && fw.Profile != "" && !f.hasProfile(fw.Profile) {
+		errs = append(errs, field.Errorf("forward.profile", "unknown anonymize profile %q", fw.Profile))
+	}
 	return errs
 }
 
-func (f *File) hasProfile(string) bool     { return false }
+func (f *File) hasProfile(name string) bool {
+	switch name {
+	case "elite", "anonymous", "transparent", "privacy":
+		return true
+	}
+	_, ok := f.Policy.Profiles[name]
+	return ok
+}
 func (f *File) hasPool(string) bool        { return false }
 func (f *File) hasCachePolicy(string) bool { return false }

@@ -77,6 +77,7 @@ func New(opts Options) (*Engine, error) {
 	e.version = 1
 	st.version = 1
 	e.cur.Store(st)
+	e.shared.policyLoaded(st, nil)
 	return e, nil
 }
 

@@ -2,10 +2,9 @@ package engine
 
 import (
 	"net/http"
-	"net/netip"
 
-	"github.com/portcullis/portcullis/anonymize"
 	"github.com/portcullis/portcullis/forward"
+	"github.com/portcullis/portcullis/rules"
 )
 
 // buildForward builds the forward door for st when the policy has a forward section.
@@ -18,7 +17,7 @@ func (e *Engine) buildForward(st *state) error {
 	tc := full.TransportConfig()
 	p, err := forward.New(forward.Options{
 		Config:     cfg,
-		Policy:     st.program,
+		Policy:     trackerGuard(st, full.Profile),
 		Anonymizer: e.anonymizers(st),
 		Transport:  e.shared.forwardTransport(tc),
 		Dial:       e.shared.dial,
@@ -41,19 +40,32 @@ func (e *Engine) buildForward(st *state) error {
 
 // anonymizers maps profile names to the anonymize profiles of st.
 func (e *Engine) anonymizers(st *state) func(string) forward.Anonymizer {
-	builtin := map[string]*anonymize.Profile{
-		"":            anonymize.Elite(),
-		"elite":       anonymize.Elite(),
-		"anonymous":   anonymize.Anonymous(),
-		"transparent": anonymize.Transparent(),
-	}
 	return func(name string) forward.Anonymizer {
-		if p, ok := builtin[name]; ok {
+		if p, ok := st.profiles[name]; ok {
 			return p
 		}
 		return nil
 	}
 }
 
-var _ forward.Anonymizer = (*anonymize.Profile)(nil)
-var _ = netip.Addr{}
+// trackerGuard wraps the policy so that requests a profile's tracker lists name are
+// blocked quietly (204) instead of shown a block page.
+func trackerGuard(st *state, defaultProfile string) rules.Evaluator {
+	if !st.hasTrackers {
+		return st.program
+	}
+	return rules.EvaluatorFunc(func(f *rules.Facts) rules.Verdict {
+		v := st.program.Evaluate(f)
+		if v.Action == rules.ActionBlock {
+			return v
+		}
+		name := v.Profile
+		if name == "" {
+			name = defaultProfile
+		}
+		if p := st.profiles[name]; p != nil && p.Tracker(f.Host) {
+			return rules.Verdict{Action: rules.ActionBlock, Quiet: true, Rule: "tracker:" + name, Category: "tracker", Reason: "tracker"}
+		}
+		return v
+	})
+}

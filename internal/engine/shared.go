@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"reflect"
+	"strconv"
 	"sync"
 
 	"github.com/portcullis/portcullis/forward"
@@ -20,7 +21,7 @@ type shared struct {
 
 	tunnels   *forward.Tunnels
 	loopToken string
-	log       admin.Logger
+	obs       *observability
 	dial      forward.DialFunc // nil: plain dialing (until the resolver is configured)
 
 	mu           sync.Mutex
@@ -35,7 +36,11 @@ type transportHolder struct {
 func newShared(e *Engine) *shared {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
-	return &shared{e: e, lists: newListCache(), tunnels: forward.NewTunnels(), loopToken: hex.EncodeToString(b[:])}
+	s := &shared{e: e, lists: newListCache(), tunnels: forward.NewTunnels(), loopToken: hex.EncodeToString(b[:])}
+	s.obs = newObservability(e)
+	s.obs.metrics.RegisterLists(func() []admin.ListStatus { return e.snapshot().Lists })
+	s.obs.metrics.RegisterPools(s.poolStatus)
+	return s
 }
 
 // forwardTransport returns the upstream transport for forward mode, rebuilt only when
@@ -60,7 +65,9 @@ func (s *shared) forwardTransport(tc forward.TransportConfig) *http.Transport {
 func (s *shared) start(ctx context.Context) {}
 
 // policyLoaded is told about every load attempt (for metrics and the status page).
-func (s *shared) policyLoaded(st *state, err error) {}
+func (s *shared) policyLoaded(st *state, err error) {
+	s.obs.metrics.SetPolicy(strconv.Itoa(st.version), st.loadedAt, err)
+}
 
 // retire releases what the old state held and the new one does not use.
 func (s *shared) retire(old, cur *state) {}
@@ -79,9 +86,24 @@ func (s *shared) close() {
 	if s.fwdTransport != nil {
 		s.fwdTransport.rt.CloseIdleConnections()
 	}
+	s.obs.close()
 }
 
 // accessLog returns the logger every door writes its access-log entries to.
-func (s *shared) accessLog() admin.Logger { return s.log }
+func (s *shared) accessLog() admin.Logger { return s.obs.fanout }
 
-func (s *shared) reopenLogs() {}
+// adminRoutes are the extra admin routes the shared parts serve (cache purge, pool
+// status, CA download…).
+func (s *shared) adminRoutes(st *state) map[string]http.Handler { return nil }
+
+// poolStatus reports every pool's members for the status page and metrics.
+func (s *shared) poolStatus() []admin.PoolStatus { return nil }
+
+// cacheStatus reports the cache's counters, nil without a cache.
+func (s *shared) cacheStatus() *admin.CacheStatus { return nil }
+
+func (s *shared) reopenLogs() {
+	if err := s.obs.reopen(); err != nil {
+		s.e.log.Error("reopening the access log", "error", err)
+	}
+}

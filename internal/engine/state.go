@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"github.com/portcullis/portcullis/anonymize"
 	"net/http"
 	"time"
 
@@ -15,6 +16,9 @@ type state struct {
 	loadedAt time.Time
 	program  *rules.Program
 	lists    *loadedLists
+	profiles map[string]*anonymize.Profile
+	// hasTrackers is set when a profile names tracker lists.
+	hasTrackers bool
 
 	forward http.Handler
 	reverse http.Handler
@@ -36,7 +40,7 @@ func (e *Engine) build(f *config.File) (*state, error) {
 		return nil, f.FieldErrors(ferrs)
 	}
 	st.program = prog
-	for _, door := range []func(*state) error{e.buildForward} {
+	for _, door := range []func(*state) error{e.buildProfiles, e.buildAdmin, e.buildForward} {
 		if err := door(st); err != nil {
 			return nil, err
 		}

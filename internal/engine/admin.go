@@ -1,0 +1,136 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"reflect"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/portcullis/portcullis/internal/admin"
+)
+
+// observability is the engine's access log, metrics and status counters: one
+// admin.Entry per request fans out to all three. It outlives reloads; the access log
+// file is reopened only when its settings change.
+type observability struct {
+	registry *prometheus.Registry
+	metrics  *admin.Metrics
+	status   *admin.Status
+
+	mu      sync.Mutex
+	logCfg  admin.LogConfig
+	current atomic.Pointer[admin.AccessLog]
+	fanout  admin.Logger
+}
+
+func newObservability(e *Engine) *observability {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	o := &observability{registry: reg, metrics: admin.NewMetrics(reg), status: admin.NewStatus(e.opts.Now)}
+	o.fanout = admin.Multi(accessLogSwitch{o}, o.metrics, o.status)
+	return o
+}
+
+// accessLogSwitch forwards to whichever access log is current.
+type accessLogSwitch struct{ o *observability }
+
+func (s accessLogSwitch) Log(e *admin.Entry) {
+	if a := s.o.current.Load(); a != nil {
+		a.Log(e)
+	}
+}
+
+// useLog makes cfg the access log's settings, opening a new log when they changed.
+func (o *observability) useLog(cfg admin.LogConfig) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.current.Load() != nil && reflect.DeepEqual(cfg, o.logCfg) {
+		return nil
+	}
+	a, err := admin.NewAccessLog(cfg)
+	if err != nil {
+		return err
+	}
+	old := o.current.Swap(a)
+	o.logCfg = cfg
+	if old != nil {
+		old.Close()
+	}
+	return nil
+}
+
+func (o *observability) reopen() error {
+	if a := o.current.Load(); a != nil {
+		return a.Reopen()
+	}
+	return nil
+}
+
+func (o *observability) close() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if a := o.current.Swap(nil); a != nil {
+		a.Close()
+	}
+}
+
+// buildAdmin opens the access log st asks for and builds the admin listener's handler.
+func (e *Engine) buildAdmin(st *state) error {
+	cfg := st.file.Policy.Admin
+	var logCfg admin.LogConfig
+	if cfg != nil {
+		logCfg = cfg.Log
+	}
+	if err := e.shared.obs.useLog(logCfg); err != nil {
+		return fmt.Errorf("access log: %w", err)
+	}
+	if cfg == nil {
+		return nil
+	}
+	extra := map[string]http.Handler{}
+	for pattern, h := range e.shared.adminRoutes(st) {
+		extra[pattern] = h
+	}
+	st.admin = admin.NewServer(admin.ServerOptions{
+		Token:    cfg.Token,
+		Registry: e.shared.obs.registry,
+		Status:   e.shared.obs.status,
+		Ready:    e.ready,
+		Snapshot: e.snapshot,
+		Extra:    extra,
+		Logger:   e.log.With("door", "admin"),
+	})
+	st.listens = append(st.listens, httpListen("admin", cfg.ListenAddr(), func(s *state) http.Handler { return s.admin }, nil, nil))
+	return nil
+}
+
+// ready is /readyz: a policy is loaded and the listeners are bound.
+func (e *Engine) ready() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.runCtx == nil || len(e.listeners) == 0 {
+		return errors.New("listeners not bound yet")
+	}
+	return nil
+}
+
+// snapshot is what the status page shows of the engine.
+func (e *Engine) snapshot() admin.Snapshot {
+	st := e.cur.Load()
+	snap := admin.Snapshot{Policy: admin.PolicyStatus{Version: strconv.Itoa(st.version), LoadedAt: st.loadedAt}}
+	if err := e.LastReloadError(); err != nil {
+		snap.Policy.Error = err.Error()
+	}
+	for _, l := range st.lists.info {
+		snap.Lists = append(snap.Lists, admin.ListStatus{Name: l.Name, Entries: l.Entries})
+	}
+	snap.Pools = e.shared.poolStatus()
+	snap.Cache = e.shared.cacheStatus()
+	return snap
+}
