@@ -198,7 +198,8 @@ func (c *ProfileConfig) Validate() []field.Error {
 }
 
 // ConfigError is returned by Compile when the section is invalid or names a list
-// that does not exist. Errs carry paths relative to the ProfileConfig.
+// that does not exist. Errs carry paths relative to the ProfileConfig; from
+// CompileProfiles, Profile is "" and the paths start with the profile's name.
 type ConfigError struct {
 	Profile string
 	Errs    []field.Error
@@ -207,7 +208,11 @@ type ConfigError struct {
 // Error implements error.
 func (e *ConfigError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "anonymize profile %q:", e.Profile)
+	if e.Profile == "" {
+		b.WriteString("anonymize profiles:")
+	} else {
+		fmt.Fprintf(&b, "anonymize profile %q:", e.Profile)
+	}
 	for i, fe := range e.Errs {
 		if i > 0 {
 			b.WriteByte(';')

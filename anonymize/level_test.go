@@ -71,8 +71,8 @@ func TestLevelsResponse(t *testing.T) {
 		via []string
 	}{
 		{Elite(), nil},
-		{Anonymous(), []string{"2.0 portcullis"}},
-		{Transparent(), []string{"2.0 portcullis"}},
+		{Anonymous(), []string{"2 portcullis"}},
+		{Transparent(), []string{"2 portcullis"}},
 	} {
 		resp := &http.Response{ProtoMajor: 2}
 		tt.p.Response(resp)

@@ -298,9 +298,9 @@ func via(major, minor int) string {
 	case major == 1 && minor == 0:
 		return "1.0 " + ViaPseudonym
 	case major == 2:
-		return "2.0 " + ViaPseudonym
+		return "2 " + ViaPseudonym // RFC 9113 names the version "2"
 	case major == 3:
-		return "3.0 " + ViaPseudonym
+		return "3 " + ViaPseudonym
 	}
 	return "1.1 " + ViaPseudonym
 }
