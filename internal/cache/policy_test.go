@@ -208,3 +208,24 @@ func TestWrapPolicyDefaultAndOverride(t *testing.T) {
 	get(WithPolicy(context.Background(), nil))
 	w.expectOrigin(3)
 }
+
+func TestPoisoningInputsBypass(t *testing.T) {
+	w := newWorld(t, Config{}, func(rw http.ResponseWriter, r *http.Request, n int64) {
+		rw.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprintf(rw, "n=%d", n)
+	})
+	req, _ := http.NewRequest("GET", w.proxy.URL+"/fat", strings.NewReader("body changes the answer"))
+	res, err := w.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(res.Body)
+	if !strings.Contains(res.Header.Get("Cache-Status"), "fwd=bypass") {
+		t.Fatalf("GET with body: %q", res.Header.Get("Cache-Status"))
+	}
+	r := w.get("/o", "X-HTTP-Method-Override", "DELETE")
+	expectStatus(t, r, "fwd=bypass", "detail=method-override")
+	w.get("/fat")
+	w.get("/o")
+	w.expectOrigin(4)
+}

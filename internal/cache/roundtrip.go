@@ -67,6 +67,14 @@ func (x *exchange) run() (*http.Response, error) {
 	if len(h["Upgrade"]) > 0 {
 		return x.pass("bypass", "upgrade")
 	}
+	// A GET with a body or a method override could make the origin answer
+	// something other than what the key says (cache poisoning, CPDoS).
+	if req.ContentLength > 0 || (req.ContentLength < 0 && req.Body != nil && req.Body != http.NoBody) {
+		return x.pass("bypass", "body")
+	}
+	if len(h["X-Http-Method-Override"]) > 0 || len(h["X-Http-Method"]) > 0 || len(h["X-Method-Override"]) > 0 {
+		return x.pass("bypass", "method-override")
+	}
 	x.scheme, x.host = originOf(req)
 	var kbuf [256]byte
 	kb := x.cp.appendKey(kbuf[:0], x.scheme, x.host, req.URL)
