@@ -1,11 +1,3 @@
-// Package cache owns Portcullis's shared HTTP cache: an RFC 9111 shared cache (with
-// RFC 5861 stale-while-revalidate and stale-if-error, request coalescing and the
-// RFC 9211 Cache-Status header) used by both doors as an http.RoundTripper
-// decorator over a bounded in-memory store with scan-resistant (S3-FIFO) eviction.
-//
-// A door attaches the request's cache Policy with WithPolicy and sends the request
-// through the RoundTripper returned by Wrap; requests without an enabled policy
-// pass straight through. The admin listener mounts PurgeHandler.
 package cache
 
 import (
