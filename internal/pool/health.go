@@ -11,7 +11,8 @@ import (
 
 // Run performs active health checks until ctx ends: every health.interval it
 // requests health.path on each member concurrently; health.fall consecutive
-// failures take a member down, health.rise consecutive passes bring it back.
+// failures take a member down, health.rise consecutive passes bring it back
+// (and end a passive ejection early).
 // With no health.path it only waits (an Update may enable checks). Run owns the
 // goroutines it starts and returns after they have finished.
 func (p *Pool) Run(ctx context.Context) {
@@ -88,11 +89,15 @@ func (p *Pool) recordCheck(m *Member, hc *HealthConfig, err error) {
 		st.checkPass++
 		st.checkFail = 0
 		st.lastError = ""
-		if !st.healthy.Load() && st.checkPass >= hc.Rise {
+		switch {
+		case !st.healthy.Load() && st.checkPass >= hc.Rise:
 			st.healthy.Store(true)
 			st.ejectedUntil.Store(0)
 			st.consecFails.Store(0)
 			p.logger.Info("member up", "member", m.name, "passes", st.checkPass)
+		case st.checkPass >= hc.Rise && st.ejectedUntil.Load() > p.now().UnixNano():
+			st.ejectedUntil.Store(0)
+			p.logger.Info("ejection lifted by passing checks", "member", m.name, "passes", st.checkPass)
 		}
 		return
 	}

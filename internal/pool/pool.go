@@ -326,6 +326,9 @@ func (p *Pool) recordFailure(s *state, m *Member, err error) {
 	}
 	m.st.consecFails.Store(0)
 	m.st.ejectedUntil.Store(p.now().Add(pc.Cooldown).UnixNano())
+	m.st.mu.Lock()
+	m.st.checkPass = 0 // rise passing checks from now on lift the ejection early
+	m.st.mu.Unlock()
 	p.logger.Warn("member ejected", "member", m.name, "failures", n, "cooldown", pc.Cooldown, "err", err)
 }
 

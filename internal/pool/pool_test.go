@@ -543,3 +543,23 @@ func TestInfoReportsMember(t *testing.T) {
 		t.Errorf("in flight %d after the body was closed", n)
 	}
 }
+
+func TestChecksLiftEjection(t *testing.T) {
+	os := origins(t, 1)
+	clk := &fakeClock{t: time.Unix(3_000_000, 0)}
+	p := newPool(t, Config{Members: membersOf(os), Health: HealthConfig{Path: "/health", Rise: 2}, Passive: PassiveConfig{MaxFails: 1, Cooldown: time.Hour}})
+	p.now = clk.Now
+	m := p.Members()[0]
+	p.recordFailure(p.state.Load(), m, io.ErrUnexpectedEOF)
+	if m.Available() {
+		t.Fatal("not ejected")
+	}
+	p.CheckNow(context.Background())
+	if m.Available() {
+		t.Fatal("ejection lifted after one passing check, want rise=2")
+	}
+	p.CheckNow(context.Background())
+	if !m.Available() {
+		t.Fatal("ejection not lifted after rise passing checks")
+	}
+}
