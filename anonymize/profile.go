@@ -57,9 +57,15 @@ const ViaPseudonym = "portcullis"
 
 // identifying lists the request fields that name the client, its address or the
 // proxies it went through; anonymous and elite remove them (canonical form). Every
-// field starting with "X-Forwarded-" or "Proxy-" is removed as well.
+// field starting with "X-Forwarded-" or "Proxy-" is removed as well, and so is each
+// of these written with underscores ("X_Forwarded_For"), which CGI-style origins
+// read as the same variable.
 var identifying = [...]string{
 	"Forwarded",
+	"Forwarded-For",
+	"Forwarded-For-Ip",
+	"X-Forwarded",
+	"X-Original-Forwarded-For",
 	"Via",
 	"X-Real-Ip",
 	"Client-Ip",
@@ -68,8 +74,12 @@ var identifying = [...]string{
 	"X-Client-Ip",
 	"X-Cluster-Client-Ip",
 	"X-Proxyuser-Ip",
+	"X-Proxy-Id",
 	"X-Originating-Ip",
+	"X-Remote-Ip",
+	"X-Remote-Addr",
 	"Fastly-Client-Ip",
+	"X-Envoy-External-Address",
 	"From",
 }
 
@@ -129,9 +139,10 @@ func (p *Profile) Tracker(host string) bool {
 
 // Elite returns the built-in elite profile: the level alone, no other action. It
 // removes X-Forwarded-*, Forwarded, Via, X-Real-IP, Client-IP, True-Client-IP,
-// CF-Connecting-IP, X-Client-IP, X-Cluster-Client-IP, X-ProxyUser-IP,
-// X-Originating-IP, Fastly-Client-IP, From and every Proxy-* field; it adds nothing,
-// keeps the client's Accept-Encoding, and keeps an absent User-Agent absent.
+// CF-Connecting-IP, X-Client-IP, X-Cluster-Client-IP, From, every Proxy-* field and
+// the rarer address hints listed in identifying (also when written with
+// underscores); it adds nothing, keeps the client's Accept-Encoding, and keeps an
+// absent User-Agent absent.
 func Elite() *Profile { return levelOnly("elite", LevelElite) }
 
 // Anonymous returns the built-in anonymous profile: elite's removals, then
@@ -248,16 +259,34 @@ func (p *Profile) responseCookies(resp *http.Response) {
 }
 
 // removeIdentifying deletes the fields in identifying and every X-Forwarded-* and
-// Proxy-* field.
+// Proxy-* field, with dashes or underscores.
 func removeIdentifying(h http.Header) {
 	for _, name := range identifying {
 		delete(h, name)
 	}
 	for name := range h {
-		if hasPrefixFold(name, "x-forwarded-") || hasPrefixFold(name, "proxy-") {
+		n := name
+		if strings.IndexByte(n, '_') >= 0 {
+			n = strings.ReplaceAll(n, "_", "-") // rare: allocates only for such names
+			if isIdentifying(n) {
+				delete(h, name)
+				continue
+			}
+		}
+		if hasPrefixFold(n, "x-forwarded-") || hasPrefixFold(n, "proxy-") {
 			delete(h, name)
 		}
 	}
+}
+
+// isIdentifying reports whether name is in identifying, ignoring case.
+func isIdentifying(name string) bool {
+	for _, id := range identifying {
+		if strings.EqualFold(name, id) {
+			return true
+		}
+	}
+	return false
 }
 
 // hasPrefixFold reports whether s starts with the lower-case ASCII prefix, ignoring case.
