@@ -29,8 +29,30 @@ type Metrics struct {
 	policyOK     prometheus.Gauge       // 1 or 0
 	reloads      *prometheus.CounterVec // result
 
+	doors sync.Map // door name → *doorMetrics, the per-door children looked up once
+
 	mu      sync.Mutex
 	version string
+}
+
+// doorMetrics are one door's children of the per-door vectors.
+type doorMetrics struct {
+	errors, bytesIn, bytesOut prometheus.Counter
+	duration, tunnels         prometheus.Observer
+}
+
+func (m *Metrics) door(name string) *doorMetrics {
+	if d, ok := m.doors.Load(name); ok {
+		return d.(*doorMetrics)
+	}
+	d, _ := m.doors.LoadOrStore(name, &doorMetrics{
+		errors:   m.errors.WithLabelValues(name),
+		bytesIn:  m.bytesIn.WithLabelValues(name),
+		bytesOut: m.bytesOut.WithLabelValues(name),
+		duration: m.duration.WithLabelValues(name),
+		tunnels:  m.tunnels.WithLabelValues(name),
+	})
+	return d.(*doorMetrics)
 }
 
 var _ Logger = (*Metrics)(nil)
@@ -102,23 +124,24 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 // Log implements Logger: one entry moves the request, byte, latency and DNS counters.
 func (m *Metrics) Log(e *Entry) {
 	m.requests.WithLabelValues(e.Door, e.Action, e.Rule, e.Category, statusCode(e)).Inc()
+	d := m.door(e.Door)
 	if e.Error != "" {
-		m.errors.WithLabelValues(e.Door).Inc()
+		d.errors.Inc()
 	}
 	secs := e.Duration.Seconds()
-	if e.Method == "CONNECT" && e.Action != "block" {
-		m.tunnels.WithLabelValues(e.Door).Observe(secs)
+	if e.Method == "CONNECT" && !denied(e) {
+		d.tunnels.Observe(secs)
 	} else {
-		m.duration.WithLabelValues(e.Door).Observe(secs)
+		d.duration.Observe(secs)
 	}
 	if e.Pool != "" {
 		m.poolDuration.WithLabelValues(e.Pool).Observe(secs)
 	}
 	if e.BytesIn > 0 {
-		m.bytesIn.WithLabelValues(e.Door).Add(float64(e.BytesIn))
+		d.bytesIn.Add(float64(e.BytesIn))
 	}
 	if e.BytesOut > 0 {
-		m.bytesOut.WithLabelValues(e.Door).Add(float64(e.BytesOut))
+		d.bytesOut.Add(float64(e.BytesOut))
 	}
 	if e.Door == "dns" {
 		m.dnsAnswers.WithLabelValues(dnsAnswer(e)).Inc()
