@@ -16,11 +16,17 @@ func ParseProxyAuthorization(h http.Header) (user, pass string, ok bool) {
 	if len(v) < len(prefix) || !strings.EqualFold(v[:len(prefix)], prefix) {
 		return "", "", false
 	}
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v[len(prefix):]))
+	enc := strings.TrimSpace(v[len(prefix):])
+	var buf [192]byte // decodes usual credentials without a heap buffer
+	raw := buf[:]
+	if n := base64.StdEncoding.DecodedLen(len(enc)); n > len(raw) {
+		raw = make([]byte, n)
+	}
+	n, err := base64.StdEncoding.Decode(raw, []byte(enc))
 	if err != nil {
 		return "", "", false
 	}
-	user, pass, ok = strings.Cut(string(raw), ":")
+	user, pass, ok = strings.Cut(string(raw[:n]), ":")
 	if !ok || user == "" {
 		return "", "", false
 	}
