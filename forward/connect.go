@@ -57,7 +57,7 @@ func (p *Proxy) serveConnect(x *exchange, r *http.Request) {
 		scheme = "https"
 	}
 	f := &rules.Facts{
-		Door: rules.DoorForward, Client: x.entry.Client, User: x.entry.User, Time: x.entry.Time,
+		Door: rules.DoorForward, Client: x.entry.Client, User: x.entry.User, Groups: x.groups, Time: x.entry.Time,
 		Method: http.MethodConnect, Scheme: scheme, Host: host, Port: port,
 	}
 	x.connect = f

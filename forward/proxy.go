@@ -18,6 +18,7 @@ import (
 	"github.com/elazarl/goproxy"
 
 	"github.com/portcullis/portcullis/filter"
+	"github.com/portcullis/portcullis/forward/auth"
 	"github.com/portcullis/portcullis/internal/admin"
 	"github.com/portcullis/portcullis/rules"
 )
@@ -71,6 +72,13 @@ type Options struct {
 	CA *CA
 	// Leaves caches leaf certificates across reloads. Nil: a private NewLeaves(Config.LeafCacheSize).
 	Leaves *Leaves
+	// Auth checks proxy credentials (forward/auth, from the proxy_auth section).
+	// Nil: no authentication.
+	Auth *auth.Store
+	// AuthLimiter limits failed sign-ins per client; share it across reloads. Nil: none.
+	AuthLimiter *auth.Limiter
+	// AuthRealm is the realm of the 407 challenge ("" = "Portcullis").
+	AuthRealm string
 }
 
 // Proxy is the forward door: an http.Handler for the engine's listeners. It is
@@ -97,6 +105,9 @@ type Proxy struct {
 	mitmTo   *goproxy.ConnectAction
 	ca       *CA
 	leaves   *Leaves
+	auth     *auth.Store
+	limiter  *auth.Limiter
+	realm    string
 	bufs     sync.Pool // *[]byte, 32 KiB copy buffers
 }
 
@@ -166,6 +177,7 @@ func New(opts Options) (*Proxy, error) {
 		p.transport = NewTransport(tc)
 	}
 	p.ca = opts.CA
+	p.auth, p.limiter, p.realm = opts.Auth, opts.AuthLimiter, opts.AuthRealm
 	p.leaves = opts.Leaves
 	if p.leaves == nil && p.ca != nil {
 		p.leaves = NewLeaves(cfg.LeafCacheSize)
@@ -236,7 +248,8 @@ type exchange struct {
 	started bool        // CONNECT: the hijack ran
 	mode    connectMode // CONNECT: what to do once hijacked
 	connect *rules.Facts
-	sni     string // the SNI peeked on this CONNECT (or of the tunnel an inner request came through)
+	groups  []string // authenticated user's groups
+	sni     string   // the SNI peeked on this CONNECT (or of the tunnel an inner request came through)
 	inner   bool   // a request inside an inspected tunnel
 }
 
@@ -261,13 +274,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.page(&x.w, r, http.StatusForbidden, "This proxy does not serve your address.")
 		return
 	}
-	if r.Method == http.MethodConnect {
-		p.serveConnect(x, r)
+	x.entry.URL = requestURL(r)
+	if r.Method != http.MethodConnect && !r.URL.IsAbs() {
+		p.local.ServeHTTP(&x.w, r)
 		return
 	}
-	x.entry.URL = requestURL(r)
-	if !r.URL.IsAbs() {
-		p.local.ServeHTTP(&x.w, r)
+	if !p.authenticate(x, r) {
+		return
+	}
+	if r.Method == http.MethodConnect {
+		p.serveConnect(x, r)
 		return
 	}
 	p.serveHTTP(x, r)

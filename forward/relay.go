@@ -54,7 +54,7 @@ func (p *Proxy) checkHTTP(x *exchange, r *http.Request) *http.Response {
 		}
 	}
 	f := rules.Facts{
-		Door: rules.DoorForward, Client: x.entry.Client, User: x.entry.User, Time: x.entry.Time,
+		Door: rules.DoorForward, Client: x.entry.Client, User: x.entry.User, Groups: x.groups, Time: x.entry.Time,
 		Method: r.Method, Scheme: scheme, Host: host, Port: port, SNI: x.sni,
 		Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Header: r.Header,
 	}
@@ -159,7 +159,7 @@ func (p *Proxy) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request
 	if !ok {
 		return r, p.pageResponse(r, http.StatusBadGateway, upstreamMessage(http.StatusBadGateway))
 	}
-	x := &exchange{inner: true, sni: sess.sni}
+	x := &exchange{inner: true, sni: sess.sni, groups: sess.x.groups}
 	x.entry = sess.x.entry
 	x.entry.Time = p.now()
 	x.entry.Method = r.Method

@@ -1,0 +1,51 @@
+package forward
+
+import (
+	"math"
+	"net/http"
+	"strconv"
+
+	"github.com/portcullis/portcullis/forward/auth"
+)
+
+// authenticate checks the proxy credentials of a proxy request (plain or CONNECT)
+// when authentication is configured. It fills the exchange's user and groups and
+// returns true, or answers 407 (or 429 for a locked-out client) and returns false.
+// Inner requests of an inspected tunnel inherit the CONNECT's identity; local
+// requests (PAC file) need none.
+func (p *Proxy) authenticate(x *exchange, r *http.Request) bool {
+	if p.auth == nil {
+		return true
+	}
+	client := x.entry.Client
+	if p.limiter != nil {
+		if wait := p.limiter.RetryAfter(client); wait > 0 {
+			x.entry.Action, x.entry.Error = "refuse", "authentication locked out"
+			x.w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			p.page(&x.w, r, http.StatusTooManyRequests, "Too many failed sign-ins from your address; try again later.")
+			return false
+		}
+	}
+	user, pass, ok := auth.ParseProxyAuthorization(r.Header)
+	if ok {
+		if groups, good := p.auth.Check(user, pass); good {
+			if p.limiter != nil {
+				p.limiter.Succeed(client)
+			}
+			x.entry.User, x.groups = user, groups
+			return true
+		}
+		if p.limiter != nil {
+			p.limiter.Fail(client)
+		}
+		x.entry.Error = "bad credentials"
+		p.logger.Info("forward: proxy authentication failed", "client", client.String(), "user", user)
+	}
+	x.entry.Action = "refuse"
+	h := x.w.Header()
+	for k, v := range auth.Challenge(p.realm) {
+		h[k] = v
+	}
+	p.page(&x.w, r, http.StatusProxyAuthRequired, "This proxy needs you to sign in.")
+	return false
+}
