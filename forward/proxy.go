@@ -250,7 +250,7 @@ type exchange struct {
 	connect *rules.Facts
 	groups  []string // authenticated user's groups
 	sni     string   // the SNI peeked on this CONNECT (or of the tunnel an inner request came through)
-	inner   bool   // a request inside an inspected tunnel
+	inner   bool     // a request inside an inspected tunnel
 }
 
 type exchangeKey struct{}
