@@ -199,6 +199,9 @@ func (r *Resolver) fetch(ctx context.Context, k cacheKey) (*dns.Msg, error) {
 		q.Id = dns.Id()
 		reply, err := s.u.exchange(actx, q)
 		cancel()
+		if err == nil && !sameQuestion(reply, q) {
+			err = errMismatch
+		}
 		if err == nil && reply.Rcode != dns.RcodeServerFailure && reply.Rcode != dns.RcodeRefused {
 			s.failedUntil.Store(0)
 			r.store(k, reply)
@@ -220,6 +223,14 @@ func (r *Resolver) fetch(ctx context.Context, k cacheKey) (*dns.Msg, error) {
 		return lastReply, nil
 	}
 	return nil, fmt.Errorf("%w: %s: %w", ErrUpstreams, k.name, lastErr)
+}
+
+// errMismatch is an upstream reply whose question is not the one asked.
+var errMismatch = errors.New("resolver: reply to another question")
+
+func sameQuestion(reply, q *dns.Msg) bool {
+	return len(reply.Question) == 1 && reply.Question[0].Qtype == q.Question[0].Qtype &&
+		reply.Question[0].Qclass == q.Question[0].Qclass && strings.EqualFold(reply.Question[0].Name, q.Question[0].Name)
 }
 
 // order returns the upstreams in configured order, those that failed within

@@ -339,3 +339,27 @@ func TestSystemUpstream(t *testing.T) {
 		t.Fatalf("dial localhost: %v, want egress denied", err)
 	}
 }
+
+func TestReplyToAnotherQuestionIsRejected(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Question[0].Name = "other.test."
+		m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: "other.test.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, 99)})
+		w.WriteMsg(m)
+	})}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	done := make(chan struct{})
+	go func() { defer close(done); srv.ActivateAndServe() }()
+	<-started
+	t.Cleanup(func() { srv.Shutdown(); <-done })
+	r := newTestResolver(t, Config{Upstreams: []string{pc.LocalAddr().String()}})
+	if _, err := r.Exchange(t.Context(), query("a.test", dns.TypeA)); !errors.Is(err, errMismatch) {
+		t.Fatalf("err = %v, want errMismatch", err)
+	}
+}
