@@ -127,7 +127,8 @@ func (a *AccessLog) Reopen() error {
 }
 
 // Close writes out every queued line, stops the writer and closes the file. Entries
-// logged afterwards are dropped. Close is safe to call more than once.
+// logged afterwards are dropped and counted (one racing Close itself may be lost
+// uncounted). Close is safe to call more than once.
 func (a *AccessLog) Close() error {
 	var err error
 	a.once.Do(func() {

@@ -29,6 +29,8 @@ type ServerOptions struct {
 	// Snapshot supplies pools, cache, policy and lists for the page and /status.json.
 	Snapshot func() Snapshot
 	// Extra adds routes (ServeMux patterns), e.g. "POST /cache/purge", "GET /ca.pem".
+	// They are behind Token too. A pattern that conflicts with a built-in route makes
+	// NewServer panic (as ServeMux.Handle does): a programming error caught at startup.
 	Extra map[string]http.Handler
 	// Logger receives errors while serving; nil discards them.
 	Logger *slog.Logger
