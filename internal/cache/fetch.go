@@ -75,11 +75,19 @@ func (x *exchange) fetch(e *entry, f *flight) (*http.Response, error) {
 		drain(res.Body)
 		if validatorMatches(e, res) {
 			ne := c.merge(e, res, reqTime, resTime)
-			c.store.replace(x.key, e, ne)
+			if ne.shareable() {
+				c.store.replace(x.key, e, ne)
+			} else {
+				c.store.remove(x.key)
+			}
 			f.finish()
 			c.stats.revalidated.Add(1)
 			x.st.fwd, x.st.fwdStatus = "stale", http.StatusNotModified
-			return x.respond(ne, ne.currentAge(c.now()), ne.lifetime(x.cp.p.MaxTTL), true), nil
+			out := x.respond(ne, ne.currentAge(c.now()), ne.lifetime(x.cp.p.MaxTTL), true)
+			if sc := res.Header["Set-Cookie"]; len(sc) > 0 {
+				out.Header["Set-Cookie"] = sc
+			}
+			return out, nil
 		}
 		// The 304 is for another representation (RFC 9111 §4.3.3): ask again.
 		oreq = x.originRequest(nil)

@@ -300,8 +300,8 @@ func (c *Cache) merge(e *entry, res *http.Response, reqTime, resTime time.Time) 
 	stripHop(upd)
 	for k, v := range upd {
 		switch k {
-		case "Content-Length", "Vary", "Cache-Status", "Content-Range":
-			continue
+		case "Content-Length", "Vary", "Cache-Status", "Content-Range", "Set-Cookie":
+			continue // Set-Cookie is for the client that asked, never for the store
 		}
 		ne.header[k] = v
 	}
@@ -341,4 +341,13 @@ func validatorMatches(e *entry, res *http.Response) bool {
 
 func weakEqual(a, b string) bool {
 	return strings.TrimPrefix(a, "W/") == strings.TrimPrefix(b, "W/")
+}
+
+// shareable reports whether e may still be kept for other clients after its
+// fields changed (a 304 may add private or no-store).
+func (e *entry) shareable() bool {
+	if e.cc.unqualifiedPrivate {
+		return false
+	}
+	return !e.cc.noStore || (e.cc.mustUnderstand && understoodStatus(e.status))
 }

@@ -466,3 +466,40 @@ func TestStrictCacheControlSyntax(t *testing.T) {
 	w.get("/")
 	w.expectOrigin(1)
 }
+
+func TestNotModifiedWithPrivateOrSetCookie(t *testing.T) {
+	w := newWorld(t, Config{}, func(rw http.ResponseWriter, r *http.Request, n int64) {
+		rw.Header().Set("ETag", `"p"`)
+		if r.Header.Get("If-None-Match") == `"p"` {
+			rw.Header().Set("Set-Cookie", "who="+r.Header.Get("X-Client"))
+			if r.URL.Path == "/private" {
+				rw.Header().Set("Cache-Control", "private, max-age=60")
+			} else {
+				rw.Header().Set("Cache-Control", "max-age=60")
+			}
+			rw.WriteHeader(http.StatusNotModified)
+			return
+		}
+		rw.Header().Set("Cache-Control", "max-age=1")
+		_, _ = rw.Write([]byte("page"))
+	})
+	for _, path := range []string{"/cookie", "/private"} {
+		w.get(path)
+	}
+	w.clk.Advance(5 * time.Second)
+	a := w.get("/cookie", "X-Client", "alice")
+	if a.body != "page" || a.header.Get("Set-Cookie") != "who=alice" {
+		t.Fatalf("revalidating client: %q %v", a.body, a.header)
+	}
+	b := w.get("/cookie", "X-Client", "bob")
+	expectStatus(t, b, "hit")
+	if b.header.Get("Set-Cookie") != "" {
+		t.Fatalf("another client got the 304's cookie: %v", b.header)
+	}
+	w.get("/private", "X-Client", "alice")
+	before := w.count.Load()
+	w.get("/private", "X-Client", "bob")
+	if w.count.Load() != before+1 {
+		t.Fatal("a response made private by a 304 was served to another client")
+	}
+}
