@@ -18,9 +18,10 @@ const MaxWeight = 1_000_000
 // Entry is one line of a phrase list: a phrase, or a combination of phrases
 // that must all appear, with its weight.
 type Entry struct {
-	// Phrases holds the normalised phrases (ASCII-lowercased, white-space runs
-	// made one space, leading and trailing spaces kept: they require a word
-	// boundary). More than one means a combination.
+	// Phrases holds the normalised phrases (as the text is: ASCII-lowercased,
+	// punctuation made spaces, space runs made one space; leading and trailing
+	// spaces kept: they require a word boundary). More than one means a
+	// combination.
 	Phrases []string
 	// Weight is added to the page's score once when the entry matches; it may
 	// be negative (phrases that mark a page as legitimate).
@@ -66,6 +67,10 @@ const maxLineLen = 64 << 10
 //	<phrase>                      e2guardian banned phrase (no weight)
 //	weight phrase words           the simple format, e.g. -20 sex education
 //	.Include<other/file>          e2guardian include, relative to this file
+//
+// Phrases are normalised as the scanned text is (see the package comment), so
+// e2guardian lists load unchanged; its percentage weights (<50%>) are
+// rejected, its #noconvert and #time: comments ignored.
 //
 // Weights are integers, negative allowed, at most MaxWeight in absolute value.
 // Spaces inside <...> are kept and mean word boundaries: "< cat >" does not
@@ -137,11 +142,12 @@ func (l *List) parse(r io.Reader, name string, include func(n int, path string) 
 				category = strings.Trim(strings.TrimSpace(rest), `"`)
 			}
 			continue
-		case strings.HasPrefix(line, ".Include<"):
-			if !strings.HasSuffix(line, ">") || len(line) == len(".Include<>") {
+		case line[0] == '.':
+			rest, ok := cutPrefixFold(line, ".include<")
+			if !ok || !strings.HasSuffix(rest, ">") || rest == ">" {
 				return &ParseError{name, n, "want .Include<path>"}
 			}
-			if err := include(n, line[len(".Include<"):len(line)-1]); err != nil {
+			if err := include(n, rest[:len(rest)-1]); err != nil {
 				return err
 			}
 			continue
@@ -237,6 +243,9 @@ func contains(s []string, v string) bool {
 }
 
 func parseWeight(s string) (int, string) {
+	if strings.HasSuffix(s, "%") {
+		return 0, fmt.Sprintf("percentage weight %q is not supported: write an absolute weight", s)
+	}
 	w, err := strconv.Atoi(strings.TrimSpace(s))
 	if err != nil {
 		return 0, fmt.Sprintf("weight %q is not an integer", s)
@@ -267,13 +276,16 @@ func normalizePhrase(p string) (string, string) {
 	return out, ""
 }
 
-// foldByte is the scanner's byte normalisation: ASCII letters lowercased,
-// ASCII white space made ' ', every other byte (UTF-8 included) unchanged.
+// foldByte is the scanner's byte normalisation: ASCII letters lowercased;
+// control characters, white space and the punctuation e2guardian's
+// String::removePunctuation turns into spaces (everything below '/', and
+// : ; = ? @ [ \ ] ^ _ `) made ' '; every other byte (digits, / < > { | } ~,
+// UTF-8) unchanged.
 func foldByte(c byte) byte {
 	switch {
 	case c >= 'A' && c <= 'Z':
 		return c + 'a' - 'A'
-	case c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r':
+	case c < '/', c == ':', c == ';', c == '=', c == '?', c == '@', c >= '[' && c <= '`':
 		return ' '
 	}
 	return c

@@ -20,7 +20,8 @@ func TestParseFormats(t *testing.T) {
 		"<a>,<b>\n" +
 		"#LISTCATEGORY: Simple\n" +
 		"50 free\t\tspins\n" +
-		"-10 maths  \n"
+		"-10 maths  \n" +
+		"<Free Spins!><5>\n"
 	l, err := Parse(strings.NewReader(src), "w.txt")
 	if err != nil {
 		t.Fatal(err)
@@ -34,6 +35,7 @@ func TestParseFormats(t *testing.T) {
 		{Phrases: []string{"a", "b"}, Banned: true, Category: "Gambling", Source: "w.txt:8"},
 		{Phrases: []string{"free spins"}, Weight: 50, Category: "Simple", Source: "w.txt:10"},
 		{Phrases: []string{"maths"}, Weight: -10, Category: "Simple", Source: "w.txt:11"},
+		{Phrases: []string{"free spins "}, Weight: 5, Category: "Simple", Source: "w.txt:12"},
 	}
 	if !reflect.DeepEqual(l.Entries, want) {
 		t.Fatalf("entries:\n%+v\nwant\n%+v", l.Entries, want)
@@ -51,6 +53,9 @@ func TestParseErrors(t *testing.T) {
 		{"<   ><30>", "empty phrase"},
 		{"<><30>", "empty phrase"},
 		{"<a><2000000>", "beyond"},
+		{"<a><50%>", "percentage weight"},
+		{"<!?!><5>", "empty phrase"},
+		{".include", "want .Include<path>"},
 		{"thirty word", "not an integer"},
 		{"30", "want <phrase><weight> or WEIGHT PHRASE"},
 		{"30 a<b", "contains < or >"},
@@ -80,7 +85,7 @@ func TestLoadFileInclude(t *testing.T) {
 	}
 	write("lang/en", "<casino><40>\n")
 	write("lang/fr", "<jeux d'argent><40>\n<oops\n")
-	main := write("weighted", "<poker><30>\n.Include<lang/en>\n")
+	main := write("weighted", "<poker><30>\n.include<lang/en>\n")
 	l, err := LoadFile(main)
 	if err != nil {
 		t.Fatal(err)

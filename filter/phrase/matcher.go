@@ -6,12 +6,14 @@
 // a response body to decide before the first byte reaches the client.
 //
 // Text is normalised before matching, and phrases the same way: ASCII letters
-// are lowercased (other bytes, UTF-8 included, compare exactly), runs of
-// white space become one space, and HTML tags (a '<' followed by a letter,
-// '/', '!' or '?', up to the next '>') become one space, so "<b>free</b>
-// <i>casino</i>" reads " free casino ". Entities (&amp;) are not decoded. A
-// phrase with a leading or trailing space matches only at a word boundary
-// (white space or a tag; the start and end of the body count as spaces).
+// are lowercased (other bytes, UTF-8 included, compare exactly); control
+// characters and the punctuation e2guardian turns into spaces (!"#$%&'()*+,-.
+// :;=?@[\]^_`) become spaces; runs of spaces become one; and HTML tags (a '<'
+// followed by a letter, '/', '!' or '?', up to the next '>') become one
+// space, so "<b>Free</b>-<i>casino!</i>" reads " free casino ". Entities
+// (&amp;) are not decoded. A phrase with a leading or trailing space matches
+// only at a word boundary (a space, punctuation or a tag; the start and end of
+// the body count as spaces).
 //
 // Counting follows e2guardian's default weightedphrasemode = 2: each entry
 // counts once per page, however often it occurs, so a page repeating a mild

@@ -45,6 +45,9 @@ func TestScoring(t *testing.T) {
 		{"free<br/>spins", 30, false},   // a tag is a space
 		{"free &nbsp; spins", 0, false}, // entities are not decoded
 		{"place a bet now", 15, false},
+		{"place a bet, now", 15, false}, // punctuation is a boundary
+		{"Free-spins!!!", 30, false},
+		{"free_spins", 30, false},
 		{"bet", 15, false},             // body start and end are boundaries
 		{"alphabet betting", 0, false}, // word boundaries
 		{"<p>bet</p>", 15, false},
