@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -111,11 +113,34 @@ func (x *exchange) fetch(e *entry, f *flight) (*http.Response, error) {
 			return r, nil
 		}
 	}
+	if e != nil && x.req.Method == http.MethodHead && res.StatusCode == http.StatusOK && headMatches(e, res) {
+		// RFC 9111 §4.3.5: a HEAD response freshens the stored GET response.
+		if ne := c.merge(e, res, reqTime, resTime); ne.shareable() {
+			c.store.replace(x.key, e, ne)
+		}
+	}
 	x.st.fwdStatus = res.StatusCode
 	if x.st.fwd == "" {
 		x.st.fwd = "miss"
 	}
 	return x.store(res, reqTime, resTime, f), nil
+}
+
+// headMatches reports whether a HEAD response describes the stored response e:
+// the same strong ETag, or without ETags the same Last-Modified, and no other
+// Content-Length.
+func headMatches(e *entry, res *http.Response) bool {
+	if cl := res.Header.Get("Content-Length"); cl != "" && cl != strconv.Itoa(len(e.body)) {
+		return false
+	}
+	et := res.Header.Get("Etag")
+	switch {
+	case et != "" || e.etag != "":
+		return et == e.etag && !strings.HasPrefix(et, "W/")
+	case e.lastMod != "":
+		return res.Header.Get("Last-Modified") == e.lastMod
+	}
+	return false
 }
 
 func serverError(code int) bool {

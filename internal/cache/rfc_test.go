@@ -503,3 +503,25 @@ func TestNotModifiedWithPrivateOrSetCookie(t *testing.T) {
 		t.Fatal("a response made private by a 304 was served to another client")
 	}
 }
+
+func TestHeadFreshensStoredGet(t *testing.T) {
+	w := newWorld(t, Config{}, func(rw http.ResponseWriter, r *http.Request, n int64) {
+		rw.Header().Set("ETag", `"h"`)
+		rw.Header().Set("X-N", strconv.FormatInt(n, 10))
+		if r.Method == http.MethodHead {
+			rw.Header().Set("Cache-Control", "max-age=100")
+			rw.Header().Set("Content-Length", "4")
+			return
+		}
+		rw.Header().Set("Cache-Control", "max-age=1")
+		_, _ = rw.Write([]byte("body"))
+	})
+	w.get("/")
+	w.clk.Advance(5 * time.Second)
+	w.do(http.MethodHead, "/", "Cache-Control", "no-cache") // this origin answers HEAD with 200 even when validators match
+	r := w.get("/")
+	w.expectOrigin(2)
+	if r.body != "body" || r.header.Get("X-N") != "2" {
+		t.Fatalf("after HEAD: %q X-N=%s", r.body, r.header.Get("X-N"))
+	}
+}
