@@ -63,25 +63,32 @@ func (f *forwarding) client(peer netip.Addr, h http.Header) (netip.Addr, bool) {
 // incoming values are carried over and extended, from anyone else replaced.
 func (f *forwarding) apply(pr *httputil.ProxyRequest, ex *exchange) {
 	in, out := pr.In.Header, pr.Out.Header
+	var vals [3]string // one allocation for the three values
+	v := vals[:]
+	set := func(name, value string) {
+		v[0] = value
+		out[name] = v[0:1:1]
+		v = v[1:]
+	}
 	if f.xff {
 		ip := ex.peer.String()
 		if prior := in["X-Forwarded-For"]; ex.trusted && len(prior) > 0 {
 			ip = strings.Join(prior, ", ") + ", " + ip
 		}
-		out["X-Forwarded-For"] = []string{ip}
+		set("X-Forwarded-For", ip)
 	}
 	if f.proto {
-		if v := in["X-Forwarded-Proto"]; ex.trusted && len(v) > 0 {
-			out["X-Forwarded-Proto"] = v
+		if pv := in["X-Forwarded-Proto"]; ex.trusted && len(pv) > 0 {
+			out["X-Forwarded-Proto"] = pv
 		} else {
-			out["X-Forwarded-Proto"] = []string{ex.scheme}
+			set("X-Forwarded-Proto", ex.scheme)
 		}
 	}
 	if f.host {
-		if v := in["X-Forwarded-Host"]; ex.trusted && len(v) > 0 {
-			out["X-Forwarded-Host"] = v
+		if hv := in["X-Forwarded-Host"]; ex.trusted && len(hv) > 0 {
+			out["X-Forwarded-Host"] = hv
 		} else {
-			out["X-Forwarded-Host"] = []string{pr.In.Host}
+			set("X-Forwarded-Host", pr.In.Host)
 		}
 	}
 	if f.forwarded {

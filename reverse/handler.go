@@ -247,8 +247,13 @@ func contains(list []string, s string) bool {
 // exchange is one request's state, shared by ServeHTTP, Rewrite,
 // ModifyResponse and ErrorHandler through the request context. It is also the
 // ResponseWriter handed to the proxy, recording status and size.
+//
+// exchange is also the request's context: it embeds the incoming context and
+// answers Value for its own key and for pool.InfoKey, which saves the two
+// context.WithValue allocations per request.
 type exchange struct {
 	http.ResponseWriter
+	context.Context
 	status int
 	bytes  int64
 
@@ -261,9 +266,21 @@ type exchange struct {
 	route   *route
 	err     error
 	body    *bodyReader
+	facts   rules.Facts
 }
 
 type exchangeKey struct{}
+
+// Value implements context.Context.
+func (ex *exchange) Value(key any) any {
+	switch key.(type) {
+	case exchangeKey:
+		return ex
+	case pool.InfoKey:
+		return &ex.info
+	}
+	return ex.Context.Value(key)
+}
 
 func exchangeFrom(ctx context.Context) *exchange {
 	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
@@ -328,7 +345,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := h.match(host, r)
 	verdict = rules.Verdict{Action: rules.ActionAllow, Rule: "default"}
 	if h.policy != nil {
-		f := rules.Facts{
+		f := &ex.facts
+		*f = rules.Facts{
 			Door: rules.DoorReverse, Client: ex.client, Time: start,
 			Method: r.Method, Scheme: ex.scheme, Host: host, Port: port,
 			Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Header: r.Header,
@@ -339,7 +357,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if rt != nil {
 			f.Route = rt.Name
 		}
-		verdict = h.policy.Evaluate(&f)
+		verdict = h.policy.Evaluate(f)
 	}
 	if verdict.Blocked() {
 		h.blocked(ex, r, &verdict)
@@ -374,8 +392,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = ex.body
 	}
 	ex.info.Key = h.selectionKey(rt.pool, ex.client, r)
-	ctx := context.WithValue(pool.WithInfo(r.Context(), &ex.info), exchangeKey{}, ex)
-	proxy.ServeHTTP(ex, r.WithContext(ctx))
+	ex.Context = r.Context()
+	proxy.ServeHTTP(ex, r.WithContext(ex))
 }
 
 // selectionKey is what the pool hashes: the client address for ip_hash, the
@@ -563,15 +581,22 @@ func (h *Handler) logEntry(ex *exchange, r *http.Request, v *rules.Verdict, star
 }
 
 // bufferPool is httputil.BufferPool over sync.Pool: without one the proxy
-// allocates 32 KiB per response.
+// allocates 32 KiB per response. It pools array pointers, so Put does not
+// allocate a slice header.
 type bufferPool struct{ p sync.Pool }
 
+const bufSize = 32 << 10
+
 func newBufferPool() *bufferPool {
-	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+	return &bufferPool{p: sync.Pool{New: func() any { return new([bufSize]byte) }}}
 }
 
 // Get implements httputil.BufferPool.
-func (b *bufferPool) Get() []byte { return *b.p.Get().(*[]byte) }
+func (b *bufferPool) Get() []byte { return b.p.Get().(*[bufSize]byte)[:] }
 
 // Put implements httputil.BufferPool.
-func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
+func (b *bufferPool) Put(buf []byte) {
+	if len(buf) == bufSize {
+		b.p.Put((*[bufSize]byte)(buf))
+	}
+}

@@ -281,13 +281,15 @@ type Info struct {
 	Attempts int
 }
 
-// infoCtx is the context key for *Info.
-type infoCtx struct{}
+// InfoKey is the context key under which the transport looks for *Info.
+// WithInfo sets it; a caller that keeps its own context type (as the reverse
+// door does, to save allocations) may answer Value(InfoKey{}) itself.
+type InfoKey struct{}
 
 // WithInfo returns ctx carrying info for the pool's transport, which fills
 // info.Member and info.Attempts. info must not be shared between requests.
 func WithInfo(ctx context.Context, info *Info) context.Context {
-	return context.WithValue(ctx, infoCtx{}, info)
+	return context.WithValue(ctx, InfoKey{}, info)
 }
 
 // WithKey returns ctx carrying a selection key (a shorthand for WithInfo).
@@ -304,7 +306,7 @@ func KeyFrom(ctx context.Context) string {
 }
 
 func infoFrom(ctx context.Context) *Info {
-	info, _ := ctx.Value(infoCtx{}).(*Info)
+	info, _ := ctx.Value(InfoKey{}).(*Info)
 	return info
 }
 

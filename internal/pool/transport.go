@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -161,9 +162,13 @@ func wasTried(tried []*Member, m *Member) bool {
 // outRequest returns a shallow copy of req addressed to m. A request's Host
 // header is left as the caller set it.
 func outRequest(req *http.Request, m *Member, attempt int, guard *guardBody) (*http.Request, error) {
-	out := new(http.Request)
-	*out = *req
-	u := *req.URL
+	o := new(struct { // one allocation for both
+		req http.Request
+		url url.URL
+	})
+	o.req = *req
+	o.url = *req.URL
+	out, u := &o.req, &o.url
 	u.Scheme = m.URL.Scheme
 	u.Host = m.URL.Host
 	if prefix := m.URL.Path; prefix != "" && prefix != "/" {
@@ -172,7 +177,7 @@ func outRequest(req *http.Request, m *Member, attempt int, guard *guardBody) (*h
 			u.RawPath = joinPath(m.URL.EscapedPath(), u.RawPath)
 		}
 	}
-	out.URL = &u
+	out.URL = u
 	out.RequestURI = ""
 	switch {
 	case guard != nil:

@@ -1,0 +1,120 @@
+package reverse
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"testing"
+
+	"github.com/portcullis/portcullis/internal/pool"
+	"github.com/portcullis/portcullis/rules"
+)
+
+// benchOrigin serves a fixed body of n bytes.
+func benchOrigin(b *testing.B, n int) *httptest.Server {
+	body := bytes.Repeat([]byte("x"), n)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write(body)
+	}))
+	b.Cleanup(srv.Close)
+	return srv
+}
+
+// benchGet runs parallel keep-alive GETs against url and checks the size.
+func benchGet(b *testing.B, target string, n int) {
+	tr := &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	b.ReportAllocs()
+	b.SetBytes(int64(n))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := c.Get(target)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			got, _ := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if got != int64(n) || resp.StatusCode != 200 {
+				b.Errorf("status %d, %d bytes", resp.StatusCode, got)
+				return
+			}
+		}
+	})
+}
+
+// benchDoor fronts origin with the reverse door (one route, a policy that
+// allows, round robin over one member) on loopback.
+func benchDoor(b *testing.B, origin string) *httptest.Server {
+	p, err := pool.New("bench", pool.Config{Members: []pool.MemberConfig{{URL: origin}}, MaxIdlePerMember: 256}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(p.Close)
+	h, err := New(Options{
+		Config: Config{Routes: []Route{{Name: "bench", Host: []string{"127.0.0.1"}, Pool: "bench", HideOrigin: true}}},
+		Policy: rules.EvaluatorFunc(func(*rules.Facts) rules.Verdict { return rules.Verdict{Action: rules.ActionAllow, Rule: "default"} }),
+		Pools:  map[string]*pool.Pool{"bench": p},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	b.Cleanup(srv.Close)
+	return srv
+}
+
+// BenchmarkReverse1KiB: client → door → origin, 1 KiB responses.
+func BenchmarkReverse1KiB(b *testing.B) {
+	origin := benchOrigin(b, 1024)
+	benchGet(b, benchDoor(b, origin.URL).URL+"/x", 1024)
+}
+
+// BenchmarkDirect1KiB: client → origin, the ceiling.
+func BenchmarkDirect1KiB(b *testing.B) {
+	benchGet(b, benchOrigin(b, 1024).URL+"/x", 1024)
+}
+
+// BenchmarkHTTPUtil1KiB: client → bare httputil.ReverseProxy → origin, the floor.
+func BenchmarkHTTPUtil1KiB(b *testing.B) {
+	origin := benchOrigin(b, 1024)
+	u, _ := url.Parse(origin.URL)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.Transport = &http.Transport{MaxIdleConnsPerHost: 256}
+	srv := httptest.NewServer(rp)
+	b.Cleanup(srv.Close)
+	benchGet(b, srv.URL+"/x", 1024)
+}
+
+// BenchmarkReverse1MiB: client → door → origin, 1 MiB responses.
+func BenchmarkReverse1MiB(b *testing.B) {
+	origin := benchOrigin(b, 1<<20)
+	benchGet(b, benchDoor(b, origin.URL).URL+"/x", 1<<20)
+}
+
+// BenchmarkHandler1KiB measures the door's handler alone (recorder in front,
+// real origin behind): the per-request cost of our code plus httputil.
+func BenchmarkHandler1KiB(b *testing.B) {
+	origin := benchOrigin(b, 1024)
+	door := benchDoor(b, origin.URL)
+	h := door.Config.Handler
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req := httptest.NewRequest(http.MethodGet, "http://127.0.0.1/x", nil)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != 200 || rec.Body.Len() != 1024 {
+				b.Errorf("status %d, %d bytes", rec.Code, rec.Body.Len())
+				return
+			}
+		}
+	})
+}
