@@ -6,7 +6,7 @@ import (
 	"github.com/portcullis/portcullis/internal/config/field"
 )
 
-// DefaultThreshold is e2guardian's shipped naughtynesslimit (its guide: 50
+// DefaultThreshold is the naughtynesslimit e2guardian ships (its comment: 50
 // for young children, 100 for older ones, 160 for young adults).
 const DefaultThreshold = 50
 

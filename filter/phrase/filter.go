@@ -17,7 +17,7 @@ const DefaultMaxScan = 256 << 10
 // Options tune Filter.
 type Options struct {
 	// Threshold blocks a page whose score is greater than it (e2guardian's
-	// naughtynesslimit; its guide suggests 60 for young children, 100 for
+	// naughtynesslimit; its configuration suggests 50 for young children, 100 for
 	// older ones, 160 for young adults). There is no default: 0 blocks any
 	// page with a positive score.
 	Threshold int
