@@ -385,3 +385,34 @@ func TestHashKeyFromHeaderAndCookie(t *testing.T) {
 		})
 	}
 }
+
+func TestShutdownClosesWebSockets(t *testing.T) {
+	o := newTestOrigin(t, "ws", func(w http.ResponseWriter, r *http.Request) {
+		websocket.Handler(func(c *websocket.Conn) { io.Copy(c, c) }).ServeHTTP(w, r)
+	})
+	pools := map[string]*pool.Pool{"app": newTestPool(t, pool.Config{}, o.url())}
+	d := startDoor(t, Config{Routes: []Route{{Name: "app", Pool: "app"}}}, pools, Options{})
+	wcfg, _ := websocket.NewConfig("ws://app.example.test/ws", "http://app.example.test")
+	conn, err := net.Dial("tcp", d.plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ws, err := websocket.NewClient(wcfg, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := websocket.Message.Send(ws, "ping"); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if err := websocket.Message.Receive(ws, &got); err != nil || got != "ping" {
+		t.Fatalf("echo %q %v", got, err)
+	}
+	d.stop()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	err = websocket.Message.Receive(ws, &got)
+	if ne, ok := err.(net.Error); err == nil || (ok && ne.Timeout()) {
+		t.Fatalf("WebSocket still open after Serve returned: %v", err)
+	}
+}

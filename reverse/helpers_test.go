@@ -53,6 +53,7 @@ type door struct {
 	secure  string // host:port, "" without TLS
 	caPool  *x509.CertPool
 	stopped chan struct{}
+	stop    func() // stops serving and waits
 }
 
 // startDoor builds pools and a Handler from cfg and serves it on loopback.
@@ -100,7 +101,8 @@ func startDoor(t *testing.T, cfg Config, pools map[string]*pool.Pool, opts Optio
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { defer close(d.stopped); _ = srv.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-d.stopped })
+	d.stop = func() { cancel(); <-d.stopped }
+	t.Cleanup(d.stop)
 	return d
 }
 

@@ -56,10 +56,15 @@ func orInt(v, d int) int {
 // Server runs the door's listeners: cfg.Listen (plain HTTP) and cfg.TLSListen
 // (HTTPS), each wrapped by LimitListener with limits.max_conns and
 // limits.max_conns_per_client.
+//
+// Connections taken over by a protocol switch (WebSockets) are not tracked by
+// http.Server.Shutdown; Server tracks every connection and closes those still
+// open when Serve returns, so no proxied stream outlives it.
 type Server struct {
 	srv    *http.Server
 	plain  []net.Listener
 	secure []net.Listener
+	conns  *connSet
 	logger *slog.Logger
 }
 
@@ -73,7 +78,7 @@ func Listen(cfg *Config, h http.Handler, tlsCfg *tls.Config, logger *slog.Logger
 	if len(cfg.TLSListen) > 0 && tlsCfg == nil {
 		return nil, errors.New("reverse: tls_listen without a TLS configuration")
 	}
-	s := &Server{srv: NewServer(h, cfg, logger), logger: logger}
+	s := &Server{srv: NewServer(h, cfg, logger), logger: logger, conns: &connSet{m: map[*trackedConn]struct{}{}}}
 	s.srv.TLSConfig = tlsCfg
 	bind := func(addrs []string) ([]net.Listener, error) {
 		var out []net.Listener
@@ -82,7 +87,8 @@ func Listen(cfg *Config, h http.Handler, tlsCfg *tls.Config, logger *slog.Logger
 			if err != nil {
 				return out, err
 			}
-			out = append(out, LimitListener(ln, cfg.Limits.MaxConns, cfg.Limits.MaxConnsPerClient))
+			ln = LimitListener(ln, cfg.Limits.MaxConns, cfg.Limits.MaxConnsPerClient)
+			out = append(out, &trackListener{Listener: ln, set: s.conns})
 		}
 		return out, nil
 	}
@@ -136,9 +142,67 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.logger.Warn("reverse: shutdown", "err", err)
 		s.srv.Close()
 	}
+	s.conns.closeAll() // hijacked connections (WebSockets) still open
 	wg.Wait()
 	if errors.Is(first, http.ErrServerClosed) {
 		first = nil
 	}
 	return first
+}
+
+// connSet is the set of open connections of a Server.
+type connSet struct {
+	mu sync.Mutex
+	m  map[*trackedConn]struct{}
+}
+
+func (cs *connSet) closeAll() {
+	cs.mu.Lock()
+	conns := make([]*trackedConn, 0, len(cs.m))
+	for c := range cs.m {
+		conns = append(conns, c)
+	}
+	cs.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// open returns the number of tracked connections.
+func (cs *connSet) open() int {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return len(cs.m)
+}
+
+type trackListener struct {
+	net.Listener
+	set *connSet
+}
+
+func (l *trackListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc := &trackedConn{Conn: c, set: l.set}
+	l.set.mu.Lock()
+	l.set.m[tc] = struct{}{}
+	l.set.mu.Unlock()
+	return tc, nil
+}
+
+type trackedConn struct {
+	net.Conn
+	set  *connSet
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.set.mu.Lock()
+		delete(c.set.m, c)
+		c.set.mu.Unlock()
+	})
+	return c.Conn.Close()
 }

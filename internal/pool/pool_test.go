@@ -2,11 +2,13 @@ package pool
 
 import (
 	"context"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,9 +55,9 @@ func origins(t *testing.T, n int) []*origin {
 	return out
 }
 
-func membersOf(os []*origin, weights ...int) []MemberConfig {
-	out := make([]MemberConfig, len(os))
-	for i, o := range os {
+func membersOf(orgs []*origin, weights ...int) []MemberConfig {
+	out := make([]MemberConfig, len(orgs))
+	for i, o := range orgs {
 		out[i] = MemberConfig{URL: o.srv.URL}
 		if i < len(weights) {
 			out[i].Weight = weights[i]
@@ -98,9 +100,9 @@ func get(p *Pool, key string) (*http.Response, error) {
 	return resp, nil
 }
 
-func hits(os []*origin) []int64 {
-	out := make([]int64, len(os))
-	for i, o := range os {
+func hits(orgs []*origin) []int64 {
+	out := make([]int64, len(orgs))
+	for i, o := range orgs {
 		out[i] = o.hits.Load()
 	}
 	return out
@@ -177,26 +179,26 @@ func keyOf(pc policyCase, i int) string {
 }
 
 func testDistribution(t *testing.T, pc policyCase) {
-	os := origins(t, 3)
-	p := newPool(t, policyConfig(pc, membersOf(os, pc.weights...)))
+	orgs := origins(t, 3)
+	p := newPool(t, policyConfig(pc, membersOf(orgs, pc.weights...)))
 	for i := range 600 {
 		if _, err := get(p, keyOf(pc, i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := pc.check(hits(os)); err != nil {
+	if err := pc.check(hits(orgs)); err != nil {
 		t.Error(err)
 	}
 	// A hashing policy sends a key to the same member every time.
 	if pc.key != nil {
-		before := hits(os)
+		before := hits(orgs)
 		for range 50 {
 			if _, err := get(p, pc.key(7)); err != nil {
 				t.Fatal(err)
 			}
 		}
 		moved := 0
-		for i, h := range hits(os) {
+		for i, h := range hits(orgs) {
 			if h != before[i] {
 				moved++
 			}
@@ -208,15 +210,15 @@ func testDistribution(t *testing.T, pc policyCase) {
 }
 
 func testSkipsUnavailable(t *testing.T, pc policyCase) {
-	os := origins(t, 3)
-	p := newPool(t, policyConfig(pc, membersOf(os, pc.weights...)))
+	orgs := origins(t, 3)
+	p := newPool(t, policyConfig(pc, membersOf(orgs, pc.weights...)))
 	p.Members()[0].st.healthy.Store(false)
 	for i := range 300 {
 		if _, err := get(p, keyOf(pc, i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got := hits(os)
+	got := hits(orgs)
 	if got[0] != 0 || got[1]+got[2] != 300 {
 		t.Errorf("counts %v: the down member was sent requests", got)
 	}
@@ -226,8 +228,8 @@ func testSkipsUnavailable(t *testing.T, pc policyCase) {
 }
 
 func testNoneAvailable(t *testing.T, pc policyCase) {
-	os := origins(t, 3)
-	p := newPool(t, policyConfig(pc, membersOf(os, pc.weights...)))
+	orgs := origins(t, 3)
+	p := newPool(t, policyConfig(pc, membersOf(orgs, pc.weights...)))
 	for _, m := range p.Members() {
 		m.st.healthy.Store(false)
 	}
@@ -245,8 +247,8 @@ func testLoaded(t *testing.T, pc policyCase) {
 	if pc.policy != PolicyLeastConn && pc.policy != PolicyP2C {
 		t.Skip("policy is not load-aware")
 	}
-	os := origins(t, 3)
-	p := newPool(t, policyConfig(pc, membersOf(os)))
+	orgs := origins(t, 3)
+	p := newPool(t, policyConfig(pc, membersOf(orgs)))
 	busy := p.Members()[1]
 	busy.st.inFlight.Add(3)
 	defer busy.st.inFlight.Add(-3)
@@ -292,12 +294,12 @@ func TestHashMovesOneNth(t *testing.T) {
 }
 
 func TestActiveHealthRiseFall(t *testing.T) {
-	os := origins(t, 2)
-	cfg := Config{Members: membersOf(os), Health: HealthConfig{Path: "/health", Rise: 2, Fall: 3}}
+	orgs := origins(t, 2)
+	cfg := Config{Members: membersOf(orgs), Health: HealthConfig{Path: "/health", Rise: 2, Fall: 3}}
 	p := newPool(t, cfg)
 	ctx := context.Background()
 	m := p.Members()[0]
-	os[0].healthy.Store(false)
+	orgs[0].healthy.Store(false)
 	for i := 1; i <= 3; i++ {
 		p.CheckNow(ctx)
 		if want := i < 3; m.Available() != want {
@@ -312,10 +314,10 @@ func TestActiveHealthRiseFall(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if h := os[0].hits.Load(); h != 0 {
+	if h := orgs[0].hits.Load(); h != 0 {
 		t.Errorf("down member served %d requests", h)
 	}
-	os[0].healthy.Store(true)
+	orgs[0].healthy.Store(true)
 	p.CheckNow(ctx)
 	if m.Available() {
 		t.Fatal("up after one pass, want rise=2")
@@ -327,8 +329,8 @@ func TestActiveHealthRiseFall(t *testing.T) {
 }
 
 func TestRunMarksDownAndUp(t *testing.T) {
-	os := origins(t, 2)
-	cfg := Config{Members: membersOf(os), Health: HealthConfig{Path: "/health", Interval: 10 * time.Millisecond, Rise: 1, Fall: 1}}
+	orgs := origins(t, 2)
+	cfg := Config{Members: membersOf(orgs), Health: HealthConfig{Path: "/health", Interval: 10 * time.Millisecond, Rise: 1, Fall: 1}}
 	p := newPool(t, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -345,9 +347,9 @@ func TestRunMarksDownAndUp(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	os[1].healthy.Store(false)
+	orgs[1].healthy.Store(false)
 	waitFor("member down", func() bool { return !p.Members()[1].Available() })
-	os[1].healthy.Store(true)
+	orgs[1].healthy.Store(true)
 	waitFor("member up", func() bool { return p.Members()[1].Available() })
 }
 
@@ -365,11 +367,11 @@ func (c *fakeClock) Add(d time.Duration) {
 }
 
 func TestPassiveEjectionAndCooldown(t *testing.T) {
-	os := origins(t, 1)
+	orgs := origins(t, 1)
 	dead := deadAddr(t)
 	clk := &fakeClock{t: time.Unix(1_000_000, 0)}
 	cfg := Config{
-		Members: []MemberConfig{{URL: dead}, {URL: os[0].srv.URL}},
+		Members: []MemberConfig{{URL: dead}, {URL: orgs[0].srv.URL}},
 		Policy:  PolicyFirst,
 		Passive: PassiveConfig{MaxFails: 2, Cooldown: 30 * time.Second},
 		Retries: RetryConfig{Max: -1},
@@ -398,9 +400,9 @@ func TestPassiveEjectionAndCooldown(t *testing.T) {
 }
 
 func TestRetryOnDeadMember(t *testing.T) {
-	os := origins(t, 2)
+	orgs := origins(t, 2)
 	// Passive ejection is off, so a third of all requests need a retry: allow it.
-	cfg := Config{Members: append([]MemberConfig{{URL: deadAddr(t)}}, membersOf(os)...), Passive: PassiveConfig{MaxFails: -1}, Retries: RetryConfig{BudgetRatio: 0.5}}
+	cfg := Config{Members: append([]MemberConfig{{URL: deadAddr(t)}}, membersOf(orgs)...), Passive: PassiveConfig{MaxFails: -1}, Retries: RetryConfig{BudgetRatio: 0.5}}
 	p := newPool(t, cfg)
 	for range 90 {
 		if _, err := get(p, ""); err != nil {
@@ -482,10 +484,10 @@ func TestRetriesStopAtBudget(t *testing.T) {
 }
 
 func TestUpdateKeepsHealth(t *testing.T) {
-	os := origins(t, 3)
-	p := newPool(t, Config{Members: membersOf(os[:2])})
+	orgs := origins(t, 3)
+	p := newPool(t, Config{Members: membersOf(orgs[:2])})
 	p.Members()[1].st.healthy.Store(false)
-	if err := p.Update(Config{Members: membersOf(os), Policy: PolicyLeastConn}); err != nil {
+	if err := p.Update(Config{Members: membersOf(orgs), Policy: PolicyLeastConn}); err != nil {
 		t.Fatal(err)
 	}
 	st := p.Status()
@@ -527,8 +529,8 @@ func TestValidate(t *testing.T) {
 }
 
 func TestInfoReportsMember(t *testing.T) {
-	os := origins(t, 1)
-	p := newPool(t, Config{Members: append([]MemberConfig{{URL: deadAddr(t)}}, membersOf(os)...), Policy: PolicyFirst})
+	orgs := origins(t, 1)
+	p := newPool(t, Config{Members: append([]MemberConfig{{URL: deadAddr(t)}}, membersOf(orgs)...), Policy: PolicyFirst})
 	info := &Info{}
 	req, _ := http.NewRequestWithContext(WithInfo(context.Background(), info), http.MethodGet, "http://site.test/", nil)
 	resp, err := p.Transport().RoundTrip(req)
@@ -536,8 +538,8 @@ func TestInfoReportsMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if info.Member != os[0].srv.URL || info.Attempts != 2 {
-		t.Errorf("info %+v, want member %s after 2 attempts", info, os[0].srv.URL)
+	if info.Member != orgs[0].srv.URL || info.Attempts != 2 {
+		t.Errorf("info %+v, want member %s after 2 attempts", info, orgs[0].srv.URL)
 	}
 	if n := p.Members()[1].InFlight(); n != 0 {
 		t.Errorf("in flight %d after the body was closed", n)
@@ -545,9 +547,9 @@ func TestInfoReportsMember(t *testing.T) {
 }
 
 func TestChecksLiftEjection(t *testing.T) {
-	os := origins(t, 1)
+	orgs := origins(t, 1)
 	clk := &fakeClock{t: time.Unix(3_000_000, 0)}
-	p := newPool(t, Config{Members: membersOf(os), Health: HealthConfig{Path: "/health", Rise: 2}, Passive: PassiveConfig{MaxFails: 1, Cooldown: time.Hour}})
+	p := newPool(t, Config{Members: membersOf(orgs), Health: HealthConfig{Path: "/health", Rise: 2}, Passive: PassiveConfig{MaxFails: 1, Cooldown: time.Hour}})
 	p.now = clk.Now
 	m := p.Members()[0]
 	p.recordFailure(p.state.Load(), m, io.ErrUnexpectedEOF)
@@ -561,5 +563,35 @@ func TestChecksLiftEjection(t *testing.T) {
 	p.CheckNow(context.Background())
 	if !m.Available() {
 		t.Fatal("ejection not lifted after rise passing checks")
+	}
+}
+
+func TestHTTPSMemberSpeaksHTTP2(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "HTTP/%d", r.ProtoMajor)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	caFile := t.TempDir() + "/ca.pem"
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(caFile, certPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := newPool(t, Config{Members: []MemberConfig{{URL: srv.URL}}, TLS: TLSConfig{CAFile: caFile}})
+	req, _ := http.NewRequest(http.MethodGet, "http://site.test/", nil)
+	resp, err := p.Transport().RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "HTTP/2" {
+		t.Errorf("member saw %s, want HTTP/2 over TLS verified with ca_file", b)
+	}
+	// Without the CA the member's certificate is refused.
+	p2 := newPool(t, Config{Members: []MemberConfig{{URL: srv.URL}}, Retries: RetryConfig{Max: -1}})
+	if _, err := p2.Transport().RoundTrip(req); err == nil {
+		t.Error("unverifiable member certificate accepted")
 	}
 }
