@@ -418,7 +418,7 @@ func TestCacheableStatuses(t *testing.T) {
 }
 
 func TestRangeFromStoredResponse(t *testing.T) {
-	w := newWorld(t, Config{}, fixed("0123456789", "Cache-Control", "max-age=60"))
+	w := newWorld(t, Config{}, fixed("0123456789", "Cache-Control", "max-age=60", "ETag", `"r1"`))
 	r := w.get("/", "Range", "bytes=0-3")
 	w.expectOrigin(1) // a miss with Range goes to the origin untouched
 	w.get("/")
@@ -437,6 +437,12 @@ func TestRangeFromStoredResponse(t *testing.T) {
 		if r.status != tc.code || r.body != tc.body || r.header.Get("Content-Range") != tc.cr {
 			t.Errorf("%s: %d %q %q", tc.rng, r.status, r.body, r.header.Get("Content-Range"))
 		}
+	}
+	if r = w.get("/", "Range", "bytes=0-1", "If-Range", `"r1"`); r.status != 206 || r.body != "01" {
+		t.Errorf("If-Range matching: %d %q", r.status, r.body)
+	}
+	if r = w.get("/", "Range", "bytes=0-1", "If-Range", `"old"`); r.status != 200 || r.body != "0123456789" {
+		t.Errorf("If-Range not matching: %d %q", r.status, r.body)
 	}
 	w.expectOrigin(2)
 }

@@ -60,8 +60,7 @@ func (x *exchange) run() (*http.Response, error) {
 		return x.pass("bypass", "policy")
 	}
 	ranged := len(h["Range"]) > 0
-	if len(h["If-Match"]) > 0 || len(h["If-Unmodified-Since"]) > 0 || len(h["If-Range"]) > 0 ||
-		(ranged && req.Method != http.MethodGet) {
+	if len(h["If-Match"]) > 0 || len(h["If-Unmodified-Since"]) > 0 || (ranged && req.Method != http.MethodGet) {
 		return x.pass("bypass", "precondition")
 	}
 	if len(h["Upgrade"]) > 0 {
@@ -342,6 +341,9 @@ func notModified(h http.Header, e *entry) bool {
 // rangeResponse answers a single byte range from a stored 200 (RFC 9110 §14),
 // or nil to send the whole response (multiple ranges, unknown units).
 func (x *exchange) rangeResponse(e *entry, h http.Header) *http.Response {
+	if ir := x.req.Header.Get("If-Range"); ir != "" && !ifRangeMatches(ir, e) {
+		return nil
+	}
 	size := int64(len(e.body))
 	start, end, ok := parseRange(x.req.Header.Get("Range"), size)
 	if !ok {
@@ -399,4 +401,13 @@ func parseRange(v string, size int64) (start, end int64, ok bool) {
 		return -1, -1, true
 	}
 	return s, e, true
+}
+
+// ifRangeMatches evaluates If-Range against e (RFC 9110 §13.1.5): a strong ETag
+// equal to e's, or e's exact Last-Modified date.
+func ifRangeMatches(v string, e *entry) bool {
+	if strings.HasPrefix(v, `"`) || strings.HasPrefix(v, "W/") {
+		return !strings.HasPrefix(v, "W/") && e.etag == v && !strings.HasPrefix(e.etag, "W/")
+	}
+	return e.lastMod != "" && v == e.lastMod
 }
