@@ -75,6 +75,10 @@ type Config struct {
 	// SNIPeekTimeout is how long an allowed tunnel waits for the client's TLS
 	// ClientHello, to check its server name, before relaying without it. Default 5s.
 	SNIPeekTimeout time.Duration `yaml:"sni_peek_timeout"`
+	// UpstreamCAFile is a PEM bundle to verify origin certificates with, instead of
+	// the system roots (LoadRootCAs; the engine puts it in
+	// TransportConfig.TLSClientConfig). Default "": the system roots.
+	UpstreamCAFile string `yaml:"upstream_ca_file"`
 	// SNIMustMatch refuses a tunnel whose SNI differs from the CONNECT host name
 	// (domain fronting). Default false: the SNI is checked against the rules only.
 	SNIMustMatch bool `yaml:"sni_must_match"`

@@ -309,7 +309,7 @@ func TestClientNotAllowedRefusedOnEveryPath(t *testing.T) {
 		t.Fatalf("local: status %d", resp.StatusCode)
 	}
 	for range 3 {
-		if e := tp.log.next(t); e.Status != 403 || e.Action != "refuse" {
+		if e := tp.log.next(t); e.Status != 403 || e.Action != "block" || e.Rule != "allow_clients" {
 			t.Errorf("log %+v", e)
 		}
 	}

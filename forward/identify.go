@@ -20,7 +20,7 @@ func (p *Proxy) authenticate(x *exchange, r *http.Request) bool {
 	client := x.entry.Client
 	if p.limiter != nil {
 		if wait := p.limiter.RetryAfter(client); wait > 0 {
-			x.entry.Action, x.entry.Error = "refuse", "authentication locked out"
+			x.entry.Rule, x.entry.Error = "proxy_auth", "authentication locked out"
 			x.w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 			p.page(&x.w, r, http.StatusTooManyRequests, "Too many failed sign-ins from your address; try again later.")
 			return false
@@ -41,7 +41,7 @@ func (p *Proxy) authenticate(x *exchange, r *http.Request) bool {
 		x.entry.Error = "bad credentials"
 		p.logger.Info("forward: proxy authentication failed", "client", client.String(), "user", user)
 	}
-	x.entry.Action = "refuse"
+	x.entry.Rule = "proxy_auth"
 	h := x.w.Header()
 	for k, v := range auth.Challenge(p.realm) {
 		h[k] = v

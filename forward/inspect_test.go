@@ -335,6 +335,12 @@ func TestCreateCAAndLoadCA(t *testing.T) {
 	if _, err := leaf.Leaf.Verify(x509.VerifyOptions{DNSName: "www.example.org", Roots: pool}); err != nil {
 		t.Fatalf("leaf does not verify against the created CA: %v", err)
 	}
+	if roots, err := LoadRootCAs(cert); err != nil || !roots.Equal(pool) {
+		t.Fatalf("LoadRootCAs: %v", err)
+	}
+	if _, err := LoadRootCAs(key); err == nil {
+		t.Fatal("LoadRootCAs accepted a key file")
+	}
 	ipLeaf, _ := loaded.sign("192.0.2.7", time.Now())
 	if _, err := ipLeaf.Leaf.Verify(x509.VerifyOptions{DNSName: "192.0.2.7", Roots: pool}); err != nil {
 		t.Fatalf("IP leaf: %v", err)

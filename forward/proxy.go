@@ -269,7 +269,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !p.clientAllowed(x.entry.Client) {
 		p.logger.Warn("forward: client not allowed", "client", x.entry.Client.String(), "method", r.Method, "host", r.Host)
 		x.entry.URL = requestURL(r)
-		x.entry.Action = "refuse"
+		x.entry.Action, x.entry.Rule = rules.ActionBlock.String(), "allow_clients"
 		x.entry.Error = "client not in allow_clients"
 		p.page(&x.w, r, http.StatusForbidden, "This proxy does not serve your address.")
 		return
@@ -362,14 +362,7 @@ func splitHostPort(authority string) (string, uint16) {
 	if i := strings.LastIndexByte(authority, ':'); i >= 0 && strings.IndexByte(authority[i:], ']') < 0 {
 		host, portStr = authority[:i], authority[i+1:]
 	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	host = strings.TrimSuffix(host, ".")
-	for i := 0; i < len(host); i++ {
-		if c := host[i]; 'A' <= c && c <= 'Z' {
-			host = strings.ToLower(host)
-			break
-		}
-	}
+	host = normHost(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
 	var port uint16
 	if portStr != "" {
 		if n, err := strconv.ParseUint(portStr, 10, 16); err == nil {
@@ -377,6 +370,18 @@ func splitHostPort(authority string) (string, uint16) {
 		}
 	}
 	return host, port
+}
+
+// normHost lowercases a host name and drops one trailing dot, allocating only when
+// something changes.
+func normHost(host string) string {
+	host = strings.TrimSuffix(host, ".")
+	for i := 0; i < len(host); i++ {
+		if c := host[i]; 'A' <= c && c <= 'Z' {
+			return strings.ToLower(host)
+		}
+	}
+	return host
 }
 
 // requestURL is the URL the access log shows: absolute URL, or host:port for CONNECT.

@@ -3,8 +3,11 @@ package forward
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"time"
 )
 
@@ -78,4 +81,18 @@ func timeoutDial(dial DialFunc, d time.Duration) DialFunc {
 		defer cancel()
 		return dial(ctx, network, addr)
 	}
+}
+
+// LoadRootCAs reads a PEM bundle of CA certificates for verifying origins
+// (Config.UpstreamCAFile).
+func LoadRootCAs(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("forward: no certificates in %s", path)
+	}
+	return pool, nil
 }
