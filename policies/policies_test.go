@@ -16,7 +16,7 @@ import (
 
 func load(t *testing.T, path string) *engine.Engine {
 	t.Helper()
-	e, err := engine.New(engine.Options{PolicyPath: path, DefaultPolicy: policies.Default, Logger: slog.New(slog.DiscardHandler)})
+	e, err := engine.New(engine.Options{PolicyPath: path, DefaultPolicy: policies.Default, Logger: slog.New(slog.DiscardHandler), DryRun: true})
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}

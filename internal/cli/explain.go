@@ -37,7 +37,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "portcullis policy explain:", err)
 		return 2
 	}
-	e, err := engine.New(engine.Options{PolicyPath: *cfgPath, DefaultPolicy: policies.Default, Logger: slog.New(slog.DiscardHandler)})
+	e, err := engine.New(engine.Options{PolicyPath: *cfgPath, DefaultPolicy: policies.Default, Logger: slog.New(slog.DiscardHandler), DryRun: true})
 	if err != nil {
 		printProblems(stderr, err)
 		return 1

@@ -108,6 +108,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		v.SetBool(b)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		i, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, v.Type().Bits())
+		if err != nil && n.Kind == yaml.ScalarNode {
+			i, err = parseSize(n.Value) // 64MiB, 1.5GB, 512k
+		}
 		if n.Kind != yaml.ScalarNode || err != nil {
 			d.fail(n, path, "expected a whole number, got %s", describe(n))
 			return
@@ -316,4 +319,26 @@ func editDistance(a, b string) int {
 
 func cleanYAMLError(err error) string {
 	return strings.TrimPrefix(err.Error(), "yaml: ")
+}
+
+var sizeUnits = map[string]float64{
+	"k": 1 << 10, "kb": 1e3, "kib": 1 << 10,
+	"m": 1 << 20, "mb": 1e6, "mib": 1 << 20,
+	"g": 1 << 30, "gb": 1e9, "gib": 1 << 30,
+	"t": 1 << 40, "tb": 1e12, "tib": 1 << 40,
+}
+
+// parseSize reads a byte size with a unit: 64MiB, 1.5GB, 512k.
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	if i <= 0 {
+		return 0, strconv.ErrSyntax
+	}
+	unit, ok := sizeUnits[strings.ToLower(strings.TrimSpace(s[i:]))]
+	f, err := strconv.ParseFloat(s[:i], 64)
+	if !ok || err != nil || f*unit > 1<<62 {
+		return 0, strconv.ErrSyntax
+	}
+	return int64(f * unit), nil
 }

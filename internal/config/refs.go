@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/portcullis/portcullis/internal/config/field"
 )
@@ -24,6 +26,22 @@ func (f *File) validateRefs() []field.Error {
 			errs = append(errs, field.Errorf(fmt.Sprintf("rules[%d].cache", i), "unknown cache policy %q", r.Cache))
 		}
 	}
+	if rv := f.Policy.Reverse; rv != nil {
+		for i, r := range rv.Routes {
+			p := fmt.Sprintf("reverse.routes[%d]", i)
+			if r.Pool == "" {
+				errs = append(errs, field.Errorf(p+".pool", "a route needs a pool"))
+			} else if !f.hasPool(r.Pool) {
+				errs = append(errs, field.Errorf(p+".pool", "unknown pool %q%s", r.Pool, knownNames(f.Policy.Pools)))
+			}
+			if r.Cache != "" && !f.hasCachePolicy(r.Cache) {
+				errs = append(errs, field.Errorf(p+".cache", "unknown cache policy %q%s", r.Cache, knownNames(f.Policy.CachePolicies)))
+			}
+		}
+	}
+	if len(f.Policy.CachePolicies) > 0 && f.Policy.Cache == nil {
+		errs = append(errs, field.Errorf("cache_policies", "cache policies need a cache section (cache: {max_bytes: 256MiB…})"))
+	}
 	if fw := f.Policy.Forward; fw != nil && fw.Profile != "" && !f.hasProfile(fw.Profile) {
 		errs = append(errs, field.Errorf("forward.profile", "unknown anonymize profile %q", fw.Profile))
 	}
@@ -38,5 +56,24 @@ func (f *File) hasProfile(name string) bool {
 	_, ok := f.Policy.Profiles[name]
 	return ok
 }
-func (f *File) hasPool(string) bool        { return false }
-func (f *File) hasCachePolicy(string) bool { return false }
+func (f *File) hasPool(name string) bool {
+	_, ok := f.Policy.Pools[name]
+	return ok
+}
+
+func (f *File) hasCachePolicy(name string) bool {
+	_, ok := f.Policy.CachePolicies[name]
+	return ok
+}
+
+func knownNames[V any](m map[string]V) string {
+	if len(m) == 0 {
+		return " (none are defined)"
+	}
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return " (defined: " + strings.Join(names, ", ") + ")"
+}

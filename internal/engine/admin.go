@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -27,12 +28,13 @@ type observability struct {
 	logCfg  admin.LogConfig
 	current atomic.Pointer[admin.AccessLog]
 	fanout  admin.Logger
+	stdout  io.Writer // where a log without a path goes; nil: standard output
 }
 
 func newObservability(e *Engine) *observability {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	o := &observability{registry: reg, metrics: admin.NewMetrics(reg), status: admin.NewStatus(e.opts.Now)}
+	o := &observability{registry: reg, metrics: admin.NewMetrics(reg), status: admin.NewStatus(e.opts.Now), stdout: e.opts.AccessLog}
 	o.fanout = admin.Multi(accessLogSwitch{o}, o.metrics, o.status)
 	return o
 }
@@ -53,7 +55,13 @@ func (o *observability) useLog(cfg admin.LogConfig) error {
 	if o.current.Load() != nil && reflect.DeepEqual(cfg, o.logCfg) {
 		return nil
 	}
-	a, err := admin.NewAccessLog(cfg)
+	var a *admin.AccessLog
+	var err error
+	if cfg.Path == "" && o.stdout != nil {
+		a, err = admin.NewAccessLogWriter(cfg, o.stdout)
+	} else {
+		a, err = admin.NewAccessLog(cfg)
+	}
 	if err != nil {
 		return err
 	}

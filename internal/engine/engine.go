@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -33,6 +34,12 @@ type Options struct {
 	Now func() time.Time
 	// DrainTimeout bounds graceful shutdown (default 30s).
 	DrainTimeout time.Duration
+	// AccessLog, when set, receives the access log instead of standard output when
+	// the policy names no log file (tests pass io.Discard).
+	AccessLog io.Writer
+	// DryRun builds the policy without creating anything on disk (the internal CA):
+	// for validate and policy explain.
+	DryRun bool
 }
 
 // Engine runs one policy at a time on its listeners.

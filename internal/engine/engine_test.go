@@ -21,7 +21,7 @@ import (
 // forward proxy's URL. The engine is stopped when the test ends.
 func startEngine(t *testing.T, policyPath string) (*Engine, *url.URL) {
 	t.Helper()
-	e, err := New(Options{PolicyPath: policyPath, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), DrainTimeout: 5 * time.Second})
+	e, err := New(Options{PolicyPath: policyPath, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AccessLog: io.Discard, DrainTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -63,6 +63,8 @@ func writeFile(t *testing.T, path, content string) {
 const policyV1 = `
 forward:
   listen: ["127.0.0.1:0"]
+resolver:
+  egress: {allow: ["127.0.0.0/8"]}   # the test origins are on loopback
 lists:
   bad: {format: domains, path: bad.txt}
 rules:

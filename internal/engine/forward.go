@@ -20,7 +20,7 @@ func (e *Engine) buildForward(st *state) error {
 		Policy:     trackerGuard(st, full.Profile),
 		Anonymizer: e.anonymizers(st),
 		Transport:  e.shared.forwardTransport(tc),
-		Dial:       e.shared.dial,
+		Dial:       e.shared.dialContext,
 		Logger:     e.log.With("door", "forward"),
 		Tunnels:    e.shared.tunnels,
 		Now:        e.opts.Now,

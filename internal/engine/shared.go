@@ -4,10 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
+	"github.com/portcullis/portcullis/internal/cache"
+	"github.com/portcullis/portcullis/internal/resolver"
+	"github.com/portcullis/portcullis/reverse"
 	"net/http"
 	"reflect"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/portcullis/portcullis/forward"
 	"github.com/portcullis/portcullis/internal/admin"
@@ -22,7 +27,22 @@ type shared struct {
 	tunnels   *forward.Tunnels
 	loopToken string
 	obs       *observability
-	dial      forward.DialFunc // nil: plain dialing (until the resolver is configured)
+
+	resolver        *resolver.Resolver // guarded by mu
+	resolverCfg     resolver.Config
+	currentResolver atomic.Pointer[resolver.Resolver]
+
+	poolsMu sync.Mutex
+	pools   map[string]*livePool
+	runCtx  context.Context // set by start; pools created later start at once
+	bg      sync.WaitGroup  // background work (health checks)
+
+	cacheMu       sync.Mutex
+	cache         *cache.Cache
+	cacheCfg      cache.Config
+	retiredCaches []*cache.Cache
+
+	limiter *reverse.RateLimiter
 
 	mu           sync.Mutex
 	fwdTransport *transportHolder
@@ -36,7 +56,8 @@ type transportHolder struct {
 func newShared(e *Engine) *shared {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
-	s := &shared{e: e, lists: newListCache(), tunnels: forward.NewTunnels(), loopToken: hex.EncodeToString(b[:])}
+	s := &shared{e: e, lists: newListCache(), tunnels: forward.NewTunnels(), loopToken: hex.EncodeToString(b[:]),
+		pools: map[string]*livePool{}, limiter: reverse.NewRateLimiter(0)}
 	s.obs = newObservability(e)
 	s.obs.metrics.RegisterLists(func() []admin.ListStatus { return e.snapshot().Lists })
 	s.obs.metrics.RegisterPools(s.poolStatus)
@@ -55,22 +76,43 @@ func (s *shared) forwardTransport(tc forward.TransportConfig) *http.Transport {
 		s.fwdTransport.rt.CloseIdleConnections()
 	}
 	key := tc
-	tc.Dial = s.dial
+	tc.Dial = s.dialContext
 	t := forward.NewTransport(tc)
 	s.fwdTransport = &transportHolder{cfg: key, rt: t}
 	return t
 }
 
-// start launches background work owned by the engine until ctx ends.
-func (s *shared) start(ctx context.Context) {}
+// start launches background work owned by the engine until ctx ends: pool health
+// checks.
+func (s *shared) start(ctx context.Context) {
+	s.poolsMu.Lock()
+	defer s.poolsMu.Unlock()
+	s.runCtx = ctx
+	for _, lp := range s.pools {
+		s.startPool(lp)
+	}
+}
 
 // policyLoaded is told about every load attempt (for metrics and the status page).
 func (s *shared) policyLoaded(st *state, err error) {
 	s.obs.metrics.SetPolicy(strconv.Itoa(st.version), st.loadedAt, err)
 }
 
-// retire releases what the old state held and the new one does not use.
-func (s *shared) retire(old, cur *state) {}
+// retire releases what the old state held and the new one does not use: a cache
+// replaced by one with other settings is closed once no state uses it.
+func (s *shared) retire(old, cur *state) {
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	keep := s.retiredCaches[:0]
+	for _, c := range s.retiredCaches {
+		if c == cur.cache {
+			keep = append(keep, c)
+			continue
+		}
+		c.Close()
+	}
+	s.retiredCaches = keep
+}
 
 // shutdown drains long-lived connections (tunnels) within ctx.
 func (s *shared) shutdown(ctx context.Context) {
@@ -86,7 +128,24 @@ func (s *shared) close() {
 	if s.fwdTransport != nil {
 		s.fwdTransport.rt.CloseIdleConnections()
 	}
+	s.bg.Wait()
+	s.poolsMu.Lock()
+	for _, lp := range s.pools {
+		lp.p.Close()
+	}
+	s.poolsMu.Unlock()
+	s.cacheMu.Lock()
+	if s.cache != nil {
+		s.cache.Close()
+	}
+	for _, c := range s.retiredCaches {
+		c.Close()
+	}
+	s.cacheMu.Unlock()
 	s.obs.close()
+	if s.resolver != nil {
+		s.resolver.Close()
+	}
 }
 
 // accessLog returns the logger every door writes its access-log entries to.
@@ -94,13 +153,17 @@ func (s *shared) accessLog() admin.Logger { return s.obs.fanout }
 
 // adminRoutes are the extra admin routes the shared parts serve (cache purge, pool
 // status, CA download…).
-func (s *shared) adminRoutes(st *state) map[string]http.Handler { return nil }
-
-// poolStatus reports every pool's members for the status page and metrics.
-func (s *shared) poolStatus() []admin.PoolStatus { return nil }
-
-// cacheStatus reports the cache's counters, nil without a cache.
-func (s *shared) cacheStatus() *admin.CacheStatus { return nil }
+func (s *shared) adminRoutes(st *state) map[string]http.Handler {
+	routes := map[string]http.Handler{}
+	if st.cache != nil {
+		routes["POST /cache/purge"] = s.purgeHandler()
+	}
+	routes["GET /pools"] = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(s.poolStatus())
+	})
+	return routes
+}
 
 func (s *shared) reopenLogs() {
 	if err := s.obs.reopen(); err != nil {

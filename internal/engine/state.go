@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"crypto/tls"
 	"github.com/portcullis/portcullis/anonymize"
+	"github.com/portcullis/portcullis/internal/cache"
+	"github.com/portcullis/portcullis/internal/pool"
 	"net/http"
 	"time"
 
@@ -20,9 +23,12 @@ type state struct {
 	// hasTrackers is set when a profile names tracker lists.
 	hasTrackers bool
 
-	forward http.Handler
-	reverse http.Handler
-	admin   http.Handler
+	pools      map[string]*pool.Pool
+	cache      *cache.Cache // nil: no cache section
+	forward    http.Handler
+	reverse    http.Handler
+	reverseTLS *tls.Config
+	admin      http.Handler
 
 	listens []listenSpec
 }
@@ -40,7 +46,7 @@ func (e *Engine) build(f *config.File) (*state, error) {
 		return nil, f.FieldErrors(ferrs)
 	}
 	st.program = prog
-	for _, door := range []func(*state) error{e.buildProfiles, e.buildAdmin, e.buildForward} {
+	for _, door := range []func(*state) error{e.useResolver, e.usePools, e.useCache, e.buildProfiles, e.buildAdmin, e.buildForward, e.buildReverse} {
 		if err := door(st); err != nil {
 			return nil, err
 		}

@@ -1,0 +1,70 @@
+package engine
+
+import (
+	"net/http"
+	"reflect"
+
+	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/cache"
+	"github.com/portcullis/portcullis/internal/pool"
+)
+
+// useCache makes st's cache settings current. The cache (and what it holds) is kept
+// across reloads while its settings stay the same.
+func (e *Engine) useCache(st *state) error {
+	s := e.shared
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	cfg := st.file.Policy.Cache
+	if cfg == nil {
+		return nil // no cache section: nothing is cached (an old cache stays until retired)
+	}
+	if s.cache != nil && reflect.DeepEqual(s.cacheCfg, *cfg) {
+		st.cache = s.cache
+		return nil
+	}
+	c, err := cache.New(*cfg, e.log.With("part", "cache"), cache.WithDownError(pool.ErrNoHealthyMember))
+	if err != nil {
+		return err
+	}
+	if s.cache != nil {
+		s.retiredCaches = append(s.retiredCaches, s.cache)
+	}
+	s.cache, s.cacheCfg = c, *cfg
+	st.cache = c
+	return nil
+}
+
+// cachePolicy returns the named cache policy of st, nil when there is none.
+func (st *state) cachePolicy(name string) *cache.Policy {
+	if name == "" || st.cache == nil {
+		return nil
+	}
+	return st.file.Policy.CachePolicies[name]
+}
+
+// cacheStatus reports the cache's counters, nil without a cache.
+func (s *shared) cacheStatus() *admin.CacheStatus {
+	s.cacheMu.Lock()
+	c := s.cache
+	s.cacheMu.Unlock()
+	if c == nil {
+		return nil
+	}
+	cs := admin.CacheStatus(c.Stats())
+	return &cs
+}
+
+// purgeHandler purges from whichever cache is current.
+func (s *shared) purgeHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.cacheMu.Lock()
+		c := s.cache
+		s.cacheMu.Unlock()
+		if c == nil {
+			http.Error(w, "no cache configured", http.StatusNotFound)
+			return
+		}
+		c.PurgeHandler().ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,108 @@
+package engine
+
+import (
+	"context"
+	"reflect"
+	"sort"
+
+	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/config/field"
+	"github.com/portcullis/portcullis/internal/pool"
+)
+
+// livePool is a pool the engine keeps across reloads, with its health checker.
+type livePool struct {
+	cfg    pool.Config
+	p      *pool.Pool
+	cancel context.CancelFunc // stops Run; nil until started
+}
+
+// usePools updates the shared pools to st's definitions: an unchanged pool is kept
+// as it is, a changed one is updated in place (members that stay keep their health
+// and connections), a new one is created, and one no longer named is stopped.
+func (e *Engine) usePools(st *state) error {
+	s := e.shared
+	s.poolsMu.Lock()
+	defer s.poolsMu.Unlock()
+	st.pools = map[string]*pool.Pool{}
+	var errs []field.Error
+	for name, cfg := range st.file.Policy.Pools {
+		if cfg == nil {
+			cfg = &pool.Config{}
+		}
+		lp := s.pools[name]
+		switch {
+		case lp != nil && reflect.DeepEqual(lp.cfg, *cfg):
+		case lp != nil:
+			if err := lp.p.Update(*cfg); err != nil {
+				errs = append(errs, field.Errorf("pools."+name, "%v", err))
+				continue
+			}
+			lp.cfg = *cfg
+		default:
+			p, err := pool.New(name, *cfg, e.log.With("pool", name))
+			if err != nil {
+				errs = append(errs, field.Errorf("pools."+name, "%v", err))
+				continue
+			}
+			lp = &livePool{cfg: *cfg, p: p}
+			s.pools[name] = lp
+			if s.runCtx != nil {
+				s.startPool(lp)
+			}
+		}
+		st.pools[name] = lp.p
+	}
+	if len(errs) > 0 {
+		return st.file.FieldErrors(errs)
+	}
+	for name, lp := range s.pools {
+		if _, ok := st.pools[name]; !ok {
+			if lp.cancel != nil {
+				lp.cancel()
+			}
+			lp.p.Close()
+			delete(s.pools, name)
+		}
+	}
+	return nil
+}
+
+// startPool runs lp's health checks until the engine stops or the pool is dropped.
+func (s *shared) startPool(lp *livePool) {
+	ctx, cancel := context.WithCancel(s.runCtx)
+	lp.cancel = cancel
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		lp.p.Run(ctx)
+	}()
+}
+
+// poolStatus reports every pool's members for the status page and metrics.
+func (s *shared) poolStatus() []admin.PoolStatus {
+	s.poolsMu.Lock()
+	defer s.poolsMu.Unlock()
+	names := make([]string, 0, len(s.pools))
+	for n := range s.pools {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make([]admin.PoolStatus, 0, len(names))
+	for _, n := range names {
+		ps := admin.PoolStatus{Name: n}
+		for _, m := range s.pools[n].p.Status() {
+			ps.Members = append(ps.Members, admin.MemberStatus(m))
+		}
+		out = append(out, ps)
+	}
+	return out
+}
+
+// poolHealth answers whether a pool has a healthy member (for GSLB).
+func (s *shared) poolHealth(name string) bool {
+	s.poolsMu.Lock()
+	lp := s.pools[name]
+	s.poolsMu.Unlock()
+	return lp != nil && lp.p.Healthy()
+}

@@ -1,0 +1,124 @@
+package engine
+
+import (
+	"crypto/tls"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/portcullis/portcullis/internal/cache"
+	"github.com/portcullis/portcullis/reverse"
+)
+
+// buildReverse builds the reverse door for st when the policy has a reverse section.
+func (e *Engine) buildReverse(st *state) error {
+	if st.file.Policy.Reverse == nil {
+		return nil
+	}
+	cfg := *st.file.Policy.Reverse
+	// Paths in the policy are relative to the policy file.
+	cfg.StateDir = st.file.Resolve(cfg.StateDir)
+	cfg.TLS.Certs = append([]reverse.CertFiles(nil), cfg.TLS.Certs...)
+	for i := range cfg.TLS.Certs {
+		cfg.TLS.Certs[i].CertFile = st.file.Resolve(cfg.TLS.Certs[i].CertFile)
+		cfg.TLS.Certs[i].KeyFile = st.file.Resolve(cfg.TLS.Certs[i].KeyFile)
+	}
+	h, err := reverse.New(reverse.Options{
+		Config:  cfg,
+		Policy:  st.program,
+		Pools:   st.pools,
+		Wrap:    e.cacheWrap(st, &cfg),
+		Limiter: e.shared.limiter,
+		Log:     e.shared.accessLog(),
+		Logger:  e.log.With("door", "reverse"),
+	})
+	if err != nil {
+		return err
+	}
+	st.reverse = h
+	if len(cfg.TLSListen) > 0 && e.opts.DryRun {
+		for _, c := range cfg.TLS.Certs {
+			for _, f := range []string{c.CertFile, c.KeyFile} {
+				if _, err := os.Stat(f); err != nil {
+					return err
+				}
+			}
+		}
+	} else if len(cfg.TLSListen) > 0 {
+		tc, err := reverse.ServerTLSConfig(&cfg, defaultStateDir())
+		if err != nil {
+			return err
+		}
+		st.reverseTLS = tc
+		if cfg.TLS.Mode == "internal" {
+			e.log.Info("reverse TLS: certificates issued by the local CA; trust it to avoid warnings", "ca_cert", reverse.CACertPath(&cfg, defaultStateDir()))
+		}
+	}
+	limit := func(ln net.Listener) net.Listener {
+		return reverse.LimitListener(ln, cfg.Limits.MaxConns, cfg.Limits.MaxConnsPerClient)
+	}
+	tune := func(tlsOn bool) func(*http.Server) {
+		return func(srv *http.Server) {
+			model := reverse.NewServer(nil, &cfg, e.log)
+			srv.ReadHeaderTimeout = model.ReadHeaderTimeout
+			srv.IdleTimeout = model.IdleTimeout
+			srv.MaxHeaderBytes = model.MaxHeaderBytes
+			srv.Protocols = model.Protocols
+			if tlsOn {
+				// The certificate set follows reloads: each handshake asks the current state.
+				srv.TLSConfig = &tls.Config{
+					MinVersion: tls.VersionTLS12,
+					NextProtos: st.reverseTLS.NextProtos,
+					GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+						if cur := e.cur.Load(); cur.reverseTLS != nil {
+							return cur.reverseTLS, nil
+						}
+						return st.reverseTLS, nil
+					},
+				}
+			}
+		}
+	}
+	pick := func(s *state) http.Handler { return s.reverse }
+	for _, addr := range cfg.Listen {
+		st.listens = append(st.listens, httpListen("reverse", addr, pick, limit, tune(false)))
+	}
+	for _, addr := range cfg.TLSListen {
+		st.listens = append(st.listens, httpListen("reverse-tls", addr, pick, limit, tune(true)))
+	}
+	return nil
+}
+
+// cacheWrap inserts the shared cache in front of each route's pool, with the route's
+// cache policy.
+func (e *Engine) cacheWrap(st *state, cfg *reverse.Config) func(route string, rt http.RoundTripper) http.RoundTripper {
+	if st.cache == nil {
+		return nil
+	}
+	policies := map[string]*cache.Policy{}
+	for _, r := range cfg.Routes {
+		if p := st.cachePolicy(r.Cache); p != nil {
+			policies[r.Name] = p
+		}
+	}
+	c := st.cache
+	return func(route string, rt http.RoundTripper) http.RoundTripper {
+		if p := policies[route]; p != nil {
+			return c.WrapPolicy(p, rt)
+		}
+		return rt
+	}
+}
+
+// defaultStateDir is where Portcullis keeps what it creates (the internal CA):
+// $XDG_STATE_HOME/portcullis, else ~/.local/state/portcullis.
+func defaultStateDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "portcullis")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "portcullis")
+	}
+	return filepath.Join(os.TempDir(), "portcullis-state")
+}
