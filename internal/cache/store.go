@@ -178,8 +178,8 @@ func (s *store) account(n *node, d int64) {
 }
 
 func (s *store) evictLocked() {
-	for s.bytes > s.max {
-		if s.smallBytes > s.max/10 || s.main.Len() == 0 {
+	for s.bytes > s.max && s.small.Len()+s.main.Len() > 0 {
+		if s.main.Len() == 0 || (s.smallBytes > s.max/10 && s.small.Len() > 0) {
 			s.evictSmall()
 		} else {
 			s.evictMain()
