@@ -56,6 +56,7 @@ func TestLeaksInspected(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: TLS through the door for every case")
 	}
+	checkGoroutines(t)
 	origin, seen := startRecordingOrigin(t, true)
 	dir := t.TempDir()
 	caPEM := filepath.Join(dir, "ca.pem")
@@ -89,6 +90,7 @@ func TestLeaksInspected(t *testing.T) {
 // that is not inspected, even the privacy profile changes nothing the origin sees
 // but the connecting address.
 func TestTunnelIsOpaque(t *testing.T) {
+	checkGoroutines(t)
 	origin, seen := startRecordingOrigin(t, true)
 	roots := x509.NewCertPool()
 	roots.AddCert(origin.Certificate())

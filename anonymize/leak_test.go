@@ -15,8 +15,10 @@ import (
 	"os"
 	"os/exec"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	. "github.com/portcullis/portcullis/anonymize"
 	"github.com/portcullis/portcullis/forward"
@@ -505,6 +507,7 @@ func leakCases(t *testing.T) []leakCase {
 // TestLeaks runs every case with every client through both proxies over plain
 // HTTP and proves what arrives.
 func TestLeaks(t *testing.T) {
+	checkGoroutines(t)
 	origin, seen := startRecordingOrigin(t, false)
 	originAddr := origin.Listener.Addr().String()
 	for _, c := range leakCases(t) {
@@ -518,6 +521,23 @@ func TestLeaks(t *testing.T) {
 			}
 		}
 	}
+}
+
+// checkGoroutines fails t if goroutines started during it still run after its
+// other cleanups (servers, tunnels, connections) have run. Closing connections
+// ends their goroutines asynchronously, so it polls, with a deadline.
+func checkGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > before; {
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				t.Errorf("%d goroutines outlived the test:\n%s", runtime.NumGoroutine()-before, buf[:runtime.Stack(buf, true)])
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
 }
 
 // expectArrived takes the origin's record of the request just sent and checks it.
