@@ -179,7 +179,8 @@ func (p *Proxy) hijackTunnel(r *http.Request, client net.Conn, _ *goproxy.ProxyC
 		p.checkSNI(x, sni)
 	}
 	if x.mode == modeTunnel && tn.upstream == nil { // the SNI verdict asked for a tunnel after all
-		up, err := p.dial(r.Context(), "tcp", r.Host)
+		addr := net.JoinHostPort(x.connect.Host, strconv.Itoa(int(x.connect.Port)))
+		up, err := p.dial(r.Context(), "tcp", addr)
 		if err != nil {
 			x.entry.Error = err.Error()
 			x.entry.Status = upstreamStatus(err)
