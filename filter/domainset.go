@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"hash/maphash"
 	"math"
 	"math/bits"
 	"slices"
@@ -59,6 +60,7 @@ func domainByte(c byte) bool {
 type DomainSet struct {
 	data  []byte
 	index []blockHead
+	fam   familyTable
 	n     int
 }
 
@@ -201,8 +203,12 @@ func (b *DomainSetBuilder) Build() *DomainSet {
 	var (
 		prev      [MaxDomainLen]byte
 		prevLen   int
+		prevFam   int
 		ancestors [MaxDomainLen/2 + 2]int
 		depth     int
+		fams      []familyRecord
+		hasShort  bool
+		seed      = maphash.MakeSeed()
 	)
 	for i, e := range ents {
 		k := arena[e.off : e.off+uint32(e.n)]
@@ -230,10 +236,16 @@ func (b *DomainSetBuilder) Build() *DomainSet {
 		}
 		data = append(data, byte(shared), byte(len(k)-shared), byte(anc))
 		data = append(data, k[shared:]...)
+		if fl := familyLen(k); i == 0 || fl != prevFam || lcp < fl {
+			fams = append(fams, familyRecord{hash: maphash.Bytes(seed, k[:fl]), block: uint32(s.n / blockSize)})
+			prevFam = fl
+			hasShort = hasShort || fl == len(k) && bytes.IndexByte(k, keySep) < 0
+		}
 		copy(prev[lcp:], k[lcp:])
 		prevLen = len(k)
 		s.n++
 	}
+	s.fam = newFamilyTable(seed, fams, hasShort)
 	if cap(data)-len(data) > len(data)/16 {
 		data = append([]byte(nil), data...) // give back the estimate's slack
 	}
@@ -372,7 +384,7 @@ func (s *DomainSet) SizeBytes() int {
 	if s == nil {
 		return 0
 	}
-	return cap(s.data) + blockHeadSize*cap(s.index)
+	return cap(s.data) + blockHeadSize*cap(s.index) + 8*cap(s.fam.slots)
 }
 
 // Match reports whether host or one of its parent domains is in the set.
@@ -421,7 +433,14 @@ func (s *DomainSet) lookup(host string, exact bool) bool {
 	if !ok {
 		return false
 	}
-	blk := s.searchBlock(q)
+	var blk int
+	if hint := s.fam.hint(q); hint >= 0 {
+		blk = s.blockFrom(hint, q)
+	} else if s.fam.hasShort {
+		blk = s.searchBlock(q)
+	} else {
+		return false // no listed name shares q's last two labels
+	}
 	if blk < 0 {
 		return false
 	}
