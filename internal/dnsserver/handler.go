@@ -66,23 +66,29 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	if err != nil {
 		out.errText = err.Error()
 	}
-	if st.log != nil {
-		st.log.Log(&admin.Entry{
-			Time:     start,
-			Door:     rules.DoorDNS.String(),
-			Client:   client,
-			Method:   dns.TypeToString[qtype],
-			URL:      host,
-			Action:   out.action.String(),
-			Rule:     out.rule,
-			Category: out.category,
-			Status:   rcode,
-			Duration: st.now().Sub(start),
-			Upstream: out.upstream,
-			Cache:    out.cache,
-			Error:    out.errText,
-		})
+	st.logQuery(start, client, qtype, host, out, rcode)
+}
+
+// logQuery writes the access-log entry for one query.
+func (st *state) logQuery(start time.Time, client netip.Addr, qtype uint16, host string, out outcome, rcode int) {
+	if st.log == nil {
+		return
 	}
+	st.log.Log(&admin.Entry{
+		Time:     start,
+		Door:     rules.DoorDNS.String(),
+		Client:   client,
+		Method:   dns.TypeToString[qtype],
+		URL:      host,
+		Action:   out.action.String(),
+		Rule:     out.rule,
+		Category: out.category,
+		Status:   rcode,
+		Duration: st.now().Sub(start),
+		Upstream: out.upstream,
+		Cache:    out.cache,
+		Error:    out.errText,
+	})
 }
 
 func remoteAddr(a net.Addr) netip.Addr {
@@ -127,7 +133,9 @@ func (st *state) handle(r *dns.Msg, client netip.Addr, start time.Time, size int
 		}
 	}
 
-	if v, ok := st.evaluate(client, host, qtype, start); !ok {
+	v, allowed := st.evaluate(client, host, qtype, start)
+	out.rule, out.category = v.Rule, v.Category
+	if !allowed {
 		m = reply(r, dns.RcodeSuccess)
 		st.block(m, q, v, &out)
 		return m, nil, out, host, qtype
@@ -144,9 +152,15 @@ func (st *state) handle(r *dns.Msg, client netip.Addr, start time.Time, size int
 		st.safeSearchAnswer(m, r, q, target)
 		return m, nil, out, host, qtype
 	}
-	if wire := st.cached(buf, r, opt, client, start, size); wire != nil {
-		out.upstream, out.cache = "resolver", "hit"
-		return nil, wire, out, host, qtype
+	if q.Qclass == dns.ClassINET && (opt == nil || len(opt.Option) == 0) {
+		wq := wireQuery{id: r.Id, name: q.Name, qtype: q.Qtype, opcode: r.Opcode, rd: r.RecursionDesired, cd: r.CheckingDisabled}
+		if opt != nil {
+			wq.edns, wq.do = true, opt.Do()
+		}
+		if wire := st.cached(buf, wq, client, start, size); wire != nil {
+			out.upstream, out.cache = "resolver", "hit"
+			return nil, wire, out, host, qtype
+		}
 	}
 	return st.forward(r, client, start, &out), nil, out, host, qtype
 }
@@ -165,38 +179,46 @@ type wireCache interface {
 	AppendCached(dst []byte, id uint16, name string, qtype uint16, do, cd bool) ([]byte, []string, bool)
 }
 
-// cached returns the finished reply to r from the resolver's cache in wire form,
-// or nil when the slow path must answer: a miss, EDNS options to echo, an answer
+// wireQuery is what answering from the cache in wire form needs of a query.
+type wireQuery struct {
+	id       uint16
+	name     string // as asked (case preserved), fully qualified
+	qtype    uint16
+	opcode   int
+	rd, cd   bool
+	edns, do bool // an OPT record without options was present; its DO bit
+}
+
+// cached returns the finished reply to q from the resolver's cache in wire form,
+// appended to buf, or nil when the slow path must answer: a miss, an answer
 // larger than size, or a CNAME target the policy blocks.
-func (st *state) cached(buf []byte, r *dns.Msg, opt *dns.OPT, client netip.Addr, start time.Time, size int) []byte {
+func (st *state) cached(buf []byte, q wireQuery, client netip.Addr, start time.Time, size int) []byte {
 	wc, ok := st.res.(wireCache)
-	q := r.Question[0]
-	if !ok || q.Qclass != dns.ClassINET || (opt != nil && len(opt.Option) > 0) {
+	if !ok {
 		return nil
 	}
-	do := opt != nil && opt.Do()
-	b, cnames, ok := wc.AppendCached(buf, r.Id, q.Name, q.Qtype, do, r.CheckingDisabled)
+	b, cnames, ok := wc.AppendCached(buf, q.id, q.name, q.qtype, q.do, q.cd)
 	if !ok {
 		return nil
 	}
 	for _, c := range cnames {
-		if _, ok := st.evaluate(client, c, q.Qtype, start); !ok {
+		if _, ok := st.evaluate(client, c, q.qtype, start); !ok {
 			return nil
 		}
 	}
 	// Flags: QR, the query's opcode and RD; not AA, not TC. RA; the upstream's AD
 	// and rcode; the query's CD.
-	b[2] = 0x80 | byte(r.Opcode&0xF)<<3
-	if r.RecursionDesired {
+	b[2] = 0x80 | byte(q.opcode&0xF)<<3
+	if q.rd {
 		b[2] |= 0x01
 	}
 	b[3] = 0x80 | b[3]&0x2F
-	if r.CheckingDisabled {
+	if q.cd {
 		b[3] |= 0x10
 	}
-	if opt != nil {
+	if q.edns {
 		var flags byte
-		if do {
+		if q.do {
 			flags = 0x80
 		}
 		// OPT: root name, type 41, class = payload size, TTL = ext-rcode 0,

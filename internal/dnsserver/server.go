@@ -135,21 +135,27 @@ const shutdownTimeout = 5 * time.Second
 
 // Serve answers queries on pconn (UDP) and ln (TCP) until ctx ends, then shuts
 // both down (waiting up to 5 s for queries in flight) and returns nil; either may
-// be nil. It returns early with the error of a listener that fails.
+// be nil. It returns early with the error of a listener that fails. A UDP socket
+// bound to one address is served by Portcullis's own read loop (see serveUDP);
+// a wildcard one, and TCP, by miekg/dns.
 func (s *Server) Serve(ctx context.Context, pconn net.PacketConn, ln net.Listener) error {
+	if pconn == nil && ln == nil {
+		return errors.New("dnsserver: nothing to serve")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var servers []*dns.Server
-	if pconn != nil {
+	errc := make(chan error, 2)
+	var wg sync.WaitGroup
+	if uc, ok := fastUDP(pconn); ok {
+		wg.Go(func() { errc <- s.serveUDP(ctx, uc) })
+	} else if pconn != nil {
 		servers = append(servers, &dns.Server{PacketConn: pconn, Handler: s})
 	}
 	if ln != nil {
 		servers = append(servers, &dns.Server{Listener: ln, Handler: s, ReadTimeout: 10 * time.Second, IdleTimeout: idleTimeout})
 	}
-	if len(servers) == 0 {
-		return errors.New("dnsserver: nothing to serve")
-	}
-	errc := make(chan error, len(servers))
 	started := make(chan struct{}, len(servers))
-	var wg sync.WaitGroup
 	for _, srv := range servers {
 		srv.NotifyStartedFunc = func() { started <- struct{}{} }
 		wg.Go(func() { errc <- srv.ActivateAndServe() })
@@ -170,8 +176,9 @@ func (s *Server) Serve(ctx context.Context, pconn net.PacketConn, ln net.Listene
 		case err = <-errc:
 		}
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
-	defer cancel()
+	cancel() // stops serveUDP
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer scancel()
 	for _, srv := range servers {
 		srv.ShutdownContext(sctx) // an error means it had already stopped
 	}

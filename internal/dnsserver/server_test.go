@@ -116,6 +116,15 @@ func (l *memLog) wait(t *testing.T, url string, n int) []admin.Entry {
 // test ends, and returns the address.
 func startServer(t testing.TB, opts Options) (*Server, string) {
 	t.Helper()
+	return startServerWith(t, opts, func(pc net.PacketConn) net.PacketConn { return pc })
+}
+
+// miekgOnly hides the *net.UDPConn so that Serve hands the socket to miekg/dns.
+type miekgOnly struct{ net.PacketConn }
+
+// startServerWith is startServer with the UDP socket passed through wrap.
+func startServerWith(t testing.TB, opts Options, wrap func(net.PacketConn) net.PacketConn) (*Server, string) {
+	t.Helper()
 	srv, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +146,7 @@ func startServer(t testing.TB, opts Options) (*Server, string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, pc, ln) }()
+	go func() { done <- srv.Serve(ctx, wrap(pc), ln) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -445,5 +454,47 @@ func TestTruncationForUDPClients(t *testing.T) {
 		if r := ask(t, addr, "tcp", teacher, "many.test", dns.TypeA, false); r.Truncated || len(r.Answer) != 40 {
 			t.Fatalf("TCP client: TC=%v, %d answers", r.Truncated, len(r.Answer))
 		}
+	}
+}
+
+// TestMiekgUDPPath runs the queries the fast UDP loop would answer through the
+// miekg/dns server used for wildcard sockets.
+func TestMiekgUDPPath(t *testing.T) {
+	up := testUpstream(t)
+	_, addr := startServerWith(t, Options{Config: &Config{}, Policy: testPolicy(), Resolver: newResolver(t, up)},
+		func(pc net.PacketConn) net.PacketConn { return miekgOnly{pc} })
+	for range 3 {
+		if r := ask(t, addr, "udp", teacher, "A.test", dns.TypeA, true); !slices.Equal(answers(r), []string{"192.0.2.1"}) || r.Question[0].Name != "A.test." {
+			t.Fatalf("a.test: %v", r)
+		}
+		if r := ask(t, addr, "udp", teacher, "ads.test", dns.TypeA, false); r.Rcode != dns.RcodeNameError {
+			t.Fatalf("ads.test: %v", r)
+		}
+	}
+	if n := up.Count("a.test", dns.TypeA, ""); n != 1 {
+		t.Fatalf("upstream asked %d times", n)
+	}
+}
+
+func TestFormErrForGarbage(t *testing.T) {
+	_, addr := startServer(t, Options{Config: &Config{}})
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A header claiming one question, and no question.
+	if _, err := c.Write([]byte{0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 3, 'a'}); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 512)
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := new(dns.Msg)
+	if err := m.Unpack(buf[:n]); err != nil || m.Id != 0x1234 || !m.Response || m.Rcode != dns.RcodeFormatError {
+		t.Fatalf("reply %v %v", m, err)
 	}
 }

@@ -1,0 +1,195 @@
+package dnsserver
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+
+	"github.com/miekg/dns"
+	"github.com/portcullis/portcullis/filter"
+	"github.com/portcullis/portcullis/rules"
+)
+
+// serveUDP serves one UDP socket without miekg's goroutine and unpacked message
+// per packet: a plain query (one question, class IN, no EDNS options) that the
+// resolver's cache answers in wire form is parsed, decided and answered in the
+// read loop; every other packet is unpacked and handled by ServeDNS in a goroutine
+// of its own, so a cache miss never holds the loop. It returns when ctx ends (nil,
+// after the handlers in flight have finished) or the socket fails.
+func (s *Server) serveUDP(ctx context.Context, pc *net.UDPConn) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	stop := context.AfterFunc(ctx, func() { pc.Close() })
+	defer stop()
+	buf := make([]byte, dns.MaxMsgSize)
+	out := make([]byte, 0, ednsSize)
+	for {
+		n, from, err := pc.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			continue // a transient error on one datagram
+		}
+		pkt := buf[:n]
+		if reply := s.answerFast(pkt, from, out[:0]); reply != nil {
+			pc.WriteToUDPAddrPort(reply, from)
+			continue
+		}
+		m := new(dns.Msg)
+		if err := m.Unpack(pkt); err != nil {
+			if reply := formErr(pkt, out[:0]); reply != nil {
+				pc.WriteToUDPAddrPort(reply, from)
+			}
+			continue
+		}
+		wg.Go(func() { s.ServeDNS(&udpWriter{pc: pc, remote: from}, m) })
+	}
+}
+
+// fastUDP reports whether pc can be served by serveUDP: it must be bound to one
+// address, so that replies leave from the address queries came to (a wildcard
+// socket is left to miekg, which tracks the destination of each datagram).
+func fastUDP(pc net.PacketConn) (*net.UDPConn, bool) {
+	uc, ok := pc.(*net.UDPConn)
+	if !ok {
+		return nil, false
+	}
+	a, ok := uc.LocalAddr().(*net.UDPAddr)
+	return uc, ok && !a.IP.IsUnspecified()
+}
+
+// answerFast returns the reply to pkt when the resolver's cache can give it
+// without unpacking, else nil.
+func (s *Server) answerFast(pkt []byte, from netip.AddrPort, out []byte) []byte {
+	q, size, ok := parseQuery(pkt)
+	if !ok {
+		return nil
+	}
+	st := s.state.Load()
+	client := from.Addr().Unmap()
+	start := st.now()
+	lname := strings.ToLower(q.name)
+	host := lname[:len(lname)-1]
+	v, allowed := st.evaluate(client, host, q.qtype, start)
+	if !allowed || (st.gslb != nil && st.gslb.inZone(lname)) {
+		return nil
+	}
+	if _, ok := filter.SafeSearchTarget(host, st.safeSearch(client)); ok {
+		return nil
+	}
+	wire := st.cached(out, q, client, start, size)
+	if wire == nil {
+		return nil
+	}
+	st.logQuery(start, client, q.qtype, host, outcome{
+		action: rules.ActionAllow, rule: v.Rule, category: v.Category, upstream: "resolver", cache: "hit",
+	}, int(wire[3]&0x0F))
+	return wire
+}
+
+// parseQuery reads a plain query from its wire form: QUERY opcode, one question of
+// class IN whose labels need no escaping, nothing else but an optional OPT record
+// (version 0) without options. size is the largest reply the client accepts.
+func parseQuery(b []byte) (q wireQuery, size int, ok bool) {
+	if len(b) < 12+1+4 || b[2]&0xFA != 0 || // QR, opcode, AA, TC must be 0
+		binary.BigEndian.Uint16(b[4:]) != 1 || binary.BigEndian.Uint16(b[6:]) != 0 || binary.BigEndian.Uint16(b[8:]) != 0 {
+		return q, 0, false
+	}
+	ar := binary.BigEndian.Uint16(b[10:])
+	if ar > 1 {
+		return q, 0, false
+	}
+	var name [256]byte
+	n, off := 0, 12
+	for {
+		if off >= len(b) {
+			return q, 0, false
+		}
+		l := int(b[off])
+		if l == 0 {
+			off++
+			break
+		}
+		if l > 63 || off+1+l > len(b) || n+l+1 > 254 {
+			return q, 0, false
+		}
+		for _, c := range b[off+1 : off+1+l] {
+			if !plainLabelByte(c) {
+				return q, 0, false
+			}
+		}
+		n += copy(name[n:], b[off+1:off+1+l])
+		name[n] = '.'
+		n++
+		off += 1 + l
+	}
+	if n == 0 || off+4 > len(b) || binary.BigEndian.Uint16(b[off+2:]) != dns.ClassINET {
+		return q, 0, false
+	}
+	q.qtype = binary.BigEndian.Uint16(b[off:])
+	off += 4
+	size = dns.MinMsgSize
+	if ar == 1 {
+		// OPT: root name, type 41, class = payload size, ext-rcode, version, flags, rdlen 0.
+		if off+11 != len(b) || b[off] != 0 || binary.BigEndian.Uint16(b[off+1:]) != dns.TypeOPT ||
+			b[off+6] != 0 || binary.BigEndian.Uint16(b[off+9:]) != 0 {
+			return q, 0, false
+		}
+		size = int(min(max(binary.BigEndian.Uint16(b[off+3:]), dns.MinMsgSize), ednsSize))
+		q.edns, q.do = true, b[off+7]&0x80 != 0
+		off += 11
+	}
+	if off != len(b) {
+		return q, 0, false
+	}
+	q.id = binary.BigEndian.Uint16(b)
+	q.rd = b[2]&0x01 != 0
+	q.cd = b[3]&0x10 != 0
+	q.name = string(name[:n])
+	return q, size, true
+}
+
+// plainLabelByte reports whether c appears unescaped in a name's text form.
+func plainLabelByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+}
+
+// formErr returns a FORMERR reply (header only) to a query that could not be
+// unpacked, or nil when not even its header is a query's.
+func formErr(b []byte, out []byte) []byte {
+	if len(b) < 12 || b[2]&0x80 != 0 {
+		return nil
+	}
+	out = append(out, b[0], b[1], 0x80|b[2]&0x78, 0x80|dns.RcodeFormatError)
+	return append(out, make([]byte, 8)...)
+}
+
+// udpWriter is the dns.ResponseWriter of a query serveUDP handed to ServeDNS.
+type udpWriter struct {
+	pc     *net.UDPConn
+	remote netip.AddrPort
+}
+
+func (w *udpWriter) LocalAddr() net.Addr  { return w.pc.LocalAddr() }
+func (w *udpWriter) RemoteAddr() net.Addr { return net.UDPAddrFromAddrPort(w.remote) }
+func (w *udpWriter) WriteMsg(m *dns.Msg) error {
+	b, err := m.Pack()
+	if err != nil {
+		return err
+	}
+	_, err = w.pc.WriteToUDPAddrPort(b, w.remote)
+	return err
+}
+func (w *udpWriter) Write(b []byte) (int, error) { return w.pc.WriteToUDPAddrPort(b, w.remote) }
+func (w *udpWriter) Close() error                { return nil }
+func (w *udpWriter) TsigStatus() error           { return nil }
+func (w *udpWriter) TsigTimersOnly(bool)         {}
+func (w *udpWriter) Hijack()                     {}
