@@ -224,7 +224,10 @@ func (x *exchange) store(res *http.Response, reqTime, resTime time.Time, f *flig
 		}
 		if reason == "" {
 			e = c.newEntry(x.req, res, cc, x.keyHdr, reqTime, resTime)
-			if e.lifetime(x.cp.p.MaxTTL) <= 0 && !e.hasValidator() && e.cc.swr < 0 && e.cc.sie < 0 && !c.cfg.ServeStaleWhenDown {
+			// Keep only what can be reused: fresh for a while, revalidatable,
+			// or servable stale.
+			reusable := e.lifetime(x.cp.p.MaxTTL) > 0 && !e.cc.unqualifiedNoCache
+			if !reusable && !e.hasValidator() && e.cc.swr < 0 && e.cc.sie < 0 && !c.cfg.ServeStaleWhenDown {
 				reason = "no-freshness"
 			}
 		}
