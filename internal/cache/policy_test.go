@@ -146,6 +146,8 @@ func TestCacheStatusAndResult(t *testing.T) {
 		{cacheStatus{fwd: "miss", fwdStatus: 200, collapsed: true}, "Portcullis; fwd=miss; fwd-status=200; collapsed", "miss"},
 		{cacheStatus{fwd: "stale", fwdStatus: 304}, "Portcullis; fwd=stale; fwd-status=304", "revalidated"},
 		{cacheStatus{fwd: "bypass", detail: "policy"}, "Portcullis; fwd=bypass; detail=policy", "bypass"},
+		{cacheStatus{fwd: "stale", detail: "origin-down", ttl: -9e9, hasTTL: true}, "Portcullis; fwd=stale; ttl=-9; detail=origin-down", "stale"},
+		{cacheStatus{fwd: "stale", fwdStatus: 503, detail: "stale-if-error"}, "Portcullis; fwd=stale; fwd-status=503; detail=stale-if-error", "stale"},
 	}
 	for _, tc := range cases {
 		if got := tc.st.String(); got != tc.want {

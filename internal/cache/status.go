@@ -81,7 +81,7 @@ func Result(h http.Header) string {
 		return "hit"
 	case strings.Contains(v, "fwd-status=304") && strings.Contains(v, "fwd=stale"):
 		return "revalidated"
-	case strings.Contains(v, "fwd=stale") && strings.Contains(v, "detail=stale"):
+	case strings.Contains(v, "detail=stale-if-error"), strings.Contains(v, "detail=origin-down"):
 		return "stale"
 	case strings.Contains(v, "fwd=bypass"), strings.Contains(v, "fwd=method"):
 		return "bypass"
