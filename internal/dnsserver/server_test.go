@@ -19,6 +19,12 @@ import (
 	"github.com/portcullis/portcullis/rules"
 )
 
+// The resolver is what the engine passes: it must take the wire-form fast path.
+var (
+	_ Exchanger = (*resolver.Resolver)(nil)
+	_ wireCache = (*resolver.Resolver)(nil)
+)
+
 var (
 	student = netip.MustParseAddr("127.0.0.2")
 	teacher = netip.MustParseAddr("127.0.0.1")

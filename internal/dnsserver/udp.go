@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -27,17 +28,20 @@ func (s *Server) serveUDP(ctx context.Context, pc *net.UDPConn) error {
 	defer stop()
 	buf := make([]byte, dns.MaxMsgSize)
 	out := make([]byte, 0, ednsSize)
+	failures := 0
 	for {
 		n, from, err := pc.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if errors.Is(err, net.ErrClosed) {
-				return err
+			// An error on one datagram is skipped; a socket that only fails is not.
+			if failures++; errors.Is(err, net.ErrClosed) || failures > maxReadFailures {
+				return fmt.Errorf("dnsserver: %w", err)
 			}
-			continue // a transient error on one datagram
+			continue
 		}
+		failures = 0
 		pkt := buf[:n]
 		if reply := s.answerFast(pkt, from, out[:0]); reply != nil {
 			pc.WriteToUDPAddrPort(reply, from)
@@ -171,6 +175,11 @@ func formErr(b []byte, out []byte) []byte {
 	out = append(out, b[0], b[1], 0x80|b[2]&0x78, 0x80|dns.RcodeFormatError)
 	return append(out, make([]byte, 8)...)
 }
+
+// maxReadFailures is how many consecutive read errors end serveUDP.
+const maxReadFailures = 100
+
+var _ dns.ResponseWriter = (*udpWriter)(nil)
 
 // udpWriter is the dns.ResponseWriter of a query serveUDP handed to ServeDNS.
 type udpWriter struct {
