@@ -118,7 +118,7 @@ func TestHopByHopAndProxyHeadersNeverArrive(t *testing.T) {
 	}
 	h := o.seen()
 	for _, name := range []string{"Connection", "X-Hop-Custom", "Keep-Alive", "Proxy-Authorization", "Proxy-Connection",
-		"Te", "Upgrade", "Trailer", "X-Forwarded-For", "Forwarded", "Via", "X-Real-Ip", "User-Agent", "Accept-Encoding"} {
+		"Te", "Upgrade", "Trailer", "X-Forwarded-For", "Forwarded", "Via", "X-Real-Ip", "User-Agent", "Accept-Encoding", LoopHeader} {
 		if v, ok := h[name]; ok {
 			t.Errorf("origin received %s: %q", name, v)
 		}
@@ -350,7 +350,10 @@ func TestLoopRefusedWith508(t *testing.T) {
 		return url.Parse(u)
 	}}
 	defer tr.CloseIdleConnections()
-	tp := startProxy(t, Options{Transport: tr})
+	parent := rules.EvaluatorFunc(func(*rules.Facts) rules.Verdict {
+		return rules.Verdict{Action: rules.ActionAllow, Rule: "via-parent", Pool: "parents"}
+	})
+	tp := startProxy(t, Options{Transport: tr, Policy: parent})
 	selfURL <- tp.url.String()
 	resp, err := tp.client(t).Get(origin.URL + "/loop")
 	if err != nil {
@@ -360,6 +363,24 @@ func TestLoopRefusedWith508(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusLoopDetected || !bytes.Contains(b, []byte("loop")) {
 		t.Fatalf("status %d body %q", resp.StatusCode, b)
+	}
+}
+
+func TestDirectRequestToItselfDoesNotRecurse(t *testing.T) {
+	tp := startProxy(t, Options{})
+	resp, err := tp.client(t).Get(tp.url.String() + "/self")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 404 || !bytes.Contains(b, []byte("proxy server")) {
+		t.Fatalf("status %d body %q", resp.StatusCode, b)
+	}
+	// Two entries: the relayed request and the local one it became.
+	local, relayed := tp.log.next(t), tp.log.next(t)
+	if local.URL != "/self" || relayed.URL != tp.url.String()+"/self" || relayed.Status != 404 {
+		t.Fatalf("log %+v / %+v", local, relayed)
 	}
 }
 

@@ -25,6 +25,8 @@ import (
 
 // LoopHeader carries the per-instance token that marks a request as having passed
 // this proxy; a request that arrives carrying our own token is refused with 508.
+// It is added only to requests that leave through an upstream pool (a verdict
+// naming a Pool: a parent proxy), the only way a request can come back.
 const LoopHeader = "Portcullis-Loop"
 
 // Anonymizer rewrites what crosses the door for privacy. The anonymize package's
@@ -388,6 +390,11 @@ func normHost(host string) string {
 func requestURL(r *http.Request) string {
 	if r.Method == http.MethodConnect {
 		return r.Host
+	}
+	if r.URL.User != nil { // credentials in the URL never reach logs or block pages
+		u := *r.URL
+		u.User = nil
+		return u.String()
 	}
 	return r.URL.String()
 }

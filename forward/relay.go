@@ -77,7 +77,7 @@ func (p *Proxy) checkHTTP(x *exchange, r *http.Request) *http.Response {
 
 // prepareUpstream turns an allowed client request into the upstream request:
 // hop-by-hop fields removed, anonymized, no Go default User-Agent, the loop mark
-// added, the URL's authority as Host, the body counted.
+// added when it leaves through a pool, the URL's authority as Host, the body counted.
 func (p *Proxy) prepareUpstream(x *exchange, r *http.Request) {
 	anonymize.RemoveHopByHopKeepUpgrade(r.Header)
 	if p.anon != nil {
@@ -93,7 +93,12 @@ func (p *Proxy) prepareUpstream(x *exchange, r *http.Request) {
 	if _, ok := r.Header["User-Agent"]; !ok {
 		r.Header["User-Agent"] = []string{""} // present but empty: Go adds no default
 	}
-	r.Header[LoopHeader] = append(r.Header[LoopHeader], p.token)
+	if x.verdict.Pool != "" {
+		// Only a request leaving through an upstream pool (a parent proxy) can come
+		// back here; a direct request to our own address arrives in origin form and
+		// gets the local page. Origins never see the mark.
+		r.Header[LoopHeader] = append(r.Header[LoopHeader], p.token)
+	}
 	r.Host = "" // the URL's authority decides where and to whom the request goes
 	if r.Body != nil && r.Body != http.NoBody {
 		x.body.rc = r.Body
