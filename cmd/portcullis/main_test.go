@@ -194,6 +194,7 @@ func TestRunReloadAndDrain(t *testing.T) {
 	list := filepath.Join(dir, "block.txt")
 	os.WriteFile(list, []byte("blocked.test\n"), 0o644)
 	good := `forward: {listen: ["127.0.0.1:0"]}
+resolver: {egress: {allow: ["127.0.0.0/8"]}}
 lists: {bl: {format: domains, path: block.txt}}
 rules: [{name: listed, list: [bl], action: block, reason: on the list}]
 `
@@ -258,5 +259,30 @@ rules: [{name: listed, list: [bl], action: block, reason: on the list}]
 		}
 	case <-ctx.Done():
 		t.Fatal("portcullis did not exit after SIGTERM")
+	}
+}
+
+func TestPasswdAndCACreate(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "htpasswd")
+	cmd := exec.Command(binary, "passwd", file, "alice")
+	cmd.Stdin = strings.NewReader("s3cret\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("passwd: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil || !strings.HasPrefix(string(b), "alice:$2") {
+		t.Fatalf("htpasswd file = %q, %v", b, err)
+	}
+	cert, key := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key")
+	if out, errOut, code := runCLI(t, "ca", "create", "--cert", cert, "--key", key); code != 0 {
+		t.Fatalf("ca create: %d\n%s%s", code, out, errOut)
+	}
+	st, err := os.Stat(key)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key mode = %v, %v", st.Mode(), err)
+	}
+	if b, _ := os.ReadFile(cert); !strings.Contains(string(b), "BEGIN CERTIFICATE") {
+		t.Fatalf("cert = %q", b)
 	}
 }

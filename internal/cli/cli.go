@@ -3,10 +3,13 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/portcullis/portcullis/forward"
+	"github.com/portcullis/portcullis/forward/auth"
 	"io"
 	"log/slog"
 	"os"
@@ -207,13 +210,49 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdCA(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "portcullis ca: not available in this build")
-	return 2
+	if len(args) == 0 || args[0] != "create" {
+		fmt.Fprintln(stderr, "usage: portcullis ca create --cert FILE --key FILE")
+		return 2
+	}
+	fs := newFlags("ca create", stderr)
+	cert := fs.String("cert", "portcullis-ca.pem", "where to write the CA certificate (PEM)")
+	key := fs.String("key", "portcullis-ca.key", "where to write the CA private key (PEM, mode 0600)")
+	if _, err := parseInterspersed(fs, args[1:]); err != nil {
+		return 2
+	}
+	if _, err := forward.CreateCA(*cert, *key); err != nil {
+		fmt.Fprintln(stderr, "portcullis ca create:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "CA certificate: %s\nCA key:         %s (keep it secret; mode 0600)\n", *cert, *key)
+	fmt.Fprintln(stdout, "Install the certificate in the browsers that will be inspected; set forward.inspect in the policy.")
+	return 0
 }
 
 func cmdPasswd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "portcullis passwd: not available in this build")
-	return 2
+	fs := newFlags("passwd", stderr)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(pos) != 2 {
+		fmt.Fprintln(stderr, "usage: portcullis passwd FILE USER   (the password is read from standard input)")
+		return 2
+	}
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		fmt.Fprintln(stderr, "portcullis passwd: reading the password:", err)
+		return 1
+	}
+	pass := strings.TrimRight(line, "\r\n")
+	if pass == "" {
+		fmt.Fprintln(stderr, "portcullis passwd: empty password")
+		return 1
+	}
+	if err := auth.SetPassword(pos[0], pos[1], pass); err != nil {
+		fmt.Fprintln(stderr, "portcullis passwd:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: password set for %s\n", pos[0], pos[1])
+	return 0
 }
-
-var _ = strings.TrimSpace
