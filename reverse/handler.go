@@ -22,7 +22,6 @@ import (
 
 	"github.com/gobwas/glob"
 
-	"github.com/portcullis/portcullis/filter"
 	"github.com/portcullis/portcullis/internal/admin"
 	"github.com/portcullis/portcullis/internal/pool"
 	"github.com/portcullis/portcullis/rules"
@@ -42,8 +41,13 @@ type Options struct {
 	Wrap func(route string, rt http.RoundTripper) http.RoundTripper
 	// Limiter holds per-client rate state; nil = a new one (lost on reload).
 	Limiter *RateLimiter
-	// BlockPage renders 403 pages; nil = a small built-in page.
-	BlockPage *filter.BlockPage
+	// BlockPage answers a request the policy blocked (not Quiet); nil = a
+	// small built-in 403 page. The engine adapts filter.BlockPage:
+	//
+	//	func(w http.ResponseWriter, r *http.Request, v *rules.Verdict) {
+	//		bp.Serve(w, r, http.StatusForbidden, &filter.BlockInfo{URL: …, Rule: v.Rule, …})
+	//	}
+	BlockPage func(w http.ResponseWriter, r *http.Request, v *rules.Verdict)
 	// Log receives one access-log entry per request; nil = none.
 	Log admin.Logger
 	// Logger receives operational messages; nil = discarded.
@@ -59,7 +63,7 @@ type Handler struct {
 	pools     map[string]*pool.Pool
 	wrap      func(string, http.RoundTripper) http.RoundTripper
 	limiter   *RateLimiter
-	blockPage *filter.BlockPage
+	blockPage func(http.ResponseWriter, *http.Request, *rules.Verdict)
 	log       admin.Logger
 	logger    *slog.Logger
 	errorLog  *log.Logger
@@ -537,10 +541,7 @@ func (h *Handler) blocked(ex *exchange, r *http.Request, v *rules.Verdict) {
 		h.page(ex, http.StatusForbidden)
 		return
 	}
-	h.blockPage.Serve(ex, r, http.StatusForbidden, &filter.BlockInfo{
-		URL: ex.scheme + "://" + r.Host + r.URL.RequestURI(), Host: ex.host,
-		Rule: v.Rule, Category: v.Category, Reason: v.Reason, Time: time.Now(),
-	})
+	h.blockPage(ex, r, v)
 }
 
 // redirect sends a plain-HTTP request to HTTPS.

@@ -125,6 +125,14 @@ func TestPolicyDecides(t *testing.T) {
 		f.Method != "GET" || f.Scheme != "http" || f.Query != "id=1" || f.Client != netip.MustParseAddr("127.0.0.1") {
 		t.Errorf("facts %+v", f)
 	}
+	// A block page supplied by the engine is used for blocks.
+	custom := startDoor(t, cfg, pools, Options{Policy: policy, BlockPage: func(w http.ResponseWriter, r *http.Request, v *rules.Verdict) {
+		w.WriteHeader(http.StatusForbidden)
+		io.WriteString(w, "blocked by "+v.Rule)
+	}})
+	if s, body, _ := fetch(t, client(custom.plain, nil, false), "GET", "http://x/admin", host); s != 403 || body != "blocked by no-admin" {
+		t.Errorf("custom block page: %d %q", s, body)
+	}
 	// Entries are logged once the response is out: wait for the third.
 	waitFor(t, "three log entries", func() bool { return len(log.entries()) == 3 })
 	es := log.entries()
@@ -477,5 +485,59 @@ func TestRejectsSmuggling(t *testing.T) {
 	}
 	if o.hits.Load() != 0 {
 		t.Errorf("origin received %d ambiguous requests", o.hits.Load())
+	}
+}
+
+func TestMinBodyRateDeadline(t *testing.T) {
+	start := time.Unix(1000, 0)
+	b := &deadlineBody{start: start, minRate: 1000}
+	if got, want := b.deadline(), start.Add(DefaultMinBodyGrace); !got.Equal(want) {
+		t.Errorf("nothing read: deadline %v, want start+grace %v", got, want)
+	}
+	b.n = 3000 // 3 s worth at 1000 B/s
+	if got, want := b.deadline(), start.Add(DefaultMinBodyGrace+3*time.Second); !got.Equal(want) {
+		t.Errorf("3000 B read: deadline %v, want %v", got, want)
+	}
+	b.end = start.Add(2 * time.Second) // body_timeout is earlier
+	if got := b.deadline(); !got.Equal(b.end) {
+		t.Errorf("with body_timeout: deadline %v, want %v", got, b.end)
+	}
+}
+
+func TestMaxConnsWaits(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ll := LimitListener(ln, 1, 0)
+	accepted := make(chan net.Conn, 2)
+	acceptDone := make(chan struct{})
+	go func() {
+		defer close(acceptDone)
+		for {
+			c, err := ll.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	defer func() { ll.Close(); <-acceptDone }()
+	c1, _ := net.Dial("tcp", ln.Addr().String())
+	defer c1.Close()
+	a1 := <-accepted
+	c2, _ := net.Dial("tcp", ln.Addr().String())
+	defer c2.Close()
+	select {
+	case <-accepted:
+		t.Fatal("second connection accepted while max_conns=1 was in use")
+	case <-time.After(200 * time.Millisecond):
+	}
+	a1.Close()
+	select {
+	case a2 := <-accepted:
+		a2.Close()
+	case <-time.After(3 * time.Second):
+		t.Fatal("second connection not accepted after the first closed")
 	}
 }
