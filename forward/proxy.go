@@ -294,7 +294,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // finish writes the access-log entry and closes a hijacked connection that goproxy
 // left open (a finished WebSocket relay).
 func (p *Proxy) finish(x *exchange) {
-	if x.w.hijacked != nil && !x.started {
+	if x.w.relay != nil {
+		x.w.relay.close()
+		p.tunnels.remove(x.w.relay)
+	} else if x.w.hijacked != nil && !x.started {
 		_ = x.w.hijacked.Close()
 	}
 	if x.tunnel != nil && !x.started {
