@@ -95,7 +95,7 @@ func TestMemberKilledUnderLoad(t *testing.T) {
 	defer func() { cancel(); <-runDone }()
 
 	d := startDoor(t, Config{Routes: []Route{{Name: "app", Pool: "p"}}}, map[string]*pool.Pool{"p": p}, Options{})
-	c := client(d.plain, nil, false)
+	c := client(t, d.plain, nil, false)
 
 	const clients = 20
 	var ok, failed atomic.Int64
@@ -166,7 +166,7 @@ func TestWebSocketThroughTLSWithHTTP2(t *testing.T) {
 	d := startDoor(t, Config{TLS: TLSConfig{Mode: "internal"}, Routes: []Route{{Name: "app", Host: []string{"app.example.test"}, Pool: "app"}}}, pools, Options{})
 
 	// Normal requests get HTTP/2.
-	resp, err := client(d.secure, d.caPool, true).Get("https://app.example.test/")
+	resp, err := client(t, d.secure, d.caPool, true).Get("https://app.example.test/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +301,7 @@ func TestStreamsPassThrough(t *testing.T) {
 	})
 	pools := map[string]*pool.Pool{"app": newTestPool(t, pool.Config{}, o.url())}
 	d := startDoor(t, Config{Routes: []Route{{Name: "app", Pool: "app"}}}, pools, Options{})
-	c := client(d.plain, nil, false)
+	c := client(t, d.plain, nil, false)
 
 	// SSE: the first event arrives while the origin holds the second back.
 	resp, err := c.Get("http://app.example.test/sse")
@@ -364,7 +364,7 @@ func TestHashKeyFromHeaderAndCookie(t *testing.T) {
 			}
 			p := newTestPool(t, pool.Config{Policy: pool.PolicyHash, HashKey: key}, urls...)
 			d := startDoor(t, Config{Routes: []Route{{Name: "app", Pool: "p"}}}, map[string]*pool.Pool{"p": p}, Options{})
-			c := client(d.plain, nil, false)
+			c := client(t, d.plain, nil, false)
 			used := map[string]bool{}
 			for u := range 30 {
 				hdr := map[string]string{"X-User": fmt.Sprint("user", u)}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -120,9 +122,28 @@ func newTestPool(t *testing.T, cfg pool.Config, urls ...string) *pool.Pool {
 	return p
 }
 
+// TestMain runs the tests, then checks that they left no goroutines behind:
+// every server, pool and client they start is stopped by a cleanup.
+func TestMain(m *testing.M) {
+	base := runtime.NumGoroutine()
+	code := m.Run()
+	if code == 0 && !testing.Short() {
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > base+2 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > base+2 {
+			buf := make([]byte, 1<<20)
+			fmt.Fprintf(os.Stderr, "goroutine leak: %d running, %d at start\n%s", n, base, buf[:runtime.Stack(buf, true)])
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
 // client returns an HTTP client that sends every connection to addr whatever
 // the URL's host (as curl --resolve does), trusting roots for TLS.
-func client(addr string, roots *x509.CertPool, h2 bool) *http.Client {
+func client(t testing.TB, addr string, roots *x509.CertPool, h2 bool) *http.Client {
 	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, network, addr)
@@ -134,6 +155,7 @@ func client(addr string, roots *x509.CertPool, h2 bool) *http.Client {
 		MaxIdleConnsPerHost: 64,
 		DisableCompression:  true,
 	}
+	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }

@@ -34,7 +34,7 @@ func TestRouting(t *testing.T) {
 		{Name: "static", Host: []string{"static.other.test"}, Pool: "static"},
 	}}
 	d := startDoor(t, cfg, pools, Options{})
-	c := client(d.plain, nil, false)
+	c := client(t, d.plain, nil, false)
 	cases := []struct {
 		method, host, path string
 		hdr                map[string]string
@@ -106,7 +106,7 @@ func TestPolicyDecides(t *testing.T) {
 	log := &recordLog{}
 	cfg := Config{Routes: []Route{{Name: "site", Host: []string{"app.example.test"}, Pool: "app"}}}
 	d := startDoor(t, cfg, pools, Options{Policy: policy, Log: log})
-	c := client(d.plain, nil, false)
+	c := client(t, d.plain, nil, false)
 	host := map[string]string{"Host": "app.example.test"}
 	if s, _, _ := fetch(t, c, "GET", "http://x/admin/users?id=1", host); s != http.StatusForbidden {
 		t.Errorf("blocked path: status %d, want 403", s)
@@ -130,7 +130,7 @@ func TestPolicyDecides(t *testing.T) {
 		w.WriteHeader(http.StatusForbidden)
 		io.WriteString(w, "blocked by "+v.Rule)
 	}})
-	if s, body, _ := fetch(t, client(custom.plain, nil, false), "GET", "http://x/admin", host); s != 403 || body != "blocked by no-admin" {
+	if s, body, _ := fetch(t, client(t, custom.plain, nil, false), "GET", "http://x/admin", host); s != 403 || body != "blocked by no-admin" {
 		t.Errorf("custom block page: %d %q", s, body)
 	}
 	// Entries are logged once the response is out: wait for the third.
@@ -158,7 +158,7 @@ func TestForwardedHeaders(t *testing.T) {
 	route := []Route{{Name: "site", Pool: "app"}}
 
 	untrusted := startDoor(t, Config{Routes: route, ForwardedHeaders: ForwardedHeaders{Forwarded: true}}, pools, Options{})
-	_, body, _ := fetch(t, client(untrusted.plain, nil, false), "GET", "http://x/", spoof)
+	_, body, _ := fetch(t, client(t, untrusted.plain, nil, false), "GET", "http://x/", spoof)
 	want := "X-Forwarded-For=127.0.0.1\nX-Forwarded-Proto=http\nX-Forwarded-Host=app.example.test\n" +
 		`Forwarded=for=127.0.0.1;proto=http;host="app.example.test"` + "\n"
 	if body != want {
@@ -168,7 +168,7 @@ func TestForwardedHeaders(t *testing.T) {
 	trusted := startDoor(t, Config{Routes: route, ForwardedHeaders: ForwardedHeaders{
 		Forwarded: true, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 	}}, pools, Options{})
-	_, body, _ = fetch(t, client(trusted.plain, nil, false), "GET", "http://x/", spoof)
+	_, body, _ = fetch(t, client(t, trusted.plain, nil, false), "GET", "http://x/", spoof)
 	want = "X-Forwarded-For=6.6.6.6, 127.0.0.1\nX-Forwarded-Proto=https\nX-Forwarded-Host=evil.test\n" +
 		`Forwarded=for=6.6.6.6, for=127.0.0.1;proto=http;host="app.example.test"` + "\n"
 	if body != want {
@@ -177,7 +177,7 @@ func TestForwardedHeaders(t *testing.T) {
 
 	off := false
 	none := startDoor(t, Config{Routes: route, ForwardedHeaders: ForwardedHeaders{XForwardedFor: &off, XForwardedHost: &off, XForwardedProto: &off}}, pools, Options{})
-	_, body, _ = fetch(t, client(none.plain, nil, false), "GET", "http://x/", spoof)
+	_, body, _ = fetch(t, client(t, none.plain, nil, false), "GET", "http://x/", spoof)
 	if want := "X-Forwarded-For=\nX-Forwarded-Proto=\nX-Forwarded-Host=\nForwarded=\n"; body != want {
 		t.Errorf("headers off: origin saw\n%s\nwant\n%s", body, want)
 	}
@@ -207,7 +207,7 @@ func TestHideOrigin(t *testing.T) {
 		Hide: Hide{Server: "portcullis"},
 	}
 	d := startDoor(t, cfg, pools, Options{})
-	c := client(d.plain, nil, false)
+	c := client(t, d.plain, nil, false)
 	status, _, hdr := fetch(t, c, "GET", "http://x/", map[string]string{"Host": "app.example.test"})
 	if status != http.StatusFound || hdr.Get("Server") != "portcullis" || hdr.Get("X-Powered-By") != "" {
 		t.Errorf("status %d headers %v: want 302, Server replaced, X-Powered-By gone", status, hdr)
@@ -241,7 +241,7 @@ func TestRateLimit(t *testing.T) {
 		},
 	}
 	d := startDoor(t, cfg, pools, Options{})
-	c := client(d.plain, nil, false)
+	c := client(t, d.plain, nil, false)
 	// The burst passes, then 429 with Retry-After (a token every 2 s).
 	burst := map[string]string{"Host": "burst.example.test"}
 	for i := range 5 {
@@ -303,7 +303,7 @@ func TestBodyLimits(t *testing.T) {
 		Routes: []Route{{Name: "site", Pool: "app"}},
 	}
 	d := startDoor(t, cfg, pools, Options{})
-	c := client(d.plain, nil, false)
+	c := client(t, d.plain, nil, false)
 	post := func(body io.Reader, length int64) int {
 		req, _ := http.NewRequest("POST", "http://app.example.test/", body)
 		req.ContentLength = length
@@ -375,7 +375,7 @@ func TestSlowloris(t *testing.T) {
 		}
 	}()
 	// A normal client is served meanwhile.
-	c := client(d.plain, nil, false)
+	c := client(t, d.plain, nil, false)
 	for range 5 {
 		if s, _, _ := fetch(t, c, "GET", "http://app.example.test/", nil); s != 200 {
 			t.Errorf("normal client: %d", s)
@@ -446,13 +446,13 @@ func TestRedirectHTTPS(t *testing.T) {
 	pools := map[string]*pool.Pool{"app": newTestPool(t, pool.Config{}, o.url())}
 	cfg := Config{RedirectHTTPS: true, TLS: TLSConfig{Mode: "internal"}, Routes: []Route{{Name: "site", Host: []string{"app.example.test"}, Pool: "app"}}}
 	d := startDoor(t, cfg, pools, Options{})
-	status, _, hdr := fetch(t, client(d.plain, nil, false), "GET", "http://app.example.test/a?b=c", nil)
+	status, _, hdr := fetch(t, client(t, d.plain, nil, false), "GET", "http://app.example.test/a?b=c", nil)
 	_, port, _ := net.SplitHostPort(d.secure)
 	_ = port // the test listens on :0, so the configured port is "0"
 	if status != http.StatusPermanentRedirect || !strings.HasPrefix(hdr.Get("Location"), "https://app.example.test:0/a?b=c") {
 		t.Errorf("redirect %d %q", status, hdr.Get("Location"))
 	}
-	status, body, _ := fetch(t, client(d.secure, d.caPool, true), "GET", "https://app.example.test/", nil)
+	status, body, _ := fetch(t, client(t, d.secure, d.caPool, true), "GET", "https://app.example.test/", nil)
 	if status != 200 || body != "app" {
 		t.Errorf("over https: %d %q", status, body)
 	}
