@@ -475,19 +475,24 @@ func wsEchoHandler(lines int) http.Handler {
 }
 
 func TestWebSocketUpgradeRelayed(t *testing.T) {
-	origin := httptest.NewServer(wsEchoHandler(1))
+	origin := httptest.NewServer(wsEchoHandler(2))
 	defer origin.Close()
 	tp := startProxy(t, Options{})
 	resp, c, br := tp.rawRequest(t, "GET "+origin.URL+"/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
 	if resp.StatusCode != 101 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
-	if _, err := io.WriteString(c, "hello\n"); err != nil {
-		t.Fatal(err)
-	}
-	line, err := br.ReadString('\n')
-	if err != nil || line != "echo:hello\n" {
-		t.Fatalf("got %q, %v", line, err)
+	for i, msg := range []string{"hello\n", "again\n"} {
+		if _, err := io.WriteString(c, msg); err != nil {
+			t.Fatal(err)
+		}
+		line, err := br.ReadString('\n')
+		if err != nil || line != "echo:"+msg {
+			t.Fatalf("got %q, %v", line, err)
+		}
+		if n := tp.tunnels.Len(); i == 0 && n != 1 { // the origin still waits for the second line
+			t.Errorf("WebSocket relay not tracked: Tunnels.Len() = %d", n)
+		}
 	}
 	// The origin closed after echoing: the proxy must close the client side too.
 	if rest, err := br.ReadString('\n'); err != io.EOF {

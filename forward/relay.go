@@ -26,6 +26,7 @@ func (p *Proxy) serveHTTP(x *exchange, r *http.Request) {
 		return
 	}
 	p.prepareUpstream(x, r)
+	x.w.tunnels = p.tunnels // a WebSocket relay is tracked like a tunnel
 	r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))
 	p.gp.ServeHTTP(&x.w, r)
 }

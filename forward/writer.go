@@ -21,7 +21,9 @@ type respWriter struct {
 	n         int64
 	flushEach bool
 	hijacked  net.Conn
-	buffered  []byte // bytes the server had read past the request head when hijacked
+	buffered  []byte   // bytes the server had read past the request head when hijacked
+	tunnels   *Tunnels // set for plain requests: a hijack (WebSocket relay) is tracked there
+	relay     *tunnel  // the tracked relay, removed by Proxy.finish
 }
 
 // Unwrap lets http.ResponseController reach the server's writer.
@@ -99,6 +101,15 @@ func (w *respWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	w.hijacked = c
+	if w.tunnels != nil {
+		tn := &tunnel{}
+		if err := w.tunnels.add(tn); err != nil {
+			_ = c.Close()
+			return nil, nil, err
+		}
+		tn.attach(c)
+		w.relay = tn
+	}
 	if n := rw.Reader.Buffered(); n > 0 {
 		b, _ := rw.Reader.Peek(n)
 		w.buffered = append([]byte(nil), b...)
