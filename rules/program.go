@@ -372,3 +372,16 @@ func parsePrefix(s string) (netip.Prefix, error) {
 func normalizeName(s string) string {
 	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(s)), ".")
 }
+
+// GroupsOf returns the names of the policy's groups that a request with facts f
+// belongs to (by client address or user), plus the groups the authenticator reported.
+func (p *Program) GroupsOf(f *Facts) []string {
+	out := append([]string(nil), f.Groups...)
+	for name, g := range p.groups {
+		if g.has(f) && !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}

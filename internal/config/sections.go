@@ -5,6 +5,7 @@ import (
 	"github.com/portcullis/portcullis/forward"
 	"github.com/portcullis/portcullis/internal/admin"
 	"github.com/portcullis/portcullis/internal/cache"
+	"github.com/portcullis/portcullis/internal/dnsserver"
 	"github.com/portcullis/portcullis/internal/pool"
 	"github.com/portcullis/portcullis/internal/resolver"
 	"github.com/portcullis/portcullis/reverse"
@@ -29,6 +30,8 @@ type Sections struct {
 	Cache *cache.Config `yaml:"cache"`
 	// CachePolicies are named cache policies that reverse routes and rules use.
 	CachePolicies map[string]*cache.Policy `yaml:"cache_policies"`
+	// DNS is the DNS door: filtering server and GSLB responder.
+	DNS *dnsserver.Config `yaml:"dns"`
 	// Admin is the admin listener and the access log.
 	Admin *admin.Config `yaml:"admin"`
 }

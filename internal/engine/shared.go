@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"github.com/portcullis/portcullis/internal/cache"
+	"github.com/portcullis/portcullis/internal/dnsserver"
 	"github.com/portcullis/portcullis/internal/resolver"
 	"github.com/portcullis/portcullis/reverse"
 	"net/http"
@@ -43,6 +44,9 @@ type shared struct {
 	retiredCaches []*cache.Cache
 
 	limiter *reverse.RateLimiter
+
+	dnsMu sync.Mutex
+	dns   *dnsserver.Server
 
 	mu           sync.Mutex
 	fwdTransport *transportHolder

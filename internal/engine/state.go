@@ -46,7 +46,7 @@ func (e *Engine) build(f *config.File) (*state, error) {
 		return nil, f.FieldErrors(ferrs)
 	}
 	st.program = prog
-	for _, door := range []func(*state) error{e.useResolver, e.usePools, e.useCache, e.buildProfiles, e.buildAdmin, e.buildForward, e.buildReverse} {
+	for _, door := range []func(*state) error{e.useResolver, e.usePools, e.useCache, e.buildProfiles, e.buildAdmin, e.buildForward, e.buildReverse, e.buildDNS} {
 		if err := door(st); err != nil {
 			return nil, err
 		}

@@ -1,0 +1,97 @@
+package engine
+
+import (
+	"context"
+	"net"
+	"net/netip"
+
+	"github.com/portcullis/portcullis/internal/dnsserver"
+	"github.com/portcullis/portcullis/rules"
+)
+
+// buildDNS updates the DNS server for st (one server for the process, updated in
+// place on reload) and asks for its listeners.
+func (e *Engine) buildDNS(st *state) error {
+	cfg := st.file.Policy.DNS
+	if cfg == nil {
+		return nil
+	}
+	prog := st.program
+	opts := dnsserver.Options{
+		Config: cfg,
+		Policy: prog,
+		Groups: func(client netip.Addr) []string {
+			return prog.GroupsOf(&rules.Facts{Client: client})
+		},
+		Resolver: e.shared.currentResolver.Load(),
+		Health:   poolHealth{e.shared},
+		Log:      e.shared.accessLog(),
+		Logger:   e.log.With("door", "dns"),
+		Now:      e.opts.Now,
+	}
+	s := e.shared
+	s.dnsMu.Lock()
+	defer s.dnsMu.Unlock()
+	if s.dns == nil {
+		srv, err := dnsserver.New(opts)
+		if err != nil {
+			return err
+		}
+		s.dns = srv
+	} else if err := s.dns.Update(opts); err != nil {
+		return err
+	}
+	srv := s.dns
+	for _, addr := range srv.Listen() {
+		st.listens = append(st.listens, dnsListen(addr, srv))
+	}
+	return nil
+}
+
+// poolHealth adapts the shared pools to GSLB's Health.
+type poolHealth struct{ s *shared }
+
+func (p poolHealth) Healthy(pool string) bool { return p.s.poolHealth(pool) }
+
+// dnsListen binds addr on UDP and on TCP (the same port, also when addr asks for
+// port 0) and serves both until the listener is closed.
+func dnsListen(addr string, srv *dnsserver.Server) listenSpec {
+	return listenSpec{key: listenKey{"dns", addr}, start: func(e *Engine) (*listener, error) {
+		pc, ln, err := bindUDPTCP(addr)
+		if err != nil {
+			return nil, &BindError{Kind: "dns", Addr: addr, Err: err}
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := srv.Serve(ctx, pc, ln); err != nil {
+				e.log.Error("DNS listener stopped", "addr", addr, "error", err)
+			}
+		}()
+		return &listener{key: listenKey{"dns", addr}, addr: pc.LocalAddr(), shutdown: func(context.Context) {
+			cancel()
+			<-done
+		}}, nil
+	}}
+}
+
+func bindUDPTCP(addr string) (net.PacketConn, net.Listener, error) {
+	var lastErr error
+	for range 10 { // port 0: the UDP port chosen may be taken on TCP; try another
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		lastErr = err
+		if _, port, _ := net.SplitHostPort(addr); port != "0" {
+			break
+		}
+	}
+	return nil, nil, lastErr
+}
