@@ -32,8 +32,14 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock rules and logs use (tests inject one); default time.Now.
 	Now func() time.Time
-	// DrainTimeout bounds graceful shutdown (default 30s).
+	// DrainTimeout bounds graceful shutdown (default 30s): in-flight requests and
+	// tunnels still open when it passes are cut.
 	DrainTimeout time.Duration
+	// Watch makes Run poll the policy file and the list files it names, and reload
+	// when one changes (size or modification time): `portcullis run --watch`.
+	Watch bool
+	// WatchInterval is how often Watch polls (default 2s).
+	WatchInterval time.Duration
 	// AccessLog, when set, receives the access log instead of standard output when
 	// the policy names no log file (tests pass io.Discard).
 	AccessLog io.Writer
@@ -69,6 +75,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.DrainTimeout == 0 {
 		opts.DrainTimeout = 30 * time.Second
+	}
+	if opts.WatchInterval == 0 {
+		opts.WatchInterval = 2 * time.Second
 	}
 	e := &Engine{opts: opts, log: opts.Logger, listeners: map[listenKey]*listener{}}
 	e.shared = newShared(e)
@@ -113,6 +122,13 @@ func (e *Engine) Run(ctx context.Context) error {
 		return err
 	}
 	e.shared.start(ctx)
+	if e.opts.Watch {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			e.watch(ctx)
+		}()
+	}
 	e.log.Info("portcullis running", "policy", e.cur.Load().file.Name, "listeners", e.listenerSummary())
 	<-ctx.Done()
 	e.shutdown()
@@ -123,6 +139,7 @@ func (e *Engine) shutdown() {
 	drain, cancel := context.WithTimeout(context.Background(), e.opts.DrainTimeout)
 	defer cancel()
 	e.mu.Lock()
+	e.runCtx = nil // a reload from now on swaps the policy but binds nothing
 	ls := make([]*listener, 0, len(e.listeners))
 	for k, l := range e.listeners {
 		ls = append(ls, l)

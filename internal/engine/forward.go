@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"github.com/portcullis/portcullis/internal/cache"
 	"net/http"
 
 	"github.com/portcullis/portcullis/forward"
@@ -15,11 +16,15 @@ func (e *Engine) buildForward(st *state) error {
 	}
 	full := cfg.WithDefaults()
 	tc := full.TransportConfig()
+	rt := &verdictTransport{st: st, direct: e.shared.forwardTransport(tc)}
+	if st.cache != nil {
+		rt.cached = st.cache.Wrap(rt.direct)
+	}
 	p, err := forward.New(forward.Options{
 		Config:     cfg,
 		Policy:     trackerGuard(st, full.Profile),
 		Anonymizer: e.anonymizers(st),
-		Transport:  e.shared.forwardTransport(tc),
+		Transport:  rt,
 		Dial:       e.shared.dialContext,
 		Logger:     e.log.With("door", "forward"),
 		Tunnels:    e.shared.tunnels,
@@ -68,4 +73,23 @@ func trackerGuard(st *state, defaultProfile string) rules.Evaluator {
 		}
 		return v
 	})
+}
+
+// verdictTransport sends forward-mode requests through the shared cache when the
+// verdict names a cache policy (rules' `cache:`), and straight upstream otherwise.
+type verdictTransport struct {
+	st     *state
+	direct http.RoundTripper
+	cached http.RoundTripper // nil without a cache
+}
+
+func (t *verdictTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if t.cached != nil {
+		if v, ok := rules.VerdictFrom(r.Context()); ok {
+			if p := t.st.cachePolicy(v.Cache); p != nil {
+				return t.cached.RoundTrip(r.WithContext(cache.WithPolicy(r.Context(), p)))
+			}
+		}
+	}
+	return t.direct.RoundTrip(r)
 }
