@@ -105,6 +105,10 @@ type PassiveConfig struct {
 	MaxFails int `yaml:"max_fails"`
 	// Cooldown is how long an ejected member is skipped (default 10s).
 	Cooldown time.Duration `yaml:"cooldown"`
+	// UnhealthyStatus lists response statuses that count as failures (for
+	// example [502, 503, 504]); the response is still passed on, not retried.
+	// Empty: only transport errors and timeouts count.
+	UnhealthyStatus []int `yaml:"unhealthy_status"`
 }
 
 // RetryConfig bounds retries. A request is retried on another member when it is
@@ -191,6 +195,11 @@ func (c *Config) Validate() []field.Error {
 	}
 	if c.Passive.MaxFails < -1 {
 		errs = append(errs, field.Errorf("passive.max_fails", "must be -1 (off), 0 (default) or positive"))
+	}
+	for i, st := range c.Passive.UnhealthyStatus {
+		if st < 100 || st > 599 {
+			errs = append(errs, field.Errorf(fmt.Sprintf("passive.unhealthy_status[%d]", i), "not an HTTP status: %d", st))
+		}
 	}
 	if c.Retries.Max < -1 {
 		errs = append(errs, field.Errorf("retries.max", "must be -1 (off), 0 (default) or positive"))

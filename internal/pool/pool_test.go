@@ -595,3 +595,28 @@ func TestHTTPSMemberSpeaksHTTP2(t *testing.T) {
 		t.Error("unverifiable member certificate accepted")
 	}
 }
+
+func TestUnhealthyStatusEjects(t *testing.T) {
+	sick := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(sick.Close)
+	orgs := origins(t, 1)
+	p := newPool(t, Config{
+		Members: []MemberConfig{{URL: sick.URL}, {URL: orgs[0].srv.URL}},
+		Policy:  PolicyFirst,
+		Passive: PassiveConfig{MaxFails: 2, UnhealthyStatus: []int{503}},
+	})
+	for i := range 2 {
+		resp, err := get(p, "")
+		if err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("request %d: %v %v, want the member's 503 passed on", i, resp, err)
+		}
+	}
+	if p.Members()[0].Available() {
+		t.Fatal("member answering 503 not ejected after max_fails")
+	}
+	if resp, err := get(p, ""); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("after ejection: %v %v", resp, err)
+	}
+}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -112,7 +114,11 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		m.st.inFlight.Add(1)
 		resp, err := m.rt.RoundTrip(out)
 		if err == nil {
-			p.recordSuccess(m)
+			if slices.Contains(s.cfg.Passive.UnhealthyStatus, resp.StatusCode) {
+				p.recordFailure(s, m, fmt.Errorf("status %d", resp.StatusCode))
+			} else {
+				p.recordSuccess(m)
+			}
 			resp.Body = trackBody(resp.Body, m.st)
 			return resp, nil
 		}
