@@ -41,6 +41,12 @@ type Config struct {
 	// Listen lists the addresses served on both UDP and TCP. Default
 	// ["127.0.0.1:53"].
 	Listen []string `yaml:"listen"`
+	// AllowClients lists the client networks the server resolves for (forwarding
+	// and SafeSearch); others are REFUSED, so the server is no open resolver. The
+	// GSLB zone is answered for everyone. Default: loopback, private (RFC 1918),
+	// CGNAT, link-local and unique-local ranges; list 0.0.0.0/0 and ::/0 to serve
+	// every client.
+	AllowClients []netip.Prefix `yaml:"allow_clients"`
 	// BlockAnswer is how a blocked name is answered: "nxdomain" (default) or
 	// "address" (BlockAddressV4/V6, the block page's addresses).
 	BlockAnswer string `yaml:"block_answer"`
@@ -135,6 +141,11 @@ func (c *Config) Validate() []field.Error {
 	for i, a := range c.Listen {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			errs = append(errs, field.Errorf(fmt.Sprintf("listen[%d]", i), "%v", err))
+		}
+	}
+	for i, p := range c.AllowClients {
+		if !p.IsValid() {
+			errs = append(errs, field.Errorf(fmt.Sprintf("allow_clients[%d]", i), "invalid prefix"))
 		}
 	}
 	switch c.BlockAnswer {
@@ -244,6 +255,12 @@ func sortedKeys[V any](m map[string]V) []string {
 func (c Config) withDefaults() Config {
 	if len(c.Listen) == 0 {
 		c.Listen = []string{DefaultListen}
+	}
+	if len(c.AllowClients) == 0 {
+		for _, p := range []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+			"100.64.0.0/10", "169.254.0.0/16", "fe80::/10", "fc00::/7"} {
+			c.AllowClients = append(c.AllowClients, netip.MustParsePrefix(p))
+		}
 	}
 	if c.BlockAnswer == "" {
 		c.BlockAnswer = BlockNXDomain

@@ -133,6 +133,11 @@ func (st *state) handle(r *dns.Msg, client netip.Addr, start time.Time, size int
 		}
 	}
 
+	inZone := st.gslb != nil && st.gslb.inZone(qname)
+	if !inZone && !st.mayRecurse(client) {
+		out.action, out.rule = rules.ActionBlock, "allow_clients"
+		return reply(r, dns.RcodeRefused), nil, out, host, qtype
+	}
 	v, allowed := st.evaluate(client, host, qtype, start)
 	out.rule, out.category = v.Rule, v.Category
 	if !allowed {
@@ -140,7 +145,7 @@ func (st *state) handle(r *dns.Msg, client netip.Addr, start time.Time, size int
 		st.block(m, q, v, &out)
 		return m, nil, out, host, qtype
 	}
-	if st.gslb != nil && st.gslb.inZone(qname) {
+	if inZone {
 		out.upstream = "gslb"
 		m = reply(r, dns.RcodeSuccess)
 		out.scope = st.gslb.answer(m, qname, qtype, loc, st.health)

@@ -250,6 +250,16 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	return first
 }
 
+// mayRecurse reports whether the server forwards and rewrites for client.
+func (st *state) mayRecurse(client netip.Addr) bool {
+	for _, p := range st.cfg.AllowClients {
+		if p.Contains(client) {
+			return true
+		}
+	}
+	return false
+}
+
 // safeSearch returns what SafeSearch enforces for client: the strictest
 // combination of its listed groups' settings, else the top-level one.
 func (st *state) safeSearch(client netip.Addr) filter.SafeSearch {

@@ -504,3 +504,28 @@ func TestFormErrForGarbage(t *testing.T) {
 		t.Fatalf("reply %v %v", m, err)
 	}
 }
+
+func TestAllowClients(t *testing.T) {
+	up := testUpstream(t)
+	cfg := gslbConfig()
+	cfg.AllowClients = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	log := newMemLog()
+	_, addr := startServer(t, Options{Config: cfg, Resolver: newResolver(t, up), Log: log})
+	for range 2 { // the second time the answer is in the cache
+		if r := ask(t, addr, "udp", teacher, "a.test", dns.TypeA, false); len(r.Answer) != 1 {
+			t.Fatalf("allowed client: %v", r)
+		}
+		if r := ask(t, addr, "udp", student, "a.test", dns.TypeA, false); r.Rcode != dns.RcodeRefused || len(r.Answer) != 0 {
+			t.Fatalf("other client: %v", r)
+		}
+	}
+	// The GSLB zone is answered for everyone.
+	if r := ask(t, addr, "udp", student, "www.example.test", dns.TypeA, false); len(r.Answer) != 1 {
+		t.Fatalf("GSLB for another client: %v", r)
+	}
+	for _, e := range log.wait(t, "a.test", 4) {
+		if e.Client == student && (e.Action != "block" || e.Rule != "allow_clients") {
+			t.Fatalf("log %+v", e)
+		}
+	}
+}

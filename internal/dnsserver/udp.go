@@ -82,6 +82,9 @@ func (s *Server) answerFast(pkt []byte, from netip.AddrPort, out []byte) []byte 
 	start := st.now()
 	lname := strings.ToLower(q.name)
 	host := lname[:len(lname)-1]
+	if !st.mayRecurse(client) {
+		return nil
+	}
 	v, allowed := st.evaluate(client, host, q.qtype, start)
 	if !allowed || (st.gslb != nil && st.gslb.inZone(lname)) {
 		return nil
