@@ -39,6 +39,20 @@ func (f *File) validateRefs() []field.Error {
 			}
 		}
 	}
+	if d := f.Policy.DNS; d != nil {
+		for name, n := range d.GSLB.Names {
+			for i, site := range n.Sites {
+				if site.Pool != "" && !f.hasPool(site.Pool) {
+					errs = append(errs, field.Errorf(fmt.Sprintf("dns.gslb.names.%s.sites[%d].pool", name, i), "unknown pool %q%s", site.Pool, knownNames(f.Policy.Pools)))
+				}
+			}
+		}
+		for g := range d.Groups {
+			if _, ok := f.Policy.Groups[g]; !ok {
+				errs = append(errs, field.Errorf("dns.groups."+g, "unknown group %q%s", g, knownNames(f.Policy.Groups)))
+			}
+		}
+	}
 	if len(f.Policy.CachePolicies) > 0 && f.Policy.Cache == nil {
 		errs = append(errs, field.Errorf("cache_policies", "cache policies need a cache section (cache: {max_bytes: 256MiB…})"))
 	}
