@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
@@ -117,8 +118,8 @@ func New(opts Options) (*Handler, error) {
 		h.hide = append(h.hide, http.CanonicalHeaderKey(name))
 	}
 	if len(cfg.TLSListen) > 0 {
-		if _, port, _ := strings.Cut(cfg.TLSListen[0], ":"); port != "" && port != "443" {
-			h.httpsPort = cfg.TLSListen[0][strings.LastIndexByte(cfg.TLSListen[0], ':')+1:]
+		if _, port, err := net.SplitHostPort(cfg.TLSListen[0]); err == nil && port != "443" {
+			h.httpsPort = port
 		}
 	}
 	for i := range cfg.Routes {
