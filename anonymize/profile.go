@@ -55,34 +55,6 @@ func ParseLevel(s string) (l Level, ok bool) {
 // ViaPseudonym is the received-by name this proxy writes in Via (RFC 9110 §7.6.3).
 const ViaPseudonym = "portcullis"
 
-// identifying lists the request fields that name the client, its address or the
-// proxies it went through; anonymous and elite remove them (canonical form). Every
-// field starting with "X-Forwarded-" or "Proxy-" is removed as well, and so is each
-// of these written with underscores ("X_Forwarded_For"), which CGI-style origins
-// read as the same variable.
-var identifying = [...]string{
-	"Forwarded",
-	"Forwarded-For",
-	"Forwarded-For-Ip",
-	"X-Forwarded",
-	"X-Original-Forwarded-For",
-	"Via",
-	"X-Real-Ip",
-	"Client-Ip",
-	"True-Client-Ip",
-	"Cf-Connecting-Ip",
-	"X-Client-Ip",
-	"X-Cluster-Client-Ip",
-	"X-Proxyuser-Ip",
-	"X-Proxy-Id",
-	"X-Originating-Ip",
-	"X-Remote-Ip",
-	"X-Remote-Addr",
-	"Fastly-Client-Ip",
-	"X-Envoy-External-Address",
-	"From",
-}
-
 // Profile is a compiled anonymization profile. It is immutable and safe for
 // concurrent use. The zero Profile is not usable; build one with Compile or a
 // built-in (Elite, Anonymous, Transparent, Privacy).
@@ -258,33 +230,35 @@ func (p *Profile) responseCookies(resp *http.Response) {
 	}
 }
 
-// removeIdentifying deletes the fields in identifying and every X-Forwarded-* and
-// Proxy-* field, with dashes or underscores.
+// removeIdentifying deletes the request fields that name the client, its address
+// or the proxies it went through (see identifying), in one pass over h.
 func removeIdentifying(h http.Header) {
-	for _, name := range identifying {
-		delete(h, name)
-	}
 	for name := range h {
-		n := name
-		if strings.IndexByte(n, '_') >= 0 {
-			n = strings.ReplaceAll(n, "_", "-") // rare: allocates only for such names
-			if isIdentifying(n) {
-				delete(h, name)
-				continue
-			}
-		}
-		if hasPrefixFold(n, "x-forwarded-") || hasPrefixFold(n, "proxy-") {
+		if identifying(name) {
 			delete(h, name)
 		}
 	}
 }
 
-// isIdentifying reports whether name is in identifying, ignoring case.
-func isIdentifying(name string) bool {
-	for _, id := range identifying {
-		if strings.EqualFold(name, id) {
-			return true
-		}
+// identifying reports whether the field called name (canonical form) names the
+// client, its address or a proxy: every X-Forwarded-* and Proxy-* field and the
+// address hints below, also when written with underscores ("X_Forwarded_For"),
+// which CGI-style origins read as the same variable.
+func identifying(name string) bool {
+	switch name {
+	case "Forwarded", "Forwarded-For", "Forwarded-For-Ip", "X-Forwarded", "X-Original-Forwarded-For",
+		"Via", "From",
+		"X-Real-Ip", "Client-Ip", "True-Client-Ip", "Cf-Connecting-Ip", "X-Client-Ip", "X-Cluster-Client-Ip",
+		"X-Proxyuser-Ip", "X-Proxy-Id", "X-Originating-Ip", "X-Remote-Ip", "X-Remote-Addr",
+		"Fastly-Client-Ip", "X-Envoy-External-Address":
+		return true
+	}
+	if hasPrefixFold(name, "x-forwarded-") || hasPrefixFold(name, "proxy-") {
+		return true
+	}
+	if strings.IndexByte(name, '_') >= 0 {
+		// Rare: allocates only for such names.
+		return identifying(http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-")))
 	}
 	return false
 }
