@@ -73,7 +73,9 @@ type Config struct {
 	// LeafCacheSize bounds the cache of generated leaf certificates. Default 10000.
 	LeafCacheSize int `yaml:"leaf_cache_size"`
 	// SNIPeekTimeout is how long an allowed tunnel waits for the client's TLS
-	// ClientHello, to check its server name, before relaying without it. Default 5s.
+	// ClientHello, to check its server name, before relaying without it; an
+	// inspected connection whose client sends no complete ClientHello (or first
+	// request) within it again is closed. Default 5s.
 	SNIPeekTimeout time.Duration `yaml:"sni_peek_timeout"`
 	// UpstreamCAFile is a PEM bundle to verify origin certificates with, instead of
 	// the system roots (LoadRootCAs; the engine puts it in

@@ -54,7 +54,7 @@ func (p *Proxy) leafConfig(connectHost string, protos ...string) *tls.Config {
 // bytes are replayed first, and goproxy's own "200" line is dropped (the client has
 // it already). It returns when the connection ends.
 func (p *Proxy) inspect(x *exchange, r *http.Request, client net.Conn, peeked []byte) {
-	mc := newMitmConn(client, peeked, p.cfg.TunnelIdleTimeout)
+	mc := newMitmConn(client, peeked, p.cfg.TunnelIdleTimeout, p.cfg.SNIPeekTimeout)
 	hw := &hijackWriter{conn: mc}
 	sess := &session{x: x, sni: x.sni}
 	r2 := r.WithContext(context.WithValue(r.Context(), sessionKey{}, sess))
@@ -95,26 +95,34 @@ func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 
 // mitmConn is the client side of an inspected tunnel: it replays the peeked bytes,
 // drops the first write if it is a CONNECT status line, bounds each read by the
-// idle timeout, counts bytes, and signals done when closed.
+// idle timeout (by firstWait until the proxy first answers, so that a client
+// stalling its ClientHello does not hold a goroutine for the whole idle timeout),
+// counts bytes, and signals done when closed.
 type mitmConn struct {
 	net.Conn
-	r        io.Reader
-	idle     time.Duration
-	swallow  atomic.Bool
-	in, out  atomic.Int64
-	done     chan struct{}
-	closeOne sync.Once
+	r         io.Reader
+	idle      time.Duration
+	firstWait time.Duration
+	swallow   atomic.Bool
+	spoke     atomic.Bool // the proxy has written to the client (beyond the swallowed status line)
+	in, out   atomic.Int64
+	done      chan struct{}
+	closeOne  sync.Once
 }
 
-func newMitmConn(c net.Conn, peeked []byte, idle time.Duration) *mitmConn {
-	m := &mitmConn{Conn: c, r: io.MultiReader(bytes.NewReader(peeked), c), idle: idle, done: make(chan struct{})}
+func newMitmConn(c net.Conn, peeked []byte, idle, firstWait time.Duration) *mitmConn {
+	m := &mitmConn{Conn: c, r: io.MultiReader(bytes.NewReader(peeked), c), idle: idle, firstWait: firstWait, done: make(chan struct{})}
 	m.swallow.Store(true)
 	return m
 }
 
 func (m *mitmConn) Read(p []byte) (int, error) {
-	if m.idle > 0 {
-		_ = m.Conn.SetReadDeadline(time.Now().Add(m.idle))
+	d := m.idle
+	if !m.spoke.Load() && m.firstWait > 0 && (d <= 0 || d > m.firstWait) {
+		d = m.firstWait
+	}
+	if d > 0 {
+		_ = m.Conn.SetReadDeadline(time.Now().Add(d))
 	}
 	n, err := m.r.Read(p)
 	m.in.Add(int64(n))
@@ -125,6 +133,7 @@ func (m *mitmConn) Write(p []byte) (int, error) {
 	if m.swallow.Swap(false) && bytes.HasPrefix(p, []byte("HTTP/1.")) && bytes.HasSuffix(p, []byte("\r\n\r\n")) {
 		return len(p), nil
 	}
+	m.spoke.Store(true)
 	n, err := m.Conn.Write(p)
 	m.out.Add(int64(n))
 	return n, err
@@ -143,7 +152,7 @@ const blockTLSMaxRequests = 32
 // (or the CONNECT host) and answers every request on it with the block page, so
 // the browser shows why the site is blocked.
 func (p *Proxy) serveBlockTLS(x *exchange, client net.Conn, peeked []byte) {
-	mc := newMitmConn(client, peeked, 30*time.Second)
+	mc := newMitmConn(client, peeked, 30*time.Second, 0)
 	mc.swallow.Store(false)
 	defer mc.Close()
 	tc := tls.Server(mc, p.leafConfig(x.entry.URL, "http/1.1"))

@@ -385,3 +385,24 @@ func TestLeavesBoundedSharedAndPerCA(t *testing.T) {
 		t.Fatal("expiring leaf not renewed")
 	}
 }
+
+func TestInspectedClientStallingHandshakeIsDropped(t *testing.T) {
+	env := newInspectEnv(t, originHandler())
+	tp := startProxy(t, env.proxyOpts(t, rules.EvaluatorFunc(inspectPolicy), &Config{SNIPeekTimeout: 200 * time.Millisecond}))
+	resp, c, br := tp.rawRequest(t, "CONNECT example.com:"+env.port+" HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp.StatusCode != 200 {
+		t.Fatal(resp.StatusCode)
+	}
+	if _, err := c.Write([]byte{0x16, 0x03, 0x01}); err != nil { // a ClientHello that never completes
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := br.ReadByte(); err == nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("stalled handshake kept open: %v after %v", err, time.Since(start))
+	}
+	var ne net.Error
+	if _, err := br.ReadByte(); errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("the test's own deadline fired: the proxy did not close")
+	}
+}
