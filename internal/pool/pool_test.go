@@ -620,3 +620,32 @@ func TestUnhealthyStatusEjects(t *testing.T) {
 		t.Fatalf("after ejection: %v %v", resp, err)
 	}
 }
+
+// failingBody yields some bytes, then an error, as a client body cut short does.
+type failingBody struct{ sent bool }
+
+func (b *failingBody) Read(p []byte) (int, error) {
+	if !b.sent {
+		b.sent = true
+		return copy(p, "partial"), nil
+	}
+	return 0, fmt.Errorf("client body too large")
+}
+func (b *failingBody) Close() error { return nil }
+
+func TestClientBodyErrorNotMemberFault(t *testing.T) {
+	orgs := origins(t, 2)
+	p := newPool(t, Config{Members: membersOf(orgs), Passive: PassiveConfig{MaxFails: 1}})
+	for range 4 {
+		req, _ := http.NewRequest(http.MethodPut, "http://site.test/u", &failingBody{})
+		req.ContentLength = 100
+		if _, err := p.Transport().RoundTrip(req); err == nil {
+			t.Fatal("request with a failing body succeeded")
+		}
+	}
+	for i, st := range p.Status() {
+		if !st.Healthy || st.Failures != 0 {
+			t.Errorf("member %d after client body errors: %+v", i, st)
+		}
+	}
+}

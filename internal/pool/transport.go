@@ -123,8 +123,10 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		m.st.inFlight.Add(-1)
-		if ctx.Err() != nil {
-			return nil, err // the client went away: not the member's fault
+		if ctx.Err() != nil || (guard != nil && guard.failed()) {
+			// The client went away or its body failed (too big, too slow):
+			// not the member's fault, and nothing to retry.
+			return nil, err
 		}
 		p.recordFailure(s, m, err)
 		lastErr = err
@@ -220,12 +222,15 @@ func idempotent(req *http.Request) bool {
 
 // guardBody lets a request body that cannot be replayed be offered to another
 // member when the first could not even be dialled: it remembers whether any of
-// it was read, and holds back a Close that comes before any Read.
+// it was read, and holds back a Close that comes before any Read. It also
+// remembers a failed Read, so that a client's bad body is not held against
+// the member.
 type guardBody struct {
 	rc io.ReadCloser
 
 	mu       sync.Mutex
 	read     bool
+	readErr  bool // a Read failed with something other than EOF
 	deferred bool // Close arrived before any Read
 	done     bool
 }
@@ -234,7 +239,20 @@ func (g *guardBody) Read(b []byte) (int, error) {
 	g.mu.Lock()
 	g.read = true
 	g.mu.Unlock()
-	return g.rc.Read(b)
+	n, err := g.rc.Read(b)
+	if err != nil && err != io.EOF {
+		g.mu.Lock()
+		g.readErr = true
+		g.mu.Unlock()
+	}
+	return n, err
+}
+
+// failed reports whether reading the body failed.
+func (g *guardBody) failed() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.readErr
 }
 
 func (g *guardBody) Close() error {
