@@ -7,8 +7,11 @@
 // tracker lists a profile blocks quietly, and origin hiding on reverse-mode responses.
 //
 // A Profile is compiled once (Compile, or the built-ins Transparent, Anonymous, Elite
-// and Privacy) and is immutable and safe for concurrent use; its Request and Response
-// methods are pure functions over the message they are given. The door calls
-// RemoveHopByHop itself, before Profile.Request, because only the door knows whether
-// it is relaying a protocol upgrade.
+// and Privacy; CompileProfiles builds a policy's whole set) and is immutable and safe
+// for concurrent use; its Request and Response methods are pure functions over the
+// message they are given. The door calls RemoveHopByHop itself, before
+// Profile.Request, because only the door knows whether it is relaying a protocol
+// upgrade. QuietResponse is what a door answers for a tracker blocked quietly.
+//
+// THREATS.md states what each level hides and what no proxy can hide.
 package anonymize

@@ -8,6 +8,7 @@ import (
 
 	"github.com/portcullis/portcullis/anonymize"
 	"github.com/portcullis/portcullis/filter"
+	"github.com/portcullis/portcullis/forward"
 )
 
 func ExampleElite() {
@@ -111,3 +112,26 @@ func ExampleProfile_Response() {
 type hosts map[string]bool
 
 func (h hosts) Match(host string) bool { return h[host] }
+
+// ExampleCompileProfiles shows the wiring: compile the policy's profiles once per
+// reload and hand the forward door a lookup that never returns a typed nil.
+func ExampleCompileProfiles() {
+	profiles, err := anonymize.CompileProfiles(map[string]anonymize.ProfileConfig{
+		"school": {Level: "anonymous", Referrer: "strip"},
+	}, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	lookup := func(name string) forward.Anonymizer {
+		if p := profiles.Get(name); p != nil {
+			return p
+		}
+		return nil // an unknown name: no *Profile(nil) inside the interface
+	}
+	fmt.Println(profiles.Names())
+	fmt.Println(lookup("") != nil, lookup("school") != nil, lookup("nope") == nil)
+	// Output:
+	// [anonymous elite privacy school transparent]
+	// true true true
+}
