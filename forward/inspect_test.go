@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -404,5 +405,47 @@ func TestInspectedClientStallingHandshakeIsDropped(t *testing.T) {
 	var ne net.Error
 	if _, err := br.ReadByte(); errors.As(err, &ne) && ne.Timeout() {
 		t.Fatal("the test's own deadline fired: the proxy did not close")
+	}
+}
+
+// verdictRecorder is a transport that records the verdict each request carries.
+type verdictRecorder struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	seen []string
+}
+
+func (v *verdictRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
+	verdict, ok := rules.VerdictFrom(r.Context())
+	v.mu.Lock()
+	v.seen = append(v.seen, fmt.Sprintf("%s:%v:%s", r.URL.Path, ok, verdict.Rule))
+	v.mu.Unlock()
+	return v.next.RoundTrip(r)
+}
+
+func TestVerdictTravelsToTheTransport(t *testing.T) {
+	env := newInspectEnv(t, originHandler())
+	rec := &verdictRecorder{next: env.tr}
+	policy := rules.EvaluatorFunc(func(f *rules.Facts) rules.Verdict {
+		if f.Method == http.MethodConnect {
+			return rules.Verdict{Action: rules.ActionInspect, Rule: "inspect-all"}
+		}
+		return rules.Verdict{Action: rules.ActionAllow, Rule: "rule-for-" + f.Scheme, Cache: "short"}
+	})
+	opts := env.proxyOpts(t, policy, nil)
+	opts.Transport = rec
+	tp := startProxy(t, opts)
+	plain := newRecordingOrigin(t)
+	for _, u := range []string{plain.URL + "/plain", env.url("example.com", "/inner")} {
+		resp, err := env.client(t, tp, false).Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if got := strings.Join(rec.seen, ","); got != "/plain:true:rule-for-http,/inner:true:rule-for-https" {
+		t.Fatalf("transport saw %s", got)
 	}
 }

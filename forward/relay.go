@@ -181,12 +181,18 @@ func (p *Proxy) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request
 
 // roundTrip sends r upstream; a failure becomes a short proxy page (goproxy would
 // otherwise drop an inspected connection, or echo the error text).
+// The verdict travels in the request's context (rules.WithVerdict) for the parts
+// after the door: the cache policy, the upstream pool.
 func (p *Proxy) roundTrip(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Response, error) {
+	x, _ := ctx.UserData.(*exchange)
+	if x != nil {
+		r = r.WithContext(rules.WithVerdict(r.Context(), x.verdict))
+	}
 	resp, err := p.transport.RoundTrip(r)
 	if err == nil {
 		return resp, nil
 	}
-	if x, ok := ctx.UserData.(*exchange); ok {
+	if x != nil {
 		x.entry.Error = err.Error()
 	}
 	if msg, ok := certProblem(err); ok {
