@@ -125,17 +125,80 @@ func DefaultHideOrigin() []string {
 	}
 }
 
-// The policy-file names of the enumerated settings.
+// mode is the value of an enumerated profile setting (referrer, user_agent,
+// client_hints, cookies), parsed once at Compile.
+type mode uint8
+
+// The modes; each setting allows some of them.
 const (
-	modeKeep       = "keep"
-	modeStrip      = "strip"
-	modeSameOrigin = "same-origin"
-	modeOrigin     = "origin"
-	modeReplace    = "replace"
-	modeGeneric    = "generic"
-	modeConsistent = "consistent"
-	modeThirdParty = "third-party"
+	modeKeep mode = iota + 1
+	modeStrip
+	modeSameOrigin
+	modeOrigin
+	modeReplace
+	modeGeneric
+	modeConsistent
+	modeThirdParty
 )
+
+// String returns the mode's policy-file spelling.
+func (m mode) String() string {
+	switch m {
+	case modeKeep:
+		return "keep"
+	case modeStrip:
+		return "strip"
+	case modeSameOrigin:
+		return "same-origin"
+	case modeOrigin:
+		return "origin"
+	case modeReplace:
+		return "replace"
+	case modeGeneric:
+		return "generic"
+	case modeConsistent:
+		return "consistent"
+	case modeThirdParty:
+		return "third-party"
+	}
+	return "unknown"
+}
+
+// parseMode returns the mode spelled s among allowed, or def for "".
+func parseMode(s string, def mode, allowed ...mode) (mode, error) {
+	if s == "" {
+		return def, nil
+	}
+	names := make([]string, len(allowed))
+	for i, m := range allowed {
+		if m.String() == s {
+			return m, nil
+		}
+		names[i] = m.String()
+	}
+	return 0, fmt.Errorf("unknown value %q (want %s)", s, strings.Join(names, ", "))
+}
+
+func parseReferrer(s string) (mode, error) {
+	return parseMode(s, modeKeep, modeKeep, modeStrip, modeSameOrigin, modeOrigin)
+}
+
+func parseUserAgent(s string) (mode, error) {
+	return parseMode(s, modeKeep, modeKeep, modeReplace, modeGeneric)
+}
+
+// parseClientHints defaults to keep when the agent is kept, else consistent.
+func parseClientHints(s string, ua mode) (mode, error) {
+	def := modeConsistent
+	if ua == modeKeep {
+		def = modeKeep
+	}
+	return parseMode(s, def, modeKeep, modeStrip, modeConsistent)
+}
+
+func parseCookies(s string) (mode, error) {
+	return parseMode(s, modeKeep, modeKeep, modeStrip, modeThirdParty)
+}
 
 // Validate checks the section and returns every problem found, with paths relative
 // to the ProfileConfig ("remove_headers[2]"). List names are checked by Compile,
@@ -145,10 +208,18 @@ func (c *ProfileConfig) Validate() []field.Error {
 	if _, ok := ParseLevel(c.Level); !ok {
 		errs = append(errs, field.Errorf("level", "unknown level %q (want transparent, anonymous or elite)", c.Level))
 	}
-	errs = checkEnum(errs, "referrer", c.Referrer, modeKeep, modeStrip, modeSameOrigin, modeOrigin)
-	errs = checkEnum(errs, "user_agent", c.UserAgent, modeKeep, modeReplace, modeGeneric)
-	errs = checkEnum(errs, "client_hints", c.ClientHints, modeKeep, modeStrip, modeConsistent)
-	errs = checkEnum(errs, "cookies", c.Cookies, modeKeep, modeStrip, modeThirdParty)
+	if _, err := parseReferrer(c.Referrer); err != nil {
+		errs = append(errs, field.Errorf("referrer", "%v", err))
+	}
+	if _, err := parseUserAgent(c.UserAgent); err != nil {
+		errs = append(errs, field.Errorf("user_agent", "%v", err))
+	}
+	if _, err := parseClientHints(c.ClientHints, modeKeep); err != nil {
+		errs = append(errs, field.Errorf("client_hints", "%v", err))
+	}
+	if _, err := parseCookies(c.Cookies); err != nil {
+		errs = append(errs, field.Errorf("cookies", "%v", err))
+	}
 	if c.UserAgentString != "" && !validValue(c.UserAgentString) {
 		errs = append(errs, field.Errorf("user_agent_string", "not a valid header value"))
 	}
@@ -231,6 +302,9 @@ func Compile(name string, cfg ProfileConfig, lists func(name string) (filter.Mat
 	resolve := func(path string, names []string) []filter.Matcher {
 		var ms []filter.Matcher
 		for i, n := range names {
+			if n == "" {
+				continue // reported by Validate
+			}
 			var m filter.Matcher
 			ok := false
 			if lists != nil {
@@ -252,8 +326,8 @@ func Compile(name string, cfg ProfileConfig, lists func(name string) (filter.Mat
 	}
 	p.trackerNames = append([]string(nil), cfg.Trackers...)
 	p.level, _ = ParseLevel(cfg.Level)
-	p.referrer = orDefault(cfg.Referrer, modeKeep)
-	p.cookies = orDefault(cfg.Cookies, modeKeep)
+	p.referrer, _ = parseReferrer(cfg.Referrer) // validated above
+	p.cookies, _ = parseCookies(cfg.Cookies)
 	p.sessionCookies = cfg.SessionCookies
 	p.ua = compileUserAgent(cfg)
 	p.acceptLanguage = cfg.AcceptLanguage
@@ -273,18 +347,6 @@ func Compile(name string, cfg ProfileConfig, lists func(name string) (filter.Mat
 		p.server = h.Server
 	}
 	return p, nil
-}
-
-func checkEnum(errs []field.Error, path, v string, allowed ...string) []field.Error {
-	if v == "" {
-		return errs
-	}
-	for _, a := range allowed {
-		if v == a {
-			return errs
-		}
-	}
-	return append(errs, field.Errorf(path, "unknown value %q (want %s)", v, strings.Join(allowed, ", ")))
 }
 
 func checkNames(errs []field.Error, path string, names []string) []field.Error {

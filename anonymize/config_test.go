@@ -148,3 +148,18 @@ func TestOmittedVersusEmptyList(t *testing.T) {
 		t.Error("hide_origin: {} did not take the default list")
 	}
 }
+
+func TestModeNames(t *testing.T) {
+	for m := modeKeep; m <= modeThirdParty; m++ {
+		got, err := parseMode(m.String(), 0, m)
+		if err != nil || got != m {
+			t.Errorf("parseMode(%q) = %v, %v", m.String(), got, err)
+		}
+	}
+	if _, err := parseReferrer("generic"); err == nil || err.Error() != `unknown value "generic" (want keep, strip, same-origin, origin)` {
+		t.Errorf("referrer accepted another setting's mode: %v", err)
+	}
+	if m, _ := parseClientHints("", modeGeneric); m != modeConsistent {
+		t.Errorf("client hints default with a changed agent = %v", m)
+	}
+}

@@ -73,12 +73,12 @@ func TestRequestCookies(t *testing.T) {
 		header http.Header
 		kept   bool
 	}{
-		{modeKeep, "https://tracker.example/", http.Header{"Sec-Fetch-Site": {"cross-site"}}, true},
-		{modeStrip, "https://news.example/", http.Header{}, false},
-		{modeThirdParty, "https://tracker.example/p.gif", http.Header{"Referer": {"https://news.example/"}}, false},
-		{modeThirdParty, "https://news.example/next", http.Header{"Referer": {"https://www.news.example/"}}, true},
-		{modeThirdParty, "https://tracker.example/p.gif", http.Header{"Sec-Fetch-Site": {"cross-site"}}, false},
-		{modeThirdParty, "https://news.example/", http.Header{"Sec-Fetch-Site": {"none"}}, true},
+		{"keep", "https://tracker.example/", http.Header{"Sec-Fetch-Site": {"cross-site"}}, true},
+		{"strip", "https://news.example/", http.Header{}, false},
+		{"third-party", "https://tracker.example/p.gif", http.Header{"Referer": {"https://news.example/"}}, false},
+		{"third-party", "https://news.example/next", http.Header{"Referer": {"https://www.news.example/"}}, true},
+		{"third-party", "https://tracker.example/p.gif", http.Header{"Sec-Fetch-Site": {"cross-site"}}, false},
+		{"third-party", "https://news.example/", http.Header{"Sec-Fetch-Site": {"none"}}, true},
 	}
 	for _, tt := range tests {
 		p := mustCompile(t, ProfileConfig{Cookies: tt.mode})
@@ -102,10 +102,10 @@ func TestResponseCookies(t *testing.T) {
 		want   []string
 	}{
 		{"keep", ProfileConfig{}, "https://news.example/", nil, []string{long}},
-		{"strip", ProfileConfig{Cookies: modeStrip}, "https://news.example/", nil, nil},
-		{"third-party response", ProfileConfig{Cookies: modeThirdParty}, "https://tracker.example/",
+		{"strip", ProfileConfig{Cookies: "strip"}, "https://news.example/", nil, nil},
+		{"third-party response", ProfileConfig{Cookies: "third-party"}, "https://tracker.example/",
 			http.Header{"Sec-Fetch-Site": {"cross-site"}}, nil},
-		{"first-party response", ProfileConfig{Cookies: modeThirdParty}, "https://news.example/",
+		{"first-party response", ProfileConfig{Cookies: "third-party"}, "https://news.example/",
 			http.Header{"Sec-Fetch-Site": {"same-origin"}}, []string{long}},
 		{"blocked host", ProfileConfig{BlockSetCookieFrom: []string{"trackers"}}, "https://eu.ads.example/", nil, nil},
 		{"unlisted host", ProfileConfig{BlockSetCookieFrom: []string{"trackers"}}, "https://news.example/", nil, []string{long}},

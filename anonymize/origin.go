@@ -153,12 +153,12 @@ func thirdParty(h http.Header, t target) bool {
 }
 
 // rewriteReferer applies the referrer mode to h for a request to t.
-func rewriteReferer(h http.Header, mode string, t target) {
+func rewriteReferer(h http.Header, m mode, t target) {
 	vs := h["Referer"]
 	if len(vs) == 0 {
 		return
 	}
-	switch mode {
+	switch m {
 	case modeStrip:
 		delete(h, "Referer")
 	case modeSameOrigin:

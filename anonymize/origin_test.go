@@ -41,8 +41,9 @@ func TestRequestTarget(t *testing.T) {
 func TestReferrer(t *testing.T) {
 	const to = "https://shop.example/cart?id=1"
 	tests := []struct {
-		mode, referer string
-		want          []string // nil: removed
+		mode    mode
+		referer string
+		want    []string // nil: removed
 	}{
 		{modeKeep, "https://other.example/a?b", []string{"https://other.example/a?b"}},
 		{modeStrip, "https://shop.example/a", nil},

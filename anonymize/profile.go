@@ -62,14 +62,14 @@ type Profile struct {
 	name  string
 	level Level
 
-	referrer       string // keep, strip, same-origin, origin
+	referrer       mode // keep, strip, same-origin, origin
 	ua             uaPolicy
 	acceptLanguage string // "" keeps the client's
 	removeHeaders  headerSet
 	set            []headerValue // Sec-GPC, DNT, then set_headers in name order
 	stripParams    paramSet
 
-	cookies        string // keep, strip, third-party
+	cookies        mode // keep, strip, third-party
 	sessionCookies bool
 	setCookieBlock []filter.Matcher
 	trackers       []filter.Matcher
@@ -317,16 +317,16 @@ func via(major, minor int) string {
 func PrivacyConfig() ProfileConfig {
 	return ProfileConfig{
 		Level:          "elite",
-		Referrer:       modeSameOrigin,
-		UserAgent:      modeGeneric,
-		ClientHints:    modeConsistent,
+		Referrer:       "same-origin",
+		UserAgent:      "generic",
+		ClientHints:    "consistent",
 		AcceptLanguage: "en-US,en;q=0.9",
 		RemoveHeaders: []string{
 			"X-Client-Data", "X-Uidh", "Device-Memory", "Dpr", "Width", "Viewport-Width", "Rtt", "Downlink", "Ect",
 			"Sec-Ch-Device-Memory", "Sec-Ch-Dpr", "Sec-Ch-Width", "Sec-Ch-Viewport-*",
 		},
 		GPC:            true,
-		Cookies:        modeThirdParty,
+		Cookies:        "third-party",
 		SessionCookies: true,
 	}
 }

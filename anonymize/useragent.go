@@ -7,8 +7,8 @@ import (
 
 // uaPolicy is a compiled user_agent / client_hints setting.
 type uaPolicy struct {
-	mode  string // keep, replace, generic
-	hints string // keep, strip, consistent
+	mode  mode   // keep, replace, generic
+	hints mode   // keep, strip, consistent
 	fixed string // the agent for replace, and for generic when the client's is unknown
 	// fixedHints are the low-entropy hints consistent with fixed.
 	fixedHints lowHints
@@ -22,15 +22,9 @@ type lowHints struct {
 }
 
 func compileUserAgent(cfg ProfileConfig) uaPolicy {
-	u := uaPolicy{
-		mode:  orDefault(cfg.UserAgent, modeKeep),
-		fixed: orDefault(cfg.UserAgentString, DefaultUserAgent),
-	}
-	def := modeConsistent
-	if u.mode == modeKeep {
-		def = modeKeep
-	}
-	u.hints = orDefault(cfg.ClientHints, def)
+	u := uaPolicy{fixed: orDefault(cfg.UserAgentString, DefaultUserAgent)}
+	u.mode, _ = parseUserAgent(cfg.UserAgent) // validated by Compile
+	u.hints, _ = parseClientHints(cfg.ClientHints, u.mode)
 	if a, ok := classify(u.fixed); ok {
 		u.fixedHints = a.hints()
 	}

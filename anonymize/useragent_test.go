@@ -31,7 +31,7 @@ func TestGenericUserAgent(t *testing.T) {
 		{uaCurl, DefaultUserAgent},
 		{"Mozilla/5.0 (Windows NT 10.0) Chrome/0123.0", DefaultUserAgent}, // no sane version
 	}
-	p := mustCompile(t, ProfileConfig{UserAgent: modeGeneric})
+	p := mustCompile(t, ProfileConfig{UserAgent: "generic"})
 	for _, tt := range tests {
 		r := &http.Request{Header: http.Header{"User-Agent": {tt.in}}}
 		p.Request(r, testClient)
@@ -51,11 +51,11 @@ func TestUserAgentModes(t *testing.T) {
 	}{
 		{"keep", ProfileConfig{}, []string{uaCurl}, []string{uaCurl}},
 		{"keep absent", ProfileConfig{}, nil, nil},
-		{"replace default", ProfileConfig{UserAgent: modeReplace}, []string{uaCurl}, []string{DefaultUserAgent}},
-		{"replace custom", ProfileConfig{UserAgent: modeReplace, UserAgentString: custom}, []string{uaChromeWin}, []string{custom}},
-		{"replace absent", ProfileConfig{UserAgent: modeReplace}, nil, []string{DefaultUserAgent}},
-		{"generic absent", ProfileConfig{UserAgent: modeGeneric}, nil, nil},
-		{"generic unknown custom", ProfileConfig{UserAgent: modeGeneric, UserAgentString: custom}, []string{uaCurl}, []string{custom}},
+		{"replace default", ProfileConfig{UserAgent: "replace"}, []string{uaCurl}, []string{DefaultUserAgent}},
+		{"replace custom", ProfileConfig{UserAgent: "replace", UserAgentString: custom}, []string{uaChromeWin}, []string{custom}},
+		{"replace absent", ProfileConfig{UserAgent: "replace"}, nil, []string{DefaultUserAgent}},
+		{"generic absent", ProfileConfig{UserAgent: "generic"}, nil, nil},
+		{"generic unknown custom", ProfileConfig{UserAgent: "generic", UserAgentString: custom}, []string{uaCurl}, []string{custom}},
 	}
 	for _, tt := range tests {
 		p := mustCompile(t, tt.cfg)
@@ -106,14 +106,14 @@ func TestClientHints(t *testing.T) {
 		want http.Header // the Sec-Ch-* fields after the profile
 	}{
 		{"keep", ProfileConfig{}, func() http.Header { h := chromeHints(); delete(h, "User-Agent"); return h }()},
-		{"strip", ProfileConfig{ClientHints: modeStrip}, low("", "", "")},
-		{"keep agent, consistent: high entropy removed", ProfileConfig{ClientHints: modeConsistent},
+		{"strip", ProfileConfig{ClientHints: "strip"}, low("", "", "")},
+		{"keep agent, consistent: high entropy removed", ProfileConfig{ClientHints: "consistent"},
 			low(chromeHints()["Sec-Ch-Ua"][0], "?1", `"Android"`)},
-		{"generic agent: hints rebuilt", ProfileConfig{UserAgent: modeGeneric},
+		{"generic agent: hints rebuilt", ProfileConfig{UserAgent: "generic"},
 			low(`"Chromium";v="130", "Google Chrome";v="130", "Not_A Brand";v="99"`, "?1", `"Android"`)},
-		{"replaced by the Windows default", ProfileConfig{UserAgent: modeReplace},
+		{"replaced by the Windows default", ProfileConfig{UserAgent: "replace"},
 			low(`"Chromium";v="142", "Google Chrome";v="142", "Not_A Brand";v="99"`, "?0", `"Windows"`)},
-		{"replaced by Firefox: no hints", ProfileConfig{UserAgent: modeReplace, UserAgentString: uaFirefoxLin}, low("", "", "")},
+		{"replaced by Firefox: no hints", ProfileConfig{UserAgent: "replace", UserAgentString: uaFirefoxLin}, low("", "", "")},
 	}
 	for _, tt := range tests {
 		p := mustCompile(t, tt.cfg)
