@@ -2,6 +2,8 @@ package engine
 
 import (
 	"crypto/tls"
+	"github.com/portcullis/portcullis/filter"
+	"github.com/portcullis/portcullis/rules"
 	"net"
 	"net/http"
 	"os"
@@ -25,13 +27,14 @@ func (e *Engine) buildReverse(st *state) error {
 		cfg.TLS.Certs[i].KeyFile = st.file.Resolve(cfg.TLS.Certs[i].KeyFile)
 	}
 	h, err := reverse.New(reverse.Options{
-		Config:  cfg,
-		Policy:  st.program,
-		Pools:   st.pools,
-		Wrap:    e.cacheWrap(st, &cfg),
-		Limiter: e.shared.limiter,
-		Log:     e.shared.accessLog(),
-		Logger:  e.log.With("door", "reverse"),
+		Config:    cfg,
+		Policy:    st.program,
+		Pools:     st.pools,
+		Wrap:      e.cacheWrap(st, &cfg),
+		Limiter:   e.shared.limiter,
+		BlockPage: e.reverseBlockPage(),
+		Log:       e.shared.accessLog(),
+		Logger:    e.log.With("door", "reverse"),
 	})
 	if err != nil {
 		return err
@@ -121,4 +124,23 @@ func defaultStateDir() string {
 		return filepath.Join(home, ".local", "state", "portcullis")
 	}
 	return filepath.Join(os.TempDir(), "portcullis-state")
+}
+
+// reverseBlockPage renders the same block page as forward mode for blocked reverse
+// requests (naming the rule, category and reason, never an origin).
+func (e *Engine) reverseBlockPage() func(http.ResponseWriter, *http.Request, *rules.Verdict) {
+	bp, err := filter.NewBlockPage()
+	if err != nil {
+		return nil // the door's built-in page
+	}
+	return func(w http.ResponseWriter, r *http.Request, v *rules.Verdict) {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		bp.Serve(w, r, http.StatusForbidden, &filter.BlockInfo{
+			URL: scheme + "://" + r.Host + r.URL.RequestURI(), Host: r.Host,
+			Rule: v.Rule, Category: v.Category, Reason: v.Reason, Time: e.opts.Now(),
+		})
+	}
 }

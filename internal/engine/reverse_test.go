@@ -145,3 +145,31 @@ admin: {listen: "127.0.0.1:0"}
 		t.Fatalf("pools = %+v", pools)
 	}
 }
+
+func TestReverseRuleBlocksPath(t *testing.T) {
+	o := newOrigin(t, "o", nil)
+	e := runEngine(t, fmt.Sprintf(`
+reverse:
+  listen: ["127.0.0.1:0"]
+  routes: [{name: site, host: [site.example.test], pool: p}]
+pools:
+  p: {members: [{url: %q}]}
+rules:
+  - {name: no-admin, door: [reverse], path: ["/admin", "/admin/*"], action: block, reason: staff only}
+`, o.URL))
+	req, _ := http.NewRequest("GET", "http://"+e.Addrs()["reverse"][0].String()+"/admin/users", nil)
+	req.Host = "site.example.test"
+	req.Header.Set("Accept", "text/html")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "no-admin") || !strings.Contains(string(body), "staff only") {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	if o.hits.Load() != 0 {
+		t.Fatal("a blocked request reached the origin")
+	}
+}
