@@ -97,12 +97,17 @@ func benchSet(b *testing.B, n int) (*DomainSet, []string) {
 			b.Fatal(err)
 		}
 	}
+	return bl.Build(), benchQueries(list)
+}
+
+// benchQueries: 2048 hits (www. + a listed name) and 2048 misses.
+func benchQueries(list []string) []string {
 	queries := make([]string, 0, 4096)
 	misses := genDomains(3, 2048)
 	for i := 0; i < 2048; i++ {
 		queries = append(queries, "www."+list[(i*7919)%len(list)], misses[i])
 	}
-	return bl.Build(), queries
+	return queries
 }
 
 // BenchmarkDomainSetMatch: 1M generated entries, half hits (subdomains of
@@ -176,5 +181,21 @@ func BenchmarkCIDRSetMatch(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		s.Match(addrs[i%len(addrs)])
+	}
+}
+
+// BenchmarkMapMatch is the naive baseline (map + walk over parents) on
+// BenchmarkDomainSetMatch's data and queries.
+func BenchmarkMapMatch(b *testing.B) {
+	list := genDomains(1, 1_000_000)
+	m := mapSet{}
+	for _, d := range list {
+		m[d] = struct{}{}
+	}
+	queries := benchQueries(list)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		m.match(queries[i%len(queries)])
 	}
 }

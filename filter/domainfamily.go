@@ -16,14 +16,15 @@ import (
 // absent can only be covered by a one-label entry ("com"), which is rare and
 // handled by the full search.
 //
-// The table is open addressing with linear probing over uint64 slots
-// (fingerprint<<32 | block+1; 0 is empty), sized for a load of at most 3/4.
-// A hint is only ever a starting point: a wrong one (fingerprint collision)
-// costs a longer search, never a wrong answer.
+// The table is open addressing with linear probing over uint32 slots, each
+// a fingerprint of the family's hash above the block number plus one (0 is
+// empty), sized for a load of about 0.8. A hint is only ever a starting
+// point: a wrong one (fingerprint collision) costs a longer search, never a
+// wrong answer (see DomainSet.scanFrom).
 type familyTable struct {
-	seed  maphash.Seed
-	slots []uint64
-	mask  uint64
+	seed      maphash.Seed
+	slots     []uint32
+	blockBits uint
 	// hasShort: some key has a single label, so a host whose family is
 	// absent still needs the full search.
 	hasShort bool
@@ -31,30 +32,67 @@ type familyTable struct {
 
 // familyLen returns the length of key's family prefix: up to its second
 // separator, or the whole key.
-func familyLen(key []byte) int {
-	i := bytes.IndexByte(key, keySep)
-	if i < 0 {
-		return len(key)
+func familyLen(key []byte) int { return labelsLen(key, 2) }
+
+// labelsLen returns the length of key's first n labels (in key order, so
+// the host's last n labels), or len(key) when it has no more.
+func labelsLen(key []byte, n int) int {
+	off := 0
+	for ; n > 0; n-- {
+		i := bytes.IndexByte(key[off:], keySep)
+		if i < 0 {
+			return len(key)
+		}
+		off += i + 1
 	}
-	j := bytes.IndexByte(key[i+1:], keySep)
-	if j < 0 {
-		return len(key)
-	}
-	return i + 1 + j
+	return off - 1
 }
 
-// familyRecord is collected while building: a family's hash and first block.
+// familyRecord is collected while building: the hash of a family (or of a
+// three-label subfamily, sub) and the block holding its first key. A
+// subfamily names its family's record in fam.
 type familyRecord struct {
 	hash  uint64
 	block uint32
+	sub   bool
+	fam   uint32
 }
 
-func newFamilyTable(seed maphash.Seed, recs []familyRecord, hasShort bool) familyTable {
-	size := uint64(1) << bits.Len64(uint64(len(recs))*4/3+1)
-	t := familyTable{seed: seed, slots: make([]uint64, size), mask: size - 1, hasShort: hasShort}
+// A family whose keys span this many blocks or more is big: the table also
+// holds its three-label subfamilies ("x.blogspot.com" under
+// "blogspot.com"), so a lookup jumps to the right one of its blocks.
+const bigFamilyBlocks = 3
+
+func newFamilyTable(seed maphash.Seed, recs []familyRecord, blocks int, hasShort bool) familyTable {
+	t := familyTable{seed: seed, hasShort: hasShort, blockBits: uint(bits.Len(uint(blocks)+1)) + 1}
+	// Which families are big: the next family starts bigFamilyBlocks on.
+	big := make([]bool, len(recs))
+	next := blocks
+	for i := len(recs) - 1; i >= 0; i-- {
+		if r := recs[i]; !r.sub {
+			big[i] = int(r.block)+bigFamilyBlocks <= next
+			next = int(r.block)
+		}
+	}
+	n := 0
 	for _, r := range recs {
-		slot := fingerprint(r.hash)<<32 | uint64(r.block+1)
-		for i := r.hash & t.mask; ; i = (i + 1) & t.mask {
+		if !r.sub || big[r.fam] {
+			n++
+		}
+	}
+	if n == 0 {
+		return t
+	}
+	t.slots = make([]uint32, n+n/4+1)
+	for i, r := range recs {
+		if r.sub && !big[r.fam] {
+			continue
+		}
+		slot := t.fingerprint(r.hash)<<t.blockBits | (r.block + 1)
+		if big[i] {
+			slot |= t.bigBit()
+		}
+		for i := t.start(r.hash); ; i = t.next(i) {
 			if t.slots[i] == 0 {
 				t.slots[i] = slot
 				break
@@ -64,71 +102,47 @@ func newFamilyTable(seed maphash.Seed, recs []familyRecord, hasShort bool) famil
 	return t
 }
 
-func fingerprint(h uint64) uint64 {
-	if fp := h >> 32; fp != 0 {
-		return fp
-	}
-	return 1
+// bigBit marks a big family's slot; it is the top bit of the block field.
+func (t *familyTable) bigBit() uint32 { return 1 << (t.blockBits - 1) }
+
+// start maps a hash onto the table (Lemire's multiply-shift range reduction).
+func (t *familyTable) start(h uint64) int {
+	return int((h & 0xffffffff) * uint64(len(t.slots)) >> 32)
 }
 
-// hint returns the block holding the first key of q's family, or -1 when
-// the family is not in the set.
-func (t *familyTable) hint(q []byte) int {
-	if len(t.slots) == 0 {
-		return -1
+func (t *familyTable) next(i int) int {
+	if i++; i == len(t.slots) {
+		return 0
 	}
-	h := maphash.Bytes(t.seed, q[:familyLen(q)])
-	fp := fingerprint(h)
-	for i := h & t.mask; ; i = (i + 1) & t.mask {
+	return i
+}
+
+// fingerprint takes the hash bits the slot has room for (none when the block
+// number needs all 32: then every occupied slot is a candidate).
+func (t *familyTable) fingerprint(h uint64) uint32 {
+	if t.blockBits >= 32 {
+		return 0
+	}
+	return uint32(h>>32) & (1<<(32-t.blockBits) - 1)
+}
+
+// hint returns the block holding the first key of the family (or
+// subfamily) prefix, or -1 when it is not in the set, and whether it is a
+// big family.
+func (t *familyTable) hint(prefix []byte) (block int, big bool) {
+	if len(t.slots) == 0 {
+		return -1, false
+	}
+	h := maphash.Bytes(t.seed, prefix)
+	fp := t.fingerprint(h)
+	blockMask := t.bigBit() - 1
+	for i := t.start(h); ; i = t.next(i) {
 		slot := t.slots[i]
 		if slot == 0 {
-			return -1
+			return -1, false
 		}
-		if slot>>32 == fp {
-			return int(uint32(slot)) - 1
-		}
-	}
-}
-
-// blockFrom returns the last block whose head is <= q, starting from a
-// hint block b: if the hint's head is already past q, q sorts before its
-// family's first key and the answer is the block before; otherwise gallop
-// forward. The result is exact whatever the hint.
-func (s *DomainSet) blockFrom(b int, q []byte) int {
-	if b >= len(s.index) || s.cmpHead(b, q) > 0 {
-		return s.searchBlock(q) // a wrong hint: fingerprint collision
-	}
-	step := 1
-	for b+step < len(s.index) && s.cmpHead(b+step, q) <= 0 {
-		b += step
-		step *= 2
-	}
-	// The answer is in [b, b+step): binary search it.
-	lo, hi := b+1, min(b+step, len(s.index))
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if s.cmpHead(mid, q) <= 0 {
-			lo = mid + 1
-		} else {
-			hi = mid
+		if slot>>t.blockBits == fp {
+			return int(slot&blockMask) - 1, slot&t.bigBit() != 0
 		}
 	}
-	return lo - 1
-}
-
-// cmpHead compares block blk's head key with q.
-func (s *DomainSet) cmpHead(blk int, q []byte) int {
-	h := &s.index[blk]
-	q0, q1 := prefix64(q), headChunk2(q)
-	switch {
-	case h.p0 < q0:
-		return -1
-	case h.p0 > q0:
-		return 1
-	case h.p1 < q1:
-		return -1
-	case h.p1 > q1:
-		return 1
-	}
-	return bytes.Compare(s.head(blk), q)
 }

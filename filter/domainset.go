@@ -20,9 +20,9 @@ const (
 	// MaxDomainLen is the longest domain name a DomainSet stores (RFC 1035
 	// presentation form without the trailing dot).
 	MaxDomainLen = 253
-	// blockSize is the number of keys front-coded together; a lookup binary
-	// searches the block heads and scans at most one block.
-	blockSize = 16
+	// blockBytes is the size of a block of front-coded keys: four cache
+	// lines, enough for the longest key with its header (3+253 bytes).
+	blockBytes = 256
 	// entryHeader is the per-key header inside a block: shared prefix length
 	// with the previous key, suffix length, and the length of the key's
 	// shortest listed ancestor-or-self.
@@ -50,29 +50,19 @@ func domainByte(c byte) bool {
 // matches listed names only. It is safe for concurrent use and neither
 // method allocates.
 //
-// Layout: the sorted keys (see keySep) are front-coded in blocks of
-// blockSize keys inside one []byte; index holds, per block, where it starts
-// and the first 16 bytes of its head key, so the binary search runs over a
-// small dense array and then reads one block. Besides the GC-free
-// layout, each key records the length of its shortest listed ancestor, which
-// lets Match answer with a single predecessor search however the list
-// overlaps (example.com and m.example.com both listed).
+// Layout: the sorted keys (see keySep) are front-coded in fixed-size blocks
+// of blockBytes inside one []byte, each block starting with a whole key, so
+// block b starts at b*blockBytes and needs no offset table. A family table
+// (see familyTable) sends a lookup straight to the block where the host's
+// registered-domain family starts: one table probe and one block read for
+// most lookups. Each key also records the length of its shortest listed
+// ancestor, which lets Match answer from the host's predecessor alone however
+// the list overlaps (example.com and m.example.com both listed).
 type DomainSet struct {
-	data  []byte
-	index []blockHead
-	fam   familyTable
-	n     int
+	data []byte // len(data) = blocks * blockBytes; zero bytes pad each block
+	fam  familyTable
+	n    int
 }
-
-// blockHead locates one block: its head key's first 16 bytes (big-endian,
-// zero padded) and where the block starts in data. Keeping the offset beside
-// the prefix makes the last binary-search step fetch it with the prefix.
-type blockHead struct {
-	p0, p1 uint64
-	off    uint32
-}
-
-const blockHeadSize = 24 // bytes, with padding
 
 // DomainSetBuilder collects domains for a DomainSet. Entries may come in any
 // order, repeat and overlap. The zero value is ready to use. A builder is not
@@ -189,9 +179,7 @@ func (b *DomainSetBuilder) Build() *DomainSet {
 	sortEntries(ents, arena)
 
 	s := &DomainSet{}
-	nblocks := (len(ents) + blockSize - 1) / blockSize
-	s.index = make([]blockHead, 0, nblocks)
-	data := make([]byte, 0, len(arena)*3/4+entryHeader*len(ents))
+	data := make([]byte, 0, len(arena)*3/4+entryHeader*len(ents)+blockBytes)
 
 	// One pass over the sorted keys, each read once from the arena (the
 	// reads are random: the arena is in input order). prev holds the last
@@ -204,6 +192,8 @@ func (b *DomainSetBuilder) Build() *DomainSet {
 		prev      [MaxDomainLen]byte
 		prevLen   int
 		prevFam   int
+		prevSub   int
+		famIdx    uint32
 		ancestors [MaxDomainLen/2 + 2]int
 		depth     int
 		fams      []familyRecord
@@ -230,35 +220,48 @@ func (b *DomainSetBuilder) Build() *DomainSet {
 		ancestors[depth] = len(k)
 		depth++
 		shared := lcp
-		if s.n%blockSize == 0 {
+		if used := len(data) % blockBytes; used == 0 || used+entryHeader+len(k)-shared > blockBytes {
+			data = growBytes(padBlock(data), blockBytes)
 			shared = 0
-			s.index = append(s.index, blockHead{p0: prefix64(k), p1: headChunk2(k), off: uint32(len(data))})
 		}
 		data = append(data, byte(shared), byte(len(k)-shared), byte(anc))
 		data = append(data, k[shared:]...)
+		block := uint32((len(data) - 1) / blockBytes)
 		if fl := familyLen(k); i == 0 || fl != prevFam || lcp < fl {
-			fams = append(fams, familyRecord{hash: maphash.Bytes(seed, k[:fl]), block: uint32(s.n / blockSize)})
-			prevFam = fl
+			famIdx = uint32(len(fams))
+			fams = append(fams, familyRecord{hash: maphash.Bytes(seed, k[:fl]), block: block})
+			prevFam, prevSub = fl, -1
 			hasShort = hasShort || fl == len(k) && bytes.IndexByte(k, keySep) < 0
+		}
+		if sl := labelsLen(k, 3); sl > prevFam && (sl != prevSub || lcp < sl) {
+			fams = append(fams, familyRecord{hash: maphash.Bytes(seed, k[:sl]), block: block, sub: true, fam: famIdx})
+			prevSub = sl
 		}
 		copy(prev[lcp:], k[lcp:])
 		prevLen = len(k)
 		s.n++
 	}
-	s.fam = newFamilyTable(seed, fams, hasShort)
+	data = padBlock(data)
 	if cap(data)-len(data) > len(data)/16 {
 		data = append([]byte(nil), data...) // give back the estimate's slack
 	}
 	s.data = data
+	s.fam = newFamilyTable(seed, fams, len(data)/blockBytes, hasShort)
 	return s
 }
 
-// headChunk2 returns key bytes 8..15 as a big-endian integer, zero padded.
-func headChunk2(key []byte) uint64 {
-	if len(key) <= 8 {
-		return 0
+// padBlock fills the current block with zeros: a zero header (no suffix)
+// ends a block's keys.
+func padBlock(data []byte) []byte {
+	used := len(data) % blockBytes
+	if used == 0 {
+		return data
 	}
-	return prefix64(key[8:])
+	n := blockBytes - used
+	data = growBytes(data, n)
+	data = data[:len(data)+n]
+	clear(data[len(data)-n:])
+	return data
 }
 
 // sortEntries sorts by key: a radix sort on the first 8 key bytes, then,
@@ -370,196 +373,3 @@ func commonPrefix(a, b []byte) int {
 	}
 	return n
 }
-
-// Len returns the number of distinct domains in the set.
-func (s *DomainSet) Len() int {
-	if s == nil {
-		return 0
-	}
-	return s.n
-}
-
-// SizeBytes returns the memory the index holds, in bytes.
-func (s *DomainSet) SizeBytes() int {
-	if s == nil {
-		return 0
-	}
-	return cap(s.data) + blockHeadSize*cap(s.index) + 8*cap(s.fam.slots)
-}
-
-// Match reports whether host or one of its parent domains is in the set.
-// host is expected lowercased without port (ASCII upper case is folded, a
-// trailing dot ignored); anything else that is not a host name is false.
-func (s *DomainSet) Match(host string) bool {
-	return s.lookup(host, false)
-}
-
-// MatchExact reports whether host itself is in the set.
-func (s *DomainSet) MatchExact(host string) bool {
-	return s.lookup(host, true)
-}
-
-// hostKey writes host's key into buf and returns it; ok is false when host
-// cannot be a listed name.
-func hostKey(buf *[MaxDomainLen]byte, host string) (key []byte, ok bool) {
-	if len(host) > 0 && host[len(host)-1] == '.' {
-		host = host[:len(host)-1]
-	}
-	n := len(host)
-	if n == 0 || n > MaxDomainLen {
-		return nil, false
-	}
-	for i := 0; i < n; i++ {
-		c := host[i]
-		switch {
-		case c == '.':
-			c = keySep
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		case c <= keySep:
-			return nil, false
-		}
-		buf[n-1-i] = c
-	}
-	return buf[:n], true
-}
-
-func (s *DomainSet) lookup(host string, exact bool) bool {
-	if s == nil || s.n == 0 {
-		return false
-	}
-	var buf [MaxDomainLen]byte
-	q, ok := hostKey(&buf, host)
-	if !ok {
-		return false
-	}
-	var blk int
-	if hint := s.fam.hint(q); hint >= 0 {
-		blk = s.blockFrom(hint, q)
-	} else if s.fam.hasShort {
-		blk = s.searchBlock(q)
-	} else {
-		return false // no listed name shares q's last two labels
-	}
-	if blk < 0 {
-		return false
-	}
-	end := len(s.data)
-	if blk+1 < len(s.index) {
-		end = int(s.index[blk+1].off)
-	}
-	data := s.data[s.index[blk].off:end]
-
-	// Scan for the predecessor P of q (the last key <= q), tracking
-	// m = lcp(P, q) without rebuilding keys: a key sharing fewer bytes
-	// with its predecessor than m sorts after q; one sharing more sorts
-	// before q with the same lcp. The block head is <= q by construction.
-	var (
-		m     int  // lcp(P, q)
-		pLen  int  // len(P)
-		pAnc  int  // length of P's shortest listed ancestor-or-self
-		pNext byte // P[m] when m < pLen
-	)
-	for pos := 0; pos < len(data); {
-		shared, sl, anc := int(data[pos]), int(data[pos+1]), int(data[pos+2])
-		suffix := data[pos+entryHeader : pos+entryHeader+sl]
-		pos += entryHeader + sl
-		if shared < m {
-			break // it differs from q earlier than P does: it sorts after q
-		}
-		if shared > m {
-			pLen, pAnc = shared+sl, anc
-			continue
-		}
-		// shared == m: compare the suffix with q[m:].
-		j := commonPrefix(suffix, q[m:])
-		if j < len(suffix) && (m+j == len(q) || suffix[j] > q[m+j]) {
-			break // this key sorts after q
-		}
-		m += j
-		pLen, pAnc = shared+sl, anc
-		if j < len(suffix) {
-			pNext = suffix[j]
-		}
-		if m == len(q) && pLen == len(q) {
-			return true // q itself is listed
-		}
-	}
-	if exact || pLen == 0 {
-		return false
-	}
-	// l: the longest common prefix of P and q that ends at a label
-	// boundary of both; any listed parent of q is a boundary prefix of it.
-	l := m
-	if !((m == pLen || pNext == keySep) && (m == len(q) || q[m] == keySep)) {
-		l = bytes.LastIndexByte(q[:m], keySep)
-	}
-	return l > 0 && pAnc <= l
-}
-
-// searchBlock returns the last block whose head is <= q, or -1. It
-// compares q with the heads' first 16 bytes, kept in the dense index, and
-// reads a head from the blocks only on a tie.
-func (s *DomainSet) searchBlock(q []byte) int {
-	q0, q1 := prefix64(q), headChunk2(q)
-	index := s.index
-	// hi: the first block whose 16-byte head prefix is > q's.
-	lo, hi := 0, len(index)
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		h := &index[mid]
-		if h.p0 < q0 || h.p0 == q0 && h.p1 <= q1 {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	if hi == 0 {
-		return -1
-	}
-	if h := &index[hi-1]; h.p0 != q0 || h.p1 != q1 || len(q) <= 16 && s.headLen(hi-1) <= len(q) {
-		return hi - 1 // a strictly smaller prefix, or an equal short key
-	}
-	// Blocks in [lo, hi) share q's 16-byte prefix: compare whole heads.
-	lo = hi - 1
-	for lo > 0 && index[lo-1].p0 == q0 && index[lo-1].p1 == q1 {
-		lo--
-		if hi-lo > 8 { // a long run of equal prefixes: binary search it
-			lo = s.firstWithPrefix(q0, q1, hi)
-			break
-		}
-	}
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if bytes.Compare(s.head(mid), q) <= 0 {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	return lo - 1
-}
-
-// firstWithPrefix returns the first block before hi whose 16-byte head
-// prefix is (q0, q1).
-func (s *DomainSet) firstWithPrefix(q0, q1 uint64, hi int) int {
-	lo := 0
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		h := &s.index[mid]
-		if h.p0 < q0 || h.p0 == q0 && h.p1 < q1 {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	return lo
-}
-
-func (s *DomainSet) head(blk int) []byte {
-	off := int(s.index[blk].off)
-	n := int(s.data[off+1])
-	return s.data[off+entryHeader : off+entryHeader+n]
-}
-
-func (s *DomainSet) headLen(blk int) int { return int(s.data[int(s.index[blk].off)+1]) }

@@ -236,19 +236,21 @@ func FuzzDomainSet(f *testing.F) {
 	})
 }
 
-// TestDomainSetAnyHintIsSafe: blockFrom must give searchBlock's answer
+// TestDomainSetAnyHintIsSafe: scanFrom must find the same predecessor
 // from any starting block, as a fingerprint collision can hand it any.
 func TestDomainSetAnyHintIsSafe(t *testing.T) {
 	list := genDomains(7, 3000)
 	s := buildSet(t, list...)
 	r := rand.New(rand.NewPCG(7, 7))
 	for _, h := range append(list[:300], genDomains(8, 300)...) {
-		var buf [MaxDomainLen]byte
-		q, _ := hostKey(&buf, "www."+h)
-		want := s.searchBlock(q)
-		for k := 0; k < 20; k++ {
-			if got := s.blockFrom(r.IntN(len(s.index)), q); got != want {
-				t.Fatalf("blockFrom for %q = %d, want %d", h, got, want)
+		for _, host := range []string{h, "www." + h, "zz." + h} {
+			var buf [MaxDomainLen]byte
+			q, _ := hostKey(&buf, host)
+			want := s.scanFrom(s.searchBlock(q), q)
+			for k := 0; k < 20; k++ {
+				if got := s.scanFrom(r.IntN(s.blocks()), q); got != want {
+					t.Fatalf("scanFrom for %q = %+v, want %+v", host, got, want)
+				}
 			}
 		}
 	}
