@@ -235,11 +235,18 @@ func (c *ProfileConfig) Validate() []field.Error {
 			errs = append(errs, field.Errorf(index("remove_headers", i), "%v", err))
 		}
 	}
-	for name, v := range c.SetHeaders {
+	seen := make(map[string]string, len(c.SetHeaders))
+	for _, name := range slices.Sorted(maps.Keys(c.SetHeaders)) {
+		v := c.SetHeaders[name]
 		path := "set_headers." + name
+		canonical := http.CanonicalHeaderKey(name)
+		other, dup := seen[canonical]
+		seen[canonical] = name
 		switch {
 		case !httpguts.ValidHeaderFieldName(name):
 			errs = append(errs, field.Errorf(path, "not a valid header name"))
+		case dup:
+			errs = append(errs, field.Errorf(path, "the same field as %q (names ignore case)", other))
 		case forbiddenToSet(name):
 			errs = append(errs, field.Errorf(path, "%s is managed by the proxy and cannot be set", name))
 		case !validValue(v):
