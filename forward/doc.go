@@ -9,8 +9,15 @@
 // and every decision taken by the policy (rules.Evaluator) from rules.Facts, never
 // by goproxy's host conditions.
 //
+// HTTPS: an allowed CONNECT has its ClientHello peeked (never answered) and the
+// SNI checked against the policy; the peeked bytes are replayed so the tunnel is
+// byte-identical. With a CA (CreateCA, LoadCA), an inspect verdict terminates TLS
+// through goproxy's MITM with leaves from a shared bounded cache (Leaves), and each
+// request inside is decided exactly like plain HTTP; a blocked site can be shown
+// its block page over TLS to clients known to trust the CA (Config.CAClients).
+//
 // The engine builds a Proxy with New on every policy reload, passing the objects
-// that must outlive a reload (Tunnels, the Transport) through Options, and serves it
+// that must outlive a reload (Tunnels, the Transport, Leaves) through Options, and serves it
 // with an http.Server whose ReadHeaderTimeout is Proxy.ReadHeaderTimeout (no
 // ReadTimeout or WriteTimeout, which would cut tunnels and long downloads).
 package forward

@@ -11,9 +11,9 @@ import (
 )
 
 // rawBadGateway is written on a hijacked connection when goproxy fails to reach an
-// origin; it never carries the error text.
-var rawBadGateway = []byte("HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\n" +
-	"Content-Length: 30\r\nConnection: close\r\n\r\nThe site could not be reached.")
+// origin; it never carries the error text. (TestRawBadGatewayParses checks it.)
+const rawBadGateway = "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+	"Content-Length: 30\r\nConnection: close\r\n\r\nThe site could not be reached."
 
 // pageBody renders the short proxy-generated page for status with message msg, as
 // HTML or plain text depending on the client's Accept header. msg is a fixed
