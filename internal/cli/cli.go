@@ -17,6 +17,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/engine"
@@ -26,10 +27,13 @@ import (
 const usage = `Portcullis: forward proxy, reverse proxy, cache and DNS from one policy file.
 
 Usage:
-  portcullis run [--config FILE] [--log-level LEVEL]
+  portcullis run [--config FILE] [--log-level LEVEL] [--watch]
+                 [--drain-timeout DURATION]
       Serve the policy (default: the embedded default policy, a private forward
       proxy on 127.0.0.1:3128). SIGHUP reloads the policy, SIGUSR1 reopens the
       access log, SIGTERM/SIGINT drain and exit (a second signal exits at once).
+      --watch also reloads when the policy file or a list file it names changes
+      (polled every 2s); --drain-timeout bounds the drain (default 30s).
   portcullis validate [--config FILE]
       Check a policy; print every problem as FILE:LINE:COL: field: message.
   portcullis policy explain [--config FILE] URL [--client IP] [--user U]
@@ -161,7 +165,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("run", stderr)
 	cfgPath := fs.String("config", "", "policy file (default: the embedded default policy)")
 	level := fs.String("log-level", "info", "operational log level: debug, info, warn, error")
+	watch := fs.Bool("watch", false, "reload when the policy file or a list file it names changes (polled every 2s)")
+	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long in-flight requests and tunnels may finish before they are cut")
 	if _, err := parseInterspersed(fs, args); err != nil {
+		return 2
+	}
+	if *drain <= 0 {
+		fmt.Fprintln(stderr, "portcullis run: --drain-timeout must be positive")
 		return 2
 	}
 	logger, err := newLogger(stderr, *level)
@@ -169,10 +179,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	e, err := engine.New(engine.Options{PolicyPath: *cfgPath, DefaultPolicy: policies.Default, Logger: logger})
+	e, err := engine.New(engine.Options{PolicyPath: *cfgPath, DefaultPolicy: policies.Default, Logger: logger,
+		Watch: *watch, DrainTimeout: *drain})
 	if err != nil {
 		printProblems(stderr, err)
 		return 1
+	}
+	if limit := e.MemoryLimitHint(); limit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(limit)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

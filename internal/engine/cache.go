@@ -68,3 +68,19 @@ func (s *shared) purgeHandler() http.Handler {
 		c.PurgeHandler().ServeHTTP(w, r)
 	})
 }
+
+// MemoryLimitHint suggests a soft memory limit for the process (runtime/debug
+// SetMemoryLimit) when the policy has a cache: the cache's bound plus room for
+// everything else, so the garbage collector keeps the heap near the configured
+// bound instead of letting it double between collections. 0 means no hint.
+func (e *Engine) MemoryLimitHint() int64 {
+	st := e.cur.Load()
+	if st.cache == nil {
+		return 0
+	}
+	maxBytes := st.file.Policy.Cache.MaxBytes
+	if maxBytes <= 0 {
+		maxBytes = 256 << 20
+	}
+	return maxBytes*3/2 + 512<<20
+}
