@@ -49,13 +49,11 @@ func labelsLen(key []byte, n int) int {
 }
 
 // familyRecord is collected while building: the hash of a family (or of a
-// three-label subfamily, sub) and the block holding its first key. A
-// subfamily names its family's record in fam.
+// three-label subfamily of a big family) and the block holding its first key.
 type familyRecord struct {
 	hash  uint64
 	block uint32
-	sub   bool
-	fam   uint32
+	big   bool
 }
 
 // A family whose keys span this many blocks or more is big: the table also
@@ -65,31 +63,13 @@ const bigFamilyBlocks = 3
 
 func newFamilyTable(seed maphash.Seed, recs []familyRecord, blocks int, hasShort bool) familyTable {
 	t := familyTable{seed: seed, hasShort: hasShort, blockBits: uint(bits.Len(uint(blocks)+1)) + 1}
-	// Which families are big: the next family starts bigFamilyBlocks on.
-	big := make([]bool, len(recs))
-	next := blocks
-	for i := len(recs) - 1; i >= 0; i-- {
-		if r := recs[i]; !r.sub {
-			big[i] = int(r.block)+bigFamilyBlocks <= next
-			next = int(r.block)
-		}
-	}
-	n := 0
-	for _, r := range recs {
-		if !r.sub || big[r.fam] {
-			n++
-		}
-	}
-	if n == 0 {
+	if len(recs) == 0 {
 		return t
 	}
-	t.slots = make([]uint32, n+n/4+1)
-	for i, r := range recs {
-		if r.sub && !big[r.fam] {
-			continue
-		}
+	t.slots = make([]uint32, len(recs)+len(recs)/4+1)
+	for _, r := range recs {
 		slot := t.fingerprint(r.hash)<<t.blockBits | (r.block + 1)
-		if big[i] {
+		if r.big {
 			slot |= t.bigBit()
 		}
 		for i := t.start(r.hash); ; i = t.next(i) {

@@ -193,10 +193,11 @@ func (b *DomainSetBuilder) Build() *DomainSet {
 		prevLen   int
 		prevFam   int
 		prevSub   int
-		famIdx    uint32
+		famIdx    int
+		subs      []familyRecord // the current family's subfamilies
 		ancestors [MaxDomainLen/2 + 2]int
 		depth     int
-		fams      []familyRecord
+		fams      = make([]familyRecord, 0, len(ents)+len(ents)/16)
 		hasShort  bool
 		seed      = maphash.MakeSeed()
 	)
@@ -228,26 +229,40 @@ func (b *DomainSetBuilder) Build() *DomainSet {
 		data = append(data, k[shared:]...)
 		block := uint32((len(data) - 1) / blockBytes)
 		if fl := familyLen(k); i == 0 || fl != prevFam || lcp < fl {
-			famIdx = uint32(len(fams))
+			fams = endFamily(fams, famIdx, subs, block)
+			famIdx, subs = len(fams), subs[:0]
 			fams = append(fams, familyRecord{hash: maphash.Bytes(seed, k[:fl]), block: block})
 			prevFam, prevSub = fl, -1
 			hasShort = hasShort || fl == len(k) && bytes.IndexByte(k, keySep) < 0
 		}
 		if sl := labelsLen(k, 3); sl > prevFam && (sl != prevSub || lcp < sl) {
-			fams = append(fams, familyRecord{hash: maphash.Bytes(seed, k[:sl]), block: block, sub: true, fam: famIdx})
+			subs = append(subs, familyRecord{hash: maphash.Bytes(seed, k[:sl]), block: block})
 			prevSub = sl
 		}
 		copy(prev[lcp:], k[lcp:])
 		prevLen = len(k)
 		s.n++
 	}
+	fams = endFamily(fams, famIdx, subs, uint32(len(data)/blockBytes))
 	data = padBlock(data)
 	if cap(data)-len(data) > len(data)/16 {
 		data = append([]byte(nil), data...) // give back the estimate's slack
 	}
 	s.data = data
 	s.fam = newFamilyTable(seed, fams, len(data)/blockBytes, hasShort)
+	fams = nil
 	return s
+}
+
+// endFamily closes the family whose record is fams[fam] when the next key
+// (in block next) starts another: a big family is marked and its
+// subfamilies recorded.
+func endFamily(fams []familyRecord, fam int, subs []familyRecord, next uint32) []familyRecord {
+	if fam >= len(fams) || fams[fam].block+bigFamilyBlocks > next {
+		return fams
+	}
+	fams[fam].big = true
+	return append(fams, subs...)
 }
 
 // padBlock fills the current block with zeros: a zero header (no suffix)
