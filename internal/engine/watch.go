@@ -8,14 +8,17 @@ import (
 )
 
 // watch polls the policy file and the list files the current policy names every
-// Options.WatchInterval, and reloads when one of them changed (size or modification
-// time). It returns when ctx ends. A reload that fails is logged by Reload and the
-// old policy keeps serving; the files are not reloaded again until they change again
-// (an editor that writes in two steps triggers a second, good reload).
+// Options.WatchInterval, and reloads once a change has settled: the files differ
+// (size or modification time) from what the running policy was loaded from, and did
+// not change between the last two polls, so that a file being written in place
+// (truncated, then written) is not loaded half-written. It returns when ctx ends. A
+// reload that fails is logged by Reload and the old policy keeps serving; the files
+// are not reloaded again until they change again.
 func (e *Engine) watch(ctx context.Context) {
 	t := time.NewTicker(e.opts.WatchInterval)
 	defer t.Stop()
-	last := e.watchStamp()
+	loaded := e.watchStamp() // what the running policy was built from
+	seen := loaded           // what the previous poll saw
 	for {
 		select {
 		case <-ctx.Done():
@@ -23,7 +26,9 @@ func (e *Engine) watch(ctx context.Context) {
 		case <-t.C:
 		}
 		now := e.watchStamp()
-		if now == last || ctx.Err() != nil {
+		settled := now == seen
+		seen = now
+		if !settled || now == loaded || ctx.Err() != nil {
 			continue
 		}
 		e.log.Info("policy or list files changed; reloading")
@@ -31,7 +36,8 @@ func (e *Engine) watch(ctx context.Context) {
 		// The new policy may name other lists: watch what it names from now on. A
 		// file changed between the reload's read and this stamp is picked up at its
 		// next change.
-		last = e.watchStamp()
+		loaded = e.watchStamp()
+		seen = loaded
 	}
 }
 

@@ -1,0 +1,110 @@
+package engine
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestWatchReloadsOnChange runs the engine with Options.Watch and a short interval:
+// editing the list file, then the policy file, reloads; a broken policy is refused
+// (the old one keeps serving) and the fixed file loads; a list the new policy names is
+// watched from then on.
+//
+// Files are replaced atomically (written beside, then renamed), as a careful editor
+// or a list updater does; the watcher's settle rule covers in-place writes too, but a
+// writer stalled longer than the interval could still be seen half-way.
+func TestWatchReloadsOnChange(t *testing.T) {
+	writeFile := writeAtomic
+	origin := newOrigin(t, "origin", nil)
+	dir := t.TempDir()
+	list := filepath.Join(dir, "bad.txt")
+	other := filepath.Join(dir, "other.txt")
+	writeFile(t, list, "blocked.test\n")
+	writeFile(t, other, "nothing.test\n")
+	policy := func(listFile, reason string) string {
+		return fmt.Sprintf(`
+forward: {listen: ["127.0.0.1:0"]}
+resolver: {egress: {allow: ["127.0.0.0/8"]}}
+lists: {bad: {format: domains, path: %s}}
+rules: [{name: listed, list: [bad], action: block, reason: %q}]
+`, listFile, reason)
+	}
+	e := startOps(t, dir, policy("bad.txt", "first"), func(o *Options) {
+		o.Watch = true
+		o.WatchInterval = 10 * time.Millisecond
+	})
+	proxy := &url.URL{Scheme: "http", Host: addr(t, e, "forward")}
+	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxy), DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	status := func() (int, string) {
+		t.Helper()
+		code, body, err := do(client, mustReq(t, "GET", origin.URL+"/", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return code, body
+	}
+	// waitVersion waits (polling: the watcher acts on its own) for version v.
+	waitVersion := func(v int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for e.Version() != v {
+			if time.Now().After(deadline) {
+				t.Fatalf("version %d, want %d (last reload error %v)", e.Version(), v, e.LastReloadError())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if code, _ := status(); code != 200 {
+		t.Fatalf("before: %d", code)
+	}
+	writeFile(t, list, "blocked.test\n127.0.0.1\n") // list change
+	waitVersion(2)
+	if code, body := status(); code != 403 || !strings.Contains(body, "first") {
+		t.Fatalf("after the list changed: %d %.80q", code, body)
+	}
+	writeFile(t, filepath.Join(dir, "policy.yaml"), policy("bad.txt", "second reason")) // policy change
+	waitVersion(3)
+	if code, body := status(); code != 403 || !strings.Contains(body, "second reason") {
+		t.Fatalf("after the policy changed: %d %.80q", code, body)
+	}
+	// A broken policy is refused; the old one keeps serving; fixing it reloads.
+	writeFile(t, filepath.Join(dir, "policy.yaml"), policy("bad.txt", "x")+"typo_field: 1\n")
+	deadline := time.Now().Add(5 * time.Second)
+	for e.LastReloadError() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the broken policy was not noticed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if code, body := status(); e.Version() != 3 || code != 403 || !strings.Contains(body, "second reason") {
+		t.Fatalf("after a broken policy: version %d, %d %.80q", e.Version(), code, body)
+	}
+	writeFile(t, filepath.Join(dir, "policy.yaml"), policy("other.txt", "third"))
+	waitVersion(4)
+	if code, _ := status(); code != 200 || e.LastReloadError() != nil {
+		t.Fatalf("policy naming other.txt: %d, error %v", code, e.LastReloadError())
+	}
+	writeFile(t, other, "nothing.test\n127.0.0.1\n") // the newly named list is watched
+	waitVersion(5)
+	if code, body := status(); code != 403 || !strings.Contains(body, "third") {
+		t.Fatalf("after other.txt changed: %d %.80q", code, body)
+	}
+}
+
+// writeAtomic replaces path with content by writing a temporary file and renaming it.
+func writeAtomic(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
