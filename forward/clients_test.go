@@ -101,6 +101,11 @@ func TestChromiumInspectedPathBlockAndAllow(t *testing.T) {
 	if !strings.Contains(dom, "allowed video page /watch") {
 		t.Errorf("allowed path not rendered:\n%s", dom)
 	}
+	// The origin's certificate does not name bad.example: the browser is told so.
+	dom = dumpDOM(ctx, t, chromium, tp.url.String(), env.url("bad.example", "/"), trust)
+	if !strings.Contains(dom, "502 Bad Gateway") || !strings.Contains(dom, "certificate could not be verified") {
+		t.Errorf("bad upstream certificate not shown:\n%s", dom)
+	}
 }
 
 func TestChromiumInspectToBlock(t *testing.T) {
