@@ -92,8 +92,9 @@ type HideOriginConfig struct {
 
 // DefaultUserAgent is the agent sent by user_agent: replace when no
 // user_agent_string is configured: a common desktop Chrome on Windows, in the form
-// Chrome's own UA reduction produces.
-const DefaultUserAgent = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/142.0.0.0 Safari/537.36"
+// Chrome's own UA reduction produces, at the major version current in November
+// 2026 (Chromium 156). Update it with each release train, or configure your own.
+const DefaultUserAgent = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36"
 
 // DefaultRemoveHeaders returns the request fields removed when remove_headers is
 // omitted: X-Client-Data (Chrome's field-trial ID sent to Google properties).

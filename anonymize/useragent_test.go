@@ -112,7 +112,7 @@ func TestClientHints(t *testing.T) {
 		{"generic agent: hints rebuilt", ProfileConfig{UserAgent: "generic"},
 			low(`"Chromium";v="130", "Google Chrome";v="130", "Not_A Brand";v="99"`, "?1", `"Android"`)},
 		{"replaced by the Windows default", ProfileConfig{UserAgent: "replace"},
-			low(`"Chromium";v="142", "Google Chrome";v="142", "Not_A Brand";v="99"`, "?0", `"Windows"`)},
+			low(`"Chromium";v="156", "Google Chrome";v="156", "Not_A Brand";v="99"`, "?0", `"Windows"`)},
 		{"replaced by Firefox: no hints", ProfileConfig{UserAgent: "replace", UserAgentString: uaFirefoxLin}, low("", "", "")},
 	}
 	for _, tt := range tests {
