@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/admin"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/rules"
 )
@@ -81,6 +82,13 @@ func New(opts Options) (*Engine, error) {
 	}
 	e := &Engine{opts: opts, log: opts.Logger, listeners: map[listenKey]*listener{}}
 	e.shared = newShared(e)
+	// The current shared cache's counters on /metrics (zeros while there is none).
+	_ = e.shared.obs.metrics.RegisterCache(func() admin.CacheStatus {
+		if cs := e.shared.cacheStatus(); cs != nil {
+			return *cs
+		}
+		return admin.CacheStatus{}
+	})
 	f, err := e.loadFile()
 	if err != nil {
 		return nil, err
