@@ -26,15 +26,15 @@ import (
 type siteRecorder struct {
 	srv  *httptest.Server
 	mu   sync.Mutex
-	seen map[string]http.Header // "host/path" → header
+	seen map[string]*http.Request // "host/path" → the request as received (body aside)
 }
 
 func startSiteRecorder(t *testing.T) *siteRecorder {
 	t.Helper()
-	sr := &siteRecorder{seen: make(map[string]http.Header)}
+	sr := &siteRecorder{seen: make(map[string]*http.Request)}
 	sr.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sr.mu.Lock()
-		sr.seen[r.Host+r.URL.Path] = r.Header.Clone()
+		sr.seen[r.Host+r.URL.Path] = &http.Request{Header: r.Header.Clone(), RequestURI: r.RequestURI}
 		sr.mu.Unlock()
 		switch r.Host + r.URL.Path {
 		case "tracker.example/set":
@@ -57,11 +57,11 @@ func startSiteRecorder(t *testing.T) *siteRecorder {
 	return sr
 }
 
-func (sr *siteRecorder) header(hostPath string) (http.Header, bool) {
+func (sr *siteRecorder) request(hostPath string) (*http.Request, bool) {
 	sr.mu.Lock()
 	defer sr.mu.Unlock()
-	h, ok := sr.seen[hostPath]
-	return h, ok
+	r, ok := sr.seen[hostPath]
+	return r, ok
 }
 
 // TestChromiumThirdPartyPixel drives headless Chromium through the forward door,
@@ -115,7 +115,7 @@ func TestChromiumThirdPartyPixel(t *testing.T) {
 			if !strings.Contains(string(dom), "story") {
 				t.Fatalf("news page not rendered:\n%s", dom)
 			}
-			pixel, ok := sites.header("tracker.example/pixel.gif")
+			pixel, ok := sites.request("tracker.example/pixel.gif")
 			if !ok {
 				t.Fatal("the pixel was never requested")
 			}
@@ -125,8 +125,9 @@ func TestChromiumThirdPartyPixel(t *testing.T) {
 }
 
 // checkPixel states what the tracker learns from the pixel request per profile.
-func checkPixel(t *testing.T, p *Profile, h http.Header) {
+func checkPixel(t *testing.T, p *Profile, r *http.Request) {
 	t.Helper()
+	h := r.Header
 	if got := h.Get("Sec-Fetch-Site"); got != "cross-site" {
 		t.Errorf("Sec-Fetch-Site %q: the browser did not see the pixel as cross-site", got)
 	}
@@ -134,15 +135,18 @@ func checkPixel(t *testing.T, p *Profile, h http.Header) {
 	switch p.Name() {
 	case "elite":
 		if h.Get("Cookie") != "tid=t-123" || !strings.HasPrefix(h.Get("Referer"), "https://news.example/") ||
-			!strings.Contains(ua, "HeadlessChrome/") {
-			t.Errorf("control run: the browser's own values did not arrive: Cookie %q, Referer %q, UA %q",
-				h.Get("Cookie"), h.Get("Referer"), ua)
+			!strings.Contains(ua, "HeadlessChrome/") || r.RequestURI != "/pixel.gif?utm_source=news&id=7" {
+			t.Errorf("control run: the browser's own values did not arrive: Cookie %q, Referer %q, UA %q, target %q",
+				h.Get("Cookie"), h.Get("Referer"), ua, r.RequestURI)
 		}
 	case "privacy":
 		for _, name := range []string{"Cookie", "Referer", "Sec-Ch-Ua-Full-Version-List", "Sec-Ch-Ua-Platform-Version", "Sec-Ch-Ua-Model"} {
 			if v, ok := h[name]; ok {
 				t.Errorf("%s arrived: %q", name, v)
 			}
+		}
+		if r.RequestURI != "/pixel.gif?id=7" {
+			t.Errorf("pixel requested as %q", r.RequestURI)
 		}
 		if strings.Contains(ua, "Headless") || !strings.HasSuffix(ua, ".0.0.0 Safari/537.36") {
 			t.Errorf("User-Agent %q is not the reduced Chrome agent", ua)
