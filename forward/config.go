@@ -84,6 +84,9 @@ type Config struct {
 	// SNIMustMatch refuses a tunnel whose SNI differs from the CONNECT host name
 	// (domain fronting). Default false: the SNI is checked against the rules only.
 	SNIMustMatch bool `yaml:"sni_must_match"`
+
+	// School holds proxy sign-in, PAC, SafeSearch and content filtering (school.go).
+	School `yaml:",inline"`
 }
 
 // Validate reports every problem with c; paths are relative to the section.
@@ -150,7 +153,7 @@ func (c *Config) Validate() []field.Error {
 			errs = append(errs, field.Errorf(fmt.Sprintf("ca_clients[%d]", i), "not a valid network"))
 		}
 	}
-	return errs
+	return append(errs, c.School.Validate()...)
 }
 
 // WithDefaults returns a copy of c (nil means an empty section) with every zero

@@ -76,7 +76,7 @@ func (p *Proxy) serveConnect(x *exchange, r *http.Request) {
 	}
 	tn := &tunnel{}
 	if x.mode == modeTunnel {
-		up, err := p.dial(r.Context(), "tcp", net.JoinHostPort(host, strconv.Itoa(int(port))))
+		up, err := p.dial(r.Context(), "tcp", net.JoinHostPort(p.connectHost(x, host), strconv.Itoa(int(port))))
 		if err != nil {
 			x.entry.Error = err.Error()
 			status := upstreamStatus(err)
@@ -179,7 +179,7 @@ func (p *Proxy) hijackTunnel(r *http.Request, client net.Conn, _ *goproxy.ProxyC
 		p.checkSNI(x, sni)
 	}
 	if x.mode == modeTunnel && tn.upstream == nil { // the SNI verdict asked for a tunnel after all
-		addr := net.JoinHostPort(x.connect.Host, strconv.Itoa(int(x.connect.Port)))
+		addr := net.JoinHostPort(p.connectHost(x, x.connect.Host), strconv.Itoa(int(x.connect.Port)))
 		up, err := p.dial(r.Context(), "tcp", addr)
 		if err != nil {
 			x.entry.Error = err.Error()

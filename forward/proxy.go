@@ -18,6 +18,7 @@ import (
 	"github.com/elazarl/goproxy"
 
 	"github.com/portcullis/portcullis/filter"
+	"github.com/portcullis/portcullis/filter/phrase"
 	"github.com/portcullis/portcullis/forward/auth"
 	"github.com/portcullis/portcullis/internal/admin"
 	"github.com/portcullis/portcullis/rules"
@@ -81,6 +82,13 @@ type Options struct {
 	AuthLimiter *auth.Limiter
 	// AuthRealm is the realm of the 407 challenge ("" = "Portcullis").
 	AuthRealm string
+	// Phrases is the compiled phrase lists of Config.Phrase (the engine compiles
+	// them once per policy version). Nil: no phrase filtering.
+	Phrases *phrase.Matcher
+	// Groups returns every group of a request's client and user, for per-group
+	// SafeSearch and phrase thresholds (the compiled policy's GroupsOf). Nil: the
+	// groups the authenticator reported.
+	Groups func(*rules.Facts) []string
 }
 
 // Proxy is the forward door: an http.Handler for the engine's listeners. It is
@@ -110,6 +118,7 @@ type Proxy struct {
 	auth     *auth.Store
 	limiter  *auth.Limiter
 	realm    string
+	school   *school
 	bufs     sync.Pool // *[]byte, 32 KiB copy buffers
 }
 
@@ -164,9 +173,12 @@ func New(opts Options) (*Proxy, error) {
 		}
 		p.block = bp
 	}
-	if p.local == nil {
-		p.local = http.HandlerFunc(p.notProxyRequest)
+	sc, err := newSchool(cfg, opts)
+	if err != nil {
+		return nil, fmt.Errorf("forward: %w", err)
 	}
+	p.school = sc
+	p.local = p.localHandler(p.local)
 	if p.token == "" {
 		var b [12]byte
 		_, _ = rand.Read(b[:])
@@ -216,7 +228,9 @@ func (p *Proxy) newGoproxy() *goproxy.ProxyHttpServer {
 	p.mitmTo = &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: p.mitmTLSConfig}
 	gp.AllowHTTP2 = true
 	gp.OnRequest().DoFunc(p.onRequest)
+	gp.OnRequest().DoFunc(p.schoolRequest)
 	gp.OnRequest().HandleConnectFunc(p.onConnect)
+	gp.OnResponse().DoFunc(p.schoolResponse)
 	gp.OnResponse().DoFunc(p.onResponse)
 	return gp
 }

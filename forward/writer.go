@@ -76,7 +76,20 @@ func (w *respWriter) ReadFrom(src io.Reader) (int64, error) {
 			return total, nil
 		}
 		if rerr != nil {
+			w.abort()
 			return total, rerr
+		}
+	}
+}
+
+// abort cuts the client's connection after the response body failed midway (the
+// origin went away, a size limit or a late phrase block), so the client sees a
+// truncated response rather than a complete one (goproxy ignores the copy error
+// and the server would end the chunked body normally).
+func (w *respWriter) abort() {
+	if hj, ok := w.ResponseWriter.(http.Hijacker); ok {
+		if c, _, err := hj.Hijack(); err == nil {
+			_ = c.Close()
 		}
 	}
 }

@@ -1,10 +1,13 @@
 package engine
 
 import (
-	"github.com/portcullis/portcullis/internal/cache"
+	"fmt"
 	"net/http"
 
+	"github.com/portcullis/portcullis/filter/phrase"
 	"github.com/portcullis/portcullis/forward"
+	"github.com/portcullis/portcullis/forward/auth"
+	"github.com/portcullis/portcullis/internal/cache"
 	"github.com/portcullis/portcullis/rules"
 )
 
@@ -20,17 +23,30 @@ func (e *Engine) buildForward(st *state) error {
 	if st.cache != nil {
 		rt.cached = st.cache.Wrap(rt.direct)
 	}
+	store, limiter, err := e.forwardAuth(st, cfg)
+	if err != nil {
+		return err
+	}
+	phrases, err := forwardPhrases(st, cfg)
+	if err != nil {
+		return err
+	}
 	p, err := forward.New(forward.Options{
-		Config:     cfg,
-		Policy:     trackerGuard(st, full.Profile),
-		Anonymizer: e.anonymizers(st),
-		Transport:  rt,
-		Dial:       e.shared.dialContext,
-		Logger:     e.log.With("door", "forward"),
-		Tunnels:    e.shared.tunnels,
-		Now:        e.opts.Now,
-		LoopToken:  e.shared.loopToken,
-		Log:        e.shared.accessLog(),
+		Config:      cfg,
+		Policy:      trackerGuard(st, full.Profile),
+		Anonymizer:  e.anonymizers(st),
+		Transport:   rt,
+		Dial:        e.shared.dialContext,
+		Logger:      e.log.With("door", "forward"),
+		Tunnels:     e.shared.tunnels,
+		Now:         e.opts.Now,
+		LoopToken:   e.shared.loopToken,
+		Log:         e.shared.accessLog(),
+		Auth:        store,
+		AuthLimiter: limiter,
+		AuthRealm:   cfg.Auth.Realm,
+		Phrases:     phrases,
+		Groups:      st.program.GroupsOf,
 	})
 	if err != nil {
 		return err
@@ -92,4 +108,40 @@ func (t *verdictTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 	}
 	return t.direct.RoundTrip(r)
+}
+
+// forwardAuth loads the htpasswd and group files of the forward section (paths
+// relative to the policy file) once per policy version; checks are then cheap (the
+// Store's cache). The failed-attempt limiter is per policy version too: a reload
+// forgets lockouts.
+func (e *Engine) forwardAuth(st *state, cfg *forward.Config) (*auth.Store, *auth.Limiter, error) {
+	if !cfg.Auth.Enabled() {
+		return nil, nil, nil
+	}
+	ac := cfg.Auth
+	ac.HtpasswdFile = st.file.Resolve(ac.HtpasswdFile)
+	ac.GroupFile = st.file.Resolve(ac.GroupFile)
+	store, err := ac.Load(auth.WithClock(e.opts.Now))
+	if err != nil {
+		return nil, nil, fmt.Errorf("forward.auth: %w", err)
+	}
+	return store, auth.NewLimiter(ac.Limiter, e.opts.Now), nil
+}
+
+// forwardPhrases compiles the forward section's phrase lists (paths relative to
+// the policy file); nil when there are none.
+func forwardPhrases(st *state, cfg *forward.Config) (*phrase.Matcher, error) {
+	if len(cfg.Phrase.Lists) == 0 {
+		return nil, nil
+	}
+	pc := cfg.Phrase
+	pc.Lists = make([]string, len(cfg.Phrase.Lists))
+	for i, l := range cfg.Phrase.Lists {
+		pc.Lists[i] = st.file.Resolve(l)
+	}
+	m, err := pc.Compile()
+	if err != nil {
+		return nil, fmt.Errorf("forward.phrase: %w", err)
+	}
+	return m, nil
 }
