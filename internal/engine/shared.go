@@ -45,6 +45,10 @@ type shared struct {
 
 	limiter *reverse.RateLimiter
 
+	leaves     *forward.Leaves // guarded by mu
+	leavesKey  string
+	leavesSize int
+
 	dnsMu sync.Mutex
 	dns   *dnsserver.Server
 
@@ -161,6 +165,11 @@ func (s *shared) adminRoutes(st *state) map[string]http.Handler {
 	routes := map[string]http.Handler{}
 	if st.cache != nil {
 		routes["POST /cache/purge"] = s.purgeHandler()
+	}
+	if st.ca != nil {
+		pem, page := caDownload(st.ca)
+		routes["GET /ca.pem"] = pem
+		routes["GET /ca"] = page
 	}
 	routes["GET /pools"] = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

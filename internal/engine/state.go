@@ -3,6 +3,7 @@ package engine
 import (
 	"crypto/tls"
 	"github.com/portcullis/portcullis/anonymize"
+	"github.com/portcullis/portcullis/forward"
 	"github.com/portcullis/portcullis/internal/cache"
 	"github.com/portcullis/portcullis/internal/pool"
 	"net/http"
@@ -28,6 +29,8 @@ type state struct {
 	forward    http.Handler
 	reverse    http.Handler
 	reverseTLS *tls.Config
+	ca         *forward.CA     // the inspection CA, nil when nothing is inspected
+	leaves     *forward.Leaves // its leaf cache, shared across reloads
 	admin      http.Handler
 
 	listens []listenSpec
@@ -46,7 +49,7 @@ func (e *Engine) build(f *config.File) (*state, error) {
 		return nil, f.FieldErrors(ferrs)
 	}
 	st.program = prog
-	for _, door := range []func(*state) error{e.useResolver, e.usePools, e.useCache, e.buildProfiles, e.buildAdmin, e.buildForward, e.buildReverse, e.buildDNS} {
+	for _, door := range []func(*state) error{e.useResolver, e.usePools, e.useCache, e.buildProfiles, e.useInspection, e.buildForward, e.buildReverse, e.buildDNS, e.buildAdmin} {
 		if err := door(st); err != nil {
 			return nil, err
 		}
