@@ -33,31 +33,53 @@ func (s *DomainSet) MatchExact(host string) bool {
 // hostKey writes host's key into buf and returns it; ok is false when host
 // cannot be a listed name.
 func hostKey(buf *[MaxDomainLen]byte, host string) (key []byte, ok bool) {
+	k, ok := hostKeyLabels(buf, host)
+	return k.key, ok
+}
+
+// queryKey is a host's key with the lengths of its family (last two labels)
+// and subfamily (last three) prefixes.
+type queryKey struct {
+	key      []byte
+	fam, sub int
+}
+
+// hostKeyLabels is hostKey, also finding the family prefixes on the way.
+func hostKeyLabels(buf *[MaxDomainLen]byte, host string) (queryKey, bool) {
 	if len(host) > 0 && host[len(host)-1] == '.' {
 		host = host[:len(host)-1]
 	}
 	n := len(host)
 	if n == 0 || n > MaxDomainLen {
-		return nil, false
+		return queryKey{}, false
 	}
-	for i := 0; i < n; i++ {
-		c := host[i]
+	key := buf[:n]
+	seps := 0
+	q := queryKey{fam: n, sub: n}
+	for i := range key {
+		c := host[n-1-i]
 		switch {
 		case c == '.':
 			c = keySep
+			if seps++; seps == 2 {
+				q.fam = i
+			} else if seps == 3 {
+				q.sub = i
+			}
 		case 'A' <= c && c <= 'Z':
 			c += 'a' - 'A'
 		case c <= keySep:
-			return nil, false
+			return queryKey{}, false
 		}
-		buf[n-1-i] = c
+		key[i] = c
 	}
-	return buf[:n], true
+	q.key = key
+	return q, true
 }
 
 // pred describes the predecessor P of a query q: the last key <= q.
 type pred struct {
-	found bool
+	found bool // P exists in the block (false: the block's head is > q)
 	exact bool // P == q
 	m     int  // lcp(P, q)
 	pLen  int  // len(P)
@@ -71,18 +93,18 @@ func (s *DomainSet) lookup(host string, exact bool) bool {
 		return false
 	}
 	var buf [MaxDomainLen]byte
-	q, ok := hostKey(&buf, host)
+	qk, ok := hostKeyLabels(&buf, host)
 	if !ok {
 		return false
 	}
+	q, fl := qk.key, qk.fam
 	var p pred
-	fl := familyLen(q)
 	switch hint, big := s.fam.hint(q[:fl]); {
 	case hint >= 0 && big && fl < len(q):
 		// A big family: go to q's three-label subfamily. When it is
 		// absent, only the family's root (or a one-label entry) can
 		// cover q, so q's answer is its root's.
-		if sub, _ := s.fam.hint(q[:labelsLen(q, 3)]); sub >= 0 {
+		if sub, _ := s.fam.hint(q[:qk.sub]); sub >= 0 {
 			p = s.scanFrom(sub, q)
 		} else if exact {
 			return false
@@ -120,18 +142,20 @@ func (s *DomainSet) scanFrom(b int, q []byte) pred {
 	if b < 0 {
 		return pred{}
 	}
-	if bytes.Compare(s.head(b), q) > 0 {
-		// q sorts before its family's first key, which heads block b
-		// (the root of the family is not listed: "m.example.com" is, q is
-		// "example.com"), so the answer is usually the block before; or
-		// the hint is a fingerprint collision: search.
+	p := s.scanBlock(b, q)
+	if !p.found {
+		// Block b's head is past q: q sorts before its family's first key,
+		// which heads block b (the family's root is not listed:
+		// "m.example.com" is, q is "example.com"), so the answer is
+		// usually in the block before; or the hint is a fingerprint
+		// collision: search.
 		if b > 0 && bytes.Compare(s.head(b-1), q) <= 0 {
 			b--
 		} else if b = s.searchBlock(q); b < 0 {
 			return pred{}
 		}
+		p = s.scanBlock(b, q)
 	}
-	p := s.scanBlock(b, q)
 	if !p.end || b+1 >= s.blocks() || bytes.Compare(s.head(b+1), q) > 0 {
 		return p
 	}
@@ -143,13 +167,13 @@ func (s *DomainSet) scanFrom(b int, q []byte) pred {
 	return s.scanBlock(s.searchBlocks(b+step, min(b+2*step, s.blocks()), q), q)
 }
 
-// scanBlock finds q's predecessor among block b's keys, b's head being
-// <= q. It tracks m = lcp(P, q) without rebuilding keys: a key sharing
+// scanBlock finds q's predecessor among block b's keys (found is false when
+// even the head is > q). It tracks m = lcp(P, q) without rebuilding keys: a key sharing
 // fewer bytes with its predecessor than m sorts after q; one sharing more
 // sorts before q with the same lcp.
 func (s *DomainSet) scanBlock(b int, q []byte) pred {
 	data := s.data[b*blockBytes : (b+1)*blockBytes]
-	p := pred{found: true}
+	var p pred
 	for pos := 0; pos+entryHeader <= len(data); {
 		shared, sl, anc := int(data[pos]), int(data[pos+1]), int(data[pos+2])
 		if sl == 0 {
@@ -161,7 +185,7 @@ func (s *DomainSet) scanBlock(b int, q []byte) pred {
 			return p // it differs from q earlier than P does: it sorts after q
 		}
 		if shared > p.m {
-			p.pLen, p.pAnc = shared+sl, anc
+			p.pLen, p.pAnc, p.found = shared+sl, anc, true
 			continue
 		}
 		// shared == m: compare the suffix with q[m:].
@@ -170,7 +194,7 @@ func (s *DomainSet) scanBlock(b int, q []byte) pred {
 			return p // this key sorts after q
 		}
 		p.m += j
-		p.pLen, p.pAnc = shared+sl, anc
+		p.pLen, p.pAnc, p.found = shared+sl, anc, true
 		if j < len(suffix) {
 			p.pNext = suffix[j]
 		}
