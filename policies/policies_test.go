@@ -6,9 +6,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/forward"
+	"github.com/portcullis/portcullis/forward/auth"
 	"github.com/portcullis/portcullis/internal/engine"
 	"github.com/portcullis/portcullis/policies"
 	"github.com/portcullis/portcullis/rules"
@@ -72,6 +75,8 @@ func TestSchoolVerdicts(t *testing.T) {
 		{"social, student, holiday", rules.Facts{Host: "www.instagram.com", Client: student, Time: holiday}, rules.ActionAllow, "default", ""},
 		{"social, staff, class", rules.Facts{Host: "www.instagram.com", Client: staff, Time: classTime}, rules.ActionAllow, "default", ""},
 		{"ssh tunnel", rules.Facts{Host: "example.org", Method: "CONNECT", Port: 22, Client: staff, Time: evening}, rules.ActionBlock, "ssh-and-friends", ""},
+		{"social, signed-in student off the student LAN, class", rules.Facts{Host: "www.instagram.com", Client: netip.MustParseAddr("127.0.0.1"), User: "demo", Groups: []string{"students"}, Time: classTime}, rules.ActionBlock, "social-during-school-hours", "social_networks"},
+		{"social, signed-in staff, class", rules.Facts{Host: "www.instagram.com", Client: netip.MustParseAddr("127.0.0.1"), User: "teacher", Groups: []string{"staff"}, Time: classTime}, rules.ActionAllow, "default", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -81,5 +86,39 @@ func TestSchoolVerdicts(t *testing.T) {
 				t.Fatalf("got %s/%s/%q, want %s/%s/%q", v.Action, v.Rule, v.Category, c.action, c.rule, c.category)
 			}
 		})
+	}
+}
+
+// TestSchoolForwardSection: the school policy uses every part of the school
+// deployment, and its sample sign-in files load: one dummy user, a student.
+func TestSchoolForwardSection(t *testing.T) {
+	f, err := engine.LoadPolicy("school.yaml", policies.Default)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw := f.Policy.Forward
+	switch {
+	case fw == nil:
+		t.Fatal("no forward section")
+	case !fw.Auth.Enabled() || fw.Auth.GroupFile == "":
+		t.Error("no proxy sign-in with groups")
+	case fw.PAC == nil:
+		t.Error("no PAC file")
+	case !fw.SafeSearch.Enabled() || fw.SafeSearchGroups["students"].YouTube != "strict":
+		t.Error("no SafeSearch, or not strict for students")
+	case len(fw.FileTypes.BlockExtensions) == 0 || fw.FileTypes.MaxBytes == 0:
+		t.Error("no file-type blocking")
+	case len(fw.Phrase.Lists) == 0 || fw.PhraseThresholds["staff"] != forward.PhraseOff:
+		t.Error("no phrase filtering, or not off for staff")
+	}
+	store, err := auth.Load(f.Resolve(fw.Auth.HtpasswdFile), f.Resolve(fw.Auth.GroupFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if store.Len() != 1 || !slices.Equal(store.Groups("demo"), []string{"students"}) {
+		t.Fatalf("sample htpasswd: %d users, demo in %q", store.Len(), store.Groups("demo"))
+	}
+	if _, ok := store.Check("demo", "demo"); ok {
+		t.Fatal("the dummy user signs in with an obvious password")
 	}
 }
