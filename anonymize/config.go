@@ -280,8 +280,8 @@ func (c *ProfileConfig) Validate() []field.Error {
 // that does not exist. Errs carry paths relative to the ProfileConfig; from
 // CompileProfiles, Profile is "" and the paths start with the profile's name.
 type ConfigError struct {
-	Profile string
-	Errs    []field.Error
+	Profile string        // the profile's name; "" from CompileProfiles
+	Errs    []field.Error // every problem, in field order
 }
 
 // Error implements error.
