@@ -173,3 +173,19 @@ func (f *File) FieldErrors(fes []field.Error) Errors {
 	sortErrors(errs)
 	return errs
 }
+
+// Decode decodes policy source strictly (unknown fields, wrong shapes) without
+// validating values or touching the disk: for checking policy fragments such as the
+// README's examples.
+func Decode(name string, src []byte) error {
+	var root yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(src)).Decode(&root); err != nil {
+		return Errors{syntaxError(name, err)}
+	}
+	d := &decoder{file: name, pos: map[string]Pos{}}
+	d.decode(&root, reflect.ValueOf(&Policy{}).Elem(), "")
+	if len(d.errs) > 0 {
+		return d.errs
+	}
+	return nil
+}
