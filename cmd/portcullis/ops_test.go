@@ -347,3 +347,31 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	}
 	t.Logf("exited %v after the second signal", took.Round(time.Millisecond))
 }
+
+// TestRunWatchReloadsChangedList: `run --watch` reloads by itself when a list file the
+// policy names is replaced (polled every 2s), and the new list applies.
+func TestRunWatchReloadsChangedList(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hi")
+	}))
+	defer origin.Close()
+	dir := t.TempDir()
+	list := filepath.Join(dir, "bad.txt")
+	os.WriteFile(list, []byte("blocked.test\n"), 0o644)
+	policy := filepath.Join(dir, "p.yaml")
+	os.WriteFile(policy, []byte(drainPolicy+"lists: {bad: {format: domains, path: bad.txt}}\nrules: [{name: listed, list: [bad], action: block}]\n"), 0o644)
+	p, proxyURL := launch(t, "run", "--config", policy, "--watch")
+	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL), DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	if status, _ := send(t, client, proxyURL, "GET", origin.URL+"/"); status != 200 {
+		t.Fatalf("before: %d", status)
+	}
+	tmp := list + ".new"
+	os.WriteFile(tmp, []byte("blocked.test\n127.0.0.1\n"), 0o644)
+	if err := os.Rename(tmp, list); err != nil {
+		t.Fatal(err)
+	}
+	p.waitFor(t, "policy reloaded")
+	if status, body := send(t, client, proxyURL, "GET", origin.URL+"/"); status != 403 || !strings.Contains(body, "listed") {
+		t.Fatalf("after the list changed: %d %.100q", status, body)
+	}
+}
