@@ -1,7 +1,6 @@
 package filter
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"hash/maphash"
@@ -177,81 +176,7 @@ func (b *DomainSetBuilder) Build() *DomainSet {
 	arena, ents := b.arena, b.ents
 	b.arena, b.ents = nil, nil
 	sortEntries(ents, arena)
-
-	s := &DomainSet{}
-	data := make([]byte, 0, len(arena)*3/4+entryHeader*len(ents)+blockBytes)
-
-	// One pass over the sorted keys, each read once from the arena (the
-	// reads are random: the arena is in input order). prev holds the last
-	// key written. ancestors holds the lengths of the listed keys that are
-	// boundary prefixes of prev, shortest first: a parent sorts right
-	// before its subdomains, so this chain is all that can cover the next
-	// key, and a chain element of length a covers key k iff
-	// a <= lcp(prev, k) and k ends or has a label boundary at a.
-	var (
-		prev      [MaxDomainLen]byte
-		prevLen   int
-		prevFam   int
-		prevSub   int
-		famIdx    int
-		subs      []familyRecord // the current family's subfamilies
-		ancestors [MaxDomainLen/2 + 2]int
-		depth     int
-		fams      = make([]familyRecord, 0, len(ents)+len(ents)/16)
-		hasShort  bool
-		seed      = maphash.MakeSeed()
-	)
-	for i, e := range ents {
-		k := arena[e.off : e.off+uint32(e.n)]
-		lcp := commonPrefix(prev[:prevLen], k)
-		if i > 0 && lcp == len(k) && lcp == prevLen {
-			continue // duplicate
-		}
-		for depth > 0 {
-			a := ancestors[depth-1]
-			if a <= lcp && (a == len(k) || k[a] == keySep) {
-				break
-			}
-			depth--
-		}
-		anc := len(k)
-		if depth > 0 {
-			anc = ancestors[0]
-		}
-		ancestors[depth] = len(k)
-		depth++
-		shared := lcp
-		if used := len(data) % blockBytes; used == 0 || used+entryHeader+len(k)-shared > blockBytes {
-			data = growBytes(padBlock(data), blockBytes)
-			shared = 0
-		}
-		data = append(data, byte(shared), byte(len(k)-shared), byte(anc))
-		data = append(data, k[shared:]...)
-		block := uint32((len(data) - 1) / blockBytes)
-		if fl := familyLen(k); i == 0 || fl != prevFam || lcp < fl {
-			fams = endFamily(fams, famIdx, subs, block)
-			famIdx, subs = len(fams), subs[:0]
-			fams = append(fams, familyRecord{hash: maphash.Bytes(seed, k[:fl]), block: block})
-			prevFam, prevSub = fl, -1
-			hasShort = hasShort || fl == len(k) && bytes.IndexByte(k, keySep) < 0
-		}
-		if sl := labelsLen(k, 3); sl > prevFam && (sl != prevSub || lcp < sl) {
-			subs = append(subs, familyRecord{hash: maphash.Bytes(seed, k[:sl]), block: block})
-			prevSub = sl
-		}
-		copy(prev[lcp:], k[lcp:])
-		prevLen = len(k)
-		s.n++
-	}
-	fams = endFamily(fams, famIdx, subs, uint32(len(data)/blockBytes))
-	data = padBlock(data)
-	if cap(data)-len(data) > len(data)/16 {
-		data = append([]byte(nil), data...) // give back the estimate's slack
-	}
-	s.data = data
-	s.fam = newFamilyTable(seed, fams, len(data)/blockBytes, hasShort)
-	fams = nil
-	return s
+	return encodeSet(ents, arena, maphash.MakeSeed())
 }
 
 // endFamily closes the family whose record is fams[fam] when the next key
