@@ -26,7 +26,7 @@ import (
 )
 
 // observed is an engine with both doors, a cached route, a blocklist and an admin
-// listener writing a Squid-format access log, with its origins.
+// listener writing an access log in the given format, with its origins.
 type observed struct {
 	e                 *Engine
 	dir, logPath      string
@@ -38,7 +38,7 @@ type observed struct {
 	policy            string
 }
 
-func startObserved(t *testing.T) *observed {
+func startObserved(t *testing.T, format string) *observed {
 	t.Helper()
 	o := &observed{dir: t.TempDir()}
 	o.plain = newOrigin(t, "plain", nil)
@@ -68,8 +68,8 @@ resolver: {egress: {allow: ["127.0.0.0/8"]}}
 lists: {bad: {format: domains, path: bad.txt}}
 rules:
   - {name: bad-list, list: [bad], action: block, category: testing}
-admin: {listen: "127.0.0.1:0", log: {format: squid, path: %q}}
-`, o.secure.URL[strings.LastIndexByte(o.secure.URL, ':')+1:], o.a.URL, o.b.URL, o.stat.URL, o.logPath)
+admin: {listen: "127.0.0.1:0", log: {format: %s, path: %q}}
+`, o.secure.URL[strings.LastIndexByte(o.secure.URL, ':')+1:], o.a.URL, o.b.URL, o.stat.URL, format, o.logPath)
 	o.e = startOps(t, o.dir, o.policy, nil)
 	o.fwd = &url.URL{Scheme: "http", Host: addr(t, o.e, "forward")}
 	o.rev = "http://" + addr(t, o.e, "reverse")
@@ -213,7 +213,7 @@ func waitMetrics(t *testing.T, admin string, before map[string]*dto.MetricFamily
 // TestMetricsMove scrapes /metrics before and after the traffic mix and a good and a
 // failed reload, and checks the counters moved by what was sent.
 func TestMetricsMove(t *testing.T) {
-	o := startObserved(t)
+	o := startObserved(t, "json")
 	before := scrape(t, o.admin)
 	o.traffic(t)
 	fwd := map[string]string{"door": "forward"}
@@ -265,24 +265,9 @@ func TestMetricsMove(t *testing.T) {
 // bytes method URL user hierarchy/peer type), and checks that no credential or cookie
 // reached it.
 func TestSquidAccessLogThroughEngine(t *testing.T) {
-	o := startObserved(t)
+	o := startObserved(t, "squid")
 	o.traffic(t)
-	const want = 14 // 6 forward (GET, 3 blocked, tunnel, userinfo GET) + 8 reverse
-	var lines []string
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		b, _ := os.ReadFile(o.logPath)
-		if s := strings.TrimRight(string(b), "\n"); s != "" {
-			lines = strings.Split(s, "\n")
-		}
-		if len(lines) >= want || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if len(lines) != want {
-		t.Fatalf("%d lines, want %d:\n%s", len(lines), want, strings.Join(lines, "\n"))
-	}
+	lines := readLog(t, o.logPath, trafficLines) // 6 forward (GET, 3 blocked, tunnel, userinfo GET) + 8 reverse
 	type rec struct{ code, bytes, method, url, user, hier, ctype string }
 	var recs []rec
 	timeRE := regexp.MustCompile(`^\d{10}\.\d{3}$`)
@@ -340,19 +325,83 @@ func TestSquidAccessLogThroughEngine(t *testing.T) {
 		{"cache miss", func(r rec) bool {
 			return r.code == "TCP_MISS/200" && r.url == "http://static.test/logo.png" && strings.HasSuffix(r.hier, "/127.0.0.1")
 		}, 1},
-		{"anonymous", func(r rec) bool { return r.user == "-" }, want},
+		{"anonymous", func(r rec) bool { return r.user == "-" }, trafficLines},
 	}
 	for _, c := range checks {
 		if got := find(c.pred); len(got) != c.n {
 			t.Errorf("%s: %d lines match, want %d\n%s", c.what, len(got), c.n, strings.Join(lines, "\n"))
 		}
 	}
-	all := strings.Join(lines, "\n")
-	for _, secret := range []string{"secret", "cookie", "session", "dTpwcm94", "Basic"} {
-		if strings.Contains(strings.ToLower(all), strings.ToLower(secret)) {
+	noSecrets(t, lines)
+}
+
+// trafficLines is how many access-log lines the traffic mix makes: 6 through the
+// forward door (GET, 3 blocked, tunnel, userinfo GET) and 8 through the reverse door.
+const trafficLines = 14
+
+// readLog polls path until it has n lines (the log is written in the background).
+func readLog(t *testing.T, path string, n int) []string {
+	t.Helper()
+	var lines []string
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(path)
+		if s := strings.TrimRight(string(b), "\n"); s != "" {
+			lines = strings.Split(s, "\n")
+		}
+		if len(lines) >= n || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(lines) != n {
+		t.Fatalf("%d lines, want %d:\n%s", len(lines), n, strings.Join(lines, "\n"))
+	}
+	return lines
+}
+
+// noSecrets fails if the traffic mix's credentials or cookie reached the log.
+func noSecrets(t *testing.T, lines []string) {
+	t.Helper()
+	all := strings.ToLower(strings.Join(lines, "\n"))
+	for _, secret := range []string{"secret", "cookie", "session", "dtpwcm94", "basic"} {
+		if strings.Contains(all, secret) {
 			t.Errorf("the access log contains %q:\n%s", secret, all)
 		}
 	}
+}
+
+// TestCombinedAccessLogThroughEngine reads the combined-format log of the traffic mix
+// back with the format's grammar.
+func TestCombinedAccessLogThroughEngine(t *testing.T) {
+	o := startObserved(t, "combined")
+	o.traffic(t)
+	lines := readLog(t, o.logPath, trafficLines)
+	re := regexp.MustCompile(`^127\.0\.0\.1 - - \[([^\]]+)\] "([A-Z]+) (\S+) (HTTP/[0-9.]+)" (\d{3}) (\d+|-) "([^"]*)" "([^"]*)"$`)
+	counts := map[string]int{}
+	for _, l := range lines {
+		m := re.FindStringSubmatch(l)
+		if m == nil {
+			t.Fatalf("not combined format: %q", l)
+		}
+		if _, err := time.Parse("02/Jan/2006:15:04:05 -0700", m[1]); err != nil {
+			t.Fatalf("time %q: %v", m[1], err)
+		}
+		counts[m[2]+" "+m[3]+" "+m[5]]++
+	}
+	for k, n := range map[string]int{
+		"GET " + o.plain.URL + "/ok 200":       1,
+		"GET http://blocked.test/page 403":     3,
+		"GET " + o.plain.URL + "/userinfo 200": 1,
+		"CONNECT " + o.secure.URL[8:] + " 200": 1,
+		"GET http://app.test/logo.png 200":     4,
+		"GET http://static.test/logo.png 200":  4,
+	} {
+		if counts[k] != n {
+			t.Errorf("%q: %d lines, want %d (have %v)", k, counts[k], n, counts)
+		}
+	}
+	noSecrets(t, lines)
 }
 
 // chromium runs headless Chromium with args then url and returns its standard output.
@@ -386,7 +435,7 @@ func chromium(t *testing.T, url string, args ...string) string {
 // miss) and the policy version. The screenshot is left in the test's temp dir
 // (go test -run StatusPage -v prints where).
 func TestStatusPageInChromium(t *testing.T) {
-	o := startObserved(t)
+	o := startObserved(t, "json")
 	o.traffic(t)
 	if err := o.e.Reload(); err != nil {
 		t.Fatal(err)
