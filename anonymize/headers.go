@@ -108,10 +108,8 @@ func (s *headerSet) matchPattern(name string) bool {
 
 // remove deletes the fields in the set from h.
 func (s *headerSet) remove(h http.Header) {
-	for _, name := range s.exact {
-		delete(h, name)
-	}
-	if len(s.prefixes) == 0 && len(s.globs) == 0 {
+	s.removeExact(h)
+	if !s.hasPatterns() {
 		return
 	}
 	for name := range h {
@@ -120,6 +118,16 @@ func (s *headerSet) remove(h http.Header) {
 		}
 	}
 }
+
+// removeExact deletes the fields the set names exactly.
+func (s *headerSet) removeExact(h http.Header) {
+	for _, name := range s.exact {
+		delete(h, name)
+	}
+}
+
+// hasPatterns reports whether matching needs a pass over every field name.
+func (s *headerSet) hasPatterns() bool { return len(s.prefixes) > 0 || len(s.globs) > 0 }
 
 // headerValue is one field set by a profile, canonical name and prepared value.
 type headerValue struct {

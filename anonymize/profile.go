@@ -131,9 +131,10 @@ func Transparent() *Profile { return levelOnly("transparent", LevelTransparent) 
 // hop-by-hop fields first (RemoveHopByHop) and clears r.RequestURI; Request may
 // rewrite r.URL.RawQuery.
 //
-// The actions run in this order: level (forwarding fields removed or added);
-// cookies (judged before the Referer changes); referrer; user agent and client
-// hints; Accept-Language; remove_headers; tracking parameters; Sec-GPC, DNT and
+// The actions run in this order: cookies (judged before the Referer changes);
+// referrer; user agent and client hints; Accept-Language; the removals
+// (identifying fields, stale client hints, remove_headers) in one pass; the
+// level's additions (X-Forwarded-For, Via); tracking parameters; Sec-GPC, DNT and
 // set_headers. Request never makes Go's transport add its default User-Agent: an
 // absent User-Agent is recorded as present and empty, which net/http (HTTP/1 and
 // HTTP/2) sends as no User-Agent at all. Request does not touch Accept-Encoding; the
@@ -143,18 +144,6 @@ func (p *Profile) Request(r *http.Request, client netip.Addr) {
 		r.Header = make(http.Header)
 	}
 	h := r.Header
-	switch p.level {
-	case LevelTransparent:
-		if client.IsValid() {
-			appendValue(h, "X-Forwarded-For", client.Unmap().String())
-		}
-		appendValue(h, "Via", via(r.ProtoMajor, r.ProtoMinor))
-	case LevelAnonymous:
-		removeIdentifying(h)
-		appendValue(h, "Via", via(r.ProtoMajor, r.ProtoMinor))
-	default:
-		removeIdentifying(h)
-	}
 	if p.cookies != modeKeep || p.referrer != modeKeep {
 		t := requestTarget(r)
 		if p.cookies == modeStrip || (p.cookies == modeThirdParty && thirdParty(h, t)) {
@@ -162,11 +151,21 @@ func (p *Profile) Request(r *http.Request, client netip.Addr) {
 		}
 		rewriteReferer(h, p.referrer, t)
 	}
-	p.ua.apply(h)
+	hints := p.ua.apply(h)
 	if p.acceptLanguage != "" && len(h["Accept-Language"]) > 0 {
 		setValue(h, "Accept-Language", p.acceptLanguage)
 	}
-	p.removeHeaders.remove(h)
+	p.removeHeaders.removeExact(h)
+	p.sweep(h, hints)
+	switch p.level {
+	case LevelTransparent:
+		if client.IsValid() {
+			appendValue(h, "X-Forwarded-For", client.Unmap().String())
+		}
+		appendValue(h, "Via", via(r.ProtoMajor, r.ProtoMinor))
+	case LevelAnonymous:
+		appendValue(h, "Via", via(r.ProtoMajor, r.ProtoMinor))
+	}
 	if r.URL != nil {
 		if q, ok := p.stripParams.strip(r.URL.RawQuery); ok {
 			r.URL.RawQuery = q
@@ -230,11 +229,16 @@ func (p *Profile) responseCookies(resp *http.Response) {
 	}
 }
 
-// removeIdentifying deletes the request fields that name the client, its address
-// or the proxies it went through (see identifying), in one pass over h.
-func removeIdentifying(h http.Header) {
+// sweep removes, in one pass over h, the fields that need a look at every name:
+// the identifying ones (all levels but transparent), the client hints the agent
+// step asks for, and remove_headers' globs.
+func (p *Profile) sweep(h http.Header, hints hintRemoval) {
+	ids, globs := p.level != LevelTransparent, p.removeHeaders.hasPatterns()
+	if !ids && hints == hintsKept && !globs {
+		return
+	}
 	for name := range h {
-		if identifying(name) {
+		if ids && identifying(name) || hints.clientHint(name) || globs && p.removeHeaders.matchPattern(name) {
 			delete(h, name)
 		}
 	}

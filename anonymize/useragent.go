@@ -31,8 +31,18 @@ func compileUserAgent(cfg ProfileConfig) uaPolicy {
 	return u
 }
 
-// apply rewrites User-Agent and the Sec-CH-UA* fields of h.
-func (u *uaPolicy) apply(h http.Header) {
+// hintRemoval says which Sec-CH-UA* fields the request's sweep removes.
+type hintRemoval uint8
+
+const (
+	hintsKept        hintRemoval = iota // none
+	hintsHighEntropy                    // all but Sec-CH-UA, -Mobile and -Platform
+	hintsAll                            // every Sec-CH-UA* field
+)
+
+// apply rewrites User-Agent and the low-entropy Sec-CH-UA fields of h, and says
+// which client hints the sweep (Profile.sweep) must remove.
+func (u *uaPolicy) apply(h http.Header) hintRemoval {
 	var hints lowHints
 	switch u.mode {
 	case modeReplace:
@@ -51,32 +61,30 @@ func (u *uaPolicy) apply(h http.Header) {
 			hints = u.fixedHints
 		}
 	}
-	switch u.hints {
-	case modeStrip:
-		removeClientHints(h, true)
-	case modeConsistent:
-		removeClientHints(h, u.mode != modeKeep)
-		if u.mode != modeKeep && hints.ok {
-			setValue(h, "Sec-Ch-Ua", hints.ua)
-			setValue(h, "Sec-Ch-Ua-Mobile", hints.mobile)
-			setValue(h, "Sec-Ch-Ua-Platform", hints.platform)
-		}
+	switch {
+	case u.hints == modeStrip:
+		return hintsAll
+	case u.hints != modeConsistent:
+		return hintsKept
+	case u.mode == modeKeep:
+		return hintsHighEntropy
+	case !hints.ok: // the agent sent is not a Chromium one: it sends no hints
+		return hintsAll
 	}
+	setValue(h, "Sec-Ch-Ua", hints.ua)
+	setValue(h, "Sec-Ch-Ua-Mobile", hints.mobile)
+	setValue(h, "Sec-Ch-Ua-Platform", hints.platform)
+	return hintsHighEntropy
 }
 
-// removeClientHints deletes the Sec-CH-UA* fields: all of them, or only the
-// high-entropy ones (everything but Sec-CH-UA, -Mobile and -Platform).
-func removeClientHints(h http.Header, all bool) {
-	for name := range h {
-		if !hasPrefixFold(name, "sec-ch-ua") {
-			continue
-		}
-		if !all && (strings.EqualFold(name, "Sec-Ch-Ua") || strings.EqualFold(name, "Sec-Ch-Ua-Mobile") ||
-			strings.EqualFold(name, "Sec-Ch-Ua-Platform")) {
-			continue
-		}
-		delete(h, name)
+// clientHint reports whether the field called name is a Sec-CH-UA* hint that r
+// removes.
+func (r hintRemoval) clientHint(name string) bool {
+	if r == hintsKept || !hasPrefixFold(name, "sec-ch-ua") {
+		return false
 	}
+	return r == hintsAll || !(strings.EqualFold(name, "Sec-Ch-Ua") || strings.EqualFold(name, "Sec-Ch-Ua-Mobile") ||
+		strings.EqualFold(name, "Sec-Ch-Ua-Platform"))
 }
 
 type browser uint8
