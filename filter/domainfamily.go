@@ -16,9 +16,10 @@ import (
 // absent can only be covered by a one-label entry ("com"), which is rare and
 // handled by the full search.
 //
-// The table is open addressing with linear probing over uint32 slots, each
-// a fingerprint of the family's hash above the block number plus one (0 is
-// empty), sized for a load of about 0.8. A hint is only ever a starting
+// The table is open addressing with linear probing over uint32 slots: from
+// the top, a fingerprint of the family's hash, a "big family" bit, and the
+// block number plus one (0 is an empty slot); it is sized for a load of 2/3,
+// so a probe for an absent family reads about five neighbouring slots. A hint is only ever a starting
 // point: a wrong one (fingerprint collision) costs a longer search, never a
 // wrong answer (see DomainSet.scanFrom).
 type familyTable struct {
@@ -66,7 +67,7 @@ func newFamilyTable(seed maphash.Seed, recs []familyRecord, blocks int, hasShort
 	if len(recs) == 0 {
 		return t
 	}
-	t.slots = make([]uint32, len(recs)+len(recs)/4+1)
+	t.slots = make([]uint32, len(recs)+len(recs)/2+1)
 	for _, r := range recs {
 		slot := t.fingerprint(r.hash)<<t.blockBits | (r.block + 1)
 		if r.big {
