@@ -19,6 +19,11 @@ func (e *Engine) buildForward(st *state) error {
 	}
 	full := cfg.WithDefaults()
 	tc := full.TransportConfig()
+	upTLS, err := upstreamTLS(st, cfg)
+	if err != nil {
+		return err
+	}
+	tc.TLSClientConfig = upTLS
 	rt := &verdictTransport{st: st, direct: e.shared.forwardTransport(tc)}
 	if st.cache != nil {
 		rt.cached = st.cache.Wrap(rt.direct)
@@ -46,6 +51,8 @@ func (e *Engine) buildForward(st *state) error {
 		AuthLimiter: limiter,
 		AuthRealm:   cfg.Auth.Realm,
 		Phrases:     phrases,
+		CA:          st.ca,
+		Leaves:      st.leaves,
 		Groups:      st.program.GroupsOf,
 	})
 	if err != nil {
