@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"testing"
 
+	"github.com/portcullis/portcullis/internal/cache"
 	"github.com/portcullis/portcullis/internal/pool"
 	"github.com/portcullis/portcullis/rules"
 )
@@ -51,7 +52,10 @@ func benchGet(b *testing.B, target string, n int) {
 
 // benchDoor fronts origin with the reverse door (one route, a policy that
 // allows, round robin over one member) on loopback.
-func benchDoor(b *testing.B, origin string) *httptest.Server {
+func benchDoor(b *testing.B, origin string) *httptest.Server { return benchDoorWrap(b, origin, nil) }
+
+// benchDoorWrap is benchDoor with Options.Wrap.
+func benchDoorWrap(b *testing.B, origin string, wrap func(string, http.RoundTripper) http.RoundTripper) *httptest.Server {
 	p, err := pool.New("bench", pool.Config{Members: []pool.MemberConfig{{URL: origin}}, MaxIdlePerMember: 256}, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -61,6 +65,7 @@ func benchDoor(b *testing.B, origin string) *httptest.Server {
 		Config: Config{Routes: []Route{{Name: "bench", Host: []string{"127.0.0.1"}, Pool: "bench", HideOrigin: true}}},
 		Policy: rules.EvaluatorFunc(func(*rules.Facts) rules.Verdict { return rules.Verdict{Action: rules.ActionAllow, Rule: "default"} }),
 		Pools:  map[string]*pool.Pool{"bench": p},
+		Wrap:   wrap,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -117,4 +122,39 @@ func BenchmarkHandler1KiB(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkCacheHit1KiB: client → door with the shared cache (fresh hits,
+// answered by the FreshServer fast path) for a 1 KiB object, as bench/
+// scenario c.
+func BenchmarkCacheHit1KiB(b *testing.B) { benchCacheHit(b, true) }
+
+// BenchmarkCacheHitProxied1KiB is BenchmarkCacheHit1KiB with the fast path
+// hidden: hits go through httputil.ReverseProxy and the cache's RoundTrip.
+func BenchmarkCacheHitProxied1KiB(b *testing.B) { benchCacheHit(b, false) }
+
+func benchCacheHit(b *testing.B, fast bool) {
+	body := bytes.Repeat([]byte("x"), 1024)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=600")
+		w.Write(body)
+	}))
+	b.Cleanup(origin.Close)
+	c, err := cache.New(cache.Config{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	srv := benchDoorWrap(b, origin.URL, func(_ string, rt http.RoundTripper) http.RoundTripper {
+		ct := c.WrapPolicy(&cache.Policy{Enabled: true}, rt)
+		if !fast {
+			return plainRT{ct}
+		}
+		return ct
+	})
+	benchGet(b, srv.URL+"/cacheable", 1024)
+	b.StopTimer()
+	if st := c.Stats(); st.Misses != 1 {
+		b.Fatalf("hits went to the origin: %+v", st)
+	}
 }

@@ -71,6 +71,7 @@ type Handler struct {
 	bufs      *bufferPool
 	fwd       forwarding
 	hide      []string // canonical header names removed with hide_origin
+	server    []string // hide.server as a field value (shared read-only), nil = none
 	httpsPort string   // for redirect_https; "" = 443
 	overrides sync.Map // route+"\x00"+pool → *httputil.ReverseProxy (verdict.Pool overrides)
 }
@@ -85,6 +86,18 @@ type route struct {
 	limits   Limits
 	pool     *pool.Pool
 	proxy    *httputil.ReverseProxy
+	fresh    FreshServer       // the route's transport when it can answer fresh hits itself
+	edit     func(http.Header) // origin hiding for fresh hits; nil without hide_origin
+}
+
+// FreshServer is implemented by a route transport (as returned by Options.Wrap)
+// that can answer a request from what it holds, without a round trip: the
+// shared cache's WrapPolicy transport. ServeFresh writes the whole response to
+// w (applying edit to its header just before WriteHeader) and returns true, or
+// writes nothing and returns false, and the request is proxied as usual. The
+// door tries it first for requests without a body, after rules and limits.
+type FreshServer interface {
+	ServeFresh(w http.ResponseWriter, r *http.Request, scheme string, edit func(http.Header)) bool
 }
 
 // New builds the door's Handler.
@@ -116,6 +129,9 @@ func New(opts Options) (*Handler, error) {
 	}
 	for _, name := range remove {
 		h.hide = append(h.hide, http.CanonicalHeaderKey(name))
+	}
+	if cfg.Hide.Server != "" {
+		h.server = []string{cfg.Hide.Server}
 	}
 	if len(cfg.TLSListen) > 0 {
 		if _, port, err := net.SplitHostPort(cfg.TLSListen[0]); err == nil && port != "443" {
@@ -157,6 +173,10 @@ func (h *Handler) compileRoute(rc *Route) (*route, error) {
 	}
 	rt.pool = p
 	rt.proxy = h.newProxy(rc.Name, p)
+	rt.fresh, _ = rt.proxy.Transport.(FreshServer)
+	if rc.HideOrigin {
+		rt.edit = h.hideHeader
+	}
 	return rt, nil
 }
 
@@ -261,6 +281,7 @@ type exchange struct {
 	context.Context
 	status int
 	bytes  int64
+	werr   error // the first error writing to the client
 
 	info    pool.Info
 	peer    netip.Addr // the connecting address
@@ -307,6 +328,9 @@ func (ex *exchange) Write(b []byte) (int, error) {
 	}
 	n, err := ex.ResponseWriter.Write(b)
 	ex.bytes += int64(n)
+	if err != nil && ex.werr == nil {
+		ex.werr = err
+	}
 	return n, err
 }
 
@@ -396,8 +420,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ex.body = newBodyReader(w, r, lim, start)
 		r.Body = ex.body
 	}
-	ex.info.Key = h.selectionKey(rt.pool, ex.client, r)
 	ex.Context = r.Context()
+	if rt.fresh != nil && proxy == rt.proxy && ex.body == nil && rt.fresh.ServeFresh(ex, r, ex.scheme, rt.edit) {
+		if ex.werr != nil {
+			ex.err = ex.werr
+		}
+		return
+	}
+	ex.info.Key = h.selectionKey(rt.pool, ex.client, r)
 	proxy.ServeHTTP(ex, r.WithContext(ex))
 }
 
@@ -451,14 +481,20 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 		resp.Header.Set("Location", publicLocation(loc, ex.info.Member, ex.scheme, resp.Request.Host))
 	}
 	if ex.route != nil && ex.route.HideOrigin {
-		for _, name := range h.hide {
-			delete(resp.Header, name)
-		}
-		if h.cfg.Hide.Server != "" {
-			resp.Header.Set("Server", h.cfg.Hide.Server)
-		}
+		h.hideHeader(resp.Header)
 	}
 	return nil
+}
+
+// hideHeader removes the header fields naming the origin server and sets
+// hide.server, if configured.
+func (h *Handler) hideHeader(hdr http.Header) {
+	for _, name := range h.hide {
+		delete(hdr, name)
+	}
+	if h.server != nil {
+		hdr["Server"] = h.server
+	}
 }
 
 // publicLocation rewrites loc when it points at member (a URL such as

@@ -32,6 +32,7 @@ type entry struct {
 	varyVals  []string // the storing request's normalised values for varyNames
 	keyHdr    string   // the storing request's policy key-header values
 	size      int64
+	hits      *hitCache // Age and Cache-Status values of the latest fresh hit (ServeFresh)
 }
 
 // absent marks a Vary-named field missing from the request.
@@ -277,6 +278,7 @@ func (e *entry) seal() {
 	t["Age"] = []string{""}
 	t["Cache-Status"] = []string{""}
 	e.tmpl = t
+	e.hits = new(hitCache)
 	hs := headerSize(e.header)
 	e.size = entryOverhead + int64(cap(e.body)) + 2*hs
 }

@@ -56,32 +56,13 @@ func (x *exchange) run() (*http.Response, error) {
 		return x.other()
 	}
 	h := req.Header
-	if x.cp.bypass(req.URL.Path) {
-		return x.pass("bypass", "policy")
+	if detail := bypassDetail(x.cp, req); detail != "" {
+		return x.pass("bypass", detail)
 	}
 	ranged := len(h["Range"]) > 0
-	if len(h["If-Match"]) > 0 || len(h["If-Unmodified-Since"]) > 0 || (ranged && req.Method != http.MethodGet) {
-		return x.pass("bypass", "precondition")
-	}
-	if len(h["Upgrade"]) > 0 {
-		return x.pass("bypass", "upgrade")
-	}
-	// A GET with a body or a method override could make the origin answer
-	// something other than what the key says (cache poisoning, CPDoS).
-	if req.ContentLength > 0 || (req.ContentLength < 0 && req.Body != nil && req.Body != http.NoBody) {
-		return x.pass("bypass", "body")
-	}
-	if len(h["X-Http-Method-Override"]) > 0 || len(h["X-Http-Method"]) > 0 || len(h["X-Method-Override"]) > 0 {
-		return x.pass("bypass", "method-override")
-	}
 	x.scheme, x.host = originOf(req)
 	var kbuf [256]byte
-	kb := x.cp.appendKey(kbuf[:0], x.scheme, x.host, req.URL)
-	x.keyHdr = x.cp.keySignature(h)
-	x.rcc = reqCC{maxAge: -1, maxStale: -1, minFresh: -1, sie: -1}
-	if len(h["Cache-Control"]) > 0 || len(h["Pragma"]) > 0 {
-		x.rcc = parseReqCC(h)
-	}
+	kb := x.prepare(kbuf[:0])
 	x.gen = c.store.genBytes(kb)
 
 	vs := c.store.getBytes(kb)
@@ -138,6 +119,40 @@ func (x *exchange) run() (*http.Response, error) {
 		x.st.fwd = "stale"
 	}
 	return x.shared(e)
+}
+
+// bypassDetail returns why a GET or HEAD must not use the cache (the
+// Cache-Status detail), or "" when it may.
+func bypassDetail(cp *compiledPolicy, req *http.Request) string {
+	h := req.Header
+	switch {
+	case cp.bypass(req.URL.Path):
+		return "policy"
+	case len(h["If-Match"]) > 0 || len(h["If-Unmodified-Since"]) > 0 || (len(h["Range"]) > 0 && req.Method != http.MethodGet):
+		return "precondition"
+	case len(h["Upgrade"]) > 0:
+		return "upgrade"
+	// A GET with a body or a method override could make the origin answer
+	// something other than what the key says (cache poisoning, CPDoS).
+	case req.ContentLength > 0 || (req.ContentLength < 0 && req.Body != nil && req.Body != http.NoBody):
+		return "body"
+	case len(h["X-Http-Method-Override"]) > 0 || len(h["X-Http-Method"]) > 0 || len(h["X-Method-Override"]) > 0:
+		return "method-override"
+	}
+	return ""
+}
+
+// prepare reads the request's secondary key and directives and appends its
+// primary key (from x.scheme and x.host) to kb.
+func (x *exchange) prepare(kb []byte) []byte {
+	h := x.req.Header
+	kb = x.cp.appendKey(kb, x.scheme, x.host, x.req.URL)
+	x.keyHdr = x.cp.keySignature(h)
+	x.rcc = reqCC{maxAge: -1, maxStale: -1, minFresh: -1, sie: -1}
+	if len(h["Cache-Control"]) > 0 || len(h["Pragma"]) > 0 {
+		x.rcc = parseReqCC(h)
+	}
+	return kb
 }
 
 // pick returns the newest stored variant that may answer the request.

@@ -1,0 +1,156 @@
+package cache
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// ServeFresh is the fast path for fresh hits at a server (the reverse door).
+// When the cache holds a response for r that it would serve without
+// contacting the origin, ServeFresh writes it to w exactly as the RoundTrip
+// path would have produced it (stored header, Age, Cache-Status, the client's
+// own conditional request answered with 304) and returns true. Otherwise it
+// writes nothing and returns false, and the caller proxies r as usual through
+// this RoundTripper, which then decides everything (misses, validation, stale
+// serving, ranges, coalescing).
+//
+// r is the incoming server request: scheme is the client-facing scheme and
+// r.Host the public host, as the caller's outgoing request would carry them.
+// ServeFresh declines requests whose outgoing form could differ in what the
+// cache looks at (hop-by-hop fields named in Connection, a Vary or key header
+// that a proxy rewrites, such as X-Forwarded-For), ranges and every request
+// the RoundTrip path would not answer from a fresh entry. edit, if not nil,
+// changes the response header just before it is written (origin hiding). The
+// stored header's value slices are shared with w's header: callers must replace
+// values, never modify them in place.
+func (t *transport) ServeFresh(w http.ResponseWriter, r *http.Request, scheme string, edit func(http.Header)) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	cp := t.c.policy(r.Context(), t.def)
+	if cp == nil || bypassDetail(cp, r) != "" || len(r.Header["Range"]) > 0 || !plainConnection(r.Header) {
+		return false
+	}
+	for _, n := range cp.keyHeaders {
+		if proxyRewrites(n) {
+			return false
+		}
+	}
+	x := exchange{c: t.c, cp: cp, req: r}
+	x.scheme, x.host = normOrigin(scheme, r.Host)
+	var kbuf [256]byte
+	kb := x.prepare(kbuf[:0])
+	if x.rcc.onlyIfCached {
+		return false // rare; RoundTrip also answers the 504
+	}
+	vs := t.c.store.getBytes(kb)
+	for _, e := range vs {
+		for _, n := range e.varyNames {
+			if proxyRewrites(n) {
+				return false
+			}
+		}
+	}
+	e := x.pick(vs)
+	if e == nil || (len(r.Header["Authorization"]) > 0 && !e.cc.authOK()) {
+		return false
+	}
+	age, life := e.currentAge(t.c.now()), e.lifetime(cp.p.MaxTTL)
+	if !x.usable(e, age, life) {
+		return false
+	}
+	t.c.stats.hits.Add(1)
+	x.st.hit = true
+	x.st.ttl, x.st.hasTTL = life-age, true
+	if notModified(r.Header, e) {
+		res := x.notModifiedResponse(e, age)
+		writeHeader(w, res.Header, edit, res.StatusCode)
+		return true
+	}
+	hv := e.hitValues(age, life, &x.st)
+	dst := w.Header()
+	for k, v := range e.tmpl {
+		dst[k] = v
+	}
+	dst["Age"] = hv.age
+	dst["Cache-Status"] = hv.status
+	if edit != nil {
+		edit(dst)
+	}
+	w.WriteHeader(e.status)
+	if r.Method != http.MethodHead && len(e.body) > 0 {
+		_, _ = w.Write(e.body) // a failed write is the caller's writer's to record
+	}
+	return true
+}
+
+// writeHeader copies h into w's header, applies edit and writes status.
+func writeHeader(w http.ResponseWriter, h http.Header, edit func(http.Header), status int) {
+	dst := w.Header()
+	for k, v := range h {
+		dst[k] = v
+	}
+	if edit != nil {
+		edit(dst)
+	}
+	w.WriteHeader(status)
+}
+
+// plainConnection reports whether h's Connection field names nothing but
+// keep-alive and close: other names are hop-by-hop fields a proxy removes
+// before the request reaches the cache.
+func plainConnection(h http.Header) bool {
+	for _, line := range h["Connection"] {
+		for _, t := range splitList(line) {
+			if !strings.EqualFold(t, "keep-alive") && !strings.EqualFold(t, "close") {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// proxyRewrites reports whether a reverse proxy may change the request field
+// n (canonical) on its way to the cache: hop-by-hop fields, the forwarding
+// fields, HTTP/2 settings, and User-Agent (httputil sets an empty one).
+func proxyRewrites(n string) bool {
+	for _, h := range hopHeaders {
+		if n == h {
+			return true
+		}
+	}
+	switch n {
+	case "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", "Http2-Settings", "User-Agent":
+		return true
+	}
+	return false
+}
+
+// hitValues are a hit's Age and Cache-Status field values for one age and TTL
+// in whole seconds, shared read-only by the hits of that second.
+type hitValues struct {
+	ageSec, ttlSec int64
+	age, status    []string
+}
+
+// hitCache remembers the last hitValues of an entry.
+type hitCache struct{ p atomic.Pointer[hitValues] }
+
+// hitValues returns the Age and Cache-Status values for a hit on e, reusing
+// the previous ones while the age and TTL seconds stay the same.
+func (e *entry) hitValues(age, life time.Duration, st *cacheStatus) *hitValues {
+	a, ttl := int64(age/time.Second), int64((life-age)/time.Second)
+	if e.hits != nil {
+		if hv := e.hits.p.Load(); hv != nil && hv.ageSec == a && hv.ttlSec == ttl {
+			return hv
+		}
+	}
+	hv := &hitValues{ageSec: a, ttlSec: ttl, age: []string{strconv.FormatInt(a, 10)}, status: []string{st.String()}}
+	if e.hits != nil {
+		e.hits.p.Store(hv)
+	}
+	return hv
+}

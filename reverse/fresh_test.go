@@ -1,0 +1,170 @@
+package reverse
+
+import (
+	"io"
+	"net/http"
+	"reflect"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/cache"
+	"github.com/portcullis/portcullis/internal/pool"
+)
+
+// plainRT hides a transport's ServeFresh, so the door proxies every request.
+type plainRT struct{ http.RoundTripper }
+
+// countingFresh counts the requests its FreshServer answered.
+type countingFresh struct {
+	http.RoundTripper
+	fs     FreshServer
+	served atomic.Int64
+}
+
+func (c *countingFresh) ServeFresh(w http.ResponseWriter, r *http.Request, scheme string, edit func(http.Header)) bool {
+	if c.fs.ServeFresh(w, r, scheme, edit) {
+		c.served.Add(1)
+		return true
+	}
+	return false
+}
+
+// cachedDoor is a door whose route "site" (hide_origin) goes through a cache,
+// with or without the fresh-hit fast path.
+type cachedDoor struct {
+	*door
+	origin *testOrigin
+	cache  *cache.Cache
+	log    *recordLog
+	fresh  *countingFresh // nil: fast path hidden
+}
+
+// startCachedDoor fronts a cacheable origin. The cache's clock stands still at
+// the origin's Date, so Age and the TTL are the same on every run and path.
+func startCachedDoor(t *testing.T, fast bool) *cachedDoor {
+	t.Helper()
+	now := time.Date(2026, 11, 26, 5, 0, 0, 0, time.UTC)
+	cd := &cachedDoor{log: &recordLog{}}
+	cd.origin = newTestOrigin(t, "o", func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Date", now.Format(http.TimeFormat))
+		h.Set("Cache-Control", "public, max-age=60")
+		h.Set("ETag", `"v1"`)
+		h.Set("Server", "origin-httpd/1.0")
+		h.Set("X-Powered-By", "php")
+		if r.URL.Path == "/vary-xff" {
+			h.Set("Vary", "X-Forwarded-For")
+		}
+		io.WriteString(w, "body of "+r.URL.Path)
+	})
+	c, err := cache.New(cache.Config{}, nil, cache.WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	cd.cache = c
+	wrap := func(_ string, rt http.RoundTripper) http.RoundTripper {
+		ct := c.WrapPolicy(&cache.Policy{Enabled: true}, rt)
+		if !fast {
+			return plainRT{ct}
+		}
+		fs, ok := ct.(FreshServer)
+		if !ok {
+			t.Fatal("the cache transport does not implement FreshServer")
+		}
+		cd.fresh = &countingFresh{RoundTripper: ct, fs: fs}
+		return cd.fresh
+	}
+	p := newTestPool(t, pool.Config{}, cd.origin.url())
+	cfg := Config{
+		Routes: []Route{{Name: "site", Host: []string{"app.example.test"}, Pool: "p", HideOrigin: true}},
+		Hide:   Hide{Server: "portcullis"},
+	}
+	cd.door = startDoor(t, cfg, map[string]*pool.Pool{"p": p}, Options{Wrap: wrap, Log: cd.log})
+	return cd
+}
+
+// TestFreshHitSameAsProxiedHit sends the same requests to a door with the
+// fresh-hit fast path and to one without it, and requires identical statuses,
+// headers, bodies, access-log entries and origin traffic; the fast door must
+// have answered the fresh hits itself and declined what it may not answer.
+func TestFreshHitSameAsProxiedHit(t *testing.T) {
+	slow, fast := startCachedDoor(t, false), startCachedDoor(t, true)
+	cases := []struct {
+		name, method, path string
+		hdr                map[string]string
+		fastServed         bool // the fast path answers it (after the first GET stored it)
+	}{
+		{"miss", "GET", "/a", nil, false},
+		{"hit", "GET", "/a", nil, true},
+		{"head hit", "HEAD", "/a", nil, true},
+		{"conditional 304", "GET", "/a", map[string]string{"If-None-Match": `"v1"`}, true},
+		{"conditional no match", "GET", "/a", map[string]string{"If-None-Match": `"v0"`}, true},
+		{"range", "GET", "/a", map[string]string{"Range": "bytes=0-3"}, false},
+		{"client no-cache", "GET", "/a", map[string]string{"Cache-Control": "no-cache"}, false},
+		{"connection names a field", "GET", "/a", map[string]string{"Connection": "X-Trace", "X-Trace": "1"}, false},
+		{"hit after revalidation", "GET", "/a", nil, true},
+		{"vary on a rewritten field: miss", "GET", "/vary-xff", nil, false},
+		{"vary on a rewritten field: hit", "GET", "/vary-xff", nil, false},
+		{"other path", "GET", "/b", nil, false},
+	}
+	for n, tc := range cases {
+		var got [2]struct {
+			status int
+			body   string
+			hdr    http.Header
+		}
+		for i, cd := range []*cachedDoor{slow, fast} {
+			var before int64
+			if cd.fresh != nil {
+				before = cd.fresh.served.Load()
+			}
+			hdr := map[string]string{"Host": "app.example.test"}
+			for k, v := range tc.hdr {
+				hdr[k] = v
+			}
+			got[i].status, got[i].body, got[i].hdr = fetch(t, client(t, cd.plain, nil, false), tc.method, "http://app.example.test"+tc.path, hdr)
+			// The entry is logged just after the response is sent: wait for it,
+			// so that entries line up with cases.
+			waitFor(t, "the access-log entry", func() bool { return len(cd.log.entries()) == n+1 })
+			if i == 1 {
+				if served := cd.fresh.served.Load() - before; served != map[bool]int64{false: 0, true: 1}[tc.fastServed] {
+					t.Errorf("%s: fast path answered %d requests, want fast=%v", tc.name, served, tc.fastServed)
+				}
+			}
+		}
+		if got[0].status != got[1].status || got[0].body != got[1].body || !reflect.DeepEqual(got[0].hdr, got[1].hdr) {
+			t.Errorf("%s: proxied %d %q %v\nfast %d %q %v", tc.name, got[0].status, got[0].body, got[0].hdr, got[1].status, got[1].body, got[1].hdr)
+		}
+		if h := got[1].hdr; h.Get("Server") != "portcullis" || h.Get("X-Powered-By") != "" {
+			t.Errorf("%s: origin not hidden: %v", tc.name, h)
+		}
+	}
+	if n := fast.fresh.served.Load(); n != 5 {
+		t.Errorf("fast path answered %d requests, want 5", n)
+	}
+	if s, f := slow.origin.hits.Load(), fast.origin.hits.Load(); s != f || s < 3 {
+		t.Errorf("origin requests: proxied door %d, fast door %d", s, f)
+	}
+	if s, f := slow.cache.Stats(), fast.cache.Stats(); s.Hits != f.Hits || s.Misses != f.Misses || s.Hits < 5 {
+		t.Errorf("cache stats differ: proxied %+v, fast %+v", s, f)
+	}
+	se, fe := slow.log.entries(), fast.log.entries()
+	if len(se) != len(cases) || len(fe) != len(cases) {
+		t.Fatalf("access log: %d and %d entries, want %d", len(se), len(fe), len(cases))
+	}
+	for i := range se {
+		a, b := se[i], fe[i]
+		if a.Status != b.Status || a.BytesOut != b.BytesOut || (a.Upstream == "") != (b.Upstream == "") || a.Error != b.Error ||
+			a.URL != b.URL || a.Method != b.Method || a.Rule != b.Rule || a.Action != b.Action {
+			t.Errorf("%s: access log differs:\nproxied %+v\nfast    %+v", cases[i].name, a, b)
+		}
+	}
+	if hit := fe[1]; hit.Status != 200 || hit.BytesOut != int64(len("body of /a")) || hit.Upstream != "" {
+		t.Errorf("hit logged as %+v", hit)
+	}
+	if fe[3].Status != http.StatusNotModified || fe[3].BytesOut != 0 {
+		t.Errorf("conditional hit logged as %+v", fe[3])
+	}
+}
