@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/portcullis/portcullis/internal/admin"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/rules"
@@ -89,6 +91,22 @@ func New(opts Options) (*Engine, error) {
 		}
 		return admin.CacheStatus{}
 	})
+	// Access-log lines of the current log (they restart from 0 when the log settings
+	// change, which Prometheus reads as a counter reset).
+	for _, c := range []struct {
+		name, help string
+		get        func(*admin.AccessLog) uint64
+	}{
+		{"portcullis_access_log_written_lines_total", "Access-log lines written.", (*admin.AccessLog).Written},
+		{"portcullis_access_log_dropped_lines_total", "Access-log lines dropped (queue full, write error).", (*admin.AccessLog).Dropped},
+	} {
+		e.shared.obs.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help}, func() float64 {
+			if a := e.shared.obs.current.Load(); a != nil {
+				return float64(c.get(a))
+			}
+			return 0
+		}))
+	}
 	f, err := e.loadFile()
 	if err != nil {
 		return nil, err

@@ -231,6 +231,8 @@ func TestMetricsMove(t *testing.T) {
 		{name: "portcullis_pool_member_healthy", labels: map[string]string{"pool": "app", "member": o.a.URL}, delta: 1, abs: true},
 		{name: "portcullis_pool_member_healthy", labels: map[string]string{"pool": "app", "member": o.b.URL}, delta: 1, abs: true},
 		{name: "portcullis_list_entries", labels: map[string]string{"list": "bad"}, delta: 1, abs: true},
+		{name: "portcullis_access_log_written_lines_total", delta: trafficLines},
+		{name: "portcullis_access_log_dropped_lines_total", delta: 0},
 	})
 	if got := value(scrape(t, o.admin), "portcullis_sent_bytes_total", fwd) - value(before, "portcullis_sent_bytes_total", fwd); got < float64(len("from plain")+len("tls ok")) {
 		t.Fatalf("forward bytes sent moved by %v", got)
