@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -366,5 +367,67 @@ func TestSchoolPACOnProxyPort(t *testing.T) {
 	_ = resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(b), "PROXY 127.0.0.1:3128") {
 		t.Fatalf("admin PAC: %d %q", resp.StatusCode, b)
+	}
+}
+
+// TestSchoolInspectedCarriesIdentityAndFilters: a signed-in CONNECT that is
+// inspected passes its user and groups to every request inside, and the phrase
+// filter works on the decrypted pages, over HTTP/1.1 and HTTP/2.
+func TestSchoolInspectedCarriesIdentityAndFilters(t *testing.T) {
+	env := newInspectEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = io.WriteString(w, pages[strings.TrimPrefix(r.URL.Path, "/page/")])
+	}))
+	dir := t.TempDir()
+	store, err := auth.Load(writeTestFile(t, dir, "htpasswd", htpasswdEntry(t, "alice", "pw")), writeTestFile(t, dir, "groups", "students: alice\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := phrase.Config{Lists: []string{writeTestFile(t, dir, "phrases.txt", testPhrases)}}
+	m, err := pc.Compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var inner []rules.Facts
+	policy := rules.EvaluatorFunc(func(f *rules.Facts) rules.Verdict {
+		if f.Method != http.MethodConnect {
+			mu.Lock()
+			inner = append(inner, *f)
+			mu.Unlock()
+		}
+		return inspectPolicy(f)
+	})
+	opts := env.proxyOpts(t, policy, &Config{School: School{Phrase: phrase.Config{Threshold: 50}}})
+	opts.Auth, opts.Phrases = store, m
+	tp := startProxy(t, opts)
+	for _, h2 := range []bool{false, true} {
+		c := env.client(t, tp, h2)
+		c.Transport.(*http.Transport).Proxy = http.ProxyURL(&url.URL{Scheme: "http", Host: tp.addr, User: url.UserPassword("alice", "pw")})
+		for _, tc := range []struct {
+			page   string
+			status int
+		}{{"bad", http.StatusForbidden}, {"mild", http.StatusOK}} {
+			resp, err := c.Get(env.url("example.com", "/page/"+tc.page))
+			if err != nil {
+				t.Fatalf("h2=%t %s: %v", h2, tc.page, err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode != tc.status || (tc.status == http.StatusOK && string(b) != pages[tc.page]) ||
+				(tc.status != http.StatusOK && !strings.Contains(string(b), "Top phrases")) {
+				t.Fatalf("h2=%t %s: %d %q", h2, tc.page, resp.StatusCode, b)
+			}
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(inner) != 4 {
+		t.Fatalf("%d inner requests evaluated, want 4", len(inner))
+	}
+	for _, f := range inner {
+		if f.User != "alice" || !slices.Contains(f.Groups, "students") {
+			t.Fatalf("inner request facts: user %q groups %q", f.User, f.Groups)
+		}
 	}
 }
