@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 )
@@ -352,7 +353,7 @@ func (p *listParser) parseHostsLine(line []byte) string {
 	if len(fields) < 2 {
 		return fmt.Sprintf("expected \"address name…\", got %q", truncate(line))
 	}
-	if !looksLikeIP(fields[0]) {
+	if _, err := netip.ParseAddr(string(fields[0])); err != nil {
 		return fmt.Sprintf("not an address: %q", truncate(fields[0]))
 	}
 	for _, name := range fields[1:] {
@@ -364,15 +365,6 @@ func (p *listParser) parseHostsLine(line []byte) string {
 		}
 	}
 	return ""
-}
-
-func looksLikeIP(b []byte) bool {
-	for _, c := range b {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' || c == '.' || c == ':') {
-			return false
-		}
-	}
-	return len(b) > 0
 }
 
 func (p *listParser) parseAdblockLine(line []byte) string {
