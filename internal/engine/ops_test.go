@@ -251,9 +251,23 @@ func TestZeroDropReloads(t *testing.T) {
 			t.Fatalf("policy %s: reverse %s = %d %v, want 200", v, host[other], code, err)
 		}
 	}
+	// One tunnel and one keep-alive proxy connection held open across every reload
+	// (raw, so that no client library can quietly redial).
+	tunnel := openTunnel(t, fwd.Host, secure, roots)
+	held := newRawConn(t, fwd.Host)
+	onHeld := func(i int) {
+		t.Helper()
+		if body := tunnel.get(t, "/held"); body != "tls ok" {
+			t.Fatalf("held tunnel after reload %d: %q", i, body)
+		}
+		if body := held.get(t, plain.URL+"/held"); body != "from plain" {
+			t.Fatalf("held proxy connection after reload %d: %q", i, body)
+		}
+	}
 	policyPath := filepath.Join(dir, "policy.yaml")
 	start := time.Now()
 	check("a")
+	onHeld(0)
 	for i := range 20 {
 		waitProgress(9)
 		v := []string{"b", "a"}[i%2]
@@ -265,6 +279,7 @@ func TestZeroDropReloads(t *testing.T) {
 			t.Fatalf("version %d after reload %d", e.Version(), i)
 		}
 		check(v)
+		onHeld(i + 1)
 	}
 	waitProgress(9)
 	stop()
@@ -277,6 +292,65 @@ func TestZeroDropReloads(t *testing.T) {
 		t.Fatalf("pool members unused: a=%d b=%d", a.hits.Load(), b.hits.Load())
 	}
 	t.Logf("%d requests, 0 failed, 20 reloads in %v", done.Load(), took.Round(time.Millisecond))
+}
+
+// rawConn is one HTTP/1.1 connection used request after request.
+type rawConn struct {
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func newRawConn(t *testing.T, addr string) *rawConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &rawConn{c: c, br: bufio.NewReader(c)}
+}
+
+// get sends GET target (an absolute URL through a proxy, or a path) on the
+// connection and returns the body of a 200 answer.
+func (rc *rawConn) get(t *testing.T, target string) string {
+	t.Helper()
+	host := "origin.test"
+	if u, err := url.Parse(target); err == nil && u.Host != "" {
+		host = u.Host
+	}
+	rc.c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(rc.c, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, host)
+	resp, err := http.ReadResponse(rc.br, nil)
+	if err != nil {
+		t.Fatalf("GET %s on a held connection: %v", target, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET %s on a held connection: %d %v", target, resp.StatusCode, err)
+	}
+	return string(b)
+}
+
+// openTunnel opens a CONNECT tunnel through the proxy at proxyAddr to origin and
+// speaks TLS to it inside.
+func openTunnel(t *testing.T, proxyAddr string, origin *httptest.Server, roots *x509.CertPool) *rawConn {
+	t.Helper()
+	rc := newRawConn(t, proxyAddr)
+	target := strings.TrimPrefix(origin.URL, "https://")
+	fmt.Fprintf(rc.c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
+	resp, err := http.ReadResponse(rc.br, &http.Request{Method: "CONNECT"})
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("CONNECT %s: %v %v", target, resp, err)
+	}
+	if rc.br.Buffered() > 0 {
+		t.Fatal("bytes after the CONNECT answer")
+	}
+	tc := tls.Client(rc.c, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("TLS in the tunnel: %v", err)
+	}
+	return &rawConn{c: tc, br: bufio.NewReader(tc)}
 }
 
 // TestReloadRebindsOnlyChangedListener moves the forward listener to another address:
