@@ -2,6 +2,8 @@ package engine
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -106,5 +108,46 @@ func writeAtomic(t *testing.T, path, content string) {
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// BenchmarkWatchStamp is the cost of one --watch poll for a policy with one list file.
+func BenchmarkWatchStamp(b *testing.B) {
+	dir := b.TempDir()
+	os.WriteFile(filepath.Join(dir, "bad.txt"), []byte("blocked.test\n"), 0o644)
+	p := filepath.Join(dir, "policy.yaml")
+	os.WriteFile(p, []byte("lists: {bad: {format: domains, path: bad.txt}}\nrules: [{name: x, list: [bad], action: block}]\n"), 0o644)
+	e, err := New(Options{PolicyPath: p, Logger: slog.New(slog.DiscardHandler), DryRun: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = e.watchStamp()
+	}
+}
+
+// BenchmarkReload is the cost of reloading an unchanged policy whose list is cached
+// (what SIGHUP or --watch costs when only a rule changed), listeners not bound.
+func BenchmarkReload(b *testing.B) {
+	dir := b.TempDir()
+	var list strings.Builder
+	for i := range 100_000 {
+		fmt.Fprintf(&list, "site%d.example\n", i)
+	}
+	os.WriteFile(filepath.Join(dir, "bad.txt"), []byte(list.String()), 0o644)
+	p := filepath.Join(dir, "policy.yaml")
+	os.WriteFile(p, []byte("forward: {listen: [\"127.0.0.1:0\"]}\nlists: {bad: {format: domains, path: bad.txt}}\nrules: [{name: x, list: [bad], action: block}]\n"), 0o644)
+	e, err := New(Options{PolicyPath: p, Logger: slog.New(slog.DiscardHandler), AccessLog: io.Discard})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := e.Reload(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
