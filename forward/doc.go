@@ -16,6 +16,13 @@
 // request inside is decided exactly like plain HTTP; a blocked site can be shown
 // its block page over TLS to clients known to trust the CA (Config.CAClients).
 //
+// School deployments (Config's inlined School, school.go): proxy sign-in
+// (Options.Auth: 407, 429 from the limiter, the identity carried by a tunnel into
+// its inspected requests), SafeSearch per group without inspection (a CONNECT to a
+// search host is dialed to filter.SafeSearchTarget's address), file-type and
+// phrase checks on responses with the block page, and the PAC file on the proxy
+// port (AdminPACHandler for the admin listener).
+//
 // The engine builds a Proxy with New on every policy reload, passing the objects
 // that must outlive a reload (Tunnels, the Transport, Leaves) through Options, and serves it
 // with an http.Server whose ReadHeaderTimeout is Proxy.ReadHeaderTimeout (no
