@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -514,5 +516,36 @@ func TestReloadWhileDrainingBindsNothing(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDrainTimeoutClosesTunnels: a tunnel still open when Options.DrainTimeout passes
+// is closed and Run returns; one request on it before the drain still works.
+func TestDrainTimeoutClosesTunnels(t *testing.T) {
+	secure, roots := tlsOrigin(t, "tls ok")
+	port := secure.URL[strings.LastIndexByte(secure.URL, ':')+1:]
+	e, cancel, done := launch(t, t.TempDir(), "forward: {listen: [\"127.0.0.1:0\"], connect_ports: ["+port+"]}\nresolver: {egress: {allow: [\"127.0.0.0/8\"]}}\n",
+		func(o *Options) { o.DrainTimeout = 300 * time.Millisecond })
+	defer cancel()
+	tunnel := openTunnel(t, addr(t, e, "forward"), secure, roots)
+	if body := tunnel.get(t, "/"); body != "tls ok" {
+		t.Fatalf("tunnel: %q", body)
+	}
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after the drain timeout")
+	}
+	if took := time.Since(start); took < 250*time.Millisecond {
+		t.Fatalf("Run returned after %v, before the drain timeout", took)
+	}
+	tunnel.c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := tunnel.br.ReadByte(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the tunnel is still open after the drain: %v", err)
 	}
 }
