@@ -25,7 +25,8 @@ const (
 
 // Config is the policy file's `admin` section.
 type Config struct {
-	// Listen is the admin listener's address; "" means 127.0.0.1:9090. Never a proxy port.
+	// Listen is the admin listener's address; "" means 127.0.0.1:9090, "off" means
+	// no listener (the access log settings still apply). Never a proxy port.
 	Listen string `yaml:"listen"`
 	// Token, when set, is required on every route but /healthz and /readyz, as
 	// "Authorization: Bearer TOKEN" (Prometheus) or as the password of HTTP basic
@@ -50,6 +51,13 @@ type LogConfig struct {
 	Buffer int `yaml:"buffer"`
 }
 
+// ListenOff as Config.Listen keeps the admin section (the access log) without an
+// admin listener.
+const ListenOff = "off"
+
+// Enabled reports whether the admin listener should run.
+func (c *Config) Enabled() bool { return c.Listen != ListenOff }
+
 // ListenAddr returns Listen or its default.
 func (c *Config) ListenAddr() string {
 	if c.Listen == "" {
@@ -61,7 +69,7 @@ func (c *Config) ListenAddr() string {
 // Validate reports every problem with c; paths are relative to the admin section.
 func (c *Config) Validate() []field.Error {
 	var errs []field.Error
-	if c.Listen != "" {
+	if c.Listen != "" && c.Listen != ListenOff {
 		if _, port, err := net.SplitHostPort(c.Listen); err != nil {
 			errs = append(errs, field.Errorf("listen", "want host:port, got %q", c.Listen))
 		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {

@@ -98,7 +98,7 @@ func (e *Engine) buildAdmin(st *state) error {
 	if err := e.shared.obs.useLog(logCfg); err != nil {
 		return fmt.Errorf("access log: %w", err)
 	}
-	if cfg == nil {
+	if cfg == nil || !cfg.Enabled() {
 		return nil
 	}
 	extra := map[string]http.Handler{}
