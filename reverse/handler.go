@@ -367,7 +367,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.redirect(ex, r, host)
 		return
 	}
-	if hasDotSegment(r.URL.Path) {
+	if hasDotSegment(r.URL.Path) || hasControlByte(r.URL.Path) {
 		h.page(ex, http.StatusBadRequest)
 		return
 	}
@@ -378,7 +378,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		*f = rules.Facts{
 			Door: rules.DoorReverse, Client: ex.client, Time: start,
 			Method: r.Method, Scheme: ex.scheme, Host: host, Port: port,
-			Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Header: r.Header,
+			Path: rulePath(r.URL.Path), Query: r.URL.RawQuery, Header: r.Header,
 		}
 		if r.TLS != nil {
 			f.SNI = r.TLS.ServerName
