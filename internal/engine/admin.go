@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"github.com/portcullis/portcullis/forward"
 	"io"
 	"net/http"
 	"reflect"
@@ -104,6 +105,11 @@ func (e *Engine) buildAdmin(st *state) error {
 	extra := map[string]http.Handler{}
 	for pattern, h := range e.shared.adminRoutes(st) {
 		extra[pattern] = h
+	}
+	if h, err := forward.AdminPACHandler(st.file.Policy.Forward); err != nil {
+		return fmt.Errorf("forward.pac: %w", err)
+	} else if h != nil {
+		extra["GET /proxy.pac"], extra["GET /wpad.dat"] = h, h
 	}
 	st.admin = admin.NewServer(admin.ServerOptions{
 		Token:    cfg.Token,

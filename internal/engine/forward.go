@@ -132,7 +132,7 @@ func (e *Engine) forwardAuth(st *state, cfg *forward.Config) (*auth.Store, *auth
 	if err != nil {
 		return nil, nil, fmt.Errorf("forward.auth: %w", err)
 	}
-	return store, auth.NewLimiter(ac.Limiter, e.opts.Now), nil
+	return store, e.shared.authLimiter(ac.Limiter, e.opts.Now), nil
 }
 
 // forwardPhrases compiles the forward section's phrase lists (paths relative to

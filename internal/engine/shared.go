@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/portcullis/portcullis/forward/auth"
 	"github.com/portcullis/portcullis/internal/cache"
 	"github.com/portcullis/portcullis/internal/dnsserver"
 	"github.com/portcullis/portcullis/internal/resolver"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/portcullis/portcullis/forward"
 	"github.com/portcullis/portcullis/internal/admin"
@@ -48,6 +50,9 @@ type shared struct {
 	leaves     *forward.Leaves // guarded by mu
 	leavesKey  string
 	leavesSize int
+
+	authLim    *auth.Limiter // guarded by mu: failed sign-ins, kept across reloads
+	authLimCfg auth.LimiterConfig
 
 	dnsMu sync.Mutex
 	dns   *dnsserver.Server
@@ -182,4 +187,15 @@ func (s *shared) reopenLogs() {
 	if err := s.obs.reopen(); err != nil {
 		s.e.log.Error("reopening the access log", "error", err)
 	}
+}
+
+// authLimiter returns the failed-sign-in limiter, kept across reloads (so a reload
+// does not forget lockouts) while its settings stay the same.
+func (s *shared) authLimiter(cfg auth.LimiterConfig, now func() time.Time) *auth.Limiter {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.authLim == nil || !reflect.DeepEqual(s.authLimCfg, cfg) {
+		s.authLim, s.authLimCfg = auth.NewLimiter(cfg, now), cfg
+	}
+	return s.authLim
 }

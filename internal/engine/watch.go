@@ -55,6 +55,13 @@ func (e *Engine) watchedPaths() []string {
 			paths = append(paths, f.Resolve(lc.Path))
 		}
 	}
+	if fw := f.Policy.Forward; fw != nil { // `portcullis passwd` edits take effect by themselves
+		for _, p := range append([]string{fw.Auth.HtpasswdFile, fw.Auth.GroupFile}, fw.Phrase.Lists...) {
+			if p != "" {
+				paths = append(paths, f.Resolve(p))
+			}
+		}
+	}
 	sort.Strings(paths[min(1, len(paths)):])
 	return paths
 }
