@@ -105,27 +105,20 @@ func (c *listCache) load(f *config.File, log *slog.Logger) (*loadedLists, []fiel
 
 func loadList(name string, lc *rules.ListConfig, path string, log *slog.Logger) ([]rules.ListEntry, int, error) {
 	if lc.Format == "ut1" {
-		catNames := lc.Categories
-		if len(catNames) == 0 {
-			dirents, err := os.ReadDir(path)
-			if err != nil {
-				return nil, 0, err
-			}
-			for _, d := range dirents {
-				if d.IsDir() {
-					catNames = append(catNames, d.Name())
-				}
-			}
+		cats, err := filter.LoadCategories(path, lc.Categories...)
+		if err != nil {
+			return nil, 0, err
+		}
+		catNames := make([]string, 0, len(cats))
+		for c := range cats {
+			catNames = append(catNames, c)
 		}
 		sort.Strings(catNames)
 		var entries []rules.ListEntry
 		total := 0
 		for _, c := range catNames {
-			l, err := filter.LoadList(filter.FormatUT1, filepath.Join(path, c))
-			if err != nil {
-				return nil, 0, err
-			}
-			reportProblems(log, name+"/"+c, l.Problems)
+			l := cats[c]
+			reportProblems(log, name+"/"+c, l)
 			entries = append(entries, rules.ListEntry{Name: name + "/" + c, Category: c, M: l})
 			total += l.Len()
 		}
@@ -135,21 +128,21 @@ func loadList(name string, lc *rules.ListConfig, path string, log *slog.Logger) 
 	if err != nil {
 		return nil, 0, err
 	}
-	reportProblems(log, name, l.Problems)
+	reportProblems(log, name, l)
 	return []rules.ListEntry{{Name: name, Category: name, M: l}}, l.Len(), nil
 }
 
-func reportProblems(log *slog.Logger, list string, problems []filter.LineError) {
-	if len(problems) == 0 {
+func reportProblems(log *slog.Logger, list string, l *filter.List) {
+	if l.Malformed == 0 {
 		return
 	}
-	for i, p := range problems {
+	for i, p := range l.Problems {
 		if i == 5 {
 			break
 		}
 		log.Warn("list line skipped", "list", list, "problem", p.Error())
 	}
-	log.Warn("list has malformed lines (skipped)", "list", list, "count", len(problems))
+	log.Warn("list has malformed lines (skipped)", "list", list, "count", l.Malformed)
 }
 
 // fileStamp summarises the size and modification time of path, or of every file
