@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"testing"
 
 	"github.com/portcullis/portcullis/internal/cache"
@@ -14,11 +15,13 @@ import (
 	"github.com/portcullis/portcullis/rules"
 )
 
-// benchOrigin serves a fixed body of n bytes.
+// benchOrigin serves a fixed body of n bytes with its Content-Length.
 func benchOrigin(b *testing.B, n int) *httptest.Server {
 	body := bytes.Repeat([]byte("x"), n)
+	clen := strconv.Itoa(n)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", clen) // as bench/origin does
 		w.Write(body)
 	}))
 	b.Cleanup(srv.Close)

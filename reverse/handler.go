@@ -293,6 +293,7 @@ type exchange struct {
 	err     error
 	body    *bodyReader
 	facts   rules.Facts
+	verdict rules.Verdict
 }
 
 type exchangeKey struct{}
@@ -348,7 +349,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex.client, ex.trusted = h.fwd.client(ex.peer, r.Header)
 	host, port := splitHost(r.Host, r.TLS != nil)
 	ex.host = host
-	var verdict rules.Verdict
+	verdict := &ex.verdict // in ex: a local would escape (its address reaches the block page)
 	defer func() {
 		if v := recover(); v != nil {
 			// httputil panics with http.ErrAbortHandler when copying a response
@@ -357,10 +358,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if ex.err == nil {
 				ex.err = fmt.Errorf("aborted: %v", v)
 			}
-			h.logEntry(ex, r, &verdict, start)
+			h.logEntry(ex, r, verdict, start)
 			panic(v)
 		}
-		h.logEntry(ex, r, &verdict, start)
+		h.logEntry(ex, r, verdict, start)
 	}()
 
 	if h.cfg.RedirectHTTPS && r.TLS == nil && len(h.cfg.TLSListen) > 0 {
@@ -372,7 +373,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt := h.match(host, r)
-	verdict = rules.Verdict{Action: rules.ActionAllow, Rule: "default"}
+	*verdict = rules.Verdict{Action: rules.ActionAllow, Rule: "default"}
 	if h.policy != nil {
 		f := &ex.facts
 		*f = rules.Facts{
@@ -386,10 +387,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if rt != nil {
 			f.Route = rt.Name
 		}
-		verdict = h.policy.Evaluate(f)
+		*verdict = h.policy.Evaluate(f)
 	}
 	if verdict.Blocked() {
-		h.blocked(ex, r, &verdict)
+		h.blocked(ex, r, verdict)
 		return
 	}
 	if rt == nil {
