@@ -26,6 +26,7 @@ type proxy struct {
 	dir    string // the policy's folder
 	policy string // the policy file
 	addrs  map[string]string
+	stop   func() // stops the engine and waits for Run to return; idempotent
 }
 
 // startProxy writes policy (with $DIR replaced by its folder) and any extra files
@@ -39,7 +40,7 @@ func startProxy(t testing.TB, policy string, files map[string]string, wait ...st
 	}
 	p := &proxy{dir: dir, policy: filepath.Join(dir, "policy.yaml"), addrs: map[string]string{}}
 	writeFile(t, p.policy, strings.ReplaceAll(policy, "$DIR", dir))
-	e, err := engine.New(engine.Options{PolicyPath: p.policy, Logger: slog.New(slog.DiscardHandler), DrainTimeout: 5 * time.Second})
+	e, err := engine.New(engine.Options{PolicyPath: p.policy, Logger: slog.New(slog.DiscardHandler), AccessLog: io.Discard, DrainTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatalf("engine.New: %v", err)
 	}
@@ -47,12 +48,13 @@ func startProxy(t testing.TB, policy string, files map[string]string, wait ...st
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
-	t.Cleanup(func() {
+	p.stop = sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	})
+	t.Cleanup(p.stop)
 	if len(wait) == 0 {
 		wait = []string{"forward"}
 	}
@@ -277,3 +279,6 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// newReader wraps c in a bufio.Reader.
+func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
