@@ -138,6 +138,10 @@ func bypassDetail(cp *compiledPolicy, req *http.Request) string {
 		return "body"
 	case len(h["X-Http-Method-Override"]) > 0 || len(h["X-Http-Method"]) > 0 || len(h["X-Method-Override"]) > 0:
 		return "method-override"
+	// Path overrides that IIS, Symfony and Zend honour: unkeyed, they would let one
+	// client store another page under this URL.
+	case len(h["X-Original-Url"]) > 0 || len(h["X-Rewrite-Url"]) > 0:
+		return "url-override"
 	}
 	return ""
 }
