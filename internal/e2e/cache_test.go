@@ -1,0 +1,86 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// cachedPolicy fronts originURL as site.test through the shared cache.
+func cachedPolicy(originURL string) string {
+	return fmt.Sprintf(`
+reverse:
+  listen: ["127.0.0.1:0"]
+  routes: [{name: site, host: [site.test], pool: site, cache: on}]
+pools:
+  site: {members: [{url: %q}]}
+cache: {max_bytes: 8MiB}
+cache_policies:
+  on: {enabled: true}
+`, originURL)
+}
+
+// reflectingOrigin echoes the request's forwarding headers into a publicly
+// cacheable body — the shape of page that cache poisoning targets — and marks
+// /account/* pages private with a session cookie.
+func reflectingOrigin(t *testing.T) *origin {
+	return startOrigin(t, func(c net.Conn, r *http.Request) bool {
+		body := "host=" + r.Header.Get("X-Forwarded-Host") + " scheme=" + r.Header.Get("X-Forwarded-Proto") +
+			" override=" + r.Header.Get("X-Original-URL") + r.Header.Get("X-Rewrite-URL") + " path=" + r.URL.Path
+		cc := "public, max-age=60"
+		extra := ""
+		if strings.HasPrefix(r.URL.Path, "/account") {
+			cc = "private, no-store"
+			extra = "Set-Cookie: sid=victim-session\r\n"
+		}
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nCache-Control: %s\r\n%sContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", cc, extra, len(body), body)
+		return true
+	})
+}
+
+// TestCachePoisoningUnkeyedHeaders: headers the cache does not key on, sent by an
+// attacker, cannot change the response a later visitor gets from the cache.
+func TestCachePoisoningUnkeyedHeaders(t *testing.T) {
+	o := reflectingOrigin(t)
+	p := startProxy(t, cachedPolicy(o.url()), nil, "reverse")
+	addr := p.addrs["reverse"]
+	poison := "GET /page HTTP/1.1\r\nHost: site.test\r\nX-Forwarded-Host: evil.test\r\nX-Forwarded-Proto: gopher\r\n" +
+		"X-Original-URL: /evil\r\nX-Rewrite-URL: /evil\r\nForwarded: host=evil.test\r\nConnection: close\r\n\r\n"
+	rawExchange(t, addr, poison)
+	resps := rawExchange(t, addr, "GET /page HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n")
+	if len(resps) != 1 || resps[0].StatusCode != 200 {
+		t.Fatalf("victim: %v", statuses(resps))
+	}
+	if b := bodyOf(resps[0]); strings.Contains(b, "evil") || strings.Contains(b, "gopher") {
+		t.Fatalf("victim got a poisoned page: %q", b)
+	}
+	// The cache is really on: the next visitor is served without the origin.
+	n := len(o.requests())
+	rawExchange(t, addr, "GET /page HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n")
+	if len(o.requests()) != n {
+		t.Fatal("the page was not cached: the poisoning check proves nothing")
+	}
+}
+
+// TestCacheDeceptionPrivatePage: a private page asked for with a static-looking
+// suffix is never stored, so another visitor never sees it.
+func TestCacheDeceptionPrivatePage(t *testing.T) {
+	o := reflectingOrigin(t)
+	p := startProxy(t, cachedPolicy(o.url()), nil, "reverse")
+	addr := p.addrs["reverse"]
+	for _, pth := range []string{"/account/profile.css", "/account/x.js", "/account.png", "/account/%2e%2e/style.css"} {
+		rawExchange(t, addr, "GET "+pth+" HTTP/1.1\r\nHost: site.test\r\nCookie: sid=victim-session\r\nConnection: close\r\n\r\n")
+		before := len(o.requests())
+		resps := rawExchange(t, addr, "GET "+pth+" HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n")
+		for _, r := range resps {
+			if strings.Contains(fmt.Sprint(r.Header), "victim-session") && len(o.requests()) == before {
+				t.Errorf("%s: a second visitor got the victim's cookie from the cache", pth)
+			}
+		}
+		if len(resps) == 1 && resps[0].StatusCode == 200 && len(o.requests()) == before {
+			t.Errorf("%s: served from the cache although private", pth)
+		}
+	}
+}
