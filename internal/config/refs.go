@@ -60,16 +60,6 @@ func (f *File) validateRefs() []field.Error {
 		if fw.Profile != "" && !f.hasProfile(fw.Profile) {
 			errs = append(errs, field.Errorf("forward.profile", "unknown anonymize profile %q", fw.Profile))
 		}
-		for g := range fw.SafeSearchGroups {
-			if _, ok := f.Policy.Groups[g]; !ok {
-				errs = append(errs, field.Errorf("forward.safesearch_groups."+g, "unknown group %q%s", g, knownNames(f.Policy.Groups)))
-			}
-		}
-		for g := range fw.PhraseThresholds {
-			if _, ok := f.Policy.Groups[g]; !ok {
-				errs = append(errs, field.Errorf("forward.phrase_thresholds."+g, "unknown group %q%s", g, knownNames(f.Policy.Groups)))
-			}
-		}
 	}
 	return errs
 }
