@@ -107,6 +107,8 @@ func TestFreshHitSameAsProxiedHit(t *testing.T) {
 		{"hit after revalidation", "GET", "/a", nil, true},
 		{"vary on a rewritten field: miss", "GET", "/vary-xff", nil, false},
 		{"vary on a rewritten field: hit", "GET", "/vary-xff", nil, false},
+		{"query httputil re-encodes", "GET", "/a?x=1;y=2", nil, false},
+		{"bad escape in the query", "GET", "/a?x=%zz", nil, false},
 		{"other path", "GET", "/b", nil, false},
 	}
 	for n, tc := range cases {

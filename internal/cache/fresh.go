@@ -21,7 +21,8 @@ import (
 // r.Host the public host, as the caller's outgoing request would carry them.
 // ServeFresh declines requests whose outgoing form could differ in what the
 // cache looks at (hop-by-hop fields named in Connection, a Vary or key header
-// that a proxy rewrites, such as X-Forwarded-For), ranges and every request
+// that a proxy rewrites, such as X-Forwarded-For, a query httputil re-encodes),
+// ranges and every request
 // the RoundTrip path would not answer from a fresh entry. edit, if not nil,
 // changes the response header just before it is written (origin hiding). The
 // stored header's value slices are shared with w's header: callers must replace
@@ -31,7 +32,7 @@ func (t *transport) ServeFresh(w http.ResponseWriter, r *http.Request, scheme st
 		return false
 	}
 	cp := t.c.policy(r.Context(), t.def)
-	if cp == nil || bypassDetail(cp, r) != "" || len(r.Header["Range"]) > 0 || !plainConnection(r.Header) {
+	if cp == nil || bypassDetail(cp, r) != "" || len(r.Header["Range"]) > 0 || !plainConnection(r.Header) || queryRewritten(r.URL.RawQuery) {
 		return false
 	}
 	for _, n := range cp.keyHeaders {
@@ -111,6 +112,27 @@ func plainConnection(h http.Header) bool {
 		}
 	}
 	return true
+}
+
+// queryRewritten reports whether httputil.ReverseProxy re-encodes the query
+// q before the request reaches the cache (a ';' or a malformed escape), which
+// changes the cache key.
+func queryRewritten(q string) bool {
+	for i := 0; i < len(q); i++ {
+		switch q[i] {
+		case ';':
+			return true
+		case '%':
+			if i+2 >= len(q) || !isHex(q[i+1]) || !isHex(q[i+2]) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // proxyRewrites reports whether a reverse proxy may change the request field
