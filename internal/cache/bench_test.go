@@ -16,34 +16,7 @@ import (
 // header clone, Age and Cache-Status, body reader.
 func BenchmarkHit(b *testing.B) {
 	body := strings.Repeat("x", 4096)
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Cache-Control", "public, max-age=3600")
-		h.Set("Content-Type", "text/css")
-		h.Set("ETag", `"abc123"`)
-		h.Set("Last-Modified", "Mon, 02 Jan 2006 15:04:05 GMT")
-		h.Set("Server", "origin")
-		_, _ = io.WriteString(w, body)
-	}))
-	defer origin.Close()
-	c, err := New(Config{}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
-	rt := c.Wrap(tr)
-	req, _ := http.NewRequestWithContext(WithPolicy(context.Background(), &Policy{Enabled: true}), "GET", origin.URL+"/static/app.css", nil)
-	req.Header.Set("Accept-Encoding", "gzip")
-	req.Header.Set("User-Agent", "bench")
-	warm, err := rt.RoundTrip(req)
-	if err != nil {
-		b.Fatal(err)
-	}
-	_, _ = io.Copy(io.Discard, warm.Body)
-	warm.Body.Close()
-
+	c, rt, req := warmHit(b, body)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	b.ResetTimer()
@@ -138,32 +111,13 @@ func (w *discardWriter) Write(b []byte) (int, error) { w.n += len(b); return len
 // Cache-Status values, body write.
 func BenchmarkServeFresh(b *testing.B) {
 	body := strings.Repeat("x", 1024)
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "public, max-age=3600")
-		w.Header().Set("Content-Type", "text/css")
-		_, _ = io.WriteString(w, body)
-	}))
-	defer origin.Close()
-	c, err := New(Config{}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
-	rt := c.WrapPolicy(&Policy{Enabled: true}, tr)
-	req, _ := http.NewRequest("GET", origin.URL+"/static/app.css", nil)
-	warm, err := rt.RoundTrip(req)
-	if err != nil {
-		b.Fatal(err)
-	}
-	_, _ = io.Copy(io.Discard, warm.Body)
-	warm.Body.Close()
+	_, rt, req := warmHit(b, body)
 	fs := rt.(interface {
 		ServeFresh(http.ResponseWriter, *http.Request, string, func(http.Header)) bool
 	})
 	in := httptest.NewRequest("GET", "/static/app.css", nil)
 	in.Host = req.URL.Host
+	in.Header = req.Header
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	b.RunParallel(func(pb *testing.PB) {
@@ -175,4 +129,38 @@ func BenchmarkServeFresh(b *testing.B) {
 			}
 		}
 	})
+}
+
+// warmHit starts an origin serving body as a cacheable stylesheet, and returns
+// a cache holding it, the cache's RoundTripper (Wrap) and the request that
+// hits it.
+func warmHit(b *testing.B, body string) (*Cache, http.RoundTripper, *http.Request) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Cache-Control", "public, max-age=3600")
+		h.Set("Content-Type", "text/css")
+		h.Set("ETag", `"abc123"`)
+		h.Set("Last-Modified", "Mon, 02 Jan 2006 15:04:05 GMT")
+		h.Set("Server", "origin")
+		_, _ = io.WriteString(w, body)
+	}))
+	b.Cleanup(origin.Close)
+	c, err := New(Config{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	tr := &http.Transport{}
+	b.Cleanup(tr.CloseIdleConnections)
+	rt := c.WrapPolicy(&Policy{Enabled: true}, tr)
+	req, _ := http.NewRequestWithContext(context.Background(), "GET", origin.URL+"/static/app.css", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	req.Header.Set("User-Agent", "bench")
+	warm, err := rt.RoundTrip(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, warm.Body)
+	warm.Body.Close()
+	return c, rt, req
 }
