@@ -16,6 +16,7 @@ import (
 
 	"github.com/portcullis/portcullis/anonymize"
 	"github.com/portcullis/portcullis/filter"
+	"github.com/portcullis/portcullis/internal/resolver"
 	"github.com/portcullis/portcullis/rules"
 )
 
@@ -291,8 +292,12 @@ func (b *loggedBody) Close() error {
 	return err
 }
 
-// upstreamStatus maps a transport error to 504 (timeouts) or 502 (anything else).
+// upstreamStatus maps a transport error to 403 (the egress guard refused an
+// internal address), 504 (timeouts) or 502 (anything else).
 func upstreamStatus(err error) int {
+	if errors.Is(err, resolver.ErrEgressDenied) {
+		return http.StatusForbidden
+	}
 	var te interface{ Timeout() bool }
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &te) && te.Timeout()) {
 		return http.StatusGatewayTimeout
@@ -301,8 +306,11 @@ func upstreamStatus(err error) int {
 }
 
 func upstreamMessage(status int) string {
-	if status == http.StatusGatewayTimeout {
+	switch status {
+	case http.StatusGatewayTimeout:
 		return "The site did not answer in time."
+	case http.StatusForbidden:
+		return "This proxy does not connect to internal addresses."
 	}
 	return "The site could not be reached."
 }
