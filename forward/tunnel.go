@@ -163,7 +163,7 @@ type halfCloser interface{ CloseWrite() error }
 // sent upstream first (client bytes read before the tunnel began). It returns the
 // bytes relayed client→upstream (in, including prefix) and upstream→client (out).
 // The copies use io.Copy between the connections, which splices kernel-side when
-// both are *net.TCPConn.
+// both are *net.TCPConn; see pipe for how idle tunnels avoid holding splice pipes.
 func (tn *tunnel) run(prefix []byte, idle time.Duration) (in, out int64) {
 	defer tn.close()
 	if len(prefix) > 0 {
@@ -191,15 +191,34 @@ type direction struct {
 	last atomic.Int64 // unix nanoseconds of the last progress seen
 }
 
+// spliceBurst bounds how long one io.Copy may wait for more bytes once data flows:
+// past it the copy ends, giving its splice pipe back, and the tunnel waits for the
+// next bytes with readWaiter, which holds no pipe.
+const spliceBurst = time.Second
+
 // pipe copies src to dst in rounds of idle/2 (a read deadline ends each round) so
 // that activity can be observed while io.Copy splices. Only read deadlines are
-// used: a write deadline could cut a splice with bytes still in its pipe.
+// used: a write deadline could cut a splice with bytes still in its pipe. When src
+// can be watched without reading (readWaiter), each round first waits for bytes
+// without a splice pipe, then copies until src stays silent for spliceBurst, so
+// an idle tunnel holds 2 fds (its sockets) instead of 6.
 func (tn *tunnel) pipe(dst, src net.Conn, self, other *direction, idle time.Duration) int64 {
 	var total int64
 	round := idle / 2
+	burst := min(round, spliceBurst)
+	wait := readWaiter(src)
 	for {
 		_ = src.SetReadDeadline(time.Now().Add(round))
-		n, err := io.Copy(dst, src)
+		var n int64
+		var err error
+		if wait != nil {
+			if err = wait(); err == nil {
+				_ = src.SetReadDeadline(time.Now().Add(burst))
+			}
+		}
+		if err == nil {
+			n, err = io.Copy(dst, src)
+		}
 		total += n
 		now := time.Now().UnixNano()
 		if n > 0 {
