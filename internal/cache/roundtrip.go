@@ -250,8 +250,14 @@ func (x *exchange) respond(e *entry, age, life time.Duration, validated bool) *h
 		// The template already holds the Age and Cache-Status slots, so one
 		// Clone makes the whole header.
 		h = e.tmpl.Clone()
-		h["Age"][0] = ageStr
-		h["Cache-Status"][0] = x.st.String()
+		if x.st == (cacheStatus{hit: true, ttl: x.st.ttl, hasTTL: true}) {
+			// A plain hit: this second's values are shared by all its hits.
+			hv := e.hitValues(age, life, &x.st)
+			h["Age"][0], h["Cache-Status"][0] = hv.age[0], hv.status[0]
+		} else {
+			h["Age"][0] = ageStr
+			h["Cache-Status"][0] = x.st.String()
+		}
 	}
 	if e.status == http.StatusOK && x.req.Method == http.MethodGet && len(x.req.Header["Range"]) > 0 {
 		if r := x.rangeResponse(e, h); r != nil {
