@@ -282,3 +282,12 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 
 // newReader wraps c in a bufio.Reader.
 func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
+
+// statMode returns a file's permission bits.
+func statMode(path string) (os.FileMode, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	return st.Mode().Perm(), nil
+}
