@@ -253,3 +253,51 @@ resolver: {egress: {allow: ["127.0.0.0/8"]}}
 		t.Errorf("GET to a blackhole: %d after %v, want 504 within the dial timeout", resp.StatusCode, time.Since(start))
 	}
 }
+
+// TestSlowReadersBounded: clients that ask for large responses and never read them
+// do not make the proxy buffer those bodies (heap stays far below their total) nor
+// delay other clients.
+func TestSlowReadersBounded(t *testing.T) {
+	const size = 8 << 20
+	chunk := make([]byte, 64<<10)
+	o := startOrigin(t, func(c net.Conn, r *http.Request) bool {
+		if r.URL.Path != "/big" {
+			return okReply(c, r)
+		}
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)
+		for sent := 0; sent < size; sent += len(chunk) {
+			if _, err := c.Write(chunk); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+	p := startProxy(t, loopbackPolicy, nil)
+	baseHeap := heapInUse()
+	const slow = 20
+	for range slow {
+		c, err := net.Dial("tcp", p.fwd())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET %s/big HTTP/1.1\r\nHost: %s\r\n\r\n", o.url(), o.addr())
+	}
+	waitFor(t, 10*time.Second, "every slow request to reach the origin", func() bool {
+		return len(o.requests()) >= slow
+	})
+	start := time.Now()
+	resp, err := p.client(t).Get(o.url() + "/small")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("normal client beside slow readers: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("normal request took %v", d)
+	}
+	grown := heapInUse() - baseHeap
+	t.Logf("%d slow readers of %d MiB each: heap grew %d KiB", slow, size>>20, grown>>10)
+	if grown > slow*size/8 {
+		t.Errorf("heap grew by %d bytes: the proxy buffers bodies its clients do not read", grown)
+	}
+}
