@@ -264,9 +264,10 @@ type exchange struct {
 	started bool        // CONNECT: the hijack ran
 	mode    connectMode // CONNECT: what to do once hijacked
 	connect *rules.Facts
-	groups  []string // authenticated user's groups
-	sni     string   // the SNI peeked on this CONNECT (or of the tunnel an inner request came through)
-	inner   bool     // a request inside an inspected tunnel
+	facts   rules.Facts // plain and inner requests: what checkHTTP asked the policy
+	groups  []string    // authenticated user's groups
+	sni     string      // the SNI peeked on this CONNECT (or of the tunnel an inner request came through)
+	inner   bool        // a request inside an inspected tunnel
 }
 
 type exchangeKey struct{}

@@ -28,7 +28,9 @@ func (p *Proxy) serveHTTP(x *exchange, r *http.Request) {
 	}
 	p.prepareUpstream(x, r)
 	x.w.tunnels = p.tunnels // a WebSocket relay is tracked like a tunnel
-	r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))
+	// The verdict goes into the context now, with the exchange: roundTrip then
+	// needs no second copy of the request (see roundTrip).
+	r = r.WithContext(rules.WithVerdict(context.WithValue(r.Context(), exchangeKey{}, x), x.verdict))
 	p.gp.ServeHTTP(&x.w, r)
 }
 
@@ -55,12 +57,15 @@ func (p *Proxy) checkHTTP(x *exchange, r *http.Request) *http.Response {
 			port = 443
 		}
 	}
-	f := rules.Facts{
+	// The facts live in the exchange: one allocation less than a Facts of its own
+	// (its address escapes into the policy).
+	f := &x.facts
+	*f = rules.Facts{
 		Door: rules.DoorForward, Client: x.entry.Client, User: x.entry.User, Groups: x.groups, Time: x.entry.Time,
 		Method: r.Method, Scheme: scheme, Host: host, Port: port, SNI: x.sni,
 		Path: r.URL.EscapedPath(), Query: r.URL.RawQuery, Header: r.Header,
 	}
-	v := p.evaluate(&f)
+	v := p.evaluate(f)
 	x.record(v)
 	if !v.Blocked() {
 		return nil
@@ -187,7 +192,10 @@ func (p *Proxy) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request
 func (p *Proxy) roundTrip(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Response, error) {
 	x, _ := ctx.UserData.(*exchange)
 	if x != nil {
-		r = r.WithContext(rules.WithVerdict(r.Context(), x.verdict))
+		// A plain request carries it since serveHTTP; an inner one gets it here.
+		if v, ok := rules.VerdictFrom(r.Context()); !ok || v != x.verdict {
+			r = r.WithContext(rules.WithVerdict(r.Context(), x.verdict))
+		}
 	}
 	resp, err := p.transport.RoundTrip(r)
 	if err == nil {
