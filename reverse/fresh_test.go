@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -42,7 +43,10 @@ type cachedDoor struct {
 
 // startCachedDoor fronts a cacheable origin. The cache's clock stands still at
 // the origin's Date, so Age and the TTL are the same on every run and path.
-func startCachedDoor(t *testing.T, fast bool) *cachedDoor {
+func startCachedDoor(t *testing.T, fast bool) *cachedDoor { return startCachedDoorTLS(t, fast, "") }
+
+// startCachedDoorTLS is startCachedDoor with tls.mode (""/"internal").
+func startCachedDoorTLS(t *testing.T, fast bool, tlsMode string) *cachedDoor {
 	t.Helper()
 	now := time.Date(2026, 11, 26, 5, 0, 0, 0, time.UTC)
 	cd := &cachedDoor{log: &recordLog{}}
@@ -80,6 +84,7 @@ func startCachedDoor(t *testing.T, fast bool) *cachedDoor {
 	cfg := Config{
 		Routes: []Route{{Name: "site", Host: []string{"app.example.test"}, Pool: "p", HideOrigin: true}},
 		Hide:   Hide{Server: "portcullis"},
+		TLS:    TLSConfig{Mode: tlsMode},
 	}
 	cd.door = startDoor(t, cfg, map[string]*pool.Pool{"p": p}, Options{Wrap: wrap, Log: cd.log})
 	return cd
@@ -168,5 +173,39 @@ func TestFreshHitSameAsProxiedHit(t *testing.T) {
 	}
 	if fe[3].Status != http.StatusNotModified || fe[3].BytesOut != 0 {
 		t.Errorf("conditional hit logged as %+v", fe[3])
+	}
+}
+
+// TestFreshHitOverHTTP2: over TLS and HTTP/2 the fast path answers the second
+// request, with the origin hidden and the cache's own headers.
+func TestFreshHitOverHTTP2(t *testing.T) {
+	cd := startCachedDoorTLS(t, true, "internal")
+	c := client(t, cd.secure, cd.caPool, true)
+	for i := range 2 {
+		res, err := c.Get("https://app.example.test/h2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil || res.ProtoMajor != 2 || res.StatusCode != 200 || string(body) != "body of /h2" {
+			t.Fatalf("request %d: %s %d %q %v", i, res.Proto, res.StatusCode, body, err)
+		}
+		if h := res.Header; h.Get("Server") != "portcullis" || h.Get("X-Powered-By") != "" {
+			t.Errorf("request %d: header %v", i, h)
+		}
+		if h := res.Header; i == 1 && (h.Get("Cache-Status") != "Portcullis; hit; ttl=60" || h.Get("Age") != "0") {
+			t.Errorf("second request: Cache-Status %q, Age %q", h.Get("Cache-Status"), h.Get("Age"))
+		}
+	}
+	// A GET with a body is not answered from the cache (either path).
+	req, _ := http.NewRequest("GET", "https://app.example.test/h2", strings.NewReader("x"))
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if n := cd.fresh.served.Load(); n != 1 || cd.origin.hits.Load() != 2 {
+		t.Errorf("fast path served %d, origin saw %d requests; want 1 and 2", n, cd.origin.hits.Load())
 	}
 }

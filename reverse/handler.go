@@ -429,7 +429,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = ex.body
 	}
 	ex.Context = r.Context()
-	if rt.fresh != nil && proxy == rt.proxy && ex.body == nil && rt.fresh.ServeFresh(ex, r, ex.scheme, rt.edit) {
+	// The cache declines requests with a body (as its RoundTrip would bypass
+	// them); an HTTP/2 GET has a Body even when it has no bytes.
+	if rt.fresh != nil && proxy == rt.proxy && rt.fresh.ServeFresh(ex, r, ex.scheme, rt.edit) {
 		if ex.werr != nil {
 			ex.err = ex.werr
 		}
