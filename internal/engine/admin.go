@@ -95,6 +95,7 @@ func (e *Engine) buildAdmin(st *state) error {
 	var logCfg admin.LogConfig
 	if cfg != nil {
 		logCfg = cfg.Log
+		logCfg.Path = st.file.Resolve(logCfg.Path) // relative to the policy file, like lists
 	}
 	if err := e.shared.obs.useLog(logCfg); err != nil {
 		return fmt.Errorf("access log: %w", err)
