@@ -44,8 +44,16 @@
 // storing is abandoned beyond max_object_bytes or when the client stops reading.
 // Single byte ranges are answered from stored full responses.
 //
+// Fresh hits at a server: the RoundTripper from WrapPolicy also has
+// ServeFresh(w, r, scheme, edit), which a reverse door calls before proxying. It
+// writes a fresh hit (or the 304 to a client's conditional request) straight to
+// the ResponseWriter, byte for byte what the RoundTrip path would have produced,
+// without allocating; anything else (miss, validation, stale, range, a request a
+// proxy would rewrite in a way the cache looks at) is declined and takes the
+// RoundTrip path.
+//
 // Files: cache.go (Cache, options, stats), config.go (Config, Policy), roundtrip.go
-// (the request flow and hits), fetch.go (origin requests, coalescing, streaming
+// (the request flow and hits), fresh.go (ServeFresh), fetch.go (origin requests, coalescing, streaming
 // stores, invalidation, background refresh), item.go (stored responses,
 // freshness, storability, 304 merging), directives.go (Cache-Control), key.go,
 // store.go (S3-FIFO store), coalesce.go, status.go (Cache-Status), purge.go.
