@@ -3,7 +3,9 @@
 // forwarding headers, origin hiding, and protection from abuse (per-client rate
 // limits, connection limits, slow-client timeouts, size limits). It is built on
 // httputil.ReverseProxy with Rewrite; the pool package does selection, health
-// and retries, and the engine inserts the cache through Options.Wrap.
+// and retries, and the engine inserts the cache through Options.Wrap. A route
+// transport that is a FreshServer (the cache's) answers fresh hits itself,
+// before httputil is involved.
 package reverse
 
 import (
