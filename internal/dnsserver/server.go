@@ -279,3 +279,28 @@ func (st *state) safeSearch(client netip.Addr) filter.SafeSearch {
 	}
 	return ss
 }
+
+// BindUDP binds addr for UDP the way ListenAndServe does: one socket per CPU sharing
+// the address (SO_REUSEPORT) when the port is fixed, so queries are read in
+// parallel; a single socket for port 0 or where SO_REUSEPORT is missing. Serve each
+// socket with Serve (the first one together with the TCP listener).
+func BindUDP(ctx context.Context, addr string) ([]net.PacketConn, error) {
+	sockets := 1
+	lc := net.ListenConfig{}
+	if _, port, _ := net.SplitHostPort(addr); port != "0" && haveReusePort {
+		sockets = runtime.GOMAXPROCS(0)
+		lc.Control = reusePort
+	}
+	var out []net.PacketConn
+	for range sockets {
+		pc, err := lc.ListenPacket(ctx, "udp", addr)
+		if err != nil {
+			for _, c := range out {
+				c.Close()
+			}
+			return nil, err
+		}
+		out = append(out, pc)
+	}
+	return out, nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"sync"
 
 	"github.com/portcullis/portcullis/internal/dnsserver"
 	"github.com/portcullis/portcullis/rules"
@@ -53,30 +54,50 @@ type poolHealth struct{ s *shared }
 
 func (p poolHealth) Healthy(pool string) bool { return p.s.poolHealth(pool) }
 
-// dnsListen binds addr on UDP and on TCP (the same port, also when addr asks for
-// port 0) and serves both until the listener is closed.
+// dnsListen binds addr on TCP and on UDP (one socket per CPU when the port is
+// fixed, the same port as TCP when addr asks for port 0) and serves them until the
+// listener is closed.
 func dnsListen(addr string, srv *dnsserver.Server) listenSpec {
 	return listenSpec{key: listenKey{"dns", addr}, start: func(e *Engine) (*listener, error) {
-		pc, ln, err := bindUDPTCP(addr)
+		pcs, ln, err := bindDNS(addr)
 		if err != nil {
 			return nil, &BindError{Kind: "dns", Addr: addr, Err: err}
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			if err := srv.Serve(ctx, pc, ln); err != nil {
-				e.log.Error("DNS listener stopped", "addr", addr, "error", err)
+		var wg sync.WaitGroup
+		for i, pc := range pcs {
+			var tcp net.Listener
+			if i == 0 {
+				tcp = ln
 			}
-		}()
-		return &listener{key: listenKey{"dns", addr}, addr: pc.LocalAddr(), shutdown: func(context.Context) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := srv.Serve(ctx, pc, tcp); err != nil {
+					e.log.Error("DNS listener stopped", "addr", addr, "error", err)
+				}
+			}()
+		}
+		return &listener{key: listenKey{"dns", addr}, addr: pcs[0].LocalAddr(), shutdown: func(context.Context) {
 			cancel()
-			<-done
+			wg.Wait()
 		}}, nil
 	}}
 }
 
-func bindUDPTCP(addr string) (net.PacketConn, net.Listener, error) {
+func bindDNS(addr string) ([]net.PacketConn, net.Listener, error) {
+	if _, port, _ := net.SplitHostPort(addr); port != "0" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		pcs, err := dnsserver.BindUDP(context.Background(), addr)
+		if err != nil {
+			ln.Close()
+			return nil, nil, err
+		}
+		return pcs, ln, nil
+	}
 	var lastErr error
 	for range 10 { // port 0: the UDP port chosen may be taken on TCP; try another
 		pc, err := net.ListenPacket("udp", addr)
@@ -85,13 +106,10 @@ func bindUDPTCP(addr string) (net.PacketConn, net.Listener, error) {
 		}
 		ln, err := net.Listen("tcp", pc.LocalAddr().String())
 		if err == nil {
-			return pc, ln, nil
+			return []net.PacketConn{pc}, ln, nil
 		}
 		pc.Close()
 		lastErr = err
-		if _, port, _ := net.SplitHostPort(addr); port != "0" {
-			break
-		}
 	}
 	return nil, nil, lastErr
 }
