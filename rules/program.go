@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -282,7 +283,7 @@ func (r *rule) check(p *Program, f *Facts) (failed, category string, ok bool) {
 		}
 	}
 	if len(r.paths) > 0 {
-		if f.Path == "" || !matchAnyGlob(r.paths, f.Path) {
+		if f.Path == "" || !matchAnyGlob(r.paths, f.Path) && !matchAnyGlob(r.paths, canonicalPath(f.Path)) {
 			return "path", "", false
 		}
 	}
@@ -384,4 +385,20 @@ func (p *Program) GroupsOf(f *Facts) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// canonicalPath is the path as an origin will read it: percent-decoded, with runs of
+// slashes merged, so that /%73horts/x and //shorts/x meet a rule on /shorts/*. Path
+// rules match either spelling. It returns p itself when there is nothing to undo.
+func canonicalPath(p string) string {
+	if !strings.ContainsAny(p, "%") && !strings.Contains(p, "//") {
+		return p
+	}
+	if d, err := url.PathUnescape(p); err == nil {
+		p = d
+	}
+	for strings.Contains(p, "//") {
+		p = strings.ReplaceAll(p, "//", "/")
+	}
+	return p
 }

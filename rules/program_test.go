@@ -102,6 +102,8 @@ func TestEvaluate(t *testing.T) {
 		{"glob", Facts{Host: "www.tiktok.com", Time: monday10}, ActionBlock, "tiktok", "video"},
 		{"glob by SNI", Facts{Host: "203.0.113.9", SNI: "v16.tiktok.co.uk", Time: monday10}, ActionBlock, "tiktok", "video"},
 		{"path rule", Facts{Host: "www.youtube.com", Path: "/shorts/abc", Time: monday10}, ActionBlock, "shorts", ""},
+		{"path rule, encoded", Facts{Host: "www.youtube.com", Path: "/%73horts/abc", Time: monday10}, ActionBlock, "shorts", ""},
+		{"path rule, doubled slash", Facts{Host: "www.youtube.com", Path: "//shorts//abc", Time: monday10}, ActionBlock, "shorts", ""},
 		{"path rule other path", Facts{Host: "www.youtube.com", Path: "/watch", Time: monday10}, ActionAllow, "default", ""},
 		{"path rule on CONNECT", Facts{Host: "www.youtube.com", Method: "CONNECT", Port: 443, Time: monday10}, ActionAllow, "default", ""},
 		{"connect 22", Facts{Host: "example.org", Method: "CONNECT", Port: 22, Time: monday10}, ActionBlock, "no-ssh", ""},
