@@ -203,13 +203,15 @@ func New(opts Options) (*Proxy, error) {
 
 // newGoproxy configures goproxy as DESIGN.md says: our transport and dialer, no
 // environment proxies, no echoed errors, the client's Accept-Encoding kept, and our
-// handlers deciding everything.
+// handlers deciding everything. goproxy's RemoveProxyHeaders is replaced by
+// stripProxyHeaders in roundTrip (same edits at the same point, without formatting
+// a debug line's arguments for every request).
 func (p *Proxy) newGoproxy() *goproxy.ProxyHttpServer {
 	gp := goproxy.NewProxyHttpServer()
 	gp.Logger = goproxyLogger{p.logger}
 	gp.Verbose = false
 	gp.KeepAcceptEncoding = true
-	gp.KeepHeader = false
+	gp.KeepHeader = true // roundTrip strips the proxy headers instead (stripProxyHeaders)
 	gp.NonproxyHandler = p.local
 	if tr, ok := p.transport.(*http.Transport); ok {
 		gp.Tr = tr

@@ -190,6 +190,7 @@ func (p *Proxy) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request
 // The verdict travels in the request's context (rules.WithVerdict) for the parts
 // after the door: the cache policy, the upstream pool.
 func (p *Proxy) roundTrip(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Response, error) {
+	stripProxyHeaders(r)
 	x, _ := ctx.UserData.(*exchange)
 	if x != nil {
 		// A plain request carries it since serveHTTP; an inner one gets it here.
@@ -209,6 +210,38 @@ func (p *Proxy) roundTrip(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Respons
 	}
 	status := upstreamStatus(err)
 	return p.pageResponse(r, status, upstreamMessage(status)), nil
+}
+
+// stripProxyHeaders does what goproxy.RemoveProxyHeaders does with
+// KeepAcceptEncoding on: clear RequestURI (a client request must not carry one),
+// drop the Proxy-* fields, and drop Connection unless r is a WebSocket handshake.
+func stripProxyHeaders(r *http.Request) {
+	r.RequestURI = ""
+	h := r.Header
+	h.Del("Proxy-Connection")
+	h.Del("Proxy-Authenticate")
+	h.Del("Proxy-Authorization")
+	if !headerContains(h, "Connection", "Upgrade") || !headerContains(h, "Upgrade", "websocket") {
+		h.Del("Connection")
+	}
+}
+
+// headerContains reports whether a field named name (any case) lists value (any
+// case) among its comma-separated elements, as goproxy decides a WebSocket handshake.
+func headerContains(h http.Header, name, value string) bool {
+	for key, values := range h {
+		if !strings.EqualFold(key, name) {
+			continue
+		}
+		for _, v := range values {
+			for s := range strings.SplitSeq(v, ",") {
+				if strings.EqualFold(value, strings.TrimSpace(s)) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // certProblem describes an upstream certificate verification failure for the
