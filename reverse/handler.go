@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/portcullis/portcullis/internal/cache"
 	"log"
 	"log/slog"
 	"net"
@@ -627,6 +628,14 @@ func (h *Handler) logEntry(ex *exchange, r *http.Request, v *rules.Verdict, star
 	if ex.err != nil {
 		e.Error = ex.err.Error()
 	}
+	switch {
+	case v.Pool != "":
+		e.Pool = v.Pool
+	case ex.route != nil:
+		e.Pool = ex.route.Pool
+	}
+	e.Cache = cache.Result(ex.Header()) // hit, stale, miss… from Cache-Status; "" when not cached
+	e.ContentType = ex.Header().Get("Content-Type")
 	h.log.Log(e)
 }
 

@@ -38,7 +38,7 @@ const (
 	DefaultTLSHandshake    = 5 * time.Second
 	DefaultResponseHeader  = 60 * time.Second
 	DefaultIdleTimeout     = 90 * time.Second
-	DefaultMaxIdlePerMembr = 64
+	DefaultMaxIdlePerMembr = 256
 )
 
 // Config is one pool's section of the policy file.
@@ -68,7 +68,7 @@ type Config struct {
 	ResponseHeader time.Duration `yaml:"response_header"`
 	// Idle is how long an idle keep-alive connection to a member is kept (default 90s).
 	Idle time.Duration `yaml:"idle"`
-	// MaxIdlePerMember bounds idle keep-alive connections per member (default 64).
+	// MaxIdlePerMember bounds idle keep-alive connections per member (default 256: enough for 64+ concurrent clients without reconnecting).
 	MaxIdlePerMember int `yaml:"max_idle_per_member"`
 	// TLS configures verification of https members.
 	TLS TLSConfig `yaml:"tls"`
