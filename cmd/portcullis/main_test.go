@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -123,35 +122,7 @@ var listenRE = regexp.MustCompile(`forward=(\S+)`)
 // start runs `portcullis run --config policy` and waits for its forward listener.
 func start(t *testing.T, policy string) (*proc, *url.URL) {
 	t.Helper()
-	cmd := exec.Command(binary, "run", "--config", policy)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, lines: make(chan string, 1000)}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			select {
-			case p.lines <- sc.Text():
-			default:
-			}
-		}
-		close(p.lines)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	line := p.waitFor(t, "portcullis running")
-	m := listenRE.FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("no forward listener in %q", line)
-	}
-	return p, &url.URL{Scheme: "http", Host: m[1]}
+	return launch(t, "run", "--config", policy)
 }
 
 // waitFor returns the first log line containing s (or fails after 20 s).
