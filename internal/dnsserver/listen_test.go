@@ -2,47 +2,40 @@ package dnsserver
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/portcullis/portcullis/internal/resolver/resolvertest"
 )
 
 func TestListenAndServe(t *testing.T) {
 	up := testUpstream(t)
-	// A port free for UDP and TCP right now.
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := pc.LocalAddr().String()
-	pc.Close()
-	srv, err := New(Options{Config: &Config{Listen: []string{addr}}, Resolver: newResolver(t, up)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- srv.ListenAndServe(ctx) }()
-
-	// Observe the server coming up (an external effect): poll with a deadline.
-	c := &dns.Client{Net: "udp", Timeout: 200 * time.Millisecond}
-	q := new(dns.Msg)
-	q.SetQuestion("a.test.", dns.TypeA)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		r, _, err := c.Exchange(q, addr)
-		if err == nil && len(r.Answer) == 1 {
+	// ListenAndServe binds a fixed port (SO_REUSEPORT needs one): the test picks a
+	// free port, and retries with another when something else took it in between.
+	var (
+		addr   string
+		cancel context.CancelFunc
+		done   chan error
+	)
+	for attempt := 0; ; attempt++ {
+		var srv *Server
+		addr, srv = freePortServer(t, up)
+		var ctx context.Context
+		ctx, cancel = context.WithCancel(t.Context())
+		done = make(chan error, 1)
+		go func() { done <- srv.ListenAndServe(ctx) }()
+		err := waitAnswering(addr, done)
+		if err == nil {
 			break
 		}
-		select {
-		case err := <-done:
-			t.Fatalf("ListenAndServe returned early: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server not answering: %v", err)
+		cancel()
+		if attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
 		}
 	}
 	for range 20 {
@@ -73,5 +66,45 @@ func TestListenAndServe(t *testing.T) {
 	srv2, _ := New(Options{Config: &Config{Listen: []string{busy.Addr().String()}}})
 	if err := srv2.ListenAndServe(t.Context()); err == nil {
 		t.Fatal("ListenAndServe on a busy address returned nil")
+	}
+}
+
+// freePortServer returns a server configured to listen on a port that was free a
+// moment ago.
+func freePortServer(t *testing.T, up *resolvertest.Upstream) (string, *Server) {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close()
+	srv, err := New(Options{Config: &Config{Listen: []string{addr}}, Resolver: newResolver(t, up)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr, srv
+}
+
+// waitAnswering polls addr (an external effect, with a deadline) until the server
+// answers, or returns why it stopped or never came up.
+func waitAnswering(addr string, done <-chan error) error {
+	c := &dns.Client{Net: "udp", Timeout: 200 * time.Millisecond}
+	q := new(dns.Msg)
+	q.SetQuestion("a.test.", dns.TypeA)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r, _, err := c.Exchange(q, addr)
+		if err == nil && len(r.Answer) == 1 {
+			return nil
+		}
+		select {
+		case err := <-done:
+			return fmt.Errorf("ListenAndServe returned early: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("server not answering: %v", err)
+		}
 	}
 }
