@@ -14,11 +14,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net/netip"
-	"os"
 	"sync"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/certs"
 )
 
 // CA is the inspection certificate authority: it signs the leaf certificates the
@@ -33,64 +33,17 @@ type CA struct {
 }
 
 // ErrCAExists is returned by CreateCA when a file it would write already exists.
-var ErrCAExists = errors.New("forward: CA file already exists")
+var ErrCAExists = certs.ErrExists
 
 // CreateCA generates an ECDSA P-256 CA valid for ten years and writes its
 // certificate (PEM, mode 0644) to certPath and its key (PKCS#8 PEM, mode 0600) to
 // keyPath. It never overwrites a file (ErrCAExists).
 func CreateCA(certPath, keyPath string) (*CA, error) {
-	for _, p := range []string{certPath, keyPath} {
-		if _, err := os.Stat(p); err == nil {
-			return nil, fmt.Errorf("%w: %s", ErrCAExists, p)
-		}
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, key, err := certs.CreateCA(certPath, keyPath, "Portcullis inspection CA")
 	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          randomSerial(),
-		Subject:               pkix.Name{CommonName: "Portcullis inspection CA", Organization: []string{"Portcullis"}},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.AddDate(10, 0, 0),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return nil, err
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-	if err := writeNew(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		return nil, err
-	}
-	if err := writeNew(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		_ = os.Remove(keyPath)
 		return nil, err
 	}
 	return newCA(der, key)
-}
-
-// writeNew creates path exclusively with mode perm and writes b.
-func writeNew(path string, b []byte, perm os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("%w: %s", ErrCAExists, path)
-		}
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		_ = f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // LoadCA reads a CA certificate and its private key (PEM; PKCS#8, SEC 1 or PKCS#1).
@@ -140,7 +93,7 @@ const leafValidity = 7 * 24 * time.Hour
 // sign issues a leaf for name (a DNS name or an IP literal).
 func (ca *CA) sign(name string, now time.Time) (*tls.Certificate, error) {
 	tmpl := &x509.Certificate{
-		SerialNumber: randomSerial(),
+		SerialNumber: certs.Serial(),
 		Subject:      pkix.Name{CommonName: name},
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(leafValidity),
@@ -164,13 +117,6 @@ func (ca *CA) sign(name string, now time.Time) (*tls.Certificate, error) {
 		return nil, err
 	}
 	return &tls.Certificate{Certificate: [][]byte{der, ca.certDER}, PrivateKey: ca.leafKey, Leaf: leaf}, nil
-}
-
-func randomSerial() *big.Int {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[0] &= 0x7f
-	return new(big.Int).SetBytes(b)
 }
 
 // DefaultLeafCacheSize is the number of leaves NewLeaves(0) keeps.
