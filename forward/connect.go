@@ -36,7 +36,7 @@ const (
 func (p *Proxy) serveConnect(x *exchange, r *http.Request) {
 	w := &x.w
 	x.entry.URL = r.Host
-	host, port := splitHostPort(r.Host)
+	host, port := rules.SplitHostPort(r.Host)
 	if host == "" || port == 0 {
 		x.entry.Error = "bad CONNECT target"
 		p.page(w, r, http.StatusBadRequest, "CONNECT needs a host and a port.")

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis/portcullis/rules"
 )
 
 func FuzzSplitHostPort(f *testing.F) {
@@ -14,7 +16,7 @@ func FuzzSplitHostPort(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, authority string) {
-		host, port := splitHostPort(authority)
+		host, port := rules.SplitHostPort(authority)
 		if strings.ContainsAny(host, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") {
 			t.Fatalf("%q: host %q not lowercased", authority, host)
 		}

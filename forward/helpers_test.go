@@ -134,7 +134,7 @@ func connectPorts(t testing.TB, urls ...string) *Config {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, port := splitHostPort(u.Host)
+		_, port := rules.SplitHostPort(u.Host)
 		cfg.ConnectPorts = append(cfg.ConnectPorts, int(port))
 	}
 	return cfg

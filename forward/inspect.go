@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/elazarl/goproxy"
+
+	"github.com/portcullis/portcullis/rules"
 )
 
 // session is an inspected tunnel, carried in goproxy's ProxyCtx.UserData to every
@@ -30,7 +32,7 @@ func leafName(sni, connectHost string) string {
 	if sni != "" {
 		return sni
 	}
-	h, _ := splitHostPort(connectHost)
+	h, _ := rules.SplitHostPort(connectHost)
 	return h
 }
 
@@ -162,7 +164,7 @@ func (p *Proxy) serveBlockTLS(x *exchange, client net.Conn, peeked []byte) {
 		return
 	}
 	_ = client.SetDeadline(time.Time{})
-	host, _ := splitHostPort(x.entry.URL)
+	host, _ := rules.SplitHostPort(x.entry.URL)
 	if x.sni != "" {
 		host = x.sni
 	}

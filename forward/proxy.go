@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -375,35 +374,6 @@ func clientAddr(remote string) netip.Addr {
 		return a.Unmap()
 	}
 	return ap.Addr().Unmap()
-}
-
-// splitHostPort normalises an authority into the Facts host (lowercase, no port,
-// no trailing dot, IPv6 without brackets) and port (0 when absent or invalid).
-func splitHostPort(authority string) (string, uint16) {
-	host, portStr := authority, ""
-	if i := strings.LastIndexByte(authority, ':'); i >= 0 && strings.IndexByte(authority[i:], ']') < 0 {
-		host, portStr = authority[:i], authority[i+1:]
-	}
-	host = normHost(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
-	var port uint16
-	if portStr != "" {
-		if n, err := strconv.ParseUint(portStr, 10, 16); err == nil {
-			port = uint16(n)
-		}
-	}
-	return host, port
-}
-
-// normHost lowercases a host name and drops one trailing dot, allocating only when
-// something changes.
-func normHost(host string) string {
-	host = strings.TrimSuffix(host, ".")
-	for i := 0; i < len(host); i++ {
-		if c := host[i]; 'A' <= c && c <= 'Z' {
-			return strings.ToLower(host)
-		}
-	}
-	return host
 }
 
 // requestURL is the URL the access log shows: absolute URL, or host:port for CONNECT.

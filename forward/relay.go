@@ -50,7 +50,7 @@ func (p *Proxy) checkHTTP(x *exchange, r *http.Request) *http.Response {
 			return p.pageResponse(r, http.StatusLoopDetected, "This request already passed through this proxy (a forwarding loop).")
 		}
 	}
-	host, port := splitHostPort(r.URL.Host)
+	host, port := rules.SplitHostPort(r.URL.Host)
 	if port == 0 {
 		port = 80
 		if scheme == "https" {

@@ -280,7 +280,7 @@ func (p *Proxy) schoolRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Req
 		return r, nil
 	}
 	if ss := p.safeSearch(x); ss.Enabled() {
-		host, port := splitHostPort(r.URL.Host)
+		host, port := rules.SplitHostPort(r.URL.Host)
 		if target, ok := filter.SafeSearchTarget(host, ss); ok {
 			if ss.YouTube == filter.YouTubeStrict || ss.YouTube == filter.YouTubeModerate {
 				if target == filter.YouTubeStrictTarget || target == filter.YouTubeModerateTarget {
@@ -356,9 +356,9 @@ func (p *Proxy) schoolBlock(x *exchange, r *http.Request, resp *http.Response, r
 	_ = resp.Body.Close()
 	x.verdict = rules.Verdict{Action: rules.ActionBlock, Rule: rule, Category: category, Reason: reason}
 	x.entry.Action, x.entry.Rule, x.entry.Category = rules.ActionBlock.String(), rule, category
-	host, _ := splitHostPort(r.URL.Host)
+	host, _ := rules.SplitHostPort(r.URL.Host)
 	if r.Host != "" { // a SafeSearch rewrite keeps the name the user asked for in Host
-		host, _ = splitHostPort(r.Host)
+		host, _ = rules.SplitHostPort(r.Host)
 	}
 	url := x.entry.URL
 	if x.inner {

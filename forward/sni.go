@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"time"
+
+	"github.com/portcullis/portcullis/rules"
 )
 
 // errHelloRead stops the handshake once the ClientHello has been parsed.
@@ -35,7 +37,7 @@ func peekHello(client net.Conn, prefix []byte, timeout time.Duration) (peeked []
 		},
 	})
 	_ = srv.Handshake()
-	return rec.buf.Bytes(), normHost(name)
+	return rec.buf.Bytes(), rules.NormalizeName(name)
 }
 
 // recordingConn reads from pending, then from the connection, keeping a copy of

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/portcullis/portcullis/rules"
 )
 
 // forwarding is the compiled ForwardedHeaders.
@@ -116,25 +118,11 @@ func peerAddr(remote string) netip.Addr {
 // splitHost normalises a Host header: lower case, no port, no trailing dot,
 // IPv6 without brackets. The port defaults to the scheme's.
 func splitHost(hostport string, tls bool) (string, uint16) {
-	host, portStr := hostport, ""
-	if i := strings.LastIndexByte(hostport, ':'); i >= 0 && !strings.HasSuffix(hostport, "]") {
-		host, portStr = hostport[:i], hostport[i+1:]
-	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	host = strings.TrimSuffix(host, ".")
-	for i := 0; i < len(host); i++ {
-		if c := host[i]; 'A' <= c && c <= 'Z' {
-			host = strings.ToLower(host)
-			break
-		}
-	}
-	port := uint16(80)
-	if tls {
-		port = 443
-	}
-	if portStr != "" {
-		if p, err := strconv.ParseUint(portStr, 10, 16); err == nil {
-			port = uint16(p)
+	host, port := rules.SplitHostPort(hostport)
+	if port == 0 {
+		port = 80
+		if tls {
+			port = 443
 		}
 	}
 	return host, port
