@@ -19,7 +19,8 @@ type livePool struct {
 
 // usePools updates the shared pools to st's definitions: an unchanged pool is kept
 // as it is, a changed one is updated in place (members that stay keep their health
-// and connections), a new one is created, and one no longer named is stopped.
+// and connections), a new one is created. One no longer named is stopped only once
+// st is serving (retirePools).
 func (e *Engine) usePools(st *state) error {
 	s := e.shared
 	s.poolsMu.Lock()
@@ -56,8 +57,16 @@ func (e *Engine) usePools(st *state) error {
 	if len(errs) > 0 {
 		return st.file.FieldErrors(errs)
 	}
+	return nil
+}
+
+// retirePools stops the pools the state now serving no longer names. It runs after
+// the swap, so a reload that fails after usePools leaves the old state's pools running.
+func (s *shared) retirePools(cur *state) {
+	s.poolsMu.Lock()
+	defer s.poolsMu.Unlock()
 	for name, lp := range s.pools {
-		if _, ok := st.pools[name]; !ok {
+		if _, ok := cur.pools[name]; !ok {
 			if lp.cancel != nil {
 				lp.cancel()
 			}
@@ -65,7 +74,6 @@ func (e *Engine) usePools(st *state) error {
 			delete(s.pools, name)
 		}
 	}
-	return nil
 }
 
 // startPool runs lp's health checks until the engine stops or the pool is dropped.

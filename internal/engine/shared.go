@@ -111,9 +111,11 @@ func (s *shared) policyLoaded(st *state, err error) {
 	s.obs.metrics.SetPolicy(strconv.Itoa(st.version), st.loadedAt, err)
 }
 
-// retire releases what the old state held and the new one does not use: a cache
-// replaced by one with other settings is closed once no state uses it.
+// retire releases what the old state held and the new one does not use: pools it
+// no longer names are stopped, and a cache replaced by one with other settings is
+// closed.
 func (s *shared) retire(old, cur *state) {
+	s.retirePools(cur)
 	s.cacheMu.Lock()
 	defer s.cacheMu.Unlock()
 	keep := s.retiredCaches[:0]
