@@ -28,39 +28,9 @@ import (
 // stored header's value slices are shared with w's header: callers must replace
 // values, never modify them in place.
 func (t *transport) ServeFresh(w http.ResponseWriter, r *http.Request, scheme string, edit func(http.Header)) bool {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return false
-	}
-	cp := t.c.policy(r.Context(), t.def)
-	if cp == nil || bypassDetail(cp, r) != "" || len(r.Header["Range"]) > 0 || !plainConnection(r.Header) || queryRewritten(r.URL.RawQuery) {
-		return false
-	}
-	for _, n := range cp.keyHeaders {
-		if proxyRewrites(n) {
-			return false
-		}
-	}
-	x := exchange{c: t.c, cp: cp, req: r}
-	x.scheme, x.host = normOrigin(scheme, r.Host)
-	var kbuf [256]byte
-	kb := x.prepare(kbuf[:0])
-	if x.rcc.onlyIfCached {
-		return false // rare; RoundTrip also answers the 504
-	}
-	vs := t.c.store.getBytes(kb)
-	for _, e := range vs {
-		for _, n := range e.varyNames {
-			if proxyRewrites(n) {
-				return false
-			}
-		}
-	}
-	e := x.pick(vs)
-	if e == nil || (len(r.Header["Authorization"]) > 0 && !e.cc.authOK()) {
-		return false
-	}
-	age, life := e.currentAge(t.c.now()), e.lifetime(cp.p.MaxTTL)
-	if !x.usable(e, age, life) {
+	var x exchange
+	e, age, life := t.lookupFresh(&x, r, scheme)
+	if e == nil {
 		return false
 	}
 	t.c.stats.hits.Add(1)
@@ -86,6 +56,56 @@ func (t *transport) ServeFresh(w http.ResponseWriter, r *http.Request, scheme st
 		_, _ = w.Write(e.body) // a failed write is the caller's writer's to record
 	}
 	return true
+}
+
+// HasFresh reports whether ServeFresh would answer r now, without answering
+// it or counting anything: a door that must commit to something before
+// answering (take a rate-limit token) asks first.
+func (t *transport) HasFresh(r *http.Request, scheme string) bool {
+	var x exchange
+	e, _, _ := t.lookupFresh(&x, r, scheme)
+	return e != nil
+}
+
+// lookupFresh returns the stored entry ServeFresh would answer r with, with
+// its current age and freshness lifetime, or nil. It fills x for the answer.
+func (t *transport) lookupFresh(x *exchange, r *http.Request, scheme string) (e *entry, age, life time.Duration) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return nil, 0, 0
+	}
+	cp := t.c.policy(r.Context(), t.def)
+	if cp == nil || bypassDetail(cp, r) != "" || len(r.Header["Range"]) > 0 || !plainConnection(r.Header) || queryRewritten(r.URL.RawQuery) {
+		return nil, 0, 0
+	}
+	for _, n := range cp.keyHeaders {
+		if proxyRewrites(n) {
+			return nil, 0, 0
+		}
+	}
+	*x = exchange{c: t.c, cp: cp, req: r}
+	x.scheme, x.host = normOrigin(scheme, r.Host)
+	var kbuf [256]byte
+	kb := x.prepare(kbuf[:0])
+	if x.rcc.onlyIfCached {
+		return nil, 0, 0 // rare; RoundTrip also answers the 504
+	}
+	vs := t.c.store.getBytes(kb)
+	for _, e := range vs {
+		for _, n := range e.varyNames {
+			if proxyRewrites(n) {
+				return nil, 0, 0
+			}
+		}
+	}
+	e = x.pick(vs)
+	if e == nil || (len(r.Header["Authorization"]) > 0 && !e.cc.authOK()) {
+		return nil, 0, 0
+	}
+	age, life = e.currentAge(t.c.now()), e.lifetime(cp.p.MaxTTL)
+	if !x.usable(e, age, life) {
+		return nil, 0, 0
+	}
+	return e, age, life
 }
 
 // writeHeader copies h into w's header, applies edit and writes status.
