@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // maxBatch is how many bytes of lines the writer gathers before one write.
@@ -15,29 +16,39 @@ const maxBatch = 64 << 10
 // ErrClosed is returned by Reopen after Close.
 var ErrClosed = errors.New("admin: access log closed")
 
-// AccessLog writes entries to a file or standard output in one Format. Log copies the
-// entry into a bounded queue and returns at once; one goroutine, owned by the
-// AccessLog and stopped by Close, formats and writes in batches. When the queue is full
-// (a slow disk, a blocked stdout) or a write fails (a full disk), lines are dropped and
-// counted, never waited for: the proxy must not stall on its log.
+// flushDelay is the longest a line waits in memory before it is written: under load
+// the writer makes a few large writes a second instead of one per request (nginx's
+// access_log buffer= and flush=).
+const flushDelay = 50 * time.Millisecond
+
+// AccessLog writes entries to a file or standard output in one Format. Log formats the
+// entry into a bounded in-memory batch and returns at once; one goroutine, owned by the
+// AccessLog and stopped by Close, writes the batch when it reaches maxBatch bytes or
+// flushDelay after its first line. When the batch is full (a slow disk, a blocked
+// stdout) or a write fails (a full disk), lines are dropped and counted, never waited
+// for: the proxy must not stall on its log.
 type AccessLog struct {
 	cfg    LogConfig
 	format Format
-	queue  chan Entry
+	limit  uint64        // lines waiting before new ones are dropped
+	kick   chan struct{} // a first line or a full batch is waiting
 	reopen chan chan error
 	quit   chan struct{}
 	done   chan struct{}
 	closed atomic.Bool
 	once   sync.Once
 
-	dropped atomic.Uint64 // lines lost: queue full, write errors, logged after Close
+	dropped atomic.Uint64 // lines lost: batch full, write errors, logged after Close
 	written atomic.Uint64 // lines written
 
-	// owned by the writer goroutine
-	out     io.Writer
-	file    *os.File
-	buf     []byte
+	mu      sync.Mutex
+	buf     []byte // lines not taken by the writer yet
 	pending uint64 // lines in buf
+
+	// owned by the writer goroutine
+	out   io.Writer
+	file  *os.File
+	spare []byte
 }
 
 var _ Logger = (*AccessLog)(nil)
@@ -74,13 +85,15 @@ func startAccessLog(cfg LogConfig, out io.Writer, file *os.File) *AccessLog {
 	a := &AccessLog{
 		cfg:    cfg,
 		format: cfg.format(),
-		queue:  make(chan Entry, cfg.buffer()),
+		limit:  uint64(cfg.buffer()),
+		kick:   make(chan struct{}, 1),
 		reopen: make(chan chan error),
 		quit:   make(chan struct{}),
 		done:   make(chan struct{}),
 		out:    out,
 		file:   file,
 		buf:    make([]byte, 0, maxBatch+4096),
+		spare:  make([]byte, 0, maxBatch+4096),
 	}
 	go a.run()
 	return a
@@ -94,16 +107,31 @@ func openLog(path string) (*os.File, error) {
 	return f, nil
 }
 
-// Log queues a copy of e; when the queue is full the line is dropped and counted.
+// Log formats e into the batch; when the batch holds Buffer lines already, the line
+// is dropped and counted.
 func (a *AccessLog) Log(e *Entry) {
 	if a.closed.Load() {
 		a.dropped.Add(1)
 		return
 	}
-	select {
-	case a.queue <- *e:
-	default:
+	a.mu.Lock()
+	if a.pending >= a.limit {
+		a.mu.Unlock()
 		a.dropped.Add(1)
+		return
+	}
+	n := len(a.buf)
+	a.buf = appendLine(a.buf, a.format, e, a.cfg.StripQuery)
+	if len(a.buf) > n {
+		a.pending++
+	}
+	kick := n == 0 || (n < maxBatch && len(a.buf) >= maxBatch)
+	a.mu.Unlock()
+	if kick {
+		select {
+		case a.kick <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -144,56 +172,49 @@ func (a *AccessLog) Close() error {
 
 func (a *AccessLog) run() {
 	defer close(a.done)
+	timer := time.NewTimer(flushDelay)
+	timer.Stop()
+	armed := false
 	for {
 		select {
-		case e := <-a.queue:
-			a.add(&e)
-			a.drain()
+		case <-a.kick:
+			a.mu.Lock()
+			full := len(a.buf) >= maxBatch
+			a.mu.Unlock()
+			if full {
+				a.flush()
+			} else if !armed {
+				timer.Reset(flushDelay)
+				armed = true
+			}
+		case <-timer.C:
+			armed = false
+			a.flush()
 		case reply := <-a.reopen:
-			a.drain()
+			a.flush()
 			reply <- a.doReopen()
 		case <-a.quit:
-			a.drain()
-			return
-		}
-	}
-}
-
-// drain formats everything queued right now, writing whenever the batch is full, and
-// writes the rest.
-func (a *AccessLog) drain() {
-	for {
-		select {
-		case e := <-a.queue:
-			a.add(&e)
-		default:
 			a.flush()
 			return
 		}
 	}
 }
 
-func (a *AccessLog) add(e *Entry) {
-	n := len(a.buf)
-	a.buf = appendLine(a.buf, a.format, e, a.cfg.StripQuery)
-	if len(a.buf) > n {
-		a.pending++
-	}
-	if len(a.buf) >= maxBatch {
-		a.flush()
-	}
-}
-
+// flush writes the lines in the batch.
 func (a *AccessLog) flush() {
-	if len(a.buf) == 0 {
+	a.mu.Lock()
+	b, lines := a.buf, a.pending
+	a.buf, a.pending = a.spare[:0], 0
+	a.mu.Unlock()
+	a.spare = b
+	if len(b) == 0 {
 		return
 	}
-	if _, err := a.out.Write(a.buf); err != nil {
-		a.dropped.Add(a.pending)
+	if _, err := a.out.Write(b); err != nil {
+		a.dropped.Add(lines)
 	} else {
-		a.written.Add(a.pending)
+		a.written.Add(lines)
 	}
-	a.buf, a.pending = a.buf[:0], 0
 }
 
 func (a *AccessLog) doReopen() error {
