@@ -101,6 +101,9 @@ type route struct {
 // door tries it first for requests without a body, after rules and limits.
 type FreshServer interface {
 	ServeFresh(w http.ResponseWriter, r *http.Request, scheme string, edit func(http.Header)) bool
+	// HasFresh reports whether ServeFresh would answer r now, answering
+	// nothing and counting nothing.
+	HasFresh(r *http.Request, scheme string) bool
 }
 
 // New builds the door's Handler.
@@ -356,10 +359,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ex.scheme = "https"
 	}
 	ex.peer = peerAddr(r.RemoteAddr)
-	ex.client, ex.trusted = h.fwd.client(ex.peer, r.Header)
-	host, port := splitHost(r.Host, r.TLS != nil)
-	ex.host = host
-	verdict := &ex.verdict // in ex: a local would escape (its address reaches the block page)
 	defer func() {
 		if v := recover(); v != nil {
 			// httputil panics with http.ErrAbortHandler when copying a response
@@ -368,19 +367,45 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if ex.err == nil {
 				ex.err = fmt.Errorf("aborted: %v", v)
 			}
-			h.logEntry(ex, r, verdict, start)
+			h.logEntry(ex, r, &ex.verdict, start)
 			panic(v)
 		}
-		h.logEntry(ex, r, verdict, start)
+		h.logEntry(ex, r, &ex.verdict, start)
 	}()
+	h.serve(ex, r, start, false)
+}
+
+// serveLane answers r on the fast lane (see Lane) when it needs no upstream:
+// a fresh cache hit, or a page of the door's own (block, 404, 429…). It
+// returns false, having written and counted nothing, for everything else; the
+// lane then hands the connection to net/http, which serves r with ServeHTTP.
+// ex is the lane connection's, reused from request to request.
+func (h *Handler) serveLane(ex *exchange, w http.ResponseWriter, r *http.Request, peer netip.Addr, start time.Time) bool {
+	*ex = exchange{ResponseWriter: w, scheme: "http", peer: peer}
+	if !h.serve(ex, r, start, true) {
+		return false
+	}
+	h.logEntry(ex, r, &ex.verdict, start)
+	return true
+}
+
+// serve answers r: the HTTPS redirect, path checks, routing, the policy, the
+// rate limit and body limits, then a fresh hit from the route's cache or the
+// proxy. In lane mode it stops, before anything that cannot be undone, when
+// the answer would need the proxy, and returns false.
+func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time, lane bool) bool {
+	ex.client, ex.trusted = h.fwd.client(ex.peer, r.Header)
+	host, port := splitHost(r.Host, r.TLS != nil)
+	ex.host = host
+	verdict := &ex.verdict // in ex: a local would escape (its address reaches the block page)
 
 	if h.cfg.RedirectHTTPS && r.TLS == nil && len(h.cfg.TLSListen) > 0 {
 		h.redirect(ex, r, host)
-		return
+		return true
 	}
 	if hasDotSegment(r.URL.Path) || hasControlByte(r.URL.Path) {
 		h.page(ex, http.StatusBadRequest)
-		return
+		return true
 	}
 	rt := h.match(host, r)
 	*verdict = rules.Verdict{Action: rules.ActionAllow, Rule: "default"}
@@ -401,34 +426,40 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if verdict.Blocked() {
 		h.blocked(ex, r, verdict)
-		return
+		return true
 	}
 	if rt == nil {
 		h.page(ex, http.StatusNotFound)
-		return
+		return true
 	}
 	ex.route = rt
 	proxy := h.proxyFor(rt, verdict.Pool)
 	if proxy == nil {
 		h.logger.Error("verdict names an unknown pool", "route", rt.Name, "pool", verdict.Pool, "rule", verdict.Rule)
 		h.page(ex, http.StatusServiceUnavailable)
-		return
+		return true
+	}
+	if lane && (rt.fresh == nil || proxy != rt.proxy) {
+		return false
 	}
 	lim := &rt.limits
 	if lim.Rate > 0 {
+		if lane && !rt.fresh.HasFresh(r, ex.scheme) {
+			return false // before the token is taken: net/http takes it
+		}
 		if ok, wait := h.limiter.Allow(rt.Name, ex.client, lim.Rate, lim.burst(), start); !ok {
 			secs := int64((wait + time.Second - 1) / time.Second)
 			ex.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
 			h.page(ex, http.StatusTooManyRequests)
-			return
+			return true
 		}
 	}
 	if r.Body != nil && r.Body != http.NoBody {
 		if lim.MaxBodyBytes > 0 && r.ContentLength > lim.MaxBodyBytes {
 			h.page(ex, http.StatusRequestEntityTooLarge)
-			return
+			return true
 		}
-		ex.body = newBodyReader(w, r, lim, start)
+		ex.body = newBodyReader(ex.ResponseWriter, r, lim, start)
 		r.Body = ex.body
 	}
 	ex.Context = r.Context()
@@ -438,10 +469,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if ex.werr != nil {
 			ex.err = ex.werr
 		}
-		return
+		return true
+	}
+	if lane {
+		// The entry went stale since HasFresh (rare): with a rate limit, net/http
+		// takes a second token for this request.
+		return false
 	}
 	ex.info.Key = h.selectionKey(rt.pool, ex.client, r)
 	proxy.ServeHTTP(ex, r.WithContext(ex))
+	return true
 }
 
 // selectionKey is what the pool hashes: the client address for ip_hash, the

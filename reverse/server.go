@@ -62,6 +62,7 @@ func orInt(v, d int) int {
 // open when Serve returns, so no proxied stream outlives it.
 type Server struct {
 	srv    *http.Server
+	lane   *Lane // serves plain listeners when the handler is a *Handler
 	plain  []net.Listener
 	secure []net.Listener
 	conns  *connSet
@@ -80,6 +81,9 @@ func Listen(cfg *Config, h http.Handler, tlsCfg *tls.Config, logger *slog.Logger
 	}
 	s := &Server{srv: NewServer(h, cfg, logger), logger: logger, conns: &connSet{m: map[*trackedConn]struct{}{}}}
 	s.srv.TLSConfig = tlsCfg
+	if rh, ok := h.(*Handler); ok {
+		s.lane = NewLane(s.srv, func() *Handler { return rh }, logger)
+	}
 	bind := func(addrs []string) ([]net.Listener, error) {
 		var out []net.Listener
 		for _, a := range addrs {
@@ -101,6 +105,15 @@ func Listen(cfg *Config, h http.Handler, tlsCfg *tls.Config, logger *slog.Logger
 		return nil, err
 	}
 	return s, nil
+}
+
+// LaneStats returns how many requests the plain listeners' lane answered and
+// how many connections it handed to net/http (zeros without a lane).
+func (s *Server) LaneStats() (answered, handedOff uint64) {
+	if s.lane == nil {
+		return 0, 0
+	}
+	return s.lane.Stats()
 }
 
 // Addrs returns the bound plain and TLS addresses.
@@ -126,7 +139,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, len(s.plain)+len(s.secure))
 	for _, l := range s.plain {
-		wg.Go(func() { errc <- s.srv.Serve(l) })
+		if s.lane != nil {
+			wg.Go(func() { errc <- s.lane.Serve(l) })
+		} else {
+			wg.Go(func() { errc <- s.srv.Serve(l) })
+		}
 	}
 	for _, l := range s.secure {
 		wg.Go(func() { errc <- s.srv.ServeTLS(l, "", "") })
@@ -138,7 +155,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownGrace)
 	defer cancel()
-	if err := s.srv.Shutdown(sctx); err != nil {
+	if s.lane != nil {
+		if err := s.lane.Shutdown(sctx); err != nil {
+			s.logger.Warn("reverse: shutdown", "err", err)
+		}
+	} else if err := s.srv.Shutdown(sctx); err != nil {
 		s.logger.Warn("reverse: shutdown", "err", err)
 		s.srv.Close()
 	}

@@ -121,7 +121,7 @@ func (e *Engine) buildAdmin(st *state) error {
 		Extra:    extra,
 		Logger:   e.log.With("door", "admin"),
 	})
-	st.listens = append(st.listens, httpListen("admin", cfg.ListenAddr(), func(s *state) http.Handler { return s.admin }, nil, nil))
+	st.listens = append(st.listens, httpListen("admin", cfg.ListenAddr(), func(s *state) http.Handler { return s.admin }, nil, nil, nil))
 	return nil
 }
 

@@ -61,7 +61,7 @@ func (e *Engine) buildForward(st *state) error {
 	st.forward = p
 	for _, addr := range full.Listen {
 		st.listens = append(st.listens, httpListen("forward", addr, func(s *state) http.Handler { return s.forward }, nil,
-			func(srv *http.Server) { srv.ReadHeaderTimeout = full.ReadHeaderTimeout }))
+			func(srv *http.Server) { srv.ReadHeaderTimeout = full.ReadHeaderTimeout }, nil))
 	}
 	return nil
 }

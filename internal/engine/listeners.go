@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/portcullis/portcullis/reverse"
 )
 
 // listenKey identifies a listener across reloads: the same kind on the same
@@ -74,8 +76,9 @@ func (e *Engine) reconcileListeners(st *state) error {
 }
 
 // httpListen returns a spec that serves HTTP on addr with the handler the current
-// state picks (so every request uses the policy current when it arrived).
-func httpListen(kind, addr string, pick func(*state) http.Handler, wrap func(net.Listener) net.Listener, tune func(*http.Server)) listenSpec {
+// state picks (so every request uses the policy current when it arrived). With
+// lane, a plain listener is served by the Lane it returns for the server.
+func httpListen(kind, addr string, pick func(*state) http.Handler, wrap func(net.Listener) net.Listener, tune func(*http.Server), lane func(*http.Server) *reverse.Lane) listenSpec {
 	return listenSpec{key: listenKey{kind, addr}, start: func(e *Engine) (*listener, error) {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -101,13 +104,20 @@ func httpListen(kind, addr string, pick func(*state) http.Handler, wrap func(net
 		if tune != nil {
 			tune(srv)
 		}
+		var ln2 *reverse.Lane
+		if lane != nil && srv.TLSConfig == nil {
+			ln2 = lane(srv)
+		}
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
 			var err error
-			if srv.TLSConfig != nil {
+			switch {
+			case srv.TLSConfig != nil:
 				err = srv.ServeTLS(ln, "", "")
-			} else {
+			case ln2 != nil:
+				err = ln2.Serve(ln)
+			default:
 				err = srv.Serve(ln)
 			}
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -115,7 +125,9 @@ func httpListen(kind, addr string, pick func(*state) http.Handler, wrap func(net
 			}
 		}()
 		return &listener{key: listenKey{kind, addr}, addr: ln.Addr(), shutdown: func(ctx context.Context) {
-			if err := srv.Shutdown(ctx); err != nil {
+			if ln2 != nil {
+				ln2.Shutdown(ctx) // closes ln and shuts srv down
+			} else if err := srv.Shutdown(ctx); err != nil {
 				srv.Close()
 			}
 			<-done

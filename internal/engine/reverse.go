@@ -83,12 +83,27 @@ func (e *Engine) buildReverse(st *state) error {
 			}
 		}
 	}
-	pick := func(s *state) http.Handler { return s.reverse }
+	pick := func(s *state) http.Handler {
+		if s.reverse == nil {
+			return nil // not a typed nil: httpListen answers 503
+		}
+		return s.reverse
+	}
+	// Plain listeners answer fresh hits on the fast lane, with the current policy's door.
+	lane := func(srv *http.Server) *reverse.Lane {
+		current := func() *reverse.Handler {
+			if s := e.cur.Load(); s != nil {
+				return s.reverse
+			}
+			return nil
+		}
+		return reverse.NewLane(srv, current, e.log.With("door", "reverse"))
+	}
 	for _, addr := range cfg.Listen {
-		st.listens = append(st.listens, httpListen("reverse", addr, pick, limit, tune(false)))
+		st.listens = append(st.listens, httpListen("reverse", addr, pick, limit, tune(false), lane))
 	}
 	for _, addr := range cfg.TLSListen {
-		st.listens = append(st.listens, httpListen("reverse-tls", addr, pick, limit, tune(true)))
+		st.listens = append(st.listens, httpListen("reverse-tls", addr, pick, limit, tune(true), nil))
 	}
 	return nil
 }

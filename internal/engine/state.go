@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/config"
+	"github.com/portcullis/portcullis/reverse"
 	"github.com/portcullis/portcullis/rules"
 )
 
@@ -27,7 +28,7 @@ type state struct {
 	pools      map[string]*pool.Pool
 	cache      *cache.Cache // nil: no cache section
 	forward    http.Handler
-	reverse    http.Handler
+	reverse    *reverse.Handler
 	reverseTLS *tls.Config
 	ca         *forward.CA     // the inspection CA, nil when nothing is inspected
 	leaves     *forward.Leaves // its leaf cache, shared across reloads
