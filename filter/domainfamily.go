@@ -2,128 +2,345 @@ package filter
 
 import (
 	"bytes"
-	"hash/maphash"
-	"math/bits"
+	"slices"
 )
 
-// Family hints. A key's family is its last two labels ("example.com" for
-// "a.b.example.com"; a one-label key is its own family). Every listed
-// ancestor of a host that has at least two labels is in the host's family,
-// and a family's keys are contiguous in sorted order. The family table maps
-// each family present to the block holding its first key, so a lookup
-// starts next to its answer instead of binary searching the whole index:
-// one probe into the table, then one or two blocks. A host whose family is
-// absent can only be covered by a one-label entry ("com"), which is rare and
-// handled by the full search.
+// A section holds units in the order of their prefix hash, in 1<<kbits
+// buckets chosen by the hash's top bits. A unit is
 //
-// The table is open addressing with linear probing over uint32 slots: from
-// the top, a fingerprint of the family's hash, a "big family" bit, and the
-// block number plus one (0 is an empty slot); it is sized for a load of 2/3,
-// so a probe for an absent family reads about five neighbouring slots. A hint is only ever a starting
-// point: a wrong one (fingerprint collision) costs a longer search, never a
-// wrong answer (see DomainSet.scanFrom).
-type familyTable struct {
-	seed      maphash.Seed
-	slots     []uint32
-	blockBits uint
-	// hasShort: some key has a single label, so a host whose family is
-	// absent still needs the full search.
-	hasShort bool
+//	fingerprint (2 bytes, little-endian: the 16 hash bits below the bucket
+//	bits), entry bytes (1 byte, at most maxUnitBytes), then its entries:
+//	the first  [key length][ancestor length][key]
+//	the others [shared prefix length][suffix length][ancestor length][suffix]
+//
+// with the keys in order and front-coded against the previous key; the
+// ancestor length is that of the key's shortest listed ancestor-or-self
+// in the unit. Units of a bucket are in fingerprint order, so a scan stops
+// at the first larger one. The data is held in 1<<dbits groups of
+// consecutive buckets. A lookup reads the bucket's bounds from the bucket
+// index (coarse + fine, about two bytes a bucket, which stays in the CPU
+// cache) and then the bucket: one random memory read.
+type section struct {
+	groups [][]byte // the data of each group of buckets
+	coarse []uint32 // start of every 1<<cbits-th bucket, in its group
+	fine   []uint16 // bucket start minus its coarse start
+	kbits  uint8
+	cbits  uint8
+	dbits  uint8
 }
 
-// familyLen returns the length of key's family prefix: up to its second
-// separator, or the whole key.
-func familyLen(key []byte) int { return labelsLen(key, 2) }
+// fingerprint is the unit fingerprint of hash h in a section of 1<<kbits
+// buckets.
+func fingerprint(h uint64, kbits uint) uint16 { return uint16(h >> (48 - kbits)) }
 
-// labelsLen returns the length of key's first n labels (in key order, so
-// the host's last n labels), or len(key) when it has no more.
-func labelsLen(key []byte, n int) int {
-	off := 0
-	for ; n > 0; n-- {
-		i := bytes.IndexByte(key[off:], keySep)
-		if i < 0 {
-			return len(key)
+// newSection compresses the bucket starts (offsets in their group) into
+// the coarse and fine index, with coarse steps as large as the two-byte
+// fine offsets allow (and never crossing a group).
+func newSection(groups [][]byte, starts []uint32, kbits, dbits uint) section {
+	nb := len(starts)
+	g := min(uint(8), kbits-dbits)
+	for ; g > 0; g-- {
+		ok := true
+		for i := 0; i < nb && ok; i += 1 << g {
+			ok = starts[i+1<<g-1]-starts[i] <= 0xffff
 		}
-		off += i + 1
-	}
-	return off - 1
-}
-
-// familyRecord is collected while building: the hash of a family (or of a
-// three-label subfamily of a big family) and the block holding its first key.
-type familyRecord struct {
-	hash  uint64
-	block uint32
-	big   bool
-}
-
-// A family whose keys span this many blocks or more is big: the table also
-// holds its three-label subfamilies ("x.blogspot.com" under
-// "blogspot.com"), so a lookup jumps to the right one of its blocks.
-const bigFamilyBlocks = 3
-
-func newFamilyTable(seed maphash.Seed, recs []familyRecord, blocks int, hasShort bool) familyTable {
-	t := familyTable{seed: seed, hasShort: hasShort, blockBits: uint(bits.Len(uint(blocks)+1)) + 1}
-	if len(recs) == 0 {
-		return t
-	}
-	t.slots = make([]uint32, len(recs)+len(recs)/2+1)
-	for _, r := range recs {
-		slot := t.fingerprint(r.hash)<<t.blockBits | (r.block + 1)
-		if r.big {
-			slot |= t.bigBit()
+		if ok {
+			break
 		}
-		for i := t.start(r.hash); ; i = t.next(i) {
-			if t.slots[i] == 0 {
-				t.slots[i] = slot
-				break
+	}
+	s := section{groups: groups, kbits: uint8(kbits), cbits: uint8(g), dbits: uint8(dbits)}
+	s.coarse = make([]uint32, nb>>g)
+	s.fine = make([]uint16, nb)
+	for i, st := range starts {
+		if i&(1<<g-1) == 0 {
+			s.coarse[i>>g] = st
+		}
+		s.fine[i] = uint16(st - s.coarse[i>>g])
+	}
+	return s
+}
+
+func (s *section) sizeBytes() int {
+	n := 4*cap(s.coarse) + 2*cap(s.fine) + 24*cap(s.groups)
+	for _, g := range s.groups {
+		n += cap(g)
+	}
+	return n
+}
+
+// find answers for the key q whose unit prefix is q[:ul], of hash h: is
+// q (exact) or a parent of q in that unit (ancestors above the unit prefix
+// are the caller's).
+func (s *section) find(h uint64, q []byte, ul int, exact bool) bool {
+	i := int(h >> (64 - s.kbits))
+	data := s.groups[i>>(s.kbits-s.dbits)]
+	pos := int(s.coarse[i>>s.cbits]) + int(s.fine[i])
+	if i++; i&(1<<(s.kbits-s.dbits)-1) != 0 { // not the group's last bucket
+		data = data[:int(s.coarse[i>>s.cbits])+int(s.fine[i])]
+	}
+	fp := fingerprint(h, uint(s.kbits))
+	for pos+5 <= len(data) {
+		ufp := uint16(data[pos]) | uint16(data[pos+1])<<8
+		ulen := int(data[pos+2])
+		if ufp > fp {
+			return false
+		}
+		if ufp == fp {
+			unit := data[pos+3 : pos+3+ulen]
+			if first := unit[2 : 2+int(unit[0])]; underPrefix(first, q[:ul]) {
+				return matchUnit(unit, q, exact)
 			}
 		}
+		pos += 3 + ulen
+	}
+	return false
+}
+
+// underPrefix reports whether prefix is key or a parent of key.
+func underPrefix(key, prefix []byte) bool {
+	return len(key) >= len(prefix) && string(key[:len(prefix)]) == string(prefix) &&
+		(len(key) == len(prefix) || key[len(prefix)] == keySep)
+}
+
+// matchUnit finds q's predecessor P among the unit's keys (the last key
+// <= q) and answers from it: any listed parent A of q in the unit sorts
+// before q with only keys under A in between, so P is under A too, and
+// P's shortest listed ancestor is a parent of q. It tracks m = lcp(P, q)
+// without rebuilding keys: a key sharing fewer bytes with its predecessor
+// than m sorts after q; one sharing more sorts before q with the same lcp.
+func matchUnit(unit []byte, q []byte, exact bool) bool {
+	var (
+		m, pLen, pAnc int
+		pNext         byte
+		found         bool
+	)
+	for pos := 0; pos < len(unit); {
+		var shared, sl, anc int
+		if pos == 0 {
+			sl, anc = int(unit[0]), int(unit[1])
+			pos = 2
+		} else {
+			shared, sl, anc = int(unit[pos]), int(unit[pos+1]), int(unit[pos+2])
+			pos += 3
+		}
+		suffix := unit[pos : pos+sl]
+		pos += sl
+		if shared < m {
+			break // it differs from q earlier than P does: it sorts after q
+		}
+		if shared > m {
+			pLen, pAnc, found = shared+sl, anc, true
+			continue
+		}
+		// shared == m: compare the suffix with q[m:].
+		j := commonPrefix(suffix, q[m:])
+		if j < len(suffix) && (m+j == len(q) || suffix[j] > q[m+j]) {
+			break // this key sorts after q
+		}
+		m += j
+		pLen, pAnc, found = shared+sl, anc, true
+		if j < len(suffix) {
+			pNext = suffix[j]
+		}
+		if m == len(q) && pLen == len(q) {
+			return true // q itself
+		}
+	}
+	if exact || !found {
+		return false
+	}
+	// l: the longest common prefix of P and q that ends at a label
+	// boundary of both; any listed parent of q is a boundary prefix of it.
+	l := m
+	if !((m == pLen || pNext == keySep) && (m == len(q) || q[m] == keySep)) {
+		l = bytes.LastIndexByte(q[:m], keySep)
+	}
+	return l > 0 && pAnc <= l
+}
+
+// sectionWriter appends the units of one group in hash order and records
+// bucket starts.
+type sectionWriter struct {
+	data      []byte
+	starts    []uint32 // shared by the writers of one section
+	kbits     uint
+	next, end int // next bucket start to record; one past the group's last bucket
+	n         int // distinct keys written
+}
+
+// unit writes the unit of sorted keys u (duplicates allowed) whose prefix
+// hash is h, or reports false, writing nothing, when it is too large.
+func (w *sectionWriter) unit(h uint64, keys []byte, u []pent) bool {
+	for b := int(h >> (64 - w.kbits)); w.next <= b; w.next++ {
+		w.starts[w.next] = uint32(len(w.data))
+	}
+	pos := len(w.data)
+	fp := fingerprint(h, w.kbits)
+	w.data = append(w.data, byte(fp), byte(fp>>8), 0)
+	var n int
+	w.data, n = encodeUnit(w.data, keys, u)
+	ulen := len(w.data) - pos - 3
+	if ulen > maxUnitBytes {
+		w.data = w.data[:pos]
+		return false
+	}
+	w.data[pos+2] = byte(ulen)
+	w.n += n
+	return true
+}
+
+// finish records the starts of the group's remaining (empty) buckets.
+func (w *sectionWriter) finish() {
+	for ; w.next < w.end; w.next++ {
+		w.starts[w.next] = uint32(len(w.data))
+	}
+}
+
+// encodeUnit appends the entries of sorted keys u (see section), skipping
+// duplicates, and returns the number written; it stops early once past
+// maxUnitBytes. ancestors holds the lengths of the listed keys that are
+// boundary prefixes of the previous key, shortest first: a parent sorts
+// right before its subdomains, so this chain is all that can cover the
+// next key, and a chain element of length a covers key k iff
+// a <= lcp(prev, k) and k ends or has a label boundary at a.
+func encodeUnit(dst, keys []byte, u []pent) ([]byte, int) {
+	var (
+		ancestors [MaxDomainLen/2 + 2]int
+		depth     int
+		prev      []byte
+		n         int
+	)
+	start := len(dst)
+	for i, e := range u {
+		k := keys[e.off : e.off+uint32(e.n)]
+		lcp := commonPrefix(prev, k)
+		if i > 0 && lcp == len(k) && lcp == len(prev) {
+			continue // duplicate
+		}
+		for depth > 0 {
+			a := ancestors[depth-1]
+			if a <= lcp && (a == len(k) || k[a] == keySep) {
+				break
+			}
+			depth--
+		}
+		anc := len(k)
+		if depth > 0 {
+			anc = ancestors[0]
+		}
+		ancestors[depth] = len(k)
+		depth++
+		if i == 0 {
+			dst = append(dst, byte(len(k)), byte(anc))
+			dst = append(dst, k...)
+		} else {
+			dst = append(dst, byte(lcp), byte(len(k)-lcp), byte(anc))
+			dst = append(dst, k[lcp:]...)
+		}
+		prev = k
+		n++
+		if len(dst)-start > maxUnitBytes {
+			break
+		}
+	}
+	return dst, n
+}
+
+// splitTable holds the split prefixes (see DomainSet): open addressing
+// over pointer-free slots, the prefixes in one byte pool.
+type splitTable struct {
+	slots []splitSlot
+	pool  []byte
+}
+
+type splitSlot struct {
+	h    uint64
+	off  uint32
+	n    uint8 // prefix length; 0 marks an empty slot
+	root bool
+}
+
+func newSplitTable(entries []splitEntry) splitTable {
+	if len(entries) == 0 {
+		return splitTable{}
+	}
+	size := 4
+	for size < 2*len(entries) {
+		size *= 2
+	}
+	t := splitTable{slots: make([]splitSlot, size)}
+	for _, e := range entries {
+		i := int(e.h) & (size - 1)
+		for t.slots[i].n != 0 {
+			i = (i + 1) & (size - 1)
+		}
+		t.slots[i] = splitSlot{h: e.h, off: uint32(len(t.pool)), n: uint8(len(e.prefix)), root: e.root}
+		t.pool = append(t.pool, e.prefix...)
 	}
 	return t
 }
 
-// bigBit marks a big family's slot; it is the top bit of the block field.
-func (t *familyTable) bigBit() uint32 { return 1 << (t.blockBits - 1) }
-
-// start maps a hash onto the table (Lemire's multiply-shift range reduction).
-func (t *familyTable) start(h uint64) int {
-	return int((h & 0xffffffff) * uint64(len(t.slots)) >> 32)
-}
-
-func (t *familyTable) next(i int) int {
-	if i++; i == len(t.slots) {
-		return 0
-	}
-	return i
-}
-
-// fingerprint takes the hash bits the slot has room for (none when the block
-// number needs all 32: then every occupied slot is a candidate).
-func (t *familyTable) fingerprint(h uint64) uint32 {
-	if t.blockBits >= 32 {
-		return 0
-	}
-	return uint32(h>>32) & (1<<(32-t.blockBits) - 1)
-}
-
-// hint returns the block holding the first key of the family (or
-// subfamily) prefix, or -1 when it is not in the set, and whether it is a
-// big family.
-func (t *familyTable) hint(prefix []byte) (block int, big bool) {
-	if len(t.slots) == 0 {
-		return -1, false
-	}
-	h := maphash.Bytes(t.seed, prefix)
-	fp := t.fingerprint(h)
-	blockMask := t.bigBit() - 1
-	for i := t.start(h); ; i = t.next(i) {
-		slot := t.slots[i]
-		if slot == 0 {
-			return -1, false
+// find reports whether prefix (of hash h) is split, and whether it is
+// listed itself.
+func (t *splitTable) find(h uint64, prefix []byte) (split, root bool) {
+	mask := len(t.slots) - 1
+	for i := int(h) & mask; ; i = (i + 1) & mask {
+		s := &t.slots[i]
+		if s.n == 0 {
+			return false, false
 		}
-		if slot>>t.blockBits == fp {
-			return int(slot&blockMask) - 1, slot&t.bigBit() != 0
+		if s.h == h && int(s.n) == len(prefix) && string(t.pool[s.off:s.off+uint32(s.n)]) == string(prefix) {
+			return true, s.root
 		}
 	}
 }
+
+func (t *splitTable) sizeBytes() int { return 16*cap(t.slots) + cap(t.pool) }
+
+// labelTable is a sorted set of one-label keys.
+type labelTable struct {
+	pool []byte
+	offs []uint32 // key i is pool[offs[i]:offs[i+1]]
+}
+
+// newLabelTable sorts and deduplicates records (length byte, key).
+func newLabelTable(recs []byte) labelTable {
+	var keys [][]byte
+	for len(recs) > 0 {
+		n := int(recs[0])
+		keys = append(keys, recs[2:2+n])
+		recs = recs[2+n:]
+	}
+	if len(keys) == 0 {
+		return labelTable{}
+	}
+	slices.SortFunc(keys, bytes.Compare)
+	keys = slices.CompactFunc(keys, bytes.Equal)
+	t := labelTable{offs: make([]uint32, 0, len(keys)+1)}
+	for _, k := range keys {
+		t.offs = append(t.offs, uint32(len(t.pool)))
+		t.pool = append(t.pool, k...)
+	}
+	t.offs = append(t.offs, uint32(len(t.pool)))
+	return t
+}
+
+func (t *labelTable) len() int { return max(len(t.offs)-1, 0) }
+
+func (t *labelTable) has(key []byte) bool {
+	lo, hi := 0, t.len()
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		switch c := bytes.Compare(t.pool[t.offs[mid]:t.offs[mid+1]], key); {
+		case c == 0:
+			return true
+		case c < 0:
+			lo = mid + 1
+		default:
+			hi = mid
+		}
+	}
+	return false
+}
+
+func (t *labelTable) sizeBytes() int { return cap(t.pool) + 4*cap(t.offs) }

@@ -1,6 +1,10 @@
 package filter
 
-import "bytes"
+import (
+	"encoding/binary"
+	"hash/maphash"
+	"math/bits"
+)
 
 // Len returns the number of distinct domains in the set.
 func (s *DomainSet) Len() int {
@@ -15,7 +19,11 @@ func (s *DomainSet) SizeBytes() int {
 	if s == nil {
 		return 0
 	}
-	return cap(s.data) + 4*cap(s.fam.slots)
+	n := s.splits.sizeBytes() + s.tlds.sizeBytes()
+	for i := range s.levels {
+		n += s.levels[i].sizeBytes()
+	}
+	return n
 }
 
 // Match reports whether host or one of its parent domains is in the set.
@@ -37,14 +45,16 @@ func hostKey(buf *[MaxDomainLen]byte, host string) (key []byte, ok bool) {
 	return k.key, ok
 }
 
-// queryKey is a host's key with the lengths of its family (last two labels)
-// and subfamily (last three) prefixes.
+// queryKey is a host's key with the lengths of its last-label (TLD) and
+// family (last two labels) prefixes.
 type queryKey struct {
 	key      []byte
-	fam, sub int
+	tld, fam int
 }
 
-// hostKeyLabels is hostKey, also finding the family prefixes on the way.
+// hostKeyLabels is hostKey, also finding the TLD and family prefixes on
+// the way. It works on eight bytes at a time (hostKeyWord); the bytes left
+// over at the start of the host go through hostKeyByte.
 func hostKeyLabels(buf *[MaxDomainLen]byte, host string) (queryKey, bool) {
 	if len(host) > 0 && host[len(host)-1] == '.' {
 		host = host[:len(host)-1]
@@ -53,39 +63,77 @@ func hostKeyLabels(buf *[MaxDomainLen]byte, host string) (queryKey, bool) {
 	if n == 0 || n > MaxDomainLen {
 		return queryKey{}, false
 	}
-	key := buf[:n]
+	q := queryKey{key: buf[:n], tld: n, fam: n}
 	seps := 0
-	q := queryKey{fam: n, sub: n}
-	for i := range key {
-		c := host[n-1-i]
-		switch {
-		case c == '.':
-			c = keySep
-			if seps++; seps == 2 {
-				q.fam = i
-			} else if seps == 3 {
-				q.sub = i
-			}
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		case c <= keySep:
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		w, dots, ok := hostKeyWord(binary.LittleEndian.Uint64([]byte(host[n-i-8 : n-i])))
+		if !ok {
 			return queryKey{}, false
 		}
-		key[i] = c
+		binary.LittleEndian.PutUint64(buf[i:], w)
+		for ; dots != 0 && seps < 2; dots &= dots - 1 {
+			if seps++; seps == 1 {
+				q.tld = i + bits.TrailingZeros64(dots)/8
+			} else {
+				q.fam = i + bits.TrailingZeros64(dots)/8
+			}
+		}
 	}
-	q.key = key
+	for ; i < n; i++ {
+		c, ok := hostKeyByte(host[n-1-i])
+		if !ok {
+			return queryKey{}, false
+		}
+		if c == keySep {
+			if seps++; seps == 1 {
+				q.tld = i
+			} else if seps == 2 {
+				q.fam = i
+			}
+		}
+		buf[i] = c
+	}
 	return q, true
 }
 
-// pred describes the predecessor P of a query q: the last key <= q.
-type pred struct {
-	found bool // P exists in the block (false: the block's head is > q)
-	exact bool // P == q
-	m     int  // lcp(P, q)
-	pLen  int  // len(P)
-	pAnc  int  // length of P's shortest listed ancestor-or-self
-	pNext byte // P[m] when m < pLen
-	end   bool // every key of the block is <= q: P may lie further on
+// hostKeyByte maps one host byte to its key byte: '.' to keySep, ASCII
+// upper case to lower case. ok is false for bytes no key holds (a host with
+// one cannot be listed): at or below keySep, or above 'z'.
+func hostKeyByte(c byte) (byte, bool) {
+	switch {
+	case c == '.':
+		return keySep, true
+	case c <= keySep || c > 'z':
+		return 0, false
+	case 'A' <= c && c <= 'Z':
+		return c + 'a' - 'A', true
+	}
+	return c, true
+}
+
+// hostKeyWord is hostKeyByte on the eight bytes of w (loaded little-endian
+// from the host), which it also reverses; dots has 0x80 set in every byte
+// of the result that came from a '.'.
+func hostKeyWord(w uint64) (key, dots uint64, ok bool) {
+	const (
+		ones = 0x0101010101010101
+		high = 0x8080808080808080
+		low7 = 0x7f7f7f7f7f7f7f7f
+	)
+	w = bits.ReverseBytes64(w)
+	// zero has 0x80 in exactly the bytes of x that are zero.
+	zero := func(x uint64) uint64 { return ^((x&low7 + low7) | x | low7) }
+	lo := w & low7
+	// Bytes >= 0x80 or > 'z', and bytes <= keySep, hold no key.
+	if w&high|(lo+(0x80-'z'-1)*ones)&high|zero(w&^ones) != 0 {
+		return 0, 0, false
+	}
+	upper := (lo + (0x80-'A')*ones) &^ (lo + (0x80-'Z'-1)*ones) & high
+	dots = zero(w ^ '.'*ones)
+	w |= upper >> 2                 // +0x20
+	w ^= dots >> 7 * ('.' ^ keySep) // '.' -> keySep
+	return w, dots, true
 }
 
 func (s *DomainSet) lookup(host string, exact bool) bool {
@@ -97,139 +145,30 @@ func (s *DomainSet) lookup(host string, exact bool) bool {
 	if !ok {
 		return false
 	}
-	q, fl := qk.key, qk.fam
-	var p pred
-	switch hint, big := s.fam.hint(q[:fl]); {
-	case hint >= 0 && big && fl < len(q):
-		// A big family: go to q's three-label subfamily. When it is
-		// absent, only the family's root (or a one-label entry) can
-		// cover q, so q's answer is its root's.
-		if sub, _ := s.fam.hint(q[:qk.sub]); sub >= 0 {
-			p = s.scanFrom(sub, q)
-		} else if exact {
-			return false
-		} else {
-			q = q[:fl]
-			p = s.scanFrom(hint, q)
-		}
-	case hint >= 0:
-		p = s.scanFrom(hint, q)
-	case s.fam.hasShort:
-		p = s.scanFrom(s.searchBlock(q), q)
-	default:
-		return false // no listed name shares q's last two labels
+	q := qk.key
+	if qk.tld == len(q) { // one label
+		return s.tlds.has(q)
 	}
-	if p.exact {
+	if !exact && len(s.tlds.offs) > 0 && s.tlds.has(q[:qk.tld]) {
 		return true
 	}
-	if exact || !p.found {
-		return false
+	ul := qk.fam
+	h := maphash.Bytes(s.seed, q[:ul])
+	if len(s.splits.slots) == 0 {
+		return s.levels[0].find(h, q, ul, exact)
 	}
-	// l: the longest common prefix of P and q that ends at a label
-	// boundary of both; any listed parent of q is a boundary prefix of it.
-	l := p.m
-	if !((p.m == p.pLen || p.pNext == keySep) && (p.m == len(q) || q[p.m] == keySep)) {
-		l = bytes.LastIndexByte(q[:p.m], keySep)
+	level := 0
+	for {
+		split, root := s.splits.find(h, q[:ul])
+		if !split {
+			break
+		}
+		if ul == len(q) || root && !exact {
+			return root
+		}
+		level++
+		ul = labelsLen(q, level+2)
+		h = maphash.Bytes(s.seed, q[:ul])
 	}
-	return l > 0 && p.pAnc <= l
-}
-
-// scanFrom returns q's predecessor, starting at block b (a family hint or
-// a search result; -1 means q sorts before every key). The result is exact
-// whatever b is: a block whose head is past q sends it to the full search,
-// and a block all of whose keys are <= q to the next blocks.
-func (s *DomainSet) scanFrom(b int, q []byte) pred {
-	if b < 0 {
-		return pred{}
-	}
-	p := s.scanBlock(b, q)
-	if !p.found {
-		// Block b's head is past q: q sorts before its family's first key,
-		// which heads block b (the family's root is not listed:
-		// "m.example.com" is, q is "example.com"), so the answer is
-		// usually in the block before; or the hint is a fingerprint
-		// collision: search.
-		if b > 0 && bytes.Compare(s.head(b-1), q) <= 0 {
-			b--
-		} else if b = s.searchBlock(q); b < 0 {
-			return pred{}
-		}
-		p = s.scanBlock(b, q)
-	}
-	if !p.end || b+1 >= s.blocks() || bytes.Compare(s.head(b+1), q) > 0 {
-		return p
-	}
-	// The family runs on: gallop to the last block whose head is <= q.
-	step := 1
-	for b+2*step < s.blocks() && bytes.Compare(s.head(b+2*step), q) <= 0 {
-		step *= 2
-	}
-	return s.scanBlock(s.searchBlocks(b+step, min(b+2*step, s.blocks()), q), q)
-}
-
-// scanBlock finds q's predecessor among block b's keys (found is false when
-// even the head is > q). It tracks m = lcp(P, q) without rebuilding keys: a key sharing
-// fewer bytes with its predecessor than m sorts after q; one sharing more
-// sorts before q with the same lcp.
-func (s *DomainSet) scanBlock(b int, q []byte) pred {
-	data := s.data[b*blockBytes : (b+1)*blockBytes]
-	var p pred
-	for pos := 0; pos+entryHeader <= len(data); {
-		shared, sl, anc := int(data[pos]), int(data[pos+1]), int(data[pos+2])
-		if sl == 0 {
-			break // padding
-		}
-		suffix := data[pos+entryHeader : pos+entryHeader+sl]
-		pos += entryHeader + sl
-		if shared < p.m {
-			return p // it differs from q earlier than P does: it sorts after q
-		}
-		if shared > p.m {
-			p.pLen, p.pAnc, p.found = shared+sl, anc, true
-			continue
-		}
-		// shared == m: compare the suffix with q[m:].
-		j := commonPrefix(suffix, q[p.m:])
-		if j < len(suffix) && (p.m+j == len(q) || suffix[j] > q[p.m+j]) {
-			return p // this key sorts after q
-		}
-		p.m += j
-		p.pLen, p.pAnc, p.found = shared+sl, anc, true
-		if j < len(suffix) {
-			p.pNext = suffix[j]
-		}
-		if p.m == len(q) && p.pLen == len(q) {
-			p.exact = true
-			return p
-		}
-	}
-	p.end = true
-	return p
-}
-
-// searchBlock returns the last block whose head is <= q, or -1: a binary
-// search over the block heads, for hosts the family table cannot place.
-func (s *DomainSet) searchBlock(q []byte) int { return s.searchBlocks(0, s.blocks(), q) }
-
-// searchBlocks returns the last block in [lo-1, hi) whose head is <= q,
-// knowing that block lo-1's head is (or lo is 0: then -1 means none).
-func (s *DomainSet) searchBlocks(lo, hi int, q []byte) int {
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if bytes.Compare(s.head(mid), q) <= 0 {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	return lo - 1
-}
-
-func (s *DomainSet) blocks() int { return len(s.data) / blockBytes }
-
-// head returns block b's first key, stored whole.
-func (s *DomainSet) head(b int) []byte {
-	off := b * blockBytes
-	n := int(s.data[off+1])
-	return s.data[off+entryHeader : off+entryHeader+n]
+	return level < len(s.levels) && s.levels[level].find(h, q, ul, exact)
 }

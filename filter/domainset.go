@@ -1,12 +1,11 @@
 package filter
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"hash/maphash"
-	"math"
 	"math/bits"
-	"slices"
 )
 
 // Keys. A domain is stored character-reversed with every '.' replaced by
@@ -19,13 +18,6 @@ const (
 	// MaxDomainLen is the longest domain name a DomainSet stores (RFC 1035
 	// presentation form without the trailing dot).
 	MaxDomainLen = 253
-	// blockBytes is the size of a block of front-coded keys: four cache
-	// lines, enough for the longest key with its header (3+253 bytes).
-	blockBytes = 256
-	// entryHeader is the per-key header inside a block: shared prefix length
-	// with the previous key, suffix length, and the length of the key's
-	// shortest listed ancestor-or-self.
-	entryHeader = 3
 )
 
 // ErrInvalidDomain is returned (wrapped) by DomainSetBuilder.Add for an entry
@@ -34,8 +26,12 @@ const (
 var ErrInvalidDomain = errors.New("invalid domain")
 
 // ErrSetTooLarge is returned by DomainSetBuilder.Add once the builder holds
-// 4 GiB of keys (about 200 million domains).
+// 3 GiB of keys (well over 100 million domains).
 var ErrSetTooLarge = errors.New("domain set too large")
+
+// maxRawBytes bounds the builder's key bytes, keeping every offset in the
+// encoded set well inside a uint32.
+const maxRawBytes = 3 << 30
 
 // domainByte reports which bytes a stored domain may hold (after lowercasing):
 // letters, digits, '-', '_' and ':' (IPv6 literals). '.' is handled apart.
@@ -43,38 +39,44 @@ func domainByte(c byte) bool {
 	return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == ':'
 }
 
-// DomainSet is an immutable, pointer-free index of domain names. Match gives
-// subdomain semantics (a listed "example.com" matches "example.com" and
-// "a.b.example.com", never "xample.com" or "example.com.evil"); MatchExact
-// matches listed names only. It is safe for concurrent use and neither
-// method allocates.
+// DomainSet is an immutable index of domain names, without pointers per
+// entry. Match gives subdomain semantics (a listed "example.com" matches
+// "example.com" and "a.b.example.com", never "xample.com" or
+// "example.com.evil"); MatchExact matches listed names only. It is safe for
+// concurrent use and neither method allocates.
 //
-// Layout: the sorted keys (see keySep) are front-coded in fixed-size blocks
-// of blockBytes inside one []byte, each block starting with a whole key, so
-// block b starts at b*blockBytes and needs no offset table. A family table
-// (see familyTable) sends a lookup straight to the block where the host's
-// registered-domain family starts: one table probe and one block read for
-// most lookups. Each key also records the length of its shortest listed
-// ancestor, which lets Match answer from the host's predecessor alone however
-// the list overlaps (example.com and m.example.com both listed).
+// Layout (see section): keys are grouped into units, a unit being every
+// key under one family (the last two labels, "example.com" for
+// "a.b.example.com"), front-coded in key order. Units are laid out in the
+// order of their family's hash, so a small bucket index (two bytes per
+// bucket, small enough to stay in the CPU cache) sends a lookup straight to
+// the few units sharing its hash bucket: one random memory read for most
+// lookups. Each key records the length of its shortest listed ancestor in
+// the unit, which lets Match answer from the host's predecessor alone
+// however the list overlaps (example.com and m.example.com both listed).
+// A family too large for one unit (a public suffix such as co.uk, a
+// hosting platform with thousands of listed users) is split: its keys go
+// to units one label deeper, in the next level's section, recursively; the
+// split prefixes are in a small table (splitTable). One-label entries
+// ("com") live in a sorted table of their own.
 type DomainSet struct {
-	data []byte // len(data) = blocks * blockBytes; zero bytes pad each block
-	fam  familyTable
-	n    int
+	seed   maphash.Seed
+	levels []section  // levels[i]: units of i+2 labels
+	splits splitTable // split prefixes, and whether each is listed itself
+	tlds   labelTable // one-label entries
+	n      int
 }
 
 // DomainSetBuilder collects domains for a DomainSet. Entries may come in any
 // order, repeat and overlap. The zero value is ready to use. A builder is not
 // safe for concurrent use.
 type DomainSetBuilder struct {
-	arena []byte
-	ents  []builderEntry
-}
-
-type builderEntry struct {
-	pre uint64 // first 8 key bytes, big-endian, zero padded
-	off uint32 // key position in arena
-	n   uint8  // key length
+	seed   maphash.Seed
+	seeded bool
+	store  recordStore
+	tlds   []byte // one-label keys, as records
+	count  int    // entries added, duplicates included
+	raw    int    // key bytes added
 }
 
 // Add adds one domain. Accepted forms: "example.com", ".example.com",
@@ -86,7 +88,19 @@ func (b *DomainSetBuilder) Add(domain string) error {
 }
 
 // Len returns the number of entries added so far, duplicates included.
-func (b *DomainSetBuilder) Len() int { return len(b.ents) }
+func (b *DomainSetBuilder) Len() int { return b.count }
+
+// Grow reserves room for about n more domains of keyBytes bytes in all, as
+// a hint (LoadList passes the file size); it never changes the result.
+func (b *DomainSetBuilder) Grow(n, keyBytes int) {
+	b.store.slabSize = min(max(keyBytes/16, 64<<10), 8<<20)
+}
+
+func (b *DomainSetBuilder) init() {
+	if !b.seeded {
+		b.seed, b.seeded = maphash.MakeSeed(), true
+	}
+}
 
 // addDomain is Add for strings and byte slices alike (list loading adds
 // lines straight from the read buffer).
@@ -104,22 +118,23 @@ func addDomain[T string | []byte](b *DomainSetBuilder, d T) error {
 	if n == 0 || n > MaxDomainLen {
 		return ErrInvalidDomain
 	}
-	if uint64(len(b.arena))+uint64(n) > math.MaxUint32 {
-		return ErrSetTooLarge
-	}
-	start := len(b.arena)
-	b.arena = growBytes(b.arena, n)[:start+n]
-	key := b.arena[start:]
+	var buf [MaxDomainLen]byte
+	key := buf[:n]
 	prevDot := true // at the end of the key: an empty last label is invalid
+	fam, seps := n, 0
 	for i := 0; i < n; i++ {
-		c := d[i]
+		c := d[n-1-i]
 		switch {
+		case 'a' <= c && c <= 'z':
+			prevDot = false
 		case c == '.':
 			if prevDot {
-				b.arena = b.arena[:start]
 				return ErrInvalidDomain
 			}
 			prevDot = true
+			if seps++; seps == 2 {
+				fam = i
+			}
 			c = keySep
 		case 'A' <= c && c <= 'Z':
 			prevDot = false
@@ -127,176 +142,122 @@ func addDomain[T string | []byte](b *DomainSetBuilder, d T) error {
 		case domainByte(c):
 			prevDot = false
 		default:
-			b.arena = b.arena[:start]
 			return ErrInvalidDomain
 		}
-		key[n-1-i] = c
+		key[i] = c
 	}
 	if prevDot {
-		b.arena = b.arena[:start]
 		return ErrInvalidDomain
 	}
-	if len(b.ents) == cap(b.ents) {
-		b.ents = slices.Grow(b.ents, max(1024, len(b.ents)))
+	if b.raw+n > maxRawBytes {
+		return ErrSetTooLarge
 	}
-	b.ents = append(b.ents, builderEntry{pre: prefix64(key), off: uint32(start), n: uint8(n)})
+	b.init()
+	b.raw += n
+	b.count++
+	if seps == 0 {
+		b.tlds = appendRecord(b.tlds, key, n)
+		return nil
+	}
+	b.store.add(maphash.Bytes(b.seed, key[:fam]), key, fam)
 	return nil
 }
 
-// growBytes makes room for n more bytes, doubling: append's growth factor
-// for large slices (1.25) would copy a multi-gigabyte total for a 5 M list.
-func growBytes(b []byte, n int) []byte {
-	if cap(b)-len(b) >= n {
-		return b
+// recordStore holds keys as records (key length, unit prefix length, key)
+// in partitions chosen by the top partBits of the unit prefix hash, each a
+// list of small chunks: a build sorts and encodes one partition at a time,
+// in cache, and nothing is copied twice.
+type recordStore struct {
+	parts    [][][]byte // per partition, its chunks
+	partN    []int      // records per partition
+	slab     []byte     // where new chunks are cut from
+	slabSize int
+	count    int
+	bytes    int
+}
+
+// Build-time partitioning: the top partBits of a unit prefix hash pick the
+// partition; chunkBytes is the size of a partition chunk.
+const (
+	partBits   = 10
+	partCount  = 1 << partBits
+	chunkBytes = 4 << 10
+)
+
+func (st *recordStore) add(h uint64, key []byte, ul int) {
+	if st.parts == nil {
+		st.parts = make([][][]byte, partCount)
+		st.partN = make([]int, partCount)
 	}
-	return slices.Grow(b, max(n, len(b), 4096))
-}
-
-// Grow reserves room for about n more domains of keyBytes bytes in all, as
-// a hint (LoadList passes the file size); it never changes the result.
-func (b *DomainSetBuilder) Grow(n, keyBytes int) {
-	b.arena = slices.Grow(b.arena, max(keyBytes, 0))
-	b.ents = slices.Grow(b.ents, max(n, 0))
-}
-
-// prefix64 returns the first 8 bytes of key as a big-endian integer, zero
-// padded; keys never hold a zero byte, so comparing prefixes orders keys.
-func prefix64(key []byte) uint64 {
-	if len(key) >= 8 {
-		return binary.BigEndian.Uint64(key)
-	}
-	var p [8]byte
-	copy(p[:], key)
-	return binary.BigEndian.Uint64(p[:])
-}
-
-// Build sorts and compresses the collected domains into a DomainSet and
-// resets the builder (its memory is released).
-func (b *DomainSetBuilder) Build() *DomainSet {
-	arena, ents := b.arena, b.ents
-	b.arena, b.ents = nil, nil
-	sortEntries(ents, arena)
-	return encodeSet(ents, arena, maphash.MakeSeed())
-}
-
-// endFamily closes the family whose record is fams[fam] when the next key
-// (in block next) starts another: a big family is marked and its
-// subfamilies recorded.
-func endFamily(fams []familyRecord, fam int, subs []familyRecord, next uint32) []familyRecord {
-	if fam >= len(fams) || fams[fam].block+bigFamilyBlocks > next {
-		return fams
-	}
-	fams[fam].big = true
-	return append(fams, subs...)
-}
-
-// padBlock fills the current block with zeros: a zero header (no suffix)
-// ends a block's keys.
-func padBlock(data []byte) []byte {
-	used := len(data) % blockBytes
-	if used == 0 {
-		return data
-	}
-	n := blockBytes - used
-	data = growBytes(data, n)
-	data = data[:len(data)+n]
-	clear(data[len(data)-n:])
-	return data
-}
-
-// sortEntries sorts by key: a radix sort on the first 8 key bytes, then,
-// inside each run of equal bytes, on the next 8, and so on. Comparing whole
-// keys instead would read the arena at random O(n log n) times. It leaves
-// pre holding a deeper chunk for entries in such runs; Build recomputes
-// what it needs from the keys.
-func sortEntries(ents []builderEntry, arena []byte) {
-	var tmp []builderEntry
-	if len(ents) >= radixMin {
-		tmp = make([]builderEntry, len(ents))
-	}
-	sortByPre(ents, tmp)
-	sortTies(ents, arena, 8, tmp)
-}
-
-// radixMin is the run length from which a radix sort beats pdqsort.
-const radixMin = 256
-
-// sortTies sorts every run of entries whose keys agree on their first depth
-// bytes (their pre is equal) by the following 8 bytes, recursively.
-func sortTies(ents []builderEntry, arena []byte, depth int, tmp []builderEntry) {
-	for i := 0; i < len(ents); {
-		j := i + 1
-		long := int(ents[i].n) > depth
-		for j < len(ents) && ents[j].pre == ents[i].pre {
-			long = long || int(ents[j].n) > depth
-			j++
-		}
-		if j-i > 1 && long { // equal runs of short keys are duplicates
-			run := ents[i:j]
-			for k := range run {
-				e := &run[k]
-				e.pre = 0
-				if int(e.n) > depth {
-					e.pre = prefix64(arena[e.off+uint32(depth) : e.off+uint32(e.n)])
-				}
-			}
-			sortByPre(run, tmp)
-			sortTies(run, arena, depth+8, tmp)
-		}
-		i = j
-	}
-}
-
-// sortByPre sorts by pre; tmp (at least as long, or nil below radixMin)
-// is the radix sort's scratch space.
-func sortByPre(ents, tmp []builderEntry) {
-	if len(ents) < radixMin {
-		slices.SortFunc(ents, func(x, y builderEntry) int {
-			if x.pre < y.pre {
-				return -1
-			} else if x.pre > y.pre {
-				return 1
-			}
-			return 0
-		})
+	p := h >> (64 - partBits)
+	st.partN[p]++
+	st.count++
+	st.bytes += len(key)
+	chunks := st.parts[p]
+	if last := len(chunks) - 1; last >= 0 && cap(chunks[last])-len(chunks[last]) >= 2+len(key) {
+		chunks[last] = appendRecord(chunks[last], key, ul)
 		return
 	}
-	radixSortByPrefix(ents, tmp[:len(ents)])
+	st.parts[p] = append(chunks, appendRecord(st.chunk(), key, ul))
 }
 
-// radixSortByPrefix is an LSD radix sort on pre, one byte per pass; passes
-// where every entry has the same byte are skipped.
-func radixSortByPrefix(ents, tmp []builderEntry) {
-	var counts [8][256]int
-	for _, e := range ents {
-		for d := 0; d < 8; d++ {
-			counts[d][byte(e.pre>>(8*d))]++
-		}
+// chunk cuts an empty chunk from the slab.
+func (st *recordStore) chunk() []byte {
+	if len(st.slab) < chunkBytes {
+		st.slab = make([]byte, max(st.slabSize, 256<<10))
 	}
-	src, dst := ents, tmp
-	for d := 0; d < 8; d++ {
-		c := &counts[d]
-		if c[byte(src[0].pre>>(8*d))] == len(src) {
-			continue // every entry has this byte: nothing to do
-		}
-		var pos [256]int
-		sum := 0
-		for i, n := range c {
-			pos[i] = sum
-			sum += n
-		}
-		shift := 8 * d
-		for _, e := range src {
-			k := byte(e.pre >> shift)
-			dst[pos[k]] = e
-			pos[k]++
-		}
-		src, dst = dst, src
-	}
-	if &src[0] != &ents[0] {
-		copy(ents, src)
-	}
+	c := st.slab[:0:chunkBytes]
+	st.slab = st.slab[chunkBytes:]
+	return c
 }
+
+func appendRecord(dst, key []byte, ul int) []byte {
+	dst = append(dst, byte(len(key)), byte(ul))
+	return append(dst, key...)
+}
+
+// merge moves o's records into st.
+func (st *recordStore) merge(o *recordStore) {
+	if o.parts == nil {
+		return
+	}
+	if st.parts == nil {
+		*st = *o
+		*o = recordStore{}
+		return
+	}
+	for p := range o.parts {
+		st.parts[p] = append(st.parts[p], o.parts[p]...)
+		st.partN[p] += o.partN[p]
+	}
+	st.count += o.count
+	st.bytes += o.bytes
+	*o = recordStore{}
+}
+
+// merge moves o's entries into b (both built with the same seed).
+func (b *DomainSetBuilder) merge(o *DomainSetBuilder) {
+	b.store.merge(&o.store)
+	b.tlds = append(b.tlds, o.tlds...)
+	b.count += o.count
+	b.raw += o.raw
+	*o = DomainSetBuilder{}
+}
+
+// labelsLen returns the length of key's first n labels (in key order, so
+// the host's last n labels), or len(key) when it has no more.
+func labelsLen(key []byte, n int) int {
+	off := 0
+	for ; n > 0; n-- {
+		i := bytes.IndexByte(key[off:], keySep)
+		if i < 0 {
+			return len(key)
+		}
+		off += i + 1
+	}
+	return off - 1
+}
+
 
 func commonPrefix(a, b []byte) int {
 	n := min(len(a), len(b))

@@ -236,22 +236,157 @@ func FuzzDomainSet(f *testing.F) {
 	})
 }
 
-// TestDomainSetAnyHintIsSafe: scanFrom must find the same predecessor
-// from any starting block, as a fingerprint collision can hand it any.
-func TestDomainSetAnyHintIsSafe(t *testing.T) {
-	list := genDomains(7, 3000)
+// TestDomainSetSplitFamilies: families too large for one unit are split
+// by their next label, recursively; their roots may be listed or not, and
+// one-label entries cover everything below them.
+func TestDomainSetSplitFamilies(t *testing.T) {
+	ref := naiveSet{}
+	var list []string
+	add := func(d string) { ref[d] = true; list = append(list, d) }
+	for i := 0; i < 3000; i++ {
+		add(fmt.Sprintf("user%d.blogspot.com", i)) // split, root not listed
+		if i%3 == 0 {
+			add(fmt.Sprintf("w.user%d.blogspot.com", i))
+		}
+		add(fmt.Sprintf("u%d.narod.ru", i)) // split, root listed
+	}
+	add("narod.ru")
+	for i := 0; i < 400; i++ { // split twice: deep.host.net, then one label below
+		add(fmt.Sprintf("x%d.deep.host.net", i))
+		add(fmt.Sprintf("y.x%d.deep.host.net", i))
+	}
+	add("host.net")
+	add("deep.host.net")
+	add(strings.Repeat("a", 63) + "." + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + ".big.org")
+	add("xn--p1ai")
+	add("xn--80ak6aa92e.com") // IDNA
 	s := buildSet(t, list...)
-	r := rand.New(rand.NewPCG(7, 7))
-	for _, h := range append(list[:300], genDomains(8, 300)...) {
-		for _, host := range []string{h, "www." + h, "zz." + h} {
-			var buf [MaxDomainLen]byte
-			q, _ := hostKey(&buf, host)
-			want := s.scanFrom(s.searchBlock(q), q)
-			for k := 0; k < 20; k++ {
-				if got := s.scanFrom(r.IntN(s.blocks()), q); got != want {
-					t.Fatalf("scanFrom for %q = %+v, want %+v", host, got, want)
-				}
+	if s.Len() != len(ref) {
+		t.Fatalf("Len = %d, want %d", s.Len(), len(ref))
+	}
+	if len(s.splits.slots) == 0 {
+		t.Fatal("no family was split")
+	}
+	var queries []string
+	for _, d := range list {
+		queries = append(queries, d, "q."+d, d[strings.IndexByte(d, '.')+1:], "z"+d, d[1:])
+	}
+	queries = append(queries, "blogspot.com", "x.blogspot.com", "narod.ru", "a.narod.ru", "host.net", "a.host.net",
+		"deep.host.net", "a.deep.host.net", "x5.deep.host.net", "q.x5.deep.host.net", "y.x5000.deep.host.net",
+		"ru", "com", "xn--p1ai", "a.xn--p1ai", "a.b.xn--p1ai")
+	for _, q := range queries {
+		if got, want := s.Match(q), ref.match(q); got != want {
+			t.Errorf("Match(%q) = %v, want %v", q, got, want)
+		}
+		if got, want := s.MatchExact(q), ref[q]; got != want {
+			t.Errorf("MatchExact(%q) = %v, want %v", q, got, want)
+		}
+	}
+}
+
+// TestDomainSetDifferential checks random lists dense in overlaps (one-label
+// entries, long names, families at every size around the split threshold)
+// against the map reference, for random hosts and for every entry's
+// subdomains, parents and near misses.
+func TestDomainSetDifferential(t *testing.T) {
+	for seed := uint64(1); seed <= 12; seed++ {
+		r := rand.New(rand.NewPCG(seed, 99))
+		ref := naiveSet{}
+		var b DomainSetBuilder
+		var list []string
+		add := func(d string) {
+			if err := b.Add(d); err != nil {
+				t.Fatalf("Add(%q): %v", d, err)
 			}
+			ref[strings.ToLower(d)] = true
+			list = append(list, d)
+		}
+		fams := 1 + r.IntN(60)
+		for f := 0; f < fams; f++ {
+			base := fmt.Sprintf("f%d.%s", f, []string{"com", "org", "co.uk", "xn--p1ai"}[r.IntN(4)])
+			if r.IntN(2) == 0 {
+				add(base)
+			}
+			for k := r.IntN(1 + r.IntN(120)); k > 0; k-- {
+				d := base
+				for l := 1 + r.IntN(3); l > 0; l-- {
+					d = []string{"a", "b", "www", "m", "a-b", "xn--d1a"}[r.IntN(6)] + fmt.Sprint(r.IntN(5)) + "." + d
+				}
+				add(d)
+			}
+		}
+		if r.IntN(3) == 0 {
+			add("org")
+		}
+		add(strings.Repeat("l", 58) + "." + strings.Repeat("m", 58) + "." + strings.Repeat("n", 58) + "." + strings.Repeat("o", 58) + ".com") // 239 bytes: "www.a0." + it still fits
+		add("UPPER.Case.COM")
+		s := b.Build()
+		if s.Len() != len(ref) {
+			t.Fatalf("seed %d: Len %d, want %d", seed, s.Len(), len(ref))
+		}
+		queries := randomDomains(r, 500)
+		for _, d := range list {
+			d = strings.ToLower(d)
+			queries = append(queries, d, "x."+d, d[strings.IndexByte(d, '.')+1:], "a"+d, d[1:], d+".", "www.a0."+d)
+		}
+		for _, q := range queries {
+			if got, want := s.Match(q), ref.match(q); got != want {
+				t.Fatalf("seed %d: Match(%q) = %v, want %v", seed, q, got, want)
+			}
+			if got, want := s.MatchExact(q), ref[strings.TrimSuffix(q, ".")]; got != want {
+				t.Fatalf("seed %d: MatchExact(%q) = %v, want %v", seed, q, got, want)
+			}
+		}
+	}
+}
+
+// TestHostKeyLabels checks the eight-bytes-at-a-time query key against a
+// byte loop, over every byte value and every length up to the limit.
+func TestHostKeyLabels(t *testing.T) {
+	ref := func(host string) (string, int, int, bool) {
+		host = strings.TrimSuffix(host, ".")
+		n := len(host)
+		if n == 0 || n > MaxDomainLen {
+			return "", 0, 0, false
+		}
+		key := make([]byte, n)
+		tld, fam, seps := n, n, 0
+		for i := range n {
+			c := host[n-1-i]
+			switch {
+			case c == '.':
+				c = keySep
+				if seps++; seps == 1 {
+					tld = i
+				} else if seps == 2 {
+					fam = i
+				}
+			case c <= keySep || c > 'z':
+				return "", 0, 0, false
+			case 'A' <= c && c <= 'Z':
+				c += 'a' - 'A'
+			}
+			key[i] = c
+		}
+		return string(key), tld, fam, true
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	alphabet := "aZz.-_:09AM.."
+	for i := 0; i < 20000; i++ {
+		b := make([]byte, r.IntN(MaxDomainLen+3))
+		for j := range b {
+			if r.IntN(50) == 0 {
+				b[j] = byte(r.IntN(256))
+			} else {
+				b[j] = alphabet[r.IntN(len(alphabet))]
+			}
+		}
+		host := string(b)
+		var buf [MaxDomainLen]byte
+		got, ok := hostKeyLabels(&buf, host)
+		key, tld, fam, wantOK := ref(host)
+		if ok != wantOK || ok && (string(got.key) != key || got.tld != tld || got.fam != fam) {
+			t.Fatalf("hostKeyLabels(%q) = %q %d %d %v, want %q %d %d %v", host, got.key, got.tld, got.fam, ok, key, tld, fam, wantOK)
 		}
 	}
 }

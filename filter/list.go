@@ -232,9 +232,12 @@ func (p *listParser) readFile(path string, format Format) error {
 		return err
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err == nil && format == FormatDomains && st.Mode().IsRegular() {
-		// Pre-size for about one domain per 16 bytes of file.
-		p.domains.Grow(int(st.Size()/16), int(st.Size()))
+	if format == FormatDomains {
+		var size int64
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			size = st.Size()
+		}
+		return p.readDomains(f, path, size)
 	}
 	return p.read(f, path, format)
 }

@@ -2,8 +2,10 @@ package filter
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -321,4 +323,52 @@ func FuzzLoadList(f *testing.F) {
 			l.MatchURL("host.example", "/path")
 		}
 	})
+}
+
+// TestLoadDomainsAcrossBlocks: a list several read blocks long, with lines
+// cut by block ends, bad lines, a line longer than maxLine and one longer
+// than a whole block, keeps every good entry and numbers every problem.
+func TestLoadDomainsAcrossBlocks(t *testing.T) {
+	var b strings.Builder
+	var want []int
+	line := 0
+	add := func(s string, bad bool) {
+		line++
+		b.WriteString(s + "\n")
+		if bad {
+			want = append(want, line)
+		}
+	}
+	for i := 0; b.Len() < 3*readBlockBytes; i++ {
+		switch {
+		case i == 5000:
+			add(strings.Repeat("y", maxLine+1), true)
+		case i == 70000:
+			add(strings.Repeat("z", readBlockBytes+100), true)
+		case i%20011 == 7:
+			add("bad entry here", true)
+		default:
+			add(fmt.Sprintf("host%d.example.org", i), false)
+		}
+	}
+	path := writeFile(t, filepath.Join(t.TempDir(), "d"), b.String())
+	l, err := LoadList(FormatDomains, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	for _, p := range l.Problems {
+		got = append(got, p.Line)
+	}
+	if !slices.Equal(got, want) || l.Malformed != len(want) {
+		t.Fatalf("problem lines %v (Malformed %d), want %v", got, l.Malformed, want)
+	}
+	if l.Len() != line-len(want) {
+		t.Errorf("Len = %d, want %d", l.Len(), line-len(want))
+	}
+	for i := 0; i < line; i += 997 {
+		if i != 5000 && i != 70000 && i%20011 != 7 && !l.Match(fmt.Sprintf("w.host%d.example.org", i)) {
+			t.Fatalf("host%d missing", i)
+		}
+	}
 }
