@@ -258,7 +258,6 @@ func labelsLen(key []byte, n int) int {
 	return off - 1
 }
 
-
 func commonPrefix(a, b []byte) int {
 	n := min(len(a), len(b))
 	i := 0
