@@ -30,7 +30,8 @@ type laneConn struct {
 	peer   netip.Addr
 	remote string // c.RemoteAddr().String(), as http.Request.RemoteAddr
 
-	out        []byte // responses not written yet
+	out        []byte    // responses not written yet
+	now        time.Time // read after each read from the connection
 	rdDeadline time.Time
 	wrDeadline time.Time
 	readErr    error
@@ -61,6 +62,7 @@ func (lc *laneConn) serve() {
 		l.forget(lc)
 	}()
 	lc.remote = lc.c.RemoteAddr().String()
+	lc.now = time.Now()
 	lc.hdr = make(http.Header, 8)
 	lc.w.lc = lc
 	buf := make([]byte, laneBufSize)
@@ -92,8 +94,7 @@ func (lc *laneConn) serve() {
 			if lc.readErr != nil || !lc.flush() {
 				return
 			}
-			now := time.Now()
-			want := now.Add(l.idleTimeout)
+			want := lc.now.Add(l.idleTimeout)
 			if n > 0 && l.headerTimeout > 0 {
 				want = first.Add(l.headerTimeout)
 			}
@@ -111,8 +112,9 @@ func (lc *laneConn) serve() {
 				runtime.Gosched()
 			}
 			m, err := lc.c.Read(buf[n:])
+			lc.now = time.Now()
 			if m > 0 && n == 0 {
-				first = time.Now()
+				first = lc.now
 			}
 			n += m
 			lc.readErr = err
@@ -123,7 +125,7 @@ func (lc *laneConn) serve() {
 			handoff()
 			return
 		}
-		start := time.Now()
+		start := lc.now // when the head was read: one clock reading per read
 		lc.w.reset(lc.req.Method == http.MethodHead, lc.req.Close || l.closing.Load())
 		if !h.serveLane(&lc.ex, &lc.w, &lc.req, lc.peer, start) {
 			handoff()
@@ -205,7 +207,7 @@ func (lc *laneConn) flush() bool {
 // reads nothing does not hold the lane forever).
 func (lc *laneConn) write(b []byte) bool {
 	if d := lc.lane.idleTimeout; d > 0 {
-		want := time.Now().Add(d)
+		want := lc.now.Add(d)
 		if want.Sub(lc.wrDeadline) > deadlineSlack {
 			lc.wrDeadline = want
 			lc.c.SetWriteDeadline(want)

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -166,7 +165,7 @@ func (w *laneWriter) writeHead(sample []byte, clen int64) {
 		}
 	}
 	if _, ok := w.hdr["Date"]; !ok {
-		out = appendField(out, "Date", w.lc.lane.dates.get(time.Now()))
+		out = appendField(out, "Date", w.lc.lane.dates.get(w.lc.now))
 	}
 	if w.closeAfter {
 		out = append(out, "Connection: close\r\n"...)
@@ -192,7 +191,7 @@ func (w *laneWriter) suppressed(k string) bool {
 // appendField appends "k: v\r\n", with CR and LF in v turned into spaces
 // and v trimmed, as net/http writes fields.
 func appendField(out []byte, k, v string) []byte {
-	if strings.ContainsAny(v, "\r\n") {
+	if hasCRLF(v) {
 		v = strings.Map(func(r rune) rune {
 			if r == '\r' || r == '\n' {
 				return ' '
@@ -205,6 +204,16 @@ func appendField(out []byte, k, v string) []byte {
 	out = append(out, ": "...)
 	out = append(out, v...)
 	return append(out, "\r\n"...)
+}
+
+// hasCRLF reports whether v holds a CR or LF.
+func hasCRLF(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] == '\r' || v[i] == '\n' {
+			return true
+		}
+	}
+	return false
 }
 
 // bodyAllowed reports whether a response with status may have a body.

@@ -29,7 +29,9 @@ type Metrics struct {
 	policyOK     prometheus.Gauge       // 1 or 0
 	reloads      *prometheus.CounterVec // result
 
-	doors sync.Map // door name → *doorMetrics, the per-door children looked up once
+	doors    sync.Map // door name → *doorMetrics, the per-door children looked up once
+	counters sync.Map // requestLabels → prometheus.Counter, requests' children looked up once
+	pools    sync.Map // pool name → prometheus.Observer
 
 	mu      sync.Mutex
 	version string
@@ -53,6 +55,28 @@ func (m *Metrics) door(name string) *doorMetrics {
 		tunnels:  m.tunnels.WithLabelValues(name),
 	})
 	return d.(*doorMetrics)
+}
+
+// requestLabels are the label values of one portcullis_requests_total child.
+type requestLabels struct{ door, action, rule, category, code string }
+
+// requestCounter returns the child for l, looking it up in the vector only the
+// first time (the vector hashes and validates the values on every call).
+func (m *Metrics) requestCounter(l requestLabels) prometheus.Counter {
+	if c, ok := m.counters.Load(l); ok {
+		return c.(prometheus.Counter)
+	}
+	c, _ := m.counters.LoadOrStore(l, m.requests.WithLabelValues(l.door, l.action, l.rule, l.category, l.code))
+	return c.(prometheus.Counter)
+}
+
+// poolObserver returns pool's child of portcullis_pool_request_duration_seconds.
+func (m *Metrics) poolObserver(pool string) prometheus.Observer {
+	if o, ok := m.pools.Load(pool); ok {
+		return o.(prometheus.Observer)
+	}
+	o, _ := m.pools.LoadOrStore(pool, m.poolDuration.WithLabelValues(pool))
+	return o.(prometheus.Observer)
 }
 
 var _ Logger = (*Metrics)(nil)
@@ -123,7 +147,7 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 
 // Log implements Logger: one entry moves the request, byte, latency and DNS counters.
 func (m *Metrics) Log(e *Entry) {
-	m.requests.WithLabelValues(e.Door, e.Action, e.Rule, e.Category, statusCode(e)).Inc()
+	m.requestCounter(requestLabels{e.Door, e.Action, e.Rule, e.Category, statusCode(e)}).Inc()
 	d := m.door(e.Door)
 	if e.Error != "" {
 		d.errors.Inc()
@@ -135,7 +159,7 @@ func (m *Metrics) Log(e *Entry) {
 		d.duration.Observe(secs)
 	}
 	if e.Pool != "" {
-		m.poolDuration.WithLabelValues(e.Pool).Observe(secs)
+		m.poolObserver(e.Pool).Observe(secs)
 	}
 	if e.BytesIn > 0 {
 		d.bytesIn.Add(float64(e.BytesIn))
