@@ -49,6 +49,9 @@ type LogConfig struct {
 	// Buffer is how many entries may wait for the writer before new ones are dropped
 	// (and counted); 0 means 4096.
 	Buffer int `yaml:"buffer"`
+	// Off turns the access log off (nginx's access_log off): no lines are
+	// formatted or written; metrics and the status page still count every request.
+	Off bool `yaml:"off"`
 }
 
 // ListenOff as Config.Listen keeps the admin section (the access log) without an
@@ -90,6 +93,9 @@ func (c *LogConfig) Validate() []field.Error {
 	}
 	if c.Buffer < 0 {
 		errs = append(errs, field.Errorf("buffer", "must not be negative, got %d", c.Buffer))
+	}
+	if c.Off && c.Path != "" {
+		errs = append(errs, field.Errorf("off", "the log is off but a path is given (%q): remove one", c.Path))
 	}
 	return errs
 }

@@ -53,14 +53,17 @@ func (s accessLogSwitch) Log(e *admin.Entry) {
 func (o *observability) useLog(cfg admin.LogConfig) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.current.Load() != nil && reflect.DeepEqual(cfg, o.logCfg) {
+	if (o.current.Load() != nil || cfg.Off) && reflect.DeepEqual(cfg, o.logCfg) {
 		return nil
 	}
 	var a *admin.AccessLog
 	var err error
-	if cfg.Path == "" && o.stdout != nil {
+	switch {
+	case cfg.Off:
+		// no log: a nil current drops entries before they are formatted
+	case cfg.Path == "" && o.stdout != nil:
 		a, err = admin.NewAccessLogWriter(cfg, o.stdout)
-	} else {
+	default:
 		a, err = admin.NewAccessLog(cfg)
 	}
 	if err != nil {

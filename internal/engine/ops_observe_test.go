@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -52,6 +53,10 @@ func startObserved(t *testing.T, format string) *observed {
 	o.secure, o.roots = tlsOrigin(t, "tls ok")
 	o.logPath = filepath.Join(o.dir, "access.log")
 	writeFile(t, filepath.Join(o.dir, "bad.txt"), "blocked.test\n")
+	logSpec := fmt.Sprintf("{format: %s, path: %q}", format, o.logPath)
+	if format == "off" {
+		logSpec = "{off: true}"
+	}
 	o.policy = fmt.Sprintf(`
 forward: {listen: ["127.0.0.1:0"], connect_ports: [%s]}
 reverse:
@@ -68,8 +73,8 @@ resolver: {egress: {allow: ["127.0.0.0/8"]}}
 lists: {bad: {format: domains, path: bad.txt}}
 rules:
   - {name: bad-list, list: [bad], action: block, category: testing}
-admin: {listen: "127.0.0.1:0", log: {format: %s, path: %q}}
-`, o.secure.URL[strings.LastIndexByte(o.secure.URL, ':')+1:], o.a.URL, o.b.URL, o.stat.URL, format, o.logPath)
+admin: {listen: "127.0.0.1:0", log: %s}
+`, o.secure.URL[strings.LastIndexByte(o.secure.URL, ':')+1:], o.a.URL, o.b.URL, o.stat.URL, logSpec)
 	o.e = startOps(t, o.dir, o.policy, nil)
 	o.fwd = &url.URL{Scheme: "http", Host: addr(t, o.e, "forward")}
 	o.rev = "http://" + addr(t, o.e, "reverse")
@@ -260,6 +265,21 @@ func TestMetricsMove(t *testing.T) {
 		{name: "portcullis_policy_last_reload_success", delta: 0, abs: true},
 		{name: "portcullis_policy_info", labels: map[string]string{"version": "2"}, delta: 1, abs: true},
 	})
+}
+
+// TestAccessLogOff: with log: {off: true} no line is written anywhere, and the
+// metrics still count every request.
+func TestAccessLogOff(t *testing.T) {
+	o := startObserved(t, "off")
+	before := scrape(t, o.admin)
+	o.traffic(t)
+	waitMetrics(t, o.admin, before, []metricWant{
+		{name: "portcullis_requests_total", labels: map[string]string{"door": "reverse", "action": "allow", "code": "2xx"}, delta: 8},
+		{name: "portcullis_access_log_written_lines_total", delta: 0},
+	})
+	if _, err := os.Stat(o.logPath); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("an access log file exists: %v", err)
+	}
 }
 
 // TestSquidAccessLogThroughEngine reads the Squid-format access log the traffic mix
