@@ -18,8 +18,9 @@ import (
 // in the unit. Units of a bucket are in fingerprint order, so a scan stops
 // at the first larger one. The data is held in 1<<dbits groups of
 // consecutive buckets. A lookup reads the bucket's bounds from the bucket
-// index (coarse + fine, about two bytes a bucket, which stays in the CPU
-// cache) and then the bucket: one random memory read.
+// index (coarse + fine, two bytes a bucket, small enough to stay in the
+// CPU cache) and then the bucket, whose cache lines it requests at once:
+// one random memory access.
 type section struct {
 	groups [][]byte // the data of each group of buckets
 	coarse []uint32 // start of every 1<<cbits-th bucket, in its group
@@ -28,6 +29,9 @@ type section struct {
 	cbits  uint8
 	dbits  uint8
 }
+
+// prefetchBytes bounds how much of a bucket find fetches ahead.
+const prefetchBytes = 1024
 
 // fingerprint is the unit fingerprint of hash h in a section of 1<<kbits
 // buckets.
@@ -77,6 +81,11 @@ func (s *section) find(h uint64, q []byte, ul int, exact bool) bool {
 	pos := int(s.coarse[i>>s.cbits]) + int(s.fine[i])
 	if i++; i&(1<<(s.kbits-s.dbits)-1) != 0 { // not the group's last bucket
 		data = data[:int(s.coarse[i>>s.cbits])+int(s.fine[i])]
+	}
+	// Ask for the bucket's other cache lines now: they arrive with the
+	// first instead of one by one as the scan reaches them.
+	for a := pos + 64; a < len(data) && a < pos+prefetchBytes; a += 64 {
+		prefetch(&data[a])
 	}
 	fp := fingerprint(h, uint(s.kbits))
 	for pos+5 <= len(data) {

@@ -53,9 +53,14 @@ type queryKey struct {
 }
 
 // hostKeyLabels is hostKey, also finding the TLD and family prefixes on
-// the way. It works on eight bytes at a time (hostKeyWord); the bytes left
-// over at the start of the host go through hostKeyByte.
+// the way. It maps eight bytes at a time as hostKeyByte does, reversing
+// them; the bytes left over at the start of the host go one by one.
 func hostKeyLabels(buf *[MaxDomainLen]byte, host string) (queryKey, bool) {
+	const (
+		ones = 0x0101010101010101
+		high = 0x8080808080808080
+		low7 = 0x7f7f7f7f7f7f7f7f
+	)
 	if len(host) > 0 && host[len(host)-1] == '.' {
 		host = host[:len(host)-1]
 	}
@@ -63,20 +68,27 @@ func hostKeyLabels(buf *[MaxDomainLen]byte, host string) (queryKey, bool) {
 	if n == 0 || n > MaxDomainLen {
 		return queryKey{}, false
 	}
-	q := queryKey{key: buf[:n], tld: n, fam: n}
-	seps := 0
+	tld, fam := n, n
 	i := 0
 	for ; i+8 <= n; i += 8 {
-		w, dots, ok := hostKeyWord(binary.LittleEndian.Uint64([]byte(host[n-i-8 : n-i])))
-		if !ok {
+		w := bits.ReverseBytes64(loadLE64(host[n-i-8:]))
+		lo := w & low7
+		// Bytes >= 0x80 or > 'z', and bytes <= keySep, hold no key.
+		if w&high|(lo+(0x80-'z'-1)*ones)&high|zeroBytes(w&^ones) != 0 {
 			return queryKey{}, false
 		}
+		upper := (lo + (0x80-'A')*ones) &^ (lo + (0x80-'Z'-1)*ones) & high
+		dots := zeroBytes(w ^ '.'*ones)
+		w |= upper >> 2                 // +0x20
+		w ^= dots >> 7 * ('.' ^ keySep) // '.' -> keySep
 		binary.LittleEndian.PutUint64(buf[i:], w)
-		for ; dots != 0 && seps < 2; dots &= dots - 1 {
-			if seps++; seps == 1 {
-				q.tld = i + bits.TrailingZeros64(dots)/8
-			} else {
-				q.fam = i + bits.TrailingZeros64(dots)/8
+		if dots != 0 && fam == n {
+			if tld == n {
+				tld = i + bits.TrailingZeros64(dots)/8
+				dots &= dots - 1
+			}
+			if dots != 0 {
+				fam = i + bits.TrailingZeros64(dots)/8
 			}
 		}
 	}
@@ -85,16 +97,30 @@ func hostKeyLabels(buf *[MaxDomainLen]byte, host string) (queryKey, bool) {
 		if !ok {
 			return queryKey{}, false
 		}
-		if c == keySep {
-			if seps++; seps == 1 {
-				q.tld = i
-			} else if seps == 2 {
-				q.fam = i
+		if c == keySep && fam == n {
+			if tld == n {
+				tld = i
+			} else {
+				fam = i
 			}
 		}
 		buf[i] = c
 	}
-	return q, true
+	return queryKey{key: buf[:n], tld: tld, fam: fam}, true
+}
+
+// zeroBytes has 0x80 set in exactly the bytes of x that are zero.
+func zeroBytes(x uint64) uint64 {
+	const low7 = 0x7f7f7f7f7f7f7f7f
+	return ^((x&low7 + low7) | x | low7)
+}
+
+// loadLE64 reads the first eight bytes of s as a little-endian integer
+// (the compiler merges the loads).
+func loadLE64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
 // hostKeyByte maps one host byte to its key byte: '.' to keySep, ASCII
@@ -110,30 +136,6 @@ func hostKeyByte(c byte) (byte, bool) {
 		return c + 'a' - 'A', true
 	}
 	return c, true
-}
-
-// hostKeyWord is hostKeyByte on the eight bytes of w (loaded little-endian
-// from the host), which it also reverses; dots has 0x80 set in every byte
-// of the result that came from a '.'.
-func hostKeyWord(w uint64) (key, dots uint64, ok bool) {
-	const (
-		ones = 0x0101010101010101
-		high = 0x8080808080808080
-		low7 = 0x7f7f7f7f7f7f7f7f
-	)
-	w = bits.ReverseBytes64(w)
-	// zero has 0x80 in exactly the bytes of x that are zero.
-	zero := func(x uint64) uint64 { return ^((x&low7 + low7) | x | low7) }
-	lo := w & low7
-	// Bytes >= 0x80 or > 'z', and bytes <= keySep, hold no key.
-	if w&high|(lo+(0x80-'z'-1)*ones)&high|zero(w&^ones) != 0 {
-		return 0, 0, false
-	}
-	upper := (lo + (0x80-'A')*ones) &^ (lo + (0x80-'Z'-1)*ones) & high
-	dots = zero(w ^ '.'*ones)
-	w |= upper >> 2                 // +0x20
-	w ^= dots >> 7 * ('.' ^ keySep) // '.' -> keySep
-	return w, dots, true
 }
 
 func (s *DomainSet) lookup(host string, exact bool) bool {

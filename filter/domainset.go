@@ -149,7 +149,7 @@ func addDomain[T string | []byte](b *DomainSetBuilder, d T) error {
 	if prevDot {
 		return ErrInvalidDomain
 	}
-	if b.raw+n > maxRawBytes {
+	if uint64(b.raw)+uint64(n) > maxRawBytes {
 		return ErrSetTooLarge
 	}
 	b.init()
