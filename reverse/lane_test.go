@@ -25,6 +25,7 @@ type laneFixture struct {
 	fresh       *countingFresh
 	lane, plain string // host:port
 	laneSrv     *Server
+	h           *Handler
 	log         *recordLog
 }
 
@@ -82,6 +83,7 @@ func startLaneFixture(t *testing.T, cfg Config) *laneFixture {
 		plain, _ := srv.Addrs()
 		return plain[0].String(), srv
 	}
+	f.h = h
 	f.lane, f.laneSrv = serve(h)
 	f.plain, _ = serve(http.HandlerFunc(h.ServeHTTP))
 	return f
@@ -93,7 +95,7 @@ func startLaneFixture(t *testing.T, cfg Config) *laneFixture {
 func (f *laneFixture) warm(t *testing.T, path string) {
 	t.Helper()
 	n := len(f.log.entries())
-	rc := dialRaw(t, f.plain)
+	rc := dialClient(t, f.plain)
 	rc.send(get(path))
 	if res, _ := rc.response("GET"); res.StatusCode != 200 {
 		t.Fatalf("warming %s: %d", path, res.StatusCode)
@@ -101,14 +103,14 @@ func (f *laneFixture) warm(t *testing.T, path string) {
 	waitFor(t, "the warming request's log entry", func() bool { return len(f.log.entries()) > n })
 }
 
-// rawConn is a raw keep-alive client connection.
-type rawConn struct {
+// clientConn is a raw keep-alive client connection.
+type clientConn struct {
 	t *testing.T
 	c net.Conn
 	r *bufio.Reader
 }
 
-func dialRaw(t *testing.T, addr string) *rawConn {
+func dialClient(t *testing.T, addr string) *clientConn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -116,10 +118,10 @@ func dialRaw(t *testing.T, addr string) *rawConn {
 	}
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	return &rawConn{t: t, c: c, r: bufio.NewReader(c)}
+	return &clientConn{t: t, c: c, r: bufio.NewReader(c)}
 }
 
-func (rc *rawConn) send(s string) {
+func (rc *clientConn) send(s string) {
 	rc.t.Helper()
 	if _, err := io.WriteString(rc.c, s); err != nil {
 		rc.t.Fatal(err)
@@ -127,7 +129,7 @@ func (rc *rawConn) send(s string) {
 }
 
 // response reads one response to a request with method.
-func (rc *rawConn) response(method string) (*http.Response, string) {
+func (rc *clientConn) response(method string) (*http.Response, string) {
 	rc.t.Helper()
 	res, err := http.ReadResponse(rc.r, &http.Request{Method: method})
 	if err != nil {
@@ -153,7 +155,7 @@ func TestLaneServesHitsThenHandsOff(t *testing.T) {
 	f.warm(t, "/a")
 	origin := f.origin.hits.Load()
 
-	rc := dialRaw(t, f.lane)
+	rc := dialClient(t, f.lane)
 	for i := range 3 {
 		rc.send(get("/a"))
 		res, body := rc.response("GET")
@@ -194,7 +196,7 @@ func TestLaneServesHitsThenHandsOff(t *testing.T) {
 func TestLanePipelined(t *testing.T) {
 	f := startLaneFixture(t, Config{})
 	f.warm(t, "/a")
-	rc := dialRaw(t, f.lane)
+	rc := dialClient(t, f.lane)
 	rc.send(get("/a") + get("/a") +
 		"HEAD /a HTTP/1.1\r\nHost: app.example.test\r\n\r\n" +
 		"POST /form HTTP/1.1\r\nHost: app.example.test\r\nContent-Length: 5\r\n\r\nhello" +
@@ -211,6 +213,58 @@ func TestLanePipelined(t *testing.T) {
 	}
 	if a, h := f.laneStats(); a != 3 || h != 1 {
 		t.Fatalf("the lane answered %d and handed off %d, want 3 (two GETs and the HEAD before the POST) and 1 (the POST)", a, h)
+	}
+}
+
+// opaqueListener hides its connections' type, so the lane cannot reach the
+// descriptor and reads with Read.
+type opaqueListener struct{ net.Listener }
+
+type opaqueConn struct{ net.Conn }
+
+func (l opaqueListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return opaqueConn{c}, nil
+}
+
+// TestLaneWithoutRawConn: on connections without a raw descriptor the lane
+// reads with Read and answers the same: hits (also pipelined), then a miss
+// handed to net/http, then a hit there.
+func TestLaneWithoutRawConn(t *testing.T) {
+	f := startLaneFixture(t, Config{})
+	f.warm(t, "/a")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lane := NewLane(&http.Server{Handler: f.h, IdleTimeout: time.Minute}, func() *Handler { return f.h }, nil)
+	served := make(chan error, 1)
+	go func() { served <- lane.Serve(opaqueListener{ln}) }()
+	t.Cleanup(func() {
+		lane.Shutdown(context.Background())
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	rc := dialClient(t, ln.Addr().String())
+	rc.send(get("/a"))
+	rc.send(get("/a") + get("/a"))
+	for i := range 3 {
+		if res, body := rc.response("GET"); res.StatusCode != 200 || body != "body of /a" {
+			t.Fatalf("hit %d: %d %q", i, res.StatusCode, body)
+		}
+	}
+	rc.send(get("/c") + get("/a"))
+	for _, want := range []string{"body of /c", "body of /a"} {
+		if res, body := rc.response("GET"); res.StatusCode != 200 || body != want {
+			t.Fatalf("after the hits: %d %q, want %q", res.StatusCode, body, want)
+		}
+	}
+	if a, h := lane.Stats(); a != 3 || h != 1 {
+		t.Fatalf("the lane answered %d and handed off %d, want 3 and 1", a, h)
 	}
 }
 
@@ -272,7 +326,7 @@ func TestLaneSameAnswersAsNetHTTP(t *testing.T) {
 // the response, or 0 when the server closed the connection without one.
 func statusOf(t *testing.T, addr, req string) (int, string) {
 	t.Helper()
-	rc := dialRaw(t, addr)
+	rc := dialClient(t, addr)
 	rc.send(req)
 	method, _, _ := strings.Cut(req, " ")
 	res, err := http.ReadResponse(rc.r, &http.Request{Method: method})
@@ -289,7 +343,7 @@ func statusOf(t *testing.T, addr, req string) (int, string) {
 func TestLaneConnectionClose(t *testing.T) {
 	f := startLaneFixture(t, Config{})
 	f.warm(t, "/a")
-	rc := dialRaw(t, f.lane)
+	rc := dialClient(t, f.lane)
 	rc.send("GET /a HTTP/1.1\r\nHost: app.example.test\r\nConnection: close\r\n\r\n" + get("/a"))
 	res, _ := rc.response("GET")
 	if !res.Close {
@@ -306,7 +360,7 @@ func TestLaneConnectionClose(t *testing.T) {
 func TestLaneRateLimit(t *testing.T) {
 	f := startLaneFixture(t, Config{Limits: Limits{Rate: Rate(1.0 / 60), Burst: 3}})
 	f.warm(t, "/a")
-	rc := dialRaw(t, f.lane)
+	rc := dialClient(t, f.lane)
 	var statuses []int
 	for range 4 {
 		rc.send(get("/a"))
@@ -328,7 +382,7 @@ func TestLaneRateLimit(t *testing.T) {
 // nothing is disconnected after limits.header_timeout.
 func TestLaneHeaderTimeout(t *testing.T) {
 	f := startLaneFixture(t, Config{Limits: Limits{HeaderTimeout: 300 * time.Millisecond}})
-	rc := dialRaw(t, f.lane)
+	rc := dialClient(t, f.lane)
 	start := time.Now()
 	rc.send("GET /a HTTP/1.1\r\nHost: app.exa")
 	_, err := rc.r.ReadByte()
@@ -379,17 +433,17 @@ func TestLaneShutdown(t *testing.T) {
 	plain, _ := srv.Addrs()
 	addr := plain[0].String()
 
-	warm := dialRaw(t, addr)
+	warm := dialClient(t, addr)
 	warm.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n") // a miss: handed to net/http
 	warm.response("GET")
 	waitFor(t, "the miss's log entry (the response is stored)", func() bool { return len(lg.entries()) == 1 })
-	idle := dialRaw(t, addr)
+	idle := dialClient(t, addr)
 	idle.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n") // a hit: answered on the lane
 	idle.response("GET")
 	if a, h := srv.LaneStats(); a != 1 || h != 1 {
 		t.Fatalf("the lane answered %d and handed off %d, want 1 and 1", a, h)
 	}
-	busy := dialRaw(t, addr)
+	busy := dialClient(t, addr)
 	busy.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
 	<-arrived
 	cancel()

@@ -2,11 +2,12 @@ package reverse
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
-	"runtime"
 	"runtime/debug"
+	"syscall"
 	"time"
 )
 
@@ -30,6 +31,11 @@ type laneConn struct {
 	peer   netip.Addr
 	remote string // c.RemoteAddr().String(), as http.Request.RemoteAddr
 
+	buf        []byte // bytes read and not answered yet: buf[:n]
+	n          int
+	first      time.Time // when the first byte of the head being read arrived
+	drained    bool      // the last read left the socket empty
+	handedOff  bool
 	out        []byte    // responses not written yet
 	now        time.Time // read after each read from the connection
 	rdDeadline time.Time
@@ -49,14 +55,21 @@ type laneConn struct {
 func (lc *laneConn) wake() { lc.c.SetReadDeadline(time.Unix(1, 0)) }
 
 // serve runs the connection until it closes or is handed to net/http.
+//
+// Reading: with the connection's raw descriptor (a TCP connection), the lane
+// stays in one syscall.RawConn.Read for the connection's life and, after a
+// read that emptied the socket, waits for it to become readable instead of
+// trying a read that would find nothing (as nginx and HAProxy do). That is
+// safe only because readiness is never reset in between: a request that
+// arrives after the read signals the poller, and the wait sees it. Without a
+// raw descriptor it reads with Read, which tries first and then waits.
 func (lc *laneConn) serve() {
 	l := lc.lane
-	handedOff := false
 	defer func() {
 		if v := recover(); v != nil {
 			l.logger.Error("reverse: lane panic", "panic", v, "stack", string(debug.Stack()))
 		}
-		if !handedOff {
+		if !lc.handedOff {
 			lc.c.Close()
 		}
 		l.forget(lc)
@@ -65,87 +78,166 @@ func (lc *laneConn) serve() {
 	lc.now = time.Now()
 	lc.hdr = make(http.Header, 8)
 	lc.w.lc = lc
-	buf := make([]byte, laneBufSize)
-	n := 0
-	var first time.Time // when the first byte of the head being read arrived
-	served := false     // a response was written: the client reads it before it sends more
-	handoff := func() {
-		if lc.flush() {
-			handedOff = true
-			l.handedOff.Add(1)
-			l.handoff.give(&prefixConn{Conn: lc.c, pre: buf[:n]})
+	lc.buf = make([]byte, laneBufSize)
+	if raw := rawConn(lc.c); raw != nil {
+		lc.serveRaw(raw)
+		return
+	}
+	for lc.process() && lc.prepareRead() {
+		m, err := lc.c.Read(lc.buf[lc.n:])
+		lc.afterRead(m, err)
+	}
+}
+
+// serveRaw is serve's loop on the raw descriptor.
+func (lc *laneConn) serveRaw(raw syscall.RawConn) {
+	done := false
+	step := func(fd uintptr) bool {
+		for {
+			if !lc.process() || !lc.prepareRead() {
+				done = true
+				return true
+			}
+			if lc.drained {
+				lc.drained = false
+				return false // wait until readable
+			}
+			m, err := readFD(fd, lc.buf[lc.n:])
+			if err == syscall.EAGAIN {
+				return false
+			}
+			lc.afterRead(m, err)
+			lc.drained = m > 0 && lc.n < len(lc.buf)
 		}
 	}
+	for !done {
+		if err := raw.Read(step); err != nil && !done {
+			return // a deadline passed (idle, header timeout, shutdown) or the connection failed
+		}
+	}
+}
+
+// rawConn returns c's raw descriptor, through the door's own wrappers, or nil.
+func rawConn(c net.Conn) syscall.RawConn {
 	for {
-		if !laneTakesPrefix(buf[:n]) {
-			handoff()
-			return
+		switch w := c.(type) {
+		case *limitConn:
+			c = w.Conn
+		case *trackedConn:
+			c = w.Conn
+		case *net.TCPConn:
+			raw, err := w.SyscallConn()
+			if err != nil {
+				return nil
+			}
+			return raw
+		default:
+			return nil
 		}
-		end := headEnd(buf[:n])
-		if end == -2 {
-			handoff()
-			return
-		}
-		if end < 0 {
-			if n == len(buf) {
-				handoff() // a head too big for the lane
-				return
-			}
-			if lc.readErr != nil || !lc.flush() {
-				return
-			}
-			want := lc.now.Add(l.idleTimeout)
-			if n > 0 && l.headerTimeout > 0 {
-				want = first.Add(l.headerTimeout)
-			}
-			if l.idleTimeout > 0 || n > 0 {
-				lc.setReadDeadline(want)
-			}
-			if l.closing.Load() && n == 0 {
-				return
-			}
-			if n == 0 && served {
-				// The client is most likely still reading the response: let the
-				// other connections run first, so the read below more often finds
-				// the next request instead of costing a read that finds nothing
-				// and a trip through the poller.
-				runtime.Gosched()
-			}
-			m, err := lc.c.Read(buf[n:])
-			lc.now = time.Now()
-			if m > 0 && n == 0 {
-				first = lc.now
-			}
-			n += m
-			lc.readErr = err
+	}
+}
+
+// readFD reads from a non-blocking descriptor, retrying on EINTR.
+func readFD(fd uintptr, p []byte) (int, error) {
+	for {
+		n, err := syscall.Read(int(fd), p)
+		if err == syscall.EINTR {
 			continue
+		}
+		if n < 0 {
+			n = 0
+		}
+		return n, err
+	}
+}
+
+// afterRead records a read of m bytes into the buffer.
+func (lc *laneConn) afterRead(m int, err error) {
+	lc.now = time.Now()
+	if m > 0 && lc.n == 0 {
+		lc.first = lc.now
+	}
+	lc.n += m
+	switch {
+	case err != nil:
+		lc.readErr = err
+	case m == 0:
+		lc.readErr = io.EOF
+	}
+}
+
+// prepareRead gets ready to wait for more of the connection: it writes the
+// gathered responses and sets the read deadline (the header timeout within a
+// head, the idle timeout between requests). False means stop: the
+// connection failed or ended, or the door is shutting down and nothing is
+// pending.
+func (lc *laneConn) prepareRead() bool {
+	l := lc.lane
+	if lc.readErr != nil || !lc.flush() {
+		return false
+	}
+	want := lc.now.Add(l.idleTimeout)
+	if lc.n > 0 && l.headerTimeout > 0 {
+		want = lc.first.Add(l.headerTimeout)
+	}
+	if l.idleTimeout > 0 || lc.n > 0 {
+		lc.setReadDeadline(want)
+	}
+	return !(l.closing.Load() && lc.n == 0)
+}
+
+// process answers the complete requests in the buffer. It returns true when
+// it needs more bytes, and false when the connection is finished with:
+// closed after a response, or handed to net/http (lc.handedOff).
+func (lc *laneConn) process() bool {
+	l := lc.lane
+	for {
+		buf := lc.buf[:lc.n]
+		if !laneTakesPrefix(buf) {
+			return lc.handoff()
+		}
+		end := headEnd(buf)
+		switch {
+		case end == -2:
+			return lc.handoff()
+		case end < 0 && lc.n == len(lc.buf):
+			return lc.handoff() // a head too big for the lane
+		case end < 0:
+			return true
 		}
 		h := l.current()
 		if h == nil || !lc.parse(buf[:end]) {
-			handoff()
-			return
+			return lc.handoff()
 		}
 		start := lc.now // when the head was read: one clock reading per read
 		lc.w.reset(lc.req.Method == http.MethodHead, lc.req.Close || l.closing.Load())
 		if !h.serveLane(&lc.ex, &lc.w, &lc.req, lc.peer, start) {
-			handoff()
-			return
+			return lc.handoff()
 		}
 		lc.w.finish()
 		l.answered.Add(1)
-		served = true
 		lc.ex = exchange{} // drop references to this request
-		copy(buf, buf[end:n])
-		n -= end
-		first = start
+		lc.n = copy(lc.buf, buf[end:])
+		lc.first = start
 		if lc.w.closeAfter {
 			lc.flush()
-			return
+			return false
 		}
 		if len(lc.out) >= laneFlushAt && !lc.flush() {
-			return
+			return false
 		}
 	}
+}
+
+// handoff writes what the lane owes and gives the connection, with the bytes
+// read and not answered, to net/http. It returns false (finished with).
+func (lc *laneConn) handoff() bool {
+	if lc.flush() {
+		lc.handedOff = true
+		lc.lane.handedOff.Add(1)
+		lc.lane.handoff.give(&prefixConn{Conn: lc.c, pre: lc.buf[:lc.n]})
+	}
+	return false
 }
 
 // parse reads the head into lc.req and reports whether the lane takes it.
