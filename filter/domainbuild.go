@@ -78,9 +78,9 @@ func buildLevel(seed maphash.Seed, st *recordStore, labels int, splits *[]splitE
 const groupBits = 6
 
 // bucketBits picks the bucket count for a section of about size bytes: a
-// bucket averages 256 to 512 bytes, so that the bucket index (two bytes a
-// bucket) is about a hundredth of the data and stays in the CPU cache; the
-// bucket's cache lines are fetched at once (see section.find).
+// bucket averages 512 to 1024 bytes, so that the bucket index (two bytes a
+// bucket) is a few thousandths of the data and stays in the CPU cache; a
+// lookup scans a quarter of it (see bucketHeader).
 func bucketBits(size int) uint {
 	k := uint(0)
 	for k < 40 && size>>(k+bucketShift) > 0 {
@@ -89,7 +89,7 @@ func bucketBits(size int) uint {
 	return k
 }
 
-const bucketShift = 9
+const bucketShift = 10
 
 // pent is a key being sorted: the hash of its unit prefix, and where the
 // key sits in the partition's bytes.
@@ -131,7 +131,7 @@ func (w *levelWorker) run(from, to int) {
 	perGroup := partCount >> w.dbits
 	bucketsPerGroup := 1 << (w.kbits - w.dbits)
 	for g := from; g < to; g++ {
-		sw := sectionWriter{data: w.out[:0], starts: w.starts, kbits: w.kbits,
+		sw := sectionWriter{data: w.out[:0], starts: w.starts, kbits: w.kbits, bucket: -1,
 			next: g * bucketsPerGroup, end: (g + 1) * bucketsPerGroup}
 		for p := g * perGroup; p < (g+1)*perGroup; p++ {
 			w.partition(p, &sw)
@@ -159,7 +159,7 @@ func (w *levelWorker) partition(p int, sw *sectionWriter) {
 	for off := 0; off < len(keys); {
 		n, ul := int(keys[off]), int(keys[off+1])
 		off += 2
-		ents = append(ents, pent{h: maphash.Bytes(w.seed, keys[off:off+ul]), off: uint32(off), n: uint8(n), ul: uint8(ul)})
+		ents = append(ents, pent{h: prefixHash(w.seed, keys[off:off+ul]), off: uint32(off), n: uint8(n), ul: uint8(ul)})
 		off += n
 	}
 	w.tmp = sortByHash(ents, w.tmp, keys)
@@ -192,7 +192,7 @@ func (w *levelWorker) split(keys []byte, u []pent) {
 			continue
 		}
 		ul := labelsLen(k, w.labels+1)
-		w.next.add(maphash.Bytes(w.seed, k[:ul]), k, ul)
+		w.next.add(prefixHash(w.seed, k[:ul]), k, ul)
 	}
 	w.splits = append(w.splits, e)
 }

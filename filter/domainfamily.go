@@ -6,7 +6,8 @@ import (
 )
 
 // A section holds units in the order of their prefix hash, in 1<<kbits
-// buckets chosen by the hash's top bits. A unit is
+// buckets chosen by the hash's top bits, each split in four sub-buckets
+// (see bucketHeader). A unit is
 //
 //	fingerprint (2 bytes, little-endian: the 16 hash bits below the bucket
 //	bits), entry bytes (1 byte, at most maxUnitBytes), then its entries:
@@ -30,8 +31,14 @@ type section struct {
 	dbits  uint8
 }
 
-// prefetchBytes bounds how much of a bucket find fetches ahead.
-const prefetchBytes = 1024
+// prefetchBytes is how much of a sub-bucket find fetches ahead.
+const prefetchBytes = 256
+
+// bucketHeader: a non-empty bucket starts with the offsets (two bytes
+// each, from the bucket start) of its sub-buckets 1 to 3, the units whose
+// fingerprints have those top two bits; sub-bucket 0 follows the header.
+// A lookup scans only its sub-bucket, a quarter of the bucket.
+const bucketHeader = 6
 
 // fingerprint is the unit fingerprint of hash h in a section of 1<<kbits
 // buckets.
@@ -76,18 +83,42 @@ func (s *section) sizeBytes() int {
 // q (exact) or a parent of q in that unit (ancestors above the unit prefix
 // are the caller's).
 func (s *section) find(h uint64, q []byte, ul int, exact bool) bool {
+	data, pos := s.locate(h)
+	return s.scan(data, pos, h, q, ul, exact)
+}
+
+// locate returns the data holding the bucket of hash h, cut at the
+// bucket's end, and the bucket's start. It also requests the cache lines
+// where the sub-bucket of h should be (its share of the bucket), so that
+// they arrive with the header's.
+func (s *section) locate(h uint64) ([]byte, int) {
 	i := int(h >> (64 - s.kbits))
 	data := s.groups[i>>(s.kbits-s.dbits)]
 	pos := int(s.coarse[i>>s.cbits]) + int(s.fine[i])
 	if i++; i&(1<<(s.kbits-s.dbits)-1) != 0 { // not the group's last bucket
 		data = data[:int(s.coarse[i>>s.cbits])+int(s.fine[i])]
 	}
-	// Ask for the bucket's other cache lines now: they arrive with the
-	// first instead of one by one as the scan reaches them.
-	for a := pos + 64; a < len(data) && a < pos+prefetchBytes; a += 64 {
-		prefetch(&data[a])
+	if pos < len(data) {
+		sub := int(fingerprint(h, uint(s.kbits)) >> 14)
+		guess := pos + (len(data)-pos)*sub/4
+		for a := max(guess-64, pos+64); a < len(data) && a < guess+prefetchBytes; a += 64 {
+			prefetch(&data[a])
+		}
+	}
+	return data, pos
+}
+
+// scan is find's search of the bucket that locate returned.
+func (s *section) scan(data []byte, pos int, h uint64, q []byte, ul int, exact bool) bool {
+	if pos+bucketHeader >= len(data) {
+		return false // empty bucket
 	}
 	fp := fingerprint(h, uint(s.kbits))
+	if sub := int(fp >> 14); sub == 0 {
+		pos += bucketHeader
+	} else {
+		pos += int(data[pos+2*sub-2]) | int(data[pos+2*sub-1])<<8
+	}
 	for pos+5 <= len(data) {
 		ufp := uint16(data[pos]) | uint16(data[pos+1])<<8
 		ulen := int(data[pos+2])
@@ -175,16 +206,28 @@ type sectionWriter struct {
 	kbits     uint
 	next, end int // next bucket start to record; one past the group's last bucket
 	n         int // distinct keys written
+	bucket    int // the bucket being written, or -1
+	head      int // its header's offset in data
+	sub       int // its next sub-bucket offset to record
+	lastSub   int // the last sub-bucket offset recorded
 }
 
 // unit writes the unit of sorted keys u (duplicates allowed) whose prefix
 // hash is h, or reports false, writing nothing, when it is too large.
 func (w *sectionWriter) unit(h uint64, keys []byte, u []pent) bool {
-	for b := int(h >> (64 - w.kbits)); w.next <= b; w.next++ {
-		w.starts[w.next] = uint32(len(w.data))
+	if b := int(h >> (64 - w.kbits)); b != w.bucket {
+		w.closeBucket()
+		for ; w.next <= b; w.next++ {
+			w.starts[w.next] = uint32(len(w.data))
+		}
+		w.bucket, w.head, w.sub, w.lastSub = b, len(w.data), 1, bucketHeader
+		w.data = append(w.data, make([]byte, bucketHeader)...)
+	}
+	fp := fingerprint(h, w.kbits)
+	for ; w.sub <= int(fp>>14); w.sub++ {
+		w.setSub(len(w.data))
 	}
 	pos := len(w.data)
-	fp := fingerprint(h, w.kbits)
 	w.data = append(w.data, byte(fp), byte(fp>>8), 0)
 	var n int
 	w.data, n = encodeUnit(w.data, keys, u)
@@ -198,8 +241,32 @@ func (w *sectionWriter) unit(h uint64, keys []byte, u []pent) bool {
 	return true
 }
 
+// setSub records that sub-bucket w.sub starts at data offset at; an
+// offset too far for two bytes is replaced by an earlier unit boundary,
+// which only makes the scan longer.
+func (w *sectionWriter) setSub(at int) {
+	off := at - w.head
+	if off > 0xffff {
+		off = w.lastSub
+	}
+	w.data[w.head+2*w.sub-2], w.data[w.head+2*w.sub-1] = byte(off), byte(off>>8)
+	w.lastSub = off
+}
+
+// closeBucket completes the open bucket's header.
+func (w *sectionWriter) closeBucket() {
+	if w.bucket < 0 {
+		return
+	}
+	for ; w.sub < 4; w.sub++ {
+		w.setSub(len(w.data))
+	}
+	w.bucket = -1
+}
+
 // finish records the starts of the group's remaining (empty) buckets.
 func (w *sectionWriter) finish() {
+	w.closeBucket()
 	for ; w.next < w.end; w.next++ {
 		w.starts[w.next] = uint32(len(w.data))
 	}
@@ -256,10 +323,14 @@ func encodeUnit(dst, keys []byte, u []pent) ([]byte, int) {
 }
 
 // splitTable holds the split prefixes (see DomainSet): open addressing
-// over pointer-free slots, the prefixes in one byte pool.
+// over pointer-free slots, the prefixes in one byte pool. Every lookup asks
+// it first, so a bit set of their hashes (sixteen bits an entry, a few
+// kilobytes that stay in the CPU cache) answers most of them.
 type splitTable struct {
-	slots []splitSlot
-	pool  []byte
+	slots  []splitSlot
+	pool   []byte
+	filter []uint64
+	fbits  uint8 // the filter has 1<<fbits bits
 }
 
 type splitSlot struct {
@@ -278,7 +349,14 @@ func newSplitTable(entries []splitEntry) splitTable {
 		size *= 2
 	}
 	t := splitTable{slots: make([]splitSlot, size)}
+	t.fbits = 9
+	for 1<<t.fbits < 16*len(entries) {
+		t.fbits++
+	}
+	t.filter = make([]uint64, 1<<t.fbits/64)
 	for _, e := range entries {
+		b := e.h >> (64 - t.fbits)
+		t.filter[b/64] |= 1 << (b % 64)
 		i := int(e.h) & (size - 1)
 		for t.slots[i].n != 0 {
 			i = (i + 1) & (size - 1)
@@ -292,6 +370,9 @@ func newSplitTable(entries []splitEntry) splitTable {
 // find reports whether prefix (of hash h) is split, and whether it is
 // listed itself.
 func (t *splitTable) find(h uint64, prefix []byte) (split, root bool) {
+	if !t.maybe(h) {
+		return false, false
+	}
 	mask := len(t.slots) - 1
 	for i := int(h) & mask; ; i = (i + 1) & mask {
 		s := &t.slots[i]
@@ -304,7 +385,16 @@ func (t *splitTable) find(h uint64, prefix []byte) (split, root bool) {
 	}
 }
 
-func (t *splitTable) sizeBytes() int { return 16*cap(t.slots) + cap(t.pool) }
+// maybe reports whether a prefix of hash h may be split (no: it is not).
+func (t *splitTable) maybe(h uint64) bool {
+	if len(t.filter) == 0 {
+		return false
+	}
+	b := h >> (64 - t.fbits)
+	return t.filter[b/64]&(1<<(b%64)) != 0
+}
+
+func (t *splitTable) sizeBytes() int { return 16*cap(t.slots) + cap(t.pool) + 8*cap(t.filter) }
 
 // labelTable is a sorted set of one-label keys.
 type labelTable struct {

@@ -50,6 +50,7 @@ func hostKey(buf *[MaxDomainLen]byte, host string) (key []byte, ok bool) {
 type queryKey struct {
 	key      []byte
 	tld, fam int
+	lowered  bool // some upper-case letter was lowered
 }
 
 // hostKeyLabels is hostKey, also finding the TLD and family prefixes on
@@ -69,6 +70,7 @@ func hostKeyLabels(buf *[MaxDomainLen]byte, host string) (queryKey, bool) {
 		return queryKey{}, false
 	}
 	tld, fam := n, n
+	var uppers uint64
 	i := 0
 	for ; i+8 <= n; i += 8 {
 		w := bits.ReverseBytes64(loadLE64(host[n-i-8:]))
@@ -78,6 +80,7 @@ func hostKeyLabels(buf *[MaxDomainLen]byte, host string) (queryKey, bool) {
 			return queryKey{}, false
 		}
 		upper := (lo + (0x80-'A')*ones) &^ (lo + (0x80-'Z'-1)*ones) & high
+		uppers |= upper
 		dots := zeroBytes(w ^ '.'*ones)
 		w |= upper >> 2                 // +0x20
 		w ^= dots >> 7 * ('.' ^ keySep) // '.' -> keySep
@@ -97,6 +100,9 @@ func hostKeyLabels(buf *[MaxDomainLen]byte, host string) (queryKey, bool) {
 		if !ok {
 			return queryKey{}, false
 		}
+		if c != host[n-1-i] && c != keySep {
+			uppers = 1
+		}
 		if c == keySep && fam == n {
 			if tld == n {
 				tld = i
@@ -106,7 +112,7 @@ func hostKeyLabels(buf *[MaxDomainLen]byte, host string) (queryKey, bool) {
 		}
 		buf[i] = c
 	}
-	return queryKey{key: buf[:n], tld: tld, fam: fam}, true
+	return queryKey{key: buf[:n], tld: tld, fam: fam, lowered: uppers != 0}, true
 }
 
 // zeroBytes has 0x80 set in exactly the bytes of x that are zero.
@@ -142,11 +148,26 @@ func (s *DomainSet) lookup(host string, exact bool) bool {
 	if s == nil || s.n == 0 {
 		return false
 	}
+	if len(host) > 0 && host[len(host)-1] == '.' {
+		host = host[:len(host)-1]
+	}
+	// The common case, a lowercase host whose family is not split: hash its
+	// family as written and request its bucket first, so that building
+	// the key overlaps the memory access.
+	sec := &s.levels[0]
+	h := maphash.String(s.seed, host[familyStart(host):])
+	var data []byte
+	pos := 0
+	fast := !s.splits.maybe(h)
+	if fast {
+		data, pos = sec.locate(h)
+	}
 	var buf [MaxDomainLen]byte
 	qk, ok := hostKeyLabels(&buf, host)
 	if !ok {
 		return false
 	}
+	fast = fast && !qk.lowered // else h is not the family's hash
 	q := qk.key
 	if qk.tld == len(q) { // one label
 		return s.tlds.has(q)
@@ -154,11 +175,11 @@ func (s *DomainSet) lookup(host string, exact bool) bool {
 	if !exact && len(s.tlds.offs) > 0 && s.tlds.has(q[:qk.tld]) {
 		return true
 	}
-	ul := qk.fam
-	h := maphash.Bytes(s.seed, q[:ul])
-	if len(s.splits.slots) == 0 {
-		return s.levels[0].find(h, q, ul, exact)
+	if fast {
+		return sec.scan(data, pos, h, q, qk.fam, exact)
 	}
+	ul := qk.fam
+	h = prefixHash(s.seed, q[:ul])
 	level := 0
 	for {
 		split, root := s.splits.find(h, q[:ul])
@@ -170,7 +191,30 @@ func (s *DomainSet) lookup(host string, exact bool) bool {
 		}
 		level++
 		ul = labelsLen(q, level+2)
-		h = maphash.Bytes(s.seed, q[:ul])
+		h = prefixHash(s.seed, q[:ul])
 	}
 	return level < len(s.levels) && s.levels[level].find(h, q, ul, exact)
+}
+
+// familyStart returns where host's last two labels start (0 when it has
+// fewer), looking for dots eight bytes at a time.
+func familyStart(host string) int {
+	const ones = 0x0101010101010101
+	end, seen := len(host), 0
+	for ; end >= 8; end -= 8 {
+		dots := zeroBytes(loadLE64(host[end-8:]) ^ '.'*ones)
+		for ; dots != 0; dots &^= 1 << (63 - bits.LeadingZeros64(dots)) {
+			if seen++; seen == 2 {
+				return end - 8 + (63-bits.LeadingZeros64(dots))/8 + 1
+			}
+		}
+	}
+	for end--; end >= 0; end-- {
+		if host[end] == '.' {
+			if seen++; seen == 2 {
+				return end + 1
+			}
+		}
+	}
+	return 0
 }

@@ -159,7 +159,7 @@ func addDomain[T string | []byte](b *DomainSetBuilder, d T) error {
 		b.tlds = appendRecord(b.tlds, key, n)
 		return nil
 	}
-	b.store.add(maphash.Bytes(b.seed, key[:fam]), key, fam)
+	b.store.add(prefixHash(b.seed, key[:fam]), key, fam)
 	return nil
 }
 
@@ -256,6 +256,21 @@ func labelsLen(key []byte, n int) int {
 		off += i + 1
 	}
 	return off - 1
+}
+
+// prefixHash hashes a unit prefix of a key in its written form
+// ("example.com" for "moc\x01elpmaxe"): a lookup then hashes the tail of a
+// lowercase host as it is, before building the host's key.
+func prefixHash(seed maphash.Seed, prefix []byte) uint64 {
+	var buf [MaxDomainLen]byte
+	n := len(prefix)
+	for i, c := range prefix {
+		if c == keySep {
+			c = '.'
+		}
+		buf[n-1-i] = c
+	}
+	return maphash.Bytes(seed, buf[:n])
 }
 
 func commonPrefix(a, b []byte) int {

@@ -390,3 +390,21 @@ func TestHostKeyLabels(t *testing.T) {
 		}
 	}
 }
+
+func TestFamilyStart(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for i := 0; i < 20000; i++ {
+		b := make([]byte, r.IntN(40))
+		for j := range b {
+			b[j] = "ab.c"[r.IntN(4)]
+		}
+		host := string(b)
+		want := 0
+		if d1 := strings.LastIndexByte(host, '.'); d1 >= 0 {
+			want = strings.LastIndexByte(host[:d1], '.') + 1
+		}
+		if got := familyStart(host); got != want {
+			t.Fatalf("familyStart(%q) = %d, want %d", host, got, want)
+		}
+	}
+}
