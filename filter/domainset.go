@@ -122,6 +122,7 @@ func addDomain[T string | []byte](b *DomainSetBuilder, d T) error {
 	key := buf[:n]
 	prevDot := true // at the end of the key: an empty last label is invalid
 	fam, seps := n, 0
+	lowered := false
 	for i := 0; i < n; i++ {
 		c := d[n-1-i]
 		switch {
@@ -138,6 +139,7 @@ func addDomain[T string | []byte](b *DomainSetBuilder, d T) error {
 			c = keySep
 		case 'A' <= c && c <= 'Z':
 			prevDot = false
+			lowered = true
 			c += 'a' - 'A'
 		case domainByte(c):
 			prevDot = false
@@ -159,7 +161,14 @@ func addDomain[T string | []byte](b *DomainSetBuilder, d T) error {
 		b.tlds = appendRecord(b.tlds, key, n)
 		return nil
 	}
-	b.store.add(prefixHash(b.seed, key[:fam]), key, fam)
+	var h uint64
+	if lowered {
+		h = prefixHash(b.seed, key[:fam])
+	} else { // the family as written is its key prefix reversed
+		var fwd [MaxDomainLen]byte
+		h = maphash.Bytes(b.seed, fwd[:copy(fwd[:], d[n-fam:])])
+	}
+	b.store.add(h, key, fam)
 	return nil
 }
 
@@ -262,9 +271,17 @@ func labelsLen(key []byte, n int) int {
 // ("example.com" for "moc\x01elpmaxe"): a lookup then hashes the tail of a
 // lowercase host as it is, before building the host's key.
 func prefixHash(seed maphash.Seed, prefix []byte) uint64 {
+	const ones = 0x0101010101010101
 	var buf [MaxDomainLen]byte
 	n := len(prefix)
-	for i, c := range prefix {
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		w := bits.ReverseBytes64(binary.LittleEndian.Uint64(prefix[i:]))
+		w ^= zeroBytes(w^keySep*ones) >> 7 * ('.' ^ keySep)
+		binary.LittleEndian.PutUint64(buf[n-i-8:], w)
+	}
+	for ; i < n; i++ {
+		c := prefix[i]
 		if c == keySep {
 			c = '.'
 		}
