@@ -22,7 +22,10 @@ import (
 //
 // Without PORTCULLIS_LISTBENCH the test is skipped, so CI stays fast.
 // PORTCULLIS_LISTBENCH_SIZES picks sizes (default "1M 5M");
-// PORTCULLIS_LISTBENCH_NAIVE=0 skips the map baseline.
+// PORTCULLIS_LISTBENCH_NAIVE=0 skips the map baseline. BenchmarkListMatch
+// measures lookups on the same lists with the testing package:
+//
+//	PORTCULLIS_LISTBENCH=$DIR go test -run '^$' -bench ListMatch -benchmem ./filter/
 
 type benchQuery struct {
 	host string
@@ -203,7 +206,7 @@ func (m mapSet) match(host string) bool {
 }
 
 // loadNaive is listbaseline's map loader: a Scanner, a string per line.
-func loadNaive(t *testing.T, path string) mapSet {
+func loadNaive(t testing.TB, path string) mapSet {
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -222,4 +225,43 @@ func loadNaive(t *testing.T, path string) mapSet {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// BenchmarkListMatch: lookups on a listgen list (the first size of
+// PORTCULLIS_LISTBENCH_SIZES, default 5M) cycling through its query set,
+// for the List and for the naive map on the same queries.
+func BenchmarkListMatch(b *testing.B) {
+	dir := os.Getenv("PORTCULLIS_LISTBENCH")
+	if dir == "" {
+		b.Skip("set PORTCULLIS_LISTBENCH to a folder holding listgen's domains-N.txt and queries-N.txt")
+	}
+	size := "5M"
+	if sizes := strings.Fields(os.Getenv("PORTCULLIS_LISTBENCH_SIZES")); len(sizes) > 0 {
+		size = sizes[0]
+	}
+	list := filepath.Join(dir, "domains-"+size+".txt")
+	qs := readQueries(b, filepath.Join(dir, "queries-"+size+".txt"))
+	run := func(b *testing.B, match func(string) bool) {
+		b.ReportAllocs()
+		wrong := 0
+		for i := 0; b.Loop(); i++ {
+			q := qs[i%len(qs)]
+			if match(q.host) != q.hit {
+				wrong++
+			}
+		}
+		if wrong > 0 {
+			b.Errorf("%d wrong answers", wrong)
+		}
+	}
+	b.Run("DomainSet", func(b *testing.B) {
+		l, err := LoadList(FormatDomains, list)
+		if err != nil {
+			b.Fatal(err)
+		}
+		run(b, l.Match)
+	})
+	b.Run("map", func(b *testing.B) {
+		run(b, loadNaive(b, list).match)
+	})
 }
