@@ -197,10 +197,11 @@ func (w *levelWorker) split(keys []byte, u []pent) {
 	w.splits = append(w.splits, e)
 }
 
-// sortByHash sorts ents by (h, key): a two-pass radix sort on the 22 hash
-// bits below the partition bits, then a comparison sort of each run of
-// equal bits (the keys of one family, or a rare collision). tmp is
-// scratch space, returned for reuse.
+// sortByHash sorts the ents of one partition (their hashes share the top
+// partBits) by (h, key): a two-pass radix sort on the 22 hash bits below
+// the partition bits, then a comparison sort of each run of equal bits
+// (the keys of one family, or a rare collision). tmp is scratch space,
+// returned for reuse.
 func sortByHash(ents, tmp []pent, keys []byte) []pent {
 	const bits, shift = 11, 64 - partBits - 22
 	if cap(tmp) < len(ents) {

@@ -1,9 +1,13 @@
 package filter
 
 import (
+	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -405,6 +409,59 @@ func TestFamilyStart(t *testing.T) {
 		}
 		if got := familyStart(host); got != want {
 			t.Fatalf("familyStart(%q) = %d, want %d", host, got, want)
+		}
+	}
+}
+
+// TestSectionOversizedBucket writes a whole list into a single bucket, far
+// beyond what two-byte sub-bucket offsets reach, and finds every entry.
+func TestSectionOversizedBucket(t *testing.T) {
+	seed := maphash.MakeSeed()
+	list := genDomains(9, 20000)
+	var keys []byte
+	var ents []pent
+	for _, d := range list {
+		var buf [MaxDomainLen]byte
+		k, _ := hostKey(&buf, d)
+		fam := labelsLen(k, 2)
+		ents = append(ents, pent{h: prefixHash(seed, k[:fam]), off: uint32(len(keys)), n: uint8(len(k)), ul: uint8(fam)})
+		keys = append(keys, k...)
+	}
+	slices.SortFunc(ents, func(x, y pent) int {
+		if c := cmp.Compare(x.h, y.h); c != 0 {
+			return c
+		}
+		return bytes.Compare(keys[x.off:x.off+uint32(x.n)], keys[y.off:y.off+uint32(y.n)])
+	})
+	starts := make([]uint32, 1)
+	w := sectionWriter{starts: starts, end: 1, bucket: -1}
+	skipped := map[string]bool{}
+	for i := 0; i < len(ents); {
+		e := ents[i]
+		prefix := keys[e.off : e.off+uint32(e.ul)]
+		j := i + 1
+		for j < len(ents) && ents[j].h == e.h && underPrefix(keys[ents[j].off:ents[j].off+uint32(ents[j].n)], prefix) {
+			j++
+		}
+		if !w.unit(e.h, keys, ents[i:j]) {
+			skipped[string(prefix)] = true
+		}
+		i = j
+	}
+	w.finish()
+	if len(w.data) < 4*0xffff {
+		t.Fatalf("bucket of %d bytes: too small for the test", len(w.data))
+	}
+	sec := newSection([][]byte{w.data}, starts, 0, 0)
+	for _, d := range list {
+		var buf [MaxDomainLen]byte
+		k, _ := hostKey(&buf, d)
+		fam := labelsLen(k, 2)
+		if skipped[string(k[:fam])] {
+			continue
+		}
+		if !sec.find(prefixHash(seed, k[:fam]), k, fam, true) {
+			t.Fatalf("%q not found", d)
 		}
 	}
 }
