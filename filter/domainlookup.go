@@ -155,19 +155,25 @@ func (s *DomainSet) lookup(host string, exact bool) bool {
 	// family as written and request its bucket first, so that building
 	// the key overlaps the memory access.
 	sec := &s.levels[0]
-	h := maphash.String(s.seed, host[familyStart(host):])
+	h := maphash.String(s.seed, host[labelsStart(host, 2):])
 	var data []byte
 	pos := 0
 	fast := !s.splits.maybe(h)
+	// A family the filter flags is most likely split: request the bucket
+	// of the host's last three labels in the next level meanwhile.
+	spec := !fast && len(s.levels) > 1
+	var h1 uint64
 	if fast {
 		data, pos = sec.locate(h)
+	} else if spec {
+		h1 = maphash.String(s.seed, host[labelsStart(host, 3):])
+		data, pos = s.levels[1].locate(h1)
 	}
 	var buf [MaxDomainLen]byte
 	qk, ok := hostKeyLabels(&buf, host)
 	if !ok {
 		return false
 	}
-	fast = fast && !qk.lowered // else h is not the family's hash
 	q := qk.key
 	if qk.tld == len(q) { // one label
 		return s.tlds.has(q)
@@ -175,11 +181,16 @@ func (s *DomainSet) lookup(host string, exact bool) bool {
 	if !exact && len(s.tlds.offs) > 0 && s.tlds.has(q[:qk.tld]) {
 		return true
 	}
+	if qk.lowered { // the hashes above are not the key's
+		fast, spec = false, false
+	}
 	if fast {
 		return sec.scan(data, pos, h, q, qk.fam, exact)
 	}
 	ul := qk.fam
-	h = prefixHash(s.seed, q[:ul])
+	if qk.lowered {
+		h = prefixHash(s.seed, q[:ul])
+	}
 	level := 0
 	for {
 		split, root := s.splits.find(h, q[:ul])
@@ -191,27 +202,37 @@ func (s *DomainSet) lookup(host string, exact bool) bool {
 		}
 		level++
 		ul = labelsLen(q, level+2)
-		h = prefixHash(s.seed, q[:ul])
+		if level == 1 && spec {
+			h = h1
+		} else {
+			h = prefixHash(s.seed, q[:ul])
+		}
 	}
-	return level < len(s.levels) && s.levels[level].find(h, q, ul, exact)
+	switch {
+	case level >= len(s.levels):
+		return false
+	case level == 1 && spec:
+		return s.levels[1].scan(data, pos, h, q, ul, exact)
+	}
+	return s.levels[level].find(h, q, ul, exact)
 }
 
-// familyStart returns where host's last two labels start (0 when it has
-// fewer), looking for dots eight bytes at a time.
-func familyStart(host string) int {
+// labelsStart returns where host's last n labels start (0 when it has no
+// more), looking for dots eight bytes at a time.
+func labelsStart(host string, n int) int {
 	const ones = 0x0101010101010101
 	end, seen := len(host), 0
 	for ; end >= 8; end -= 8 {
 		dots := zeroBytes(loadLE64(host[end-8:]) ^ '.'*ones)
 		for ; dots != 0; dots &^= 1 << (63 - bits.LeadingZeros64(dots)) {
-			if seen++; seen == 2 {
+			if seen++; seen == n {
 				return end - 8 + (63-bits.LeadingZeros64(dots))/8 + 1
 			}
 		}
 	}
 	for end--; end >= 0; end-- {
 		if host[end] == '.' {
-			if seen++; seen == 2 {
+			if seen++; seen == n {
 				return end + 1
 			}
 		}

@@ -285,6 +285,15 @@ func TestDomainSetSplitFamilies(t *testing.T) {
 		if got, want := s.MatchExact(q), ref[q]; got != want {
 			t.Errorf("MatchExact(%q) = %v, want %v", q, got, want)
 		}
+		// Upper case anywhere takes the lookup's other path.
+		for _, u := range []string{strings.ToUpper(q), strings.ToUpper(q[:1]) + q[1:], q[:len(q)-1] + strings.ToUpper(q[len(q)-1:])} {
+			if got, want := s.Match(u), ref.match(u); got != want {
+				t.Errorf("Match(%q) = %v, want %v", u, got, want)
+			}
+			if got, want := s.MatchExact(u), ref[strings.ToLower(u)]; got != want {
+				t.Errorf("MatchExact(%q) = %v, want %v", u, got, want)
+			}
+		}
 	}
 }
 
@@ -395,7 +404,7 @@ func TestHostKeyLabels(t *testing.T) {
 	}
 }
 
-func TestFamilyStart(t *testing.T) {
+func TestLabelsStart(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	for i := 0; i < 20000; i++ {
 		b := make([]byte, r.IntN(40))
@@ -407,8 +416,15 @@ func TestFamilyStart(t *testing.T) {
 		if d1 := strings.LastIndexByte(host, '.'); d1 >= 0 {
 			want = strings.LastIndexByte(host[:d1], '.') + 1
 		}
-		if got := familyStart(host); got != want {
-			t.Fatalf("familyStart(%q) = %d, want %d", host, got, want)
+		if got := labelsStart(host, 2); got != want {
+			t.Fatalf("labelsStart(%q, 2) = %d, want %d", host, got, want)
+		}
+		want3 := 0
+		if want > 0 {
+			want3 = strings.LastIndexByte(host[:want-1], '.') + 1
+		}
+		if got := labelsStart(host, 3); got != want3 {
+			t.Fatalf("labelsStart(%q, 3) = %d, want %d", host, got, want3)
 		}
 	}
 }
