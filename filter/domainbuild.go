@@ -78,8 +78,8 @@ func buildLevel(seed maphash.Seed, st *recordStore, labels int, splits *[]splitE
 const groupBits = 6
 
 // bucketBits picks the bucket count for a section of about size bytes: a
-// bucket averages 512 to 1024 bytes, so that the bucket index (two bytes a
-// bucket) is a few thousandths of the data and stays in the CPU cache; a
+// bucket averages 256 to 512 bytes, so that the bucket index (two bytes a
+// bucket) is under a hundredth of the data and stays in the CPU cache; a
 // lookup scans a quarter of it (see bucketHeader).
 func bucketBits(size int) uint {
 	k := uint(0)
@@ -89,7 +89,7 @@ func bucketBits(size int) uint {
 	return k
 }
 
-const bucketShift = 10
+const bucketShift = 9
 
 // pent is a key being sorted: the hash of its unit prefix, and where the
 // key sits in the partition's bytes.
