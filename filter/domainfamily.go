@@ -35,10 +35,17 @@ type section struct {
 const prefetchBytes = 256
 
 // bucketHeader: a non-empty bucket starts with the offsets (two bytes
-// each, from the bucket start) of its sub-buckets 1 to 3, the units whose
+// each, from the bucket start) of its sub-buckets 1 to subBuckets-1, the units whose
 // fingerprints have those top two bits; sub-bucket 0 follows the header.
 // A lookup scans only its sub-bucket, a quarter of the bucket.
-const bucketHeader = 6
+const bucketHeader = 2 * (subBuckets - 1)
+
+// subBits: a bucket has 1<<subBits sub-buckets, chosen by the top bits of
+// the unit fingerprint.
+const (
+	subBits    = 2
+	subBuckets = 1 << subBits
+)
 
 // fingerprint is the unit fingerprint of hash h in a section of 1<<kbits
 // buckets.
@@ -99,8 +106,8 @@ func (s *section) locate(h uint64) ([]byte, int) {
 		data = data[:int(s.coarse[i>>s.cbits])+int(s.fine[i])]
 	}
 	if pos < len(data) {
-		sub := int(fingerprint(h, uint(s.kbits)) >> 14)
-		guess := pos + (len(data)-pos)*sub/4
+		sub := int(fingerprint(h, uint(s.kbits)) >> (16 - subBits))
+		guess := pos + (len(data)-pos)*sub/subBuckets
 		for a := max(guess-64, pos+64); a < len(data) && a < guess+prefetchBytes; a += 64 {
 			prefetch(&data[a])
 		}
@@ -114,7 +121,7 @@ func (s *section) scan(data []byte, pos int, h uint64, q []byte, ul int, exact b
 		return false // empty bucket
 	}
 	fp := fingerprint(h, uint(s.kbits))
-	if sub := int(fp >> 14); sub == 0 {
+	if sub := int(fp >> (16 - subBits)); sub == 0 {
 		pos += bucketHeader
 	} else {
 		pos += int(data[pos+2*sub-2]) | int(data[pos+2*sub-1])<<8
@@ -224,7 +231,7 @@ func (w *sectionWriter) unit(h uint64, keys []byte, u []pent) bool {
 		w.data = append(w.data, make([]byte, bucketHeader)...)
 	}
 	fp := fingerprint(h, w.kbits)
-	for ; w.sub <= int(fp>>14); w.sub++ {
+	for ; w.sub <= int(fp>>(16-subBits)); w.sub++ {
 		w.setSub(len(w.data))
 	}
 	pos := len(w.data)
@@ -258,7 +265,7 @@ func (w *sectionWriter) closeBucket() {
 	if w.bucket < 0 {
 		return
 	}
-	for ; w.sub < 4; w.sub++ {
+	for ; w.sub < subBuckets; w.sub++ {
 		w.setSub(len(w.data))
 	}
 	w.bucket = -1
