@@ -35,9 +35,9 @@ type section struct {
 const prefetchBytes = 256
 
 // bucketHeader: a non-empty bucket starts with the offsets (two bytes
-// each, from the bucket start) of its sub-buckets 1 to subBuckets-1, the units whose
-// fingerprints have those top two bits; sub-bucket 0 follows the header.
-// A lookup scans only its sub-bucket, a quarter of the bucket.
+// each, from the bucket start) of its sub-buckets 1 to subBuckets-1, the
+// units whose fingerprints start with those subBits bits; sub-bucket 0
+// follows the header. A lookup scans only its sub-bucket.
 const bucketHeader = 2 * (subBuckets - 1)
 
 // subBits: a bucket has 1<<subBits sub-buckets, chosen by the top bits of
