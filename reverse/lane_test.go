@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -462,6 +463,30 @@ func TestLaneShutdown(t *testing.T) {
 	}
 }
 
+// TestPlainTargetAsParseRequestURI: the allocation-free reading of simple
+// targets gives what url.ParseRequestURI gives, for every byte in and around
+// its character set, at the start, middle and end of the path and in the
+// query.
+func TestPlainTargetAsParseRequestURI(t *testing.T) {
+	for c := 0x21; c < 0x7f; c++ {
+		for _, tmpl := range []string{"/%c", "/a%cb", "/a%c", "/a?%c", "/%c?x", "/a%c?", "/%c/"} {
+			target := fmt.Sprintf(tmpl, c)
+			var u url.URL
+			if !plainTarget(target, &u) {
+				continue
+			}
+			want, err := url.ParseRequestURI(target)
+			if err != nil {
+				t.Errorf("%q: taken, but ParseRequestURI fails: %v", target, err)
+				continue
+			}
+			if u != *want {
+				t.Errorf("%q: %#v, ParseRequestURI gives %#v", target, u, *want)
+			}
+		}
+	}
+}
+
 // FuzzParseLaneHead: whatever the lane's parser takes, net/http reads the
 // same way (method, target, URL, Host, header fields, no body).
 func FuzzParseLaneHead(f *testing.F) {
@@ -473,12 +498,17 @@ func FuzzParseLaneHead(f *testing.F) {
 		"GET / HTTP/1.1\r\nhost: h\r\nX:\r\nY: \t v \t\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: h\r\nX-\xff: 1\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: h\r\nX: \xff\xfe\r\n\r\n",
+		"GET /a-b._~/!$&'()*+,;=:@?q=1&r=%zz HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /a? HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET //x/y HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /a%20b HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /a\"b<c>{d}|e^f`g\\h HTTP/1.1\r\nHost: h\r\n\r\n",
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		hdr := http.Header{}
-		h, _, ok := parseLaneHead(s, hdr, nil)
+		h, _, ok := parseLaneHead(s, hdr, nil, new(url.URL))
 		if !ok {
 			return
 		}

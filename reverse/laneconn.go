@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -47,6 +48,7 @@ type laneConn struct {
 	// Reused from request to request: nothing the Handler keeps outlives
 	// the request on the lane.
 	req  http.Request
+	url  url.URL
 	hdr  http.Header
 	vals []string
 	w    laneWriter
@@ -255,7 +257,7 @@ func (lc *laneConn) handoff() bool {
 // parse reads the head into lc.req and reports whether the lane takes it.
 func (lc *laneConn) parse(head []byte) bool {
 	clear(lc.hdr)
-	h, vals, ok := parseLaneHead(string(head), lc.hdr, lc.vals[:0])
+	h, vals, ok := parseLaneHead(string(head), lc.hdr, lc.vals[:0], &lc.url)
 	lc.vals = vals
 	if !ok {
 		return false

@@ -34,6 +34,25 @@ func laneTakesPrefix(b []byte) bool {
 	return false
 }
 
+// plainTarget fills u as url.ParseRequestURI would for a target whose path
+// holds only characters url leaves unescaped in a path (letters, digits and
+// -._~/$&+,;=:@), the common case, without allocating; it reports false
+// (u untouched) for any other target.
+func plainTarget(t string, u *url.URL) bool {
+	path, query, hasQuery := strings.Cut(t, "?")
+	for i := 0; i < len(path); i++ {
+		c := path[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~/$&+,;=:@", c) >= 0) {
+			return false
+		}
+	}
+	if strings.HasPrefix(path, "//") {
+		return false
+	}
+	*u = url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+	return true
+}
+
 // parseLaneHead reads a request head s (request line, header fields, and the
 // empty line, each ending in CRLF) into hdr (which must be empty), appending
 // field values to vals, and reports whether it is a request the lane takes.
@@ -50,7 +69,7 @@ func laneTakesPrefix(b []byte) bool {
 // net/http would build: canonical names, values trimmed of spaces and tabs,
 // Host moved out, and Pragma: no-cache copied to Cache-Control when that is
 // absent.
-func parseLaneHead(s string, hdr http.Header, vals []string) (laneHead, []string, bool) {
+func parseLaneHead(s string, hdr http.Header, vals []string, u *url.URL) (laneHead, []string, bool) {
 	var h laneHead
 	line, s, ok := strings.Cut(s, "\r\n")
 	if !ok || !plainLine(line) {
@@ -68,9 +87,11 @@ func parseLaneHead(s string, hdr http.Header, vals []string) (laneHead, []string
 	if !ok || !laneTarget(target) {
 		return h, vals, false
 	}
-	u, err := url.ParseRequestURI(target)
-	if err != nil {
-		return h, vals, false
+	if !plainTarget(target, u) {
+		var err error
+		if u, err = url.ParseRequestURI(target); err != nil {
+			return h, vals, false
+		}
 	}
 	h.target, h.url = target, u
 	hosts := 0
