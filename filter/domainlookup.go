@@ -74,12 +74,11 @@ func hostKeyLabels(buf *[MaxDomainLen]byte, host string) (queryKey, bool) {
 	i := 0
 	for ; i+8 <= n; i += 8 {
 		w := bits.ReverseBytes64(loadLE64(host[n-i-8:]))
-		lo := w & low7
-		// Bytes >= 0x80 or > 'z', and bytes <= keySep, hold no key.
-		if w&high|(lo+(0x80-'z'-1)*ones)&high|zeroBytes(w&^ones) != 0 {
+		if zeroBytes(w&^ones) != 0 { // a byte <= keySep
 			return queryKey{}, false
 		}
-		upper := (lo + (0x80-'A')*ones) &^ (lo + (0x80-'Z'-1)*ones) & high
+		lo := w & low7
+		upper := (lo + (0x80-'A')*ones) &^ (lo + (0x80-'Z'-1)*ones) &^ w & high
 		uppers |= upper
 		dots := zeroBytes(w ^ '.'*ones)
 		w |= upper >> 2                 // +0x20
@@ -130,13 +129,14 @@ func loadLE64(s string) uint64 {
 }
 
 // hostKeyByte maps one host byte to its key byte: '.' to keySep, ASCII
-// upper case to lower case. ok is false for bytes no key holds (a host with
-// one cannot be listed): at or below keySep, or above 'z'.
+// upper case to lower case. ok is false for a byte at or below keySep (a
+// host holding one is not a name). Other bytes no key holds are kept:
+// "\x83.example.com" is still under a listed "example.com".
 func hostKeyByte(c byte) (byte, bool) {
 	switch {
 	case c == '.':
 		return keySep, true
-	case c <= keySep || c > 'z':
+	case c <= keySep:
 		return 0, false
 	case 'A' <= c && c <= 'Z':
 		return c + 'a' - 'A', true

@@ -374,7 +374,7 @@ func TestHostKeyLabels(t *testing.T) {
 				} else if seps == 2 {
 					fam = i
 				}
-			case c <= keySep || c > 'z':
+			case c <= keySep:
 				return "", 0, 0, false
 			case 'A' <= c && c <= 'Z':
 				c += 'a' - 'A'
