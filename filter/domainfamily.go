@@ -31,9 +31,6 @@ type section struct {
 	dbits  uint8
 }
 
-// prefetchBytes is how much of a sub-bucket find fetches ahead.
-const prefetchBytes = 256
-
 // bucketHeader: a non-empty bucket starts with the offsets (two bytes
 // each, from the bucket start) of its sub-buckets 1 to subBuckets-1, the
 // units whose fingerprints start with those subBits bits; sub-bucket 0
@@ -108,7 +105,7 @@ func (s *section) locate(h uint64) ([]byte, int) {
 	if pos < len(data) {
 		sub := int(fingerprint(h, uint(s.kbits)) >> (16 - subBits))
 		guess := pos + (len(data)-pos)*sub/subBuckets
-		for a := max(guess-64, pos+64); a < len(data) && a < guess+prefetchBytes; a += 64 {
+		if a := max(guess-64, pos+64); a < len(data) {
 			prefetch(&data[a])
 		}
 	}

@@ -2,8 +2,10 @@
 
 package filter
 
-// prefetch asks the CPU to start loading the cache line holding *p, so that
-// the lines of a bucket arrive together instead of one after another.
+// prefetch asks the CPU to start loading the four cache lines from p on
+// (prefetches are hints: past the end of p's memory they do nothing), so
+// that the lines of a sub-bucket arrive together instead of one after
+// another.
 //
 //go:noescape
 func prefetch(p *byte)
