@@ -6,7 +6,7 @@ import (
 )
 
 // A section holds units in the order of their prefix hash, in 1<<kbits
-// buckets chosen by the hash's top bits, each split in four sub-buckets
+// buckets chosen by the hash's top bits, each split in sub-buckets
 // (see bucketHeader). A unit is
 //
 //	fingerprint (2 bytes, little-endian: the 16 hash bits below the bucket
