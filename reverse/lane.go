@@ -44,6 +44,28 @@ type Lane struct {
 	srvDone chan struct{}
 
 	answered, handedOff atomic.Uint64
+
+	// Read buffers and connection states are reused: a connection handed to
+	// net/http after its first request, or idle between requests, holds
+	// neither (nginx's lazy buffers), so the lane adds nothing to the memory
+	// of an idle connection.
+	bufs     sync.Pool // *[laneBufSize]byte
+	connPool sync.Pool // *laneConn
+}
+
+// getBuf returns a read buffer of laneBufSize bytes.
+func (l *Lane) getBuf() []byte {
+	if b, ok := l.bufs.Get().(*[laneBufSize]byte); ok {
+		return b[:]
+	}
+	return make([]byte, laneBufSize)
+}
+
+// putBuf returns a buffer from getBuf.
+func (l *Lane) putBuf(b []byte) {
+	if cap(b) >= laneBufSize {
+		l.bufs.Put((*[laneBufSize]byte)(b[:laneBufSize]))
+	}
 }
 
 // Stats returns how many requests the lane answered and how many connections
@@ -116,7 +138,11 @@ func (l *Lane) Serve(ln net.Listener) error {
 			return err
 		}
 		delay = 0
-		lc := &laneConn{lane: l, c: c, peer: remoteAddr(c)}
+		lc, _ := l.connPool.Get().(*laneConn)
+		if lc == nil {
+			lc = new(laneConn)
+		}
+		lc.lane, lc.c, lc.peer = l, c, remoteAddr(c)
 		l.mu.Lock()
 		if l.closing.Load() {
 			l.mu.Unlock()
@@ -224,6 +250,9 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 	if len(c.pre) > 0 {
 		n := copy(p, c.pre)
 		c.pre = c.pre[n:]
+		if len(c.pre) == 0 {
+			c.pre = nil
+		}
 		return n, nil
 	}
 	return c.Conn.Read(p)

@@ -77,12 +77,15 @@ func (lc *laneConn) serve() {
 			lc.c.Close()
 		}
 		l.forget(lc)
+		lc.recycle()
 	}()
 	lc.remote = lc.c.RemoteAddr().String()
 	lc.now = time.Now()
-	lc.hdr = make(http.Header, 8)
+	if lc.hdr == nil {
+		lc.hdr = make(http.Header, 8)
+	}
 	lc.w.lc = lc
-	lc.buf = make([]byte, laneBufSize)
+	lc.buf = l.getBuf()
 	lc.fd = -1
 	if raw := rawConn(lc.c); raw != nil {
 		lc.serveRaw(raw)
@@ -100,6 +103,9 @@ func (lc *laneConn) serveRaw(raw syscall.RawConn) {
 	step := func(fd uintptr) bool {
 		lc.fd = int(fd)
 		defer func() { lc.fd = -1 }()
+		if lc.buf == nil {
+			lc.buf = lc.lane.getBuf()
+		}
 		for {
 			if !lc.process() || !lc.prepareRead() {
 				done = true
@@ -107,10 +113,12 @@ func (lc *laneConn) serveRaw(raw syscall.RawConn) {
 			}
 			if lc.drained {
 				lc.drained = false
+				lc.idle()
 				return false // wait until readable
 			}
 			m, err := rawIO(syscall.SYS_READ, int(fd), lc.buf[lc.n:])
 			if err == syscall.EAGAIN {
+				lc.idle()
 				return false
 			}
 			lc.afterRead(m, err)
@@ -122,6 +130,30 @@ func (lc *laneConn) serveRaw(raw syscall.RawConn) {
 			return // a deadline passed (idle, header timeout, shutdown) or the connection failed
 		}
 	}
+}
+
+// idle gives the read buffer back while nothing is pending: a connection
+// waiting for its next request holds no buffer.
+func (lc *laneConn) idle() {
+	if lc.n == 0 && lc.buf != nil {
+		lc.lane.putBuf(lc.buf)
+		lc.buf = nil
+	}
+}
+
+// recycle returns the finished connection's state to the lane for reuse.
+func (lc *laneConn) recycle() {
+	l := lc.lane
+	if lc.buf != nil {
+		l.putBuf(lc.buf)
+	}
+	out := lc.out[:0]
+	if cap(out) > laneFlushAt {
+		out = nil
+	}
+	clear(lc.hdr)
+	*lc = laneConn{hdr: lc.hdr, vals: lc.vals[:0], out: out, w: laneWriter{hdr: lc.w.hdr, keys: lc.w.keys[:0], pending: lc.w.pending[:0]}}
+	l.connPool.Put(lc)
 }
 
 // rawConn returns c's raw descriptor, through the door's own wrappers, or nil.
@@ -249,7 +281,8 @@ func (lc *laneConn) handoff() bool {
 	if lc.flush() {
 		lc.handedOff = true
 		lc.lane.handedOff.Add(1)
-		lc.lane.handoff.give(&prefixConn{Conn: lc.c, pre: lc.buf[:lc.n]})
+		pre := append([]byte(nil), lc.buf[:lc.n]...) // the buffer goes back to the lane
+		lc.lane.handoff.give(&prefixConn{Conn: lc.c, pre: pre})
 	}
 	return false
 }
