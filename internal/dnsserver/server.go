@@ -134,8 +134,8 @@ func (s *Server) Listen() []string { return s.state.Load().cfg.Listen }
 const shutdownTimeout = 5 * time.Second
 
 // Serve answers queries on pconn (UDP) and ln (TCP) until ctx ends, then shuts
-// both down (waiting up to 5 s for queries in flight) and returns nil; either may
-// be nil. It returns early with the error of a listener that fails. A UDP socket
+// both down (waiting up to 5 s for queries in flight), closes them and returns
+// nil; either may be nil. It returns early with the error of a listener that fails. A UDP socket
 // bound to one address is served by Portcullis's own read loop (see serveUDP);
 // a wildcard one, and TCP, by miekg/dns.
 func (s *Server) Serve(ctx context.Context, pconn net.PacketConn, ln net.Listener) error {
@@ -180,7 +180,16 @@ func (s *Server) Serve(ctx context.Context, pconn net.PacketConn, ln net.Listene
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer scancel()
 	for _, srv := range servers {
-		srv.ShutdownContext(sctx) // an error means it had already stopped
+		srv.ShutdownContext(sctx) // an error means it had already stopped, or not started yet
+	}
+	// A server that had not started when ctx ended (ShutdownContext then does
+	// nothing) would start afterwards and serve forever: closing its sockets
+	// ends it at once. ShutdownContext closes them too.
+	if ln != nil {
+		ln.Close()
+	}
+	if pconn != nil {
+		pconn.Close()
 	}
 	wg.Wait()
 	return err

@@ -227,6 +227,39 @@ func ede(m *dns.Msg) *dns.EDNS0_EDE {
 	return nil
 }
 
+// TestServeStoppedBeforeStarting: a Serve whose context ends before its TCP
+// server has started returns (it used to leave that server accepting forever
+// once it started, and Serve waiting for it: seen once in CI).
+func TestServeStoppedBeforeStarting(t *testing.T) {
+	res := newResolver(t, testUpstream(t))
+	for i := range 500 {
+		srv, err := New(Options{Config: &Config{}, Resolver: res})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		done := make(chan error, 1)
+		go func() { done <- srv.Serve(ctx, pc, ln) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("run %d: Serve: %v", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("run %d: Serve did not return after its context ended", i)
+		}
+	}
+}
+
 func TestBlockedNamesPerGroup(t *testing.T) {
 	up := testUpstream(t)
 	log := newMemLog()
