@@ -262,7 +262,6 @@ func (lc *laneConn) process() bool {
 		}
 		lc.w.finish()
 		l.answered.Add(1)
-		lc.ex = exchange{} // drop references to this request
 		lc.n = copy(lc.buf, buf[end:])
 		lc.first = start
 		if lc.w.closeAfter {

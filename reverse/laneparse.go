@@ -104,11 +104,11 @@ func parseLaneHead(s string, hdr http.Header, vals []string, u *url.URL) (laneHe
 			break
 		}
 		name, value, ok := strings.Cut(line, ":")
-		if !ok || !tokenString(name) {
+		if !ok || !httpguts.ValidHeaderFieldName(name) {
 			return h, vals, false // also obs-fold: a leading space is not a token
 		}
 		value = strings.Trim(value, " \t")
-		if !fieldValue(value) {
+		if !httpguts.ValidHeaderFieldValue(value) {
 			return h, vals, false
 		}
 		key := textproto.CanonicalMIMEHeaderKey(name)
@@ -120,9 +120,9 @@ func parseLaneHead(s string, hdr http.Header, vals []string, u *url.URL) (laneHe
 		case "Content-Length", "Transfer-Encoding", "Expect", "Upgrade", "Http2-Settings":
 			return h, vals, false
 		case "Connection":
-			c, ok := laneConnection(value)
-			if !ok {
-				return h, vals, false
+			c, other := connectionTokens(value)
+			if other {
+				return h, vals, false // names a hop-by-hop field the proxy would remove
 			}
 			h.close = h.close || c
 		}
@@ -161,37 +161,6 @@ func laneTarget(t string) bool {
 		}
 	}
 	return true
-}
-
-// tokenString reports whether s is a non-empty RFC 9110 token.
-func tokenString(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !httpguts.IsTokenRune(rune(s[i])) {
-			return false
-		}
-	}
-	return true
-}
-
-// fieldValue reports whether v holds no control character but HTAB.
-func fieldValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// laneConnection reads a Connection field value: it reports whether it names
-// close, and declines any option but close and keep-alive (a hop-by-hop field
-// the proxy would remove).
-func laneConnection(v string) (close, ok bool) {
-	close, other := connectionTokens(v)
-	return close, !other
 }
 
 // connectionTokens reports whether a Connection field value names close, and

@@ -58,7 +58,7 @@ func (w *laneWriter) WriteHeader(code int) {
 			delete(w.hdr, "Content-Length")
 		}
 	}
-	if hasCloseToken(w.hdr["Connection"]) {
+	if httpguts.HeaderValuesContainsToken(w.hdr["Connection"], "close") {
 		w.closeAfter = true
 	}
 }
@@ -219,14 +219,4 @@ func hasCRLF(v string) bool {
 // bodyAllowed reports whether a response with status may have a body.
 func bodyAllowed(status int) bool {
 	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
-}
-
-// hasCloseToken reports whether Connection field values name close.
-func hasCloseToken(vs []string) bool {
-	for _, v := range vs {
-		if c, _ := connectionTokens(v); c {
-			return true
-		}
-	}
-	return false
 }
