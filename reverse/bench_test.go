@@ -59,13 +59,21 @@ func benchDoor(b *testing.B, origin string) *httptest.Server { return benchDoorW
 
 // benchDoorWrap is benchDoor with Options.Wrap.
 func benchDoorWrap(b *testing.B, origin string, wrap func(string, http.RoundTripper) http.RoundTripper) *httptest.Server {
+	srv := httptest.NewServer(benchHandler(b, origin, wrap, true))
+	b.Cleanup(srv.Close)
+	return srv
+}
+
+// benchHandler is the door of the benchmarks: one route to a pool with
+// origin, allowed by the policy, the transport wrapped by wrap.
+func benchHandler(b *testing.B, origin string, wrap func(string, http.RoundTripper) http.RoundTripper, hideOrigin bool) *Handler {
 	p, err := pool.New("bench", pool.Config{Members: []pool.MemberConfig{{URL: origin}}, MaxIdlePerMember: 256}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(p.Close)
 	h, err := New(Options{
-		Config: Config{Routes: []Route{{Name: "bench", Host: []string{"127.0.0.1"}, Pool: "bench", HideOrigin: true}}},
+		Config: Config{Routes: []Route{{Name: "bench", Host: []string{"127.0.0.1"}, Pool: "bench", HideOrigin: hideOrigin}}},
 		Policy: rules.EvaluatorFunc(func(*rules.Facts) rules.Verdict { return rules.Verdict{Action: rules.ActionAllow, Rule: "default"} }),
 		Pools:  map[string]*pool.Pool{"bench": p},
 		Wrap:   wrap,
@@ -73,9 +81,25 @@ func benchDoorWrap(b *testing.B, origin string, wrap func(string, http.RoundTrip
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
-	b.Cleanup(srv.Close)
-	return srv
+	return h
+}
+
+// cacheableOrigin starts an origin answering 1 KiB that caches may keep for
+// ten minutes, and a cache in front of which doors put it.
+func cacheableOrigin(b *testing.B) (string, *cache.Cache) {
+	body := bytes.Repeat([]byte("x"), 1024)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=600")
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write(body)
+	}))
+	b.Cleanup(origin.Close)
+	c, err := cache.New(cache.Config{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	return origin.URL, c
 }
 
 // BenchmarkReverse1KiB: client → door → origin, 1 KiB responses.
@@ -137,18 +161,8 @@ func BenchmarkCacheHit1KiB(b *testing.B) { benchCacheHit(b, true) }
 func BenchmarkCacheHitProxied1KiB(b *testing.B) { benchCacheHit(b, false) }
 
 func benchCacheHit(b *testing.B, fast bool) {
-	body := bytes.Repeat([]byte("x"), 1024)
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "public, max-age=600")
-		w.Write(body)
-	}))
-	b.Cleanup(origin.Close)
-	c, err := cache.New(cache.Config{}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { c.Close() })
-	srv := benchDoorWrap(b, origin.URL, func(_ string, rt http.RoundTripper) http.RoundTripper {
+	origin, c := cacheableOrigin(b)
+	srv := benchDoorWrap(b, origin, func(_ string, rt http.RoundTripper) http.RoundTripper {
 		ct := c.WrapPolicy(&cache.Policy{Enabled: true}, rt)
 		if !fast {
 			return plainRT{ct}

@@ -1,7 +1,6 @@
 package reverse
 
 import (
-	"bytes"
 	"io"
 	"log/slog"
 	"net"
@@ -12,8 +11,6 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/cache"
-	"github.com/portcullis/portcullis/internal/pool"
-	"github.com/portcullis/portcullis/rules"
 )
 
 // repeatConn is an in-memory connection that delivers the same request
@@ -46,34 +43,10 @@ func (c *repeatConn) SetWriteDeadline(time.Time) error { return nil }
 // (parse, route, policy, cache lookup, response framing), one connection,
 // as bench/ scenario c without the sockets and without an access log.
 func BenchmarkLaneHit1KiB(b *testing.B) {
-	body := bytes.Repeat([]byte("x"), 1024)
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "public, max-age=600")
-		w.Header().Set("Content-Type", "text/plain")
-		w.Write(body)
-	}))
-	b.Cleanup(origin.Close)
-	c, err := cache.New(cache.Config{}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { c.Close() })
-	p, err := pool.New("bench", pool.Config{Members: []pool.MemberConfig{{URL: origin.URL}}}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(p.Close)
-	h, err := New(Options{
-		Config: Config{Routes: []Route{{Name: "bench", Pool: "bench"}}},
-		Policy: rules.EvaluatorFunc(func(*rules.Facts) rules.Verdict { return rules.Verdict{Action: rules.ActionAllow, Rule: "default"} }),
-		Pools:  map[string]*pool.Pool{"bench": p},
-		Wrap: func(_ string, rt http.RoundTripper) http.RoundTripper {
-			return c.WrapPolicy(&cache.Policy{Enabled: true}, rt)
-		},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	origin, c := cacheableOrigin(b)
+	h := benchHandler(b, origin, func(_ string, rt http.RoundTripper) http.RoundTripper {
+		return c.WrapPolicy(&cache.Policy{Enabled: true}, rt)
+	}, false)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1/cacheable", nil))
 	if rec.Code != 200 {
