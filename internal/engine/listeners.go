@@ -104,9 +104,9 @@ func httpListen(kind, addr string, pick func(*state) http.Handler, wrap func(net
 		if tune != nil {
 			tune(srv)
 		}
-		var ln2 *reverse.Lane
+		var fast *reverse.Lane
 		if lane != nil && srv.TLSConfig == nil {
-			ln2 = lane(srv)
+			fast = lane(srv)
 		}
 		done := make(chan struct{})
 		go func() {
@@ -115,8 +115,8 @@ func httpListen(kind, addr string, pick func(*state) http.Handler, wrap func(net
 			switch {
 			case srv.TLSConfig != nil:
 				err = srv.ServeTLS(ln, "", "")
-			case ln2 != nil:
-				err = ln2.Serve(ln)
+			case fast != nil:
+				err = fast.Serve(ln)
 			default:
 				err = srv.Serve(ln)
 			}
@@ -125,8 +125,8 @@ func httpListen(kind, addr string, pick func(*state) http.Handler, wrap func(net
 			}
 		}()
 		return &listener{key: listenKey{kind, addr}, addr: ln.Addr(), shutdown: func(ctx context.Context) {
-			if ln2 != nil {
-				ln2.Shutdown(ctx) // closes ln and shuts srv down
+			if fast != nil {
+				fast.Shutdown(ctx) // closes ln and shuts srv down
 			} else if err := srv.Shutdown(ctx); err != nil {
 				srv.Close()
 			}
