@@ -8,7 +8,11 @@ type Config struct {
 
 	// Lists are named blocklists (or allow lists) that rules refer to.
 	Lists map[string]*ListConfig `yaml:"lists"`
-	// Groups name sets of clients (by CIDR) and users.
+	// Groups name sets of clients (by CIDR) and users. Wherever the policy names a
+	// group (rules' group, forward safesearch_groups and phrase_thresholds), the
+	// name may also be a group of the forward proxy's auth group file: a request
+	// is in the group when its client address is in the CIDRs here, its user is
+	// listed here, or its signed-in user is in that group in the file.
 	Groups map[string]*GroupConfig `yaml:"groups"`
 	// Schedules name weekly time windows in a time zone, with excluded dates.
 	Schedules map[string]*ScheduleConfig `yaml:"schedules"`
@@ -75,7 +79,7 @@ type RuleConfig struct {
 	Port     []int    `yaml:"port"`     // destination ports
 	Scheme   []string `yaml:"scheme"`   // http or https
 	Client   []string `yaml:"client"`   // client CIDRs
-	Group    []string `yaml:"group"`    // group names (clients by CIDR or users)
+	Group    []string `yaml:"group"`    // group names (from groups: or the auth group file)
 	User     []string `yaml:"user"`     // authenticated user names
 	Door     []string `yaml:"door"`     // forward, reverse, dns
 	Schedule string   `yaml:"schedule"` // a schedule name; "!name" means outside it

@@ -172,7 +172,7 @@ func (p *Program) compileRule(rc *RuleConfig, lists ListSource) (*rule, []field.
 		if cg, ok := p.groups[g]; ok {
 			r.groups = append(r.groups, cg)
 		} else {
-			r.groups = append(r.groups, &group{}) // unknown: reported by Validate
+			r.groups = append(r.groups, &group{}) // a group of the auth group file only: Facts.Groups says who is in it
 		}
 	}
 	for _, u := range rc.User {

@@ -167,3 +167,41 @@ func TestExplainAgreesWithEvaluate(t *testing.T) {
 		t.Fatalf("steps = %+v", steps)
 	}
 }
+
+// TestGroupOfAuthFile: a rule may name a group that groups: does not declare (one
+// of the auth group file, checked by the config package); its members are the
+// requests whose Facts.Groups name it. A group declared in both places matches by
+// address, by listed user or by Facts.Groups.
+func TestGroupOfAuthFile(t *testing.T) {
+	p := compileYAML(t, `
+groups:
+  staff: {clients: ["10.2.0.0/16"], users: [carol]}
+rules:
+  - {name: teachers-grades, group: [teachers], host: [grades.example], action: block}
+  - {name: staff-games, group: [staff], host: [games.example], action: block}
+`)
+	lan := netip.MustParseAddr("10.1.0.5")
+	staffAddr := netip.MustParseAddr("10.2.0.5")
+	cases := []struct {
+		name string
+		f    Facts
+		rule string
+	}{
+		{"teacher by file", Facts{Host: "grades.example", Client: lan, User: "alice", Groups: []string{"teachers"}}, "teachers-grades"},
+		{"not a teacher", Facts{Host: "grades.example", Client: lan, User: "bob", Groups: []string{"students"}}, "default"},
+		{"teachers by address is nothing", Facts{Host: "grades.example", Client: staffAddr}, "default"},
+		{"staff by address", Facts{Host: "games.example", Client: staffAddr, User: "bob"}, "staff-games"},
+		{"staff by file", Facts{Host: "games.example", Client: lan, User: "alice", Groups: []string{"staff"}}, "staff-games"},
+		{"staff by policy user", Facts{Host: "games.example", Client: lan, User: "carol"}, "staff-games"},
+		{"not staff", Facts{Host: "games.example", Client: lan, User: "bob", Groups: []string{"students"}}, "default"},
+	}
+	for _, c := range cases {
+		if v := p.Evaluate(&c.f); v.Rule != c.rule {
+			t.Errorf("%s: rule %q, want %q", c.name, v.Rule, c.rule)
+		}
+	}
+	got := p.GroupsOf(&Facts{Client: staffAddr, Groups: []string{"teachers"}})
+	if strings.Join(got, ",") != "staff,teachers" {
+		t.Errorf("GroupsOf = %q, want staff and teachers", got)
+	}
+}

@@ -14,8 +14,10 @@ import (
 var listFormats = []string{"domains", "hosts", "adblock", "ut1"}
 
 // Validate checks the rules part of a policy on its own: names, actions, CIDRs,
-// globs, schedules, and that rules refer to lists, groups and schedules that exist.
-// File existence and references to other sections are checked by the config package.
+// globs, schedules, and that rules refer to lists and schedules that exist.
+// File existence and references to other sections are checked by the config package,
+// and so are the group names rules use: a group may be one of Groups or a group of
+// the forward proxy's auth group file, which only the config package reads.
 func (c *Config) Validate() []field.Error {
 	var errs []field.Error
 	bad := func(path, format string, args ...any) {
@@ -135,11 +137,6 @@ func (c *Config) Validate() []field.Error {
 		for j, cl := range r.Client {
 			if _, err := parsePrefix(cl); err != nil {
 				bad(fmt.Sprintf("%s.client[%d]", p, j), "invalid CIDR or address %q", cl)
-			}
-		}
-		for j, g := range r.Group {
-			if _, ok := c.Groups[g]; !ok {
-				bad(fmt.Sprintf("%s.group[%d]", p, j), "unknown group %q%s", g, known(c.Groups))
 			}
 		}
 		for j, d := range r.Door {

@@ -154,8 +154,8 @@ func (w *schoolWorld) setTime(t time.Time) { w.now.Store(t.UnixNano()) }
 func (w *schoolWorld) clock() time.Time    { return time.Unix(0, w.now.Load()) }
 
 // policy writes the school test policy: with sign-in (students and staff from the
-// group file) or, for browsers that cannot sign in headlessly, with every
-// loopback client a student.
+// group file alone) or, for browsers that cannot sign in headlessly, with every
+// loopback client a student (and staff an empty group).
 func (w *schoolWorld) policy(t *testing.T, signIn bool) string {
 	t.Helper()
 	write := func(name, content string) {
@@ -165,7 +165,7 @@ func (w *schoolWorld) policy(t *testing.T, signIn bool) string {
 	}
 	write("social.txt", "instagram.com\nchatter.test\n")
 	write("phrases.txt", "< casino ><20>\n< jackpot ><20>\n< free spins ><30>\n< online betting ><40>\n")
-	students := `{users: []}`
+	groups := "" // with sign-in, students and staff are the group file's
 	authSection := ""
 	if signIn {
 		write("htpasswd", "")
@@ -177,7 +177,7 @@ func (w *schoolWorld) policy(t *testing.T, signIn bool) string {
 		write("groups", "students: alice\nstaff: bob\n")
 		authSection = "  auth: {htpasswd_file: htpasswd, group_file: groups, limiter: {max_failures: 50}}\n"
 	} else {
-		students = `{clients: ["127.0.0.0/8"]}`
+		groups = "groups:\n  students: {clients: [\"127.0.0.0/8\"]}\n  staff: {}\n"
 	}
 	name := fmt.Sprintf("school-%t.yaml", signIn)
 	write(name, `
@@ -195,9 +195,7 @@ resolver:
   egress: {allow: ["127.0.0.0/8"]}
 lists:
   social: {format: domains, path: social.txt, category: social_networks}
-groups:
-  students: `+students+`
-schedules:
+`+groups+`schedules:
   school-hours:
     timezone: Europe/Paris
     windows: [{days: [mon-fri], from: "08:00", to: "15:30"}]

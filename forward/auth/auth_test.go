@@ -3,6 +3,7 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -100,6 +101,33 @@ func TestLoadWithoutGroupFile(t *testing.T) {
 	}
 	if g, ok := s.Check("dave", "pw"); !ok || g != nil {
 		t.Fatalf("Check = %v, %v; want nil, true", g, ok)
+	}
+}
+
+// TestGroupNames: every group the file declares counts, members or not, once,
+// sorted; members are not checked (no htpasswd file is read); a bad line is a
+// ParseError naming FILE:LINE.
+func TestGroupNames(t *testing.T) {
+	dir := t.TempDir()
+	gp := writeFile(t, dir, "groups", "# groups\nstudents: bob carol\nstaff:\nall: alice nobody\nstudents: dave\n")
+	names, err := GroupNames(gp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"all", "staff", "students"}; !slices.Equal(names, want) {
+		t.Fatalf("GroupNames = %q, want %q", names, want)
+	}
+	bad := writeFile(t, dir, "bad", "staff: a\nmy staff: a\n")
+	var pe *ParseError
+	if _, err := GroupNames(bad); !errors.As(err, &pe) || pe.File != bad || pe.Line != 2 || !strings.Contains(pe.Msg, "white space") {
+		t.Fatalf("bad line: err = %v", err)
+	}
+	if _, err := GroupNames(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing file: err = %v, want ErrNotExist", err)
+	}
+	var pathErr *fs.PathError
+	if _, err := GroupNames(dir); !errors.As(err, &pathErr) || pathErr.Path != dir {
+		t.Fatalf("folder: err = %v, want a PathError", err)
 	}
 }
 

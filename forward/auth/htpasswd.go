@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
@@ -118,16 +120,8 @@ func parseHtpasswd(r io.Reader, file string) (map[string][]byte, error) {
 func parseGroups(r io.Reader, file string, users map[string][]byte) (map[string][]string, error) {
 	byUser := make(map[string][]string)
 	seen := make(map[[2]string]bool)
-	err := scanLines(r, file, func(n int, line string) error {
-		group, members, ok := strings.Cut(line, ":")
-		group = strings.TrimSpace(group)
-		if !ok || group == "" {
-			return &ParseError{file, n, "want GROUP: USER..."}
-		}
-		if strings.ContainsFunc(group, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-			return &ParseError{file, n, fmt.Sprintf("group name %q contains white space or a control character", group)}
-		}
-		for _, u := range strings.Fields(members) {
+	err := scanGroups(r, file, func(n int, group string, members []string) error {
+		for _, u := range members {
 			if _, known := users[u]; !known {
 				return &ParseError{file, n, fmt.Sprintf("group %q: user %q is not in the htpasswd file", group, u)}
 			}
@@ -139,6 +133,52 @@ func parseGroups(r io.Reader, file string, users map[string][]byte) (map[string]
 		return nil
 	})
 	return byUser, err
+}
+
+// scanGroups calls fn for each "group: user1 user2" line of r with its number,
+// the group's name and its members (possibly none).
+func scanGroups(r io.Reader, file string, fn func(n int, group string, members []string) error) error {
+	return scanLines(r, file, func(n int, line string) error {
+		group, members, ok := strings.Cut(line, ":")
+		group = strings.TrimSpace(group)
+		if !ok || group == "" {
+			return &ParseError{file, n, "want GROUP: USER..."}
+		}
+		if strings.ContainsFunc(group, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			return &ParseError{file, n, fmt.Sprintf("group name %q contains white space or a control character", group)}
+		}
+		return fn(n, group, strings.Fields(members))
+	})
+}
+
+// GroupNames returns the names of the groups the group file at path declares,
+// sorted, members or not ("staff:" alone declares staff): the names policy rules
+// may use. Unlike Load it does not check members against the htpasswd file.
+// Problems with a line are *ParseError; a file that cannot be opened, or a
+// folder, is a *fs.PathError.
+func GroupNames(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return nil, fmt.Errorf("auth: %w", &fs.PathError{Op: "read", Path: path, Err: errors.New("is a folder, not a file")})
+	}
+	seen := map[string]bool{}
+	var names []string
+	err = scanGroups(f, path, func(_ int, group string, _ []string) error {
+		if !seen[group] {
+			seen[group] = true
+			names = append(names, group)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	return names, nil
 }
 
 // SetPassword adds user to the htpasswd file at path, or replaces the hash of

@@ -283,8 +283,8 @@ func describe(n *yaml.Node) string {
 	return kindName(n)
 }
 
-// suggest names the closest known field, for typos.
-func suggest(name string, fields map[string]reflect.Value) string {
+// suggest names the closest known field (or other name), for typos.
+func suggest[V any](name string, fields map[string]V) string {
 	best, bestD := "", 3
 	for f := range fields {
 		if dd := editDistance(name, f); dd < bestD || (dd == bestD && f < best) {

@@ -8,8 +8,8 @@ import (
 	"github.com/portcullis/portcullis/internal/config/field"
 )
 
-// validateRefs checks names that rules use from other sections (profiles, pools,
-// cache policies).
+// validateRefs checks names that rules and sections use from other sections
+// (profiles, pools, cache policies, groups).
 func (f *File) validateRefs() []field.Error {
 	var errs []field.Error
 	for i, r := range f.Policy.Rules {
@@ -47,12 +47,8 @@ func (f *File) validateRefs() []field.Error {
 				}
 			}
 		}
-		for g := range d.Groups {
-			if _, ok := f.Policy.Groups[g]; !ok {
-				errs = append(errs, field.Errorf("dns.groups."+g, "unknown group %q%s", g, knownNames(f.Policy.Groups)))
-			}
-		}
 	}
+	errs = append(errs, f.validateGroupRefs()...)
 	if len(f.Policy.CachePolicies) > 0 && f.Policy.Cache == nil {
 		errs = append(errs, field.Errorf("cache_policies", "cache policies need a cache section (cache: {max_bytes: 256MiB…})"))
 	}
