@@ -78,12 +78,21 @@ func BenchmarkAccessLogLog(b *testing.B) {
 func BenchmarkFormat(b *testing.B) {
 	e := sampleEntry()
 	e.Time = time.Now()
+	d := sampleDNSEntry()
+	d.Time = e.Time
 	for _, f := range []Format{FormatJSON, FormatCombined, FormatSquid} {
 		b.Run(string(f), func(b *testing.B) {
 			buf := make([]byte, 0, 1024)
 			b.ReportAllocs()
 			for b.Loop() {
 				buf = appendLine(buf[:0], f, e, false)
+			}
+		})
+		b.Run(string(f)+"-dns", func(b *testing.B) {
+			buf := make([]byte, 0, 1024)
+			b.ReportAllocs()
+			for b.Loop() {
+				buf = appendLine(buf[:0], f, d, false)
 			}
 		})
 	}

@@ -19,8 +19,8 @@ type Format string
 // The access-log formats.
 const (
 	FormatJSON     Format = "json"     // one JSON object per line, stable field names
-	FormatCombined Format = "combined" // Apache/nginx combined log format
-	FormatSquid    Format = "squid"    // Squid native access.log (SARG, Calamaris, SquidAnalyzer…)
+	FormatCombined Format = "combined" // Apache/nginx combined log format (DNS queries in its shape)
+	FormatSquid    Format = "squid"    // Squid native access.log (SARG, Calamaris, lightsquid…; DNS queries in its shape)
 )
 
 // Config is the policy file's `admin` section.
@@ -38,8 +38,10 @@ type Config struct {
 
 // LogConfig is the access log: `log: {format: json|combined|squid, path: FILE}`.
 type LogConfig struct {
-	// Format is json, combined or squid; "" means json. The combined and squid formats
-	// describe HTTP requests: DNS queries are written only in the json format.
+	// Format is json, combined or squid; "" means json. Every format records HTTP
+	// requests and DNS queries; combined and squid write a query in HTTP's shape
+	// (query type as the method, dns://NAME/?rcode=…&proto=…&rule=… as the URL, the
+	// rcode as an HTTP status), as README's "Access logs" describes.
 	Format Format `yaml:"format"`
 	// Path is the file appended to (created 0640); "" means standard output.
 	// SIGUSR1 (AccessLog.Reopen) reopens it after logrotate moved it.

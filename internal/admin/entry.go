@@ -28,7 +28,7 @@ type Entry struct {
 	Category string        // deciding rule's category
 	Status   int           // HTTP status sent (DNS: rcode)
 	BytesIn  int64         // request bytes read from the client (body, or tunnel client→server)
-	BytesOut int64         // response bytes written to the client (body, or tunnel server→client)
+	BytesOut int64         // response bytes written to the client (body, or tunnel server→client; DNS: the reply message)
 	Duration time.Duration // until the response (or tunnel) finished
 	Upstream string        // upstream member or "direct"; never shown to clients
 	Cache    string        // cache status (hit, miss, stale…), "" when not cached
@@ -37,7 +37,7 @@ type Entry struct {
 	// Optional fields: doors fill what they know; writers print "-" (or omit) the rest.
 
 	Pool        string // upstream pool name (reverse door, GSLB), "" when direct
-	Proto       string // request protocol, "HTTP/1.1", "HTTP/2.0"; "" when unknown
+	Proto       string // request protocol, "HTTP/1.1", "HTTP/2.0"; DNS: transport, "udp" or "tcp"; "" when unknown
 	Referer     string // Referer request header (userinfo is scrubbed when written)
 	UserAgent   string // User-Agent request header
 	ContentType string // response media type, without parameters

@@ -8,26 +8,26 @@ import (
 )
 
 // appendLine appends e's line in format f, newline included, and returns the extended
-// buffer; it returns b unchanged when the format does not record e (DNS queries in the
-// HTTP formats).
+// buffer. Every format records every entry: DNS queries have their own mapping onto the
+// HTTP formats (appendCombinedDNS, appendSquidDNS).
 func appendLine(b []byte, f Format, e *Entry, stripQuery bool) []byte {
-	switch f {
-	case FormatCombined:
-		if e.Door == "dns" {
-			return b
-		}
+	isDNS := e.Door == "dns"
+	switch {
+	case f == FormatCombined && isDNS:
+		return appendCombinedDNS(b, e)
+	case f == FormatCombined:
 		return appendCombined(b, e, stripQuery)
-	case FormatSquid:
-		if e.Door == "dns" {
-			return b
-		}
+	case f == FormatSquid && isDNS:
+		return appendSquidDNS(b, e)
+	case f == FormatSquid:
 		return appendSquid(b, e, stripQuery)
 	}
 	return appendJSON(b, e, stripQuery)
 }
 
 // appendJSON writes one JSON object. Core fields are always present; optional ones are
-// omitted when empty. Field names are part of the log's interface: don't rename them.
+// omitted when empty; a DNS entry adds "rcode", the name of its status ("NXDOMAIN").
+// Field names are part of the log's interface: don't rename them.
 func appendJSON(b []byte, e *Entry, stripQuery bool) []byte {
 	b = append(b, `{"time":"`...)
 	b = e.Time.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
@@ -51,6 +51,11 @@ func appendJSON(b []byte, e *Entry, stripQuery bool) []byte {
 	b = appendJSONField(b, "category", e.Category)
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(e.Status), 10)
+	if e.Door == "dns" {
+		b = append(b, `,"rcode":"`...)
+		b = appendRcode(b, e.Status)
+		b = append(b, '"')
+	}
 	b = append(b, `,"bytes_in":`...)
 	b = strconv.AppendInt(b, e.BytesIn, 10)
 	b = append(b, `,"bytes_out":`...)
@@ -142,16 +147,7 @@ func appendJSONRaw(b []byte, s string) []byte {
 // Quoted fields escape '"', '\' and every byte outside printable ASCII as \xHH (as
 // nginx does); bare fields also escape spaces, and print "-" when empty.
 func appendCombined(b []byte, e *Entry, stripQuery bool) []byte {
-	if e.Client.IsValid() {
-		b = e.Client.AppendTo(b)
-	} else {
-		b = append(b, '-')
-	}
-	b = append(b, " - "...)
-	b = appendBare(b, e.User)
-	b = append(b, " ["...)
-	b = e.Time.AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
-	b = append(b, `] "`...)
+	b = appendCombinedHead(b, e)
 	b = appendQuoted(b, e.Method)
 	b = append(b, ' ')
 	head, tail := scrubURL(e.URL, stripQuery)
@@ -186,6 +182,21 @@ func appendCombined(b []byte, e *Entry, stripQuery bool) []byte {
 		b = appendQuoted(b, e.UserAgent)
 	}
 	return append(b, "\"\n"...)
+}
+
+// appendCombinedHead appends the fields before the request line, its opening quote
+// included: `%h %l %u [%t] "`.
+func appendCombinedHead(b []byte, e *Entry) []byte {
+	if e.Client.IsValid() {
+		b = e.Client.AppendTo(b)
+	} else {
+		b = append(b, '-')
+	}
+	b = append(b, " - "...)
+	b = appendBare(b, e.User)
+	b = append(b, " ["...)
+	b = e.Time.AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
+	return append(b, `] "`...)
 }
 
 func appendQuoted(b []byte, s string) []byte {
@@ -230,19 +241,7 @@ func appendBare(b []byte, s string) []byte {
 // doors do not count headers), method, URL, user, hierarchy code/peer, content type.
 // Fields never contain spaces: unsafe bytes are %-encoded, empty ones print "-".
 func appendSquid(b []byte, e *Entry, stripQuery bool) []byte {
-	end := e.Time.Add(e.Duration)
-	b = appendPadded(b, end.Unix(), 9)
-	b = append(b, '.')
-	ms := end.Nanosecond() / int(time.Millisecond)
-	b = append(b, byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), ' ')
-	b = appendPadded(b, e.Duration.Milliseconds(), 6)
-	b = append(b, ' ')
-	if e.Client.IsValid() {
-		b = e.Client.AppendTo(b)
-	} else {
-		b = append(b, '-')
-	}
-	b = append(b, ' ')
+	b = appendSquidHead(b, e)
 	b = append(b, squidResult(e)...)
 	b = append(b, '/')
 	st := e.Status
@@ -266,6 +265,24 @@ func appendSquid(b []byte, e *Entry, stripQuery bool) []byte {
 	b = append(b, ' ')
 	b = appendSquidField(b, e.ContentType, "")
 	return append(b, '\n')
+}
+
+// appendSquidHead appends the first three squid fields and a space: the time the
+// transaction ended, elapsed milliseconds (right-aligned in six columns), client.
+func appendSquidHead(b []byte, e *Entry) []byte {
+	end := e.Time.Add(e.Duration)
+	b = appendPadded(b, end.Unix(), 9)
+	b = append(b, '.')
+	ms := end.Nanosecond() / int(time.Millisecond)
+	b = append(b, byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), ' ')
+	b = appendPadded(b, e.Duration.Milliseconds(), 6)
+	b = append(b, ' ')
+	if e.Client.IsValid() {
+		b = e.Client.AppendTo(b)
+	} else {
+		b = append(b, '-')
+	}
+	return append(b, ' ')
 }
 
 func appendPadded(b []byte, v int64, width int) []byte {

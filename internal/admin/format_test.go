@@ -230,19 +230,6 @@ func TestScrubURL(t *testing.T) {
 	}
 }
 
-func TestDNSOnlyInJSON(t *testing.T) {
-	e := &Entry{Door: "dns", Method: "A", URL: "example.org."}
-	if b := appendLine(nil, FormatSquid, e, false); len(b) != 0 {
-		t.Errorf("squid wrote DNS: %q", b)
-	}
-	if b := appendLine(nil, FormatCombined, e, false); len(b) != 0 {
-		t.Errorf("combined wrote DNS: %q", b)
-	}
-	if b := appendLine(nil, FormatJSON, e, false); len(b) == 0 {
-		t.Error("json skipped DNS")
-	}
-}
-
 func TestHostOf(t *testing.T) {
 	for in, want := range map[string]string{
 		"http://u:p@Example.com:80/x": "Example.com",

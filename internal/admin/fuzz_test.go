@@ -27,19 +27,11 @@ func FuzzFormats(f *testing.F) {
 		}
 		for _, format := range []Format{FormatJSON, FormatCombined, FormatSquid} {
 			line := string(appendLine(nil, format, e, false))
-			body, ok := strings.CutSuffix(line, "\n")
-			if !ok || strings.ContainsAny(body, "\n\r\x00\x1b") {
-				t.Fatalf("%s: not one clean line: %q", format, line)
-			}
+			body := checkLine(t, format, line)
 			if len(secret) > 3 && strings.Contains(body, "@") && strings.Contains(body, secret+"@") {
 				t.Fatalf("%s: userinfo %q leaked: %q", format, secret, line)
 			}
 			switch format {
-			case FormatJSON:
-				var v map[string]any
-				if err := json.Unmarshal([]byte(line), &v); err != nil {
-					t.Fatalf("json: %v: %q", err, line)
-				}
 			case FormatSquid:
 				if n := len(strings.Fields(line)); n != 10 {
 					t.Fatalf("squid: %d fields: %q", n, line)
@@ -51,4 +43,21 @@ func FuzzFormats(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkLine fails unless line is one line without raw control characters (and, in
+// the json format, one JSON object); it returns the line without its newline.
+func checkLine(t *testing.T, format Format, line string) string {
+	t.Helper()
+	body, ok := strings.CutSuffix(line, "\n")
+	if !ok || strings.ContainsAny(body, "\n\r\x00\x1b") {
+		t.Fatalf("%s: not one clean line: %q", format, line)
+	}
+	if format == FormatJSON {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Fatalf("json: %v: %q", err, line)
+		}
+	}
+	return body
 }

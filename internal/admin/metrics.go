@@ -5,7 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -197,7 +196,7 @@ func (m *Metrics) SetPolicy(version string, loadedAt time.Time, err error) {
 // response was sent, or the DNS rcode name ("NOERROR").
 func statusCode(e *Entry) string {
 	if e.Door == "dns" {
-		if s, ok := dns.RcodeToString[e.Status]; ok {
+		if s := rcodeName(e.Status); s != "" {
 			return s
 		}
 		return strconv.Itoa(e.Status)

@@ -9,7 +9,8 @@ import (
 	"github.com/miekg/dns"
 )
 
-// packWriter is a dns.ResponseWriter that packs the reply as a real one would.
+// packWriter is a dns.ResponseWriter that packs the reply as a real one would and
+// keeps the last reply's bytes in buf.
 type packWriter struct {
 	remote *net.UDPAddr
 	buf    []byte
@@ -22,11 +23,14 @@ func (w *packWriter) WriteMsg(m *dns.Msg) error {
 	w.buf = b
 	return err
 }
-func (w *packWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (w *packWriter) Close() error                { return nil }
-func (w *packWriter) TsigStatus() error           { return nil }
-func (w *packWriter) TsigTimersOnly(bool)         {}
-func (w *packWriter) Hijack()                     {}
+func (w *packWriter) Write(b []byte) (int, error) {
+	w.buf = append(w.buf[:0], b...)
+	return len(b), nil
+}
+func (w *packWriter) Close() error        { return nil }
+func (w *packWriter) TsigStatus() error   { return nil }
+func (w *packWriter) TsigTimersOnly(bool) {}
+func (w *packWriter) Hijack()             {}
 
 // BenchmarkCachedQuery measures the server's path for a query answered from the
 // resolver cache: policy evaluation, SafeSearch check, cache hit, reply packing.

@@ -34,9 +34,9 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	start := st.now()
 	client := remoteAddr(w.RemoteAddr())
 	reqOpt := r.IsEdns0()
-	size := dns.MaxMsgSize
+	size, proto := dns.MaxMsgSize, "tcp"
 	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
-		size = dns.MinMsgSize
+		size, proto = dns.MinMsgSize, "udp"
 		if reqOpt != nil {
 			size = int(min(max(reqOpt.UDPSize(), dns.MinMsgSize), ednsSize))
 		}
@@ -51,8 +51,6 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	var err error
 	if wire != nil {
 		rcode = int(wire[3] & 0x0F)
-		_, err = w.Write(wire)
-		*bp = wire[:0]
 	} else {
 		if reqOpt != nil {
 			st.addOpt(m, reqOpt, out)
@@ -61,33 +59,47 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 			m.Truncate(size)
 		}
 		rcode = m.Rcode
-		err = w.WriteMsg(m)
+		// Packed here rather than by WriteMsg (which would do the same, TSIG aside:
+		// the server signs nothing) to reuse the buffer and log the reply's size.
+		wire, err = m.PackBuffer((*bp)[:cap(*bp)])
 	}
+	if err == nil {
+		_, err = w.Write(wire)
+		*bp = wire[:0]
+	}
+	sent := len(wire)
 	if err != nil {
-		out.errText = err.Error()
+		out.errText, sent = err.Error(), 0
 	}
-	st.logQuery(start, client, qtype, host, out, rcode)
+	st.logQuery(start, client, qtype, host, out, rcode, proto, sent)
 }
 
-// logQuery writes the access-log entry for one query.
-func (st *state) logQuery(start time.Time, client netip.Addr, qtype uint16, host string, out outcome, rcode int) {
+// logQuery writes the access-log entry for one query answered over proto ("udp",
+// "tcp") with a reply of size bytes.
+func (st *state) logQuery(start time.Time, client netip.Addr, qtype uint16, host string, out outcome, rcode int, proto string, size int) {
 	if st.log == nil {
 		return
+	}
+	var method string
+	if qtype != 0 { // 0: no question
+		method = dns.Type(qtype).String() // TYPEn for a type without a name
 	}
 	st.log.Log(&admin.Entry{
 		Time:     start,
 		Door:     rules.DoorDNS.String(),
 		Client:   client,
-		Method:   dns.TypeToString[qtype],
+		Method:   method,
 		URL:      host,
 		Action:   out.action.String(),
 		Rule:     out.rule,
 		Category: out.category,
 		Status:   rcode,
+		BytesOut: int64(size),
 		Duration: st.now().Sub(start),
 		Upstream: out.upstream,
 		Cache:    out.cache,
 		Error:    out.errText,
+		Proto:    proto,
 	})
 }
 

@@ -98,7 +98,7 @@ func (s *Server) answerFast(pkt []byte, from netip.AddrPort, out []byte) []byte 
 	}
 	st.logQuery(start, client, q.qtype, host, outcome{
 		action: rules.ActionAllow, rule: v.Rule, category: v.Category, upstream: "resolver", cache: "hit",
-	}, int(wire[3]&0x0F))
+	}, int(wire[3]&0x0F), "udp", len(wire))
 	return wire
 }
 
