@@ -155,3 +155,38 @@ func TestScheduleMistakes(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthFilesMustBeReadable: a missing htpasswd or group file, or a folder in its
+// place, is reported at the field that names it, with line and column, like a
+// missing list file.
+func TestAuthFilesMustBeReadable(t *testing.T) {
+	p := writePolicy(t, `forward:
+  listen: ["127.0.0.1:0"]
+  auth:
+    htpasswd_file: nowhere/htpasswd
+    group_file: .
+`)
+	_, err := Load(p)
+	if err == nil {
+		t.Fatal("Load accepted missing auth files")
+	}
+	dir := filepath.Dir(p)
+	for _, want := range []string{
+		p + ":4:20: forward.auth.htpasswd_file: cannot read " + filepath.Join(dir, "nowhere/htpasswd") + ": no such file or directory",
+		p + ":5:17: forward.auth.group_file: " + dir + " is a folder, not a file",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	// Present files pass.
+	if err := os.WriteFile(filepath.Join(dir, "htpasswd"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("forward: {auth: {htpasswd_file: htpasswd}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(p); err != nil {
+		t.Fatalf("Load with an htpasswd file: %v", err)
+	}
+}

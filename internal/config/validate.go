@@ -34,8 +34,29 @@ func (f *File) validatePolicy() []field.Error {
 			errs = append(errs, field.Errorf("lists."+name+".path", "%s is a folder, not a list file", path))
 		}
 	}
+	if fw := p.Forward; fw != nil && fw.Auth.HtpasswdFile != "" {
+		errs = append(errs, f.readable("forward.auth.htpasswd_file", fw.Auth.HtpasswdFile)...)
+		if fw.Auth.GroupFile != "" {
+			errs = append(errs, f.readable("forward.auth.group_file", fw.Auth.GroupFile)...)
+		}
+	}
 	errs = append(errs, f.validateRefs()...)
 	return errs
+}
+
+// readable reports, at path, a file the policy names (relative to the policy file)
+// that cannot be opened for reading or is a folder.
+func (f *File) readable(path, name string) []field.Error {
+	full := f.Resolve(name)
+	fd, err := os.Open(full)
+	if err != nil {
+		return []field.Error{field.Errorf(path, "cannot read %s: %v", full, unwrapPathErr(err))}
+	}
+	defer fd.Close()
+	if st, err := fd.Stat(); err == nil && st.IsDir() {
+		return []field.Error{field.Errorf(path, "%s is a folder, not a file", full)}
+	}
+	return nil
 }
 
 func unwrapPathErr(err error) error {

@@ -49,11 +49,13 @@ func (s accessLogSwitch) Log(e *admin.Entry) {
 	}
 }
 
-// useLog makes cfg the access log's settings, opening a new log when they changed.
-func (o *observability) useLog(cfg admin.LogConfig) error {
+// prepareLog opens, into g, the access log cfg describes when the settings
+// changed; the running log stays current until g is committed.
+func (o *observability) prepareLog(cfg admin.LogConfig, g *staged) error {
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	if (o.current.Load() != nil || cfg.Off) && reflect.DeepEqual(cfg, o.logCfg) {
+	unchanged := (o.current.Load() != nil || cfg.Off) && reflect.DeepEqual(cfg, o.logCfg)
+	o.mu.Unlock()
+	if unchanged {
 		return nil
 	}
 	var a *admin.AccessLog
@@ -69,11 +71,7 @@ func (o *observability) useLog(cfg admin.LogConfig) error {
 	if err != nil {
 		return err
 	}
-	old := o.current.Swap(a)
-	o.logCfg = cfg
-	if old != nil {
-		old.Close()
-	}
+	g.logSet, g.log, g.logCfg = true, a, cfg
 	return nil
 }
 
@@ -100,7 +98,7 @@ func (e *Engine) buildAdmin(st *state) error {
 		logCfg = cfg.Log
 		logCfg.Path = st.file.Resolve(logCfg.Path) // relative to the policy file, like lists
 	}
-	if err := e.shared.obs.useLog(logCfg); err != nil {
+	if err := e.shared.obs.prepareLog(logCfg, st.stage); err != nil {
 		return fmt.Errorf("access log: %w", err)
 	}
 	if cfg == nil || !cfg.Enabled() {

@@ -9,28 +9,27 @@ import (
 	"github.com/portcullis/portcullis/internal/pool"
 )
 
-// useCache makes st's cache settings current. The cache (and what it holds) is kept
-// across reloads while its settings stay the same.
+// useCache gives st the live cache (and what it holds) while its settings stay the
+// same, and otherwise a new cache built beside it, made current (for purges and
+// the counters) when st is committed.
 func (e *Engine) useCache(st *state) error {
-	s := e.shared
-	s.cacheMu.Lock()
-	defer s.cacheMu.Unlock()
 	cfg := st.file.Policy.Cache
 	if cfg == nil {
 		return nil // no cache section: nothing is cached (an old cache stays until retired)
 	}
-	if s.cache != nil && reflect.DeepEqual(s.cacheCfg, *cfg) {
-		st.cache = s.cache
+	s := e.shared
+	s.cacheMu.Lock()
+	live, liveCfg := s.cache, s.cacheCfg
+	s.cacheMu.Unlock()
+	if live != nil && reflect.DeepEqual(liveCfg, *cfg) {
+		st.cache = live
 		return nil
 	}
 	c, err := cache.New(*cfg, e.log.With("part", "cache"), cache.WithDownError(pool.ErrNoHealthyMember))
 	if err != nil {
 		return err
 	}
-	if s.cache != nil {
-		s.retiredCaches = append(s.retiredCaches, s.cache)
-	}
-	s.cache, s.cacheCfg = c, *cfg
+	st.stage.cache, st.stage.cacheCfg = c, *cfg
 	st.cache = c
 	return nil
 }

@@ -10,8 +10,8 @@ import (
 	"github.com/portcullis/portcullis/rules"
 )
 
-// buildDNS updates the DNS server for st (one server for the process, updated in
-// place on reload) and asks for its listeners.
+// buildDNS prepares the DNS server's settings for st (one server for the process,
+// updated in place when st is committed) and asks for its listeners.
 func (e *Engine) buildDNS(st *state) error {
 	cfg := st.file.Policy.DNS
 	if cfg == nil {
@@ -24,27 +24,30 @@ func (e *Engine) buildDNS(st *state) error {
 		Groups: func(client netip.Addr) []string {
 			return prog.GroupsOf(&rules.Facts{Client: client})
 		},
-		Resolver: e.shared.currentResolver.Load(),
+		Resolver: st.resolver,
 		Health:   poolHealth{e.shared},
 		Log:      e.shared.accessLog(),
 		Logger:   e.log.With("door", "dns"),
 		Now:      e.opts.Now,
 	}
-	s := e.shared
-	s.dnsMu.Lock()
-	defer s.dnsMu.Unlock()
-	if s.dns == nil {
-		srv, err := dnsserver.New(opts)
-		if err != nil {
-			return err
-		}
-		s.dns = srv
-	} else if err := s.dns.Update(opts); err != nil {
+	// A server built from opts checks them and says where it listens; it serves only
+	// when there is no live server yet.
+	srv, err := dnsserver.New(opts)
+	if err != nil {
 		return err
 	}
-	srv := s.dns
+	s := e.shared
+	s.dnsMu.Lock()
+	live := s.dns
+	s.dnsMu.Unlock()
+	serving := live
+	if live == nil {
+		st.stage.dns, serving = srv, srv
+	} else {
+		st.stage.dnsOpts = &opts
+	}
 	for _, addr := range srv.Listen() {
-		st.listens = append(st.listens, dnsListen(addr, srv))
+		st.listens = append(st.listens, dnsListen(addr, serving))
 	}
 	return nil
 }

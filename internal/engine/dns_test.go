@@ -9,8 +9,9 @@ import (
 	"github.com/miekg/dns"
 )
 
-// fakeUpstream answers every A query with 192.0.2.1 and counts queries.
-func fakeUpstream(t *testing.T) (addr string, queries *atomic.Int64) {
+// fakeUpstream is a DNS upstream on loopback answering every A query with answer
+// and counting the queries.
+func fakeUpstream(t *testing.T, answer string) (addr string, queries *atomic.Int64) {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -22,7 +23,7 @@ func fakeUpstream(t *testing.T) (addr string, queries *atomic.Int64) {
 		m := new(dns.Msg)
 		m.SetReply(r)
 		if r.Question[0].Qtype == dns.TypeA {
-			rr, _ := dns.NewRR(r.Question[0].Name + " 300 IN A 192.0.2.1")
+			rr, _ := dns.NewRR(r.Question[0].Name + " 300 IN A " + answer)
 			m.Answer = append(m.Answer, rr)
 		}
 		w.WriteMsg(m)
@@ -36,7 +37,7 @@ func fakeUpstream(t *testing.T) (addr string, queries *atomic.Int64) {
 }
 
 func TestDNSDoorThroughEngine(t *testing.T) {
-	up, queries := fakeUpstream(t)
+	up, queries := fakeUpstream(t, "192.0.2.1")
 	dir := t.TempDir()
 	writeFile(t, dir+"/blocked.txt", "ads.example\n")
 	e := runEngine(t, fmt.Sprintf(`

@@ -4,7 +4,10 @@
 // atomically on reload. Requests in flight finish on the state they started with; a
 // policy that fails to load is reported and the old state keeps serving. Objects that
 // must outlive a reload (tunnels, pools and their health, the cache, the resolver,
-// compiled lists, the access log) are owned here and handed to each new state.
+// compiled lists, the access log) are owned here and handed to each new state; what a
+// new policy changes in them is prepared beside them (stage.go) and put in force only
+// when the whole policy has loaded and its listeners are bound, so a reload that fails
+// leaves them exactly as they were.
 package engine
 
 import (
@@ -118,7 +121,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	e.version = 1
 	st.version = 1
+	release := st.commit()
 	e.cur.Store(st)
+	release()
 	e.shared.policyLoaded(st, nil)
 	return e, nil
 }
@@ -206,6 +211,11 @@ func (e *Engine) Reload() error {
 	return nil
 }
 
+// reloadLocked builds the new policy beside the running one (nothing that serves
+// changes), binds the listeners it adds, and only then commits what it changes in
+// the shared parts and swaps it in. A failure at any step before the commit
+// releases what was prepared and leaves the running policy and everything it uses
+// exactly as they were.
 func (e *Engine) reloadLocked() (*state, error) {
 	f, err := e.loadFile()
 	if err != nil {
@@ -215,17 +225,32 @@ func (e *Engine) reloadLocked() (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	st.version = e.version + 1
-	old := e.cur.Swap(st)
+	var fresh []*listener
 	if e.runCtx != nil {
-		if err := e.reconcileListeners(st); err != nil {
-			e.cur.Store(old) // listeners could not be bound: keep the old policy whole
+		if fresh, err = e.bindListeners(st); err != nil {
+			st.stage.discard() // listeners could not be bound: keep the old policy whole
 			return nil, err
 		}
 	}
+	st.version = e.version + 1
+	release := st.commit()
+	old := e.cur.Swap(st)
+	if e.runCtx != nil {
+		e.adoptListeners(st, fresh)
+	}
+	release()
 	e.version = st.version
 	e.shared.retire(old, st)
 	return st, nil
+}
+
+// commit puts in force what building st prepared in the shared parts, just before
+// st is swapped in; the function it returns releases what was replaced, once st
+// serves.
+func (st *state) commit() (release func()) {
+	release = st.stage.commit()
+	st.stage = nil
+	return release
 }
 
 // Addrs returns the bound address of each listener, by kind ("forward", "reverse",

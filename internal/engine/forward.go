@@ -1,13 +1,16 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 
 	"github.com/portcullis/portcullis/filter/phrase"
 	"github.com/portcullis/portcullis/forward"
 	"github.com/portcullis/portcullis/forward/auth"
 	"github.com/portcullis/portcullis/internal/cache"
+	"github.com/portcullis/portcullis/internal/config/field"
 	"github.com/portcullis/portcullis/rules"
 )
 
@@ -24,7 +27,7 @@ func (e *Engine) buildForward(st *state) error {
 		return err
 	}
 	tc.TLSClientConfig = upTLS
-	rt := &verdictTransport{st: st, direct: e.shared.forwardTransport(tc)}
+	rt := &verdictTransport{st: st, direct: e.shared.forwardTransport(tc, st.stage)}
 	if st.cache != nil {
 		rt.cached = st.cache.Wrap(rt.direct)
 	}
@@ -119,8 +122,9 @@ func (t *verdictTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // forwardAuth loads the htpasswd and group files of the forward section (paths
 // relative to the policy file) once per policy version; checks are then cheap (the
-// Store's cache). The failed-attempt limiter is per policy version too: a reload
-// forgets lockouts.
+// Store's cache). The failed-attempt limiter is kept across reloads while its
+// settings stay the same. A file that cannot be read or parsed is reported at the
+// field naming it (POLICY:LINE:COL: forward.auth.htpasswd_file: …).
 func (e *Engine) forwardAuth(st *state, cfg *forward.Config) (*auth.Store, *auth.Limiter, error) {
 	if !cfg.Auth.Enabled() {
 		return nil, nil, nil
@@ -130,9 +134,30 @@ func (e *Engine) forwardAuth(st *state, cfg *forward.Config) (*auth.Store, *auth
 	ac.GroupFile = st.file.Resolve(ac.GroupFile)
 	store, err := ac.Load(auth.WithClock(e.opts.Now))
 	if err != nil {
-		return nil, nil, fmt.Errorf("forward.auth: %w", err)
+		return nil, nil, st.file.FieldErrors([]field.Error{authFileError(&ac, err)})
 	}
-	return store, e.shared.authLimiter(ac.Limiter, e.opts.Now), nil
+	return store, e.shared.authLimiter(ac.Limiter, e.opts.Now, st.stage), nil
+}
+
+// authFileError places an error of auth.Load at the field naming the file it is
+// about: the group file when the error names it, else the htpasswd file.
+func authFileError(ac *auth.Config, err error) field.Error {
+	at, file := "forward.auth.htpasswd_file", ac.HtpasswdFile
+	var pe *auth.ParseError
+	var fe *fs.PathError
+	switch {
+	case errors.As(err, &pe):
+		if ac.GroupFile != "" && pe.File == ac.GroupFile {
+			at = "forward.auth.group_file"
+		}
+		return field.Errorf(at, "%v", pe)
+	case errors.As(err, &fe):
+		if ac.GroupFile != "" && fe.Path == ac.GroupFile {
+			at, file = "forward.auth.group_file", ac.GroupFile
+		}
+		return field.Errorf(at, "cannot read %s: %v", file, fe.Err)
+	}
+	return field.Errorf(at, "%v", err)
 }
 
 // forwardPhrases compiles the forward section's phrase lists (paths relative to

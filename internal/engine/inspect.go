@@ -21,12 +21,13 @@ func (e *Engine) useInspection(st *state) error {
 	}
 	s := e.shared
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	size := cfg.WithDefaults().LeafCacheSize
-	if s.leaves == nil || s.leavesKey != certPath+"|"+keyPath || s.leavesSize != size {
-		s.leaves, s.leavesKey, s.leavesSize = forward.NewLeaves(size), certPath+"|"+keyPath, size
+	leaves, key, size := s.leaves, certPath+"|"+keyPath, cfg.WithDefaults().LeafCacheSize
+	if leaves == nil || s.leavesKey != key || s.leavesSize != size {
+		leaves = forward.NewLeaves(size)
+		st.stage.leaves, st.stage.leavesKey, st.stage.leavesSize = leaves, key, size
 	}
-	st.ca, st.leaves = ca, s.leaves
+	s.mu.Unlock()
+	st.ca, st.leaves = ca, leaves
 	return nil
 }
 

@@ -35,15 +35,25 @@ type listenSpec struct {
 // longer wants. If a bind fails, the listeners bound in this call are closed again and
 // the error returned, leaving the running set as it was.
 func (e *Engine) reconcileListeners(st *state) error {
-	want := map[listenKey]listenSpec{}
-	for _, s := range st.listens {
-		want[s.key] = s
+	fresh, err := e.bindListeners(st)
+	if err != nil {
+		return err
 	}
+	e.adoptListeners(st, fresh)
+	return nil
+}
+
+// bindListeners binds what st wants and is not bound yet, without adding it to the
+// running set (a fresh listener serves whichever state is current). If a bind
+// fails, the listeners it bound are closed again and the error returned.
+func (e *Engine) bindListeners(st *state) ([]*listener, error) {
 	var fresh []*listener
-	for k, s := range want {
-		if _, ok := e.listeners[k]; ok {
+	seen := map[listenKey]bool{}
+	for _, s := range st.listens {
+		if _, ok := e.listeners[s.key]; ok || seen[s.key] {
 			continue
 		}
+		seen[s.key] = true
 		l, err := s.start(e)
 		if err != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -51,15 +61,25 @@ func (e *Engine) reconcileListeners(st *state) error {
 				f.shutdown(ctx)
 			}
 			cancel()
-			return err
+			return nil, err
 		}
 		fresh = append(fresh, l)
+	}
+	return fresh, nil
+}
+
+// adoptListeners adds fresh (from bindListeners) to the running set and closes, once
+// drained, the listeners st no longer wants.
+func (e *Engine) adoptListeners(st *state, fresh []*listener) {
+	want := map[listenKey]bool{}
+	for _, s := range st.listens {
+		want[s.key] = true
 	}
 	for _, l := range fresh {
 		e.listeners[l.key] = l
 	}
 	for k, l := range e.listeners {
-		if _, ok := want[k]; ok {
+		if want[k] {
 			continue
 		}
 		delete(e.listeners, k)
@@ -72,7 +92,6 @@ func (e *Engine) reconcileListeners(st *state) error {
 			l.shutdown(ctx)
 		}()
 	}
-	return nil
 }
 
 // httpListen returns a spec that serves HTTP on addr with the handler the current

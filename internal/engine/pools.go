@@ -17,10 +17,11 @@ type livePool struct {
 	cancel context.CancelFunc // stops Run; nil until started
 }
 
-// usePools updates the shared pools to st's definitions: an unchanged pool is kept
-// as it is, a changed one is updated in place (members that stay keep their health
-// and connections), a new one is created. One no longer named is stopped only once
-// st is serving (retirePools).
+// usePools gives st the shared pools for its definitions: an unchanged pool is kept
+// as it is; a changed one gets its new configuration prepared beside the live one
+// (put in force when st is committed: members that stay keep their health and
+// connections); a new one is created but not started until then. One no longer
+// named is stopped only once st is serving (retirePools).
 func (e *Engine) usePools(st *state) error {
 	s := e.shared
 	s.poolsMu.Lock()
@@ -35,11 +36,12 @@ func (e *Engine) usePools(st *state) error {
 		switch {
 		case lp != nil && reflect.DeepEqual(lp.cfg, *cfg):
 		case lp != nil:
-			if err := lp.p.Update(*cfg); err != nil {
+			pend, err := lp.p.Prepare(*cfg)
+			if err != nil {
 				errs = append(errs, field.Errorf("pools."+name, "%v", err))
 				continue
 			}
-			lp.cfg = *cfg
+			st.stage.poolUpdates = append(st.stage.poolUpdates, poolUpdate{lp: lp, cfg: *cfg, pend: pend})
 		default:
 			p, err := pool.New(name, *cfg, e.log.With("pool", name))
 			if err != nil {
@@ -47,10 +49,10 @@ func (e *Engine) usePools(st *state) error {
 				continue
 			}
 			lp = &livePool{cfg: *cfg, p: p}
-			s.pools[name] = lp
-			if s.runCtx != nil {
-				s.startPool(lp)
+			if st.stage.newPools == nil {
+				st.stage.newPools = map[string]*livePool{}
 			}
+			st.stage.newPools[name] = lp
 		}
 		st.pools[name] = lp.p
 	}

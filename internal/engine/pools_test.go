@@ -4,13 +4,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
 // TestPoolsRetiredOnlyAfterASuccessfulReload: a reload that drops a pool but fails
-// later in the build (here: a missing htpasswd file, found only when the forward
-// door is built) leaves the old policy's pools running; a good reload stops the
-// dropped one.
+// later in the build (here: an htpasswd file with a hash Portcullis refuses, found
+// only when the forward door is built) leaves the old policy's pools running; a
+// good reload stops the dropped one.
 func TestPoolsRetiredOnlyAfterASuccessfulReload(t *testing.T) {
 	a := newOrigin(t, "a", nil)
 	b := newOrigin(t, "b", nil)
@@ -38,13 +39,16 @@ pools:
 		}
 		return out
 	}
-	missing := filepath.Join(t.TempDir(), "nowhere", "htpasswd")
-	if err := os.WriteFile(policy, []byte(onlyA+"forward: {listen: [\"127.0.0.1:0\"], auth: {htpasswd_file: "+missing+"}}\n"), 0o644); err != nil {
+	md5 := filepath.Join(t.TempDir(), "htpasswd")
+	if err := os.WriteFile(md5, []byte("alice:$apr1$abc$defghijk\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(policy, []byte(onlyA+"forward: {listen: [\"127.0.0.1:0\"], auth: {htpasswd_file: "+md5+"}}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	err := e.Reload()
-	if err == nil {
-		t.Fatal("reload with a missing htpasswd file succeeded")
+	if err == nil || !strings.Contains(err.Error(), "forward.auth.htpasswd_file: ") {
+		t.Fatalf("reload with an unusable htpasswd file: %v", err)
 	}
 	t.Logf("failed reload: %v", err)
 	if got := names(); len(got) != 2 {

@@ -13,9 +13,10 @@ import (
 // errCloaked refuses a dial whose CNAME chain passes through a blocked name.
 var errCloaked = errors.New("a name in the CNAME chain is blocked by policy")
 
-// useResolver makes st's resolver settings current, building a new resolver only
-// when they changed. The doors dial through shared.dialContext, which always uses the
-// current one, so transports built earlier follow along.
+// useResolver gives st the live resolver while its settings are the same, and
+// otherwise builds a new one beside it (made current when st is committed). The
+// doors dial through shared.dialContext, which always uses the current one, so
+// transports built earlier follow along.
 func (e *Engine) useResolver(st *state) error {
 	var cfg resolver.Config
 	if st.file.Policy.Resolver != nil {
@@ -23,20 +24,18 @@ func (e *Engine) useResolver(st *state) error {
 	}
 	s := e.shared
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.resolver != nil && reflect.DeepEqual(s.resolverCfg, cfg) {
+	live, liveCfg := s.resolver, s.resolverCfg
+	s.mu.Unlock()
+	if live != nil && reflect.DeepEqual(liveCfg, cfg) {
+		st.resolver = live
 		return nil
 	}
 	r, err := resolver.New(cfg, e.log.With("part", "resolver"), resolver.WithCheckName(e.checkCNAME))
 	if err != nil {
 		return err
 	}
-	old := s.resolver
-	s.resolver, s.resolverCfg = r, cfg
-	s.currentResolver.Store(r)
-	if old != nil {
-		old.Close()
-	}
+	st.stage.resolver, st.stage.resolverCfg = r, cfg
+	st.resolver = r
 	return nil
 }
 

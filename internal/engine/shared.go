@@ -77,21 +77,20 @@ func newShared(e *Engine) *shared {
 	return s
 }
 
-// forwardTransport returns the upstream transport for forward mode, rebuilt only when
-// its settings change.
-func (s *shared) forwardTransport(tc forward.TransportConfig) *http.Transport {
+// forwardTransport returns the upstream transport for forward mode: the live one
+// while its settings stay the same, else a new one, prepared in g (made current,
+// and the old one's idle connections closed, when g is committed).
+func (s *shared) forwardTransport(tc forward.TransportConfig, g *staged) *http.Transport {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fwdTransport != nil && reflect.DeepEqual(s.fwdTransport.cfg, tc) {
-		return s.fwdTransport.rt
-	}
-	if s.fwdTransport != nil {
-		s.fwdTransport.rt.CloseIdleConnections()
+	live := s.fwdTransport
+	s.mu.Unlock()
+	if live != nil && reflect.DeepEqual(live.cfg, tc) {
+		return live.rt
 	}
 	key := tc
 	tc.Dial = s.dialContext
 	t := forward.NewTransport(tc)
-	s.fwdTransport = &transportHolder{cfg: key, rt: t}
+	g.fwd = &transportHolder{cfg: key, rt: t}
 	return t
 }
 
@@ -192,12 +191,15 @@ func (s *shared) reopenLogs() {
 }
 
 // authLimiter returns the failed-sign-in limiter, kept across reloads (so a reload
-// does not forget lockouts) while its settings stay the same.
-func (s *shared) authLimiter(cfg auth.LimiterConfig, now func() time.Time) *auth.Limiter {
+// does not forget lockouts) while its settings stay the same; a new one is
+// prepared in g and kept from when g is committed.
+func (s *shared) authLimiter(cfg auth.LimiterConfig, now func() time.Time, g *staged) *auth.Limiter {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.authLim == nil || !reflect.DeepEqual(s.authLimCfg, cfg) {
-		s.authLim, s.authLimCfg = auth.NewLimiter(cfg, now), cfg
+	live, liveCfg := s.authLim, s.authLimCfg
+	s.mu.Unlock()
+	if live != nil && reflect.DeepEqual(liveCfg, cfg) {
+		return live
 	}
-	return s.authLim
+	g.authLim, g.authLimCfg = auth.NewLimiter(cfg, now), cfg
+	return g.authLim
 }

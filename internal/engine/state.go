@@ -6,6 +6,7 @@ import (
 	"github.com/portcullis/portcullis/forward"
 	"github.com/portcullis/portcullis/internal/cache"
 	"github.com/portcullis/portcullis/internal/pool"
+	"github.com/portcullis/portcullis/internal/resolver"
 	"net/http"
 	"time"
 
@@ -25,6 +26,7 @@ type state struct {
 	// hasTrackers is set when a profile names tracker lists.
 	hasTrackers bool
 
+	resolver   *resolver.Resolver // what the doors resolve with (dials go through shared.dialContext)
 	pools      map[string]*pool.Pool
 	cache      *cache.Cache // nil: no cache section
 	forward    http.Handler
@@ -35,11 +37,24 @@ type state struct {
 	admin      http.Handler
 
 	listens []listenSpec
+
+	// stage is what the build prepared beside the live shared objects, committed
+	// just before the state is swapped in (then nil) or discarded.
+	stage *staged
 }
 
 // build compiles f into a state, reusing what the shared parts keep across reloads.
-func (e *Engine) build(f *config.File) (*state, error) {
-	st := &state{file: f, loadedAt: time.Now()}
+// It changes nothing that serves: what the policy changes in the shared parts is
+// prepared in st.stage, for the caller to commit or discard. On error it discards
+// that itself.
+func (e *Engine) build(f *config.File) (_ *state, err error) {
+	g := &staged{s: e.shared}
+	defer func() {
+		if err != nil {
+			g.discard()
+		}
+	}()
+	st := &state{file: f, loadedAt: time.Now(), stage: g}
 	lists, ferrs := e.shared.lists.load(f, e.log)
 	if len(ferrs) > 0 {
 		return nil, f.FieldErrors(ferrs)

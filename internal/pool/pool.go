@@ -5,7 +5,9 @@
 // responder reads member health from Members and Status.
 //
 // A Pool survives policy reloads: (*Pool).Update swaps in a new configuration and
-// keeps each remaining member's health, in-flight count and idle connections.
+// keeps each remaining member's health, in-flight count and idle connections;
+// (*Pool).Prepare builds one beside the current one, put in force by
+// (*Pending).Commit or dropped by (*Pending).Discard.
 package pool
 
 import (
@@ -46,6 +48,7 @@ type state struct {
 	members  []*Member
 	selector Selector
 	trKey    transportKey
+	tlsCfg   *tls.Config // members' client TLS settings (nil: defaults)
 }
 
 // Member is one upstream of a pool. URL and Weight are fixed for the lifetime of
@@ -198,59 +201,151 @@ type transportKey struct {
 // closed. Requests in flight finish on the member they started on. On error the
 // pool is unchanged.
 func (p *Pool) Update(cfg Config) error {
+	next, err := p.build(cfg)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	next.derive(p.state.Load())
+	p.commit(next)
+	return nil
+}
+
+// Pending is a configuration prepared by Prepare and not yet in force: until
+// Commit the pool selects, checks and reports its current one.
+type Pending struct {
+	p    *Pool
+	next *state
+	base *state // the state next was derived from
+	done bool
+}
+
+// Prepare builds cfg's configuration beside the current one without changing
+// the pool, for a caller that must check other things before applying it
+// (a policy reload). Members that stay will share their health state with the
+// current ones, as with Update. Commit puts it in force; Discard drops it. The
+// caller must not Update the pool between Prepare and Commit.
+func (p *Pool) Prepare(cfg Config) (*Pending, error) {
+	next, err := p.build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	base := p.state.Load()
+	next.derive(base)
+	return &Pending{p: p, next: next, base: base}, nil
+}
+
+// Commit puts the prepared configuration in force, as Update would have. It does
+// nothing after Commit or Discard.
+func (u *Pending) Commit() {
+	u.settle(func() { u.p.commit(u.next) })
+}
+
+// Discard drops the prepared configuration and the transports built for it; the
+// pool is as before Prepare. It does nothing after Commit or Discard.
+func (u *Pending) Discard() {
+	u.settle(func() {
+		for _, rt := range unshared(u.next, u.base) {
+			rt.CloseIdleConnections()
+		}
+	})
+}
+
+// settle runs f under the pool's lock unless u was committed or discarded already.
+func (u *Pending) settle(f func()) {
+	u.p.mu.Lock()
+	defer u.p.mu.Unlock()
+	if !u.done {
+		u.done = true
+		f()
+	}
+}
+
+// build validates cfg and returns its state without members' transports and
+// health (derive sets them).
+func (p *Pool) build(cfg Config) (*state, error) {
 	if errs := cfg.Validate(); len(errs) > 0 {
-		return fmt.Errorf("pool %s: %w", p.name, errors.Join(fieldErrs(errs)...))
+		return nil, fmt.Errorf("pool %s: %w", p.name, errors.Join(fieldErrs(errs)...))
 	}
 	cfg = cfg.withDefaults()
 	sel, _ := newSelector(cfg.Policy)
 	tlsCfg, err := cfg.clientTLS()
 	if err != nil {
-		return fmt.Errorf("pool %s: tls: %w", p.name, err)
+		return nil, fmt.Errorf("pool %s: tls: %w", p.name, err)
 	}
 	if cfg.TLS.InsecureSkipVerify {
 		p.logger.Warn("TLS verification of members is disabled (insecure_skip_verify)")
 	}
-	key := transportKey{cfg.Dial, cfg.TLSHandshake, cfg.ResponseHeader, cfg.Idle, cfg.MaxIdlePerMember, cfg.TLS}
+	ns := &state{cfg: cfg, selector: sel, tlsCfg: tlsCfg, members: make([]*Member, len(cfg.Members)),
+		trKey: transportKey{cfg.Dial, cfg.TLSHandshake, cfg.ResponseHeader, cfg.Idle, cfg.MaxIdlePerMember, cfg.TLS}}
+	for i, mc := range cfg.Members {
+		u, _ := parseMemberURL(mc.URL) // validated above
+		ns.members[i] = &Member{URL: u, Weight: mc.Weight, name: mc.URL, now: p.clock}
+	}
+	return ns, nil
+}
 
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	old := p.state.Load()
+// derive gives ns's members the health state of old's members with the same URL
+// (and their transports while the transport settings are equal), and fresh ones
+// otherwise. old may be nil.
+func (ns *state) derive(old *state) {
 	prev := map[string]*Member{}
 	if old != nil {
 		for _, m := range old.members {
 			prev[m.name] = m
 		}
 	}
-	ns := &state{cfg: cfg, selector: sel, trKey: key, members: make([]*Member, len(cfg.Members))}
-	for i, mc := range cfg.Members {
-		u, _ := parseMemberURL(mc.URL) // validated above
-		m := &Member{URL: u, Weight: mc.Weight, name: mc.URL, now: p.clock}
-		if o := prev[mc.URL]; o != nil {
+	for _, m := range ns.members {
+		if o := prev[m.name]; o != nil {
 			m.st = o.st
-			if old.trKey == key {
+			if old.trKey == ns.trKey {
 				m.rt = o.rt
-			} else {
-				o.rt.CloseIdleConnections()
 			}
-			delete(prev, mc.URL)
 		} else {
 			m.st = &memberState{}
 			m.st.healthy.Store(true)
 		}
 		if m.rt == nil {
-			m.rt = newTransport(&cfg, tlsCfg)
+			m.rt = newTransport(&ns.cfg, ns.tlsCfg)
 		}
-		ns.members[i] = m
 	}
-	p.state.Store(ns)
-	for _, o := range prev {
-		o.rt.CloseIdleConnections()
+}
+
+// commit puts ns in force and closes the idle connections of the transports the
+// old state used and ns does not; p.mu is held.
+func (p *Pool) commit(ns *state) {
+	old := p.state.Swap(ns)
+	for _, rt := range unshared(old, ns) {
+		rt.CloseIdleConnections()
 	}
 	select {
 	case p.changed <- struct{}{}:
 	default:
 	}
-	return nil
+}
+
+// unshared returns the transports of a's members that no member of b uses.
+func unshared(a, b *state) []*http.Transport {
+	if a == nil {
+		return nil
+	}
+	used := map[*http.Transport]bool{}
+	if b != nil {
+		for _, m := range b.members {
+			used[m.rt] = true
+		}
+	}
+	var out []*http.Transport
+	for _, m := range a.members {
+		if !used[m.rt] {
+			used[m.rt] = true
+			out = append(out, m.rt)
+		}
+	}
+	return out
 }
 
 // Close closes every member's idle connections.

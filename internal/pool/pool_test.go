@@ -505,6 +505,55 @@ func TestUpdateKeepsHealth(t *testing.T) {
 	}
 }
 
+// TestPrepareCommitDiscard: a prepared configuration changes nothing the pool
+// does until Commit; Discard leaves the pool as it was; Commit applies it like
+// Update, members that stay keeping their health.
+func TestPrepareCommitDiscard(t *testing.T) {
+	orgs := origins(t, 2)
+	p := newPool(t, Config{Members: membersOf(orgs[:1])})
+	send := func(n int) {
+		t.Helper()
+		for range n {
+			if _, err := get(p, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := p.Prepare(Config{}); err == nil {
+		t.Fatal("Prepare accepted a pool with no members")
+	}
+	pend, err := p.Prepare(Config{Members: membersOf(orgs[1:])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(4)
+	if h := hits(orgs); h[0] != 4 || h[1] != 0 || len(p.Status()) != 1 {
+		t.Fatalf("before Commit: hits %v, status %+v; want only the current member", h, p.Status())
+	}
+	pend.Discard()
+	pend.Commit() // no effect after Discard
+	send(2)
+	if h := hits(orgs); h[0] != 6 || h[1] != 0 {
+		t.Fatalf("after Discard: hits %v, want [6 0]", h)
+	}
+
+	p.Members()[0].st.healthy.Store(false) // down by active checks
+	pend, err = p.Prepare(Config{Members: membersOf(orgs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pend.Commit()
+	pend.Discard() // no effect after Commit
+	st := p.Status()
+	if len(st) != 2 || st[0].Healthy || !st[1].Healthy {
+		t.Fatalf("after Commit: %+v; want the kept member still down, the new one up", st)
+	}
+	send(3)
+	if h := hits(orgs); h[0] != 6 || h[1] != 3 {
+		t.Fatalf("after Commit: hits %v, want [6 3]", h)
+	}
+}
+
 func TestValidate(t *testing.T) {
 	cfg := Config{
 		Members: []MemberConfig{{URL: "ftp://x"}, {URL: "http://a:1", Weight: -1}, {URL: "http://a:1"}},
