@@ -38,8 +38,8 @@ const dnsMediaType = "application/dns-message"
 //
 // RESULT is TCP_DENIED for a query the policy blocked or the server refused, TCP_HIT for
 // an answer from the resolver's cache, TCP_MISS otherwise (Squid's TCP_ prefix names its
-// HTTP port, UDP_ its ICP one; TCP_ everywhere keeps Calamaris and lightsquid counting
-// cache hits, and the transport is in the URL). The hierarchy is HIER_DIRECT/- for a
+// HTTP port, UDP_ its ICP one; Calamaris counts only TCP_…HIT as hits, so TCP_ is used
+// for UDP too, and the transport is in the URL). The hierarchy is HIER_DIRECT/- for a
 // query forwarded to the upstream resolvers (which one answered is not known here),
 // HIER_NONE/- for one answered here (cache, block, GSLB, SafeSearch). Example:
 //
