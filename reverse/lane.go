@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/httpguard"
 )
 
 // Lane serves the door's plain-HTTP listeners with a fast lane in front of
@@ -106,7 +108,7 @@ func (l *Lane) Serve(ln net.Listener) error {
 	l.srvOnce.Do(func() {
 		go func() {
 			defer close(l.srvDone)
-			if err := l.srv.Serve(l.handoff); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := l.srv.Serve(httpguard.NewListener(l.handoff, l.logger)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				l.logger.Error("reverse: serving handed-off connections", "err", err)
 			}
 		}()

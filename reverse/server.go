@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/httpguard"
 )
 
 // ShutdownGrace is how long Serve lets requests in flight finish after its
@@ -142,11 +144,11 @@ func (s *Server) Serve(ctx context.Context) error {
 		if s.lane != nil {
 			wg.Go(func() { errc <- s.lane.Serve(l) })
 		} else {
-			wg.Go(func() { errc <- s.srv.Serve(l) })
+			wg.Go(func() { errc <- s.srv.Serve(httpguard.NewListener(l, s.logger)) })
 		}
 	}
 	for _, l := range s.secure {
-		wg.Go(func() { errc <- s.srv.ServeTLS(l, "", "") })
+		wg.Go(func() { errc <- httpguard.ServeTLS(s.srv, l, s.logger) })
 	}
 	var first error
 	select {
