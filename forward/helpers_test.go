@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/httpguard"
 	"github.com/portcullis/portcullis/rules"
 )
 
@@ -81,7 +82,7 @@ func startProxy(t testing.TB, opts Options) *testProxy {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(httpguard.NewListener(ln, nil)); err != nil && !errors.Is(err, http.ErrServerClosed) { // as the engine serves it
 			t.Errorf("serve: %v", err)
 		}
 	}()
