@@ -31,6 +31,10 @@ func (o *origin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	o.mu.Lock()
 	o.seen = append(o.seen, r.Method+" "+r.URL.Path)
 	o.mu.Unlock()
+	if r.Method == http.MethodConnect {
+		http.Error(w, "no tunnels here", http.StatusMethodNotAllowed) // the connection goes on
+		return
+	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		http.Error(w, "body: "+err.Error(), http.StatusInternalServerError)
@@ -295,6 +299,19 @@ func TestRefused(t *testing.T)     { testRefused(t, false) }
 func TestRefusedTLS(t *testing.T)  { testRefused(t, true) }
 func TestAccepted(t *testing.T)    { testAccepted(t, false) }
 func TestAcceptedTLS(t *testing.T) { testAccepted(t, true) }
+
+// TestAfterRefusedConnect: a CONNECT answered without a tunnel leaves the
+// connection to HTTP, and the guard still follows it.
+func TestAfterRefusedConnect(t *testing.T) {
+	s := startServer(t, false)
+	c := s.dial(t)
+	br := bufio.NewReader(c)
+	codes, _ := exchange(t, c, br, "CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\n"+get+clte, 3)
+	if fmt.Sprint(codes) != "[405 200 400]" {
+		t.Fatalf("statuses %v, want [405 200 400]", codes)
+	}
+	wantEOF(t, c, br)
+}
 
 // TestExpectContinue: a client waiting for 100 Continue gets it and the
 // connection goes on; one whose head is refused gets the 400 instead.
