@@ -105,8 +105,8 @@ func (tp *testProxy) client(t testing.TB) *http.Client {
 	return &http.Client{Transport: tr, Timeout: 60 * time.Second}
 }
 
-// rawRequest sends raw over a new TCP connection to the proxy and reads one response.
-func (tp *testProxy) rawRequest(t *testing.T, raw string) (*http.Response, net.Conn, *bufio.Reader) {
+// dialRaw opens a raw client connection to the proxy.
+func (tp *testProxy) dialRaw(t *testing.T) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	c, err := net.Dial("tcp", tp.addr)
 	if err != nil {
@@ -114,10 +114,16 @@ func (tp *testProxy) rawRequest(t *testing.T, raw string) (*http.Response, net.C
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	return c, bufio.NewReader(c)
+}
+
+// rawRequest sends raw over a new TCP connection to the proxy and reads one response.
+func (tp *testProxy) rawRequest(t *testing.T, raw string) (*http.Response, net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, br := tp.dialRaw(t)
 	if _, err := c.Write([]byte(raw)); err != nil {
 		t.Fatal(err)
 	}
-	br := bufio.NewReader(c)
 	method := strings.SplitN(raw, " ", 2)[0]
 	resp, err := http.ReadResponse(br, &http.Request{Method: method})
 	if err != nil {

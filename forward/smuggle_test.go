@@ -58,17 +58,6 @@ func closedByProxy(t *testing.T, c net.Conn, br *bufio.Reader) {
 	}
 }
 
-func (tp *testProxy) dialRaw(t *testing.T) (net.Conn, *bufio.Reader) {
-	t.Helper()
-	c, err := net.Dial("tcp", tp.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	return c, bufio.NewReader(c)
-}
-
 func TestSmuggledRequestRefused(t *testing.T) {
 	o, hits := echoOrigin(t)
 	tp := startProxy(t, Options{})
