@@ -266,3 +266,50 @@ func TestReloadReportsAuthFilesAtTheirField(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedReloadLeavesAccessLogAsItWas: a reload that moves the access log to
+// another file and fails late (a listener that cannot bind) keeps writing to the
+// old file; the good reload moves it.
+func TestFailedReloadLeavesAccessLogAsItWas(t *testing.T) {
+	site := newOrigin(t, "site", nil)
+	dir := t.TempDir()
+	bind := lateFailures(t, dir)[2]
+	policy := func(log, extraListen string) string {
+		return fmt.Sprintf(`
+forward: {listen: ["127.0.0.1:0"%s]}
+admin: {listen: "127.0.0.1:0", log: {path: %s}}
+resolver: {egress: {allow: ["127.0.0.0/8"]}}
+`, extraListen, log)
+	}
+	e := startOps(t, dir, policy("a.log", ""), nil)
+	proxy := &url.URL{Scheme: "http", Host: addr(t, e, "forward")}
+	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxy)}, Timeout: 5 * time.Second}
+	defer c.CloseIdleConnections()
+	get := func(path string) {
+		t.Helper()
+		if code, _, err := do(c, mustReq(t, "GET", site.URL+path, "")); err != nil || code != 200 {
+			t.Fatalf("GET %s: %d %v", path, code, err)
+		}
+	}
+	get("/one")
+	readLog(t, filepath.Join(dir, "a.log"), 1)
+
+	writeFile(t, filepath.Join(dir, "policy.yaml"), policy("b.log", bind.fwdListen))
+	if err := e.Reload(); err == nil || !strings.Contains(err.Error(), bind.errSays) {
+		t.Fatalf("reload failing on bind: %v", err)
+	}
+	get("/two")
+	if lines := readLog(t, filepath.Join(dir, "a.log"), 2); !strings.Contains(lines[1], "/two") {
+		t.Fatalf("a.log after the failed reload: %q", lines)
+	}
+
+	writeFile(t, filepath.Join(dir, "policy.yaml"), policy("b.log", ""))
+	if err := e.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	get("/three")
+	if lines := readLog(t, filepath.Join(dir, "b.log"), 1); !strings.Contains(lines[0], "/three") {
+		t.Fatalf("b.log after the good reload: %q", lines)
+	}
+	readLog(t, filepath.Join(dir, "a.log"), 2)
+}
