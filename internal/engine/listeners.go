@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/httpguard"
 	"github.com/portcullis/portcullis/reverse"
 )
 
@@ -133,11 +134,11 @@ func httpListen(kind, addr string, pick func(*state) http.Handler, wrap func(net
 			var err error
 			switch {
 			case srv.TLSConfig != nil:
-				err = srv.ServeTLS(ln, "", "")
+				err = httpguard.ServeTLS(srv, ln, e.log) // CL+TE and the like: 400 and close
 			case fast != nil:
 				err = fast.Serve(ln)
 			default:
-				err = srv.Serve(ln)
+				err = srv.Serve(httpguard.NewListener(ln, e.log))
 			}
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {
 				e.log.Error("listener stopped", "kind", kind, "addr", addr, "error", err)
