@@ -3,9 +3,12 @@
 // request whose head carries both Content-Length and Transfer-Encoding (RFC
 // 9112 §6.1 and §6.3: "ought to be handled as an error", and a server that
 // processes one anyway MUST close the connection), a Transfer-Encoding in an
-// HTTP/1.0 request (§6.1: the framing MUST be treated as faulty) and an
-// obsolete line folding of either field (§5.2 allows rejecting it; folding
-// those two is only ever an attempt to make two parsers disagree).
+// HTTP/1.0 request (§6.1: the framing MUST be treated as faulty), whitespace
+// in a field name such as "Content-Length : 5" (§5.1: MUST be rejected with
+// 400; net/http accepts it as a field of another name, go.dev/issue/34540,
+// which a lenient front end may read as the length) and an obsolete line
+// folding of Content-Length or Transfer-Encoding (§5.2 allows rejecting it;
+// folding those two is only ever an attempt to make two parsers disagree).
 //
 // net/http cannot be told to do this: on Content-Length with chunked
 // Transfer-Encoding it deletes Content-Length, reads the body as chunked and

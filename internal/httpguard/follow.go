@@ -14,6 +14,10 @@ const (
 	// ReasonFold is an obsolete line folding continuing Content-Length or
 	// Transfer-Encoding.
 	ReasonFold
+	// ReasonSpace is whitespace in a field name, as in "Content-Length : 5"
+	// (RFC 9112 §5.1: MUST be rejected with 400; net/http takes it for
+	// another field, which a lenient front end may not).
+	ReasonSpace
 )
 
 func (r Reason) String() string {
@@ -24,6 +28,8 @@ func (r Reason) String() string {
 		return "Transfer-Encoding in an HTTP/1.0 request"
 	case ReasonFold:
 		return "line folding in Content-Length or Transfer-Encoding"
+	case ReasonSpace:
+		return "whitespace in a field name"
 	}
 	return "unknown"
 }
@@ -39,7 +45,8 @@ const (
 	sFieldStart                // at the start of a header line
 	sFieldStartCR              // after a CR at the start of a header line
 	sName                      // in a field name that may still be Content-Length or Transfer-Encoding
-	sSkipLine                  // in a line that does not matter
+	sSkipName                  // in another field name (checked for whitespace only)
+	sSkipLine                  // in the rest of a line that does not matter
 	sValue                     // in the value of Content-Length or Transfer-Encoding
 	sBodyCL                    // in a Content-Length body
 	sChunkSize                 // in a chunk-size
@@ -130,6 +137,26 @@ func (f *follower) scan(b []byte) int {
 				f.st = sTrailerStart
 			}
 			continue
+		case sSkipName:
+			seg := b[i:]
+			if k := bytes.IndexByte(seg, ':'); k >= 0 {
+				seg = seg[:k]
+			}
+			if nl := bytes.IndexByte(seg, '\n'); nl >= 0 {
+				i += nl + 1 // a line without a colon: net/http answers 400
+				f.st = sFieldStart
+				continue
+			}
+			if sp := bytes.IndexByte(seg, ' '); sp >= 0 {
+				f.st, f.reason = sRefused, ReasonSpace
+				return i + sp // the name so far, then the refusal: a line with no colon
+			}
+			i += len(seg)
+			if i < len(b) {
+				i++ // the colon
+				f.st = sSkipLine
+			}
+			continue
 		case sTarget:
 			// The target needs no look, only its end: a space, or an LF
 			// (no version: net/http answers 400 and closes).
@@ -174,8 +201,8 @@ func (f *follower) scan(b []byte) int {
 		i++
 		if f.step(c) {
 			f.st = sRefused
-			if f.reason == ReasonFold {
-				return i - 1 // the folded line itself never reaches net/http
+			if f.reason == ReasonFold || f.reason == ReasonSpace {
+				return i - 1 // the offending byte never reaches net/http
 			}
 			return i
 		}
@@ -229,7 +256,7 @@ func (f *follower) step(c byte) bool {
 			f.cur, f.idx, f.st = fTE, 1, sName
 		default:
 			f.last = fOther
-			f.st = sSkipLine
+			f.st = sSkipName
 		}
 	case sFieldStartCR:
 		if c != '\n' {
@@ -247,12 +274,18 @@ func (f *follower) step(c byte) bool {
 			f.st, f.vState, f.vDigits, f.v, f.crPend = sValue, 0, 0, 0, false
 		case int(f.idx) < len(name) && lower(c) == name[f.idx]:
 			f.idx++
+		case c == ' ':
+			f.reason = ReasonSpace
+			return true
+		case c == ':':
+			f.last = fOther
+			f.st = sSkipLine
 		case c == '\n':
 			f.last = fOther
 			f.st = sFieldStart
 		default:
 			f.last = fOther
-			f.st = sSkipLine
+			f.st = sSkipName
 		}
 	case sValue:
 		return f.value(c)

@@ -88,6 +88,9 @@ func mustRefuse(head []byte) bool {
 			continue
 		}
 		name, _, _ := strings.Cut(l, ":")
+		if strings.Contains(name, " ") {
+			return true
+		}
 		last = strings.ToLower(name)
 		cl = cl || last == "content-length"
 		te = te || last == "transfer-encoding"
@@ -137,6 +140,13 @@ func FuzzFollow(f *testing.F) {
 		want := reference(stream)
 		got, refused := guarded(stream, int(size))
 		n := len(want.reqs)
+		if refused && len(got) == n && n > 0 && got[n-1] == strings.TrimSuffix(want.reqs[n-1], "false")+"true" {
+			// net/http reads a chunked body's trailers only once it sees a
+			// CRLFCRLF somewhere ahead (seeUpcomingDoubleCRLF): with the
+			// client's bytes after a refusal gone, a trailer section that
+			// ends in a bare LF fails where it passed. Only the error differs.
+			got[n-1] = want.reqs[n-1]
+		}
 		if len(got) < n || fmt.Sprint(got[:n]) != fmt.Sprint(want.reqs) {
 			t.Fatalf("through the guard:\n%q\nalone:\n%q", got, want.reqs)
 		}

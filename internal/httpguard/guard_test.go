@@ -190,17 +190,20 @@ const (
 
 // refusedCases are heads that must get 400 and a closed connection.
 var refusedCases = map[string]string{
-	"CL then TE":           clte,
-	"TE then CL":           tecl,
-	"lower case":           "POST /smuggle HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\ncontent-length: 0\r\n\r\n0\r\n\r\n",
-	"TE not chunked":       "POST /smuggle HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: gzip\r\n\r\nA",
-	"bare LF lines":        "POST /smuggle HTTP/1.1\nHost: x\nContent-Length: 5\nTransfer-Encoding: chunked\n\n0\r\n\r\n",
-	"TE in HTTP/1.0":       "POST /smuggle HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-	"folded TE":            "POST /smuggle HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n",
-	"folded CL":            "POST /smuggle HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n 1\r\n\r\nA",
-	"with 100-continue":    "POST /smuggle HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
-	"CL of leading zeros":  "POST /smuggle HTTP/1.1\r\nHost: x\r\nContent-Length: 0000000000000000000000000\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-	"TE value with spaces": "POST /smuggle HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding:  chunked \r\n\r\n0\r\n\r\n",
+	"CL then TE":            clte,
+	"TE then CL":            tecl,
+	"lower case":            "POST /smuggle HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\ncontent-length: 0\r\n\r\n0\r\n\r\n",
+	"TE not chunked":        "POST /smuggle HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: gzip\r\n\r\nA",
+	"bare LF lines":         "POST /smuggle HTTP/1.1\nHost: x\nContent-Length: 5\nTransfer-Encoding: chunked\n\n0\r\n\r\n",
+	"TE in HTTP/1.0":        "POST /smuggle HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	"folded TE":             "POST /smuggle HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n",
+	"folded CL":             "POST /smuggle HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n 1\r\n\r\nA",
+	"with 100-continue":     "POST /smuggle HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+	"CL of leading zeros":   "POST /smuggle HTTP/1.1\r\nHost: x\r\nContent-Length: 0000000000000000000000000\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	"space before colon CL": "POST /smuggle HTTP/1.1\r\nHost: x\r\nContent-Length : 32\r\n\r\nGET /admin HTTP/1.1\r\nHost: x\r\n\r\n",
+	"space before colon TE": "POST /smuggle HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+	"space in another name": "GET /smuggle HTTP/1.1\r\nHost: x\r\nX Forwarded: a\r\n\r\n",
+	"TE value with spaces":  "POST /smuggle HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding:  chunked \r\n\r\n0\r\n\r\n",
 }
 
 func testRefused(t *testing.T, withTLS bool) {
