@@ -137,24 +137,93 @@ func (f *follower) scan(b []byte) int {
 				f.st = sTrailerStart
 			}
 			continue
+		case sFieldStart:
+			// Most lines name another field: they are skipped here, in one
+			// loop, down to the next line that may matter.
+			for i < len(b) {
+				switch b[i] {
+				case '\n', '\r', ' ', '\t', 'c', 'C', 't', 'T':
+				default:
+					f.last = fOther
+					j := i + 1
+					for j < len(b) && b[j] != ':' && b[j] != ' ' && b[j] != '\n' {
+						j++
+					}
+					if j == len(b) {
+						f.st = sSkipName
+						return len(b)
+					}
+					switch b[j] {
+					case ' ':
+						f.st, f.reason = sRefused, ReasonSpace
+						return j // the name so far, then the refusal: a line with no colon
+					case '\n':
+						i = j + 1 // a line without a colon: net/http answers 400
+						continue
+					}
+					nl := bytes.IndexByte(b[j+1:], '\n')
+					if nl < 0 {
+						f.st = sSkipLine
+						return len(b)
+					}
+					i = j + 1 + nl + 1
+					continue
+				}
+				break
+			}
+			if i == len(b) {
+				return len(b)
+			}
 		case sSkipName:
-			seg := b[i:]
-			if k := bytes.IndexByte(seg, ':'); k >= 0 {
-				seg = seg[:k]
+			// Names are short: a plain loop beats three IndexByte calls.
+			j := i
+			for j < len(b) && b[j] != ':' && b[j] != ' ' && b[j] != '\n' {
+				j++
 			}
-			if nl := bytes.IndexByte(seg, '\n'); nl >= 0 {
-				i += nl + 1 // a line without a colon: net/http answers 400
-				f.st = sFieldStart
-				continue
+			if j == len(b) {
+				return len(b)
 			}
-			if sp := bytes.IndexByte(seg, ' '); sp >= 0 {
-				f.st, f.reason = sRefused, ReasonSpace
-				return i + sp // the name so far, then the refusal: a line with no colon
-			}
-			i += len(seg)
-			if i < len(b) {
-				i++ // the colon
+			switch b[j] {
+			case ':':
 				f.st = sSkipLine
+			case '\n':
+				f.st = sFieldStart // a line without a colon: net/http answers 400
+			default:
+				f.st, f.reason = sRefused, ReasonSpace
+				return j // the name so far, then the refusal: a line with no colon
+			}
+			i = j + 1
+			continue
+		case sName:
+			// The rest of the name at once when it is all here.
+			name := nameCL
+			if f.cur == fTE {
+				name = nameTE
+			}
+			rest := name[f.idx:]
+			if len(b)-i <= len(rest) {
+				break
+			}
+			if equalFold(b[i:i+len(rest)], rest) && b[i+len(rest)] == ':' {
+				i += len(rest) + 1
+				f.st, f.vState, f.vDigits, f.v, f.crPend = sValue, 0, 0, 0, false
+			} else {
+				f.last = fOther
+				f.st = sSkipName // checks the name for whitespace
+			}
+			continue
+		case sValue:
+			nl := bytes.IndexByte(b[i:], '\n')
+			if nl < 0 {
+				break
+			}
+			for _, c := range b[i : i+nl] {
+				f.value(c)
+			}
+			i += nl + 1
+			if f.endField() {
+				f.st = sRefused
+				return i
 			}
 			continue
 		case sTarget:
@@ -469,6 +538,16 @@ func (f *follower) endHead() {
 	default:
 		f.st = sReqStart
 	}
+}
+
+// equalFold reports whether b is name (lower case) in any case.
+func equalFold(b []byte, name string) bool {
+	for k := range len(name) {
+		if lower(b[k]) != name[k] {
+			return false
+		}
+	}
+	return true
 }
 
 func lower(c byte) byte {
