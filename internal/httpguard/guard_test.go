@@ -336,3 +336,31 @@ func TestExpectContinue(t *testing.T) {
 	}
 	wantOpen(t, c, br)
 }
+
+// TestRefusalSurvivesUnreadBody: a client still sending the body of a refused
+// request reads the 400 and then the end of the stream, not a reset (Close
+// half-closes and drains before closing).
+func TestRefusalSurvivesUnreadBody(t *testing.T) {
+	for _, withTLS := range []bool{false, true} {
+		s := startServer(t, withTLS)
+		c := s.dial(t)
+		br := bufio.NewReader(c)
+		io.WriteString(c, "POST /smuggle HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\nTransfer-Encoding: chunked\r\n\r\n")
+		sent := make(chan struct{})
+		go func() {
+			defer close(sent)
+			chunk := []byte(strings.Repeat("x", 16<<10))
+			for range 16 {
+				if _, err := c.Write(chunk); err != nil {
+					return
+				}
+			}
+		}()
+		codes, _ := exchange(t, c, br, "", 1)
+		if codes[0] != http.StatusBadRequest {
+			t.Fatalf("tls=%v: status %d", withTLS, codes[0])
+		}
+		wantEOF(t, c, br)
+		<-sent
+	}
+}
