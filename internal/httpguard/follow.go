@@ -82,29 +82,31 @@ const (
 type follower struct {
 	st      state
 	reason  Reason
-	cur     field // the field whose name or value is being read
-	last    field // the field of the previous header line (for line folding)
-	idx     uint8 // bytes of the method or of the field name matched so far
-	crPend  bool  // a CR was seen inside a line (valid only right before its LF)
-	http10  bool  // the request line says HTTP/1.0
-	pri     bool  // the method is PRI (the HTTP/2 preface is "PRI * HTTP/2.0")
-	star    bool  // the target is "*"
-	proto   [9]byte
-	protoN  uint8
-	nCL     uint8  // Content-Length lines seen
-	nTE     uint8  // Transfer-Encoding lines seen
-	clBad   bool   // a Content-Length value is not a length, or two differ
-	chunked bool   // the Transfer-Encoding value is "chunked"
-	vDigits uint8  // bytes of "chunked" matched in a Transfer-Encoding value
-	vState  uint8  // 0 leading whitespace, 1 in the token, 2 trailing whitespace, 3 invalid
-	cl      uint64 // the Content-Length of the head
-	v       uint64 // the value being read: a Content-Length or a chunk size
-	left    uint64 // bytes left in a body or a chunk
+	cur     field   // the field whose name or value is being read
+	last    field   // the field of the previous header line (for line folding)
+	idx     uint8   // bytes of the method or of the field name matched so far
+	crPend  bool    // a CR was seen inside a line (valid only right before its LF)
+	http10  bool    // the request line says HTTP/1.0
+	pri     bool    // the method is PRI (the HTTP/2 preface is "PRI * HTTP/2.0")
+	star    bool    // the target is "*"
+	proto   [9]byte // the protocol version of the request line (and its CR)
+	protoN  uint8   // bytes in proto
+	nCL     uint8   // Content-Length lines seen
+	nTE     uint8   // Transfer-Encoding lines seen
+	clBad   bool    // a Content-Length value is not a length, or two differ
+	chunked bool    // the Transfer-Encoding value is "chunked"
+	vDigits uint8   // bytes of "chunked" matched in a Transfer-Encoding value
+	vState  uint8   // 0 leading whitespace, 1 in the token, 2 trailing whitespace, 3 invalid
+	cl      uint64  // the Content-Length of the head
+	v       uint64  // the value being read: a Content-Length or a chunk size
+	left    uint64  // bytes left in a body or a chunk
 }
 
 // scan follows b. It returns the length of the prefix of b that may be
 // delivered, which is len(b) unless a request is refused inside b: then f is
-// sRefused and the prefix ends right after the last line net/http may see.
+// sRefused and the prefix ends where net/http is to read the refusal instead
+// (after the offending line, or before the offending byte of a name or a
+// folded line, so that the refusal makes a line without a colon).
 func (f *follower) scan(b []byte) int {
 	for i := 0; i < len(b); {
 		switch f.st {
@@ -280,7 +282,8 @@ func (f *follower) scan(b []byte) int {
 }
 
 // step follows one byte in the states scan does not skip through. It returns
-// true when the request is refused right after c (an LF).
+// true when the request is refused: after c (an LF ending the line) or, for
+// ReasonFold and ReasonSpace, before c.
 func (f *follower) step(c byte) bool {
 	switch f.st {
 	case sReqStart:
