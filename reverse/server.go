@@ -140,6 +140,18 @@ func (s *Server) closeListeners() {
 func (s *Server) Serve(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, len(s.plain)+len(s.secure))
+	// The TLS listeners read s.srv.TLSConfig, which the first Serve writes
+	// to (net/http sets HTTP/2 up there): all of them are made before
+	// anything serves.
+	secure := make([]net.Listener, 0, len(s.secure))
+	for _, l := range s.secure {
+		tl, err := httpguard.TLSListener(s.srv, l, s.logger)
+		if err != nil {
+			errc <- err
+			continue
+		}
+		secure = append(secure, tl)
+	}
 	for _, l := range s.plain {
 		if s.lane != nil {
 			wg.Go(func() { errc <- s.lane.Serve(l) })
@@ -147,8 +159,8 @@ func (s *Server) Serve(ctx context.Context) error {
 			wg.Go(func() { errc <- s.srv.Serve(httpguard.NewListener(l, s.logger)) })
 		}
 	}
-	for _, l := range s.secure {
-		wg.Go(func() { errc <- httpguard.ServeTLS(s.srv, l, s.logger) })
+	for _, l := range secure {
+		wg.Go(func() { errc <- s.srv.Serve(l) })
 	}
 	var first error
 	select {

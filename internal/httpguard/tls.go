@@ -13,19 +13,35 @@ import (
 	"time"
 )
 
-// ServeTLS is srv.ServeTLS(ln, "", "") with guarded HTTP/1 connections: the
-// TLS handshake is made by the listener (NewTLSListener), connections that
-// negotiated HTTP/2 reach srv as *tls.Conn (net/http serves them as before),
-// and the others as a guarded connection that still gives srv its TLS state
-// (Request.TLS is set). srv.TLSConfig is required. ALPN offers "http/1.1",
-// and "h2" when srv.Protocols allow HTTP/2 and srv.TLSConfig.NextProtos names
-// it (srv.Serve sets HTTP/2 up only then; net/http's ServeTLS would add it).
-// The handshake timeout is net/http's: the least of ReadHeaderTimeout,
-// ReadTimeout and WriteTimeout.
+// ServeTLS is srv.ServeTLS(ln, "", "") with guarded HTTP/1 connections:
+// srv.Serve on the listener TLSListener returns.
+//
+// It reads srv.TLSConfig, which net/http writes to when a Serve starts (it
+// configures HTTP/2 there): call it, or TLSListener, before anything else
+// serves srv — a server with several listeners makes all its TLS listeners
+// first, then serves.
 func ServeTLS(srv *http.Server, ln net.Listener, log *slog.Logger) error {
+	tl, err := TLSListener(srv, ln, log)
+	if err != nil {
+		return err
+	}
+	return srv.Serve(tl)
+}
+
+// TLSListener returns the listener ServeTLS serves srv on: the TLS handshake
+// is made by the listener (NewTLSListener), connections that negotiated
+// HTTP/2 reach srv as *tls.Conn (net/http serves them as before), and the
+// others as a guarded connection that still gives srv its TLS state
+// (Request.TLS is set). srv.TLSConfig is required (ln is closed without
+// it). ALPN offers "http/1.1", and "h2" when srv.Protocols allow HTTP/2 and
+// srv.TLSConfig.NextProtos names it (srv.Serve sets HTTP/2 up only then;
+// net/http's ServeTLS would add it). The handshake timeout is net/http's: the
+// least of ReadHeaderTimeout, ReadTimeout and WriteTimeout. Like ServeTLS, it
+// must be called before srv serves anything.
+func TLSListener(srv *http.Server, ln net.Listener, log *slog.Logger) (net.Listener, error) {
 	if srv.TLSConfig == nil {
 		ln.Close()
-		return errors.New("httpguard: ServeTLS without a TLSConfig")
+		return nil, errors.New("httpguard: ServeTLS without a TLSConfig")
 	}
 	protos := protocols(srv)
 	if !slices.Contains(srv.TLSConfig.NextProtos, "h2") {
@@ -33,7 +49,7 @@ func ServeTLS(srv *http.Server, ln net.Listener, log *slog.Logger) error {
 	}
 	cfg := srv.TLSConfig.Clone()
 	cfg.NextProtos = nextProtos(cfg.NextProtos, protos)
-	return srv.Serve(NewTLSListener(ln, cfg, handshakeTimeout(srv), log))
+	return NewTLSListener(ln, cfg, handshakeTimeout(srv), log), nil
 }
 
 // protocols is the set of protocols srv serves, as net/http reckons it.
