@@ -278,10 +278,18 @@ func (lc *laneConn) process() bool {
 // read and not answered, to net/http. It returns false (finished with).
 func (lc *laneConn) handoff() bool {
 	if lc.flush() {
+		l := lc.lane
+		// Out of the lane's set before net/http has it: Shutdown must not
+		// wake (set a past read deadline on) or close a connection net/http
+		// is serving — its background read would fail and cancel the
+		// request in flight.
+		l.mu.Lock()
+		delete(l.conns, lc)
+		l.mu.Unlock()
 		lc.handedOff = true
-		lc.lane.handedOff.Add(1)
+		l.handedOff.Add(1)
 		pre := append([]byte(nil), lc.buf[:lc.n]...) // the buffer goes back to the lane
-		lc.lane.handoff.give(&prefixConn{Conn: lc.c, pre: pre})
+		l.handoff.give(&prefixConn{Conn: lc.c, pre: pre})
 	}
 	return false
 }
