@@ -28,8 +28,9 @@ type scriptOrigin struct {
 	mu    sync.Mutex
 	heads []string
 	live  map[net.Conn]bool
-	conns atomic.Int64 // connections accepted
-	open  atomic.Int64 // connections not closed yet
+	hold  chan struct{} // when set, the origin waits for it after answering (and then closes)
+	conns atomic.Int64  // connections accepted
+	open  atomic.Int64  // connections not closed yet
 	wg    sync.WaitGroup
 }
 
@@ -124,6 +125,11 @@ func (o *scriptOrigin) serve(c net.Conn) {
 		o.mu.Unlock()
 		resp, closeAfter := o.script(path)
 		if _, err := io.WriteString(c, resp); err != nil || closeAfter {
+			return
+		}
+		if o.hold != nil {
+			go func() { <-o.hold; c.Close() }()
+			_, _ = br.ReadByte() // until the proxy closes the connection
 			return
 		}
 	}
@@ -535,6 +541,36 @@ func TestLaneLeavesNonLanePoliciesToNetHTTP(t *testing.T) {
 			}
 			if answered, handed := tp.lane.Stats(); answered != 0 || handed != 1 {
 				t.Fatalf("lane stats %d answered, %d handed off", answered, handed)
+			}
+		})
+	}
+}
+
+func TestLaneNoticesClientGoneWhileWaitingForOrigin(t *testing.T) {
+	for _, tc := range []struct{ name, resp string }{
+		{"head", ""}, // the origin never answers
+		{"body", "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: 1\n\n"}, // a stream that goes quiet
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			release := make(chan struct{})
+			defer close(release)
+			o := startScriptOrigin(t, func(string) (string, bool) { return tc.resp, false })
+			o.hold = release
+			tp := startProxy(t, Options{})
+			c, br := tp.dialRaw(t)
+			if _, err := io.WriteString(c, "GET http://"+o.addr+"/wait HTTP/1.1\r\nHost: "+o.addr+"\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			o.waitOpen(t, 1)
+			if tc.resp != "" {
+				if _, err := http.ReadResponse(br, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.Close()
+			o.waitOpen(t, 0) // the lane closed the origin connection
+			if e := tp.log.next(t); e.Error == "" {
+				t.Fatalf("log entry %+v: no error", e)
 			}
 		})
 	}

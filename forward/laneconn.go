@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -98,10 +99,11 @@ func (lc *laneConn) serve() {
 // prepareRead sets the read deadline for what comes next (the header timeout
 // within a head, the idle timeout between requests). False means stop: the
 // connection failed or ended, or the door is shutting down with nothing
-// pending.
+// pending. The deadline is set before closing is looked at, so a wake from
+// Shutdown is never overwritten unseen.
 func (lc *laneConn) prepareRead() bool {
 	l := lc.lane
-	if lc.readErr != nil || (l.closing.Load() && lc.n == 0) {
+	if lc.readErr != nil {
 		return false
 	}
 	if lc.n > 0 && l.headerTimeout > 0 {
@@ -109,7 +111,37 @@ func (lc *laneConn) prepareRead() bool {
 	} else if l.idleTimeout > 0 {
 		lc.setReadDeadline(time.Now().Add(l.idleTimeout))
 	}
-	return true
+	return !(l.closing.Load() && lc.n == 0)
+}
+
+// clientGone reports whether the client closed or reset its connection,
+// with one non-blocking read (bytes of a pipelined request it finds are kept
+// in the buffer). It reports false when it cannot tell.
+func (lc *laneConn) clientGone() bool {
+	tc, ok := lc.c.(*net.TCPConn)
+	if !ok || lc.n == len(lc.buf) {
+		return false
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	gone := false
+	_ = raw.Read(func(fd uintptr) bool {
+		m, err := syscall.Read(int(fd), lc.buf[lc.n:])
+		switch {
+		case err == syscall.EAGAIN || err == syscall.EINTR:
+		case err != nil || m == 0:
+			gone = true
+		default:
+			if lc.n == 0 {
+				lc.first = time.Now()
+			}
+			lc.n += m
+		}
+		return true // one look, never a wait
+	})
+	return gone
 }
 
 // setReadDeadline sets the read deadline to want unless the one set is no
@@ -156,7 +188,7 @@ func (lc *laneConn) process() bool {
 			return false
 		}
 		l.answered.Add(1)
-		lc.n = copy(lc.buf, buf[end:])
+		lc.n = copy(lc.buf, lc.buf[end:lc.n]) // n may have grown (clientGone)
 		lc.first = time.Now()
 		if l.closing.Load() && lc.n == 0 {
 			return false

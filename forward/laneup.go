@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"time"
 )
 
@@ -40,10 +41,24 @@ type laneUpstream struct {
 	used time.Time // when the last exchange on it ended
 }
 
-// laneLimitReader reads from c at most n bytes (the bound on a response head).
+// laneWatchEvery is how long a read from the origin waits before the lane
+// checks whether the client is still there: net/http's server notices a
+// client that went away and cancels the exchange; the lane, reading the
+// origin on the client connection's goroutine, looks this often.
+const laneWatchEvery = time.Second
+
+// errLaneClientGone ends an exchange whose client went away.
+var errLaneClientGone = errors.New("forward: the client went away")
+
+// laneLimitReader reads from the origin connection c: at most n bytes (the
+// bound on a response head), the head by headBy (the transport's
+// ResponseHeaderTimeout), and while it waits it checks every laneWatchEvery
+// that the client lc is still connected.
 type laneLimitReader struct {
-	c net.Conn
-	n int64
+	lc     *laneConn
+	c      net.Conn
+	n      int64
+	headBy time.Time // zero once the head is read
 }
 
 func (l *laneLimitReader) Read(p []byte) (int, error) {
@@ -53,9 +68,31 @@ func (l *laneLimitReader) Read(p []byte) (int, error) {
 	if int64(len(p)) > l.n {
 		p = p[:l.n]
 	}
-	n, err := l.c.Read(p)
-	l.n -= int64(n)
-	return n, err
+	for {
+		n, err := l.c.Read(p)
+		l.n -= int64(n)
+		if n > 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return n, err
+		}
+		now := time.Now()
+		if !l.headBy.IsZero() && !now.Before(l.headBy) {
+			return 0, err // the response head is late
+		}
+		if l.lc.clientGone() {
+			return 0, errLaneClientGone
+		}
+		l.watch(now)
+	}
+}
+
+// watch sets the read deadline for the next look at the client (or the end
+// of the wait for the head, when that is sooner).
+func (l *laneLimitReader) watch(now time.Time) {
+	next := now.Add(laneWatchEvery)
+	if !l.headBy.IsZero() && l.headBy.Before(next) {
+		next = l.headBy
+	}
+	l.c.SetReadDeadline(next)
 }
 
 // laneAddr is the host:port a request for u is sent to (port 80 by default).
@@ -88,7 +125,7 @@ func (lc *laneConn) roundTrip(p *Proxy, r *http.Request) (*http.Response, error)
 				return nil, err
 			}
 			up = &laneUpstream{addr: addr, c: c}
-			up.lim.c = c
+			up.lim.c, up.lim.lc = c, lc
 			up.br = bufio.NewReaderSize(&up.lim, laneUpBuf)
 			lc.up = up
 		}
@@ -111,12 +148,13 @@ func (up *laneUpstream) exchange(p *Proxy, r *http.Request, req []byte) (resp *h
 		return nil, true, err
 	}
 	up.lim.n = laneMaxResponseHead
-	if d := p.laneTC.ResponseHeaderTimeout; d > 0 {
-		up.c.SetReadDeadline(time.Now().Add(d))
-	}
+	now := time.Now()
+	up.lim.headBy = now.Add(p.laneTC.ResponseHeaderTimeout)
+	up.lim.watch(now)
 	if _, err := up.br.Peek(1); err != nil {
 		var ne net.Error
-		return nil, !(errors.As(err, &ne) && ne.Timeout()), err
+		late := errors.As(err, &ne) && ne.Timeout()
+		return nil, !late && err != errLaneClientGone, err
 	}
 	for n1xx := 0; ; n1xx++ {
 		resp, err = http.ReadResponse(up.br, r)
@@ -135,7 +173,7 @@ func (up *laneUpstream) exchange(p *Proxy, r *http.Request, req []byte) (resp *h
 		up.lim.n = laneMaxResponseHead
 	}
 	up.lim.n = math.MaxInt64
-	up.c.SetReadDeadline(time.Time{})
+	up.lim.headBy = time.Time{} // the body is read with the watch deadline alone
 	return resp, false, nil
 }
 
