@@ -3,6 +3,7 @@ package forward
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -573,5 +574,45 @@ func TestLaneNoticesClientGoneWhileWaitingForOrigin(t *testing.T) {
 				t.Fatalf("log entry %+v: no error", e)
 			}
 		})
+	}
+}
+
+func TestLaneShutdownClosesIdleConnections(t *testing.T) {
+	o := startScriptOrigin(t, differentialScript)
+	tp := startProxy(t, Options{})
+	c := dialLane(t, tp)
+	if resp, _, err := c.get("http://"+o.addr+"/cl", ""); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("status %d err %v", resp.StatusCode, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := tp.lane.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("shutdown took %v with one idle connection", d)
+	}
+	if _, err := c.br.ReadByte(); err != io.EOF {
+		t.Fatalf("idle client connection not closed by shutdown (%v)", err)
+	}
+	o.waitOpen(t, 0)
+}
+
+func TestLaneHeaderTimeout(t *testing.T) {
+	tp := startProxy(t, Options{Config: &Config{ReadHeaderTimeout: 200 * time.Millisecond}})
+	c, br := tp.dialRaw(t)
+	if _, err := io.WriteString(c, "GET http://example.com/ HTTP/1.1\r\nHost: exa"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("stalled head: %v, want the connection closed", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("closed after %v", d)
+	}
+	if answered, handed := tp.lane.Stats(); answered != 0 || handed != 0 {
+		t.Fatalf("lane stats %d answered, %d handed off", answered, handed)
 	}
 }
