@@ -294,6 +294,7 @@ func TestLaneSameAsNetHTTP(t *testing.T) {
 		"GET "+u+"/c l HTTP/1.1\r\nHost: "+o.addr+"\r\n\r\n",
 		"GET http://"+o.addr+"\x00/cl HTTP/1.1\r\nHost: "+o.addr+"\r\n\r\n",
 		"GET http://[::1/cl HTTP/1.1\r\nHost: "+o.addr+"\r\n\r\n",
+		"GET http://b\xc3\xbccher.invalid/ HTTP/1.1\r\nHost: b\xc3\xbccher.invalid\r\n\r\n",
 	)
 	for _, raw := range reqs {
 		o.last()

@@ -268,8 +268,8 @@ func (lc *laneConn) parse(head []byte) *http.Request {
 }
 
 // laneHeadPlain reports whether every line of head is one the lane reads
-// without doubt: no control characters but HTAB in the request line or in
-// field values, field names of token characters directly followed by the
+// without doubt: a request line of printable ASCII, no control characters
+// but HTAB in field values, field names of token characters directly followed by the
 // colon (no obs-fold, no "Name :"), at most laneMaxFields fields, and
 // exactly one valid Host field (net/http's server refuses a request without
 // one; http.ReadRequest does not look).
@@ -277,7 +277,7 @@ func laneHeadPlain(head []byte) bool {
 	s := string(head[:len(head)-4]) // without the final CRLFCRLF
 	line, s, more := strings.Cut(s, "\r\n")
 	for i := 0; i < len(line); i++ {
-		if c := line[i]; c < ' ' || c == 0x7f {
+		if c := line[i]; c < ' ' || c >= 0x7f { // a non-ASCII host is dialed by its IDNA form: net/http's business
 			return false
 		}
 	}
