@@ -184,10 +184,8 @@ func (lc *laneConn) process() bool {
 		case laneHandoff:
 			return lc.handoff()
 		case laneClose:
-			l.answered.Add(1)
 			return false
 		}
-		l.answered.Add(1)
 		lc.n = copy(lc.buf, lc.buf[end:lc.n]) // n may have grown (clientGone)
 		lc.first = time.Now()
 		if l.closing.Load() && lc.n == 0 {

@@ -32,6 +32,7 @@ func (p *Proxy) serveLane(lc *laneConn, r *http.Request) laneResult {
 	x.entry = admin.Entry{Time: p.now(), Door: "forward", Client: client, Method: r.Method, Upstream: "direct", URL: requestURL(r)}
 	resp := p.checkHTTP(x, r)
 	if resp != nil {
+		lc.lane.answered.Add(1)
 		res := lc.relay(x, r, cannedHeader(resp), resp, nil)
 		p.finish(x)
 		return res
@@ -39,6 +40,7 @@ func (p *Proxy) serveLane(lc *laneConn, r *http.Request) laneResult {
 	if x.verdict.Pool != "" || x.verdict.Cache != "" {
 		return laneHandoff // the engine's transport sends these through a pool or the cache
 	}
+	lc.lane.answered.Add(1) // counted before the answer is written, so a client that has it sees it counted
 	p.prepareUpstream(x, r)
 	stripProxyHeaders(r)
 	resp, err := lc.roundTrip(p, r)
