@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/filter"
+	"github.com/portcullis/portcullis/internal/admin"
 	"github.com/portcullis/portcullis/rules"
 )
 
@@ -316,6 +317,44 @@ func TestLaneSameAsNetHTTP(t *testing.T) {
 	if answered, _ := lane.lane.Stats(); answered < 20 {
 		t.Errorf("the lane served %d requests: the comparison did not exercise it", answered)
 	}
+	// The same access-log entries (but times and the wording of errors).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		lane.log.mu.Lock()
+		nl := len(lane.log.entries)
+		lane.log.mu.Unlock()
+		plain.log.mu.Lock()
+		np := len(plain.log.entries)
+		plain.log.mu.Unlock()
+		if nl == np || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	lane.log.mu.Lock()
+	defer lane.log.mu.Unlock()
+	plain.log.mu.Lock()
+	defer plain.log.mu.Unlock()
+	if len(lane.log.entries) != len(plain.log.entries) {
+		t.Fatalf("%d access-log entries from the lane, %d from net/http", len(lane.log.entries), len(plain.log.entries))
+	}
+	for i := range lane.log.entries {
+		a, b := comparable(lane.log.entries[i]), comparable(plain.log.entries[i])
+		if a != b {
+			t.Errorf("access-log entry %d:\nlane     %+v\nnet/http %+v", i, a, b)
+		}
+	}
+}
+
+// comparable is an access-log entry without what differs between two runs
+// of the same request: times, and the wording of an error (kept: whether
+// there was one).
+func comparable(e admin.Entry) admin.Entry {
+	e.Time, e.Duration = time.Time{}, 0
+	if e.Error != "" {
+		e.Error = "error"
+	}
+	return e
 }
 
 // laneClient is a raw keep-alive client connection to a proxy.
