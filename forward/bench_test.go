@@ -13,7 +13,8 @@ import (
 )
 
 // BenchmarkForwardGET measures one small GET through the proxy (client, proxy and
-// origin in this process, keep-alive on both legs).
+// origin in this process, keep-alive on both legs), served on the lane and by
+// net/http and goproxy alone.
 func BenchmarkForwardGET(b *testing.B) {
 	body := make([]byte, 1024)
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -21,9 +22,14 @@ func BenchmarkForwardGET(b *testing.B) {
 		_, _ = w.Write(body)
 	}))
 	defer origin.Close()
-	tp := startProxy(b, Options{Log: discardLog{}})
+	b.Run("lane", func(b *testing.B) { benchForwardGET(b, origin.URL, true) })
+	b.Run("nethttp", func(b *testing.B) { benchForwardGET(b, origin.URL, false) })
+}
+
+func benchForwardGET(b *testing.B, originURL string, lane bool) {
+	tp := startProxyLane(b, Options{Log: discardLog{}}, lane)
 	c := tp.client(b)
-	url := origin.URL + "/obj"
+	url := originURL + "/obj"
 	buf := make([]byte, 4096)
 	b.ReportAllocs()
 	b.ResetTimer()

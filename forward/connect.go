@@ -157,7 +157,7 @@ func (p *Proxy) onConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectA
 // confirms the tunnel, peeks the ClientHello, checks the SNI against the policy,
 // and then relays, inspects or shows the block page until the connection ends.
 func (p *Proxy) hijackTunnel(r *http.Request, client net.Conn, _ *goproxy.ProxyCtx) {
-	client = httpguard.Unwrap(client) // the socket itself, for splices and readWaiter
+	client = unwrapLane(httpguard.Unwrap(client)) // the socket itself, for splices and readWaiter
 	x := exchangeFrom(r.Context())
 	if x == nil || x.tunnel == nil {
 		_ = client.Close()

@@ -57,11 +57,20 @@ type testProxy struct {
 	url  *url.URL
 	log  *logRecorder
 	srv  *http.Server
+	lane *Lane // nil: served by net/http alone
 }
 
-// startProxy serves New(opts) on 127.0.0.1:0. Zero Config means defaults plus the
-// given connect ports.
+// startProxy serves New(opts) on 127.0.0.1:0 as the engine does: through the
+// Lane, which hands what it does not serve to net/http. Zero Config means
+// defaults plus the given connect ports.
 func startProxy(t testing.TB, opts Options) *testProxy {
+	t.Helper()
+	return startProxyLane(t, opts, true)
+}
+
+// startProxyLane is startProxy with the lane on or off (off: net/http and
+// goproxy serve every request).
+func startProxyLane(t testing.TB, opts Options, lane bool) *testProxy {
 	t.Helper()
 	rec := newLogRecorder()
 	if opts.Log == nil {
@@ -78,23 +87,37 @@ func startProxy(t testing.TB, opts Options) *testProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: p, ReadHeaderTimeout: p.ReadHeaderTimeout()}
+	srv := &http.Server{Handler: p, ReadHeaderTimeout: p.ReadHeaderTimeout(), IdleTimeout: 2 * time.Minute}
+	var fast *Lane
+	if lane {
+		fast = NewLane(srv, func() *Proxy { return p }, nil)
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := srv.Serve(httpguard.NewListener(ln, nil)); err != nil && !errors.Is(err, http.ErrServerClosed) { // as the engine serves it
+		var err error
+		if fast != nil {
+			err = fast.Serve(ln)
+		} else {
+			err = srv.Serve(httpguard.NewListener(ln, nil)) // as the engine serves it
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			t.Errorf("serve: %v", err)
 		}
 	}()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = srv.Shutdown(ctx)
+		if fast != nil {
+			_ = fast.Shutdown(ctx)
+		} else {
+			_ = srv.Shutdown(ctx)
+		}
 		_ = opts.Tunnels.Shutdown(ctx)
 		<-done
 	})
 	u := &url.URL{Scheme: "http", Host: ln.Addr().String()}
-	return &testProxy{Proxy: p, addr: ln.Addr().String(), url: u, log: rec, srv: srv}
+	return &testProxy{Proxy: p, addr: ln.Addr().String(), url: u, log: rec, srv: srv, lane: fast}
 }
 
 // client returns an http.Client that uses tp as its proxy, with its own transport

@@ -202,14 +202,21 @@ func (p *Proxy) roundTrip(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Respons
 	if err == nil {
 		return resp, nil
 	}
+	return p.upstreamFailure(x, r, err), nil
+}
+
+// upstreamFailure records err (a failed dial or exchange with the origin) in the
+// exchange (nil: none) and returns the short page the client gets instead:
+// 403, 502 or 504 (upstreamStatus), or 502 naming a certificate problem.
+func (p *Proxy) upstreamFailure(x *exchange, r *http.Request, err error) *http.Response {
 	if x != nil {
 		x.entry.Error = err.Error()
 	}
 	if msg, ok := certProblem(err); ok {
-		return p.pageResponse(r, http.StatusBadGateway, msg), nil
+		return p.pageResponse(r, http.StatusBadGateway, msg)
 	}
 	status := upstreamStatus(err)
-	return p.pageResponse(r, status, upstreamMessage(status)), nil
+	return p.pageResponse(r, status, upstreamMessage(status))
 }
 
 // stripProxyHeaders does what goproxy.RemoveProxyHeaders does with
@@ -280,16 +287,9 @@ func (p *Proxy) onResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Res
 		}
 		resp = p.pageResponse(ctx.Req, status, upstreamMessage(status))
 	}
-	if resp.StatusCode == http.StatusSwitchingProtocols {
-		anonymize.RemoveHopByHopKeepUpgrade(resp.Header)
-	} else {
-		anonymize.RemoveHopByHop(resp.Header)
-	}
+	p.relayHeaders(x, resp)
 	if x == nil {
 		return resp
-	}
-	if x.anon != nil {
-		x.anon.Response(resp)
 	}
 	if x.inner {
 		x.entry.Status = resp.StatusCode
@@ -300,6 +300,20 @@ func (p *Proxy) onResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Res
 		}
 	}
 	return resp
+}
+
+// relayHeaders makes resp's header fields the ones relayed to the client:
+// hop-by-hop fields removed (a 101 keeps its Upgrade), then the exchange's
+// anonymize profile applied (x nil: none).
+func (p *Proxy) relayHeaders(x *exchange, resp *http.Response) {
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		anonymize.RemoveHopByHopKeepUpgrade(resp.Header)
+	} else {
+		anonymize.RemoveHopByHop(resp.Header)
+	}
+	if x != nil && x.anon != nil {
+		x.anon.Response(resp)
+	}
 }
 
 // logInner writes the entry of a request inside an inspected tunnel.

@@ -57,14 +57,29 @@ func (e *Engine) buildForward(st *state) error {
 		CA:          st.ca,
 		Leaves:      st.leaves,
 		Groups:      st.program.GroupsOf,
+
+		// rt sends a request whose verdict names no cache policy straight
+		// through the shared transport, as the forward lane does.
+		DirectTransport: true,
 	})
 	if err != nil {
 		return err
 	}
 	st.forward = p
+	// Plain listeners serve simple GET and HEAD requests on the lane, with the
+	// current policy's door.
+	lane := func(srv *http.Server) laneServer {
+		return forward.NewLane(srv, func() *forward.Proxy {
+			if s := e.cur.Load(); s != nil {
+				p, _ := s.forward.(*forward.Proxy)
+				return p
+			}
+			return nil
+		}, e.log.With("door", "forward"))
+	}
 	for _, addr := range full.Listen {
 		st.listens = append(st.listens, httpListen("forward", addr, func(s *state) http.Handler { return s.forward }, nil,
-			func(srv *http.Server) { srv.ReadHeaderTimeout = full.ReadHeaderTimeout }, nil))
+			func(srv *http.Server) { srv.ReadHeaderTimeout = full.ReadHeaderTimeout }, lane))
 	}
 	return nil
 }

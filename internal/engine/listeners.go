@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/httpguard"
-	"github.com/portcullis/portcullis/reverse"
 )
 
 // listenKey identifies a listener across reloads: the same kind on the same
@@ -95,10 +94,17 @@ func (e *Engine) adoptListeners(st *state, fresh []*listener) {
 	}
 }
 
+// laneServer is a door's fast lane in front of net/http (reverse.Lane,
+// forward.Lane): it serves a plain listener and hands connections to the server.
+type laneServer interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+}
+
 // httpListen returns a spec that serves HTTP on addr with the handler the current
 // state picks (so every request uses the policy current when it arrived). With
 // lane, a plain listener is served by the Lane it returns for the server.
-func httpListen(kind, addr string, pick func(*state) http.Handler, wrap func(net.Listener) net.Listener, tune func(*http.Server), lane func(*http.Server) *reverse.Lane) listenSpec {
+func httpListen(kind, addr string, pick func(*state) http.Handler, wrap func(net.Listener) net.Listener, tune func(*http.Server), lane func(*http.Server) laneServer) listenSpec {
 	return listenSpec{key: listenKey{kind, addr}, start: func(e *Engine) (*listener, error) {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -124,7 +130,7 @@ func httpListen(kind, addr string, pick func(*state) http.Handler, wrap func(net
 		if tune != nil {
 			tune(srv)
 		}
-		var fast *reverse.Lane
+		var fast laneServer
 		if lane != nil && srv.TLSConfig == nil {
 			fast = lane(srv)
 		}

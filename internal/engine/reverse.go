@@ -90,7 +90,7 @@ func (e *Engine) buildReverse(st *state) error {
 		return s.reverse
 	}
 	// Plain listeners answer fresh hits on the fast lane, with the current policy's door.
-	lane := func(srv *http.Server) *reverse.Lane {
+	lane := func(srv *http.Server) laneServer {
 		current := func() *reverse.Handler {
 			if s := e.cur.Load(); s != nil {
 				return s.reverse
