@@ -198,8 +198,15 @@ func (lc *laneConn) process() bool {
 // net/http. It returns false (finished with).
 func (lc *laneConn) handoff() bool {
 	lc.dropUpstream()
+	// Out of the lane's set before net/http has it: Shutdown must not wake
+	// (set a past read deadline on) or close a connection net/http is
+	// serving — its background read would fail and cancel the request.
+	l := lc.lane
+	l.mu.Lock()
+	delete(l.conns, lc)
+	l.mu.Unlock()
 	lc.handedOff = true
-	lc.lane.handedOff.Add(1)
+	l.handedOff.Add(1)
 	var c net.Conn = lc.c
 	if lc.n > 0 {
 		c = &laneHandedConn{Conn: lc.c, pre: append([]byte(nil), lc.buf[:lc.n]...)}
