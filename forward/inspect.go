@@ -15,14 +15,16 @@ import (
 
 	"github.com/elazarl/goproxy"
 
+	"github.com/portcullis/portcullis/internal/admin"
 	"github.com/portcullis/portcullis/rules"
 )
 
 // session is an inspected tunnel, carried in goproxy's ProxyCtx.UserData to every
 // request inside it.
 type session struct {
-	x   *exchange // the CONNECT's exchange
-	sni string
+	x     *exchange   // the CONNECT's exchange: only its groups are read
+	entry admin.Entry // the CONNECT's entry as inspection began: the inner requests' entries start from it
+	sni   string
 }
 
 type sessionKey struct{}
@@ -58,7 +60,10 @@ func (p *Proxy) leafConfig(connectHost string, protos ...string) *tls.Config {
 func (p *Proxy) inspect(x *exchange, r *http.Request, client net.Conn, peeked []byte) {
 	mc := newMitmConn(client, peeked, p.cfg.TunnelIdleTimeout, p.cfg.SNIPeekTimeout)
 	hw := &hijackWriter{conn: mc}
-	sess := &session{x: x, sni: x.sni}
+	// The inner requests copy the CONNECT's entry from here, not from x:
+	// x.entry is written again when the connection ends, possibly while an
+	// HTTP/2 stream's handler is still starting.
+	sess := &session{x: x, entry: x.entry, sni: x.sni}
 	r2 := r.WithContext(context.WithValue(r.Context(), sessionKey{}, sess))
 	p.gp.ServeHTTP(hw, r2)
 	if !hw.hijacked {

@@ -172,7 +172,7 @@ func (p *Proxy) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request
 		return r, p.pageResponse(r, http.StatusBadGateway, upstreamMessage(http.StatusBadGateway))
 	}
 	x := &exchange{inner: true, sni: sess.sni, groups: sess.x.groups}
-	x.entry = sess.x.entry
+	x.entry = sess.entry
 	x.entry.Time = p.now()
 	x.entry.Method = r.Method
 	x.entry.URL = r.URL.String()
