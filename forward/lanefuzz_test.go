@@ -19,7 +19,7 @@ import (
 // request head: the request it serves, or nil when it hands the connection
 // to net/http.
 func laneTakes(head []byte) *http.Request {
-	if !laneTakesPrefix(head) || lane.HeadEnd(head) != len(head) {
+	if !laneTakesPrefix(head) || lane.Head(head, false) != len(head) {
 		return nil
 	}
 	lc := &laneConn{remote: "192.0.2.1:1234"}

@@ -286,35 +286,25 @@ func (c *PrefixConn) Bare() net.Conn {
 	return nil
 }
 
-// Head returns the length of the request head at the start of buf when it
-// is complete, 0 when more bytes are wanted, or -1 when the lanes leave it
-// to net/http: a line of it ends in a bare LF, or buf is full (full) with no
-// complete head in it, a head too big for the lane.
+// Head returns the length of the request head at the start of buf (through
+// the empty line) when it is complete, 0 when more bytes are wanted, or -1
+// when the lanes leave it to net/http: a line of it ends in a bare LF, or
+// buf is full (full) with no complete head in it, a head too big for the
+// lane.
 func Head(buf []byte, full bool) int {
-	switch end := HeadEnd(buf); {
-	case end == -2 || end < 0 && full:
-		return -1
-	case end < 0:
-		return 0
-	default:
-		return end
-	}
-}
-
-// HeadEnd returns the length of the request head at the start of b (through
-// the empty line), -1 when b holds no complete head yet, or -2 when a line
-// of it ends in a bare LF (which the lanes leave to net/http).
-func HeadEnd(b []byte) int {
 	for i := 0; ; {
-		j := bytes.IndexByte(b[i:], '\n')
+		j := bytes.IndexByte(buf[i:], '\n')
 		if j < 0 {
-			return -1
+			if full {
+				return -1
+			}
+			return 0
 		}
 		i += j
-		if i == 0 || b[i-1] != '\r' {
-			return -2
+		if i == 0 || buf[i-1] != '\r' {
+			return -1
 		}
-		if i >= 3 && b[i-2] == '\n' && b[i-3] == '\r' {
+		if i >= 3 && buf[i-2] == '\n' && buf[i-3] == '\r' {
 			return i + 1
 		}
 		i++

@@ -49,7 +49,7 @@ func (tc *testConn) Serve() {
 	close(tc.started)
 	buf := make([]byte, 4096)
 	n := 0
-	for HeadEnd(buf[:n]) < 0 {
+	for Head(buf[:n], n == len(buf)) == 0 {
 		m, err := tc.c.Read(buf[n:])
 		n += m
 		if err != nil {
@@ -285,21 +285,23 @@ func TestPrefixConn(t *testing.T) {
 	}
 }
 
-func TestHeadEnd(t *testing.T) {
+func TestHead(t *testing.T) {
 	for _, c := range []struct {
 		in   string
+		full bool
 		want int
 	}{
-		{"", -1},
-		{"GET / HTTP/1.1\r\nHost: a\r\n", -1},
-		{"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 27},
-		{"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET", 27},
-		{"GET / HTTP/1.1\nHost: a\r\n\r\n", -2},
-		{"\n", -2},
-		{"GET / HTTP/1.1\r\nHost: a\r\n\n", -2},
+		{"", false, 0},
+		{"GET / HTTP/1.1\r\nHost: a\r\n", false, 0},
+		{"GET / HTTP/1.1\r\nHost: a\r\n", true, -1},
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r\n", false, 27},
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET", true, 27},
+		{"GET / HTTP/1.1\nHost: a\r\n\r\n", false, -1},
+		{"\n", false, -1},
+		{"GET / HTTP/1.1\r\nHost: a\r\n\n", false, -1},
 	} {
-		if got := HeadEnd([]byte(c.in)); got != c.want {
-			t.Errorf("HeadEnd(%q) = %d, want %d", c.in, got, c.want)
+		if got := Head([]byte(c.in), c.full); got != c.want {
+			t.Errorf("Head(%q, %v) = %d, want %d", c.in, c.full, got, c.want)
 		}
 	}
 }
