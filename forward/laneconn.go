@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/lane"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -21,11 +22,6 @@ const laneBufSize = 4 << 10
 
 // laneMaxFields bounds the header fields of a request the lane takes.
 const laneMaxFields = 64
-
-// deadlineSlack is how stale a connection deadline may get before the lane
-// moves it: setting one costs a timer update, so it is refreshed at most
-// about once a second per connection rather than once per request.
-const deadlineSlack = time.Second
 
 // laneResult is what serving one request on the lane leaves the connection to do.
 type laneResult uint8
@@ -48,7 +44,7 @@ type laneConn struct {
 	handedOff bool
 	readErr   error
 
-	rdDeadline, wrDeadline time.Time
+	dl lane.Deadlines
 
 	head bytes.Reader // the head being parsed, for http.ReadRequest
 	br   *bufio.Reader
@@ -57,19 +53,19 @@ type laneConn struct {
 	wbuf bytes.Buffer  // the request being sent upstream
 }
 
-// wake makes a Read waiting for the next request return at once (Shutdown).
-func (lc *laneConn) wake() { lc.c.SetReadDeadline(time.Unix(1, 0)) }
+// Wake makes a Read waiting for the next request return at once (Shutdown).
+func (lc *laneConn) Wake() { lc.c.SetReadDeadline(time.Unix(1, 0)) }
 
-// kill closes the client and the upstream connection (Shutdown past its deadline).
-func (lc *laneConn) kill() {
+// Kill closes the client and the upstream connection (Shutdown past its deadline).
+func (lc *laneConn) Kill() {
 	lc.c.Close()
 	if up := lc.up; up != nil {
 		up.c.Close()
 	}
 }
 
-// serve runs the connection until it closes or is handed to net/http.
-func (lc *laneConn) serve() {
+// Serve runs the connection until it closes or is handed to net/http.
+func (lc *laneConn) Serve() {
 	l := lc.lane
 	defer func() {
 		if v := recover(); v != nil {
@@ -79,7 +75,7 @@ func (lc *laneConn) serve() {
 		if !lc.handedOff {
 			lc.c.Close()
 		}
-		l.forget(lc)
+		l.conns.Forget(lc)
 	}()
 	lc.remote = lc.c.RemoteAddr().String()
 	lc.buf = make([]byte, laneBufSize)
@@ -107,11 +103,11 @@ func (lc *laneConn) prepareRead() bool {
 		return false
 	}
 	if lc.n > 0 && l.headerTimeout > 0 {
-		lc.setReadDeadline(lc.first.Add(l.headerTimeout))
+		lc.dl.SetRead(lc.c, lc.first.Add(l.headerTimeout))
 	} else if l.idleTimeout > 0 {
-		lc.setReadDeadline(time.Now().Add(l.idleTimeout))
+		lc.dl.SetRead(lc.c, time.Now().Add(l.idleTimeout))
 	}
-	return !(l.closing.Load() && lc.n == 0)
+	return !(l.conns.Closing() && lc.n == 0)
 }
 
 // clientGone reports whether the client closed or reset its connection,
@@ -144,15 +140,6 @@ func (lc *laneConn) clientGone() bool {
 	return gone
 }
 
-// setReadDeadline sets the read deadline to want unless the one set is no
-// more than deadlineSlack earlier.
-func (lc *laneConn) setReadDeadline(want time.Time) {
-	if want.Before(lc.rdDeadline) || want.Sub(lc.rdDeadline) > deadlineSlack {
-		lc.rdDeadline = want
-		lc.c.SetReadDeadline(want)
-	}
-}
-
 // process serves the complete requests in the buffer. It returns true when
 // it needs more bytes, and false when the connection is finished with:
 // closed, or handed to net/http.
@@ -163,14 +150,12 @@ func (lc *laneConn) process() bool {
 		if !laneTakesPrefix(buf) {
 			return lc.handoff()
 		}
-		end := headEnd(buf)
-		switch {
-		case end == -2:
+		end := lane.Head(buf, lc.n == len(lc.buf))
+		if end == 0 {
+			return true // more bytes wanted
+		}
+		if end < 0 {
 			return lc.handoff()
-		case end < 0 && lc.n == len(lc.buf):
-			return lc.handoff() // a head too big for the lane
-		case end < 0:
-			return true
 		}
 		p := l.current()
 		if p == nil || !p.laneOK {
@@ -188,7 +173,7 @@ func (lc *laneConn) process() bool {
 		}
 		lc.n = copy(lc.buf, lc.buf[end:lc.n]) // n may have grown (clientGone)
 		lc.first = time.Now()
-		if l.closing.Load() && lc.n == 0 {
+		if l.conns.Closing() && lc.n == 0 {
 			return false
 		}
 	}
@@ -198,21 +183,15 @@ func (lc *laneConn) process() bool {
 // net/http. It returns false (finished with).
 func (lc *laneConn) handoff() bool {
 	lc.dropUpstream()
-	// Out of the lane's set before net/http has it: Shutdown must not wake
-	// (set a past read deadline on) or close a connection net/http is
-	// serving — its background read would fail and cancel the request.
 	l := lc.lane
-	l.mu.Lock()
-	delete(l.conns, lc)
-	l.mu.Unlock()
 	lc.handedOff = true
-	l.handedOff.Add(1)
 	var c net.Conn = lc.c
 	if lc.n > 0 {
-		c = &laneHandedConn{Conn: lc.c, pre: append([]byte(nil), lc.buf[:lc.n]...)}
+		c = lane.NewPrefixConn(lc.c, lc.buf[:lc.n])
 	}
-	lc.c.SetDeadline(time.Time{}) // net/http sets its own
-	lc.lane.handoff.give(c)
+	// Out of the lane's set before net/http has it (Conns.Handoff), its
+	// deadlines cleared in between: net/http sets its own.
+	l.conns.Handoff(lc, c, true)
 	return false
 }
 
@@ -228,26 +207,6 @@ func laneTakesPrefix(b []byte) bool {
 		}
 	}
 	return false
-}
-
-// headEnd returns the length of the request head at the start of b (through
-// the empty line), -1 when b holds no complete head yet, or -2 when a line
-// of it ends in a bare LF (which the lane leaves to net/http).
-func headEnd(b []byte) int {
-	for i := 0; ; {
-		j := bytes.IndexByte(b[i:], '\n')
-		if j < 0 {
-			return -1
-		}
-		i += j
-		if i == 0 || b[i-1] != '\r' {
-			return -2
-		}
-		if i >= 3 && b[i-2] == '\n' && b[i-3] == '\r' {
-			return i + 1
-		}
-		i++
-	}
 }
 
 // parse reads head (a complete request head ending in CRLFCRLF) with
@@ -342,11 +301,7 @@ func laneRequest(r *http.Request) bool {
 // client that reads nothing does not hold the lane forever).
 func (lc *laneConn) write(b []byte) error {
 	if d := lc.lane.idleTimeout; d > 0 {
-		want := time.Now().Add(d)
-		if want.Sub(lc.wrDeadline) > deadlineSlack {
-			lc.wrDeadline = want
-			lc.c.SetWriteDeadline(want)
-		}
+		lc.dl.SetWrite(lc.c, time.Now().Add(d))
 	}
 	_, err := lc.c.Write(b)
 	return err

@@ -12,13 +12,14 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/httpguard"
+	"github.com/portcullis/portcullis/internal/lane"
 )
 
 // laneTakes is what the lane decides about a buffer holding exactly one
 // request head: the request it serves, or nil when it hands the connection
 // to net/http.
 func laneTakes(head []byte) *http.Request {
-	if !laneTakesPrefix(head) || headEnd(head) != len(head) {
+	if !laneTakesPrefix(head) || lane.Head(head, false) != len(head) {
 		return nil
 	}
 	lc := &laneConn{remote: "192.0.2.1:1234"}

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/lane"
 )
 
 // laneAble reports whether requests under p may be served on the lane at all:
@@ -143,7 +144,7 @@ func (lc *laneConn) relay(x *exchange, r *http.Request, h http.Header, resp *htt
 	}
 	if bodyOK && n > 0 {
 		if _, ok := h["Content-Type"]; !ok && h.Get("Content-Encoding") == "" {
-			out = appendField(out, "Content-Type", http.DetectContentType(buf[:n]))
+			out = lane.AppendField(out, "Content-Type", http.DetectContentType(buf[:n]))
 		}
 	}
 	if closeAfter {
@@ -258,23 +259,10 @@ func appendHeader(out []byte, h http.Header) []byte {
 			continue
 		}
 		for _, v := range h[k] {
-			out = appendField(out, k, v)
+			out = lane.AppendField(out, k, v)
 		}
 	}
 	return out
-}
-
-// appendField appends "k: v\r\n", with CR and LF in v turned into spaces
-// and v trimmed, as net/http writes fields.
-func appendField(out []byte, k, v string) []byte {
-	if strings.ContainsAny(v, "\r\n") {
-		v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
-	}
-	v = strings.Trim(v, " \t")
-	out = append(out, k...)
-	out = append(out, ": "...)
-	out = append(out, v...)
-	return append(out, "\r\n"...)
 }
 
 // bodyAllowed reports whether a response with status may have a body.

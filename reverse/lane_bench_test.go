@@ -55,11 +55,12 @@ func BenchmarkLaneHit1KiB(b *testing.B) {
 	l := NewLane(&http.Server{IdleTimeout: time.Minute, ReadHeaderTimeout: 10 * time.Second}, func() *Handler { return h }, slog.New(slog.DiscardHandler))
 	conn := &repeatConn{req: []byte("GET /cacheable HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: wrk\r\n\r\n"), left: b.N}
 	lc := &laneConn{lane: l, c: conn, peer: netip.MustParseAddr("127.0.0.1")}
-	l.conns[lc] = struct{}{}
-	l.wg.Add(1)
+	if !l.conns.Add(lc) {
+		b.Fatal("the lane refused a connection")
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	lc.serve()
+	lc.Serve()
 	b.StopTimer()
 	if answered, _ := l.Stats(); answered != uint64(b.N) {
 		b.Fatalf("the lane answered %d of %d", answered, b.N)

@@ -1,7 +1,6 @@
 package reverse
 
 import (
-	"bytes"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +10,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/portcullis/portcullis/internal/lane"
 )
 
 // laneFlushAt is how many response bytes the lane gathers (from pipelined
@@ -21,11 +22,6 @@ const (
 	laneDirectWrite = 32 << 10
 )
 
-// deadlineSlack is how stale a connection deadline may get before the lane
-// moves it: setting one costs a timer update, so it is refreshed at most
-// about once a second per connection rather than once per request.
-const deadlineSlack = time.Second
-
 // laneConn is one connection while it is on the lane.
 type laneConn struct {
 	lane   *Lane
@@ -33,17 +29,16 @@ type laneConn struct {
 	peer   netip.Addr
 	remote string // c.RemoteAddr().String(), as http.Request.RemoteAddr
 
-	buf        []byte // bytes read and not answered yet: buf[:n]
-	n          int
-	first      time.Time // when the first byte of the head being read arrived
-	drained    bool      // the last read left the socket empty
-	handedOff  bool
-	out        []byte    // responses not written yet
-	now        time.Time // read after each read from the connection
-	rdDeadline time.Time
-	wrDeadline time.Time
-	readErr    error
-	fd         int // the socket, while serveRaw holds it; -1 otherwise
+	buf       []byte // bytes read and not answered yet: buf[:n]
+	n         int
+	first     time.Time // when the first byte of the head being read arrived
+	drained   bool      // the last read left the socket empty
+	handedOff bool
+	out       []byte    // responses not written yet
+	now       time.Time // read after each read from the connection
+	dl        lane.Deadlines
+	readErr   error
+	fd        int // the socket, while serveRaw holds it; -1 otherwise
 
 	// Reused from request to request: nothing the Handler keeps outlives
 	// the request on the lane.
@@ -55,10 +50,13 @@ type laneConn struct {
 	ex   exchange
 }
 
-// wake makes a Read waiting for the next request return at once (Shutdown).
-func (lc *laneConn) wake() { lc.c.SetReadDeadline(time.Unix(1, 0)) }
+// Wake makes a Read waiting for the next request return at once (Shutdown).
+func (lc *laneConn) Wake() { lc.c.SetReadDeadline(time.Unix(1, 0)) }
 
-// serve runs the connection until it closes or is handed to net/http.
+// Kill closes the connection (Shutdown past its deadline).
+func (lc *laneConn) Kill() { lc.c.Close() }
+
+// Serve runs the connection until it closes or is handed to net/http.
 //
 // Reading: with the connection's raw descriptor (a TCP connection), the lane
 // stays in one syscall.RawConn.Read for the connection's life and, after a
@@ -67,7 +65,7 @@ func (lc *laneConn) wake() { lc.c.SetReadDeadline(time.Unix(1, 0)) }
 // safe only because readiness is never reset in between: a request that
 // arrives after the read signals the poller, and the wait sees it. Without a
 // raw descriptor it reads with Read, which tries first and then waits.
-func (lc *laneConn) serve() {
+func (lc *laneConn) Serve() {
 	l := lc.lane
 	defer func() {
 		if v := recover(); v != nil {
@@ -76,7 +74,7 @@ func (lc *laneConn) serve() {
 		if !lc.handedOff {
 			lc.c.Close()
 		}
-		l.forget(lc)
+		l.conns.Forget(lc)
 		lc.recycle()
 	}()
 	lc.remote = lc.c.RemoteAddr().String()
@@ -97,7 +95,7 @@ func (lc *laneConn) serve() {
 	}
 }
 
-// serveRaw is serve's loop on the raw descriptor.
+// serveRaw is Serve's loop on the raw descriptor.
 func (lc *laneConn) serveRaw(raw syscall.RawConn) {
 	done := false
 	step := func(fd uintptr) bool {
@@ -227,9 +225,9 @@ func (lc *laneConn) prepareRead() bool {
 		want = lc.first.Add(l.headerTimeout)
 	}
 	if l.idleTimeout > 0 || lc.n > 0 {
-		lc.setReadDeadline(want)
+		lc.dl.SetRead(lc.c, want)
 	}
-	return !(l.closing.Load() && lc.n == 0)
+	return !(l.conns.Closing() && lc.n == 0)
 }
 
 // process answers the complete requests in the buffer. It returns true when
@@ -242,21 +240,19 @@ func (lc *laneConn) process() bool {
 		if !laneTakesPrefix(buf) {
 			return lc.handoff()
 		}
-		end := headEnd(buf)
-		switch {
-		case end == -2:
+		end := lane.Head(buf, lc.n == len(lc.buf))
+		if end == 0 {
+			return true // more bytes wanted
+		}
+		if end < 0 {
 			return lc.handoff()
-		case end < 0 && lc.n == len(lc.buf):
-			return lc.handoff() // a head too big for the lane
-		case end < 0:
-			return true
 		}
 		h := l.current()
 		if h == nil || !lc.parse(buf[:end]) {
 			return lc.handoff()
 		}
 		start := lc.now // when the head was read: one clock reading per read
-		lc.w.reset(lc.req.Method == http.MethodHead, lc.req.Close || l.closing.Load())
+		lc.w.reset(lc.req.Method == http.MethodHead, lc.req.Close || l.conns.Closing())
 		if !h.serveLane(&lc.ex, &lc.w, &lc.req, lc.peer, start) {
 			return lc.handoff()
 		}
@@ -279,17 +275,10 @@ func (lc *laneConn) process() bool {
 func (lc *laneConn) handoff() bool {
 	if lc.flush() {
 		l := lc.lane
-		// Out of the lane's set before net/http has it: Shutdown must not
-		// wake (set a past read deadline on) or close a connection net/http
-		// is serving — its background read would fail and cancel the
-		// request in flight.
-		l.mu.Lock()
-		delete(l.conns, lc)
-		l.mu.Unlock()
 		lc.handedOff = true
-		l.handedOff.Add(1)
-		pre := append([]byte(nil), lc.buf[:lc.n]...) // the buffer goes back to the lane
-		l.handoff.give(&prefixConn{Conn: lc.c, pre: pre})
+		// Out of the lane's set before net/http has it (Conns.Handoff), with
+		// a copy of the bytes read: the buffer goes back to the lane.
+		l.conns.Handoff(lc, lane.NewPrefixConn(lc.c, lc.buf[:lc.n]), false)
 	}
 	return false
 }
@@ -308,35 +297,6 @@ func (lc *laneConn) parse(head []byte) bool {
 		RequestURI: h.target, Close: h.close,
 	}
 	return true
-}
-
-// headEnd returns the length of the request head at the start of b (through
-// the empty line), -1 when b holds no complete head yet, or -2 when a line
-// of it ends in a bare LF (which the lane leaves to net/http).
-func headEnd(b []byte) int {
-	for i := 0; ; {
-		j := bytes.IndexByte(b[i:], '\n')
-		if j < 0 {
-			return -1
-		}
-		i += j
-		if i == 0 || b[i-1] != '\r' {
-			return -2
-		}
-		if i >= 3 && b[i-2] == '\n' && b[i-3] == '\r' {
-			return i + 1
-		}
-		i++
-	}
-}
-
-// setReadDeadline sets the read deadline to want unless the one set is no
-// more than deadlineSlack earlier.
-func (lc *laneConn) setReadDeadline(want time.Time) {
-	if want.Before(lc.rdDeadline) || want.Sub(lc.rdDeadline) > deadlineSlack {
-		lc.rdDeadline = want
-		lc.c.SetReadDeadline(want)
-	}
 }
 
 // flush writes the gathered responses; false means the connection failed.
@@ -364,11 +324,7 @@ func (lc *laneConn) write(b []byte) bool {
 		b = b[n:] // the socket is full: wait for room below
 	}
 	if d := lc.lane.idleTimeout; d > 0 {
-		want := lc.now.Add(d)
-		if want.Sub(lc.wrDeadline) > deadlineSlack {
-			lc.wrDeadline = want
-			lc.c.SetWriteDeadline(want)
-		}
+		lc.dl.SetWrite(lc.c, lc.now.Add(d))
 	}
 	_, err := lc.c.Write(b)
 	return err == nil

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/portcullis/portcullis/internal/lane"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -149,7 +150,7 @@ func (w *laneWriter) writeHead(sample []byte, clen int64) {
 			continue // as net/http: a handler cannot be told
 		}
 		for _, v := range w.hdr[k] {
-			out = appendField(out, k, v)
+			out = lane.AppendField(out, k, v)
 		}
 	}
 	w.keys = keys[:0]
@@ -161,11 +162,11 @@ func (w *laneWriter) writeHead(sample []byte, clen int64) {
 	}
 	if bodyAllowed(w.status) && len(sample) > 0 && !w.head {
 		if _, ok := w.hdr["Content-Type"]; !ok && len(w.hdr["Content-Encoding"]) == 0 {
-			out = appendField(out, "Content-Type", http.DetectContentType(sample))
+			out = lane.AppendField(out, "Content-Type", http.DetectContentType(sample))
 		}
 	}
 	if _, ok := w.hdr["Date"]; !ok {
-		out = appendField(out, "Date", w.lc.lane.dates.get(w.lc.now))
+		out = lane.AppendField(out, "Date", w.lc.lane.dates.get(w.lc.now))
 	}
 	if w.closeAfter {
 		out = append(out, "Connection: close\r\n"...)
@@ -186,34 +187,6 @@ func (w *laneWriter) suppressed(k string) bool {
 		return w.status == http.StatusNotModified
 	}
 	return strings.HasPrefix(k, http.TrailerPrefix)
-}
-
-// appendField appends "k: v\r\n", with CR and LF in v turned into spaces
-// and v trimmed, as net/http writes fields.
-func appendField(out []byte, k, v string) []byte {
-	if hasCRLF(v) {
-		v = strings.Map(func(r rune) rune {
-			if r == '\r' || r == '\n' {
-				return ' '
-			}
-			return r
-		}, v)
-	}
-	v = strings.Trim(v, " \t")
-	out = append(out, k...)
-	out = append(out, ": "...)
-	out = append(out, v...)
-	return append(out, "\r\n"...)
-}
-
-// hasCRLF reports whether v holds a CR or LF.
-func hasCRLF(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if v[i] == '\r' || v[i] == '\n' {
-			return true
-		}
-	}
-	return false
 }
 
 // bodyAllowed reports whether a response with status may have a body.
