@@ -191,7 +191,7 @@ func (lc *laneConn) handoff() bool {
 	}
 	// Out of the lane's set before net/http has it (Conns.Handoff), its
 	// deadlines cleared in between: net/http sets its own.
-	l.conns.Handoff(lc, c, true)
+	l.conns.Handoff(lc, c)
 	return false
 }
 

@@ -278,7 +278,7 @@ func (lc *laneConn) handoff() bool {
 		lc.handedOff = true
 		// Out of the lane's set before net/http has it (Conns.Handoff), with
 		// a copy of the bytes read: the buffer goes back to the lane.
-		l.conns.Handoff(lc, lane.NewPrefixConn(lc.c, lc.buf[:lc.n]), false)
+		l.conns.Handoff(lc, lane.NewPrefixConn(lc.c, lc.buf[:lc.n]))
 	}
 	return false
 }

@@ -149,17 +149,17 @@ func (t *Conns) Add(c Conn) bool {
 // Handoff gives nc, the connection under c, to srv. c leaves the set (under
 // the lock) first, so Shutdown never wakes or closes a connection net/http
 // is serving — its background read would fail and cancel the request in
-// flight. With resetDeadlines, nc's deadlines are cleared in between
-// (net/http sets its own). Handoff waits until srv takes nc, or closes nc
-// when srv has shut down. The Conn's goroutine must still call Forget.
-func (t *Conns) Handoff(c Conn, nc net.Conn, resetDeadlines bool) {
+// flight. nc's deadlines are cleared in between: net/http sets the read
+// deadlines it wants, and sets no write deadline without a WriteTimeout, so
+// a write deadline the lane left would cut a long response. Handoff waits
+// until srv takes nc, or closes nc when srv has shut down. The Conn's
+// goroutine must still call Forget.
+func (t *Conns) Handoff(c Conn, nc net.Conn) {
 	t.handedOff.Add(1)
 	t.mu.Lock()
 	delete(t.conns, c)
 	t.mu.Unlock()
-	if resetDeadlines {
-		nc.SetDeadline(time.Time{})
-	}
+	nc.SetDeadline(time.Time{})
 	t.ln.Give(nc)
 }
 

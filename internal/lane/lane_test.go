@@ -57,7 +57,7 @@ func (tc *testConn) Serve() {
 			return
 		}
 	}
-	tc.conns.Handoff(tc, NewPrefixConn(&handoffConn{Conn: tc.c, tc: tc}, buf[:n]), true)
+	tc.conns.Handoff(tc, NewPrefixConn(&handoffConn{Conn: tc.c, tc: tc}, buf[:n]))
 	if tc.hold != nil {
 		<-tc.hold
 	}
