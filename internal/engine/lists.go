@@ -41,6 +41,7 @@ type ListInfo struct {
 type loadedLists struct {
 	byName map[string][]rules.ListEntry
 	info   []ListInfo
+	stamps map[string]string // by path: fileStamp as it was before the list was read
 }
 
 func (l *loadedLists) source(name string) ([]rules.ListEntry, bool) {
@@ -53,7 +54,7 @@ func (l *loadedLists) source(name string) ([]rules.ListEntry, bool) {
 func (c *listCache) load(f *config.File, log *slog.Logger) (*loadedLists, []field.Error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := &loadedLists{byName: map[string][]rules.ListEntry{}}
+	out := &loadedLists{byName: map[string][]rules.ListEntry{}, stamps: map[string]string{}}
 	var errs []field.Error
 	used := map[string]bool{}
 	names := make([]string, 0, len(f.Policy.Lists))
@@ -94,6 +95,7 @@ func (c *listCache) load(f *config.File, log *slog.Logger) (*loadedLists, []fiel
 			}
 		}
 		out.info = append(out.info, ListInfo{Name: name, Entries: cached.size})
+		out.stamps[path] = cached.stamp
 	}
 	for k := range c.entries {
 		if !used[k] {

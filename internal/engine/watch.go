@@ -32,13 +32,43 @@ func (e *Engine) watch(ctx context.Context) {
 			continue
 		}
 		e.log.Info("policy or list files changed; reloading")
-		_ = e.Reload() // logged, and counted in the reload metrics
-		// The new policy may name other lists: watch what it names from now on. A
-		// file changed between the reload's read and this stamp is picked up at its
-		// next change.
-		loaded = e.watchStamp()
+		if err := e.Reload(); err != nil { // logged, and counted in the reload metrics
+			// Retried when the files change again (or changed during the attempt).
+			loaded = now
+		} else {
+			// The new policy may name other lists: watch what it names from now on.
+			loaded = e.reloadedStamp(now)
+		}
 		seen = loaded
 	}
+}
+
+// reloadedStamp is the watch stamp of what the running policy was built from, as
+// near as the engine knows it, after a successful reload that started when the
+// watched files were as in before: a list's stamp as the list loader took it before
+// reading the list, another file's from before when it was watched then, else as it
+// is now. Stamping after the reload instead would take a file changed while the
+// reload ran as loaded, and that change would be lost.
+func (e *Engine) reloadedStamp(before string) string {
+	prev := map[string]string{}
+	for line := range strings.Lines(before) {
+		if p, st, ok := strings.Cut(strings.TrimSuffix(line, "\n"), "\x00"); ok {
+			prev[p] = st
+		}
+	}
+	var stamps map[string]string
+	if lists := e.cur.Load().lists; lists != nil {
+		stamps = lists.stamps
+	}
+	return e.stampWith(func(p string) string {
+		if st, ok := stamps[p]; ok {
+			return st
+		}
+		if st, ok := prev[p]; ok {
+			return st
+		}
+		return fileStamp(p)
+	})
 }
 
 // watchedPaths are the files whose change triggers a reload: the policy file (unless
@@ -67,12 +97,16 @@ func (e *Engine) watchedPaths() []string {
 }
 
 // watchStamp summarises the size and modification time of every watched path.
-func (e *Engine) watchStamp() string {
+func (e *Engine) watchStamp() string { return e.stampWith(fileStamp) }
+
+// stampWith is the watch stamp with each watched path's stamp from stampOf: one
+// line per path, "PATH\x00STAMP\n".
+func (e *Engine) stampWith(stampOf func(string) string) string {
 	var b strings.Builder
 	for _, p := range e.watchedPaths() {
 		b.WriteString(p)
-		b.WriteByte('=')
-		b.WriteString(fileStamp(p))
+		b.WriteByte(0)
+		b.WriteString(stampOf(p))
 		b.WriteByte('\n')
 	}
 	return b.String()

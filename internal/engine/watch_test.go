@@ -151,3 +151,45 @@ func BenchmarkReload(b *testing.B) {
 		}
 	}
 }
+
+// TestWatchKeepsAChangeMadeDuringAReload: a list written while a reload runs —
+// after the loader read it, before the watcher records what was loaded — is seen
+// as changed, for a list the policy named before and for one the new policy
+// names. (Stamping after the reload lost it: TestWatchReloadsOnChange then
+// waited forever, 1 run in ~40 under load.)
+func TestWatchKeepsAChangeMadeDuringAReload(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "policy.yaml")
+	policy := func(list string) string {
+		return "lists: {bad: {format: domains, path: " + list + "}}\nrules: [{name: x, list: [bad], action: block}]\n"
+	}
+	writeFile(t, filepath.Join(dir, "a.txt"), "a.test\n")
+	writeFile(t, filepath.Join(dir, "b.txt"), "b.test\n")
+	writeFile(t, p, policy("a.txt"))
+	e, err := New(Options{PolicyPath: p, Logger: slog.New(slog.DiscardHandler), DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	for _, step := range []struct{ policy, list string }{
+		{policy("a.txt"), "a.txt"}, // a list named before and after
+		{policy("b.txt"), "b.txt"}, // a list only the new policy names
+	} {
+		writeFile(t, p, step.policy)
+		before := e.watchStamp()
+		if err := e.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, step.list), "changed.test\nwhile.reloading.test\n") // after the read
+		if e.reloadedStamp(before) == e.watchStamp() {
+			t.Errorf("%s: written during the reload, but recorded as loaded (the change would never be reloaded)", step.list)
+		}
+		// Unchanged since: recorded as loaded, no reload loop.
+		if err := e.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		if got, now := e.reloadedStamp(e.watchStamp()), e.watchStamp(); got != now {
+			t.Errorf("%s: unchanged files recorded as changed:\n%q\n%q", step.list, got, now)
+		}
+	}
+}
