@@ -2,8 +2,8 @@ package engine
 
 import (
 	"context"
+	"maps"
 	"sort"
-	"strings"
 	"time"
 )
 
@@ -26,9 +26,9 @@ func (e *Engine) watch(ctx context.Context) {
 		case <-t.C:
 		}
 		now := e.watchStamp()
-		settled := now == seen
+		settled := maps.Equal(now, seen)
 		seen = now
-		if !settled || now == loaded || ctx.Err() != nil {
+		if !settled || maps.Equal(now, loaded) || ctx.Err() != nil {
 			continue
 		}
 		e.log.Info("policy or list files changed; reloading")
@@ -49,22 +49,16 @@ func (e *Engine) watch(ctx context.Context) {
 // reading the list, another file's from before when it was watched then, else as it
 // is now. Stamping after the reload instead would take a file changed while the
 // reload ran as loaded, and that change would be lost.
-func (e *Engine) reloadedStamp(before string) string {
-	prev := map[string]string{}
-	for line := range strings.Lines(before) {
-		if p, st, ok := strings.Cut(strings.TrimSuffix(line, "\n"), "\x00"); ok {
-			prev[p] = st
-		}
-	}
-	var stamps map[string]string
-	if lists := e.cur.Load().lists; lists != nil {
-		stamps = lists.stamps
+func (e *Engine) reloadedStamp(before map[string]string) map[string]string {
+	var lists map[string]string
+	if l := e.cur.Load().lists; l != nil {
+		lists = l.stamps
 	}
 	return e.stampWith(func(p string) string {
-		if st, ok := stamps[p]; ok {
+		if st, ok := lists[p]; ok {
 			return st
 		}
-		if st, ok := prev[p]; ok {
+		if st, ok := before[p]; ok {
 			return st
 		}
 		return fileStamp(p)
@@ -96,18 +90,15 @@ func (e *Engine) watchedPaths() []string {
 	return paths
 }
 
-// watchStamp summarises the size and modification time of every watched path.
-func (e *Engine) watchStamp() string { return e.stampWith(fileStamp) }
+// watchStamp is the size and modification time of every watched path, by path.
+func (e *Engine) watchStamp() map[string]string { return e.stampWith(fileStamp) }
 
-// stampWith is the watch stamp with each watched path's stamp from stampOf: one
-// line per path, "PATH\x00STAMP\n".
-func (e *Engine) stampWith(stampOf func(string) string) string {
-	var b strings.Builder
-	for _, p := range e.watchedPaths() {
-		b.WriteString(p)
-		b.WriteByte(0)
-		b.WriteString(stampOf(p))
-		b.WriteByte('\n')
+// stampWith is the watch stamp with each watched path's stamp from stampOf.
+func (e *Engine) stampWith(stampOf func(string) string) map[string]string {
+	paths := e.watchedPaths()
+	m := make(map[string]string, len(paths))
+	for _, p := range paths {
+		m[p] = stampOf(p)
 	}
-	return b.String()
+	return m
 }

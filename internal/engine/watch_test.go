@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -181,14 +182,14 @@ func TestWatchKeepsAChangeMadeDuringAReload(t *testing.T) {
 			t.Fatal(err)
 		}
 		writeFile(t, filepath.Join(dir, step.list), "changed.test\nwhile.reloading.test\n") // after the read
-		if e.reloadedStamp(before) == e.watchStamp() {
+		if maps.Equal(e.reloadedStamp(before), e.watchStamp()) {
 			t.Errorf("%s: written during the reload, but recorded as loaded (the change would never be reloaded)", step.list)
 		}
 		// Unchanged since: recorded as loaded, no reload loop.
 		if err := e.Reload(); err != nil {
 			t.Fatal(err)
 		}
-		if got, now := e.reloadedStamp(e.watchStamp()), e.watchStamp(); got != now {
+		if got, now := e.reloadedStamp(e.watchStamp()), e.watchStamp(); !maps.Equal(got, now) {
 			t.Errorf("%s: unchanged files recorded as changed:\n%q\n%q", step.list, got, now)
 		}
 	}
