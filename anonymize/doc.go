@@ -13,5 +13,5 @@
 // Profile.Request, because only the door knows whether it is relaying a protocol
 // upgrade. QuietResponse is what a door answers for a tracker blocked quietly.
 //
-// THREATS.md states what each level hides and what no proxy can hide.
+// docs/threats.md states what each level hides and what no proxy can hide.
 package anonymize

@@ -3,6 +3,6 @@
 // folder, engine.New, Run, real listeners on loopback) and attack it the way the
 // internet will — request smuggling and parser differentials sent as raw bytes, open
 // proxy and SSRF attempts, slow and idle clients, failing origins and resolvers, and a
-// soak with a goroutine and heap check. GUARANTEES.md lists what the suite checks.
+// soak with a goroutine and heap check. docs/guarantees.md lists what the suite checks.
 // The package holds no code outside its tests.
 package e2e
