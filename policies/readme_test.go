@@ -18,7 +18,7 @@ func TestReadmeExamplesDecode(t *testing.T) {
 		t.Fatal(err)
 	}
 	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(b), -1)
-	if len(blocks) < 5 {
+	if len(blocks) < 4 {
 		t.Fatalf("found %d YAML examples in the README, expected more", len(blocks))
 	}
 	// Examples are fragments: references to lists, pools or files they don't define

@@ -41,7 +41,7 @@ type LogConfig struct {
 	// Format is json, combined or squid; "" means json. Every format records HTTP
 	// requests and DNS queries; combined and squid write a query in HTTP's shape
 	// (query type as the method, dns://NAME/?rcode=…&proto=…&rule=… as the URL, the
-	// rcode as an HTTP status), as README's "Access logs" describes.
+	// rcode as an HTTP status), as docs/operations.md ("Access logs") describes.
 	Format Format `yaml:"format"`
 	// Path is the file appended to (created 0640); "" means standard output.
 	// SIGUSR1 (AccessLog.Reopen) reopens it after logrotate moved it.
