@@ -436,7 +436,12 @@ func TestReadmeQuickStartBrowserProxy(t *testing.T) {
 			w.curl(t, c)
 			curls++
 			// The default profile (elite) leaves no trace of the proxy or the client.
-			hdr := <-w.seen
+			var hdr http.Header
+			select {
+			case hdr = <-w.seen:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("README: %s\nthe origin saw no request", c.line)
+			}
 			for _, k := range []string{"X-Forwarded-For", "Forwarded", "Via", "X-Real-Ip"} {
 				if v := hdr.Get(k); v != "" {
 					t.Errorf("README: %s\nthe origin received %s: %s", c.line, k, v)
