@@ -269,3 +269,16 @@ func TestPolicyReferenceComplete(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeStartsWithTheTwoCommands keeps the README's first lines what a fresh
+// machine needs: run on the embedded default policy, and run every test.
+func TestReadmeStartsWithTheTwoCommands(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const start = "# Portcullis\n\n    go run ./cmd/portcullis run\n    go test -race -shuffle=on ./...\n\n"
+	if !strings.HasPrefix(string(b), start) {
+		t.Fatalf("README.md must start with\n%s", start)
+	}
+}

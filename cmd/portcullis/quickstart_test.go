@@ -425,7 +425,7 @@ func qsIsPortcullis(c qsCommand, sub string) bool {
 }
 
 func TestReadmeQuickStartBrowserProxy(t *testing.T) {
-	cmds := qsReadme(t, "## 1.")
+	cmds := qsReadme(t, "## Use it as your browser's proxy")
 	w := newQSWorld(t)
 	curls := 0
 	for _, c := range cmds {
@@ -457,7 +457,7 @@ func TestReadmeQuickStartBrowserProxy(t *testing.T) {
 }
 
 func TestReadmeQuickStartSchool(t *testing.T) {
-	cmds := qsReadme(t, "## 2.")
+	cmds := qsReadme(t, "## A school deployment")
 	w := newQSWorld(t)
 	var seen []string
 	for _, c := range cmds {
@@ -491,7 +491,7 @@ func TestReadmeQuickStartSchool(t *testing.T) {
 }
 
 func TestReadmeQuickStartDNS(t *testing.T) {
-	cmds := qsReadme(t, "## 4.")
+	cmds := qsReadme(t, "## DNS:")
 	digPath := ""
 	w := newQSWorld(t)
 	digs := 0
@@ -560,7 +560,7 @@ func TestReadmeQuickStartParsing(t *testing.T) {
 	if got := qsWords(t, `curl -x http://a:1 -U 'alice:pass word' "http://b/"`); strings.Join(got, "|") != "curl|-x|http://a:1|-U|alice:pass word|http://b/" {
 		t.Fatalf("qsWords = %q", got)
 	}
-	cmds := qsReadme(t, "## 2.")
+	cmds := qsReadme(t, "## A school deployment")
 	for _, c := range cmds {
 		if qsIsPortcullis(c, "policy") && !strings.Contains(c.line, "--time") {
 			t.Fatalf("a continued line was not joined: %q", c.line)
