@@ -40,7 +40,8 @@ type Cluster struct {
 	prefix string
 
 	up       atomic.Bool
-	alive    atomic.Int64  // live nodes at the last heartbeat
+	alive    atomic.Int64 // live nodes at the last heartbeat
+	peers    atomic.Pointer[[]Peer]
 	failures atomic.Uint64 // transitions to down
 	lastErr  atomic.Pointer[string]
 

@@ -10,13 +10,13 @@
 // detail) and every user of it falls back to the node's local state until Redis
 // answers again, which a background probe notices by itself.
 //
-// Rate limits are counted in windows as long as the rate takes to fill the burst
-// (a sliding-window estimate from the previous and current window, as Cloudflare
-// describes it, which behaves like the token bucket a single node uses). A node
-// decides from its last view of the window's global count plus what it accepted
-// since, multiplied by the number of nodes that count the same key (each is taken
-// to accept as many as it does between syncs); a sync loop flushes its counts to
-// Redis every SyncInterval as one field per node of a hash per key and window,
-// and reads the sums back in the same pipeline. A request never waits on Redis for
-// a limit.
+// Rate limits are one token bucket per key (route and client) in Redis, kept as a
+// GCRA theoretical arrival time on Redis's clock by a small Lua script. A node
+// leases a few tokens ahead of need (about 50 ms of the rate, shared among the live
+// nodes) and admits from its lease, asking for the next one when half is spent, so
+// a request never waits on Redis. A key a node holds no lease for yet (a new
+// client) is admitted up to the node's share of the burst and charged to the bucket
+// with the next lease; once a lease comes back short (the bucket is empty) the node
+// admits only what it leases. The cluster-wide count therefore stays within the
+// bucket but for those first requests.
 package cluster

@@ -66,6 +66,7 @@ func (c *Cluster) heartbeat(ctx context.Context) {
 		return c.rdb.HSet(ctx, c.key("nodes"), c.cfg.Node, b).Err()
 	})
 	if peers, err := c.Peers(ctx); err == nil {
+		c.peers.Store(&peers)
 		n := int64(0)
 		for _, p := range peers {
 			if p.Alive {
@@ -130,4 +131,39 @@ func (c *Cluster) Peers(ctx context.Context) ([]Peer, error) {
 		return 0
 	})
 	return peers, nil
+}
+
+// LastPeers is the node list as of the last heartbeat (no I/O; nil before the
+// first one).
+func (c *Cluster) LastPeers() []Peer {
+	if p := c.peers.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Status is the cluster as the status page shows it.
+type Status struct {
+	// Node is this node's name.
+	Node string `json:"node"`
+	// Redis lists the addresses and Mode the mode.
+	Redis []string `json:"redis"`
+	Mode  string   `json:"mode"`
+	// Up is true while Redis answers; when false every shared part runs on this
+	// node's own state.
+	Up bool `json:"up"`
+	// LastError is what last made Redis unreachable.
+	LastError string `json:"last_error,omitempty"`
+	// Failures counts the outages since start.
+	Failures uint64 `json:"failures"`
+	// Shared lists what is shared.
+	Shared []string `json:"shared"`
+	// Nodes are the nodes in the registry at the last heartbeat.
+	Nodes []Peer `json:"nodes"`
+}
+
+// Status reports the cluster's state without I/O.
+func (c *Cluster) Status() Status {
+	return Status{Node: c.cfg.Node, Redis: c.cfg.Redis.Addrs, Mode: c.cfg.Redis.Mode, Up: c.Up(), LastError: c.LastError(),
+		Failures: c.Failures(), Shared: c.cfg.Share, Nodes: c.LastPeers()}
 }
