@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -19,7 +20,8 @@ const DefaultMaxClients = 100_000
 // address) in a bounded map. It outlives Handlers: the engine creates one and
 // passes it to every New, so limits hold across policy reloads.
 type RateLimiter struct {
-	max int
+	max    int
+	shared atomic.Pointer[sharedLimiter]
 
 	mu      sync.Mutex
 	clients map[limiterKey]*rate.Limiter
@@ -28,6 +30,24 @@ type RateLimiter struct {
 type limiterKey struct {
 	route  string
 	client netip.Addr
+}
+
+// SharedLimiter counts a key's requests across several nodes (internal/cluster).
+// Allow must not block on the network; it reports false when the cluster-wide
+// count leaves no room, and true when it cannot tell (the local bucket decides).
+type SharedLimiter interface {
+	Allow(key string, rate float64, burst int, now time.Time) bool
+}
+
+type sharedLimiter struct{ SharedLimiter }
+
+// SetShared makes every later Allow also ask s (nil: this node alone decides).
+func (rl *RateLimiter) SetShared(s SharedLimiter) {
+	if s == nil {
+		rl.shared.Store(nil)
+		return
+	}
+	rl.shared.Store(&sharedLimiter{s})
 }
 
 // NewRateLimiter returns a limiter remembering at most maxClients buckets
@@ -63,6 +83,11 @@ func (rl *RateLimiter) Allow(route string, client netip.Addr, r Rate, burst int,
 	if d := res.DelayFrom(now); d > 0 {
 		res.CancelAt(now)
 		return false, d
+	}
+	// The node's own bucket allows it; several nodes share the client's budget.
+	if sh := rl.shared.Load(); sh != nil && !sh.Allow(route+"|"+client.String(), float64(r), burst, now) {
+		res.CancelAt(now)
+		return false, time.Duration(float64(time.Second) / max(float64(r), 1e-9))
 	}
 	return true, 0
 }

@@ -22,6 +22,18 @@ import (
 // launch runs the binary with args (a run command) and waits for its forward listener.
 func launch(t *testing.T, args ...string) (*proc, *url.URL) {
 	t.Helper()
+	p := startProc(t, args...)
+	m := listenRE.FindStringSubmatch(p.waitFor(t, "portcullis running"))
+	if m == nil {
+		t.Fatal("no forward listener logged")
+	}
+	return p, &url.URL{Scheme: "http", Host: m[1]}
+}
+
+// startProc runs the binary with args and collects its log lines (killed when the
+// test ends).
+func startProc(t *testing.T, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -45,11 +57,7 @@ func launch(t *testing.T, args ...string) (*proc, *url.URL) {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
-	m := listenRE.FindStringSubmatch(p.waitFor(t, "portcullis running"))
-	if m == nil {
-		t.Fatal("no forward listener logged")
-	}
-	return p, &url.URL{Scheme: "http", Host: m[1]}
+	return p
 }
 
 // waitLines polls path (written by the process) until it has n lines.

@@ -115,7 +115,7 @@ func (e *Engine) buildAdmin(st *state) error {
 	}
 	st.admin = admin.NewServer(admin.ServerOptions{
 		Token:    cfg.Token,
-		Registry: e.shared.obs.registry,
+		Registry: nodeGatherer{g: e.shared.obs.registry, node: e.shared.nodeName},
 		Status:   e.shared.obs.status,
 		Ready:    e.ready,
 		Snapshot: e.snapshot,
@@ -148,5 +148,6 @@ func (e *Engine) snapshot() admin.Snapshot {
 	}
 	snap.Pools = e.shared.poolStatus()
 	snap.Cache = e.shared.cacheStatus()
+	snap.Cluster = e.shared.clusterStatus()
 	return snap
 }

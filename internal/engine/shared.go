@@ -54,6 +54,9 @@ type shared struct {
 	authLim    *auth.Limiter // guarded by mu: failed sign-ins, kept across reloads
 	authLimCfg auth.LimiterConfig
 
+	clusterMu sync.Mutex
+	cluster   *liveCluster // nil: the node stands alone
+
 	dnsMu sync.Mutex
 	dns   *dnsserver.Server
 
@@ -74,6 +77,7 @@ func newShared(e *Engine) *shared {
 	s.obs = newObservability(e)
 	s.obs.metrics.RegisterLists(func() []admin.ListStatus { return e.snapshot().Lists })
 	s.obs.metrics.RegisterPools(s.poolStatus)
+	s.registerClusterMetrics(s.obs.registry)
 	return s
 }
 
@@ -95,14 +99,19 @@ func (s *shared) forwardTransport(tc forward.TransportConfig, g *staged) *http.T
 }
 
 // start launches background work owned by the engine until ctx ends: pool health
-// checks.
+// checks and the cluster's loops.
 func (s *shared) start(ctx context.Context) {
 	s.poolsMu.Lock()
-	defer s.poolsMu.Unlock()
 	s.runCtx = ctx
 	for _, lp := range s.pools {
 		s.startPool(lp)
 	}
+	s.poolsMu.Unlock()
+	s.clusterMu.Lock()
+	if s.cluster != nil {
+		s.startCluster(s.cluster)
+	}
+	s.clusterMu.Unlock()
 }
 
 // policyLoaded is told about every load attempt (for metrics and the status page).
@@ -142,6 +151,13 @@ func (s *shared) close() {
 	if s.fwdTransport != nil {
 		s.fwdTransport.rt.CloseIdleConnections()
 	}
+	s.clusterMu.Lock()
+	lc := s.cluster
+	s.cluster = nil
+	s.clusterMu.Unlock()
+	if lc != nil {
+		lc.stopAndWait()
+	}
 	s.bg.Wait()
 	s.poolsMu.Lock()
 	for _, lp := range s.pools {
@@ -170,7 +186,7 @@ func (s *shared) accessLog() admin.Logger { return s.obs.fanout }
 func (s *shared) adminRoutes(st *state) map[string]http.Handler {
 	routes := map[string]http.Handler{}
 	if st.cache != nil {
-		routes["POST /cache/purge"] = s.purgeHandler()
+		routes["POST /cache/purge"] = s.clusterPurge(s.purgeHandler())
 	}
 	if st.ca != nil {
 		pem, page := caDownload(st.ca)

@@ -39,6 +39,9 @@ type staged struct {
 	authLim    *auth.Limiter // a new failed sign-in limiter
 	authLimCfg auth.LimiterConfig
 
+	clusterSet bool         // the cluster settings changed: cluster (nil: none) replaces the live one
+	cluster    *liveCluster // prepared, not started
+
 	leaves     *forward.Leaves // a new leaf-certificate cache
 	leavesKey  string
 	leavesSize int
@@ -124,6 +127,7 @@ func (g *staged) commit() (release func()) {
 			after = append(after, func() { old.Close() })
 		}
 	}
+	after = append(after, s.commitCluster(g))
 	*g = staged{s: s}
 	return func() {
 		for _, f := range after {
@@ -151,6 +155,9 @@ func (g *staged) discard() {
 	}
 	if g.fwd != nil {
 		g.fwd.rt.CloseIdleConnections()
+	}
+	if g.cluster != nil {
+		g.cluster.stopAndWait()
 	}
 	*g = staged{s: g.s}
 }

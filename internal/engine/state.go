@@ -5,6 +5,7 @@ import (
 	"github.com/portcullis/portcullis/anonymize"
 	"github.com/portcullis/portcullis/forward"
 	"github.com/portcullis/portcullis/internal/cache"
+	"github.com/portcullis/portcullis/internal/cluster"
 	"github.com/portcullis/portcullis/internal/pool"
 	"github.com/portcullis/portcullis/internal/resolver"
 	"net/http"
@@ -28,7 +29,8 @@ type state struct {
 
 	resolver   *resolver.Resolver // what the doors resolve with (dials go through shared.dialContext)
 	pools      map[string]*pool.Pool
-	cache      *cache.Cache // nil: no cache section
+	cache      *cache.Cache     // nil: no cache section
+	cluster    *cluster.Cluster // nil: the node stands alone
 	forward    http.Handler
 	reverse    *reverse.Handler
 	reverseTLS *tls.Config
@@ -65,7 +67,7 @@ func (e *Engine) build(f *config.File) (_ *state, err error) {
 		return nil, f.FieldErrors(ferrs)
 	}
 	st.program = prog
-	for _, door := range []func(*state) error{e.useResolver, e.usePools, e.useCache, e.buildProfiles, e.useInspection, e.buildForward, e.buildReverse, e.buildDNS, e.buildAdmin} {
+	for _, door := range []func(*state) error{e.useCluster, e.useResolver, e.usePools, e.useCache, e.buildProfiles, e.useInspection, e.buildForward, e.buildReverse, e.buildDNS, e.buildAdmin} {
 		if err := door(st); err != nil {
 			return nil, err
 		}
