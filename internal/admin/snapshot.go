@@ -75,6 +75,7 @@ type CacheStatus struct {
 	Evictions   int64 `json:"evictions"`
 	Bytes       int64 `json:"bytes"`
 	Objects     int64 `json:"objects"`
+	TierHits    int64 `json:"tier_hits"` // answered from the cluster's shared tier
 }
 
 // HitRatio is the share of cacheable lookups answered from the cache (hits and stale

@@ -31,6 +31,7 @@ type Cache struct {
 	closed  bool
 
 	stats counters
+	tier  atomic.Pointer[tierHolder] // the shared tier below the store, nil: none
 }
 
 // Option adjusts a Cache built by New.
@@ -138,10 +139,11 @@ type Stats struct {
 	Evictions   int64 // objects evicted to stay within max_bytes
 	Bytes       int64 // bytes held now (bodies, headers, per-object overhead)
 	Objects     int64 // URLs held now (each may hold several Vary variants)
+	TierHits    int64 // memory misses answered from the shared tier (counted in Hits too)
 }
 
 type counters struct {
-	hits, misses, stale, revalidated, collapsed, bypass, evictions atomic.Int64
+	hits, misses, stale, revalidated, collapsed, bypass, evictions, tierHits atomic.Int64
 }
 
 // Stats returns the current counters.
@@ -157,5 +159,6 @@ func (c *Cache) Stats() Stats {
 		Evictions:   c.stats.evictions.Load(),
 		Bytes:       b,
 		Objects:     n,
+		TierHits:    c.stats.tierHits.Load(),
 	}
 }

@@ -34,6 +34,7 @@ func (c *Cache) PurgeHandler() http.Handler {
 			http.Error(w, "want ?url= or ?prefix= with an absolute http(s) URL", http.StatusBadRequest)
 			return
 		}
+		c.dropTier(k, prefix, false)
 		var n int
 		if prefix {
 			n = c.store.removePrefix(k)
@@ -52,6 +53,9 @@ func (c *Cache) PurgeHandler() http.Handler {
 // reports whether there were any.
 func (c *Cache) Purge(rawURL string) bool {
 	k, ok := purgeKey(rawURL, false)
+	if ok {
+		c.dropTier(k, false, false)
+	}
 	return ok && c.store.remove(k)
 }
 
@@ -61,6 +65,7 @@ func (c *Cache) PurgePrefix(prefix string) int {
 	if !ok {
 		return 0
 	}
+	c.dropTier(k, true, false)
 	return c.store.removePrefix(k)
 }
 

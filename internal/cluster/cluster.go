@@ -45,8 +45,10 @@ type Cluster struct {
 	failures atomic.Uint64 // transitions to down
 	lastErr  atomic.Pointer[string]
 
-	limiter *Limiter
-	bus     bus
+	limiter     *Limiter
+	bus         bus
+	tierOps     chan tierOp
+	tierDropped atomic.Uint64
 
 	info      atomic.Pointer[func() NodeInfo]
 	started   time.Time
@@ -113,6 +115,7 @@ func New(cfg Config, baseDir string, logger *slog.Logger) (*Cluster, error) {
 	}
 	c := &Cluster{cfg: cfg, log: logger.With("node", cfg.Node), rdb: rdb, prefix: r.KeyPrefix, started: time.Now()}
 	c.limiter = newLimiter(c)
+	c.tierOps = make(chan tierOp, tierQueue)
 	c.bus.c = c
 	return c, nil
 }
@@ -192,6 +195,7 @@ func (c *Cluster) Run(ctx context.Context) {
 	wg.Go(func() { c.heartbeatLoop(ctx) })
 	wg.Go(func() { c.limiter.syncLoop(ctx) })
 	wg.Go(func() { c.bus.listen(ctx) })
+	wg.Go(func() { c.tierLoop(ctx) })
 	wg.Wait()
 	c.Close()
 }

@@ -14,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/cache"
 	"github.com/portcullis/portcullis/internal/cluster"
 	"github.com/portcullis/portcullis/internal/config/field"
 )
@@ -74,6 +75,11 @@ func (s *shared) commitCluster(g *staged) (release func()) {
 	} else {
 		s.limiter.SetShared(nil)
 	}
+	s.cacheMu.Lock()
+	if s.cache != nil {
+		s.cache.SetTier(cacheTier(s.cluster))
+	}
+	s.cacheMu.Unlock()
 	return func() {
 		if old != nil {
 			old.stopAndWait()
@@ -99,12 +105,8 @@ func (s *shared) wireCluster(c *cluster.Cluster) {
 		if cc == nil {
 			return
 		}
-		switch ev.Kind {
-		case cluster.EventPurge, cluster.EventInvalidate:
-			cc.Purge(ev.Key)
-		case cluster.EventPurgePrefix:
-			cc.PurgePrefix(ev.Key)
-		}
+		// Only this node's memory: the sender has removed it from the tier.
+		cc.PurgeLocal(ev.Key, ev.Kind == cluster.EventPurgePrefix)
 	})
 	c.SetNodeInfo(func() cluster.NodeInfo {
 		st := s.e.cur.Load()
@@ -119,6 +121,14 @@ func (s *shared) wireCluster(c *cluster.Cluster) {
 		info.Version = buildVersion()
 		return info
 	})
+}
+
+// cacheTier is lc's shared cache tier when it shares the cache, else nil.
+func cacheTier(lc *liveCluster) cache.Tier {
+	if lc == nil || !lc.c.Config().Shares(cluster.ShareCache) {
+		return nil
+	}
+	return lc.c.CacheTier()
 }
 
 // startCluster runs lc until the engine stops or lc is replaced. s.clusterMu is
@@ -178,29 +188,56 @@ func (s *shared) currentCluster() *cluster.Cluster {
 	return s.cluster.c
 }
 
-// clusterPurge broadcasts an admin purge to the other nodes before next purges
-// this node's cache; the Portcullis-Cluster-Purge header says whether Redis
-// took it.
+// clusterPurge broadcasts an admin purge to the other nodes once next has purged
+// this node (its memory and the shared tier), just before next's answer is
+// written; the answer's Portcullis-Cluster-Purge header says whether Redis took it.
 func (s *shared) clusterPurge(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := s.currentCluster()
 		q := r.URL.Query()
-		if c != nil && c.Config().Shares(cluster.SharePurge) && r.Method != http.MethodGet {
-			kind, key := cluster.EventPurge, q.Get("url")
-			if key == "" {
-				kind, key = cluster.EventPurgePrefix, q.Get("prefix")
-			}
-			if key != "" {
-				if err := c.Broadcast(r.Context(), kind, key); err != nil {
-					w.Header().Set("Portcullis-Cluster-Purge", "not sent: "+err.Error())
-					s.e.log.Warn("cluster: purge not broadcast; only this node purged", "key", key, "error", err)
-				} else {
-					w.Header().Set("Portcullis-Cluster-Purge", "sent")
-				}
-			}
+		kind, key := cluster.EventPurge, q.Get("url")
+		if key == "" {
+			kind, key = cluster.EventPurgePrefix, q.Get("prefix")
 		}
-		next.ServeHTTP(w, r)
+		if c == nil || !c.Config().Shares(cluster.SharePurge) || key == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(&beforeAnswer{ResponseWriter: w, f: func(status int) {
+			if status != http.StatusOK {
+				return // refused: nothing was purged here
+			}
+			if err := c.Broadcast(r.Context(), kind, key); err != nil {
+				w.Header().Set("Portcullis-Cluster-Purge", "not sent: "+err.Error())
+				s.e.log.Warn("cluster: purge not broadcast; only this node purged", "key", key, "error", err)
+				return
+			}
+			w.Header().Set("Portcullis-Cluster-Purge", "sent")
+		}}, r)
 	})
+}
+
+// beforeAnswer calls f with the status once, just before the answer's header is
+// written.
+type beforeAnswer struct {
+	http.ResponseWriter
+	f    func(status int)
+	done bool
+}
+
+func (b *beforeAnswer) WriteHeader(code int) {
+	if !b.done {
+		b.done = true
+		b.f(code)
+	}
+	b.ResponseWriter.WriteHeader(code)
+}
+
+func (b *beforeAnswer) Write(p []byte) (int, error) {
+	if !b.done {
+		b.WriteHeader(http.StatusOK)
+	}
+	return b.ResponseWriter.Write(p)
 }
 
 // registerClusterMetrics adds the cluster's gauges to reg.
