@@ -119,7 +119,10 @@ func (l *Listener) Accept() (net.Conn, error) {
 			}
 			return c, nil
 		}
-		if l.closed() || permanent(err) {
+		if l.closed() {
+			return nil, net.ErrClosed
+		}
+		if permanent(err) {
 			if fails > 0 {
 				l.watch.set(l, nil, time.Time{})
 			}

@@ -112,7 +112,11 @@ func TestCloseEndsBackoffAndClosedIsFinal(t *testing.T) {
 	ln := New(f, "x", nil, &w)
 	done := make(chan error, 1)
 	go func() { _, err := ln.Accept(); done <- err }()
+	deadline := time.Now().Add(10 * time.Second)
 	for w.Err() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the failing listener never showed in the Watch")
+		}
 		time.Sleep(time.Millisecond)
 	}
 	ln.Close()
