@@ -400,6 +400,9 @@ func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time, lane boo
 	ex.host = host
 	verdict := &ex.verdict // in ex: a local would escape (its address reaches the block page)
 
+	if h.ownRequest(ex, r) {
+		return true
+	}
 	if h.cfg.RedirectHTTPS && r.TLS == nil && len(h.cfg.TLSListen) > 0 {
 		h.redirect(ex, r, host)
 		return true
@@ -617,6 +620,38 @@ func (h *Handler) page(w http.ResponseWriter, status int) {
 		text = "Error"
 	}
 	fmt.Fprintf(w, "<!doctype html><title>%d %s</title><h1>%d %s</h1>\n", status, text, status, text)
+}
+
+// allowMethods is the Allow field of the door's own answers to CONNECT and
+// "OPTIONS *".
+const allowMethods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+
+// ownRequest answers, without a member, the requests that address the proxy
+// itself rather than a resource of a route, and reports whether it did:
+// CONNECT gets 405 (a reverse proxy opens no tunnels, as Apache answers),
+// "OPTIONS *" 200 with Allow and no body (RFC 9110 §9.3.7), and any other
+// method with the asterisk target 400 (the target is valid only for OPTIONS).
+func (h *Handler) ownRequest(ex *exchange, r *http.Request) bool {
+	switch {
+	case r.Method == http.MethodConnect:
+		ex.Header().Set("Allow", allowMethods)
+		h.page(ex, http.StatusMethodNotAllowed)
+	case r.RequestURI == "*" || r.URL.Path == "*":
+		if r.Method != http.MethodOptions {
+			h.page(ex, http.StatusBadRequest)
+			return true
+		}
+		hdr := ex.Header()
+		hdr.Set("Allow", allowMethods)
+		hdr.Set("Content-Length", "0")
+		if h.cfg.Hide.Server != "" {
+			hdr.Set("Server", h.cfg.Hide.Server)
+		}
+		ex.WriteHeader(http.StatusOK)
+	default:
+		return false
+	}
+	return true
 }
 
 // blocked answers a request the policy refused.

@@ -126,14 +126,15 @@ func (e *Engine) buildAdmin(st *state) error {
 	return nil
 }
 
-// ready is /readyz: a policy is loaded and the listeners are bound.
+// ready is /readyz: a policy is loaded, the listeners are bound and each
+// of them can accept connections (not out of descriptors, say).
 func (e *Engine) ready() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.runCtx == nil || len(e.listeners) == 0 {
 		return errors.New("listeners not bound yet")
 	}
-	return nil
+	return e.shared.accepts.Err()
 }
 
 // snapshot is what the status page shows of the engine.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/httpguard"
 )
 
@@ -110,6 +111,8 @@ func httpListen(kind, addr string, pick func(*state) http.Handler, wrap func(net
 		if err != nil {
 			return nil, &BindError{Kind: kind, Addr: addr, Err: err}
 		}
+		// EMFILE and the like: back off and accept again, never stop (see accept).
+		ln = accept.New(ln, kind+" "+ln.Addr().String(), e.log, &e.shared.accepts)
 		if wrap != nil {
 			ln = wrap(ln)
 		}

@@ -68,6 +68,7 @@ func (e *Engine) buildReverse(st *state) error {
 			srv.IdleTimeout = model.IdleTimeout
 			srv.MaxHeaderBytes = model.MaxHeaderBytes
 			srv.Protocols = model.Protocols
+			srv.DisableGeneralOptionsHandler = model.DisableGeneralOptionsHandler
 			if tlsOn {
 				// The certificate set follows reloads: each handshake asks the current state.
 				srv.TLSConfig = &tls.Config{

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/forward"
+	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/admin"
 )
 
@@ -46,6 +47,8 @@ type shared struct {
 	retiredCaches []*cache.Cache
 
 	limiter *reverse.RateLimiter
+
+	accepts accept.Watch // listeners that cannot accept now (EMFILE…), for /readyz
 
 	leaves     *forward.Leaves // guarded by mu
 	leavesKey  string

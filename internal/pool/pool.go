@@ -39,6 +39,7 @@ type Pool struct {
 	budget  budget
 	changed chan struct{} // wakes Run after Update
 	mu      sync.Mutex    // serialises Update
+	ejectMu sync.Mutex    // serialises passive ejections (never the last member)
 	now     func() time.Time
 }
 
@@ -422,7 +423,18 @@ func (p *Pool) recordFailure(s *state, m *Member, err error) {
 		return
 	}
 	m.st.consecFails.Store(0)
+	// The last available member is never ejected, as nginx and HAProxy keep
+	// sending to a single server: taking it out turns bad answers into 503s
+	// for everyone for the whole cool-down.
+	p.ejectMu.Lock()
+	others := slices.ContainsFunc(s.members, func(o *Member) bool { return o != m && o.Available() })
+	if !others {
+		p.ejectMu.Unlock()
+		p.logger.Warn("member failing, not ejected: it is the last available member", "member", m.name, "failures", n, "err", err)
+		return
+	}
 	m.st.ejectedUntil.Store(p.now().Add(pc.Cooldown).UnixNano())
+	p.ejectMu.Unlock()
 	m.st.mu.Lock()
 	m.st.checkPass = 0 // rise passing checks from now on lift the ejection early
 	m.st.mu.Unlock()

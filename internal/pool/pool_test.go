@@ -596,7 +596,7 @@ func TestInfoReportsMember(t *testing.T) {
 }
 
 func TestChecksLiftEjection(t *testing.T) {
-	orgs := origins(t, 1)
+	orgs := origins(t, 2) // a second member: the last available one is never ejected
 	clk := &fakeClock{t: time.Unix(3_000_000, 0)}
 	p := newPool(t, Config{Members: membersOf(orgs), Health: HealthConfig{Path: "/health", Rise: 2}, Passive: PassiveConfig{MaxFails: 1, Cooldown: time.Hour}})
 	p.now = clk.Now
@@ -696,5 +696,50 @@ func TestClientBodyErrorNotMemberFault(t *testing.T) {
 		if !st.Healthy || st.Failures != 0 {
 			t.Errorf("member %d after client body errors: %+v", i, st)
 		}
+	}
+}
+
+// TestLastMemberNeverEjected: a pool's only available member keeps receiving
+// requests after max_fails bad answers (nginx and HAProxy keep sending to a
+// single server); ejecting it would answer 503 for the whole cool-down.
+func TestLastMemberNeverEjected(t *testing.T) {
+	var hits atomic.Int64
+	sick := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusBadGateway)
+	}))
+	t.Cleanup(sick.Close)
+	for _, tc := range []struct {
+		name    string
+		members []MemberConfig
+	}{
+		{"one member", []MemberConfig{{URL: sick.URL}}},
+		{"other member down", []MemberConfig{{URL: sick.URL}, {URL: deadAddr(t)}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hits.Store(0)
+			p := newPool(t, Config{
+				Members: tc.members,
+				Policy:  PolicyFirst,
+				Passive: PassiveConfig{MaxFails: 3, Cooldown: time.Hour, UnhealthyStatus: []int{502}},
+				Retries: RetryConfig{Max: -1},
+			})
+			if len(tc.members) > 1 {
+				// the dead member fails first and is ejected: sick is left alone
+				p.Members()[1].st.ejectedUntil.Store(time.Now().Add(time.Hour).UnixNano())
+			}
+			for i := range 10 {
+				resp, err := get(p, "")
+				if err != nil || resp.StatusCode != http.StatusBadGateway {
+					t.Fatalf("request %d: %v %v, want the member's own 502", i, resp, err)
+				}
+			}
+			if hits.Load() != 10 {
+				t.Fatalf("member saw %d of 10 requests", hits.Load())
+			}
+			if !p.Members()[0].Available() || p.Status()[0].Ejected {
+				t.Fatal("the last available member was ejected")
+			}
+		})
 	}
 }
