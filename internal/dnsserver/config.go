@@ -77,7 +77,8 @@ type GroupConfig struct {
 
 // GSLBConfig describes the zone the GSLB responder is authoritative for.
 type GSLBConfig struct {
-	// Zone is the zone's apex, e.g. "example.test.". "" disables GSLB.
+	// Zone is the zone's apex, e.g. "example.test.". "" disables GSLB; the root
+	// zone "." is refused.
 	Zone string `yaml:"zone"`
 	// TTL of the A/AAAA answers. Default 30s.
 	TTL time.Duration `yaml:"ttl"`
@@ -181,6 +182,8 @@ func (g *GSLBConfig) validate() []field.Error {
 	}
 	if _, ok := dns.IsDomainName(g.Zone); !ok {
 		errs = append(errs, field.Errorf("zone", "%q is not a domain name", g.Zone))
+	} else if dns.CanonicalName(g.Zone) == "." {
+		errs = append(errs, field.Errorf("zone", "the root zone %q cannot be a GSLB zone (every name would be answered from it and none forwarded): name the zone the sites serve, such as \"example.org.\"", g.Zone))
 	}
 	if g.TTL < 0 {
 		errs = append(errs, field.Errorf("ttl", "must not be negative"))
