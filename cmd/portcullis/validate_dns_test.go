@@ -27,3 +27,53 @@ func TestValidateRefusesRootGSLBZone(t *testing.T) {
 		t.Fatalf("validate: exit %d, want 1 and %q in:\n%s", code, want, errOut)
 	}
 }
+
+// TestValidateWarnsWhenAGroupWeakensSafeSearch: a DNS group that turns off or lowers
+// a SafeSearch the top level enforces is accepted (exit 0, OK) but validate warns
+// with the key's line and column; the README's example, which only tightens
+// YouTube for students, gets no warning.
+func TestValidateWarnsWhenAGroupWeakensSafeSearch(t *testing.T) {
+	dir := t.TempDir()
+	weak := filepath.Join(dir, "weak.yaml")
+	if err := os.WriteFile(weak, []byte(`groups:
+  staff: {clients: ["10.2.0.0/16"]}
+dns:
+  listen: ["127.0.0.1:0"]
+  safesearch: {google: true, youtube: moderate, bing: true, duckduckgo: true}
+  groups:
+    staff:
+      safesearch: {google: false, youtube: "off"}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runCLI(t, "validate", "--config", weak)
+	if code != 0 || !strings.Contains(out, "OK") {
+		t.Fatalf("validate: exit %d, want 0 and OK\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		weak + `:8:28: dns.groups.staff.safesearch.google: warning: turns off Google SafeSearch for group "staff"`,
+		weak + `:8:44: dns.groups.staff.safesearch.youtube: warning: lowers YouTube restriction for group "staff" to off`,
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("missing %q in:\n%s", want, errOut)
+		}
+	}
+	if strings.Contains(errOut, "bing") || strings.Contains(errOut, "duckduckgo") {
+		t.Errorf("warned about a key the group inherits:\n%s", errOut)
+	}
+
+	readme := filepath.Join(dir, "readme.yaml")
+	if err := os.WriteFile(readme, []byte(`groups:
+  students: {clients: ["10.1.0.0/16"]}
+dns:
+  listen: ["127.0.0.1:0"]
+  safesearch: {google: true, youtube: moderate, bing: true, duckduckgo: true}
+  groups: {students: {safesearch: {youtube: strict}}}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = runCLI(t, "validate", "--config", readme)
+	if code != 0 || !strings.Contains(out, "OK") || strings.Contains(errOut, "warning") {
+		t.Fatalf("validate README example: exit %d\n%s%s", code, out, errOut)
+	}
+}

@@ -74,6 +74,7 @@ type state struct {
 	logger   *slog.Logger
 	now      func() time.Time
 	gslb     *gslb
+	groupSS  map[string]filter.SafeSearch // per group: the top level refined by the group
 	ttl      uint32
 	blockA   []byte // block_address_v4 in wire form
 	blockAAA []byte
@@ -115,6 +116,12 @@ func (s *Server) Update(opts Options) error {
 		ttl:      seconds(cfg.TTL),
 		blockA:   cfg.BlockAddressV4.AsSlice(),
 		blockAAA: cfg.BlockAddressV6.AsSlice(),
+	}
+	if len(cfg.Groups) > 0 {
+		st.groupSS = make(map[string]filter.SafeSearch, len(cfg.Groups))
+		for g, gc := range cfg.Groups {
+			st.groupSS[g] = gc.SafeSearch.Over(cfg.SafeSearch)
+		}
 	}
 	if st.logger == nil {
 		st.logger = slog.New(slog.DiscardHandler)
@@ -270,16 +277,17 @@ func (st *state) mayRecurse(client netip.Addr) bool {
 }
 
 // safeSearch returns what SafeSearch enforces for client: the strictest
-// combination of its listed groups' settings, else the top-level one.
+// combination of its listed groups' settings (each the top level refined by the
+// group), else the top-level one.
 func (st *state) safeSearch(client netip.Addr) filter.SafeSearch {
-	if len(st.cfg.Groups) == 0 || st.groups == nil {
+	if len(st.groupSS) == 0 || st.groups == nil {
 		return st.cfg.SafeSearch
 	}
 	var ss filter.SafeSearch
 	found := false
 	for _, g := range st.groups(client) {
-		if gc, ok := st.cfg.Groups[g]; ok {
-			ss = ss.Merge(gc.SafeSearch)
+		if gs, ok := st.groupSS[g]; ok {
+			ss = ss.Merge(gs)
 			found = true
 		}
 	}
