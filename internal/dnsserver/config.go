@@ -20,6 +20,11 @@ const (
 	DefaultTTL        = 60 * time.Second
 	DefaultGSLBTTL    = 30 * time.Second
 	DefaultSOAMinimum = 30 * time.Second
+	// DefaultMaxInFlight is Config.MaxInFlight's default (Unbound's
+	// num-queries-per-thread default).
+	DefaultMaxInFlight = 1024
+	// DefaultMaxInFlightPerClient is Config.MaxInFlightPerClient's default.
+	DefaultMaxInFlightPerClient = 128
 	// zoneRecordTTL is the TTL of the GSLB zone's SOA and NS records.
 	zoneRecordTTL = time.Hour
 )
@@ -68,6 +73,15 @@ type Config struct {
 	// GSLB makes the server authoritative for a zone whose names are answered with
 	// the closest healthy site. Off when Zone is "".
 	GSLB GSLBConfig `yaml:"gslb"`
+	// MaxInFlight bounds the queries waiting for an upstream answer at once (cache
+	// misses; a query joining an identical one in flight counts too). A miss
+	// beyond it is dropped without an answer, as Unbound does beyond
+	// num-queries-per-thread: the client retries later. Cached answers, blocks,
+	// SafeSearch and GSLB answers are never held by it. Default 1024.
+	MaxInFlight int `yaml:"max_inflight"`
+	// MaxInFlightPerClient bounds the same per client address, so that one client
+	// cannot take the whole MaxInFlight. Default 128 (at most MaxInFlight).
+	MaxInFlightPerClient int `yaml:"max_inflight_per_client"`
 }
 
 // GroupConfig is the per-group part of Config.
@@ -242,6 +256,15 @@ func (c *Config) Validate() []field.Error {
 	if c.TTL < 0 {
 		errs = append(errs, field.Errorf("ttl", "must not be negative"))
 	}
+	if c.MaxInFlight < 0 {
+		errs = append(errs, field.Errorf("max_inflight", "must be positive (0: the default, %d)", DefaultMaxInFlight))
+	}
+	if c.MaxInFlightPerClient < 0 {
+		errs = append(errs, field.Errorf("max_inflight_per_client", "must be positive (0: the default, %d)", DefaultMaxInFlightPerClient))
+	}
+	if c.MaxInFlight > 0 && c.MaxInFlightPerClient > c.MaxInFlight {
+		errs = append(errs, field.Errorf("max_inflight_per_client", "is above max_inflight (%d)", c.MaxInFlight))
+	}
 	errs = append(errs, field.Prefix("gslb", c.GSLB.validate())...)
 	return errs
 }
@@ -350,6 +373,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TTL == 0 {
 		c.TTL = DefaultTTL
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.MaxInFlightPerClient == 0 {
+		c.MaxInFlightPerClient = min(DefaultMaxInFlightPerClient, c.MaxInFlight)
 	}
 	g := &c.GSLB
 	if g.Zone != "" {

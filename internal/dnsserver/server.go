@@ -60,6 +60,9 @@ type Options struct {
 type Server struct {
 	state atomic.Pointer[state]
 	bufs  sync.Pool // *[]byte for replies answered in wire form
+	busy  inflight  // queries waiting for an upstream (Config.MaxInFlight)
+	// handlers counts the goroutines serveUDP started, bounded by maxHandlers.
+	handlers atomic.Int64
 }
 
 // state is one immutable configuration of the server (the GSLB round-robin
@@ -151,6 +154,11 @@ func (s *Server) Serve(ctx context.Context, pconn net.PacketConn, ln net.Listene
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if uc, ok := pconn.(interface{ SetReadBuffer(int) error }); ok {
+		// Room for bursts (Unbound's so-rcvbuf advice); the kernel caps it at
+		// net.core.rmem_max, so this is best effort.
+		uc.SetReadBuffer(udpReadBuffer)
+	}
 	var servers []*dns.Server
 	errc := make(chan error, 2)
 	var wg sync.WaitGroup
@@ -201,6 +209,11 @@ func (s *Server) Serve(ctx context.Context, pconn net.PacketConn, ln net.Listene
 	wg.Wait()
 	return err
 }
+
+// udpReadBuffer is the receive buffer asked for each UDP socket: about 4,000
+// queued queries, so that a burst (or a flood of misses being dropped) does not
+// make the kernel discard the cached lookups queued behind it.
+const udpReadBuffer = 4 << 20
 
 func idleTimeout() time.Duration { return 10 * time.Second }
 
