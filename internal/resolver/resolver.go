@@ -162,7 +162,7 @@ func (r *Resolver) Exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 // to answer cached names at once and to count only real upstream work against
 // its in-flight bounds.
 func (r *Resolver) ExchangeCached(q *dns.Msg) (m *dns.Msg, ok bool) {
-	if r.cache == nil || len(q.Question) == 0 {
+	if len(q.Question) == 0 {
 		return nil, false
 	}
 	qq := q.Question[0]
@@ -172,6 +172,14 @@ func (r *Resolver) ExchangeCached(q *dns.Msg) (m *dns.Msg, ok bool) {
 	}
 	if !strings.HasSuffix(k.name, ".") {
 		k.name += "."
+	}
+	if m, ok := localhost(k); ok {
+		m.Id = q.Id
+		m.Question = []dns.Question{qq}
+		return m, true
+	}
+	if r.cache == nil {
+		return nil, false
 	}
 	now := r.now()
 	e := r.cache.get(k, now)
@@ -188,6 +196,9 @@ func (r *Resolver) ExchangeCached(q *dns.Msg) (m *dns.Msg, ok bool) {
 func (r *Resolver) lookup(ctx context.Context, k cacheKey) (*dns.Msg, error) {
 	if !strings.HasSuffix(k.name, ".") {
 		k.name += "."
+	}
+	if m, ok := localhost(k); ok {
+		return m, nil
 	}
 	if r.cache != nil {
 		if e := r.cache.get(k, r.now()); e != nil {
