@@ -3,8 +3,11 @@ package engine
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"runtime"
 	"sync"
@@ -32,22 +35,45 @@ func openFDs(t *testing.T) int {
 // goroutines and open descriptors stay bounded (the old code held a goroutine and
 // an upstream socket per datagram: tens of thousands), a cached name keeps
 // answering during the flood (plain, with an EDNS cookie as dig sends, and over
-// TCP), and another name resolves once the flood stops.
+// TCP), the forward door of the same process keeps serving, and another name
+// resolves once the flood stops.
 func TestDNSFloodOfMissesIsBounded(t *testing.T) {
 	up := resolvertest.New(60, 60).Add(t,
 		"cached.test. 3600 IN A 192.0.2.1",
 		"other.test. 3600 IN A 192.0.2.2",
 	).Silence("flood.test").Start(t)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "origin")
+	}))
+	defer origin.Close()
 	e := runEngine(t, fmt.Sprintf(`
+forward: {listen: ["127.0.0.1:0"]}
 resolver:
   upstreams: ["udp://%s"]
   timeout: 2s
+  egress: {allow: ["127.0.0.0/8"]}
 dns:
   listen: ["127.0.0.1:0"]
   max_inflight: 256
   max_inflight_per_client: 32
 `, up.Addr))
 	server := e.Addrs()["dns"][0].String()
+	proxied := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		Proxy: http.ProxyURL(mustURL("http://" + e.Addrs()["forward"][0].String())), DisableKeepAlives: true,
+	}}
+	// get fetches the origin through the forward door of the same process.
+	get := func() error {
+		resp, err := proxied.Get(origin.URL + "/")
+		if err != nil {
+			return fmt.Errorf("forward door during the flood: %w", err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != "origin" {
+			return fmt.Errorf("forward door during the flood: %d %q", resp.StatusCode, b)
+		}
+		return nil
+	}
 
 	var retries atomic.Int64
 	// ask sends one query for name (with an EDNS cookie option when cookie is set)
@@ -155,6 +181,9 @@ dns:
 				checkErrs = append(checkErrs, err)
 			}
 		}
+		if err := get(); err != nil {
+			checkErrs = append(checkErrs, err)
+		}
 		rounds++
 	}
 	flood.Wait()
@@ -170,7 +199,7 @@ dns:
 	stop()
 	wg.Wait()
 
-	t.Logf("flood: %d queries sent in 4 s from 20 clients; %d rounds of cached lookups during it (%d retries); upstream saw %d queries; other.test answered %v after the flood; peak goroutines %d (baseline %d), peak open descriptors %d (baseline %d)",
+	t.Logf("flood: %d queries sent in 4 s from 20 clients; %d rounds of cached lookups and forward GETs during it (%d retries); upstream saw %d queries; other.test answered %v after the flood; peak goroutines %d (baseline %d), peak open descriptors %d (baseline %d)",
 		sent.Load(), rounds, retries.Load(), up.Total(), time.Since(floodDone).Round(time.Millisecond), peakG.Load(), baseG, peakFD.Load(), baseFD)
 	for _, err := range checkErrs {
 		t.Errorf("cached name during the flood: %v", err)
