@@ -149,6 +149,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	e.Close()
+	for _, w := range f.Warnings() {
+		fmt.Fprintln(stderr, w.Error())
+	}
 	fmt.Fprintf(stdout, "%s: OK (%d rules, %d lists)\n", f.Name, len(f.Policy.Rules), len(f.Policy.Lists))
 	return 0
 }

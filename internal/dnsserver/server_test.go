@@ -320,7 +320,7 @@ func TestSafeSearchPerGroup(t *testing.T) {
 	up := testUpstream(t)
 	cfg := &Config{
 		SafeSearch: filter.SafeSearch{Google: true},
-		Groups:     map[string]GroupConfig{"students": {SafeSearch: filter.SafeSearch{Google: true, YouTube: filter.YouTubeStrict}}},
+		Groups:     map[string]GroupConfig{"students": {SafeSearch: GroupSafeSearch{YouTube: filter.YouTubeStrict}}},
 		TTL:        90 * time.Second,
 	}
 	_, addr := startServer(t, Options{Config: cfg, Policy: testPolicy(), Groups: testGroups, Resolver: newResolver(t, up)})
@@ -457,7 +457,7 @@ func TestConfigValidate(t *testing.T) {
 		BlockAnswer:    "drop",
 		BlockAddressV4: netip.MustParseAddr("::1"),
 		SafeSearch:     filter.SafeSearch{YouTube: "lax"},
-		Groups:         map[string]GroupConfig{"kids": {SafeSearch: filter.SafeSearch{YouTube: "on"}}},
+		Groups:         map[string]GroupConfig{"kids": {SafeSearch: GroupSafeSearch{YouTube: "on"}}},
 		GSLB: GSLBConfig{
 			Zone:       "example.test.",
 			Names:      map[string]NameConfig{"www": {WhenAllDown: "panic", Sites: []SiteConfig{{Name: "eu", Weight: -1}}}},

@@ -28,7 +28,8 @@ type Config struct {
 	// port 853; HOST is the certificate name, or an IP with an IP SAN; write
 	// "tls://IP:PORT#NAME" to dial an IP and verify NAME), or "system" (the OS
 	// resolver via net.Resolver for A/AAAA, /etc/resolv.conf servers for other
-	// types). Default ["system"].
+	// types). Default ["system"]. Whatever the upstreams, localhost and the names
+	// under it resolve to 127.0.0.1 and ::1 without asking them (RFC 6761).
 	Upstreams []string `yaml:"upstreams"`
 	// Timeout bounds one attempt at one upstream. Default 2s.
 	Timeout time.Duration `yaml:"timeout"`
