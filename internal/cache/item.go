@@ -155,9 +155,14 @@ func (c *Cache) computeLifetime(e *entry) time.Duration {
 		return e.cc.maxAge
 	}
 	if ex, ok := e.header["Expires"]; ok {
-		t, err := http.ParseTime(strings.TrimSpace(firstOf(ex)))
-		if err != nil {
-			return 0 // invalid dates, such as "0", are in the past (§5.3)
+		// Invalid dates, such as "0", a one-digit hour or several lines, are
+		// in the past (§5.3).
+		if len(ex) != 1 {
+			return 0
+		}
+		t, ok := parseHTTPDate(strings.TrimSpace(ex[0]))
+		if !ok {
+			return 0
 		}
 		return max(t.Sub(e.date), 0)
 	}
@@ -172,13 +177,6 @@ func (c *Cache) computeLifetime(e *entry) time.Duration {
 	}
 	h := time.Duration(float64(e.date.Sub(e.lmTime)) * c.cfg.DefaultHeuristicFraction)
 	return min(h, c.cfg.MaxHeuristicTTL)
-}
-
-func firstOf(v []string) string {
-	if len(v) == 0 {
-		return ""
-	}
-	return v[0]
 }
 
 // explicitFreshness reports whether the response carries explicit freshness.
