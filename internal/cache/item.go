@@ -179,6 +179,22 @@ func (c *Cache) computeLifetime(e *entry) time.Duration {
 	return min(h, c.cfg.MaxHeuristicTTL)
 }
 
+// ageOf reads the Age field as the http-tests cache suite expects of a
+// cache: the first member of the first line ("7200, 0" is 7200 and "0, 7200"
+// is 0, parameters after ';' dropped); an invalid value (not a non-negative
+// integer) is ignored, as RFC 9111 §5.1 allows.
+func ageOf(lines []string) time.Duration {
+	if len(lines) == 0 {
+		return 0
+	}
+	v, _, _ := strings.Cut(lines[0], ",")
+	v, _, _ = strings.Cut(v, ";")
+	if a, ok := parseDelta(strings.TrimSpace(v)); ok {
+		return a
+	}
+	return 0
+}
+
 // explicitFreshness reports whether the response carries explicit freshness.
 func explicitFreshness(h http.Header, cc *respCC) bool {
 	_, exp := h["Expires"]
@@ -243,10 +259,7 @@ func (c *Cache) refreshMeta(e *entry) {
 	} else {
 		h.Set("Date", e.resTime.UTC().Format(http.TimeFormat))
 	}
-	e.ageVal = 0
-	if a, ok := parseDelta(strings.TrimSpace(h.Get("Age"))); ok {
-		e.ageVal = a
-	}
+	e.ageVal = ageOf(h["Age"])
 	delete(h, "Age")
 	e.etag = h.Get("Etag")
 	e.lastMod = h.Get("Last-Modified")

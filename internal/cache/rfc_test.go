@@ -575,3 +575,40 @@ func TestExpiresParsedStrictly(t *testing.T) {
 		}
 	}
 }
+
+// TestAgeListUsesFirstMember checks the Age parsing http-tests/cache-tests
+// expects: the first member of the first line counts ("7200, 0" is old), and
+// a value that is not a number is ignored.
+func TestAgeListUsesFirstMember(t *testing.T) {
+	cases := []struct {
+		age    []string
+		cached bool
+	}{
+		{[]string{"7200, 0"}, false},
+		{[]string{"0, 7200"}, true},
+		{[]string{"7200", "0"}, false},
+		{[]string{"0", "7200"}, true},
+		{[]string{"7200;foo=bar"}, false},
+		{[]string{"abc"}, true},
+		{[]string{"-7200"}, true},
+		{[]string{"2147483648"}, false},
+	}
+	w := newWorld(t, Config{}, nil)
+	w.setHandler(func(rw http.ResponseWriter, r *http.Request, n int64) {
+		i, _ := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/a/"))
+		rw.Header().Set("Cache-Control", "max-age=3600")
+		for _, v := range cases[i].age {
+			rw.Header().Add("Age", v)
+		}
+		_, _ = io.WriteString(rw, "x")
+	})
+	for i, tc := range cases {
+		before := w.count.Load()
+		w.get("/a/" + strconv.Itoa(i))
+		w.get("/a/" + strconv.Itoa(i))
+		got := w.count.Load() - before
+		if want := map[bool]int64{true: 1, false: 2}[tc.cached]; got != want {
+			t.Errorf("Age %q: origin saw %d requests for two GETs, want %d", tc.age, got, want)
+		}
+	}
+}
