@@ -44,6 +44,7 @@ type CacheStatus struct {
 	Bypass      int64 `json:"bypass"`
 	Evictions   int64 `json:"evictions"`
 	Bytes       int64 `json:"bytes"`
+	Filling     int64 `json:"filling_bytes"`
 	Objects     int64 `json:"objects"`
 }
 
