@@ -74,6 +74,7 @@ type CacheStatus struct {
 	Bypass      int64 `json:"bypass"`
 	Evictions   int64 `json:"evictions"`
 	Bytes       int64 `json:"bytes"`
+	Filling     int64 `json:"filling_bytes"`
 	Objects     int64 `json:"objects"`
 	TierHits    int64 `json:"tier_hits"` // answered from the cluster's shared tier
 }

@@ -62,7 +62,10 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) (*Cache, error) {
 	for _, o := range opts {
 		o(c)
 	}
-	c.store = newStore(c.cfg.MaxBytes, &c.stats)
+	// Fills in progress may hold half the budget (at least one object of the
+	// largest size stored); the rest keeps stored responses from being
+	// evicted by fills that may never finish.
+	c.store = newStore(c.cfg.MaxBytes, max(c.cfg.MaxBytes/2, c.cfg.MaxObjectBytes), &c.stats)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
 }
@@ -137,7 +140,8 @@ type Stats struct {
 	Collapsed   int64 // requests answered from another request's origin fetch
 	Bypass      int64 // requests not eligible (method, policy bypass, range, …)
 	Evictions   int64 // objects evicted to stay within max_bytes
-	Bytes       int64 // bytes held now (bodies, headers, per-object overhead)
+	Bytes       int64 // bytes held now (bodies, headers, per-object overhead, fills in progress); at most max_bytes
+	Filling     int64 // the part of Bytes held by responses being stored as they stream
 	Objects     int64 // URLs held now (each may hold several Vary variants)
 	TierHits    int64 // memory misses answered from the shared tier (counted in Hits too)
 }
@@ -148,7 +152,7 @@ type counters struct {
 
 // Stats returns the current counters.
 func (c *Cache) Stats() Stats {
-	b, n := c.store.usage()
+	b, f, n := c.store.usage()
 	return Stats{
 		Hits:        c.stats.hits.Load(),
 		Misses:      c.stats.misses.Load(),
@@ -158,6 +162,7 @@ func (c *Cache) Stats() Stats {
 		Bypass:      c.stats.bypass.Load(),
 		Evictions:   c.stats.evictions.Load(),
 		Bytes:       b,
+		Filling:     f,
 		Objects:     n,
 		TierHits:    c.stats.tierHits.Load(),
 	}

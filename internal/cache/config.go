@@ -25,7 +25,8 @@ const (
 // Zero values mean "use the default" given on each field.
 type Config struct {
 	// MaxBytes bounds the memory held by stored responses (bodies, headers and a
-	// fixed per-object overhead). Default 256 MiB.
+	// fixed per-object overhead) and by responses being stored as they stream,
+	// which may hold half of it. Default 256 MiB.
 	MaxBytes int64 `yaml:"max_bytes"`
 	// MaxObjectBytes is the largest body stored; larger responses are streamed to
 	// the client and not stored. Default 8 MiB.

@@ -42,6 +42,10 @@
 // from what it stored ("collapsed"), or go to the origin themselves when it stored
 // nothing usable for them. Bodies are streamed to the client while being stored;
 // storing is abandoned beyond max_object_bytes or when the client stops reading.
+// A body being stored is held in a buffer that grows with the bytes received,
+// each growth drawn from max_bytes (fills in progress may hold half of it, or
+// one max_object_bytes object); when the budget is spent the body is relayed
+// without being stored.
 // Single byte ranges are answered from stored full responses.
 //
 // Fresh hits at a server: the RoundTripper from WrapPolicy also has

@@ -244,9 +244,10 @@ func (x *exchange) store(res *http.Response, reqTime, resTime time.Time, f *flig
 	x.st.ttl, x.st.hasTTL = e.lifetime(x.cp.p.MaxTTL)-e.currentAge(resTime), true
 	x.st.apply(res.Header)
 	key, gen := x.key, x.gen
-	done := func(body []byte, ok bool) {
+	done := func(body []byte, reserved int64, ok bool) {
 		defer f.finish()
 		if !ok || (res.ContentLength >= 0 && int64(len(body)) != res.ContentLength) {
+			c.store.release(reserved)
 			return
 		}
 		if cap(body)-len(body) > len(body)/8 {
@@ -256,32 +257,40 @@ func (x *exchange) store(res *http.Response, reqTime, resTime time.Time, f *flig
 			body = []byte{}
 		}
 		e.setBody(body)
-		if c.store.put(key, e, gen, c.cfg.MaxVariants) {
+		if c.store.put(key, e, gen, c.cfg.MaxVariants, reserved) {
 			c.toTier(key)
 		}
 	}
 	if res.Body == nil || res.Body == http.NoBody || res.ContentLength == 0 {
-		done(nil, true)
+		done(nil, 0, true)
 		return res
 	}
-	t := &teeBody{rc: res.Body, max: c.cfg.MaxObjectBytes, done: done}
-	if res.ContentLength > 0 {
-		t.buf = make([]byte, 0, res.ContentLength)
-	}
-	res.Body = t
+	res.Body = &teeBody{rc: res.Body, max: c.cfg.MaxObjectBytes, want: res.ContentLength, s: c.store, done: done}
 	return res
 }
 
+// fillStep bounds how far a fill's buffer grows ahead of the bytes received.
+const (
+	fillFirst = 32 << 10
+	fillStep  = 1 << 20
+)
+
 // teeBody streams an origin body to the client while keeping a copy to store.
-// Storing is abandoned when the body outgrows max or the client stops reading.
+// Its buffer grows with the bytes received (never ahead of them by more than
+// their size or fillStep), each growth reserved from the store's budget.
+// Storing is abandoned, and relaying goes on, when the body outgrows max, the
+// budget for fills is spent, or the client stops reading.
 type teeBody struct {
 	rc   io.ReadCloser
 	max  int64
-	done func(body []byte, ok bool)
+	want int64 // Content-Length, or -1
+	s    *store
+	done func(body []byte, reserved int64, ok bool)
 
-	mu  sync.Mutex
-	buf []byte
-	fin bool
+	mu       sync.Mutex
+	buf      []byte
+	reserved int64 // bytes reserved from s: cap(buf)
+	fin      bool
 }
 
 func (t *teeBody) Read(p []byte) (int, error) {
@@ -290,6 +299,8 @@ func (t *teeBody) Read(p []byte) (int, error) {
 	if !t.fin {
 		switch {
 		case n > 0 && int64(len(t.buf)+n) > t.max:
+			t.finishLocked(false)
+		case n > 0 && !t.grow(n):
 			t.finishLocked(false)
 		case n > 0:
 			t.buf = append(t.buf, p[:n]...)
@@ -306,11 +317,34 @@ func (t *teeBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// grow makes room for n more bytes, reserving the growth; false when the
+// budget is spent.
+func (t *teeBody) grow(n int) bool {
+	need := int64(len(t.buf) + n)
+	if need <= int64(cap(t.buf)) {
+		return true
+	}
+	c := int64(cap(t.buf))
+	nc := max(need, c+min(max(c, fillFirst), fillStep))
+	if t.want > 0 && nc > t.want {
+		nc = max(t.want, need)
+	}
+	nc = min(nc, max(t.max, need))
+	if !t.s.reserve(nc - c) {
+		return false
+	}
+	t.reserved += nc - c
+	nb := make([]byte, len(t.buf), nc)
+	copy(nb, t.buf)
+	t.buf = nb
+	return true
+}
+
 func (t *teeBody) finishLocked(ok bool) {
 	t.fin = true
-	b := t.buf
-	t.buf = nil
-	t.done(b, ok)
+	b, r := t.buf, t.reserved
+	t.buf, t.reserved = nil, 0
+	t.done(b, r, ok)
 }
 
 func (t *teeBody) Close() error {

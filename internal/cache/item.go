@@ -155,9 +155,14 @@ func (c *Cache) computeLifetime(e *entry) time.Duration {
 		return e.cc.maxAge
 	}
 	if ex, ok := e.header["Expires"]; ok {
-		t, err := http.ParseTime(strings.TrimSpace(firstOf(ex)))
-		if err != nil {
-			return 0 // invalid dates, such as "0", are in the past (§5.3)
+		// Invalid dates, such as "0", a one-digit hour or several lines, are
+		// in the past (§5.3).
+		if len(ex) != 1 {
+			return 0
+		}
+		t, ok := parseHTTPDate(strings.TrimSpace(ex[0]))
+		if !ok {
+			return 0
 		}
 		return max(t.Sub(e.date), 0)
 	}
@@ -174,11 +179,20 @@ func (c *Cache) computeLifetime(e *entry) time.Duration {
 	return min(h, c.cfg.MaxHeuristicTTL)
 }
 
-func firstOf(v []string) string {
-	if len(v) == 0 {
-		return ""
+// ageOf reads the Age field as the http-tests cache suite expects of a
+// cache: the first member of the first line ("7200, 0" is 7200 and "0, 7200"
+// is 0, parameters after ';' dropped); an invalid value (not a non-negative
+// integer) is ignored, as RFC 9111 §5.1 allows.
+func ageOf(lines []string) time.Duration {
+	if len(lines) == 0 {
+		return 0
 	}
-	return v[0]
+	v, _, _ := strings.Cut(lines[0], ",")
+	v, _, _ = strings.Cut(v, ";")
+	if a, ok := parseDelta(strings.TrimSpace(v)); ok {
+		return a
+	}
+	return 0
 }
 
 // explicitFreshness reports whether the response carries explicit freshness.
@@ -245,10 +259,7 @@ func (c *Cache) refreshMeta(e *entry) {
 	} else {
 		h.Set("Date", e.resTime.UTC().Format(http.TimeFormat))
 	}
-	e.ageVal = 0
-	if a, ok := parseDelta(strings.TrimSpace(h.Get("Age"))); ok {
-		e.ageVal = a
-	}
+	e.ageVal = ageOf(h["Age"])
 	delete(h, "Age")
 	e.etag = h.Get("Etag")
 	e.lastMod = h.Get("Last-Modified")

@@ -32,18 +32,43 @@ func originOf(req *http.Request) (scheme, host string) {
 	return normOrigin(scheme, host)
 }
 
+// normOrigin returns the scheme and host as keys use them: lower case, the
+// host without its trailing dot or the scheme's default port. It does not
+// allocate when they are already so.
 func normOrigin(scheme, host string) (string, string) {
 	if scheme == "" {
 		scheme = "http"
 	}
 	scheme = strings.ToLower(scheme)
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	if h, ok := strings.CutSuffix(host, ":80"); ok && scheme == "http" {
-		host = h
-	} else if h, ok := strings.CutSuffix(host, ":443"); ok && scheme == "https" {
-		host = h
+	host = strings.ToLower(host)
+	name, port := splitPort(host)
+	if (port == "80" && scheme == "http") || (port == "443" && scheme == "https") {
+		port = ""
 	}
-	return scheme, host
+	n := strings.TrimRight(name, ".")
+	switch {
+	case port == "":
+		return scheme, n
+	case n == name:
+		return scheme, host
+	}
+	return scheme, n + ":" + port
+}
+
+// splitPort splits host into its name and port; port is "" when there is
+// none. A bracketed IPv6 literal keeps its brackets.
+func splitPort(host string) (name, port string) {
+	i := strings.LastIndexByte(host, ':')
+	if i < 0 {
+		return host, ""
+	}
+	if strings.IndexByte(host[:i], ':') >= 0 && !strings.HasSuffix(host[:i], "]") {
+		return host, "" // an unbracketed IPv6 literal: no port
+	}
+	if strings.IndexByte(host[i:], ']') >= 0 {
+		return host, ""
+	}
+	return host[:i], host[i+1:]
 }
 
 // key is the primary cache key: scheme://host/path?query, the query without the

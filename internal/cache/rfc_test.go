@@ -2,8 +2,10 @@ package cache
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -529,5 +531,84 @@ func TestHeadFreshensStoredGet(t *testing.T) {
 	w.expectOrigin(2)
 	if r.body != "body" || r.header.Get("X-N") != "2" {
 		t.Fatalf("after HEAD: %q X-N=%s", r.body, r.header.Get("X-N"))
+	}
+}
+
+// TestExpiresParsedStrictly checks RFC 9111 §5.3: an Expires that is not
+// exactly an HTTP-date (the spellings http-tests/cache-tests uses) is in the
+// past, while the three valid forms, in any letter case, give freshness.
+func TestExpiresParsedStrictly(t *testing.T) {
+	cases := []struct {
+		expires []string
+		cached  bool
+	}{
+		{[]string{"Thu, 18 Aug 2050 02:01:18 GMT"}, true},
+		{[]string{"Thursday, 18-Aug-50 02:01:18 GMT"}, true},
+		{[]string{"Thu Aug  8 02:01:18 2050"}, true},
+		{[]string{"THU, 18 AUG 2050 02:01:18 gMT"}, true},
+		{[]string{"Thu, 18 Aug 2050 2:01:18 GMT"}, false},    // one-digit hour
+		{[]string{"Thu, 18  Aug  2050 02:01:18 GMT"}, false}, // several spaces
+		{[]string{"Thu, 18 Aug 2050 02:01:18 GMT", "Thu, 18 Aug 2050 02:01:19 GMT"}, false},
+		{[]string{"Thu, 18 Aug 2050 02:01:18 UTC"}, false},
+		{[]string{"Thu, 18 Aug 50 02:01:18 GMT"}, false},
+		{[]string{"Thu 18 Aug 2050 02:01:18 GMT"}, false},
+		{[]string{"Thu, 18-Aug-2050 02:01:18 GMT"}, false},
+		{[]string{"Thu, 18 Aug 2050 02.01.18 GMT"}, false},
+		{[]string{"0"}, false},
+	}
+	w := newWorld(t, Config{}, nil)
+	w.setHandler(func(rw http.ResponseWriter, r *http.Request, n int64) {
+		i, _ := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/e/"))
+		for _, v := range cases[i].expires {
+			rw.Header().Add("Expires", v)
+		}
+		rw.Header().Set("Last-Modified", "Mon, 01 Jan 2001 00:00:00 GMT")
+		_, _ = io.WriteString(rw, "x")
+	})
+	for i, tc := range cases {
+		before := w.count.Load()
+		w.get("/e/" + strconv.Itoa(i))
+		w.get("/e/" + strconv.Itoa(i))
+		got := w.count.Load() - before
+		if want := map[bool]int64{true: 1, false: 2}[tc.cached]; got != want {
+			t.Errorf("Expires %q: origin saw %d requests for two GETs, want %d", tc.expires, got, want)
+		}
+	}
+}
+
+// TestAgeListUsesFirstMember checks the Age parsing http-tests/cache-tests
+// expects: the first member of the first line counts ("7200, 0" is old), and
+// a value that is not a number is ignored.
+func TestAgeListUsesFirstMember(t *testing.T) {
+	cases := []struct {
+		age    []string
+		cached bool
+	}{
+		{[]string{"7200, 0"}, false},
+		{[]string{"0, 7200"}, true},
+		{[]string{"7200", "0"}, false},
+		{[]string{"0", "7200"}, true},
+		{[]string{"7200;foo=bar"}, false},
+		{[]string{"abc"}, true},
+		{[]string{"-7200"}, true},
+		{[]string{"2147483648"}, false},
+	}
+	w := newWorld(t, Config{}, nil)
+	w.setHandler(func(rw http.ResponseWriter, r *http.Request, n int64) {
+		i, _ := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/a/"))
+		rw.Header().Set("Cache-Control", "max-age=3600")
+		for _, v := range cases[i].age {
+			rw.Header().Add("Age", v)
+		}
+		_, _ = io.WriteString(rw, "x")
+	})
+	for i, tc := range cases {
+		before := w.count.Load()
+		w.get("/a/" + strconv.Itoa(i))
+		w.get("/a/" + strconv.Itoa(i))
+		got := w.count.Load() - before
+		if want := map[bool]int64{true: 1, false: 2}[tc.cached]; got != want {
+			t.Errorf("Age %q: origin saw %d requests for two GETs, want %d", tc.age, got, want)
+		}
 	}
 }

@@ -20,8 +20,24 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if cp == nil {
 		return t.next.RoundTrip(req)
 	}
-	x := &exchange{c: t.c, next: t.next, cp: cp, req: req}
+	x := &exchange{c: t.c, next: t.next, cp: cp, req: withNormalHost(req)}
 	return x.run()
+}
+
+// withNormalHost returns req, or a copy of it whose Host is the normalised
+// form the cache keys on (lower case, no trailing dot, no default port): the
+// origin must see the host the key names, or a page it builds from
+// "Site.TEST.:80" would be stored for, and served to, "site.test".
+func withNormalHost(req *http.Request) *http.Request {
+	sent := req.Host
+	if sent == "" {
+		sent = req.URL.Host
+	}
+	if _, h := normOrigin(req.URL.Scheme, sent); h != sent {
+		req = req.WithContext(req.Context())
+		req.Host = h
+	}
+	return req
 }
 
 // exchange is one request's way through the cache.

@@ -25,7 +25,9 @@ type store struct {
 	small      list.List // of *node, oldest at front
 	main       list.List
 	smallBytes int64
-	bytes      int64
+	bytes      int64 // stored responses plus the buffers of fills in progress
+	filling    int64 // the part of bytes held by fills in progress
+	fillMax    int64 // bound on filling
 
 	ghost  map[uint64]struct{}
 	ghostQ []uint64
@@ -45,14 +47,49 @@ type node struct {
 
 const nodeOverhead = 128
 
-func newStore(max int64, st *counters) *store {
-	return &store{max: max, seed: maphash.MakeSeed(), st: st, m: make(map[string]*node), ghost: make(map[uint64]struct{})}
+// newStore makes a store bounded by max bytes, of which fills in progress may
+// hold up to fillMax.
+func newStore(max, fillMax int64, st *counters) *store {
+	return &store{max: max, fillMax: min(fillMax, max), seed: maphash.MakeSeed(), st: st, m: make(map[string]*node), ghost: make(map[uint64]struct{})}
 }
 
-func (s *store) usage() (bytes, objects int64) {
+func (s *store) usage() (bytes, filling, objects int64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.bytes, int64(len(s.m))
+	return s.bytes, s.filling, int64(len(s.m))
+}
+
+// reserve charges n bytes of a fill's buffer to the store, evicting stored
+// responses as a new one would, and reports whether it could: false when
+// fills in progress already hold fillMax. A fill that cannot reserve gives up
+// storing (and keeps relaying).
+func (s *store) reserve(n int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.filling+n > s.fillMax {
+		return false
+	}
+	s.filling += n
+	s.bytes += n
+	s.smallBytes += n // a new response enters the small queue
+	s.evictLocked()
+	return true
+}
+
+// release returns n reserved bytes.
+func (s *store) release(n int64) {
+	if n == 0 {
+		return
+	}
+	s.mu.Lock()
+	s.releaseLocked(n)
+	s.mu.Unlock()
+}
+
+func (s *store) releaseLocked(n int64) {
+	s.filling -= n
+	s.bytes -= n
+	s.smallBytes -= n
 }
 
 // get returns the variants stored under key (newest first) and counts the hit
@@ -98,14 +135,12 @@ func (s *store) bump(key string) { s.inval[maphash.String(s.seed, key)&255].Add(
 
 // put stores e as the newest variant of key, replacing the variant with the
 // same secondary key and dropping the oldest beyond maxVariants. It reports
-// whether e was stored.
-func (s *store) put(key string, e *entry, gen uint64, maxVariants int) bool {
-	if e.size > s.max {
-		return false
-	}
+// whether e was stored. The fill's reserved bytes are returned either way.
+func (s *store) put(key string, e *entry, gen uint64, maxVariants int, reserved int64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.gen(key) != gen {
+	s.releaseLocked(reserved)
+	if e.size > s.max || s.gen(key) != gen {
 		return false
 	}
 	n := s.m[key]

@@ -21,21 +21,21 @@ func testEntry(size int) *entry {
 
 func TestStoreScanResistance(t *testing.T) {
 	var st counters
-	s := newStore(1<<20, &st) // room for about 100 objects of 10 KiB
+	s := newStore(1<<20, 1<<19, &st) // room for about 100 objects of 10 KiB
 	hot := make([]string, 20)
 	for i := range hot {
 		hot[i] = "hot/" + strconv.Itoa(i)
-		s.put(hot[i], testEntry(10<<10), s.gen(hot[i]), 4)
+		s.put(hot[i], testEntry(10<<10), s.gen(hot[i]), 4, 0)
 	}
 	misses := 0
 	for i := range 6000 {
 		k := "scan/" + strconv.Itoa(i)
-		s.put(k, testEntry(10<<10), s.gen(k), 4) // one-hit wonders
+		s.put(k, testEntry(10<<10), s.gen(k), 4, 0) // one-hit wonders
 		if i%10 == 0 {
 			for _, h := range hot {
 				if s.get(h) == nil {
 					misses++
-					s.put(h, testEntry(10<<10), s.gen(h), 4)
+					s.put(h, testEntry(10<<10), s.gen(h), 4, 0)
 				}
 			}
 		}
@@ -46,7 +46,7 @@ func TestStoreScanResistance(t *testing.T) {
 	if misses > 2*len(hot) {
 		t.Fatalf("hot set missed %d times under a scan", misses)
 	}
-	if b, _ := s.usage(); b > s.max {
+	if b, _, _ := s.usage(); b > s.max {
 		t.Fatalf("bytes %d over max %d", b, s.max)
 	}
 	if st.evictions.Load() == 0 {
@@ -56,20 +56,20 @@ func TestStoreScanResistance(t *testing.T) {
 
 func TestStoreVariantsAndRemove(t *testing.T) {
 	var st counters
-	s := newStore(1<<20, &st)
+	s := newStore(1<<20, 1<<19, &st)
 	mk := func(v string) *entry {
 		e := testEntry(10)
 		e.varyNames, e.varyVals = []string{"Accept"}, []string{v}
 		return e
 	}
 	a, b, a2 := mk("a"), mk("b"), mk("a")
-	s.put("k", a, s.gen("k"), 2)
-	s.put("k", b, s.gen("k"), 2)
-	s.put("k", a2, s.gen("k"), 2)
+	s.put("k", a, s.gen("k"), 2, 0)
+	s.put("k", b, s.gen("k"), 2, 0)
+	s.put("k", a2, s.gen("k"), 2, 0)
 	if vs := s.get("k"); len(vs) != 2 || vs[0] != a2 || vs[1] != b {
 		t.Fatalf("variants = %v", vs)
 	}
-	s.put("k", mk("c"), s.gen("k"), 2)
+	s.put("k", mk("c"), s.gen("k"), 2, 0)
 	if vs := s.get("k"); len(vs) != 2 {
 		t.Fatalf("max variants not enforced: %d", len(vs))
 	}
@@ -77,10 +77,10 @@ func TestStoreVariantsAndRemove(t *testing.T) {
 	if !s.remove("k") || s.get("k") != nil {
 		t.Fatal("remove failed")
 	}
-	if s.put("k", mk("d"), g, 2) {
+	if s.put("k", mk("d"), g, 2, 0) {
 		t.Fatal("a response fetched before an invalidation was stored after it")
 	}
-	if b, n := s.usage(); b != 0 || n != 0 {
+	if b, _, n := s.usage(); b != 0 || n != 0 {
 		t.Fatalf("usage after remove: %d bytes %d objects", b, n)
 	}
 }
@@ -181,5 +181,37 @@ func TestCloseStopsBackgroundRefresh(t *testing.T) {
 	w.clk.Advance(time.Second)
 	if r := w.get("/"); r.body != "v1" {
 		t.Fatalf("after Close: %q", r.body)
+	}
+}
+
+// TestStoreFillReservations: fills in progress are charged to the store, at
+// most fillMax of them, stored responses are evicted to make room, and the
+// total never exceeds max.
+func TestStoreFillReservations(t *testing.T) {
+	var st counters
+	s := newStore(1<<20, 1<<19, &st)
+	for i := range 90 {
+		s.put(fmt.Sprint("k", i), testEntry(10<<10), s.gen(fmt.Sprint("k", i)), 4, 0)
+	}
+	if !s.reserve(300<<10) || !s.reserve(200<<10) {
+		t.Fatal("reservations within fillMax refused")
+	}
+	if s.reserve(100 << 10) {
+		t.Fatal("a reservation beyond fillMax was granted")
+	}
+	b, f, _ := s.usage()
+	if f != 500<<10 || b > s.max {
+		t.Fatalf("bytes %d (max %d), filling %d, want 500 KiB filling", b, s.max, f)
+	}
+	if st.evictions.Load() == 0 {
+		t.Fatal("no stored response was evicted to make room for the fills")
+	}
+	// A finished fill hands its reservation to the stored response.
+	if !s.put("new", testEntry(200<<10), s.gen("new"), 4, 300<<10) {
+		t.Fatal("finished fill not stored")
+	}
+	s.release(200 << 10)
+	if b, f, _ := s.usage(); f != 0 || b > s.max {
+		t.Fatalf("after the fills: bytes %d, filling %d", b, f)
 	}
 }

@@ -93,7 +93,7 @@ func (x *exchange) fromTier(kb []byte) *http.Response {
 			continue
 		}
 		e.setBody(te.Body)
-		if x.c.store.put(string(kb), e, x.gen, x.c.cfg.MaxVariants) {
+		if x.c.store.put(string(kb), e, x.gen, x.c.cfg.MaxVariants, 0) {
 			x.gen = x.c.store.genBytes(kb)
 		}
 		vs = append([]*entry{e}, vs...)

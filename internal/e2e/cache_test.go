@@ -84,3 +84,35 @@ func TestCacheDeceptionPrivatePage(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheForwardsTheHostItKeysOn: the cache keys "SITE.Test.:80" as
+// site.test, so the origin must be asked for site.test too, never for the
+// spelling the client chose: otherwise a page built from the raw Host would be
+// stored for, and served to, every visitor of site.test.
+func TestCacheForwardsTheHostItKeysOn(t *testing.T) {
+	o := reflectingOrigin(t)
+	p := startProxy(t, cachedPolicy(o.url()), nil, "reverse")
+	addr := p.addrs["reverse"]
+	for _, host := range []string{"SITE.Test.:80", "site.test.", "Site.Test"} {
+		before := len(o.requests())
+		resps := rawExchange(t, addr, "GET /host-"+strings.TrimSuffix(host, ":80")+" HTTP/1.1\r\nHost: "+host+"\r\nConnection: close\r\n\r\n")
+		if len(resps) != 1 || resps[0].StatusCode != 200 {
+			t.Fatalf("Host %q: %v", host, statuses(resps))
+		}
+		reqs := o.requests()
+		if len(reqs) != before+1 {
+			t.Fatalf("Host %q: the origin saw %d requests, want 1", host, len(reqs)-before)
+		}
+		if got := reqs[len(reqs)-1].Host; got != "site.test" {
+			t.Errorf("Host %q: the origin was asked for %q, the cache keys it as site.test", host, got)
+		}
+	}
+	// And every spelling is one key: one origin request for all of them.
+	before := len(o.requests())
+	for _, host := range []string{"SITE.Test.:80", "site.test", "site.test.", "Site.Test:80"} {
+		rawExchange(t, addr, "GET /same HTTP/1.1\r\nHost: "+host+"\r\nConnection: close\r\n\r\n")
+	}
+	if n := len(o.requests()) - before; n != 1 {
+		t.Errorf("four spellings of site.test made %d origin requests, want 1", n)
+	}
+}
