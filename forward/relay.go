@@ -50,7 +50,13 @@ func (p *Proxy) checkHTTP(x *exchange, r *http.Request) *http.Response {
 			return p.pageResponse(r, http.StatusLoopDetected, "This request already passed through this proxy (a forwarding loop).")
 		}
 	}
-	host, port := rules.SplitHostPort(r.URL.Host)
+	host, port, err := rules.CanonicalAuthority(r.URL.Host)
+	if err != nil {
+		return p.badHost(x, r, err)
+	}
+	// From here on the request goes to, and is dialed by, the name the
+	// policy sees: never a spelling the resolver would read differently.
+	r.URL.Host = rules.JoinAuthority(r.URL.Host, host, port)
 	if port == 0 {
 		port = 80
 		if scheme == "https" {
@@ -80,6 +86,15 @@ func (p *Proxy) checkHTTP(x *exchange, r *http.Request) *http.Response {
 		URL: x.entry.URL, Host: host, Rule: v.Rule, Category: v.Category,
 		Reason: v.Reason, Contact: p.cfg.Contact, Time: x.entry.Time,
 	})
+}
+
+// badHost refuses a request whose host does not normalise (rules.CanonicalAuthority)
+// with 400 and a log line.
+func (p *Proxy) badHost(x *exchange, r *http.Request, err error) *http.Response {
+	x.entry.Error = "bad host: " + err.Error()
+	x.entry.Action, x.entry.Rule = rules.ActionBlock.String(), "bad_host"
+	p.logger.Warn("forward: request refused: the host does not normalise", "client", x.entry.Client.String(), "error", err.Error())
+	return p.pageResponse(r, http.StatusBadRequest, "The host name of this address is not valid.")
 }
 
 // prepareUpstream turns an allowed client request into the upstream request:

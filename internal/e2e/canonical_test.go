@@ -1,0 +1,218 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/resolver/resolvertest"
+)
+
+// sink is a TCP server on one loopback address that counts the connections it
+// accepts and answers each request head with a 200 naming itself.
+type sink struct {
+	name  string
+	ln    net.Listener
+	conns atomic.Int64
+}
+
+func startSink(t *testing.T, name, addr string) *sink {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot listen on %s: %v", addr, err)
+	}
+	s := &sink{name: name, ln: ln}
+	var mu sync.Mutex
+	var open []net.Conn
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.conns.Add(1)
+			mu.Lock()
+			open = append(open, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+					return
+				}
+				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(s.name), s.name)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return s
+}
+
+func (s *sink) port() string { _, p, _ := net.SplitHostPort(s.ln.Addr().String()); return p }
+
+// spellings are the ways of writing name that an attacker tried: the resolver
+// reaches name through each of them.
+func spellings(name string) map[string]string {
+	full := strings.Map(func(r rune) rune {
+		if r >= '!' && r <= '~' && r != '.' {
+			return r - '!' + '！' // the full-width form
+		}
+		return r
+	}, name)
+	var esc strings.Builder
+	for i := 0; i < len(full); i++ {
+		if full[i] >= 0x80 {
+			fmt.Fprintf(&esc, "%%%02X", full[i])
+		} else {
+			esc.WriteByte(full[i])
+		}
+	}
+	return map[string]string{
+		"two trailing dots":          name + "..",
+		"percent-encoded full-width": esc.String(), // net/url decodes it in the request line
+		"full-width":                 full,
+		"ideographic dots":           strings.ReplaceAll(name, ".", "。"),
+		"upper case, dot":            strings.ToUpper(name) + ".",
+	}
+}
+
+// TestOneCanonicalHost: every spelling of a blocked name or address that the
+// resolver and dialer would take to the blocked site is blocked by host:,
+// domain:, glob: and list rules and by SafeSearch, through the forward door's
+// plain HTTP and CONNECT, and the blocked site never gets a connection. A
+// spelling that does not normalise is refused (400, or 403 for CONNECT).
+func TestOneCanonicalHost(t *testing.T) {
+	site := startSink(t, "blocked-site", "127.0.0.1:0") // every name below resolves here
+	port := site.port()
+	byHostIP := startSink(t, "host-rule-address", "127.0.0.2:0")
+	byGlobIP := startSink(t, "glob-rule-address", "127.0.0.3:0")
+	byListIP := startSink(t, "list-address", "127.0.0.4:0")
+	safe := startSink(t, "safesearch", "127.0.0.5:"+port)
+	startSink(t, "allowed", "127.0.0.6:"+port)
+	up := resolvertest.New(60, 60)
+	for _, n := range []string{"blocked-host.test", "www.blocked-domain.test", "blocked-glob.test", "blocked-list.test", "www.google.com"} {
+		up.Add(t, n+". 60 IN A 127.0.0.1")
+	}
+	up.Add(t, "forcesafesearch.google.com. 60 IN A 127.0.0.5", "allowed.test. 60 IN A 127.0.0.6")
+	up.Start(t)
+	p := startProxy(t, fmt.Sprintf(`
+forward:
+  listen: ["127.0.0.1:0"]
+  connect_ports: [%s, %s, %s, %s]
+  dial_timeout: 2s
+  response_header_timeout: 5s
+  safesearch: {google: true}
+resolver:
+  upstreams: ["udp://%s"]
+  egress: {allow: ["127.0.0.0/8"]}
+lists: {bl: {format: domains, path: block.txt}}
+rules:
+  - {name: by-host, host: [blocked-host.test, 127.0.0.2], action: block}
+  - {name: by-domain, domain: [blocked-domain.test], action: block}
+  - {name: by-glob, glob: ["blocked-glob.*", "127.0.0.3"], action: block}
+  - {name: by-list, list: [bl], action: block}
+default: allow
+`, port, byHostIP.port(), byGlobIP.port(), byListIP.port(), up.Addr),
+		map[string]string{"block.txt": "blocked-list.test\n127.0.0.4\n"})
+
+	type target struct{ authority, rule string }
+	var targets []target
+	for name, rule := range map[string]string{
+		"blocked-host.test": "by-host", "www.blocked-domain.test": "by-domain",
+		"blocked-glob.test": "by-glob", "blocked-list.test": "by-list",
+		"www.google.com": "safesearch",
+	} {
+		for how, s := range spellings(name) {
+			targets = append(targets, target{s + ":" + port, rule + ", " + how})
+		}
+	}
+	for _, s := range []*sink{byHostIP, byGlobIP, byListIP} {
+		a := s.ln.Addr().(*net.TCPAddr)
+		targets = append(targets, target{fmt.Sprintf("[::ffff:%s]:%d", a.IP, a.Port), s.name + ", IPv4-mapped IPv6"})
+	}
+
+	// The set-up works: an allowed name is reached, and the canonical
+	// spelling of a blocked one is blocked.
+	if rs := rawExchange(t, p.fwd(), "GET http://allowed.test:"+port+"/ HTTP/1.1\r\nHost: allowed.test:"+port+"\r\nConnection: close\r\n\r\n"); len(rs) != 1 || rs[0].StatusCode != 200 || bodyOf(rs[0]) != "allowed" {
+		t.Fatalf("an allowed name was not reached: %v", rs)
+	}
+	for _, tg := range targets {
+		t.Run(tg.rule, func(t *testing.T) {
+			host := tg.authority // the Host field: the target itself unless it holds escapes, which a Host field may not
+			if strings.Contains(host, "%") {
+				host = "allowed.test:" + port
+			}
+			plain := rawExchange(t, p.fwd(), "GET http://"+tg.authority+"/ HTTP/1.1\r\nHost: "+host+"\r\nConnection: close\r\n\r\n")
+			if len(plain) == 0 {
+				t.Fatalf("GET http://%s/: no response", tg.authority)
+			}
+			r := plain[0]
+			body := bodyOf(r)
+			switch {
+			case strings.HasSuffix(tg.rule, "IPv4-mapped IPv6") || !strings.HasPrefix(tg.rule, "safesearch"):
+				if r.StatusCode != http.StatusForbidden && r.StatusCode != http.StatusBadRequest {
+					t.Errorf("GET http://%s/: %d %q, want the block page (403) or 400", tg.authority, r.StatusCode, body)
+				}
+			default: // SafeSearch: sent to the enforcement address, or refused
+				if !(r.StatusCode == 200 && body == "safesearch") && r.StatusCode != http.StatusBadRequest {
+					t.Errorf("GET http://%s/: %d %q, want SafeSearch's address or 400", tg.authority, r.StatusCode, body)
+				}
+			}
+			c := connectStatus(t, p.fwd(), tg.authority, host)
+			if strings.HasPrefix(tg.rule, "safesearch") {
+				if c != 200 && c != http.StatusForbidden && c != http.StatusBadRequest {
+					t.Errorf("CONNECT %s: %d, want a tunnel to SafeSearch's address, 403 or 400", tg.authority, c)
+				}
+			} else if c != http.StatusForbidden && c != http.StatusBadRequest {
+				t.Errorf("CONNECT %s: %d, want 403 or 400", tg.authority, c)
+			}
+		})
+	}
+	for _, s := range []*sink{site, byHostIP, byGlobIP, byListIP} {
+		if n := s.conns.Load(); n != 0 {
+			t.Errorf("%s: reached %d times through a spelling the policy did not recognise", s.name, n)
+		}
+	}
+	if safe.conns.Load() == 0 {
+		t.Errorf("SafeSearch's address was never reached: the test proves nothing about SafeSearch")
+	}
+}
+
+// connectStatus sends CONNECT authority to the proxy at addr and returns the
+// status of the answer (host is the Host field).
+func connectStatus(t *testing.T, addr, authority, host string) int {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", authority, host); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodConnect})
+	if err != nil {
+		t.Fatalf("CONNECT %s: %v", authority, err)
+	}
+	return resp.StatusCode
+}
