@@ -200,8 +200,20 @@ func (p *Proxy) hijackTunnel(r *http.Request, client net.Conn, _ *goproxy.ProxyC
 	case sni != "" && x.mode != modeBlockTLS:
 		p.checkSNI(x, sni)
 	}
-	if x.mode == modeTunnel && tn.upstream == nil { // the SNI verdict asked for a tunnel after all
-		addr := net.JoinHostPort(p.connectHost(x, x.connect.Host), strconv.Itoa(int(x.connect.Port)))
+	dest := ""
+	if x.mode == modeTunnel && x.sni != "" && x.sni != x.connect.Host {
+		// The policy decided on the server name (checkSNI): so does SafeSearch,
+		// whatever address the CONNECT named (an IP literal, another name).
+		if target := p.connectHost(x, x.sni); target != x.sni {
+			tn.dropUpstream()
+			dest = target
+		}
+	}
+	if x.mode == modeTunnel && tn.upstream == nil { // the SNI verdict asked for a tunnel after all, or SafeSearch
+		if dest == "" {
+			dest = p.connectHost(x, x.connect.Host)
+		}
+		addr := net.JoinHostPort(dest, strconv.Itoa(int(x.connect.Port)))
 		up, err := p.dial(r.Context(), "tcp", addr)
 		if err != nil {
 			x.entry.Error = err.Error()

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -20,6 +22,19 @@ type sink struct {
 	name  string
 	ln    net.Listener
 	conns atomic.Int64
+	bytes atomic.Int64 // received
+}
+
+// countingReader adds what it reads to n.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 func startSink(t *testing.T, name, addr string) *sink {
@@ -48,7 +63,7 @@ func startSink(t *testing.T, name, addr string) *sink {
 			go func() {
 				defer wg.Done()
 				defer c.Close()
-				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+				if _, err := http.ReadRequest(bufio.NewReader(countingReader{c, &s.bytes})); err != nil {
 					return
 				}
 				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(s.name), s.name)
@@ -215,4 +230,51 @@ func connectStatus(t *testing.T, addr, authority, host string) int {
 		t.Fatalf("CONNECT %s: %v", authority, err)
 	}
 	return resp.StatusCode
+}
+
+// TestSafeSearchOnTheServerName: a CONNECT to an IP literal whose ClientHello
+// names www.google.com is decided on the server name, as the rules are: the
+// tunnel goes to SafeSearch's address, and the unrestricted address the
+// CONNECT named never sees the ClientHello.
+func TestSafeSearchOnTheServerName(t *testing.T) {
+	site := startSink(t, "unrestricted", "127.0.0.1:0")
+	port := site.port()
+	safe := startSink(t, "safesearch", "127.0.0.5:"+port)
+	up := resolvertest.New(60, 60)
+	up.Add(t, "forcesafesearch.google.com. 60 IN A 127.0.0.5")
+	up.Start(t)
+	p := startProxy(t, fmt.Sprintf(`
+forward:
+  listen: ["127.0.0.1:0"]
+  connect_ports: [%s]
+  dial_timeout: 2s
+  safesearch: {google: true}
+resolver:
+  upstreams: ["udp://%s"]
+  egress: {allow: ["127.0.0.0/8"]}
+default: allow
+`, port, up.Addr), nil)
+	c, err := net.Dial("tcp", p.fwd())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "CONNECT 127.0.0.1:%s HTTP/1.1\r\nHost: 127.0.0.1:%s\r\n\r\n", port, port)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %v %v", resp, err)
+	}
+	// The handshake fails (the sinks do not speak TLS); the ClientHello is what counts.
+	go tls.Client(c, &tls.Config{ServerName: "www.google.com", InsecureSkipVerify: true}).Handshake()
+	waitFor(t, 10*time.Second, "the ClientHello at an address", func() bool {
+		return safe.bytes.Load() > 0 || site.bytes.Load() > 0
+	})
+	if n := site.bytes.Load(); n != 0 {
+		t.Errorf("the unrestricted address got %d bytes of the tunnel to www.google.com", n)
+	}
+	if safe.bytes.Load() == 0 {
+		t.Errorf("SafeSearch's address got nothing")
+	}
 }
