@@ -538,3 +538,46 @@ func inspectedTunnel(t *testing.T, tp *testProxy, env *inspectEnv, authority str
 		return resp
 	}
 }
+
+// TestForwardDotSegmentsRefused: a path rule on /blocked/ is not bypassed with
+// "." and ".." segments (plain or percent-encoded), in plain HTTP and inside
+// an inspected tunnel: such a path is refused with 400, as the reverse door
+// does (rules.PathRefused), and the origin never sees it.
+func TestForwardDotSegmentsRefused(t *testing.T) {
+	var seen sync.Map
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Store(r.URL.Path, true)
+		_, _ = io.WriteString(w, "origin says hi to "+r.URL.Path)
+	})
+	plainOrigin := httptest.NewServer(handler)
+	t.Cleanup(plainOrigin.Close)
+	env := newInspectEnv(t, handler)
+	opts := env.proxyOpts(t, rules.EvaluatorFunc(inspectPolicy), nil)
+	opts.Transport = nil // plain requests go to plainOrigin, inner ones through env's transport below
+	tp := startProxy(t, opts)
+	inner := startProxy(t, env.proxyOpts(t, rules.EvaluatorFunc(inspectPolicy), nil))
+	paths := []string{"/x/../blocked/a", "/./blocked/a", "/x/%2e%2e/blocked/a", "/x/%2E./blocked/a", "/x/..%2fblocked/a", "/%2e/blocked/a"}
+	plainHost := strings.TrimPrefix(plainOrigin.URL, "http://")
+	send := inspectedTunnel(t, inner, env, "example.com:"+env.port)
+	for _, path := range paths {
+		resp, _, _ := tp.rawRequest(t, "GET http://"+plainHost+path+" HTTP/1.1\r\nHost: "+plainHost+"\r\n\r\n")
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("plain GET %s: %d %q, want 400", path, resp.StatusCode, b)
+		}
+		resp = send("GET " + path + " HTTP/1.1\r\nHost: example.com:" + env.port + "\r\n\r\n")
+		if resp.StatusCode != http.StatusBadRequest {
+			b, _ := io.ReadAll(resp.Body)
+			t.Errorf("inspected GET %s: %d %q, want 400", path, resp.StatusCode, b)
+		}
+	}
+	seen.Range(func(k, _ any) bool {
+		t.Errorf("the origin saw %s", k)
+		return true
+	})
+	// An ordinary path is still served.
+	if resp := send("GET /fine/a.b/c HTTP/1.1\r\nHost: example.com:" + env.port + "\r\n\r\n"); resp.StatusCode != 200 {
+		t.Errorf("inspected GET /fine/a.b/c: %d", resp.StatusCode)
+	}
+}

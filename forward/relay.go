@@ -55,6 +55,12 @@ func (p *Proxy) checkHTTP(x *exchange, r *http.Request) *http.Response {
 	if err != nil {
 		return p.badHost(x, r, err)
 	}
+	if rules.PathRefused(r.URL.Path) { // as the reverse door does
+		x.entry.Error = "dot segment or control byte in the path"
+		x.entry.Action, x.entry.Rule = rules.ActionBlock.String(), "bad_path"
+		p.logger.Warn("forward: request refused: a dot segment or a control byte in the path", "client", x.entry.Client.String(), "url", x.entry.URL)
+		return p.pageResponse(r, http.StatusBadRequest, "The path of this address holds \".\" or \"..\" segments or control characters.")
+	}
 	// From here on the request goes to, and is dialed by, the name the
 	// policy sees: never a spelling the resolver would read differently.
 	r.URL.Host = rules.JoinAuthority(r.URL.Host, host, port)

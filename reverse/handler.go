@@ -404,7 +404,7 @@ func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time, lane boo
 		h.redirect(ex, r, host)
 		return true
 	}
-	if hasDotSegment(r.URL.Path) || hasControlByte(r.URL.Path) {
+	if rules.PathRefused(r.URL.Path) {
 		h.page(ex, http.StatusBadRequest)
 		return true
 	}
@@ -415,7 +415,7 @@ func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time, lane boo
 		*f = rules.Facts{
 			Door: rules.DoorReverse, Client: ex.client, Time: start,
 			Method: r.Method, Scheme: ex.scheme, Host: host, Port: port,
-			Path: rulePath(r.URL.Path), Query: r.URL.RawQuery, Header: r.Header,
+			Path: rules.JudgedPath(r.URL.Path), Query: r.URL.RawQuery, Header: r.Header,
 		}
 		if r.TLS != nil {
 			f.SNI = r.TLS.ServerName
