@@ -278,3 +278,35 @@ default: allow
 		t.Errorf("SafeSearch's address got nothing")
 	}
 }
+
+// TestObsFoldRefused: a request with an obsolete line folding (RFC 9112 §5.2)
+// in any field is answered 400 and the connection closed, as nginx does, on
+// the forward and the reverse door, as the first request of a connection and
+// as the second on a kept connection; the origin sees only the request
+// before it.
+func TestObsFoldRefused(t *testing.T) {
+	o := startOrigin(t, nil)
+	fwd := startProxy(t, loopbackPolicy, nil)
+	rev := startProxy(t, reversePolicy(o.url()), nil, "reverse")
+	for _, door := range []struct{ name, addr, prefix, host string }{
+		{"forward", fwd.fwd(), "http://" + o.addr(), o.addr()},
+		{"reverse", rev.addrs["reverse"], "", "site.test"},
+	} {
+		for _, fold := range []string{"X-Folded: one\r\n two\r\n", "X-Folded: one\r\n\ttwo\r\n", "User-Agent: a\r\n b\r\n"} {
+			first := "GET " + door.prefix + "/first HTTP/1.1\r\nHost: " + door.host + "\r\n\r\n"
+			folded := "GET " + door.prefix + "/folded HTTP/1.1\r\nHost: " + door.host + "\r\n" + fold + "\r\n"
+			if rs := rawExchange(t, door.addr, folded); len(rs) != 1 || rs[0].StatusCode != http.StatusBadRequest {
+				t.Errorf("%s, %q first on its connection: statuses %v, want one 400", door.name, fold, statuses(rs))
+			}
+			rs := rawExchange(t, door.addr, first+folded)
+			if len(rs) != 2 || rs[0].StatusCode != 200 || rs[1].StatusCode != http.StatusBadRequest {
+				t.Errorf("%s, %q on a kept connection: statuses %v, want 200 then 400", door.name, fold, statuses(rs))
+			}
+		}
+	}
+	for _, r := range o.requests() {
+		if r.Target != "/first" {
+			t.Errorf("the origin received %s %s", r.Method, r.Target)
+		}
+	}
+}
