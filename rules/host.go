@@ -57,6 +57,11 @@ func NormalizeName(host string) string {
 // then sends the request to, and dials, exactly the host returned (see
 // JoinAuthority). An already canonical ASCII host costs no allocation.
 func CanonicalAuthority(authority string) (host string, port uint16, err error) {
+	if upperASCII(authority) {
+		// For ASCII, UTS #46 mapping is lower-casing: one allocation here
+		// instead of the IDNA machinery.
+		authority = strings.ToLower(authority)
+	}
 	host, err = filter.NormalizeHost(authority)
 	if err != nil {
 		return "", 0, err
@@ -102,4 +107,17 @@ func JoinAuthority(authority, host string, port uint16) string {
 		}
 	}
 	return net.JoinHostPort(host, strconv.Itoa(int(port)))
+}
+
+// upperASCII reports whether s is all ASCII with at least one upper-case letter.
+func upperASCII(s string) bool {
+	upper := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 {
+			return false
+		}
+		upper = upper || 'A' <= c && c <= 'Z'
+	}
+	return upper
 }
