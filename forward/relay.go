@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -50,7 +51,19 @@ func (p *Proxy) checkHTTP(x *exchange, r *http.Request) *http.Response {
 			return p.pageResponse(r, http.StatusLoopDetected, "This request already passed through this proxy (a forwarding loop).")
 		}
 	}
-	host, port := rules.SplitHostPort(r.URL.Host)
+	host, port, err := rules.CanonicalAuthority(r.URL.Host)
+	if err != nil {
+		return p.badHost(x, r, err)
+	}
+	if rules.PathRefused(r.URL.Path) { // as the reverse door does
+		x.entry.Error = "dot segment or control byte in the path"
+		x.entry.Action, x.entry.Rule = rules.ActionBlock.String(), "bad_path"
+		p.logger.Warn("forward: request refused: a dot segment or a control byte in the path", "client", x.entry.Client.String(), "url", x.entry.URL)
+		return p.pageResponse(r, http.StatusBadRequest, "The path of this address holds \".\" or \"..\" segments or control characters.")
+	}
+	// From here on the request goes to, and is dialed by, the name the
+	// policy sees: never a spelling the resolver would read differently.
+	r.URL.Host = rules.JoinAuthority(r.URL.Host, host, port)
 	if port == 0 {
 		port = 80
 		if scheme == "https" {
@@ -80,6 +93,15 @@ func (p *Proxy) checkHTTP(x *exchange, r *http.Request) *http.Response {
 		URL: x.entry.URL, Host: host, Rule: v.Rule, Category: v.Category,
 		Reason: v.Reason, Contact: p.cfg.Contact, Time: x.entry.Time,
 	})
+}
+
+// badHost refuses a request whose host does not normalise (rules.CanonicalAuthority)
+// with 400 and a log line.
+func (p *Proxy) badHost(x *exchange, r *http.Request, err error) *http.Response {
+	x.entry.Error = "bad host: " + err.Error()
+	x.entry.Action, x.entry.Rule = rules.ActionBlock.String(), "bad_host"
+	p.logger.Warn("forward: request refused: the host does not normalise", "client", x.entry.Client.String(), "error", err.Error())
+	return p.pageResponse(r, http.StatusBadRequest, "The host name of this address is not valid.")
 }
 
 // prepareUpstream turns an allowed client request into the upstream request:
@@ -178,11 +200,41 @@ func (p *Proxy) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request
 	x.entry.URL = r.URL.String()
 	x.entry.Status, x.entry.BytesIn, x.entry.BytesOut, x.entry.Error = 0, 0, 0, ""
 	ctx.UserData = x
+	if resp := p.tunnelAuthority(x, sess, r); resp != nil {
+		return r, resp
+	}
 	if resp := p.checkHTTP(x, r); resp != nil {
 		return r, resp
 	}
 	p.prepareUpstream(x, r)
 	return r, nil
+}
+
+// tunnelAuthority makes the tunnel's authority the destination of a request
+// inside an inspected tunnel (goproxy builds its URL from the inner Host): the
+// host must be the CONNECT's host or the server name the tunnel was decided on,
+// and the port the CONNECT's (an absent one is taken from the tunnel), so that
+// the inner Host never picks another site or a port connect_ports refuses. A
+// request naming anything else is answered 421 Misdirected Request (RFC 9110
+// §15.5.20: this connection cannot answer for that authority; a browser that
+// coalesced connections retries on a new one) with a log line; nil otherwise.
+func (p *Proxy) tunnelAuthority(x *exchange, sess *session, r *http.Request) *http.Response {
+	host, port, err := rules.CanonicalAuthority(r.URL.Host)
+	if err != nil {
+		return p.badHost(x, r, err)
+	}
+	if (host != sess.host && host != sess.sni) || (port != 0 && port != sess.port) {
+		x.entry.Error = "misdirected: the request names " + r.URL.Host + " inside a tunnel to " + net.JoinHostPort(sess.host, strconv.Itoa(int(sess.port)))
+		x.entry.Action, x.entry.Rule = rules.ActionBlock.String(), "tunnel_authority"
+		p.logger.Warn("forward: request refused: its Host differs from the tunnel's", "client", x.entry.Client.String(),
+			"host", r.URL.Host, "tunnel", sess.host, "port", sess.port, "sni", sess.sni)
+		return p.pageResponse(r, http.StatusMisdirectedRequest, "This request names another site than the connection it was sent on.")
+	}
+	if port == 0 && !(r.URL.Scheme == "https" && sess.port == 443) {
+		port = sess.port
+	}
+	r.URL.Host = rules.JoinAuthority(r.URL.Host, host, port)
+	return nil
 }
 
 // roundTrip sends r upstream; a failure becomes a short proxy page (goproxy would

@@ -376,6 +376,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.serve(ex, r, start, false)
 }
 
+// readDifferently reports whether a reading of f's path that a member may
+// make (rules.MemberReadings: "\" as "/", ";" parameters and "..;", trailing
+// dots and spaces, case) is blocked by the policy while f's own path is not.
+// Only paths holding such spellings cost a second evaluation.
+func (h *Handler) readDifferently(f *rules.Facts) bool {
+	for _, p := range rules.MemberReadings(f.Path) {
+		g := *f
+		g.Path = p
+		if h.policy.Evaluate(&g).Blocked() {
+			return true
+		}
+	}
+	return false
+}
+
 // serveLane answers r on the fast lane (see Lane) when it needs no upstream:
 // a fresh cache hit, or a page of the door's own (block, 404, 429…). It
 // returns false, having written and counted nothing, for everything else; the
@@ -407,7 +422,7 @@ func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time, lane boo
 		h.redirect(ex, r, host)
 		return true
 	}
-	if hasDotSegment(r.URL.Path) || hasControlByte(r.URL.Path) {
+	if rules.PathRefused(r.URL.Path) {
 		h.page(ex, http.StatusBadRequest)
 		return true
 	}
@@ -418,7 +433,7 @@ func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time, lane boo
 		*f = rules.Facts{
 			Door: rules.DoorReverse, Client: ex.client, Time: start,
 			Method: r.Method, Scheme: ex.scheme, Host: host, Port: port,
-			Path: rulePath(r.URL.Path), Query: r.URL.RawQuery, Header: r.Header,
+			Path: rules.JudgedPath(r.URL.Path), Query: r.URL.RawQuery, Header: r.Header,
 		}
 		if r.TLS != nil {
 			f.SNI = r.TLS.ServerName
@@ -427,6 +442,13 @@ func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time, lane boo
 			f.Route = rt.Name
 		}
 		*verdict = h.policy.Evaluate(f)
+		if !verdict.Blocked() && h.readDifferently(f) {
+			h.logger.Warn("request refused: a member may read its path as one the policy blocks",
+				"client", ex.client.String(), "host", host, "path", r.URL.Path)
+			*verdict = rules.Verdict{Action: rules.ActionBlock, Rule: "ambiguous_path"}
+			h.page(ex, http.StatusBadRequest)
+			return true
+		}
 	}
 	if verdict.Blocked() {
 		h.blocked(ex, r, verdict)

@@ -187,3 +187,40 @@ func TestReverseAnswersProxyRequestsItself(t *testing.T) {
 		t.Fatalf("the member saw %q, want only GET /ok", seen)
 	}
 }
+
+// TestReverseMemberReadingsRefused: a path a member may read as one under
+// /admin — ";" parameters and "..;" (Java servlet containers), "\" (IIS),
+// trailing dots and spaces (Windows), another case (IIS, Windows file
+// systems) — is refused with 400 on a route with a rule on /admin, and never
+// reaches the member; the same spellings outside /admin, and ordinary paths,
+// are served.
+func TestReverseMemberReadingsRefused(t *testing.T) {
+	o := startOrigin(t, nil)
+	p := startProxy(t, reversePolicy(o.url()), nil, "reverse")
+	addr := p.addrs["reverse"]
+	get := func(pth string) int {
+		t.Helper()
+		rs := rawExchange(t, addr, "GET "+pth+" HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n")
+		if len(rs) != 1 {
+			t.Fatalf("GET %s: %d responses", pth, len(rs))
+		}
+		return rs[0].StatusCode
+	}
+	for _, pth := range []string{
+		"/admin;jsessionid=1", "/admin;x/users", "/x/..;/admin", "/x/..;/admin/users", "/public/..;/..;/admin/users",
+		`/x\..\admin`, "/x%5c..%5cadmin", "/admin%5cusers", "/admin.", "/admin./users", "/admin%20", "/admin%20/users",
+		"/admin...", "/ADMIN", "/Admin/users", "/aDmIn;x/users",
+	} {
+		if code := get(pth); code != http.StatusBadRequest && code != http.StatusForbidden {
+			t.Errorf("GET %s: %d, want 400 (or the block page)", pth, code)
+		}
+	}
+	for _, r := range o.requests() {
+		t.Errorf("the member received %s %s", r.Method, r.Target)
+	}
+	for _, pth := range []string{"/Public/Logo.PNG", "/files;v=2/a", "/docs/v1.0/x", `/a\b`, "/x/admin"} {
+		if code := get(pth); code != http.StatusOK {
+			t.Errorf("GET %s: %d, want 200", pth, code)
+		}
+	}
+}
