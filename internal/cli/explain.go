@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/engine"
+	"github.com/portcullis/portcullis/internal/resolver"
 	"github.com/portcullis/portcullis/policies"
 	"github.com/portcullis/portcullis/rules"
 )
@@ -58,6 +61,12 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	}
 	if v.Rule == "default" {
 		fmt.Fprintln(stdout, "  no rule matched: the default action applies")
+	}
+	if !v.Blocked() && f.Door == rules.DoorForward {
+		if refused := explainEgress(stdout, e, f); refused != nil {
+			fmt.Fprintf(stdout, "verdict: block (rule egress, reason %q, setting resolver.egress.allow)\n", refused.Reason)
+			return 0
+		}
 	}
 	fmt.Fprintf(stdout, "verdict: %s (rule %s", v.Action, v.Rule)
 	if v.Category != "" {
@@ -136,4 +145,37 @@ func factsFor(target, client, user, groups, at, method, door string) (*rules.Fac
 		f.Port = uint16(n)
 	}
 	return f, nil
+}
+
+// explainEgress prints the egress guard's decision on the destination of f, as
+// the forward door would dial it, and returns the refusal when every address
+// is refused (the request would be blocked with 403).
+func explainEgress(stdout io.Writer, e *engine.Engine, f *rules.Facts) *resolver.EgressError {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	checks, err := e.ExplainEgress(ctx, f.Host, f.Port)
+	var refused *resolver.EgressError
+	if err != nil {
+		if errors.As(err, &refused) {
+			fmt.Fprintf(stdout, "egress: %s refused: %s (%s)\n", f.Host, refused.Reason, resolver.EgressHint(err))
+			return refused
+		}
+		fmt.Fprintf(stdout, "egress: %s did not resolve now (%v); the egress guard checks its addresses when the proxy dials\n", f.Host, err)
+		return nil
+	}
+	allowed := false
+	for _, c := range checks {
+		if c.Err == nil {
+			allowed = true
+			fmt.Fprintf(stdout, "egress: %s allowed\n", c.Addr)
+			continue
+		}
+		if errors.As(c.Err, &refused) {
+			fmt.Fprintf(stdout, "egress: %s refused: %s (%s)\n", c.Addr, refused.Reason, resolver.EgressHint(c.Err))
+		}
+	}
+	if allowed || refused == nil {
+		return nil
+	}
+	return refused
 }

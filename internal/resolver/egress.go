@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -33,6 +34,29 @@ func (e *EgressError) Error() string {
 	return s + ": " + e.Reason
 }
 
+// reasonSelf is the Reason of a refused own listener.
+const reasonSelf = "one of this proxy's own listeners"
+
+// EgressHint tells an admin what to do about a refusal of the egress guard in
+// err: the setting that allows the destination, with the entry to add, or that
+// the proxy's own listeners are never allowed.
+func EgressHint(err error) string {
+	var ee *EgressError
+	switch {
+	case !errors.As(err, &ee):
+		return ""
+	case ee.Reason == reasonSelf:
+		return "the proxy's own listeners are never reachable through it"
+	case !ee.Addr.IsValid():
+		return "write the address in its usual form"
+	}
+	entry := netip.PrefixFrom(ee.Addr.Unmap(), ee.Addr.Unmap().BitLen()).String()
+	if ee.Port != 0 {
+		entry += ":" + strconv.Itoa(int(ee.Port))
+	}
+	return "allow it with resolver.egress.allow: [\"" + entry + "\"]"
+}
+
 // Is makes errors.Is(err, ErrEgressDenied) true.
 func (e *EgressError) Is(target error) bool { return target == ErrEgressDenied }
 
@@ -55,7 +79,7 @@ func (r *Resolver) Guard() Guard { return r.guard }
 func (g Guard) Check(host string, ap netip.AddrPort) error {
 	a := ap.Addr()
 	if g.self.Contains(ap) {
-		return &EgressError{Host: host, Addr: a, Port: ap.Port(), Reason: "one of this proxy's own listeners"}
+		return &EgressError{Host: host, Addr: a, Port: ap.Port(), Reason: reasonSelf}
 	}
 	reason := DeniedReason(a)
 	if reason == "" {
