@@ -91,6 +91,12 @@ func Load(htpasswdPath, groupPath string, opts ...Option) (*Store, error) {
 // Len returns the number of users.
 func (s *Store) Len() int { return len(s.users) }
 
+// HasUser reports whether the htpasswd file defines user.
+func (s *Store) HasUser(user string) bool {
+	_, ok := s.users[user]
+	return ok
+}
+
 // Groups returns the groups of user from the group file (nil if none). The
 // slice is a copy.
 func (s *Store) Groups(user string) []string { return slices.Clone(s.groups[user]) }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,12 +47,44 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer e.Close()
+	for _, g := range f.Groups {
+		if err := e.CheckGroupName(g); err != nil {
+			fmt.Fprintln(stderr, "portcullis policy explain: --group:", strings.TrimPrefix(err.Error(), "group: "))
+			return 2
+		}
+	}
+	var signInNote string
+	if _, signIn, _ := e.SignInGroups(""); signIn && f.User == "" {
+		signInNote = "note: the proxy asks for sign-in (407) before any rule; give --user to see a signed-in user's verdict"
+	}
+	if f.User != "" {
+		// The groups the running proxy gives this user once signed in, from the
+		// same Store it checks passwords with.
+		groups, signIn, known := e.SignInGroups(f.User)
+		switch {
+		case signIn && !known:
+			signInNote = fmt.Sprintf("note: %s is not in the htpasswd file: the proxy answers 407 before any rule", f.User)
+		case signIn:
+			for _, g := range groups {
+				if !slices.Contains(f.Groups, g) {
+					f.Groups = append(f.Groups, g)
+				}
+			}
+			signInNote = fmt.Sprintf("groups of %s from the sign-in group file: %s", f.User, strings.Join(groups, ", "))
+			if len(groups) == 0 {
+				signInNote = fmt.Sprintf("%s is in no group of the sign-in group file", f.User)
+			}
+		}
+	}
 	v, steps := e.Explain(f)
 	fmt.Fprintf(stdout, "request: %s %s (door %s, client %s", f.Method, pos[0], f.Door, f.Client)
 	if f.User != "" {
 		fmt.Fprintf(stdout, ", user %s", f.User)
 	}
 	fmt.Fprintf(stdout, ", at %s)\n", f.Time.Format(time.RFC3339))
+	if signInNote != "" {
+		fmt.Fprintln(stdout, signInNote)
+	}
 	for i, s := range steps {
 		if s.Matched {
 			fmt.Fprintf(stdout, "  %2d. %-28s MATCHED\n", i+1, s.Rule)

@@ -35,6 +35,7 @@ func (e *Engine) buildForward(st *state) error {
 	if err != nil {
 		return err
 	}
+	st.auth = store
 	phrases, err := forwardPhrases(st, cfg)
 	if err != nil {
 		return err

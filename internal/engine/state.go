@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"github.com/portcullis/portcullis/anonymize"
 	"github.com/portcullis/portcullis/forward"
+	"github.com/portcullis/portcullis/forward/auth"
 	"github.com/portcullis/portcullis/internal/cache"
 	"github.com/portcullis/portcullis/internal/pool"
 	"github.com/portcullis/portcullis/internal/resolver"
@@ -30,6 +31,7 @@ type state struct {
 	pools      map[string]*pool.Pool
 	cache      *cache.Cache // nil: no cache section
 	forward    http.Handler
+	auth       *auth.Store // the forward door's sign-in users and groups, nil without sign-in
 	reverse    *reverse.Handler
 	reverseTLS *tls.Config
 	ca         *forward.CA     // the inspection CA, nil when nothing is inspected
