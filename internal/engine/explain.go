@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"net/netip"
+	"slices"
 
 	"github.com/portcullis/portcullis/internal/resolver"
 )
@@ -58,4 +59,10 @@ func (e *Engine) SignInGroups(user string) (groups []string, signIn, known bool)
 // suggesting the closest one.
 func (e *Engine) CheckGroupName(name string) error {
 	return e.cur.Load().file.CheckGroupName(name)
+}
+
+// Warnings returns the problems of the current policy that did not stop it
+// from loading (FILE:LINE:COL: field: warning: …), for validate to print.
+func (e *Engine) Warnings() []string {
+	return slices.Clone(e.cur.Load().warnings)
 }

@@ -152,6 +152,14 @@ func (e *Engine) forwardAuth(st *state, cfg *forward.Config) (*auth.Store, *auth
 	if err != nil {
 		return nil, nil, st.file.FieldErrors([]field.Error{authFileError(&ac, err)})
 	}
+	if store.Len() == 0 {
+		w := st.file.FieldErrors([]field.Error{field.Errorf("forward.auth.htpasswd_file",
+			"warning: %s has no user, so every sign-in fails; add one with: portcullis passwd %s USER", ac.HtpasswdFile, ac.HtpasswdFile)})
+		for _, err := range w {
+			st.warnings = append(st.warnings, err.Error())
+			e.log.Warn(err.Error())
+		}
+	}
 	return store, e.shared.authLimiter(ac.Limiter, e.opts.Now, st.stage), nil
 }
 

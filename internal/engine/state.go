@@ -40,6 +40,10 @@ type state struct {
 
 	listens []listenSpec
 
+	// warnings are problems that do not stop the policy from loading
+	// (FILE:LINE:COL: field: warning: …), logged when it loads.
+	warnings []string
+
 	// stage is what the build prepared beside the live shared objects, committed
 	// just before the state is swapped in (then nil) or discarded.
 	stage *staged
