@@ -164,9 +164,9 @@ func TestSignInNATNeighbourStillSignsIn(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
+	c, br := tp.dialRaw(t)
 	go func() {
 		defer wg.Done()
-		c, br := tp.dialRaw(t)
 		defer c.Close()
 		for {
 			select {
