@@ -24,7 +24,12 @@ func (p *Proxy) authenticate(x *exchange, r *http.Request) bool {
 		var attempt *auth.Attempt
 		if p.limiter != nil {
 			var wait time.Duration
-			if attempt, wait = p.limiter.Reserve(user, client); attempt == nil {
+			if p.auth.Cached(user, pass) {
+				attempt, wait = p.limiter.ReserveKnown(user, client)
+			} else {
+				attempt, wait = p.limiter.Reserve(user, client)
+			}
+			if attempt == nil {
 				x.entry.Rule, x.entry.Error = "proxy_auth", "authentication locked out"
 				x.w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 				p.page(&x.w, r, http.StatusTooManyRequests, "Too many failed sign-ins; try again later.")

@@ -25,6 +25,11 @@ import (
 // checks overlap.
 func signInProxy(t *testing.T) (*testProxy, string) {
 	t.Helper()
+	return signInProxyWith(t, auth.LimiterConfig{MaxFailures: 5, Window: time.Hour, Lockout: time.Hour})
+}
+
+func signInProxyWith(t *testing.T, cfg auth.LimiterConfig) (*testProxy, string) {
+	t.Helper()
 	var lines strings.Builder
 	for _, u := range []string{"victim", "mallory", "student"} {
 		h, err := bcrypt.GenerateFromPassword([]byte(reverse(u)), 8)
@@ -45,7 +50,7 @@ func signInProxy(t *testing.T) (*testProxy, string) {
 	policy := rules.EvaluatorFunc(func(*rules.Facts) rules.Verdict {
 		return rules.Verdict{Action: rules.ActionAllow, Rule: "default"}
 	})
-	lim := auth.NewLimiter(auth.LimiterConfig{MaxFailures: 5, Window: time.Hour, Lockout: time.Hour}, nil)
+	lim := auth.NewLimiter(cfg, nil)
 	return startProxy(t, Options{Policy: policy, Auth: store, AuthLimiter: lim}), origin.URL
 }
 
@@ -184,5 +189,29 @@ func TestSignInNATNeighbourStillSignsIn(t *testing.T) {
 	wg.Wait()
 	if got != 200 {
 		t.Fatalf("a neighbour behind the same address with the right password: %d, want 200", got)
+	}
+}
+
+// TestSignInSlowedAddressKeepsSignedInUsers: password spraying (one guess per
+// user) slows the address, so a new sign-in from it waits; a user already
+// signed in behind the same address (credentials checked before, no bcrypt)
+// keeps browsing.
+func TestSignInSlowedAddressKeepsSignedInUsers(t *testing.T) {
+	tp, origin := signInProxyWith(t, auth.LimiterConfig{MaxFailures: 5, MaxAddressFailures: 3, SlowInterval: time.Hour, Window: time.Hour, Lockout: time.Hour})
+	if got := signIn(t, tp, origin, "student", "tneduts"); got != 200 {
+		t.Fatalf("first sign-in: %d", got)
+	}
+	for _, u := range []string{"victim", "mallory", "nobody"} {
+		if got := signIn(t, tp, origin, u, "Summer2026!"); got != 407 {
+			t.Fatalf("spraying %s: %d, want 407", u, got)
+		}
+	}
+	if got := signIn(t, tp, origin, "teacher", "guess"); got != 429 {
+		t.Fatalf("a new sign-in from a slowed address: %d, want 429", got)
+	}
+	for range 3 {
+		if got := signIn(t, tp, origin, "student", "tneduts"); got != 200 {
+			t.Fatalf("a signed-in user behind the slowed address: %d, want 200", got)
+		}
 	}
 }

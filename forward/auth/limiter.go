@@ -111,7 +111,7 @@ type AttemptStore interface {
 //   - An address that fails MaxAddressFailures times, whatever the users, is
 //     slowed (one check at a time, SlowInterval apart) but never locked out:
 //     behind a school's NAT, other students must still sign in while one user
-//     is being guessed.
+//     is being guessed. Users already signed in (ReserveKnown) are not slowed.
 //
 // A 429 rather than a delayed 407: a delay would hold a goroutine and a
 // connection per attempt (the attacker's cheap, ours not), and a 407 would make
@@ -146,7 +146,19 @@ func NewLimiterStore(cfg LimiterConfig, now func() time.Time, store AttemptStore
 // Succeed or Cancel.
 type Attempt struct {
 	l          *Limiter
-	user, addr string
+	user, addr string // addr is "" when the address was not counted
+}
+
+// ReserveKnown is Reserve for credentials already known to be right (the
+// Store's cache of successful checks: no password is checked), so a slowed
+// address does not slow the users already signed in behind it. A lockout of
+// user from addr still refuses them.
+func (l *Limiter) ReserveKnown(user string, addr netip.Addr) (*Attempt, time.Duration) {
+	a := &Attempt{l: l, user: "u " + limiterKey(addr).String() + " " + user}
+	if wait := l.store.Reserve(a.user, l.userLimit(), l.now()); wait > 0 {
+		return nil, wait
+	}
+	return a, 0
 }
 
 // Reserve reserves an attempt by user from addr. When the attempt is refused
@@ -178,7 +190,9 @@ func (l *Limiter) addrLimit() Limit {
 func (a *Attempt) Fail() {
 	now := a.l.now()
 	a.l.store.Fail(a.user, a.l.userLimit(), now)
-	a.l.store.Fail(a.addr, a.l.addrLimit(), now)
+	if a.addr != "" {
+		a.l.store.Fail(a.addr, a.l.addrLimit(), now)
+	}
 }
 
 // Succeed ends the attempt as a successful check: the user's failures from
@@ -186,13 +200,17 @@ func (a *Attempt) Fail() {
 func (a *Attempt) Succeed() {
 	now := a.l.now()
 	a.l.store.Succeed(a.user, true, now)
-	a.l.store.Succeed(a.addr, false, now)
+	if a.addr != "" {
+		a.l.store.Succeed(a.addr, false, now)
+	}
 }
 
 // Cancel ends the attempt without counting it.
 func (a *Attempt) Cancel() {
 	a.l.store.Cancel(a.user)
-	a.l.store.Cancel(a.addr)
+	if a.addr != "" {
+		a.l.store.Cancel(a.addr)
+	}
 }
 
 func limiterKey(addr netip.Addr) netip.Prefix {
