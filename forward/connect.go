@@ -89,7 +89,7 @@ func (p *Proxy) serveConnect(x *exchange, r *http.Request) {
 	if x.mode == modeTunnel {
 		up, err := p.dial(r.Context(), "tcp", net.JoinHostPort(p.connectHost(x, host), strconv.Itoa(int(port))))
 		if err != nil {
-			x.entry.Error = err.Error()
+			recordUpstreamError(x, err)
 			status := upstreamStatus(err)
 			w.Header().Set("Connection", "close")
 			p.page(w, r, status, upstreamMessage(status))
@@ -216,7 +216,7 @@ func (p *Proxy) hijackTunnel(r *http.Request, client net.Conn, _ *goproxy.ProxyC
 		addr := net.JoinHostPort(dest, strconv.Itoa(int(x.connect.Port)))
 		up, err := p.dial(r.Context(), "tcp", addr)
 		if err != nil {
-			x.entry.Error = err.Error()
+			recordUpstreamError(x, err)
 			x.entry.Status = upstreamStatus(err)
 			return
 		}

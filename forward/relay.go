@@ -262,7 +262,7 @@ func (p *Proxy) roundTrip(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Respons
 // 403, 502 or 504 (upstreamStatus), or 502 naming a certificate problem.
 func (p *Proxy) upstreamFailure(x *exchange, r *http.Request, err error) *http.Response {
 	if x != nil {
-		x.entry.Error = err.Error()
+		recordUpstreamError(x, err)
 	}
 	if msg, ok := certProblem(err); ok {
 		return p.pageResponse(r, http.StatusBadGateway, msg)
@@ -335,7 +335,7 @@ func (p *Proxy) onResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Res
 	if resp == nil {
 		status := upstreamStatus(ctx.Error)
 		if x != nil && ctx.Error != nil {
-			x.entry.Error = ctx.Error.Error()
+			recordUpstreamError(x, ctx.Error)
 		}
 		resp = p.pageResponse(ctx.Req, status, upstreamMessage(status))
 	}
@@ -412,12 +412,25 @@ func upstreamStatus(err error) int {
 	return http.StatusBadGateway
 }
 
+// recordUpstreamError records err (a failed dial or exchange with the origin) in
+// x's log entry. A refusal of the egress guard is logged as a block by rule
+// "egress", naming the setting that allows the destination (the page stays
+// short: it is for the user, the log line for the admin).
+func recordUpstreamError(x *exchange, err error) {
+	x.entry.Error = err.Error()
+	if !errors.Is(err, resolver.ErrEgressDenied) {
+		return
+	}
+	x.entry.Action, x.entry.Rule, x.entry.Category = rules.ActionBlock.String(), "egress", ""
+	x.entry.Error += "; " + resolver.EgressHint(err)
+}
+
 func upstreamMessage(status int) string {
 	switch status {
 	case http.StatusGatewayTimeout:
 		return "The site did not answer in time."
 	case http.StatusForbidden:
-		return "This proxy does not connect to internal addresses."
+		return "This proxy does not connect to internal addresses. Ask your administrator if you need this one."
 	}
 	return "The site could not be reached."
 }

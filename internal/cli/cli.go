@@ -8,8 +8,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/portcullis/portcullis/forward"
-	"github.com/portcullis/portcullis/forward/auth"
 	"io"
 	"log/slog"
 	"os"
@@ -19,6 +17,10 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/term"
+
+	"github.com/portcullis/portcullis/forward"
+	"github.com/portcullis/portcullis/forward/auth"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/engine"
 	"github.com/portcullis/portcullis/policies"
@@ -42,8 +44,8 @@ Usage:
   portcullis ca create --cert FILE --key FILE
       Create an ECDSA CA for HTTPS inspection (key written with mode 0600).
   portcullis passwd FILE USER
-      Add or update USER in an htpasswd FILE (bcrypt); the password is read
-      from standard input.
+      Add or update USER in an htpasswd FILE (bcrypt). On a terminal it asks
+      for the password twice without echo; from a pipe it reads one line.
   portcullis version
 `
 
@@ -147,6 +149,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		printProblems(stderr, err)
 		return 1
+	}
+	for _, w := range e.Warnings() {
+		fmt.Fprintln(stderr, w)
 	}
 	e.Close()
 	for _, w := range f.Warnings() {
@@ -253,15 +258,25 @@ func cmdPasswd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if len(pos) != 2 {
-		fmt.Fprintln(stderr, "usage: portcullis passwd FILE USER   (the password is read from standard input)")
+		fmt.Fprintln(stderr, "usage: portcullis passwd FILE USER   (asked twice on a terminal; one line from a pipe)")
 		return 2
 	}
-	line, err := bufio.NewReader(stdin).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		fmt.Fprintln(stderr, "portcullis passwd: reading the password:", err)
-		return 1
+	var pass string
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		pass, err = readNewPassword(f, stderr, pos[1])
+		if err != nil {
+			fmt.Fprintln(stderr, "portcullis passwd:", err)
+			return 1
+		}
+	} else {
+		// From a pipe or a file: one line, as scripts write it.
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			fmt.Fprintln(stderr, "portcullis passwd: reading the password:", err)
+			return 1
+		}
+		pass = strings.TrimRight(line, "\r\n")
 	}
-	pass := strings.TrimRight(line, "\r\n")
 	if pass == "" {
 		fmt.Fprintln(stderr, "portcullis passwd: empty password")
 		return 1
@@ -271,5 +286,31 @@ func cmdPasswd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: password set for %s\n", pos[0], pos[1])
+	fmt.Fprintln(stdout, "A running portcullis picks the change up on SIGHUP (kill -HUP PID, systemctl reload portcullis), or by itself with run --watch.")
 	return 0
+}
+
+// readNewPassword asks for user's new password twice on the terminal tty,
+// without echo, prompting on prompt (standard error: standard output may be
+// redirected).
+func readNewPassword(tty *os.File, prompt io.Writer, user string) (string, error) {
+	fmt.Fprintf(prompt, "New password for %s: ", user)
+	first, err := term.ReadPassword(int(tty.Fd()))
+	fmt.Fprintln(prompt)
+	if err != nil {
+		return "", fmt.Errorf("reading the password: %w", err)
+	}
+	if len(first) == 0 {
+		return "", nil
+	}
+	fmt.Fprintf(prompt, "Retype the password for %s: ", user)
+	second, err := term.ReadPassword(int(tty.Fd()))
+	fmt.Fprintln(prompt)
+	if err != nil {
+		return "", fmt.Errorf("reading the password: %w", err)
+	}
+	if string(first) != string(second) {
+		return "", errors.New("the passwords do not match; nothing changed")
+	}
+	return string(first), nil
 }

@@ -35,6 +35,7 @@ func (e *Engine) buildForward(st *state) error {
 	if err != nil {
 		return err
 	}
+	st.auth = store
 	phrases, err := forwardPhrases(st, cfg)
 	if err != nil {
 		return err
@@ -150,6 +151,14 @@ func (e *Engine) forwardAuth(st *state, cfg *forward.Config) (*auth.Store, *auth
 	store, err := ac.Load(auth.WithClock(e.opts.Now))
 	if err != nil {
 		return nil, nil, st.file.FieldErrors([]field.Error{authFileError(&ac, err)})
+	}
+	if store.Len() == 0 {
+		w := st.file.FieldErrors([]field.Error{field.Errorf("forward.auth.htpasswd_file",
+			"warning: %s has no user, so every sign-in fails; add one with: portcullis passwd %s USER", ac.HtpasswdFile, ac.HtpasswdFile)})
+		for _, err := range w {
+			st.warnings = append(st.warnings, err.Error())
+			e.log.Warn(err.Error())
+		}
 	}
 	return store, e.shared.authLimiter(ac.Limiter, e.opts.Now, st.stage), nil
 }

@@ -35,6 +35,7 @@ type shared struct {
 	resolver        *resolver.Resolver // guarded by mu
 	resolverCfg     resolver.Config
 	currentResolver atomic.Pointer[resolver.Resolver]
+	self            resolver.Listeners // the bound listeners, refused by the egress guard
 
 	poolsMu sync.Mutex
 	pools   map[string]*livePool

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"github.com/portcullis/portcullis/anonymize"
 	"github.com/portcullis/portcullis/forward"
+	"github.com/portcullis/portcullis/forward/auth"
 	"github.com/portcullis/portcullis/internal/cache"
 	"github.com/portcullis/portcullis/internal/cluster"
 	"github.com/portcullis/portcullis/internal/pool"
@@ -32,6 +33,7 @@ type state struct {
 	cache      *cache.Cache     // nil: no cache section
 	cluster    *cluster.Cluster // nil: the node stands alone
 	forward    http.Handler
+	auth       *auth.Store // the forward door's sign-in users and groups, nil without sign-in
 	reverse    *reverse.Handler
 	reverseTLS *tls.Config
 	ca         *forward.CA     // the inspection CA, nil when nothing is inspected
@@ -39,6 +41,10 @@ type state struct {
 	admin      http.Handler
 
 	listens []listenSpec
+
+	// warnings are problems that do not stop the policy from loading
+	// (FILE:LINE:COL: field: warning: …), logged when it loads.
+	warnings []string
 
 	// stage is what the build prepared beside the live shared objects, committed
 	// just before the state is swapped in (then nil) or discarded.

@@ -64,6 +64,12 @@ func WithCheckName(fn func(name string) error) Option {
 	return func(r *Resolver) { r.checkName = fn }
 }
 
+// WithListeners makes the egress guard refuse the process's own listening
+// addresses, as self holds them at each dial.
+func WithListeners(self *Listeners) Option {
+	return func(r *Resolver) { r.guard.self = self }
+}
+
 // WithClock replaces time.Now (for tests of TTL handling).
 func WithClock(now func() time.Time) Option {
 	return func(r *Resolver) { r.now = now }
