@@ -110,10 +110,9 @@ func (p *Profile) Tracker(host string) bool {
 }
 
 // Elite returns the built-in elite profile: the level alone, no other action. It
-// removes X-Forwarded-*, Forwarded, Via, X-Real-IP, Client-IP, True-Client-IP,
-// CF-Connecting-IP, X-Client-IP, X-Cluster-Client-IP, From, every Proxy-* field and
-// the rarer address hints listed in identifying (also when written with
-// underscores); it adds nothing, keeps the client's Accept-Encoding, and keeps an
+// removes the fields of ClientAddressFields (X-Forwarded-*, Forwarded, Via,
+// X-Real-IP, True-Client-IP, CF-Connecting-IP, From, every Proxy-* field and the
+// rarer address hints, also when written with underscores); it adds nothing, keeps the client's Accept-Encoding, and keeps an
 // absent User-Agent absent.
 func Elite() *Profile { return levelOnly("elite", LevelElite) }
 
@@ -244,25 +243,91 @@ func (p *Profile) sweep(h http.Header, hints hintRemoval) {
 	}
 }
 
-// identifying reports whether the field called name (canonical form) names the
-// client, its address or a proxy: every X-Forwarded-* and Proxy-* field and the
-// address hints below, also when written with underscores ("X_Forwarded_For"),
-// which CGI-style origins read as the same variable.
+// clientAddressList is the one list of request fields that name the client,
+// its address or a proxy on the way (canonical spelling, space-separated,
+// sorted): the fields elite and anonymous remove, beside the prefixes and
+// fragments identifying also matches. ClientAddressFields returns it and
+// docs/threats.md reproduces it (TestClientAddressFieldsDocumented).
+const clientAddressList = "Akamai-Client-Ip Ali-Cdn-Real-Ip Cdn-Real-Ip Cdn-Src-Ip Cf-Connecting-Ip " +
+	"Cf-Connecting-Ipv6 Cf-Pseudo-Ipv4 Client-Ip Coming-From Fastly-Client-Ip Forwarded Forwarded-For " +
+	"Forwarded-For-Ip From Http-Client-Ip Http-X-Forwarded-For Remote-Addr True-Client-Ip Via " +
+	"Wl-Proxy-Client-Ip X-Appengine-User-Ip X-Azure-Clientip X-Azure-Socketip X-Bluecoat-Via X-Client-Ip " +
+	"X-Cluster-Client-Ip X-Coming-From X-Envoy-External-Address X-Forwarded X-Imforwards X-Nokia-Ipaddress " +
+	"X-Original-Forwarded-For X-Originating-Ip X-Proxy-Id X-Proxyuser-Ip X-Real-Client-Ip X-Real-Ip " +
+	"X-Remote-Addr X-Remote-Ip X-True-Client-Ip X-Up-Calling-Line-Id X-Wap-Network-Client-Ip"
+
+// clientAddressPrefixes and clientAddressFragments widen the list to the
+// spellings nobody can enumerate: a field whose name starts with a prefix or
+// holds a fragment anywhere (any case, '_' taken as '-') is removed too.
+const (
+	clientAddressPrefixes  = "x-forwarded- proxy-"
+	clientAddressFragments = "client-ip clientip real-ip connecting-ip originating-ip forwarded-for user-ip " +
+		"socket-ip socketip remote-addr remote-ip"
+)
+
+// ClientAddressFields returns the fields the elite and anonymous levels remove
+// by name (canonical spelling, sorted). Besides these, every field starting
+// with X-Forwarded- or Proxy- and every field whose name holds client-ip,
+// clientip, real-ip, connecting-ip, originating-ip, forwarded-for, user-ip,
+// socket-ip, socketip, remote-addr or remote-ip is removed, in any case and
+// with '_' for '-'.
+func ClientAddressFields() []string { return strings.Fields(clientAddressList) }
+
+// identifying reports whether the field called name names the client, its
+// address or a proxy: a field of clientAddressList, or one matching
+// clientAddressPrefixes or clientAddressFragments, in any case and also when
+// written with underscores ("X_Forwarded_For"), which CGI-style origins read
+// as the same variable. It does not allocate.
 func identifying(name string) bool {
-	switch name {
-	case "Forwarded", "Forwarded-For", "Forwarded-For-Ip", "X-Forwarded", "X-Original-Forwarded-For",
-		"Via", "From",
-		"X-Real-Ip", "Client-Ip", "True-Client-Ip", "Cf-Connecting-Ip", "X-Client-Ip", "X-Cluster-Client-Ip",
-		"X-Proxyuser-Ip", "X-Proxy-Id", "X-Originating-Ip", "X-Remote-Ip", "X-Remote-Addr",
-		"Fastly-Client-Ip", "X-Envoy-External-Address":
-		return true
+	for list := clientAddressPrefixes; list != ""; {
+		var p string
+		p, list, _ = strings.Cut(list, " ")
+		if len(name) >= len(p) && equalFieldFold(name[:len(p)], p) {
+			return true
+		}
 	}
-	if hasPrefixFold(name, "x-forwarded-") || hasPrefixFold(name, "proxy-") {
-		return true
+	for list := clientAddressFragments; list != ""; {
+		var f string
+		f, list, _ = strings.Cut(list, " ")
+		if containsFieldFold(name, f) {
+			return true
+		}
 	}
-	if strings.IndexByte(name, '_') >= 0 {
-		// Rare: allocates only for such names.
-		return identifying(http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-")))
+	for list := clientAddressList; list != ""; {
+		var tok string
+		tok, list, _ = strings.Cut(list, " ")
+		if len(tok) == len(name) && equalFieldFold(name, tok) {
+			return true
+		}
+	}
+	return false
+}
+
+// equalFieldFold reports whether field names a and b (same length) are equal
+// ignoring ASCII case and taking '_' as '-'.
+func equalFieldFold(a, b string) bool {
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x == '_' {
+			x = '-'
+		}
+		if y == '_' {
+			y = '-'
+		}
+		if x != y && (x|0x20 != y|0x20 || x|0x20 < 'a' || x|0x20 > 'z') {
+			return false
+		}
+	}
+	return true
+}
+
+// containsFieldFold reports whether name holds frag (lower case) as
+// equalFieldFold compares.
+func containsFieldFold(name, frag string) bool {
+	for i := 0; i+len(frag) <= len(name); i++ {
+		if equalFieldFold(name[i:i+len(frag)], frag) {
+			return true
+		}
 	}
 	return false
 }

@@ -6,8 +6,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -109,6 +111,9 @@ func (p *Proxy) prepareUpstream(x *exchange, r *http.Request) {
 	r.Host = "" // the URL's authority decides where and to whom the request goes
 	if r.Body != nil && r.Body != http.NoBody {
 		x.body.rc = r.Body
+		if !x.inner && p.cfg.RequestBodyTimeout > 0 {
+			x.body.ctl, x.body.timeout = http.NewResponseController(x.w.ResponseWriter), p.cfg.RequestBodyTimeout
+		}
 		r.Body = &x.body
 	}
 }
@@ -210,6 +215,9 @@ func (p *Proxy) roundTrip(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Respons
 // 403, 502 or 504 (upstreamStatus), or 502 naming a certificate problem.
 func (p *Proxy) upstreamFailure(x *exchange, r *http.Request, err error) *http.Response {
 	if x != nil {
+		if resp := p.bodyFailure(x, r); resp != nil {
+			return resp
+		}
 		x.entry.Error = err.Error()
 	}
 	if msg, ok := certProblem(err); ok {
@@ -217,6 +225,30 @@ func (p *Proxy) upstreamFailure(x *exchange, r *http.Request, err error) *http.R
 	}
 	status := upstreamStatus(err)
 	return p.pageResponse(r, status, upstreamMessage(status))
+}
+
+// bodyFailure returns the answer when the exchange failed because reading the
+// client's request body did (nil: it did not): 408 when the client sent no byte
+// of it for request_body_timeout, 400 when it was malformed (a bad chunk line or
+// extension, a body shorter than its Content-Length). The failure is logged, and
+// relayHeaders closes the connection after the answer.
+func (p *Proxy) bodyFailure(x *exchange, r *http.Request) *http.Response {
+	err := x.body.failure()
+	if err == nil {
+		return nil
+	}
+	var resp *http.Response
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		x.entry.Error = fmt.Sprintf("request body: no byte for %s (request_body_timeout)", p.cfg.RequestBodyTimeout)
+		p.logger.Warn("forward: request body too slow", "client", x.entry.Client.String(), "url", x.entry.URL,
+			"received", x.body.n.Load(), "request_body_timeout", p.cfg.RequestBodyTimeout.String())
+		resp = p.pageResponse(r, http.StatusRequestTimeout, "The request body arrived too slowly.")
+	} else {
+		x.entry.Error = "request body: " + err.Error()
+		p.logger.Info("forward: malformed request body", "client", x.entry.Client.String(), "url", x.entry.URL, "error", err.Error())
+		resp = p.pageResponse(r, http.StatusBadRequest, "The request body is malformed.")
+	}
+	return resp // relayHeaders adds Connection: close
 }
 
 // stripProxyHeaders does what goproxy.RemoveProxyHeaders does with
@@ -313,6 +345,11 @@ func (p *Proxy) relayHeaders(x *exchange, resp *http.Response) {
 	}
 	if x != nil && x.anon != nil {
 		x.anon.Response(resp)
+	}
+	if x != nil && x.body.failure() != nil {
+		// The rest of a failed request body is never read: net/http must not
+		// wait for the next request on this connection.
+		resp.Header.Set("Connection", "close")
 	}
 }
 
