@@ -37,3 +37,15 @@ func TestClientAddressFieldsDocumented(t *testing.T) {
 		t.Errorf("identifying allocates %v times", n)
 	}
 }
+
+// TestAnonymousLog: anonymous_log compiles into the profile; the built-in
+// privacy profile sets it and the levels do not.
+func TestAnonymousLog(t *testing.T) {
+	if !Privacy().AnonymousLog() || Elite().AnonymousLog() || Transparent().AnonymousLog() {
+		t.Fatal("privacy must set anonymous_log, the bare levels must not")
+	}
+	p, err := Compile("quiet-log", ProfileConfig{AnonymousLog: true}, nil)
+	if err != nil || !p.AnonymousLog() {
+		t.Fatalf("compiled: %v %v", p, err)
+	}
+}

@@ -75,6 +75,13 @@ type ProfileConfig struct {
 	// Trackers names domain lists whose hosts the engine blocks quietly (204 or an
 	// empty 200 instead of the block page) for requests under this profile.
 	Trackers []string `yaml:"trackers"`
+	// AnonymousLog keeps what identifies the browser out of the access log for
+	// requests under this profile: the User-Agent and Referer the client sent are
+	// not recorded (the combined format prints "-", JSON omits the fields).
+	// Default false: the access log records them as the client sent them (before
+	// the profile rewrote them), for GoAccess and AWStats. The built-in privacy
+	// profile sets it.
+	AnonymousLog bool `yaml:"anonymous_log"`
 	// HideOrigin, when present, rewrites responses to hide the origin's software
 	// (reverse mode). Omitted: responses are left alone.
 	HideOrigin *HideOriginConfig `yaml:"hide_origin"`
@@ -337,6 +344,7 @@ func Compile(name string, cfg ProfileConfig, lists func(name string) (filter.Mat
 	p.referrer, _ = parseReferrer(cfg.Referrer) // validated above
 	p.cookies, _ = parseCookies(cfg.Cookies)
 	p.sessionCookies = cfg.SessionCookies
+	p.anonymousLog = cfg.AnonymousLog
 	p.ua = compileUserAgent(cfg)
 	p.acceptLanguage = cfg.AcceptLanguage
 	p.removeHeaders = compileHeaderSet(defaulted(cfg.RemoveHeaders, DefaultRemoveHeaders))

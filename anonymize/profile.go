@@ -78,6 +78,8 @@ type Profile struct {
 	hideOrigin headerSet
 	server     string // "" sends none
 
+	anonymousLog bool // the access log omits the client's User-Agent and Referer
+
 	now func() time.Time // the clock for Set-Cookie expiry; time.Now
 }
 
@@ -89,6 +91,10 @@ func levelOnly(name string, l Level) *Profile {
 
 // Name returns the profile's name ("elite" and so on for the built-ins).
 func (p *Profile) Name() string { return p.name }
+
+// AnonymousLog reports whether the access log must not record the client's
+// User-Agent and Referer for requests under this profile (anonymous_log).
+func (p *Profile) AnonymousLog() bool { return p.anonymousLog }
 
 // Level returns the profile's anonymity level.
 func (p *Profile) Level() Level { return p.level }
@@ -382,7 +388,8 @@ func via(major, minor int) string {
 // user agent with consistent client hints; Accept-Language "en-US,en;q=0.9";
 // Chrome's X-Client-Data and the device client hints removed; Sec-GPC; third-party
 // cookies stripped and every cookie made session-only; the default tracking
-// parameters stripped. It names no tracker lists (they come from the policy).
+// parameters stripped; the access log does not record the browser's User-Agent
+// and Referer (anonymous_log). It names no tracker lists (they come from the policy).
 func PrivacyConfig() ProfileConfig {
 	return ProfileConfig{
 		Level:          "elite",
@@ -397,6 +404,7 @@ func PrivacyConfig() ProfileConfig {
 		GPC:            true,
 		Cookies:        "third-party",
 		SessionCookies: true,
+		AnonymousLog:   true,
 	}
 }
 

@@ -182,6 +182,7 @@ func (p *Proxy) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request
 	x.entry.Method = r.Method
 	x.entry.URL = r.URL.String()
 	x.entry.Status, x.entry.BytesIn, x.entry.BytesOut, x.entry.Error = 0, 0, 0, ""
+	clientHeaders(&x.entry, r)
 	ctx.UserData = x
 	if resp := p.checkHTTP(x, r); resp != nil {
 		return r, resp
@@ -360,6 +361,7 @@ func (p *Proxy) logInner(x *exchange) {
 	}
 	x.entry.BytesIn = x.body.n.Load()
 	x.entry.Duration = p.now().Sub(x.entry.Time)
+	p.logIdentity(x)
 	p.log.Log(&x.entry)
 }
 
