@@ -28,16 +28,17 @@ type ProfileConfig struct {
 	Referrer string `yaml:"referrer"`
 	// UserAgent is keep (default; an absent one stays absent), replace (always
 	// UserAgentString) or generic (the browser family, platform and major version
-	// kept, everything else frozen the way Chrome's UA reduction does; unknown agents
-	// get UserAgentString).
+	// kept, everything else frozen the way Chrome's UA reduction does; an unknown
+	// browser gets UserAgentString; a tool or bot, not "Mozilla/…", keeps its own).
 	UserAgent string `yaml:"user_agent"`
 	// UserAgentString is the agent for replace, and for generic when the client's is
-	// not a known browser. Default DefaultUserAgent. Keep it current: a stale string
+	// an unknown browser. Default DefaultUserAgent. Keep it current: a stale string
 	// is itself a rare fingerprint.
 	UserAgentString string `yaml:"user_agent_string"`
 	// ClientHints decides the Sec-CH-UA* request fields: keep, strip (remove them all)
 	// or consistent (default when UserAgent is not keep; the low-entropy hints are
-	// rewritten to match the agent sent, the high-entropy ones removed; with
+	// rewritten to match the agent sent, for https, loopback and localhost origins
+	// only, as Chromium sends them, and removed elsewhere; the high-entropy ones removed; with
 	// UserAgent keep, only the high-entropy ones are removed). Default keep when
 	// UserAgent is keep.
 	ClientHints string `yaml:"client_hints"`

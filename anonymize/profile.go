@@ -1,6 +1,7 @@
 package anonymize
 
 import (
+	"context"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -151,12 +152,23 @@ func (p *Profile) Request(r *http.Request, client netip.Addr) {
 	h := r.Header
 	if p.cookies != modeKeep || p.referrer != modeKeep {
 		t := requestTarget(r)
-		if p.cookies == modeStrip || (p.cookies == modeThirdParty && thirdParty(h, t)) {
+		cross := p.cookies == modeThirdParty && thirdParty(h, t)
+		if p.cookies == modeStrip || cross {
 			delete(h, "Cookie")
+		}
+		if cross && p.referrer != modeKeep && !fetchSiteDecides(h) {
+			// Only the Referer showed the request cross-site, and rewriteReferer
+			// may remove it: the response is judged on what the client sent, so
+			// Response reads this mark (Sec-Fetch-Site, when sent, stays).
+			*r = *r.WithContext(context.WithValue(r.Context(), crossSiteKey{}, true))
 		}
 		rewriteReferer(h, p.referrer, t)
 	}
-	hints := p.ua.apply(h)
+	secure := true
+	if p.ua.mode != modeKeep && p.ua.hints == modeConsistent {
+		secure = requestTarget(r).trustworthy()
+	}
+	hints := p.ua.apply(h, secure)
 	if p.acceptLanguage != "" && len(h["Accept-Language"]) > 0 {
 		setValue(h, "Accept-Language", p.acceptLanguage)
 	}
@@ -184,9 +196,20 @@ func (p *Profile) Request(r *http.Request, client netip.Addr) {
 	}
 }
 
+// crossSiteKey marks, in an outbound request's context, a request Request judged
+// cross-site from what the client sent (Sec-Fetch-Site or its Referer).
+type crossSiteKey struct{}
+
+// markedCrossSite reports whether Request judged r cross-site.
+func markedCrossSite(r *http.Request) bool {
+	v, _ := r.Context().Value(crossSiteKey{}).(bool)
+	return v
+}
+
 // Response rewrites the response resp in place for the client: origin hiding,
-// cookie policy (strip; third-party as judged from resp.Request's remaining
-// Sec-Fetch-Site or Referer; Set-Cookie blocked from listed hosts; session-only),
+// cookie policy (strip; third-party as Request judged it from the client's own
+// Sec-Fetch-Site or Referer, before the Referer was rewritten, else from
+// resp.Request's fields; Set-Cookie blocked from listed hosts; session-only),
 // then Via for the transparent and anonymous levels. resp.Request is the outbound
 // request (as net/http sets it); without it the host-based actions are skipped.
 func (p *Profile) Response(resp *http.Response) {
@@ -217,7 +240,7 @@ func (p *Profile) responseCookies(resp *http.Response) {
 	}
 	if req := resp.Request; req != nil && (p.cookies == modeThirdParty || len(p.setCookieBlock) > 0) {
 		t := requestTarget(req)
-		if p.cookies == modeThirdParty && thirdParty(req.Header, t) {
+		if p.cookies == modeThirdParty && (markedCrossSite(req) || thirdParty(req.Header, t)) {
 			delete(h, "Set-Cookie")
 			return
 		}
@@ -292,6 +315,9 @@ func identifying(name string) bool {
 			return true
 		}
 	}
+	if !mayNameAddress(name) {
+		return false
+	}
 	for list := clientAddressFragments; list != ""; {
 		var f string
 		f, list, _ = strings.Cut(list, " ")
@@ -299,11 +325,51 @@ func identifying(name string) bool {
 			return true
 		}
 	}
+	// The list in its canonical spelling first (net/http canonicalizes names),
+	// then any other spelling.
+	for i, rest := 0, clientAddressList; ; {
+		j := strings.Index(rest[i:], name)
+		if j < 0 {
+			break
+		}
+		at := i + j
+		if (at == 0 || rest[at-1] == ' ') && (at+len(name) == len(rest) || rest[at+len(name)] == ' ') {
+			return true
+		}
+		i = at + 1
+	}
 	for list := clientAddressList; list != ""; {
 		var tok string
 		tok, list, _ = strings.Cut(list, " ")
 		if len(tok) == len(name) && equalFieldFold(name, tok) {
 			return true
+		}
+	}
+	return false
+}
+
+// mayNameAddress is identifying's quick test: every name on the list and every
+// fragment holds "ip", "id", "addr", "for", "from" or "via" (any case); most request
+// fields (Accept, Cookie, Sec-Fetch-Site…) hold none and are passed at once.
+func mayNameAddress(name string) bool {
+	for i := 0; i+1 < len(name); i++ {
+		switch name[i] | 0x20 {
+		case 'i':
+			if c := name[i+1] | 0x20; c == 'p' || c == 'd' {
+				return true
+			}
+		case 'a':
+			if i+3 < len(name) && equalFieldFold(name[i:i+4], "addr") {
+				return true
+			}
+		case 'f':
+			if i+2 < len(name) && (equalFieldFold(name[i:i+3], "for") || equalFieldFold(name[i:i+3], "fro")) {
+				return true
+			}
+		case 'v':
+			if i+2 < len(name) && equalFieldFold(name[i:i+3], "via") {
+				return true
+			}
 		}
 	}
 	return false

@@ -73,10 +73,9 @@ func (p *Proxy) checkHTTP(x *exchange, r *http.Request) *http.Response {
 		return nil
 	}
 	if v.Quiet {
-		h := make(http.Header, 1)
-		h.Set("Cache-Control", "no-store")
-		return &http.Response{StatusCode: http.StatusNoContent, Status: "204 No Content", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-			Header: h, Body: http.NoBody, Request: r}
+		// What the page expects of that kind of resource (a transparent GIF, an
+		// empty script, style sheet or page), else 204.
+		return anonymize.QuietResponse(r)
 	}
 	return p.blockResponse(r, &filter.BlockInfo{
 		URL: x.entry.URL, Host: host, Rule: v.Rule, Category: v.Category,
