@@ -69,8 +69,9 @@ type Options struct {
 	Now func() time.Time
 	// BlockPage renders block pages. Nil: filter.NewBlockPage().
 	BlockPage *filter.BlockPage
-	// Local serves requests that are not proxy requests (relative URLs: the PAC
-	// file, the CA download). Nil: a small 404 page.
+	// Local serves requests that are not proxy requests (relative URLs) other
+	// than the PAC file and the CA download, which the door serves itself. Nil: a
+	// small 404 page.
 	Local http.Handler
 	// LoopToken marks requests that passed this process. "": a random token per New.
 	LoopToken string
@@ -185,6 +186,7 @@ func New(opts Options) (*Proxy, error) {
 		return nil, fmt.Errorf("forward: %w", err)
 	}
 	p.school = sc
+	p.ca = opts.CA // before localHandler, which serves it
 	p.local = p.localHandler(p.local)
 	if p.token == "" {
 		var b [12]byte

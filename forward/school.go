@@ -127,21 +127,30 @@ func newSchool(cfg *Config, opts Options) (*school, error) {
 	return s, nil
 }
 
-// localHandler serves relative-URL requests: the PAC file when configured, the
-// Options.Local handler or the "this is a proxy" page otherwise.
+// localHandler serves relative-URL requests (allowed clients only, no sign-in):
+// the PAC file when configured, the inspection CA and its install page when
+// there is a CA (CAHandler), the Options.Local handler or the "this is a proxy"
+// page otherwise.
 func (p *Proxy) localHandler(next http.Handler) http.Handler {
 	if next == nil {
 		next = http.HandlerFunc(p.notProxyRequest)
 	}
-	if p.school.pac == nil {
+	var ca http.Handler
+	if p.ca != nil {
+		ca = CAHandler(p.ca)
+	}
+	if p.school.pac == nil && ca == nil {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/proxy.pac" || r.URL.Path == "/wpad.dat" {
+		switch {
+		case p.school.pac != nil && (r.URL.Path == "/proxy.pac" || r.URL.Path == "/wpad.dat"):
 			p.school.pac.ServeHTTP(w, r)
-			return
+		case ca != nil && caPaths(r.URL.Path):
+			ca.ServeHTTP(w, r)
+		default:
+			next.ServeHTTP(w, r)
 		}
-		next.ServeHTTP(w, r)
 	})
 }
 
