@@ -22,6 +22,7 @@ const (
 	DefaultMaxIdleConnsPerHost   = 256
 	DefaultMaxIdleConns          = 4096
 	DefaultSNIPeekTimeout        = 5 * time.Second
+	DefaultRequestBodyTimeout    = 60 * time.Second
 )
 
 // Config is the policy file's `forward:` section.
@@ -55,6 +56,12 @@ type Config struct {
 	// ReadHeaderTimeout is for the engine's http.Server on this door's listeners.
 	// Default 10s.
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// RequestBodyTimeout is the longest the door waits for the next piece of a
+	// request body (nginx's client_body_timeout): a client that sends nothing for
+	// this long gets 408 and the connection is closed. It applies to requests on
+	// the door's listeners (inside an inspected tunnel, the tunnel's own limits
+	// apply). Default 60s.
+	RequestBodyTimeout time.Duration `yaml:"request_body_timeout"`
 	// MaxIdleConnsPerHost is the idle origin connections kept per host. Default 256.
 	MaxIdleConnsPerHost int `yaml:"max_idle_conns_per_host"`
 	// MaxIdleConns is the idle origin connections kept in all. Default 4096.
@@ -128,6 +135,7 @@ func (c *Config) Validate() []field.Error {
 		{"idle_conn_timeout", c.IdleConnTimeout},
 		{"tunnel_idle_timeout", c.TunnelIdleTimeout},
 		{"read_header_timeout", c.ReadHeaderTimeout},
+		{"request_body_timeout", c.RequestBodyTimeout},
 	} {
 		if d.v < 0 {
 			errs = append(errs, field.Errorf(d.name, "must not be negative"))
@@ -183,6 +191,7 @@ func (c *Config) WithDefaults() *Config {
 	setDur(&d.IdleConnTimeout, DefaultIdleConnTimeout)
 	setDur(&d.TunnelIdleTimeout, DefaultTunnelIdleTimeout)
 	setDur(&d.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setDur(&d.RequestBodyTimeout, DefaultRequestBodyTimeout)
 	if d.MaxIdleConnsPerHost == 0 {
 		d.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
 	}

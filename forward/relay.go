@@ -6,9 +6,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,10 +86,9 @@ func (p *Proxy) checkHTTP(x *exchange, r *http.Request) *http.Response {
 		return nil
 	}
 	if v.Quiet {
-		h := make(http.Header, 1)
-		h.Set("Cache-Control", "no-store")
-		return &http.Response{StatusCode: http.StatusNoContent, Status: "204 No Content", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-			Header: h, Body: http.NoBody, Request: r}
+		// What the page expects of that kind of resource (a transparent GIF, an
+		// empty script, style sheet or page), else 204.
+		return anonymize.QuietResponse(r)
 	}
 	return p.blockResponse(r, &filter.BlockInfo{
 		URL: x.entry.URL, Host: host, Rule: v.Rule, Category: v.Category,
@@ -131,6 +132,9 @@ func (p *Proxy) prepareUpstream(x *exchange, r *http.Request) {
 	r.Host = "" // the URL's authority decides where and to whom the request goes
 	if r.Body != nil && r.Body != http.NoBody {
 		x.body.rc = r.Body
+		if !x.inner && p.cfg.RequestBodyTimeout > 0 {
+			x.body.ctl, x.body.timeout = http.NewResponseController(x.w.ResponseWriter), p.cfg.RequestBodyTimeout
+		}
 		r.Body = &x.body
 	}
 }
@@ -199,6 +203,7 @@ func (p *Proxy) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request
 	x.entry.Method = r.Method
 	x.entry.URL = r.URL.String()
 	x.entry.Status, x.entry.BytesIn, x.entry.BytesOut, x.entry.Error = 0, 0, 0, ""
+	clientHeaders(&x.entry, r)
 	ctx.UserData = x
 	if resp := p.tunnelAuthority(x, sess, r); resp != nil {
 		return r, resp
@@ -262,6 +267,9 @@ func (p *Proxy) roundTrip(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Respons
 // 403, 502 or 504 (upstreamStatus), or 502 naming a certificate problem.
 func (p *Proxy) upstreamFailure(x *exchange, r *http.Request, err error) *http.Response {
 	if x != nil {
+		if resp := p.bodyFailure(x, r); resp != nil {
+			return resp
+		}
 		recordUpstreamError(x, err)
 	}
 	if msg, ok := certProblem(err); ok {
@@ -269,6 +277,30 @@ func (p *Proxy) upstreamFailure(x *exchange, r *http.Request, err error) *http.R
 	}
 	status := upstreamStatus(err)
 	return p.pageResponse(r, status, upstreamMessage(status))
+}
+
+// bodyFailure returns the answer when the exchange failed because reading the
+// client's request body did (nil: it did not): 408 when the client sent no byte
+// of it for request_body_timeout, 400 when it was malformed (a bad chunk line or
+// extension, a body shorter than its Content-Length). The failure is logged, and
+// relayHeaders closes the connection after the answer.
+func (p *Proxy) bodyFailure(x *exchange, r *http.Request) *http.Response {
+	err := x.body.failure()
+	if err == nil {
+		return nil
+	}
+	var resp *http.Response
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		x.entry.Error = fmt.Sprintf("request body: no byte for %s (request_body_timeout)", p.cfg.RequestBodyTimeout)
+		p.logger.Warn("forward: request body too slow", "client", x.entry.Client.String(), "url", x.entry.URL,
+			"received", x.body.n.Load(), "request_body_timeout", p.cfg.RequestBodyTimeout.String())
+		resp = p.pageResponse(r, http.StatusRequestTimeout, "The request body arrived too slowly.")
+	} else {
+		x.entry.Error = "request body: " + err.Error()
+		p.logger.Info("forward: malformed request body", "client", x.entry.Client.String(), "url", x.entry.URL, "error", err.Error())
+		resp = p.pageResponse(r, http.StatusBadRequest, "The request body is malformed.")
+	}
+	return resp // relayHeaders adds Connection: close
 }
 
 // stripProxyHeaders does what goproxy.RemoveProxyHeaders does with
@@ -366,6 +398,11 @@ func (p *Proxy) relayHeaders(x *exchange, resp *http.Response) {
 	if x != nil && x.anon != nil {
 		x.anon.Response(resp)
 	}
+	if x != nil && x.body.failure() != nil {
+		// The rest of a failed request body is never read: net/http must not
+		// wait for the next request on this connection.
+		resp.Header.Set("Connection", "close")
+	}
 }
 
 // logInner writes the entry of a request inside an inspected tunnel.
@@ -375,6 +412,7 @@ func (p *Proxy) logInner(x *exchange) {
 	}
 	x.entry.BytesIn = x.body.n.Load()
 	x.entry.Duration = p.now().Sub(x.entry.Time)
+	p.logIdentity(x)
 	p.log.Log(&x.entry)
 }
 

@@ -717,6 +717,7 @@ func (h *Handler) logEntry(ex *exchange, r *http.Request, v *rules.Verdict, star
 		Action: v.Action.String(), Rule: v.Rule, Category: v.Category,
 		Status: ex.status, BytesOut: ex.bytes, Duration: time.Since(start),
 		Upstream: ex.info.Member,
+		Proto:    r.Proto, Referer: r.Header.Get("Referer"), UserAgent: r.Header.Get("User-Agent"),
 	}
 	if ex.body != nil {
 		e.BytesIn = ex.body.n.Load()

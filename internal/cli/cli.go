@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -247,8 +248,36 @@ func cmdCA(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "CA certificate: %s\nCA key:         %s (keep it secret; mode 0600)\n", *cert, *key)
-	fmt.Fprintln(stdout, "Install the certificate in the browsers that will be inspected; set forward.inspect in the policy.")
+	fmt.Fprint(stdout, caSnippet(*cert, *key))
 	return 0
+}
+
+// caSnippet is what `ca create` tells the user to put in the policy: the
+// forward fields that load the CA (absolute paths, so the snippet works
+// wherever the policy file is) and ca_clients, which turns a blocked HTTPS
+// site into the block page for the clients that trust the CA. Pasted into a
+// policy as it is, it validates (TestCACreateSnippetValidates).
+func caSnippet(cert, key string) string {
+	if a, err := filepath.Abs(cert); err == nil {
+		cert = a
+	}
+	if a, err := filepath.Abs(key); err == nil {
+		key = a
+	}
+	return fmt.Sprintf(`
+Add this to the policy's forward section (then portcullis validate, and reload):
+
+forward:
+  ca_cert: %q
+  ca_key: %q
+  # Clients whose browsers trust the CA: a blocked HTTPS site shows them the
+  # block page instead of a browser error. Replace with your networks.
+  ca_clients: ["10.0.0.0/8"]
+
+Students and staff install the certificate from http://PROXY:PORT/ca (the proxy's
+own port, for clients in allow_clients, no sign-in). To inspect allowed sites too,
+give rules "action: inspect".
+`, cert, key)
 }
 
 func cmdPasswd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {

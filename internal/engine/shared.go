@@ -193,9 +193,10 @@ func (s *shared) adminRoutes(st *state) map[string]http.Handler {
 		routes["POST /cache/purge"] = s.clusterPurge(s.purgeHandler())
 	}
 	if st.ca != nil {
-		pem, page := caDownload(st.ca)
-		routes["GET /ca.pem"] = pem
-		routes["GET /ca"] = page
+		ca := forward.CAHandler(st.ca) // the forward door serves the same on its port
+		routes["GET "+forward.CAPEMPath] = ca
+		routes["GET "+forward.CACRTPath] = ca
+		routes["GET "+forward.CAPagePath] = ca
 	}
 	routes["GET /pools"] = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
