@@ -145,6 +145,19 @@ var listenerRE = regexp.MustCompile(`([a-z-]+)=(127\.0\.0\.1:\d+)`)
 // runReverse starts the binary on policy and returns its listeners by kind.
 func runReverse(t *testing.T, policy string) (*proc, map[string]string) {
 	t.Helper()
+	p, addrs := runPolicy(t, policy)
+	for _, k := range []string{"reverse", "reverse-tls", "admin"} {
+		if addrs[k] == "" {
+			t.Fatalf("no %s listener logged: %v", k, addrs)
+		}
+	}
+	return p, addrs
+}
+
+// runPolicy starts `portcullis run --config policy` and returns the listeners its
+// "portcullis running" line lists, by kind.
+func runPolicy(t *testing.T, policy string) (*proc, map[string]string) {
+	t.Helper()
 	cmd := exec.Command(binary, "run", "--config", policy)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -171,11 +184,6 @@ func runReverse(t *testing.T, policy string) (*proc, map[string]string) {
 	addrs := map[string]string{}
 	for _, m := range listenerRE.FindAllStringSubmatch(p.waitFor(t, "portcullis running"), -1) {
 		addrs[m[1]] = m[2]
-	}
-	for _, k := range []string{"reverse", "reverse-tls", "admin"} {
-		if addrs[k] == "" {
-			t.Fatalf("no %s listener logged: %v", k, addrs)
-		}
 	}
 	return p, addrs
 }
