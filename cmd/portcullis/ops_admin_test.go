@@ -25,7 +25,8 @@ admin: {log: {path: access.log}}
 	if addrs["forward"] == "" {
 		t.Fatalf("no forward listener: %v", addrs)
 	}
-	// The access log is still written (relative to the policy file).
+	// The access log is still written, relative to the policy file's folder (as
+	// docs/operations.md says), not to the working directory.
 	resp, err := http.Get("http://" + addrs["forward"] + "/")
 	if err != nil {
 		t.Fatal(err)
