@@ -129,8 +129,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		printProblems(stderr, err)
 		return 1
 	}
-	// Compile too (lists are loaded), so validate says what run would.
-	e, err := engine.New(engine.Options{PolicyPath: *cfgPath, DefaultPolicy: policies.Default, Logger: slog.New(slog.DiscardHandler), DryRun: true})
+	// Compile too (lists are loaded), so validate says what run would, warnings
+	// (malformed list lines) included.
+	e, err := engine.New(engine.Options{PolicyPath: *cfgPath, DefaultPolicy: policies.Default, Logger: slog.New(newWarnHandler(stderr)), DryRun: true})
 	if err != nil {
 		printProblems(stderr, err)
 		return 1
