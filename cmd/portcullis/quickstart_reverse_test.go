@@ -158,31 +158,9 @@ func runReverse(t *testing.T, policy string) (*proc, map[string]string) {
 // "portcullis running" line lists, by kind.
 func runPolicy(t *testing.T, policy string) (*proc, map[string]string) {
 	t.Helper()
-	cmd := exec.Command(binary, "run", "--config", policy)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, lines: make(chan string, 1000)}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			select {
-			case p.lines <- sc.Text():
-			default:
-			}
-		}
-		close(p.lines)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
+	p, running := spawn(t, "run", "--config", policy)
 	addrs := map[string]string{}
-	for _, m := range listenerRE.FindAllStringSubmatch(p.waitFor(t, "portcullis running"), -1) {
+	for _, m := range listenerRE.FindAllStringSubmatch(running, -1) {
 		addrs[m[1]] = m[2]
 	}
 	return p, addrs
