@@ -378,14 +378,21 @@ func TestReversePoolDownSaysWhy(t *testing.T) {
 		"connection refused",
 	}
 
+	// The access log is written in batches: poll until the 503 is in.
 	var line string
-	for _, l := range waitLines(t, filepath.Join(filepath.Dir(policy), "access.log"), 1) {
-		if strings.Contains(l, `"status":503`) {
-			line = l
+	logPath := filepath.Join(filepath.Dir(policy), "access.log")
+	deadline = time.Now().Add(30 * time.Second)
+	for line == "" {
+		b, _ := os.ReadFile(logPath)
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, `"status":503`) {
+				line = l
+			}
 		}
-	}
-	if line == "" {
-		t.Fatal("no 503 in the access log")
+		if line == "" && time.Now().After(deadline) {
+			t.Fatalf("no 503 in the access log:\n%s", b)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	var entry struct {
 		Error string `json:"error"`
