@@ -22,12 +22,21 @@ import (
 // launch runs the binary with args (a run command) and waits for its forward listener.
 func launch(t *testing.T, args ...string) (*proc, *url.URL) {
 	t.Helper()
-	p := startProc(t, args...)
-	m := listenRE.FindStringSubmatch(p.waitFor(t, "portcullis running"))
+	p, running := spawn(t, args...)
+	m := listenRE.FindStringSubmatch(running)
 	if m == nil {
 		t.Fatal("no forward listener logged")
 	}
 	return p, &url.URL{Scheme: "http", Host: m[1]}
+}
+
+// spawn runs the binary with args (a run command), collecting its log lines, and
+// returns once it logged "portcullis running", with that line. The process is
+// killed when the test ends.
+func spawn(t *testing.T, args ...string) (*proc, string) {
+	t.Helper()
+	p := startProc(t, args...)
+	return p, p.waitFor(t, "portcullis running")
 }
 
 // startProc runs the binary with args and collects its log lines (killed when the

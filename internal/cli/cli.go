@@ -72,7 +72,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case "passwd":
 		return cmdPasswd(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version", "-v":
-		fmt.Fprintln(stdout, "portcullis", version())
+		fmt.Fprint(stdout, versionText())
 		return 0
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
@@ -80,19 +80,6 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "portcullis: unknown command %q\n\n%s", args[0], usage)
 	return 2
-}
-
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		v := bi.Main.Version
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				v += " " + s.Value[:12]
-			}
-		}
-		return v
-	}
-	return "(devel)"
 }
 
 // parseInterspersed parses flags that may stand before or after positional
@@ -145,8 +132,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		printProblems(stderr, err)
 		return 1
 	}
-	// Compile too (lists are loaded), so validate says what run would.
-	e, err := engine.New(engine.Options{PolicyPath: *cfgPath, DefaultPolicy: policies.Default, Logger: slog.New(slog.DiscardHandler), DryRun: true})
+	// Compile too (lists are loaded), so validate says what run would, warnings
+	// (malformed list lines) included.
+	e, err := engine.New(engine.Options{PolicyPath: *cfgPath, DefaultPolicy: policies.Default, Logger: slog.New(newWarnHandler(stderr)), DryRun: true})
 	if err != nil {
 		printProblems(stderr, err)
 		return 1

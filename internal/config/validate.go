@@ -49,6 +49,7 @@ func (f *File) validatePolicy() []field.Error {
 		}
 	}
 	errs = append(errs, f.validateRefs()...)
+	errs = append(errs, f.validateListeners()...)
 	return errs
 }
 

@@ -102,6 +102,9 @@ func (e *Engine) buildAdmin(st *state) error {
 		return fmt.Errorf("access log: %w", err)
 	}
 	if cfg == nil || !cfg.Enabled() {
+		if cfg != nil && cfg.Listen == "" {
+			e.log.Info("no admin listener: set admin.listen (e.g. 127.0.0.1:9090) for the status page and metrics")
+		}
 		return nil
 	}
 	extra := map[string]http.Handler{}
@@ -122,7 +125,7 @@ func (e *Engine) buildAdmin(st *state) error {
 		Extra:    extra,
 		Logger:   e.log.With("door", "admin"),
 	})
-	st.listens = append(st.listens, httpListen("admin", cfg.ListenAddr(), func(s *state) http.Handler { return s.admin }, nil, nil, nil))
+	st.listens = append(st.listens, httpListen("admin", cfg.Listen, func(s *state) http.Handler { return s.admin }, nil, nil, nil))
 	return nil
 }
 

@@ -40,7 +40,12 @@ func (e *Engine) buildForward(st *state) error {
 	if err != nil {
 		return err
 	}
+	bp, err := blockPage(st)
+	if err != nil {
+		return err
+	}
 	p, err := forward.New(forward.Options{
+		BlockPage:   bp,
 		Config:      cfg,
 		Policy:      trackerGuard(st, full.Profile),
 		Anonymizer:  e.anonymizers(st),

@@ -32,7 +32,7 @@ func (e *Engine) buildReverse(st *state) error {
 		Pools:     st.pools,
 		Wrap:      e.cacheWrap(st, &cfg),
 		Limiter:   e.shared.limiter,
-		BlockPage: e.reverseBlockPage(),
+		BlockPage: e.reverseBlockPage(st),
 		Log:       e.shared.accessLog(),
 		Logger:    e.log.With("door", "reverse"),
 	})
@@ -144,8 +144,8 @@ func defaultStateDir() string {
 
 // reverseBlockPage renders the same block page as forward mode for blocked reverse
 // requests (naming the rule, category and reason, never an origin).
-func (e *Engine) reverseBlockPage() func(http.ResponseWriter, *http.Request, *rules.Verdict) {
-	bp, err := filter.NewBlockPage()
+func (e *Engine) reverseBlockPage(st *state) func(http.ResponseWriter, *http.Request, *rules.Verdict) {
+	bp, err := blockPage(st)
 	if err != nil {
 		return nil // the door's built-in page
 	}

@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -236,7 +237,7 @@ func testNoneAvailable(t *testing.T, pc policyCase) {
 	if p.Healthy() {
 		t.Error("Healthy() with every member down")
 	}
-	if _, err := get(p, keyOf(pc, 1)); err != ErrNoHealthyMember {
+	if _, err := get(p, keyOf(pc, 1)); !errors.Is(err, ErrNoHealthyMember) {
 		t.Errorf("err = %v, want ErrNoHealthyMember", err)
 	}
 }
@@ -741,5 +742,51 @@ func TestLastMemberNeverEjected(t *testing.T) {
 				t.Fatal("the last available member was ejected")
 			}
 		})
+	}
+}
+
+// TestNoHealthyMemberSaysWhy takes every member down by its health check (a bad
+// status, a refused connection, a timeout) and checks that the error the reverse
+// door logs with its 503 names each member and why it is out.
+func TestNoHealthyMemberSaysWhy(t *testing.T) {
+	bad := newOrigin(t, "bad")
+	bad.healthy.Store(false)
+	stop := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-stop:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(slow.Close)
+	t.Cleanup(func() { close(stop) })
+	dead := deadAddr(t)
+	cfg := Config{
+		Members: []MemberConfig{{URL: bad.srv.URL}, {URL: dead}, {URL: slow.URL}},
+		Health:  HealthConfig{Path: "/health", Timeout: 200 * time.Millisecond, Rise: 1, Fall: 1},
+	}
+	p := newPool(t, cfg)
+	p.CheckNow(context.Background())
+	_, err := get(p, "")
+	if !errors.Is(err, ErrNoHealthyMember) {
+		t.Fatalf("error %v, want ErrNoHealthyMember", err)
+	}
+	for _, want := range []string{
+		bad.srv.URL + ": health check failed: GET /health: status 503",
+		dead + ": health check failed: GET /health:",
+		"connection refused",
+		slow.URL + ": health check failed: GET /health: no answer within 200ms (timeout)",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if _, err := p.Select(""); err == nil || !strings.Contains(err.Error(), "status 503") {
+		t.Errorf("Select: %v, want the members' reasons", err)
+	}
+	for i, st := range p.Status() {
+		if st.LastError == "" || st.Healthy {
+			t.Errorf("member %d status %+v, want down with its last error", i, st)
+		}
 	}
 }
