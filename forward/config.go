@@ -66,6 +66,16 @@ type Config struct {
 	MaxIdleConnsPerHost int `yaml:"max_idle_conns_per_host"`
 	// MaxIdleConns is the idle origin connections kept in all. Default 4096.
 	MaxIdleConns int `yaml:"max_idle_conns"`
+	// MaxConns bounds the client connections open on each listener of the
+	// door; at the bound, new ones wait in the kernel's backlog until one
+	// closes. 0 derives it from the descriptor limit (RLIMIT_NOFILE) at
+	// start, so that each connection and its upstream fit (see
+	// accept.ConnBudget); -1 is unlimited. Read when a listener is bound.
+	MaxConns int `yaml:"max_conns"`
+	// MaxConnsPerClient bounds the connections from one client address on
+	// each listener; further ones are closed at once. 0 is unlimited (the
+	// default: a school's clients may share one address behind NAT).
+	MaxConnsPerClient int `yaml:"max_conns_per_client"`
 
 	// CACert is the inspection CA certificate (PEM) the engine loads with LoadCA and
 	// passes as Options.CA; `portcullis ca create` writes it. "" = no inspection.
@@ -146,6 +156,12 @@ func (c *Config) Validate() []field.Error {
 	}
 	if c.MaxIdleConns < 0 {
 		errs = append(errs, field.Errorf("max_idle_conns", "must not be negative"))
+	}
+	if c.MaxConns < -1 {
+		errs = append(errs, field.Errorf("max_conns", "must be a number of connections, 0 (derived from the descriptor limit) or -1 (unlimited)"))
+	}
+	if c.MaxConnsPerClient < 0 {
+		errs = append(errs, field.Errorf("max_conns_per_client", "must not be negative"))
 	}
 	if c.LeafCacheSize < 0 {
 		errs = append(errs, field.Errorf("leaf_cache_size", "must not be negative"))

@@ -11,6 +11,7 @@ import (
 	"github.com/elazarl/goproxy"
 
 	"github.com/portcullis/portcullis/filter"
+	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/httpguard"
 	"github.com/portcullis/portcullis/rules"
 )
@@ -167,7 +168,10 @@ func (p *Proxy) onConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectA
 // confirms the tunnel, peeks the ClientHello, checks the SNI against the policy,
 // and then relays, inspects or shows the block page until the connection ends.
 func (p *Proxy) hijackTunnel(r *http.Request, client net.Conn, _ *goproxy.ProxyCtx) {
-	client = unwrapLane(httpguard.Unwrap(client)) // the socket itself, for splices and readWaiter
+	// the socket itself, for splices and readWaiter; its connection-limit slot
+	// is freed when the tunnel ends
+	client, release := accept.Detach(unwrapLane(httpguard.Unwrap(client)))
+	defer release()
 	x := exchangeFrom(r.Context())
 	if x == nil || x.tunnel == nil {
 		_ = client.Close()

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/portcullis/portcullis/internal/accept"
 )
 
 // DefaultMaxClients bounds the clients a RateLimiter remembers.
@@ -122,95 +124,9 @@ func (rl *RateLimiter) Len() int {
 
 // LimitListener wraps l so that at most maxConns connections are open at once
 // (Accept waits for one to close) and at most perClient from one address
-// (further ones are closed at once). Zero means unlimited.
+// (further ones are closed at once). Zero means unlimited. See accept.Limit.
 func LimitListener(l net.Listener, maxConns, perClient int) net.Listener {
-	if maxConns <= 0 && perClient <= 0 {
-		return l
-	}
-	ll := &limitListener{Listener: l, perClient: perClient, byClient: map[netip.Addr]int{}, done: make(chan struct{})}
-	if maxConns > 0 {
-		ll.sem = make(chan struct{}, maxConns)
-	}
-	return ll
-}
-
-type limitListener struct {
-	net.Listener
-	sem       chan struct{} // one token per open connection; nil = unlimited
-	perClient int
-
-	mu       sync.Mutex
-	byClient map[netip.Addr]int
-	done     chan struct{}
-	once     sync.Once
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	for {
-		if l.sem != nil {
-			select {
-			case l.sem <- struct{}{}:
-			case <-l.done:
-				return nil, net.ErrClosed
-			}
-		}
-		c, err := l.Listener.Accept()
-		if err != nil {
-			l.release()
-			return nil, err
-		}
-		addr := remoteAddr(c)
-		if l.perClient > 0 {
-			l.mu.Lock()
-			n := l.byClient[addr]
-			if n >= l.perClient {
-				l.mu.Unlock()
-				c.Close()
-				l.release()
-				continue
-			}
-			l.byClient[addr] = n + 1
-			l.mu.Unlock()
-		}
-		return &limitConn{Conn: c, l: l, addr: addr}, nil
-	}
-}
-
-func (l *limitListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return l.Listener.Close()
-}
-
-func (l *limitListener) release() {
-	if l.sem != nil {
-		<-l.sem
-	}
-}
-
-func (l *limitListener) closed(addr netip.Addr) {
-	if l.perClient > 0 {
-		l.mu.Lock()
-		if n := l.byClient[addr] - 1; n > 0 {
-			l.byClient[addr] = n
-		} else {
-			delete(l.byClient, addr)
-		}
-		l.mu.Unlock()
-	}
-	l.release()
-}
-
-type limitConn struct {
-	net.Conn
-	l    *limitListener
-	addr netip.Addr
-	once sync.Once
-}
-
-func (c *limitConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(func() { c.l.closed(c.addr) })
-	return err
+	return accept.Limit(l, maxConns, perClient)
 }
 
 func remoteAddr(c net.Conn) netip.Addr {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/httpguard"
 )
 
@@ -96,6 +97,7 @@ func Listen(cfg *Config, h http.Handler, tlsCfg *tls.Config, logger *slog.Logger
 			if err != nil {
 				return out, err
 			}
+			ln = accept.New(ln, "reverse "+ln.Addr().String(), logger, nil) // EMFILE and the like: back off, accept again
 			ln = LimitListener(ln, cfg.Limits.MaxConns, cfg.Limits.MaxConnsPerClient)
 			out = append(out, &trackListener{Listener: ln, set: s.conns})
 		}

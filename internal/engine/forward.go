@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 
 	"github.com/portcullis/portcullis/filter/phrase"
 	"github.com/portcullis/portcullis/forward"
 	"github.com/portcullis/portcullis/forward/auth"
+	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/cache"
 	"github.com/portcullis/portcullis/internal/config/field"
 	"github.com/portcullis/portcullis/rules"
@@ -83,8 +85,18 @@ func (e *Engine) buildForward(st *state) error {
 			return nil
 		}, e.log.With("door", "forward"))
 	}
+	maxConns := full.MaxConns
+	switch maxConns {
+	case 0: // each connection holds its client and (at least) one upstream descriptor
+		maxConns = accept.ConnBudget(accept.DescriptorLimit(), 2)
+	case -1:
+		maxConns = 0
+	}
+	limit := func(ln net.Listener) net.Listener {
+		return accept.Limit(ln, maxConns, full.MaxConnsPerClient)
+	}
 	for _, addr := range full.Listen {
-		st.listens = append(st.listens, httpListen("forward", addr, func(s *state) http.Handler { return s.forward }, nil,
+		st.listens = append(st.listens, httpListen("forward", addr, func(s *state) http.Handler { return s.forward }, limit,
 			func(srv *http.Server) { srv.ReadHeaderTimeout = full.ReadHeaderTimeout }, lane))
 	}
 	return nil

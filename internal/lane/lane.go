@@ -1,7 +1,7 @@
 // Package lane owns what the doors' fast lanes in front of net/http share:
 // accepting connections for a lane (through package accept, which backs off
-// on EMFILE and the like and accepts again), tracking them for shutdown (waking idle ones, closing the rest
-// past the deadline), handing a connection with the bytes the lane already
+// on EMFILE and the like and accepts again), tracking them for shutdown
+// (waking idle ones, closing the rest past the deadline), handing a connection with the bytes the lane already
 // read to the http.Server that serves it from then on, and the two wire
 // helpers both lanes use (finding the end of a request head, writing a
 // header field). Each door keeps its own parsing and serving.
