@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/portcullis/portcullis/internal/cluster/redistest"
 )
@@ -323,5 +326,73 @@ func TestClusterSurvivesRedisOutage(t *testing.T) {
 	t.Logf("%d requests served through the outage, %d failed", served.Load(), failed.Load())
 	if failed.Load() != 0 {
 		t.Fatalf("%d requests failed (first: %v)", failed.Load(), firstErr.Load())
+	}
+}
+
+func TestClusterSharesSignInFailures(t *testing.T) {
+	srv := redistest.Start(t)
+	origin, _ := clusterOrigin(t)
+	dir := t.TempDir()
+	hash, err := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "htpasswd"), []byte("alice:"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var proxies []*url.URL
+	for _, name := range []string{"a", "b"} {
+		path := filepath.Join(dir, name+".yaml")
+		policy := fmt.Sprintf(`forward:
+  listen: ["127.0.0.1:0"]
+  auth:
+    htpasswd_file: htpasswd
+    limiter: {max_failures: 3, window: 1m, lockout: 1m}
+resolver:
+  egress: {allow: ["127.0.0.0/8"]}
+admin:
+  listen: 127.0.0.1:0
+  log: {off: true}
+cluster:
+  node: %s
+  redis: {addrs: [%q], timeout: 100ms}
+`, name, srv.Addr)
+		if err := os.WriteFile(path, []byte(policy), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p, proxy := launch(t, "run", "--config", path)
+		_ = p
+		proxies = append(proxies, proxy)
+	}
+	// Both nodes share once they see Redis: wait for a's status.
+	statusOf := func(proxy *url.URL, pass string) int {
+		u := *proxy
+		u.User = url.UserPassword("alice", pass)
+		client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(&u)}}
+		res, err := client.Get(origin.URL + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode
+	}
+	poll(t, 10*time.Second, "the right password to work on both nodes", func() bool {
+		return statusOf(proxies[0], "right") == http.StatusOK && statusOf(proxies[1], "right") == http.StatusOK
+	})
+	// Wait until both nodes publish (Redis up on both): a failure on a must lock
+	// alice out on b. Three wrong guesses spread over the two nodes reach the
+	// limit of 3; the next attempt is refused on either node.
+	codes := []int{statusOf(proxies[0], "w1"), statusOf(proxies[1], "w2"), statusOf(proxies[0], "w3")}
+	for i, c := range codes {
+		if c != http.StatusProxyAuthRequired {
+			t.Fatalf("guess %d: %d, want 407", i+1, c)
+		}
+	}
+	poll(t, 2*time.Second, "b to lock alice out after failures on both nodes", func() bool {
+		return statusOf(proxies[1], "w4") == http.StatusTooManyRequests
+	})
+	if c := statusOf(proxies[1], "right"); c != http.StatusTooManyRequests {
+		t.Fatalf("right password during the lockout on b: %d, want 429", c)
 	}
 }

@@ -76,6 +76,16 @@ func (m *MemoryAttempts) Cancel(key string) {
 
 // Fail implements AttemptStore.
 func (m *MemoryAttempts) Fail(key string, lim Limit, now time.Time) {
+	m.fail(key, lim, now, true)
+}
+
+// Record counts a failure of key made elsewhere (another node's), with no
+// attempt of this store's in flight.
+func (m *MemoryAttempts) Record(key string, lim Limit, now time.Time) {
+	m.fail(key, lim, now, false)
+}
+
+func (m *MemoryAttempts) fail(key string, lim Limit, now time.Time, own bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c := m.counts[key]
@@ -84,7 +94,7 @@ func (m *MemoryAttempts) Fail(key string, lim Limit, now time.Time) {
 		c = &counter{start: now}
 		m.counts[key] = c
 	}
-	if c.inflight > 0 {
+	if own && c.inflight > 0 {
 		c.inflight--
 	}
 	if c.failures == 0 || now.Sub(c.start) >= lim.Window {

@@ -23,6 +23,8 @@ const (
 type Event struct {
 	Kind string `json:"kind"`
 	Key  string `json:"key"`
+	// Data is the kind's own payload, if any.
+	Data json.RawMessage `json:"data,omitempty"`
 	// Node is the node that sent it; a node ignores its own events.
 	Node string `json:"node"`
 }
@@ -48,6 +50,16 @@ func (c *Cluster) Broadcast(ctx context.Context, kind, key string) error {
 	return c.do(ctx, max(c.cfg.Redis.Timeout, 100*time.Millisecond), func(ctx context.Context) error {
 		return c.rdb.Publish(ctx, c.key("events"), b).Err()
 	})
+}
+
+// Publish queues ev (Kind, Key, Data) to be broadcast to the other nodes; it
+// never blocks, and drops the event when Redis is down or the queue is full.
+func (c *Cluster) Publish(ev Event) {
+	if !c.Up() {
+		return
+	}
+	ev.Node = c.cfg.Node
+	c.enqueue(tierOp{event: &ev})
 }
 
 // listen subscribes to the events channel until ctx ends; go-redis resubscribes

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -23,6 +24,7 @@ type tierOp struct {
 	ttl         time.Duration
 	prefix      bool
 	invalidated bool
+	event       *Event // set: publish it (nothing else)
 }
 
 // CacheTier returns the cluster's shared cache tier.
@@ -96,6 +98,13 @@ func (c *Cluster) tierLoop(ctx context.Context) {
 }
 
 func (c *Cluster) tierDo(ctx context.Context, op tierOp) {
+	if op.event != nil {
+		b, _ := json.Marshal(op.event)
+		_ = c.do(ctx, backgroundTimeout, func(ctx context.Context) error {
+			return c.rdb.Publish(ctx, c.key("events"), b).Err()
+		})
+		return
+	}
 	k := c.key("c", op.key)
 	switch {
 	case op.val != nil:

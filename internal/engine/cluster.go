@@ -96,6 +96,16 @@ func (s *shared) wireCluster(c *cluster.Cluster) {
 		s.limiter.SetShared(nil)
 	}
 	c.OnEvent(func(ev cluster.Event) {
+		switch ev.Kind {
+		case eventSignInFail, eventSignInReset:
+			s.mu.Lock()
+			a := s.authAttempts
+			s.mu.Unlock()
+			if a != nil && c.Config().Shares(cluster.ShareSignIn) {
+				a.remote(ev, s.e.opts.Now())
+			}
+			return
+		}
 		if !c.Config().Shares(cluster.SharePurge) {
 			return
 		}

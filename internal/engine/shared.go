@@ -55,8 +55,9 @@ type shared struct {
 	leavesKey  string
 	leavesSize int
 
-	authLim    *auth.Limiter // guarded by mu: failed sign-ins, kept across reloads
-	authLimCfg auth.LimiterConfig
+	authLim      *auth.Limiter // guarded by mu: failed sign-ins, kept across reloads
+	authLimCfg   auth.LimiterConfig
+	authAttempts *sharedAttempts // guarded by mu: authLim's counters
 
 	clusterMu sync.Mutex
 	cluster   *liveCluster // nil: the node stands alone
@@ -221,6 +222,7 @@ func (s *shared) authLimiter(cfg auth.LimiterConfig, now func() time.Time, g *st
 	if live != nil && reflect.DeepEqual(liveCfg, cfg) {
 		return live
 	}
-	g.authLim, g.authLimCfg = auth.NewLimiter(cfg, now), cfg
+	g.authAttempts = &sharedAttempts{MemoryAttempts: auth.NewMemoryAttempts(cfg.MaxAddresses), cl: s.currentCluster}
+	g.authLim, g.authLimCfg = auth.NewLimiterStore(cfg, now, g.authAttempts), cfg
 	return g.authLim
 }

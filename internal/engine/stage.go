@@ -36,8 +36,9 @@ type staged struct {
 
 	fwd *transportHolder // a new forward transport
 
-	authLim    *auth.Limiter // a new failed sign-in limiter
-	authLimCfg auth.LimiterConfig
+	authLim      *auth.Limiter // a new failed sign-in limiter
+	authLimCfg   auth.LimiterConfig
+	authAttempts *sharedAttempts
 
 	clusterSet bool         // the cluster settings changed: cluster (nil: none) replaces the live one
 	cluster    *liveCluster // prepared, not started
@@ -76,7 +77,7 @@ func (g *staged) commit() (release func()) {
 		s.fwdTransport = g.fwd
 	}
 	if g.authLim != nil {
-		s.authLim, s.authLimCfg = g.authLim, g.authLimCfg
+		s.authLim, s.authLimCfg, s.authAttempts = g.authLim, g.authLimCfg, g.authAttempts
 	}
 	if g.leaves != nil {
 		s.leaves, s.leavesKey, s.leavesSize = g.leaves, g.leavesKey, g.leavesSize
