@@ -97,11 +97,16 @@ func (p *Proxy) checkHTTP(x *exchange, r *http.Request) *http.Response {
 }
 
 // badHost refuses a request whose host does not normalise (rules.CanonicalAuthority)
-// with 400 and a log line.
+// with 400 and a log line; a host other parsers read as an IP address
+// ("127.1", "0x7f.1") gets the egress guard's 403, as it did when the guard
+// refused it at the dial.
 func (p *Proxy) badHost(x *exchange, r *http.Request, err error) *http.Response {
 	x.entry.Error = "bad host: " + err.Error()
 	x.entry.Action, x.entry.Rule = rules.ActionBlock.String(), "bad_host"
 	p.logger.Warn("forward: request refused: the host does not normalise", "client", x.entry.Client.String(), "error", err.Error())
+	if _, _, lerr := resolver.ParseLiteral(r.URL.Hostname()); errors.Is(lerr, resolver.ErrEgressDenied) {
+		return p.pageResponse(r, http.StatusForbidden, upstreamMessage(http.StatusForbidden))
+	}
 	return p.pageResponse(r, http.StatusBadRequest, "The host name of this address is not valid.")
 }
 

@@ -63,7 +63,8 @@ func TestCanonicalAuthority(t *testing.T) {
 // that fails), the resolver dials an IP literal as parsed (unmapped by the
 // kernel) and otherwise drops one trailing dot, lowercases and asks DNS for
 // the name, which ignores the dot a second trailing dot leaves. ok is false
-// when the dial path refuses the authority.
+// when the dial path refuses the authority, or would dial a non-ASCII name
+// as raw bytes.
 func reachedName(authority string) (string, bool) {
 	u, err := url.Parse("http://" + authority + "/")
 	if err != nil || u.Host != authority {
@@ -72,9 +73,14 @@ func reachedName(authority string) (string, bool) {
 	host := u.Hostname()
 	for i := 0; i < len(host); i++ {
 		if host[i] >= 0x80 {
-			if a, err := idna.Lookup.ToASCII(host); err == nil {
-				host = a
+			a, err := idna.Lookup.ToASCII(host)
+			if err != nil {
+				// net/http would dial the raw UTF-8 bytes, a name no
+				// spelling maps to; the door never sends them (it sends
+				// the canonical form, checked below).
+				return "", false
 			}
+			host = a
 			break
 		}
 	}

@@ -93,13 +93,13 @@ func CanonicalName(name string) (string, error) {
 // authority itself (no allocation) when that already reads so.
 func JoinAuthority(authority, host string, port uint16) string {
 	if port == 0 {
-		if authority == host {
+		if strings.IndexByte(host, ':') < 0 {
 			return host
 		}
-		if strings.IndexByte(host, ':') >= 0 {
-			return "[" + host + "]"
+		if len(authority) == len(host)+2 && authority[0] == '[' && authority[1:len(authority)-1] == host {
+			return authority
 		}
-		return host
+		return "[" + host + "]"
 	}
 	if len(authority) > len(host) && authority[:len(host)] == host && authority[len(host)] == ':' {
 		if n, err := strconv.ParseUint(authority[len(host)+1:], 10, 16); err == nil && uint16(n) == port && authority[len(host)+1] != '0' {

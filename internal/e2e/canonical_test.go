@@ -192,7 +192,7 @@ default: allow
 					t.Errorf("GET http://%s/: %d %q, want SafeSearch's address or 400", tg.authority, r.StatusCode, body)
 				}
 			}
-			c := connectStatus(t, p.fwd(), tg.authority, host)
+			c, _ := connect(t, p.fwd(), tg.authority)
 			if strings.HasPrefix(tg.rule, "safesearch") {
 				if c != 200 && c != http.StatusForbidden && c != http.StatusBadRequest {
 					t.Errorf("CONNECT %s: %d, want a tunnel to SafeSearch's address, 403 or 400", tg.authority, c)
@@ -210,26 +210,6 @@ default: allow
 	if safe.conns.Load() == 0 {
 		t.Errorf("SafeSearch's address was never reached: the test proves nothing about SafeSearch")
 	}
-}
-
-// connectStatus sends CONNECT authority to the proxy at addr and returns the
-// status of the answer (host is the Host field).
-func connectStatus(t *testing.T, addr, authority, host string) int {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", authority, host); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodConnect})
-	if err != nil {
-		t.Fatalf("CONNECT %s: %v", authority, err)
-	}
-	return resp.StatusCode
 }
 
 // TestSafeSearchOnTheServerName: a CONNECT to an IP literal whose ClientHello
@@ -254,17 +234,9 @@ resolver:
   egress: {allow: ["127.0.0.0/8"]}
 default: allow
 `, port, up.Addr), nil)
-	c, err := net.Dial("tcp", p.fwd())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(c, "CONNECT 127.0.0.1:%s HTTP/1.1\r\nHost: 127.0.0.1:%s\r\n\r\n", port, port)
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("CONNECT: %v %v", resp, err)
+	code, c := connect(t, p.fwd(), "127.0.0.1:"+port)
+	if code != 200 {
+		t.Fatalf("CONNECT: %d", code)
 	}
 	// The handshake fails (the sinks do not speak TLS); the ClientHello is what counts.
 	go tls.Client(c, &tls.Config{ServerName: "www.google.com", InsecureSkipVerify: true}).Handshake()
