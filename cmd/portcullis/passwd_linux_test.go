@@ -93,8 +93,31 @@ func (p *ptyRun) shown() string {
 	return p.out.String()
 }
 
+// waitNoEcho waits until the program has turned echo off on its terminal
+// (TCGETS on the master reads the terminal's settings): what a person typing
+// after the prompt meets, without racing the program's own tcsetattr.
+func (p *ptyRun) waitNoEcho(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		tio, err := unix.IoctlGetTermios(int(p.master.Fd()), unix.TCGETS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tio.Lflag&unix.ECHO == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("echo never turned off; the terminal shows %q", p.shown())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// typeLine types s and Enter once echo is off.
 func (p *ptyRun) typeLine(t *testing.T, s string) {
 	t.Helper()
+	p.waitNoEcho(t)
 	if _, err := p.master.Write([]byte(s + "\r")); err != nil {
 		t.Fatal(err)
 	}
