@@ -150,3 +150,17 @@ func sender(t *testing.T, addr string) func(from netip.Addr, name string) {
 		}
 	}
 }
+
+func TestInFlightConfig(t *testing.T) {
+	over := &Config{MaxInFlight: 10, MaxInFlightPerClient: 11}
+	if errs := over.Validate(); len(errs) != 1 || errs[0].Path != "max_inflight_per_client" {
+		t.Fatalf("per client above the total: %v", errs)
+	}
+	d := (&Config{}).withDefaults()
+	if d.MaxInFlight != DefaultMaxInFlight || d.MaxInFlightPerClient != DefaultMaxInFlightPerClient {
+		t.Fatalf("defaults: %d, %d", d.MaxInFlight, d.MaxInFlightPerClient)
+	}
+	if small := (&Config{MaxInFlight: 50}).withDefaults(); small.MaxInFlightPerClient != 50 {
+		t.Fatalf("per client default above a small total: %d", small.MaxInFlightPerClient)
+	}
+}
