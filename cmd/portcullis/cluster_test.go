@@ -221,6 +221,21 @@ func TestClusterSharedCacheAndPurge(t *testing.T) {
 	}
 	waitCluster(t, nodes)
 	a, b, c := nodes[0], nodes[1], nodes[2]
+	// The status page lists the three nodes alive.
+	res, err := http.Get(a.admin + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, want := range []string{"node <b>a</b>", ">a (this node)</td>", ">b</td>", ">c</td>", "shared"} {
+		if !strings.Contains(string(page), want) {
+			t.Fatalf("a's status page lacks %q", want)
+		}
+	}
+	if n := strings.Count(string(page), `"dot up"></span>alive`); n != 3 {
+		t.Fatalf("a's status page shows %d nodes alive, want 3", n)
+	}
 	// Behind a load balancer every node sees the site's name in Host.
 	var body string
 	get := func(n *clusterNode) string {
@@ -254,7 +269,7 @@ func TestClusterSharedCacheAndPurge(t *testing.T) {
 	if n := hits.Load(); n != 1 {
 		t.Fatalf("the origin saw %d requests for a page two nodes served, want 1", n)
 	}
-	res, err := http.Post(c.admin+"/cache/purge?url=http://site.test/static/page", "", nil)
+	res, err = http.Post(c.admin+"/cache/purge?url=http://site.test/static/page", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,6 +328,16 @@ func TestClusterSurvivesRedisOutage(t *testing.T) {
 	for _, n := range nodes {
 		poll(t, 10*time.Second, n.name+" to notice Redis is down", func() bool { return !n.status(t).Cluster.Up })
 		n.p.waitFor(t, "Redis unreachable")
+	}
+	// Not an outage: /readyz stays ready and says why the node is degraded.
+	res, err := http.Get(nodes[0].admin + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(ready), "degraded: cluster: Redis unreachable") {
+		t.Fatalf("/readyz while Redis is down: %d %q, want 200 with the degraded detail", res.StatusCode, ready)
 	}
 	atDown := served.Load()
 	poll(t, 10*time.Second, "requests served while Redis is down", func() bool { return served.Load() > atDown+200 })

@@ -26,6 +26,9 @@ type ServerOptions struct {
 	// Ready reports whether the proxy is ready (policy loaded, listeners up); /readyz
 	// answers 503 with the error's text when it returns one. Nil means always ready.
 	Ready func() error
+	// ReadyDetail, when set, adds lines to a ready answer: degraded states that
+	// are not reasons to take the node out of a load balancer (Redis down).
+	ReadyDetail func() []string
 	// Snapshot supplies pools, cache, policy and lists for the page and /status.json.
 	Snapshot func() Snapshot
 	// Extra adds routes (ServeMux patterns), e.g. "POST /cache/purge", "GET /ca.pem".
@@ -89,7 +92,13 @@ func (s *server) readyz(w http.ResponseWriter, _ *http.Request) {
 			return
 		}
 	}
-	plain(w, http.StatusOK, "ready\n")
+	msg := "ready\n"
+	if s.opts.ReadyDetail != nil {
+		for _, d := range s.opts.ReadyDetail() {
+			msg += d + "\n"
+		}
+	}
+	plain(w, http.StatusOK, msg)
 }
 
 // statusDoc is /status.json: the traffic counters and the engine's snapshot.

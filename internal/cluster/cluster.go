@@ -114,6 +114,9 @@ func New(cfg Config, baseDir string, logger *slog.Logger) (*Cluster, error) {
 		})
 	}
 	c := &Cluster{cfg: cfg, log: logger.With("node", cfg.Node), rdb: rdb, prefix: r.KeyPrefix, started: time.Now()}
+	// go-redis prints its connection errors itself; the cluster logs each outage
+	// once, so its lines go to the debug level.
+	redis.SetLogger(redisLogger{c.log})
 	c.limiter = newLimiter(c)
 	c.tierOps = make(chan tierOp, tierQueue)
 	c.bus.c = c
@@ -205,4 +208,11 @@ func (c *Cluster) Close() error {
 	var err error
 	c.closeOnce.Do(func() { err = c.rdb.Close() })
 	return err
+}
+
+// redisLogger sends go-redis's own log lines to slog at debug level.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "cluster: redis: "+fmt.Sprintf(format, v...))
 }

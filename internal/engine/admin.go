@@ -121,6 +121,12 @@ func (e *Engine) buildAdmin(st *state) error {
 		Registry: nodeGatherer{g: e.shared.obs.registry, node: e.shared.nodeName},
 		Status:   e.shared.obs.status,
 		Ready:    e.ready,
+		ReadyDetail: func() []string {
+			if c := e.shared.currentCluster(); c != nil && !c.Up() {
+				return []string{"degraded: cluster: Redis unreachable (" + c.LastError() + "); limits, sign-in counts and the cache are this node's own until it answers"}
+			}
+			return nil
+		},
 		Snapshot: e.snapshot,
 		Extra:    extra,
 		Logger:   e.log.With("door", "admin"),
