@@ -38,7 +38,7 @@ type limiterKey struct {
 // Allow must not block on the network; it reports false when the cluster-wide
 // count leaves no room, and true when it cannot tell (the local bucket decides).
 type SharedLimiter interface {
-	Allow(key string, rate float64, burst int, now time.Time) bool
+	Allow(route string, client netip.Addr, rate float64, burst int, now time.Time) bool
 }
 
 type sharedLimiter struct{ SharedLimiter }
@@ -87,7 +87,7 @@ func (rl *RateLimiter) Allow(route string, client netip.Addr, r Rate, burst int,
 		return false, d
 	}
 	// The node's own bucket allows it; several nodes share the client's budget.
-	if sh := rl.shared.Load(); sh != nil && !sh.Allow(route+"|"+client.String(), float64(r), burst, now) {
+	if sh := rl.shared.Load(); sh != nil && !sh.Allow(route, client, float64(r), burst, now) {
 		res.CancelAt(now)
 		return false, time.Duration(float64(time.Second) / max(float64(r), 1e-9))
 	}

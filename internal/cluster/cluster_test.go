@@ -14,7 +14,7 @@ import (
 )
 
 // node starts a Cluster named name on addrs and stops it when the test ends.
-func node(t *testing.T, name, mode string, addrs ...string) *cluster.Cluster {
+func node(t testing.TB, name, mode string, addrs ...string) *cluster.Cluster {
 	t.Helper()
 	c, err := cluster.New(cluster.Config{Node: name, Redis: cluster.RedisConfig{Addrs: addrs, Mode: mode, Timeout: 200 * time.Millisecond}}, "", slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -28,7 +28,7 @@ func node(t *testing.T, name, mode string, addrs ...string) *cluster.Cluster {
 	return c
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, f func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, f func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !f() {
@@ -45,7 +45,7 @@ func spread(nodes []*cluster.Cluster, rate float64, d time.Duration) int {
 	allowed := 0
 	end := time.Now().Add(d)
 	for i := 0; time.Now().Before(end); i++ {
-		if nodes[i%len(nodes)].Limiter().Allow("route|192.0.2.7", rate, 10, time.Now()) {
+		if nodes[i%len(nodes)].Limiter().AllowKey("route|192.0.2.7", rate, 10, time.Now()) {
 			allowed++
 		}
 		time.Sleep(200 * time.Microsecond)
@@ -84,7 +84,7 @@ func TestLimiterFallsBackWhenRedisDies(t *testing.T) {
 	// Allow never waits on Redis; the first failed sync or heartbeat marks it down.
 	waitFor(t, 10*time.Second, "Redis marked down", func() bool { return !a.Up() })
 	for i := range 1000 {
-		if !a.Limiter().Allow("k", 1, 1, time.Now()) {
+		if !a.Limiter().AllowKey("k", 1, 1, time.Now()) {
 			t.Fatalf("request %d refused while Redis is down: the shared limiter must defer to the local one", i)
 		}
 	}
@@ -149,3 +149,7 @@ func TestPeersListsNodesAndFlagsOlderPolicy(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { os.Exit(m.Run()) }
+
+func benchNode(b *testing.B, addr string) *cluster.Cluster {
+	return node(b, "bench", "standalone", addr)
+}

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"math"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -76,23 +77,34 @@ func (l *Limiter) batch(rate float64) int {
 	return max(1, int(math.Ceil(n)))
 }
 
-// Allow takes one token for key from the cluster-wide bucket of rate per second
-// and burst. It never waits on Redis; while Redis is down it always allows (the
-// caller's local bucket is the fallback).
-func (l *Limiter) Allow(key string, rate float64, burst int, now time.Time) bool {
+// Allow takes one token for client on route from the cluster-wide bucket of rate
+// per second and burst. It never waits on Redis; while Redis is down it always
+// allows (the caller's local bucket is the fallback).
+func (l *Limiter) Allow(route string, client netip.Addr, rate float64, burst int, now time.Time) bool {
+	var kb [96]byte
+	key := client.AppendTo(append(append(kb[:0], route...), '|'))
+	return l.allow(key, rate, burst, now)
+}
+
+// AllowKey is Allow for any key.
+func (l *Limiter) AllowKey(key string, rate float64, burst int, now time.Time) bool {
+	return l.allow([]byte(key), rate, burst, now)
+}
+
+func (l *Limiter) allow(key []byte, rate float64, burst int, now time.Time) bool {
 	if rate <= 0 || !l.c.Up() {
 		return true
 	}
 	burst = max(burst, 1)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	k := l.keys[key]
+	k := l.keys[string(key)]
 	if k == nil {
 		if len(l.keys) >= l.max {
 			l.evict(now)
 		}
 		k = &leaseKey{}
-		l.keys[key] = k
+		l.keys[string(key)] = k
 	}
 	if k.rate != rate || k.burst != burst {
 		k.rate, k.burst, k.tokens = rate, burst, 0
