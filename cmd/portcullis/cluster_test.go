@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -70,6 +72,7 @@ func startClusterNode(t *testing.T, name, origin, redisMode string, redisAddrs [
       path_prefix: /static/
       pool: site
       cache: static
+  limits: {max_conns_per_client: 30}
 pools:
   site:
     members: [{url: %q}]
@@ -419,5 +422,41 @@ cluster:
 	})
 	if c := statusOf(proxies[1], "right"); c != http.StatusTooManyRequests {
 		t.Fatalf("right password during the lockout on b: %d, want 429", c)
+	}
+}
+
+func TestClusterConnectionBudgetAcrossNodes(t *testing.T) {
+	addrs := redisFor(t, "standalone")
+	origin, _ := clusterOrigin(t)
+	var nodes []*clusterNode
+	for _, name := range []string{"a", "b", "c"} {
+		nodes = append(nodes, startClusterNode(t, name, origin.URL, "standalone", addrs))
+	}
+	waitCluster(t, nodes)
+	// One client opens connections round-robin over the three nodes, one every
+	// 10 ms, and keeps each one it could use; max_conns_per_client is 30 on
+	// every node. A node decides on its last view of the others' counts (it never
+	// waits on Redis), so it may admit one the others just took.
+	held := 0
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for i := range 90 {
+		<-tick.C
+		n := nodes[i%3]
+		c, err := net.Dial("tcp", strings.TrimPrefix(n.reverse, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(c, "GET /wide/x HTTP/1.1\r\nHost: site.test\r\n\r\n")
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err == nil && res.StatusCode == http.StatusOK {
+			held++ // kept open: the response was read, the connection stays idle
+		}
+	}
+	t.Logf("connections held over three nodes with max_conns_per_client 30: %d (each node alone: 90)", held)
+	if held < 27 || held > 33 {
+		t.Fatalf("held %d connections, want 30 ±10%%", held)
 	}
 }

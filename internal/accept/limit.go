@@ -12,10 +12,27 @@ import (
 // at once). Zero means unlimited. A connection's slot is freed when it is
 // closed, or by the release function Detach returns.
 func Limit(ln net.Listener, maxConns, perClient int) net.Listener {
+	return LimitShared(ln, maxConns, perClient, "", nil)
+}
+
+// SharedCounts lets a Limit's per-client bound hold across several nodes
+// (internal/cluster): Set reports this listener's open connections from addr,
+// Others returns how many addr has open elsewhere (other listeners and nodes
+// of the same scope) as last known. Neither may wait on the network.
+type SharedCounts interface {
+	Set(scope, listener string, addr netip.Addr, n int)
+	Others(scope, listener string, addr netip.Addr) int
+}
+
+// LimitShared is Limit whose per-client bound counts the connections shared()
+// reports open elsewhere in scope (a door's name); shared() may return nil
+// (this node alone, for now).
+func LimitShared(ln net.Listener, maxConns, perClient int, scope string, shared func() SharedCounts) net.Listener {
 	if maxConns <= 0 && perClient <= 0 {
 		return ln
 	}
-	ll := &limitListener{Listener: ln, perClient: perClient, byClient: map[netip.Addr]int{}, done: make(chan struct{})}
+	ll := &limitListener{Listener: ln, perClient: perClient, byClient: map[netip.Addr]int{}, done: make(chan struct{}),
+		scope: scope, shared: shared, name: ln.Addr().String()}
 	if maxConns > 0 {
 		ll.sem = make(chan struct{}, maxConns)
 	}
@@ -27,10 +44,21 @@ type limitListener struct {
 	sem       chan struct{} // one token per open connection; nil = unlimited
 	perClient int
 
+	scope  string
+	name   string // this listener's address, its name among the shared counts
+	shared func() SharedCounts
+
 	mu       sync.Mutex
 	byClient map[netip.Addr]int
 	done     chan struct{}
 	once     sync.Once
+}
+
+func (l *limitListener) sharedCounts() SharedCounts {
+	if l.shared == nil {
+		return nil
+	}
+	return l.shared()
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -49,15 +77,23 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		addr := peer(c)
 		if l.perClient > 0 {
+			sh := l.sharedCounts()
 			l.mu.Lock()
 			n := l.byClient[addr]
-			if n >= l.perClient {
+			others := 0
+			if sh != nil {
+				others = sh.Others(l.scope, l.name, addr)
+			}
+			if n+others >= l.perClient {
 				l.mu.Unlock()
 				c.Close()
 				l.release()
 				continue
 			}
 			l.byClient[addr] = n + 1
+			if sh != nil {
+				sh.Set(l.scope, l.name, addr, n+1)
+			}
 			l.mu.Unlock()
 		}
 		return &limitConn{Conn: c, l: l, addr: addr}, nil
@@ -77,11 +113,16 @@ func (l *limitListener) release() {
 
 func (l *limitListener) closed(addr netip.Addr) {
 	if l.perClient > 0 {
+		sh := l.sharedCounts()
 		l.mu.Lock()
-		if n := l.byClient[addr] - 1; n > 0 {
+		n := max(l.byClient[addr]-1, 0)
+		if n > 0 {
 			l.byClient[addr] = n
 		} else {
 			delete(l.byClient, addr)
+		}
+		if sh != nil {
+			sh.Set(l.scope, l.name, addr, n)
 		}
 		l.mu.Unlock()
 	}

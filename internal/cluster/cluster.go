@@ -46,6 +46,7 @@ type Cluster struct {
 	lastErr  atomic.Pointer[string]
 
 	limiter     *Limiter
+	conns       *ConnCounts
 	bus         bus
 	tierOps     chan tierOp
 	tierDropped atomic.Uint64
@@ -118,6 +119,7 @@ func New(cfg Config, baseDir string, logger *slog.Logger) (*Cluster, error) {
 	// once, so its lines go to the debug level.
 	redis.SetLogger(redisLogger{c.log})
 	c.limiter = newLimiter(c)
+	c.conns = newConnCounts(c)
 	c.tierOps = make(chan tierOp, tierQueue)
 	c.bus.c = c
 	return c, nil
@@ -199,6 +201,7 @@ func (c *Cluster) Run(ctx context.Context) {
 	wg.Go(func() { c.limiter.syncLoop(ctx) })
 	wg.Go(func() { c.bus.listen(ctx) })
 	wg.Go(func() { c.tierLoop(ctx) })
+	wg.Go(func() { c.conns.syncLoop(ctx) })
 	wg.Wait()
 	c.Close()
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/admin"
 	"github.com/portcullis/portcullis/internal/cache"
 	"github.com/portcullis/portcullis/internal/cluster"
@@ -336,4 +337,13 @@ func buildVersion() string {
 		}
 	}
 	return v
+}
+
+// connCounts is the cluster's shared per-client connection counts while it
+// shares per-client limits, else nil (each node counts alone).
+func (s *shared) connCounts() accept.SharedCounts {
+	if c := s.currentCluster(); c != nil && c.Config().Shares(cluster.ShareRateLimits) {
+		return c.ConnCounts()
+	}
+	return nil
 }

@@ -93,7 +93,7 @@ func (e *Engine) buildForward(st *state) error {
 		maxConns = 0
 	}
 	limit := func(ln net.Listener) net.Listener {
-		return accept.Limit(ln, maxConns, full.MaxConnsPerClient)
+		return accept.LimitShared(ln, maxConns, full.MaxConnsPerClient, "forward", e.shared.connCounts)
 	}
 	for _, addr := range full.Listen {
 		st.listens = append(st.listens, httpListen("forward", addr, func(s *state) http.Handler { return s.forward }, limit,

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/cache"
 	"github.com/portcullis/portcullis/reverse"
 )
@@ -59,7 +60,7 @@ func (e *Engine) buildReverse(st *state) error {
 		}
 	}
 	limit := func(ln net.Listener) net.Listener {
-		return reverse.LimitListener(ln, cfg.Limits.MaxConns, cfg.Limits.MaxConnsPerClient)
+		return accept.LimitShared(ln, cfg.Limits.MaxConns, cfg.Limits.MaxConnsPerClient, "reverse", e.shared.connCounts)
 	}
 	tune := func(tlsOn bool) func(*http.Server) {
 		return func(srv *http.Server) {
