@@ -33,7 +33,19 @@ type store struct {
 	ghostQ []uint64
 	ghostH int // index of the oldest fingerprint in ghostQ
 
-	inval [256]atomic.Uint64 // invalidation generation per key bucket
+	// Fills in flight, by key, so that an invalidation reaches exactly the
+	// stores of its own URL (RFC 9111 §4.4): a response fetched before it
+	// is not stored after it. fmu nests inside mu.
+	fmu     sync.Mutex
+	epoch   uint64 // invalidations so far
+	pending map[string]*pendingFill
+}
+
+// pendingFill counts the fills in flight for one key and the epoch of the
+// key's latest invalidation while they were.
+type pendingFill struct {
+	n     int
+	inval uint64
 }
 
 type node struct {
@@ -50,7 +62,8 @@ const nodeOverhead = 128
 // newStore makes a store bounded by max bytes, of which fills in progress may
 // hold up to fillMax.
 func newStore(max, fillMax int64, st *counters) *store {
-	return &store{max: max, fillMax: min(fillMax, max), seed: maphash.MakeSeed(), st: st, m: make(map[string]*node), ghost: make(map[uint64]struct{})}
+	return &store{max: max, fillMax: min(fillMax, max), seed: maphash.MakeSeed(), st: st, m: make(map[string]*node),
+		ghost: make(map[uint64]struct{}), pending: make(map[string]*pendingFill)}
 }
 
 func (s *store) usage() (bytes, filling, objects int64) {
@@ -121,17 +134,58 @@ func (s *store) hitLocked(n *node) []*entry {
 	return v
 }
 
-// gen returns key's invalidation generation; put with an older generation is
-// dropped, so a response fetched before an invalidation is not stored after it.
-func (s *store) gen(key string) uint64 {
-	return s.inval[maphash.String(s.seed, key)&255].Load()
+// beginFill registers a fill of key about to ask the origin and returns the
+// generation to pass to put; every beginFill needs one endFill.
+func (s *store) beginFill(key string) uint64 {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	p := s.pending[key]
+	if p == nil {
+		p = &pendingFill{}
+		s.pending[key] = p
+	}
+	p.n++
+	return s.epoch
 }
 
-func (s *store) genBytes(key []byte) uint64 {
-	return s.inval[maphash.Bytes(s.seed, key)&255].Load()
+// endFill unregisters a fill of key.
+func (s *store) endFill(key string) {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	if p := s.pending[key]; p != nil {
+		if p.n--; p.n <= 0 {
+			delete(s.pending, key)
+		}
+	}
 }
 
-func (s *store) bump(key string) { s.inval[maphash.String(s.seed, key)&255].Add(1) }
+// invalidateFills makes the fills in flight for the keys match accepts
+// (nil: key alone) unstorable; the caller holds mu.
+func (s *store) invalidateFills(key string, match func(string) bool) {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	s.epoch++
+	if match == nil {
+		if p := s.pending[key]; p != nil {
+			p.inval = s.epoch
+		}
+		return
+	}
+	for k, p := range s.pending {
+		if match(k) {
+			p.inval = s.epoch
+		}
+	}
+}
+
+// invalidatedSince reports whether key was invalidated after the fill that
+// began at gen did; the caller holds mu.
+func (s *store) invalidatedSince(key string, gen uint64) bool {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	p := s.pending[key]
+	return p != nil && p.inval > gen
+}
 
 // put stores e as the newest variant of key, replacing the variant with the
 // same secondary key and dropping the oldest beyond maxVariants. It reports
@@ -140,7 +194,7 @@ func (s *store) put(key string, e *entry, gen uint64, maxVariants int, reserved 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.releaseLocked(reserved)
-	if e.size > s.max || s.gen(key) != gen {
+	if e.size > s.max || s.invalidatedSince(key, gen) {
 		return false
 	}
 	n := s.m[key]
@@ -275,7 +329,7 @@ func (s *store) remember(h uint64) {
 func (s *store) remove(key string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.bump(key)
+	s.invalidateFills(key, nil)
 	n := s.m[key]
 	if n == nil {
 		return false
@@ -298,9 +352,9 @@ func (s *store) removePrefix(prefix string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	count := 0
+	s.invalidateFills("", func(k string) bool { return strings.HasPrefix(k, prefix) })
 	for k, n := range s.m {
 		if strings.HasPrefix(k, prefix) {
-			s.bump(k)
 			s.unlinkLocked(n)
 			count++
 		}
