@@ -29,6 +29,10 @@ type store struct {
 	filling    int64 // the part of bytes held by fills in progress
 	fillMax    int64 // bound on filling
 
+	// ported indexes the keys whose host names a port by the same key
+	// without it, so that a purge of the URL without its port finds them.
+	ported map[string]map[string]struct{}
+
 	ghost  map[uint64]struct{}
 	ghostQ []uint64
 	ghostH int // index of the oldest fingerprint in ghostQ
@@ -63,7 +67,7 @@ const nodeOverhead = 128
 // hold up to fillMax.
 func newStore(max, fillMax int64, st *counters) *store {
 	return &store{max: max, fillMax: min(fillMax, max), seed: maphash.MakeSeed(), st: st, m: make(map[string]*node),
-		ghost: make(map[uint64]struct{}), pending: make(map[string]*pendingFill)}
+		ghost: make(map[uint64]struct{}), pending: make(map[string]*pendingFill), ported: make(map[string]map[string]struct{})}
 }
 
 func (s *store) usage() (bytes, filling, objects int64) {
@@ -251,6 +255,12 @@ func (s *store) setLocked(key string, n *node, vs []*entry) {
 			n.el = s.small.PushBack(n)
 		}
 		s.m[key] = n
+		if pk, ok := portless(key); ok {
+			if s.ported[pk] == nil {
+				s.ported[pk] = make(map[string]struct{})
+			}
+			s.ported[pk][key] = struct{}{}
+		}
 	} else {
 		s.account(n, -n.size)
 	}
@@ -307,6 +317,59 @@ func (s *store) dropLocked(n *node) {
 	s.account(n, -n.size)
 	delete(s.m, n.key)
 	n.variants = nil
+	if pk, ok := portless(n.key); ok {
+		if delete(s.ported[pk], n.key); len(s.ported[pk]) == 0 {
+			delete(s.ported, pk)
+		}
+	}
+}
+
+// portless returns key without the port of its host, and whether it had one.
+func portless(key string) (string, bool) {
+	i := strings.Index(key, "://")
+	if i < 0 {
+		return "", false
+	}
+	rest := key[i+3:]
+	j := strings.IndexByte(rest, '/')
+	if j < 0 {
+		j = len(rest)
+	}
+	name, port := splitPort(rest[:j])
+	if port == "" {
+		return "", false
+	}
+	return key[:i+3] + name + rest[j:], true
+}
+
+// removeAnyPort deletes key and the keys that differ from it only by naming
+// a port, and returns how many were stored.
+func (s *store) removeAnyPort(key string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.invalidateFills("", func(k string) bool {
+		if k == key {
+			return true
+		}
+		pk, ok := portless(k)
+		return ok && pk == key
+	})
+	count := 0
+	if n := s.m[key]; n != nil {
+		s.unlinkLocked(n)
+		count++
+	}
+	ks := make([]string, 0, len(s.ported[key]))
+	for k := range s.ported[key] {
+		ks = append(ks, k)
+	}
+	for _, k := range ks {
+		if n := s.m[k]; n != nil {
+			s.unlinkLocked(n)
+			count++
+		}
+	}
+	return count
 }
 
 // remember records an evicted key's fingerprint, keeping about as many as
@@ -348,13 +411,25 @@ func (s *store) unlinkLocked(n *node) {
 }
 
 // removePrefix deletes every key starting with prefix and returns how many.
-func (s *store) removePrefix(prefix string) int {
+// With anyPort, a key whose host names a port matches when it does without
+// the port.
+func (s *store) removePrefix(prefix string, anyPort bool) int {
+	match := func(k string) bool {
+		if strings.HasPrefix(k, prefix) {
+			return true
+		}
+		if !anyPort {
+			return false
+		}
+		pk, ok := portless(k)
+		return ok && strings.HasPrefix(pk, prefix)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	count := 0
-	s.invalidateFills("", func(k string) bool { return strings.HasPrefix(k, prefix) })
+	s.invalidateFills("", match)
 	for k, n := range s.m {
-		if strings.HasPrefix(k, prefix) {
+		if match(k) {
 			s.unlinkLocked(n)
 			count++
 		}

@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -169,5 +171,46 @@ func TestCacheServesStaleWhenTheOriginClosesWithoutAResponse(t *testing.T) {
 				t.Fatalf("origin hung up: got %d, want 502 (this response may not be served stale)", rs[0].StatusCode)
 			}
 		})
+	}
+}
+
+// TestCachePurgeWithoutPort: the reverse door listens on a non-default port,
+// so its clients send Host site.test:PORT and the cache keys their pages with
+// the port; POST /cache/purge on the admin listener with the page's URL
+// without the port (as an operator writes it) removes it, as does the URL
+// with the port.
+func TestCachePurgeWithoutPort(t *testing.T) {
+	o := reflectingOrigin(t)
+	policy := cachedPolicy(o.url()) + "admin:\n  listen: \"127.0.0.1:0\"\n  log: {path: $DIR/access.log}\n"
+	p := startProxy(t, policy, nil, "reverse", "admin")
+	addr := p.addrs["reverse"]
+	_, port, _ := net.SplitHostPort(addr)
+	host := "site.test:" + port
+	get := func() {
+		t.Helper()
+		if rs := rawExchange(t, addr, "GET /page HTTP/1.1\r\nHost: "+host+"\r\nConnection: close\r\n\r\n"); len(rs) != 1 || rs[0].StatusCode != 200 {
+			t.Fatalf("GET /page: %v", statuses(rs))
+		}
+	}
+	for _, purgeURL := range []string{"http://site.test/page", "http://site.test:" + port + "/page", "http://SITE.test:80/page"} {
+		get()
+		before := len(o.requests())
+		get()
+		if len(o.requests()) != before {
+			t.Fatal("the page was not cached: the purge check proves nothing")
+		}
+		res, err := http.Post("http://"+p.addrs["admin"]+"/cache/purge?url="+url.QueryEscape(purgeURL), "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !strings.Contains(string(body), `"purged":1`) {
+			t.Errorf("purge %s: %d %s", purgeURL, res.StatusCode, body)
+		}
+		get()
+		if len(o.requests()) != before+1 {
+			t.Errorf("after purging %s the page was still served from the cache", purgeURL)
+		}
 	}
 }
