@@ -28,16 +28,17 @@ type ProfileConfig struct {
 	Referrer string `yaml:"referrer"`
 	// UserAgent is keep (default; an absent one stays absent), replace (always
 	// UserAgentString) or generic (the browser family, platform and major version
-	// kept, everything else frozen the way Chrome's UA reduction does; unknown agents
-	// get UserAgentString).
+	// kept, everything else frozen the way Chrome's UA reduction does; an unknown
+	// browser gets UserAgentString; a tool or bot, not "Mozilla/…", keeps its own).
 	UserAgent string `yaml:"user_agent"`
 	// UserAgentString is the agent for replace, and for generic when the client's is
-	// not a known browser. Default DefaultUserAgent. Keep it current: a stale string
+	// an unknown browser. Default DefaultUserAgent. Keep it current: a stale string
 	// is itself a rare fingerprint.
 	UserAgentString string `yaml:"user_agent_string"`
 	// ClientHints decides the Sec-CH-UA* request fields: keep, strip (remove them all)
 	// or consistent (default when UserAgent is not keep; the low-entropy hints are
-	// rewritten to match the agent sent, the high-entropy ones removed; with
+	// rewritten to match the agent sent, for https, loopback and localhost origins
+	// only, as Chromium sends them, and removed elsewhere; the high-entropy ones removed; with
 	// UserAgent keep, only the high-entropy ones are removed). Default keep when
 	// UserAgent is keep.
 	ClientHints string `yaml:"client_hints"`
@@ -75,6 +76,13 @@ type ProfileConfig struct {
 	// Trackers names domain lists whose hosts the engine blocks quietly (204 or an
 	// empty 200 instead of the block page) for requests under this profile.
 	Trackers []string `yaml:"trackers"`
+	// AnonymousLog keeps what identifies the browser out of the access log for
+	// requests under this profile: the User-Agent and Referer the client sent are
+	// not recorded (the combined format prints "-", JSON omits the fields).
+	// Default false: the access log records them as the client sent them (before
+	// the profile rewrote them), for GoAccess and AWStats. The built-in privacy
+	// profile sets it.
+	AnonymousLog bool `yaml:"anonymous_log"`
 	// HideOrigin, when present, rewrites responses to hide the origin's software
 	// (reverse mode). Omitted: responses are left alone.
 	HideOrigin *HideOriginConfig `yaml:"hide_origin"`
@@ -337,6 +345,7 @@ func Compile(name string, cfg ProfileConfig, lists func(name string) (filter.Mat
 	p.referrer, _ = parseReferrer(cfg.Referrer) // validated above
 	p.cookies, _ = parseCookies(cfg.Cookies)
 	p.sessionCookies = cfg.SessionCookies
+	p.anonymousLog = cfg.AnonymousLog
 	p.ua = compileUserAgent(cfg)
 	p.acceptLanguage = cfg.AcceptLanguage
 	p.removeHeaders = compileHeaderSet(defaulted(cfg.RemoveHeaders, DefaultRemoveHeaders))

@@ -70,16 +70,7 @@ func (sr *siteRecorder) request(hostPath string) (*http.Request, bool) {
 // the cookie is there to be stripped); under privacy it arrives without cookie,
 // Referer, tracking parameter or the headless agent.
 func TestChromiumThirdPartyPixel(t *testing.T) {
-	if testing.Short() && os.Getenv("CI") != "true" {
-		t.Skip("chromium tests skipped with -short")
-	}
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("chromium is required in CI")
-		}
-		t.Skip("chromium not installed")
-	}
+	chromium := needChromium(t)
 	dir := t.TempDir()
 	ca, err := forward.CreateCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key"))
 	if err != nil {

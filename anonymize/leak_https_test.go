@@ -75,7 +75,7 @@ func TestLeaksInspected(t *testing.T) {
 		for _, client := range []leakClient{goClient(), curlClient()} {
 			t.Run(c.name+"/"+client.name, func(t *testing.T) {
 				resp := client.send(t, proxy, leakTargetTLS, leakRequest(c.referer, c.fetchSite), tc)
-				c := c
+				c := c.forTarget(true)
 				c.wantHeader = c.wantHeader.Clone()
 				for i, v := range c.wantHeader["Via"] {
 					c.wantHeader["Via"][i] = strings.Replace(v, "1.1 "+ViaPseudonym, client.viaHTTPS+" "+ViaPseudonym, 1)

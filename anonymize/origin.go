@@ -95,6 +95,25 @@ func requestTarget(r *http.Request) target {
 	return t
 }
 
+// trustworthy reports whether t is a potentially trustworthy origin in the
+// browsers' sense (W3C Secure Contexts): https or wss, a loopback address,
+// localhost or a name under .localhost. Browsers send client hints only there.
+func (t target) trustworthy() bool {
+	if strings.EqualFold(t.scheme, "https") || strings.EqualFold(t.scheme, "wss") {
+		return true
+	}
+	if strings.EqualFold(t.host, "localhost") || hasSuffixFold(t.host, ".localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(t.host)
+	return err == nil && a.Unmap().IsLoopback()
+}
+
+// hasSuffixFold reports whether s ends with the lower-case ASCII suffix, ignoring case.
+func hasSuffixFold(s, suffix string) bool {
+	return len(s) >= len(suffix) && strings.EqualFold(s[len(s)-len(suffix):], suffix)
+}
+
 // sameOrigin reports whether the absolute URL ref has t's origin.
 func sameOrigin(ref string, t target) bool {
 	scheme, authority, _, ok := urlOrigin(ref)
@@ -133,6 +152,15 @@ func sameSite(a, b string) bool {
 // its target: Sec-Fetch-Site when the browser sent it, else the Referer's
 // registrable domain. A request with neither (a typed URL, a bookmark, a non-browser
 // client) is first-party.
+// fetchSiteDecides reports whether h's Sec-Fetch-Site settles thirdParty.
+func fetchSiteDecides(h http.Header) bool {
+	switch h.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site", "same-origin", "none":
+		return true
+	}
+	return false
+}
+
 func thirdParty(h http.Header, t target) bool {
 	switch h.Get("Sec-Fetch-Site") {
 	case "cross-site":

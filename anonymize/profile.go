@@ -1,6 +1,7 @@
 package anonymize
 
 import (
+	"context"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -78,6 +79,8 @@ type Profile struct {
 	hideOrigin headerSet
 	server     string // "" sends none
 
+	anonymousLog bool // the access log omits the client's User-Agent and Referer
+
 	now func() time.Time // the clock for Set-Cookie expiry; time.Now
 }
 
@@ -89,6 +92,10 @@ func levelOnly(name string, l Level) *Profile {
 
 // Name returns the profile's name ("elite" and so on for the built-ins).
 func (p *Profile) Name() string { return p.name }
+
+// AnonymousLog reports whether the access log must not record the client's
+// User-Agent and Referer for requests under this profile (anonymous_log).
+func (p *Profile) AnonymousLog() bool { return p.anonymousLog }
 
 // Level returns the profile's anonymity level.
 func (p *Profile) Level() Level { return p.level }
@@ -110,10 +117,9 @@ func (p *Profile) Tracker(host string) bool {
 }
 
 // Elite returns the built-in elite profile: the level alone, no other action. It
-// removes X-Forwarded-*, Forwarded, Via, X-Real-IP, Client-IP, True-Client-IP,
-// CF-Connecting-IP, X-Client-IP, X-Cluster-Client-IP, From, every Proxy-* field and
-// the rarer address hints listed in identifying (also when written with
-// underscores); it adds nothing, keeps the client's Accept-Encoding, and keeps an
+// removes the fields of ClientAddressFields (X-Forwarded-*, Forwarded, Via,
+// X-Real-IP, True-Client-IP, CF-Connecting-IP, From, every Proxy-* field and the
+// rarer address hints, also when written with underscores); it adds nothing, keeps the client's Accept-Encoding, and keeps an
 // absent User-Agent absent.
 func Elite() *Profile { return levelOnly("elite", LevelElite) }
 
@@ -146,12 +152,23 @@ func (p *Profile) Request(r *http.Request, client netip.Addr) {
 	h := r.Header
 	if p.cookies != modeKeep || p.referrer != modeKeep {
 		t := requestTarget(r)
-		if p.cookies == modeStrip || (p.cookies == modeThirdParty && thirdParty(h, t)) {
+		cross := p.cookies == modeThirdParty && thirdParty(h, t)
+		if p.cookies == modeStrip || cross {
 			delete(h, "Cookie")
+		}
+		if cross && p.referrer != modeKeep && !fetchSiteDecides(h) {
+			// Only the Referer showed the request cross-site, and rewriteReferer
+			// may remove it: the response is judged on what the client sent, so
+			// Response reads this mark (Sec-Fetch-Site, when sent, stays).
+			*r = *r.WithContext(context.WithValue(r.Context(), crossSiteKey{}, true))
 		}
 		rewriteReferer(h, p.referrer, t)
 	}
-	hints := p.ua.apply(h)
+	secure := true
+	if p.ua.mode != modeKeep && p.ua.hints == modeConsistent {
+		secure = requestTarget(r).trustworthy()
+	}
+	hints := p.ua.apply(h, secure)
 	if p.acceptLanguage != "" && len(h["Accept-Language"]) > 0 {
 		setValue(h, "Accept-Language", p.acceptLanguage)
 	}
@@ -179,9 +196,20 @@ func (p *Profile) Request(r *http.Request, client netip.Addr) {
 	}
 }
 
+// crossSiteKey marks, in an outbound request's context, a request Request judged
+// cross-site from what the client sent (Sec-Fetch-Site or its Referer).
+type crossSiteKey struct{}
+
+// markedCrossSite reports whether Request judged r cross-site.
+func markedCrossSite(r *http.Request) bool {
+	v, _ := r.Context().Value(crossSiteKey{}).(bool)
+	return v
+}
+
 // Response rewrites the response resp in place for the client: origin hiding,
-// cookie policy (strip; third-party as judged from resp.Request's remaining
-// Sec-Fetch-Site or Referer; Set-Cookie blocked from listed hosts; session-only),
+// cookie policy (strip; third-party as Request judged it from the client's own
+// Sec-Fetch-Site or Referer, before the Referer was rewritten, else from
+// resp.Request's fields; Set-Cookie blocked from listed hosts; session-only),
 // then Via for the transparent and anonymous levels. resp.Request is the outbound
 // request (as net/http sets it); without it the host-based actions are skipped.
 func (p *Profile) Response(resp *http.Response) {
@@ -212,7 +240,7 @@ func (p *Profile) responseCookies(resp *http.Response) {
 	}
 	if req := resp.Request; req != nil && (p.cookies == modeThirdParty || len(p.setCookieBlock) > 0) {
 		t := requestTarget(req)
-		if p.cookies == modeThirdParty && thirdParty(req.Header, t) {
+		if p.cookies == modeThirdParty && (markedCrossSite(req) || thirdParty(req.Header, t)) {
 			delete(h, "Set-Cookie")
 			return
 		}
@@ -244,25 +272,134 @@ func (p *Profile) sweep(h http.Header, hints hintRemoval) {
 	}
 }
 
-// identifying reports whether the field called name (canonical form) names the
-// client, its address or a proxy: every X-Forwarded-* and Proxy-* field and the
-// address hints below, also when written with underscores ("X_Forwarded_For"),
-// which CGI-style origins read as the same variable.
+// clientAddressList is the one list of request fields that name the client,
+// its address or a proxy on the way (canonical spelling, space-separated,
+// sorted): the fields elite and anonymous remove, beside the prefixes and
+// fragments identifying also matches. ClientAddressFields returns it and
+// docs/threats.md reproduces it (TestClientAddressFieldsDocumented).
+const clientAddressList = "Akamai-Client-Ip Ali-Cdn-Real-Ip Cdn-Real-Ip Cdn-Src-Ip Cf-Connecting-Ip " +
+	"Cf-Connecting-Ipv6 Cf-Pseudo-Ipv4 Client-Ip Coming-From Fastly-Client-Ip Forwarded Forwarded-For " +
+	"Forwarded-For-Ip From Http-Client-Ip Http-X-Forwarded-For Remote-Addr True-Client-Ip Via " +
+	"Wl-Proxy-Client-Ip X-Appengine-User-Ip X-Azure-Clientip X-Azure-Socketip X-Bluecoat-Via X-Client-Ip " +
+	"X-Cluster-Client-Ip X-Coming-From X-Envoy-External-Address X-Forwarded X-Imforwards X-Nokia-Ipaddress " +
+	"X-Original-Forwarded-For X-Originating-Ip X-Proxy-Id X-Proxyuser-Ip X-Real-Client-Ip X-Real-Ip " +
+	"X-Remote-Addr X-Remote-Ip X-True-Client-Ip X-Up-Calling-Line-Id X-Wap-Network-Client-Ip"
+
+// clientAddressPrefixes and clientAddressFragments widen the list to the
+// spellings nobody can enumerate: a field whose name starts with a prefix or
+// holds a fragment anywhere (any case, '_' taken as '-') is removed too.
+const (
+	clientAddressPrefixes  = "x-forwarded- proxy-"
+	clientAddressFragments = "client-ip clientip real-ip connecting-ip originating-ip forwarded-for user-ip " +
+		"socket-ip socketip remote-addr remote-ip"
+)
+
+// ClientAddressFields returns the fields the elite and anonymous levels remove
+// by name (canonical spelling, sorted). Besides these, every field starting
+// with X-Forwarded- or Proxy- and every field whose name holds client-ip,
+// clientip, real-ip, connecting-ip, originating-ip, forwarded-for, user-ip,
+// socket-ip, socketip, remote-addr or remote-ip is removed, in any case and
+// with '_' for '-'.
+func ClientAddressFields() []string { return strings.Fields(clientAddressList) }
+
+// identifying reports whether the field called name names the client, its
+// address or a proxy: a field of clientAddressList, or one matching
+// clientAddressPrefixes or clientAddressFragments, in any case and also when
+// written with underscores ("X_Forwarded_For"), which CGI-style origins read
+// as the same variable. It does not allocate.
 func identifying(name string) bool {
-	switch name {
-	case "Forwarded", "Forwarded-For", "Forwarded-For-Ip", "X-Forwarded", "X-Original-Forwarded-For",
-		"Via", "From",
-		"X-Real-Ip", "Client-Ip", "True-Client-Ip", "Cf-Connecting-Ip", "X-Client-Ip", "X-Cluster-Client-Ip",
-		"X-Proxyuser-Ip", "X-Proxy-Id", "X-Originating-Ip", "X-Remote-Ip", "X-Remote-Addr",
-		"Fastly-Client-Ip", "X-Envoy-External-Address":
-		return true
+	for list := clientAddressPrefixes; list != ""; {
+		var p string
+		p, list, _ = strings.Cut(list, " ")
+		if len(name) >= len(p) && equalFieldFold(name[:len(p)], p) {
+			return true
+		}
 	}
-	if hasPrefixFold(name, "x-forwarded-") || hasPrefixFold(name, "proxy-") {
-		return true
+	if !mayNameAddress(name) {
+		return false
 	}
-	if strings.IndexByte(name, '_') >= 0 {
-		// Rare: allocates only for such names.
-		return identifying(http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-")))
+	for list := clientAddressFragments; list != ""; {
+		var f string
+		f, list, _ = strings.Cut(list, " ")
+		if containsFieldFold(name, f) {
+			return true
+		}
+	}
+	// The list in its canonical spelling first (net/http canonicalizes names),
+	// then any other spelling.
+	for i, rest := 0, clientAddressList; ; {
+		j := strings.Index(rest[i:], name)
+		if j < 0 {
+			break
+		}
+		at := i + j
+		if (at == 0 || rest[at-1] == ' ') && (at+len(name) == len(rest) || rest[at+len(name)] == ' ') {
+			return true
+		}
+		i = at + 1
+	}
+	for list := clientAddressList; list != ""; {
+		var tok string
+		tok, list, _ = strings.Cut(list, " ")
+		if len(tok) == len(name) && equalFieldFold(name, tok) {
+			return true
+		}
+	}
+	return false
+}
+
+// mayNameAddress is identifying's quick test: every name on the list and every
+// fragment holds "ip", "id", "addr", "for", "from" or "via" (any case); most request
+// fields (Accept, Cookie, Sec-Fetch-Site…) hold none and are passed at once.
+func mayNameAddress(name string) bool {
+	for i := 0; i+1 < len(name); i++ {
+		switch name[i] | 0x20 {
+		case 'i':
+			if c := name[i+1] | 0x20; c == 'p' || c == 'd' {
+				return true
+			}
+		case 'a':
+			if i+3 < len(name) && equalFieldFold(name[i:i+4], "addr") {
+				return true
+			}
+		case 'f':
+			if i+2 < len(name) && (equalFieldFold(name[i:i+3], "for") || equalFieldFold(name[i:i+3], "fro")) {
+				return true
+			}
+		case 'v':
+			if i+2 < len(name) && equalFieldFold(name[i:i+3], "via") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// equalFieldFold reports whether field names a and b (same length) are equal
+// ignoring ASCII case and taking '_' as '-'.
+func equalFieldFold(a, b string) bool {
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x == '_' {
+			x = '-'
+		}
+		if y == '_' {
+			y = '-'
+		}
+		if x != y && (x|0x20 != y|0x20 || x|0x20 < 'a' || x|0x20 > 'z') {
+			return false
+		}
+	}
+	return true
+}
+
+// containsFieldFold reports whether name holds frag (lower case) as
+// equalFieldFold compares.
+func containsFieldFold(name, frag string) bool {
+	for i := 0; i+len(frag) <= len(name); i++ {
+		if equalFieldFold(name[i:i+len(frag)], frag) {
+			return true
+		}
 	}
 	return false
 }
@@ -317,7 +454,8 @@ func via(major, minor int) string {
 // user agent with consistent client hints; Accept-Language "en-US,en;q=0.9";
 // Chrome's X-Client-Data and the device client hints removed; Sec-GPC; third-party
 // cookies stripped and every cookie made session-only; the default tracking
-// parameters stripped. It names no tracker lists (they come from the policy).
+// parameters stripped; the access log does not record the browser's User-Agent
+// and Referer (anonymous_log). It names no tracker lists (they come from the policy).
 func PrivacyConfig() ProfileConfig {
 	return ProfileConfig{
 		Level:          "elite",
@@ -332,6 +470,7 @@ func PrivacyConfig() ProfileConfig {
 		GPC:            true,
 		Cookies:        "third-party",
 		SessionCookies: true,
+		AnonymousLog:   true,
 	}
 }
 

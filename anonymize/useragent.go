@@ -41,8 +41,11 @@ const (
 )
 
 // apply rewrites User-Agent and the low-entropy Sec-CH-UA fields of h, and says
-// which client hints the sweep (Profile.sweep) must remove.
-func (u *uaPolicy) apply(h http.Header) hintRemoval {
+// which client hints the sweep (Profile.sweep) must remove. secure tells whether
+// the request goes to a potentially trustworthy origin (https, loopback,
+// localhost): Chromium sends client hints only there, so consistent hints are
+// set only there and removed elsewhere.
+func (u *uaPolicy) apply(h http.Header, secure bool) hintRemoval {
 	var hints lowHints
 	switch u.mode {
 	case modeReplace:
@@ -56,10 +59,13 @@ func (u *uaPolicy) apply(h http.Header) hintRemoval {
 		if a, ok := classify(vs[0]); ok {
 			setValue(h, "User-Agent", a.String())
 			hints = a.hints()
-		} else {
+		} else if browserLike(vs[0]) {
 			setValue(h, "User-Agent", u.fixed)
 			hints = u.fixedHints
 		}
+		// A tool or a bot (curl, wget, a feed reader…) keeps its own agent and
+		// sends no hints: dressed as Chrome, it would be the one "Chrome" without
+		// Chrome's other fields.
 	}
 	switch {
 	case u.hints == modeStrip:
@@ -69,6 +75,8 @@ func (u *uaPolicy) apply(h http.Header) hintRemoval {
 	case u.mode == modeKeep:
 		return hintsHighEntropy
 	case !hints.ok: // the agent sent is not a Chromium one: it sends no hints
+		return hintsAll
+	case !secure: // Chromium sends no client hints to an insecure origin
 		return hintsAll
 	}
 	setValue(h, "Sec-Ch-Ua", hints.ua)
@@ -85,6 +93,23 @@ func (r hintRemoval) clientHint(name string) bool {
 	}
 	return r == hintsAll || !(strings.EqualFold(name, "Sec-Ch-Ua") || strings.EqualFold(name, "Sec-Ch-Ua-Mobile") ||
 		strings.EqualFold(name, "Sec-Ch-Ua-Platform"))
+}
+
+// browserLike reports whether an agent classify does not know still claims to
+// be a browser: "Mozilla/…", and not a "compatible;" agent, a bot, spider or
+// crawler. generic maps such a rare browser to the fixed agent, and leaves tools
+// and bots alone.
+func browserLike(ua string) bool {
+	if !strings.HasPrefix(ua, "Mozilla/") {
+		return false
+	}
+	l := strings.ToLower(ua) // rare agents only
+	for _, s := range [...]string{"compatible;", "bot", "spider", "crawl"} {
+		if strings.Contains(l, s) {
+			return false
+		}
+	}
+	return true
 }
 
 type browser uint8

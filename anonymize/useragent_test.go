@@ -2,6 +2,7 @@ package anonymize
 
 import (
 	"net/http"
+	"net/url"
 	"reflect"
 	"testing"
 )
@@ -28,8 +29,10 @@ func TestGenericUserAgent(t *testing.T) {
 		{uaCriOS, "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"},
 		{uaOperaMac, "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/129.0.0.0 Safari/537.36"},
 		{uaFirefoxAndr, "Mozilla/5.0 (Android 10; Mobile; rv:132.0) Gecko/132.0 Firefox/132.0"},
-		{uaCurl, DefaultUserAgent},
-		{"Mozilla/5.0 (Windows NT 10.0) Chrome/0123.0", DefaultUserAgent}, // no sane version
+		{uaCurl, uaCurl}, // a tool keeps its agent: dressed as Chrome it would stand out
+		{"Wget/1.21.4", "Wget/1.21.4"},
+		{"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"},
+		{"Mozilla/5.0 (Windows NT 10.0) Chrome/0123.0", DefaultUserAgent}, // a browser, no sane version
 	}
 	p := mustCompile(t, ProfileConfig{UserAgent: "generic"})
 	for _, tt := range tests {
@@ -55,7 +58,9 @@ func TestUserAgentModes(t *testing.T) {
 		{"replace custom", ProfileConfig{UserAgent: "replace", UserAgentString: custom}, []string{uaChromeWin}, []string{custom}},
 		{"replace absent", ProfileConfig{UserAgent: "replace"}, nil, []string{DefaultUserAgent}},
 		{"generic absent", ProfileConfig{UserAgent: "generic"}, nil, nil},
-		{"generic unknown custom", ProfileConfig{UserAgent: "generic", UserAgentString: custom}, []string{uaCurl}, []string{custom}},
+		{"generic tool kept", ProfileConfig{UserAgent: "generic", UserAgentString: custom}, []string{uaCurl}, []string{uaCurl}},
+		{"generic unknown browser custom", ProfileConfig{UserAgent: "generic", UserAgentString: custom},
+			[]string{"Mozilla/5.0 (Nintendo Switch; WifiWebAuthApplet) AppleWebKit/606.4"}, []string{custom}},
 	}
 	for _, tt := range tests {
 		p := mustCompile(t, tt.cfg)
@@ -117,7 +122,7 @@ func TestClientHints(t *testing.T) {
 	}
 	for _, tt := range tests {
 		p := mustCompile(t, tt.cfg)
-		r := &http.Request{Header: chromeHints()}
+		r := &http.Request{Header: chromeHints(), URL: &url.URL{Scheme: "https", Host: "example.com"}}
 		p.Request(r, testClient)
 		got := http.Header{}
 		for k, v := range r.Header {
@@ -127,6 +132,38 @@ func TestClientHints(t *testing.T) {
 		}
 		if !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%s:\n got %v\nwant %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestClientHintsOnlyToSecureOrigins: Chromium sends client hints only to
+// potentially trustworthy origins, so a profile that rebuilds them sets them
+// for https, loopback and localhost, and removes them for any other http://
+// origin. On bc21481 a plain-http request gained Sec-CH-UA* (a tell).
+func TestClientHintsOnlyToSecureOrigins(t *testing.T) {
+	for _, tt := range []struct {
+		url   string
+		hints bool
+	}{
+		{"https://news.example/", true},
+		{"http://news.example/", false},
+		{"http://news.example:443/", false},
+		{"http://127.0.0.1:8080/", true},
+		{"http://[::1]/", true},
+		{"http://localhost/", true},
+		{"http://app.localhost/", true},
+		{"http://10.0.0.1/", false},
+	} {
+		for _, p := range []*Profile{Privacy(), mustCompile(t, ProfileConfig{UserAgent: "replace"})} {
+			u, _ := url.Parse(tt.url)
+			for _, in := range []http.Header{chromeHints(), {"User-Agent": {uaChromeWin}}} {
+				r := &http.Request{Header: in, URL: u}
+				p.Request(r, testClient)
+				_, got := r.Header["Sec-Ch-Ua"]
+				if got != tt.hints || (!tt.hints && (r.Header["Sec-Ch-Ua-Mobile"] != nil || r.Header["Sec-Ch-Ua-Platform"] != nil)) {
+					t.Errorf("%s (%s): hints sent %v, want %v: %v", tt.url, p.Name(), got, tt.hints, r.Header)
+				}
+			}
 		}
 	}
 }

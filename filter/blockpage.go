@@ -32,7 +32,8 @@ type BlockInfo struct {
 // concurrent use; every value is escaped for the format it is written in.
 type BlockPage struct {
 	tmpl *template.Template
-	bufs sync.Pool // *bytes.Buffer
+	loc  *time.Location // the zone times are shown in
+	bufs sync.Pool      // *bytes.Buffer
 }
 
 // blockView is the template's data: BlockInfo with the time already formatted.
@@ -41,26 +42,33 @@ type blockView struct {
 	Time string
 }
 
-// NewBlockPage parses the embedded template.
-func NewBlockPage() (*BlockPage, error) {
+// NewBlockPage parses the embedded template; times are shown in UTC.
+func NewBlockPage() (*BlockPage, error) { return NewBlockPageIn(time.UTC) }
+
+// NewBlockPageIn parses the embedded template; times are shown in loc (the
+// policy's time zone), with the zone's abbreviation.
+func NewBlockPageIn(loc *time.Location) (*BlockPage, error) {
 	t, err := template.New("blockpage").Parse(blockPageHTML)
 	if err != nil {
 		return nil, err
 	}
-	return &BlockPage{tmpl: t, bufs: sync.Pool{New: func() any { return new(bytes.Buffer) }}}, nil
+	if loc == nil {
+		loc = time.UTC
+	}
+	return &BlockPage{tmpl: t, loc: loc, bufs: sync.Pool{New: func() any { return new(bytes.Buffer) }}}, nil
 }
 
 // formatTime is the one time format both renderings use.
-func formatTime(t time.Time) string {
+func (b *BlockPage) formatTime(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+	return t.In(b.loc).Format("2006-01-02 15:04:05 MST")
 }
 
 // WriteHTML writes the HTML page for info to w.
 func (b *BlockPage) WriteHTML(w io.Writer, info *BlockInfo) error {
-	return b.tmpl.Execute(w, blockView{BlockInfo: *info, Time: formatTime(info.Time)})
+	return b.tmpl.Execute(w, blockView{BlockInfo: *info, Time: b.formatTime(info.Time)})
 }
 
 // WriteText writes the plain-text page for info to w. Control characters in the
@@ -81,7 +89,7 @@ func (b *BlockPage) WriteText(w io.Writer, info *BlockInfo) error {
 	line("Category", info.Category)
 	line("Reason", info.Reason)
 	line("Rule", info.Rule)
-	line("Time", formatTime(info.Time))
+	line("Time", b.formatTime(info.Time))
 	sb.WriteByte('\n')
 	if info.Contact != "" {
 		sb.WriteString(textSafe(info.Contact))

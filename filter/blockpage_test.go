@@ -113,3 +113,28 @@ func TestBlockPageServeNegotiates(t *testing.T) {
 		}
 	}
 }
+
+// TestBlockPageTimeZone: a block page built for a zone shows the time there, with the
+// zone's abbreviation, in both renderings.
+func TestBlockPageTimeZone(t *testing.T) {
+	tokyo, err := time.LoadLocation("Asia/Tokyo")
+	if err != nil {
+		t.Skip("no time zone database:", err)
+	}
+	bp, err := NewBlockPageIn(tokyo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var html, text strings.Builder
+	if err := bp.WriteHTML(&html, testBlockInfo()); err != nil {
+		t.Fatal(err)
+	}
+	if err := bp.WriteText(&text, testBlockInfo()); err != nil {
+		t.Fatal(err)
+	}
+	for _, page := range []string{html.String(), text.String()} {
+		if !strings.Contains(page, "2026-11-26 18:30:00 JST") {
+			t.Errorf("page lacks the Tokyo time:\n%s", page)
+		}
+	}
+}

@@ -22,6 +22,7 @@ const (
 	DefaultMaxIdleConnsPerHost   = 256
 	DefaultMaxIdleConns          = 4096
 	DefaultSNIPeekTimeout        = 5 * time.Second
+	DefaultRequestBodyTimeout    = 60 * time.Second
 )
 
 // Config is the policy file's `forward:` section.
@@ -55,10 +56,26 @@ type Config struct {
 	// ReadHeaderTimeout is for the engine's http.Server on this door's listeners.
 	// Default 10s.
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// RequestBodyTimeout is the longest the door waits for the next piece of a
+	// request body (nginx's client_body_timeout): a client that sends nothing for
+	// this long gets 408 and the connection is closed. It applies to requests on
+	// the door's listeners (inside an inspected tunnel, the tunnel's own limits
+	// apply). Default 60s.
+	RequestBodyTimeout time.Duration `yaml:"request_body_timeout"`
 	// MaxIdleConnsPerHost is the idle origin connections kept per host. Default 256.
 	MaxIdleConnsPerHost int `yaml:"max_idle_conns_per_host"`
 	// MaxIdleConns is the idle origin connections kept in all. Default 4096.
 	MaxIdleConns int `yaml:"max_idle_conns"`
+	// MaxConns bounds the client connections open on each listener of the
+	// door; at the bound, new ones wait in the kernel's backlog until one
+	// closes. 0 derives it from the descriptor limit (RLIMIT_NOFILE) at
+	// start, so that each connection and its upstream fit (see
+	// accept.ConnBudget); -1 is unlimited. Read when a listener is bound.
+	MaxConns int `yaml:"max_conns"`
+	// MaxConnsPerClient bounds the connections from one client address on
+	// each listener; further ones are closed at once. 0 is unlimited (the
+	// default: a school's clients may share one address behind NAT).
+	MaxConnsPerClient int `yaml:"max_conns_per_client"`
 
 	// CACert is the inspection CA certificate (PEM) the engine loads with LoadCA and
 	// passes as Options.CA; `portcullis ca create` writes it. "" = no inspection.
@@ -128,6 +145,7 @@ func (c *Config) Validate() []field.Error {
 		{"idle_conn_timeout", c.IdleConnTimeout},
 		{"tunnel_idle_timeout", c.TunnelIdleTimeout},
 		{"read_header_timeout", c.ReadHeaderTimeout},
+		{"request_body_timeout", c.RequestBodyTimeout},
 	} {
 		if d.v < 0 {
 			errs = append(errs, field.Errorf(d.name, "must not be negative"))
@@ -138,6 +156,12 @@ func (c *Config) Validate() []field.Error {
 	}
 	if c.MaxIdleConns < 0 {
 		errs = append(errs, field.Errorf("max_idle_conns", "must not be negative"))
+	}
+	if c.MaxConns < -1 {
+		errs = append(errs, field.Errorf("max_conns", "must be a number of connections, 0 (derived from the descriptor limit) or -1 (unlimited)"))
+	}
+	if c.MaxConnsPerClient < 0 {
+		errs = append(errs, field.Errorf("max_conns_per_client", "must not be negative"))
 	}
 	if c.LeafCacheSize < 0 {
 		errs = append(errs, field.Errorf("leaf_cache_size", "must not be negative"))
@@ -183,6 +207,7 @@ func (c *Config) WithDefaults() *Config {
 	setDur(&d.IdleConnTimeout, DefaultIdleConnTimeout)
 	setDur(&d.TunnelIdleTimeout, DefaultTunnelIdleTimeout)
 	setDur(&d.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setDur(&d.RequestBodyTimeout, DefaultRequestBodyTimeout)
 	if d.MaxIdleConnsPerHost == 0 {
 		d.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
 	}

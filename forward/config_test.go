@@ -9,17 +9,19 @@ import (
 
 func TestConfigValidateReportsEveryProblem(t *testing.T) {
 	c := &Config{
-		Listen:       []string{"127.0.0.1:3128", "nohostport", "example.com:80", "127.0.0.1:99999"},
-		AllowClients: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), {}},
-		ConnectPorts: []int{443, 0, 70000},
-		DialTimeout:  -time.Second,
-		MaxIdleConns: -1,
+		Listen:            []string{"127.0.0.1:3128", "nohostport", "example.com:80", "127.0.0.1:99999"},
+		AllowClients:      []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), {}},
+		ConnectPorts:      []int{443, 0, 70000},
+		DialTimeout:       -time.Second,
+		MaxIdleConns:      -1,
+		MaxConns:          -2,
+		MaxConnsPerClient: -1,
 	}
 	var got []string
 	for _, e := range c.Validate() {
 		got = append(got, e.Path)
 	}
-	want := []string{"listen[1]", "listen[2]", "listen[3]", "allow_clients[1]", "connect_ports[1]", "connect_ports[2]", "dial_timeout", "max_idle_conns"}
+	want := []string{"listen[1]", "listen[2]", "listen[3]", "allow_clients[1]", "connect_ports[1]", "connect_ports[2]", "dial_timeout", "max_idle_conns", "max_conns", "max_conns_per_client"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("paths %v, want %v", got, want)
 	}

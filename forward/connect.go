@@ -11,6 +11,7 @@ import (
 	"github.com/elazarl/goproxy"
 
 	"github.com/portcullis/portcullis/filter"
+	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/httpguard"
 	"github.com/portcullis/portcullis/rules"
 )
@@ -37,8 +38,18 @@ const (
 func (p *Proxy) serveConnect(x *exchange, r *http.Request) {
 	w := &x.w
 	x.entry.URL = r.Host
-	host, port := rules.SplitHostPort(r.Host)
-	if host == "" || port == 0 {
+	host, port, err := rules.CanonicalAuthority(r.Host)
+	if err != nil {
+		x.entry.Error = "bad host: " + err.Error()
+		x.entry.Action, x.entry.Rule = rules.ActionBlock.String(), "bad_host"
+		p.logger.Warn("forward: CONNECT refused: the host does not normalise", "client", x.entry.Client.String(), "error", err.Error())
+		p.refuseConnect(w, &filter.BlockInfo{
+			URL: r.Host, Rule: "bad_host", Reason: "The host name is not valid.",
+			Contact: p.cfg.Contact, Time: x.entry.Time,
+		})
+		return
+	}
+	if port == 0 {
 		x.entry.Error = "bad CONNECT target"
 		p.page(w, r, http.StatusBadRequest, "CONNECT needs a host and a port.")
 		return
@@ -79,7 +90,7 @@ func (p *Proxy) serveConnect(x *exchange, r *http.Request) {
 	if x.mode == modeTunnel {
 		up, err := p.dial(r.Context(), "tcp", net.JoinHostPort(p.connectHost(x, host), strconv.Itoa(int(port))))
 		if err != nil {
-			x.entry.Error = err.Error()
+			recordUpstreamError(x, err)
 			status := upstreamStatus(err)
 			w.Header().Set("Connection", "close")
 			p.page(w, r, status, upstreamMessage(status))
@@ -157,7 +168,10 @@ func (p *Proxy) onConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectA
 // confirms the tunnel, peeks the ClientHello, checks the SNI against the policy,
 // and then relays, inspects or shows the block page until the connection ends.
 func (p *Proxy) hijackTunnel(r *http.Request, client net.Conn, _ *goproxy.ProxyCtx) {
-	client = unwrapLane(httpguard.Unwrap(client)) // the socket itself, for splices and readWaiter
+	// the socket itself, for splices and readWaiter; its connection-limit slot
+	// is freed when the tunnel ends
+	client, release := accept.Detach(unwrapLane(httpguard.Unwrap(client)))
+	defer release()
 	x := exchangeFrom(r.Context())
 	if x == nil || x.tunnel == nil {
 		_ = client.Close()
@@ -175,16 +189,38 @@ func (p *Proxy) hijackTunnel(r *http.Request, client net.Conn, _ *goproxy.ProxyC
 	if _, err := client.Write(connectEstablished); err != nil {
 		return
 	}
-	peeked, sni := peekHello(client, x.w.buffered, p.cfg.SNIPeekTimeout)
+	peeked, rawSNI := peekHello(client, x.w.buffered, p.cfg.SNIPeekTimeout)
+	sni, err := "", error(nil)
+	if rawSNI != "" {
+		sni, err = rules.CanonicalName(rawSNI)
+	}
 	x.sni = sni
-	if sni != "" && x.mode != modeBlockTLS {
+	switch {
+	case err != nil:
+		x.entry.Error = "bad server name: " + err.Error()
+		x.record(rules.Verdict{Action: rules.ActionBlock, Rule: "bad_host", Reason: "The server name is not valid."})
+		p.logger.Warn("forward: tunnel refused: the server name does not normalise", "client", x.entry.Client.String(), "host", x.connect.Host, "error", err.Error())
+		p.refusedAfterHello(x)
+	case sni != "" && x.mode != modeBlockTLS:
 		p.checkSNI(x, sni)
 	}
-	if x.mode == modeTunnel && tn.upstream == nil { // the SNI verdict asked for a tunnel after all
-		addr := net.JoinHostPort(p.connectHost(x, x.connect.Host), strconv.Itoa(int(x.connect.Port)))
+	dest := ""
+	if x.mode == modeTunnel && x.sni != "" && x.sni != x.connect.Host {
+		// The policy decided on the server name (checkSNI): so does SafeSearch,
+		// whatever address the CONNECT named (an IP literal, another name).
+		if target := p.connectHost(x, x.sni); target != x.sni {
+			tn.dropUpstream()
+			dest = target
+		}
+	}
+	if x.mode == modeTunnel && tn.upstream == nil { // the SNI verdict asked for a tunnel after all, or SafeSearch
+		if dest == "" {
+			dest = p.connectHost(x, x.connect.Host)
+		}
+		addr := net.JoinHostPort(dest, strconv.Itoa(int(x.connect.Port)))
 		up, err := p.dial(r.Context(), "tcp", addr)
 		if err != nil {
-			x.entry.Error = err.Error()
+			recordUpstreamError(x, err)
 			x.entry.Status = upstreamStatus(err)
 			return
 		}

@@ -91,7 +91,7 @@ func TestPeekHelloReadsSNIAndReplaysEverything(t *testing.T) {
 			_, _ = peer.Write([]byte("after"))
 		}()
 		peeked, sni := peekHello(client, hello[:split], 5*time.Second)
-		if sni != "www.example.com" {
+		if sni != "Www.Example.com" { // as sent: hijackTunnel makes it canonical
 			t.Fatalf("split %d: sni %q", split, sni)
 		}
 		if !bytes.HasPrefix(append(bytes.Clone(hello), "after"...), peeked) || len(peeked) < len(hello) {

@@ -511,3 +511,41 @@ func TestRawBadGatewayParses(t *testing.T) {
 		t.Fatalf("%d %q %v", resp.StatusCode, b, err)
 	}
 }
+
+// TestQuietBlockAnswersWhatThePageExpects: a quiet (tracker) block answers
+// with anonymize.QuietResponse, on the lane and the goproxy path: a 1×1
+// transparent GIF for an image, an empty script for a script, 204 for a
+// beacon. bc21481 answered 204 to everything, so pages showed broken images.
+func TestQuietBlockAnswersWhatThePageExpects(t *testing.T) {
+	policy := rules.EvaluatorFunc(func(f *rules.Facts) rules.Verdict {
+		return rules.Verdict{Action: rules.ActionBlock, Rule: "tracker:privacy", Quiet: true}
+	})
+	for _, lane := range []bool{true, false} {
+		tp := startProxyLane(t, Options{Policy: policy}, lane)
+		c := tp.client(t)
+		for _, tc := range []struct {
+			dest, ctype string
+			status, n   int
+		}{
+			{"image", "image/gif", http.StatusOK, 43},
+			{"script", "text/javascript", http.StatusOK, 0},
+			{"empty", "", http.StatusNoContent, 0},
+		} {
+			req, _ := http.NewRequest(http.MethodGet, "http://tracker.example/t?x=1", nil)
+			req.Header.Set("Sec-Fetch-Dest", tc.dest)
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status || resp.Header.Get("Content-Type") != tc.ctype || len(b) != tc.n ||
+				(tc.dest == "image" && !strings.HasPrefix(string(b), "GIF89a")) {
+				t.Errorf("lane %v, %s: %d %q %d bytes", lane, tc.dest, resp.StatusCode, resp.Header.Get("Content-Type"), len(b))
+			}
+			if e := tp.log.next(t); e.Action != "block" || e.Status != tc.status {
+				t.Errorf("lane %v, %s: log %+v", lane, tc.dest, e)
+			}
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/portcullis/portcullis/forward/auth"
 )
@@ -18,25 +19,32 @@ func (p *Proxy) authenticate(x *exchange, r *http.Request) bool {
 		return true
 	}
 	client := x.entry.Client
-	if p.limiter != nil {
-		if wait := p.limiter.RetryAfter(client); wait > 0 {
-			x.entry.Rule, x.entry.Error = "proxy_auth", "authentication locked out"
-			x.w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-			p.page(&x.w, r, http.StatusTooManyRequests, "Too many failed sign-ins from your address; try again later.")
-			return false
-		}
-	}
 	user, pass, ok := auth.ParseProxyAuthorization(r.Header)
 	if ok {
+		var attempt *auth.Attempt
+		if p.limiter != nil {
+			var wait time.Duration
+			if p.auth.Cached(user, pass) {
+				attempt, wait = p.limiter.ReserveKnown(user, client)
+			} else {
+				attempt, wait = p.limiter.Reserve(user, client)
+			}
+			if attempt == nil {
+				x.entry.Rule, x.entry.Error = "proxy_auth", "authentication locked out"
+				x.w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+				p.page(&x.w, r, http.StatusTooManyRequests, "Too many failed sign-ins; try again later.")
+				return false
+			}
+		}
 		if groups, good := p.auth.Check(user, pass); good {
-			if p.limiter != nil {
-				p.limiter.Succeed(client)
+			if attempt != nil {
+				attempt.Succeed()
 			}
 			x.entry.User, x.groups = user, groups
 			return true
 		}
-		if p.limiter != nil {
-			p.limiter.Fail(client)
+		if attempt != nil {
+			attempt.Fail()
 		}
 		x.entry.Error = "bad credentials"
 		p.logger.Info("forward: proxy authentication failed", "client", client.String(), "user", user)

@@ -25,6 +25,8 @@ type session struct {
 	x     *exchange   // the CONNECT's exchange: only its groups are read
 	entry admin.Entry // the CONNECT's entry as inspection began: the inner requests' entries start from it
 	sni   string
+	host  string // the CONNECT's canonical host
+	port  uint16 // the CONNECT's port
 }
 
 type sessionKey struct{}
@@ -63,7 +65,7 @@ func (p *Proxy) inspect(x *exchange, r *http.Request, client net.Conn, peeked []
 	// The inner requests copy the CONNECT's entry from here, not from x:
 	// x.entry is written again when the connection ends, possibly while an
 	// HTTP/2 stream's handler is still starting.
-	sess := &session{x: x, entry: x.entry, sni: x.sni}
+	sess := &session{x: x, entry: x.entry, sni: x.sni, host: x.connect.Host, port: x.connect.Port}
 	r2 := r.WithContext(context.WithValue(r.Context(), sessionKey{}, sess))
 	p.gp.ServeHTTP(hw, r2)
 	if !hw.hijacked {

@@ -449,3 +449,135 @@ func TestVerdictTravelsToTheTransport(t *testing.T) {
 		t.Fatalf("transport saw %s", got)
 	}
 }
+
+// TestInnerHostCannotLeaveTheTunnel: inside an inspected tunnel to
+// example.com:PORT, a request whose Host names another host or port is
+// answered 421 and nothing is dialed for it; a Host naming the tunnel's
+// authority (with or without its port) is served.
+func TestInnerHostCannotLeaveTheTunnel(t *testing.T) {
+	env := newInspectEnv(t, originHandler())
+	var mu sync.Mutex
+	var dialed []string
+	opts := env.proxyOpts(t, rules.EvaluatorFunc(inspectPolicy), nil)
+	tc := (&Config{}).TransportConfig()
+	tc.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		mu.Lock()
+		dialed = append(dialed, addr)
+		mu.Unlock()
+		return env.dial(ctx, network, addr)
+	}
+	tc.TLSClientConfig = env.tr.TLSClientConfig
+	tr := NewTransport(tc)
+	t.Cleanup(tr.CloseIdleConnections)
+	opts.Transport = tr
+	tp := startProxy(t, opts)
+
+	authority := "example.com:" + env.port
+	send := inspectedTunnel(t, tp, env, authority)
+	ask := func(host string) *http.Response {
+		t.Helper()
+		return send("GET /inner HTTP/1.1\r\nHost: " + host + "\r\n\r\n")
+	}
+	for _, host := range []string{"other.test:" + env.port, "example.com:1", "127.0.0.1:" + env.port, "blocked.example"} {
+		if resp := ask(host); resp.StatusCode != http.StatusMisdirectedRequest {
+			t.Errorf("Host %s inside the tunnel to %s: %d, want 421", host, authority, resp.StatusCode)
+		}
+	}
+	for _, host := range []string{authority, "EXAMPLE.com.:" + env.port} {
+		if resp := ask(host); resp.StatusCode != 200 {
+			t.Errorf("Host %s inside the tunnel to %s: %d, want 200", host, authority, resp.StatusCode)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, a := range dialed {
+		if a != authority {
+			t.Errorf("dialed %s for a request inside the tunnel to %s", a, authority)
+		}
+	}
+	if len(dialed) == 0 {
+		t.Errorf("nothing dialed: the allowed requests did not reach the origin")
+	}
+}
+
+// bufConn reads through r (which may hold bytes already read from Conn).
+type bufConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (b *bufConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+// inspectedTunnel opens an inspected tunnel to authority through tp (as
+// example.com, trusting env's CA, HTTP/1.1) and returns a function that sends
+// one raw request head inside it and reads the response (body read and closed).
+func inspectedTunnel(t *testing.T, tp *testProxy, env *inspectEnv, authority string) func(raw string) *http.Response {
+	t.Helper()
+	c, br := tp.dialRaw(t)
+	if _, err := io.WriteString(c, "CONNECT "+authority+" HTTP/1.1\r\nHost: "+authority+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %v %v", resp, err)
+	}
+	tc := tls.Client(&bufConn{Conn: c, r: br}, &tls.Config{ServerName: "example.com", RootCAs: env.caPool, NextProtos: []string{"http/1.1"}})
+	tbr := bufio.NewReader(tc)
+	return func(raw string) *http.Response {
+		t.Helper()
+		if _, err := io.WriteString(tc, raw); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(tbr, nil)
+		if err != nil {
+			t.Fatalf("%q: %v", raw, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		return resp
+	}
+}
+
+// TestForwardDotSegmentsRefused: a path rule on /blocked/ is not bypassed with
+// "." and ".." segments (plain or percent-encoded), in plain HTTP and inside
+// an inspected tunnel: such a path is refused with 400, as the reverse door
+// does (rules.PathRefused), and the origin never sees it.
+func TestForwardDotSegmentsRefused(t *testing.T) {
+	var seen sync.Map
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Store(r.URL.Path, true)
+		_, _ = io.WriteString(w, "origin says hi to "+r.URL.Path)
+	})
+	plainOrigin := httptest.NewServer(handler)
+	t.Cleanup(plainOrigin.Close)
+	env := newInspectEnv(t, handler)
+	opts := env.proxyOpts(t, rules.EvaluatorFunc(inspectPolicy), nil)
+	opts.Transport = nil // plain requests go to plainOrigin, inner ones through env's transport below
+	tp := startProxy(t, opts)
+	inner := startProxy(t, env.proxyOpts(t, rules.EvaluatorFunc(inspectPolicy), nil))
+	paths := []string{"/x/../blocked/a", "/./blocked/a", "/x/%2e%2e/blocked/a", "/x/%2E./blocked/a", "/x/..%2fblocked/a", "/%2e/blocked/a"}
+	plainHost := strings.TrimPrefix(plainOrigin.URL, "http://")
+	send := inspectedTunnel(t, inner, env, "example.com:"+env.port)
+	for _, path := range paths {
+		resp, _, _ := tp.rawRequest(t, "GET http://"+plainHost+path+" HTTP/1.1\r\nHost: "+plainHost+"\r\n\r\n")
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("plain GET %s: %d %q, want 400", path, resp.StatusCode, b)
+		}
+		resp = send("GET " + path + " HTTP/1.1\r\nHost: example.com:" + env.port + "\r\n\r\n")
+		if resp.StatusCode != http.StatusBadRequest {
+			b, _ := io.ReadAll(resp.Body)
+			t.Errorf("inspected GET %s: %d %q, want 400", path, resp.StatusCode, b)
+		}
+	}
+	seen.Range(func(k, _ any) bool {
+		t.Errorf("the origin saw %s", k)
+		return true
+	})
+	// An ordinary path is still served.
+	if resp := send("GET /fine/a.b/c HTTP/1.1\r\nHost: example.com:" + env.port + "\r\n\r\n"); resp.StatusCode != 200 {
+		t.Errorf("inspected GET /fine/a.b/c: %d", resp.StatusCode)
+	}
+}

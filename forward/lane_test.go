@@ -672,3 +672,78 @@ func TestLaneHeaderTimeout(t *testing.T) {
 		t.Fatalf("lane stats %d answered, %d handed off", answered, handed)
 	}
 }
+
+// TestLaneDropsUpstreamThatSpokeWhileIdle: bytes an origin sends on a kept
+// connection while no request is outstanding are not the answer to the next
+// request: the lane drops that connection and asks on a fresh one.
+func TestLaneDropsUpstreamThatSpokeWhileIdle(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	poison, written, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var conns atomic.Int64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var live []net.Conn
+	t.Cleanup(func() {
+		close(done)
+		ln.Close()
+		mu.Lock()
+		for _, c := range live {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	serve := func(c net.Conn, n int64) {
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for i := 0; ; i++ {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, req.Body)
+			body := fmt.Sprintf("conn%d", n)
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+			if n == 1 && i == 0 {
+				select {
+				case <-poison:
+				case <-done:
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nPOISON")
+				close(written)
+			}
+		}
+	}
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			live = append(live, c)
+			mu.Unlock()
+			n := conns.Add(1)
+			wg.Go(func() { serve(c, n) })
+		}
+	})
+	tp := startProxy(t, Options{})
+	c := dialLane(t, tp)
+	url := "http://" + ln.Addr().String()
+	if _, body, err := c.get(url+"/1", ""); err != nil || body != "conn1" {
+		t.Fatalf("first request: body %q err %v", body, err)
+	}
+	close(poison) // the origin speaks on the idle connection the lane keeps
+	<-written
+	_, body, err := c.get(url+"/2", "")
+	if err != nil || body != "conn2" {
+		t.Fatalf("second request: body %q err %v, want conn2 (answered on a fresh connection)", body, err)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("origin saw %d connections, want 2", n)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/lane"
 	"golang.org/x/net/http/httpguts"
 )
@@ -114,7 +115,7 @@ func (lc *laneConn) prepareRead() bool {
 // with one non-blocking read (bytes of a pipelined request it finds are kept
 // in the buffer). It reports false when it cannot tell.
 func (lc *laneConn) clientGone() bool {
-	tc, ok := lc.c.(*net.TCPConn)
+	tc, ok := accept.Bare(lc.c).(*net.TCPConn)
 	if !ok || lc.n == len(lc.buf) {
 		return false
 	}

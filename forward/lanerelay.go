@@ -31,6 +31,7 @@ func (p *Proxy) serveLane(lc *laneConn, r *http.Request) laneResult {
 	}
 	x := &exchange{}
 	x.entry = admin.Entry{Time: p.now(), Door: "forward", Client: client, Method: r.Method, Upstream: "direct", URL: requestURL(r)}
+	clientHeaders(&x.entry, r)
 	resp := p.checkHTTP(x, r)
 	if resp != nil {
 		lc.lane.answered.Add(1)

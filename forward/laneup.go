@@ -106,7 +106,8 @@ func laneAddr(u *url.URL) string {
 
 // roundTrip sends r (already prepared for upstream) on the kept upstream
 // connection for its host:port, dialing one when there is none (or it is
-// older than the idle timeout), and returns the response with its head read.
+// older than the idle timeout, or the origin sent something on it while it
+// was idle), and returns the response with its head read.
 // A request on a reused connection that the origin closed before answering
 // anything is sent once more on a fresh connection, as http.Transport does.
 func (lc *laneConn) roundTrip(p *Proxy, r *http.Request) (*http.Response, error) {
@@ -117,7 +118,9 @@ func (lc *laneConn) roundTrip(p *Proxy, r *http.Request) (*http.Response, error)
 	}
 	for {
 		up := lc.up
-		reused := up != nil && up.addr == addr && time.Since(up.used) < p.laneTC.IdleConnTimeout
+		// A kept connection the origin wrote to (or closed) while idle is
+		// not reused: those bytes would be read as the answer to r.
+		reused := up != nil && up.addr == addr && time.Since(up.used) < p.laneTC.IdleConnTimeout && !idleReadable(up.c)
 		if !reused {
 			lc.dropUpstream()
 			c, err := p.dial(context.Background(), "tcp", addr)

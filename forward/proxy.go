@@ -69,8 +69,9 @@ type Options struct {
 	Now func() time.Time
 	// BlockPage renders block pages. Nil: filter.NewBlockPage().
 	BlockPage *filter.BlockPage
-	// Local serves requests that are not proxy requests (relative URLs: the PAC
-	// file, the CA download). Nil: a small 404 page.
+	// Local serves requests that are not proxy requests (relative URLs) other
+	// than the PAC file and the CA download, which the door serves itself. Nil: a
+	// small 404 page.
 	Local http.Handler
 	// LoopToken marks requests that passed this process. "": a random token per New.
 	LoopToken string
@@ -185,6 +186,7 @@ func New(opts Options) (*Proxy, error) {
 		return nil, fmt.Errorf("forward: %w", err)
 	}
 	p.school = sc
+	p.ca = opts.CA // before localHandler, which serves it
 	p.local = p.localHandler(p.local)
 	if p.token == "" {
 		var b [12]byte
@@ -293,6 +295,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{}
 	x.w = respWriter{ResponseWriter: w, bufs: &p.bufs}
 	x.entry = admin.Entry{Time: p.now(), Door: "forward", Client: clientAddr(r.RemoteAddr), Method: r.Method, Upstream: "direct"}
+	clientHeaders(&x.entry, r)
 	defer p.finish(x)
 	if !p.clientAllowed(x.entry.Client) {
 		p.logger.Warn("forward: client not allowed", "client", x.entry.Client.String(), "method", r.Method, "host", r.Host)
@@ -344,7 +347,42 @@ func (p *Proxy) finish(x *exchange) {
 		e.BytesOut = x.w.n
 	}
 	e.Duration = p.now().Sub(e.Time)
+	p.logIdentity(x)
 	p.log.Log(e)
+}
+
+// clientHeaders records in e what the access log shows of the request as the
+// client sent it, before any profile rewrites it: protocol version, Referer and
+// User-Agent.
+func clientHeaders(e *admin.Entry, r *http.Request) {
+	e.Proto = r.Proto
+	e.Referer = r.Header.Get("Referer")
+	e.UserAgent = r.Header.Get("User-Agent")
+}
+
+// anonymousLogger is implemented by anonymize profiles that keep the client's
+// User-Agent and Referer out of the access log (anonymize.Profile.AnonymousLog).
+type anonymousLogger interface{ AnonymousLog() bool }
+
+// logIdentity clears the client's User-Agent and Referer from the exchange's
+// entry when the profile it ran under (the verdict's, else Config.Profile) says
+// the log must not record them.
+func (p *Proxy) logIdentity(x *exchange) {
+	e := &x.entry
+	if (e.UserAgent == "" && e.Referer == "") || p.anon == nil {
+		return
+	}
+	a := x.anon
+	if a == nil {
+		profile := x.verdict.Profile
+		if profile == "" {
+			profile = p.cfg.Profile
+		}
+		a = p.anon(profile)
+	}
+	if al, ok := a.(anonymousLogger); ok && al.AnonymousLog() {
+		e.UserAgent, e.Referer = "", ""
+	}
 }
 
 // clientAllowed reports whether a is inside Config.AllowClients.

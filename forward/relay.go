@@ -6,8 +6,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,7 +53,19 @@ func (p *Proxy) checkHTTP(x *exchange, r *http.Request) *http.Response {
 			return p.pageResponse(r, http.StatusLoopDetected, "This request already passed through this proxy (a forwarding loop).")
 		}
 	}
-	host, port := rules.SplitHostPort(r.URL.Host)
+	host, port, err := rules.CanonicalAuthority(r.URL.Host)
+	if err != nil {
+		return p.badHost(x, r, err)
+	}
+	if rules.PathRefused(r.URL.Path) { // as the reverse door does
+		x.entry.Error = "dot segment or control byte in the path"
+		x.entry.Action, x.entry.Rule = rules.ActionBlock.String(), "bad_path"
+		p.logger.Warn("forward: request refused: a dot segment or a control byte in the path", "client", x.entry.Client.String(), "url", x.entry.URL)
+		return p.pageResponse(r, http.StatusBadRequest, "The path of this address holds \".\" or \"..\" segments or control characters.")
+	}
+	// From here on the request goes to, and is dialed by, the name the
+	// policy sees: never a spelling the resolver would read differently.
+	r.URL.Host = rules.JoinAuthority(r.URL.Host, host, port)
 	if port == 0 {
 		port = 80
 		if scheme == "https" {
@@ -71,15 +86,28 @@ func (p *Proxy) checkHTTP(x *exchange, r *http.Request) *http.Response {
 		return nil
 	}
 	if v.Quiet {
-		h := make(http.Header, 1)
-		h.Set("Cache-Control", "no-store")
-		return &http.Response{StatusCode: http.StatusNoContent, Status: "204 No Content", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-			Header: h, Body: http.NoBody, Request: r}
+		// What the page expects of that kind of resource (a transparent GIF, an
+		// empty script, style sheet or page), else 204.
+		return anonymize.QuietResponse(r)
 	}
 	return p.blockResponse(r, &filter.BlockInfo{
 		URL: x.entry.URL, Host: host, Rule: v.Rule, Category: v.Category,
 		Reason: v.Reason, Contact: p.cfg.Contact, Time: x.entry.Time,
 	})
+}
+
+// badHost refuses a request whose host does not normalise (rules.CanonicalAuthority)
+// with 400 and a log line; a host other parsers read as an IP address
+// ("127.1", "0x7f.1") gets the egress guard's 403, as it did when the guard
+// refused it at the dial.
+func (p *Proxy) badHost(x *exchange, r *http.Request, err error) *http.Response {
+	x.entry.Error = "bad host: " + err.Error()
+	x.entry.Action, x.entry.Rule = rules.ActionBlock.String(), "bad_host"
+	p.logger.Warn("forward: request refused: the host does not normalise", "client", x.entry.Client.String(), "error", err.Error())
+	if _, _, lerr := resolver.ParseLiteral(r.URL.Hostname()); errors.Is(lerr, resolver.ErrEgressDenied) {
+		return p.pageResponse(r, http.StatusForbidden, upstreamMessage(http.StatusForbidden))
+	}
+	return p.pageResponse(r, http.StatusBadRequest, "The host name of this address is not valid.")
 }
 
 // prepareUpstream turns an allowed client request into the upstream request:
@@ -109,6 +137,9 @@ func (p *Proxy) prepareUpstream(x *exchange, r *http.Request) {
 	r.Host = "" // the URL's authority decides where and to whom the request goes
 	if r.Body != nil && r.Body != http.NoBody {
 		x.body.rc = r.Body
+		if !x.inner && p.cfg.RequestBodyTimeout > 0 {
+			x.body.ctl, x.body.timeout = http.NewResponseController(x.w.ResponseWriter), p.cfg.RequestBodyTimeout
+		}
 		r.Body = &x.body
 	}
 }
@@ -177,12 +208,43 @@ func (p *Proxy) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request
 	x.entry.Method = r.Method
 	x.entry.URL = r.URL.String()
 	x.entry.Status, x.entry.BytesIn, x.entry.BytesOut, x.entry.Error = 0, 0, 0, ""
+	clientHeaders(&x.entry, r)
 	ctx.UserData = x
+	if resp := p.tunnelAuthority(x, sess, r); resp != nil {
+		return r, resp
+	}
 	if resp := p.checkHTTP(x, r); resp != nil {
 		return r, resp
 	}
 	p.prepareUpstream(x, r)
 	return r, nil
+}
+
+// tunnelAuthority makes the tunnel's authority the destination of a request
+// inside an inspected tunnel (goproxy builds its URL from the inner Host): the
+// host must be the CONNECT's host or the server name the tunnel was decided on,
+// and the port the CONNECT's (an absent one is taken from the tunnel), so that
+// the inner Host never picks another site or a port connect_ports refuses. A
+// request naming anything else is answered 421 Misdirected Request (RFC 9110
+// §15.5.20: this connection cannot answer for that authority; a browser that
+// coalesced connections retries on a new one) with a log line; nil otherwise.
+func (p *Proxy) tunnelAuthority(x *exchange, sess *session, r *http.Request) *http.Response {
+	host, port, err := rules.CanonicalAuthority(r.URL.Host)
+	if err != nil {
+		return p.badHost(x, r, err)
+	}
+	if (host != sess.host && host != sess.sni) || (port != 0 && port != sess.port) {
+		x.entry.Error = "misdirected: the request names " + r.URL.Host + " inside a tunnel to " + net.JoinHostPort(sess.host, strconv.Itoa(int(sess.port)))
+		x.entry.Action, x.entry.Rule = rules.ActionBlock.String(), "tunnel_authority"
+		p.logger.Warn("forward: request refused: its Host differs from the tunnel's", "client", x.entry.Client.String(),
+			"host", r.URL.Host, "tunnel", sess.host, "port", sess.port, "sni", sess.sni)
+		return p.pageResponse(r, http.StatusMisdirectedRequest, "This request names another site than the connection it was sent on.")
+	}
+	if port == 0 && !(r.URL.Scheme == "https" && sess.port == 443) {
+		port = sess.port
+	}
+	r.URL.Host = rules.JoinAuthority(r.URL.Host, host, port)
+	return nil
 }
 
 // roundTrip sends r upstream; a failure becomes a short proxy page (goproxy would
@@ -210,13 +272,40 @@ func (p *Proxy) roundTrip(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Respons
 // 403, 502 or 504 (upstreamStatus), or 502 naming a certificate problem.
 func (p *Proxy) upstreamFailure(x *exchange, r *http.Request, err error) *http.Response {
 	if x != nil {
-		x.entry.Error = err.Error()
+		if resp := p.bodyFailure(x, r); resp != nil {
+			return resp
+		}
+		recordUpstreamError(x, err)
 	}
 	if msg, ok := certProblem(err); ok {
 		return p.pageResponse(r, http.StatusBadGateway, msg)
 	}
 	status := upstreamStatus(err)
 	return p.pageResponse(r, status, upstreamMessage(status))
+}
+
+// bodyFailure returns the answer when the exchange failed because reading the
+// client's request body did (nil: it did not): 408 when the client sent no byte
+// of it for request_body_timeout, 400 when it was malformed (a bad chunk line or
+// extension, a body shorter than its Content-Length). The failure is logged, and
+// relayHeaders closes the connection after the answer.
+func (p *Proxy) bodyFailure(x *exchange, r *http.Request) *http.Response {
+	err := x.body.failure()
+	if err == nil {
+		return nil
+	}
+	var resp *http.Response
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		x.entry.Error = fmt.Sprintf("request body: no byte for %s (request_body_timeout)", p.cfg.RequestBodyTimeout)
+		p.logger.Warn("forward: request body too slow", "client", x.entry.Client.String(), "url", x.entry.URL,
+			"received", x.body.n.Load(), "request_body_timeout", p.cfg.RequestBodyTimeout.String())
+		resp = p.pageResponse(r, http.StatusRequestTimeout, "The request body arrived too slowly.")
+	} else {
+		x.entry.Error = "request body: " + err.Error()
+		p.logger.Info("forward: malformed request body", "client", x.entry.Client.String(), "url", x.entry.URL, "error", err.Error())
+		resp = p.pageResponse(r, http.StatusBadRequest, "The request body is malformed.")
+	}
+	return resp // relayHeaders adds Connection: close
 }
 
 // stripProxyHeaders does what goproxy.RemoveProxyHeaders does with
@@ -283,7 +372,7 @@ func (p *Proxy) onResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Res
 	if resp == nil {
 		status := upstreamStatus(ctx.Error)
 		if x != nil && ctx.Error != nil {
-			x.entry.Error = ctx.Error.Error()
+			recordUpstreamError(x, ctx.Error)
 		}
 		resp = p.pageResponse(ctx.Req, status, upstreamMessage(status))
 	}
@@ -314,6 +403,11 @@ func (p *Proxy) relayHeaders(x *exchange, resp *http.Response) {
 	if x != nil && x.anon != nil {
 		x.anon.Response(resp)
 	}
+	if x != nil && x.body.failure() != nil {
+		// The rest of a failed request body is never read: net/http must not
+		// wait for the next request on this connection.
+		resp.Header.Set("Connection", "close")
+	}
 }
 
 // logInner writes the entry of a request inside an inspected tunnel.
@@ -323,6 +417,7 @@ func (p *Proxy) logInner(x *exchange) {
 	}
 	x.entry.BytesIn = x.body.n.Load()
 	x.entry.Duration = p.now().Sub(x.entry.Time)
+	p.logIdentity(x)
 	p.log.Log(&x.entry)
 }
 
@@ -360,12 +455,25 @@ func upstreamStatus(err error) int {
 	return http.StatusBadGateway
 }
 
+// recordUpstreamError records err (a failed dial or exchange with the origin) in
+// x's log entry. A refusal of the egress guard is logged as a block by rule
+// "egress", naming the setting that allows the destination (the page stays
+// short: it is for the user, the log line for the admin).
+func recordUpstreamError(x *exchange, err error) {
+	x.entry.Error = err.Error()
+	if !errors.Is(err, resolver.ErrEgressDenied) {
+		return
+	}
+	x.entry.Action, x.entry.Rule, x.entry.Category = rules.ActionBlock.String(), "egress", ""
+	x.entry.Error += "; " + resolver.EgressHint(err)
+}
+
 func upstreamMessage(status int) string {
 	switch status {
 	case http.StatusGatewayTimeout:
 		return "The site did not answer in time."
 	case http.StatusForbidden:
-		return "This proxy does not connect to internal addresses."
+		return "This proxy does not connect to internal addresses. Ask your administrator if you need this one."
 	}
 	return "The site could not be reached."
 }

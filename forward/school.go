@@ -58,7 +58,9 @@ type School struct {
 	// to the policy file) and replaces a page over the threshold by the block page
 	// naming the top phrases. No lists: off. While it is on for a request, the
 	// proxy asks the origin for an uncompressed response (Accept-Encoding:
-	// identity); a compressed response sent anyway is passed unscored.
+	// identity); a gzip or deflate response sent anyway is decoded to be scored
+	// and relayed decoded (at most phrase.DefaultMaxDecoded bytes: past that the
+	// stream is cut), and one in any other encoding (br, zstd…) is blocked.
 	Phrase phrase.Config `yaml:"phrase"`
 	// PhraseThresholds overrides phrase.threshold per group (-1: no phrase
 	// filtering for the group); a member of several groups gets the lowest.
@@ -125,21 +127,30 @@ func newSchool(cfg *Config, opts Options) (*school, error) {
 	return s, nil
 }
 
-// localHandler serves relative-URL requests: the PAC file when configured, the
-// Options.Local handler or the "this is a proxy" page otherwise.
+// localHandler serves relative-URL requests (allowed clients only, no sign-in):
+// the PAC file when configured, the inspection CA and its install page when
+// there is a CA (CAHandler), the Options.Local handler or the "this is a proxy"
+// page otherwise.
 func (p *Proxy) localHandler(next http.Handler) http.Handler {
 	if next == nil {
 		next = http.HandlerFunc(p.notProxyRequest)
 	}
-	if p.school.pac == nil {
+	var ca http.Handler
+	if p.ca != nil {
+		ca = CAHandler(p.ca)
+	}
+	if p.school.pac == nil && ca == nil {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/proxy.pac" || r.URL.Path == "/wpad.dat" {
+		switch {
+		case p.school.pac != nil && (r.URL.Path == "/proxy.pac" || r.URL.Path == "/wpad.dat"):
 			p.school.pac.ServeHTTP(w, r)
-			return
+		case ca != nil && caPaths(r.URL.Path):
+			ca.ServeHTTP(w, r)
+		default:
+			next.ServeHTTP(w, r)
 		}
-		next.ServeHTTP(w, r)
 	})
 }
 
@@ -327,8 +338,24 @@ func (p *Proxy) schoolResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http
 		resp.Body = p.school.types.LimitBody(resp.Body)
 	}
 	threshold, on := p.phraseThreshold(x)
-	if !on || r.Method == http.MethodHead || !phrase.Scannable(resp.Header) {
+	if !on || r.Method == http.MethodHead || !phrase.TextType(resp.Header) {
 		return resp
+	}
+	// The request asked for identity, but an origin may compress anyway: the
+	// page is decoded to be scored (and relayed decoded), and one in an
+	// encoding the filter cannot read is blocked, never relayed unscanned.
+	if enc := phrase.Encoding(resp.Header); enc != "" {
+		body, err := phrase.Decode(enc, resp.Body, phrase.DefaultMaxDecoded)
+		if err != nil {
+			x.entry.Error = err.Error()
+			return p.schoolBlock(x, r, resp, "phrase", "phrases",
+				fmt.Sprintf("The page came compressed (%s), which the content filter cannot read.", enc))
+		}
+		resp.Body = body
+		resp.Header.Del("Content-Encoding")
+		resp.Header.Del("Content-Length")
+		resp.ContentLength = -1
+		resp.Uncompressed = true
 	}
 	opts := p.school.popts
 	opts.Threshold = threshold

@@ -135,8 +135,12 @@ func TestSchoolAuth407ThenSuccess(t *testing.T) {
 			t.Fatalf("wrong credentials #%d: %d", i, resp.StatusCode)
 		}
 	}
-	if resp = send("alice", "s3cret"); resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+	if resp = send("mallory", "guess"); resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("after 2 failures: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	// The lockout is mallory's, not the address's: alice still signs in.
+	if resp = send("alice", "s3cret"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("another user from the same address after mallory's lockout: %d", resp.StatusCode)
 	}
 }
 

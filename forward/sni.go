@@ -7,8 +7,6 @@ import (
 	"io"
 	"net"
 	"time"
-
-	"github.com/portcullis/portcullis/rules"
 )
 
 // errHelloRead stops the handshake once the ClientHello has been parsed.
@@ -17,8 +15,8 @@ var errHelloRead = errors.New("forward: client hello read")
 // peekHello reads the client's first bytes, up to and including a TLS ClientHello,
 // without answering. It returns every byte read (to be replayed so the tunnel stays
 // byte-identical) and the server name, "" when the client sent no SNI, the bytes
-// are not TLS, or nothing arrived within timeout; it is lowercased without a
-// trailing dot, like rules.Facts.Host. prefix holds bytes already read
+// are not TLS, or nothing arrived within timeout; it is as the client sent it
+// (the caller makes it canonical with rules.CanonicalName). prefix holds bytes already read
 // from client (they come first). The client's read deadline is cleared on return.
 func peekHello(client net.Conn, prefix []byte, timeout time.Duration) (peeked []byte, sni string) {
 	rec := &recordingConn{Conn: client, buf: bytes.NewBuffer(append(make([]byte, 0, 1024), prefix...)), pending: prefix}
@@ -37,7 +35,7 @@ func peekHello(client net.Conn, prefix []byte, timeout time.Duration) (peeked []
 		},
 	})
 	_ = srv.Handshake()
-	return rec.buf.Bytes(), rules.NormalizeName(name)
+	return rec.buf.Bytes(), name
 }
 
 // recordingConn reads from pending, then from the connection, keeping a copy of

@@ -2,11 +2,13 @@ package forward
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // respWriter wraps the server's ResponseWriter to record the status and the body
@@ -131,16 +133,43 @@ func (w *respWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 // countingBody counts the request body bytes read by the transport (from its own
-// goroutine, hence the atomic).
+// goroutine, hence the atomics). With ctl set it also bounds the wait for each
+// piece of the body: before every read the client connection's read deadline is
+// set timeout ahead (cleared once the body ends), and the first read error (a
+// timeout, a malformed chunk) is kept for the door to answer 408 or 400 instead
+// of blaming the origin.
 type countingBody struct {
-	rc io.ReadCloser
-	n  atomic.Int64
+	rc      io.ReadCloser
+	n       atomic.Int64
+	ctl     *http.ResponseController // nil: no deadline (a request inside an inspected tunnel)
+	timeout time.Duration
+	err     atomic.Pointer[error] // the first read error other than io.EOF
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
+	if b.ctl != nil {
+		_ = b.ctl.SetReadDeadline(time.Now().Add(b.timeout))
+	}
 	n, err := b.rc.Read(p)
 	b.n.Add(int64(n))
+	switch {
+	case err == nil:
+	case errors.Is(err, io.EOF):
+		if b.ctl != nil {
+			_ = b.ctl.SetReadDeadline(time.Time{})
+		}
+	default:
+		b.err.CompareAndSwap(nil, &err)
+	}
 	return n, err
 }
 
 func (b *countingBody) Close() error { return b.rc.Close() }
+
+// failure returns the error reading the client's body failed with, or nil.
+func (b *countingBody) failure() error {
+	if e := b.err.Load(); e != nil {
+		return *e
+	}
+	return nil
+}

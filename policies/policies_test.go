@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,5 +121,55 @@ func TestSchoolForwardSection(t *testing.T) {
 	}
 	if _, ok := store.Check("demo", "demo"); ok {
 		t.Fatal("the dummy user signs in with an obvious password")
+	}
+}
+
+// TestSchoolHTTPSBlockPagesExample: school.yaml's commented example for HTTPS
+// block pages, uncommented as its comment says (with the CA `portcullis ca
+// create` makes at the paths it names), loads as `portcullis run` loads it
+// (CA included) and names the school's networks as ca_clients, which turns a
+// blocked HTTPS site into the block page for them (inspect to block, proved
+// with Chromium by forward.TestChromiumInspectToBlock).
+func TestSchoolHTTPSBlockPagesExample(t *testing.T) {
+	src, err := os.ReadFile("school.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(src), "\n")
+	at := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, "# HTTPS-BLOCK-PAGES") })
+	if at < 0 {
+		t.Fatal("school.yaml lost its HTTPS-BLOCK-PAGES example")
+	}
+	n := 0
+	for i := at + 1; i < len(lines) && strings.HasPrefix(lines[i], "  # "); i++ {
+		lines[i] = "  " + strings.TrimPrefix(lines[i], "  # ")
+		n++
+	}
+	if n != 3 {
+		t.Fatalf("the example has %d lines, want 3", n)
+	}
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(".")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "ca"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := forward.CreateCA(filepath.Join(dir, "ca", "portcullis-ca.pem"), filepath.Join(dir, "ca", "portcullis-ca.key")); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "school.yaml")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	load(t, path)
+	f, err := engine.LoadPolicy(path, policies.Default)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw := f.Policy.Forward
+	if fw == nil || fw.CACert == "" || fw.CAKey == "" ||
+		!slices.Equal(fw.CAClients, []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16"), netip.MustParsePrefix("10.2.0.0/16")}) {
+		t.Fatalf("the uncommented example did not set the CA: %+v", fw)
 	}
 }

@@ -128,53 +128,6 @@ func splitHost(hostport string, tls bool) (string, uint16) {
 	return host, port
 }
 
-// rulePath is the path the policy judges: the decoded path (so /%61dmin and
-// /admin%2fusers are read as /admin and /admin/users) with doubled slashes merged
-// (//admin is /admin), the most permissive reading a member might make of it.
-func rulePath(decoded string) string {
-	if !strings.Contains(decoded, "//") {
-		return decoded
-	}
-	var b strings.Builder
-	b.Grow(len(decoded))
-	for i := 0; i < len(decoded); i++ {
-		if decoded[i] == '/' && i > 0 && decoded[i-1] == '/' {
-			continue
-		}
-		b.WriteByte(decoded[i])
-	}
-	return b.String()
-}
-
-// hasControlByte reports whether the decoded path holds a NUL or another control
-// byte (from %00, %0a…), which members may truncate at or split on.
-func hasControlByte(decoded string) bool {
-	for i := 0; i < len(decoded); i++ {
-		if decoded[i] < 0x20 || decoded[i] == 0x7f {
-			return true
-		}
-	}
-	return false
-}
-
-// hasDotSegment reports whether path holds a "." or ".." segment, which the
-// door refuses rather than guess how a member would resolve it.
-func hasDotSegment(path string) bool {
-	for len(path) > 0 {
-		i := strings.IndexByte(path, '/')
-		seg := path
-		if i >= 0 {
-			seg, path = path[:i], path[i+1:]
-		} else {
-			path = ""
-		}
-		if seg == "." || seg == ".." {
-			return true
-		}
-	}
-	return false
-}
-
 // bodyReader counts a request body and enforces max_body_bytes,
 // body_timeout and min_body_rate on it.
 // The transport may still be reading when the handler logs, hence the atomics.

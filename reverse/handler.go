@@ -376,6 +376,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.serve(ex, r, start, false)
 }
 
+// readDifferently reports whether a reading of f's path that a member may
+// make (rules.MemberReadings: "\" as "/", ";" parameters and "..;", trailing
+// dots and spaces, case) is blocked by the policy while f's own path is not.
+// Only paths holding such spellings cost a second evaluation.
+func (h *Handler) readDifferently(f *rules.Facts) bool {
+	for _, p := range rules.MemberReadings(f.Path) {
+		g := *f
+		g.Path = p
+		if h.policy.Evaluate(&g).Blocked() {
+			return true
+		}
+	}
+	return false
+}
+
 // serveLane answers r on the fast lane (see Lane) when it needs no upstream:
 // a fresh cache hit, or a page of the door's own (block, 404, 429…). It
 // returns false, having written and counted nothing, for everything else; the
@@ -400,11 +415,14 @@ func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time, lane boo
 	ex.host = host
 	verdict := &ex.verdict // in ex: a local would escape (its address reaches the block page)
 
+	if h.ownRequest(ex, r) {
+		return true
+	}
 	if h.cfg.RedirectHTTPS && r.TLS == nil && len(h.cfg.TLSListen) > 0 {
 		h.redirect(ex, r, host)
 		return true
 	}
-	if hasDotSegment(r.URL.Path) || hasControlByte(r.URL.Path) {
+	if rules.PathRefused(r.URL.Path) {
 		h.page(ex, http.StatusBadRequest)
 		return true
 	}
@@ -415,7 +433,7 @@ func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time, lane boo
 		*f = rules.Facts{
 			Door: rules.DoorReverse, Client: ex.client, Time: start,
 			Method: r.Method, Scheme: ex.scheme, Host: host, Port: port,
-			Path: rulePath(r.URL.Path), Query: r.URL.RawQuery, Header: r.Header,
+			Path: rules.JudgedPath(r.URL.Path), Query: r.URL.RawQuery, Header: r.Header,
 		}
 		if r.TLS != nil {
 			f.SNI = r.TLS.ServerName
@@ -424,6 +442,13 @@ func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time, lane boo
 			f.Route = rt.Name
 		}
 		*verdict = h.policy.Evaluate(f)
+		if !verdict.Blocked() && h.readDifferently(f) {
+			h.logger.Warn("request refused: a member may read its path as one the policy blocks",
+				"client", ex.client.String(), "host", host, "path", r.URL.Path)
+			*verdict = rules.Verdict{Action: rules.ActionBlock, Rule: "ambiguous_path"}
+			h.page(ex, http.StatusBadRequest)
+			return true
+		}
 	}
 	if verdict.Blocked() {
 		h.blocked(ex, r, verdict)
@@ -619,6 +644,38 @@ func (h *Handler) page(w http.ResponseWriter, status int) {
 	fmt.Fprintf(w, "<!doctype html><title>%d %s</title><h1>%d %s</h1>\n", status, text, status, text)
 }
 
+// allowMethods is the Allow field of the door's own answers to CONNECT and
+// "OPTIONS *".
+const allowMethods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+
+// ownRequest answers, without a member, the requests that address the proxy
+// itself rather than a resource of a route, and reports whether it did:
+// CONNECT gets 405 (a reverse proxy opens no tunnels, as Apache answers),
+// "OPTIONS *" 200 with Allow and no body (RFC 9110 §9.3.7), and any other
+// method with the asterisk target 400 (the target is valid only for OPTIONS).
+func (h *Handler) ownRequest(ex *exchange, r *http.Request) bool {
+	switch {
+	case r.Method == http.MethodConnect:
+		ex.Header().Set("Allow", allowMethods)
+		h.page(ex, http.StatusMethodNotAllowed)
+	case r.RequestURI == "*" || r.URL.Path == "*":
+		if r.Method != http.MethodOptions {
+			h.page(ex, http.StatusBadRequest)
+			return true
+		}
+		hdr := ex.Header()
+		hdr.Set("Allow", allowMethods)
+		hdr.Set("Content-Length", "0")
+		if h.cfg.Hide.Server != "" {
+			hdr.Set("Server", h.cfg.Hide.Server)
+		}
+		ex.WriteHeader(http.StatusOK)
+	default:
+		return false
+	}
+	return true
+}
+
 // blocked answers a request the policy refused.
 func (h *Handler) blocked(ex *exchange, r *http.Request, v *rules.Verdict) {
 	if v.Quiet {
@@ -660,6 +717,7 @@ func (h *Handler) logEntry(ex *exchange, r *http.Request, v *rules.Verdict, star
 		Action: v.Action.String(), Rule: v.Rule, Category: v.Category,
 		Status: ex.status, BytesOut: ex.bytes, Duration: time.Since(start),
 		Upstream: ex.info.Member,
+		Proto:    r.Proto, Referer: r.Header.Get("Referer"), UserAgent: r.Header.Get("User-Agent"),
 	}
 	if ex.body != nil {
 		e.BytesIn = ex.body.n.Load()

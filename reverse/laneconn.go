@@ -11,6 +11,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/lane"
 )
 
@@ -157,9 +158,11 @@ func (lc *laneConn) recycle() {
 // rawConn returns c's raw descriptor, through the door's own wrappers, or nil.
 func rawConn(c net.Conn) syscall.RawConn {
 	for {
+		if b := accept.Bare(c); b != c {
+			c = b
+			continue
+		}
 		switch w := c.(type) {
-		case *limitConn:
-			c = w.Conn
 		case *trackedConn:
 			c = w.Conn
 		case *net.TCPConn:

@@ -2,6 +2,7 @@ package reverse
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -197,7 +198,7 @@ func TestHideOrigin(t *testing.T) {
 	dead.srv.Close()
 	pools := map[string]*pool.Pool{
 		"app":  newTestPool(t, pool.Config{}, o.url()),
-		"dead": newTestPool(t, pool.Config{Retries: pool.RetryConfig{Max: -1}, Passive: pool.PassiveConfig{MaxFails: 1}}, deadURL),
+		"dead": newTestPool(t, pool.Config{Retries: pool.RetryConfig{Max: -1}, Health: pool.HealthConfig{Path: "/health", Fall: 1}}, deadURL),
 	}
 	cfg := Config{
 		Routes: []Route{
@@ -215,9 +216,13 @@ func TestHideOrigin(t *testing.T) {
 	if got, want := hdr.Get("Location"), "http://app.example.test/login?next=%2F"; got != want {
 		t.Errorf("Location %q, want %q", got, want)
 	}
-	// 502 (member refuses) then 503 (member ejected): no member address anywhere.
+	// 502 (member refuses) then 503 (member down by its health check; the
+	// last member is never ejected passively): no member address anywhere.
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(deadURL, "http://"))
-	for _, want := range []int{http.StatusBadGateway, http.StatusServiceUnavailable} {
+	for i, want := range []int{http.StatusBadGateway, http.StatusServiceUnavailable} {
+		if i == 1 {
+			pools["dead"].CheckNow(context.Background())
+		}
 		status, body, hdr := fetch(t, c, "GET", "http://x/", map[string]string{"Host": "gone.example.test"})
 		if status != want {
 			t.Errorf("dead pool: status %d, want %d", status, want)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/httpguard"
 )
 
@@ -22,7 +23,8 @@ const ShutdownGrace = 10 * time.Second
 // 10s), IdleTimeout 120s, MaxHeaderBytes (limits.max_header_bytes, default 64
 // KiB), HTTP/2 per cfg.HTTP2 (on TLS listeners only). ReadTimeout and
 // WriteTimeout stay 0 so that WebSockets, SSE and big bodies are not cut off;
-// the Handler enforces body_timeout and min_body_rate itself.
+// the Handler enforces body_timeout and min_body_rate itself. "OPTIONS *"
+// is left to the Handler (DisableGeneralOptionsHandler).
 func NewServer(h http.Handler, cfg *Config, logger *slog.Logger) *http.Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -35,6 +37,8 @@ func NewServer(h http.Handler, cfg *Config, logger *slog.Logger) *http.Server {
 		MaxHeaderBytes:    orInt(lim.MaxHeaderBytes, DefaultMaxHeaderBytes),
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 		Protocols:         new(http.Protocols),
+		// "OPTIONS *" reaches the Handler, which answers it with Allow.
+		DisableGeneralOptionsHandler: true,
 	}
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetHTTP2(boolOr(cfg.HTTP2, true))
@@ -93,6 +97,7 @@ func Listen(cfg *Config, h http.Handler, tlsCfg *tls.Config, logger *slog.Logger
 			if err != nil {
 				return out, err
 			}
+			ln = accept.New(ln, "reverse "+ln.Addr().String(), logger, nil) // EMFILE and the like: back off, accept again
 			ln = LimitListener(ln, cfg.Limits.MaxConns, cfg.Limits.MaxConnsPerClient)
 			out = append(out, &trackListener{Listener: ln, set: s.conns})
 		}

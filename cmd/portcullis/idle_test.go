@@ -49,7 +49,9 @@ func TestTenThousandIdleConnections(t *testing.T) {
 	defer origin.Close()
 	dir := t.TempDir()
 	policy := filepath.Join(dir, "p.yaml")
-	os.WriteFile(policy, []byte(`forward: {listen: ["127.0.0.1:0"], read_header_timeout: 2m}
+	// max_conns: the default cap under this process's 20000 descriptors is
+	// 9872 (two per forwarded connection); idle ones hold only their own.
+	os.WriteFile(policy, []byte(`forward: {listen: ["127.0.0.1:0"], read_header_timeout: 2m, max_conns: 12000}
 resolver: {egress: {allow: ["127.0.0.0/8"]}}
 admin: {listen: "off", log: {path: `+filepath.Join(dir, "access.log")+`}}
 `), 0o644)

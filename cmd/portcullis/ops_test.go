@@ -22,6 +22,27 @@ import (
 // launch runs the binary with args (a run command) and waits for its forward listener.
 func launch(t *testing.T, args ...string) (*proc, *url.URL) {
 	t.Helper()
+	p, running := spawn(t, args...)
+	m := listenRE.FindStringSubmatch(running)
+	if m == nil {
+		t.Fatal("no forward listener logged")
+	}
+	return p, &url.URL{Scheme: "http", Host: m[1]}
+}
+
+// spawn runs the binary with args (a run command), collecting its log lines, and
+// returns once it logged "portcullis running", with that line. The process is
+// killed when the test ends.
+func spawn(t *testing.T, args ...string) (*proc, string) {
+	t.Helper()
+	p := startProc(t, args...)
+	return p, p.waitFor(t, "portcullis running")
+}
+
+// startProc runs the binary with args and collects its log lines (killed when the
+// test ends).
+func startProc(t *testing.T, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -45,11 +66,7 @@ func launch(t *testing.T, args ...string) (*proc, *url.URL) {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
-	m := listenRE.FindStringSubmatch(p.waitFor(t, "portcullis running"))
-	if m == nil {
-		t.Fatal("no forward listener logged")
-	}
-	return p, &url.URL{Scheme: "http", Host: m[1]}
+	return p
 }
 
 // waitLines polls path (written by the process) until it has n lines.

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
-	"strings"
 )
 
 // DefaultMaxScan is how much of a body Filter holds back by default, the
@@ -169,18 +167,7 @@ func (t *tailScanner) Read(p []byte) (int, error) {
 // XHR traffic of single-page sites), and no Content-Encoding other than
 // identity. Scripts and style sheets are left alone (false positives, as
 // e2guardian's users report). A compressed text response returns false: the
-// caller decodes it (or asks upstream for identity) to filter it.
+// caller decodes it (Decode) to filter it, or refuses it.
 func Scannable(h http.Header) bool {
-	if ce := strings.TrimSpace(h.Get("Content-Encoding")); ce != "" && !strings.EqualFold(ce, "identity") {
-		return false
-	}
-	mt, _, err := mime.ParseMediaType(h.Get("Content-Type"))
-	if err != nil && mt == "" {
-		return false
-	}
-	switch mt {
-	case "text/html", "text/plain", "application/xhtml+xml", "text/xml", "application/xml", "application/json":
-		return true
-	}
-	return false
+	return Encoding(h) == "" && TextType(h)
 }

@@ -432,20 +432,21 @@ func TestProxyFlow(t *testing.T) {
 			return
 		}
 		addr := ap.Addr()
-		if d := lim.RetryAfter(addr); d > 0 {
-			w.Header().Set("Retry-After", fmt.Sprint(int(d.Seconds())))
-			http.Error(w, "too many attempts", http.StatusTooManyRequests)
-			return
-		}
 		user, pass, ok := ParseProxyAuthorization(r.Header)
 		if ok {
+			attempt, d := lim.Reserve(user, addr)
+			if attempt == nil {
+				w.Header().Set("Retry-After", fmt.Sprint(int(d.Seconds())))
+				http.Error(w, "too many attempts", http.StatusTooManyRequests)
+				return
+			}
 			var groups []string
 			if groups, ok = store.Check(user, pass); ok {
-				lim.Succeed(addr)
+				attempt.Succeed()
 				fmt.Fprintf(w, "%s %s %s", r.URL, user, strings.Join(groups, ","))
 				return
 			}
-			lim.Fail(addr)
+			attempt.Fail()
 		}
 		for k, v := range Challenge("School") {
 			w.Header()[k] = v

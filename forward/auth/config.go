@@ -23,7 +23,8 @@ type Config struct {
 	CacheTTL time.Duration `yaml:"cache_ttl"`
 	// CacheSize bounds the remembered checks (default DefaultCacheSize).
 	CacheSize int `yaml:"cache_size"`
-	// Limiter limits failed attempts per client address.
+	// Limiter limits failed attempts per (user, client address) and per client
+	// address.
 	Limiter LimiterConfig `yaml:"limiter"`
 }
 
@@ -51,6 +52,12 @@ func (c *Config) Validate() []field.Error {
 	}
 	if l.Lockout < 0 {
 		errs = append(errs, field.Errorf("limiter.lockout", "must not be negative"))
+	}
+	if l.MaxAddressFailures < 0 {
+		errs = append(errs, field.Errorf("limiter.max_address_failures", "must not be negative"))
+	}
+	if l.SlowInterval < 0 {
+		errs = append(errs, field.Errorf("limiter.slow_interval", "must not be negative"))
 	}
 	if l.MaxAddresses < 0 {
 		errs = append(errs, field.Errorf("limiter.max_addresses", "must not be negative"))

@@ -9,16 +9,18 @@
 //
 // Typical use by the forward door, per request (or once per CONNECT tunnel):
 //
-//	addr := clientAddr(r) // netip.Addr of the TCP peer
-//	if !lim.Allow(addr) {
-//		// 429 Too Many Requests with Retry-After: lim.RetryAfter(addr)
-//	}
 //	user, pass, ok := auth.ParseProxyAuthorization(r.Header)
 //	if !ok {
 //		// 407 with auth.Challenge(realm); not a failure (browsers probe first)
 //	}
+//	attempt, wait := lim.Reserve(user, clientAddr) // before checking the password
+//	if attempt == nil {
+//		// 429 Too Many Requests with Retry-After: wait
+//	}
 //	groups, ok := store.Check(user, pass)
 //	if !ok {
-//		lim.Fail(addr) // then 407 with auth.Challenge(realm)
+//		attempt.Fail() // then 407 with auth.Challenge(realm)
+//	} else {
+//		attempt.Succeed()
 //	}
 package auth

@@ -91,6 +91,12 @@ func Load(htpasswdPath, groupPath string, opts ...Option) (*Store, error) {
 // Len returns the number of users.
 func (s *Store) Len() int { return len(s.users) }
 
+// HasUser reports whether the htpasswd file defines user.
+func (s *Store) HasUser(user string) bool {
+	_, ok := s.users[user]
+	return ok
+}
+
 // Groups returns the groups of user from the group file (nil if none). The
 // slice is a copy.
 func (s *Store) Groups(user string) []string { return slices.Clone(s.groups[user]) }
@@ -101,20 +107,9 @@ func (s *Store) Groups(user string) []string { return slices.Clone(s.groups[user
 // sends its credentials on every request pays bcrypt once; failures are never
 // cached (rate-limit them with a Limiter).
 func (s *Store) Check(user, pass string) (groups []string, ok bool) {
-	var buf [128]byte // keeps the usual user:pass off the heap
-	key := sha256.Sum256(append(append(append(buf[:0], user...), ':'), pass...))
-	if s.ttl > 0 {
-		now := s.now()
-		s.mu.Lock()
-		exp, hit := s.cache[key]
-		if hit && now.After(exp) {
-			delete(s.cache, key)
-			hit = false
-		}
-		s.mu.Unlock()
-		if hit {
-			return s.Groups(user), true
-		}
+	key := credentialKey(user, pass)
+	if s.inCache(key) {
+		return s.Groups(user), true
 	}
 	hash, known := s.users[user]
 	if !known {
@@ -132,6 +127,30 @@ func (s *Store) Check(user, pass string) (groups []string, ok bool) {
 		s.remember(key)
 	}
 	return s.Groups(user), true
+}
+
+// Cached reports whether Check would answer from its cache of successful
+// checks (no bcrypt): the credentials were right within the cache TTL.
+func (s *Store) Cached(user, pass string) bool { return s.inCache(credentialKey(user, pass)) }
+
+func credentialKey(user, pass string) [sha256.Size]byte {
+	var buf [128]byte // keeps the usual user:pass off the heap
+	return sha256.Sum256(append(append(append(buf[:0], user...), ':'), pass...))
+}
+
+func (s *Store) inCache(key [sha256.Size]byte) bool {
+	if s.ttl <= 0 {
+		return false
+	}
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	exp, hit := s.cache[key]
+	if hit && now.After(exp) {
+		delete(s.cache, key)
+		hit = false
+	}
+	return hit
 }
 
 // remember caches a successful check, evicting expired entries and then, if

@@ -191,8 +191,13 @@ func TestConfigValidate(t *testing.T) {
 	if errs := good.Validate(); len(errs) != 0 {
 		t.Errorf("good config: %v", errs)
 	}
-	if (&Config{}).ListenAddr() != "127.0.0.1:9090" {
-		t.Error("default listen")
+	for _, c := range []Config{{}, {Listen: ListenOff}, {Log: LogConfig{Path: "access.log"}}} {
+		if c.Enabled() {
+			t.Errorf("%+v: admin listener enabled without admin.listen", c)
+		}
+	}
+	if !good.Enabled() {
+		t.Error("admin listener disabled with admin.listen set")
 	}
 }
 

@@ -9,8 +9,7 @@ import (
 
 // Default values used when a Config field is left at its zero value.
 const (
-	DefaultListen    = "127.0.0.1:9090" // admin listener: loopback only
-	DefaultLogBuffer = 4096             // access-log entries queued before lines are dropped
+	DefaultLogBuffer = 4096 // access-log entries queued before lines are dropped
 )
 
 // Format is an access-log line format.
@@ -25,8 +24,9 @@ const (
 
 // Config is the policy file's `admin` section.
 type Config struct {
-	// Listen is the admin listener's address; "" means 127.0.0.1:9090, "off" means
-	// no listener (the access log settings still apply). Never a proxy port.
+	// Listen is the admin listener's address (127.0.0.1:9090 in the examples; never
+	// a proxy port). "" or "off" means no admin listener: an admin section that only
+	// sets the access log opens no port (status page, metrics and pprof included).
 	Listen string `yaml:"listen"`
 	// Token, when set, is required on every route but /healthz and /readyz, as
 	// "Authorization: Bearer TOKEN" (Prometheus) or as the password of HTTP basic
@@ -41,7 +41,7 @@ type LogConfig struct {
 	// Format is json, combined or squid; "" means json. Every format records HTTP
 	// requests and DNS queries; combined and squid write a query in HTTP's shape
 	// (query type as the method, dns://NAME/?rcode=…&proto=…&rule=… as the URL, the
-	// rcode as an HTTP status), as README's "Access logs" describes.
+	// rcode as an HTTP status), as docs/operations.md ("Access logs") describes.
 	Format Format `yaml:"format"`
 	// Path is the file appended to (created 0640); "" means standard output.
 	// SIGUSR1 (AccessLog.Reopen) reopens it after logrotate moved it.
@@ -57,19 +57,12 @@ type LogConfig struct {
 }
 
 // ListenOff as Config.Listen keeps the admin section (the access log) without an
-// admin listener.
+// admin listener, as leaving Listen out does.
 const ListenOff = "off"
 
-// Enabled reports whether the admin listener should run.
-func (c *Config) Enabled() bool { return c.Listen != ListenOff }
-
-// ListenAddr returns Listen or its default.
-func (c *Config) ListenAddr() string {
-	if c.Listen == "" {
-		return DefaultListen
-	}
-	return c.Listen
-}
+// Enabled reports whether the admin listener should run: only when Listen names
+// an address.
+func (c *Config) Enabled() bool { return c.Listen != "" && c.Listen != ListenOff }
 
 // Validate reports every problem with c; paths are relative to the admin section.
 func (c *Config) Validate() []field.Error {

@@ -15,7 +15,7 @@ import (
 // rejects a status outside 100-599 and AWStats one that is not digits; SARG's denied
 // report looks for "DENIED/403"; Squid's own ParseLog.pm and netdata want digits after
 // the result code's slash. So a DNS line keeps every field's type and says what DNS
-// facts it carries where (documented in README, "Access logs"):
+// facts it carries where (documented in docs/operations.md, "Access logs"):
 //
 //   - status: the rcode as the nearest HTTP status: NOERROR 200, FORMERR and BADVERS 400,
 //     REFUSED 403, NXDOMAIN 404, NOTIMP 501, SERVFAIL 502, any other 500; a blocked query

@@ -29,7 +29,7 @@ func sampleDNSEntry() *Entry {
 	}
 }
 
-// The exact lines are the formats' specification (README, "Access logs").
+// The exact lines are the formats' specification (docs/operations.md, "Access logs").
 func TestDNSLines(t *testing.T) {
 	e := sampleDNSEntry()
 	want := map[Format]string{

@@ -5,6 +5,7 @@ import (
 	"context"
 	"math"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,7 +28,13 @@ func pageServer(t *testing.T) *httptest.Server {
 			if i == 0 { // the slow tail drifts between 60 and 240 ms
 				d = time.Duration(150+90*math.Cos(float64(sec)/70)) * time.Millisecond
 			}
-			s.Log(entry("forward", "GET", "http://www.example.org/", "allow", 200, func(e *Entry) { e.Duration = d }))
+			s.Log(entry("forward", "GET", "http://www.example.org/", "allow", 200, func(e *Entry) {
+				e.Duration = d
+				e.Client = netip.AddrFrom4([4]byte{10, 1, 2, byte(i % 3)})
+				if i%4 == 1 {
+					e.User = "pupil-7"
+				}
+			}))
 		}
 		if sec%2 == 0 {
 			s.Log(entry("forward", "GET", "https://tiktok.example/feed", "block", 403, func(e *Entry) { e.Category = "social" }))
@@ -54,6 +61,7 @@ var pageTexts = []string{
 	"tiktok.example", "roblox.example", "ads.tracker.example", "social", "games",
 	"http://10.0.0.12:8080", "ejected", "connection refused", "http://10.0.1.5:9000",
 	"80.0%", "52.0 MiB", "1834", "ut1/adult", "4.7M", "local-allow", "AAAA", "blocked",
+	"Top clients", "10.1.2.0", "10.1.2.2", "Top users", "pupil-7",
 }
 
 func TestStatusPageWithoutJavaScript(t *testing.T) {

@@ -20,7 +20,7 @@ type ServerOptions struct {
 	// password (any user name), which browsers prompt for. Compared in constant time.
 	Token string
 	// Registry is served on /metrics; nil disables the route.
-	Registry *prometheus.Registry
+	Registry prometheus.Gatherer
 	// Status supplies the traffic counters of the page and /status.json.
 	Status *Status
 	// Ready reports whether the proxy is ready (policy loaded, listeners up); /readyz

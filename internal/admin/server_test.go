@@ -159,6 +159,8 @@ func TestStatusJSON(t *testing.T) {
 		Traffic struct {
 			Blocked           uint64  `json:"blocked"`
 			TopBlockedDomains []Count `json:"top_blocked_domains"`
+			TopClients        []Count `json:"top_clients"`
+			TopUsers          []Count `json:"top_users"`
 		} `json:"traffic"`
 		Pools  []PoolStatus `json:"pools"`
 		Cache  *CacheStatus `json:"cache"`
@@ -168,7 +170,8 @@ func TestStatusJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &d); err != nil {
 		t.Fatal(err)
 	}
-	if d.Traffic.Blocked != 30 || len(d.Traffic.TopBlockedDomains) != 1 || d.Traffic.TopBlockedDomains[0] != (Count{"tiktok.example", 30}) {
+	if d.Traffic.Blocked != 30 || len(d.Traffic.TopBlockedDomains) != 1 || d.Traffic.TopBlockedDomains[0] != (Count{"tiktok.example", 30}) ||
+		len(d.Traffic.TopClients) != 1 || d.Traffic.TopClients[0] != (Count{"127.0.0.1", 30}) || d.Traffic.TopUsers == nil {
 		t.Errorf("traffic: %+v", d.Traffic)
 	}
 	if len(d.Pools) != 2 || d.Pools[0].Members[1].LastError == "" || d.Cache.Hits != 750 ||

@@ -10,6 +10,36 @@ type Snapshot struct {
 	Cache  *CacheStatus `json:"cache,omitempty"` // nil when no cache is configured
 	Policy PolicyStatus `json:"policy"`
 	Lists  []ListStatus `json:"lists"`
+	// Cluster is the node's view of the cluster; nil when it stands alone.
+	Cluster *ClusterStatus `json:"cluster,omitempty"`
+}
+
+// ClusterStatus is the cluster as this node sees it (the engine fills it from
+// internal/cluster's Status).
+type ClusterStatus struct {
+	Node      string        `json:"node"`
+	Redis     []string      `json:"redis"`
+	Mode      string        `json:"mode"`
+	Up        bool          `json:"up"` // false: running on this node's own state
+	LastError string        `json:"last_error,omitempty"`
+	Failures  uint64        `json:"failures"`
+	Shared    []string      `json:"shared"`
+	Nodes     []ClusterNode `json:"nodes"`
+}
+
+// ClusterNode is one node of the registry.
+type ClusterNode struct {
+	Node         string    `json:"node"`
+	Policy       string    `json:"policy"`
+	PolicyLoaded time.Time `json:"policy_loaded,omitzero"`
+	ReloadOK     bool      `json:"reload_ok"`
+	ReloadError  string    `json:"reload_error,omitempty"`
+	Version      string    `json:"version,omitempty"`
+	Started      time.Time `json:"started,omitzero"`
+	Seen         time.Time `json:"seen,omitzero"`
+	Alive        bool      `json:"alive"`
+	Self         bool      `json:"self"`
+	OlderPolicy  bool      `json:"older_policy"` // runs another policy than the one loaded last
 }
 
 // PoolStatus is one upstream pool and its members.
@@ -46,6 +76,7 @@ type CacheStatus struct {
 	Bytes       int64 `json:"bytes"`
 	Filling     int64 `json:"filling_bytes"`
 	Objects     int64 `json:"objects"`
+	TierHits    int64 `json:"tier_hits"` // answered from the cluster's shared tier
 }
 
 // HitRatio is the share of cacheable lookups answered from the cache (hits and stale

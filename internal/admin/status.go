@@ -3,6 +3,7 @@ package admin
 import (
 	"cmp"
 	"math"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -21,21 +22,27 @@ const (
 	topN         = 10       // entries reported per top list
 	rateWindow   = 10       // seconds averaged for the current rate
 	unknownCat   = "(none)" // category of a block without one
+
+	connectPortsRule = "connect_ports"      // the forward door's rule name for a CONNECT to a port not allowed
+	portCat          = "(port not allowed)" // its category on the status page
 )
 
 // Status keeps the live counters behind the status page in bounded memory: a ring of
 // per-second request, block, error and latency counters over the last 10 minutes, and
-// top blocked domains, blocked categories and DNS answers over the last hour (per
-// 10-minute slot, each capped at 2048 keys and pruned to its top 1024 when full, so
-// counts of rare keys are lower bounds). Safe for concurrent use.
+// top blocked domains, blocked categories, DNS answers, clients and users over the
+// last hour (per 10-minute slot, each capped at 2048 keys and pruned to its top 1024
+// when full, so counts of rare keys are lower bounds and memory stays bounded however
+// many distinct clients there are). Safe for concurrent use.
 type Status struct {
 	now func() time.Time
 
 	mu         sync.Mutex
 	ring       [ringSeconds]second
-	domains    window
-	categories window
-	answers    window
+	domains    window[string]
+	categories window[string]
+	answers    window[string]
+	clients    window[netip.Addr] // HTTP requests (forward and reverse) by client address
+	users      window[string]     // HTTP requests by signed-in user
 }
 
 type second struct {
@@ -61,10 +68,16 @@ func (s *Status) Log(e *Entry) {
 	sec := t.Unix()
 	blocked := e.Action == "block"
 	tunnel := e.Method == "CONNECT" && !blocked
+	// A CONNECT refused for its port (forward.connect_ports) is no blocked domain:
+	// it counts as a block, under its own category.
+	portRefusal := blocked && e.Rule == connectPortsRule
 	var domain, category string
 	if blocked {
 		domain = hostOf(e.URL)
 		category = cmp.Or(e.Category, unknownCat)
+		if portRefusal {
+			category = portCat
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -81,11 +94,20 @@ func (s *Status) Log(e *Entry) {
 	}
 	if blocked {
 		b.blocked++
-		s.domains.add(sec, domain)
+		if !portRefusal {
+			s.domains.add(sec, domain)
+		}
 		s.categories.add(sec, category)
 	}
 	if e.Door == "dns" {
 		s.answers.add(sec, dnsAnswer(e))
+	} else {
+		if e.Client.IsValid() {
+			s.clients.add(sec, e.Client.Unmap())
+		}
+		if e.User != "" {
+			s.users.add(sec, e.User)
+		}
 	}
 }
 
@@ -132,6 +154,10 @@ type StatusReport struct {
 	TopBlockedDomains    []Count `json:"top_blocked_domains"`
 	TopBlockedCategories []Count `json:"top_blocked_categories"`
 	DNSAnswers           []Count `json:"dns_answers"`
+	// TopClients and TopUsers count HTTP requests (CONNECT tunnels included; DNS
+	// queries not) by client address and by signed-in user.
+	TopClients []Count `json:"top_clients"`
+	TopUsers   []Count `json:"top_users"`
 }
 
 // Report summarises the counters as of now.
@@ -181,11 +207,16 @@ func (s *Status) Report() *StatusReport {
 	r.Rate = float64(rate) / rateWindow
 	r.P50 = quantile(&total, 0.5)
 	r.P99 = quantile(&total, 0.99)
-	r.TopBlockedDomains = s.domains.top(last+1, topN)
-	r.TopBlockedCategories = s.categories.top(last+1, topN)
-	r.DNSAnswers = s.answers.top(last+1, topN)
+	r.TopBlockedDomains = s.domains.top(last+1, topN, same)
+	r.TopBlockedCategories = s.categories.top(last+1, topN, same)
+	r.DNSAnswers = s.answers.top(last+1, topN, same)
+	r.TopClients = s.clients.top(last+1, topN, netip.Addr.String)
+	r.TopUsers = s.users.top(last+1, topN, same)
 	return r
 }
+
+// same is the name of a string key.
+func same(s string) string { return s }
 
 // quantile approximates the q-quantile in milliseconds from bucket counts.
 func quantile(h *[latBuckets]uint64, q float64) float64 {
@@ -208,23 +239,23 @@ func quantile(h *[latBuckets]uint64, q float64) float64 {
 }
 
 // window counts keys over the last hour in 10-minute slots of bounded size.
-type window struct {
-	slots [slots]slot
+type window[K comparable] struct {
+	slots [slots]slot[K]
 }
 
-type slot struct {
+type slot[K comparable] struct {
 	start  int64 // unix seconds / slotSeconds
-	counts map[string]uint64
+	counts map[K]uint64
 }
 
-func (w *window) add(sec int64, key string) {
-	if len(key) > maxKeyLength {
-		key = key[:maxKeyLength]
+func (w *window[K]) add(sec int64, key K) {
+	if s, ok := any(key).(string); ok && len(s) > maxKeyLength {
+		key = any(s[:maxKeyLength]).(K)
 	}
 	idx := sec / slotSeconds
 	sl := &w.slots[idx%slots]
 	if sl.counts == nil {
-		sl.counts = make(map[string]uint64)
+		sl.counts = make(map[K]uint64)
 	}
 	if sl.start != idx {
 		sl.start = idx
@@ -237,7 +268,7 @@ func (w *window) add(sec int64, key string) {
 }
 
 // prune keeps the keep largest counts of m.
-func prune(m map[string]uint64, keep int) {
+func prune[K comparable](m map[K]uint64, keep int) {
 	counts := make([]uint64, 0, len(m))
 	for _, c := range m {
 		counts = append(counts, c)
@@ -252,9 +283,10 @@ func prune(m map[string]uint64, keep int) {
 }
 
 // top merges the slots of the hour ending at sec and returns the n largest counts.
-func (w *window) top(sec int64, n int) []Count {
+// name spells a key.
+func (w *window[K]) top(sec int64, n int, name func(K) string) []Count {
 	idx := sec / slotSeconds
-	merged := make(map[string]uint64)
+	merged := make(map[K]uint64)
 	for i := range w.slots {
 		sl := &w.slots[i]
 		if sl.counts == nil || sl.start <= idx-slots || sl.start > idx {
@@ -266,7 +298,7 @@ func (w *window) top(sec int64, n int) []Count {
 	}
 	out := make([]Count, 0, len(merged))
 	for k, c := range merged {
-		out = append(out, Count{Name: k, Count: c})
+		out = append(out, Count{Name: name(k), Count: c})
 	}
 	slices.SortFunc(out, func(a, b Count) int {
 		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Name, b.Name))

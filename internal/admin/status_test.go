@@ -2,6 +2,7 @@ package admin
 
 import (
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -168,5 +169,79 @@ func TestStatusTopListMemoryIsBounded(t *testing.T) {
 				t.Fatalf("key of %d bytes kept", len(k))
 			}
 		}
+	}
+}
+
+// TestStatusConnectPortsIsNoBlockedDomain: a CONNECT refused for its port
+// (forward.connect_ports, e.g. ssh to port 22) used to appear among the top blocked
+// domains; it counts as a block under "(port not allowed)", not as a domain.
+func TestStatusConnectPortsIsNoBlockedDomain(t *testing.T) {
+	s, c := newTestStatus()
+	for range 3 {
+		s.Log(entry("forward", "CONNECT", "github.com:22", "block", 403, func(e *Entry) { e.Rule = "connect_ports" }))
+	}
+	s.Log(entry("forward", "GET", "http://games.example/", "block", 403, func(e *Entry) { e.Rule = "games"; e.Category = "games" }))
+	c.advance(time.Second)
+	r := s.Report()
+	if r.Blocked != 4 {
+		t.Errorf("blocked %d, want 4", r.Blocked)
+	}
+	if want := []Count{{"games.example", 1}}; fmt.Sprint(r.TopBlockedDomains) != fmt.Sprint(want) {
+		t.Errorf("blocked domains %v, want %v", r.TopBlockedDomains, want)
+	}
+	if want := []Count{{"(port not allowed)", 3}, {"games", 1}}; fmt.Sprint(r.TopBlockedCategories) != fmt.Sprint(want) {
+		t.Errorf("categories %v, want %v", r.TopBlockedCategories, want)
+	}
+}
+
+// TestStatusTopClientsAndUsers: HTTP requests by client address and signed-in user
+// over the last hour (DNS queries are not counted), in bounded memory.
+func TestStatusTopClientsAndUsers(t *testing.T) {
+	s, c := newTestStatus()
+	from := func(client, user string, n int) {
+		for range n {
+			s.Log(entry("forward", "GET", "http://a.example/", "allow", 200, func(e *Entry) {
+				e.Client, e.User = netip.MustParseAddr(client), user
+			}))
+		}
+	}
+	from("10.0.0.5", "alice", 5)
+	from("::ffff:10.0.0.6", "bob", 2) // an IPv4 client on a dual-stack listener
+	from("10.0.0.6", "", 1)
+	from("2001:db8::1", "", 3)
+	s.Log(entry("dns", "A", "a.example.", "allow", 0, func(e *Entry) { e.Client = netip.MustParseAddr("10.0.0.9") }))
+	c.advance(30 * time.Minute)
+	from("10.0.0.5", "alice", 1)
+	c.advance(time.Second)
+	r := s.Report()
+	if want := []Count{{"10.0.0.5", 6}, {"10.0.0.6", 3}, {"2001:db8::1", 3}}; fmt.Sprint(r.TopClients) != fmt.Sprint(want) {
+		t.Errorf("top clients %v, want %v", r.TopClients, want)
+	}
+	if want := []Count{{"alice", 6}, {"bob", 2}}; fmt.Sprint(r.TopUsers) != fmt.Sprint(want) {
+		t.Errorf("top users %v, want %v", r.TopUsers, want)
+	}
+	c.advance(40 * time.Minute) // the first slot is over an hour old
+	if r := s.Report(); fmt.Sprint(r.TopClients) != fmt.Sprint([]Count{{"10.0.0.5", 1}}) {
+		t.Errorf("after an hour: %v", r.TopClients)
+	}
+
+	// 50 000 distinct clients, one of them heavy: memory stays bounded, the heavy
+	// hitter stays on top.
+	for i := range 50000 {
+		s.Log(entry("forward", "GET", "http://a.example/", "allow", 200, func(e *Entry) {
+			e.Client = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+			if i%10 == 0 {
+				e.Client = netip.MustParseAddr("192.0.2.1")
+			}
+		}))
+	}
+	for _, sl := range s.clients.slots {
+		if len(sl.counts) > maxTopKeys {
+			t.Fatalf("slot holds %d clients, cap %d", len(sl.counts), maxTopKeys)
+		}
+	}
+	c.advance(time.Second)
+	if top := s.Report().TopClients; top[0].Name != "192.0.2.1" || top[0].Count < 4000 {
+		t.Errorf("heavy client lost: %v", top[:3])
 	}
 }

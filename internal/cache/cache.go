@@ -31,6 +31,7 @@ type Cache struct {
 	closed  bool
 
 	stats counters
+	tier  atomic.Pointer[tierHolder] // the shared tier below the store, nil: none
 }
 
 // Option adjusts a Cache built by New.
@@ -143,10 +144,11 @@ type Stats struct {
 	Bytes       int64 // bytes held now (bodies, headers, per-object overhead, fills in progress); at most max_bytes
 	Filling     int64 // the part of Bytes held by responses being stored as they stream
 	Objects     int64 // URLs held now (each may hold several Vary variants)
+	TierHits    int64 // memory misses answered from the shared tier (counted in Hits too)
 }
 
 type counters struct {
-	hits, misses, stale, revalidated, collapsed, bypass, evictions atomic.Int64
+	hits, misses, stale, revalidated, collapsed, bypass, evictions, tierHits atomic.Int64
 }
 
 // Stats returns the current counters.
@@ -163,5 +165,6 @@ func (c *Cache) Stats() Stats {
 		Bytes:       b,
 		Filling:     f,
 		Objects:     n,
+		TierHits:    c.stats.tierHits.Load(),
 	}
 }

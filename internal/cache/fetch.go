@@ -271,7 +271,9 @@ func (x *exchange) store(res *http.Response, reqTime, resTime time.Time, f *flig
 			body = []byte{}
 		}
 		e.setBody(body)
-		c.store.put(key, e, gen, c.cfg.MaxVariants, reserved)
+		if c.store.put(key, e, gen, c.cfg.MaxVariants, reserved) {
+			c.toTier(key)
+		}
 	}
 	if res.Body == nil || res.Body == http.NoBody || res.ContentLength == 0 {
 		done(nil, 0, true)
@@ -399,7 +401,9 @@ func (h *hitBody) Close() error { return nil }
 // Content-Location of a successful unsafe request (RFC 9111 §4.4).
 func (x *exchange) invalidate(res *http.Response) {
 	scheme, host := originOf(x.req)
-	x.c.store.remove(x.cp.key(scheme, host, x.req.URL))
+	k := x.cp.key(scheme, host, x.req.URL)
+	x.c.store.remove(k)
+	x.c.dropTier(k, false, true)
 	base := &url.URL{Scheme: scheme, Host: host, Path: x.req.URL.Path, RawPath: x.req.URL.RawPath}
 	for _, name := range [...]string{"Location", "Content-Location"} {
 		v := res.Header.Get(name)
@@ -413,7 +417,9 @@ func (x *exchange) invalidate(res *http.Response) {
 		u = base.ResolveReference(u)
 		s, h := normOrigin(u.Scheme, u.Host)
 		if s == scheme && h == host {
-			x.c.store.remove(x.cp.key(s, h, u))
+			k := x.cp.key(s, h, u)
+			x.c.store.remove(k)
+			x.c.dropTier(k, false, true)
 		}
 	}
 }

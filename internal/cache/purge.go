@@ -37,6 +37,7 @@ func (c *Cache) PurgeHandler() http.Handler {
 			http.Error(w, "want ?url= or ?prefix= with an absolute http(s) URL", http.StatusBadRequest)
 			return
 		}
+		c.dropTier(k, prefix, false)
 		n := c.purge(k, prefix, anyPort)
 		c.log.Info("cache: purge", "key", k, "prefix", prefix, "purged", n)
 		w.Header().Set("Content-Type", "application/json")
@@ -50,7 +51,11 @@ func (c *Cache) PurgeHandler() http.Handler {
 // reports whether there were any.
 func (c *Cache) Purge(rawURL string) bool {
 	k, anyPort, ok := purgeKey(rawURL, false)
-	return ok && c.purge(k, false, anyPort) > 0
+	if !ok {
+		return false
+	}
+	c.dropTier(k, false, false)
+	return c.purge(k, false, anyPort) > 0
 }
 
 // PurgePrefix removes every URL starting with prefix (see PurgeHandler) and
@@ -60,9 +65,12 @@ func (c *Cache) PurgePrefix(prefix string) int {
 	if !ok {
 		return 0
 	}
+	c.dropTier(k, true, false)
 	return c.purge(k, true, anyPort)
 }
 
+// purge removes key k (or the keys under prefix k) from the memory store;
+// anyPort also those that differ from it only by naming a port.
 func (c *Cache) purge(k string, prefix, anyPort bool) int {
 	switch {
 	case prefix:

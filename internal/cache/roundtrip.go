@@ -101,6 +101,9 @@ func (x *exchange) run() (*http.Response, error) {
 		if ranged {
 			return x.pass(x.st.fwd, "range")
 		}
+		if res := x.fromTier(kb); res != nil {
+			return res, nil
+		}
 		return x.shared(nil)
 	}
 

@@ -17,12 +17,24 @@ type cacheStatus struct {
 	stored    bool
 	collapsed bool
 	detail    string
+	tier      bool // a hit of the shared tier (another node stored it)
 }
 
 // String renders s as a Cache-Status list member.
 func (s *cacheStatus) String() string {
 	var b strings.Builder
 	b.Grow(64)
+	if s.tier {
+		// The shared tier is a cache of its own, nearer the origin: it hit,
+		// the memory cache missed and stored what it got.
+		b.WriteString("Portcullis-Shared; hit")
+		if s.hasTTL {
+			b.WriteString("; ttl=")
+			b.WriteString(strconv.FormatInt(int64(s.ttl/time.Second), 10))
+		}
+		b.WriteString(", Portcullis; fwd=uri-miss; stored")
+		return b.String()
+	}
 	b.WriteString("Portcullis")
 	if s.hit {
 		b.WriteString("; hit")

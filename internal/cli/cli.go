@@ -8,17 +8,20 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/portcullis/portcullis/forward"
-	"github.com/portcullis/portcullis/forward/auth"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
 
+	"golang.org/x/term"
+
+	"github.com/portcullis/portcullis/forward"
+	"github.com/portcullis/portcullis/forward/auth"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/engine"
 	"github.com/portcullis/portcullis/policies"
@@ -42,8 +45,8 @@ Usage:
   portcullis ca create --cert FILE --key FILE
       Create an ECDSA CA for HTTPS inspection (key written with mode 0600).
   portcullis passwd FILE USER
-      Add or update USER in an htpasswd FILE (bcrypt); the password is read
-      from standard input.
+      Add or update USER in an htpasswd FILE (bcrypt). On a terminal it asks
+      for the password twice without echo; from a pipe it reads one line.
   portcullis version
 `
 
@@ -69,7 +72,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case "passwd":
 		return cmdPasswd(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version", "-v":
-		fmt.Fprintln(stdout, "portcullis", version())
+		fmt.Fprint(stdout, versionText())
 		return 0
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
@@ -77,19 +80,6 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "portcullis: unknown command %q\n\n%s", args[0], usage)
 	return 2
-}
-
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		v := bi.Main.Version
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				v += " " + s.Value[:12]
-			}
-		}
-		return v
-	}
-	return "(devel)"
 }
 
 // parseInterspersed parses flags that may stand before or after positional
@@ -142,13 +132,20 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		printProblems(stderr, err)
 		return 1
 	}
-	// Compile too (lists are loaded), so validate says what run would.
-	e, err := engine.New(engine.Options{PolicyPath: *cfgPath, DefaultPolicy: policies.Default, Logger: slog.New(slog.DiscardHandler), DryRun: true})
+	// Compile too (lists are loaded), so validate says what run would, warnings
+	// (malformed list lines) included.
+	e, err := engine.New(engine.Options{PolicyPath: *cfgPath, DefaultPolicy: policies.Default, Logger: slog.New(newWarnHandler(stderr)), DryRun: true})
 	if err != nil {
 		printProblems(stderr, err)
 		return 1
 	}
+	for _, w := range e.Warnings() {
+		fmt.Fprintln(stderr, w)
+	}
 	e.Close()
+	for _, w := range f.Warnings() {
+		fmt.Fprintln(stderr, w.Error())
+	}
 	fmt.Fprintf(stdout, "%s: OK (%d rules, %d lists)\n", f.Name, len(f.Policy.Rules), len(f.Policy.Lists))
 	return 0
 }
@@ -239,8 +236,36 @@ func cmdCA(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "CA certificate: %s\nCA key:         %s (keep it secret; mode 0600)\n", *cert, *key)
-	fmt.Fprintln(stdout, "Install the certificate in the browsers that will be inspected; set forward.inspect in the policy.")
+	fmt.Fprint(stdout, caSnippet(*cert, *key))
 	return 0
+}
+
+// caSnippet is what `ca create` tells the user to put in the policy: the
+// forward fields that load the CA (absolute paths, so the snippet works
+// wherever the policy file is) and ca_clients, which turns a blocked HTTPS
+// site into the block page for the clients that trust the CA. Pasted into a
+// policy as it is, it validates (TestCACreateSnippetValidates).
+func caSnippet(cert, key string) string {
+	if a, err := filepath.Abs(cert); err == nil {
+		cert = a
+	}
+	if a, err := filepath.Abs(key); err == nil {
+		key = a
+	}
+	return fmt.Sprintf(`
+Add this to the policy's forward section (then portcullis validate, and reload):
+
+forward:
+  ca_cert: %q
+  ca_key: %q
+  # Clients whose browsers trust the CA: a blocked HTTPS site shows them the
+  # block page instead of a browser error. Replace with your networks.
+  ca_clients: ["10.0.0.0/8"]
+
+Students and staff install the certificate from http://PROXY:PORT/ca (the proxy's
+own port, for clients in allow_clients, no sign-in). To inspect allowed sites too,
+give rules "action: inspect".
+`, cert, key)
 }
 
 func cmdPasswd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -250,15 +275,25 @@ func cmdPasswd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if len(pos) != 2 {
-		fmt.Fprintln(stderr, "usage: portcullis passwd FILE USER   (the password is read from standard input)")
+		fmt.Fprintln(stderr, "usage: portcullis passwd FILE USER   (asked twice on a terminal; one line from a pipe)")
 		return 2
 	}
-	line, err := bufio.NewReader(stdin).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		fmt.Fprintln(stderr, "portcullis passwd: reading the password:", err)
-		return 1
+	var pass string
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		pass, err = readNewPassword(f, stderr, pos[1])
+		if err != nil {
+			fmt.Fprintln(stderr, "portcullis passwd:", err)
+			return 1
+		}
+	} else {
+		// From a pipe or a file: one line, as scripts write it.
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			fmt.Fprintln(stderr, "portcullis passwd: reading the password:", err)
+			return 1
+		}
+		pass = strings.TrimRight(line, "\r\n")
 	}
-	pass := strings.TrimRight(line, "\r\n")
 	if pass == "" {
 		fmt.Fprintln(stderr, "portcullis passwd: empty password")
 		return 1
@@ -268,5 +303,31 @@ func cmdPasswd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: password set for %s\n", pos[0], pos[1])
+	fmt.Fprintln(stdout, "A running portcullis picks the change up on SIGHUP (kill -HUP PID, systemctl reload portcullis), or by itself with run --watch.")
 	return 0
+}
+
+// readNewPassword asks for user's new password twice on the terminal tty,
+// without echo, prompting on prompt (standard error: standard output may be
+// redirected).
+func readNewPassword(tty *os.File, prompt io.Writer, user string) (string, error) {
+	fmt.Fprintf(prompt, "New password for %s: ", user)
+	first, err := term.ReadPassword(int(tty.Fd()))
+	fmt.Fprintln(prompt)
+	if err != nil {
+		return "", fmt.Errorf("reading the password: %w", err)
+	}
+	if len(first) == 0 {
+		return "", nil
+	}
+	fmt.Fprintf(prompt, "Retype the password for %s: ", user)
+	second, err := term.ReadPassword(int(tty.Fd()))
+	fmt.Fprintln(prompt)
+	if err != nil {
+		return "", fmt.Errorf("reading the password: %w", err)
+	}
+	if string(first) != string(second) {
+		return "", errors.New("the passwords do not match; nothing changed")
+	}
+	return string(first), nil
 }

@@ -1,16 +1,20 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/engine"
+	"github.com/portcullis/portcullis/internal/resolver"
 	"github.com/portcullis/portcullis/policies"
 	"github.com/portcullis/portcullis/rules"
 )
@@ -43,12 +47,44 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer e.Close()
+	for _, g := range f.Groups {
+		if err := e.CheckGroupName(g); err != nil {
+			fmt.Fprintln(stderr, "portcullis policy explain: --group:", strings.TrimPrefix(err.Error(), "group: "))
+			return 2
+		}
+	}
+	var signInNote string
+	if _, signIn, _ := e.SignInGroups(""); signIn && f.User == "" {
+		signInNote = "note: the proxy asks for sign-in (407) before any rule; give --user to see a signed-in user's verdict"
+	}
+	if f.User != "" {
+		// The groups the running proxy gives this user once signed in, from the
+		// same Store it checks passwords with.
+		groups, signIn, known := e.SignInGroups(f.User)
+		switch {
+		case signIn && !known:
+			signInNote = fmt.Sprintf("note: %s is not in the htpasswd file: the proxy answers 407 before any rule", f.User)
+		case signIn:
+			for _, g := range groups {
+				if !slices.Contains(f.Groups, g) {
+					f.Groups = append(f.Groups, g)
+				}
+			}
+			signInNote = fmt.Sprintf("groups of %s from the sign-in group file: %s", f.User, strings.Join(groups, ", "))
+			if len(groups) == 0 {
+				signInNote = fmt.Sprintf("%s is in no group of the sign-in group file", f.User)
+			}
+		}
+	}
 	v, steps := e.Explain(f)
 	fmt.Fprintf(stdout, "request: %s %s (door %s, client %s", f.Method, pos[0], f.Door, f.Client)
 	if f.User != "" {
 		fmt.Fprintf(stdout, ", user %s", f.User)
 	}
 	fmt.Fprintf(stdout, ", at %s)\n", f.Time.Format(time.RFC3339))
+	if signInNote != "" {
+		fmt.Fprintln(stdout, signInNote)
+	}
 	for i, s := range steps {
 		if s.Matched {
 			fmt.Fprintf(stdout, "  %2d. %-28s MATCHED\n", i+1, s.Rule)
@@ -58,6 +94,12 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	}
 	if v.Rule == "default" {
 		fmt.Fprintln(stdout, "  no rule matched: the default action applies")
+	}
+	if !v.Blocked() && f.Door == rules.DoorForward {
+		if refused := explainEgress(stdout, e, f); refused != nil {
+			fmt.Fprintf(stdout, "verdict: block (rule egress, reason %q, setting resolver.egress.allow)\n", refused.Reason)
+			return 0
+		}
 	}
 	fmt.Fprintf(stdout, "verdict: %s (rule %s", v.Action, v.Rule)
 	if v.Category != "" {
@@ -136,4 +178,37 @@ func factsFor(target, client, user, groups, at, method, door string) (*rules.Fac
 		f.Port = uint16(n)
 	}
 	return f, nil
+}
+
+// explainEgress prints the egress guard's decision on the destination of f, as
+// the forward door would dial it, and returns the refusal when every address
+// is refused (the request would be blocked with 403).
+func explainEgress(stdout io.Writer, e *engine.Engine, f *rules.Facts) *resolver.EgressError {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	checks, err := e.ExplainEgress(ctx, f.Host, f.Port)
+	var refused *resolver.EgressError
+	if err != nil {
+		if errors.As(err, &refused) {
+			fmt.Fprintf(stdout, "egress: %s refused: %s (%s)\n", f.Host, refused.Reason, resolver.EgressHint(err))
+			return refused
+		}
+		fmt.Fprintf(stdout, "egress: %s did not resolve now (%v); the egress guard checks its addresses when the proxy dials\n", f.Host, err)
+		return nil
+	}
+	allowed := false
+	for _, c := range checks {
+		if c.Err == nil {
+			allowed = true
+			fmt.Fprintf(stdout, "egress: %s allowed\n", c.Addr)
+			continue
+		}
+		if errors.As(c.Err, &refused) {
+			fmt.Fprintf(stdout, "egress: %s refused: %s (%s)\n", c.Addr, refused.Reason, resolver.EgressHint(c.Err))
+		}
+	}
+	if allowed || refused == nil {
+		return nil
+	}
+	return refused
 }

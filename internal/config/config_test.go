@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -188,5 +189,28 @@ func TestAuthFilesMustBeReadable(t *testing.T) {
 	}
 	if _, err := Load(p); err != nil {
 		t.Fatalf("Load with an htpasswd file: %v", err)
+	}
+}
+
+// TestIndentationErrorPointsAtLine: a mis-indented key used to be reported at the
+// start of its section (line 1, column 1 for a key deep in forward:); the error must
+// name the line to fix and its first character.
+func TestIndentationErrorPointsAtLine(t *testing.T) {
+	for _, c := range []struct {
+		src       string
+		line, col int
+	}{
+		{"forward:\n  listen: [\"127.0.0.1:0\"]\n   connect_ports: [443]\ndefault: allow\n", 3, 4},
+		{"default: allow\nforward:\n  listen: [\"127.0.0.1:0\"]\n connect_ports: [443]\n", 4, 2},
+		{"rules:\n  - name: a\n    action: block\n     domain: [x.com]\n", 4, 6},
+		{"# a comment\nrules:\n  - name: a\n    action: block\n  - name: b\n      action: allow\n", 6, 7},
+		{"rules:\n  - name: x\n   action: [\n", 3, 4},
+	} {
+		p := writePolicy(t, c.src)
+		_, err := Load(p)
+		want := fmt.Sprintf("%s:%d:%d: YAML syntax: ", p, c.line, c.col)
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q: err = %v, want it to start with %q", c.src, err, want)
+		}
 	}
 }

@@ -102,3 +102,14 @@ func (f *File) validateGroupRefs() []field.Error {
 	}
 	return errs
 }
+
+// CheckGroupName returns an error when name is not a group of the policy (its
+// groups: section or its auth group file), suggesting the closest name: for
+// tools that take a group name from the user (policy explain --group).
+func (f *File) CheckGroupName(name string) error {
+	g, _ := f.groupNames()
+	if errs := g.check("group", name); len(errs) > 0 {
+		return errs[0]
+	}
+	return nil
+}

@@ -49,7 +49,7 @@ func Parse(name, dir string, src []byte) (*File, error) {
 		if errors.Is(err, ioEOF) { // an empty file is an empty policy
 			return f, f.validate()
 		}
-		return nil, Errors{syntaxError(name, err)}
+		return nil, Errors{syntaxError(name, src, err)}
 	}
 	d := &decoder{file: name, pos: f.pos}
 	d.decode(&root, reflect.ValueOf(f.Policy).Elem(), "")
@@ -72,13 +72,50 @@ func Parse(name, dir string, src []byte) (*File, error) {
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-func syntaxError(name string, err error) Error {
+// syntaxError turns a YAML syntax error into an Error at the line to fix. yaml.v3
+// reports some errors at the start of the enclosing block (a mis-indented key deep
+// in a section is reported at the section's first line, column 1), so the line is
+// found again as the first one the document cannot be cut after: the first k lines
+// of src parse, the first k+1 do not. The column is that line's first character.
+func syntaxError(name string, src []byte, err error) Error {
 	msg := err.Error()
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return Error{File: name, Line: line, Col: 1, Msg: "YAML syntax: " + m[2]}
+	m := yamlLine.FindStringSubmatch(msg)
+	if m == nil {
+		return Error{File: name, Msg: "YAML syntax: " + strings.TrimPrefix(msg, "yaml: ")}
 	}
-	return Error{File: name, Msg: "YAML syntax: " + strings.TrimPrefix(msg, "yaml: ")}
+	line, _ := strconv.Atoi(m[1])
+	e := Error{File: name, Line: line, Col: 1, Msg: "YAML syntax: " + m[2]}
+	if bad, col := firstBadLine(src); bad > 0 {
+		if bad != line {
+			e.Msg += " (check this line's indentation)"
+		}
+		e.Line, e.Col = bad, col
+	}
+	return e
+}
+
+// maxRescanLines bounds the work firstBadLine does (it parses up to this many prefixes).
+const maxRescanLines = 5000
+
+// firstBadLine returns the 1-based line after the longest run of whole lines that
+// parses as YAML, and the column of its first non-blank character; 0 when every
+// line parses (the problem is at the end) or src is too long to rescan.
+func firstBadLine(src []byte) (line, col int) {
+	lines := bytes.SplitAfter(src, []byte("\n"))
+	if len(lines) > maxRescanLines {
+		return 0, 0
+	}
+	prefix := func(k int) []byte { return bytes.Join(lines[:k], nil) }
+	for k := len(lines) - 1; k >= 0; k-- {
+		var n yaml.Node
+		if err := yaml.NewDecoder(bytes.NewReader(prefix(k))).Decode(&n); err != nil && !errors.Is(err, ioEOF) {
+			continue
+		}
+		text := lines[k]
+		col := len(text) - len(bytes.TrimLeft(text, " \t")) + 1
+		return k + 1, col
+	}
+	return 0, 0
 }
 
 func underAny(path string, errs Errors) bool {
@@ -180,7 +217,7 @@ func (f *File) FieldErrors(fes []field.Error) Errors {
 func Decode(name string, src []byte) error {
 	var root yaml.Node
 	if err := yaml.NewDecoder(bytes.NewReader(src)).Decode(&root); err != nil {
-		return Errors{syntaxError(name, err)}
+		return Errors{syntaxError(name, src, err)}
 	}
 	d := &decoder{file: name, pos: map[string]Pos{}}
 	d.decode(&root, reflect.ValueOf(&Policy{}).Elem(), "")

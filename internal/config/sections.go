@@ -5,6 +5,7 @@ import (
 	"github.com/portcullis/portcullis/forward"
 	"github.com/portcullis/portcullis/internal/admin"
 	"github.com/portcullis/portcullis/internal/cache"
+	"github.com/portcullis/portcullis/internal/cluster"
 	"github.com/portcullis/portcullis/internal/dnsserver"
 	"github.com/portcullis/portcullis/internal/pool"
 	"github.com/portcullis/portcullis/internal/resolver"
@@ -34,4 +35,7 @@ type Sections struct {
 	DNS *dnsserver.Config `yaml:"dns"`
 	// Admin is the admin listener and the access log.
 	Admin *admin.Config `yaml:"admin"`
+	// Cluster shares limits, sign-in counts, a cache tier and purges with other
+	// nodes on Redis; absent means this node stands alone.
+	Cluster *cluster.Config `yaml:"cluster"`
 }

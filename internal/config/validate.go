@@ -40,7 +40,16 @@ func (f *File) validatePolicy() []field.Error {
 			errs = append(errs, f.readable("forward.auth.group_file", fw.Auth.GroupFile)...)
 		}
 	}
+	if cl := p.Cluster; cl != nil {
+		if cl.Redis.PasswordFile != "" {
+			errs = append(errs, f.readable("cluster.redis.password_file", cl.Redis.PasswordFile)...)
+		}
+		if cl.Redis.TLS != nil && cl.Redis.TLS.CAFile != "" {
+			errs = append(errs, f.readable("cluster.redis.tls.ca_file", cl.Redis.TLS.CAFile)...)
+		}
+	}
 	errs = append(errs, f.validateRefs()...)
+	errs = append(errs, f.validateListeners()...)
 	return errs
 }
 

@@ -20,6 +20,11 @@ const (
 	DefaultTTL        = 60 * time.Second
 	DefaultGSLBTTL    = 30 * time.Second
 	DefaultSOAMinimum = 30 * time.Second
+	// DefaultMaxInFlight is Config.MaxInFlight's default (Unbound's
+	// num-queries-per-thread default).
+	DefaultMaxInFlight = 1024
+	// DefaultMaxInFlightPerClient is Config.MaxInFlightPerClient's default.
+	DefaultMaxInFlightPerClient = 128
 	// zoneRecordTTL is the TTL of the GSLB zone's SOA and NS records.
 	zoneRecordTTL = time.Hour
 )
@@ -56,28 +61,108 @@ type Config struct {
 	// BlockAddressV6 answers blocked AAAA queries with block_answer: address.
 	// Default ::.
 	BlockAddressV6 netip.Addr `yaml:"block_address_v6"`
-	// SafeSearch is enforced for clients in no group listed under Groups. Default
-	// off.
+	// SafeSearch is enforced for every client; Groups refine it. Default off.
 	SafeSearch filter.SafeSearch `yaml:"safesearch"`
-	// Groups overrides SafeSearch per client group (keyed by group name). A client
-	// in several listed groups gets the strictest combination.
+	// Groups refine SafeSearch per client group (keyed by group name): a key a
+	// group sets replaces the top-level one for its members, a key it leaves out
+	// is inherited. A client in several listed groups gets the strictest
+	// combination of their settings.
 	Groups map[string]GroupConfig `yaml:"groups"`
 	// TTL is the TTL of synthetic answers (blocks, SafeSearch CNAMEs). Default 60s.
 	TTL time.Duration `yaml:"ttl"`
 	// GSLB makes the server authoritative for a zone whose names are answered with
 	// the closest healthy site. Off when Zone is "".
 	GSLB GSLBConfig `yaml:"gslb"`
+	// MaxInFlight bounds the queries waiting for an upstream answer at once (cache
+	// misses; a query joining an identical one in flight counts too). A miss
+	// beyond it is dropped without an answer, as Unbound does beyond
+	// num-queries-per-thread: the client retries later. Cached answers, blocks,
+	// SafeSearch and GSLB answers are never held by it. Default 1024.
+	MaxInFlight int `yaml:"max_inflight"`
+	// MaxInFlightPerClient bounds the same per client address, so that one client
+	// cannot take the whole MaxInFlight. Default 128 (at most MaxInFlight).
+	MaxInFlightPerClient int `yaml:"max_inflight_per_client"`
 }
 
 // GroupConfig is the per-group part of Config.
 type GroupConfig struct {
-	// SafeSearch for clients of this group; it replaces the top-level setting.
-	SafeSearch filter.SafeSearch `yaml:"safesearch"`
+	// SafeSearch for clients of this group: the keys it sets replace the
+	// top-level ones, the others are inherited.
+	SafeSearch GroupSafeSearch `yaml:"safesearch"`
+}
+
+// GroupSafeSearch is a group's refinement of the top-level SafeSearch: a nil
+// field (or an empty YouTube) is a key the group leaves out, which it inherits.
+type GroupSafeSearch struct {
+	// Google: see filter.SafeSearch.Google.
+	Google *bool `yaml:"google"`
+	// YouTube is "strict", "moderate" or "off"; "" inherits.
+	YouTube string `yaml:"youtube"`
+	// Bing: see filter.SafeSearch.Bing.
+	Bing *bool `yaml:"bing"`
+	// DuckDuckGo: see filter.SafeSearch.DuckDuckGo.
+	DuckDuckGo *bool `yaml:"duckduckgo"`
+}
+
+// Over returns top refined by g: the keys g sets replace top's.
+func (g GroupSafeSearch) Over(top filter.SafeSearch) filter.SafeSearch {
+	if g.Google != nil {
+		top.Google = *g.Google
+	}
+	if g.YouTube != "" {
+		top.YouTube = g.YouTube
+	}
+	if g.Bing != nil {
+		top.Bing = *g.Bing
+	}
+	if g.DuckDuckGo != nil {
+		top.DuckDuckGo = *g.DuckDuckGo
+	}
+	return top
+}
+
+// Warnings reports settings that are valid but probably not meant: a group that
+// turns off (or, for YouTube, lowers) a SafeSearch the top level enforces, so its
+// members are less protected than clients in no group.
+func (c *Config) Warnings() []field.Error {
+	var out []field.Error
+	top := c.SafeSearch
+	for _, g := range sortedKeys(c.Groups) {
+		eff := c.Groups[g].SafeSearch.Over(top)
+		path := "groups." + g + ".safesearch."
+		weaker := func(key, engine string) {
+			out = append(out, field.Errorf(path+key, "turns off %s SafeSearch for group %q although the top-level safesearch enforces it for every other client (remove the key to inherit it)", engine, g))
+		}
+		if top.Google && !eff.Google {
+			weaker("google", "Google")
+		}
+		if top.Bing && !eff.Bing {
+			weaker("bing", "Bing")
+		}
+		if top.DuckDuckGo && !eff.DuckDuckGo {
+			weaker("duckduckgo", "DuckDuckGo")
+		}
+		if youTubeRank(eff.YouTube) < youTubeRank(top.YouTube) {
+			out = append(out, field.Errorf(path+"youtube", "lowers YouTube restriction for group %q to %s although the top-level safesearch sets %s (remove the key to inherit it)", g, cmp.Or(eff.YouTube, filter.YouTubeOff), top.YouTube))
+		}
+	}
+	return out
+}
+
+func youTubeRank(level string) int {
+	switch level {
+	case filter.YouTubeStrict:
+		return 2
+	case filter.YouTubeModerate:
+		return 1
+	}
+	return 0
 }
 
 // GSLBConfig describes the zone the GSLB responder is authoritative for.
 type GSLBConfig struct {
-	// Zone is the zone's apex, e.g. "example.test.". "" disables GSLB.
+	// Zone is the zone's apex, e.g. "example.test.". "" disables GSLB; the root
+	// zone "." is refused.
 	Zone string `yaml:"zone"`
 	// TTL of the A/AAAA answers. Default 30s.
 	TTL time.Duration `yaml:"ttl"`
@@ -162,10 +247,23 @@ func (c *Config) Validate() []field.Error {
 	errs = append(errs, field.Prefix("safesearch", c.SafeSearch.Validate())...)
 	for _, g := range sortedKeys(c.Groups) {
 		gc := c.Groups[g]
-		errs = append(errs, field.Prefix("groups."+g+".safesearch", gc.SafeSearch.Validate())...)
+		switch gc.SafeSearch.YouTube {
+		case "", filter.YouTubeOff, filter.YouTubeModerate, filter.YouTubeStrict:
+		default:
+			errs = append(errs, field.Errorf("groups."+g+".safesearch.youtube", "must be strict, moderate or off, not %q", gc.SafeSearch.YouTube))
+		}
 	}
 	if c.TTL < 0 {
 		errs = append(errs, field.Errorf("ttl", "must not be negative"))
+	}
+	if c.MaxInFlight < 0 {
+		errs = append(errs, field.Errorf("max_inflight", "must be positive (0: the default, %d)", DefaultMaxInFlight))
+	}
+	if c.MaxInFlightPerClient < 0 {
+		errs = append(errs, field.Errorf("max_inflight_per_client", "must be positive (0: the default, %d)", DefaultMaxInFlightPerClient))
+	}
+	if c.MaxInFlight > 0 && c.MaxInFlightPerClient > c.MaxInFlight {
+		errs = append(errs, field.Errorf("max_inflight_per_client", "is above max_inflight (%d)", c.MaxInFlight))
 	}
 	errs = append(errs, field.Prefix("gslb", c.GSLB.validate())...)
 	return errs
@@ -181,6 +279,8 @@ func (g *GSLBConfig) validate() []field.Error {
 	}
 	if _, ok := dns.IsDomainName(g.Zone); !ok {
 		errs = append(errs, field.Errorf("zone", "%q is not a domain name", g.Zone))
+	} else if dns.CanonicalName(g.Zone) == "." {
+		errs = append(errs, field.Errorf("zone", "the root zone %q cannot be a GSLB zone (every name would be answered from it and none forwarded): name the zone the sites serve, such as \"example.org.\"", g.Zone))
 	}
 	if g.TTL < 0 {
 		errs = append(errs, field.Errorf("ttl", "must not be negative"))
@@ -273,6 +373,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TTL == 0 {
 		c.TTL = DefaultTTL
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.MaxInFlightPerClient == 0 {
+		c.MaxInFlightPerClient = min(DefaultMaxInFlightPerClient, c.MaxInFlight)
 	}
 	g := &c.GSLB
 	if g.Zone != "" {

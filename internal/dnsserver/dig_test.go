@@ -36,7 +36,7 @@ func dig(t *testing.T, addr string, args ...string) string {
 func TestDig(t *testing.T) {
 	up := testUpstream(t)
 	cfg := gslbConfig()
-	cfg.Groups = map[string]GroupConfig{"students": {SafeSearch: filter.SafeSearch{YouTube: filter.YouTubeModerate}}}
+	cfg.Groups = map[string]GroupConfig{"students": {SafeSearch: GroupSafeSearch{YouTube: filter.YouTubeModerate}}}
 	_, addr := startServer(t, Options{
 		Config: cfg, Policy: testPolicy(), Groups: testGroups, Resolver: newResolver(t, up), Health: &fakeHealth{},
 	})

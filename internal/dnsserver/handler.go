@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -25,11 +26,17 @@ type outcome struct {
 	errText  string
 	cache    string // "hit" when answered from the resolver cache's wire form
 	ede      *dns.EDNS0_EDE
-	scope    int // ECS scope for the echo; -1 = the source prefix
+	scope    int  // ECS scope for the echo; -1 = the source prefix
+	dropped  bool // no answer is sent: the in-flight bound is reached
 }
 
 // ServeDNS answers one query; it implements dns.Handler.
-func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) { s.serve(w, r, false) }
+
+// serve answers one query. admitted says the caller already holds the query's
+// in-flight slot (see inflight); otherwise serve takes one if the query must
+// wait for an upstream, and drops the query when none is free.
+func (s *Server) serve(w dns.ResponseWriter, r *dns.Msg, admitted bool) {
 	st := s.state.Load()
 	start := st.now()
 	client := remoteAddr(w.RemoteAddr())
@@ -46,7 +53,15 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		bp = new([]byte)
 	}
 	defer s.bufs.Put(bp)
-	m, wire, out, host, qtype := st.handle(r, client, start, size, (*bp)[:0])
+	lim := &s.busy
+	if admitted {
+		lim = nil
+	}
+	m, wire, out, host, qtype := st.handle(r, client, start, size, (*bp)[:0], lim)
+	if out.dropped {
+		st.logQuery(start, client, qtype, host, out, dns.RcodeServerFailure, proto, 0)
+		return
+	}
 	rcode := 0
 	var err error
 	if wire != nil {
@@ -115,8 +130,10 @@ func remoteAddr(a net.Addr) netip.Addr {
 
 // handle computes the reply to r: either m (without its OPT record, which the
 // caller adds) or, for a forwarded answer found in the resolver's cache, the
-// finished wire form, appended to buf. size is the most the client accepts.
-func (st *state) handle(r *dns.Msg, client netip.Addr, start time.Time, size int, buf []byte) (m *dns.Msg, wire []byte, out outcome, host string, qtype uint16) {
+// finished wire form, appended to buf. size is the most the client accepts. A
+// query that must wait for an upstream takes a slot of lim first (nil: the
+// caller holds one); when none is free out.dropped is set and nothing returned.
+func (st *state) handle(r *dns.Msg, client netip.Addr, start time.Time, size int, buf []byte, lim *inflight) (m *dns.Msg, wire []byte, out outcome, host string, qtype uint16) {
 	out.action = rules.ActionAllow
 	if r.Opcode != dns.OpcodeQuery {
 		return reply(r, dns.RcodeNotImplemented), nil, out, "", 0
@@ -179,7 +196,7 @@ func (st *state) handle(r *dns.Msg, client netip.Addr, start time.Time, size int
 			return nil, wire, out, host, qtype
 		}
 	}
-	return st.forward(r, client, start, &out), nil, out, host, qtype
+	return st.forward(r, client, start, &out, lim), nil, out, host, qtype
 }
 
 // reply returns a new reply to r with the given rcode.
@@ -305,9 +322,16 @@ func (st *state) safeSearchAnswer(m *dns.Msg, r *dns.Msg, q dns.Question, target
 	m.Answer = append(m.Answer, resp.Answer...)
 }
 
+// cachedExchanger answers from the resolver's cache alone (*resolver.Resolver).
+type cachedExchanger interface {
+	ExchangeCached(q *dns.Msg) (*dns.Msg, bool)
+}
+
 // forward answers r through the resolver and blocks an answer whose CNAME chain
-// reaches a blocked name (CNAME cloaking).
-func (st *state) forward(r *dns.Msg, client netip.Addr, start time.Time, out *outcome) *dns.Msg {
+// reaches a blocked name (CNAME cloaking). A cached answer is used at once; a
+// query that must wait for an upstream takes a slot of lim (nil: the caller
+// holds one) or, when none is free, is dropped (out.dropped, nil returned).
+func (st *state) forward(r *dns.Msg, client netip.Addr, start time.Time, out *outcome, lim *inflight) *dns.Msg {
 	out.upstream = "resolver"
 	if st.res == nil {
 		return reply(r, dns.RcodeRefused)
@@ -316,12 +340,27 @@ func (st *state) forward(r *dns.Msg, client netip.Addr, start time.Time, out *ou
 	if opt := r.IsEdns0(); opt != nil && opt.Do() {
 		q.SetEdns0(ednsSize, true)
 	}
-	// The resolver bounds its own upstream attempts; a query in flight is not
-	// cancelled by a client, which never waits for it anyway.
-	resp, err := st.res.Exchange(context.Background(), q)
-	if err != nil {
-		out.errText = err.Error()
-		return reply(r, dns.RcodeServerFailure)
+	var resp *dns.Msg
+	if ce, ok := st.res.(cachedExchanger); ok {
+		if resp, ok = ce.ExchangeCached(q); ok {
+			out.cache = "hit"
+		}
+	}
+	if resp == nil {
+		if lim != nil {
+			if !st.admit(lim, client, out) {
+				return nil
+			}
+			defer lim.release(client)
+		}
+		// The resolver bounds its own upstream attempts; a query in flight is not
+		// cancelled by a client, which never waits for it anyway.
+		var err error
+		resp, err = st.res.Exchange(context.Background(), q)
+		if err != nil {
+			out.errText = err.Error()
+			return reply(r, dns.RcodeServerFailure)
+		}
 	}
 	for _, rr := range resp.Answer {
 		c, ok := rr.(*dns.CNAME)
@@ -350,6 +389,17 @@ func (st *state) forward(r *dns.Msg, client netip.Addr, start time.Time, out *ou
 	}
 	resp.Extra = extra
 	return resp
+}
+
+// admit takes an in-flight slot of lim for client; when none is free it marks
+// out as dropped and returns false.
+func (st *state) admit(lim *inflight, client netip.Addr, out *outcome) bool {
+	if lim.acquire(client, st.cfg.MaxInFlight, st.cfg.MaxInFlightPerClient) {
+		return true
+	}
+	out.dropped = true
+	out.errText = fmt.Sprintf("dropped, no answer sent: dns.max_inflight (%d) or dns.max_inflight_per_client (%d) queries are waiting for an upstream", st.cfg.MaxInFlight, st.cfg.MaxInFlightPerClient)
+	return false
 }
 
 // addOpt adds the reply's OPT record: our payload size, the DO bit echoed, the ECS

@@ -60,6 +60,9 @@ type Options struct {
 type Server struct {
 	state atomic.Pointer[state]
 	bufs  sync.Pool // *[]byte for replies answered in wire form
+	busy  inflight  // queries waiting for an upstream (Config.MaxInFlight)
+	// handlers counts the goroutines serveUDP started, bounded by maxHandlers.
+	handlers atomic.Int64
 }
 
 // state is one immutable configuration of the server (the GSLB round-robin
@@ -74,6 +77,7 @@ type state struct {
 	logger   *slog.Logger
 	now      func() time.Time
 	gslb     *gslb
+	groupSS  map[string]filter.SafeSearch // per group: the top level refined by the group
 	ttl      uint32
 	blockA   []byte // block_address_v4 in wire form
 	blockAAA []byte
@@ -116,6 +120,12 @@ func (s *Server) Update(opts Options) error {
 		blockA:   cfg.BlockAddressV4.AsSlice(),
 		blockAAA: cfg.BlockAddressV6.AsSlice(),
 	}
+	if len(cfg.Groups) > 0 {
+		st.groupSS = make(map[string]filter.SafeSearch, len(cfg.Groups))
+		for g, gc := range cfg.Groups {
+			st.groupSS[g] = gc.SafeSearch.Over(cfg.SafeSearch)
+		}
+	}
 	if st.logger == nil {
 		st.logger = slog.New(slog.DiscardHandler)
 	}
@@ -144,6 +154,11 @@ func (s *Server) Serve(ctx context.Context, pconn net.PacketConn, ln net.Listene
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if uc, ok := pconn.(interface{ SetReadBuffer(int) error }); ok {
+		// Room for bursts (Unbound's so-rcvbuf advice); the kernel caps it at
+		// net.core.rmem_max, so this is best effort.
+		uc.SetReadBuffer(udpReadBuffer)
+	}
 	var servers []*dns.Server
 	errc := make(chan error, 2)
 	var wg sync.WaitGroup
@@ -194,6 +209,11 @@ func (s *Server) Serve(ctx context.Context, pconn net.PacketConn, ln net.Listene
 	wg.Wait()
 	return err
 }
+
+// udpReadBuffer is the receive buffer asked for each UDP socket: about 4,000
+// queued queries, so that a burst (or a flood of misses being dropped) does not
+// make the kernel discard the cached lookups queued behind it.
+const udpReadBuffer = 4 << 20
 
 func idleTimeout() time.Duration { return 10 * time.Second }
 
@@ -270,16 +290,17 @@ func (st *state) mayRecurse(client netip.Addr) bool {
 }
 
 // safeSearch returns what SafeSearch enforces for client: the strictest
-// combination of its listed groups' settings, else the top-level one.
+// combination of its listed groups' settings (each the top level refined by the
+// group), else the top-level one.
 func (st *state) safeSearch(client netip.Addr) filter.SafeSearch {
-	if len(st.cfg.Groups) == 0 || st.groups == nil {
+	if len(st.groupSS) == 0 || st.groups == nil {
 		return st.cfg.SafeSearch
 	}
 	var ss filter.SafeSearch
 	found := false
 	for _, g := range st.groups(client) {
-		if gc, ok := st.cfg.Groups[g]; ok {
-			ss = ss.Merge(gc.SafeSearch)
+		if gs, ok := st.groupSS[g]; ok {
+			ss = ss.Merge(gs)
 			found = true
 		}
 	}

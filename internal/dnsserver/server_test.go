@@ -320,7 +320,7 @@ func TestSafeSearchPerGroup(t *testing.T) {
 	up := testUpstream(t)
 	cfg := &Config{
 		SafeSearch: filter.SafeSearch{Google: true},
-		Groups:     map[string]GroupConfig{"students": {SafeSearch: filter.SafeSearch{Google: true, YouTube: filter.YouTubeStrict}}},
+		Groups:     map[string]GroupConfig{"students": {SafeSearch: GroupSafeSearch{YouTube: filter.YouTubeStrict}}},
 		TTL:        90 * time.Second,
 	}
 	_, addr := startServer(t, Options{Config: cfg, Policy: testPolicy(), Groups: testGroups, Resolver: newResolver(t, up)})
@@ -453,11 +453,13 @@ func TestUpdateSwapsConfiguration(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	c := &Config{
-		Listen:         []string{"127.0.0.1"},
-		BlockAnswer:    "drop",
-		BlockAddressV4: netip.MustParseAddr("::1"),
-		SafeSearch:     filter.SafeSearch{YouTube: "lax"},
-		Groups:         map[string]GroupConfig{"kids": {SafeSearch: filter.SafeSearch{YouTube: "on"}}},
+		Listen:               []string{"127.0.0.1"},
+		BlockAnswer:          "drop",
+		BlockAddressV4:       netip.MustParseAddr("::1"),
+		SafeSearch:           filter.SafeSearch{YouTube: "lax"},
+		Groups:               map[string]GroupConfig{"kids": {SafeSearch: GroupSafeSearch{YouTube: "on"}}},
+		MaxInFlight:          -1,
+		MaxInFlightPerClient: -1,
 		GSLB: GSLBConfig{
 			Zone:       "example.test.",
 			Names:      map[string]NameConfig{"www": {WhenAllDown: "panic", Sites: []SiteConfig{{Name: "eu", Weight: -1}}}},
@@ -470,6 +472,7 @@ func TestConfigValidate(t *testing.T) {
 		paths = append(paths, e.Path)
 	}
 	want := []string{"listen[0]", "block_answer", "block_address_v4", "safesearch.youtube", "groups.kids.safesearch.youtube",
+		"max_inflight", "max_inflight_per_client",
 		"gslb.names.www.when_all_down", "gslb.names.www.sites[0].addresses", "gslb.names.www.sites[0].weight",
 		"gslb.regions.10.0.0.0/33", "gslb.preference.eu[0]"}
 	if !slices.Equal(paths, want) {

@@ -19,8 +19,12 @@ import (
 // per packet: a plain query (one question, class IN, no EDNS options) that the
 // resolver's cache answers in wire form is parsed, decided and answered in the
 // read loop; every other packet is unpacked and handled by ServeDNS in a goroutine
-// of its own, so a cache miss never holds the loop. It returns when ctx ends (nil,
-// after the handlers in flight have finished) or the socket fails.
+// of its own, so a cache miss never holds the loop. A plain query that misses the
+// cache takes its in-flight slot in the loop (see inflight), and is dropped there
+// when none is free; the goroutines are bounded too (maxHandlers). A flood of
+// misses thus costs the loop a parse and a map lookup per packet, and cached
+// answers keep flowing. It returns when ctx ends (nil, after the handlers in
+// flight have finished) or the socket fails.
 func (s *Server) serveUDP(ctx context.Context, pc *net.UDPConn) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -43,20 +47,56 @@ func (s *Server) serveUDP(ctx context.Context, pc *net.UDPConn) error {
 		}
 		failures = 0
 		pkt := buf[:n]
-		if reply := s.answerFast(pkt, from, out[:0]); reply != nil {
+		reply, fate := s.answerFast(pkt, from, out[:0])
+		switch fate {
+		case fastAnswered:
 			pc.WriteToUDPAddrPort(reply, from)
 			continue
+		case fastDropped:
+			continue
+		}
+		client := from.Addr().Unmap()
+		admitted := fate == fastAdmitted
+		if !admitted && s.handlers.Load() >= int64(s.maxHandlers()) {
+			continue // as many handlers as queries may wait for upstreams, and more
 		}
 		m := new(dns.Msg)
 		if err := m.Unpack(pkt); err != nil {
+			if admitted {
+				s.busy.release(client)
+			}
 			if reply := formErr(pkt, out[:0]); reply != nil {
 				pc.WriteToUDPAddrPort(reply, from)
 			}
 			continue
 		}
-		wg.Go(func() { s.ServeDNS(&udpWriter{pc: pc, remote: from}, m) })
+		s.handlers.Add(1)
+		wg.Go(func() {
+			defer s.handlers.Add(-1)
+			s.serve(&udpWriter{pc: pc, remote: from}, m, admitted)
+			if admitted {
+				s.busy.release(client)
+			}
+		})
 	}
 }
+
+// maxHandlers bounds the goroutines serveUDP runs: one per query that may wait
+// for an upstream, and handlerHeadroom more for queries answered at once (cached
+// answers with EDNS options, blocks, GSLB) or about to be dropped.
+func (s *Server) maxHandlers() int { return s.state.Load().cfg.MaxInFlight + handlerHeadroom }
+
+const handlerHeadroom = 256
+
+// fastFate is what answerFast did with a packet.
+type fastFate int
+
+const (
+	fastNone     fastFate = iota // not handled: unpack it and serve it in a goroutine
+	fastAnswered                 // the reply is returned
+	fastAdmitted                 // a plain query the cache misses: its in-flight slot is taken
+	fastDropped                  // a plain query the cache misses, dropped (no slot free) and logged
+)
 
 // fastUDP reports whether pc can be served by serveUDP: it must be bound to one
 // address, so that replies leave from the address queries came to (a wildcard
@@ -71,11 +111,14 @@ func fastUDP(pc net.PacketConn) (*net.UDPConn, bool) {
 }
 
 // answerFast returns the reply to pkt when the resolver's cache can give it
-// without unpacking, else nil.
-func (s *Server) answerFast(pkt []byte, from netip.AddrPort, out []byte) []byte {
+// without unpacking (fastAnswered). A plain query that would be forwarded but
+// misses the cache takes an in-flight slot for its client (fastAdmitted) or,
+// when none is free, is logged and dropped (fastDropped). Anything else is left
+// to the slow path (fastNone).
+func (s *Server) answerFast(pkt []byte, from netip.AddrPort, out []byte) ([]byte, fastFate) {
 	q, size, ok := parseQuery(pkt)
 	if !ok {
-		return nil
+		return nil, fastNone
 	}
 	st := s.state.Load()
 	client := from.Addr().Unmap()
@@ -83,23 +126,31 @@ func (s *Server) answerFast(pkt []byte, from netip.AddrPort, out []byte) []byte 
 	lname := strings.ToLower(q.name)
 	host := lname[:len(lname)-1]
 	if !st.mayRecurse(client) {
-		return nil
+		return nil, fastNone
 	}
 	v, allowed := st.evaluate(client, host, q.qtype, start)
 	if !allowed || (st.gslb != nil && st.gslb.inZone(lname)) {
-		return nil
+		return nil, fastNone
 	}
 	if _, ok := filter.SafeSearchTarget(host, st.safeSearch(client)); ok {
-		return nil
+		return nil, fastNone
 	}
 	wire := st.cached(out, q, client, start, size)
 	if wire == nil {
-		return nil
+		if st.res == nil {
+			return nil, fastNone
+		}
+		o := outcome{action: rules.ActionAllow, rule: v.Rule, category: v.Category, upstream: "resolver"}
+		if st.admit(&s.busy, client, &o) {
+			return nil, fastAdmitted
+		}
+		st.logQuery(start, client, q.qtype, host, o, dns.RcodeServerFailure, "udp", 0)
+		return nil, fastDropped
 	}
 	st.logQuery(start, client, q.qtype, host, outcome{
 		action: rules.ActionAllow, rule: v.Rule, category: v.Category, upstream: "resolver", cache: "hit",
 	}, int(wire[3]&0x0F), "udp", len(wire))
-	return wire
+	return wire, fastAnswered
 }
 
 // parseQuery reads a plain query from its wire form: QUERY opcode, one question of

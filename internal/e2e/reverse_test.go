@@ -140,3 +140,87 @@ func TestReverseH2CUpgradeNotForwarded(t *testing.T) {
 		}
 	}
 }
+
+// TestReverseAnswersProxyRequestsItself: CONNECT and the asterisk target address
+// the proxy, not a route's resource; the reverse door answers them itself
+// (CONNECT 405, OPTIONS * 200 with Allow, GET * 400) and the member never sees them.
+func TestReverseAnswersProxyRequestsItself(t *testing.T) {
+	o := startOrigin(t, nil)
+	p := startProxy(t, reversePolicy(o.url()), nil, "reverse")
+	addr := p.addrs["reverse"]
+	for _, c := range []struct {
+		raw    string
+		status int
+		allow  bool
+	}{
+		{"CONNECT site.test:80 HTTP/1.1\r\nHost: site.test:80\r\n\r\n", http.StatusMethodNotAllowed, true},
+		{"CONNECT " + o.addr() + " HTTP/1.1\r\nHost: site.test\r\n\r\n", http.StatusMethodNotAllowed, true},
+		{"OPTIONS * HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n", http.StatusOK, true},
+		{"OPTIONS * HTTP/1.1\r\nHost: site.test\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc", http.StatusOK, true},
+		{"GET * HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n", http.StatusBadRequest, false},
+		{"HEAD * HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n", http.StatusBadRequest, false},
+		{"POST * HTTP/1.1\r\nHost: site.test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", http.StatusBadRequest, false},
+	} {
+		resps := rawExchange(t, addr, c.raw)
+		line, _, _ := strings.Cut(c.raw, "\r\n")
+		if len(resps) != 1 || resps[0].StatusCode != c.status {
+			var got []int
+			for _, r := range resps {
+				got = append(got, r.StatusCode)
+			}
+			t.Errorf("%s: statuses %v, want [%d]", line, got, c.status)
+			continue
+		}
+		if c.allow && !strings.Contains(resps[0].Header.Get("Allow"), "GET") {
+			t.Errorf("%s: Allow %q, want the methods the door serves", line, resps[0].Header.Get("Allow"))
+		}
+	}
+	// The member does answer the door: the last request reaches it, and only it.
+	if resps := rawExchange(t, addr, "GET /ok HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n"); len(resps) != 1 || resps[0].StatusCode != http.StatusOK {
+		t.Fatalf("GET /ok: %v", resps)
+	}
+	var seen []string
+	for _, r := range o.requests() {
+		seen = append(seen, r.Method+" "+r.Target)
+	}
+	if len(seen) != 1 || seen[0] != "GET /ok" {
+		t.Fatalf("the member saw %q, want only GET /ok", seen)
+	}
+}
+
+// TestReverseMemberReadingsRefused: a path a member may read as one under
+// /admin — ";" parameters and "..;" (Java servlet containers), "\" (IIS),
+// trailing dots and spaces (Windows), another case (IIS, Windows file
+// systems) — is refused with 400 on a route with a rule on /admin, and never
+// reaches the member; the same spellings outside /admin, and ordinary paths,
+// are served.
+func TestReverseMemberReadingsRefused(t *testing.T) {
+	o := startOrigin(t, nil)
+	p := startProxy(t, reversePolicy(o.url()), nil, "reverse")
+	addr := p.addrs["reverse"]
+	get := func(pth string) int {
+		t.Helper()
+		rs := rawExchange(t, addr, "GET "+pth+" HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n")
+		if len(rs) != 1 {
+			t.Fatalf("GET %s: %d responses", pth, len(rs))
+		}
+		return rs[0].StatusCode
+	}
+	for _, pth := range []string{
+		"/admin;jsessionid=1", "/admin;x/users", "/x/..;/admin", "/x/..;/admin/users", "/public/..;/..;/admin/users",
+		`/x\..\admin`, "/x%5c..%5cadmin", "/admin%5cusers", "/admin.", "/admin./users", "/admin%20", "/admin%20/users",
+		"/admin...", "/ADMIN", "/Admin/users", "/aDmIn;x/users",
+	} {
+		if code := get(pth); code != http.StatusBadRequest && code != http.StatusForbidden {
+			t.Errorf("GET %s: %d, want 400 (or the block page)", pth, code)
+		}
+	}
+	for _, r := range o.requests() {
+		t.Errorf("the member received %s %s", r.Method, r.Target)
+	}
+	for _, pth := range []string{"/Public/Logo.PNG", "/files;v=2/a", "/docs/v1.0/x", `/a\b`, "/x/admin"} {
+		if code := get(pth); code != http.StatusOK {
+			t.Errorf("GET %s: %d, want 200", pth, code)
+		}
+	}
+}

@@ -102,6 +102,9 @@ func (e *Engine) buildAdmin(st *state) error {
 		return fmt.Errorf("access log: %w", err)
 	}
 	if cfg == nil || !cfg.Enabled() {
+		if cfg != nil && cfg.Listen == "" {
+			e.log.Info("no admin listener: set admin.listen (e.g. 127.0.0.1:9090) for the status page and metrics")
+		}
 		return nil
 	}
 	extra := map[string]http.Handler{}
@@ -115,25 +118,26 @@ func (e *Engine) buildAdmin(st *state) error {
 	}
 	st.admin = admin.NewServer(admin.ServerOptions{
 		Token:    cfg.Token,
-		Registry: e.shared.obs.registry,
+		Registry: nodeGatherer{g: e.shared.obs.registry, node: e.shared.nodeName},
 		Status:   e.shared.obs.status,
 		Ready:    e.ready,
 		Snapshot: e.snapshot,
 		Extra:    extra,
 		Logger:   e.log.With("door", "admin"),
 	})
-	st.listens = append(st.listens, httpListen("admin", cfg.ListenAddr(), func(s *state) http.Handler { return s.admin }, nil, nil, nil))
+	st.listens = append(st.listens, httpListen("admin", cfg.Listen, func(s *state) http.Handler { return s.admin }, nil, nil, nil))
 	return nil
 }
 
-// ready is /readyz: a policy is loaded and the listeners are bound.
+// ready is /readyz: a policy is loaded, the listeners are bound and each
+// of them can accept connections (not out of descriptors, say).
 func (e *Engine) ready() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.runCtx == nil || len(e.listeners) == 0 {
 		return errors.New("listeners not bound yet")
 	}
-	return nil
+	return e.shared.accepts.Err()
 }
 
 // snapshot is what the status page shows of the engine.
@@ -148,5 +152,6 @@ func (e *Engine) snapshot() admin.Snapshot {
 	}
 	snap.Pools = e.shared.poolStatus()
 	snap.Cache = e.shared.cacheStatus()
+	snap.Cluster = e.shared.clusterStatus()
 	return snap
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/admin"
 	"github.com/portcullis/portcullis/internal/cache"
+	"github.com/portcullis/portcullis/internal/cluster"
 	"github.com/portcullis/portcullis/internal/pool"
 )
 
@@ -28,6 +29,9 @@ func (e *Engine) useCache(st *state) error {
 	c, err := cache.New(*cfg, e.log.With("part", "cache"), cache.WithDownError(pool.ErrNoHealthyMember))
 	if err != nil {
 		return err
+	}
+	if st.cluster != nil && st.cluster.Config().Shares(cluster.ShareCache) {
+		c.SetTier(st.cluster.CacheTier())
 	}
 	st.stage.cache, st.stage.cacheCfg = c, *cfg
 	st.cache = c

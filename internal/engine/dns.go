@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sync"
 
+	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/dnsserver"
 	"github.com/portcullis/portcullis/rules"
 )
@@ -71,7 +72,7 @@ func dnsListen(addr string, srv *dnsserver.Server) listenSpec {
 		for i, pc := range pcs {
 			var tcp net.Listener
 			if i == 0 {
-				tcp = ln
+				tcp = accept.New(ln, "dns "+ln.Addr().String(), e.log, &e.shared.accepts)
 			}
 			wg.Add(1)
 			go func() {

@@ -137,8 +137,16 @@ func LoadPolicy(path string, embedded []byte) (*config.File, error) {
 	return config.Load(path)
 }
 
+// loadFile loads the policy and logs its warnings (see config.File.Warnings).
 func (e *Engine) loadFile() (*config.File, error) {
-	return LoadPolicy(e.opts.PolicyPath, e.opts.DefaultPolicy)
+	f, err := LoadPolicy(e.opts.PolicyPath, e.opts.DefaultPolicy)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range f.Warnings() {
+		e.log.Warn("policy warning", "problem", w.Error())
+	}
+	return f, nil
 }
 
 // Run binds the listeners and serves until ctx is cancelled, then drains in-flight

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 
 	"github.com/portcullis/portcullis/filter/phrase"
 	"github.com/portcullis/portcullis/forward"
 	"github.com/portcullis/portcullis/forward/auth"
+	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/cache"
 	"github.com/portcullis/portcullis/internal/config/field"
 	"github.com/portcullis/portcullis/rules"
@@ -35,11 +37,17 @@ func (e *Engine) buildForward(st *state) error {
 	if err != nil {
 		return err
 	}
+	st.auth = store
 	phrases, err := forwardPhrases(st, cfg)
 	if err != nil {
 		return err
 	}
+	bp, err := blockPage(st)
+	if err != nil {
+		return err
+	}
 	p, err := forward.New(forward.Options{
+		BlockPage:   bp,
 		Config:      cfg,
 		Policy:      trackerGuard(st, full.Profile),
 		Anonymizer:  e.anonymizers(st),
@@ -77,8 +85,18 @@ func (e *Engine) buildForward(st *state) error {
 			return nil
 		}, e.log.With("door", "forward"))
 	}
+	maxConns := full.MaxConns
+	switch maxConns {
+	case 0: // each connection holds its client and (at least) one upstream descriptor
+		maxConns = accept.ConnBudget(accept.DescriptorLimit(), 2)
+	case -1:
+		maxConns = 0
+	}
+	limit := func(ln net.Listener) net.Listener {
+		return accept.Limit(ln, maxConns, full.MaxConnsPerClient)
+	}
 	for _, addr := range full.Listen {
-		st.listens = append(st.listens, httpListen("forward", addr, func(s *state) http.Handler { return s.forward }, nil,
+		st.listens = append(st.listens, httpListen("forward", addr, func(s *state) http.Handler { return s.forward }, limit,
 			func(srv *http.Server) { srv.ReadHeaderTimeout = full.ReadHeaderTimeout }, lane))
 	}
 	return nil
@@ -150,6 +168,14 @@ func (e *Engine) forwardAuth(st *state, cfg *forward.Config) (*auth.Store, *auth
 	store, err := ac.Load(auth.WithClock(e.opts.Now))
 	if err != nil {
 		return nil, nil, st.file.FieldErrors([]field.Error{authFileError(&ac, err)})
+	}
+	if store.Len() == 0 {
+		w := st.file.FieldErrors([]field.Error{field.Errorf("forward.auth.htpasswd_file",
+			"warning: %s has no user, so every sign-in fails; add one with: portcullis passwd %s USER", ac.HtpasswdFile, ac.HtpasswdFile)})
+		for _, err := range w {
+			st.warnings = append(st.warnings, err.Error())
+			e.log.Warn(err.Error())
+		}
 	}
 	return store, e.shared.authLimiter(ac.Limiter, e.opts.Now, st.stage), nil
 }

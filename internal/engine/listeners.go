@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"net/netip"
+	"slices"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/httpguard"
 )
 
@@ -55,17 +59,33 @@ func (e *Engine) bindListeners(st *state) ([]*listener, error) {
 		}
 		seen[s.key] = true
 		l, err := s.start(e)
+		if l != nil {
+			fresh = append(fresh, l)
+			e.publishListeners(fresh...) // refused by the egress guard from the start
+		}
 		if err != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			for _, f := range fresh {
 				f.shutdown(ctx)
 			}
 			cancel()
+			e.publishListeners()
 			return nil, err
 		}
-		fresh = append(fresh, l)
 	}
 	return fresh, nil
+}
+
+// publishListeners tells the egress guard the addresses of the running
+// listeners and of extra (bound but not adopted yet). The caller holds e.mu.
+func (e *Engine) publishListeners(extra ...*listener) {
+	var addrs []netip.AddrPort
+	for _, l := range slices.Concat(slices.Collect(maps.Values(e.listeners)), extra) {
+		if ap, err := netip.ParseAddrPort(l.addr.String()); err == nil {
+			addrs = append(addrs, ap)
+		}
+	}
+	e.shared.self.Set(addrs)
 }
 
 // adoptListeners adds fresh (from bindListeners) to the running set and closes, once
@@ -78,6 +98,7 @@ func (e *Engine) adoptListeners(st *state, fresh []*listener) {
 	for _, l := range fresh {
 		e.listeners[l.key] = l
 	}
+	defer e.publishListeners()
 	for k, l := range e.listeners {
 		if want[k] {
 			continue
@@ -110,6 +131,8 @@ func httpListen(kind, addr string, pick func(*state) http.Handler, wrap func(net
 		if err != nil {
 			return nil, &BindError{Kind: kind, Addr: addr, Err: err}
 		}
+		// EMFILE and the like: back off and accept again, never stop (see accept).
+		ln = accept.New(ln, kind+" "+ln.Addr().String(), e.log, &e.shared.accepts)
 		if wrap != nil {
 			ln = wrap(ln)
 		}

@@ -30,7 +30,7 @@ func (e *Engine) useResolver(st *state) error {
 		st.resolver = live
 		return nil
 	}
-	r, err := resolver.New(cfg, e.log.With("part", "resolver"), resolver.WithCheckName(e.checkCNAME))
+	r, err := resolver.New(cfg, e.log.With("part", "resolver"), resolver.WithCheckName(e.checkCNAME), resolver.WithListeners(&s.self))
 	if err != nil {
 		return err
 	}

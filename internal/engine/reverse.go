@@ -32,7 +32,7 @@ func (e *Engine) buildReverse(st *state) error {
 		Pools:     st.pools,
 		Wrap:      e.cacheWrap(st, &cfg),
 		Limiter:   e.shared.limiter,
-		BlockPage: e.reverseBlockPage(),
+		BlockPage: e.reverseBlockPage(st),
 		Log:       e.shared.accessLog(),
 		Logger:    e.log.With("door", "reverse"),
 	})
@@ -68,6 +68,7 @@ func (e *Engine) buildReverse(st *state) error {
 			srv.IdleTimeout = model.IdleTimeout
 			srv.MaxHeaderBytes = model.MaxHeaderBytes
 			srv.Protocols = model.Protocols
+			srv.DisableGeneralOptionsHandler = model.DisableGeneralOptionsHandler
 			if tlsOn {
 				// The certificate set follows reloads: each handshake asks the current state.
 				srv.TLSConfig = &tls.Config{
@@ -143,8 +144,8 @@ func defaultStateDir() string {
 
 // reverseBlockPage renders the same block page as forward mode for blocked reverse
 // requests (naming the rule, category and reason, never an origin).
-func (e *Engine) reverseBlockPage() func(http.ResponseWriter, *http.Request, *rules.Verdict) {
-	bp, err := filter.NewBlockPage()
+func (e *Engine) reverseBlockPage(st *state) func(http.ResponseWriter, *http.Request, *rules.Verdict) {
+	bp, err := blockPage(st)
 	if err != nil {
 		return nil // the door's built-in page
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/forward"
+	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/admin"
 )
 
@@ -34,6 +35,7 @@ type shared struct {
 	resolver        *resolver.Resolver // guarded by mu
 	resolverCfg     resolver.Config
 	currentResolver atomic.Pointer[resolver.Resolver]
+	self            resolver.Listeners // the bound listeners, refused by the egress guard
 
 	poolsMu sync.Mutex
 	pools   map[string]*livePool
@@ -47,12 +49,18 @@ type shared struct {
 
 	limiter *reverse.RateLimiter
 
+	accepts accept.Watch // listeners that cannot accept now (EMFILE…), for /readyz
+
 	leaves     *forward.Leaves // guarded by mu
 	leavesKey  string
 	leavesSize int
 
-	authLim    *auth.Limiter // guarded by mu: failed sign-ins, kept across reloads
-	authLimCfg auth.LimiterConfig
+	authLim      *auth.Limiter // guarded by mu: failed sign-ins, kept across reloads
+	authLimCfg   auth.LimiterConfig
+	authAttempts *sharedAttempts // guarded by mu: authLim's counters
+
+	clusterMu sync.Mutex
+	cluster   *liveCluster // nil: the node stands alone
 
 	dnsMu sync.Mutex
 	dns   *dnsserver.Server
@@ -74,6 +82,7 @@ func newShared(e *Engine) *shared {
 	s.obs = newObservability(e)
 	s.obs.metrics.RegisterLists(func() []admin.ListStatus { return e.snapshot().Lists })
 	s.obs.metrics.RegisterPools(s.poolStatus)
+	s.registerClusterMetrics(s.obs.registry)
 	return s
 }
 
@@ -95,14 +104,19 @@ func (s *shared) forwardTransport(tc forward.TransportConfig, g *staged) *http.T
 }
 
 // start launches background work owned by the engine until ctx ends: pool health
-// checks.
+// checks and the cluster's loops.
 func (s *shared) start(ctx context.Context) {
 	s.poolsMu.Lock()
-	defer s.poolsMu.Unlock()
 	s.runCtx = ctx
 	for _, lp := range s.pools {
 		s.startPool(lp)
 	}
+	s.poolsMu.Unlock()
+	s.clusterMu.Lock()
+	if s.cluster != nil {
+		s.startCluster(s.cluster)
+	}
+	s.clusterMu.Unlock()
 }
 
 // policyLoaded is told about every load attempt (for metrics and the status page).
@@ -142,6 +156,13 @@ func (s *shared) close() {
 	if s.fwdTransport != nil {
 		s.fwdTransport.rt.CloseIdleConnections()
 	}
+	s.clusterMu.Lock()
+	lc := s.cluster
+	s.cluster = nil
+	s.clusterMu.Unlock()
+	if lc != nil {
+		lc.stopAndWait()
+	}
 	s.bg.Wait()
 	s.poolsMu.Lock()
 	for _, lp := range s.pools {
@@ -170,12 +191,13 @@ func (s *shared) accessLog() admin.Logger { return s.obs.fanout }
 func (s *shared) adminRoutes(st *state) map[string]http.Handler {
 	routes := map[string]http.Handler{}
 	if st.cache != nil {
-		routes["POST /cache/purge"] = s.purgeHandler()
+		routes["POST /cache/purge"] = s.clusterPurge(s.purgeHandler())
 	}
 	if st.ca != nil {
-		pem, page := caDownload(st.ca)
-		routes["GET /ca.pem"] = pem
-		routes["GET /ca"] = page
+		ca := forward.CAHandler(st.ca) // the forward door serves the same on its port
+		routes["GET "+forward.CAPEMPath] = ca
+		routes["GET "+forward.CACRTPath] = ca
+		routes["GET "+forward.CAPagePath] = ca
 	}
 	routes["GET /pools"] = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -200,6 +222,7 @@ func (s *shared) authLimiter(cfg auth.LimiterConfig, now func() time.Time, g *st
 	if live != nil && reflect.DeepEqual(liveCfg, cfg) {
 		return live
 	}
-	g.authLim, g.authLimCfg = auth.NewLimiter(cfg, now), cfg
+	g.authAttempts = &sharedAttempts{MemoryAttempts: auth.NewMemoryAttempts(cfg.MaxAddresses), cl: s.currentCluster}
+	g.authLim, g.authLimCfg = auth.NewLimiterStore(cfg, now, g.authAttempts), cfg
 	return g.authLim
 }

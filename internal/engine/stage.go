@@ -36,8 +36,12 @@ type staged struct {
 
 	fwd *transportHolder // a new forward transport
 
-	authLim    *auth.Limiter // a new failed sign-in limiter
-	authLimCfg auth.LimiterConfig
+	authLim      *auth.Limiter // a new failed sign-in limiter
+	authLimCfg   auth.LimiterConfig
+	authAttempts *sharedAttempts
+
+	clusterSet bool         // the cluster settings changed: cluster (nil: none) replaces the live one
+	cluster    *liveCluster // prepared, not started
 
 	leaves     *forward.Leaves // a new leaf-certificate cache
 	leavesKey  string
@@ -73,7 +77,7 @@ func (g *staged) commit() (release func()) {
 		s.fwdTransport = g.fwd
 	}
 	if g.authLim != nil {
-		s.authLim, s.authLimCfg = g.authLim, g.authLimCfg
+		s.authLim, s.authLimCfg, s.authAttempts = g.authLim, g.authLimCfg, g.authAttempts
 	}
 	if g.leaves != nil {
 		s.leaves, s.leavesKey, s.leavesSize = g.leaves, g.leavesKey, g.leavesSize
@@ -124,6 +128,7 @@ func (g *staged) commit() (release func()) {
 			after = append(after, func() { old.Close() })
 		}
 	}
+	after = append(after, s.commitCluster(g))
 	*g = staged{s: s}
 	return func() {
 		for _, f := range after {
@@ -151,6 +156,9 @@ func (g *staged) discard() {
 	}
 	if g.fwd != nil {
 		g.fwd.rt.CloseIdleConnections()
+	}
+	if g.cluster != nil {
+		g.cluster.stopAndWait()
 	}
 	*g = staged{s: g.s}
 }

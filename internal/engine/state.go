@@ -4,7 +4,9 @@ import (
 	"crypto/tls"
 	"github.com/portcullis/portcullis/anonymize"
 	"github.com/portcullis/portcullis/forward"
+	"github.com/portcullis/portcullis/forward/auth"
 	"github.com/portcullis/portcullis/internal/cache"
+	"github.com/portcullis/portcullis/internal/cluster"
 	"github.com/portcullis/portcullis/internal/pool"
 	"github.com/portcullis/portcullis/internal/resolver"
 	"net/http"
@@ -28,8 +30,10 @@ type state struct {
 
 	resolver   *resolver.Resolver // what the doors resolve with (dials go through shared.dialContext)
 	pools      map[string]*pool.Pool
-	cache      *cache.Cache // nil: no cache section
+	cache      *cache.Cache     // nil: no cache section
+	cluster    *cluster.Cluster // nil: the node stands alone
 	forward    http.Handler
+	auth       *auth.Store // the forward door's sign-in users and groups, nil without sign-in
 	reverse    *reverse.Handler
 	reverseTLS *tls.Config
 	ca         *forward.CA     // the inspection CA, nil when nothing is inspected
@@ -37,6 +41,10 @@ type state struct {
 	admin      http.Handler
 
 	listens []listenSpec
+
+	// warnings are problems that do not stop the policy from loading
+	// (FILE:LINE:COL: field: warning: …), logged when it loads.
+	warnings []string
 
 	// stage is what the build prepared beside the live shared objects, committed
 	// just before the state is swapped in (then nil) or discarded.
@@ -65,7 +73,7 @@ func (e *Engine) build(f *config.File) (_ *state, err error) {
 		return nil, f.FieldErrors(ferrs)
 	}
 	st.program = prog
-	for _, door := range []func(*state) error{e.useResolver, e.usePools, e.useCache, e.buildProfiles, e.useInspection, e.buildForward, e.buildReverse, e.buildDNS, e.buildAdmin} {
+	for _, door := range []func(*state) error{e.useCluster, e.useResolver, e.usePools, e.useCache, e.buildProfiles, e.useInspection, e.buildForward, e.buildReverse, e.buildDNS, e.buildAdmin} {
 		if err := door(st); err != nil {
 			return nil, err
 		}

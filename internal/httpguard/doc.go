@@ -7,8 +7,9 @@
 // in a field name such as "Content-Length : 5" (§5.1: MUST be rejected with
 // 400; net/http accepts it as a field of another name, go.dev/issue/34540,
 // which a lenient front end may read as the length) and an obsolete line
-// folding of Content-Length or Transfer-Encoding (§5.2 allows rejecting it;
-// folding those two is only ever an attempt to make two parsers disagree).
+// folding of any field (§5.2 allows rejecting it, and nginx does; parsers
+// join folded lines differently, and folding Content-Length or
+// Transfer-Encoding is only ever an attempt to make two parsers disagree).
 //
 // net/http cannot be told to do this: on Content-Length with chunked
 // Transfer-Encoding it deletes Content-Length, reads the body as chunked and

@@ -11,8 +11,8 @@ const (
 	ReasonCLTE Reason = iota + 1
 	// ReasonTE10 is Transfer-Encoding in an HTTP/1.0 request.
 	ReasonTE10
-	// ReasonFold is an obsolete line folding continuing Content-Length or
-	// Transfer-Encoding.
+	// ReasonFold is an obsolete line folding (RFC 9112 §5.2) of any field in
+	// a request, refused with 400 as nginx does.
 	ReasonFold
 	// ReasonSpace is whitespace in a field name, as in "Content-Length : 5"
 	// (RFC 9112 §5.1: MUST be rejected with 400; net/http takes it for
@@ -27,7 +27,7 @@ func (r Reason) String() string {
 	case ReasonTE10:
 		return "Transfer-Encoding in an HTTP/1.0 request"
 	case ReasonFold:
-		return "line folding in Content-Length or Transfer-Encoding"
+		return "obsolete line folding in a header field"
 	case ReasonSpace:
 		return "whitespace in a field name"
 	}
@@ -317,11 +317,10 @@ func (f *follower) step(c byte) bool {
 		case '\r':
 			f.st = sFieldStartCR
 		case ' ', '\t':
-			if f.last != fOther {
-				f.reason = ReasonFold
-				return true
-			}
-			f.st = sSkipLine
+			// Obsolete line folding (RFC 9112 §5.2), of any field: refused as
+			// nginx does, so that no two parsers join it differently.
+			f.reason = ReasonFold
+			return true
 		case 'c', 'C':
 			f.cur, f.idx, f.st = fCL, 1, sName
 		case 't', 'T':

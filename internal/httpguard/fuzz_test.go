@@ -84,7 +84,7 @@ func mustRefuse(head []byte) bool {
 	for _, l := range lines[1:] {
 		l = strings.TrimSuffix(l, "\r")
 		if l != "" && (l[0] == ' ' || l[0] == '\t') {
-			fold = fold || last == "content-length" || last == "transfer-encoding"
+			fold = true // obs-fold of any field
 			continue
 		}
 		name, _, _ := strings.Cut(l, ":")

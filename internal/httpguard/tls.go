@@ -11,6 +11,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/accept"
 )
 
 // ServeTLS is srv.ServeTLS(ln, "", "") with guarded HTTP/1 connections:
@@ -127,6 +129,7 @@ type tlsListener struct {
 // closes ln and ends the handshakes in progress.
 func NewTLSListener(ln net.Listener, cfg *tls.Config, timeout time.Duration, log *slog.Logger) net.Listener {
 	ctx, cancel := context.WithCancel(context.Background())
+	ln = accept.New(ln, "tls "+ln.Addr().String(), log, nil) // EMFILE and the like: back off, accept again
 	l := &tlsListener{inner: ln, cfg: cfg, timeout: timeout, log: log,
 		ready: make(chan net.Conn), ctx: ctx, cancel: cancel, stopped: make(chan struct{})}
 	l.wg.Go(l.acceptLoop)
@@ -146,28 +149,15 @@ func (l *tlsListener) Accept() (net.Conn, error) {
 // acceptLoop accepts until the inner listener fails for good or is closed.
 func (l *tlsListener) acceptLoop() {
 	defer close(l.stopped)
-	var delay time.Duration
 	for {
-		raw, err := l.inner.Accept()
+		raw, err := l.inner.Accept() // accept.Listener: only a closed or broken listener fails
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && l.ctx.Err() == nil { // EMFILE and the like: back off as net/http does
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				t := time.NewTimer(delay)
-				select {
-				case <-t.C:
-					continue
-				case <-l.ctx.Done():
-					t.Stop()
-				}
-			}
 			l.err = err
 			if l.ctx.Err() != nil {
 				l.err = net.ErrClosed
 			}
 			return
 		}
-		delay = 0
 		l.wg.Go(func() { l.handshake(raw) })
 	}
 }

@@ -1,7 +1,7 @@
 // Package lane owns what the doors' fast lanes in front of net/http share:
-// accepting connections for a lane (with net/http's back-off on EMFILE and
-// the like), tracking them for shutdown (waking idle ones, closing the rest
-// past the deadline), handing a connection with the bytes the lane already
+// accepting connections for a lane (through package accept, which backs off
+// on EMFILE and the like and accepts again), tracking them for shutdown
+// (waking idle ones, closing the rest past the deadline), handing a connection with the bytes the lane already
 // read to the http.Server that serves it from then on, and the two wire
 // helpers both lanes use (finding the end of a request head, writing a
 // header field). Each door keeps its own parsing and serving.
@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/httpguard"
 )
 
@@ -98,6 +99,7 @@ func (t *Conns) Serve(ln net.Listener, newConn func(net.Conn) Conn) error {
 			}
 		}()
 	})
+	ln = accept.New(ln, t.door, t.logger, nil) // EMFILE and the like: back off, accept again
 	t.mu.Lock()
 	if t.closing.Load() {
 		t.mu.Unlock()
@@ -108,23 +110,14 @@ func (t *Conns) Serve(ln net.Listener, newConn func(net.Conn) Conn) error {
 	t.wg.Add(1)
 	t.mu.Unlock()
 	defer t.wg.Done()
-	var delay time.Duration
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			if t.closing.Load() {
 				return http.ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() { // EMFILE and the like: back off as net/http does
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				tm := time.NewTimer(delay)
-				<-tm.C
-				continue
-			}
-			return err
+			return err // the listener is closed or broken: accept retries the rest
 		}
-		delay = 0
 		lc := newConn(c)
 		if !t.Add(lc) {
 			c.Close()

@@ -102,6 +102,8 @@ type HealthConfig struct {
 // errors and timeouts, not client cancellations) count against a member.
 type PassiveConfig struct {
 	// MaxFails consecutive failures eject the member (default 3; -1 disables).
+	// The last available member of a pool is never ejected: it keeps
+	// receiving requests and its failures are logged.
 	MaxFails int `yaml:"max_fails"`
 	// Cooldown is how long an ejected member is skipped (default 10s).
 	Cooldown time.Duration `yaml:"cooldown"`

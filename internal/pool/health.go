@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -65,16 +66,19 @@ func check(ctx context.Context, m *Member, hc *HealthConfig) error {
 	}
 	req.Header.Set("User-Agent", "portcullis-health-check")
 	resp, err := m.rt.RoundTrip(req)
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+		return fmt.Errorf("GET %s: no answer within %s (timeout)", hc.Path, hc.Timeout)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("GET %s: %w", hc.Path, err)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	switch want := hc.ExpectStatus; {
 	case want != 0 && resp.StatusCode != want:
-		return fmt.Errorf("status %d, want %d", resp.StatusCode, want)
+		return fmt.Errorf("GET %s: status %d, want %d", hc.Path, resp.StatusCode, want)
 	case want == 0 && (resp.StatusCode < 200 || resp.StatusCode > 399):
-		return fmt.Errorf("status %d", resp.StatusCode)
+		return fmt.Errorf("GET %s: status %d", hc.Path, resp.StatusCode)
 	}
 	return nil
 }

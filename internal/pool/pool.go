@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,56 @@ import (
 // reverse door answers 503.
 var ErrNoHealthyMember = errors.New("pool: no healthy member")
 
+// NoHealthyError is the error a pool returns when no member is available: it
+// says why each member is out (its last health check's error, or its passive
+// ejection), so that the 503's log line and the status page explain themselves.
+// errors.Is(err, ErrNoHealthyMember) holds for it.
+type NoHealthyError struct {
+	// Pool is the pool's name.
+	Pool string
+	// Reasons has one "MEMBER: why" entry per member, in configuration order.
+	Reasons []string
+}
+
+// Error implements error.
+func (e *NoHealthyError) Error() string {
+	return fmt.Sprintf("pool %s: no healthy member (%s)", e.Pool, strings.Join(e.Reasons, "; "))
+}
+
+// Is reports whether target is ErrNoHealthyMember.
+func (e *NoHealthyError) Is(target error) bool { return target == ErrNoHealthyMember }
+
+// noHealthy explains why no member of s is available.
+func (p *Pool) noHealthy(s *state) error {
+	e := &NoHealthyError{Pool: p.name, Reasons: make([]string, 0, len(s.members))}
+	now := p.now().UnixNano()
+	for _, m := range s.members {
+		st := m.st
+		st.mu.Lock()
+		checkErr, ejectErr := st.lastError, st.ejectError
+		st.mu.Unlock()
+		var why string
+		switch until := st.ejectedUntil.Load(); {
+		case !st.healthy.Load() && checkErr != "":
+			why = "health check failed: " + checkErr
+		case !st.healthy.Load():
+			why = "health check failed"
+		case until != 0 && now < until:
+			why = "ejected after failed requests"
+			if ejectErr != "" {
+				why += ": " + ejectErr
+			}
+		default:
+			why = "available"
+		}
+		e.Reasons = append(e.Reasons, m.name+": "+why)
+	}
+	if len(s.members) == 0 {
+		e.Reasons = append(e.Reasons, "no members")
+	}
+	return e
+}
+
 // Pool is a named set of upstream members with a selection policy and health.
 // It is safe for concurrent use.
 type Pool struct {
@@ -39,6 +90,7 @@ type Pool struct {
 	budget  budget
 	changed chan struct{} // wakes Run after Update
 	mu      sync.Mutex    // serialises Update
+	ejectMu sync.Mutex    // serialises passive ejections (never the last member)
 	now     func() time.Time
 }
 
@@ -74,11 +126,12 @@ type memberState struct {
 	consecFails  atomic.Int64 // consecutive failed requests (passive)
 	failures     atomic.Int64 // failed requests since start
 
-	mu        sync.Mutex // guards the fields below
-	checkPass int        // consecutive passing active checks
-	checkFail int        // consecutive failing active checks
-	lastCheck time.Time
-	lastError string
+	mu         sync.Mutex // guards the fields below
+	checkPass  int        // consecutive passing active checks
+	checkFail  int        // consecutive failing active checks
+	lastCheck  time.Time
+	lastError  string // last active check's error ("" when it passed)
+	ejectError string // the request error that last ejected the member
 }
 
 // String returns the member's URL.
@@ -158,7 +211,7 @@ func (p *Pool) Select(key string) (*Member, error) {
 	if m := s.selector.Select(p, key); m != nil {
 		return m, nil
 	}
-	return nil, ErrNoHealthyMember
+	return nil, p.noHealthy(s)
 }
 
 // Status reports every member's health and load.
@@ -422,9 +475,23 @@ func (p *Pool) recordFailure(s *state, m *Member, err error) {
 		return
 	}
 	m.st.consecFails.Store(0)
+	// The last available member is never ejected, as nginx and HAProxy keep
+	// sending to a single server: taking it out turns bad answers into 503s
+	// for everyone for the whole cool-down.
+	p.ejectMu.Lock()
+	others := slices.ContainsFunc(s.members, func(o *Member) bool { return o != m && o.Available() })
+	if !others {
+		p.ejectMu.Unlock()
+		p.logger.Warn("member failing, not ejected: it is the last available member", "member", m.name, "failures", n, "err", err)
+		return
+	}
 	m.st.ejectedUntil.Store(p.now().Add(pc.Cooldown).UnixNano())
+	p.ejectMu.Unlock()
 	m.st.mu.Lock()
 	m.st.checkPass = 0 // rise passing checks from now on lift the ejection early
+	if err != nil {
+		m.st.ejectError = err.Error()
+	}
 	m.st.mu.Unlock()
 	p.logger.Warn("member ejected", "member", m.name, "failures", n, "cooldown", pc.Cooldown, "err", err)
 }

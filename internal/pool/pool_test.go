@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -236,7 +237,7 @@ func testNoneAvailable(t *testing.T, pc policyCase) {
 	if p.Healthy() {
 		t.Error("Healthy() with every member down")
 	}
-	if _, err := get(p, keyOf(pc, 1)); err != ErrNoHealthyMember {
+	if _, err := get(p, keyOf(pc, 1)); !errors.Is(err, ErrNoHealthyMember) {
 		t.Errorf("err = %v, want ErrNoHealthyMember", err)
 	}
 }
@@ -596,7 +597,7 @@ func TestInfoReportsMember(t *testing.T) {
 }
 
 func TestChecksLiftEjection(t *testing.T) {
-	orgs := origins(t, 1)
+	orgs := origins(t, 2) // a second member: the last available one is never ejected
 	clk := &fakeClock{t: time.Unix(3_000_000, 0)}
 	p := newPool(t, Config{Members: membersOf(orgs), Health: HealthConfig{Path: "/health", Rise: 2}, Passive: PassiveConfig{MaxFails: 1, Cooldown: time.Hour}})
 	p.now = clk.Now
@@ -695,6 +696,97 @@ func TestClientBodyErrorNotMemberFault(t *testing.T) {
 	for i, st := range p.Status() {
 		if !st.Healthy || st.Failures != 0 {
 			t.Errorf("member %d after client body errors: %+v", i, st)
+		}
+	}
+}
+
+// TestLastMemberNeverEjected: a pool's only available member keeps receiving
+// requests after max_fails bad answers (nginx and HAProxy keep sending to a
+// single server); ejecting it would answer 503 for the whole cool-down.
+func TestLastMemberNeverEjected(t *testing.T) {
+	var hits atomic.Int64
+	sick := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusBadGateway)
+	}))
+	t.Cleanup(sick.Close)
+	for _, tc := range []struct {
+		name    string
+		members []MemberConfig
+	}{
+		{"one member", []MemberConfig{{URL: sick.URL}}},
+		{"other member down", []MemberConfig{{URL: sick.URL}, {URL: deadAddr(t)}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hits.Store(0)
+			p := newPool(t, Config{
+				Members: tc.members,
+				Policy:  PolicyFirst,
+				Passive: PassiveConfig{MaxFails: 3, Cooldown: time.Hour, UnhealthyStatus: []int{502}},
+				Retries: RetryConfig{Max: -1},
+			})
+			if len(tc.members) > 1 {
+				// the dead member fails first and is ejected: sick is left alone
+				p.Members()[1].st.ejectedUntil.Store(time.Now().Add(time.Hour).UnixNano())
+			}
+			for i := range 10 {
+				resp, err := get(p, "")
+				if err != nil || resp.StatusCode != http.StatusBadGateway {
+					t.Fatalf("request %d: %v %v, want the member's own 502", i, resp, err)
+				}
+			}
+			if hits.Load() != 10 {
+				t.Fatalf("member saw %d of 10 requests", hits.Load())
+			}
+			if !p.Members()[0].Available() || p.Status()[0].Ejected {
+				t.Fatal("the last available member was ejected")
+			}
+		})
+	}
+}
+
+// TestNoHealthyMemberSaysWhy takes every member down by its health check (a bad
+// status, a refused connection, a timeout) and checks that the error the reverse
+// door logs with its 503 names each member and why it is out.
+func TestNoHealthyMemberSaysWhy(t *testing.T) {
+	bad := newOrigin(t, "bad")
+	bad.healthy.Store(false)
+	stop := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-stop:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(slow.Close)
+	t.Cleanup(func() { close(stop) })
+	dead := deadAddr(t)
+	cfg := Config{
+		Members: []MemberConfig{{URL: bad.srv.URL}, {URL: dead}, {URL: slow.URL}},
+		Health:  HealthConfig{Path: "/health", Timeout: 200 * time.Millisecond, Rise: 1, Fall: 1},
+	}
+	p := newPool(t, cfg)
+	p.CheckNow(context.Background())
+	_, err := get(p, "")
+	if !errors.Is(err, ErrNoHealthyMember) {
+		t.Fatalf("error %v, want ErrNoHealthyMember", err)
+	}
+	for _, want := range []string{
+		bad.srv.URL + ": health check failed: GET /health: status 503",
+		dead + ": health check failed: GET /health:",
+		"connection refused",
+		slow.URL + ": health check failed: GET /health: no answer within 200ms (timeout)",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if _, err := p.Select(""); err == nil || !strings.Contains(err.Error(), "status 503") {
+		t.Errorf("Select: %v, want the members' reasons", err)
+	}
+	for i, st := range p.Status() {
+		if st.LastError == "" || st.Healthy {
+			t.Errorf("member %d status %+v, want down with its last error", i, st)
 		}
 	}
 }

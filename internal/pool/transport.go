@@ -102,7 +102,7 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if lastErr != nil {
 				return nil, lastErr
 			}
-			return nil, ErrNoHealthyMember
+			return nil, p.noHealthy(s)
 		}
 		out, err := outRequest(req, m, attempt, guard)
 		if err != nil {

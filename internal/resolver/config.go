@@ -2,7 +2,6 @@ package resolver
 
 import (
 	"fmt"
-	"net/netip"
 	"os"
 	"time"
 
@@ -28,7 +27,8 @@ type Config struct {
 	// port 853; HOST is the certificate name, or an IP with an IP SAN; write
 	// "tls://IP:PORT#NAME" to dial an IP and verify NAME), or "system" (the OS
 	// resolver via net.Resolver for A/AAAA, /etc/resolv.conf servers for other
-	// types). Default ["system"].
+	// types). Default ["system"]. Whatever the upstreams, localhost and the names
+	// under it resolve to 127.0.0.1 and ::1 without asking them (RFC 6761).
 	Upstreams []string `yaml:"upstreams"`
 	// Timeout bounds one attempt at one upstream. Default 2s.
 	Timeout time.Duration `yaml:"timeout"`
@@ -57,10 +57,12 @@ type CacheConfig struct {
 
 // EgressConfig is the egress guard's policy.
 type EgressConfig struct {
-	// Allow lists ranges DialContext may connect to although they are loopback,
-	// private, link-local, CGNAT, unique-local, multicast, unspecified or
-	// reserved ("10.20.0.0/16"). Default: none.
-	Allow []netip.Prefix `yaml:"allow"`
+	// Allow lists destinations DialContext may connect to although they are
+	// loopback, private, link-local, CGNAT, unique-local, multicast, unspecified
+	// or reserved: "10.20.0.0/16" (every port) or "127.0.0.1/32:8080,8443"
+	// (those ports; ranges as 8000-8099). The process's own listeners are
+	// refused whatever this says. Default: none.
+	Allow []EgressAllow `yaml:"allow"`
 }
 
 // Validate checks the upstream URLs, durations and the CA file.
@@ -84,7 +86,7 @@ func (c *Config) Validate() []field.Error {
 		errs = append(errs, field.Errorf("cache.max_entries", "must be -1 (off), 0 (default) or positive"))
 	}
 	for i, p := range c.Egress.Allow {
-		if !p.IsValid() {
+		if !p.Prefix.IsValid() {
 			errs = append(errs, field.Errorf(fmt.Sprintf("egress.allow[%d]", i), "invalid prefix"))
 		}
 	}

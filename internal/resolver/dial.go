@@ -70,7 +70,7 @@ func (r *Resolver) DialContext(ctx context.Context, network, addr string) (net.C
 	var allowed []netip.Addr
 	var denied error
 	for _, a := range addrs {
-		if err := r.guard.Check(host, a); err != nil {
+		if err := r.guard.Check(host, netip.AddrPortFrom(a, uint16(port))); err != nil {
 			denied = cmp.Or(denied, err)
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -16,6 +17,7 @@ var ErrEgressDenied = errors.New("egress denied")
 type EgressError struct {
 	Host   string     // the name or literal asked for
 	Addr   netip.Addr // the refused address (invalid for an ambiguous literal)
+	Port   uint16     // the refused port (0 when not known)
 	Reason string     // "loopback", "private", "link-local", "cgnat", "cloud metadata", …
 }
 
@@ -23,39 +25,72 @@ type EgressError struct {
 func (e *EgressError) Error() string {
 	s := "egress denied: " + e.Host
 	if e.Addr.IsValid() && e.Addr.String() != e.Host {
-		s += " (" + e.Addr.String() + ")"
+		if e.Port != 0 {
+			s += " (" + netip.AddrPortFrom(e.Addr, e.Port).String() + ")"
+		} else {
+			s += " (" + e.Addr.String() + ")"
+		}
 	}
 	return s + ": " + e.Reason
+}
+
+// reasonSelf is the Reason of a refused own listener.
+const reasonSelf = "one of this proxy's own listeners"
+
+// EgressHint tells an admin what to do about a refusal of the egress guard in
+// err: the setting that allows the destination, with the entry to add, or that
+// the proxy's own listeners are never allowed.
+func EgressHint(err error) string {
+	var ee *EgressError
+	switch {
+	case !errors.As(err, &ee):
+		return ""
+	case ee.Reason == reasonSelf:
+		return "the proxy's own listeners are never reachable through it"
+	case !ee.Addr.IsValid():
+		return "write the address in its usual form"
+	}
+	entry := netip.PrefixFrom(ee.Addr.Unmap(), ee.Addr.Unmap().BitLen()).String()
+	if ee.Port != 0 {
+		entry += ":" + strconv.Itoa(int(ee.Port))
+	}
+	return "allow it with resolver.egress.allow: [\"" + entry + "\"]"
 }
 
 // Is makes errors.Is(err, ErrEgressDenied) true.
 func (e *EgressError) Is(target error) bool { return target == ErrEgressDenied }
 
 // Guard is the egress policy: non-public destinations are refused unless an
-// allowed prefix contains them. The zero Guard refuses every non-public address.
+// allowance contains them (address and port), and the process's own listeners
+// are always refused. The zero Guard refuses every non-public address.
 type Guard struct {
-	allow []netip.Prefix
+	allow []EgressAllow
+	self  *Listeners
 }
 
-// NewGuard returns a Guard that lets the allow ranges through.
-func NewGuard(allow []netip.Prefix) Guard { return Guard{allow: allow} }
+// NewGuard returns a Guard that lets the allowances through and refuses self's
+// addresses (self may be nil).
+func NewGuard(allow []EgressAllow, self *Listeners) Guard { return Guard{allow: allow, self: self} }
 
 // Guard returns the resolver's egress guard.
 func (r *Resolver) Guard() Guard { return r.guard }
 
-// Check returns nil when a may be dialed, else an *EgressError for host.
-func (g Guard) Check(host string, a netip.Addr) error {
+// Check returns nil when ap may be dialed, else an *EgressError for host.
+func (g Guard) Check(host string, ap netip.AddrPort) error {
+	a := ap.Addr()
+	if g.self.Contains(ap) {
+		return &EgressError{Host: host, Addr: a, Port: ap.Port(), Reason: reasonSelf}
+	}
 	reason := DeniedReason(a)
 	if reason == "" {
 		return nil
 	}
-	u := a.Unmap()
-	for _, p := range g.allow {
-		if p.Contains(u) || p.Contains(a) {
+	for _, e := range g.allow {
+		if e.Contains(ap) {
 			return nil
 		}
 	}
-	return &EgressError{Host: host, Addr: a, Reason: reason}
+	return &EgressError{Host: host, Addr: a, Port: ap.Port(), Reason: reason}
 }
 
 // control is the net.Dialer hook: the last check, on the address the socket is
@@ -65,7 +100,7 @@ func (g Guard) control(_ context.Context, _, address string, _ syscall.RawConn) 
 	if err != nil {
 		return &EgressError{Host: address, Reason: "unparsable address"}
 	}
-	return g.Check(address, ap.Addr())
+	return g.Check(address, ap)
 }
 
 // DeniedReason returns why a is not a public unicast address ("" when it is).

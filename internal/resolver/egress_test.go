@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -73,16 +74,16 @@ func TestDeniedReason(t *testing.T) {
 }
 
 func TestGuardAllow(t *testing.T) {
-	g := NewGuard([]netip.Prefix{netip.MustParsePrefix("10.20.0.0/16"), netip.MustParsePrefix("::1/128")})
-	for _, s := range []string{"10.20.1.1", "::ffff:10.20.1.1", "::1", "8.8.8.8"} {
-		if err := g.Check(s, netip.MustParseAddr(s)); err != nil {
+	g := NewGuard([]EgressAllow{mustAllow(t, "10.20.0.0/16"), mustAllow(t, "::1/128"), mustAllow(t, "127.0.0.1/32:8080,9000-9009")}, nil)
+	for _, s := range []string{"10.20.1.1:1", "[::ffff:10.20.1.1]:80", "[::1]:22", "8.8.8.8:53", "127.0.0.1:8080", "127.0.0.1:9005"} {
+		if err := g.Check(s, netip.MustParseAddrPort(s)); err != nil {
 			t.Errorf("%s refused: %v", s, err)
 		}
 	}
-	for _, s := range []string{"10.21.0.1", "127.0.0.1", "169.254.169.254"} {
-		err := g.Check(s, netip.MustParseAddr(s))
+	for _, s := range []string{"10.21.0.1:80", "127.0.0.1:8081", "127.0.0.1:9010", "127.0.0.2:8080", "169.254.169.254:80"} {
+		err := g.Check("host", netip.MustParseAddrPort(s))
 		var ee *EgressError
-		if !errors.Is(err, ErrEgressDenied) || !errors.As(err, &ee) || ee.Addr.String() != s {
+		if !errors.Is(err, ErrEgressDenied) || !errors.As(err, &ee) || netip.AddrPortFrom(ee.Addr, ee.Port).String() != s {
 			t.Errorf("%s: err = %v", s, err)
 		}
 	}
@@ -91,6 +92,70 @@ func TestGuardAllow(t *testing.T) {
 	}
 	if err := g.control(t.Context(), "tcp4", "10.20.3.4:80", nil); err != nil {
 		t.Errorf("control(10.20.3.4:80) = %v", err)
+	}
+}
+
+func mustAllow(t *testing.T, s string) EgressAllow {
+	t.Helper()
+	e, err := ParseEgressAllow(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestParseEgressAllow(t *testing.T) {
+	for in, want := range map[string]string{
+		"10.0.0.0/8":              "10.0.0.0/8",
+		"127.0.0.1/32:8080,8443":  "127.0.0.1/32:8080,8443",
+		"127.0.0.1:8080":          "127.0.0.1/32:8080",
+		"127.0.0.1":               "127.0.0.1/32",
+		"::1":                     "::1/128",
+		"::1/128:8080":            "::1/128:8080",
+		"fd00::/8:80, 8000-8099":  "fd00::/8:80,8000-8099",
+		" 192.168.0.0/16:443 ":    "192.168.0.0/16:443",
+		"[::1]:80":                "",
+		"10.0.0.1/8":              "10.0.0.0/8",
+		"10.0.0.0/8:":             "",
+		"10.0.0.0/8:0":            "",
+		"10.0.0.0/8:65536":        "",
+		"10.0.0.0/8:90-80":        "",
+		"10.0.0.0/8:http":         "",
+		"intranet.school.lan/24":  "",
+		"10.0.0.0/33":             "",
+		"127.0.0.1/32:8080,,8443": "",
+	} {
+		got, err := ParseEgressAllow(in)
+		switch {
+		case want == "" && err == nil:
+			t.Errorf("ParseEgressAllow(%q) = %v, want an error", in, got)
+		case want != "" && err != nil:
+			t.Errorf("ParseEgressAllow(%q): %v", in, err)
+		case want != "" && got.String() != want:
+			t.Errorf("ParseEgressAllow(%q) = %v, want %s", in, got, want)
+		}
+	}
+}
+
+func TestGuardRefusesOwnListeners(t *testing.T) {
+	var self Listeners
+	self.Set([]netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:9090"), netip.MustParseAddrPort("0.0.0.0:3128"), netip.MustParseAddrPort("[::]:8053")})
+	g := NewGuard([]EgressAllow{mustAllow(t, "127.0.0.0/8"), mustAllow(t, "::1/128")}, &self)
+	for _, s := range []string{"127.0.0.1:9090", "[::ffff:127.0.0.1]:9090", "127.0.0.1:3128", "127.0.0.5:3128", "[::1]:3128", "[::1]:8053", "127.0.0.1:8053"} {
+		err := g.Check("h", netip.MustParseAddrPort(s))
+		var ee *EgressError
+		if !errors.As(err, &ee) || !strings.Contains(ee.Reason, "own listeners") {
+			t.Errorf("%s (a listener of this process) not refused: %v", s, err)
+		}
+	}
+	for _, s := range []string{"127.0.0.1:9091", "127.0.0.2:9090", "[::1]:9090", "8.8.8.8:3128"} {
+		if err := g.Check("h", netip.MustParseAddrPort(s)); err != nil {
+			t.Errorf("%s refused: %v", s, err)
+		}
+	}
+	self.Set(nil) // a reload closed them
+	if err := g.Check("h", netip.MustParseAddrPort("127.0.0.1:9090")); err != nil {
+		t.Errorf("a closed listener still refused: %v", err)
 	}
 }
 
@@ -220,7 +285,7 @@ func TestDialAllowedRangeAndHappyEyeballs(t *testing.T) {
 	up.Add(t, "dual.test. 300 IN AAAA ::1", "dual.test. 300 IN A 127.0.0.1").Start(t)
 	r := newTestResolver(t, Config{
 		Upstreams: []string{up.Addr},
-		Egress:    EgressConfig{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}},
+		Egress:    EgressConfig{Allow: []EgressAllow{mustAllow(t, "127.0.0.0/8"), mustAllow(t, "::1/128")}},
 	})
 	for _, host := range []string{"rebind.test", "dual.test", "127.0.0.1"} {
 		c, err := r.DialContext(t.Context(), "tcp", net.JoinHostPort(host, tg.port()))

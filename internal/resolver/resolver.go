@@ -64,6 +64,12 @@ func WithCheckName(fn func(name string) error) Option {
 	return func(r *Resolver) { r.checkName = fn }
 }
 
+// WithListeners makes the egress guard refuse the process's own listening
+// addresses, as self holds them at each dial.
+func WithListeners(self *Listeners) Option {
+	return func(r *Resolver) { r.guard.self = self }
+}
+
 // WithClock replaces time.Now (for tests of TTL handling).
 func WithClock(now func() time.Time) Option {
 	return func(r *Resolver) { r.now = now }
@@ -121,7 +127,7 @@ func (r *Resolver) Close() error {
 		case *streamUpstream:
 			u.close()
 		case *udpUpstream:
-			u.tcp.close()
+			u.close()
 		}
 	}
 	return nil
@@ -157,10 +163,48 @@ func (r *Resolver) Exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 	return m, nil
 }
 
+// ExchangeCached answers q like Exchange, but from the cache alone: ok is false
+// when the answer is not cached (nothing is sent upstream). A DNS server uses it
+// to answer cached names at once and to count only real upstream work against
+// its in-flight bounds.
+func (r *Resolver) ExchangeCached(q *dns.Msg) (m *dns.Msg, ok bool) {
+	if len(q.Question) == 0 {
+		return nil, false
+	}
+	qq := q.Question[0]
+	k := cacheKey{name: strings.ToLower(qq.Name), qtype: qq.Qtype, qclass: qq.Qclass, cd: q.CheckingDisabled}
+	if opt := q.IsEdns0(); opt != nil {
+		k.do = opt.Do()
+	}
+	if !strings.HasSuffix(k.name, ".") {
+		k.name += "."
+	}
+	if m, ok := localhost(k); ok {
+		m.Id = q.Id
+		m.Question = []dns.Question{qq}
+		return m, true
+	}
+	if r.cache == nil {
+		return nil, false
+	}
+	now := r.now()
+	e := r.cache.get(k, now)
+	if e == nil {
+		return nil, false
+	}
+	m = e.aged(now)
+	m.Id = q.Id
+	m.Question = []dns.Question{qq}
+	return m, true
+}
+
 // lookup returns a copy of the answer for k.
 func (r *Resolver) lookup(ctx context.Context, k cacheKey) (*dns.Msg, error) {
 	if !strings.HasSuffix(k.name, ".") {
 		k.name += "."
+	}
+	if m, ok := localhost(k); ok {
+		return m, nil
 	}
 	if r.cache != nil {
 		if e := r.cache.get(k, r.now()); e != nil {

@@ -89,6 +89,7 @@ func newUpstream(spec upstreamSpec, timeout time.Duration, tlsConf *tls.Config) 
 		return &udpUpstream{
 			addr: spec.addr,
 			udp:  &dns.Client{Net: "udp", Timeout: timeout, UDPSize: ednsSize},
+			idle: make(chan *udpConn, maxIdleUDPConns),
 			tcp:  newStreamUpstream("tcp", spec.addr, timeout, nil),
 		}
 	case "tcp":
@@ -105,23 +106,93 @@ func newUpstream(spec upstreamSpec, timeout time.Duration, tlsConf *tls.Config) 
 const ednsSize = 1232
 
 // udpUpstream queries over UDP and repeats a truncated answer's query over TCP.
+// Its sockets are reused: one carries one query at a time, goes back to a small
+// idle set after an answer, and is closed after a failure or timeout (a late
+// answer must not meet the next query) and after maxUDPConnUses queries, so the
+// source port keeps changing (with the random ID, what an off-path spoofer must
+// guess). Open sockets are thus bounded by the queries in flight, which the DNS
+// door bounds, plus the idle set.
 type udpUpstream struct {
-	addr string
-	udp  *dns.Client
-	tcp  *streamUpstream
+	addr   string
+	udp    *dns.Client
+	idle   chan *udpConn
+	closed atomic.Bool
+	tcp    *streamUpstream
 }
+
+// udpConn is a connected UDP socket to the upstream and how many queries it
+// carried.
+type udpConn struct {
+	*dns.Conn
+	uses int
+}
+
+const (
+	// maxIdleUDPConns bounds the idle sockets kept per UDP upstream.
+	maxIdleUDPConns = 64
+	// maxUDPConnUses is how many queries one UDP socket carries before it is
+	// closed and another (with another random source port) opened.
+	maxUDPConnUses = 100
+)
 
 func (u *udpUpstream) String() string { return "udp://" + u.addr }
 
 func (u *udpUpstream) exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
-	r, _, err := u.udp.ExchangeContext(ctx, m, u.addr)
+	co, err := u.conn(ctx)
 	if err != nil {
 		return nil, err
 	}
+	r, _, err := u.udp.ExchangeWithConnContext(ctx, m, co.Conn)
+	if err != nil {
+		co.Close()
+		return nil, err
+	}
+	u.release(co)
 	if r.Truncated {
 		return u.tcp.exchange(ctx, m)
 	}
 	return r, nil
+}
+
+func (u *udpUpstream) conn(ctx context.Context) (*udpConn, error) {
+	select {
+	case co := <-u.idle:
+		return co, nil
+	default:
+	}
+	co, err := u.udp.DialContext(ctx, u.addr)
+	if err != nil {
+		return nil, err
+	}
+	return &udpConn{Conn: co}, nil
+}
+
+func (u *udpUpstream) release(co *udpConn) {
+	co.uses++
+	if co.uses >= maxUDPConnUses || u.closed.Load() {
+		co.Close()
+		return
+	}
+	select {
+	case u.idle <- co:
+	default:
+		co.Close()
+	}
+}
+
+// close closes the idle sockets (later releases close theirs) and the TCP
+// connections.
+func (u *udpUpstream) close() {
+	u.closed.Store(true)
+	for {
+		select {
+		case co := <-u.idle:
+			co.Close()
+		default:
+			u.tcp.close()
+			return
+		}
+	}
 }
 
 // streamUpstream queries over TCP or TLS, keeping a few idle connections for

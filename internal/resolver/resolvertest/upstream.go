@@ -38,6 +38,7 @@ type Upstream struct {
 	nxdomain map[string]bool
 	servfail map[string]bool
 	truncate map[string]bool
+	silent   []string // zones whose names are never answered
 	gates    map[string]chan struct{}
 	arrived  chan string
 	soa      *dns.SOA
@@ -97,6 +98,14 @@ func (u *Upstream) Truncate(name string) *Upstream {
 	return u
 }
 
+// Silence makes every name in zone (zone itself and its subdomains) go
+// unanswered, over every network: the slowest upstream, whose clients time out.
+// The queries are still counted.
+func (u *Upstream) Silence(zone string) *Upstream {
+	u.silent = append(u.silent, dns.CanonicalName(zone))
+	return u
+}
+
 // Gate holds answers for name until the returned function is called; each query
 // for name is reported on Arrived first.
 func (u *Upstream) Gate(name string) (release func()) {
@@ -148,6 +157,11 @@ func (u *Upstream) handler(network string) dns.HandlerFunc {
 		u.counts[name+"|"+dns.TypeToString[q.Qtype]+"|"+network]++
 		u.total++
 		u.mu.Unlock()
+		for _, z := range u.silent {
+			if dns.IsSubDomain(z, name) {
+				return
+			}
+		}
 		if g, ok := u.gates[name]; ok {
 			u.arrived <- name
 			<-g

@@ -1,0 +1,48 @@
+package reverse
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/pool"
+)
+
+// TestAccessLogRecordsClientHeaders: the reverse door's entries carry the
+// request's Referer, User-Agent and protocol version (HTTP/1.0 logged as
+// such). On bc21481 they were empty, so the combined format always ended
+// "-" "-" and printed HTTP/1.1 for every request.
+func TestAccessLogRecordsClientHeaders(t *testing.T) {
+	o := newTestOrigin(t, "app", nil)
+	pools := map[string]*pool.Pool{"app": newTestPool(t, pool.Config{}, o.url())}
+	log := &recordLog{}
+	cfg := Config{Routes: []Route{{Name: "site", Host: []string{"app.example.test"}, Pool: "app"}}}
+	d := startDoor(t, cfg, pools, Options{Log: log})
+	const ua, ref = "TestAgent/1.0 (reverse)", "https://search.example/?q=app"
+	for _, proto := range []string{"HTTP/1.1", "HTTP/1.0"} {
+		c, err := net.Dial("tcp", d.plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		_, _ = io.WriteString(c, "GET /page "+proto+"\r\nHost: app.example.test\r\nUser-Agent: "+ua+"\r\nReferer: "+ref+"\r\nConnection: close\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		c.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d", proto, resp.StatusCode)
+		}
+	}
+	waitFor(t, "two log entries", func() bool { return len(log.entries()) == 2 })
+	for i, want := range []string{"HTTP/1.1", "HTTP/1.0"} {
+		if e := log.entries()[i]; e.Proto != want || e.UserAgent != ua || e.Referer != ref {
+			t.Errorf("entry %d: Proto %q, User-Agent %q, Referer %q", i, e.Proto, e.UserAgent, e.Referer)
+		}
+	}
+}
