@@ -39,7 +39,8 @@ type Option func(*Cache)
 
 // WithDownError makes errors matching err (errors.Is), such as
 // pool.ErrNoHealthyMember, count as "origin down" for serve_stale_when_down, in
-// addition to dial errors and errors implementing interface{ OriginDown() bool }.
+// addition to dial errors, connections closed or reset without a response, and
+// errors implementing interface{ OriginDown() bool }.
 func WithDownError(err error) Option {
 	return func(c *Cache) { c.down = append(c.down, err) }
 }

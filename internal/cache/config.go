@@ -32,8 +32,9 @@ type Config struct {
 	// the client and not stored. Default 8 MiB.
 	MaxObjectBytes int64 `yaml:"max_object_bytes"`
 	// ServeStaleWhenDown serves a stale stored response (up to MaxStaleWhenDown
-	// past its freshness) when the origin is down: its pool has no healthy member
-	// or the dial fails. Responses with must-revalidate, proxy-revalidate or
+	// past its freshness) when the origin is down: its pool has no healthy member,
+	// the dial fails, or the origin closes or resets the connection without a
+	// response. Responses with must-revalidate, proxy-revalidate or
 	// s-maxage are never served stale this way. Default false.
 	ServeStaleWhenDown bool `yaml:"serve_stale_when_down"`
 	// MaxStaleWhenDown bounds the staleness served by ServeStaleWhenDown.

@@ -33,8 +33,9 @@
 // RFC 5861: stale-while-revalidate serves stale and starts one background refresh
 // per URL, owned by the Cache and stopped by Close; stale-if-error (response or
 // request) serves stale on errors and 500/502/503/504. serve_stale_when_down
-// serves stale when the origin is down (dial errors, errors matching WithDownError,
-// errors with OriginDown() true) unless must-revalidate, proxy-revalidate or
+// serves stale when the origin is down (dial errors, a connection closed or reset
+// without a response, errors matching WithDownError, errors with OriginDown()
+// true) unless must-revalidate, proxy-revalidate or
 // s-maxage forbid it.
 //
 // Concurrent requests for a URL that is missing or must be revalidated make one

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -70,6 +71,12 @@ func (x *exchange) fetch(e *entry, f *flight) (*http.Response, error) {
 		oreq = x.originRequest(e)
 	}
 	c.stats.misses.Add(1)
+	x.gen, x.filled = c.store.beginFill(x.key), false
+	defer func() {
+		if !x.filled {
+			c.store.endFill(x.key)
+		}
+	}()
 	reqTime := c.now()
 	res, err := x.next.RoundTrip(oreq)
 	resTime := c.now()
@@ -207,7 +214,12 @@ func (c *Cache) isDown(err error) bool {
 		return true
 	}
 	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	// The origin took the request and closed or reset the connection
+	// without a response.
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // store returns res to the client, storing it on the way when RFC 9111 §3 and
@@ -244,8 +256,10 @@ func (x *exchange) store(res *http.Response, reqTime, resTime time.Time, f *flig
 	x.st.ttl, x.st.hasTTL = e.lifetime(x.cp.p.MaxTTL)-e.currentAge(resTime), true
 	x.st.apply(res.Header)
 	key, gen := x.key, x.gen
+	x.filled = true
 	done := func(body []byte, reserved int64, ok bool) {
 		defer f.finish()
+		defer c.store.endFill(key)
 		if !ok || (res.ContentLength >= 0 && int64(len(body)) != res.ContentLength) {
 			c.store.release(reserved)
 			return
@@ -436,7 +450,7 @@ func (x *exchange) refreshInBackground(e *entry) {
 	delete(r.Header, "Cache-Control")
 	delete(r.Header, "Pragma")
 	bx := &exchange{c: c, next: x.next, cp: x.cp, req: r, key: x.key, keyHdr: x.keyHdr,
-		rcc: reqCC{maxAge: -1, maxStale: -1, minFresh: -1, sie: -1}, gen: c.store.gen(x.key)}
+		rcc: reqCC{maxAge: -1, maxStale: -1, minFresh: -1, sie: -1}}
 	go func() {
 		defer c.wg.Done()
 		defer cancel()

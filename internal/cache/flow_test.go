@@ -357,3 +357,53 @@ func TestStaleWhileRevalidateRespectsClientMaxAge(t *testing.T) {
 	}
 	w.expectOrigin(2)
 }
+
+// TestUnsafeRequestsInvalidateOnlyTheirOwnFills: a response being stored is
+// dropped by an unsafe request to its own URL, and by no other: a burst of
+// PUTs to unrelated URLs while it streams leaves it stored.
+func TestUnsafeRequestsInvalidateOnlyTheirOwnFills(t *testing.T) {
+	release := make(chan struct{})
+	var held sync.Map // path → struct{}: the first GET of it waits for release
+	w := newWorld(t, Config{}, func(rw http.ResponseWriter, r *http.Request, n int64) {
+		if r.Method != http.MethodGet {
+			rw.WriteHeader(http.StatusNoContent)
+			return
+		}
+		rw.Header().Set("Cache-Control", "max-age=600")
+		rw.WriteHeader(http.StatusOK)
+		rw.(http.Flusher).Flush()
+		if _, ok := held.LoadAndDelete(r.URL.Path); ok {
+			<-release
+		}
+		_, _ = io.WriteString(rw, "body of "+r.URL.Path)
+	})
+	fill := func(path string, during func()) {
+		t.Helper()
+		got := make(chan result, 1)
+		held.Store(path, struct{}{})
+		before := w.count.Load()
+		go func() { got <- w.get(path) }()
+		waitUntil(t, "the origin to get the GET", func() bool { return w.count.Load() > before })
+		during()
+		release <- struct{}{}
+		if r := <-got; r.body != "body of "+path {
+			t.Fatalf("GET %s: %q", path, r.body)
+		}
+	}
+	fill("/kept", func() {
+		for i := range 2048 {
+			if r := w.do(http.MethodPut, fmt.Sprintf("/unrelated/%d", i)); r.status != http.StatusNoContent {
+				t.Fatalf("PUT: %d", r.status)
+			}
+		}
+	})
+	before := w.count.Load()
+	if r := w.get("/kept"); r.body != "body of /kept" || w.count.Load() != before {
+		t.Fatalf("2048 PUTs to other URLs dropped the store of /kept (origin asked again: %v)", w.count.Load() != before)
+	}
+	fill("/dropped", func() { w.do(http.MethodPut, "/dropped") })
+	before = w.count.Load()
+	if r := w.get("/dropped"); r.body != "body of /dropped" || w.count.Load() != before+1 {
+		t.Fatal("a PUT to /dropped while it was being stored did not keep it from being stored")
+	}
+}

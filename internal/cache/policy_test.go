@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -230,4 +231,59 @@ func TestPoisoningInputsBypass(t *testing.T) {
 	w.get("/fat")
 	w.get("/o")
 	w.expectOrigin(4)
+}
+
+// TestPurgeWithoutPort: a reverse door on a non-default port stores what its
+// clients ask for under host:port; a purge of the URL without the port, or
+// with the default port, removes it as well as the spelling with the port.
+func TestPurgeWithoutPort(t *testing.T) {
+	w := newWorld(t, Config{}, fixed("x", "Cache-Control", "max-age=600"))
+	get := func(host, path string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", w.proxy.URL+path, nil)
+		req.Host = host
+		res, err := w.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	for _, tc := range []struct {
+		stored, purge string
+		prefix        bool
+	}{
+		{"site.test:8080", "http://site.test/a", false},
+		{"site.test:8080", "http://site.test:80/a", false},
+		{"site.test:8080", "http://site.test:8080/a", false},
+		{"site.test", "http://site.test/a", false},
+		{"site.test:8080", "http://site.test/", true},
+		{"[::1]:8080", "http://[::1]/a", false},
+	} {
+		get(tc.stored, "/a")
+		before := w.count.Load()
+		get(tc.stored, "/a")
+		if w.count.Load() != before {
+			t.Fatalf("%s/a was not stored", tc.stored)
+		}
+		var ok bool
+		if tc.prefix {
+			ok = w.c.PurgePrefix(tc.purge) == 1
+		} else {
+			ok = w.c.Purge(tc.purge)
+		}
+		if !ok {
+			t.Errorf("purging %s (prefix %v) found nothing stored for Host %s", tc.purge, tc.prefix, tc.stored)
+		}
+		get(tc.stored, "/a")
+		if w.count.Load() != before+1 {
+			t.Errorf("purging %s (prefix %v) left /a of Host %s stored", tc.purge, tc.prefix, tc.stored)
+		}
+		w.c.PurgePrefix("http://" + tc.stored + "/")
+	}
+	// A purge naming another port leaves it.
+	get("site.test:8080", "/b")
+	if w.c.Purge("http://site.test:9090/b") {
+		t.Error("a purge for port 9090 removed the entry of port 8080")
+	}
 }

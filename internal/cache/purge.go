@@ -13,8 +13,11 @@ import (
 //	POST|DELETE|PURGE ?prefix=http://host/static/   removes every URL starting so
 //
 // URLs are given as the cache keys them: scheme, host (default port dropped),
-// path and query without the policy's ignored parameters. It answers
-// {"purged": N} with the number of URLs removed.
+// path and query without the policy's ignored parameters. A URL without a port
+// also removes the URLs that differ from it only by naming one (what a reverse
+// door on a non-default port stores, keyed by the Host its clients send), so
+// http://site/x removes http://site:8080/x too. It answers {"purged": N} with
+// the number of URLs removed.
 func (c *Cache) PurgeHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
@@ -29,18 +32,13 @@ func (c *Cache) PurgeHandler() http.Handler {
 		if raw == "" {
 			raw, prefix = q.Get("prefix"), true
 		}
-		k, ok := purgeKey(raw, prefix)
+		k, anyPort, ok := purgeKey(raw, prefix)
 		if !ok {
 			http.Error(w, "want ?url= or ?prefix= with an absolute http(s) URL", http.StatusBadRequest)
 			return
 		}
 		c.dropTier(k, prefix, false)
-		var n int
-		if prefix {
-			n = c.store.removePrefix(k)
-		} else if c.store.remove(k) {
-			n = 1
-		}
+		n := c.purge(k, prefix, anyPort)
 		c.log.Info("cache: purge", "key", k, "prefix", prefix, "purged", n)
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(struct {
@@ -52,27 +50,45 @@ func (c *Cache) PurgeHandler() http.Handler {
 // Purge removes the stored responses of one URL (as keyed; see PurgeHandler) and
 // reports whether there were any.
 func (c *Cache) Purge(rawURL string) bool {
-	k, ok := purgeKey(rawURL, false)
-	if ok {
-		c.dropTier(k, false, false)
+	k, anyPort, ok := purgeKey(rawURL, false)
+	if !ok {
+		return false
 	}
-	return ok && c.store.remove(k)
+	c.dropTier(k, false, false)
+	return c.purge(k, false, anyPort) > 0
 }
 
-// PurgePrefix removes every URL starting with prefix and returns how many.
+// PurgePrefix removes every URL starting with prefix (see PurgeHandler) and
+// returns how many.
 func (c *Cache) PurgePrefix(prefix string) int {
-	k, ok := purgeKey(prefix, true)
+	k, anyPort, ok := purgeKey(prefix, true)
 	if !ok {
 		return 0
 	}
 	c.dropTier(k, true, false)
-	return c.store.removePrefix(k)
+	return c.purge(k, true, anyPort)
 }
 
-func purgeKey(raw string, prefix bool) (string, bool) {
+// purge removes key k (or the keys under prefix k) from the memory store;
+// anyPort also those that differ from it only by naming a port.
+func (c *Cache) purge(k string, prefix, anyPort bool) int {
+	switch {
+	case prefix:
+		return c.store.removePrefix(k, anyPort)
+	case anyPort:
+		return c.store.removeAnyPort(k)
+	case c.store.remove(k):
+		return 1
+	}
+	return 0
+}
+
+// purgeKey returns the key (or key prefix) raw names, and whether raw has no
+// port (so that keys naming one match too).
+func purgeKey(raw string, prefix bool) (key string, anyPort, ok bool) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return "", false
+		return "", false, false
 	}
 	scheme, host := normOrigin(u.Scheme, u.Host)
 	path := u.EscapedPath()
@@ -88,5 +104,6 @@ func purgeKey(raw string, prefix bool) (string, bool) {
 		b.WriteByte('?')
 		b.WriteString(u.RawQuery)
 	}
-	return b.String(), true
+	_, port := splitPort(host)
+	return b.String(), port == "", true
 }

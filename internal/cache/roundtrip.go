@@ -51,7 +51,8 @@ type exchange struct {
 	host   string
 	key    string
 	keyHdr string
-	gen    uint64
+	gen    uint64 // from store.beginFill, while fetch runs
+	filled bool   // store handed the fill's end to the response body
 	st     cacheStatus
 }
 
@@ -79,7 +80,6 @@ func (x *exchange) run() (*http.Response, error) {
 	x.scheme, x.host = originOf(req)
 	var kbuf [256]byte
 	kb := x.prepare(kbuf[:0])
-	x.gen = c.store.genBytes(kb)
 
 	vs := c.store.getBytes(kb)
 	e := x.pick(vs)

@@ -29,11 +29,27 @@ type store struct {
 	filling    int64 // the part of bytes held by fills in progress
 	fillMax    int64 // bound on filling
 
+	// ported indexes the keys whose host names a port by the same key
+	// without it, so that a purge of the URL without its port finds them.
+	ported map[string]map[string]struct{}
+
 	ghost  map[uint64]struct{}
 	ghostQ []uint64
 	ghostH int // index of the oldest fingerprint in ghostQ
 
-	inval [256]atomic.Uint64 // invalidation generation per key bucket
+	// Fills in flight, by key, so that an invalidation reaches exactly the
+	// stores of its own URL (RFC 9111 §4.4): a response fetched before it
+	// is not stored after it. fmu nests inside mu.
+	fmu     sync.Mutex
+	epoch   uint64 // invalidations so far
+	pending map[string]*pendingFill
+}
+
+// pendingFill counts the fills in flight for one key and the epoch of the
+// key's latest invalidation while they were.
+type pendingFill struct {
+	n     int
+	inval uint64
 }
 
 type node struct {
@@ -50,7 +66,8 @@ const nodeOverhead = 128
 // newStore makes a store bounded by max bytes, of which fills in progress may
 // hold up to fillMax.
 func newStore(max, fillMax int64, st *counters) *store {
-	return &store{max: max, fillMax: min(fillMax, max), seed: maphash.MakeSeed(), st: st, m: make(map[string]*node), ghost: make(map[uint64]struct{})}
+	return &store{max: max, fillMax: min(fillMax, max), seed: maphash.MakeSeed(), st: st, m: make(map[string]*node),
+		ghost: make(map[uint64]struct{}), pending: make(map[string]*pendingFill), ported: make(map[string]map[string]struct{})}
 }
 
 func (s *store) usage() (bytes, filling, objects int64) {
@@ -121,17 +138,58 @@ func (s *store) hitLocked(n *node) []*entry {
 	return v
 }
 
-// gen returns key's invalidation generation; put with an older generation is
-// dropped, so a response fetched before an invalidation is not stored after it.
-func (s *store) gen(key string) uint64 {
-	return s.inval[maphash.String(s.seed, key)&255].Load()
+// beginFill registers a fill of key about to ask the origin and returns the
+// generation to pass to put; every beginFill needs one endFill.
+func (s *store) beginFill(key string) uint64 {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	p := s.pending[key]
+	if p == nil {
+		p = &pendingFill{}
+		s.pending[key] = p
+	}
+	p.n++
+	return s.epoch
 }
 
-func (s *store) genBytes(key []byte) uint64 {
-	return s.inval[maphash.Bytes(s.seed, key)&255].Load()
+// endFill unregisters a fill of key.
+func (s *store) endFill(key string) {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	if p := s.pending[key]; p != nil {
+		if p.n--; p.n <= 0 {
+			delete(s.pending, key)
+		}
+	}
 }
 
-func (s *store) bump(key string) { s.inval[maphash.String(s.seed, key)&255].Add(1) }
+// invalidateFills makes the fills in flight for the keys match accepts
+// (nil: key alone) unstorable; the caller holds mu.
+func (s *store) invalidateFills(key string, match func(string) bool) {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	s.epoch++
+	if match == nil {
+		if p := s.pending[key]; p != nil {
+			p.inval = s.epoch
+		}
+		return
+	}
+	for k, p := range s.pending {
+		if match(k) {
+			p.inval = s.epoch
+		}
+	}
+}
+
+// invalidatedSince reports whether key was invalidated after the fill that
+// began at gen did; the caller holds mu.
+func (s *store) invalidatedSince(key string, gen uint64) bool {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	p := s.pending[key]
+	return p != nil && p.inval > gen
+}
 
 // put stores e as the newest variant of key, replacing the variant with the
 // same secondary key and dropping the oldest beyond maxVariants. It reports
@@ -140,7 +198,7 @@ func (s *store) put(key string, e *entry, gen uint64, maxVariants int, reserved 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.releaseLocked(reserved)
-	if e.size > s.max || s.gen(key) != gen {
+	if e.size > s.max || s.invalidatedSince(key, gen) {
 		return false
 	}
 	n := s.m[key]
@@ -197,6 +255,12 @@ func (s *store) setLocked(key string, n *node, vs []*entry) {
 			n.el = s.small.PushBack(n)
 		}
 		s.m[key] = n
+		if pk, ok := portless(key); ok {
+			if s.ported[pk] == nil {
+				s.ported[pk] = make(map[string]struct{})
+			}
+			s.ported[pk][key] = struct{}{}
+		}
 	} else {
 		s.account(n, -n.size)
 	}
@@ -253,6 +317,59 @@ func (s *store) dropLocked(n *node) {
 	s.account(n, -n.size)
 	delete(s.m, n.key)
 	n.variants = nil
+	if pk, ok := portless(n.key); ok {
+		if delete(s.ported[pk], n.key); len(s.ported[pk]) == 0 {
+			delete(s.ported, pk)
+		}
+	}
+}
+
+// portless returns key without the port of its host, and whether it had one.
+func portless(key string) (string, bool) {
+	i := strings.Index(key, "://")
+	if i < 0 {
+		return "", false
+	}
+	rest := key[i+3:]
+	j := strings.IndexByte(rest, '/')
+	if j < 0 {
+		j = len(rest)
+	}
+	name, port := splitPort(rest[:j])
+	if port == "" {
+		return "", false
+	}
+	return key[:i+3] + name + rest[j:], true
+}
+
+// removeAnyPort deletes key and the keys that differ from it only by naming
+// a port, and returns how many were stored.
+func (s *store) removeAnyPort(key string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.invalidateFills("", func(k string) bool {
+		if k == key {
+			return true
+		}
+		pk, ok := portless(k)
+		return ok && pk == key
+	})
+	count := 0
+	if n := s.m[key]; n != nil {
+		s.unlinkLocked(n)
+		count++
+	}
+	ks := make([]string, 0, len(s.ported[key]))
+	for k := range s.ported[key] {
+		ks = append(ks, k)
+	}
+	for _, k := range ks {
+		if n := s.m[k]; n != nil {
+			s.unlinkLocked(n)
+			count++
+		}
+	}
+	return count
 }
 
 // remember records an evicted key's fingerprint, keeping about as many as
@@ -275,7 +392,7 @@ func (s *store) remember(h uint64) {
 func (s *store) remove(key string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.bump(key)
+	s.invalidateFills(key, nil)
 	n := s.m[key]
 	if n == nil {
 		return false
@@ -294,13 +411,25 @@ func (s *store) unlinkLocked(n *node) {
 }
 
 // removePrefix deletes every key starting with prefix and returns how many.
-func (s *store) removePrefix(prefix string) int {
+// With anyPort, a key whose host names a port matches when it does without
+// the port.
+func (s *store) removePrefix(prefix string, anyPort bool) int {
+	match := func(k string) bool {
+		if strings.HasPrefix(k, prefix) {
+			return true
+		}
+		if !anyPort {
+			return false
+		}
+		pk, ok := portless(k)
+		return ok && strings.HasPrefix(pk, prefix)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	count := 0
+	s.invalidateFills("", match)
 	for k, n := range s.m {
-		if strings.HasPrefix(k, prefix) {
-			s.bump(k)
+		if match(k) {
 			s.unlinkLocked(n)
 			count++
 		}

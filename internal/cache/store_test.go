@@ -25,17 +25,17 @@ func TestStoreScanResistance(t *testing.T) {
 	hot := make([]string, 20)
 	for i := range hot {
 		hot[i] = "hot/" + strconv.Itoa(i)
-		s.put(hot[i], testEntry(10<<10), s.gen(hot[i]), 4, 0)
+		s.put(hot[i], testEntry(10<<10), s.beginFill(hot[i]), 4, 0)
 	}
 	misses := 0
 	for i := range 6000 {
 		k := "scan/" + strconv.Itoa(i)
-		s.put(k, testEntry(10<<10), s.gen(k), 4, 0) // one-hit wonders
+		s.put(k, testEntry(10<<10), s.beginFill(k), 4, 0) // one-hit wonders
 		if i%10 == 0 {
 			for _, h := range hot {
 				if s.get(h) == nil {
 					misses++
-					s.put(h, testEntry(10<<10), s.gen(h), 4, 0)
+					s.put(h, testEntry(10<<10), s.beginFill(h), 4, 0)
 				}
 			}
 		}
@@ -63,17 +63,17 @@ func TestStoreVariantsAndRemove(t *testing.T) {
 		return e
 	}
 	a, b, a2 := mk("a"), mk("b"), mk("a")
-	s.put("k", a, s.gen("k"), 2, 0)
-	s.put("k", b, s.gen("k"), 2, 0)
-	s.put("k", a2, s.gen("k"), 2, 0)
+	s.put("k", a, s.beginFill("k"), 2, 0)
+	s.put("k", b, s.beginFill("k"), 2, 0)
+	s.put("k", a2, s.beginFill("k"), 2, 0)
 	if vs := s.get("k"); len(vs) != 2 || vs[0] != a2 || vs[1] != b {
 		t.Fatalf("variants = %v", vs)
 	}
-	s.put("k", mk("c"), s.gen("k"), 2, 0)
+	s.put("k", mk("c"), s.beginFill("k"), 2, 0)
 	if vs := s.get("k"); len(vs) != 2 {
 		t.Fatalf("max variants not enforced: %d", len(vs))
 	}
-	g := s.gen("k")
+	g := s.beginFill("k")
 	if !s.remove("k") || s.get("k") != nil {
 		t.Fatal("remove failed")
 	}
@@ -191,7 +191,7 @@ func TestStoreFillReservations(t *testing.T) {
 	var st counters
 	s := newStore(1<<20, 1<<19, &st)
 	for i := range 90 {
-		s.put(fmt.Sprint("k", i), testEntry(10<<10), s.gen(fmt.Sprint("k", i)), 4, 0)
+		s.put(fmt.Sprint("k", i), testEntry(10<<10), s.beginFill(fmt.Sprint("k", i)), 4, 0)
 	}
 	if !s.reserve(300<<10) || !s.reserve(200<<10) {
 		t.Fatal("reservations within fillMax refused")
@@ -207,7 +207,7 @@ func TestStoreFillReservations(t *testing.T) {
 		t.Fatal("no stored response was evicted to make room for the fills")
 	}
 	// A finished fill hands its reservation to the stored response.
-	if !s.put("new", testEntry(200<<10), s.gen("new"), 4, 300<<10) {
+	if !s.put("new", testEntry(200<<10), s.beginFill("new"), 4, 300<<10) {
 		t.Fatal("finished fill not stored")
 	}
 	s.release(200 << 10)

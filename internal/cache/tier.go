@@ -70,7 +70,12 @@ func (x *exchange) fromTier(kb []byte) *http.Response {
 	if t == nil {
 		return nil
 	}
-	b := t.Load(x.req.Context(), string(kb))
+	key := string(kb)
+	// Register as a fill, so that an invalidation of key while the tier
+	// answers keeps what it answered out of the memory store.
+	gen := x.c.store.beginFill(key)
+	defer x.c.store.endFill(key)
+	b := t.Load(x.req.Context(), key)
 	if b == nil {
 		return nil
 	}
@@ -93,9 +98,7 @@ func (x *exchange) fromTier(kb []byte) *http.Response {
 			continue
 		}
 		e.setBody(te.Body)
-		if x.c.store.put(string(kb), e, x.gen, x.c.cfg.MaxVariants, 0) {
-			x.gen = x.c.store.genBytes(kb)
-		}
+		x.c.store.put(key, e, gen, x.c.cfg.MaxVariants, 0)
 		vs = append([]*entry{e}, vs...)
 	}
 	e := x.pick(vs)
@@ -155,14 +158,9 @@ func (c *Cache) dropTier(key string, prefix, invalidated bool) {
 // PurgeLocal removes rawURL from this node's memory store only (a purge another
 // node broadcast); prefix removes every URL starting with it.
 func (c *Cache) PurgeLocal(rawURL string, prefix bool) int {
-	k, ok := purgeKey(rawURL, prefix)
-	switch {
-	case !ok:
+	k, anyPort, ok := purgeKey(rawURL, prefix)
+	if !ok {
 		return 0
-	case prefix:
-		return c.store.removePrefix(k)
-	case c.store.remove(k):
-		return 1
 	}
-	return 0
+	return c.purge(k, prefix, anyPort)
 }

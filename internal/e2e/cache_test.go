@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -114,5 +117,100 @@ func TestCacheForwardsTheHostItKeysOn(t *testing.T) {
 	}
 	if n := len(o.requests()) - before; n != 1 {
 		t.Errorf("four spellings of site.test made %d origin requests, want 1", n)
+	}
+}
+
+// TestCacheServesStaleWhenTheOriginClosesWithoutAResponse: when the origin
+// accepts the request and closes the connection without answering, a stored
+// response that may be served stale (stale-if-error, or
+// serve_stale_when_down) is served instead of 502; one that may not is not.
+func TestCacheServesStaleWhenTheOriginClosesWithoutAResponse(t *testing.T) {
+	for _, tc := range []struct {
+		name, cc, cache string
+		stale           bool
+	}{
+		{"stale-if-error", "max-age=0, stale-if-error=600", "{max_bytes: 8MiB}", true},
+		{"serve_stale_when_down", "max-age=0", "{max_bytes: 8MiB, serve_stale_when_down: true}", true},
+		{"must-revalidate", "max-age=0, must-revalidate", "{max_bytes: 8MiB, serve_stale_when_down: true}", false},
+		{"neither", "max-age=0, stale-if-error=0", "{max_bytes: 8MiB}", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			hangUp := false
+			o := startOrigin(t, func(c net.Conn, r *http.Request) bool {
+				mu.Lock()
+				h := hangUp
+				mu.Unlock()
+				if h {
+					return false // close without a response
+				}
+				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nCache-Control: %s\r\nContent-Length: 4\r\n\r\ngood", tc.cc)
+				return true
+			})
+			policy := strings.Replace(cachedPolicy(o.url()), "cache: {max_bytes: 8MiB}", "cache: "+tc.cache, 1)
+			p := startProxy(t, policy, nil, "reverse")
+			get := "GET /page HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n"
+			if rs := rawExchange(t, p.addrs["reverse"], get); len(rs) != 1 || bodyOf(rs[0]) != "good" {
+				t.Fatalf("first GET: %v", statuses(rs))
+			}
+			mu.Lock()
+			hangUp = true
+			mu.Unlock()
+			before := len(o.requests())
+			rs := rawExchange(t, p.addrs["reverse"], get)
+			if len(o.requests()) == before {
+				t.Fatal("the origin was not asked: the check proves nothing")
+			}
+			if len(rs) != 1 {
+				t.Fatalf("second GET: %v", statuses(rs))
+			}
+			switch {
+			case tc.stale && (rs[0].StatusCode != 200 || bodyOf(rs[0]) != "good"):
+				t.Fatalf("origin hung up: got %d, want the stale 200", rs[0].StatusCode)
+			case !tc.stale && rs[0].StatusCode != http.StatusBadGateway:
+				t.Fatalf("origin hung up: got %d, want 502 (this response may not be served stale)", rs[0].StatusCode)
+			}
+		})
+	}
+}
+
+// TestCachePurgeWithoutPort: the reverse door listens on a non-default port,
+// so its clients send Host site.test:PORT and the cache keys their pages with
+// the port; POST /cache/purge on the admin listener with the page's URL
+// without the port (as an operator writes it) removes it, as does the URL
+// with the port.
+func TestCachePurgeWithoutPort(t *testing.T) {
+	o := reflectingOrigin(t)
+	policy := cachedPolicy(o.url()) + "admin:\n  listen: \"127.0.0.1:0\"\n  log: {path: $DIR/access.log}\n"
+	p := startProxy(t, policy, nil, "reverse", "admin")
+	addr := p.addrs["reverse"]
+	_, port, _ := net.SplitHostPort(addr)
+	host := "site.test:" + port
+	get := func() {
+		t.Helper()
+		if rs := rawExchange(t, addr, "GET /page HTTP/1.1\r\nHost: "+host+"\r\nConnection: close\r\n\r\n"); len(rs) != 1 || rs[0].StatusCode != 200 {
+			t.Fatalf("GET /page: %v", statuses(rs))
+		}
+	}
+	for _, purgeURL := range []string{"http://site.test/page", "http://site.test:" + port + "/page", "http://SITE.test:80/page"} {
+		get()
+		before := len(o.requests())
+		get()
+		if len(o.requests()) != before {
+			t.Fatal("the page was not cached: the purge check proves nothing")
+		}
+		res, err := http.Post("http://"+p.addrs["admin"]+"/cache/purge?url="+url.QueryEscape(purgeURL), "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !strings.Contains(string(body), `"purged":1`) {
+			t.Errorf("purge %s: %d %s", purgeURL, res.StatusCode, body)
+		}
+		get()
+		if len(o.requests()) != before+1 {
+			t.Errorf("after purging %s the page was still served from the cache", purgeURL)
+		}
 	}
 }
