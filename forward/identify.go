@@ -10,9 +10,9 @@ import (
 
 // authenticate checks the proxy credentials of a proxy request (plain or CONNECT)
 // when authentication is configured. It fills the exchange's user and groups and
-// returns true, or answers 407 (or 429 for a locked-out client) and returns false.
-// Inner requests of an inspected tunnel inherit the CONNECT's identity; local
-// requests (PAC file) need none.
+// returns true, or answers 407 (or 429 for a locked-out client, or 503 when the
+// directory cannot be asked) and returns false. Inner requests of an inspected
+// tunnel inherit the CONNECT's identity; local requests (PAC file) need none.
 func (p *Proxy) authenticate(x *exchange, r *http.Request) bool {
 	if p.auth == nil {
 		return true
@@ -28,7 +28,11 @@ func (p *Proxy) authenticate(x *exchange, r *http.Request) bool {
 	}
 	user, pass, ok := auth.ParseProxyAuthorization(r.Header)
 	if ok {
-		if groups, good := p.auth.Check(user, pass); good {
+		groups, good, err := p.auth.Verify(r.Context(), user, pass)
+		if err != nil {
+			return p.authUnavailable(x, r, user, err)
+		}
+		if good {
 			if p.limiter != nil {
 				p.limiter.Succeed(client)
 			}
@@ -47,5 +51,16 @@ func (p *Proxy) authenticate(x *exchange, r *http.Request) bool {
 		h[k] = v
 	}
 	p.page(&x.w, r, http.StatusProxyAuthRequired, "This proxy needs you to sign in.")
+	return false
+}
+
+// authUnavailable answers 503 when the directory could not check the
+// credentials: the user is neither refused (407, which would make the browser
+// ask again for a password that may be right) nor counted as a failed guess.
+func (p *Proxy) authUnavailable(x *exchange, r *http.Request, user string, err error) bool {
+	x.entry.Rule, x.entry.Error = "proxy_auth", "sign-in unavailable"
+	p.logger.Warn("forward: sign-in unavailable: the directory could not check the password", "client", x.entry.Client.String(), "user", user, "err", err)
+	x.w.Header().Set("Retry-After", "30")
+	p.page(&x.w, r, http.StatusServiceUnavailable, "Sign-in unavailable: the school's directory cannot be reached just now, so your password cannot be checked. Please try again in a few minutes.")
 	return false
 }

@@ -80,9 +80,9 @@ type Options struct {
 	CA *CA
 	// Leaves caches leaf certificates across reloads. Nil: a private NewLeaves(Config.LeafCacheSize).
 	Leaves *Leaves
-	// Auth checks proxy credentials (forward/auth, from the proxy_auth section).
-	// Nil: no authentication.
-	Auth *auth.Store
+	// Auth checks proxy credentials (forward/auth: the htpasswd Store, or the
+	// directory of forward/auth/directory). Nil: no authentication.
+	Auth auth.Verifier
 	// AuthLimiter limits failed sign-ins per client; share it across reloads. Nil: none.
 	AuthLimiter *auth.Limiter
 	// AuthRealm is the realm of the 407 challenge ("" = "Portcullis").
@@ -120,7 +120,7 @@ type Proxy struct {
 	mitmTo   *goproxy.ConnectAction
 	ca       *CA
 	leaves   *Leaves
-	auth     *auth.Store
+	auth     auth.Verifier
 	limiter  *auth.Limiter
 	realm    string
 	school   *school

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis/portcullis/forward/auth/directory"
 	"github.com/portcullis/portcullis/internal/config/field"
 )
 
@@ -25,10 +26,13 @@ type Config struct {
 	CacheSize int `yaml:"cache_size"`
 	// Limiter limits failed attempts per client address.
 	Limiter LimiterConfig `yaml:"limiter"`
+	// LDAP checks sign-ins against the school's directory instead of an
+	// htpasswd file (not both: one source of passwords).
+	LDAP *directory.Config `yaml:"ldap"`
 }
 
 // Enabled reports whether authentication is configured.
-func (c *Config) Enabled() bool { return c.HtpasswdFile != "" }
+func (c *Config) Enabled() bool { return c.HtpasswdFile != "" || c.LDAP != nil }
 
 // Validate reports problems with c; paths are relative to c.
 func (c *Config) Validate() []field.Error {
@@ -36,6 +40,13 @@ func (c *Config) Validate() []field.Error {
 	if c.GroupFile != "" && c.HtpasswdFile == "" {
 		errs = append(errs, field.Errorf("group_file", "needs htpasswd_file"))
 	}
+	if c.LDAP != nil {
+		if c.HtpasswdFile != "" {
+			errs = append(errs, field.Errorf("ldap", "choose htpasswd_file or ldap, not both: one place decides a user's password"))
+		}
+		errs = append(errs, field.Prefix("ldap", c.LDAP.Validate())...)
+	}
+
 	if strings.ContainsFunc(c.Realm, func(r rune) bool { return r < ' ' || r == 0x7f || r == '"' || r == '\\' }) {
 		errs = append(errs, field.Errorf("realm", "must not contain quotes, backslashes or control characters"))
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,7 +21,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	cfgPath := fs.String("config", "", "policy file (default: the embedded default policy)")
 	client := fs.String("client", "127.0.0.1", "client address")
 	user := fs.String("user", "", "authenticated user")
-	groups := fs.String("group", "", "comma-separated groups the user belongs to (as the authenticator reports)")
+	groups := fs.String("group", "", "comma-separated groups the user belongs to (default with --user: read from the group file or the directory, as the proxy would)")
 	at := fs.String("time", "", "when (RFC 3339, e.g. 2026-11-23T10:00:00+01:00; default now)")
 	method := fs.String("method", "GET", "HTTP method (CONNECT for a tunnel)")
 	door := fs.String("door", "forward", "door: forward, reverse or dns")
@@ -43,12 +44,13 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer e.Close()
-	v, steps := e.Explain(f)
 	fmt.Fprintf(stdout, "request: %s %s (door %s, client %s", f.Method, pos[0], f.Door, f.Client)
 	if f.User != "" {
 		fmt.Fprintf(stdout, ", user %s", f.User)
 	}
 	fmt.Fprintf(stdout, ", at %s)\n", f.Time.Format(time.RFC3339))
+	signIn(e, f, *groups != "", stdout)
+	v, steps := e.Explain(f)
 	for i, s := range steps {
 		if s.Matched {
 			fmt.Fprintf(stdout, "  %2d. %-28s MATCHED\n", i+1, s.Rule)
@@ -68,6 +70,28 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, ")")
 	return 0
+}
+
+// signIn says what the forward door's sign-in does with the request: for --user
+// without --group, it looks up the user's groups where the door would find them
+// (the group file or the directory).
+func signIn(e *engine.Engine, f *rules.Facts, groupsGiven bool, stdout io.Writer) {
+	if f.User == "" || groupsGiven || f.Door != rules.DoorForward {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	groups, source, ok, err := e.UserGroups(ctx, f.User)
+	switch {
+	case !ok:
+	case err != nil:
+		fmt.Fprintf(stdout, "  groups of %s: cannot be read from %s: %v\n", f.User, source, err)
+	case len(groups) == 0:
+		fmt.Fprintf(stdout, "  groups of %s (from %s): none\n", f.User, source)
+	default:
+		fmt.Fprintf(stdout, "  groups of %s (from %s): %s\n", f.User, source, strings.Join(groups, ", "))
+		f.Groups = groups
+	}
 }
 
 // factsFor builds the facts a door would gather for target.

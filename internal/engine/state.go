@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"github.com/portcullis/portcullis/anonymize"
 	"github.com/portcullis/portcullis/forward"
+	"github.com/portcullis/portcullis/forward/auth"
 	"github.com/portcullis/portcullis/internal/cache"
 	"github.com/portcullis/portcullis/internal/pool"
 	"github.com/portcullis/portcullis/internal/resolver"
@@ -35,6 +36,7 @@ type state struct {
 	ca         *forward.CA     // the inspection CA, nil when nothing is inspected
 	leaves     *forward.Leaves // its leaf cache, shared across reloads
 	admin      http.Handler
+	auth       auth.Verifier // forward sign-in; nil without one
 
 	listens []listenSpec
 

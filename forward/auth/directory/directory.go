@@ -1,0 +1,419 @@
+package directory
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// ErrUnavailable wraps every error that means "the directory could not say":
+// it could not be reached, TLS failed, the service account was refused, or it
+// did not answer in time. Such a result is never cached.
+var ErrUnavailable = errors.New("directory unavailable")
+
+// maxConcurrent bounds the connections a Directory opens at once, so a burst
+// of sign-ins (or of guesses) cannot flood the directory.
+const maxConcurrent = 8
+
+// Directory checks credentials against an LDAP directory. It is safe for
+// concurrent use, opens one connection per check (results are cached) and has
+// no background goroutine: dropping it releases everything.
+type Directory struct {
+	cfg    Config
+	host   string // for TLS verification
+	tls    *tls.Config
+	bindPW string
+	groups map[string]string // lower-case name → the declared spelling
+	order  []string          // declared groups, in order
+	now    func() time.Time
+	sem    chan struct{}
+	cache  *cache
+}
+
+// Option adjusts a Directory built by New.
+type Option func(*Directory)
+
+// WithClock sets the clock the cache reads; tests inject one.
+func WithClock(now func() time.Time) Option { return func(d *Directory) { d.now = now } }
+
+// FileError is an error of New about a file the Config names; Field is the
+// key naming it ("bind_password_file" or "ca_file").
+type FileError struct {
+	Field, File string
+	Err         error
+}
+
+func (e *FileError) Error() string { return fmt.Sprintf("%s: %v", e.File, e.Err) }
+func (e *FileError) Unwrap() error { return e.Err }
+
+// New builds a Directory from cfg (which Validate accepted; paths already
+// resolved): it reads the service password and the CA file, and contacts
+// nothing. Problems with the files are *FileError.
+func New(cfg Config, opts ...Option) (*Directory, error) {
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return nil, fmt.Errorf("directory: %v", errs[0])
+	}
+	u, _ := url.Parse(cfg.URL)
+	d := &Directory{cfg: cfg, host: u.Hostname(), now: time.Now, sem: make(chan struct{}, maxConcurrent), groups: map[string]string{}}
+	if d.cfg.UserFilter == "" {
+		d.cfg.UserFilter = DefaultUserFilter
+	}
+	if d.cfg.GroupAttribute == "" {
+		d.cfg.GroupAttribute = DefaultGroupAttribute
+	}
+	if d.cfg.GroupBaseDN == "" {
+		d.cfg.GroupBaseDN = d.cfg.BaseDN
+	}
+	if d.cfg.Timeout == 0 {
+		d.cfg.Timeout = DefaultTimeout
+	}
+	ttl := cfg.CacheTTL
+	switch {
+	case ttl == 0:
+		ttl = DefaultCacheTTL
+	case ttl < 0:
+		ttl = 0
+	}
+	size := cfg.CacheSize
+	if size == 0 {
+		size = DefaultCacheSize
+	}
+	for _, g := range cfg.Groups {
+		d.groups[strings.ToLower(g)] = g
+		d.order = append(d.order, g)
+	}
+	if cfg.BindPasswordFile != "" {
+		b, err := os.ReadFile(cfg.BindPasswordFile)
+		if err != nil {
+			return nil, &FileError{"bind_password_file", cfg.BindPasswordFile, unwrapPath(err)}
+		}
+		d.bindPW = strings.TrimRight(string(b), "\r\n")
+		if d.bindPW == "" {
+			return nil, &FileError{"bind_password_file", cfg.BindPasswordFile, errors.New("is empty (an empty password would be an unauthenticated bind)")}
+		}
+	}
+	d.tls = &tls.Config{ServerName: d.host, MinVersion: tls.VersionTLS12}
+	if cfg.CAFile != "" {
+		b, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, &FileError{"ca_file", cfg.CAFile, unwrapPath(err)}
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, &FileError{"ca_file", cfg.CAFile, errors.New("no PEM certificate in it")}
+		}
+		d.tls.RootCAs = pool
+	}
+	for _, o := range opts {
+		o(d)
+	}
+	d.cache = newCache(ttl, size, d.now)
+	return d, nil
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// Verify reports whether pass is the password of user in the directory and,
+// if so, the user's groups among the declared ones (in declaration order). An
+// empty password is refused without asking the directory: to LDAP it is an
+// unauthenticated bind, which succeeds. err (wrapping ErrUnavailable) means
+// the directory could not tell; it is not cached. Good and bad results are
+// cached for the cache TTL.
+func (d *Directory) Verify(ctx context.Context, user, pass string) (groups []string, ok bool, err error) {
+	if user == "" || pass == "" || len(user) > 256 || len(pass) > 1024 {
+		return nil, false, nil
+	}
+	key := d.cache.key(user, pass)
+	if groups, ok, hit := d.cache.get(key); hit {
+		return groups, ok, nil
+	}
+	groups, ok, err = d.check(ctx, user, pass)
+	if err != nil {
+		return nil, false, err
+	}
+	d.cache.put(key, groups, ok)
+	return slices.Clone(groups), ok, nil
+}
+
+// UserGroups returns the declared groups user is in, looked up with the
+// service account (no password); for `policy explain --user`. A user the
+// directory does not know (or knows twice) is an error.
+func (d *Directory) UserGroups(ctx context.Context, user string) ([]string, error) {
+	conn, err := d.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer d.close(conn)
+	_, groups, found, err := d.lookup(conn, user)
+	switch {
+	case err != nil:
+		return nil, err
+	case !found:
+		return nil, fmt.Errorf("no single entry matches %s under %s", fill(d.cfg.UserFilter, user, ""), d.cfg.BaseDN)
+	}
+	return groups, nil
+}
+
+// check asks the directory: find the user's entry and groups with the service
+// account, then bind as the entry with pass.
+func (d *Directory) check(ctx context.Context, user, pass string) ([]string, bool, error) {
+	conn, err := d.open(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	defer d.close(conn)
+	dn, groups, found, err := d.lookup(conn, user)
+	if err != nil || !found {
+		return nil, false, err
+	}
+	if err := conn.Bind(dn, pass); err != nil {
+		if unavailable(err) {
+			return nil, false, fmt.Errorf("%w: bind as %s: %v", ErrUnavailable, dn, err)
+		}
+		return nil, false, nil // invalid credentials, account disabled or locked: the directory said no
+	}
+	return groups, true, nil
+}
+
+// open takes a connection slot, dials, upgrades to TLS if asked and binds as
+// the service account.
+func (d *Directory) open(ctx context.Context) (*ldap.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+	defer cancel()
+	select {
+	case d.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: too many checks waiting: %v", ErrUnavailable, ctx.Err())
+	}
+	conn, err := d.dial(ctx)
+	if err != nil {
+		<-d.sem
+		return nil, err
+	}
+	return conn, nil
+}
+
+func (d *Directory) close(conn *ldap.Conn) {
+	conn.Close()
+	<-d.sem
+}
+
+func (d *Directory) dial(ctx context.Context) (*ldap.Conn, error) {
+	deadline, _ := ctx.Deadline()
+	dialer := &net.Dialer{Deadline: deadline}
+	conn, err := ldap.DialURL(d.cfg.URL, ldap.DialWithDialer(dialer), ldap.DialWithTLSConfig(d.tls))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	conn.SetTimeout(time.Until(deadline))
+	if d.cfg.StartTLS {
+		if err := conn.StartTLS(d.tls); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("%w: StartTLS: %v", ErrUnavailable, err)
+		}
+	}
+	if d.cfg.BindDN != "" {
+		if err := conn.Bind(d.cfg.BindDN, d.bindPW); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("%w: service bind as %s: %v", ErrUnavailable, d.cfg.BindDN, err)
+		}
+	}
+	return conn, nil
+}
+
+// lookup finds the entry of user and its declared groups. found is false when
+// no entry, or more than one, matches.
+func (d *Directory) lookup(conn *ldap.Conn, user string) (dn string, groups []string, found bool, err error) {
+	secs := int(d.cfg.Timeout / time.Second)
+	attrs := []string{"1.1"} // no attributes
+	if d.cfg.MemberOf != "" {
+		attrs = []string{d.cfg.MemberOf}
+	}
+	req := ldap.NewSearchRequest(d.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, secs, false,
+		fill(d.cfg.UserFilter, user, ""), attrs, nil)
+	res, err := conn.Search(req)
+	switch {
+	case ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded):
+		return "", nil, false, nil // two entries for one name: no one signs in as it
+	case ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject):
+		return "", nil, false, fmt.Errorf("%w: base_dn %s does not exist", ErrUnavailable, d.cfg.BaseDN)
+	case err != nil:
+		return "", nil, false, fmt.Errorf("%w: user search: %v", ErrUnavailable, err)
+	case len(res.Entries) != 1:
+		return "", nil, false, nil
+	}
+	entry := res.Entries[0]
+	dn = entry.DN
+	if len(d.groups) == 0 {
+		return dn, nil, true, nil
+	}
+	var names []string
+	if d.cfg.MemberOf != "" {
+		for _, g := range entry.GetEqualFoldAttributeValues(d.cfg.MemberOf) {
+			if name := rdnValue(g, d.cfg.GroupAttribute); name != "" {
+				names = append(names, name)
+			}
+		}
+	} else {
+		req := ldap.NewSearchRequest(d.cfg.GroupBaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, secs, false,
+			fill(d.cfg.GroupFilter, user, dn), []string{d.cfg.GroupAttribute}, nil)
+		res, err := conn.Search(req)
+		if err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) {
+			return "", nil, false, fmt.Errorf("%w: group search: %v", ErrUnavailable, err)
+		}
+		if res != nil {
+			for _, e := range res.Entries {
+				names = append(names, e.GetEqualFoldAttributeValues(d.cfg.GroupAttribute)...)
+			}
+		}
+	}
+	return dn, d.declared(names), true, nil
+}
+
+// declared keeps the names that are declared groups, in declaration order,
+// with the declared spelling.
+func (d *Directory) declared(names []string) []string {
+	in := map[string]bool{}
+	for _, n := range names {
+		if g, ok := d.groups[strings.ToLower(n)]; ok {
+			in[g] = true
+		}
+	}
+	var out []string
+	for _, g := range d.order {
+		if in[g] {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// rdnValue returns the value of the first RDN of dn when its type is attr
+// ("CN=Teachers,OU=Groups,…" → "Teachers" for attr cn), else "".
+func rdnValue(dn, attr string) string {
+	p, err := ldap.ParseDN(dn)
+	if err != nil || len(p.RDNs) == 0 {
+		return ""
+	}
+	for _, a := range p.RDNs[0].Attributes {
+		if strings.EqualFold(a.Type, attr) {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+// unavailable reports whether a bind error means the directory could not
+// answer (network, timeout, busy) rather than that it refused.
+func unavailable(err error) bool {
+	var le *ldap.Error
+	if !errors.As(err, &le) {
+		return true
+	}
+	switch le.ResultCode {
+	case ldap.ErrorNetwork, ldap.LDAPResultBusy, ldap.LDAPResultUnavailable, ldap.LDAPResultOther,
+		ldap.LDAPResultTimeLimitExceeded, ldap.LDAPResultAdminLimitExceeded, ldap.ErrorUnexpectedResponse, ldap.LDAPResultServerDown, ldap.LDAPResultTimeout:
+		return true
+	}
+	return false
+}
+
+// cache remembers check results under a keyed hash of user and password.
+type cache struct {
+	ttl  time.Duration
+	max  int
+	now  func() time.Time
+	salt [32]byte // so a memory dump does not give sha256(user:pass) to crack offline
+	mu   sync.Mutex
+	m    map[[sha256.Size]byte]result
+}
+
+type result struct {
+	groups []string
+	ok     bool
+	exp    time.Time
+}
+
+func newCache(ttl time.Duration, max int, now func() time.Time) *cache {
+	c := &cache{ttl: ttl, max: max, now: now, m: map[[sha256.Size]byte]result{}}
+	_, _ = rand.Read(c.salt[:])
+	return c
+}
+
+func (c *cache) key(user, pass string) [sha256.Size]byte {
+	h := sha256.New()
+	h.Write(c.salt[:])
+	h.Write([]byte(user))
+	h.Write([]byte{0})
+	h.Write([]byte(pass))
+	var k [sha256.Size]byte
+	h.Sum(k[:0])
+	return k
+}
+
+func (c *cache) get(k [sha256.Size]byte) (groups []string, ok, hit bool) {
+	if c.ttl <= 0 {
+		return nil, false, false
+	}
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, found := c.m[k]
+	if !found {
+		return nil, false, false
+	}
+	if !now.Before(r.exp) {
+		delete(c.m, k)
+		return nil, false, false
+	}
+	return slices.Clone(r.groups), r.ok, true
+}
+
+func (c *cache) put(k [sha256.Size]byte, groups []string, ok bool) {
+	if c.ttl <= 0 {
+		return
+	}
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= c.max {
+		for k, r := range c.m {
+			if !now.Before(r.exp) {
+				delete(c.m, k)
+			}
+		}
+		for k := range c.m {
+			if len(c.m) < c.max {
+				break
+			}
+			delete(c.m, k)
+		}
+	}
+	c.m[k] = result{groups: slices.Clone(groups), ok: ok, exp: now.Add(c.ttl)}
+}
+
+// Len returns the number of cached results (for tests and the status page).
+func (d *Directory) Len() int {
+	d.cache.mu.Lock()
+	defer d.cache.mu.Unlock()
+	return len(d.cache.m)
+}

@@ -1,0 +1,36 @@
+package auth
+
+import (
+	"context"
+	"errors"
+)
+
+// Verifier checks a user's password and tells the user's groups. The forward
+// door uses one for sign-in, `policy explain --user` for groups. Two sources
+// implement it: the htpasswd Store (and its group file) and the school's
+// directory (forward/auth/directory).
+type Verifier interface {
+	// Verify reports whether pass is the password of user and, if so, the
+	// user's groups. err is set when the source could not tell (a directory
+	// outage): the door answers 503 and counts no failed guess.
+	Verify(ctx context.Context, user, pass string) (groups []string, ok bool, err error)
+	// UserGroups returns the groups of user, without checking a password.
+	UserGroups(ctx context.Context, user string) ([]string, error)
+}
+
+// Verify is Check as a Verifier; err is always nil (the files are in memory).
+func (s *Store) Verify(_ context.Context, user, pass string) ([]string, bool, error) {
+	groups, ok := s.Check(user, pass)
+	return groups, ok, nil
+}
+
+// UserGroups is Groups as a Verifier.
+func (s *Store) UserGroups(_ context.Context, user string) ([]string, error) {
+	if _, ok := s.users[user]; !ok {
+		return nil, errUnknownUser
+	}
+	return s.Groups(user), nil
+}
+
+// errUnknownUser is UserGroups' answer for a user the htpasswd file lacks.
+var errUnknownUser = errors.New("no such user in the htpasswd file")
