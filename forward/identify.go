@@ -6,15 +6,18 @@ import (
 	"strconv"
 
 	"github.com/portcullis/portcullis/forward/auth"
+	"github.com/portcullis/portcullis/rules"
 )
 
 // authenticate checks the proxy credentials of a proxy request (plain or CONNECT)
 // when authentication is configured. It fills the exchange's user and groups and
 // returns true, or answers 407 (or 429 for a locked-out client, or 503 when the
 // directory cannot be asked) and returns false. Inner requests of an inspected
-// tunnel inherit the CONNECT's identity; local requests (PAC file) need none.
+// tunnel inherit the CONNECT's identity; local requests (PAC file) need none. An
+// exempt client or destination (forward.auth.exempt) needs none either: it goes
+// through the rules with no user.
 func (p *Proxy) authenticate(x *exchange, r *http.Request) bool {
-	if p.auth == nil {
+	if p.auth == nil || p.exempt(x, r) {
 		return true
 	}
 	client := x.entry.Client
@@ -52,6 +55,17 @@ func (p *Proxy) authenticate(x *exchange, r *http.Request) bool {
 	}
 	p.page(&x.w, r, http.StatusProxyAuthRequired, "This proxy needs you to sign in.")
 	return false
+}
+
+// exempt reports whether the request needs no sign-in (forward.auth.exempt).
+func (p *Proxy) exempt(x *exchange, r *http.Request) bool {
+	target := r.Host
+	if r.Method != http.MethodConnect {
+		target = r.URL.Host
+	}
+	host, _ := rules.SplitHostPort(target)
+	_, ok := p.exempts.Match(x.entry.Client, host)
+	return ok
 }
 
 // authUnavailable answers 503 when the directory could not check the

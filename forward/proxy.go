@@ -83,6 +83,8 @@ type Options struct {
 	// Auth checks proxy credentials (forward/auth: the htpasswd Store, or the
 	// directory of forward/auth/directory). Nil: no authentication.
 	Auth auth.Verifier
+	// AuthExempt lists clients and destinations that need no sign-in. Nil: none.
+	AuthExempt *auth.Exemptions
 	// AuthLimiter limits failed sign-ins per client; share it across reloads. Nil: none.
 	AuthLimiter *auth.Limiter
 	// AuthRealm is the realm of the 407 challenge ("" = "Portcullis").
@@ -121,6 +123,7 @@ type Proxy struct {
 	ca       *CA
 	leaves   *Leaves
 	auth     auth.Verifier
+	exempts  *auth.Exemptions
 	limiter  *auth.Limiter
 	realm    string
 	school   *school
@@ -199,6 +202,7 @@ func New(opts Options) (*Proxy, error) {
 	}
 	p.ca = opts.CA
 	p.auth, p.limiter, p.realm = opts.Auth, opts.AuthLimiter, opts.AuthRealm
+	p.exempts = opts.AuthExempt
 	p.leaves = opts.Leaves
 	if p.leaves == nil && p.ca != nil {
 		p.leaves = NewLeaves(cfg.LeafCacheSize)

@@ -29,6 +29,8 @@ type Config struct {
 	// LDAP checks sign-ins against the school's directory instead of an
 	// htpasswd file (not both: one source of passwords).
 	LDAP *directory.Config `yaml:"ldap"`
+	// Exempt lists clients and destinations that need no sign-in.
+	Exempt Exempt `yaml:"exempt"`
 }
 
 // Enabled reports whether authentication is configured.
@@ -46,7 +48,10 @@ func (c *Config) Validate() []field.Error {
 		}
 		errs = append(errs, field.Prefix("ldap", c.LDAP.Validate())...)
 	}
-
+	if (len(c.Exempt.Clients) > 0 || len(c.Exempt.Domains) > 0) && !c.Enabled() {
+		errs = append(errs, field.Errorf("exempt", "needs htpasswd_file or ldap (without sign-in, everyone is exempt)"))
+	}
+	errs = append(errs, field.Prefix("exempt", c.Exempt.Validate())...)
 	if strings.ContainsFunc(c.Realm, func(r rune) bool { return r < ' ' || r == 0x7f || r == '"' || r == '\\' }) {
 		errs = append(errs, field.Errorf("realm", "must not contain quotes, backslashes or control characters"))
 	}

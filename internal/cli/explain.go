@@ -72,10 +72,16 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// signIn says what the forward door's sign-in does with the request: for --user
-// without --group, it looks up the user's groups where the door would find them
-// (the group file or the directory).
+// signIn says what the forward door's sign-in does with the request: nothing
+// when it is exempt (the user and groups are then dropped, as the door drops
+// them), and, for --user without --group, looks up the user's groups where the
+// door would find them (the group file or the directory).
 func signIn(e *engine.Engine, f *rules.Facts, groupsGiven bool, stdout io.Writer) {
+	if why, ok := e.SignInExempt(f); ok {
+		fmt.Fprintf(stdout, "  sign-in: exempt, %s: evaluated with no user\n", why)
+		f.User, f.Groups = "", nil
+		return
+	}
 	if f.User == "" || groupsGiven || f.Door != rules.DoorForward {
 		return
 	}

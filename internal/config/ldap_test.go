@@ -17,6 +17,9 @@ const ldapPolicy = `forward:
       user_filter: "(sAMAccountName={user})"
       member_of: memberOf
       groups: [teachers, students]
+    exempt:
+      clients: ["10.9.0.0/16"]
+      domains: [updates.school.example]
   safesearch_groups:
     teachers: {youtube: moderate}
   phrase_thresholds: {students: 40}
@@ -37,7 +40,7 @@ func TestLDAPGroupsAccepted(t *testing.T) {
 	}
 }
 
-// TestLDAPProblems: every bad field of forward.auth.ldap is
+// TestLDAPProblems: every bad field of forward.auth.ldap and exempt is
 // reported at its FILE:LINE:COL, and a group the directory section does not
 // declare is unknown.
 func TestLDAPProblems(t *testing.T) {
@@ -54,6 +57,8 @@ func TestLDAPProblems(t *testing.T) {
       group_filter: "(member={dn}"
       ca_file: missing-ca.pem
       groups: [teachers]
+    exempt:
+      domains: ["bad domain"]
 rules:
   - {name: staff-only, group: [staff], host: [grades.example], action: allow}
 `)
@@ -66,6 +71,7 @@ rules:
 		":11:21: forward.auth.ldap.group_filter: \"(member={dn}\" is not a valid LDAP filter: unexpected end of filter",
 		":8:27: forward.auth.ldap.bind_password_file: cannot read "+filepath.Join(dir, "missing.pw")+": no such file or directory",
 		":12:16: forward.auth.ldap.ca_file: cannot read "+filepath.Join(dir, "missing-ca.pem")+": no such file or directory",
-		":15:32: rules[0].group[0]: unknown group \"staff\" (not in groups: nor in forward.auth.ldap.groups)",
+		":15:17: forward.auth.exempt.domains[0]: invalid domain \"bad domain\"",
+		":17:32: rules[0].group[0]: unknown group \"staff\" (not in groups: nor in forward.auth.ldap.groups)",
 	)
 }

@@ -293,6 +293,16 @@ func (e *Engine) Explain(f *rules.Facts) (rules.Verdict, []rules.Step) {
 	return e.cur.Load().program.Explain(f)
 }
 
+// SignInExempt reports whether the forward door would serve a request with
+// facts f without asking for a sign-in (forward.auth.exempt), and why.
+func (e *Engine) SignInExempt(f *rules.Facts) (why string, ok bool) {
+	st := e.cur.Load()
+	if f.Door != rules.DoorForward || st.auth == nil {
+		return "", false
+	}
+	return st.authExempt.Match(f.Client, f.Host)
+}
+
 // UserGroups returns the groups of user from the forward door's sign-in
 // source, and which source that is ("the group file" or "the directory"). ok
 // is false when the policy has no sign-in; err when the source could not say.

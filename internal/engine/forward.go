@@ -52,6 +52,7 @@ func (e *Engine) buildForward(st *state) error {
 		LoopToken:   e.shared.loopToken,
 		Log:         e.shared.accessLog(),
 		Auth:        store,
+		AuthExempt:  st.authExempt,
 		AuthLimiter: limiter,
 		AuthRealm:   cfg.Auth.Realm,
 		Phrases:     phrases,
@@ -173,7 +174,7 @@ func (e *Engine) forwardAuth(st *state, cfg *forward.Config) (auth.Verifier, *au
 		}
 		v = store
 	}
-	st.auth = v
+	st.auth, st.authExempt = v, ac.Exempt.Compile()
 	return v, e.shared.authLimiter(ac.Limiter, e.opts.Now, st.stage), nil
 }
 

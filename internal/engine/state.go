@@ -36,7 +36,8 @@ type state struct {
 	ca         *forward.CA     // the inspection CA, nil when nothing is inspected
 	leaves     *forward.Leaves // its leaf cache, shared across reloads
 	admin      http.Handler
-	auth       auth.Verifier // forward sign-in; nil without one
+	auth       auth.Verifier    // forward sign-in; nil without one
+	authExempt *auth.Exemptions // forward.auth.exempt
 
 	listens []listenSpec
 
