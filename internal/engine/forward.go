@@ -160,7 +160,6 @@ func (e *Engine) forwardAuth(st *state, cfg *forward.Config) (auth.Verifier, *au
 			at := "forward.auth.ldap"
 			if fe := (*directory.FileError)(nil); errors.As(err, &fe) {
 				at += "." + fe.Field
-				err = fmt.Errorf("cannot read %s: %v", fe.File, fe.Err)
 			}
 			return nil, nil, st.file.FieldErrors([]field.Error{field.Errorf(at, "%v", err)})
 		}

@@ -54,9 +54,15 @@ func WithClock(now func() time.Time) Option { return func(d *Directory) { d.now 
 type FileError struct {
 	Field, File string
 	Err         error
+	Unreadable  bool // the file could not be read (else: what it holds is wrong)
 }
 
-func (e *FileError) Error() string { return fmt.Sprintf("%s: %v", e.File, e.Err) }
+func (e *FileError) Error() string {
+	if e.Unreadable {
+		return fmt.Sprintf("cannot read %s: %v", e.File, e.Err)
+	}
+	return fmt.Sprintf("%s: %v", e.File, e.Err)
+}
 func (e *FileError) Unwrap() error { return e.Err }
 
 // New builds a Directory from cfg (which Validate accepted; paths already
@@ -98,22 +104,22 @@ func New(cfg Config, opts ...Option) (*Directory, error) {
 	if cfg.BindPasswordFile != "" {
 		b, err := os.ReadFile(cfg.BindPasswordFile)
 		if err != nil {
-			return nil, &FileError{"bind_password_file", cfg.BindPasswordFile, unwrapPath(err)}
+			return nil, &FileError{"bind_password_file", cfg.BindPasswordFile, unwrapPath(err), true}
 		}
 		d.bindPW = strings.TrimRight(string(b), "\r\n")
 		if d.bindPW == "" {
-			return nil, &FileError{"bind_password_file", cfg.BindPasswordFile, errors.New("is empty (an empty password would be an unauthenticated bind)")}
+			return nil, &FileError{"bind_password_file", cfg.BindPasswordFile, errors.New("is empty (an empty password would be an unauthenticated bind)"), false}
 		}
 	}
 	d.tls = &tls.Config{ServerName: d.host, MinVersion: tls.VersionTLS12}
 	if cfg.CAFile != "" {
 		b, err := os.ReadFile(cfg.CAFile)
 		if err != nil {
-			return nil, &FileError{"ca_file", cfg.CAFile, unwrapPath(err)}
+			return nil, &FileError{"ca_file", cfg.CAFile, unwrapPath(err), true}
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(b) {
-			return nil, &FileError{"ca_file", cfg.CAFile, errors.New("no PEM certificate in it")}
+			return nil, &FileError{"ca_file", cfg.CAFile, errors.New("no PEM certificate in it"), false}
 		}
 		d.tls.RootCAs = pool
 	}
