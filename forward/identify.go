@@ -4,6 +4,8 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"sync/atomic"
+	"time"
 
 	"github.com/portcullis/portcullis/forward/auth"
 	"github.com/portcullis/portcullis/rules"
@@ -73,8 +75,29 @@ func (p *Proxy) exempt(x *exchange, r *http.Request) bool {
 // ask again for a password that may be right) nor counted as a failed guess.
 func (p *Proxy) authUnavailable(x *exchange, r *http.Request, user string, err error) bool {
 	x.entry.Rule, x.entry.Error = "proxy_auth", "sign-in unavailable"
-	p.logger.Warn("forward: sign-in unavailable: the directory could not check the password", "client", x.entry.Client.String(), "user", user, "err", err)
+	if skipped, ok := p.quiet.allow(p.now(), 10*time.Second); ok {
+		p.logger.Warn("forward: sign-in unavailable: the directory could not check the password",
+			"client", x.entry.Client.String(), "user", user, "err", err, "not_logged_since_last", skipped)
+	}
 	x.w.Header().Set("Retry-After", "30")
 	p.page(&x.w, r, http.StatusServiceUnavailable, "Sign-in unavailable: the school's directory cannot be reached just now, so your password cannot be checked. Please try again in a few minutes.")
 	return false
+}
+
+// logThrottle lets one log line through per period (an outage would otherwise
+// log every request of every pupil; the access log still records each one).
+type logThrottle struct {
+	last    atomic.Int64 // UnixNano of the last line let through
+	skipped atomic.Int64 // lines held back since
+}
+
+// allow reports whether a line may be written at now, and how many were held
+// back since the last one.
+func (l *logThrottle) allow(now time.Time, period time.Duration) (skipped int64, ok bool) {
+	last := l.last.Load()
+	if last != 0 && now.UnixNano()-last < int64(period) || !l.last.CompareAndSwap(last, now.UnixNano()) {
+		l.skipped.Add(1)
+		return 0, false
+	}
+	return l.skipped.Swap(0), true
 }

@@ -130,6 +130,7 @@ type Proxy struct {
 	bufs     sync.Pool // *[]byte, 32 KiB copy buffers
 	laneOK   bool      // requests may be served on the Lane (laneAble)
 	laneTC   TransportConfig
+	quiet    logThrottle // the "sign-in unavailable" log line
 }
 
 // New builds a forward door from opts. It is cheap (no I/O, no goroutines) so the
