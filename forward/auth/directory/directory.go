@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -41,6 +42,20 @@ type Directory struct {
 	now    func() time.Time
 	sem    chan struct{}
 	cache  *cache
+	dials  atomic.Int64 // connections opened, for tests
+
+	flightMu sync.Mutex
+	flights  map[[sha256.Size]byte]*flight // checks under way, by cache key
+}
+
+// flight is one check under way; others with the same credentials wait for it
+// (a browser opening a page sends several requests with the same password at
+// once, and a class signs in at the start of a lesson).
+type flight struct {
+	done   chan struct{}
+	groups []string
+	ok     bool
+	err    error
 }
 
 // Option adjusts a Directory built by New.
@@ -73,7 +88,8 @@ func New(cfg Config, opts ...Option) (*Directory, error) {
 		return nil, fmt.Errorf("directory: %v", errs[0])
 	}
 	u, _ := url.Parse(cfg.URL)
-	d := &Directory{cfg: cfg, host: u.Hostname(), now: time.Now, sem: make(chan struct{}, maxConcurrent), groups: map[string]string{}}
+	d := &Directory{cfg: cfg, host: u.Hostname(), now: time.Now, sem: make(chan struct{}, maxConcurrent), groups: map[string]string{},
+		flights: map[[sha256.Size]byte]*flight{}}
 	if d.cfg.UserFilter == "" {
 		d.cfg.UserFilter = DefaultUserFilter
 	}
@@ -152,12 +168,32 @@ func (d *Directory) Verify(ctx context.Context, user, pass string) (groups []str
 	if groups, ok, hit := d.cache.get(key); hit {
 		return groups, ok, nil
 	}
-	groups, ok, err = d.check(ctx, user, pass)
-	if err != nil {
-		return nil, false, err
+	d.flightMu.Lock()
+	f, joined := d.flights[key]
+	if !joined {
+		f = &flight{done: make(chan struct{})}
+		d.flights[key] = f
 	}
-	d.cache.put(key, groups, ok)
-	return slices.Clone(groups), ok, nil
+	d.flightMu.Unlock()
+	if joined {
+		select {
+		case <-f.done:
+			return slices.Clone(f.groups), f.ok, f.err
+		case <-ctx.Done():
+			return nil, false, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+		}
+	}
+	// Others may be waiting: a client that goes away does not cancel the check
+	// (the configured timeout bounds it).
+	f.groups, f.ok, f.err = d.check(context.WithoutCancel(ctx), user, pass)
+	if f.err == nil {
+		d.cache.put(key, f.groups, f.ok)
+	}
+	d.flightMu.Lock()
+	delete(d.flights, key)
+	d.flightMu.Unlock()
+	close(f.done)
+	return slices.Clone(f.groups), f.ok, f.err
 }
 
 // UserGroups returns the declared groups user is in, looked up with the
@@ -226,6 +262,7 @@ func (d *Directory) close(conn *ldap.Conn) {
 func (d *Directory) dial(ctx context.Context) (*ldap.Conn, error) {
 	deadline, _ := ctx.Deadline()
 	dialer := &net.Dialer{Deadline: deadline}
+	d.dials.Add(1)
 	conn, err := ldap.DialURL(d.cfg.URL, ldap.DialWithDialer(dialer), ldap.DialWithTLSConfig(d.tls))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
