@@ -33,7 +33,7 @@ func (p *Proxy) authenticate(x *exchange, r *http.Request) bool {
 	}
 	user, pass, ok := auth.ParseProxyAuthorization(r.Header)
 	if ok {
-		groups, good, err := p.auth.Verify(r.Context(), user, pass)
+		name, groups, good, err := p.auth.Verify(r.Context(), user, pass)
 		if err != nil {
 			return p.authUnavailable(x, r, user, err)
 		}
@@ -41,7 +41,7 @@ func (p *Proxy) authenticate(x *exchange, r *http.Request) bool {
 			if p.limiter != nil {
 				p.limiter.Succeed(client)
 			}
-			x.entry.User, x.groups = user, groups
+			x.entry.User, x.groups = name, groups
 			return true
 		}
 		if p.limiter != nil {

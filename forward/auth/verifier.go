@@ -11,17 +11,23 @@ import (
 // directory (forward/auth/directory).
 type Verifier interface {
 	// Verify reports whether pass is the password of user and, if so, the
-	// user's groups. err is set when the source could not tell (a directory
-	// outage): the door answers 503 and counts no failed guess.
-	Verify(ctx context.Context, user, pass string) (groups []string, ok bool, err error)
+	// user's name as the source spells it (a directory finds "ALICE" as
+	// alice: rules and logs must see one name) and groups. err is set when the
+	// source could not tell (a directory outage): the door answers 503 and
+	// counts no failed guess.
+	Verify(ctx context.Context, user, pass string) (name string, groups []string, ok bool, err error)
 	// UserGroups returns the groups of user, without checking a password.
 	UserGroups(ctx context.Context, user string) ([]string, error)
 }
 
 // Verify is Check as a Verifier; err is always nil (the files are in memory).
-func (s *Store) Verify(_ context.Context, user, pass string) ([]string, bool, error) {
-	groups, ok := s.Check(user, pass)
-	return groups, ok, nil
+// The htpasswd file's names are exact, so name is user.
+func (s *Store) Verify(_ context.Context, user, pass string) (name string, groups []string, ok bool, err error) {
+	groups, ok = s.Check(user, pass)
+	if !ok {
+		return "", nil, false, nil
+	}
+	return user, groups, true, nil
 }
 
 // UserGroups is Groups as a Verifier.

@@ -36,7 +36,7 @@ func (l *lockedBuffer) String() string {
 // TestDirectorySignIn runs the forward door with sign-in against a real slapd,
 // once over StartTLS and once over ldaps:// (the test CA): the right password
 // gets the page, a wrong one 407, a member of the directory group Teachers is
-// matched by a rule naming teachers; with slapd stopped a sign-in that is not
+// matched by a rule naming teachers, and "ALICE" is alice for a rule by user; with slapd stopped a sign-in that is not
 // cached gets 503 "Sign-in unavailable" (not 407), a log line, and counts no
 // failed guess (more 503s than the limiter allows failures, and sign-in still
 // works); with slapd back, sign-in works again.
@@ -67,6 +67,7 @@ forward:
 resolver: {egress: {allow: ["127.0.0.0/8"]}}
 rules:
   - {name: teachers-only, group: [teachers], path: ["/t/*"], action: block}
+  - {name: not-alice, user: [alice], path: ["/a/*"], action: block}
 `, tc.url, s.CAFile, slapdtest.BindDN, s.BindPasswordFile, slapdtest.BaseDN), func(o *Options) {
 				o.Logger = slog.New(slog.NewTextHandler(logs, nil))
 			})
@@ -98,6 +99,9 @@ rules:
 			want("alice", "", "/x", http.StatusProxyAuthRequired, "sign in")
 			want("alice", "alice-pw", "/t/x", http.StatusForbidden, "teachers-only")
 			want("bob", "bob-pw", "/t/x", http.StatusOK, "origin /t/x")
+			// The directory finds Alice by any case; rules by user see her one name.
+			want("Alice", "alice-pw", "/a/x", http.StatusForbidden, "not-alice")
+			want("ALICE", "alice-pw", "/a/x", http.StatusForbidden, "not-alice")
 
 			s.Stop()
 			for range 4 { // more than the limiter's max_failures

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -43,6 +44,9 @@ type Directory struct {
 	sem    chan struct{}
 	cache  *cache
 	dials  atomic.Int64 // connections opened, for tests
+	// nameAttr is the attribute user_filter compares with {user} ("uid" in
+	// "(uid={user})"); "" when the filter is not that simple.
+	nameAttr string
 
 	flightMu sync.Mutex
 	flights  map[[sha256.Size]byte]*flight // checks under way, by cache key
@@ -52,10 +56,17 @@ type Directory struct {
 // (a browser opening a page sends several requests with the same password at
 // once, and a class signs in at the start of a lesson).
 type flight struct {
-	done   chan struct{}
-	groups []string
-	ok     bool
-	err    error
+	done chan struct{}
+	user
+	ok  bool
+	err error
+}
+
+// user is what the directory says about a user name.
+type user struct {
+	dn     string
+	name   string   // as the directory spells it
+	groups []string // the declared groups the user is in
 }
 
 // Option adjusts a Directory built by New.
@@ -139,6 +150,9 @@ func New(cfg Config, opts ...Option) (*Directory, error) {
 		}
 		d.tls.RootCAs = pool
 	}
+	if m := nameAttrRE.FindAllStringSubmatch(d.cfg.UserFilter, -1); len(m) == 1 {
+		d.nameAttr = m[0][1]
+	}
 	for _, o := range opts {
 		o(d)
 	}
@@ -154,19 +168,25 @@ func unwrapPath(err error) error {
 	return err
 }
 
+// nameAttrRE finds "(ATTR={user})" in a user filter.
+var nameAttrRE = regexp.MustCompile(`\(([A-Za-z][A-Za-z0-9-]*)=\{user\}\)`)
+
 // Verify reports whether pass is the password of user in the directory and,
-// if so, the user's groups among the declared ones (in declaration order). An
+// if so, the user's name as the directory spells it (the value of the
+// attribute user_filter compares, when it is one "(ATTR={user})" term: "ALICE"
+// signs in as alice, so rules by user and the logs see one name) and the
+// user's groups among the declared ones (in declaration order). An
 // empty password is refused without asking the directory: to LDAP it is an
 // unauthenticated bind, which succeeds. err (wrapping ErrUnavailable) means
 // the directory could not tell; it is not cached. Good and bad results are
 // cached for the cache TTL.
-func (d *Directory) Verify(ctx context.Context, user, pass string) (groups []string, ok bool, err error) {
-	if user == "" || pass == "" || len(user) > 256 || len(pass) > 1024 {
-		return nil, false, nil
+func (d *Directory) Verify(ctx context.Context, name, pass string) (string, []string, bool, error) {
+	if name == "" || pass == "" || len(name) > 256 || len(pass) > 1024 {
+		return "", nil, false, nil
 	}
-	key := d.cache.key(user, pass)
-	if groups, ok, hit := d.cache.get(key); hit {
-		return groups, ok, nil
+	key := d.cache.key(name, pass)
+	if u, ok, hit := d.cache.get(key); hit {
+		return u.name, u.groups, ok, nil
 	}
 	d.flightMu.Lock()
 	f, joined := d.flights[key]
@@ -178,62 +198,70 @@ func (d *Directory) Verify(ctx context.Context, user, pass string) (groups []str
 	if joined {
 		select {
 		case <-f.done:
-			return slices.Clone(f.groups), f.ok, f.err
+			return f.answer()
 		case <-ctx.Done():
-			return nil, false, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+			return "", nil, false, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
 		}
 	}
 	// Others may be waiting: a client that goes away does not cancel the check
 	// (the configured timeout bounds it).
-	f.groups, f.ok, f.err = d.check(context.WithoutCancel(ctx), user, pass)
+	f.user, f.ok, f.err = d.check(context.WithoutCancel(ctx), name, pass)
 	if f.err == nil {
-		d.cache.put(key, f.groups, f.ok)
+		d.cache.put(key, f.user, f.ok)
 	}
 	d.flightMu.Lock()
 	delete(d.flights, key)
 	d.flightMu.Unlock()
 	close(f.done)
-	return slices.Clone(f.groups), f.ok, f.err
+	return f.answer()
+}
+
+// answer is the result of f as Verify returns it.
+func (f *flight) answer() (string, []string, bool, error) {
+	if !f.ok || f.err != nil {
+		return "", nil, false, f.err
+	}
+	return f.name, slices.Clone(f.groups), true, nil
 }
 
 // UserGroups returns the declared groups user is in, looked up with the
 // service account (no password); for `policy explain --user`. A user the
 // directory does not know (or knows twice) is an error.
-func (d *Directory) UserGroups(ctx context.Context, user string) ([]string, error) {
+func (d *Directory) UserGroups(ctx context.Context, name string) ([]string, error) {
 	conn, err := d.open(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer d.close(conn)
-	_, groups, found, err := d.lookup(conn, user)
+	u, found, err := d.lookup(conn, name)
 	switch {
 	case err != nil:
 		return nil, err
 	case !found:
-		return nil, fmt.Errorf("no single entry matches %s under %s", fill(d.cfg.UserFilter, user, ""), d.cfg.BaseDN)
+		return nil, fmt.Errorf("no single entry matches %s under %s", fill(d.cfg.UserFilter, name, ""), d.cfg.BaseDN)
 	}
-	return groups, nil
+	return u.groups, nil
 }
 
 // check asks the directory: find the user's entry and groups with the service
 // account, then bind as the entry with pass.
-func (d *Directory) check(ctx context.Context, user, pass string) ([]string, bool, error) {
+func (d *Directory) check(ctx context.Context, name, pass string) (user, bool, error) {
 	conn, err := d.open(ctx)
 	if err != nil {
-		return nil, false, err
+		return user{}, false, err
 	}
 	defer d.close(conn)
-	dn, groups, found, err := d.lookup(conn, user)
+	u, found, err := d.lookup(conn, name)
 	if err != nil || !found {
-		return nil, false, err
+		return user{}, false, err
 	}
-	if err := conn.Bind(dn, pass); err != nil {
+	if err := conn.Bind(u.dn, pass); err != nil {
 		if unavailable(err) {
-			return nil, false, fmt.Errorf("%w: bind as %s: %v", ErrUnavailable, dn, err)
+			return user{}, false, fmt.Errorf("%w: bind as %s: %v", ErrUnavailable, u.dn, err)
 		}
-		return nil, false, nil // invalid credentials, account disabled or locked: the directory said no
+		return user{}, false, nil // invalid credentials, account disabled or locked: the directory said no
 	}
-	return groups, true, nil
+	return u, true, nil
 }
 
 // open takes a connection slot, dials, upgrades to TLS if asked and binds as
@@ -283,31 +311,45 @@ func (d *Directory) dial(ctx context.Context) (*ldap.Conn, error) {
 	return conn, nil
 }
 
-// lookup finds the entry of user and its declared groups. found is false when
-// no entry, or more than one, matches.
-func (d *Directory) lookup(conn *ldap.Conn, user string) (dn string, groups []string, found bool, err error) {
+// lookup finds the entry of name, its spelling and its declared groups.
+// found is false when no entry, or more than one, matches.
+func (d *Directory) lookup(conn *ldap.Conn, name string) (u user, found bool, err error) {
 	secs := int(d.cfg.Timeout / time.Second)
-	attrs := []string{"1.1"} // no attributes
+	var attrs []string
+	if d.nameAttr != "" {
+		attrs = append(attrs, d.nameAttr)
+	}
 	if d.cfg.MemberOf != "" {
-		attrs = []string{d.cfg.MemberOf}
+		attrs = append(attrs, d.cfg.MemberOf)
+	}
+	if len(attrs) == 0 {
+		attrs = []string{"1.1"} // no attributes
 	}
 	req := ldap.NewSearchRequest(d.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, secs, false,
-		fill(d.cfg.UserFilter, user, ""), attrs, nil)
+		fill(d.cfg.UserFilter, name, ""), attrs, nil)
 	res, err := conn.Search(req)
 	switch {
 	case ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded):
-		return "", nil, false, nil // two entries for one name: no one signs in as it
+		return user{}, false, nil // two entries for one name: no one signs in as it
 	case ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject):
-		return "", nil, false, fmt.Errorf("%w: base_dn %s does not exist", ErrUnavailable, d.cfg.BaseDN)
+		return user{}, false, fmt.Errorf("%w: base_dn %s does not exist", ErrUnavailable, d.cfg.BaseDN)
 	case err != nil:
-		return "", nil, false, fmt.Errorf("%w: user search: %v", ErrUnavailable, err)
+		return user{}, false, fmt.Errorf("%w: user search: %v", ErrUnavailable, err)
 	case len(res.Entries) != 1:
-		return "", nil, false, nil
+		return user{}, false, nil
 	}
 	entry := res.Entries[0]
-	dn = entry.DN
+	u = user{dn: entry.DN, name: name}
+	if d.nameAttr != "" {
+		for _, v := range entry.GetEqualFoldAttributeValues(d.nameAttr) {
+			if strings.EqualFold(v, name) {
+				u.name = v
+				break
+			}
+		}
+	}
 	if len(d.groups) == 0 {
-		return dn, nil, true, nil
+		return u, true, nil
 	}
 	var names []string
 	if d.cfg.MemberOf != "" {
@@ -318,10 +360,10 @@ func (d *Directory) lookup(conn *ldap.Conn, user string) (dn string, groups []st
 		}
 	} else {
 		req := ldap.NewSearchRequest(d.cfg.GroupBaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, secs, false,
-			fill(d.cfg.GroupFilter, user, dn), []string{d.cfg.GroupAttribute}, nil)
+			fill(d.cfg.GroupFilter, name, u.dn), []string{d.cfg.GroupAttribute}, nil)
 		res, err := conn.Search(req)
 		if err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) {
-			return "", nil, false, fmt.Errorf("%w: group search: %v", ErrUnavailable, err)
+			return user{}, false, fmt.Errorf("%w: group search: %v", ErrUnavailable, err)
 		}
 		if res != nil {
 			for _, e := range res.Entries {
@@ -329,7 +371,8 @@ func (d *Directory) lookup(conn *ldap.Conn, user string) (dn string, groups []st
 			}
 		}
 	}
-	return dn, d.declared(names), true, nil
+	u.groups = d.declared(names)
+	return u, true, nil
 }
 
 // declared keeps the names that are declared groups, in declaration order,
@@ -391,9 +434,9 @@ type cache struct {
 }
 
 type result struct {
-	groups []string
-	ok     bool
-	exp    time.Time
+	user
+	ok  bool
+	exp time.Time
 }
 
 func newCache(ttl time.Duration, max int, now func() time.Time) *cache {
@@ -413,25 +456,27 @@ func (c *cache) key(user, pass string) [sha256.Size]byte {
 	return k
 }
 
-func (c *cache) get(k [sha256.Size]byte) (groups []string, ok, hit bool) {
+func (c *cache) get(k [sha256.Size]byte) (u user, ok, hit bool) {
 	if c.ttl <= 0 {
-		return nil, false, false
+		return user{}, false, false
 	}
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r, found := c.m[k]
 	if !found {
-		return nil, false, false
+		return user{}, false, false
 	}
 	if !now.Before(r.exp) {
 		delete(c.m, k)
-		return nil, false, false
+		return user{}, false, false
 	}
-	return slices.Clone(r.groups), r.ok, true
+	u = r.user
+	u.groups = slices.Clone(r.groups)
+	return u, r.ok, true
 }
 
-func (c *cache) put(k [sha256.Size]byte, groups []string, ok bool) {
+func (c *cache) put(k [sha256.Size]byte, u user, ok bool) {
 	if c.ttl <= 0 {
 		return
 	}
@@ -451,7 +496,8 @@ func (c *cache) put(k [sha256.Size]byte, groups []string, ok bool) {
 			delete(c.m, k)
 		}
 	}
-	c.m[k] = result{groups: slices.Clone(groups), ok: ok, exp: now.Add(c.ttl)}
+	u.groups = slices.Clone(u.groups)
+	c.m[k] = result{user: u, ok: ok, exp: now.Add(c.ttl)}
 }
 
 // Len returns the number of cached results (for tests and the status page).

@@ -62,23 +62,25 @@ func TestDirectoryVerify(t *testing.T) {
 			for _, c := range []struct {
 				user, pass string
 				ok         bool
+				name       string
 				groups     string
 			}{
-				{"alice", "alice-pw", true, "teachers"},
-				{"bob", "bob-pw", true, "students"},
-				{"carol", "carol-pw", true, ""},
-				{"alice", "bob-pw", false, ""},
-				{"alice", "", false, ""}, // an unauthenticated bind would succeed
-				{"nobody", "x", false, ""},
-				{"*", "alice-pw", false, ""},            // escaped: no user is named *
-				{"alice)(uid=*", "alice-pw", false, ""}, // no filter injection
+				{"alice", "alice-pw", true, "alice", "teachers"},
+				{"ALICE", "alice-pw", true, "alice", "teachers"}, // one name for rules and logs
+				{"bob", "bob-pw", true, "bob", "students"},
+				{"carol", "carol-pw", true, "carol", ""},
+				{"alice", "bob-pw", false, "", ""},
+				{"alice", "", false, "", ""}, // an unauthenticated bind would succeed
+				{"nobody", "x", false, "", ""},
+				{"*", "alice-pw", false, "", ""},            // escaped: no user is named *
+				{"alice)(uid=*", "alice-pw", false, "", ""}, // no filter injection
 			} {
-				groups, ok, err := d.Verify(context.Background(), c.user, c.pass)
+				name, groups, ok, err := d.Verify(context.Background(), c.user, c.pass)
 				if err != nil {
 					t.Fatalf("Verify(%q, %q): %v", c.user, c.pass, err)
 				}
-				if ok != c.ok || strings.Join(groups, ",") != c.groups {
-					t.Errorf("Verify(%q, %q) = %v %v, want %v %q", c.user, c.pass, groups, ok, c.ok, c.groups)
+				if ok != c.ok || name != c.name || strings.Join(groups, ",") != c.groups {
+					t.Errorf("Verify(%q, %q) = %q %v %v, want %q %v %q", c.user, c.pass, name, groups, ok, c.name, c.ok, c.groups)
 				}
 			}
 			if g, err := d.UserGroups(context.Background(), "alice"); err != nil || strings.Join(g, ",") != "teachers" {
@@ -94,12 +96,12 @@ func TestDirectoryTLSNeedsTheCA(t *testing.T) {
 	s := slapdtest.Start(t)
 	cfg := baseConfig(s)
 	cfg.StartTLS = true
-	if _, ok, err := newDir(t, cfg).Verify(context.Background(), "alice", "alice-pw"); ok || !errors.Is(err, directory.ErrUnavailable) || !strings.Contains(err.Error(), "certificate") {
+	if _, _, ok, err := newDir(t, cfg).Verify(context.Background(), "alice", "alice-pw"); ok || !errors.Is(err, directory.ErrUnavailable) || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("StartTLS without the CA: ok=%v err=%v, want unavailable (certificate)", ok, err)
 	}
 	cfg = baseConfig(s)
 	cfg.URL = s.LDAPS
-	_, ok, err := newDir(t, cfg).Verify(context.Background(), "alice", "alice-pw")
+	_, _, ok, err := newDir(t, cfg).Verify(context.Background(), "alice", "alice-pw")
 	if ok || !errors.Is(err, directory.ErrUnavailable) {
 		t.Errorf("ldaps without the CA: ok=%v err=%v, want unavailable", ok, err)
 	}
@@ -116,7 +118,7 @@ func TestDirectoryCacheAndOutage(t *testing.T) {
 	d := newDir(t, cfg, directory.WithClock(clk.now))
 	verify := func(user, pass string) (bool, error) {
 		t.Helper()
-		_, ok, err := d.Verify(context.Background(), user, pass)
+		_, _, ok, err := d.Verify(context.Background(), user, pass)
 		return ok, err
 	}
 	if ok, err := verify("alice", "alice-pw"); !ok || err != nil {
@@ -162,7 +164,7 @@ func TestDirectoryCacheBounded(t *testing.T) {
 	cfg.CacheSize = 3
 	d := newDir(t, cfg)
 	for i := range 10 {
-		if _, _, err := d.Verify(context.Background(), "bob", strings.Repeat("x", i+1)); err != nil {
+		if _, _, _, err := d.Verify(context.Background(), "bob", strings.Repeat("x", i+1)); err != nil {
 			t.Fatal(err)
 		}
 		if n := d.Len(); n > 3 {

@@ -22,7 +22,7 @@ func TestOneCheckForConcurrentSignIns(t *testing.T) {
 	errs := make(chan error, 20)
 	for range 20 {
 		wg.Go(func() {
-			if _, ok, err := d.Verify(context.Background(), "alice", "alice-pw"); !ok || err != nil {
+			if _, _, ok, err := d.Verify(context.Background(), "alice", "alice-pw"); !ok || err != nil {
 				errs <- fmt.Errorf("Verify: %v %v", ok, err)
 			}
 		})
