@@ -81,9 +81,11 @@ type Options struct {
 	CA *CA
 	// Leaves caches leaf certificates across reloads. Nil: a private NewLeaves(Config.LeafCacheSize).
 	Leaves *Leaves
-	// Auth checks proxy credentials (forward/auth, from the proxy_auth section).
-	// Nil: no authentication.
-	Auth *auth.Store
+	// Auth checks proxy credentials (forward/auth: the htpasswd Store, or the
+	// directory of forward/auth/directory). Nil: no authentication.
+	Auth auth.Verifier
+	// AuthExempt lists clients and destinations that need no sign-in. Nil: none.
+	AuthExempt *auth.Exemptions
 	// AuthLimiter limits failed sign-ins per client; share it across reloads. Nil: none.
 	AuthLimiter *auth.Limiter
 	// AuthRealm is the realm of the 407 challenge ("" = "Portcullis").
@@ -121,13 +123,15 @@ type Proxy struct {
 	mitmTo   *goproxy.ConnectAction
 	ca       *CA
 	leaves   *Leaves
-	auth     *auth.Store
+	auth     auth.Verifier
+	exempts  *auth.Exemptions
 	limiter  *auth.Limiter
 	realm    string
 	school   *school
 	bufs     sync.Pool // *[]byte, 32 KiB copy buffers
 	laneOK   bool      // requests may be served on the Lane (laneAble)
 	laneTC   TransportConfig
+	quiet    logThrottle // the "sign-in unavailable" log line
 }
 
 // New builds a forward door from opts. It is cheap (no I/O, no goroutines) so the
@@ -201,6 +205,7 @@ func New(opts Options) (*Proxy, error) {
 	}
 	p.ca = opts.CA
 	p.auth, p.limiter, p.realm = opts.Auth, opts.AuthLimiter, opts.AuthRealm
+	p.exempts = opts.AuthExempt
 	p.leaves = opts.Leaves
 	if p.leaves == nil && p.ca != nil {
 		p.leaves = NewLeaves(cfg.LeafCacheSize)

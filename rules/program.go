@@ -48,7 +48,7 @@ type rule struct {
 	name string
 	// destination alternatives
 	hosts   map[string]bool
-	domains map[string]bool
+	domains Domains
 	globs   []*glob.Pattern
 	lists   []ListEntry
 	hasDest bool
@@ -124,12 +124,7 @@ func (p *Program) compileRule(rc *RuleConfig, lists ListSource) (*rule, []field.
 		}
 		r.hosts[normalizeName(h)] = true
 	}
-	for _, d := range rc.Domain {
-		if r.domains == nil {
-			r.domains = map[string]bool{}
-		}
-		r.domains[strings.TrimPrefix(normalizeName(d), "*.")] = true
-	}
+	r.domains = NewDomains(rc.Domain)
 	for _, g := range rc.Glob {
 		if cg, err := glob.Compile(strings.ToLower(g)); err == nil {
 			r.globs = append(r.globs, cg)
@@ -307,17 +302,8 @@ func (r *rule) matchDest(host, path string) (string, bool) {
 	if r.hosts[host] {
 		return "", true
 	}
-	if r.domains != nil {
-		for h := host; ; {
-			if r.domains[h] {
-				return "", true
-			}
-			i := strings.IndexByte(h, '.')
-			if i < 0 {
-				break
-			}
-			h = h[i+1:]
-		}
+	if _, ok := r.domains.Match(host); ok {
+		return "", true
 	}
 	if matchAnyGlob(r.globs, host) {
 		return "", true

@@ -93,7 +93,7 @@ func (c *Config) Validate() []field.Error {
 			}
 		}
 		for j, d := range r.Domain {
-			if !validName(strings.TrimPrefix(normalizeName(d), "*.")) {
+			if !ValidDomain(d) {
 				bad(fmt.Sprintf("%s.domain[%d]", p, j), "invalid domain %q", d)
 			}
 		}

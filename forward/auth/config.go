@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis/portcullis/forward/auth/directory"
 	"github.com/portcullis/portcullis/internal/config/field"
 )
 
@@ -26,10 +27,15 @@ type Config struct {
 	// Limiter limits failed attempts per (user, client address) and per client
 	// address.
 	Limiter LimiterConfig `yaml:"limiter"`
+	// LDAP checks sign-ins against the school's directory instead of an
+	// htpasswd file (not both: one source of passwords).
+	LDAP *directory.Config `yaml:"ldap"`
+	// Exempt lists clients and destinations that need no sign-in.
+	Exempt Exempt `yaml:"exempt"`
 }
 
 // Enabled reports whether authentication is configured.
-func (c *Config) Enabled() bool { return c.HtpasswdFile != "" }
+func (c *Config) Enabled() bool { return c.HtpasswdFile != "" || c.LDAP != nil }
 
 // Validate reports problems with c; paths are relative to c.
 func (c *Config) Validate() []field.Error {
@@ -37,6 +43,16 @@ func (c *Config) Validate() []field.Error {
 	if c.GroupFile != "" && c.HtpasswdFile == "" {
 		errs = append(errs, field.Errorf("group_file", "needs htpasswd_file"))
 	}
+	if c.LDAP != nil {
+		if c.HtpasswdFile != "" {
+			errs = append(errs, field.Errorf("ldap", "choose htpasswd_file or ldap, not both: one place decides a user's password"))
+		}
+		errs = append(errs, field.Prefix("ldap", c.LDAP.Validate())...)
+	}
+	if (len(c.Exempt.Clients) > 0 || len(c.Exempt.Domains) > 0) && !c.Enabled() {
+		errs = append(errs, field.Errorf("exempt", "needs htpasswd_file or ldap (without sign-in, everyone is exempt)"))
+	}
+	errs = append(errs, field.Prefix("exempt", c.Exempt.Validate())...)
 	if strings.ContainsFunc(c.Realm, func(r rune) bool { return r < ' ' || r == 0x7f || r == '"' || r == '\\' }) {
 		errs = append(errs, field.Errorf("realm", "must not contain quotes, backslashes or control characters"))
 	}

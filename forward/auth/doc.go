@@ -4,6 +4,11 @@
 // Proxy-Authenticate challenge for 407 responses, the per-client limiter of
 // failed attempts, and SetPassword behind `portcullis passwd FILE USER`.
 //
+// The forward door checks credentials through a Verifier: the Store of the
+// htpasswd file, or a directory (package forward/auth/directory, selected by
+// Config.LDAP), whose Verify may also answer "cannot tell" (an outage) — the
+// door then answers 503 and counts no failed attempt.
+//
 // A Store is immutable once loaded (its cache aside): a reload loads a new
 // Store and swaps it in. The package does no I/O on the request path.
 //

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,7 +23,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	cfgPath := fs.String("config", "", "policy file (default: the embedded default policy)")
 	client := fs.String("client", "127.0.0.1", "client address")
 	user := fs.String("user", "", "authenticated user")
-	groups := fs.String("group", "", "comma-separated groups the user belongs to (as the authenticator reports)")
+	groups := fs.String("group", "", "comma-separated groups the user belongs to (default with --user: read from the group file or the directory, as the proxy would)")
 	at := fs.String("time", "", "when (RFC 3339, e.g. 2026-11-23T10:00:00+01:00; default now)")
 	method := fs.String("method", "GET", "HTTP method (CONNECT for a tunnel)")
 	door := fs.String("door", "forward", "door: forward, reverse or dns")
@@ -53,38 +52,13 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	var signInNote string
-	if _, signIn, _ := e.SignInGroups(""); signIn && f.User == "" {
-		signInNote = "note: the proxy asks for sign-in (407) before any rule; give --user to see a signed-in user's verdict"
-	}
-	if f.User != "" {
-		// The groups the running proxy gives this user once signed in, from the
-		// same Store it checks passwords with.
-		groups, signIn, known := e.SignInGroups(f.User)
-		switch {
-		case signIn && !known:
-			signInNote = fmt.Sprintf("note: %s is not in the htpasswd file: the proxy answers 407 before any rule", f.User)
-		case signIn:
-			for _, g := range groups {
-				if !slices.Contains(f.Groups, g) {
-					f.Groups = append(f.Groups, g)
-				}
-			}
-			signInNote = fmt.Sprintf("groups of %s from the sign-in group file: %s", f.User, strings.Join(groups, ", "))
-			if len(groups) == 0 {
-				signInNote = fmt.Sprintf("%s is in no group of the sign-in group file", f.User)
-			}
-		}
-	}
-	v, steps := e.Explain(f)
 	fmt.Fprintf(stdout, "request: %s %s (door %s, client %s", f.Method, pos[0], f.Door, f.Client)
 	if f.User != "" {
 		fmt.Fprintf(stdout, ", user %s", f.User)
 	}
 	fmt.Fprintf(stdout, ", at %s)\n", f.Time.Format(time.RFC3339))
-	if signInNote != "" {
-		fmt.Fprintln(stdout, signInNote)
-	}
+	signIn(e, f, *groups != "", stdout)
+	v, steps := e.Explain(f)
 	for i, s := range steps {
 		if s.Matched {
 			fmt.Fprintf(stdout, "  %2d. %-28s MATCHED\n", i+1, s.Rule)
@@ -110,6 +84,34 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, ")")
 	return 0
+}
+
+// signIn says what the forward door's sign-in does with the request: nothing
+// when it is exempt (the user and groups are then dropped, as the door drops
+// them), and, for --user without --group, looks up the user's groups where the
+// door would find them (the group file or the directory).
+func signIn(e *engine.Engine, f *rules.Facts, groupsGiven bool, stdout io.Writer) {
+	if why, ok := e.SignInExempt(f); ok {
+		fmt.Fprintf(stdout, "  sign-in: exempt, %s: evaluated with no user\n", why)
+		f.User, f.Groups = "", nil
+		return
+	}
+	if f.User == "" || groupsGiven || f.Door != rules.DoorForward {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	groups, source, ok, err := e.UserGroups(ctx, f.User)
+	switch {
+	case !ok:
+	case err != nil:
+		fmt.Fprintf(stdout, "  groups of %s: cannot be read from %s: %v\n", f.User, source, err)
+	case len(groups) == 0:
+		fmt.Fprintf(stdout, "  groups of %s (from %s): none\n", f.User, source)
+	default:
+		fmt.Fprintf(stdout, "  groups of %s (from %s): %s\n", f.User, source, strings.Join(groups, ", "))
+		f.Groups = groups
+	}
 }
 
 // factsFor builds the facts a door would gather for target.

@@ -11,12 +11,15 @@ import (
 )
 
 // groupNames is the set of names a policy may use for a group: those of its
-// groups: section (clients by CIDR, users) and those of the forward proxy's auth
-// group file, whose members are the signed-in users the file lists.
+// groups: section (clients by CIDR, users), those of the forward proxy's auth
+// group file, whose members are the signed-in users the file lists, and the
+// directory groups declared under forward.auth.ldap.groups (validate cannot ask
+// the directory, so the policy declares the directory groups it uses).
 type groupNames struct {
 	policy map[string]bool
 	file   string          // the auth group file (resolved); "" when the policy names none
 	auth   map[string]bool // the groups that file declares
+	ldap   map[string]bool // forward.auth.ldap.groups
 	// unread is set when the group file could not be read (reported at
 	// forward.auth.group_file, here or by the check of the auth files): names
 	// outside groups: are then not checked.
@@ -28,11 +31,16 @@ type groupNames struct {
 // forward.auth.group_file; a file that cannot be opened is left to the check of
 // the auth files (and to the engine, which loads them).
 func (f *File) groupNames() (*groupNames, []field.Error) {
-	g := &groupNames{policy: map[string]bool{}, auth: map[string]bool{}}
+	g := &groupNames{policy: map[string]bool{}, auth: map[string]bool{}, ldap: map[string]bool{}}
 	for name := range f.Policy.Groups {
 		g.policy[name] = true
 	}
 	fw := f.Policy.Forward
+	if fw != nil && fw.Auth.LDAP != nil {
+		for _, name := range fw.Auth.LDAP.Groups {
+			g.ldap[name] = true
+		}
+	}
 	if fw == nil || fw.Auth.GroupFile == "" {
 		return g, nil
 	}
@@ -53,15 +61,19 @@ func (f *File) groupNames() (*groupNames, []field.Error) {
 
 // check reports a problem with the group name used at path, or nil.
 func (g *groupNames) check(path, name string) []field.Error {
-	if g.policy[name] || g.auth[name] || g.unread {
+	if g.policy[name] || g.auth[name] || g.ldap[name] || g.unread {
 		return nil
 	}
 	where := " (not in groups:, and no auth groups file is configured)"
-	if g.file != "" {
+	switch {
+	case g.file != "":
 		where = fmt.Sprintf(" (not in groups: nor in the auth groups file %s)", g.file)
+	case len(g.ldap) > 0:
+		where = " (not in groups: nor in forward.auth.ldap.groups)"
 	}
 	all := maps.Clone(g.policy)
 	maps.Copy(all, g.auth)
+	maps.Copy(all, g.ldap)
 	return []field.Error{field.Errorf(path, "unknown group %q%s%s", name, where, suggest(name, all))}
 }
 
@@ -70,6 +82,9 @@ func (g *groupNames) check(path, name string) []field.Error {
 func (g *groupNames) checkByAddress(path, name string) []field.Error {
 	if !g.policy[name] && g.auth[name] {
 		return []field.Error{field.Errorf(path, "group %q is only in the auth groups file %s, and DNS clients do not sign in: declare it under groups: with its clients' CIDRs", name, g.file)}
+	}
+	if !g.policy[name] && g.ldap[name] {
+		return []field.Error{field.Errorf(path, "group %q is only a directory group (forward.auth.ldap.groups), and DNS clients do not sign in: declare it under groups: with its clients' CIDRs", name)}
 	}
 	return g.check(path, name)
 }

@@ -48,6 +48,14 @@ func (f *File) validatePolicy() []field.Error {
 			errs = append(errs, f.readable("cluster.redis.tls.ca_file", cl.Redis.TLS.CAFile)...)
 		}
 	}
+	if fw := p.Forward; fw != nil && fw.Auth.LDAP != nil {
+		if l := fw.Auth.LDAP; l.BindPasswordFile != "" {
+			errs = append(errs, f.readable("forward.auth.ldap.bind_password_file", l.BindPasswordFile)...)
+		}
+		if l := fw.Auth.LDAP; l.CAFile != "" {
+			errs = append(errs, f.readable("forward.auth.ldap.ca_file", l.CAFile)...)
+		}
+	}
 	errs = append(errs, f.validateRefs()...)
 	errs = append(errs, f.validateListeners()...)
 	return errs

@@ -23,6 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portcullis/portcullis/forward/auth/directory"
 	"github.com/portcullis/portcullis/internal/admin"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/rules"
@@ -298,6 +299,32 @@ func (e *Engine) listenerSummary() string {
 // Explain evaluates f on the current policy and says why, rule by rule.
 func (e *Engine) Explain(f *rules.Facts) (rules.Verdict, []rules.Step) {
 	return e.cur.Load().program.Explain(f)
+}
+
+// SignInExempt reports whether the forward door would serve a request with
+// facts f without asking for a sign-in (forward.auth.exempt), and why.
+func (e *Engine) SignInExempt(f *rules.Facts) (why string, ok bool) {
+	st := e.cur.Load()
+	if f.Door != rules.DoorForward || st.auth == nil {
+		return "", false
+	}
+	return st.authExempt.Match(f.Client, f.Host)
+}
+
+// UserGroups returns the groups of user from the forward door's sign-in
+// source, and which source that is ("the group file" or "the directory"). ok
+// is false when the policy has no sign-in; err when the source could not say.
+func (e *Engine) UserGroups(ctx context.Context, user string) (groups []string, source string, ok bool, err error) {
+	st := e.cur.Load()
+	if st.auth == nil {
+		return nil, "", false, nil
+	}
+	source = "the group file"
+	if _, dir := st.auth.(*directory.Directory); dir {
+		source = "the directory"
+	}
+	groups, err = st.auth.UserGroups(ctx, user)
+	return groups, source, true, err
 }
 
 // ReopenLogs reopens the access log file (after logrotate moved it).

@@ -43,18 +43,6 @@ func (e *Engine) ExplainEgress(ctx context.Context, host string, port uint16) ([
 	return out, nil
 }
 
-// SignInGroups returns the groups the forward door gives user once signed in
-// (from the sign-in group file, by the same Store the door checks passwords
-// with), whether sign-in is configured at all, and whether the htpasswd file
-// defines user.
-func (e *Engine) SignInGroups(user string) (groups []string, signIn, known bool) {
-	s := e.cur.Load().auth
-	if s == nil {
-		return nil, false, false
-	}
-	return s.Groups(user), true, s.HasUser(user)
-}
-
 // CheckGroupName returns an error when name is not a group of the policy,
 // suggesting the closest one.
 func (e *Engine) CheckGroupName(name string) error {

@@ -10,6 +10,7 @@ import (
 	"github.com/portcullis/portcullis/filter/phrase"
 	"github.com/portcullis/portcullis/forward"
 	"github.com/portcullis/portcullis/forward/auth"
+	"github.com/portcullis/portcullis/forward/auth/directory"
 	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/cache"
 	"github.com/portcullis/portcullis/internal/config/field"
@@ -37,7 +38,6 @@ func (e *Engine) buildForward(st *state) error {
 	if err != nil {
 		return err
 	}
-	st.auth = store
 	phrases, err := forwardPhrases(st, cfg)
 	if err != nil {
 		return err
@@ -59,6 +59,7 @@ func (e *Engine) buildForward(st *state) error {
 		LoopToken:   e.shared.loopToken,
 		Log:         e.shared.accessLog(),
 		Auth:        store,
+		AuthExempt:  st.authExempt,
 		AuthLimiter: limiter,
 		AuthRealm:   cfg.Auth.Realm,
 		Phrases:     phrases,
@@ -153,31 +154,52 @@ func (t *verdictTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return t.direct.RoundTrip(r)
 }
 
-// forwardAuth loads the htpasswd and group files of the forward section (paths
-// relative to the policy file) once per policy version; checks are then cheap (the
-// Store's cache). The failed-attempt limiter is kept across reloads while its
-// settings stay the same. A file that cannot be read or parsed is reported at the
-// field naming it (POLICY:LINE:COL: forward.auth.htpasswd_file: …).
-func (e *Engine) forwardAuth(st *state, cfg *forward.Config) (*auth.Store, *auth.Limiter, error) {
+// forwardAuth loads the sign-in source of the forward section once per policy
+// version: the htpasswd and group files (paths relative to the policy file),
+// whose checks are then cheap (the Store's cache), or the school's directory
+// (forward.auth.ldap: its password and CA files are read here, the directory is
+// contacted per sign-in). The failed-attempt limiter is kept across reloads while
+// its settings stay the same. A file that cannot be read or parsed is reported at
+// the field naming it (POLICY:LINE:COL: forward.auth.htpasswd_file: …). The
+// Verifier is nil when the policy has no sign-in.
+func (e *Engine) forwardAuth(st *state, cfg *forward.Config) (auth.Verifier, *auth.Limiter, error) {
 	if !cfg.Auth.Enabled() {
 		return nil, nil, nil
 	}
 	ac := cfg.Auth
-	ac.HtpasswdFile = st.file.Resolve(ac.HtpasswdFile)
-	ac.GroupFile = st.file.Resolve(ac.GroupFile)
-	store, err := ac.Load(auth.WithClock(e.opts.Now))
-	if err != nil {
-		return nil, nil, st.file.FieldErrors([]field.Error{authFileError(&ac, err)})
-	}
-	if store.Len() == 0 {
-		w := st.file.FieldErrors([]field.Error{field.Errorf("forward.auth.htpasswd_file",
-			"warning: %s has no user, so every sign-in fails; add one with: portcullis passwd %s USER", ac.HtpasswdFile, ac.HtpasswdFile)})
-		for _, err := range w {
-			st.warnings = append(st.warnings, err.Error())
-			e.log.Warn(err.Error())
+	var v auth.Verifier
+	if ac.LDAP != nil {
+		dc := *ac.LDAP
+		dc.BindPasswordFile = st.file.Resolve(dc.BindPasswordFile)
+		dc.CAFile = st.file.Resolve(dc.CAFile)
+		d, err := directory.New(dc, directory.WithClock(e.opts.Now))
+		if err != nil {
+			at := "forward.auth.ldap"
+			if fe := (*directory.FileError)(nil); errors.As(err, &fe) {
+				at += "." + fe.Field
+			}
+			return nil, nil, st.file.FieldErrors([]field.Error{field.Errorf(at, "%v", err)})
 		}
+		v = d
+	} else {
+		ac.HtpasswdFile = st.file.Resolve(ac.HtpasswdFile)
+		ac.GroupFile = st.file.Resolve(ac.GroupFile)
+		store, err := ac.Load(auth.WithClock(e.opts.Now))
+		if err != nil {
+			return nil, nil, st.file.FieldErrors([]field.Error{authFileError(&ac, err)})
+		}
+		if store.Len() == 0 {
+			w := st.file.FieldErrors([]field.Error{field.Errorf("forward.auth.htpasswd_file",
+				"warning: %s has no user, so every sign-in fails; add one with: portcullis passwd %s USER", ac.HtpasswdFile, ac.HtpasswdFile)})
+			for _, err := range w {
+				st.warnings = append(st.warnings, err.Error())
+				e.log.Warn(err.Error())
+			}
+		}
+		v = store
 	}
-	return store, e.shared.authLimiter(ac.Limiter, e.opts.Now, st.stage), nil
+	st.auth, st.authExempt = v, ac.Exempt.Compile()
+	return v, e.shared.authLimiter(ac.Limiter, e.opts.Now, st.stage), nil
 }
 
 // authFileError places an error of auth.Load at the field naming the file it is

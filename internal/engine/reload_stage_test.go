@@ -17,7 +17,8 @@ import (
 
 // lateFailure is a policy change that passes validation but fails after the pools,
 // the resolver and the cache have been prepared: the forward door's htpasswd file
-// holds a hash Portcullis refuses, the access log's folder does not exist (the
+// holds a hash Portcullis refuses (or its directory's ca_file holds no
+// certificate), the access log's folder does not exist (the
 // admin part is built last), or a new listener's address is already taken (found
 // only when binding, after the whole build).
 type lateFailure struct {
@@ -31,6 +32,7 @@ type lateFailure struct {
 func lateFailures(t *testing.T, dir string) []lateFailure {
 	t.Helper()
 	writeFile(t, filepath.Join(dir, "md5-htpasswd"), "alice:$apr1$abc$defghijk\n")
+	writeFile(t, filepath.Join(dir, "not-a-ca.pem"), "not a certificate\n")
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -40,6 +42,7 @@ func lateFailures(t *testing.T, dir string) []lateFailure {
 		{name: "htpasswd", fwdAuth: ", auth: {htpasswd_file: md5-htpasswd}", errSays: "forward.auth.htpasswd_file: "},
 		{name: "access log", adminLog: ", log: {path: no-such-folder/access.log}", errSays: "access log"},
 		{name: "bind", fwdListen: fmt.Sprintf(", %q", taken.Addr().String()), errSays: "cannot listen for forward on " + taken.Addr().String()},
+		{name: "ldap ca_file", fwdAuth: ", auth: {ldap: {url: \"ldaps://127.0.0.1:1\", base_dn: \"dc=school,dc=test\", ca_file: not-a-ca.pem}}", errSays: "forward.auth.ldap.ca_file: " + filepath.Join(dir, "not-a-ca.pem") + ": no PEM certificate in it"},
 	}
 }
 

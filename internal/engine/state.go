@@ -33,12 +33,13 @@ type state struct {
 	cache      *cache.Cache     // nil: no cache section
 	cluster    *cluster.Cluster // nil: the node stands alone
 	forward    http.Handler
-	auth       *auth.Store // the forward door's sign-in users and groups, nil without sign-in
 	reverse    *reverse.Handler
 	reverseTLS *tls.Config
 	ca         *forward.CA     // the inspection CA, nil when nothing is inspected
 	leaves     *forward.Leaves // its leaf cache, shared across reloads
 	admin      http.Handler
+	auth       auth.Verifier    // forward sign-in; nil without one
+	authExempt *auth.Exemptions // forward.auth.exempt
 
 	listens []listenSpec
 
