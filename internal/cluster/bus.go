@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"sync"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -47,7 +46,7 @@ func (c *Cluster) OnEvent(f func(Event)) {
 // and reports whether Redis took it.
 func (c *Cluster) Broadcast(ctx context.Context, kind, key string) error {
 	b, _ := json.Marshal(Event{Kind: kind, Key: key, Node: c.cfg.Node})
-	return c.do(ctx, max(c.cfg.Redis.Timeout, 100*time.Millisecond), func(ctx context.Context) error {
+	return c.do(ctx, backgroundTimeout, func(ctx context.Context) error {
 		return c.rdb.Publish(ctx, c.key("events"), b).Err()
 	})
 }

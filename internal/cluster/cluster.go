@@ -89,28 +89,29 @@ func New(cfg Config, baseDir string, logger *slog.Logger) (*Cluster, error) {
 			tlsCfg.RootCAs = pool
 		}
 	}
-	// Requests wait on Redis at most Timeout; the background loops use their own
-	// contexts. No retries: a request falls back to local state instead.
+	// Requests wait on Redis at most Timeout, by their context's deadline (the
+	// client honours it); the background loops allow backgroundTimeout. No
+	// retries: a request falls back to local state instead.
 	maint := &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	timeout := max(r.Timeout, 5*time.Millisecond)
+	timeout := backgroundTimeout
 	var rdb redis.UniversalClient
 	switch r.Mode {
 	case "cluster":
 		rdb = redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs: r.Addrs, Username: r.Username, Password: password, TLSConfig: tlsCfg,
-			DialTimeout: 250 * time.Millisecond, ReadTimeout: timeout, WriteTimeout: timeout,
+			DialTimeout: 250 * time.Millisecond, ReadTimeout: timeout, WriteTimeout: timeout, ContextTimeoutEnabled: true,
 			MaxRetries: -1, DisableIdentity: true, Protocol: 2, MaintNotificationsConfig: maint,
 		})
 	case "sentinel":
 		rdb = redis.NewFailoverClient(&redis.FailoverOptions{
 			MasterName: r.MasterName, SentinelAddrs: r.Addrs, Username: r.Username, Password: password,
-			TLSConfig: tlsCfg, DialTimeout: 250 * time.Millisecond, ReadTimeout: timeout, WriteTimeout: timeout,
+			TLSConfig: tlsCfg, DialTimeout: 250 * time.Millisecond, ReadTimeout: timeout, WriteTimeout: timeout, ContextTimeoutEnabled: true,
 			MaxRetries: -1, DisableIdentity: true, Protocol: 2,
 		})
 	default:
 		rdb = redis.NewClient(&redis.Options{
 			Addr: r.Addrs[0], Username: r.Username, Password: password, TLSConfig: tlsCfg,
-			DialTimeout: 250 * time.Millisecond, ReadTimeout: timeout, WriteTimeout: timeout,
+			DialTimeout: 250 * time.Millisecond, ReadTimeout: timeout, WriteTimeout: timeout, ContextTimeoutEnabled: true,
 			MaxRetries: -1, DisableIdentity: true, Protocol: 2, MaintNotificationsConfig: maint,
 		})
 	}
@@ -190,6 +191,18 @@ func (c *Cluster) do(ctx context.Context, d time.Duration, f func(context.Contex
 		return c.failed(err)
 	}
 	c.ok()
+	return nil
+}
+
+// try runs f with a context bounded by d (a request's wait) without changing the
+// up/down state on a failure: a slow answer to one request is no outage (the
+// background loops, with their longer timeout, decide that).
+func (c *Cluster) try(ctx context.Context, d time.Duration, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	if err := f(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return err
+	}
 	return nil
 }
 

@@ -39,7 +39,7 @@ func (t *CacheTier) Load(ctx context.Context, key string) []byte {
 		return nil
 	}
 	var b []byte
-	err := t.c.do(ctx, t.c.cfg.Redis.Timeout, func(ctx context.Context) error {
+	err := t.c.try(ctx, t.c.cfg.Redis.Timeout, func(ctx context.Context) error {
 		var err error
 		b, err = t.c.rdb.Get(ctx, t.redisKey(key)).Bytes()
 		return err
