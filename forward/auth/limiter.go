@@ -2,6 +2,7 @@ package auth
 
 import (
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -154,7 +155,7 @@ type Attempt struct {
 // address does not slow the users already signed in behind it. A lockout of
 // user from addr still refuses them.
 func (l *Limiter) ReserveKnown(user string, addr netip.Addr) (*Attempt, time.Duration) {
-	a := &Attempt{l: l, user: "u " + limiterKey(addr).String() + " " + user}
+	a := &Attempt{l: l, user: "u " + limiterKey(addr).String() + " " + strings.ToLower(user)}
 	if wait := l.store.Reserve(a.user, l.userLimit(), l.now()); wait > 0 {
 		return nil, wait
 	}
@@ -167,7 +168,7 @@ func (l *Limiter) ReserveKnown(user string, addr netip.Addr) (*Attempt, time.Dur
 func (l *Limiter) Reserve(user string, addr netip.Addr) (*Attempt, time.Duration) {
 	now := l.now()
 	p := limiterKey(addr).String()
-	a := &Attempt{l: l, user: "u " + p + " " + user, addr: "a " + p}
+	a := &Attempt{l: l, user: "u " + p + " " + strings.ToLower(user), addr: "a " + p}
 	if wait := l.store.Reserve(a.user, l.userLimit(), now); wait > 0 {
 		return nil, wait
 	}
