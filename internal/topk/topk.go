@@ -18,8 +18,15 @@ import (
 // Sketch is not usable: make one with New. Not safe for concurrent use.
 type Sketch[K comparable, V any] struct {
 	cap   int
-	index map[K]int // key → position in heap
-	heap  []Counter[K, V]
+	index map[K]*node[K, V]
+	heap  []*node[K, V] // a min-heap by count
+}
+
+// node is a counter and its position in the heap (so that sifting moves pointers and
+// never touches the map).
+type node[K comparable, V any] struct {
+	Counter[K, V]
+	pos int
 }
 
 // Counter is one key's count. Count overstates the key's true count by at most Err.
@@ -42,7 +49,7 @@ func (s *Sketch[K, V]) Cap() int { return s.cap }
 // Len is the number of counters in use (at most Cap).
 func (s *Sketch[K, V]) Len() int { return len(s.heap) }
 
-// Reset empties the sketch, keeping its allocations.
+// Reset empties the sketch, keeping its map and heap allocations.
 func (s *Sketch[K, V]) Reset() {
 	clear(s.index)
 	clear(s.heap)
@@ -50,41 +57,48 @@ func (s *Sketch[K, V]) Reset() {
 }
 
 // Add counts key n more times and returns its counter's value for the caller to
-// update; the pointer is valid until the next Add or Reset.
+// update; the pointer is valid until the key loses its counter (a later Add of
+// another key) or Reset.
 func (s *Sketch[K, V]) Add(key K, n uint64) *V {
 	if s.index == nil {
-		s.index = make(map[K]int)
+		s.index = make(map[K]*node[K, V])
 	}
-	if i, ok := s.index[key]; ok {
-		s.heap[i].Count += n
-		return &s.heap[s.down(i)].Value
+	if x, ok := s.index[key]; ok {
+		x.Count += n
+		s.down(x.pos)
+		return &x.Value
 	}
 	if len(s.heap) < s.cap {
-		s.heap = append(s.heap, Counter[K, V]{Key: key, Count: n})
-		i := len(s.heap) - 1
-		s.index[key] = i
-		return &s.heap[s.up(i)].Value
+		x := &node[K, V]{Counter: Counter[K, V]{Key: key, Count: n}, pos: len(s.heap)}
+		s.heap = append(s.heap, x)
+		s.index[key] = x
+		s.up(x.pos)
+		return &x.Value
 	}
 	// Full: the key takes over the smallest counter (the heap's root).
-	old := s.heap[0]
-	delete(s.index, old.Key)
-	s.heap[0] = Counter[K, V]{Key: key, Count: old.Count + n, Err: old.Count}
-	s.index[key] = 0
-	return &s.heap[s.down(0)].Value
+	x := s.heap[0]
+	delete(s.index, x.Key)
+	x.Counter = Counter[K, V]{Key: key, Count: x.Count + n, Err: x.Count}
+	s.index[key] = x
+	s.down(0)
+	return &x.Value
 }
 
-// Counters returns a copy of the counters, largest count first (ties by insertion
-// order are not stable; callers sort by key if they need to).
+// Counters returns a copy of the counters, largest count first (ties in no
+// particular order: callers sort by key if they need to).
 func (s *Sketch[K, V]) Counters() []Counter[K, V] {
-	out := slices.Clone(s.heap)
+	out := make([]Counter[K, V], len(s.heap))
+	for i, x := range s.heap {
+		out[i] = x.Counter
+	}
 	slices.SortStableFunc(out, func(a, b Counter[K, V]) int { return cmp.Compare(b.Count, a.Count) })
 	return out
 }
 
 // Each calls f for every counter, in no particular order.
 func (s *Sketch[K, V]) Each(f func(c *Counter[K, V])) {
-	for i := range s.heap {
-		f(&s.heap[i])
+	for _, x := range s.heap {
+		f(&x.Counter)
 	}
 }
 
@@ -93,8 +107,8 @@ func (s *Sketch[K, V]) less(i, j int) bool { return s.heap[i].Count < s.heap[j].
 
 func (s *Sketch[K, V]) swap(i, j int) {
 	s.heap[i], s.heap[j] = s.heap[j], s.heap[i]
-	s.index[s.heap[i].Key] = i
-	s.index[s.heap[j].Key] = j
+	s.heap[i].pos = i
+	s.heap[j].pos = j
 }
 
 // up moves i towards the root while it is smaller than its parent; it returns i's
