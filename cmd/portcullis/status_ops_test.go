@@ -74,6 +74,10 @@ func TestStatusPanelsThroughBinary(t *testing.T) {
 				Name  string
 				Count int
 			} `json:"top_clients"`
+			TopClientsDay []struct {
+				Name  string
+				Count int
+			} `json:"top_clients_day"`
 		} `json:"traffic"`
 	}
 	deadline := time.Now().Add(30 * time.Second)
@@ -96,8 +100,11 @@ func TestStatusPanelsThroughBinary(t *testing.T) {
 	if len(doc.Traffic.TopClients) != 1 || doc.Traffic.TopClients[0].Name != "127.0.0.1" || doc.Traffic.TopClients[0].Count < 2 {
 		t.Errorf("top clients %+v, want 127.0.0.1 with the requests", doc.Traffic.TopClients)
 	}
+	if len(doc.Traffic.TopClientsDay) != 1 || doc.Traffic.TopClientsDay[0] != doc.Traffic.TopClients[0] {
+		t.Errorf("top clients of the day %+v, want those of the hour %+v", doc.Traffic.TopClientsDay, doc.Traffic.TopClients)
+	}
 	_, _, page := fetch(t, http.DefaultClient, "http://"+addrs["admin"]+"/")
-	for _, want := range []string{"Top clients", "127.0.0.1", "Top users", "(port not allowed)"} {
+	for _, want := range []string{"Top clients", "127.0.0.1", "Top users", "(port not allowed)", "Top clients · last day", "Blocked per user · last day"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("status page lacks %q", want)
 		}

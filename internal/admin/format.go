@@ -421,3 +421,8 @@ func hostOf(u string) string {
 	}
 	return strings.TrimSuffix(u, ".")
 }
+
+// HostOf returns the host of a logged URL (an absolute URL, "host:port" for a CONNECT,
+// or dns://NAME/… for a DNS query in the combined and squid formats) without scheme,
+// userinfo, port or brackets: the host the status page and reports group by.
+func HostOf(u string) string { return hostOf(u) }

@@ -42,6 +42,7 @@ func newPage() *page {
 		"spark":   sparkPath,
 		"area":    sparkArea,
 		"maxOf":   maxOf,
+		"pairs":   pairCounts,
 		"peak":    func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
 		"hasData": func(v []float64) bool { return slicesMax(v) > 0 },
 	}
@@ -217,4 +218,13 @@ func ago(t, now time.Time) string {
 		return strconv.Itoa(int(d.Hours())) + " h ago"
 	}
 	return strconv.Itoa(int(d.Hours()/24)) + " days ago"
+}
+
+// pairCounts spells a user-and-domain list as a top list: "user → domain".
+func pairCounts(us []UserCount) []Count {
+	out := make([]Count, len(us))
+	for i, u := range us {
+		out[i] = Count{Name: u.User + " → " + u.Domain, Count: u.Count}
+	}
+	return out
 }

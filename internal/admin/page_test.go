@@ -37,7 +37,7 @@ func pageServer(t *testing.T) *httptest.Server {
 			}))
 		}
 		if sec%2 == 0 {
-			s.Log(entry("forward", "GET", "https://tiktok.example/feed", "block", 403, func(e *Entry) { e.Category = "social" }))
+			s.Log(entry("forward", "GET", "https://tiktok.example/feed", "block", 403, func(e *Entry) { e.Category = "social"; e.User = "pupil-9" }))
 		}
 		if sec%5 == 1 {
 			s.Log(entry("forward", "CONNECT", "roblox.example:443", "block", 403, func(e *Entry) { e.Category = "games" }))
@@ -62,6 +62,7 @@ var pageTexts = []string{
 	"http://10.0.0.12:8080", "ejected", "connection refused", "http://10.0.1.5:9000",
 	"80.0%", "52.0 MiB", "1834", "ut1/adult", "4.7M", "local-allow", "AAAA", "blocked",
 	"Top clients", "10.1.2.0", "10.1.2.2", "Top users", "pupil-7",
+	"Blocked per user · last hour", "Top users · last day", "pupil-9 → tiktok.example",
 }
 
 func TestStatusPageWithoutJavaScript(t *testing.T) {

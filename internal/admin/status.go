@@ -5,8 +5,11 @@ import (
 	"math"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/topk"
 )
 
 const (
@@ -14,10 +17,12 @@ const (
 	stepSeconds  = 5        // resolution of the reported series
 	latBuckets   = 44       // latency buckets: <100µs, then ×√2 up to ~5 min
 	latBase      = 100e-6   // seconds: upper bound of bucket 0
-	slotSeconds  = 600      // top-K windows are kept in 10-minute slots…
+	slotSeconds  = 600      // the hour's top lists are kept in 10-minute slots…
 	slots        = 6        // …six of them: the last hour
-	maxTopKeys   = 2048     // distinct keys per slot before pruning
-	keepTopKeys  = 1024     // distinct keys kept by a prune
+	maxTopKeys   = 1024     // counters of a 10-minute slot's sketch
+	daySlotSecs  = 3600     // the day's top lists are kept in hourly slots…
+	daySlots     = 24       // …24 of them
+	maxDayKeys   = 512      // counters of an hourly slot's sketch
 	maxKeyLength = 253      // a DNS name's longest text form
 	topN         = 10       // entries reported per top list
 	rateWindow   = 10       // seconds averaged for the current rate
@@ -29,21 +34,32 @@ const (
 
 // Status keeps the live counters behind the status page in bounded memory: a ring of
 // per-second request, block, error and latency counters over the last 10 minutes, and
-// top blocked domains, blocked categories, DNS answers, clients and users over the
-// last hour (per 10-minute slot, each capped at 2048 keys and pruned to its top 1024
-// when full, so counts of rare keys are lower bounds and memory stays bounded however
-// many distinct clients there are). Safe for concurrent use.
+// top lists (blocked domains, blocked categories, DNS answers, clients, users, blocked
+// domains per user) over the last hour and, for clients, users and blocks per user,
+// the last day. Each top list is a space-saving sketch (internal/topk) per time slot
+// — 1024 counters per 10-minute slot for the hour, 512 per hourly slot for the day —
+// merged when reported: memory stays bounded however many distinct keys there are,
+// keys that make up more than 1/1024 (1/512) of a slot's traffic are never lost, and
+// counts are exact while a slot saw fewer distinct keys than its counters (beyond
+// that, a count may overstate by the slot's smallest count). Safe for concurrent use.
 type Status struct {
 	now func() time.Time
 
 	mu         sync.Mutex
 	ring       [ringSeconds]second
-	domains    window[string]
-	categories window[string]
-	answers    window[string]
-	clients    window[netip.Addr] // HTTP requests (forward and reverse) by client address
-	users      window[string]     // HTTP requests by signed-in user
+	domains    *window[string]
+	categories *window[string]
+	answers    *window[string]
+	clients    *window[netip.Addr] // HTTP requests (forward and reverse) by client address
+	users      *window[string]     // HTTP requests by signed-in user
+	userBlocks *window[userDomain] // blocked HTTP requests by signed-in user and domain
+	clientsDay *window[netip.Addr]
+	usersDay   *window[string]
+	blocksDay  *window[userDomain]
 }
+
+// userDomain is a blocked domain and the user who asked for it.
+type userDomain struct{ user, domain string }
 
 type second struct {
 	sec                       int64
@@ -58,7 +74,18 @@ func NewStatus(now func() time.Time) *Status {
 	if now == nil {
 		now = time.Now
 	}
-	return &Status{now: now}
+	return &Status{
+		now:        now,
+		domains:    newWindow[string](slotSeconds, slots, maxTopKeys),
+		categories: newWindow[string](slotSeconds, slots, maxTopKeys),
+		answers:    newWindow[string](slotSeconds, slots, maxTopKeys),
+		clients:    newWindow[netip.Addr](slotSeconds, slots, maxTopKeys),
+		users:      newWindow[string](slotSeconds, slots, maxTopKeys),
+		userBlocks: newWindow[userDomain](slotSeconds, slots, maxTopKeys),
+		clientsDay: newWindow[netip.Addr](daySlotSecs, daySlots, maxDayKeys),
+		usersDay:   newWindow[string](daySlotSecs, daySlots, maxDayKeys),
+		blocksDay:  newWindow[userDomain](daySlotSecs, daySlots, maxDayKeys),
+	}
 }
 
 // Log implements Logger. Entries count in the second they are logged (when they
@@ -104,9 +131,17 @@ func (s *Status) Log(e *Entry) {
 	} else {
 		if e.Client.IsValid() {
 			s.clients.add(sec, e.Client.Unmap())
+			s.clientsDay.add(sec, e.Client.Unmap())
 		}
 		if e.User != "" {
-			s.users.add(sec, e.User)
+			user := truncate(e.User)
+			s.users.add(sec, user)
+			s.usersDay.add(sec, user)
+			if blocked && !portRefusal {
+				k := userDomain{user, truncate(domain)}
+				s.userBlocks.add(sec, k)
+				s.blocksDay.add(sec, k)
+			}
 		}
 	}
 }
@@ -158,6 +193,20 @@ type StatusReport struct {
 	// queries not) by client address and by signed-in user.
 	TopClients []Count `json:"top_clients"`
 	TopUsers   []Count `json:"top_users"`
+	// TopBlockedByUser counts blocked HTTP requests by signed-in user and domain.
+	TopBlockedByUser []UserCount `json:"top_blocked_by_user"`
+	// The same three lists over the last 24 hours (hourly slots: the oldest hour
+	// may be partly gone).
+	TopClientsDay       []Count     `json:"top_clients_day"`
+	TopUsersDay         []Count     `json:"top_users_day"`
+	TopBlockedByUserDay []UserCount `json:"top_blocked_by_user_day"`
+}
+
+// UserCount is one user and domain of a top list.
+type UserCount struct {
+	User   string `json:"user"`
+	Domain string `json:"domain"`
+	Count  uint64 `json:"count"`
 }
 
 // Report summarises the counters as of now.
@@ -212,6 +261,10 @@ func (s *Status) Report() *StatusReport {
 	r.DNSAnswers = s.answers.top(last+1, topN, same)
 	r.TopClients = s.clients.top(last+1, topN, netip.Addr.String)
 	r.TopUsers = s.users.top(last+1, topN, same)
+	r.TopBlockedByUser = userCounts(s.userBlocks.top(last+1, topN, pairName))
+	r.TopClientsDay = s.clientsDay.top(last+1, topN, netip.Addr.String)
+	r.TopUsersDay = s.usersDay.top(last+1, topN, same)
+	r.TopBlockedByUserDay = userCounts(s.blocksDay.top(last+1, topN, pairName))
 	return r
 }
 
@@ -238,63 +291,65 @@ func quantile(h *[latBuckets]uint64, q float64) float64 {
 	return latValue(latBuckets - 1)
 }
 
-// window counts keys over the last hour in 10-minute slots of bounded size.
+// pairName spells a user and domain as "user\x00domain" (split by userCounts).
+func pairName(k userDomain) string { return k.user + "\x00" + k.domain }
+
+func userCounts(cs []Count) []UserCount {
+	out := make([]UserCount, len(cs))
+	for i, c := range cs {
+		user, domain, _ := strings.Cut(c.Name, "\x00")
+		out[i] = UserCount{User: user, Domain: domain, Count: c.Count}
+	}
+	return out
+}
+
+// truncate cuts a key to maxKeyLength bytes.
+func truncate(s string) string { return s[:min(len(s), maxKeyLength)] }
+
+// window counts keys over the last n slots of slotSecs seconds, one space-saving
+// sketch per slot.
 type window[K comparable] struct {
-	slots [slots]slot[K]
+	slotSecs int64
+	slots    []slot[K]
 }
 
 type slot[K comparable] struct {
-	start  int64 // unix seconds / slotSeconds
-	counts map[K]uint64
+	start  int64 // unix seconds / slotSecs
+	counts *topk.Sketch[K, struct{}]
+}
+
+func newWindow[K comparable](slotSecs int64, n, capacity int) *window[K] {
+	w := &window[K]{slotSecs: slotSecs, slots: make([]slot[K], n)}
+	for i := range w.slots {
+		w.slots[i].counts = topk.New[K, struct{}](capacity)
+	}
+	return w
 }
 
 func (w *window[K]) add(sec int64, key K) {
 	if s, ok := any(key).(string); ok && len(s) > maxKeyLength {
 		key = any(s[:maxKeyLength]).(K)
 	}
-	idx := sec / slotSeconds
-	sl := &w.slots[idx%slots]
-	if sl.counts == nil {
-		sl.counts = make(map[K]uint64)
-	}
+	idx := sec / w.slotSecs
+	sl := &w.slots[idx%int64(len(w.slots))]
 	if sl.start != idx {
 		sl.start = idx
-		clear(sl.counts)
+		sl.counts.Reset()
 	}
-	if _, ok := sl.counts[key]; !ok && len(sl.counts) >= maxTopKeys {
-		prune(sl.counts, keepTopKeys)
-	}
-	sl.counts[key]++
+	sl.counts.Add(key, 1)
 }
 
-// prune keeps the keep largest counts of m.
-func prune[K comparable](m map[K]uint64, keep int) {
-	counts := make([]uint64, 0, len(m))
-	for _, c := range m {
-		counts = append(counts, c)
-	}
-	slices.Sort(counts)
-	threshold := counts[len(counts)-keep]
-	for k, c := range m {
-		if c < threshold || (c == threshold && len(m) > keep) {
-			delete(m, k)
-		}
-	}
-}
-
-// top merges the slots of the hour ending at sec and returns the n largest counts.
-// name spells a key.
+// top merges the slots of the window ending at sec and returns the n largest counts.
+// name spells a key. The merge holds at most slots×capacity keys, briefly.
 func (w *window[K]) top(sec int64, n int, name func(K) string) []Count {
-	idx := sec / slotSeconds
+	idx := sec / w.slotSecs
 	merged := make(map[K]uint64)
 	for i := range w.slots {
 		sl := &w.slots[i]
-		if sl.counts == nil || sl.start <= idx-slots || sl.start > idx {
+		if sl.start <= idx-int64(len(w.slots)) || sl.start > idx {
 			continue
 		}
-		for k, c := range sl.counts {
-			merged[k] += c
-		}
+		sl.counts.Each(func(c *topk.Counter[K, struct{}]) { merged[c.Key] += c.Count })
 	}
 	out := make([]Count, 0, len(merged))
 	for k, c := range merged {

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/topk"
 )
 
 // fakeClock is a settable clock for Status.
@@ -150,8 +152,8 @@ func TestStatusTopListMemoryIsBounded(t *testing.T) {
 	}
 	c.advance(time.Second)
 	for _, sl := range s.domains.slots {
-		if len(sl.counts) > maxTopKeys {
-			t.Fatalf("slot holds %d keys, cap %d", len(sl.counts), maxTopKeys)
+		if sl.counts.Len() > maxTopKeys {
+			t.Fatalf("slot holds %d keys, cap %d", sl.counts.Len(), maxTopKeys)
 		}
 	}
 	r := s.Report()
@@ -164,11 +166,11 @@ func TestStatusTopListMemoryIsBounded(t *testing.T) {
 	}
 	s.Log(entry("forward", "GET", "http://"+string(long)+"/", "block", 403, nil))
 	for _, sl := range s.domains.slots {
-		for k := range sl.counts {
-			if len(k) > maxKeyLength {
-				t.Fatalf("key of %d bytes kept", len(k))
+		sl.counts.Each(func(c *topk.Counter[string, struct{}]) {
+			if len(c.Key) > maxKeyLength {
+				t.Fatalf("key of %d bytes kept", len(c.Key))
 			}
-		}
+		})
 	}
 }
 
@@ -236,12 +238,94 @@ func TestStatusTopClientsAndUsers(t *testing.T) {
 		}))
 	}
 	for _, sl := range s.clients.slots {
-		if len(sl.counts) > maxTopKeys {
-			t.Fatalf("slot holds %d clients, cap %d", len(sl.counts), maxTopKeys)
+		if sl.counts.Len() > maxTopKeys {
+			t.Fatalf("slot holds %d clients, cap %d", sl.counts.Len(), maxTopKeys)
 		}
 	}
 	c.advance(time.Second)
 	if top := s.Report().TopClients; top[0].Name != "192.0.2.1" || top[0].Count < 4000 {
 		t.Errorf("heavy client lost: %v", top[:3])
+	}
+}
+
+// TestStatusTopForHourAndDay: top users, clients and blocked domains per user over
+// the last hour and the last day. 100,000 distinct users spread over the day keep
+// every sketch within its counters, and the heavy hitters stay on top of both views.
+func TestStatusTopForHourAndDay(t *testing.T) {
+	s, c := newTestStatus()
+	req := func(client, user, url, action string) {
+		s.Log(entry("forward", "GET", url, action, 200, func(e *Entry) {
+			e.Client, e.User = netip.MustParseAddr(client), user
+		}))
+	}
+	// Yesterday evening (more than an hour ago, less than a day): carol's games.
+	for range 4 {
+		req("10.0.0.7", "carol", "http://games.example/", "block")
+	}
+	req("10.0.0.7", "carol", "http://fine.example/", "allow")
+	c.advance(5 * time.Hour)
+	// The last hour: alice twice blocked on social, once on games; bob allowed.
+	req("10.0.0.5", "alice", "http://social.example/", "block")
+	req("10.0.0.5", "alice", "https://social.example/x", "block")
+	req("10.0.0.5", "alice", "http://games.example/", "block")
+	req("10.0.0.6", "bob", "http://fine.example/", "allow")
+	c.advance(time.Second)
+	r := s.Report()
+	check := func(name string, got, want any) {
+		t.Helper()
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: %v, want %v", name, got, want)
+		}
+	}
+	check("hour users", r.TopUsers, []Count{{"alice", 3}, {"bob", 1}})
+	check("day users", r.TopUsersDay, []Count{{"carol", 5}, {"alice", 3}, {"bob", 1}})
+	check("hour clients", r.TopClients, []Count{{"10.0.0.5", 3}, {"10.0.0.6", 1}})
+	check("day clients", r.TopClientsDay, []Count{{"10.0.0.7", 5}, {"10.0.0.5", 3}, {"10.0.0.6", 1}})
+	check("hour blocks by user", r.TopBlockedByUser, []UserCount{{"alice", "social.example", 2}, {"alice", "games.example", 1}})
+	check("day blocks by user", r.TopBlockedByUserDay, []UserCount{{"carol", "games.example", 4}, {"alice", "social.example", 2}, {"alice", "games.example", 1}})
+
+	c.advance(20 * time.Hour) // carol's hour is now over a day old
+	r = s.Report()
+	check("users a day later", r.TopUsersDay, []Count{{"alice", 3}, {"bob", 1}})
+	check("hour users a day later", r.TopUsers, []Count{})
+
+	// 100,000 distinct users over 12 hours, with two heavy users among them.
+	for i := range 100000 { // the last 10,000 in the last hour
+		user, url, action := fmt.Sprintf("pupil%06d", i), "http://a.example/", "allow"
+		switch i % 20 {
+		case 0:
+			user = "heavy"
+		case 1, 2:
+			user, url, action = "blocky", "http://blocked.example/", "block"
+		}
+		req(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}).String(), user, url, action)
+		if i%10000 == 9999 && i < 99999 {
+			c.advance(time.Hour)
+		}
+	}
+	for _, w := range []*window[string]{s.users, s.usersDay} {
+		for _, sl := range w.slots {
+			if n, limit := sl.counts.Len(), sl.counts.Cap(); n > limit || limit > maxTopKeys {
+				t.Fatalf("slot holds %d users, cap %d", n, limit)
+			}
+		}
+	}
+	for _, w := range []*window[netip.Addr]{s.clients, s.clientsDay} {
+		for _, sl := range w.slots {
+			if n := sl.counts.Len(); n > maxTopKeys {
+				t.Fatalf("slot holds %d clients", n)
+			}
+		}
+	}
+	c.advance(time.Second)
+	r = s.Report()
+	if r.TopUsersDay[0].Name != "blocky" || r.TopUsersDay[1].Name != "heavy" || r.TopUsersDay[1].Count < 5000 {
+		t.Errorf("day: heavy users lost: %v", r.TopUsersDay[:3])
+	}
+	if r.TopUsers[0].Name != "blocky" || r.TopUsers[1].Name != "heavy" {
+		t.Errorf("hour: heavy users lost: %v", r.TopUsers[:3])
+	}
+	if b := r.TopBlockedByUserDay; len(b) != 1 || b[0] != (UserCount{"blocky", "blocked.example", 10000}) {
+		t.Errorf("day blocks by user: %v", b)
 	}
 }

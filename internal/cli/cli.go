@@ -1,5 +1,5 @@
 // Package cli is the portcullis command line: run, validate, policy explain, version,
-// ca and passwd. It is a package (not main) so that tests drive it in-process.
+// ca, passwd and report. It is a package (not main) so that tests drive it in-process.
 package cli
 
 import (
@@ -47,6 +47,11 @@ Usage:
   portcullis passwd FILE USER
       Add or update USER in an htpasswd FILE (bcrypt). On a terminal it asks
       for the password twice without echo; from a pipe it reads one line.
+  portcullis report --log FILE [--log FILE…] [--since 24h|7d|RFC3339]
+                    [--format html|csv] [--top N] [--out FILE]
+      Report users, client addresses, categories, sites, blocked sites and bytes,
+      with requests per hour, from access logs in any format (json, combined,
+      squid; .gz too), in bounded memory. A progress bar shows on a terminal.
   portcullis version
 `
 
@@ -71,6 +76,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return cmdCA(args[1:], stdout, stderr)
 	case "passwd":
 		return cmdPasswd(args[1:], os.Stdin, stdout, stderr)
+	case "report":
+		return cmdReport(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprint(stdout, versionText())
 		return 0
