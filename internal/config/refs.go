@@ -21,6 +21,9 @@ func (f *File) validateRefs() []field.Error {
 		}
 		if r.Pool != "" && !f.hasPool(r.Pool) {
 			errs = append(errs, field.Errorf(fmt.Sprintf("rules[%d].pool", i), "unknown pool %q%s", r.Pool, knownNames(f.Policy.Pools)))
+		} else if r.Pool != "" && len(r.Door) > 0 && !slices.Contains(r.Door, "forward") && f.isParent(r.Pool) {
+			errs = append(errs, field.Errorf(fmt.Sprintf("rules[%d].pool", i),
+				"pool %q is a parent proxy pool (parent: true), used only by the forward door", r.Pool))
 		} else if r.Pool != "" && slices.Equal(r.Door, []string{"forward"}) && !f.isParent(r.Pool) {
 			errs = append(errs, field.Errorf(fmt.Sprintf("rules[%d].pool", i),
 				"pool %q is not a parent proxy pool: the forward door sends requests through a pool only when it has parent: true", r.Pool))

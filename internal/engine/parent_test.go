@@ -363,6 +363,19 @@ forward: {listen: ["127.0.0.1:0"]}
 pools:
   up: {parent: true, credentials_file: nope.pass, members: [{url: "http://127.0.0.1:3128"}]}
 `, ":4:40: pools.up.credentials_file: cannot read"},
+		{"reverse rule naming a parent pool", `
+reverse: {listen: ["127.0.0.1:0"], routes: [{name: app, pool: web}]}
+pools:
+  up: {parent: true, members: [{url: "http://127.0.0.1:3128"}]}
+  web: {members: [{url: "http://127.0.0.1:8080"}]}
+rules:
+  - {name: r, door: [reverse], pool: up, action: allow}
+`, ":7:38: rules[0].pool: pool \"up\" is a parent proxy pool"},
+		{"route naming a parent pool", `
+reverse: {listen: ["127.0.0.1:0"], routes: [{name: app, pool: up}]}
+pools:
+  up: {parent: true, members: [{url: "http://127.0.0.1:3128"}]}
+`, "reverse.routes[0].pool: pool \"up\" is a parent proxy pool"},
 		{"health GET on a parent", `
 forward: {listen: ["127.0.0.1:0"]}
 pools:
@@ -403,4 +416,35 @@ pools:
 		t.Fatalf("the error quotes the file's content: %v", err)
 	}
 	_ = os.Remove(filepath.Join(dir, "bad.pass"))
+}
+
+// TestReverseIgnoresParentPoolInVerdict: a rule for every door naming a parent
+// pool sends forward requests to the parent, while the reverse door keeps
+// sending its requests to the route's own pool.
+func TestReverseIgnoresParentPoolInVerdict(t *testing.T) {
+	p1 := newTestParent(t, "p1", "")
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "origin")
+	}))
+	defer origin.Close()
+	e := runEngine(t, fmt.Sprintf(`
+reverse: {listen: ["127.0.0.1:0"], routes: [{name: app, pool: web}]}
+pools:
+  regional: {parent: true, members: [{url: %s}]}
+  web: {members: [{url: %s}]}
+rules:
+  - {name: via-regional, pool: regional, action: allow}
+`, p1.URL(), origin.URL))
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Get("http://" + e.Addrs()["reverse"][0].String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(b) != "origin" {
+		t.Fatalf("reverse door: %d %q, want the route's origin", resp.StatusCode, b)
+	}
+	if got := p1.requests(); len(got) != 0 {
+		t.Fatalf("the parent was asked %q by the reverse door", got)
+	}
 }
