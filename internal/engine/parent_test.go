@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -19,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portcullis/portcullis/forward"
 )
 
 // lockedBuffer is an io.Writer the engine's loggers may write to from many goroutines.
@@ -446,5 +449,59 @@ rules:
 	}
 	if got := p1.requests(); len(got) != 0 {
 		t.Fatalf("the parent was asked %q by the reverse door", got)
+	}
+}
+
+// TestInspectedHTTPSThroughParent: requests inside an inspected tunnel whose
+// verdict names a parent pool reach the origin through a CONNECT to the parent
+// (with the credentials), and the origin's certificate is verified with the
+// pool's tls.ca_file.
+func TestInspectedHTTPSThroughParent(t *testing.T) {
+	const user, pass = "school-42", "pw"
+	p1 := newTestParent(t, "p1", "Basic "+base64.StdEncoding.EncodeToString([]byte(user+":"+pass)))
+	origin := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "origin page "+r.URL.Path)
+	}))
+	defer origin.Close()
+	dir := t.TempDir()
+	certPath, keyPath := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key")
+	ca, err := forward.CreateCA(certPath, keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "origin.pem"), string(pemCert(origin.Certificate())))
+	writeFile(t, filepath.Join(dir, "parent.pass"), user+":"+pass)
+	_, port, _ := net.SplitHostPort(origin.Listener.Addr().String())
+	proxyURL, _, _ := startParentEngine(t, dir, fmt.Sprintf(`
+forward:
+  listen: ["127.0.0.1:0"]
+  connect_ports: [%[1]s]
+  ca_cert: ca.pem
+  ca_key: ca.key
+resolver: {egress: {allow: ["127.0.0.1/32:%[1]s"]}}
+pools:
+  regional:
+    parent: true
+    credentials_file: parent.pass
+    tls: {ca_file: %[3]s}
+    members: [{url: %[2]s}]
+rules:
+  - {name: look-inside, pool: regional, action: inspect}
+`, port, p1.URL(), filepath.Join(dir, "origin.pem")))
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Certificate())
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL), TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	resp, err := client.Get(origin.URL + "/inside")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(b) != "origin page /inside" {
+		t.Fatalf("inspected GET: %d %q", resp.StatusCode, b)
+	}
+	want := "CONNECT " + origin.Listener.Addr().String() + " auth=true"
+	if got := p1.requests(); len(got) != 1 || got[0] != want {
+		t.Fatalf("parent saw %q, want [%q]", got, want)
 	}
 }
