@@ -13,6 +13,7 @@ import (
 	"github.com/portcullis/portcullis/filter"
 	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/httpguard"
+	"github.com/portcullis/portcullis/internal/pool"
 	"github.com/portcullis/portcullis/rules"
 )
 
@@ -88,7 +89,7 @@ func (p *Proxy) serveConnect(x *exchange, r *http.Request) {
 	}
 	tn := &tunnel{}
 	if x.mode == modeTunnel {
-		up, err := p.dial(r.Context(), "tcp", net.JoinHostPort(p.connectHost(x, host), strconv.Itoa(int(port))))
+		up, err := p.dialTunnel(r.Context(), x, net.JoinHostPort(p.connectHost(x, host), strconv.Itoa(int(port))))
 		if err != nil {
 			recordUpstreamError(x, err)
 			status := upstreamStatus(err)
@@ -108,6 +109,20 @@ func (p *Proxy) serveConnect(x *exchange, r *http.Request) {
 	x.tunnel = tn
 	r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))
 	p.gp.ServeHTTP(w, r)
+}
+
+// dialTunnel connects a tunnel's upstream: through the parent proxy pool x's
+// verdict names, else directly (with the egress guard).
+func (p *Proxy) dialTunnel(ctx context.Context, x *exchange, addr string) (net.Conn, error) {
+	if x.verdict.Pool != "" && p.parents != nil {
+		if pd := p.parents(x.verdict.Pool); pd != nil {
+			info := &pool.Info{}
+			c, err := pd.DialConnect(pool.WithInfo(ctx, info), addr)
+			x.entry.Upstream = info.Member
+			return c, err
+		}
+	}
+	return p.dial(ctx, "tcp", addr)
 }
 
 // blockOverTLS reports whether a blocked HTTPS request from client is shown the
@@ -218,7 +233,7 @@ func (p *Proxy) hijackTunnel(r *http.Request, client net.Conn, _ *goproxy.ProxyC
 			dest = p.connectHost(x, x.connect.Host)
 		}
 		addr := net.JoinHostPort(dest, strconv.Itoa(int(x.connect.Port)))
-		up, err := p.dial(r.Context(), "tcp", addr)
+		up, err := p.dialTunnel(r.Context(), x, addr)
 		if err != nil {
 			recordUpstreamError(x, err)
 			x.entry.Status = upstreamStatus(err)

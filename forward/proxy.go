@@ -29,6 +29,13 @@ import (
 // naming a Pool: a parent proxy), the only way a request can come back.
 const LoopHeader = "Portcullis-Loop"
 
+// ParentDialer opens tunnels through parent proxies (*pool.Pool with parent:
+// true): DialConnect returns a connection to addr (host:port) once a parent has
+// accepted the CONNECT. A *pool.Info in ctx learns which parent.
+type ParentDialer interface {
+	DialConnect(ctx context.Context, addr string) (net.Conn, error)
+}
+
 // Anonymizer rewrites what crosses the door for privacy. The anonymize package's
 // profiles satisfy it; Request runs after the door has removed the hop-by-hop
 // fields, Response before the response is relayed.
@@ -59,6 +66,12 @@ type Options struct {
 	// Dial connects CONNECT tunnels (the resolver's guarded dialer). Nil: net.Dialer.
 	// Each dial is bounded by Config.DialTimeout.
 	Dial DialFunc
+	// Parents returns the parent proxy pool a verdict names (rules' pool:, a
+	// pool with parent: true), or nil when the name is not one: tunnels to
+	// verdicts naming a parent are opened through it, the others dial directly.
+	// Nil: every tunnel dials directly. Plain requests go through a parent by
+	// Transport.
+	Parents func(pool string) ParentDialer
 	// Log receives one access-log entry per request or tunnel. Nil: none.
 	Log admin.Logger
 	// Logger receives operational messages. Nil: discarded.
@@ -109,6 +122,7 @@ type Proxy struct {
 	anon      func(string) Anonymizer
 	transport http.RoundTripper
 	dial      DialFunc
+	parents   func(pool string) ParentDialer
 	log       admin.Logger
 	logger    *slog.Logger
 	tunnels   *Tunnels
@@ -200,6 +214,7 @@ func New(opts Options) (*Proxy, error) {
 	tc := cfg.TransportConfig()
 	tc.Dial = opts.Dial
 	p.dial = timeoutDial(opts.Dial, cfg.DialTimeout)
+	p.parents = opts.Parents
 	if p.transport == nil {
 		p.transport = NewTransport(tc)
 	}
@@ -293,6 +308,15 @@ type exchangeKey struct{}
 func exchangeFrom(ctx context.Context) *exchange {
 	x, _ := ctx.Value(exchangeKey{}).(*exchange)
 	return x
+}
+
+// NoteUpstream records in the access-log entry of the request or tunnel ctx
+// belongs to where it left through (a parent proxy's URL, without credentials).
+// A transport or dialer the door calls may use it; it does nothing for other contexts.
+func NoteUpstream(ctx context.Context, upstream string) {
+	if x := exchangeFrom(ctx); x != nil {
+		x.entry.Upstream = upstream
+	}
 }
 
 // ServeHTTP implements http.Handler.

@@ -215,6 +215,9 @@ func (h *Handler) proxyFor(rt *route, poolName string) *httputil.ReverseProxy {
 	if poolName == "" || poolName == rt.Pool {
 		return rt.proxy
 	}
+	if p := h.pools[poolName]; p != nil && p.Parent() {
+		return rt.proxy // parent proxies are for the forward door only
+	}
 	key := rt.Name + "\x00" + poolName
 	if v, ok := h.overrides.Load(key); ok {
 		return v.(*httputil.ReverseProxy)

@@ -20,7 +20,13 @@ func (f *File) validateRefs() []field.Error {
 			errs = append(errs, field.Errorf(fmt.Sprintf("rules[%d].profile", i), "unknown anonymize profile %q", r.Profile))
 		}
 		if r.Pool != "" && !f.hasPool(r.Pool) {
-			errs = append(errs, field.Errorf(fmt.Sprintf("rules[%d].pool", i), "unknown pool %q", r.Pool))
+			errs = append(errs, field.Errorf(fmt.Sprintf("rules[%d].pool", i), "unknown pool %q%s", r.Pool, knownNames(f.Policy.Pools)))
+		} else if r.Pool != "" && len(r.Door) > 0 && !slices.Contains(r.Door, "forward") && f.isParent(r.Pool) {
+			errs = append(errs, field.Errorf(fmt.Sprintf("rules[%d].pool", i),
+				"pool %q is a parent proxy pool (parent: true), used only by the forward door", r.Pool))
+		} else if r.Pool != "" && slices.Equal(r.Door, []string{"forward"}) && !f.isParent(r.Pool) {
+			errs = append(errs, field.Errorf(fmt.Sprintf("rules[%d].pool", i),
+				"pool %q is not a parent proxy pool: the forward door sends requests through a pool only when it has parent: true", r.Pool))
 		}
 		if r.Cache != "" && !f.hasCachePolicy(r.Cache) {
 			errs = append(errs, field.Errorf(fmt.Sprintf("rules[%d].cache", i), "unknown cache policy %q", r.Cache))
@@ -33,6 +39,8 @@ func (f *File) validateRefs() []field.Error {
 				errs = append(errs, field.Errorf(p+".pool", "a route needs a pool"))
 			} else if !f.hasPool(r.Pool) {
 				errs = append(errs, field.Errorf(p+".pool", "unknown pool %q%s", r.Pool, knownNames(f.Policy.Pools)))
+			} else if f.isParent(r.Pool) {
+				errs = append(errs, field.Errorf(p+".pool", "pool %q is a parent proxy pool (parent: true), for the forward door; a route needs a pool of origins", r.Pool))
 			}
 			if r.Cache != "" && !f.hasCachePolicy(r.Cache) {
 				errs = append(errs, field.Errorf(p+".cache", "unknown cache policy %q%s", r.Cache, knownNames(f.Policy.CachePolicies)))
@@ -71,6 +79,12 @@ func (f *File) hasProfile(name string) bool {
 func (f *File) hasPool(name string) bool {
 	_, ok := f.Policy.Pools[name]
 	return ok
+}
+
+// isParent reports whether the pool named name is a parent proxy pool.
+func (f *File) isParent(name string) bool {
+	c := f.Policy.Pools[name]
+	return c != nil && c.Parent
 }
 
 func (f *File) hasCachePolicy(name string) bool {

@@ -1,11 +1,14 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net"
 	"net/http"
+	"net/netip"
+	"strconv"
 
 	"github.com/portcullis/portcullis/filter/phrase"
 	"github.com/portcullis/portcullis/forward"
@@ -14,6 +17,8 @@ import (
 	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/cache"
 	"github.com/portcullis/portcullis/internal/config/field"
+	"github.com/portcullis/portcullis/internal/pool"
+	"github.com/portcullis/portcullis/internal/resolver"
 	"github.com/portcullis/portcullis/rules"
 )
 
@@ -53,6 +58,7 @@ func (e *Engine) buildForward(st *state) error {
 		Anonymizer:  e.anonymizers(st),
 		Transport:   rt,
 		Dial:        e.shared.dialContext,
+		Parents:     st.parentPool,
 		Logger:      e.log.With("door", "forward"),
 		Tunnels:     e.shared.tunnels,
 		Now:         e.opts.Now,
@@ -135,8 +141,10 @@ func trackerGuard(st *state, defaultProfile string) rules.Evaluator {
 	})
 }
 
-// verdictTransport sends forward-mode requests through the shared cache when the
-// verdict names a cache policy (rules' `cache:`), and straight upstream otherwise.
+// verdictTransport sends forward-mode requests through the parent proxy pool the
+// verdict names (rules' `pool:` naming a pool with parent: true), else through the
+// shared cache when the verdict names a cache policy (rules' `cache:`), and
+// straight upstream otherwise.
 type verdictTransport struct {
 	st     *state
 	direct http.RoundTripper
@@ -144,6 +152,17 @@ type verdictTransport struct {
 }
 
 func (t *verdictTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if v, ok := rules.VerdictFrom(r.Context()); ok && v.Pool != "" {
+		if p := t.st.pools[v.Pool]; p != nil && p.Parent() {
+			if err := t.st.guardLiteral(r.URL.Hostname(), r.URL.Port(), r.URL.Scheme); err != nil {
+				return nil, err
+			}
+			info := &pool.Info{}
+			resp, err := p.Transport().RoundTrip(r.WithContext(pool.WithInfo(r.Context(), info)))
+			forward.NoteUpstream(r.Context(), info.Member)
+			return resp, err
+		}
+	}
 	if t.cached != nil {
 		if v, ok := rules.VerdictFrom(r.Context()); ok {
 			if p := t.st.cachePolicy(v.Cache); p != nil {
@@ -152,6 +171,61 @@ func (t *verdictTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 	}
 	return t.direct.RoundTrip(r)
+}
+
+// parentPool returns the pool named name when it is a parent proxy pool, for
+// the forward door's tunnels. The door dials the parent without the egress guard:
+// like a reverse pool's members, a parent is an address the administrator wrote
+// in the policy. A destination written as an IP literal is still checked by the
+// guard (the parent must not become a way around it); names are resolved by
+// the parent, in its network.
+func (st *state) parentPool(name string) forward.ParentDialer {
+	if p := st.pools[name]; p != nil && p.Parent() {
+		return parentDialer{st: st, p: p}
+	}
+	return nil
+}
+
+// parentDialer opens tunnels through a parent pool after the guard's check of
+// IP-literal destinations.
+type parentDialer struct {
+	st *state
+	p  *pool.Pool
+}
+
+func (d parentDialer) DialConnect(ctx context.Context, addr string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.st.guardLiteral(host, port, ""); err != nil {
+		return nil, err
+	}
+	return d.p.DialConnect(ctx, addr)
+}
+
+// guardLiteral applies the egress guard to a destination sent to a parent when
+// it is an IP literal (port "" takes the scheme's).
+func (st *state) guardLiteral(host, port, scheme string) error {
+	a, lit, err := resolver.ParseLiteral(host)
+	if err != nil || !lit {
+		return err
+	}
+	if port == "" {
+		port = "80"
+		if scheme == "https" {
+			port = "443"
+		}
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return fmt.Errorf("bad port %q", port)
+	}
+	var g resolver.Guard // the zero Guard refuses every non-public address
+	if st.resolver != nil {
+		g = st.resolver.Guard()
+	}
+	return g.Check(host, netip.AddrPortFrom(a.Unmap(), uint16(n)))
 }
 
 // forwardAuth loads the sign-in source of the forward section once per policy

@@ -2,6 +2,9 @@ package engine
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os"
 	"reflect"
 	"sort"
 
@@ -32,6 +35,16 @@ func (e *Engine) usePools(st *state) error {
 		if cfg == nil {
 			cfg = &pool.Config{}
 		}
+		if cfg.CredentialsFile != "" {
+			c, err := readCredentials(st.file.Resolve(cfg.CredentialsFile))
+			if err != nil {
+				errs = append(errs, field.Errorf("pools."+name+".credentials_file", "%v", err))
+				continue
+			}
+			withCreds := *cfg
+			withCreds.Credentials = c
+			cfg = &withCreds
+		}
 		lp := s.pools[name]
 		switch {
 		case lp != nil && reflect.DeepEqual(lp.cfg, *cfg):
@@ -60,6 +73,20 @@ func (e *Engine) usePools(st *state) error {
 		return st.file.FieldErrors(errs)
 	}
 	return nil
+}
+
+// readCredentials reads a parent pool's credentials file ("user:password").
+// Its errors name the file, never its content.
+func readCredentials(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("cannot read %s: %v", path, errors.Unwrap(err))
+	}
+	c := string(b)
+	if _, _, err := pool.ParseCredentials(c); err != nil {
+		return "", fmt.Errorf("%s: %v", path, err)
+	}
+	return c, nil
 }
 
 // retirePools stops the pools the state now serving no longer names. It runs after

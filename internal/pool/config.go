@@ -72,6 +72,18 @@ type Config struct {
 	MaxIdlePerMember int `yaml:"max_idle_per_member"`
 	// TLS configures verification of https members.
 	TLS TLSConfig `yaml:"tls"`
+	// Parent makes the members parent proxies (Squid's cache_peer parent) for
+	// the forward door: requests keep their absolute URL and are sent to the
+	// member as to a proxy, tunnels are opened with CONNECT through it. Members
+	// must be http://host:port.
+	Parent bool `yaml:"parent"`
+	// CredentialsFile names a file holding "user:password" for the parents'
+	// Proxy-Authorization (Basic); only with Parent. The caller reads it into
+	// Credentials (paths are relative to the policy file).
+	CredentialsFile string `yaml:"credentials_file"`
+	// Credentials is the content of CredentialsFile ("user:password"), filled in
+	// by the caller that read it. Never logged.
+	Credentials string `yaml:"-"`
 }
 
 // MemberConfig is one upstream.
@@ -96,7 +108,14 @@ type HealthConfig struct {
 	Rise int `yaml:"rise"`
 	// Fall is how many consecutive failing checks take a member down (default 3).
 	Fall int `yaml:"fall"`
+	// TCP checks members by opening a TCP connection (closed at once, nothing
+	// sent) instead of requesting Path: the check for parent proxies, which
+	// answer no request of their own. Exclusive with Path.
+	TCP bool `yaml:"tcp"`
 }
+
+// active reports whether active checks are configured.
+func (h *HealthConfig) active() bool { return h.Path != "" || h.TCP }
 
 // PassiveConfig configures passive health: real requests that fail (transport
 // errors and timeouts, not client cancellations) count against a member.
@@ -144,7 +163,9 @@ func (c *Config) Validate() []field.Error {
 	seen := make(map[string]bool, len(c.Members))
 	for i, m := range c.Members {
 		p := fmt.Sprintf("members[%d]", i)
-		if _, err := parseMemberURL(m.URL); err != nil {
+		if u, err := parseMemberURL(m.URL); err != nil {
+			errs = append(errs, field.Errorf(field.Join(p, "url"), "%v", err))
+		} else if err := c.checkParentURL(u); err != nil {
 			errs = append(errs, field.Errorf(field.Join(p, "url"), "%v", err))
 		} else if seen[m.URL] {
 			errs = append(errs, field.Errorf(field.Join(p, "url"), "duplicate member %q", m.URL))
@@ -165,6 +186,20 @@ func (c *Config) Validate() []field.Error {
 	}
 	if c.Policy == PolicyHash && c.HashKey == "" {
 		errs = append(errs, field.Errorf("hash_key", "required by policy hash"))
+	}
+	if c.CredentialsFile != "" && !c.Parent {
+		errs = append(errs, field.Errorf("credentials_file", "only parent proxies (parent: true) take credentials"))
+	}
+	if c.Credentials != "" {
+		if _, _, err := ParseCredentials(c.Credentials); err != nil {
+			errs = append(errs, field.Errorf("credentials_file", "%v", err))
+		}
+	}
+	if c.Health.TCP && c.Health.Path != "" {
+		errs = append(errs, field.Errorf("health.tcp", "a check is either tcp or a GET of path, not both"))
+	}
+	if c.Parent && c.Health.Path != "" {
+		errs = append(errs, field.Errorf("health.path", "parent proxies are checked with health.tcp: true, not a GET"))
 	}
 	if c.Health.Path != "" && !strings.HasPrefix(c.Health.Path, "/") {
 		errs = append(errs, field.Errorf("health.path", "must start with /"))
@@ -276,6 +311,34 @@ func parseMemberURL(s string) (*url.URL, error) {
 		return nil, fmt.Errorf("no query, fragment or credentials allowed in %q", s)
 	}
 	return u, nil
+}
+
+// checkParentURL checks a parent proxy's member URL: http://host:port, nothing more.
+func (c *Config) checkParentURL(u *url.URL) error {
+	if !c.Parent {
+		return nil
+	}
+	if u.Scheme != "http" || u.Port() == "" || (u.Path != "" && u.Path != "/") {
+		return fmt.Errorf("a parent proxy is http://host:port, got %q", u.String())
+	}
+	return nil
+}
+
+// ParseCredentials splits the content of a credentials file, "user:password"
+// (surrounding white space and a final newline ignored), for Basic
+// Proxy-Authorization. Its errors never quote the content.
+func ParseCredentials(s string) (user, password string, err error) {
+	s = strings.TrimSpace(s)
+	user, password, ok := strings.Cut(s, ":")
+	switch {
+	case !ok:
+		return "", "", fmt.Errorf("want user:password on one line")
+	case user == "":
+		return "", "", fmt.Errorf("the user name (before the colon) is empty")
+	case strings.ContainsAny(s, "\r\n"):
+		return "", "", fmt.Errorf("want user:password on one line")
+	}
+	return user, password, nil
 }
 
 func loadCAs(file string) (*x509.CertPool, error) {

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 )
@@ -27,7 +29,7 @@ func (p *Pool) Run(ctx context.Context) {
 		case <-timer.C:
 		}
 		s := p.state.Load()
-		if s.cfg.Health.Path != "" {
+		if s.cfg.Health.active() {
 			p.checkAll(ctx, s)
 		}
 		timer.Reset(s.cfg.Health.Interval)
@@ -36,7 +38,7 @@ func (p *Pool) Run(ctx context.Context) {
 
 // CheckNow runs one round of active health checks on every member and waits for it.
 func (p *Pool) CheckNow(ctx context.Context) {
-	if s := p.state.Load(); s.cfg.Health.Path != "" {
+	if s := p.state.Load(); s.cfg.Health.active() {
 		p.checkAll(ctx, s)
 	}
 }
@@ -54,10 +56,21 @@ func (p *Pool) checkAll(ctx context.Context, s *state) {
 	wg.Wait()
 }
 
-// check performs one health request against m.
+// check performs one health request (or TCP connect) against m.
 func check(ctx context.Context, m *Member, hc *HealthConfig) error {
 	ctx, cancel := context.WithTimeout(ctx, hc.Timeout)
 	defer cancel()
+	if hc.TCP {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", memberAddr(m.URL))
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("TCP connect: no answer within %s (timeout)", hc.Timeout)
+			}
+			return fmt.Errorf("TCP connect: %w", err)
+		}
+		return c.Close()
+	}
 	u := *m.URL
 	u.Path = joinPath(u.Path, hc.Path)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
@@ -112,4 +125,16 @@ func (p *Pool) recordCheck(m *Member, hc *HealthConfig, err error) {
 		st.healthy.Store(false)
 		p.logger.Warn("member down", "member", m.name, "failures", st.checkFail, "err", err)
 	}
+}
+
+// memberAddr is the host:port a member URL names (the scheme's port by default).
+func memberAddr(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	port := "80"
+	if u.Scheme == "https" {
+		port = "443"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
 }

@@ -199,6 +199,9 @@ func (p *Pool) HashKey() string { return p.state.Load().cfg.HashKey }
 // Policy returns the configured selection policy name.
 func (p *Pool) Policy() string { return p.state.Load().cfg.Policy }
 
+// Parent reports whether the members are parent proxies (parent: true).
+func (p *Pool) Parent() bool { return p.state.Load().cfg.Parent }
+
 // Healthy reports whether any member is available.
 func (p *Pool) Healthy() bool {
 	return slices.ContainsFunc(p.Members(), (*Member).Available)
@@ -246,6 +249,8 @@ type transportKey struct {
 	dial, tlsHandshake, responseHeader, idle time.Duration
 	maxIdle                                  int
 	tls                                      TLSConfig
+	parent                                   bool
+	credentials                              string
 }
 
 // Update replaces the pool's configuration. Members whose URL remains keep
@@ -333,12 +338,26 @@ func (p *Pool) build(cfg Config) (*state, error) {
 		p.logger.Warn("TLS verification of members is disabled (insecure_skip_verify)")
 	}
 	ns := &state{cfg: cfg, selector: sel, tlsCfg: tlsCfg, members: make([]*Member, len(cfg.Members)),
-		trKey: transportKey{cfg.Dial, cfg.TLSHandshake, cfg.ResponseHeader, cfg.Idle, cfg.MaxIdlePerMember, cfg.TLS}}
+		trKey: transportKey{cfg.Dial, cfg.TLSHandshake, cfg.ResponseHeader, cfg.Idle, cfg.MaxIdlePerMember, cfg.TLS, cfg.Parent, cfg.Credentials}}
 	for i, mc := range cfg.Members {
 		u, _ := parseMemberURL(mc.URL) // validated above
 		ns.members[i] = &Member{URL: u, Weight: mc.Weight, name: mc.URL, now: p.clock}
 	}
 	return ns, nil
+}
+
+// proxyURL returns the URL m's transport uses as its proxy: nil unless the
+// members are parent proxies; with the credentials when configured.
+func (ns *state) proxyURL(m *Member) *url.URL {
+	if !ns.cfg.Parent {
+		return nil
+	}
+	u := &url.URL{Scheme: m.URL.Scheme, Host: m.URL.Host}
+	if ns.cfg.Credentials != "" {
+		user, pass, _ := ParseCredentials(ns.cfg.Credentials) // validated
+		u.User = url.UserPassword(user, pass)
+	}
+	return u
 }
 
 // derive gives ns's members the health state of old's members with the same URL
@@ -362,7 +381,7 @@ func (ns *state) derive(old *state) {
 			m.st.healthy.Store(true)
 		}
 		if m.rt == nil {
-			m.rt = newTransport(&ns.cfg, ns.tlsCfg)
+			m.rt = newTransport(&ns.cfg, ns.tlsCfg, ns.proxyURL(m))
 		}
 	}
 }

@@ -31,11 +31,17 @@ func (e *DialError) Unwrap() error { return e.Err }
 // newTransport builds one member's transport: keep-alive with a bounded idle
 // pool, the configured timeouts, HTTP/2 to https members that offer it, no proxy
 // from the environment and no transparent compression (the client's
-// Accept-Encoding passes through unchanged).
-func newTransport(cfg *Config, tc *tls.Config) *http.Transport {
+// Accept-Encoding passes through unchanged). proxy, for a parent proxy member, is
+// the member itself (with its credentials): requests go to it in absolute form
+// with Proxy-Authorization, https ones through a CONNECT.
+func newTransport(cfg *Config, tc *tls.Config, proxy *url.URL) *http.Transport {
 	d := &net.Dialer{Timeout: cfg.Dial, KeepAlive: 30 * time.Second}
+	var proxyFn func(*http.Request) (*url.URL, error)
+	if proxy != nil {
+		proxyFn = http.ProxyURL(proxy)
+	}
 	return &http.Transport{
-		Proxy: nil,
+		Proxy: proxyFn,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := d.DialContext(ctx, network, addr)
 			if err != nil {
@@ -104,7 +110,7 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, p.noHealthy(s)
 		}
-		out, err := outRequest(req, m, attempt, guard)
+		out, err := outRequest(req, m, attempt, guard, s.cfg.Parent)
 		if err != nil {
 			return nil, err
 		}
@@ -167,9 +173,10 @@ func wasTried(tried []*Member, m *Member) bool {
 	return false
 }
 
-// outRequest returns a shallow copy of req addressed to m. A request's Host
-// header is left as the caller set it.
-func outRequest(req *http.Request, m *Member, attempt int, guard *guardBody) (*http.Request, error) {
+// outRequest returns a shallow copy of req addressed to m (for a parent proxy,
+// keeping its URL: m's transport sends it through m). A request's Host header is
+// left as the caller set it.
+func outRequest(req *http.Request, m *Member, attempt int, guard *guardBody, parent bool) (*http.Request, error) {
 	o := new(struct { // one allocation for both
 		req http.Request
 		url url.URL
@@ -177,12 +184,14 @@ func outRequest(req *http.Request, m *Member, attempt int, guard *guardBody) (*h
 	o.req = *req
 	o.url = *req.URL
 	out, u := &o.req, &o.url
-	u.Scheme = m.URL.Scheme
-	u.Host = m.URL.Host
-	if prefix := m.URL.Path; prefix != "" && prefix != "/" {
-		u.Path = joinPath(prefix, u.Path)
-		if u.RawPath != "" {
-			u.RawPath = joinPath(m.URL.EscapedPath(), u.RawPath)
+	if !parent {
+		u.Scheme = m.URL.Scheme
+		u.Host = m.URL.Host
+		if prefix := m.URL.Path; prefix != "" && prefix != "/" {
+			u.Path = joinPath(prefix, u.Path)
+			if u.RawPath != "" {
+				u.RawPath = joinPath(m.URL.EscapedPath(), u.RawPath)
+			}
 		}
 	}
 	out.URL = u
