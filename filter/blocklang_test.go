@@ -144,8 +144,8 @@ func TestBlockPageCustomTemplate(t *testing.T) {
 func TestBlockPageTemplateErrors(t *testing.T) {
 	for _, c := range []struct{ tmpl, want string }{
 		{"<p>\n{{.URL}\n", "page.html:2: bad character U+007D '}'"},
-		{"<p>\n\n  {{.Rule}} {{.Nope}}</p>", "page.html:3:14: unknown field .Nope"},
-		{"{{if .Category}}\n{{.T.Tittle}}{{end}}", "page.html:2:4: unknown field .T.Tittle"},
+		{"<p>\n\n  {{.Rule}} {{.Nope}}</p>", "page.html:3:15: unknown field .Nope"},
+		{"{{if .Category}}\n{{.T.Tittle}}{{end}}", "page.html:2:3: unknown field .T.Tittle"},
 		{"{{range .URL}}{{end}}", "page.html:1:"},
 		{"{{with .URL}}{{$.Who}}{{end}}", "page.html:1:16: unknown field .Who"},
 		{"{{frobnicate .URL}}", "page.html:1: function \"frobnicate\" not defined"},

@@ -102,7 +102,7 @@ func parseBlockTemplate(name, text string) (*template.Template, error) {
 	if err != nil {
 		return nil, templateError(err)
 	}
-	if err := checkFields(t); err != nil {
+	if err := checkFields(t, text); err != nil {
 		return nil, err
 	}
 	for _, sample := range []*BlockView{sampleView(true), sampleView(false)} {
@@ -140,15 +140,16 @@ func sampleView(full bool) *BlockView {
 // checkFields walks t's trees and reports the first field the template reads from
 // the page's data (dot outside {{with}} and {{range}}, or $) that BlockView has
 // not, as "NAME:LINE:COL: unknown field .X".
-func checkFields(t *template.Template) error {
+func checkFields(t *template.Template, text string) error {
 	root := reflect.TypeFor[BlockView]()
-	c := &fieldChecker{root: root, t: t, seen: map[string]bool{}}
+	c := &fieldChecker{root: root, t: t, text: text, seen: map[string]bool{}}
 	return c.tree(t.Tree)
 }
 
 type fieldChecker struct {
 	root reflect.Type
 	t    *template.Template
+	text string          // the template's source, which node positions index
 	seen map[string]bool // templates already checked with dot as the page
 }
 
@@ -249,13 +250,30 @@ func (c *fieldChecker) fields(tr *parse.Tree, n parse.Node, idents []string) err
 		}
 		f, ok := typ.FieldByName(id)
 		if !ok || !f.IsExported() {
-			loc, _ := tr.ErrorContext(n)
+			loc := c.position(tr.ParseName, int(n.Position()))
 			known := c.known(typ)
 			return fmt.Errorf("%s: unknown field .%s (%s has %s)", loc, strings.Join(idents[:i+1], "."), c.typeName(idents[:i]), known)
 		}
 		typ = f.Type
 	}
 	return nil
+}
+
+// position is "NAME:LINE:COL" (1-based) of the field expression around offset pos
+// (which the parser puts at its last identifier).
+func (c *fieldChecker) position(name string, pos int) string {
+	pos = min(max(pos, 0), len(c.text))
+	start := pos
+	for start > 0 {
+		b := c.text[start-1]
+		if b != '.' && b != '$' && b != '_' && !('a' <= b && b <= 'z') && !('A' <= b && b <= 'Z') && !('0' <= b && b <= '9') && b < 0x80 {
+			break
+		}
+		start--
+	}
+	line := 1 + strings.Count(c.text[:start], "\n")
+	col := start - strings.LastIndexByte(c.text[:start], '\n')
+	return fmt.Sprintf("%s:%d:%d", name, line, col)
 }
 
 func (c *fieldChecker) typeName(idents []string) string {
