@@ -147,6 +147,8 @@ func TestBlockPageTemplateErrors(t *testing.T) {
 		{"<p>\n\n  {{.Rule}} {{.Nope}}</p>", "page.html:3:15: unknown field .Nope"},
 		{"{{if .Category}}\n{{.T.Tittle}}{{end}}", "page.html:2:3: unknown field .T.Tittle"},
 		{"{{range .URL}}{{end}}", "page.html:1:"},
+		{`{{if eq .Rule "never-the-sample"}}{{.Nope}}{{end}}`, "page.html:1:37: unknown field .Nope"},
+		{`{{define "foot"}}{{.Contcat}}{{end}}{{template "foot" .}}`, "page.html:1:20: unknown field .Contcat"},
 		{"{{with .URL}}{{$.Who}}{{end}}", "page.html:1:16: unknown field .Who"},
 		{"{{frobnicate .URL}}", "page.html:1: function \"frobnicate\" not defined"},
 		{`<a href="{{.URL}}`, "page.html: ends in a non-text context"},
