@@ -2,60 +2,114 @@ package filter
 
 import (
 	"bytes"
+	"cmp"
 	_ "embed"
+	"fmt"
 	"html/template"
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 )
 
-//go:embed blockpage.html
+//go:embed blockpage/page.html
 var blockPageHTML string
 
 // BlockInfo is what a block page says about one refused request.
 type BlockInfo struct {
-	URL      string    // the blocked URL, or "host:port" for a CONNECT
-	Host     string    // the blocked host, shown in the title
-	Rule     string    // the deciding rule's name
-	Category string    // the rule's category, "" when none
-	Reason   string    // the rule's reason, "" when none
-	Contact  string    // the policy's contact line, "" for a generic hint
-	Time     time.Time // when the request was refused
+	URL            string    // the blocked URL, or "host:port" for a CONNECT
+	Host           string    // the blocked host, shown in the title
+	Rule           string    // the deciding rule's name
+	Category       string    // the rule's category, "" when none
+	Reason         string    // the rule's reason, "" when none
+	Contact        string    // the policy's contact line, "" for a generic hint
+	User           string    // the signed-in user, "" when none
+	AcceptLanguage string    // the request's Accept-Language, which picks the page's language
+	Time           time.Time // when the request was refused
+}
+
+// BlockPageOptions configures a block page (NewBlockPageWith).
+type BlockPageOptions struct {
+	// Location is the zone times are shown in (the policy's). Nil: UTC.
+	Location *time.Location
+	// Template is an html/template text executed with a BlockView. "": the
+	// built-in page.
+	Template string
+	// TemplateName names the template in errors (its file). Default "blockpage".
+	TemplateName string
+	// Lang is the languages to use, in order, when the request's Accept-Language
+	// names no shipped translation (BlockLanguages); English after them.
+	Lang []string
+	// UnblockURL is the "ask for this site to be unblocked" link, with
+	// placeholders {url}, {host}, {category}, {rule}, {reason} and {user}
+	// (CheckUnblockURL). "": no link.
+	UnblockURL string
 }
 
 // BlockPage renders the page shown for a blocked request: HTML for browsers, plain
-// text for every other client. It is built once (NewBlockPage) and is safe for
+// text for every other client, in the language the request prefers among the
+// shipped translations. It is built once (NewBlockPageWith) and is safe for
 // concurrent use; every value is escaped for the format it is written in.
 type BlockPage struct {
-	tmpl *template.Template
-	loc  *time.Location // the zone times are shown in
-	bufs sync.Pool      // *bytes.Buffer
+	tmpl    *template.Template
+	loc     *time.Location // the zone times are shown in
+	texts   map[string]*BlockText
+	lang    []string
+	unblock string
+	bufs    sync.Pool // *bytes.Buffer
 }
 
-// blockView is the template's data: BlockInfo with the time already formatted.
-type blockView struct {
-	BlockInfo
-	Time string
-}
-
-// NewBlockPage parses the embedded template; times are shown in UTC.
+// NewBlockPage builds the built-in page; times are shown in UTC.
 func NewBlockPage() (*BlockPage, error) { return NewBlockPageIn(time.UTC) }
 
-// NewBlockPageIn parses the embedded template; times are shown in loc (the
-// policy's time zone), with the zone's abbreviation.
+// NewBlockPageIn builds the built-in page; times are shown in loc (the policy's
+// time zone), with the zone's abbreviation.
 func NewBlockPageIn(loc *time.Location) (*BlockPage, error) {
-	t, err := template.New("blockpage").Parse(blockPageHTML)
+	return NewBlockPageWith(BlockPageOptions{Location: loc})
+}
+
+// NewBlockPageWith builds a block page from o. A template that does not parse,
+// reads a field BlockView has not, or fails on a sample page is refused with an
+// error "NAME:LINE[:COL]: message"; so is a language no translation is shipped for,
+// or a malformed unblock URL.
+func NewBlockPageWith(o BlockPageOptions) (*BlockPage, error) {
+	texts, err := blockTexts()
 	if err != nil {
 		return nil, err
 	}
+	for _, l := range o.Lang {
+		if _, ok := texts[l]; !ok {
+			return nil, fmt.Errorf("no block page translation for %q (shipped: %s)", l, strings.Join(BlockLanguages(), ", "))
+		}
+	}
+	if o.UnblockURL != "" {
+		if err := CheckUnblockURL(o.UnblockURL); err != nil {
+			return nil, err
+		}
+	}
+	name, text := cmp.Or(o.TemplateName, "blockpage"), o.Template
+	if text == "" {
+		text = blockPageHTML
+	}
+	t, err := parseBlockTemplate(name, text)
+	if err != nil {
+		return nil, err
+	}
+	loc := o.Location
 	if loc == nil {
 		loc = time.UTC
 	}
-	return &BlockPage{tmpl: t, loc: loc, bufs: sync.Pool{New: func() any { return new(bytes.Buffer) }}}, nil
+	return &BlockPage{tmpl: t, loc: loc, texts: texts, lang: slices.Clone(o.Lang), unblock: o.UnblockURL,
+		bufs: sync.Pool{New: func() any { return new(bytes.Buffer) }}}, nil
+}
+
+// Language returns the language a page for this Accept-Language value is shown in.
+func (b *BlockPage) Language(acceptLanguage string) string {
+	return negotiate(acceptLanguage, b.texts, b.lang)
 }
 
 // formatTime is the one time format both renderings use.
@@ -66,16 +120,30 @@ func (b *BlockPage) formatTime(t time.Time) string {
 	return t.In(b.loc).Format("2006-01-02 15:04:05 MST")
 }
 
-// WriteHTML writes the HTML page for info to w.
-func (b *BlockPage) WriteHTML(w io.Writer, info *BlockInfo) error {
-	return b.tmpl.Execute(w, blockView{BlockInfo: *info, Time: b.formatTime(info.Time)})
+// view is the template's data for info.
+func (b *BlockPage) view(info *BlockInfo) *BlockView {
+	lang := b.Language(info.AcceptLanguage)
+	v := &BlockView{
+		URL: info.URL, Host: info.Host, Rule: info.Rule, Category: info.Category, Reason: info.Reason,
+		Contact: info.Contact, User: info.User, Time: b.formatTime(info.Time), Lang: lang, T: *b.texts[lang],
+	}
+	v.UnblockURL = fillUnblock(b.unblock, v)
+	return v
 }
 
-// WriteText writes the plain-text page for info to w. Control characters in the
-// values are replaced so that a crafted URL cannot forge extra lines.
+// WriteHTML writes the HTML page for info to w.
+func (b *BlockPage) WriteHTML(w io.Writer, info *BlockInfo) error {
+	return b.tmpl.Execute(w, b.view(info))
+}
+
+// WriteText writes the plain-text page for info to w, in the same language as the
+// HTML page. Control characters in the values are replaced so that a crafted URL
+// cannot forge extra lines.
 func (b *BlockPage) WriteText(w io.Writer, info *BlockInfo) error {
+	v := b.view(info)
 	var sb strings.Builder
-	sb.WriteString("Blocked by Portcullis, the web filter on this network.\n\n")
+	sb.WriteString(v.T.TextHeader)
+	sb.WriteString("\n\n")
 	line := func(name, v string) {
 		if v == "" {
 			return
@@ -85,18 +153,25 @@ func (b *BlockPage) WriteText(w io.Writer, info *BlockInfo) error {
 		sb.WriteString(textSafe(v))
 		sb.WriteByte('\n')
 	}
-	line("URL", info.URL)
-	line("Category", info.Category)
-	line("Reason", info.Reason)
-	line("Rule", info.Rule)
-	line("Time", b.formatTime(info.Time))
+	line("URL", v.URL) // the same word in every shipped language
+	line(v.T.Category, v.Category)
+	line(v.T.Reason, v.Reason)
+	line(v.T.Rule, v.Rule)
+	line(v.T.User, v.User)
+	line(v.T.Time, v.Time)
 	sb.WriteByte('\n')
-	if info.Contact != "" {
-		sb.WriteString(textSafe(info.Contact))
+	if v.Contact != "" {
+		sb.WriteString(textSafe(v.Contact))
 	} else {
-		sb.WriteString("If you think this is a mistake, ask the person who runs this network.")
+		sb.WriteString(v.T.Hint)
 	}
 	sb.WriteByte('\n')
+	if v.UnblockURL != "" {
+		sb.WriteString(v.T.Unblock)
+		sb.WriteString(": ")
+		sb.WriteString(textSafe(v.UnblockURL))
+		sb.WriteByte('\n')
+	}
 	_, err := io.WriteString(w, sb.String())
 	return err
 }
@@ -141,9 +216,11 @@ func AcceptsHTML(accept string) bool {
 }
 
 // Serve writes a complete block page response with the given status (normally 403):
-// HTML when r accepts it, plain text otherwise, never cached, with a Content-Length.
+// HTML when r accepts it, plain text otherwise, in the language r prefers (its
+// Accept-Language sets info.AcceptLanguage), never cached, with a Content-Length.
 // The body is omitted for HEAD requests.
 func (b *BlockPage) Serve(w http.ResponseWriter, r *http.Request, status int, info *BlockInfo) {
+	info.AcceptLanguage = r.Header.Get("Accept-Language")
 	buf := b.bufs.Get().(*bytes.Buffer)
 	defer func() {
 		if buf.Cap() <= 64<<10 {
@@ -159,6 +236,7 @@ func (b *BlockPage) Serve(w http.ResponseWriter, r *http.Request, status int, in
 	} else {
 		err = b.WriteText(buf, info)
 	}
+	lang := b.Language(info.AcceptLanguage)
 	if err != nil {
 		buf.Reset()
 		ctype = "text/plain; charset=utf-8"
@@ -166,6 +244,7 @@ func (b *BlockPage) Serve(w http.ResponseWriter, r *http.Request, status int, in
 	}
 	h := w.Header()
 	h.Set("Content-Type", ctype)
+	h.Set("Content-Language", lang)
 	h.Set("Content-Length", strconv.Itoa(buf.Len()))
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")

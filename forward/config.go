@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/portcullis/portcullis/filter"
 	"github.com/portcullis/portcullis/internal/config/field"
 )
 
@@ -41,6 +44,9 @@ type Config struct {
 	// Contact is the line shown at the foot of the block page, e.g. "Questions? Ask
 	// the IT office, room 12". Default: a generic hint.
 	Contact string `yaml:"contact"`
+	// BlockPage is how block pages look: a template, the fallback languages and an
+	// unblock link. Default: the built-in page, in the browser's language.
+	BlockPage BlockPageConfig `yaml:"block_page"`
 	// DialTimeout bounds connecting to an origin (HTTP and CONNECT). Default 10s.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
 	// TLSHandshakeTimeout bounds the TLS handshake with an origin. Default 10s.
@@ -106,9 +112,43 @@ type Config struct {
 	School `yaml:",inline"`
 }
 
+// BlockPageConfig is the `forward.block_page:` section.
+type BlockPageConfig struct {
+	// Template is an html/template file (relative to the policy file) rendering
+	// the HTML block page with a filter.BlockView; "" = the built-in page. The
+	// plain-text page is always the built-in one.
+	Template string `yaml:"template"`
+	// Lang is the languages (shipped translations: filter.BlockLanguages) to show
+	// the page in, in order, when the request's Accept-Language names none that
+	// is shipped. Default: English.
+	Lang []string `yaml:"lang"`
+	// UnblockURL is the "ask for this site to be unblocked" link, with
+	// placeholders {url}, {host}, {category}, {rule}, {reason} and {user} filled
+	// in query-escaped. "" = no link.
+	UnblockURL string `yaml:"unblock_url"`
+}
+
+// Validate reports unknown languages and a malformed unblock link; the template is
+// checked when the policy is compiled.
+func (b *BlockPageConfig) Validate() []field.Error {
+	var errs []field.Error
+	shipped := filter.BlockLanguages()
+	for i, l := range b.Lang {
+		if !slices.Contains(shipped, l) {
+			errs = append(errs, field.Errorf(fmt.Sprintf("lang[%d]", i), "no block page translation for %q (shipped: %s)", l, strings.Join(shipped, ", ")))
+		}
+	}
+	if b.UnblockURL != "" {
+		if err := filter.CheckUnblockURL(b.UnblockURL); err != nil {
+			errs = append(errs, field.Errorf("unblock_url", "%v", err))
+		}
+	}
+	return errs
+}
+
 // Validate reports every problem with c; paths are relative to the section.
 func (c *Config) Validate() []field.Error {
-	var errs []field.Error
+	errs := field.Prefix("block_page", c.BlockPage.Validate())
 	for i, a := range c.Listen {
 		host, port, err := net.SplitHostPort(a)
 		p := fmt.Sprintf("listen[%d]", i)

@@ -44,7 +44,7 @@ func (p *Proxy) serveConnect(x *exchange, r *http.Request) {
 		x.entry.Error = "bad host: " + err.Error()
 		x.entry.Action, x.entry.Rule = rules.ActionBlock.String(), "bad_host"
 		p.logger.Warn("forward: CONNECT refused: the host does not normalise", "client", x.entry.Client.String(), "error", err.Error())
-		p.refuseConnect(w, &filter.BlockInfo{
+		p.refuseConnect(w, r, &filter.BlockInfo{
 			URL: r.Host, Rule: "bad_host", Reason: "The host name is not valid.",
 			Contact: p.cfg.Contact, Time: x.entry.Time,
 		})
@@ -58,7 +58,7 @@ func (p *Proxy) serveConnect(x *exchange, r *http.Request) {
 	if !p.ports[port] {
 		x.entry.Action = rules.ActionBlock.String()
 		x.entry.Rule = "connect_ports"
-		p.refuseConnect(w, &filter.BlockInfo{
+		p.refuseConnect(w, r, &filter.BlockInfo{
 			URL: r.Host, Host: host, Rule: "connect_ports",
 			Reason:  "Tunnels to port " + strconv.Itoa(int(port)) + " are not allowed.",
 			Contact: p.cfg.Contact, Time: x.entry.Time,
@@ -80,7 +80,7 @@ func (p *Proxy) serveConnect(x *exchange, r *http.Request) {
 	case v.Blocked() && p.blockOverTLS(x.entry.Client):
 		x.mode = modeBlockTLS
 	case v.Blocked():
-		p.refuseConnect(w, p.connectBlockInfo(x, host))
+		p.refuseConnect(w, r, p.connectBlockInfo(x, host))
 		return
 	case v.Action == rules.ActionInspect && p.ca != nil:
 		x.mode = modeInspect
@@ -144,14 +144,16 @@ func (p *Proxy) connectBlockInfo(x *exchange, host string) *filter.BlockInfo {
 	v := x.verdict
 	return &filter.BlockInfo{
 		URL: x.entry.URL, Host: host, Rule: v.Rule, Category: v.Category,
-		Reason: v.Reason, Contact: p.cfg.Contact, Time: x.entry.Time,
+		Reason: v.Reason, Contact: p.cfg.Contact, User: x.entry.User, Time: x.entry.Time,
 	}
 }
 
 // refuseConnect answers a refused CONNECT with 403, the reason in ReasonHeader and
-// the plain-text block page as the body, and closes the connection.
-func (p *Proxy) refuseConnect(w http.ResponseWriter, info *filter.BlockInfo) {
+// the plain-text block page as the body (in the language r prefers), and closes
+// the connection.
+func (p *Proxy) refuseConnect(w http.ResponseWriter, r *http.Request, info *filter.BlockInfo) {
 	var body bytes.Buffer
+	info.AcceptLanguage = r.Header.Get("Accept-Language")
 	_ = p.block.WriteText(&body, info)
 	reason := info.Reason
 	if reason == "" {
@@ -161,6 +163,7 @@ func (p *Proxy) refuseConnect(w http.ResponseWriter, info *filter.BlockInfo) {
 	h.Set(ReasonHeader, reason)
 	h.Set(RuleHeader, info.Rule)
 	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Content-Language", p.block.Language(info.AcceptLanguage))
 	h.Set("Content-Length", strconv.Itoa(body.Len()))
 	h.Set("Cache-Control", "no-store")
 	h.Set("Connection", "close")

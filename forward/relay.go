@@ -92,7 +92,7 @@ func (p *Proxy) checkHTTP(x *exchange, r *http.Request) *http.Response {
 	}
 	return p.blockResponse(r, &filter.BlockInfo{
 		URL: x.entry.URL, Host: host, Rule: v.Rule, Category: v.Category,
-		Reason: v.Reason, Contact: p.cfg.Contact, Time: x.entry.Time,
+		Reason: v.Reason, Contact: p.cfg.Contact, User: x.entry.User, Time: x.entry.Time,
 	})
 }
 
@@ -163,9 +163,10 @@ func writeResponse(w http.ResponseWriter, r *http.Request, resp *http.Response) 
 }
 
 // blockResponse renders the block page for r as a response: HTML when the client
-// accepts it, plain text otherwise.
+// accepts it, plain text otherwise, in the language it prefers (Accept-Language).
 func (p *Proxy) blockResponse(r *http.Request, info *filter.BlockInfo) *http.Response {
 	var buf bytes.Buffer
+	info.AcceptLanguage = r.Header.Get("Accept-Language")
 	ctype := "text/plain; charset=utf-8"
 	var err error
 	if filter.AcceptsHTML(r.Header.Get("Accept")) {
@@ -179,8 +180,9 @@ func (p *Proxy) blockResponse(r *http.Request, info *filter.BlockInfo) *http.Res
 		ctype = "text/plain; charset=utf-8"
 		buf.WriteString("Blocked by Portcullis.\n")
 	}
-	h := make(http.Header, 3)
+	h := make(http.Header, 4)
 	h.Set("Content-Type", ctype)
+	h.Set("Content-Language", p.block.Language(info.AcceptLanguage))
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	return &http.Response{

@@ -393,7 +393,7 @@ func (p *Proxy) schoolBlock(x *exchange, r *http.Request, resp *http.Response, r
 	}
 	return p.blockResponse(r, &filter.BlockInfo{
 		URL: url, Host: host, Rule: rule, Category: category,
-		Reason: reason, Contact: p.cfg.Contact, Time: x.entry.Time,
+		Reason: reason, Contact: p.cfg.Contact, User: x.entry.User, Time: x.entry.Time,
 	})
 }
 

@@ -40,6 +40,9 @@ func (f *File) validatePolicy() []field.Error {
 			errs = append(errs, f.readable("forward.auth.group_file", fw.Auth.GroupFile)...)
 		}
 	}
+	if fw := p.Forward; fw != nil && fw.BlockPage.Template != "" {
+		errs = append(errs, f.readable("forward.block_page.template", fw.BlockPage.Template)...)
+	}
 	if cl := p.Cluster; cl != nil {
 		if cl.Redis.PasswordFile != "" {
 			errs = append(errs, f.readable("cluster.redis.password_file", cl.Redis.PasswordFile)...)

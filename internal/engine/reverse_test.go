@@ -172,4 +172,17 @@ rules:
 	if o.hits.Load() != 0 {
 		t.Fatal("a blocked request reached the origin")
 	}
+
+	// The reverse door's block page is in the visitor's language too.
+	req.Header.Set("Accept-Language", "es-MX,es;q=0.9,en;q=0.5")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Content-Language") != "es" ||
+		!strings.Contains(string(body), "Esta página está bloqueada") || !strings.Contains(string(body), "staff only") {
+		t.Fatalf("Spanish visitor: %d %s %s", resp.StatusCode, resp.Header.Get("Content-Language"), body)
+	}
 }
