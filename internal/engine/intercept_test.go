@@ -43,10 +43,15 @@ func TestInterceptInNamespace(t *testing.T) {
 		missing = "root (to create a network namespace and install iptables rules)"
 	default:
 		for _, tool := range []string{"unshare", "iptables", "curl", "setpriv"} {
-			if _, err := exec.LookPath(tool); err != nil {
+			if sbinTool(tool) == "" {
 				missing = tool
 				break
 			}
+		}
+	}
+	if missing == "" {
+		if out, err := exec.Command(sbinTool("unshare"), "-n", "true").CombinedOutput(); err != nil {
+			missing = fmt.Sprintf("a network namespace (unshare -n: %v %s)", err, bytes.TrimSpace(out))
 		}
 	}
 	if missing != "" {
@@ -57,13 +62,27 @@ func TestInterceptInNamespace(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "unshare", "-n", os.Args[0], "-test.run=^TestInterceptInNamespace$", "-test.v", "-test.count=1")
+	cmd := exec.CommandContext(ctx, sbinTool("unshare"), "-n", os.Args[0], "-test.run=^TestInterceptInNamespace$", "-test.v", "-test.count=1")
 	cmd.Env = append(os.Environ(), interceptChildEnv+"=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil || !bytes.Contains(out, []byte("--- PASS: TestInterceptInNamespace")) {
 		t.Fatalf("in the namespace: %v\n%s", err, out)
 	}
 	t.Logf("in the namespace:\n%s", out)
+}
+
+// sbinTool finds a tool on PATH or in the sbin directories a non-root PATH
+// lacks (iptables lives in /usr/sbin); "" when it is not installed.
+func sbinTool(name string) string {
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			return filepath.Join(dir, name)
+		}
+	}
+	return ""
 }
 
 // syncBuffer is a log destination read while the engine writes to it.
@@ -213,7 +232,7 @@ forward:
 		{"-d", "127.0.0.4", "--dport", "80", "-j", "REDIRECT", "--to-ports", httpPort},
 	} {
 		args := append([]string{"-t", "nat", "-A", "OUTPUT", "-p", "tcp"}, rule...)
-		if out, err := exec.Command("iptables", args...).CombinedOutput(); err != nil {
+		if out, err := exec.Command(sbinTool("iptables"), args...).CombinedOutput(); err != nil {
 			t.Fatalf("iptables %v: %v\n%s", args, err, out)
 		}
 	}
@@ -223,7 +242,7 @@ forward:
 		t.Helper()
 		full := append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "curl", "-sS", "-k", "--max-time", "30",
 			"-w", "\n%{http_code}"}, args...)
-		cmd := exec.Command("setpriv", full...)
+		cmd := exec.Command(sbinTool("setpriv"), full...)
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
