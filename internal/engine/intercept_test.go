@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -42,7 +44,7 @@ func TestInterceptInNamespace(t *testing.T) {
 	case os.Geteuid() != 0:
 		missing = "root (to create a network namespace and install iptables rules)"
 	default:
-		for _, tool := range []string{"unshare", "iptables", "curl", "setpriv"} {
+		for _, tool := range []string{"unshare", "iptables", "ip6tables", "curl", "setpriv"} {
 			if sbinTool(tool) == "" {
 				missing = tool
 				break
@@ -140,8 +142,11 @@ func namesUpstream(t *testing.T, names map[string]string) string {
 		switch {
 		case !ok:
 			m.Rcode = dns.RcodeNameError
-		case q.Qtype == dns.TypeA:
+		case q.Qtype == dns.TypeA && !strings.Contains(a, ":"):
 			rr, _ := dns.NewRR(q.Name + " 300 IN A " + a)
+			m.Answer = append(m.Answer, rr)
+		case q.Qtype == dns.TypeAAAA && strings.Contains(a, ":"):
+			rr, _ := dns.NewRR(q.Name + " 300 IN AAAA " + a)
 			m.Answer = append(m.Answer, rr)
 		}
 		w.WriteMsg(m)
@@ -158,12 +163,8 @@ func namesUpstream(t *testing.T, names map[string]string) string {
 func interceptChild(t *testing.T) {
 	loopbackUp(t)
 	// origins on 127.0.0.2 (plain and TLS), answering with their name
-	origin := func(tlsOn bool) *httptest.Server {
-		port := "80"
-		if tlsOn {
-			port = "443"
-		}
-		ln, err := net.Listen("tcp", "127.0.0.2:"+port)
+	origin := func(addr string, tlsOn bool) *httptest.Server {
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -180,10 +181,11 @@ func interceptChild(t *testing.T) {
 		t.Cleanup(srv.Close)
 		return srv
 	}
-	origin(false)
-	origin(true)
+	origin("127.0.0.2:80", false)
+	origin("127.0.0.2:443", true)
+	origin("[::1]:80", false)
 	up := namesUpstream(t, map[string]string{
-		"allowed.test": "127.0.0.2", "blocked.test": "127.0.0.2", "loop.test": "127.0.0.4",
+		"allowed.test": "127.0.0.2", "blocked.test": "127.0.0.2", "loop.test": "127.0.0.4", "six.test": "::1",
 	})
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "blocked.txt"), "blocked.test\n")
@@ -192,14 +194,14 @@ func interceptChild(t *testing.T) {
 	writeFile(t, policy, fmt.Sprintf(`
 resolver:
   upstreams: ["udp://%s"]
-  egress: {allow: ["127.0.0.0/8"]}
+  egress: {allow: ["127.0.0.0/8", "::1/128"]}
 lists:
   blocked: {format: domains, path: %s/blocked.txt}
 rules:
   - {name: no-blocked, list: [blocked], action: block}
 forward:
   listen: ["127.0.0.1:0"]
-  intercept: {http: ["127.0.0.1:0"], https: ["127.0.0.1:0"]}
+  intercept: {http: ["127.0.0.1:0", "[::1]:0"], https: ["127.0.0.1:0"]}
   auth: {htpasswd_file: users.htpasswd}
 `, up, dir))
 	logs := &syncBuffer{}
@@ -218,11 +220,17 @@ forward:
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	port := func(kind string) string {
-		_, p, _ := net.SplitHostPort(e.Addrs()[kind][0].String())
-		return p
+	port := func(kind string, v6 bool) string {
+		for _, a := range e.Addrs()[kind] {
+			if ap, err := netip.ParseAddrPort(a.String()); err == nil && ap.Addr().Is6() == v6 {
+				return strconv.Itoa(int(ap.Port()))
+			}
+		}
+		t.Fatalf("no %s listener (IPv6 %v) in %v", kind, v6, e.Addrs())
+		return ""
 	}
-	httpPort, httpsPort, fwdPort := port("intercept-http"), port("intercept-https"), port("forward")
+	httpPort, httpsPort, fwdPort := port("intercept-http", false), port("intercept-https", false), port("forward", false)
+	http6Port := port("intercept-http", true)
 	// The client runs as nobody, so only its connections are redirected (the
 	// proxy's own, made as root, go to the origins); 127.0.0.4 is redirected for
 	// everyone, the proxy included: a forwarding loop.
@@ -235,6 +243,10 @@ forward:
 		if out, err := exec.Command(sbinTool("iptables"), args...).CombinedOutput(); err != nil {
 			t.Fatalf("iptables %v: %v\n%s", args, err, out)
 		}
+	}
+	args6 := []string{"-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-m", "owner", "--uid-owner", "65534", "-d", "::1", "--dport", "80", "-j", "REDIRECT", "--to-ports", http6Port}
+	if out, err := exec.Command(sbinTool("ip6tables"), args6...).CombinedOutput(); err != nil {
+		t.Fatalf("ip6tables %v: %v\n%s", args6, err, out)
 	}
 	// curl as nobody, without any proxy setting (its environment holds PATH only); returns status (0 when no
 	// HTTP answer), body and curl's exit error.
@@ -265,6 +277,8 @@ forward:
 	}
 	check("allowed HTTP", 200, "origin page for allowed.test (tls=false)",
 		"--resolve", "allowed.test:80:127.0.0.2", "http://allowed.test/")
+	check("allowed HTTP over IPv6", 200, "origin page for six.test (tls=false)",
+		"--resolve", "six.test:80:[::1]", "http://six.test/")
 	check("blocked HTTP", 403, "blocked.test",
 		"--resolve", "blocked.test:80:127.0.0.2", "http://blocked.test/")
 	check("allowed HTTPS", 200, "origin page for allowed.test (tls=true)",
