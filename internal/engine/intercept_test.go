@@ -62,7 +62,7 @@ func TestInterceptInNamespace(t *testing.T) {
 		}
 		t.Skipf("intercept test needs %s", missing)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, sbinTool("unshare"), "-n", os.Args[0], "-test.run=^TestInterceptInNamespace$", "-test.v", "-test.count=1")
 	cmd.Env = append(os.Environ(), interceptChildEnv+"=1")
@@ -301,4 +301,46 @@ forward:
 	// the forward door does ask for sign-in: intercept mode never does
 	check("proxy request", 407, "",
 		"-x", "http://127.0.0.1:"+fwdPort, "http://allowed.test/")
+
+	// Chromium, as nobody, with no proxy setting: the origin's page and the
+	// block page, through the redirect.
+	if _, err := os.Stat("/usr/bin/chromium"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("chromium is required in CI: %v", err)
+		}
+		t.Logf("no /usr/bin/chromium: the Chromium part is skipped")
+		return
+	}
+	home, err := os.MkdirTemp("", "intercept-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(home) })
+	if err := os.Chmod(home, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	browse := func(url string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, sbinTool("setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups",
+			"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+			"--disable-background-networking", "--disable-component-update", "--disable-sync",
+			"--disable-features=HttpsUpgrades", "--user-data-dir="+filepath.Join(home, "profile"),
+			"--host-resolver-rules=MAP allowed.test 127.0.0.2, MAP blocked.test 127.0.0.2",
+			"--dump-dom", url)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home}
+		var out, errOut strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("chromium %s: %v\n%s", url, err, errOut.String())
+		}
+		return out.String()
+	}
+	if dom := browse("http://allowed.test/"); !strings.Contains(dom, "origin page for allowed.test") {
+		t.Errorf("Chromium, allowed.test: no origin page:\n%s", dom)
+	}
+	if dom := browse("http://blocked.test/"); !strings.Contains(dom, "no-blocked") {
+		t.Errorf("Chromium, blocked.test: no block page naming the rule:\n%s", dom)
+	}
 }
