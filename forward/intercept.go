@@ -132,11 +132,11 @@ func (c *interceptConn) Read(p []byte) (int, error) {
 		return c.Conn.Read(p)
 	}
 	c.rmu.Lock()
-	defer c.rmu.Unlock()
 	if !c.primed {
 		c.primed = true
 		peeked, sni := peekHello(c.Conn, nil, c.peek)
 		if len(peeked) == 0 {
+			c.rmu.Unlock()
 			return 0, errors.New("intercept: nothing sent")
 		}
 		target := c.info.dst.String()
@@ -148,9 +148,11 @@ func (c *interceptConn) Read(p []byte) (int, error) {
 	if len(c.prefix) > 0 {
 		n := copy(p, c.prefix)
 		c.prefix = c.prefix[n:]
+		c.rmu.Unlock()
 		return n, nil
 	}
-	return c.Conn.Read(p)
+	c.rmu.Unlock()
+	return c.Conn.Read(p) // not under rmu: a deadline set elsewhere must be able to end it
 }
 
 // maxAnswerHead bounds the CONNECT answer header kept while waiting for its end.
