@@ -33,6 +33,9 @@ type Config struct {
 	// Listen holds the addresses ("host:port") the engine listens on for this door.
 	// Default ["127.0.0.1:3128"].
 	Listen []string `yaml:"listen"`
+	// Intercept holds the listeners for connections a firewall redirected to
+	// the proxy (transparent interception; see intercept.go). Default none.
+	Intercept InterceptConfig `yaml:"intercept"`
 	// AllowClients holds the client networks that may use the proxy; everyone else
 	// gets 403. Default: loopback only (127.0.0.0/8 and ::1/128).
 	AllowClients []netip.Prefix `yaml:"allow_clients"`
@@ -150,21 +153,9 @@ func (b *BlockPageConfig) Validate() []field.Error {
 func (c *Config) Validate() []field.Error {
 	errs := field.Prefix("block_page", c.BlockPage.Validate())
 	for i, a := range c.Listen {
-		host, port, err := net.SplitHostPort(a)
-		p := fmt.Sprintf("listen[%d]", i)
-		if err != nil {
-			errs = append(errs, field.Errorf(p, "%q is not host:port", a))
-			continue
-		}
-		if host != "" {
-			if _, err := netip.ParseAddr(host); err != nil && host != "localhost" {
-				errs = append(errs, field.Errorf(p, "host %q is not an IP address", host))
-			}
-		}
-		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-			errs = append(errs, field.Errorf(p, "port %q is not a number from 0 to 65535", port))
-		}
+		errs = append(errs, validateListen(fmt.Sprintf("listen[%d]", i), a)...)
 	}
+	errs = append(errs, c.Intercept.validate()...)
 	for i, pf := range c.AllowClients {
 		if !pf.IsValid() {
 			errs = append(errs, field.Errorf(fmt.Sprintf("allow_clients[%d]", i), "not a valid network"))
@@ -218,6 +209,24 @@ func (c *Config) Validate() []field.Error {
 		}
 	}
 	return append(errs, c.School.Validate()...)
+}
+
+// validateListen checks a listener address "host:port" at path p.
+func validateListen(p, a string) []field.Error {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return []field.Error{field.Errorf(p, "%q is not host:port", a)}
+	}
+	var errs []field.Error
+	if host != "" {
+		if _, err := netip.ParseAddr(host); err != nil && host != "localhost" {
+			errs = append(errs, field.Errorf(p, "host %q is not an IP address", host))
+		}
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		errs = append(errs, field.Errorf(p, "port %q is not a number from 0 to 65535", port))
+	}
+	return errs
 }
 
 // WithDefaults returns a copy of c (nil means an empty section) with every zero

@@ -110,6 +110,14 @@ type Options struct {
 	// SafeSearch and phrase thresholds (the compiled policy's GroupsOf). Nil: the
 	// groups the authenticator reported.
 	Groups func(*rules.Facts) []string
+	// Lookup resolves names for intercept mode's host verification (the name a
+	// redirected client sent must resolve to the address it dialed). Nil:
+	// intercepted requests naming a host are refused.
+	Lookup Lookup
+	// IsSelf reports whether an address is one of the proxy's own listeners
+	// (an intercepted connection to it is a loop). Nil: only a connection that
+	// was not redirected at all counts as one.
+	IsSelf func(netip.AddrPort) bool
 }
 
 // Proxy is the forward door: an http.Handler for the engine's listeners. It is
@@ -146,6 +154,8 @@ type Proxy struct {
 	laneOK   bool      // requests may be served on the Lane (laneAble)
 	laneTC   TransportConfig
 	quiet    logThrottle // the "sign-in unavailable" log line
+	lookup   Lookup
+	isSelf   func(netip.AddrPort) bool
 }
 
 // New builds a forward door from opts. It is cheap (no I/O, no goroutines) so the
@@ -174,6 +184,8 @@ func New(opts Options) (*Proxy, error) {
 		block:     opts.BlockPage,
 		local:     opts.Local,
 		token:     opts.LoopToken,
+		lookup:    opts.Lookup,
+		isSelf:    opts.IsSelf,
 	}
 	for _, port := range cfg.ConnectPorts {
 		p.ports[uint16(port)] = true
@@ -301,6 +313,8 @@ type exchange struct {
 	groups  []string    // authenticated user's groups
 	sni     string      // the SNI peeked on this CONNECT (or of the tunnel an inner request came through)
 	inner   bool        // a request inside an inspected tunnel
+
+	intercepted bool // arrived on an intercept listener (no proxy sign-in; loop-marked upstream)
 }
 
 type exchangeKey struct{}
@@ -335,12 +349,21 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x.entry.URL = requestURL(r)
-	if r.Method != http.MethodConnect && !r.URL.IsAbs() {
-		p.local.ServeHTTP(&x.w, r)
-		return
-	}
-	if !p.authenticate(x, r) {
-		return
+	if in := interceptedFrom(r.Context()); in != nil {
+		// A redirected connection: the client never asked a proxy, so it is
+		// never asked to sign in (it could not answer a 407); rules see its
+		// address and the groups of that address only.
+		if !p.serveIntercepted(x, r, in) {
+			return
+		}
+	} else {
+		if r.Method != http.MethodConnect && !r.URL.IsAbs() {
+			p.local.ServeHTTP(&x.w, r)
+			return
+		}
+		if !p.authenticate(x, r) {
+			return
+		}
 	}
 	if r.Method == http.MethodConnect {
 		p.serveConnect(x, r)

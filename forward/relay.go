@@ -128,10 +128,12 @@ func (p *Proxy) prepareUpstream(x *exchange, r *http.Request) {
 	if _, ok := r.Header["User-Agent"]; !ok {
 		r.Header["User-Agent"] = []string{""} // present but empty: Go adds no default
 	}
-	if x.verdict.Pool != "" {
+	if x.verdict.Pool != "" || x.intercepted {
 		// Only a request leaving through an upstream pool (a parent proxy) can come
 		// back here; a direct request to our own address arrives in origin form and
-		// gets the local page. Origins never see the mark.
+		// gets the local page. Origins never see the mark, except on an
+		// intercepted request: a firewall that redirects the proxy's own
+		// requests back to it would otherwise loop.
 		r.Header[LoopHeader] = append(r.Header[LoopHeader], p.token)
 	}
 	r.Host = "" // the URL's authority decides where and to whom the request goes

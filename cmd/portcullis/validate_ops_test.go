@@ -72,3 +72,29 @@ admin:
 		t.Errorf("%d clashes reported, want 3:\n%s", n, errOut)
 	}
 }
+
+// TestValidateReportsInterceptListenerProblems: forward.intercept addresses are
+// checked like every listener: a malformed one and one clashing with the
+// forward listener are named at their line.
+func TestValidateReportsInterceptListenerProblems(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "p.yaml")
+	os.WriteFile(p, []byte(`forward:
+  listen: ["127.0.0.1:3128"]
+  intercept:
+    http: ["0.0.0.0:3128"]
+    https: ["proxy.example:3130"]
+`), 0o644)
+	_, errOut, code := runCLI(t, "validate", "--config", p)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, errOut)
+	}
+	for _, want := range []string{
+		p + ":4:12: forward.intercept.http[0]: forward (intercept HTTP) listener 0.0.0.0:3128 clashes with the forward listener 127.0.0.1:3128 (forward.listen[0], line 2)",
+		p + ":5:13: forward.intercept.https[0]: host \"proxy.example\" is not an IP address",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("validate output lacks %q:\n%s", want, errOut)
+		}
+	}
+}

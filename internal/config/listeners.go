@@ -29,6 +29,8 @@ func (p *Policy) listeners() []listenAt {
 	}
 	if p.Forward != nil {
 		list("forward.listen", "forward", p.Forward.Listen, forward.DefaultListen)
+		list("forward.intercept.http", "forward (intercept HTTP)", p.Forward.Intercept.HTTP, "")
+		list("forward.intercept.https", "forward (intercept HTTPS)", p.Forward.Intercept.HTTPS, "")
 	}
 	if p.Reverse != nil {
 		list("reverse.listen", "reverse", p.Reverse.Listen, "")

@@ -72,6 +72,10 @@ func (e *Engine) buildForward(st *state) error {
 		CA:          st.ca,
 		Leaves:      st.leaves,
 		Groups:      st.program.GroupsOf,
+		Lookup: func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return e.shared.currentResolver.Load().LookupNetIP(ctx, host)
+		},
+		IsSelf: e.shared.self.Contains,
 
 		// rt sends a request whose verdict names no cache policy straight
 		// through the shared transport, as the forward lane does.
@@ -105,6 +109,27 @@ func (e *Engine) buildForward(st *state) error {
 	for _, addr := range full.Listen {
 		st.listens = append(st.listens, httpListen("forward", addr, func(s *state) http.Handler { return s.forward }, limit,
 			func(srv *http.Server) { srv.ReadHeaderTimeout = full.ReadHeaderTimeout }, lane))
+	}
+	// Intercept listeners: connections a firewall redirected here, served by
+	// the same door (it reads their original destination from the context),
+	// on net/http only (the lane serves proxy requests).
+	pick := func(s *state) http.Handler { return s.forward }
+	interceptTune := func(srv *http.Server) {
+		srv.ReadHeaderTimeout = full.ReadHeaderTimeout
+		srv.ConnContext = forward.InterceptConnContext
+	}
+	logger := e.log.With("door", "forward")
+	for _, spec := range []struct {
+		kind  string
+		addrs []string
+		tls   bool
+	}{{"intercept-http", full.Intercept.HTTP, false}, {"intercept-https", full.Intercept.HTTPS, true}} {
+		for _, addr := range spec.addrs {
+			wrap := func(ln net.Listener) net.Listener {
+				return forward.InterceptListener(limit(ln), spec.tls, full.SNIPeekTimeout, logger)
+			}
+			st.listens = append(st.listens, httpListen(spec.kind, addr, pick, wrap, interceptTune, nil))
+		}
 	}
 	return nil
 }

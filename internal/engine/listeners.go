@@ -18,7 +18,7 @@ import (
 // listenKey identifies a listener across reloads: the same kind on the same
 // configured address is kept; anything else is bound anew or closed.
 type listenKey struct {
-	kind string // forward, reverse, reverse-tls, dns, admin
+	kind string // forward, intercept-http, intercept-https, reverse, reverse-tls, dns, admin
 	addr string // as written in the policy
 }
 
