@@ -30,6 +30,7 @@ func TestExplainSignInExemptions(t *testing.T) {
     exempt:
       clients: ["10.9.0.0/16"]
       domains: [updates.school.test]
+  intercept: {http: ["127.0.0.1:0"]}
 rules:
   - {name: teachers-only, group: [teachers], path: ["/t/*"], action: block}
 `,
@@ -53,6 +54,10 @@ rules:
 			"groups of alice (from the group file): teachers", "exempt", "rule teachers-only"},
 		{[]string{"--client", "10.8.0.1", "--user", "alice", "http://notupdates.school.test/t/x"},
 			"groups of alice (from the group file): teachers", "exempt", "rule teachers-only"},
+		// Intercepted connections are never asked to sign in: alice's group rule
+		// cannot apply there.
+		{[]string{"--intercept", "--user", "alice", "http://www.school.test/t/x"},
+			"sign-in: none on intercepted connections", "groups of alice", "rule default"},
 	} {
 		out, errOut, code := runCLI(t, append([]string{"policy", "explain", "--config", filepath.Join(dir, "policy.yaml")}, c.args...)...)
 		if code != 0 {

@@ -27,12 +27,13 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	at := fs.String("time", "", "when (RFC 3339, e.g. 2026-11-23T10:00:00+01:00; default now)")
 	method := fs.String("method", "GET", "HTTP method (CONNECT for a tunnel)")
 	door := fs.String("door", "forward", "door: forward, reverse or dns")
+	intercept := fs.Bool("intercept", false, "the request reaches the forward door through forward.intercept (redirected by the firewall): no sign-in")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return 2
 	}
 	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "usage: portcullis policy explain [--config FILE] URL|HOST:PORT|NAME [--client IP] [--user U] [--group G] [--time T] [--method M] [--door D]")
+		fmt.Fprintln(stderr, "usage: portcullis policy explain [--config FILE] URL|HOST:PORT|NAME [--client IP] [--user U] [--group G] [--time T] [--method M] [--door D] [--intercept]")
 		return 2
 	}
 	f, err := factsFor(pos[0], *client, *user, *groups, *at, *method, *door)
@@ -57,7 +58,19 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, ", user %s", f.User)
 	}
 	fmt.Fprintf(stdout, ", at %s)\n", f.Time.Format(time.RFC3339))
-	signIn(e, f, *groups != "", stdout)
+	if *intercept {
+		if f.Door != rules.DoorForward {
+			fmt.Fprintln(stderr, "portcullis policy explain: --intercept is for the forward door")
+			return 2
+		}
+		if !e.Intercepts() {
+			fmt.Fprintln(stdout, "  note: the policy has no forward.intercept listeners: nothing is intercepted")
+		}
+		fmt.Fprintln(stdout, "  sign-in: none on intercepted connections (browsers cannot answer 407 there): evaluated by address and address groups, with no user")
+		f.User, f.Groups = "", nil
+	} else {
+		signIn(e, f, *groups != "", stdout)
+	}
 	v, steps := e.Explain(f)
 	for i, s := range steps {
 		if s.Matched {

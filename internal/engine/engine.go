@@ -301,6 +301,12 @@ func (e *Engine) Explain(f *rules.Facts) (rules.Verdict, []rules.Step) {
 	return e.cur.Load().program.Explain(f)
 }
 
+// Intercepts reports whether the policy has forward.intercept listeners.
+func (e *Engine) Intercepts() bool {
+	fw := e.cur.Load().file.Policy.Forward
+	return fw != nil && len(fw.Intercept.HTTP)+len(fw.Intercept.HTTPS) > 0
+}
+
 // SignInExempt reports whether the forward door would serve a request with
 // facts f without asking for a sign-in (forward.auth.exempt), and why.
 func (e *Engine) SignInExempt(f *rules.Facts) (why string, ok bool) {
