@@ -58,7 +58,7 @@ func (c *Cluster) Publish(ev Event) {
 		return
 	}
 	ev.Node = c.cfg.Node
-	c.enqueue(tierOp{event: &ev})
+	c.enqueue(queuedOp{event: &ev})
 }
 
 // listen subscribes to the events channel until ctx ends; go-redis resubscribes

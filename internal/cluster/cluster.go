@@ -45,11 +45,11 @@ type Cluster struct {
 	failures atomic.Uint64 // transitions to down
 	lastErr  atomic.Pointer[string]
 
-	limiter     *Limiter
-	conns       *ConnCounts
-	bus         bus
-	tierOps     chan tierOp
-	tierDropped atomic.Uint64
+	limiter    *Limiter
+	conns      *ConnCounts
+	bus        bus
+	ops        chan queuedOp
+	opsDropped atomic.Uint64
 
 	info      atomic.Pointer[func() NodeInfo]
 	started   time.Time
@@ -121,7 +121,7 @@ func New(cfg Config, baseDir string, logger *slog.Logger) (*Cluster, error) {
 	redis.SetLogger(redisLogger{c.log})
 	c.limiter = newLimiter(c)
 	c.conns = newConnCounts(c)
-	c.tierOps = make(chan tierOp, tierQueue)
+	c.ops = make(chan queuedOp, opsQueue)
 	c.bus.c = c
 	return c, nil
 }
@@ -213,7 +213,7 @@ func (c *Cluster) Run(ctx context.Context) {
 	wg.Go(func() { c.heartbeatLoop(ctx) })
 	wg.Go(func() { c.limiter.syncLoop(ctx) })
 	wg.Go(func() { c.bus.listen(ctx) })
-	wg.Go(func() { c.tierLoop(ctx) })
+	wg.Go(func() { c.opsLoop(ctx) })
 	wg.Go(func() { c.conns.syncLoop(ctx) })
 	wg.Wait()
 	c.Close()
@@ -231,4 +231,23 @@ type redisLogger struct{ log *slog.Logger }
 
 func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	l.log.DebugContext(ctx, "cluster: redis: "+fmt.Sprintf(format, v...))
+}
+
+// nudgedLoop calls sync every interval and at once when nudge fires, while Redis
+// is up (the heartbeat probes it while it is down; what is counted meanwhile
+// stays local), until ctx ends.
+func (c *Cluster) nudgedLoop(ctx context.Context, every time.Duration, nudge <-chan struct{}, sync func(context.Context, time.Time)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-nudge:
+		}
+		if c.Up() {
+			sync(ctx, time.Now())
+		}
+	}
 }

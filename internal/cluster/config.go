@@ -110,8 +110,9 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Shares reports whether what (one of the Share constants) is shared.
-func (c Config) Shares(what string) bool { return slices.Contains(c.WithDefaults().Share, what) }
+// Shares reports whether what (one of the Share constants) is shared; an absent
+// share list (nil) shares everything, as WithDefaults says.
+func (c Config) Shares(what string) bool { return c.Share == nil || slices.Contains(c.Share, what) }
 
 // Validate reports every problem with c; paths are relative to the section.
 func (c *Config) Validate() []field.Error {

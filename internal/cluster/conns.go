@@ -96,19 +96,7 @@ func (cc *ConnCounts) Others(scope, listener string, addr netip.Addr) int {
 }
 
 func (cc *ConnCounts) syncLoop(ctx context.Context) {
-	t := time.NewTicker(connTick)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-cc.nudge:
-		}
-		if cc.c.Up() {
-			cc.sync(ctx, time.Now())
-		}
-	}
+	cc.c.nudgedLoop(ctx, connTick, cc.nudge, cc.sync)
 }
 
 // sync writes the changed and due fields of this node and reads the keys back.

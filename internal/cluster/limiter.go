@@ -170,22 +170,7 @@ func (l *Limiter) Len() int {
 }
 
 // syncLoop asks for the leases wanted, at once when Allow nudges it.
-func (l *Limiter) syncLoop(ctx context.Context) {
-	t := time.NewTicker(SyncInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-l.nudge:
-		}
-		if !l.c.Up() {
-			continue // the heartbeat probes; counts made while down stay local
-		}
-		l.sync(ctx, time.Now())
-	}
-}
+func (l *Limiter) syncLoop(ctx context.Context) { l.c.nudgedLoop(ctx, SyncInterval, l.nudge, l.sync) }
 
 // lease is one key's lease request in flight.
 type lease struct {

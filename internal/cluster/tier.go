@@ -8,9 +8,10 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// tierQueue bounds the cache-tier writes waiting for Redis; beyond it writes are
-// dropped (the memory cache has the response anyway).
-const tierQueue = 1024
+// opsQueue bounds the operations waiting for Redis (cache-tier writes and
+// deletes, published events); beyond it they are dropped (the memory cache has
+// the response anyway; an event is best effort).
+const opsQueue = 1024
 
 // CacheTier is the shared cache tier on Redis (internal/cache's Tier): a memory
 // miss on one node finds there what another node stored.
@@ -18,7 +19,7 @@ type CacheTier struct {
 	c *Cluster
 }
 
-type tierOp struct {
+type queuedOp struct {
 	key         string
 	val         []byte // nil: delete
 	ttl         time.Duration
@@ -55,7 +56,7 @@ func (t *CacheTier) Store(key string, b []byte, ttl time.Duration) {
 	if ttl <= 0 || !t.c.Up() {
 		return
 	}
-	t.c.enqueue(tierOp{key: key, val: b, ttl: ttl})
+	t.c.enqueue(queuedOp{key: key, val: b, ttl: ttl})
 }
 
 // Drop removes key (every key starting with it when prefix). A purge (an admin
@@ -63,12 +64,12 @@ func (t *CacheTier) Store(key string, b []byte, ttl time.Duration) {
 // answered from the tier; an invalidation (on a request's path) is queued, and
 // broadcast to the other nodes' memory caches once removed.
 func (t *CacheTier) Drop(key string, prefix, invalidated bool) {
-	op := tierOp{key: key, prefix: prefix, invalidated: invalidated}
+	op := queuedOp{key: key, prefix: prefix, invalidated: invalidated}
 	if invalidated {
 		t.c.enqueue(op)
 		return
 	}
-	t.c.tierDo(context.Background(), op)
+	t.c.runOp(context.Background(), op)
 }
 
 // MaxObjectBytes is the largest body the tier takes.
@@ -77,27 +78,27 @@ func (t *CacheTier) MaxObjectBytes() int64 { return t.c.cfg.Cache.MaxObjectBytes
 // TTLCap is the longest time a response stays in the tier.
 func (t *CacheTier) TTLCap() time.Duration { return t.c.cfg.Cache.TTLCap }
 
-func (c *Cluster) enqueue(op tierOp) {
+func (c *Cluster) enqueue(op queuedOp) {
 	select {
-	case c.tierOps <- op:
+	case c.ops <- op:
 	default:
-		c.tierDropped.Add(1)
+		c.opsDropped.Add(1)
 	}
 }
 
-// tierLoop writes the queued cache-tier operations until ctx ends.
-func (c *Cluster) tierLoop(ctx context.Context) {
+// opsLoop runs the queued operations until ctx ends.
+func (c *Cluster) opsLoop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case op := <-c.tierOps:
-			c.tierDo(ctx, op)
+		case op := <-c.ops:
+			c.runOp(ctx, op)
 		}
 	}
 }
 
-func (c *Cluster) tierDo(ctx context.Context, op tierOp) {
+func (c *Cluster) runOp(ctx context.Context, op queuedOp) {
 	if op.event != nil {
 		b, _ := json.Marshal(op.event)
 		_ = c.do(ctx, backgroundTimeout, func(ctx context.Context) error {
