@@ -20,6 +20,7 @@ import (
 	"github.com/portcullis/portcullis/filter/phrase"
 	"github.com/portcullis/portcullis/forward/auth"
 	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/tunnel"
 	"github.com/portcullis/portcullis/rules"
 )
 
@@ -77,7 +78,7 @@ type Options struct {
 	// Logger receives operational messages. Nil: discarded.
 	Logger *slog.Logger
 	// Tunnels tracks open tunnels across reloads. Nil: a private tracker.
-	Tunnels *Tunnels
+	Tunnels *tunnel.Set
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
 	// BlockPage renders block pages. Nil: filter.NewBlockPage().
@@ -133,7 +134,7 @@ type Proxy struct {
 	parents   func(pool string) ParentDialer
 	log       admin.Logger
 	logger    *slog.Logger
-	tunnels   *Tunnels
+	tunnels   *tunnel.Set
 	now       func() time.Time
 	block     *filter.BlockPage
 	local     http.Handler
@@ -199,7 +200,7 @@ func New(opts Options) (*Proxy, error) {
 		p.logger = slog.New(slog.DiscardHandler)
 	}
 	if p.tunnels == nil {
-		p.tunnels = NewTunnels()
+		p.tunnels = tunnel.NewSet()
 	}
 	if p.now == nil {
 		p.now = time.Now
@@ -305,9 +306,9 @@ type exchange struct {
 	entry   admin.Entry
 	verdict rules.Verdict
 	anon    Anonymizer
-	tunnel  *tunnel     // CONNECT: the tracked tunnel, awaiting the hijack
-	started bool        // CONNECT: the hijack ran
-	mode    connectMode // CONNECT: what to do once hijacked
+	tunnel  *tunnel.Tunnel // CONNECT: the tracked tunnel, awaiting the hijack
+	started bool           // CONNECT: the hijack ran
+	mode    connectMode    // CONNECT: what to do once hijacked
 	connect *rules.Facts
 	facts   rules.Facts // plain and inner requests: what checkHTTP asked the policy
 	groups  []string    // authenticated user's groups
@@ -376,14 +377,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // left open (a finished WebSocket relay).
 func (p *Proxy) finish(x *exchange) {
 	if x.w.relay != nil {
-		x.w.relay.close()
-		p.tunnels.remove(x.w.relay)
+		x.w.relay.Done()
 	} else if x.w.hijacked != nil && !x.started {
 		_ = x.w.hijacked.Close()
 	}
 	if x.tunnel != nil && !x.started {
-		x.tunnel.close()
-		p.tunnels.remove(x.tunnel)
+		x.tunnel.Done()
 	}
 	if p.log == nil {
 		return
