@@ -20,6 +20,7 @@ import (
 	"github.com/portcullis/portcullis/filter/phrase"
 	"github.com/portcullis/portcullis/forward/auth"
 	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/internal/tunnel"
 	"github.com/portcullis/portcullis/rules"
 )
@@ -89,12 +90,12 @@ type Options struct {
 	Local http.Handler
 	// LoopToken marks requests that passed this process. "": a random token per New.
 	LoopToken string
-	// CA signs the leaves for HTTPS inspection (LoadCA / CreateCA). Nil: no
+	// CA signs the leaves for HTTPS inspection (certs.LoadCA / certs.CreateCA). Nil: no
 	// inspection; an inspect verdict then tunnels, and blocked HTTPS is refused
 	// without a block page.
-	CA *CA
-	// Leaves caches leaf certificates across reloads. Nil: a private NewLeaves(Config.LeafCacheSize).
-	Leaves *Leaves
+	CA *certs.CA
+	// Leaves caches leaf certificates across reloads. Nil: a private certs.NewLeaves(Config.LeafCacheSize).
+	Leaves *certs.Leaves
 	// Auth checks proxy credentials (forward/auth: the htpasswd Store, or the
 	// directory of forward/auth/directory). Nil: no authentication.
 	Auth auth.Verifier
@@ -144,8 +145,8 @@ type Proxy struct {
 	rt       goproxy.RoundTripper
 	tunnelTo *goproxy.ConnectAction
 	mitmTo   *goproxy.ConnectAction
-	ca       *CA
-	leaves   *Leaves
+	ca       *certs.CA
+	leaves   *certs.Leaves
 	auth     auth.Verifier
 	exempts  *auth.Exemptions
 	limiter  *auth.Limiter
@@ -236,7 +237,7 @@ func New(opts Options) (*Proxy, error) {
 	p.exempts = opts.AuthExempt
 	p.leaves = opts.Leaves
 	if p.leaves == nil && p.ca != nil {
-		p.leaves = NewLeaves(cfg.LeafCacheSize)
+		p.leaves = certs.NewLeaves(cfg.LeafCacheSize)
 	}
 	p.laneOK = (opts.Transport == nil || opts.DirectTransport) && p.laneAble()
 	p.laneTC = tc
