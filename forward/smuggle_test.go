@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// The proxy is served as the engine serves it, through internal/httpguard
+// The proxy is served as the engine serves it, on internal/h1
 // (startProxy): a request with both Content-Length and Transfer-Encoding gets
 // 400 and a closed connection, and never reaches the origin.
 

@@ -39,14 +39,15 @@ type conn struct {
 	cancel context.CancelFunc // of ctx: an H2 connection's shutdown
 	state  atomic.Int32
 
-	cr   connReader
-	br   *bufio.Reader // nil while idle
-	wb   *wbuf         // nil while idle
-	tmpl http.Request  // the request being parsed (WithContext copies it)
+	cr connReader
+	br *bufio.Reader // nil while idle
+	wb *wbuf         // nil while idle
 
 	peekBuf   [1]byte
 	peekErr   error
 	peekFn    func(fd uintptr) bool
+	probeFn   func(fd uintptr) bool
+	ready     bool
 	hijacked  bool
 	forgotten bool // hijacked: Shutdown no longer waits for it
 }
@@ -71,36 +72,59 @@ func (c *conn) shutdown() {
 // serve runs the connection until it closes or is hijacked.
 func (c *conn) serve() {
 	s := c.s
-	defer func() {
-		if v := recover(); v != nil && v != http.ErrAbortHandler {
-			s.logger().Error("h1: panic serving a connection", "remote", c.remote, "panic", v, "stack", string(debug.Stack()))
-		}
-		if !c.hijacked {
-			c.rwc.Close()
-		}
-		c.release()
-		if !c.forgotten {
-			s.forget(c)
-		}
-	}()
 	c.remote = c.rwc.RemoteAddr().String()
 	ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, c.rwc.LocalAddr())
 	if s.ConnContext != nil {
 		ctx = s.ConnContext(ctx, c.rwc)
 	}
 	c.ctx, c.cancel = context.WithCancel(ctx)
-	defer c.cancel()
 	deadline := time.Time{}
 	if d := s.ReadHeaderTimeout; d > 0 {
 		deadline = time.Now().Add(d)
 	}
 	if s.TLSConfig != nil {
 		if !c.handshake(deadline) {
+			c.end(nil)
 			return
 		}
 	} else {
 		c.raw = rawConn(c.rwc)
 	}
+	c.run(deadline)
+}
+
+// end closes the connection (unless hijacked) and stops tracking it; v is
+// what a panic left (nil: none).
+func (c *conn) end(v any) {
+	s := c.s
+	if v != nil && v != http.ErrAbortHandler {
+		s.logger().Error("h1: panic serving a connection", "remote", c.remote, "panic", v, "stack", string(debug.Stack()))
+	}
+	if !c.hijacked {
+		c.rwc.Close()
+	}
+	c.cancel()
+	c.release()
+	if c.forgotten {
+		s.handlerDone(c)
+	} else {
+		s.forget(c, false)
+	}
+}
+
+// run serves requests from the next one, whose head is to arrive before
+// deadline (zero: no bound), until the connection ends. When a connection
+// has to wait for its next request, run hands it to a fresh goroutine and
+// returns: the stack a request grew is freed, and an idle connection holds
+// a goroutine with a small stack and no buffer.
+func (c *conn) run(deadline time.Time) {
+	s := c.s
+	moved := false
+	defer func() {
+		if !moved {
+			c.end(recover())
+		}
+	}()
 	for {
 		if c.br == nil || c.br.Buffered() == 0 {
 			if !c.flush() {
@@ -141,7 +165,32 @@ func (c *conn) serve() {
 		if d := s.idleTimeout(); d > 0 {
 			deadline = time.Now().Add(d)
 		}
+		if c.raw != nil && c.br.Buffered() == 0 && !c.cr.hasByte && !c.readableNow() {
+			if !c.flush() {
+				return
+			}
+			c.release()
+			moved = true
+			go c.run(deadline)
+			return
+		}
 	}
+}
+
+// readableNow reports, without waiting, whether the socket has a byte (or
+// the end of the stream) to read.
+func (c *conn) readableNow() bool {
+	if c.probeFn == nil {
+		c.probeFn = func(fd uintptr) bool {
+			c.ready = c.peek(fd)
+			return true
+		}
+	}
+	c.ready = false
+	if err := c.raw.Read(c.probeFn); err != nil {
+		return true // let the next read report it
+	}
+	return c.ready
 }
 
 // handshake runs the TLS handshake within deadline and hands an "h2"
@@ -225,12 +274,13 @@ func (c *conn) readRequest() (*stream, error) {
 		return nil, err
 	}
 	st := &stream{c: c}
-	h, perr := parseHead(hs, &c.tmpl, &st.url, st.vals[:], &st.te)
+	var tmpl http.Request // parsed here, copied by WithContext
+	h, perr := parseHead(hs, &tmpl, &st.url, st.vals[:], &st.te)
 	if perr != nil {
 		return nil, perr
 	}
 	st.h = h
-	r := &c.tmpl
+	r := &tmpl
 	r.RemoteAddr = c.remote
 	r.TLS = c.tls
 	if h.contentLength != 0 {
@@ -246,7 +296,6 @@ func (c *conn) readRequest() (*stream, error) {
 	ctx, cancel := context.WithCancel(c.ctx)
 	st.cancel = cancel
 	st.req = r.WithContext(ctx)
-	c.tmpl = http.Request{}
 	return st, nil
 }
 
@@ -401,11 +450,16 @@ func (c *conn) serveRequest(st *stream) bool {
 	drained := st.body.finish(!st.h.expect || st.continueSent(), func() {
 		c.rwc.SetReadDeadline(time.Now().Add(c.drainTimeout()))
 	})
-	c.cr.abortBackground()
 	if !drained {
 		w.closeAfter = true
 	}
 	w.finish()
+	if c.cr.backgroundActive() {
+		// Nothing pipelined is waiting: the response goes now, before the
+		// read is ended (whatever the handler left may delay that).
+		c.flush()
+		c.cr.abortBackground()
+	}
 	st.cancel()
 	if !drained || w.closeAfter || c.cr.err != nil {
 		c.flush()
@@ -461,7 +515,7 @@ func (c *conn) hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c.hijacked = true
 	c.rwc.SetDeadline(time.Time{})
 	c.forgotten = true
-	c.s.forget(c)
+	c.s.forget(c, true)
 	return c.rwc, bufio.NewReadWriter(c.br, bufio.NewWriter(c.rwc)), nil
 }
 
@@ -475,8 +529,7 @@ type connReader struct {
 	err     error // the connection failed or ended (seen by a background read)
 
 	bgMu     sync.Mutex
-	bgWG     sync.WaitGroup
-	bgActive bool
+	bgDone   chan struct{} // closed when the background read returns; nil: none runs
 	aborting atomic.Bool
 }
 
@@ -498,18 +551,20 @@ func (r *connReader) Read(p []byte) (int, error) {
 
 // startBackground reads one byte in the background while the handler runs:
 // an error or the end of the stream cancels the request (the client went
-// away). No-op when a byte is already waiting or the stream failed.
+// away). No-op when bytes of a next request are already read or the stream
+// failed.
 func (r *connReader) startBackground(cancel context.CancelFunc) {
 	r.bgMu.Lock()
 	defer r.bgMu.Unlock()
-	if r.bgActive || r.hasByte || r.err != nil || r.c.hijacked {
+	c := r.c
+	if r.bgDone != nil || r.hasByte || r.err != nil || c.hijacked || (c.br != nil && c.br.Buffered() > 0) {
 		return
 	}
-	r.bgActive = true
-	r.bgWG.Add(1)
+	done := make(chan struct{})
+	r.bgDone = done
 	go func() {
-		defer r.bgWG.Done()
-		n, err := r.c.rwc.Read(r.byte[:])
+		defer close(done)
+		n, err := c.rwc.Read(r.byte[:])
 		if n == 1 {
 			r.hasByte = true
 			return
@@ -525,18 +580,36 @@ func (r *connReader) startBackground(cancel context.CancelFunc) {
 	}()
 }
 
-// abortBackground ends a background read and waits for it.
+// backgroundActive reports whether a background read runs.
+func (r *connReader) backgroundActive() bool {
+	r.bgMu.Lock()
+	defer r.bgMu.Unlock()
+	return r.bgDone != nil
+}
+
+// abortBackground ends a background read and waits for it. The deadline in
+// the past is set again until the read returns: a goroutine the handler
+// left (a transport still reading the body) may move the deadline.
 func (r *connReader) abortBackground() {
 	r.bgMu.Lock()
 	defer r.bgMu.Unlock()
-	if !r.bgActive {
+	if r.bgDone == nil {
 		return
 	}
 	r.aborting.Store(true)
-	r.c.rwc.SetReadDeadline(aLongTimeAgo)
-	r.bgWG.Wait()
+	for {
+		r.c.rwc.SetReadDeadline(aLongTimeAgo)
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-r.bgDone:
+			t.Stop()
+		case <-t.C:
+			continue
+		}
+		break
+	}
 	r.aborting.Store(false)
-	r.bgActive = false
+	r.bgDone = nil
 	r.c.rwc.SetReadDeadline(time.Time{})
 }
 

@@ -168,7 +168,7 @@ var conformanceHeads = []string{
 
 // FuzzParse: on any bytes, the engine never accepts a head net/http's
 // ReadRequest refuses, reads what both accept the same, and refuses more
-// only for the reasons in stricter. The seeds include httpguard's corpus.
+// only for the reasons in stricter.
 func FuzzParse(f *testing.F) {
 	for _, h := range conformanceHeads {
 		f.Add(h)

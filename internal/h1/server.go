@@ -89,7 +89,8 @@ type Server struct {
 	mu      sync.Mutex
 	lns     map[net.Listener]struct{}
 	conns   map[*conn]struct{}
-	wg      sync.WaitGroup // connections
+	hijack  map[*conn]struct{} // hijacked, their handler not returned yet
+	wg      sync.WaitGroup     // connections
 	closing atomic.Bool
 	dates   dateCache
 	rpool   sync.Pool // *bufio.Reader
@@ -152,12 +153,26 @@ func (s *Server) track(c *conn) bool {
 	return true
 }
 
-// forget removes c: its goroutine is done with it (closed, or hijacked).
-func (s *Server) forget(c *conn) {
+// forget removes c: its goroutine is done with it (closed, or hijacked:
+// then it stays in s.hijack until its handler returns, for Close).
+func (s *Server) forget(c *conn, hijacked bool) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	if hijacked {
+		if s.hijack == nil {
+			s.hijack = map[*conn]struct{}{}
+		}
+		s.hijack[c] = struct{}{}
+	}
 	s.mu.Unlock()
 	s.wg.Done()
+}
+
+// handlerDone ends the tracking of a hijacked connection.
+func (s *Server) handlerDone(c *conn) {
+	s.mu.Lock()
+	delete(s.hijack, c)
+	s.mu.Unlock()
 }
 
 // Shutdown stops accepting, closes idle connections, tells HTTP/2
@@ -187,12 +202,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// Close closes the listeners and every connection at once.
+// Close closes the listeners and every connection at once, hijacked ones
+// whose handler has not returned included.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closing.Store(true)
 	for ln := range s.lns {
 		ln.Close()
+	}
+	for c := range s.hijack {
+		c.rwc.Close()
 	}
 	s.mu.Unlock()
 	s.closeConns()
