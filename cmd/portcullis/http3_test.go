@@ -33,6 +33,8 @@ type h3Origin struct {
 	hits atomic.Int64
 	srv  *http.Server
 	done chan struct{}
+	// slow holds requests for /slow/ until it is closed.
+	slow chan struct{}
 }
 
 func startH3Origin(t *testing.T, name string) *h3Origin {
@@ -41,12 +43,17 @@ func startH3Origin(t *testing.T, name string) *h3Origin {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := &h3Origin{name: name, addr: ln.Addr().String(), done: make(chan struct{})}
+	o := &h3Origin{name: name, addr: ln.Addr().String(), done: make(chan struct{}), slow: make(chan struct{})}
 	o.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/health" {
 			return
 		}
 		o.hits.Add(1)
+		if strings.HasPrefix(r.URL.Path, "/slow/") {
+			w.WriteHeader(200)
+			w.(http.Flusher).Flush()
+			<-o.slow
+		}
 		if strings.HasPrefix(r.URL.Path, "/static/") {
 			w.Header().Set("Cache-Control", "public, max-age=600")
 		}
@@ -58,6 +65,11 @@ func startH3Origin(t *testing.T, name string) *h3Origin {
 }
 
 func (o *h3Origin) kill() {
+	select {
+	case <-o.slow:
+	default:
+		close(o.slow)
+	}
 	o.srv.Close()
 	<-o.done
 }
@@ -592,5 +604,36 @@ func (l *h3Load) finish(t *testing.T, who string) {
 	}
 	if l.ok.Load() == 0 {
 		t.Errorf("%s: no answer", who)
+	}
+}
+
+// TestHTTP3DrainsOnShutdown: SIGTERM while an HTTP/3 response is in flight:
+// the response completes, then the process exits 0.
+func TestHTTP3DrainsOnShutdown(t *testing.T) {
+	o := startH3Origin(t, "m0")
+	policy, _ := h3Policy(t, []string{o.addr}, "")
+	p, addrs := runPolicy(t, policy)
+	c := h3Client(t, addrs["reverse-quic"], h3Roots(t, policy))
+	resp, err := c.Get("https://app.example.test/slow/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.waitFor(t, "draining")
+	close(o.slow)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || string(body) != "m0 /slow/x" {
+		t.Fatalf("in-flight HTTP/3 body %q, err %v", body, err)
+	}
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- p.cmd.Wait() }()
+	select {
+	case err := <-waitErr:
+		if err != nil {
+			t.Fatalf("exit: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("portcullis did not exit after SIGTERM")
 	}
 }
