@@ -95,7 +95,28 @@ func (e *Engine) buildReverse(st *state) error {
 		st.listens = append(st.listens, httpListen("reverse", addr, pick, limit, tune(false)))
 	}
 	for _, addr := range cfg.TLSListen {
-		st.listens = append(st.listens, httpListen("reverse-tls", addr, pick, limit, tune(true)))
+		// The Alt-Svc hook and the HTTP/3 socket need the port the TLS listener is bound on.
+		alt := &altSvc{}
+		var bound net.Addr
+		spec := httpListen("reverse-tls", addr, func(s *state) http.Handler {
+			if h := pick(s); h != nil {
+				return alt.handler(s, h)
+			}
+			return nil
+		}, limit, tune(true))
+		start := spec.start
+		spec.start = func(e *Engine) (*listener, error) {
+			l, err := start(e)
+			if l != nil {
+				bound = l.addr
+				alt.bound(l.addr)
+			}
+			return l, err
+		}
+		st.listens = append(st.listens, spec)
+		if cfg.HTTP3 {
+			st.listens = append(st.listens, quicListen(addr, &cfg, func() net.Addr { return bound }, pick))
+		}
 	}
 	return nil
 }
