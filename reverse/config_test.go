@@ -58,7 +58,7 @@ func TestConfigValidate(t *testing.T) {
 	c := Config{
 		Listen:    []string{"8080"},
 		TLSListen: []string{"127.0.0.1:8443"},
-		TLS:       TLSConfig{Mode: "acme", Names: []string{"Bad.Name"}},
+		TLS:       TLSConfig{Mode: "letsencrypt", Names: []string{"Bad.Name"}},
 		Routes: []Route{
 			{Name: "a", Host: []string{"*"}, PathPrefix: "api", PathGlob: "[", Methods: []string{"get"}},
 			{Name: "a", Pool: "p", Limits: &Limits{MaxConns: 1, Rate: -1}},

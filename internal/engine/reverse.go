@@ -12,18 +12,20 @@ import (
 
 	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/cache"
-	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/reverse"
 )
 
 // buildReverse builds the reverse door for st when the policy has a reverse section.
 func (e *Engine) buildReverse(st *state) error {
+	e.dropACME(st)
 	if st.file.Policy.Reverse == nil {
 		return nil
 	}
 	cfg := *st.file.Policy.Reverse
 	// Paths in the policy are relative to the policy file.
 	cfg.StateDir = st.file.Resolve(cfg.StateDir)
+	cfg.TLS.CARoot = st.file.Resolve(cfg.TLS.CARoot)
+	cfg.TLS.Storage = st.file.Resolve(cfg.TLS.Storage)
 	cfg.TLS.Certs = append([]reverse.CertFiles(nil), cfg.TLS.Certs...)
 	for i := range cfg.TLS.Certs {
 		cfg.TLS.Certs[i].CertFile = st.file.Resolve(cfg.TLS.Certs[i].CertFile)
@@ -52,13 +54,15 @@ func (e *Engine) buildReverse(st *state) error {
 			}
 		}
 	} else if len(cfg.TLSListen) > 0 {
-		opts := reverse.CertOptions(&cfg, defaultStateDir())
-		opts.Leaves, opts.Logger = st.leaves, e.log.With("door", "reverse")
-		src, err := certs.New(cfg.TLS, opts)
+		src, err := e.reverseCerts(st, &cfg)
 		if err != nil {
 			return fmt.Errorf("reverse.tls: %w", err)
 		}
+		st.reverseCerts = src
 		st.reverseTLS = src.TLSConfig(reverse.NextProtos(&cfg)...)
+		if src.HTTPChallenges() {
+			st.reversePlain = src.HTTPHandler(h)
+		}
 		if p := src.CACertPath(); p != "" {
 			e.log.Info("reverse TLS: certificates issued by the local CA; trust it to avoid warnings", "ca_cert", p)
 		}
@@ -95,18 +99,26 @@ func (e *Engine) buildReverse(st *state) error {
 		}
 		return s.reverse
 	}
+	// Plain listeners answer ACME http-01 challenges before the door when the
+	// certificates come from ACME.
+	pickPlain := func(s *state) http.Handler {
+		if s.reversePlain != nil {
+			return s.reversePlain
+		}
+		return pick(s)
+	}
 	// Plain listeners answer fresh hits on the fast lane, with the current policy's door.
 	lane := func(srv *http.Server) laneServer {
 		current := func() *reverse.Handler {
-			if s := e.cur.Load(); s != nil {
+			if s := e.cur.Load(); s != nil && s.reversePlain == nil {
 				return s.reverse
 			}
-			return nil
+			return nil // net/http serves, with pickPlain's handler
 		}
 		return reverse.NewLane(srv, current, e.log.With("door", "reverse"))
 	}
 	for _, addr := range cfg.Listen {
-		st.listens = append(st.listens, httpListen("reverse", addr, pick, limit, tune(false), lane))
+		st.listens = append(st.listens, httpListen("reverse", addr, pickPlain, limit, tune(false), lane))
 	}
 	for _, addr := range cfg.TLSListen {
 		st.listens = append(st.listens, httpListen("reverse-tls", addr, pick, limit, tune(true), nil))
