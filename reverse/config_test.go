@@ -108,3 +108,18 @@ func FuzzSplitHost(f *testing.F) {
 		}
 	})
 }
+
+func TestConfigACMENeedsFixedPorts(t *testing.T) {
+	cfg := Config{Listen: []string{"127.0.0.1:0"}, TLSListen: []string{"127.0.0.1:0"}, TLS: TLSConfig{Mode: "acme"}}
+	var got []string
+	for _, e := range cfg.Validate() {
+		got = append(got, e.Path)
+	}
+	if strings.Join(got, " ") != "listen[0] tls_listen[0]" {
+		t.Fatalf("errors at %v, want listen[0] and tls_listen[0] (port 0 with mode acme)", got)
+	}
+	cfg.TLS.Mode = "internal"
+	if errs := cfg.Validate(); len(errs) != 0 {
+		t.Fatalf("port 0 with mode internal: %v", errs)
+	}
+}

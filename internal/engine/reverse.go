@@ -46,6 +46,11 @@ func (e *Engine) buildReverse(st *state) error {
 	}
 	st.reverse = h
 	if len(cfg.TLSListen) > 0 && e.opts.DryRun {
+		if cfg.TLS.CARoot != "" {
+			if _, err := os.Stat(cfg.TLS.CARoot); err != nil {
+				return fmt.Errorf("reverse.tls.ca_root: %w", err)
+			}
+		}
 		for _, c := range cfg.TLS.Certs {
 			for _, f := range []string{c.CertFile, c.KeyFile} {
 				if _, err := os.Stat(f); err != nil {
