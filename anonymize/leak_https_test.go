@@ -15,6 +15,7 @@ import (
 	. "github.com/portcullis/portcullis/anonymize"
 	"github.com/portcullis/portcullis/forward"
 	"github.com/portcullis/portcullis/internal/certs"
+	"github.com/portcullis/portcullis/internal/tunnel"
 	"github.com/portcullis/portcullis/rules"
 )
 
@@ -25,7 +26,7 @@ func httpsDoor(t *testing.T, p *Profile, origin *httptest.Server, action rules.A
 	upstream := x509.NewCertPool()
 	upstream.AddCert(origin.Certificate())
 	dial := originDial(origin.Listener.Addr().String())
-	tunnels := forward.NewTunnels()
+	tunnels := tunnel.NewSet()
 	t.Cleanup(func() { tunnels.Shutdown(context.Background()) })
 	tr := forward.NewTransport(forward.TransportConfig{
 		Dial:            dial,

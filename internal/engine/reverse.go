@@ -12,6 +12,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/cache"
+	"github.com/portcullis/portcullis/internal/h1"
 	"github.com/portcullis/portcullis/reverse"
 )
 
@@ -75,14 +76,15 @@ func (e *Engine) buildReverse(st *state) error {
 	limit := func(ln net.Listener) net.Listener {
 		return accept.LimitShared(ln, cfg.Limits.MaxConns, cfg.Limits.MaxConnsPerClient, "reverse", e.shared.connCounts)
 	}
-	tune := func(tlsOn bool) func(*http.Server) {
-		return func(srv *http.Server) {
-			model := reverse.NewServer(nil, &cfg, e.log)
-			srv.ReadHeaderTimeout = model.ReadHeaderTimeout
-			srv.IdleTimeout = model.IdleTimeout
-			srv.MaxHeaderBytes = model.MaxHeaderBytes
-			srv.Protocols = model.Protocols
-			srv.DisableGeneralOptionsHandler = model.DisableGeneralOptionsHandler
+	pick := func(s *state) http.Handler {
+		if s.reverse == nil {
+			return nil // not a typed nil: httpListen answers 503
+		}
+		return s.reverse
+	}
+	tune := func(tlsOn bool) func(*h1.Server) {
+		return func(srv *h1.Server) {
+			reverse.ConfigureServer(srv, &cfg, tlsOn)
 			if tlsOn {
 				// The certificate set follows reloads: each handshake asks the current state.
 				srv.TLSConfig = &tls.Config{
@@ -98,12 +100,6 @@ func (e *Engine) buildReverse(st *state) error {
 			}
 		}
 	}
-	pick := func(s *state) http.Handler {
-		if s.reverse == nil {
-			return nil // not a typed nil: httpListen answers 503
-		}
-		return s.reverse
-	}
 	// Plain listeners answer ACME http-01 challenges before the door when the
 	// certificates come from ACME.
 	pickPlain := func(s *state) http.Handler {
@@ -112,21 +108,11 @@ func (e *Engine) buildReverse(st *state) error {
 		}
 		return pick(s)
 	}
-	// Plain listeners answer fresh hits on the fast lane, with the current policy's door.
-	lane := func(srv *http.Server) laneServer {
-		current := func() *reverse.Handler {
-			if s := e.cur.Load(); s != nil && s.reversePlain == nil {
-				return s.reverse
-			}
-			return nil // net/http serves, with pickPlain's handler
-		}
-		return reverse.NewLane(srv, current, e.log.With("door", "reverse"))
-	}
 	for _, addr := range cfg.Listen {
-		st.listens = append(st.listens, httpListen("reverse", addr, pickPlain, limit, tune(false), lane))
+		st.listens = append(st.listens, httpListen("reverse", addr, pickPlain, limit, tune(false)))
 	}
 	for _, addr := range cfg.TLSListen {
-		st.listens = append(st.listens, httpListen("reverse-tls", addr, pick, limit, tune(true), nil))
+		st.listens = append(st.listens, httpListen("reverse-tls", addr, pick, limit, tune(true)))
 	}
 	return nil
 }
