@@ -112,24 +112,26 @@ func (e *Engine) buildForward(st *state) error {
 	}
 	// Intercept listeners: connections a firewall redirected here, served by
 	// the same door (it reads their original destination from the context),
-	// on net/http only (the lane serves proxy requests).
+	// on net/http only (the lane serves proxy requests). Redirected TLS is no
+	// HTTP: each connection goes to the door's tunnel core directly.
 	pick := func(s *state) http.Handler { return s.forward }
 	interceptTune := func(srv *http.Server) {
 		srv.ReadHeaderTimeout = full.ReadHeaderTimeout
 		srv.ConnContext = forward.InterceptConnContext
 	}
 	logger := e.log.With("door", "forward")
-	for _, spec := range []struct {
-		kind  string
-		addrs []string
-		tls   bool
-	}{{"intercept-http", full.Intercept.HTTP, false}, {"intercept-https", full.Intercept.HTTPS, true}} {
-		for _, addr := range spec.addrs {
-			wrap := func(ln net.Listener) net.Listener {
-				return forward.InterceptListener(limit(ln), spec.tls, full.SNIPeekTimeout, logger)
+	wrap := func(ln net.Listener) net.Listener { return forward.InterceptListener(limit(ln), logger) }
+	for _, addr := range full.Intercept.HTTP {
+		st.listens = append(st.listens, httpListen("intercept-http", addr, pick, wrap, interceptTune, nil))
+	}
+	for _, addr := range full.Intercept.HTTPS {
+		st.listens = append(st.listens, connListen("intercept-https", addr, wrap, func(ctx context.Context, s *state, c net.Conn) {
+			if p, ok := s.forward.(*forward.Proxy); ok {
+				p.ServeInterceptedTLS(ctx, c)
+				return
 			}
-			st.listens = append(st.listens, httpListen(spec.kind, addr, pick, wrap, interceptTune, nil))
-		}
+			_ = c.Close()
+		}))
 	}
 	return nil
 }
