@@ -138,8 +138,11 @@ func TestConnectDialFailureIs502WithoutDetails(t *testing.T) {
 // startEcho serves a TCP echo on loopback until the test ends. It copies through a
 // small buffer: io.Copy(c, c) would splice and hold pipes, which would spoil
 // TestIdleTunnelsHoldOnlyTheirSockets's fd count.
-func startEcho(t *testing.T) net.Listener {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func startEcho(t *testing.T) net.Listener { return startEchoOn(t, "127.0.0.1:0") }
+
+// startEchoOn starts an echo server on addr.
+func startEchoOn(t *testing.T, addr string) net.Listener {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -124,6 +124,20 @@ func (e *Engine) buildForward(st *state) error {
 	for _, addr := range full.Intercept.HTTP {
 		st.listens = append(st.listens, httpListen("intercept-http", addr, pick, wrap, interceptTune, nil))
 	}
+	// SOCKS5 listeners: the door's own front (forward/socks) over the same
+	// tunnel core, with connection limits of their own.
+	limitSocks := func(ln net.Listener) net.Listener {
+		return accept.LimitShared(ln, maxConns, full.MaxConnsPerClient, "socks", e.shared.connCounts)
+	}
+	for _, addr := range full.Socks.Listen {
+		st.listens = append(st.listens, connListen("socks", addr, limitSocks, func(ctx context.Context, s *state, c net.Conn) {
+			if p, ok := s.forward.(*forward.Proxy); ok {
+				p.ServeSOCKS(ctx, c)
+				return
+			}
+			_ = c.Close()
+		}))
+	}
 	for _, addr := range full.Intercept.HTTPS {
 		st.listens = append(st.listens, connListen("intercept-https", addr, wrap, func(ctx context.Context, s *state, c net.Conn) {
 			if p, ok := s.forward.(*forward.Proxy); ok {
