@@ -3,6 +3,7 @@ package forward
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/netip"
@@ -14,6 +15,7 @@ import (
 	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/httpguard"
 	"github.com/portcullis/portcullis/internal/pool"
+	"github.com/portcullis/portcullis/internal/tunnel"
 	"github.com/portcullis/portcullis/rules"
 )
 
@@ -118,13 +120,25 @@ func (p *Proxy) openTunnel(ctx context.Context, x *exchange, authority string) *
 
 // serveConnect serves a CONNECT: the decision on its host and port, then the
 // door takes the client connection (http.Hijacker), answers 200 and runs the
-// tunnel (runTunnel), where the SNI is checked.
+// tunnel (runTunnel), where the SNI is checked. On HTTP/2, where there is no
+// connection to take, the CONNECT's stream is the tunnel (tunnel.StreamConn).
 func (p *Proxy) serveConnect(x *exchange, r *http.Request) {
 	if ref := p.openTunnel(r.Context(), x, r.Host); ref != nil {
 		p.refuseConnect(&x.w, r, ref)
 		return
 	}
 	client, _, err := x.w.Hijack()
+	if errors.Is(err, http.ErrNotSupported) && r.ProtoMajor >= 2 {
+		// a CONNECT on an HTTP/2 stream (RFC 9113 §8.5): the stream is the
+		// tunnel's client side, for as long as this handler runs
+		x.w.ResponseWriter.WriteHeader(http.StatusOK)
+		if err := http.NewResponseController(x.w.ResponseWriter).Flush(); err != nil {
+			x.entry.Error = "answering the CONNECT: " + err.Error()
+			return
+		}
+		p.runTunnel(r.Context(), x, tunnel.NewStreamConn(x.w.ResponseWriter, r, nil), nil, nil)
+		return
+	}
 	if err != nil {
 		x.entry.Error = "cannot take the connection: " + err.Error()
 		p.page(&x.w, r, http.StatusInternalServerError, "The proxy cannot open a tunnel on this connection.")
