@@ -13,7 +13,6 @@ import (
 
 	"github.com/portcullis/portcullis/filter"
 	"github.com/portcullis/portcullis/internal/accept"
-	"github.com/portcullis/portcullis/internal/httpguard"
 	"github.com/portcullis/portcullis/internal/pool"
 	"github.com/portcullis/portcullis/internal/tunnel"
 	"github.com/portcullis/portcullis/rules"
@@ -146,7 +145,7 @@ func (p *Proxy) serveConnect(x *exchange, r *http.Request) {
 	}
 	// the socket itself, for splices and readWaiter; its connection-limit slot
 	// is freed when the tunnel ends
-	client, release := accept.Detach(unwrapLane(httpguard.Unwrap(client)))
+	client, release := accept.Detach(client)
 	defer release()
 	p.runTunnel(r.Context(), x, client, x.w.buffered, connectEstablished)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/portcullis/portcullis/filter/phrase"
 	"github.com/portcullis/portcullis/forward/auth"
 	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/internal/tunnel"
 	"github.com/portcullis/portcullis/rules"
 )
@@ -58,12 +59,6 @@ type Options struct {
 	// Transport sends plain HTTP requests upstream; the engine wraps the shared
 	// NewTransport with the cache. Nil: a NewTransport of its own (not shared).
 	Transport http.RoundTripper
-	// DirectTransport tells that Transport, for a request whose verdict names
-	// neither a cache policy nor a pool, sends it as NewTransport with this
-	// Config's TransportConfig and Dial would (the engine's does). Only then,
-	// or with Transport nil, does the Lane send requests on connections of its
-	// own; otherwise it hands every request to net/http and Transport.
-	DirectTransport bool
 	// Dial connects CONNECT tunnels (the resolver's guarded dialer). Nil: net.Dialer.
 	// Each dial is bounded by Config.DialTimeout.
 	Dial DialFunc
@@ -89,12 +84,12 @@ type Options struct {
 	Local http.Handler
 	// LoopToken marks requests that passed this process. "": a random token per New.
 	LoopToken string
-	// CA signs the leaves for HTTPS inspection (LoadCA / CreateCA). Nil: no
+	// CA signs the leaves for HTTPS inspection (certs.LoadCA / certs.CreateCA). Nil: no
 	// inspection; an inspect verdict then tunnels, and blocked HTTPS is refused
 	// without a block page.
-	CA *CA
-	// Leaves caches leaf certificates across reloads. Nil: a private NewLeaves(Config.LeafCacheSize).
-	Leaves *Leaves
+	CA *certs.CA
+	// Leaves caches leaf certificates across reloads. Nil: a private certs.NewLeaves(Config.LeafCacheSize).
+	Leaves *certs.Leaves
 	// Auth checks proxy credentials (forward/auth: the htpasswd Store, or the
 	// directory of forward/auth/directory). Nil: no authentication.
 	Auth auth.Verifier
@@ -143,16 +138,14 @@ type Proxy struct {
 	gp      *goproxy.ProxyHttpServer
 	rt      goproxy.RoundTripper
 	mitmTo  *goproxy.ConnectAction
-	ca      *CA
-	leaves  *Leaves
+	ca      *certs.CA
+	leaves  *certs.Leaves
 	auth    auth.Verifier
 	exempts *auth.Exemptions
 	limiter *auth.Limiter
 	realm   string
 	school  *school
-	bufs    sync.Pool // *[]byte, 32 KiB copy buffers
-	laneOK  bool      // requests may be served on the Lane (laneAble)
-	laneTC  TransportConfig
+	bufs    sync.Pool   // *[]byte, 32 KiB copy buffers
 	quiet   logThrottle // the "sign-in unavailable" log line
 	lookup  Lookup
 	isSelf  func(netip.AddrPort) bool
@@ -235,10 +228,8 @@ func New(opts Options) (*Proxy, error) {
 	p.exempts = opts.AuthExempt
 	p.leaves = opts.Leaves
 	if p.leaves == nil && p.ca != nil {
-		p.leaves = NewLeaves(cfg.LeafCacheSize)
+		p.leaves = certs.NewLeaves(cfg.LeafCacheSize)
 	}
-	p.laneOK = (opts.Transport == nil || opts.DirectTransport) && p.laneAble()
-	p.laneTC = tc
 	p.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
 	p.gp = p.newGoproxy()
 	return p, nil

@@ -20,6 +20,7 @@ import (
 	"github.com/portcullis/portcullis/forward"
 	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/internal/tunnel"
 )
 
@@ -52,8 +53,7 @@ type shared struct {
 
 	accepts accept.Watch // listeners that cannot accept now (EMFILE…), for /readyz
 
-	leaves     *forward.Leaves // guarded by mu
-	leavesKey  string
+	leaves     *certs.Leaves // guarded by mu
 	leavesSize int
 
 	authLim      *auth.Limiter // guarded by mu: failed sign-ins, kept across reloads
