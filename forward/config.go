@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/filter"
+	"github.com/portcullis/portcullis/forward/socks"
 	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/internal/config/field"
 )
@@ -37,6 +38,8 @@ type Config struct {
 	// Intercept holds the listeners for connections a firewall redirected to
 	// the proxy (transparent interception; see intercept.go). Default none.
 	Intercept InterceptConfig `yaml:"intercept"`
+	// Socks holds the SOCKS5 listeners of the door (forward/socks). Default none.
+	Socks socks.Config `yaml:"socks"`
 	// AllowClients holds the client networks that may use the proxy; everyone else
 	// gets 403. Default: loopback only (127.0.0.0/8 and ::1/128).
 	AllowClients []netip.Prefix `yaml:"allow_clients"`
@@ -157,6 +160,10 @@ func (c *Config) Validate() []field.Error {
 		errs = append(errs, validateListen(fmt.Sprintf("listen[%d]", i), a)...)
 	}
 	errs = append(errs, c.Intercept.validate()...)
+	for i, a := range c.Socks.Listen {
+		errs = append(errs, validateListen(fmt.Sprintf("socks.listen[%d]", i), a)...)
+	}
+	errs = append(errs, field.Prefix("socks", c.Socks.Validate(c.Auth.Enabled()))...)
 	for i, pf := range c.AllowClients {
 		if !pf.IsValid() {
 			errs = append(errs, field.Errorf(fmt.Sprintf("allow_clients[%d]", i), "not a valid network"))

@@ -135,21 +135,20 @@ type Proxy struct {
 	local     http.Handler
 	token     string
 
-	gp       *goproxy.ProxyHttpServer
-	rt       goproxy.RoundTripper
-	tunnelTo *goproxy.ConnectAction
-	mitmTo   *goproxy.ConnectAction
-	ca       *certs.CA
-	leaves   *certs.Leaves
-	auth     auth.Verifier
-	exempts  *auth.Exemptions
-	limiter  *auth.Limiter
-	realm    string
-	school   *school
-	bufs     sync.Pool   // *[]byte, 32 KiB copy buffers
-	quiet    logThrottle // the "sign-in unavailable" log line
-	lookup   Lookup
-	isSelf   func(netip.AddrPort) bool
+	gp      *goproxy.ProxyHttpServer
+	rt      goproxy.RoundTripper
+	mitmTo  *goproxy.ConnectAction
+	ca      *certs.CA
+	leaves  *certs.Leaves
+	auth    auth.Verifier
+	exempts *auth.Exemptions
+	limiter *auth.Limiter
+	realm   string
+	school  *school
+	bufs    sync.Pool   // *[]byte, 32 KiB copy buffers
+	quiet   logThrottle // the "sign-in unavailable" log line
+	lookup  Lookup
+	isSelf  func(netip.AddrPort) bool
 }
 
 // New builds a forward door from opts. It is cheap (no I/O, no goroutines) so the
@@ -261,7 +260,6 @@ func (p *Proxy) newGoproxy() *goproxy.ProxyHttpServer {
 		_, _ = io.WriteString(w, rawBadGateway)
 	}
 	p.rt = goproxy.RoundTripperFunc(p.roundTrip)
-	p.tunnelTo = &goproxy.ConnectAction{Action: goproxy.ConnectHijack, Hijack: p.hijackTunnel}
 	p.mitmTo = &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: p.mitmTLSConfig}
 	gp.AllowHTTP2 = true
 	gp.OnRequest().DoFunc(p.onRequest)

@@ -302,6 +302,18 @@ func (e *Engine) Explain(f *rules.Facts) (rules.Verdict, []rules.Step) {
 	return e.cur.Load().program.Explain(f)
 }
 
+// Socks says how the policy's SOCKS5 door is set: whether it has listeners
+// (forward.socks.listen), its sign-in mode, and the ports its tunnels may
+// reach (forward.connect_ports, as for CONNECT).
+func (e *Engine) Socks() (listening bool, signIn string, ports []int) {
+	fw := e.cur.Load().file.Policy.Forward
+	if fw == nil {
+		return false, "", nil
+	}
+	full := fw.WithDefaults()
+	return len(fw.Socks.Listen) > 0, fw.Socks.Mode(fw.Auth.Enabled()), full.ConnectPorts
+}
+
 // Intercepts reports whether the policy has forward.intercept listeners.
 func (e *Engine) Intercepts() bool {
 	fw := e.cur.Load().file.Policy.Forward
