@@ -36,6 +36,15 @@ type Config struct {
 	// Intercept holds the listeners for connections a firewall redirected to
 	// the proxy (transparent interception; see intercept.go). Default none.
 	Intercept InterceptConfig `yaml:"intercept"`
+	// TLSListen holds the addresses of the door's TLS listeners: the same door
+	// reached over TLS (an HTTPS proxy), HTTP/1.1 or HTTP/2 by ALPN. Needs TLS.
+	// Default none.
+	TLSListen []string `yaml:"tls_listen"`
+	// TLS says where the TLS listeners' certificates come from.
+	TLS TLSConfig `yaml:"tls"`
+	// TLSProbeResistance makes the TLS listeners answer a client that has not
+	// signed in as a web site would (tlsdoor.go). Nil: off.
+	TLSProbeResistance *ProbeResistance `yaml:"tls_probe_resistance"`
 	// AllowClients holds the client networks that may use the proxy; everyone else
 	// gets 403. Default: loopback only (127.0.0.0/8 and ::1/128).
 	AllowClients []netip.Prefix `yaml:"allow_clients"`
@@ -156,6 +165,7 @@ func (c *Config) Validate() []field.Error {
 		errs = append(errs, validateListen(fmt.Sprintf("listen[%d]", i), a)...)
 	}
 	errs = append(errs, c.Intercept.validate()...)
+	errs = append(errs, c.validateTLS()...)
 	for i, pf := range c.AllowClients {
 		if !pf.IsValid() {
 			errs = append(errs, field.Errorf(fmt.Sprintf("allow_clients[%d]", i), "not a valid network"))

@@ -108,6 +108,10 @@ func (p *Proxy) serveConnect(x *exchange, r *http.Request) {
 	}
 	x.tunnel = tn
 	r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))
+	if r.ProtoMajor == 2 { // the stream is the tunnel: nothing to hijack
+		p.serveStreamConnect(x, r)
+		return
+	}
 	p.gp.ServeHTTP(w, r)
 }
 
@@ -204,7 +208,7 @@ func (p *Proxy) hijackTunnel(r *http.Request, client net.Conn, _ *goproxy.ProxyC
 	defer tn.close()
 	x.w.status = http.StatusOK
 	x.entry.Status = http.StatusOK
-	if _, err := client.Write(connectEstablished); err != nil {
+	if err := establish(client); err != nil {
 		return
 	}
 	peeked, rawSNI := peekHello(client, x.w.buffered, p.cfg.SNIPeekTimeout)

@@ -51,6 +51,10 @@ func (e *Engine) buildForward(st *state) error {
 	if err != nil {
 		return err
 	}
+	site, err := probeSite(st, cfg)
+	if err != nil {
+		return err
+	}
 	p, err := forward.New(forward.Options{
 		BlockPage:   bp,
 		Config:      cfg,
@@ -75,7 +79,8 @@ func (e *Engine) buildForward(st *state) error {
 		Lookup: func(ctx context.Context, host string) ([]netip.Addr, error) {
 			return e.shared.currentResolver.Load().LookupNetIP(ctx, host)
 		},
-		IsSelf: e.shared.self.Contains,
+		IsSelf:    e.shared.self.Contains,
+		ProbeSite: site,
 
 		// rt sends a request whose verdict names no cache policy straight
 		// through the shared transport, as the forward lane does.
@@ -109,6 +114,9 @@ func (e *Engine) buildForward(st *state) error {
 	for _, addr := range full.Listen {
 		st.listens = append(st.listens, httpListen("forward", addr, func(s *state) http.Handler { return s.forward }, limit,
 			func(srv *http.Server) { srv.ReadHeaderTimeout = full.ReadHeaderTimeout }, lane))
+	}
+	if err := e.forwardTLSListeners(st, full, p, limit); err != nil {
+		return err
 	}
 	// Intercept listeners: connections a firewall redirected here, served by
 	// the same door (it reads their original destination from the context),
