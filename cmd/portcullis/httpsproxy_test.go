@@ -7,6 +7,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -523,4 +524,67 @@ pools:
 	if !strings.Contains(line, `"tls":true`) || !strings.Contains(line, `"door":"forward"`) {
 		t.Errorf("a probe's access log line: %s", line)
 	}
+}
+
+// spkiHash is Chromium's --ignore-certificate-errors-spki-list entry for c:
+// the base64 SHA-256 of its public key (it works for proxy certificates too,
+// where --ignore-certificate-errors does not).
+func spkiHash(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// TestHTTPSProxyChromium: headless Chromium with --proxy-server=https://…
+// (the internal CA and the HTTPS origin trusted by their keys) loads a page
+// over HTTPS and one over plain HTTP through the TLS door; it speaks HTTP/2
+// to the proxy, so the HTTPS page came through a CONNECT stream. The door
+// asks no sign-in here: a headless browser cannot answer a 407.
+func TestHTTPSProxyChromium(t *testing.T) {
+	chromium := "/usr/bin/chromium"
+	if _, err := os.Stat(chromium); err != nil || testing.Short() {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("chromium is required in CI")
+		}
+		t.Skip("chromium not installed, or -short")
+	}
+	w := newHTTPSProxyWorld(t)
+	_, door := w.run(t, strings.Replace(w.signInPolicy(""), "  auth: {htpasswd_file: htpasswd}\n", "", 1))
+	caPEM, err := os.ReadFile(w.internalCA())
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(caPEM)
+	ca, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	dump := func(target string) string {
+		args := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+			"--disable-background-networking", "--disable-component-update", "--disable-sync",
+			"--disable-dev-shm-usage", "--user-data-dir=" + t.TempDir(),
+			"--proxy-server=https://" + door, "--proxy-bypass-list=<-loopback>",
+			"--ignore-certificate-errors-spki-list=" + spkiHash(ca) + "," + spkiHash(w.secure.Certificate()),
+			"--dump-dom", target}
+		out, err := exec.CommandContext(ctx, chromium, args...).Output()
+		if err != nil {
+			t.Fatalf("chromium %s: %v", target, err)
+		}
+		return string(out)
+	}
+	secure := "https://127.0.0.1:" + w.originPort + "/chromium"
+	if dom := dump(secure); !strings.Contains(dom, "secure origin: /chromium") {
+		t.Fatalf("HTTPS page through the TLS door:\n%s", dom)
+	}
+	line := w.logLine(t, `"method":"CONNECT","url":"127.0.0.1:`+w.originPort+`"`)
+	for _, field := range []string{`"tls":true`, `"status":200`, `"proto":"HTTP/2.0"`} {
+		if !strings.Contains(line, field) {
+			t.Errorf("Chromium's CONNECT log line lacks %s: %s", field, line)
+		}
+	}
+	if dom := dump(w.plain.URL + "/chromium"); !strings.Contains(dom, "plain origin: /chromium") {
+		t.Fatalf("HTTP page through the TLS door:\n%s", dom)
+	}
+	w.logLine(t, `"method":"GET","url":"`+w.plain.URL+`/chromium","action":"allow"`)
 }
