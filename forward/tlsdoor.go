@@ -86,7 +86,7 @@ func (c *Config) validateTLS() []field.Error {
 		errs = append(errs, field.Errorf("tls.mode", "want internal or empty, got %q", c.TLS.Mode))
 	}
 	if len(c.TLSListen) > 0 && c.TLS.Mode == "" && len(c.TLS.Certs) == 0 {
-		errs = append(errs, field.Errorf("tls", "tls_listen needs tls.mode internal or tls.certs"))
+		errs = append(errs, field.Errorf("tls_listen", "needs tls: {mode: internal} or tls.certs"))
 	}
 	for i, cf := range c.TLS.Certs {
 		p := fmt.Sprintf("tls.certs[%d]", i)

@@ -588,3 +588,74 @@ func TestHTTPSProxyChromium(t *testing.T) {
 	}
 	w.logLine(t, `"method":"GET","url":"`+w.plain.URL+`/chromium","action":"allow"`)
 }
+
+// TestHTTPSProxyValidate: `portcullis validate` names the file, line, column
+// and field of each mistake in the TLS door's settings.
+func TestHTTPSProxyValidate(t *testing.T) {
+	w := newHTTPSProxyWorld(t)
+	for _, c := range []struct{ policy, want string }{
+		{"forward:\n  tls_listen: [\"127.0.0.1:0\"]\n",
+			":2:15: forward.tls_listen: needs tls: {mode: internal} or tls.certs"},
+		{"forward:\n  tls_listen: [\"127.0.0.1:0\"]\n  tls: {mode: internal}\n  tls_probe_resistance: {site: reverse}\n",
+			":4:25: forward.tls_probe_resistance: needs forward.auth"},
+		{"forward:\n  tls: {mode: acme}\n  auth: {htpasswd_file: htpasswd}\n  tls_probe_resistance: {site: mirror, secret_host: 10.0.0.1}\n",
+			":2:15: forward.tls.mode: want internal or empty, got \"acme\""},
+		{"forward:\n  tls_listen: [\"127.0.0.1:0\"]\n  tls: {mode: internal}\n  auth: {htpasswd_file: htpasswd}\n  tls_probe_resistance: {site: mirror, secret_host: 10.0.0.1}\n",
+			":5:32: forward.tls_probe_resistance.site: want reverse or page, got \"mirror\""},
+		{"forward:\n  tls_listen: [\"127.0.0.1:0\"]\n  tls: {mode: internal}\n  auth: {htpasswd_file: htpasswd}\n  tls_probe_resistance: {site: page, page_file: a.html, secret_host: 10.0.0.1}\n",
+			":5:70: forward.tls_probe_resistance.secret_host: want a host name with a dot"},
+		{"forward:\n  tls_listen: [\"127.0.0.1:0\"]\n  tls: {mode: internal}\n  auth: {htpasswd_file: htpasswd}\n  tls_probe_resistance: {site: reverse}\n",
+			":5:32: forward.tls_probe_resistance.site: site: reverse needs a reverse section"},
+		{"forward:\n  tls_listen: [\"127.0.0.1:0\"]\n  tls: {mode: internal}\n  auth: {htpasswd_file: htpasswd}\n  tls_probe_resistance: {site: page, page_file: missing.html}\n",
+			":5:49: forward.tls_probe_resistance.page_file: cannot read "},
+		{"forward:\n  tls_listen: [\"127.0.0.1:0\"]\n  tls: {certs: [{cert_file: nope.pem, key_file: nope.key}]}\n",
+			":3:29: forward.tls.certs[0].cert_file: stat "},
+	} {
+		p := w.write(t, "bad.yaml", c.policy)
+		_, errOut, code := runCLI(t, "validate", "--config", p)
+		if code != 1 || !strings.Contains(errOut, p+c.want) {
+			t.Errorf("validate %q: exit %d\n%s\nwant %s%s", c.policy, code, errOut, p, c.want)
+		}
+	}
+}
+
+// TestHTTPSProxyProbeResistancePage: with site: page, a client that has not
+// signed in gets the page for every GET whatever the URL, 405 (Allow: GET,
+// HEAD) for other methods and for CONNECT, never a 407; signed in, the door
+// proxies.
+func TestHTTPSProxyProbeResistancePage(t *testing.T) {
+	curl := needCurl(t)
+	w := newHTTPSProxyWorld(t)
+	w.write(t, "site.html", sitePage)
+	_, door := w.run(t, w.signInPolicy("  tls_probe_resistance: {site: page, page_file: site.html}\n"))
+	caPEM, err := os.ReadFile(w.internalCA())
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	origin := "127.0.0.1:" + w.originPort
+	plainHost := w.plain.Listener.Addr().String()
+	for _, probe := range []struct {
+		raw    string
+		status int
+		body   string
+	}{
+		{"GET /some/where HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 200, sitePage},
+		{"GET " + w.plain.URL + "/a HTTP/1.1\r\nHost: " + plainHost + "\r\n\r\n", 200, sitePage},
+		{"POST " + w.plain.URL + "/a HTTP/1.1\r\nHost: " + plainHost + "\r\nContent-Length: 2\r\n\r\nhi", 405, ""},
+		{"CONNECT " + origin + " HTTP/1.1\r\nHost: " + origin + "\r\n\r\n", 405, ""},
+	} {
+		resp, body := askRaw(t, door, roots, probe.raw)
+		if resp.StatusCode != probe.status || (probe.body != "" && body != probe.body) || resp.Header.Get("Proxy-Authenticate") != "" {
+			t.Errorf("%q: %d %v %q", probe.raw, resp.StatusCode, resp.Header, body)
+		}
+		if resp.StatusCode == 405 && resp.Header.Get("Allow") != "GET, HEAD" {
+			t.Errorf("%q: Allow %q", probe.raw, resp.Header.Get("Allow"))
+		}
+	}
+	r := runCurl(t, curl, "--proxy", "https://"+door, "--proxy-cacert", w.internalCA(), "--proxy-user", "alice:alice-pw", w.plain.URL+"/a")
+	if r.code != "200" || r.body != "plain origin: /a" {
+		t.Errorf("signed in: %+v", r)
+	}
+}
