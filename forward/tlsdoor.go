@@ -142,7 +142,34 @@ func (p *Proxy) TLSHandler() http.Handler { return tlsDoor{p} }
 
 type tlsDoor struct{ p *Proxy }
 
-func (d tlsDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) { d.p.serve(w, r, true) }
+func (d tlsDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 2 {
+		w = streamWriter{w}
+	}
+	d.p.serve(w, r, true)
+}
+
+// streamWriter drops the "Connection: close" the door puts on some answers
+// (a refused CONNECT, an upstream error) to end an HTTP/1.1 connection: on
+// HTTP/2, net/http reads it as a reason to send GOAWAY, which would end the
+// client's other streams' connection for one refused request.
+type streamWriter struct{ http.ResponseWriter }
+
+// WriteHeader implements http.ResponseWriter.
+func (w streamWriter) WriteHeader(code int) {
+	w.Header().Del("Connection")
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Flush implements http.Flusher.
+func (w streamWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (w streamWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // hides reports whether x arrived on a TLS listener with probe resistance.
 func (p *Proxy) hides(x *exchange) bool { return x.entry.TLS && p.probe != nil }

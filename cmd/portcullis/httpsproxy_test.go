@@ -659,3 +659,40 @@ func TestHTTPSProxyProbeResistancePage(t *testing.T) {
 		t.Errorf("signed in: %+v", r)
 	}
 }
+
+// TestHTTPSProxyHTTP2RefusalKeepsConnection: a CONNECT stream the door
+// refuses (a port outside connect_ports: 403) does not end the HTTP/2
+// connection: the refusal's "Connection: close", which closes an HTTP/1.1
+// connection, would make net/http send GOAWAY, and a browser multiplexing its
+// tabs over the connection would have to open another.
+func TestHTTPSProxyHTTP2RefusalKeepsConnection(t *testing.T) {
+	w := newHTTPSProxyWorld(t)
+	_, door := w.run(t, w.signInPolicy(""))
+	caPEM, err := os.ReadFile(w.internalCA())
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	cc := h2Proxy(t, door, roots)
+	resp, _ := h2Connect(t, cc, "127.0.0.1:1", "alice:alice-pw")
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("CONNECT to a port outside connect_ports: %d", resp.StatusCode)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cc.Ping(ctx); err != nil { // every frame the door sent before its answer is read
+		t.Fatal(err)
+	}
+	if cc.State().Closing {
+		t.Fatal("the door sent GOAWAY after refusing one CONNECT stream")
+	}
+	resp, tn := h2Connect(t, cc, "127.0.0.1:"+w.originPort, "alice:alice-pw")
+	if resp.StatusCode != 200 {
+		t.Fatalf("the next CONNECT stream: %d", resp.StatusCode)
+	}
+	if code, body := w.getOverTunnel(t, tn, "/after"); code != 200 || !strings.Contains(string(body), "secure origin: /after") {
+		t.Fatalf("through the next stream: %d %q", code, body)
+	}
+}
