@@ -23,6 +23,11 @@ import (
 func (p *Proxy) serveStreamConnect(x *exchange, r *http.Request) {
 	c := newStreamConn(x.w.ResponseWriter, r)
 	defer c.Close()
+	// Past this point the stream is a connection like a hijacked HTTP/1.1
+	// one: an inspected tunnel re-enters goproxy, which writes its CONNECT
+	// answer in the request's version, and mitmConn swallows an HTTP/1.x one.
+	r = r.WithContext(r.Context())
+	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
 	p.hijackTunnel(r, c, nil)
 }
 

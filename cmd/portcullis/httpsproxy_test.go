@@ -304,6 +304,13 @@ func (w *httpsProxyWorld) getOverTunnel(t *testing.T, tn *streamTunnel, path str
 	t.Helper()
 	roots := x509.NewCertPool()
 	roots.AddCert(w.secure.Certificate())
+	return w.getOverTunnelTrusting(t, tn, path, roots)
+}
+
+// getOverTunnelTrusting is getOverTunnel with the roots that must have signed
+// the certificate seen inside the tunnel.
+func (w *httpsProxyWorld) getOverTunnelTrusting(t *testing.T, tn *streamTunnel, path string, roots *x509.CertPool) (int, []byte) {
+	t.Helper()
 	tc := tls.Client(tunnelConn{streamTunnel: tn}, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -694,5 +701,39 @@ func TestHTTPSProxyHTTP2RefusalKeepsConnection(t *testing.T) {
 	}
 	if code, body := w.getOverTunnel(t, tn, "/after"); code != 200 || !strings.Contains(string(body), "secure origin: /after") {
 		t.Fatalf("through the next stream: %d %q", code, body)
+	}
+}
+
+// TestHTTPSProxyHTTP2Inspect: a CONNECT stream whose verdict is inspect is
+// inspected as a hijacked HTTP/1.1 CONNECT is: the client's TLS inside the
+// stream ends at a leaf of the inspection CA, and the request inside is
+// decided and logged on its own.
+func TestHTTPSProxyHTTP2Inspect(t *testing.T) {
+	w := newHTTPSProxyWorld(t)
+	caCert, caKey := filepath.Join(w.dir, "ca.pem"), filepath.Join(w.dir, "ca.key")
+	if out, errOut, code := runCLI(t, "ca", "create", "--cert", caCert, "--key", caKey); code != 0 {
+		t.Fatalf("ca create: %s%s", out, errOut)
+	}
+	_, door := w.run(t, w.signInPolicy("  ca_cert: ca.pem\n  ca_key: ca.key\n  upstream_ca_file: origin.pem\n")+
+		"rules: [{name: look-inside, client: [\"127.0.0.0/8\"], action: inspect}]\n")
+	proxyRoots, inspectRoots := x509.NewCertPool(), x509.NewCertPool()
+	for pool, file := range map[*x509.CertPool]string{proxyRoots: w.internalCA(), inspectRoots: caCert} {
+		b, err := os.ReadFile(file)
+		if err != nil || !pool.AppendCertsFromPEM(b) {
+			t.Fatalf("%s: %v", file, err)
+		}
+	}
+	cc := h2Proxy(t, door, proxyRoots)
+	origin := "127.0.0.1:" + w.originPort
+	resp, tn := h2Connect(t, cc, origin, "alice:alice-pw")
+	if resp.StatusCode != 200 {
+		t.Fatalf("CONNECT stream: %d", resp.StatusCode)
+	}
+	if code, body := w.getOverTunnelTrusting(t, tn, "/inspected", inspectRoots); code != 200 || !strings.Contains(string(body), "secure origin: /inspected") {
+		t.Fatalf("inspected request through the stream: %d %q", code, body)
+	}
+	line := w.logLine(t, `"url":"https://`+origin+`/inspected","action":"inspect"`)
+	if !strings.Contains(line, `"user":"alice"`) || !strings.Contains(line, `"status":200`) {
+		t.Errorf("the inner request's log line: %s", line)
 	}
 }
