@@ -16,6 +16,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/admin"
 	"github.com/portcullis/portcullis/internal/httpguard"
+	"github.com/portcullis/portcullis/internal/tunnel"
 	"github.com/portcullis/portcullis/rules"
 )
 
@@ -77,7 +78,7 @@ func startProxyLane(t testing.TB, opts Options, lane bool) *testProxy {
 		opts.Log = rec
 	}
 	if opts.Tunnels == nil {
-		opts.Tunnels = NewTunnels()
+		opts.Tunnels = tunnel.NewSet()
 	}
 	p, err := New(opts)
 	if err != nil {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"crypto/tls"
+	"fmt"
 	"github.com/portcullis/portcullis/filter"
 	"github.com/portcullis/portcullis/rules"
 	"net"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/cache"
+	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/reverse"
 )
 
@@ -50,13 +52,15 @@ func (e *Engine) buildReverse(st *state) error {
 			}
 		}
 	} else if len(cfg.TLSListen) > 0 {
-		tc, err := reverse.ServerTLSConfig(&cfg, defaultStateDir())
+		opts := reverse.CertOptions(&cfg, defaultStateDir())
+		opts.Leaves, opts.Logger = st.leaves, e.log.With("door", "reverse")
+		src, err := certs.New(cfg.TLS, opts)
 		if err != nil {
-			return err
+			return fmt.Errorf("reverse.tls: %w", err)
 		}
-		st.reverseTLS = tc
-		if cfg.TLS.Mode == "internal" {
-			e.log.Info("reverse TLS: certificates issued by the local CA; trust it to avoid warnings", "ca_cert", reverse.CACertPath(&cfg, defaultStateDir()))
+		st.reverseTLS = src.TLSConfig(reverse.NextProtos(&cfg)...)
+		if p := src.CACertPath(); p != "" {
+			e.log.Info("reverse TLS: certificates issued by the local CA; trust it to avoid warnings", "ca_cert", p)
 		}
 	}
 	limit := func(ln net.Listener) net.Listener {
