@@ -41,8 +41,11 @@ type Config struct {
 	// reached over TLS (an HTTPS proxy), HTTP/1.1 or HTTP/2 by ALPN. Needs TLS.
 	// Default none.
 	TLSListen []string `yaml:"tls_listen"`
-	// TLS says where the TLS listeners' certificates come from.
-	TLS TLSConfig `yaml:"tls"`
+	// TLS says where the TLS listeners' certificates come from: files, or the
+	// internal CA (the reverse door's: in reverse.state_dir, else the default
+	// state directory) for Names, default "localhost" and the IP addresses
+	// TLSListen names.
+	TLS certs.Config `yaml:"tls"`
 	// TLSProbeResistance makes the TLS listeners answer a client that has not
 	// signed in as a web site would (tlsdoor.go). Nil: off.
 	TLSProbeResistance *ProbeResistance `yaml:"tls_probe_resistance"`

@@ -29,28 +29,6 @@ import (
 // a request for the secret host (ProbeResistance.SecretHost) gets the 407
 // that makes a browser ask for the password.
 
-// TLSConfig says where the TLS listeners' certificates come from, as the
-// reverse door's reverse.tls does: Mode "internal" issues leaves from the local
-// CA kept in the state directory (the reverse door's, reverse.state_dir, else
-// the default state directory) for Names; otherwise Certs are loaded and
-// chosen by SNI.
-type TLSConfig struct {
-	// Mode is "internal" or "" (use Certs).
-	Mode string `yaml:"mode"`
-	// Names for which the internal CA issues leaves ("*.example.test": a
-	// wildcard leaf). Default: "localhost" and the IP addresses tls_listen names.
-	Names []string `yaml:"names"`
-	// Certs are certificate and key files (paths relative to the policy file);
-	// the one matching the client's SNI is served, else the first.
-	Certs []CertFiles `yaml:"certs"`
-}
-
-// CertFiles is one PEM certificate chain and its key.
-type CertFiles struct {
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-}
-
 // Probe resistance sites.
 const (
 	ProbeSiteReverse = "reverse" // the reverse door's web site
@@ -73,35 +51,15 @@ type ProbeResistance struct {
 	SecretHost string `yaml:"secret_host"`
 }
 
-// validateTLS checks tls_listen, tls and tls_probe_resistance, at paths
-// relative to the forward section.
+// validateTLS checks tls_listen, tls (a certs.Config, as the reverse door's
+// reverse.tls) and tls_probe_resistance, at paths relative to the forward
+// section.
 func (c *Config) validateTLS() []field.Error {
 	var errs []field.Error
 	for i, a := range c.TLSListen {
 		errs = append(errs, validateListen(fmt.Sprintf("tls_listen[%d]", i), a)...)
 	}
-	switch c.TLS.Mode {
-	case "", "internal":
-	default:
-		errs = append(errs, field.Errorf("tls.mode", "want internal or empty, got %q", c.TLS.Mode))
-	}
-	if len(c.TLSListen) > 0 && c.TLS.Mode == "" && len(c.TLS.Certs) == 0 {
-		errs = append(errs, field.Errorf("tls_listen", "needs tls: {mode: internal} or tls.certs"))
-	}
-	for i, cf := range c.TLS.Certs {
-		p := fmt.Sprintf("tls.certs[%d]", i)
-		if cf.CertFile == "" {
-			errs = append(errs, field.Errorf(field.Join(p, "cert_file"), "required"))
-		}
-		if cf.KeyFile == "" {
-			errs = append(errs, field.Errorf(field.Join(p, "key_file"), "required"))
-		}
-	}
-	for i, n := range c.TLS.Names {
-		if _, err := rules.CanonicalName(strings.TrimPrefix(n, "*.")); err != nil {
-			errs = append(errs, field.Errorf(fmt.Sprintf("tls.names[%d]", i), "%q: %v", n, err))
-		}
-	}
+	errs = append(errs, field.Prefix("tls", c.TLS.Validate(len(c.TLSListen) > 0))...)
 	pr := c.TLSProbeResistance
 	if pr == nil {
 		return errs

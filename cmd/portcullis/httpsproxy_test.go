@@ -602,11 +602,11 @@ func TestHTTPSProxyValidate(t *testing.T) {
 	w := newHTTPSProxyWorld(t)
 	for _, c := range []struct{ policy, want string }{
 		{"forward:\n  tls_listen: [\"127.0.0.1:0\"]\n",
-			":2:15: forward.tls_listen: needs tls: {mode: internal} or tls.certs"},
+			":2:3: forward.tls: a TLS listener needs mode internal or certs"},
 		{"forward:\n  tls_listen: [\"127.0.0.1:0\"]\n  tls: {mode: internal}\n  tls_probe_resistance: {site: reverse}\n",
 			":4:25: forward.tls_probe_resistance: needs forward.auth"},
 		{"forward:\n  tls: {mode: acme}\n  auth: {htpasswd_file: htpasswd}\n  tls_probe_resistance: {site: mirror, secret_host: 10.0.0.1}\n",
-			":2:15: forward.tls.mode: want internal or empty, got \"acme\""},
+			":2:15: forward.tls.mode: want internal, files or empty, got \"acme\""},
 		{"forward:\n  tls_listen: [\"127.0.0.1:0\"]\n  tls: {mode: internal}\n  auth: {htpasswd_file: htpasswd}\n  tls_probe_resistance: {site: mirror, secret_host: 10.0.0.1}\n",
 			":5:32: forward.tls_probe_resistance.site: want reverse or page, got \"mirror\""},
 		{"forward:\n  tls_listen: [\"127.0.0.1:0\"]\n  tls: {mode: internal}\n  auth: {htpasswd_file: htpasswd}\n  tls_probe_resistance: {site: page, page_file: a.html, secret_host: 10.0.0.1}\n",

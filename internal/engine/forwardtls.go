@@ -7,18 +7,16 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"strings"
 
 	"github.com/portcullis/portcullis/forward"
+	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/internal/config/field"
-	"github.com/portcullis/portcullis/reverse"
 )
 
 // forwardTLSListeners binds forward.tls_listen: the forward door over TLS (an
 // HTTPS proxy), HTTP/1.1 and HTTP/2 by ALPN, with the door's connection limits.
-// The certificates come from forward.tls through the reverse door's
-// ServerTLSConfig (files, or the internal CA), and follow reloads: each
-// handshake asks the current state.
+// The certificates come from forward.tls through a certs.Source (files, or the
+// internal CA), and follow reloads: each handshake asks the current state.
 func (e *Engine) forwardTLSListeners(st *state, full *forward.Config, p *forward.Proxy, limit func(net.Listener) net.Listener) error {
 	if len(full.TLSListen) == 0 {
 		return nil
@@ -57,17 +55,16 @@ func (e *Engine) forwardTLSListeners(st *state, full *forward.Config, p *forward
 }
 
 // forwardTLSConfig builds the TLS listeners' configuration from forward.tls
-// (paths relative to the policy file). The internal CA is the reverse door's,
-// in reverse.state_dir or the default state directory; its leaves default to
-// "localhost" and the IP addresses tls_listen names. In a dry run it only
-// checks that the certificate files exist, and returns nil.
+// with a certs.Source, as the reverse door does (paths relative to the policy
+// file). The internal CA is the reverse door's, in reverse.state_dir or the
+// default state directory; its leaves default to "localhost" and the IP
+// addresses tls_listen names. In a dry run it only checks that the
+// certificate files exist, and returns nil.
 func (e *Engine) forwardTLSConfig(st *state, full *forward.Config) (*tls.Config, error) {
-	rc := &reverse.Config{TLS: reverse.TLSConfig{Mode: full.TLS.Mode, Names: full.TLS.Names}}
-	if r := st.file.Policy.Reverse; r != nil {
-		rc.StateDir = st.file.Resolve(r.StateDir)
-	}
+	cfg := full.TLS
+	cfg.Certs = nil
 	for i, c := range full.TLS.Certs {
-		cf := reverse.CertFiles{CertFile: st.file.Resolve(c.CertFile), KeyFile: st.file.Resolve(c.KeyFile)}
+		cf := certs.CertFiles{CertFile: st.file.Resolve(c.CertFile), KeyFile: st.file.Resolve(c.KeyFile)}
 		if e.opts.DryRun {
 			for _, f := range []struct{ name, path string }{{"cert_file", cf.CertFile}, {"key_file", cf.KeyFile}} {
 				if _, err := os.Stat(f.path); err != nil {
@@ -75,30 +72,29 @@ func (e *Engine) forwardTLSConfig(st *state, full *forward.Config) (*tls.Config,
 				}
 			}
 		}
-		rc.TLS.Certs = append(rc.TLS.Certs, cf)
+		cfg.Certs = append(cfg.Certs, cf)
 	}
 	if e.opts.DryRun {
 		return nil, nil
 	}
-	if rc.TLS.Mode == "internal" && len(rc.TLS.Names) == 0 {
-		rc.TLS.Names = []string{"localhost"}
-		for _, a := range full.TLSListen {
-			host, _, _ := net.SplitHostPort(a)
-			if ip, err := netip.ParseAddr(host); err == nil && !ip.IsUnspecified() {
-				rc.TLS.Names = append(rc.TLS.Names, ip.String())
-			}
+	opts := certs.Options{Dir: defaultStateDir(), DefaultNames: []string{"localhost"}, Leaves: st.leaves, Logger: e.log.With("door", "forward")}
+	if r := st.file.Policy.Reverse; r != nil && r.StateDir != "" {
+		opts.Dir = st.file.Resolve(r.StateDir)
+	}
+	for _, a := range full.TLSListen {
+		host, _, _ := net.SplitHostPort(a)
+		if ip, err := netip.ParseAddr(host); err == nil && !ip.IsUnspecified() {
+			opts.DefaultNames = append(opts.DefaultNames, ip.String())
 		}
 	}
-	tc, err := reverse.ServerTLSConfig(rc, defaultStateDir())
+	src, err := certs.New(cfg, opts)
 	if err != nil {
-		msg := strings.Replace(err.Error(), "reverse tls", "tls", 1)
-		return nil, st.file.FieldErrors([]field.Error{field.Errorf("forward.tls", "%s", msg)})
+		return nil, st.file.FieldErrors([]field.Error{field.Errorf("forward.tls", "%v", err)})
 	}
-	if rc.TLS.Mode == "internal" {
-		e.log.Info("forward TLS: certificates issued by the local CA; clients trust it with --proxy-cacert or their trust store",
-			"ca_cert", reverse.CACertPath(rc, defaultStateDir()))
+	if p := src.CACertPath(); p != "" {
+		e.log.Info("forward TLS: certificates issued by the local CA; clients trust it with --proxy-cacert or their trust store", "ca_cert", p)
 	}
-	return tc, nil
+	return src.TLSConfig("h2", "http/1.1"), nil
 }
 
 // probeSite is the web site forward.tls_probe_resistance shows a client that
