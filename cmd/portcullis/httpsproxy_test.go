@@ -88,6 +88,17 @@ func (w *httpsProxyWorld) write(t *testing.T, name, content string) string {
 	return p
 }
 
+// roots is a pool of the certificates in the PEM file at path.
+func (w *httpsProxyWorld) roots(t *testing.T, path string) *x509.CertPool {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	pool := x509.NewCertPool()
+	if err != nil || !pool.AppendCertsFromPEM(b) {
+		t.Fatalf("no certificate in %s: %v", path, err)
+	}
+	return pool
+}
+
 // internalCA is where the binary keeps the internal CA's certificate.
 func (w *httpsProxyWorld) internalCA() string {
 	return filepath.Join(w.dir, "state", "portcullis", "reverse-ca.crt")
@@ -456,12 +467,7 @@ pools:
 		t.Fatalf("listeners: %s", running)
 	}
 	doorAddr, revAddr := strings.Trim(door[1], `"`), strings.Trim(rev[1], `"`)
-	caPEM, err := os.ReadFile(w.internalCA())
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
+	roots := w.roots(t, w.internalCA())
 	origin := "127.0.0.1:" + w.originPort
 	wrong := "Proxy-Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("alice:guess")) + "\r\n"
 	for _, probe := range []struct{ name, raw, status, body string }{
@@ -635,12 +641,7 @@ func TestHTTPSProxyProbeResistancePage(t *testing.T) {
 	w := newHTTPSProxyWorld(t)
 	w.write(t, "site.html", sitePage)
 	_, door := w.run(t, w.signInPolicy("  tls_probe_resistance: {site: page, page_file: site.html}\n"))
-	caPEM, err := os.ReadFile(w.internalCA())
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
+	roots := w.roots(t, w.internalCA())
 	origin := "127.0.0.1:" + w.originPort
 	plainHost := w.plain.Listener.Addr().String()
 	for _, probe := range []struct {
@@ -675,12 +676,7 @@ func TestHTTPSProxyProbeResistancePage(t *testing.T) {
 func TestHTTPSProxyHTTP2RefusalKeepsConnection(t *testing.T) {
 	w := newHTTPSProxyWorld(t)
 	_, door := w.run(t, w.signInPolicy(""))
-	caPEM, err := os.ReadFile(w.internalCA())
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
+	roots := w.roots(t, w.internalCA())
 	cc := h2Proxy(t, door, roots)
 	resp, _ := h2Connect(t, cc, "127.0.0.1:1", "alice:alice-pw")
 	if resp.StatusCode != http.StatusForbidden {
@@ -716,13 +712,7 @@ func TestHTTPSProxyHTTP2Inspect(t *testing.T) {
 	}
 	_, door := w.run(t, w.signInPolicy("  ca_cert: ca.pem\n  ca_key: ca.key\n  upstream_ca_file: origin.pem\n")+
 		"rules: [{name: look-inside, client: [\"127.0.0.0/8\"], action: inspect}]\n")
-	proxyRoots, inspectRoots := x509.NewCertPool(), x509.NewCertPool()
-	for pool, file := range map[*x509.CertPool]string{proxyRoots: w.internalCA(), inspectRoots: caCert} {
-		b, err := os.ReadFile(file)
-		if err != nil || !pool.AppendCertsFromPEM(b) {
-			t.Fatalf("%s: %v", file, err)
-		}
-	}
+	proxyRoots, inspectRoots := w.roots(t, w.internalCA()), w.roots(t, caCert)
 	cc := h2Proxy(t, door, proxyRoots)
 	origin := "127.0.0.1:" + w.originPort
 	resp, tn := h2Connect(t, cc, origin, "alice:alice-pw")
