@@ -26,6 +26,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -232,6 +233,12 @@ func TestHTTPSProxyCurl(t *testing.T) {
 // and returns the pool that trusts it.
 func (w *httpsProxyWorld) proxyCert(t *testing.T) (certFile, keyFile string, roots *x509.CertPool) {
 	t.Helper()
+	return w.proxyCertNamed(t, "proxy")
+}
+
+// proxyCertNamed is proxyCert writing name.pem and name.key.
+func (w *httpsProxyWorld) proxyCertNamed(t *testing.T, name string) (certFile, keyFile string, roots *x509.CertPool) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -248,7 +255,7 @@ func (w *httpsProxyWorld) proxyCert(t *testing.T) (certFile, keyFile string, roo
 	if err != nil {
 		t.Fatal(err)
 	}
-	certFile, keyFile = filepath.Join(w.dir, "proxy.pem"), filepath.Join(w.dir, "proxy.key")
+	certFile, keyFile = filepath.Join(w.dir, name+".pem"), filepath.Join(w.dir, name+".key")
 	writePEM(t, certFile, "CERTIFICATE", der)
 	writePEM(t, keyFile, "EC PRIVATE KEY", kder)
 	leaf, _ := x509.ParseCertificate(der)
@@ -725,5 +732,39 @@ func TestHTTPSProxyHTTP2Inspect(t *testing.T) {
 	line := w.logLine(t, `"url":"https://`+origin+`/inspected","action":"inspect"`)
 	if !strings.Contains(line, `"user":"alice"`) || !strings.Contains(line, `"status":200`) {
 		t.Errorf("the inner request's log line: %s", line)
+	}
+}
+
+// TestHTTPSProxyReloadCertificate: a reload that names another certificate
+// file serves it on the TLS listener that was kept: new handshakes see it.
+func TestHTTPSProxyReloadCertificate(t *testing.T) {
+	w := newHTTPSProxyWorld(t)
+	policyWith := func(name string) string {
+		return strings.Replace(w.signInPolicy(""), "tls: {mode: internal}",
+			"tls: {certs: [{cert_file: "+name+".pem, key_file: "+name+".key}]}", 1)
+	}
+	_, _, first := w.proxyCertNamed(t, "first")
+	_, _, second := w.proxyCertNamed(t, "second")
+	p, door := w.run(t, policyWith("first"))
+	handshake := func(roots *x509.CertPool) error {
+		c, err := tls.Dial("tcp", door, &tls.Config{RootCAs: roots})
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	if err := handshake(first); err != nil {
+		t.Fatalf("first certificate: %v", err)
+	}
+	w.write(t, "policy.yaml", policyWith("second"))
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	p.waitFor(t, "policy reloaded")
+	if err := handshake(second); err != nil {
+		t.Fatalf("after the reload, the second certificate: %v", err)
+	}
+	if err := handshake(first); err == nil {
+		t.Fatal("after the reload, the first certificate is still served")
 	}
 }
