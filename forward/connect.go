@@ -12,7 +12,6 @@ import (
 
 	"github.com/portcullis/portcullis/filter"
 	"github.com/portcullis/portcullis/internal/accept"
-	"github.com/portcullis/portcullis/internal/httpguard"
 	"github.com/portcullis/portcullis/internal/pool"
 	"github.com/portcullis/portcullis/rules"
 )
@@ -196,7 +195,7 @@ func (p *Proxy) onConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectA
 func (p *Proxy) hijackTunnel(r *http.Request, client net.Conn, _ *goproxy.ProxyCtx) {
 	// the socket itself, for splices and readWaiter; its connection-limit slot
 	// is freed when the tunnel ends
-	client, release := accept.Detach(unwrapLane(httpguard.Unwrap(client)))
+	client, release := accept.Detach(client)
 	defer release()
 	x := exchangeFrom(r.Context())
 	if x == nil || x.tunnel == nil {

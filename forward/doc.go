@@ -23,14 +23,8 @@
 // phrase checks on responses with the block page, and the PAC file on the proxy
 // port (AdminPACHandler for the admin listener).
 //
-// Plain listeners are served through a Lane (lane*.go): simple absolute-form
-// GET and HEAD requests for http:// URLs are decided by the same code and
-// relayed synchronously on the client connection's goroutine, over an upstream
-// connection it keeps, without net/http's and goproxy's per-request goroutines;
-// the first request it does not take hands the connection to net/http.
-//
 // The engine builds a Proxy with New on every policy reload, passing the objects
 // that must outlive a reload (Tunnels, the Transport, certs.Leaves) through Options, and serves it
-// with an http.Server whose ReadHeaderTimeout is Proxy.ReadHeaderTimeout (no
+// with an internal/h1 Server whose ReadHeaderTimeout is Proxy.ReadHeaderTimeout (no
 // ReadTimeout or WriteTimeout, which would cut tunnels and long downloads).
 package forward

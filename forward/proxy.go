@@ -59,12 +59,6 @@ type Options struct {
 	// Transport sends plain HTTP requests upstream; the engine wraps the shared
 	// NewTransport with the cache. Nil: a NewTransport of its own (not shared).
 	Transport http.RoundTripper
-	// DirectTransport tells that Transport, for a request whose verdict names
-	// neither a cache policy nor a pool, sends it as NewTransport with this
-	// Config's TransportConfig and Dial would (the engine's does). Only then,
-	// or with Transport nil, does the Lane send requests on connections of its
-	// own; otherwise it hands every request to net/http and Transport.
-	DirectTransport bool
 	// Dial connects CONNECT tunnels (the resolver's guarded dialer). Nil: net.Dialer.
 	// Each dial is bounded by Config.DialTimeout.
 	Dial DialFunc
@@ -156,9 +150,7 @@ type Proxy struct {
 	limiter  *auth.Limiter
 	realm    string
 	school   *school
-	bufs     sync.Pool // *[]byte, 32 KiB copy buffers
-	laneOK   bool      // requests may be served on the Lane (laneAble)
-	laneTC   TransportConfig
+	bufs     sync.Pool   // *[]byte, 32 KiB copy buffers
 	quiet    logThrottle // the "sign-in unavailable" log line
 	lookup   Lookup
 	isSelf   func(netip.AddrPort) bool
@@ -245,8 +237,6 @@ func New(opts Options) (*Proxy, error) {
 	if p.leaves == nil && p.ca != nil {
 		p.leaves = certs.NewLeaves(cfg.LeafCacheSize)
 	}
-	p.laneOK = (opts.Transport == nil || opts.DirectTransport) && p.laneAble()
-	p.laneTC = tc
 	p.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
 	if pr := cfg.TLSProbeResistance; pr != nil && opts.ProbeSite != nil {
 		p.probe = opts.ProbeSite
@@ -356,7 +346,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, overTLS bool) {
 	clientHeaders(&x.entry, r)
 	defer p.finish(x)
 	if overTLS {
-		asProxyRequest(r)
+		p.asProxyRequest(r)
 	}
 	if !p.clientAllowed(x.entry.Client) {
 		if p.hides(x) {

@@ -15,7 +15,7 @@ import (
 	"github.com/portcullis/portcullis/internal/tunnel"
 )
 
-// The proxy is served as the engine serves it, through internal/httpguard
+// The proxy is served as the engine serves it, on internal/h1
 // (startProxy): a request with both Content-Length and Transfer-Encoding gets
 // 400 and a closed connection, and never reaches the origin.
 

@@ -203,18 +203,23 @@ func (p *Proxy) signedIn(x *exchange, r *http.Request) {
 // asProxyRequest turns a request that arrived as an HTTP/2 stream on a TLS
 // listener into the absolute form when it is a proxy request. HTTP/2 has no
 // absolute form: a client sends a proxied http:// request with the target as
-// its :authority (RFC 9113 §8.3.1), and net/http keeps only the path in
-// r.URL. A request whose authority is the proxy's own — the server name the
-// client asked for in its ClientHello, or the listener's address — is a
-// request to the proxy itself and keeps its relative URL.
-func asProxyRequest(r *http.Request) {
-	if r.ProtoMajor != 2 || r.Method == http.MethodConnect || r.URL.IsAbs() || r.Host == "" || r.TLS == nil {
+// its :authority (RFC 9113 §8.3.1), and the server keeps only the path in
+// r.URL. A request whose authority is the proxy's own keeps its relative URL:
+// the server name the client asked for (r.TLS, when the server sets it), a
+// name of forward.tls.names, "localhost", or the listener's address.
+func (p *Proxy) asProxyRequest(r *http.Request) {
+	if r.ProtoMajor != 2 || r.Method == http.MethodConnect || r.URL.IsAbs() || r.Host == "" {
 		return
 	}
 	host, port := rules.SplitHostPort(r.Host)
 	host = strings.TrimSuffix(host, ".")
-	if r.TLS.ServerName != "" && strings.EqualFold(host, r.TLS.ServerName) {
+	if host == "localhost" || (r.TLS != nil && r.TLS.ServerName != "" && strings.EqualFold(host, r.TLS.ServerName)) {
 		return
+	}
+	for _, n := range p.cfg.TLS.Names {
+		if strings.EqualFold(n, host) || (strings.HasPrefix(n, "*.") && strings.HasSuffix(host, n[1:]) && !strings.Contains(strings.TrimSuffix(host, n[1:]), ".")) {
+			return
+		}
 	}
 	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		if ap, err := netip.ParseAddrPort(la.String()); err == nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/portcullis/portcullis/forward"
 	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/internal/config/field"
+	"github.com/portcullis/portcullis/internal/h1"
 )
 
 // forwardTLSListeners binds forward.tls_listen: the forward door over TLS (an
@@ -29,8 +30,9 @@ func (e *Engine) forwardTLSListeners(st *state, full *forward.Config, p *forward
 	if tc == nil { // dry run: nothing is served
 		return nil
 	}
-	tune := func(srv *http.Server) {
+	tune := func(srv *h1.Server) {
 		srv.ReadHeaderTimeout = full.ReadHeaderTimeout
+		srv.H2 = h1.HTTP2(srv.Handler)
 		srv.TLSConfig = &tls.Config{
 			MinVersion: tls.VersionTLS12,
 			NextProtos: tc.NextProtos,
@@ -49,7 +51,7 @@ func (e *Engine) forwardTLSListeners(st *state, full *forward.Config, p *forward
 		return s.forwardTLSDoor
 	}
 	for _, addr := range full.TLSListen {
-		st.listens = append(st.listens, httpListen("forward-tls", addr, pick, limit, tune, nil))
+		st.listens = append(st.listens, httpListen("forward-tls", addr, pick, limit, tune))
 	}
 	return nil
 }

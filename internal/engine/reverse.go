@@ -13,6 +13,7 @@ import (
 	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/cache"
 	"github.com/portcullis/portcullis/internal/certs"
+	"github.com/portcullis/portcullis/internal/h1"
 	"github.com/portcullis/portcullis/reverse"
 )
 
@@ -66,14 +67,15 @@ func (e *Engine) buildReverse(st *state) error {
 	limit := func(ln net.Listener) net.Listener {
 		return accept.LimitShared(ln, cfg.Limits.MaxConns, cfg.Limits.MaxConnsPerClient, "reverse", e.shared.connCounts)
 	}
-	tune := func(tlsOn bool) func(*http.Server) {
-		return func(srv *http.Server) {
-			model := reverse.NewServer(nil, &cfg, e.log)
-			srv.ReadHeaderTimeout = model.ReadHeaderTimeout
-			srv.IdleTimeout = model.IdleTimeout
-			srv.MaxHeaderBytes = model.MaxHeaderBytes
-			srv.Protocols = model.Protocols
-			srv.DisableGeneralOptionsHandler = model.DisableGeneralOptionsHandler
+	pick := func(s *state) http.Handler {
+		if s.reverse == nil {
+			return nil // not a typed nil: httpListen answers 503
+		}
+		return s.reverse
+	}
+	tune := func(tlsOn bool) func(*h1.Server) {
+		return func(srv *h1.Server) {
+			reverse.ConfigureServer(srv, &cfg, tlsOn)
 			if tlsOn {
 				// The certificate set follows reloads: each handshake asks the current state.
 				srv.TLSConfig = &tls.Config{
@@ -89,27 +91,32 @@ func (e *Engine) buildReverse(st *state) error {
 			}
 		}
 	}
-	pick := func(s *state) http.Handler {
-		if s.reverse == nil {
-			return nil // not a typed nil: httpListen answers 503
-		}
-		return s.reverse
-	}
-	// Plain listeners answer fresh hits on the fast lane, with the current policy's door.
-	lane := func(srv *http.Server) laneServer {
-		current := func() *reverse.Handler {
-			if s := e.cur.Load(); s != nil {
-				return s.reverse
-			}
-			return nil
-		}
-		return reverse.NewLane(srv, current, e.log.With("door", "reverse"))
-	}
 	for _, addr := range cfg.Listen {
-		st.listens = append(st.listens, httpListen("reverse", addr, pick, limit, tune(false), lane))
+		st.listens = append(st.listens, httpListen("reverse", addr, pick, limit, tune(false)))
 	}
 	for _, addr := range cfg.TLSListen {
-		st.listens = append(st.listens, httpListen("reverse-tls", addr, pick, limit, tune(true), nil))
+		// The Alt-Svc hook and the HTTP/3 socket need the port the TLS listener is bound on.
+		alt := &altSvc{}
+		var bound net.Addr
+		spec := httpListen("reverse-tls", addr, func(s *state) http.Handler {
+			if h := pick(s); h != nil {
+				return alt.handler(s, h)
+			}
+			return nil
+		}, limit, tune(true))
+		start := spec.start
+		spec.start = func(e *Engine) (*listener, error) {
+			l, err := start(e)
+			if l != nil {
+				bound = l.addr
+				alt.bound(l.addr)
+			}
+			return l, err
+		}
+		st.listens = append(st.listens, spec)
+		if cfg.HTTP3 {
+			st.listens = append(st.listens, quicListen(addr, &cfg, func() net.Addr { return bound }, pick))
+		}
 	}
 	return nil
 }

@@ -14,8 +14,8 @@ import (
 	"time"
 )
 
-// laneGet sends a keep-alive absolute-form GET for u on c and reads the answer.
-func laneGet(t *testing.T, c net.Conn, br *bufio.Reader, u string) (int, string) {
+// keptGet sends a keep-alive absolute-form GET for u on c and reads the answer.
+func keptGet(t *testing.T, c net.Conn, br *bufio.Reader, u string) (int, string) {
 	t.Helper()
 	host := strings.SplitN(strings.TrimPrefix(u, "http://"), "/", 2)[0]
 	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", u, host)
@@ -28,11 +28,11 @@ func laneGet(t *testing.T, c net.Conn, br *bufio.Reader, u string) (int, string)
 	return resp.StatusCode, string(b)
 }
 
-// TestForwardLaneEgressGuardAndReload: requests the forward lane serves go
+// TestForwardKeptConnEgressGuardAndReload: plain forward requests go
 // through the resolver's egress guard (an internal address is refused with
 // 403) and are decided by the policy current when each arrives, on the same
 // keep-alive connection across a reload.
-func TestForwardLaneEgressGuardAndReload(t *testing.T) {
+func TestForwardKeptConnEgressGuardAndReload(t *testing.T) {
 	var hits atomic.Int64
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
@@ -50,7 +50,7 @@ func TestForwardLaneEgressGuardAndReload(t *testing.T) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
 	br := bufio.NewReader(c)
-	if status, body := laneGet(t, c, br, origin.URL+"/a"); status != http.StatusForbidden || !strings.Contains(body, "internal addresses") {
+	if status, body := keptGet(t, c, br, origin.URL+"/a"); status != http.StatusForbidden || !strings.Contains(body, "internal addresses") {
 		t.Fatalf("loopback origin without an egress allowance: %d %q", status, body)
 	}
 	if hits.Load() != 0 {
@@ -63,7 +63,7 @@ resolver: {egress: {allow: ["127.0.0.0/8"]}}
 	if err := e.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if status, body := laneGet(t, c, br, origin.URL+"/b"); status != http.StatusOK || body != "hello" {
+	if status, body := keptGet(t, c, br, origin.URL+"/b"); status != http.StatusOK || body != "hello" {
 		t.Fatalf("after allowing loopback: %d %q", status, body)
 	}
 	writeFile(t, path, `
@@ -75,10 +75,10 @@ rules:
 	if err := e.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if status, body := laneGet(t, c, br, origin.URL+"/c"); status != http.StatusForbidden || !strings.Contains(body, "no-c") {
+	if status, body := keptGet(t, c, br, origin.URL+"/c"); status != http.StatusForbidden || !strings.Contains(body, "no-c") {
 		t.Fatalf("after the block rule: %d %q", status, body)
 	}
-	if status, _ := laneGet(t, c, br, origin.URL+"/d"); status != http.StatusOK || hits.Load() != 2 {
+	if status, _ := keptGet(t, c, br, origin.URL+"/d"); status != http.StatusOK || hits.Load() != 2 {
 		t.Fatalf("after the block: %d, origin hits %d", status, hits.Load())
 	}
 }
