@@ -40,6 +40,18 @@ type Config struct {
 	Intercept InterceptConfig `yaml:"intercept"`
 	// Socks holds the SOCKS5 listeners of the door (forward/socks). Default none.
 	Socks socks.Config `yaml:"socks"`
+	// TLSListen holds the addresses of the door's TLS listeners: the same door
+	// reached over TLS (an HTTPS proxy), HTTP/1.1 or HTTP/2 by ALPN. Needs TLS.
+	// Default none.
+	TLSListen []string `yaml:"tls_listen"`
+	// TLS says where the TLS listeners' certificates come from: files, or the
+	// internal CA (the reverse door's: in reverse.state_dir, else the default
+	// state directory) for Names, default "localhost" and the IP addresses
+	// TLSListen names.
+	TLS certs.Config `yaml:"tls"`
+	// TLSProbeResistance makes the TLS listeners answer a client that has not
+	// signed in as a web site would (tlsdoor.go). Nil: off.
+	TLSProbeResistance *ProbeResistance `yaml:"tls_probe_resistance"`
 	// AllowClients holds the client networks that may use the proxy; everyone else
 	// gets 403. Default: loopback only (127.0.0.0/8 and ::1/128).
 	AllowClients []netip.Prefix `yaml:"allow_clients"`
@@ -164,6 +176,7 @@ func (c *Config) Validate() []field.Error {
 		errs = append(errs, validateListen(fmt.Sprintf("socks.listen[%d]", i), a)...)
 	}
 	errs = append(errs, field.Prefix("socks", c.Socks.Validate(c.Auth.Enabled()))...)
+	errs = append(errs, c.validateTLS()...)
 	for i, pf := range c.AllowClients {
 		if !pf.IsValid() {
 			errs = append(errs, field.Errorf(fmt.Sprintf("allow_clients[%d]", i), "not a valid network"))

@@ -29,6 +29,9 @@ func (p *Proxy) authenticate(x *exchange, r *http.Request) bool {
 		case signedIn:
 			return true
 		case lockedOut:
+			if p.concealSignIn(x, r) {
+				return false
+			}
 			x.w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 			p.page(&x.w, r, http.StatusTooManyRequests, "Too many failed sign-ins; try again later.")
 			return false
@@ -37,6 +40,9 @@ func (p *Proxy) authenticate(x *exchange, r *http.Request) bool {
 		}
 	}
 	x.entry.Rule = "proxy_auth"
+	if p.concealSignIn(x, r) {
+		return false
+	}
 	h := x.w.Header()
 	for k, v := range auth.Challenge(p.realm) {
 		h[k] = v
@@ -117,6 +123,9 @@ func (p *Proxy) authUnavailable(x *exchange, r *http.Request, user string, err e
 	if skipped, ok := p.quiet.allow(p.now(), 10*time.Second); ok {
 		p.logger.Warn("forward: sign-in unavailable: the directory could not check the password",
 			"client", x.entry.Client.String(), "user", user, "err", err, "not_logged_since_last", skipped)
+	}
+	if p.concealSignIn(x, r) {
+		return false
 	}
 	x.w.Header().Set("Retry-After", "30")
 	p.page(&x.w, r, http.StatusServiceUnavailable, "Sign-in unavailable: the school's directory cannot be reached just now, so your password cannot be checked. Please try again in a few minutes.")

@@ -114,6 +114,10 @@ type Options struct {
 	// (an intercepted connection to it is a loop). Nil: only a connection that
 	// was not redirected at all counts as one.
 	IsSelf func(netip.AddrPort) bool
+	// ProbeSite answers, on the TLS listeners, the requests of clients that
+	// have not signed in when Config.TLSProbeResistance is set (the reverse
+	// door's site, or StaticSite). Nil: probe resistance is off.
+	ProbeSite http.Handler
 }
 
 // Proxy is the forward door: an http.Handler for the engine's listeners. It is
@@ -149,6 +153,8 @@ type Proxy struct {
 	quiet   logThrottle // the "sign-in unavailable" log line
 	lookup  Lookup
 	isSelf  func(netip.AddrPort) bool
+	probe   http.Handler // the probe-resistance site; nil: off
+	secret  string       // the probe-resistance secret host, canonical
 }
 
 // New builds a forward door from opts. It is cheap (no I/O, no goroutines) so the
@@ -231,6 +237,10 @@ func New(opts Options) (*Proxy, error) {
 		p.leaves = certs.NewLeaves(cfg.LeafCacheSize)
 	}
 	p.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
+	if pr := cfg.TLSProbeResistance; pr != nil && opts.ProbeSite != nil {
+		p.probe = opts.ProbeSite
+		p.secret, _ = rules.CanonicalName(pr.SecretHost)
+	}
 	p.gp = p.newGoproxy()
 	return p, nil
 }
@@ -324,13 +334,24 @@ func NoteUpstream(ctx context.Context, upstream string) {
 }
 
 // ServeHTTP implements http.Handler.
-func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.serve(w, r, false) }
+
+// serve is the door; overTLS for the TLS listeners (TLSHandler).
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, overTLS bool) {
 	x := &exchange{}
 	x.w = respWriter{ResponseWriter: w, bufs: &p.bufs}
-	x.entry = admin.Entry{Time: p.now(), Door: "forward", Client: clientAddr(r.RemoteAddr), Method: r.Method, Upstream: "direct"}
+	x.entry = admin.Entry{Time: p.now(), Door: "forward", Client: clientAddr(r.RemoteAddr), Method: r.Method, Upstream: "direct", TLS: overTLS}
 	clientHeaders(&x.entry, r)
 	defer p.finish(x)
+	if overTLS {
+		p.asProxyRequest(r)
+	}
 	if !p.clientAllowed(x.entry.Client) {
+		if p.hides(x) {
+			x.entry.URL, x.entry.Error = requestURL(r), "client not in allow_clients"
+			p.conceal(x, r)
+			return
+		}
 		p.logger.Warn("forward: client not allowed", "client", x.entry.Client.String(), "method", r.Method, "host", r.Host)
 		x.entry.URL = requestURL(r)
 		x.entry.Action, x.entry.Rule = rules.ActionBlock.String(), "allow_clients"
@@ -348,10 +369,18 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	} else {
 		if r.Method != http.MethodConnect && !r.URL.IsAbs() {
+			if p.hides(x) {
+				p.conceal(x, r)
+				return
+			}
 			p.local.ServeHTTP(&x.w, r)
 			return
 		}
 		if !p.authenticate(x, r) {
+			return
+		}
+		if p.hides(x) && p.secretHost(r) {
+			p.signedIn(x, r)
 			return
 		}
 	}

@@ -41,6 +41,7 @@ type Entry struct {
 	Referer     string // Referer request header (userinfo is scrubbed when written)
 	UserAgent   string // User-Agent request header
 	ContentType string // response media type, without parameters
+	TLS         bool   // the client reached the door over TLS (forward.tls_listen); written as "tls":true in the JSON log
 	Answer      string // DNS only: what was answered ("A", "AAAA", "CNAME", "NODATA", "NXDOMAIN", "blocked", "gslb"…)
 }
 

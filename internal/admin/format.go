@@ -67,6 +67,9 @@ func appendJSON(b []byte, e *Entry, stripQuery bool) []byte {
 	b = appendJSONField(b, "cache", e.Cache)
 	b = appendJSONField(b, "error", e.Error)
 	b = appendJSONField(b, "proto", e.Proto)
+	if e.TLS {
+		b = append(b, `,"tls":true`...)
+	}
 	if e.Referer != "" {
 		head, tail := scrubURL(e.Referer, stripQuery)
 		b = append(b, `,"referer":"`...)

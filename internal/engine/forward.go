@@ -52,6 +52,10 @@ func (e *Engine) buildForward(st *state) error {
 	if err != nil {
 		return err
 	}
+	site, err := probeSite(st, cfg)
+	if err != nil {
+		return err
+	}
 	p, err := forward.New(forward.Options{
 		BlockPage:   bp,
 		Config:      cfg,
@@ -76,7 +80,8 @@ func (e *Engine) buildForward(st *state) error {
 		Lookup: func(ctx context.Context, host string) ([]netip.Addr, error) {
 			return e.shared.currentResolver.Load().LookupNetIP(ctx, host)
 		},
-		IsSelf: e.shared.self.Contains,
+		IsSelf:    e.shared.self.Contains,
+		ProbeSite: site,
 	})
 	if err != nil {
 		return err
@@ -95,6 +100,9 @@ func (e *Engine) buildForward(st *state) error {
 	for _, addr := range full.Listen {
 		st.listens = append(st.listens, httpListen("forward", addr, func(s *state) http.Handler { return s.forward }, limit,
 			func(srv *h1.Server) { srv.ReadHeaderTimeout = full.ReadHeaderTimeout }))
+	}
+	if err := e.forwardTLSListeners(st, full, p, limit); err != nil {
+		return err
 	}
 	// Intercept listeners: connections a firewall redirected here, served by
 	// the same door (it reads their original destination from the context).

@@ -41,6 +41,10 @@ type state struct {
 	auth       auth.Verifier    // forward sign-in; nil without one
 	authExempt *auth.Exemptions // forward.auth.exempt
 
+	// forwardTLS and forwardTLSDoor serve forward.tls_listen (nil without it).
+	forwardTLS     *tls.Config
+	forwardTLSDoor http.Handler
+
 	listens []listenSpec
 
 	// reverseCerts gives the reverse TLS listeners their certificates; nil
