@@ -308,15 +308,3 @@ func grepLines(s, sub string) string {
 	return strings.Join(out, "\n")
 }
 
-// needCurl returns curl's path, skipping without it (failing when CI=true).
-func needCurl(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("curl")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("curl is required in CI: %v", err)
-		}
-		t.Skipf("curl not installed: %v", err)
-	}
-	return path
-}
