@@ -99,7 +99,9 @@ type connError struct {
 	reason string
 }
 
-func (e connError) Error() string { return fmt.Sprintf("h2: connection error %v: %s", e.code, e.reason) }
+func (e connError) Error() string {
+	return fmt.Sprintf("h2: connection error %v: %s", e.code, e.reason)
+}
 
 func (c *conn) serve(ctx context.Context) error {
 	c.ctx, c.cancel = context.WithCancel(ctx)

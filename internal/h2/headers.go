@@ -12,19 +12,19 @@ import (
 
 // headerBlock collects one decoded header block and what is wrong with it.
 type headerBlock struct {
-	id        uint32
-	endStream bool
-	selfDep   bool
-	wire      int  // encoded bytes so far
-	size      uint32 // RFC 9113 list size so far
-	max       uint32
-	tooLarge  bool
-	invalid   string // why the block is malformed (stream error PROTOCOL_ERROR)
-	regular   bool   // a regular field was seen
-	npseudo   int
+	id                                        uint32
+	endStream                                 bool
+	selfDep                                   bool
+	wire                                      int    // encoded bytes so far
+	size                                      uint32 // RFC 9113 list size so far
+	max                                       uint32
+	tooLarge                                  bool
+	invalid                                   string // why the block is malformed (stream error PROTOCOL_ERROR)
+	regular                                   bool   // a regular field was seen
+	npseudo                                   int
 	method, scheme, authority, path, protocol string
-	seen      uint8 // pseudo fields seen, one bit each
-	fields    []hpack.HeaderField
+	seen                                      uint8 // pseudo fields seen, one bit each
+	fields                                    []hpack.HeaderField
 }
 
 const (

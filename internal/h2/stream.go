@@ -532,4 +532,3 @@ func (w *responseWriter) release() {
 }
 
 var _ http.Flusher = (*responseWriter)(nil)
-
