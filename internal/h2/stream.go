@@ -294,14 +294,17 @@ func (w *responseWriter) send(p []byte, end bool) error {
 			return nil
 		}
 	}
-	if err := w.dataLocked(buffered, end && len(p) == 0 && !trailers); err != nil {
+	endData := end && !trailers
+	if err := w.dataLocked(buffered, endData && len(p) == 0); err != nil {
 		return err
 	}
 	if w.buf != nil {
 		*w.buf = (*w.buf)[:0]
 	}
-	if err := w.dataLocked(p, end && !trailers); err != nil {
-		return err
+	if len(p) > 0 {
+		if err := w.dataLocked(p, endData); err != nil {
+			return err
+		}
 	}
 	if trailers {
 		c.hbuf.Reset()
