@@ -211,6 +211,7 @@ func (c *conn) newRequest(hb *headerBlock) (*http.Request, int64, error) {
 			}
 		}
 	}
+	delete(header, "Trailer") // as Go's server: the declaration lives in Request.Trailer
 	r := &http.Request{
 		Method:     hb.method,
 		URL:        u,

@@ -34,6 +34,20 @@ type rawClient struct {
 // client side.
 func dialRaw(t *testing.T, srv *Server, settings ...http2.Setting) *rawClient {
 	t.Helper()
+	if os.Getenv("H2_CONFORMANCE_AGAINST_GO") == "1" {
+		// The old serving path, to show which tests it fails.
+		return dialServe(t, func(ctx context.Context, sc net.Conn) error {
+			gs := &http2.Server{MaxConcurrentStreams: srv.MaxConcurrentStreams, IdleTimeout: srv.IdleTimeout}
+			gs.ServeConn(sc, &http2.ServeConnOpts{Context: ctx, Handler: srv.Handler})
+			return nil
+		}, settings...)
+	}
+	return dialServe(t, srv.ServeConn, settings...)
+}
+
+// dialServe is dialRaw with serve serving the server side.
+func dialServe(t *testing.T, serve func(context.Context, net.Conn) error, settings ...http2.Setting) *rawClient {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -47,14 +61,7 @@ func dialRaw(t *testing.T, srv *Server, settings ...http2.Setting) *rawClient {
 			c.done <- err
 			return
 		}
-		if os.Getenv("H2_CONFORMANCE_AGAINST_GO") == "1" {
-			// The old serving path, to show which tests it fails.
-			gs := &http2.Server{MaxConcurrentStreams: srv.MaxConcurrentStreams, IdleTimeout: srv.IdleTimeout}
-			gs.ServeConn(sc, &http2.ServeConnOpts{Context: ctx, Handler: srv.Handler})
-			c.done <- nil
-			return
-		}
-		c.done <- srv.ServeConn(ctx, sc)
+		c.done <- serve(ctx, sc)
 	}()
 	nc, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
