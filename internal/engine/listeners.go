@@ -153,6 +153,9 @@ func httpListen(kind, addr string, pick func(*state) http.Handler, wrap func(net
 		if tune != nil {
 			tune(srv)
 		}
+		if srv.TLSConfig != nil {
+			useH2(srv, e.log) // HTTP/2 through internal/h2, not net/http's
+		}
 		var fast laneServer
 		if lane != nil && srv.TLSConfig == nil {
 			fast = lane(srv)
