@@ -3,9 +3,11 @@ package h2
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -628,5 +630,72 @@ func TestEarlyHints(t *testing.T) {
 	h = c.want(http2.FrameHeaders).(*http2.HeadersFrame)
 	if fs := c.decode(h.HeaderBlockFragment()); fs[0].Value != "204" || !h.StreamEnded() {
 		t.Fatalf("final answer %v", fs)
+	}
+}
+
+// http.NewResponseController works on the stream: Flush sends the header
+// at once, EnableFullDuplex is accepted, a read deadline fails a body read
+// that waits too long, a write deadline resets a stream the client does
+// not let us write.
+func TestResponseController(t *testing.T) {
+	errs := make(chan error, 4)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		switch r.URL.Path {
+		case "/flush":
+			errs <- rc.EnableFullDuplex()
+			w.Header().Set("X-Early", "1")
+			errs <- rc.Flush()
+			<-r.Context().Done()
+		case "/read":
+			errs <- rc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			_, err := io.ReadAll(r.Body)
+			errs <- err
+		case "/write":
+			errs <- rc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+			_, err := w.Write(bytes.Repeat([]byte("w"), 100000))
+			errs <- err
+		}
+	})
+	c := dialRaw(t, &Server{Handler: h}, setting(http2.SettingInitialWindowSize, 0))
+	c.get(1, "/flush")
+	hf := c.want(http2.FrameHeaders).(*http2.HeadersFrame)
+	if fs := c.decode(hf.HeaderBlockFragment()); hf.StreamEnded() || fmt.Sprint(fs) == "" {
+		t.Fatal("flushed header ended the stream")
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = c.fr.WriteRSTStream(1, http2.ErrCodeCancel)
+
+	c.headers(3, false, ":method", "POST", ":scheme", "https", ":authority", "h2.test", ":path", "/read")
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errs; !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("body read after the read deadline: %v", err)
+	}
+	c.response(3)
+
+	c.get(5, "/write")
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f := c.next()
+		if f == nil {
+			t.Fatal("connection ended")
+		}
+		if r, ok := f.(*http2.RSTStreamFrame); ok && r.StreamID == 5 {
+			if r.ErrCode != http2.ErrCodeInternal {
+				t.Fatalf("RST_STREAM %v", r.ErrCode)
+			}
+			break
+		}
+	}
+	if err := <-errs; err == nil {
+		t.Fatal("write past the write deadline succeeded")
 	}
 }

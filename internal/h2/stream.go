@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
@@ -38,6 +40,10 @@ type stream struct {
 	remoteDone bool  // END_STREAM received
 	answered   bool  // END_STREAM sent (or the handler gave up)
 	ended      error // the stream was ended by a reset or the connection
+	readGen    int   // deadlines set (a timer of an older one does nothing)
+	writeGen   int
+	readLate   bool // the read deadline passed
+	timers     [2]*time.Timer
 
 	rw responseWriter
 }
@@ -83,6 +89,7 @@ func (s *stream) run() {
 			c.mu.Lock()
 			c.resetLocked(s.id, http2.ErrCodeInternal)
 			s.answered = true
+			s.stopTimersLocked()
 			c.running--
 			c.mu.Unlock()
 			s.cancel()
@@ -104,11 +111,14 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	c := s.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for s.off == len(s.body) && s.bodyErr == nil {
+	for s.off == len(s.body) && s.bodyErr == nil && !s.readLate {
 		s.bodyCond.Wait()
 	}
 	if s.bodyClosed {
 		return 0, errBodyClosed
+	}
+	if s.readLate {
+		return 0, os.ErrDeadlineExceeded
 	}
 	if s.off < len(s.body) {
 		n := copy(p, s.body[s.off:])
@@ -249,6 +259,72 @@ func (w *responseWriter) FlushError() error {
 
 // EnableFullDuplex is accepted: HTTP/2 streams are always full duplex.
 func (w *responseWriter) EnableFullDuplex() error { return nil }
+
+// SetReadDeadline (for http.ResponseController): body reads fail with
+// os.ErrDeadlineExceeded once t has passed. The zero time clears it.
+func (w *responseWriter) SetReadDeadline(t time.Time) error {
+	s := w.s
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	s.readGen++
+	s.readLate = false
+	s.deadline(0, t, s.readGen, func() {
+		s.readLate = true
+		s.bodyCond.Broadcast()
+	})
+	return nil
+}
+
+// SetWriteDeadline (for http.ResponseController): once t has passed
+// before the answer is complete, the stream is reset (INTERNAL_ERROR, as
+// Go's server does) and writes fail. The zero time clears it.
+func (w *responseWriter) SetWriteDeadline(t time.Time) error {
+	s := w.s
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	s.writeGen++
+	s.deadline(1, t, s.writeGen, func() {
+		if !s.answered {
+			s.c.resetLocked(s.id, http2.ErrCodeInternal)
+		}
+	})
+	return nil
+}
+
+// deadline arms timer i to run fire (under c.mu) at t, unless another
+// deadline was set since (gen).
+func (s *stream) deadline(i int, t time.Time, gen int, fire func()) {
+	if s.timers[i] != nil {
+		s.timers[i].Stop()
+		s.timers[i] = nil
+	}
+	if t.IsZero() {
+		return
+	}
+	cur := func() bool {
+		if i == 0 {
+			return s.readGen == gen
+		}
+		return s.writeGen == gen
+	}
+	s.timers[i] = time.AfterFunc(max(time.Until(t), 0), func() {
+		s.c.mu.Lock()
+		defer s.c.mu.Unlock()
+		if cur() {
+			fire()
+		}
+	})
+}
+
+// stopTimersLocked stops the deadlines' timers.
+func (s *stream) stopTimersLocked() {
+	for i, t := range s.timers {
+		if t != nil {
+			t.Stop()
+			s.timers[i] = nil
+		}
+	}
+}
 
 // informational sends a 1xx answer (103 Early Hints) at once.
 func (w *responseWriter) informational(code int) {
@@ -511,6 +587,7 @@ func (w *responseWriter) finish() {
 		c.resetLocked(s.id, http2.ErrCodeInternal) // never claim a complete body we did not send
 	}
 	s.answered = true
+	s.stopTimersLocked()
 	c.running--
 	if c.streams[s.id] == s {
 		if !s.remoteDone && s.ended == nil && !c.closingLocked() {
