@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -237,6 +238,13 @@ func (c *conn) writeLoop() {
 			}
 			c.flow.Broadcast()
 			return
+		}
+		if c.running > 0 && len(c.wbuf) < maxPendingWrite {
+			// Handlers are answering: let them queue their frames too, so
+			// that one write carries many answers.
+			c.mu.Unlock()
+			runtime.Gosched()
+			c.mu.Lock()
 		}
 		out, c.wbuf = c.wbuf, out[:0]
 		c.mu.Unlock()
