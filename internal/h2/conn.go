@@ -738,7 +738,7 @@ func (c *conn) headersDone() error {
 	}
 	c.running++
 	c.handlers.Add(1)
-	go s.run()
+	c.srv.dispatch(s)
 	return nil
 }
 

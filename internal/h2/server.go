@@ -77,6 +77,45 @@ type Server struct {
 	draining bool
 
 	date atomic.Pointer[dateCache]
+
+	workOnce sync.Once
+	work     chan *stream // idle workers take streams here
+}
+
+// workerIdle is how long a worker goroutine waits for another stream
+// before it ends.
+const workerIdle = 2 * time.Second
+
+// dispatch runs st's handler on an idle worker (whose stack has already
+// grown to what handlers need) or on a new one.
+func (s *Server) dispatch(st *stream) {
+	s.workOnce.Do(func() { s.work = make(chan *stream) })
+	select {
+	case s.work <- st:
+	default:
+		go s.worker(st)
+	}
+}
+
+// worker runs streams until none comes for workerIdle.
+func (s *Server) worker(st *stream) {
+	t := time.NewTimer(workerIdle)
+	defer t.Stop()
+	for {
+		st.run()
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		t.Reset(workerIdle)
+		select {
+		case st = <-s.work:
+		case <-t.C:
+			return
+		}
+	}
 }
 
 type dateCache struct {
