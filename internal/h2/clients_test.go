@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -222,5 +223,45 @@ func TestChromium(t *testing.T) {
 		if v, ok := seen.Load(p); !ok || v != "HTTP/2.0" {
 			t.Errorf("%s: %v", p, v)
 		}
+	}
+}
+
+// TestH2CPriorKnowledge: h2c (HTTP/2 without TLS, prior knowledge) with
+// curl and with Go's client.
+func TestH2CPriorKnowledge(t *testing.T) {
+	srv := &Server{Handler: echoHandler()}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() { srv.ServeConn(ctx, c) })
+		}
+	})
+	defer func() { ln.Close(); cancel(); wg.Wait() }()
+	cl := &http.Client{Timeout: 30 * time.Second, Transport: &http2.Transport{AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		}}}
+	res, err := cl.Get("http://" + ln.Addr().String() + "/plain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if want := "HTTP/2.0 GET /plain host=" + ln.Addr().String(); string(b) != want {
+		t.Fatalf("got %q", b)
+	}
+	curl := need(t, "curl")
+	out, err := exec.Command(curl, "-sS", "--http2-prior-knowledge", "-w", " %{http_version}", "http://"+ln.Addr().String()+"/c").CombinedOutput()
+	if err != nil || !strings.HasSuffix(string(out), " 2") || !strings.HasPrefix(string(out), "HTTP/2.0 GET /c") {
+		t.Fatalf("curl: %s %v", out, err)
 	}
 }

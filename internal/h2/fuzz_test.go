@@ -1,17 +1,21 @@
 package h2
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // seen is what a handler saw of a request, in one comparable string.
@@ -113,6 +117,51 @@ func FuzzDifferential(f *testing.F) {
 		theirs := exchange(t, goSrv, saw, fields, body, trailers)
 		if ours != "" && theirs != "" && ours != theirs {
 			t.Fatalf("handlers saw different requests\nours:   %s\nGo's:   %s", ours, theirs)
+		}
+	})
+}
+
+// FuzzFrames feeds arbitrary bytes after the client preface and SETTINGS:
+// the server never panics, answers or ends the connection, and ServeConn
+// returns once the client is gone.
+func FuzzFrames(f *testing.F) {
+	var buf bytes.Buffer
+	fr := http2.NewFramer(&buf, nil)
+	var hb bytes.Buffer
+	he := hpack.NewEncoder(&hb)
+	for _, kv := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":path", "/"}, {":authority", "a"}} {
+		he.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+	}
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true})
+	fr.WriteData(1, true, []byte("body"))
+	f.Add(bytes.Clone(buf.Bytes()))
+	buf.Reset()
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes()[:3]})
+	fr.WriteContinuation(1, true, hb.Bytes()[3:])
+	fr.WriteWindowUpdate(0, 100)
+	fr.WritePing(false, [8]byte{})
+	fr.WriteRSTStream(1, http2.ErrCodeCancel)
+	f.Add(bytes.Clone(buf.Bytes()))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Trailer", "X-T")
+			io.WriteString(w, "ok")
+			w.Header().Set("X-T", "1")
+		})
+		c := dialServe(t, (&Server{Handler: h}).ServeConn)
+		c.nc.Write(data)
+		c.nc.(*net.TCPConn).CloseWrite()
+		// Read until the server ends the connection (it must: the client
+		// half-closed, so its read loop sees EOF).
+		for {
+			_ = c.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+			if _, err := c.fr.ReadFrame(); err != nil {
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Fatal("the server neither answered nor closed")
+				}
+				break
+			}
 		}
 	})
 }
