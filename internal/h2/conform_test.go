@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -697,5 +698,33 @@ func TestResponseController(t *testing.T) {
 	}
 	if err := <-errs; err == nil {
 		t.Fatal("write past the write deadline succeeded")
+	}
+}
+
+// When ServeConn's context ends (internal/h1 shutting down), the
+// connection drains: GOAWAY NO_ERROR, the stream in flight finishes with
+// its context alive, then the connection closes.
+func TestContextEndDrains(t *testing.T) {
+	release, started := make(chan struct{}), make(chan struct{})
+	var handlerCtxErr atomic.Value
+	srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+		handlerCtxErr.Store(fmt.Sprint(r.Context().Err()))
+		io.WriteString(w, "finished")
+	})}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := dialServe(t, func(_ context.Context, nc net.Conn) error { return srv.ServeConn(ctx, nc) })
+	c.get(1, "/")
+	<-started
+	cancel()
+	c.wantGoAway(http2.ErrCodeNo)
+	close(release)
+	if r := c.response(1); string(r.body) != "finished" {
+		t.Fatalf("answer %q", r.body)
+	}
+	c.wantClosed()
+	if v := handlerCtxErr.Load(); v != "<nil>" {
+		t.Errorf("the handler's context ended during the drain: %v", v)
 	}
 }

@@ -105,9 +105,9 @@ func (e connError) Error() string {
 }
 
 func (c *conn) serve(ctx context.Context) error {
-	c.ctx, c.cancel = context.WithCancel(ctx)
+	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	defer c.cancel()
-	stop := context.AfterFunc(ctx, c.abort)
+	stop := context.AfterFunc(ctx, c.drain)
 	defer stop()
 	wdone := make(chan struct{})
 	go func() { defer close(wdone); c.writeLoop() }()

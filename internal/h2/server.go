@@ -19,6 +19,7 @@ package h2
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -158,9 +159,11 @@ func (s *Server) maxGlitches() int {
 // ServeConn serves the HTTP/2 connection c until it ends, then closes c.
 // c's first bytes must be the client's connection preface (for a
 // connection whose preface was already read, hand a net.Conn that replays
-// it). ctx is the parent of every request's context; cancelling it ends
-// the connection at once (Shutdown ends it gracefully). When c has a
-// ConnectionState method (a *tls.Conn), requests carry that state in TLS.
+// it). Requests' contexts carry ctx's values; when ctx ends, the
+// connection is drained: GOAWAY, the streams in flight finish, no new one
+// starts, then it closes (internal/h1's Server.H2 contract). Closing c ends
+// it at once. When c has a ConnectionState method (a *tls.Conn), requests
+// carry that state in TLS.
 func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 	cn := newConn(s, c)
 	if !s.track(cn, true) {
@@ -170,6 +173,9 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
 	defer s.track(cn, false)
 	return cn.serve(ctx)
 }
+
+// ServeTLS is ServeConn in the shape of internal/h1's Server.H2 hook.
+func (s *Server) ServeTLS(ctx context.Context, c *tls.Conn) { _ = s.ServeConn(ctx, c) }
 
 // track adds or removes c; it reports false when adding during a Shutdown.
 func (s *Server) track(c *conn, add bool) bool {
