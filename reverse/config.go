@@ -37,6 +37,9 @@ type Config struct {
 	RedirectHTTPS bool `yaml:"redirect_https"`
 	// HTTP2 offers HTTP/2 to TLS clients (default true).
 	HTTP2 *bool `yaml:"http2"`
+	// HTTP3 serves HTTP/3 over QUIC on the UDP port of every TLS listener, with
+	// the same certificates and routes, and advertises it with Alt-Svc.
+	HTTP3 bool `yaml:"http3"`
 	// Routes are tried in order; the first that matches serves the request.
 	Routes []Route `yaml:"routes"`
 	// Limits are the defaults for every route; connection-level limits
@@ -168,7 +171,23 @@ func (c *Config) Validate() []field.Error {
 			errs = append(errs, field.Errorf(fmt.Sprintf("tls_listen[%d]", i), "want host:port, got %q", a))
 		}
 	}
+	if c.HTTP3 && len(c.TLSListen) == 0 {
+		errs = append(errs, field.Errorf("http3", "needs tls_listen (HTTP/3 is served on the TLS listeners' UDP ports)"))
+	}
 	errs = append(errs, field.Prefix("tls", c.TLS.Validate(len(c.TLSListen) > 0))...)
+	if c.TLS.Mode == certs.ModeACME {
+		// The CA connects to the first address of each for its challenges.
+		for _, l := range []struct {
+			key  string
+			list []string
+		}{{"listen[0]", c.Listen}, {"tls_listen[0]", c.TLSListen}} {
+			if len(l.list) > 0 {
+				if _, port, err := net.SplitHostPort(l.list[0]); err == nil && port == "0" {
+					errs = append(errs, field.Errorf(l.key, "tls.mode acme needs a fixed port: the ACME CA connects to it"))
+				}
+			}
+		}
+	}
 	names := map[string]bool{}
 	for i, r := range c.Routes {
 		p := fmt.Sprintf("routes[%d]", i)
