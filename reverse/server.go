@@ -4,12 +4,14 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/h1"
+	"github.com/portcullis/portcullis/internal/h2"
 )
 
 // ConfigureServer sets the slow-client defences of the door's listeners on
 // srv (whose Handler is set): ReadHeaderTimeout (limits.header_timeout,
 // default 10s), IdleTimeout 120s, MaxHeaderBytes (limits.max_header_bytes,
-// default 64 KiB), and with tlsOn HTTP/2 per cfg.HTTP2 (srv.H2).
+// default 64 KiB), and with tlsOn HTTP/2 per cfg.HTTP2 (srv.H2: the
+// internal/h2 mux, with the same idle timeout and header limit).
 // ReadTimeout and WriteTimeout stay 0 so that WebSockets, SSE and big
 // bodies are not cut off; the Handler enforces body_timeout and
 // min_body_rate itself. "OPTIONS *" reaches the Handler, which answers it
@@ -20,7 +22,9 @@ func ConfigureServer(srv *h1.Server, cfg *Config, tlsOn bool) {
 	srv.IdleTimeout = DefaultIdleTimeout
 	srv.MaxHeaderBytes = orInt(lim.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	if tlsOn && boolOr(cfg.HTTP2, true) {
-		srv.H2 = h1.HTTP2(srv.Handler)
+		mux := &h2.Server{Handler: srv.Handler, IdleTimeout: srv.IdleTimeout,
+			MaxHeaderListSize: uint32(srv.MaxHeaderBytes), Log: srv.Log}
+		srv.H2 = mux.ServeTLS
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/internal/config/field"
 	"github.com/portcullis/portcullis/internal/h1"
+	"github.com/portcullis/portcullis/internal/h2"
 )
 
 // forwardTLSListeners binds forward.tls_listen: the forward door over TLS (an
@@ -32,7 +33,7 @@ func (e *Engine) forwardTLSListeners(st *state, full *forward.Config, p *forward
 	}
 	tune := func(srv *h1.Server) {
 		srv.ReadHeaderTimeout = full.ReadHeaderTimeout
-		srv.H2 = h1.HTTP2(srv.Handler)
+		srv.H2 = (&h2.Server{Handler: srv.Handler, IdleTimeout: srv.IdleTimeout, Log: srv.Log}).ServeTLS
 		srv.TLSConfig = &tls.Config{
 			MinVersion: tls.VersionTLS12,
 			NextProtos: tc.NextProtos,

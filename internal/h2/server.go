@@ -1,0 +1,245 @@
+// Package h2 is Portcullis's HTTP/2 server mux: it serves one connection
+// (after TLS with ALPN "h2", or h2c with prior knowledge) and hands each
+// stream to an http.Handler as a *http.Request and an http.ResponseWriter,
+// the same stream type the HTTP/1.1 engine produces, so a door never knows
+// which mux a request came from.
+//
+// Frames are read and written with golang.org/x/net/http2's Framer and
+// header blocks coded with golang.org/x/net/http2/hpack; what this package
+// adds is the connection's state machine: stream states, flow control,
+// SETTINGS, PING, GOAWAY with a graceful drain, RST_STREAM, and the checks
+// RFC 9113 asks a server to make (several of which Go's own server does not
+// make). Priorities are ignored, as RFC 9113 allows.
+//
+// One read loop per connection (the goroutine that called ServeConn) reads
+// and dispatches frames; each stream's handler runs in a goroutine of its
+// own; one writer goroutine per connection writes every frame that is ready
+// in one write call.
+package h2
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults for the Server's zero fields.
+const (
+	DefaultMaxConcurrentStreams = 250
+	DefaultMaxHeaderListSize    = 64 << 10
+	DefaultMaxGlitches          = 1000
+	defaultStreamWindow         = 1 << 20
+	defaultConnWindow           = 1 << 20
+	defaultPrefaceTimeout       = 10 * time.Second
+	maxFrameSize                = 16384 // what we advertise (the protocol's default) and send
+	maxPendingWrite             = 256 << 10
+	maxPendingControl           = 4 << 20
+)
+
+// ErrServerClosed is returned by ServeConn for a connection offered after
+// Shutdown began.
+var ErrServerClosed = errors.New("h2: server closed")
+
+// Server serves HTTP/2 connections. Its fields must not change once it
+// serves; the zero value of each field means its default.
+type Server struct {
+	// Handler answers every stream. Required.
+	Handler http.Handler
+	// MaxConcurrentStreams is the SETTINGS_MAX_CONCURRENT_STREAMS advertised
+	// and enforced (REFUSED_STREAM beyond it). Default 250.
+	MaxConcurrentStreams uint32
+	// MaxHeaderListSize is the SETTINGS_MAX_HEADER_LIST_SIZE advertised: a
+	// larger request header list gets 431, one far larger ends the
+	// connection. Default 64 KiB.
+	MaxHeaderListSize uint32
+	// IdleTimeout closes (with GOAWAY) a connection without streams for
+	// that long. Zero: never.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds each write to the connection; a client that does
+	// not read for that long is disconnected. Zero: no bound.
+	WriteTimeout time.Duration
+	// MaxGlitches is the budget of suspicious frames a connection may send
+	// (streams reset by the client before their answer, empty DATA frames,
+	// SETTINGS and PING frames, refused streams, empty CONTINUATION frames);
+	// it refills by a tenth of itself per second. Beyond it the connection
+	// ends with GOAWAY ENHANCE_YOUR_CALM. Default 1000.
+	MaxGlitches int
+	// Log receives one line per connection error. Nil: no log.
+	Log *slog.Logger
+
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	draining bool
+
+	date atomic.Pointer[dateCache]
+
+	workOnce sync.Once
+	work     chan *stream // idle workers take streams here
+}
+
+// workerIdle is how long a worker goroutine waits for another stream
+// before it ends.
+const workerIdle = 2 * time.Second
+
+// dispatch runs st's handler on an idle worker (whose stack has already
+// grown to what handlers need) or on a new one.
+func (s *Server) dispatch(st *stream) {
+	s.workOnce.Do(func() { s.work = make(chan *stream) })
+	select {
+	case s.work <- st:
+	default:
+		go s.worker(st)
+	}
+}
+
+// worker runs streams until none comes for workerIdle.
+func (s *Server) worker(st *stream) {
+	t := time.NewTimer(workerIdle)
+	defer t.Stop()
+	for {
+		st.run()
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		t.Reset(workerIdle)
+		select {
+		case st = <-s.work:
+		case <-t.C:
+			return
+		}
+	}
+}
+
+type dateCache struct {
+	sec int64
+	val string
+}
+
+// httpDate is the Date header for now, formatted at most once a second.
+func (s *Server) httpDate() string {
+	now := time.Now()
+	if d := s.date.Load(); d != nil && d.sec == now.Unix() {
+		return d.val
+	}
+	d := &dateCache{sec: now.Unix(), val: now.UTC().Format(http.TimeFormat)}
+	s.date.Store(d)
+	return d.val
+}
+
+func (s *Server) maxStreams() uint32 {
+	if s.MaxConcurrentStreams == 0 {
+		return DefaultMaxConcurrentStreams
+	}
+	return s.MaxConcurrentStreams
+}
+
+func (s *Server) maxHeaderList() uint32 {
+	if s.MaxHeaderListSize == 0 {
+		return DefaultMaxHeaderListSize
+	}
+	return s.MaxHeaderListSize
+}
+
+func (s *Server) maxGlitches() int {
+	if s.MaxGlitches <= 0 {
+		return DefaultMaxGlitches
+	}
+	return s.MaxGlitches
+}
+
+// ServeConn serves the HTTP/2 connection c until it ends, then closes c.
+// c's first bytes must be the client's connection preface (for a
+// connection whose preface was already read, hand a net.Conn that replays
+// it). Requests' contexts carry ctx's values; when ctx ends, the
+// connection is drained: GOAWAY, the streams in flight finish, no new one
+// starts, then it closes (internal/h1's Server.H2 contract). Closing c ends
+// it at once. When c has a ConnectionState method (a *tls.Conn), requests
+// carry that state in TLS.
+func (s *Server) ServeConn(ctx context.Context, c net.Conn) error {
+	cn := newConn(s, c)
+	if !s.track(cn, true) {
+		c.Close()
+		return ErrServerClosed
+	}
+	defer s.track(cn, false)
+	return cn.serve(ctx)
+}
+
+// ServeTLS is ServeConn in the shape of internal/h1's Server.H2 hook.
+func (s *Server) ServeTLS(ctx context.Context, c *tls.Conn) { _ = s.ServeConn(ctx, c) }
+
+// track adds or removes c; it reports false when adding during a Shutdown.
+func (s *Server) track(c *conn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !add {
+		delete(s.conns, c)
+		return true
+	}
+	if s.draining {
+		return false
+	}
+	if s.conns == nil {
+		s.conns = make(map[*conn]struct{})
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+// Shutdown drains every connection: each gets a GOAWAY naming the last
+// stream it will serve, the streams it already started finish, and the
+// connection closes when they have. Connections offered to ServeConn
+// afterwards are closed at once. Shutdown returns when every connection has
+// ended, or with ctx's error when ctx ends first, after closing those left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.drain()
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		n := len(s.conns)
+		s.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			s.mu.Lock()
+			for c := range s.conns {
+				c.abort()
+			}
+			s.mu.Unlock()
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// Drain sends GOAWAY on every connection being served, as Shutdown does,
+// but returns at once and keeps accepting new connections: for a reload
+// that hands new connections to a new Server.
+func (s *Server) Drain() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.drain()
+	}
+}

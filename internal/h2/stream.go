@@ -1,0 +1,614 @@
+package h2
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// stream is one request and its answer. Fields below mu are guarded by
+// the connection's mutex; the response writer's own state belongs to the
+// handler's goroutine.
+type stream struct {
+	c      *conn
+	id     uint32
+	req    *http.Request
+	cancel context.CancelFunc
+
+	// guarded by c.mu
+	sendWin    int64
+	recvWin    int64
+	recvAck    int64
+	declared   int64
+	got        int64
+	body       []byte
+	off        int
+	bodyErr    error // io.EOF once the body is complete
+	bodyClosed bool
+	bodyCond   sync.Cond
+	remoteDone bool  // END_STREAM received
+	answered   bool  // END_STREAM sent (or the handler gave up)
+	ended      error // the stream was ended by a reset or the connection
+	readGen    int   // deadlines set (a timer of an older one does nothing)
+	writeGen   int
+	readLate   bool // the read deadline passed
+	timers     [2]*time.Timer
+
+	rw responseWriter
+}
+
+func (c *conn) newStream(id uint32, req *http.Request, declared int64, ended bool) *stream {
+	ctx, cancel := context.WithCancel(c.ctx)
+	s := &stream{c: c, id: id, cancel: cancel, sendWin: c.peerInit, recvWin: defaultStreamWindow,
+		declared: declared, remoteDone: ended}
+	s.bodyCond.L = &c.mu
+	if ended {
+		s.bodyErr = io.EOF
+	} else {
+		req.Body = &requestBody{s: s}
+	}
+	s.req = req.WithContext(ctx)
+	s.rw = responseWriter{s: s, status: 0, declared: -1}
+	return s
+}
+
+// endLocked ends the stream because of err (a reset or the connection).
+func (s *stream) endLocked(err error) {
+	if s.ended == nil {
+		s.ended = err
+	}
+	if s.bodyErr == nil || s.bodyErr == io.EOF && !s.remoteDone {
+		s.bodyErr = err
+	}
+	s.bodyCond.Broadcast()
+	s.cancel()
+}
+
+// run runs the handler and finishes the answer.
+func (s *stream) run() {
+	c := s.c
+	defer c.handlers.Done()
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler && c.srv.Log != nil {
+				buf := make([]byte, 16<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				c.srv.Log.Error("h2: handler panic", "remote", c.remoteAddr, "panic", fmt.Sprint(v), "stack", string(buf))
+			}
+			c.mu.Lock()
+			c.resetLocked(s.id, http2.ErrCodeInternal)
+			s.answered = true
+			s.stopTimersLocked()
+			c.running--
+			c.mu.Unlock()
+			s.cancel()
+			s.rw.release()
+			return
+		}
+	}()
+	c.srv.Handler.ServeHTTP(&s.rw, s.req)
+	s.rw.finish()
+	s.cancel()
+}
+
+// requestBody is a request's Body: the DATA frames received, handed out as
+// read (each read returns receive window to the client).
+type requestBody struct{ s *stream }
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	s := b.s
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for s.off == len(s.body) && s.bodyErr == nil && !s.readLate {
+		s.bodyCond.Wait()
+	}
+	if s.bodyClosed {
+		return 0, errBodyClosed
+	}
+	if s.readLate {
+		return 0, os.ErrDeadlineExceeded
+	}
+	if s.off < len(s.body) {
+		n := copy(p, s.body[s.off:])
+		s.off += n
+		c.creditLocked(s, int64(n))
+		return n, nil
+	}
+	if s.bodyErr == errStreamReset || s.bodyErr == errConnClosed {
+		return 0, io.ErrUnexpectedEOF
+	}
+	return 0, s.bodyErr
+}
+
+func (b *requestBody) Close() error {
+	s := b.s
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !s.bodyClosed {
+		s.bodyClosed = true
+		c.creditLocked(s, int64(len(s.body)-s.off))
+		s.body, s.off = nil, 0
+		if s.bodyErr == nil {
+			s.bodyErr = errBodyClosed
+		}
+		s.bodyCond.Broadcast()
+	}
+	return nil
+}
+
+const rwBufSize = 8 << 10
+
+var rwBufPool = sync.Pool{New: func() any { b := make([]byte, 0, rwBufSize); return &b }}
+
+// responseWriter is the stream's http.ResponseWriter (also http.Flusher).
+// The HEADERS frame is made when the first bytes leave: at a Flush, when
+// the buffer is full, or when the handler returns, from the header map as
+// it is then (keys declared in Trailer and those with http.TrailerPrefix
+// are trailers).
+type responseWriter struct {
+	s          *stream
+	header     http.Header
+	status     int
+	sentHeader bool
+	buf        *[]byte
+	written    int64
+	declared   int64 // Content-Length the handler set, -1: none
+	err        error
+}
+
+func (w *responseWriter) Header() http.Header {
+	if w.header == nil {
+		w.header = make(http.Header)
+	}
+	return w.header
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
+	}
+	if w.status != 0 {
+		return
+	}
+	if code < 200 {
+		if code != http.StatusSwitchingProtocols {
+			w.informational(code)
+		}
+		return
+	}
+	w.status = code
+	if cl := w.header.Get("Content-Length"); cl != "" {
+		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
+			w.declared = n
+		}
+	}
+}
+
+func (w *responseWriter) bodyAllowed() bool {
+	return w.status != http.StatusNoContent && w.status != http.StatusNotModified
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.bodyAllowed() {
+		return 0, http.ErrBodyNotAllowed
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.declared >= 0 && w.written+int64(len(p)) > w.declared {
+		return 0, http.ErrContentLength
+	}
+	w.written += int64(len(p))
+	if w.s.req.Method == http.MethodHead {
+		return len(p), nil
+	}
+	if w.buf == nil {
+		w.buf = rwBufPool.Get().(*[]byte)
+	}
+	b := *w.buf
+	if len(b)+len(p) <= cap(b) {
+		*w.buf = append(b, p...)
+		return len(p), nil
+	}
+	if err := w.send(p, false); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (w *responseWriter) WriteString(s string) (int, error) {
+	if w.buf != nil && len(*w.buf)+len(s) <= cap(*w.buf) && w.status != 0 && w.bodyAllowed() && w.err == nil &&
+		(w.declared < 0 || w.written+int64(len(s)) <= w.declared) && w.s.req.Method != http.MethodHead {
+		*w.buf = append(*w.buf, s...)
+		w.written += int64(len(s))
+		return len(s), nil
+	}
+	return w.Write([]byte(s))
+}
+
+// Flush sends the header and what is buffered.
+func (w *responseWriter) Flush() { _ = w.FlushError() }
+
+// FlushError is Flush reporting a stream that cannot be written any more
+// (http.ResponseController uses it).
+func (w *responseWriter) FlushError() error {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.err != nil {
+		return w.err
+	}
+	return w.send(nil, false)
+}
+
+// EnableFullDuplex is accepted: HTTP/2 streams are always full duplex.
+func (w *responseWriter) EnableFullDuplex() error { return nil }
+
+// SetReadDeadline (for http.ResponseController): body reads fail with
+// os.ErrDeadlineExceeded once t has passed. The zero time clears it.
+func (w *responseWriter) SetReadDeadline(t time.Time) error {
+	s := w.s
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	s.readGen++
+	s.readLate = false
+	s.deadline(0, t, s.readGen, func() {
+		s.readLate = true
+		s.bodyCond.Broadcast()
+	})
+	return nil
+}
+
+// SetWriteDeadline (for http.ResponseController): once t has passed
+// before the answer is complete, the stream is reset (INTERNAL_ERROR, as
+// Go's server does) and writes fail. The zero time clears it.
+func (w *responseWriter) SetWriteDeadline(t time.Time) error {
+	s := w.s
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	s.writeGen++
+	s.deadline(1, t, s.writeGen, func() {
+		if !s.answered {
+			s.c.resetLocked(s.id, http2.ErrCodeInternal)
+		}
+	})
+	return nil
+}
+
+// deadline arms timer i to run fire (under c.mu) at t, unless another
+// deadline was set since (gen).
+func (s *stream) deadline(i int, t time.Time, gen int, fire func()) {
+	if s.timers[i] != nil {
+		s.timers[i].Stop()
+		s.timers[i] = nil
+	}
+	if t.IsZero() {
+		return
+	}
+	cur := func() bool {
+		if i == 0 {
+			return s.readGen == gen
+		}
+		return s.writeGen == gen
+	}
+	s.timers[i] = time.AfterFunc(max(time.Until(t), 0), func() {
+		s.c.mu.Lock()
+		defer s.c.mu.Unlock()
+		if cur() {
+			fire()
+		}
+	})
+}
+
+// stopTimersLocked stops the deadlines' timers.
+func (s *stream) stopTimersLocked() {
+	for i, t := range s.timers {
+		if t != nil {
+			t.Stop()
+			s.timers[i] = nil
+		}
+	}
+}
+
+// informational sends a 1xx answer (103 Early Hints) at once.
+func (w *responseWriter) informational(code int) {
+	c := w.s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closingLocked() || w.s.ended != nil {
+		return
+	}
+	c.hbuf.Reset()
+	c.field(":status", strconv.Itoa(code))
+	for k, vv := range w.header {
+		for _, v := range vv {
+			c.field(lowerKey(k), v)
+		}
+	}
+	c.headersLocked(w.s.id, false)
+}
+
+// send writes the header if not yet sent, the buffer, then p; end sends
+// END_STREAM (with trailers when there are some).
+func (w *responseWriter) send(p []byte, end bool) error {
+	s := w.s
+	c := s.c
+	var buffered []byte
+	if w.buf != nil {
+		buffered = *w.buf
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := s.writableLocked(); err != nil {
+		w.err = err
+		return err
+	}
+	trailers := end && w.hasTrailers()
+	if !w.sentHeader {
+		w.sentHeader = true
+		noBody := end && len(buffered) == 0 && len(p) == 0 && !trailers
+		c.hbuf.Reset()
+		w.encodeHeader(end, buffered)
+		c.headersLocked(s.id, noBody)
+		if noBody {
+			return nil
+		}
+	}
+	endData := end && !trailers
+	if err := w.dataLocked(buffered, endData && len(p) == 0); err != nil {
+		return err
+	}
+	if w.buf != nil {
+		*w.buf = (*w.buf)[:0]
+	}
+	if len(p) > 0 {
+		if err := w.dataLocked(p, endData); err != nil {
+			return err
+		}
+	}
+	if trailers {
+		c.hbuf.Reset()
+		w.encodeTrailers()
+		c.headersLocked(s.id, true)
+	}
+	return nil
+}
+
+func (s *stream) writableLocked() error {
+	if s.ended != nil {
+		return errStreamClosed
+	}
+	if s.c.dead != nil || s.c.closing {
+		return errConnClosed
+	}
+	return nil
+}
+
+// dataLocked writes p as DATA frames within the send windows, waiting for
+// window and for room in the write buffer.
+func (w *responseWriter) dataLocked(p []byte, end bool) error {
+	s := w.s
+	c := s.c
+	if len(p) == 0 && !end {
+		return nil
+	}
+	for {
+		for {
+			if err := s.writableLocked(); err != nil {
+				w.err = err
+				return err
+			}
+			if len(p) == 0 || (s.sendWin > 0 && c.connSend > 0 && len(c.wbuf) < maxPendingWrite) {
+				break
+			}
+			c.flow.Wait()
+		}
+		n := len(p)
+		n = min(n, c.peerMax, int(s.sendWin), int(c.connSend))
+		last := end && n == len(p)
+		_ = c.wfr.WriteData(s.id, last, p[:n])
+		s.sendWin -= int64(n)
+		c.connSend -= int64(n)
+		c.queued()
+		p = p[n:]
+		if len(p) == 0 {
+			return nil
+		}
+	}
+}
+
+func (c *conn) field(name, value string) {
+	_ = c.henc.WriteField(hpack.HeaderField{Name: name, Value: value})
+}
+
+// headersLocked writes the block in c.hbuf as HEADERS and CONTINUATION
+// frames.
+func (c *conn) headersLocked(id uint32, end bool) {
+	block := c.hbuf.Bytes()
+	first := true
+	for first || len(block) > 0 {
+		n := min(len(block), c.peerMax)
+		frag := block[:n]
+		block = block[n:]
+		if first {
+			_ = c.wfr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: frag, EndStream: end, EndHeaders: len(block) == 0})
+			first = false
+		} else {
+			_ = c.wfr.WriteContinuation(id, len(block) == 0, frag)
+		}
+	}
+	c.queued()
+}
+
+// connection-specific fields are never sent (RFC 9113 §8.2.2).
+func hopField(lower string) bool {
+	switch lower {
+	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+		return true
+	}
+	return false
+}
+
+// encodeHeader encodes the response header into c.hbuf; done tells that
+// the handler has finished and body is the whole body.
+func (w *responseWriter) encodeHeader(done bool, body []byte) {
+	c := w.s.c
+	c.field(":status", strconv.Itoa(w.status))
+	declared := w.declaredTrailers()
+	var hasCT, hasCL, hasDate bool
+	for k, vv := range w.header {
+		if strings.HasPrefix(k, http.TrailerPrefix) || declared != nil && containsFold(declared, k) {
+			continue
+		}
+		l := lowerKey(k)
+		if hopField(l) || !httpguts.ValidHeaderFieldName(k) {
+			continue
+		}
+		switch l {
+		case "content-type":
+			hasCT = true
+		case "content-length":
+			hasCL = true
+		case "date":
+			hasDate = true
+		case "te":
+			continue
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				continue
+			}
+			c.field(l, v)
+		}
+	}
+	if _, ok := w.header["Content-Type"]; ok {
+		hasCT = true // present, even empty or nil: no sniffing (as net/http)
+	}
+	if _, ok := w.header["Date"]; ok {
+		hasDate = true
+	}
+	if !hasDate {
+		c.field("date", c.srv.httpDate())
+	}
+	if !hasCT && w.bodyAllowed() && len(body) > 0 {
+		c.field("content-type", http.DetectContentType(body))
+	}
+	if done && !hasCL && w.bodyAllowed() && (len(body) > 0 || w.s.req.Method != http.MethodHead) && !w.hasTrailers() {
+		c.field("content-length", strconv.Itoa(len(body)))
+	}
+}
+
+func (w *responseWriter) declaredTrailers() []string {
+	var out []string
+	for _, v := range w.header["Trailer"] {
+		for _, k := range strings.Split(v, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}
+
+func containsFold(list []string, k string) bool {
+	for _, v := range list {
+		if strings.EqualFold(v, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasTrailers: a declared trailer or a TrailerPrefix key has a value.
+func (w *responseWriter) hasTrailers() bool {
+	for k, vv := range w.header {
+		if len(vv) > 0 && strings.HasPrefix(k, http.TrailerPrefix) {
+			return true
+		}
+	}
+	for _, k := range w.declaredTrailers() {
+		if len(w.header.Values(k)) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *responseWriter) encodeTrailers() {
+	c := w.s.c
+	for _, k := range w.declaredTrailers() {
+		for _, v := range w.header.Values(k) {
+			if httpguts.ValidHeaderFieldValue(v) {
+				c.field(strings.ToLower(k), v)
+			}
+		}
+	}
+	for k, vv := range w.header {
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+			for _, v := range vv {
+				if httpguts.ValidHeaderFieldValue(v) {
+					c.field(strings.ToLower(name), v)
+				}
+			}
+		}
+	}
+}
+
+// finish completes the answer once the handler has returned.
+func (w *responseWriter) finish() {
+	s := w.s
+	c := s.c
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	err := w.err
+	if err == nil {
+		err = w.send(nil, true)
+	}
+	short := err == nil && w.declared >= 0 && w.written < w.declared && s.req.Method != http.MethodHead && w.bodyAllowed()
+	c.mu.Lock()
+	if short {
+		c.resetLocked(s.id, http2.ErrCodeInternal) // never claim a complete body we did not send
+	}
+	s.answered = true
+	s.stopTimersLocked()
+	c.running--
+	if c.streams[s.id] == s {
+		if !s.remoteDone && s.ended == nil && !c.closingLocked() {
+			// RFC 9113 §8.1: the answer is complete, stop the request body.
+			_ = c.wfr.WriteRSTStream(s.id, http2.ErrCodeNo)
+			c.queued()
+			c.noteReset(s.id)
+			s.endLocked(errStreamClosed)
+		}
+		c.removeLocked(s)
+	}
+	c.mu.Unlock()
+	w.release()
+}
+
+func (w *responseWriter) release() {
+	if w.buf != nil {
+		*w.buf = (*w.buf)[:0]
+		rwBufPool.Put(w.buf)
+		w.buf = nil
+	}
+}
+
+var _ http.Flusher = (*responseWriter)(nil)
