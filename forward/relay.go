@@ -19,6 +19,7 @@ import (
 
 	"github.com/portcullis/portcullis/anonymize"
 	"github.com/portcullis/portcullis/filter"
+	"github.com/portcullis/portcullis/internal/relay"
 	"github.com/portcullis/portcullis/internal/resolver"
 	"github.com/portcullis/portcullis/rules"
 )
@@ -114,7 +115,7 @@ func (p *Proxy) badHost(x *exchange, r *http.Request, err error) *http.Response 
 // hop-by-hop fields removed, anonymized, no Go default User-Agent, the loop mark
 // added when it leaves through a pool, the URL's authority as Host, the body counted.
 func (p *Proxy) prepareUpstream(x *exchange, r *http.Request) {
-	anonymize.RemoveHopByHopKeepUpgrade(r.Header)
+	relay.RemoveHopByHopKeepUpgrade(r.Header)
 	if p.anon != nil {
 		profile := x.verdict.Profile
 		if profile == "" {
@@ -400,9 +401,9 @@ func (p *Proxy) onResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Res
 // anonymize profile applied (x nil: none).
 func (p *Proxy) relayHeaders(x *exchange, resp *http.Response) {
 	if resp.StatusCode == http.StatusSwitchingProtocols {
-		anonymize.RemoveHopByHopKeepUpgrade(resp.Header)
+		relay.RemoveHopByHopKeepUpgrade(resp.Header)
 	} else {
-		anonymize.RemoveHopByHop(resp.Header)
+		relay.RemoveHopByHop(resp.Header)
 	}
 	if x != nil && x.anon != nil {
 		x.anon.Response(resp)
