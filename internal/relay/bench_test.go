@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// The benchmarks compare Serve with httputil.ReverseProxy on the same
+// The benchmarks compare Serve with Go's reverse proxy (net/http/httputil) on the same
 // loopback origin, client and server: ns/op and allocs/op (-benchmem) of
 // one keep-alive GET of a 1 KiB body through each.
 //
@@ -61,7 +61,7 @@ func BenchmarkRelay1KiB(b *testing.B) {
 	benchClient(b, front.URL)
 }
 
-// BenchmarkHTTPUtil1KiB: client → httputil.ReverseProxy → origin, the same way.
+// BenchmarkHTTPUtil1KiB: client → net/http/httputil's reverse proxy → origin, the same way.
 func BenchmarkHTTPUtil1KiB(b *testing.B) {
 	u, tr := benchOrigin(b)
 	rp := httputil.NewSingleHostReverseProxy(u)

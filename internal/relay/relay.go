@@ -1,8 +1,8 @@
 // Package relay forwards one HTTP request to an upstream http.RoundTripper
 // and writes the response to the client's http.ResponseWriter. Both doors use
 // it for every proxied HTTP exchange (the reverse door's routes, the forward
-// door's absolute-form requests); it replaces httputil.ReverseProxy and
-// goproxy's plain-HTTP relay.
+// door's absolute-form requests), in place of net/http/httputil's reverse
+// proxy and goproxy's plain-HTTP relay.
 //
 // A door prepares the outbound request (Prepare: hop-by-hop fields removed,
 // an upgrade kept when the door allows it), applies its own rewrites
@@ -311,7 +311,10 @@ func (c *call) gotConn(info httptrace.GotConnInfo) {
 }
 
 // countingBody counts the request body bytes the transport reads (from its
-// own goroutine, hence the atomic).
+// own goroutine, hence the atomic). Its Close does nothing: the server closes
+// the client's body when the handler returns, and a transport that closes it
+// early (a failed dial) would make the server wait for a body a client sending
+// "Expect: 100-continue" never sends.
 type countingBody struct {
 	rc io.ReadCloser
 	n  atomic.Int64
@@ -323,7 +326,7 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *countingBody) Close() error { return b.rc.Close() }
+func (b *countingBody) Close() error { return nil }
 
 // abort cuts the client connection after a response body failed midway, so
 // the client sees a truncated response, not a complete one.
