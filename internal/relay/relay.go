@@ -97,21 +97,17 @@ func New() *Relay {
 
 // Prepare makes r, a request a door received, the request to send upstream,
 // in place: hop-by-hop fields removed (and those its Connection names),
-// "TE: trailers" kept, the Upgrade kept when upgrade is set and r asks for
-// one, and an empty User-Agent when it had none (so that the transport adds
-// no default). A door calls it before its own rewrites, so that no field
-// the door sets can be removed by a client's Connection.
+// "TE: trailers" kept, and the Upgrade kept when upgrade is set and r asks
+// for one. A door calls it before its own rewrites, so that no field the
+// door sets can be removed by a client's Connection.
 func Prepare(r *http.Request, upgrade bool) {
+	if r.Header == nil {
+		r.Header = make(http.Header)
+	}
 	if upgrade {
 		RemoveHopByHopKeepUpgrade(r.Header)
 	} else {
 		RemoveHopByHop(r.Header)
-	}
-	if r.Header == nil {
-		r.Header = make(http.Header, 1)
-	}
-	if _, ok := r.Header["User-Agent"]; !ok {
-		r.Header["User-Agent"] = []string{""}
 	}
 }
 
@@ -128,7 +124,8 @@ type call struct {
 
 // Serve sends r (a shallow copy of it with a context of its own) through
 // o.Transport and relays the response to w. r is the request as the door
-// rewrote it after Prepare; its context bounds the exchange. When the round
+// rewrote it after Prepare (a request without User-Agent gets an empty one,
+// so that the transport adds no default); its context bounds the exchange. When the round
 // trip fails, Serve writes nothing and returns the error (Result.Status 0):
 // the door writes its page. Once the header is sent, a failure of the body
 // cuts the client connection (Result.Aborted; http.ErrAbortHandler is
@@ -148,6 +145,12 @@ func (rl *Relay) Serve(w http.ResponseWriter, r *http.Request, o *Options) (res 
 	out := r.WithContext(httptrace.WithClientTrace(r.Context(), &c.trace))
 	out.RequestURI = ""
 	out.Close = false
+	if out.Header == nil {
+		out.Header = make(http.Header, 1)
+	}
+	if _, ok := out.Header["User-Agent"]; !ok {
+		out.Header["User-Agent"] = []string{""} // present but empty: the transport adds no default
+	}
 	if r.ContentLength == 0 {
 		out.Body = nil // not "unknown length": no chunked empty body upstream
 	}
