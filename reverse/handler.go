@@ -217,6 +217,15 @@ func (h *Handler) upstreamFor(rt *route, poolName string) *relay.Options {
 	return v.(*relay.Options)
 }
 
+// poolFor returns the pool a request of a route goes to: the one its
+// verdict names (a parent proxy pool aside), else the route's.
+func (h *Handler) poolFor(rt *route, poolName string) *pool.Pool {
+	if p := h.pools[poolName]; p != nil && !p.Parent() {
+		return p
+	}
+	return rt.pool
+}
+
 // match returns the first route matching the request, or nil.
 func (h *Handler) match(host string, r *http.Request) *route {
 	for _, rt := range h.routes {
@@ -492,7 +501,7 @@ func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time, lane boo
 		// takes a second token for this request.
 		return false
 	}
-	ex.info.Key = h.selectionKey(rt.pool, ex.client, r)
+	ex.info.Key = h.poolFor(rt, verdict.Pool).Key(r, ex.client) // what its policy hashes, if it hashes
 	h.proxy(ex, r.WithContext(ex), up)
 	return true
 }
@@ -514,25 +523,6 @@ func (h *Handler) proxy(ex *exchange, r *http.Request, up *relay.Options) {
 		return
 	}
 	ex.err = err // the client has the header: a cut body was aborted by relay
-}
-
-// selectionKey is what the pool hashes: the client address for ip_hash, the
-// configured header or cookie for hash, nothing otherwise.
-func (h *Handler) selectionKey(p *pool.Pool, client netip.Addr, r *http.Request) string {
-	switch p.Policy() {
-	case pool.PolicyIPHash:
-		return client.String()
-	case pool.PolicyHash:
-		kind, name, _ := strings.Cut(p.HashKey(), ":")
-		if kind == "cookie" {
-			if c, err := r.Cookie(name); err == nil {
-				return c.Value
-			}
-			return ""
-		}
-		return r.Header.Get(name)
-	}
-	return ""
 }
 
 // rewrite makes r the outbound request: hop-by-hop fields removed (an
