@@ -14,7 +14,7 @@ import (
 
 // BenchmarkForwardGET measures one small GET through the proxy (client, proxy and
 // origin in this process, keep-alive on both legs), served on the lane and by
-// net/http and goproxy alone.
+// net/http and internal/relay alone.
 func BenchmarkForwardGET(b *testing.B) {
 	body := make([]byte, 1024)
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
