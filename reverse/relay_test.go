@@ -80,3 +80,25 @@ func TestRelayedAnswers(t *testing.T) {
 		t.Errorf("read %q without error: the cut looked complete", body)
 	}
 }
+
+// TestConnectionCannotDropForwarding: a client naming the forwarding fields
+// in Connection does not keep them from the origin: the door adds its own
+// after removing the hop-by-hop ones.
+func TestConnectionCannotDropForwarding(t *testing.T) {
+	seen := make(chan http.Header, 1)
+	o := newTestOrigin(t, "o", func(w http.ResponseWriter, r *http.Request) { seen <- r.Header.Clone() })
+	pools := map[string]*pool.Pool{"app": newTestPool(t, pool.Config{}, o.url())}
+	d := startDoor(t, Config{Routes: []Route{{Name: "app", Pool: "app"}}}, pools, Options{})
+	req, _ := http.NewRequest("GET", "http://app.example.test/", nil)
+	req.Header.Set("Connection", "X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host")
+	req.Header.Set("X-Forwarded-For", "203.0.113.9")
+	resp, err := client(t, d.plain, nil, false).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	h := <-seen
+	if h.Get("X-Forwarded-For") != "127.0.0.1" || h.Get("X-Forwarded-Proto") != "http" || h.Get("X-Forwarded-Host") != "app.example.test" {
+		t.Errorf("origin saw X-Forwarded-For %q, -Proto %q, -Host %q", h.Get("X-Forwarded-For"), h.Get("X-Forwarded-Proto"), h.Get("X-Forwarded-Host"))
+	}
+}
