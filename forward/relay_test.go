@@ -42,7 +42,7 @@ func relayOrigin(t *testing.T) *httptest.Server {
 // of the forward door before the final response (goproxy dropped it).
 func TestPlainEarlyHints(t *testing.T) {
 	o := relayOrigin(t)
-	tp := startProxyLane(t, Options{}, false)
+	tp := startProxy(t, Options{})
 	var codes []int
 	var link string
 	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
@@ -69,7 +69,7 @@ func TestPlainEarlyHints(t *testing.T) {
 // sends undeclared both reach the client.
 func TestPlainTrailers(t *testing.T) {
 	o := relayOrigin(t)
-	tp := startProxyLane(t, Options{}, false)
+	tp := startProxy(t, Options{})
 	req, _ := http.NewRequest("GET", o.URL+"/trailers", nil)
 	req.Header.Set("Te", "trailers")
 	resp, err := tp.client(t).Do(req)
@@ -88,7 +88,7 @@ func TestPlainTrailers(t *testing.T) {
 // access log says why.
 func TestPlainCutBodyAborts(t *testing.T) {
 	o := relayOrigin(t)
-	tp := startProxyLane(t, Options{}, false)
+	tp := startProxy(t, Options{})
 	resp, err := tp.client(t).Get(o.URL + "/cut")
 	if err != nil {
 		t.Fatal(err)
