@@ -15,6 +15,7 @@ import (
 
 	"github.com/portcullis/portcullis/filter"
 	"github.com/portcullis/portcullis/internal/config/field"
+	"github.com/portcullis/portcullis/internal/relay"
 )
 
 // ProfileConfig is one profile's section of the policy file (profiles: {name: …}).
@@ -383,12 +384,7 @@ func forbiddenToSet(name string) bool {
 	case "Host", "Content-Length":
 		return true
 	}
-	for _, h := range hopHeaders {
-		if c == h {
-			return true
-		}
-	}
-	return false
+	return relay.IsHopByHop(c)
 }
 
 func validValue(v string) bool {

@@ -9,7 +9,7 @@
 // A Profile is compiled once (Compile, or the built-ins Transparent, Anonymous, Elite
 // and Privacy; CompileProfiles builds a policy's whole set) and is immutable and safe
 // for concurrent use; its Request and Response methods are pure functions over the
-// message they are given. The door calls RemoveHopByHop itself, before
+// message they are given. The door removes the hop-by-hop fields itself (internal/relay), before
 // Profile.Request, because only the door knows whether it is relaying a protocol
 // upgrade. QuietResponse is what a door answers for a tracker blocked quietly.
 //

@@ -35,19 +35,6 @@ func ExampleTransparent() {
 	// 1.1 portcullis
 }
 
-func ExampleRemoveHopByHop() {
-	h := http.Header{
-		"Connection":          {"keep-alive, X-Hop"},
-		"X-Hop":               {"only for the next hop"},
-		"Proxy-Authorization": {"Basic YWxpY2U6c2VjcmV0"},
-		"Te":                  {"trailers"},
-		"Accept":              {"*/*"},
-	}
-	anonymize.RemoveHopByHop(h)
-	fmt.Println(h)
-	// Output: map[Accept:[*/*] Te:[trailers]]
-}
-
 func ExampleCompile() {
 	trackers := func(name string) (filter.Matcher, bool) {
 		if name != "easyprivacy" {

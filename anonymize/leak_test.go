@@ -22,6 +22,7 @@ import (
 
 	. "github.com/portcullis/portcullis/anonymize"
 	"github.com/portcullis/portcullis/forward"
+	"github.com/portcullis/portcullis/internal/relay"
 	"github.com/portcullis/portcullis/internal/tunnel"
 )
 
@@ -117,7 +118,7 @@ func testProxy() leakProxy {
 			}
 			out := r.Clone(r.Context())
 			out.RequestURI = ""
-			RemoveHopByHop(out.Header)
+			relay.RemoveHopByHop(out.Header)
 			p.Request(out, ap.Addr())
 			resp, err := tr.RoundTrip(out)
 			if err != nil {
@@ -125,7 +126,7 @@ func testProxy() leakProxy {
 				return
 			}
 			defer resp.Body.Close()
-			RemoveHopByHop(resp.Header)
+			relay.RemoveHopByHop(resp.Header)
 			p.Response(resp)
 			for k, v := range resp.Header {
 				w.Header()[k] = v

@@ -134,7 +134,7 @@ func Transparent() *Profile { return levelOnly("transparent", LevelTransparent) 
 
 // Request rewrites the outbound request r in place for the origin. client is the
 // connecting client's address (used only by the transparent level). The door removes
-// hop-by-hop fields first (RemoveHopByHop) and clears r.RequestURI; Request may
+// hop-by-hop fields first (relay.RemoveHopByHop) and clears r.RequestURI; Request may
 // rewrite r.URL.RawQuery.
 //
 // The actions run in this order: cookies (judged before the Referer changes);

@@ -4,10 +4,12 @@
 // shutdown), the client allow-list, loop detection, hop-by-hop removal, block pages
 // and short proxy error pages, and one access-log entry per request or tunnel.
 //
-// It wraps github.com/elazarl/goproxy as DESIGN.md asks: our own transport and
-// dialers with timeouts, no environment proxies, no error text echoed to clients,
-// and every decision taken by the policy (rules.Evaluator) from rules.Facts, never
-// by goproxy's host conditions.
+// Plain HTTP is relayed by internal/relay through the door's transport (Options.
+// Transport), with the response checks as relay's hook. github.com/elazarl/goproxy
+// is kept for HTTPS inspection (its MITM loop), as DESIGN.md asks: our own
+// transport and dialers with timeouts, no environment proxies, no error text
+// echoed to clients, and every decision taken by the policy (rules.Evaluator) from
+// rules.Facts, never by goproxy's host conditions.
 //
 // HTTPS: an allowed CONNECT has its ClientHello peeked (never answered) and the
 // SNI checked against the policy; the peeked bytes are replayed so the tunnel is

@@ -21,6 +21,7 @@ import (
 	"github.com/portcullis/portcullis/forward/auth"
 	"github.com/portcullis/portcullis/internal/admin"
 	"github.com/portcullis/portcullis/internal/certs"
+	"github.com/portcullis/portcullis/internal/relay"
 	"github.com/portcullis/portcullis/internal/tunnel"
 	"github.com/portcullis/portcullis/rules"
 )
@@ -139,7 +140,9 @@ type Proxy struct {
 	local     http.Handler
 	token     string
 
-	gp      *goproxy.ProxyHttpServer
+	relay   *relay.Relay
+	plain   relay.Options            // how plain requests are relayed: Transport, modifyPlain
+	gp      *goproxy.ProxyHttpServer // HTTPS inspection only
 	rt      goproxy.RoundTripper
 	mitmTo  *goproxy.ConnectAction
 	ca      *certs.CA
@@ -241,6 +244,8 @@ func New(opts Options) (*Proxy, error) {
 		p.probe = opts.ProbeSite
 		p.secret, _ = rules.CanonicalName(pr.SecretHost)
 	}
+	p.relay = relay.New()
+	p.plain = relay.Options{Transport: p.transport, ModifyResponse: p.modifyPlain, Upgrade: true}
 	p.gp = p.newGoproxy()
 	return p, nil
 }
@@ -273,9 +278,9 @@ func (p *Proxy) newGoproxy() *goproxy.ProxyHttpServer {
 	p.mitmTo = &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: p.mitmTLSConfig}
 	gp.AllowHTTP2 = true
 	gp.OnRequest().DoFunc(p.onRequest)
-	gp.OnRequest().DoFunc(p.schoolRequest)
+	gp.OnRequest().DoFunc(p.gpSchoolRequest)
 	gp.OnRequest().HandleConnectFunc(p.onConnect)
-	gp.OnResponse().DoFunc(p.schoolResponse)
+	gp.OnResponse().DoFunc(p.gpSchoolResponse)
 	gp.OnResponse().DoFunc(p.onResponse)
 	return gp
 }

@@ -15,15 +15,17 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/elazarl/goproxy"
-
 	"github.com/portcullis/portcullis/anonymize"
 	"github.com/portcullis/portcullis/filter"
+	"github.com/portcullis/portcullis/internal/relay"
 	"github.com/portcullis/portcullis/internal/resolver"
 	"github.com/portcullis/portcullis/rules"
 )
 
-// serveHTTP handles an absolute-form request: decide, then relay through goproxy.
+// serveHTTP handles an absolute-form request: decide, prepare the upstream
+// request, then internal/relay sends it through the door's transport and
+// relays the answer, with the response checks (file types, phrases) and the
+// profile's response edits as its hook (modifyPlain).
 func (p *Proxy) serveHTTP(x *exchange, r *http.Request) {
 	if resp := p.checkHTTP(x, r); resp != nil {
 		writeResponse(&x.w, r, resp)
@@ -31,10 +33,39 @@ func (p *Proxy) serveHTTP(x *exchange, r *http.Request) {
 	}
 	p.prepareUpstream(x, r)
 	x.w.tunnels = p.tunnels // a WebSocket relay is tracked like a tunnel
-	// The verdict goes into the context now, with the exchange: roundTrip then
-	// needs no second copy of the request (see roundTrip).
+	// The exchange and the verdict travel in the context: the transport reads
+	// the verdict (cache policy, parent pool), modifyPlain the exchange.
 	r = r.WithContext(rules.WithVerdict(context.WithValue(r.Context(), exchangeKey{}, x), x.verdict))
-	p.gp.ServeHTTP(&x.w, r)
+	p.schoolRequest(x, r)
+	stripProxyHeaders(r)
+	res, err := p.relay.Serve(&x.w, r, &p.plain)
+	if res.Status == http.StatusSwitchingProtocols {
+		x.entry.Status, x.entry.BytesOut = res.Status, res.BytesOut
+	}
+	switch {
+	case err == nil:
+	case res.Status == 0: // nothing sent: the door's page
+		resp := p.upstreamFailure(x, r, err)
+		p.relayHeaders(x, resp)
+		writeResponse(&x.w, r, resp)
+	case res.Aborted: // relay cut the client connection
+		x.entry.Error = err.Error()
+	}
+}
+
+// modifyPlain is relay's response hook for plain requests: the response
+// checks (which may replace the response by a block page), then the
+// exchange's profile and connection handling (relayHeaders).
+func (p *Proxy) modifyPlain(resp *http.Response) error {
+	x := exchangeFrom(resp.Request.Context())
+	if x == nil {
+		return nil
+	}
+	if nr := p.schoolResponse(x, resp.Request, resp); nr != resp {
+		*resp = *nr
+	}
+	p.relayHeaders(x, resp)
+	return nil
 }
 
 // checkHTTP applies everything that may refuse an HTTP request (plain or inside an
@@ -114,7 +145,7 @@ func (p *Proxy) badHost(x *exchange, r *http.Request, err error) *http.Response 
 // hop-by-hop fields removed, anonymized, no Go default User-Agent, the loop mark
 // added when it leaves through a pool, the URL's authority as Host, the body counted.
 func (p *Proxy) prepareUpstream(x *exchange, r *http.Request) {
-	anonymize.RemoveHopByHopKeepUpgrade(r.Header)
+	relay.RemoveHopByHopKeepUpgrade(r.Header)
 	if p.anon != nil {
 		profile := x.verdict.Profile
 		if profile == "" {
@@ -193,37 +224,6 @@ func (p *Proxy) blockResponse(r *http.Request, info *filter.BlockInfo) *http.Res
 	}
 }
 
-// onRequest runs inside goproxy for every relayed request. A plain request was
-// decided in ServeHTTP already; a request inside an inspected tunnel is decided here,
-// exactly like a plain one.
-func (p *Proxy) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
-	ctx.RoundTripper = p.rt
-	if x := exchangeFrom(r.Context()); x != nil {
-		ctx.UserData = x
-		return r, nil
-	}
-	sess, ok := ctx.UserData.(*session)
-	if !ok {
-		return r, p.pageResponse(r, http.StatusBadGateway, upstreamMessage(http.StatusBadGateway))
-	}
-	x := &exchange{inner: true, sni: sess.sni, groups: sess.x.groups}
-	x.entry = sess.entry
-	x.entry.Time = p.now()
-	x.entry.Method = r.Method
-	x.entry.URL = r.URL.String()
-	x.entry.Status, x.entry.BytesIn, x.entry.BytesOut, x.entry.Error = 0, 0, 0, ""
-	clientHeaders(&x.entry, r)
-	ctx.UserData = x
-	if resp := p.tunnelAuthority(x, sess, r); resp != nil {
-		return r, resp
-	}
-	if resp := p.checkHTTP(x, r); resp != nil {
-		return r, resp
-	}
-	p.prepareUpstream(x, r)
-	return r, nil
-}
-
 // tunnelAuthority makes the tunnel's authority the destination of a request
 // inside an inspected tunnel (goproxy builds its URL from the inner Host): the
 // host must be the CONNECT's host or the server name the tunnel was decided on,
@@ -249,26 +249,6 @@ func (p *Proxy) tunnelAuthority(x *exchange, sess *session, r *http.Request) *ht
 	}
 	r.URL.Host = rules.JoinAuthority(r.URL.Host, host, port)
 	return nil
-}
-
-// roundTrip sends r upstream; a failure becomes a short proxy page (goproxy would
-// otherwise drop an inspected connection, or echo the error text).
-// The verdict travels in the request's context (rules.WithVerdict) for the parts
-// after the door: the cache policy, the upstream pool.
-func (p *Proxy) roundTrip(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Response, error) {
-	stripProxyHeaders(r)
-	x, _ := ctx.UserData.(*exchange)
-	if x != nil {
-		// A plain request carries it since serveHTTP; an inner one gets it here.
-		if v, ok := rules.VerdictFrom(r.Context()); !ok || v != x.verdict {
-			r = r.WithContext(rules.WithVerdict(r.Context(), x.verdict))
-		}
-	}
-	resp, err := p.transport.RoundTrip(r)
-	if err == nil {
-		return resp, nil
-	}
-	return p.upstreamFailure(x, r, err), nil
 }
 
 // upstreamFailure records err (a failed dial or exchange with the origin) in the
@@ -368,41 +348,14 @@ func certProblem(err error) (string, bool) {
 	return "", false
 }
 
-// onResponse strips hop-by-hop fields and anonymizes the response; for requests
-// inside an inspected tunnel it also arranges the access-log entry, written when the
-// body has been relayed.
-func (p *Proxy) onResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Response {
-	x, _ := ctx.UserData.(*exchange)
-	if resp == nil {
-		status := upstreamStatus(ctx.Error)
-		if x != nil && ctx.Error != nil {
-			recordUpstreamError(x, ctx.Error)
-		}
-		resp = p.pageResponse(ctx.Req, status, upstreamMessage(status))
-	}
-	p.relayHeaders(x, resp)
-	if x == nil {
-		return resp
-	}
-	if x.inner {
-		x.entry.Status = resp.StatusCode
-		if resp.StatusCode == http.StatusSwitchingProtocols || resp.Body == nil {
-			p.logInner(x)
-		} else {
-			resp.Body = &loggedBody{rc: resp.Body, p: p, x: x}
-		}
-	}
-	return resp
-}
-
 // relayHeaders makes resp's header fields the ones relayed to the client:
 // hop-by-hop fields removed (a 101 keeps its Upgrade), then the exchange's
 // anonymize profile applied (x nil: none).
 func (p *Proxy) relayHeaders(x *exchange, resp *http.Response) {
 	if resp.StatusCode == http.StatusSwitchingProtocols {
-		anonymize.RemoveHopByHopKeepUpgrade(resp.Header)
+		relay.RemoveHopByHopKeepUpgrade(resp.Header)
 	} else {
-		anonymize.RemoveHopByHop(resp.Header)
+		relay.RemoveHopByHop(resp.Header)
 	}
 	if x != nil && x.anon != nil {
 		x.anon.Response(resp)

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/elazarl/goproxy"
-
 	"github.com/portcullis/portcullis/filter"
 	"github.com/portcullis/portcullis/filter/filetype"
 	"github.com/portcullis/portcullis/filter/phrase"
@@ -281,14 +279,13 @@ func (p *Proxy) connectHost(x *exchange, host string) string {
 	return host
 }
 
-// schoolRequest runs in goproxy after onRequest for every relayed request (plain
-// or inspected): it sends search requests to the SafeSearch address (keeping
-// their Host), adds YouTube-Restrict, and asks for an uncompressed response when
-// the page is to be phrase-scored.
-func (p *Proxy) schoolRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
-	x, _ := ctx.UserData.(*exchange)
-	if x == nil || x.verdict.Blocked() {
-		return r, nil
+// schoolRequest runs on every relayed request (plain or inspected) once it is
+// prepared for upstream: it sends search requests to the SafeSearch address
+// (keeping their Host), adds YouTube-Restrict, and asks for an uncompressed
+// response when the page is to be phrase-scored.
+func (p *Proxy) schoolRequest(x *exchange, r *http.Request) {
+	if x.verdict.Blocked() {
+		return
 	}
 	if ss := p.safeSearch(x); ss.Enabled() {
 		host, port := rules.SplitHostPort(r.URL.Host)
@@ -309,7 +306,6 @@ func (p *Proxy) schoolRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Req
 	if _, on := p.phraseThreshold(x); on && r.Method != http.MethodHead {
 		r.Header.Set("Accept-Encoding", "identity")
 	}
-	return r, nil
 }
 
 func youTubeHeader(level string) string {
@@ -319,15 +315,15 @@ func youTubeHeader(level string) string {
 	return "Moderate"
 }
 
-// schoolResponse runs in goproxy before onResponse: it blocks downloads by their
-// headers, limits bodies without a length, and replaces pages over the phrase
-// threshold with the block page. A passed page is relayed byte for byte.
-func (p *Proxy) schoolResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Response {
-	x, _ := ctx.UserData.(*exchange)
-	if resp == nil || x == nil || x.verdict.Blocked() || ctx.Req == nil {
+// schoolResponse checks the response to r before it is relayed (and before
+// the profile's response edits): it blocks downloads by their headers, limits
+// bodies without a length, and replaces pages over the phrase threshold with
+// the block page, which it returns instead of resp. A passed page is relayed
+// byte for byte.
+func (p *Proxy) schoolResponse(x *exchange, r *http.Request, resp *http.Response) *http.Response {
+	if x.verdict.Blocked() {
 		return resp
 	}
-	r := ctx.Req
 	if resp.StatusCode < 200 || resp.StatusCode > 299 || resp.StatusCode == http.StatusNoContent || resp.Body == nil || resp.Body == http.NoBody {
 		return resp
 	}

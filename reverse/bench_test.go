@@ -113,7 +113,7 @@ func BenchmarkDirect1KiB(b *testing.B) {
 	benchGet(b, benchOrigin(b, 1024).URL+"/x", 1024)
 }
 
-// BenchmarkHTTPUtil1KiB: client → bare httputil.ReverseProxy → origin, the floor.
+// BenchmarkHTTPUtil1KiB: client → Go's bare reverse proxy (net/http/httputil) → origin, for comparison.
 func BenchmarkHTTPUtil1KiB(b *testing.B) {
 	origin := benchOrigin(b, 1024)
 	u, _ := url.Parse(origin.URL)
@@ -131,7 +131,7 @@ func BenchmarkReverse1MiB(b *testing.B) {
 }
 
 // BenchmarkHandler1KiB measures the door's handler alone (recorder in front,
-// real origin behind): the per-request cost of our code plus httputil.
+// real origin behind): the per-request cost of our code plus internal/relay.
 func BenchmarkHandler1KiB(b *testing.B) {
 	origin := benchOrigin(b, 1024)
 	door := benchDoor(b, origin.URL)
@@ -157,7 +157,7 @@ func BenchmarkHandler1KiB(b *testing.B) {
 func BenchmarkCacheHit1KiB(b *testing.B) { benchCacheHit(b, true) }
 
 // BenchmarkCacheHitProxied1KiB is BenchmarkCacheHit1KiB with the fast path
-// hidden: hits go through httputil.ReverseProxy and the cache's RoundTrip.
+// hidden: hits go through internal/relay and the cache's RoundTrip.
 func BenchmarkCacheHitProxied1KiB(b *testing.B) { benchCacheHit(b, false) }
 
 func benchCacheHit(b *testing.B, fast bool) {

@@ -3,8 +3,8 @@ package reverse
 import (
 	"io"
 	"net/http"
-	"net/http/httputil"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -60,11 +60,17 @@ func (f *forwarding) client(peer netip.Addr, h http.Header) (netip.Addr, bool) {
 	return peer, true
 }
 
-// apply sets the forwarding headers on the outbound request. httputil has
-// already removed X-Forwarded-* and Forwarded from it; from a trusted proxy the
-// incoming values are carried over and extended, from anyone else replaced.
-func (f *forwarding) apply(pr *httputil.ProxyRequest, ex *exchange) {
-	in, out := pr.In.Header, pr.Out.Header
+// forwardedIn holds the forwarding fields the client sent, read before the
+// outbound request drops them.
+type forwardedIn struct {
+	xff, proto, host, forwarded []string
+}
+
+// apply sets the forwarding headers on the outbound header out (from which
+// the door has removed X-Forwarded-* and Forwarded); host is the request's
+// Host. From a trusted proxy the incoming values (in) are carried over and
+// extended, from anyone else replaced.
+func (f *forwarding) apply(in *forwardedIn, out http.Header, host string, ex *exchange) {
 	var vals [3]string // one allocation for the three values
 	v := vals[:]
 	set := func(name, value string) {
@@ -74,23 +80,23 @@ func (f *forwarding) apply(pr *httputil.ProxyRequest, ex *exchange) {
 	}
 	if f.xff {
 		ip := ex.peer.String()
-		if prior := in["X-Forwarded-For"]; ex.trusted && len(prior) > 0 {
+		if prior := in.xff; ex.trusted && len(prior) > 0 {
 			ip = strings.Join(prior, ", ") + ", " + ip
 		}
 		set("X-Forwarded-For", ip)
 	}
 	if f.proto {
-		if pv := in["X-Forwarded-Proto"]; ex.trusted && len(pv) > 0 {
+		if pv := in.proto; ex.trusted && len(pv) > 0 {
 			out["X-Forwarded-Proto"] = pv
 		} else {
 			set("X-Forwarded-Proto", ex.scheme)
 		}
 	}
 	if f.host {
-		if hv := in["X-Forwarded-Host"]; ex.trusted && len(hv) > 0 {
+		if hv := in.host; ex.trusted && len(hv) > 0 {
 			out["X-Forwarded-Host"] = hv
 		} else {
-			set("X-Forwarded-Host", pr.In.Host)
+			set("X-Forwarded-Host", host)
 		}
 	}
 	if f.forwarded {
@@ -98,12 +104,48 @@ func (f *forwarding) apply(pr *httputil.ProxyRequest, ex *exchange) {
 		if ex.peer.Is6() {
 			node = `"[` + node + `]"`
 		}
-		elem := "for=" + node + ";proto=" + ex.scheme + ";host=" + strconv.Quote(pr.In.Host)
-		if prior := in["Forwarded"]; ex.trusted && len(prior) > 0 {
+		elem := "for=" + node + ";proto=" + ex.scheme + ";host=" + strconv.Quote(host)
+		if prior := in.forwarded; ex.trusted && len(prior) > 0 {
 			elem = strings.Join(prior, ", ") + ", " + elem
 		}
 		out["Forwarded"] = []string{elem}
 	}
+}
+
+// maxQueryParams is how many query parameters an origin's parser is assumed
+// to read (Go's url.ParseQuery default).
+const maxQueryParams = 10000
+
+// cleanQuery returns raw, or when an origin could read it otherwise than the
+// policy did (a ";" separator, a bad "%" escape, too many parameters) the
+// parameters url.ParseQuery keeps, encoded again: the query the origin saw
+// when the door was built on Go's reverse proxy, which does the same.
+func cleanQuery(raw string) string {
+	reencode := func() string {
+		v, _ := url.ParseQuery(raw)
+		return v.Encode()
+	}
+	if strings.Count(raw, "&")+1 > maxQueryParams {
+		return reencode()
+	}
+	for i := 0; i < len(raw); {
+		switch raw[i] {
+		case ';':
+			return reencode()
+		case '%':
+			if i+2 >= len(raw) || !ishex(raw[i+1]) || !ishex(raw[i+2]) {
+				return reencode()
+			}
+			i += 3
+		default:
+			i++
+		}
+	}
+	return raw
+}
+
+func ishex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // peerAddr parses http.Request.RemoteAddr.

@@ -1,11 +1,12 @@
 // Package reverse owns the reverse-proxy door: routing fronted sites to upstream
 // pools, TLS termination (internal CA or certificate files chosen by SNI), the
 // forwarding headers, origin hiding, and protection from abuse (per-client rate
-// limits, connection limits, slow-client timeouts, size limits). It is built on
-// httputil.ReverseProxy with Rewrite; the pool package does selection, health
-// and retries, and the engine inserts the cache through Options.Wrap. A route
-// transport that is a FreshServer (the cache's) answers fresh hits itself,
-// before httputil is involved.
+// limits, connection limits, slow-client timeouts, size limits). The door
+// builds the outbound request (forwarding headers, the public URL) and
+// internal/relay sends it through the route's transport and relays the
+// answer; the pool package does selection, health and retries, and the engine
+// inserts the cache through Options.Wrap. A route transport that is a
+// FreshServer (the cache's) answers fresh hits itself, without a round trip.
 package reverse
 
 import (
@@ -13,11 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"github.com/portcullis/portcullis/internal/cache"
-	"log"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/admin"
 	"github.com/portcullis/portcullis/internal/pool"
+	"github.com/portcullis/portcullis/internal/relay"
 	"github.com/portcullis/portcullis/rules"
 )
 
@@ -70,13 +70,13 @@ type Handler struct {
 	blockPage func(http.ResponseWriter, *http.Request, *rules.Verdict)
 	log       admin.Logger
 	logger    *slog.Logger
-	errorLog  *log.Logger
-	bufs      *bufferPool
+	relay     *relay.Relay
+	modify    func(*http.Response) error // h.modifyResponse, bound once
 	fwd       forwarding
 	hide      []string // canonical header names removed with hide_origin
 	server    []string // hide.server as a field value (shared read-only), nil = none
 	httpsPort string   // for redirect_https; "" = 443
-	overrides sync.Map // route+"\x00"+pool → *httputil.ReverseProxy (verdict.Pool overrides)
+	overrides sync.Map // route+"\x00"+pool → *relay.Options (verdict.Pool overrides)
 }
 
 // route is a compiled Route.
@@ -88,7 +88,7 @@ type route struct {
 	header   [][2]string // canonical name, value
 	limits   Limits
 	pool     *pool.Pool
-	proxy    *httputil.ReverseProxy
+	upstream *relay.Options    // how the route's requests are relayed (its transport)
 	fresh    FreshServer       // the route's transport when it can answer fresh hits itself
 	edit     func(http.Header) // origin hiding for fresh hits; nil without hide_origin
 }
@@ -122,10 +122,10 @@ func New(opts Options) (*Handler, error) {
 		blockPage: opts.BlockPage,
 		log:       opts.Log,
 		logger:    logger,
-		errorLog:  slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		bufs:      newBufferPool(),
+		relay:     relay.New(),
 		fwd:       newForwarding(&cfg.ForwardedHeaders),
 	}
+	h.modify = h.modifyResponse
 	if h.limiter == nil {
 		h.limiter = NewRateLimiter(0)
 	}
@@ -178,56 +178,52 @@ func (h *Handler) compileRoute(rc *Route) (*route, error) {
 		return nil, fmt.Errorf("route %s: unknown pool %q", rc.Name, rc.Pool)
 	}
 	rt.pool = p
-	rt.proxy = h.newProxy(rc.Name, p)
-	rt.fresh, _ = rt.proxy.Transport.(FreshServer)
+	rt.upstream = h.newUpstream(rc.Name, p)
+	rt.fresh, _ = rt.upstream.Transport.(FreshServer)
 	if rc.HideOrigin {
 		rt.edit = h.hideHeader
 	}
 	return rt, nil
 }
 
-// newProxy builds the httputil.ReverseProxy for a route and pool.
-func (h *Handler) newProxy(routeName string, p *pool.Pool) *httputil.ReverseProxy {
+// newUpstream builds the relay options for a route and pool: the pool's
+// transport, wrapped (the cache) when the engine asks.
+func (h *Handler) newUpstream(routeName string, p *pool.Pool) *relay.Options {
 	var transport = p.Transport()
 	if h.wrap != nil {
 		transport = h.wrap(routeName, transport)
 	}
-	return &httputil.ReverseProxy{
-		Rewrite:        h.rewrite,
-		Transport:      transport,
-		FlushInterval:  flushInterval,
-		BufferPool:     h.bufs,
-		ErrorHandler:   h.proxyError,
-		ModifyResponse: h.modifyResponse,
-		ErrorLog:       h.errorLog,
-	}
+	return &relay.Options{Transport: transport, ModifyResponse: h.modify, Upgrade: true}
 }
 
-// flushInterval bounds how long response bytes with a known length may wait
-// in the client connection's buffer. httputil itself flushes every write of
-// streams (unknown length, text/event-stream). -1 for all responses would cost
-// a timer goroutine and a separate header write per response (httputil arms
-// its first flush at once): about 15 % of the CPU of a 1 KiB proxied request.
-const flushInterval = 2 * time.Millisecond
-
-// proxyFor returns the proxy for a route sending to the pool a verdict named.
-func (h *Handler) proxyFor(rt *route, poolName string) *httputil.ReverseProxy {
+// upstreamFor returns how to relay a request of a route to the pool a
+// verdict named.
+func (h *Handler) upstreamFor(rt *route, poolName string) *relay.Options {
 	if poolName == "" || poolName == rt.Pool {
-		return rt.proxy
+		return rt.upstream
 	}
 	if p := h.pools[poolName]; p != nil && p.Parent() {
-		return rt.proxy // parent proxies are for the forward door only
+		return rt.upstream // parent proxies are for the forward door only
 	}
 	key := rt.Name + "\x00" + poolName
 	if v, ok := h.overrides.Load(key); ok {
-		return v.(*httputil.ReverseProxy)
+		return v.(*relay.Options)
 	}
 	p := h.pools[poolName]
 	if p == nil {
 		return nil
 	}
-	v, _ := h.overrides.LoadOrStore(key, h.newProxy(rt.Name, p))
-	return v.(*httputil.ReverseProxy)
+	v, _ := h.overrides.LoadOrStore(key, h.newUpstream(rt.Name, p))
+	return v.(*relay.Options)
+}
+
+// poolFor returns the pool a request of a route goes to: the one its
+// verdict names (a parent proxy pool aside), else the route's.
+func (h *Handler) poolFor(rt *route, poolName string) *pool.Pool {
+	if p := h.pools[poolName]; p != nil && !p.Parent() {
+		return p
+	}
+	return rt.pool
 }
 
 // match returns the first route matching the request, or nil.
@@ -285,9 +281,9 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// exchange is one request's state, shared by ServeHTTP, Rewrite,
-// ModifyResponse and ErrorHandler through the request context. It is also the
-// ResponseWriter handed to the proxy, recording status and size.
+// exchange is one request's state, shared by ServeHTTP and modifyResponse
+// through the request context. It is also the ResponseWriter handed to the
+// relay, recording status and size.
 //
 // exchange is also the request's context: it embeds the incoming context and
 // answers Value for its own key and for pool.InfoKey, which saves the two
@@ -365,9 +361,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex.peer = peerAddr(r.RemoteAddr)
 	defer func() {
 		if v := recover(); v != nil {
-			// httputil panics with http.ErrAbortHandler when copying a response
-			// fails after its headers were sent: log it, then let net/http
-			// abort the connection so the client sees the truncation.
+			// relay panics with http.ErrAbortHandler when a response body
+			// fails after its headers were sent on a connection it cannot
+			// hijack (HTTP/2): log it, then let the server reset the stream.
 			if ex.err == nil {
 				ex.err = fmt.Errorf("aborted: %v", v)
 			}
@@ -447,8 +443,8 @@ func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time) {
 		return
 	}
 	ex.route = rt
-	proxy := h.proxyFor(rt, verdict.Pool)
-	if proxy == nil {
+	up := h.upstreamFor(rt, verdict.Pool)
+	if up == nil {
 		h.logger.Error("verdict names an unknown pool", "route", rt.Name, "pool", verdict.Pool, "rule", verdict.Rule)
 		h.page(ex, http.StatusServiceUnavailable)
 		return
@@ -473,49 +469,64 @@ func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time) {
 	ex.Context = r.Context()
 	// The cache declines requests with a body (as its RoundTrip would bypass
 	// them); an HTTP/2 GET has a Body even when it has no bytes.
-	if rt.fresh != nil && proxy == rt.proxy && rt.fresh.ServeFresh(ex, r, ex.scheme, rt.edit) {
+	if rt.fresh != nil && up == rt.upstream && rt.fresh.ServeFresh(ex, r, ex.scheme, rt.edit) {
 		if ex.werr != nil {
 			ex.err = ex.werr
 		}
 		return
 	}
-	ex.info.Key = h.selectionKey(rt.pool, ex.client, r)
-	proxy.ServeHTTP(ex, r.WithContext(ex))
+	ex.info.Key = h.poolFor(rt, verdict.Pool).Key(r, ex.client) // what its policy hashes, if it hashes
+	h.proxy(ex, r.WithContext(ex), up)
 }
 
-// selectionKey is what the pool hashes: the client address for ip_hash, the
-// configured header or cookie for hash, nothing otherwise.
-func (h *Handler) selectionKey(p *pool.Pool, client netip.Addr, r *http.Request) string {
-	switch p.Policy() {
-	case pool.PolicyIPHash:
-		return client.String()
-	case pool.PolicyHash:
-		kind, name, _ := strings.Cut(p.HashKey(), ":")
-		if kind == "cookie" {
-			if c, err := r.Cookie(name); err == nil {
-				return c.Value
-			}
-			return ""
-		}
-		return r.Header.Get(name)
+// proxy relays r to the route's upstream: the outbound request is r itself,
+// rewritten in place (rewrite), then internal/relay sends it and writes the
+// answer; a failure before anything was written gets the door's page.
+func (h *Handler) proxy(ex *exchange, r *http.Request, up *relay.Options) {
+	h.rewrite(ex, r)
+	res, err := h.relay.Serve(ex, r, up)
+	if res.Status == http.StatusSwitchingProtocols {
+		ex.status, ex.bytes = res.Status, res.BytesOut
 	}
-	return ""
+	if err == nil {
+		return
+	}
+	if res.Status == 0 {
+		h.proxyError(ex, r, err)
+		return
+	}
+	ex.err = err // the client has the header: a cut body was aborted by relay
 }
 
-// rewrite builds the outbound request: the public URL (so a cache keys on it;
-// the pool's transport readdresses it to a member), the client's Host, the
-// forwarding headers, and no h2c upgrade smuggling.
-func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
-	ex := exchangeFrom(pr.In.Context())
-	pr.Out.URL.Scheme = ex.scheme
-	pr.Out.URL.Host = pr.In.Host
-	pr.Out.Host = pr.In.Host
-	if up := pr.Out.Header.Get("Upgrade"); up != "" && strings.Contains(strings.ToLower(up), "h2c") {
-		pr.Out.Header.Del("Upgrade")
-		pr.Out.Header.Del("Connection")
+// rewrite makes r the outbound request: hop-by-hop fields removed (an
+// upgrade kept, but no h2c upgrade smuggling), the public URL (so a cache
+// keys on it; the pool's transport readdresses it to a member), the client's
+// Host, a query the origin cannot read differently (cleanQuery), and the
+// forwarding headers.
+func (h *Handler) rewrite(ex *exchange, r *http.Request) {
+	hdr := r.Header
+	in := forwardedIn{ // what the client sent, before Prepare may drop it
+		xff: hdr["X-Forwarded-For"], proto: hdr["X-Forwarded-Proto"],
+		host: hdr["X-Forwarded-Host"], forwarded: hdr["Forwarded"],
 	}
-	pr.Out.Header.Del("Http2-Settings")
-	h.fwd.apply(pr, ex)
+	relay.Prepare(r, true)
+	if up := hdr["Upgrade"]; len(up) > 0 && strings.Contains(strings.ToLower(up[0]), "h2c") {
+		delete(hdr, "Upgrade")
+		delete(hdr, "Connection")
+	}
+	delete(hdr, "Http2-Settings")
+	delete(hdr, "Forwarded")
+	delete(hdr, "X-Forwarded-For")
+	delete(hdr, "X-Forwarded-Host")
+	delete(hdr, "X-Forwarded-Proto")
+	if q := cleanQuery(r.URL.RawQuery); q != r.URL.RawQuery {
+		u := *r.URL // the access log shows the query the client sent
+		u.RawQuery = q
+		r.URL = &u
+	}
+	r.URL.Scheme = ex.scheme
+	r.URL.Host = r.Host
+	h.fwd.apply(&in, hdr, r.Host, ex)
 }
 
 // modifyResponse hides the origin: headers naming the server are removed or
@@ -710,25 +721,4 @@ func (h *Handler) logEntry(ex *exchange, r *http.Request, v *rules.Verdict, star
 	e.Cache = cache.Result(ex.Header()) // hit, stale, miss… from Cache-Status; "" when not cached
 	e.ContentType = ex.Header().Get("Content-Type")
 	h.log.Log(e)
-}
-
-// bufferPool is httputil.BufferPool over sync.Pool: without one the proxy
-// allocates 32 KiB per response. It pools array pointers, so Put does not
-// allocate a slice header.
-type bufferPool struct{ p sync.Pool }
-
-const bufSize = 32 << 10
-
-func newBufferPool() *bufferPool {
-	return &bufferPool{p: sync.Pool{New: func() any { return new([bufSize]byte) }}}
-}
-
-// Get implements httputil.BufferPool.
-func (b *bufferPool) Get() []byte { return b.p.Get().(*[bufSize]byte)[:] }
-
-// Put implements httputil.BufferPool.
-func (b *bufferPool) Put(buf []byte) {
-	if len(buf) == bufSize {
-		b.p.Put((*[bufSize]byte)(buf))
-	}
 }

@@ -175,7 +175,7 @@ func (c *Config) Validate() []field.Error {
 			errs = append(errs, field.Errorf(field.Join(p, "weight"), "must not be negative"))
 		}
 	}
-	if _, ok := newSelector(c.Policy); !ok {
+	if _, ok := newSelector(c.Policy, c.HashKey); !ok {
 		errs = append(errs, field.Errorf("policy", "unknown policy %q (want round_robin, weighted_round_robin, least_conn, p2c, ip_hash, hash or first)", c.Policy))
 	}
 	if c.HashKey != "" {

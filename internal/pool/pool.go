@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -193,8 +194,15 @@ func (p *Pool) Name() string { return p.name }
 // not be modified.
 func (p *Pool) Members() []*Member { return p.state.Load().members }
 
-// HashKey returns the configured hash_key ("header:X-User", "cookie:session" or "").
-func (p *Pool) HashKey() string { return p.state.Load().cfg.HashKey }
+// Key returns the key the pool's selection policy hashes for r, sent by
+// client (a Keyer's; "" for policies that do not hash). A door puts it in the
+// request's Info.Key.
+func (p *Pool) Key(r *http.Request, client netip.Addr) string {
+	if k, ok := p.state.Load().selector.(Keyer); ok {
+		return k.Key(r, client)
+	}
+	return ""
+}
 
 // Policy returns the configured selection policy name.
 func (p *Pool) Policy() string { return p.state.Load().cfg.Policy }
@@ -329,7 +337,7 @@ func (p *Pool) build(cfg Config) (*state, error) {
 		return nil, fmt.Errorf("pool %s: %w", p.name, errors.Join(fieldErrs(errs)...))
 	}
 	cfg = cfg.withDefaults()
-	sel, _ := newSelector(cfg.Policy)
+	sel, _ := newSelector(cfg.Policy, cfg.HashKey)
 	tlsCfg, err := cfg.clientTLS()
 	if err != nil {
 		return nil, fmt.Errorf("pool %s: tls: %w", p.name, err)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -788,5 +789,35 @@ func TestNoHealthyMemberSaysWhy(t *testing.T) {
 		if st.LastError == "" || st.Healthy {
 			t.Errorf("member %d status %+v, want down with its last error", i, st)
 		}
+	}
+}
+
+// TestKeyByPolicy: each hashing policy computes its own key from the
+// request; the others have none.
+func TestKeyByPolicy(t *testing.T) {
+	client := netip.MustParseAddr("192.0.2.7")
+	r := httptest.NewRequest("GET", "http://example.test/", nil)
+	r.Header.Set("X-User", "alice")
+	r.AddCookie(&http.Cookie{Name: "session", Value: "s1"})
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Policy: PolicyIPHash}, "192.0.2.7"},
+		{Config{Policy: PolicyHash, HashKey: "header:x-user"}, "alice"},
+		{Config{Policy: PolicyHash, HashKey: "cookie:session"}, "s1"},
+		{Config{Policy: PolicyHash, HashKey: "cookie:other"}, ""},
+		{Config{Policy: PolicyRoundRobin}, ""},
+		{Config{Policy: PolicyLeastConn}, ""},
+	} {
+		c.cfg.Members = []MemberConfig{{URL: "http://127.0.0.1:1"}}
+		p, err := New("k", c.cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Key(r, client); got != c.want {
+			t.Errorf("%s %s: key %q, want %q", c.cfg.Policy, c.cfg.HashKey, got, c.want)
+		}
+		p.Close()
 	}
 }

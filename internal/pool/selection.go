@@ -3,6 +3,9 @@ package pool
 import (
 	"math"
 	"math/rand/v2"
+	"net/http"
+	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -16,8 +19,17 @@ type Selector interface {
 	Select(p *Pool, key string) *Member
 }
 
+// Keyer is implemented by the selection policies that hash (ip_hash, hash):
+// each computes from a request, and the address of the client that sent it,
+// the key it hashes. A door passes that key to the pool's transport
+// (Info.Key); Pool.Key asks the pool's current policy.
+type Keyer interface {
+	Key(r *http.Request, client netip.Addr) string
+}
+
 // Interface guards.
 var (
+	_ Keyer    = (*Hash)(nil)
 	_ Selector = (*RoundRobin)(nil)
 	_ Selector = (*WeightedRoundRobin)(nil)
 	_ Selector = (*LeastConn)(nil)
@@ -26,8 +38,10 @@ var (
 	_ Selector = (*First)(nil)
 )
 
-// newSelector returns the Selector for a policy name ("" = round_robin).
-func newSelector(policy string) (Selector, bool) {
+// newSelector returns the Selector for a policy name ("" = round_robin);
+// hashKey is the pool's hash_key ("header:NAME" or "cookie:NAME"), read by
+// policy hash.
+func newSelector(policy, hashKey string) (Selector, bool) {
 	switch policy {
 	case "", PolicyRoundRobin:
 		return &RoundRobin{}, true
@@ -37,8 +51,10 @@ func newSelector(policy string) (Selector, bool) {
 		return &LeastConn{}, true
 	case PolicyP2C:
 		return &P2C{}, true
-	case PolicyIPHash, PolicyHash:
-		return NewHash(), true
+	case PolicyIPHash:
+		return &Hash{key: clientKey}, true
+	case PolicyHash:
+		return &Hash{key: fieldKey(hashKey)}, true
 	case PolicyFirst:
 		return &First{}, true
 	}
@@ -198,11 +214,40 @@ func (P2C) Select(p *Pool, _ string) *Member {
 // deterministic, so the mapping survives reloads and restarts and is the same in
 // every process. An empty key falls back to round robin.
 type Hash struct {
-	rr RoundRobin
+	rr  RoundRobin
+	key func(r *http.Request, client netip.Addr) string // nil: keys come from the caller only
 }
 
-// NewHash returns a Hash selector.
+// NewHash returns a Hash selector for keys the caller computes (Key returns "").
 func NewHash() *Hash { return &Hash{} }
+
+// Key implements Keyer: the client's address for ip_hash, the hash_key
+// header's or cookie's value for hash ("" when absent).
+func (s *Hash) Key(r *http.Request, client netip.Addr) string {
+	if s.key == nil {
+		return ""
+	}
+	return s.key(r, client)
+}
+
+// clientKey is ip_hash's key: the client's address.
+func clientKey(_ *http.Request, client netip.Addr) string { return client.String() }
+
+// fieldKey returns the key function of a hash_key: the named header's first
+// value, or the named cookie's value.
+func fieldKey(hashKey string) func(*http.Request, netip.Addr) string {
+	kind, name, _ := strings.Cut(hashKey, ":")
+	if kind == "cookie" {
+		return func(r *http.Request, _ netip.Addr) string {
+			if c, err := r.Cookie(name); err == nil {
+				return c.Value
+			}
+			return ""
+		}
+	}
+	name = http.CanonicalHeaderKey(name)
+	return func(r *http.Request, _ netip.Addr) string { return r.Header.Get(name) }
+}
 
 // Select implements Selector.
 func (s *Hash) Select(p *Pool, key string) *Member {

@@ -1,4 +1,4 @@
-package anonymize
+package relay
 
 import (
 	"net/http"
@@ -8,15 +8,16 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// hopHeaders are the hop-by-hop fields removed from every message a proxy forwards,
-// in canonical form (RFC 9110 §7.6.1 and the fields Go's httputil removes):
+// hopHeaders are the hop-by-hop fields removed from every message a proxy
+// forwards, in canonical form (RFC 9110 §7.6.1 and the fields Go's httputil
+// removes). This is the one list of the tree:
 //
 //	Connection          and every field it names
 //	Keep-Alive
 //	Proxy-Connection    non-standard, still sent by browsers and libcurl
 //	Proxy-Authenticate
 //	Proxy-Authorization
-//	Te                  "TE: trailers" is kept, as httputil does
+//	Te                  "TE: trailers" is kept
 //	Trailer
 //	Transfer-Encoding
 //	Upgrade             kept by RemoveHopByHopKeepUpgrade when relaying an upgrade
@@ -32,11 +33,23 @@ var hopHeaders = [...]string{
 	"Upgrade",
 }
 
+// IsHopByHop reports whether the canonical field name is one of the fixed
+// hop-by-hop fields (fields named by a message's Connection are hop-by-hop
+// too, for that message only).
+func IsHopByHop(name string) bool {
+	for _, h := range hopHeaders {
+		if name == h {
+			return true
+		}
+	}
+	return false
+}
+
 // RemoveHopByHop removes the hop-by-hop fields from h: Connection and every field
 // named in it, Keep-Alive, Proxy-Connection, Proxy-Authenticate, Proxy-Authorization,
 // TE, Trailer, Transfer-Encoding and Upgrade. When the client's TE listed "trailers",
-// "TE: trailers" is set again (the next hop may then send trailers, which Go relays),
-// as net/http/httputil.ReverseProxy does. Use it on requests and responses alike.
+// "TE: trailers" is set again (the next hop may then send trailers, which Serve
+// relays). Use it on requests and responses alike.
 func RemoveHopByHop(h http.Header) {
 	removeHopByHop(h, false)
 }
@@ -75,4 +88,13 @@ func removeHopByHop(h http.Header, keepUpgrade bool) {
 		h["Connection"] = []string{"Upgrade"}
 		h["Upgrade"] = upgrade
 	}
+}
+
+// upgradeType returns the protocol h asks to upgrade to ("" when its
+// Connection does not list "upgrade").
+func upgradeType(h http.Header) string {
+	if !httpguts.HeaderValuesContainsToken(h["Connection"], "upgrade") {
+		return ""
+	}
+	return h.Get("Upgrade")
 }

@@ -1,8 +1,9 @@
-package anonymize
+package relay
 
 import (
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -70,4 +71,33 @@ func TestRemoveHopByHop(t *testing.T) {
 
 func TestRemoveHopByHopNil(t *testing.T) {
 	RemoveHopByHop(nil) // must not panic
+}
+
+// FuzzRemoveHopByHop checks that no hop-by-hop field, and no field named in
+// Connection, survives (TE aside, which may come back as exactly "trailers").
+func FuzzRemoveHopByHop(f *testing.F) {
+	f.Add("keep-alive, X-A", "X-A", "trailers")
+	f.Add("Upgrade", "websocket", "gzip")
+	f.Add(",,,", "", "")
+	f.Fuzz(func(t *testing.T, connection, value, te string) {
+		h := http.Header{"Connection": {connection}, "X-A": {value}, "Upgrade": {value}, "Te": {te}, "Accept": {"*/*"}}
+		named := map[string]bool{}
+		for name := range strings.SplitSeq(connection, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				named[http.CanonicalHeaderKey(name)] = true
+			}
+		}
+		RemoveHopByHop(h)
+		for name, vs := range h {
+			if name == "Te" {
+				if len(vs) != 1 || vs[0] != "trailers" {
+					t.Fatalf("Te survived as %q", vs)
+				}
+				continue
+			}
+			if named[name] || name == "Connection" || name == "Upgrade" {
+				t.Fatalf("%s survived: %v", name, h)
+			}
+		}
+	})
 }
