@@ -170,6 +170,7 @@ type destKey struct {
 	host, port string // empty for http through a parent (one pool for all)
 	serverName string // TLS server name sent and verified
 	proxy      string // parent proxy host:port, or ""
+	h1only     bool   // an upgrade: never HTTP/2 (offered h2 only otherwise)
 }
 
 // addr is the destination's host:port.
@@ -197,6 +198,8 @@ func (c *Client) key(req *http.Request) (destKey, error) {
 		if k.serverName == "" {
 			k.serverName = k.host
 		}
+		// An upgrade (WebSocket) needs HTTP/1.1, as in net/http.
+		k.h1only = c.cfg.HTTP2 && headerHasToken(req.Header["Connection"], "upgrade") && len(req.Header["Upgrade"]) > 0
 	}
 	if c.proxyAddr != "" {
 		k.proxy = c.proxyAddr
@@ -246,7 +249,7 @@ func (c *Client) roundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	ctx := req.Context()
-	if k.scheme == "https" && c.cfg.HTTP2 {
+	if k.scheme == "https" && c.cfg.HTTP2 && !k.h1only {
 		if cc := c.h2Conn(k); cc != nil {
 			return cc.RoundTrip(req)
 		}
@@ -359,3 +362,6 @@ func (c *Client) conn(ctx context.Context, k destKey, req *http.Request, fresh b
 }
 
 var _ io.ReadWriteCloser = (*switchedBody)(nil)
+
+// Config returns the client's settings with the defaults applied.
+func (c *Client) Config() Config { return c.cfg }

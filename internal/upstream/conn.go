@@ -161,6 +161,11 @@ func (x *exchange) run(ctx context.Context) (*http.Response, error) {
 			return nil, err
 		}
 	}
+	// Clearing a read deadline may have undone the one the context's end
+	// set: look at the context after it.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	return x.response(h)
 }
 
@@ -182,7 +187,8 @@ func (x *exchange) earlyAnswer(ctx context.Context, trace *httptrace.ClientTrace
 	x.noReuse = true
 	_ = x.pc.nc.SetReadDeadline(time.Now().Add(time.Second))
 	h, err := x.readFinalHead(ctx, trace)
-	if err != nil {
+	_ = x.pc.nc.SetReadDeadline(time.Time{})
+	if err != nil || ctx.Err() != nil {
 		return nil, false
 	}
 	resp, err := x.response(h)

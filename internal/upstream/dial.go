@@ -61,9 +61,12 @@ func (c *Client) dial(ctx context.Context, k destKey) (*pconn, error) {
 // name, within the handshake timeout and the request's context.
 func (c *Client) handshake(ctx context.Context, nc net.Conn, k destKey) (*tls.Conn, error) {
 	cfg := c.tlsCfg
-	if cfg.ServerName != k.serverName {
+	if cfg.ServerName != k.serverName || k.h1only {
 		cfg = cfg.Clone()
 		cfg.ServerName = k.serverName
+		if k.h1only {
+			cfg.NextProtos = []string{"http/1.1"}
+		}
 	}
 	tc := tls.Client(nc, cfg)
 	hctx, cancel := context.WithTimeout(ctx, c.cfg.TLSHandshakeTimeout)
