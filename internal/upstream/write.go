@@ -25,25 +25,11 @@ func prepare(req *http.Request) (string, error) {
 	if req.Method == http.MethodConnect {
 		return "", errors.New("upstream: CONNECT is not sent through the HTTP client")
 	}
-	for k, vv := range req.Header {
-		if !httpguts.ValidHeaderFieldName(k) {
-			return "", fmt.Errorf("upstream: invalid header field name %q", k)
-		}
-		for _, v := range vv {
-			if !httpguts.ValidHeaderFieldValue(v) {
-				return "", fmt.Errorf("upstream: invalid header field value for %q", k)
-			}
-		}
+	if err := checkFields(req.Header, "header"); err != nil {
+		return "", err
 	}
-	for k, vv := range req.Trailer {
-		if !httpguts.ValidHeaderFieldName(k) {
-			return "", fmt.Errorf("upstream: invalid trailer field name %q", k)
-		}
-		for _, v := range vv {
-			if !httpguts.ValidHeaderFieldValue(v) {
-				return "", fmt.Errorf("upstream: invalid trailer field value for %q", k)
-			}
-		}
+	if err := checkFields(req.Trailer, "trailer"); err != nil {
+		return "", err
 	}
 	if req.ContentLength != 0 && req.Body == nil {
 		return "", fmt.Errorf("upstream: Request.ContentLength=%d with nil Body", req.ContentLength)
@@ -64,6 +50,21 @@ func prepare(req *http.Request) (string, error) {
 		return "", errors.New("upstream: control character in Request.URL")
 	}
 	return host, nil
+}
+
+// checkFields refuses field names and values net/http's Transport refuses.
+func checkFields(h http.Header, what string) error {
+	for k, vv := range h {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return fmt.Errorf("upstream: invalid %s field name %q", what, k)
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return fmt.Errorf("upstream: invalid %s field value for %q", what, k)
+			}
+		}
+	}
+	return nil
 }
 
 // removeZone drops an IPv6 zone from a Host ("[fe80::1%en0]:80"), as net/http.
