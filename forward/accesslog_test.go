@@ -14,8 +14,7 @@ import (
 
 // TestAccessLogRecordsClientHeaders: the access log records the Referer and
 // User-Agent the client sent (before the profile rewrote them) and the
-// request's real protocol version, on the lane, on the goproxy path and for
-// HTTP/1.0; under a profile with anonymous_log (the built-in privacy profile)
+// request's real protocol version, for HTTP/1.1 and HTTP/1.0; under a profile with anonymous_log (the built-in privacy profile)
 // it records neither. The combined and JSON lines carry them. On bc21481 every
 // combined line ended "-" "-" and an HTTP/1.0 request was logged as HTTP/1.1.
 func TestAccessLogRecordsClientHeaders(t *testing.T) {
@@ -46,7 +45,7 @@ func TestAccessLogRecordsClientHeaders(t *testing.T) {
 	hdrs := "Host: " + host + "\r\nUser-Agent: " + ua + "\r\nReferer: " + ref + "\r\n"
 	var entries []admin.Entry
 	for _, tc := range []struct{ name, raw, proto string }{
-		{"lane GET", "GET " + o.URL + "/a HTTP/1.1\r\n" + hdrs + "\r\n", "HTTP/1.1"},
+		{"GET", "GET " + o.URL + "/a HTTP/1.1\r\n" + hdrs + "\r\n", "HTTP/1.1"},
 		{"goproxy POST", "POST " + o.URL + "/b HTTP/1.1\r\n" + hdrs + "Content-Length: 2\r\nConnection: close\r\n\r\nhi", "HTTP/1.1"},
 		{"HTTP/1.0 GET", "GET " + o.URL + "/c HTTP/1.0\r\n" + hdrs + "\r\n", "HTTP/1.0"},
 	} {

@@ -13,8 +13,8 @@ import (
 )
 
 // BenchmarkForwardGET measures one small GET through the proxy (client, proxy and
-// origin in this process, keep-alive on both legs), served on the lane and by
-// net/http and goproxy alone.
+// origin in this process, keep-alive on both legs), served as the engine
+// serves it.
 func BenchmarkForwardGET(b *testing.B) {
 	body := make([]byte, 1024)
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -22,12 +22,11 @@ func BenchmarkForwardGET(b *testing.B) {
 		_, _ = w.Write(body)
 	}))
 	defer origin.Close()
-	b.Run("lane", func(b *testing.B) { benchForwardGET(b, origin.URL, true) })
-	b.Run("nethttp", func(b *testing.B) { benchForwardGET(b, origin.URL, false) })
+	benchForwardGET(b, origin.URL)
 }
 
-func benchForwardGET(b *testing.B, originURL string, lane bool) {
-	tp := startProxyLane(b, Options{Log: discardLog{}}, lane)
+func benchForwardGET(b *testing.B, originURL string) {
+	tp := startProxy(b, Options{Log: discardLog{}})
 	c := tp.client(b)
 	url := originURL + "/obj"
 	buf := make([]byte, 4096)

@@ -12,7 +12,7 @@
 // HTTPS: an allowed CONNECT has its ClientHello peeked (never answered) and the
 // SNI checked against the policy; the peeked bytes are replayed so the tunnel is
 // byte-identical. With a CA (CreateCA, LoadCA), an inspect verdict terminates TLS
-// through goproxy's MITM with leaves from a shared bounded cache (Leaves), and each
+// through goproxy's MITM with leaves from a shared bounded cache (certs.Leaves), and each
 // request inside is decided exactly like plain HTTP; a blocked site can be shown
 // its block page over TLS to clients known to trust the CA (Config.CAClients).
 //
@@ -23,14 +23,8 @@
 // phrase checks on responses with the block page, and the PAC file on the proxy
 // port (AdminPACHandler for the admin listener).
 //
-// Plain listeners are served through a Lane (lane*.go): simple absolute-form
-// GET and HEAD requests for http:// URLs are decided by the same code and
-// relayed synchronously on the client connection's goroutine, over an upstream
-// connection it keeps, without net/http's and goproxy's per-request goroutines;
-// the first request it does not take hands the connection to net/http.
-//
 // The engine builds a Proxy with New on every policy reload, passing the objects
-// that must outlive a reload (Tunnels, the Transport, Leaves) through Options, and serves it
-// with an http.Server whose ReadHeaderTimeout is Proxy.ReadHeaderTimeout (no
+// that must outlive a reload (Tunnels, the Transport, certs.Leaves) through Options, and serves it
+// with an internal/h1 Server whose ReadHeaderTimeout is Proxy.ReadHeaderTimeout (no
 // ReadTimeout or WriteTimeout, which would cut tunnels and long downloads).
 package forward

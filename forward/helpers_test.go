@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/admin"
-	"github.com/portcullis/portcullis/internal/httpguard"
+	"github.com/portcullis/portcullis/internal/h1"
+	"github.com/portcullis/portcullis/internal/tunnel"
 	"github.com/portcullis/portcullis/rules"
 )
 
@@ -56,28 +58,20 @@ type testProxy struct {
 	addr string // host:port
 	url  *url.URL
 	log  *logRecorder
-	srv  *http.Server
-	lane *Lane // nil: served by net/http alone
+	srv  *h1.Server
 }
 
-// startProxy serves New(opts) on 127.0.0.1:0 as the engine does: through the
-// Lane, which hands what it does not serve to net/http. Zero Config means
-// defaults plus the given connect ports.
+// startProxy serves New(opts) on 127.0.0.1:0 as the engine does: on the
+// HTTP/1.1 engine (internal/h1) over internal/accept's listener. Zero Config
+// means defaults plus the given connect ports.
 func startProxy(t testing.TB, opts Options) *testProxy {
-	t.Helper()
-	return startProxyLane(t, opts, true)
-}
-
-// startProxyLane is startProxy with the lane on or off (off: net/http and
-// goproxy serve every request).
-func startProxyLane(t testing.TB, opts Options, lane bool) *testProxy {
 	t.Helper()
 	rec := newLogRecorder()
 	if opts.Log == nil {
 		opts.Log = rec
 	}
 	if opts.Tunnels == nil {
-		opts.Tunnels = NewTunnels()
+		opts.Tunnels = tunnel.NewSet()
 	}
 	p, err := New(opts)
 	if err != nil {
@@ -87,37 +81,23 @@ func startProxyLane(t testing.TB, opts Options, lane bool) *testProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: p, ReadHeaderTimeout: p.ReadHeaderTimeout(), IdleTimeout: 2 * time.Minute}
-	var fast *Lane
-	if lane {
-		fast = NewLane(srv, func() *Proxy { return p }, nil)
-	}
+	srv := &h1.Server{Handler: p, ReadHeaderTimeout: p.ReadHeaderTimeout(), IdleTimeout: 2 * time.Minute}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		var err error
-		if fast != nil {
-			err = fast.Serve(ln)
-		} else {
-			err = srv.Serve(httpguard.NewListener(ln, nil)) // as the engine serves it
-		}
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(accept.New(ln, "forward", nil, nil)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			t.Errorf("serve: %v", err)
 		}
 	}()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if fast != nil {
-			_ = fast.Shutdown(ctx)
-		} else {
-			_ = srv.Shutdown(ctx)
-		}
+		_ = srv.Shutdown(ctx)
 		_ = opts.Tunnels.Shutdown(ctx)
 		<-done
 	})
 	u := &url.URL{Scheme: "http", Host: ln.Addr().String()}
-	return &testProxy{Proxy: p, addr: ln.Addr().String(), url: u, log: rec, srv: srv, lane: fast}
+	return &testProxy{Proxy: p, addr: ln.Addr().String(), url: u, log: rec, srv: srv}
 }
 
 // client returns an http.Client that uses tp as its proxy, with its own transport

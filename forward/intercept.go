@@ -15,7 +15,6 @@ import (
 
 	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/config/field"
-	"github.com/portcullis/portcullis/internal/httpguard"
 	"github.com/portcullis/portcullis/rules"
 )
 
@@ -61,7 +60,7 @@ type interceptKey struct{}
 // (InterceptListener): it tells the door the connection's original destination,
 // which marks every request on it as intercepted.
 func InterceptConnContext(ctx context.Context, c net.Conn) context.Context {
-	if ic, ok := httpguard.Unwrap(c).(*interceptConn); ok {
+	if ic, ok := c.(*interceptConn); ok {
 		return context.WithValue(ctx, interceptKey{}, &ic.info)
 	}
 	return ctx

@@ -20,6 +20,8 @@ import (
 	"github.com/portcullis/portcullis/filter/phrase"
 	"github.com/portcullis/portcullis/forward/auth"
 	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/certs"
+	"github.com/portcullis/portcullis/internal/tunnel"
 	"github.com/portcullis/portcullis/rules"
 )
 
@@ -57,12 +59,6 @@ type Options struct {
 	// Transport sends plain HTTP requests upstream; the engine wraps the shared
 	// NewTransport with the cache. Nil: a NewTransport of its own (not shared).
 	Transport http.RoundTripper
-	// DirectTransport tells that Transport, for a request whose verdict names
-	// neither a cache policy nor a pool, sends it as NewTransport with this
-	// Config's TransportConfig and Dial would (the engine's does). Only then,
-	// or with Transport nil, does the Lane send requests on connections of its
-	// own; otherwise it hands every request to net/http and Transport.
-	DirectTransport bool
 	// Dial connects CONNECT tunnels (the resolver's guarded dialer). Nil: net.Dialer.
 	// Each dial is bounded by Config.DialTimeout.
 	Dial DialFunc
@@ -77,7 +73,7 @@ type Options struct {
 	// Logger receives operational messages. Nil: discarded.
 	Logger *slog.Logger
 	// Tunnels tracks open tunnels across reloads. Nil: a private tracker.
-	Tunnels *Tunnels
+	Tunnels *tunnel.Set
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
 	// BlockPage renders block pages. Nil: filter.NewBlockPage().
@@ -88,12 +84,12 @@ type Options struct {
 	Local http.Handler
 	// LoopToken marks requests that passed this process. "": a random token per New.
 	LoopToken string
-	// CA signs the leaves for HTTPS inspection (LoadCA / CreateCA). Nil: no
+	// CA signs the leaves for HTTPS inspection (certs.LoadCA / certs.CreateCA). Nil: no
 	// inspection; an inspect verdict then tunnels, and blocked HTTPS is refused
 	// without a block page.
-	CA *CA
-	// Leaves caches leaf certificates across reloads. Nil: a private NewLeaves(Config.LeafCacheSize).
-	Leaves *Leaves
+	CA *certs.CA
+	// Leaves caches leaf certificates across reloads. Nil: a private certs.NewLeaves(Config.LeafCacheSize).
+	Leaves *certs.Leaves
 	// Auth checks proxy credentials (forward/auth: the htpasswd Store, or the
 	// directory of forward/auth/directory). Nil: no authentication.
 	Auth auth.Verifier
@@ -133,7 +129,7 @@ type Proxy struct {
 	parents   func(pool string) ParentDialer
 	log       admin.Logger
 	logger    *slog.Logger
-	tunnels   *Tunnels
+	tunnels   *tunnel.Set
 	now       func() time.Time
 	block     *filter.BlockPage
 	local     http.Handler
@@ -143,16 +139,14 @@ type Proxy struct {
 	rt       goproxy.RoundTripper
 	tunnelTo *goproxy.ConnectAction
 	mitmTo   *goproxy.ConnectAction
-	ca       *CA
-	leaves   *Leaves
+	ca       *certs.CA
+	leaves   *certs.Leaves
 	auth     auth.Verifier
 	exempts  *auth.Exemptions
 	limiter  *auth.Limiter
 	realm    string
 	school   *school
-	bufs     sync.Pool // *[]byte, 32 KiB copy buffers
-	laneOK   bool      // requests may be served on the Lane (laneAble)
-	laneTC   TransportConfig
+	bufs     sync.Pool   // *[]byte, 32 KiB copy buffers
 	quiet    logThrottle // the "sign-in unavailable" log line
 	lookup   Lookup
 	isSelf   func(netip.AddrPort) bool
@@ -199,7 +193,7 @@ func New(opts Options) (*Proxy, error) {
 		p.logger = slog.New(slog.DiscardHandler)
 	}
 	if p.tunnels == nil {
-		p.tunnels = NewTunnels()
+		p.tunnels = tunnel.NewSet()
 	}
 	if p.now == nil {
 		p.now = time.Now
@@ -235,10 +229,8 @@ func New(opts Options) (*Proxy, error) {
 	p.exempts = opts.AuthExempt
 	p.leaves = opts.Leaves
 	if p.leaves == nil && p.ca != nil {
-		p.leaves = NewLeaves(cfg.LeafCacheSize)
+		p.leaves = certs.NewLeaves(cfg.LeafCacheSize)
 	}
-	p.laneOK = (opts.Transport == nil || opts.DirectTransport) && p.laneAble()
-	p.laneTC = tc
 	p.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
 	p.gp = p.newGoproxy()
 	return p, nil
@@ -305,9 +297,9 @@ type exchange struct {
 	entry   admin.Entry
 	verdict rules.Verdict
 	anon    Anonymizer
-	tunnel  *tunnel     // CONNECT: the tracked tunnel, awaiting the hijack
-	started bool        // CONNECT: the hijack ran
-	mode    connectMode // CONNECT: what to do once hijacked
+	tunnel  *tunnel.Tunnel // CONNECT: the tracked tunnel, awaiting the hijack
+	started bool           // CONNECT: the hijack ran
+	mode    connectMode    // CONNECT: what to do once hijacked
 	connect *rules.Facts
 	facts   rules.Facts // plain and inner requests: what checkHTTP asked the policy
 	groups  []string    // authenticated user's groups
@@ -376,14 +368,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // left open (a finished WebSocket relay).
 func (p *Proxy) finish(x *exchange) {
 	if x.w.relay != nil {
-		x.w.relay.close()
-		p.tunnels.remove(x.w.relay)
+		x.w.relay.Done()
 	} else if x.w.hijacked != nil && !x.started {
 		_ = x.w.hijacked.Close()
 	}
 	if x.tunnel != nil && !x.started {
-		x.tunnel.close()
-		p.tunnels.remove(x.tunnel)
+		x.tunnel.Done()
 	}
 	if p.log == nil {
 		return

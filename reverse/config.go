@@ -11,6 +11,7 @@ import (
 
 	"github.com/gobwas/glob"
 
+	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/internal/config/field"
 )
 
@@ -46,26 +47,6 @@ type Config struct {
 	ForwardedHeaders ForwardedHeaders `yaml:"forwarded_headers"`
 	// Hide is applied to responses of routes with hide_origin.
 	Hide Hide `yaml:"hide"`
-}
-
-// TLSConfig selects certificates: Mode "internal" issues leaves from a local
-// CA kept in the state directory for Names (default: the routes' host names);
-// otherwise Certs are loaded and chosen by SNI.
-type TLSConfig struct {
-	// Mode is "internal" or "" (use Certs).
-	Mode string `yaml:"mode"`
-	// Names for which the internal CA issues leaves; "*.example.test" issues a
-	// wildcard leaf. Default: every host of every route.
-	Names []string `yaml:"names"`
-	// Certs are certificate and key files; the certificate matching the
-	// client's SNI is served (the first when none matches).
-	Certs []CertFiles `yaml:"certs"`
-}
-
-// CertFiles is one PEM certificate chain and its key.
-type CertFiles struct {
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
 }
 
 // Route sends matching requests to a pool. Every condition given must match.
@@ -187,28 +168,7 @@ func (c *Config) Validate() []field.Error {
 			errs = append(errs, field.Errorf(fmt.Sprintf("tls_listen[%d]", i), "want host:port, got %q", a))
 		}
 	}
-	switch c.TLS.Mode {
-	case "", "internal":
-	default:
-		errs = append(errs, field.Errorf("tls.mode", "want internal or empty, got %q", c.TLS.Mode))
-	}
-	if len(c.TLSListen) > 0 && c.TLS.Mode == "" && len(c.TLS.Certs) == 0 {
-		errs = append(errs, field.Errorf("tls", "tls_listen needs tls.mode internal or tls.certs"))
-	}
-	for i, cf := range c.TLS.Certs {
-		p := fmt.Sprintf("tls.certs[%d]", i)
-		if cf.CertFile == "" {
-			errs = append(errs, field.Errorf(field.Join(p, "cert_file"), "required"))
-		}
-		if cf.KeyFile == "" {
-			errs = append(errs, field.Errorf(field.Join(p, "key_file"), "required"))
-		}
-	}
-	for i, n := range c.TLS.Names {
-		if err := checkHostPattern(n); err != nil {
-			errs = append(errs, field.Errorf(fmt.Sprintf("tls.names[%d]", i), "%v", err))
-		}
-	}
+	errs = append(errs, field.Prefix("tls", c.TLS.Validate(len(c.TLSListen) > 0))...)
 	names := map[string]bool{}
 	for i, r := range c.Routes {
 		p := fmt.Sprintf("routes[%d]", i)
@@ -277,13 +237,7 @@ func (l *Limits) validate() []field.Error {
 }
 
 // checkHostPattern accepts "name.example" and "*.example".
-func checkHostPattern(h string) error {
-	name := strings.TrimPrefix(h, "*.")
-	if name == "" || strings.ContainsAny(name, "*/: ") || name != strings.ToLower(name) {
-		return fmt.Errorf("want a lower-case host name or *.domain, got %q", h)
-	}
-	return nil
-}
+func checkHostPattern(h string) error { return certs.CheckName(h) }
 
 // merged returns the per-request limits of a route: its own non-zero values
 // over the door's.

@@ -376,7 +376,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		h.logEntry(ex, r, &ex.verdict, start)
 	}()
-	h.serve(ex, r, start, false)
+	h.serve(ex, r, start)
 }
 
 // readDifferently reports whether a reading of f's path that a member may
@@ -394,40 +394,25 @@ func (h *Handler) readDifferently(f *rules.Facts) bool {
 	return false
 }
 
-// serveLane answers r on the fast lane (see Lane) when it needs no upstream:
-// a fresh cache hit, or a page of the door's own (block, 404, 429…). It
-// returns false, having written and counted nothing, for everything else; the
-// lane then hands the connection to net/http, which serves r with ServeHTTP.
-// ex is the lane connection's, reused from request to request.
-func (h *Handler) serveLane(ex *exchange, w http.ResponseWriter, r *http.Request, peer netip.Addr, start time.Time) bool {
-	*ex = exchange{ResponseWriter: w, scheme: "http", peer: peer}
-	if !h.serve(ex, r, start, true) {
-		return false
-	}
-	h.logEntry(ex, r, &ex.verdict, start)
-	return true
-}
-
 // serve answers r: the HTTPS redirect, path checks, routing, the policy, the
 // rate limit and body limits, then a fresh hit from the route's cache or the
-// proxy. In lane mode it stops, before anything that cannot be undone, when
-// the answer would need the proxy, and returns false.
-func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time, lane bool) bool {
+// proxy.
+func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time) {
 	ex.client, ex.trusted = h.fwd.client(ex.peer, r.Header)
 	host, port := splitHost(r.Host, r.TLS != nil)
 	ex.host = host
 	verdict := &ex.verdict // in ex: a local would escape (its address reaches the block page)
 
 	if h.ownRequest(ex, r) {
-		return true
+		return
 	}
 	if h.cfg.RedirectHTTPS && r.TLS == nil && len(h.cfg.TLSListen) > 0 {
 		h.redirect(ex, r, host)
-		return true
+		return
 	}
 	if rules.PathRefused(r.URL.Path) {
 		h.page(ex, http.StatusBadRequest)
-		return true
+		return
 	}
 	rt := h.match(host, r)
 	*verdict = rules.Verdict{Action: rules.ActionAllow, Rule: "default"}
@@ -450,43 +435,37 @@ func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time, lane boo
 				"client", ex.client.String(), "host", host, "path", r.URL.Path)
 			*verdict = rules.Verdict{Action: rules.ActionBlock, Rule: "ambiguous_path"}
 			h.page(ex, http.StatusBadRequest)
-			return true
+			return
 		}
 	}
 	if verdict.Blocked() {
 		h.blocked(ex, r, verdict)
-		return true
+		return
 	}
 	if rt == nil {
 		h.page(ex, http.StatusNotFound)
-		return true
+		return
 	}
 	ex.route = rt
 	proxy := h.proxyFor(rt, verdict.Pool)
 	if proxy == nil {
 		h.logger.Error("verdict names an unknown pool", "route", rt.Name, "pool", verdict.Pool, "rule", verdict.Rule)
 		h.page(ex, http.StatusServiceUnavailable)
-		return true
-	}
-	if lane && (rt.fresh == nil || proxy != rt.proxy) {
-		return false
+		return
 	}
 	lim := &rt.limits
 	if lim.Rate > 0 {
-		if lane && !rt.fresh.HasFresh(r, ex.scheme) {
-			return false // before the token is taken: net/http takes it
-		}
 		if ok, wait := h.limiter.Allow(rt.Name, ex.client, lim.Rate, lim.burst(), start); !ok {
 			secs := int64((wait + time.Second - 1) / time.Second)
 			ex.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
 			h.page(ex, http.StatusTooManyRequests)
-			return true
+			return
 		}
 	}
 	if r.Body != nil && r.Body != http.NoBody {
 		if lim.MaxBodyBytes > 0 && r.ContentLength > lim.MaxBodyBytes {
 			h.page(ex, http.StatusRequestEntityTooLarge)
-			return true
+			return
 		}
 		ex.body = newBodyReader(ex.ResponseWriter, r, lim, start)
 		r.Body = ex.body
@@ -498,16 +477,10 @@ func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time, lane boo
 		if ex.werr != nil {
 			ex.err = ex.werr
 		}
-		return true
-	}
-	if lane {
-		// The entry went stale since HasFresh (rare): with a rate limit, net/http
-		// takes a second token for this request.
-		return false
+		return
 	}
 	ex.info.Key = h.selectionKey(rt.pool, ex.client, r)
 	proxy.ServeHTTP(ex, r.WithContext(ex))
-	return true
 }
 
 // selectionKey is what the pool hashes: the client address for ip_hash, the
@@ -713,7 +686,7 @@ func (h *Handler) logEntry(ex *exchange, r *http.Request, v *rules.Verdict, star
 	if h.log == nil {
 		return
 	}
-	e := &ex.entry // loggers do not keep it: no allocation per request on the lane
+	e := &ex.entry // loggers do not keep it: no allocation per request
 	*e = admin.Entry{
 		Time: start, Door: "reverse", Client: ex.client, Method: r.Method,
 		URL:    ex.scheme + "://" + r.Host + r.URL.RequestURI(),

@@ -12,10 +12,13 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/accept"
+	"github.com/portcullis/portcullis/internal/h1"
 	"github.com/portcullis/portcullis/internal/pool"
 )
 
@@ -92,20 +95,49 @@ func startDoor(t *testing.T, cfg Config, pools map[string]*pool.Pool, opts Optio
 			d.caPool.AppendCertsFromPEM(pem)
 		}
 	}
-	srv, err := Listen(&cfg, h, tc, nil)
+	var stopPlain, stopSecure func()
+	d.plain, stopPlain = serveDoor(t, &cfg, h, nil)
+	if tc != nil {
+		d.secure, stopSecure = serveDoor(t, &cfg, h, tc)
+	}
+	var once sync.Once
+	d.stop = func() {
+		once.Do(func() {
+			stopPlain()
+			if stopSecure != nil {
+				stopSecure()
+			}
+			close(d.stopped)
+		})
+	}
+	t.Cleanup(d.stop)
+	return d
+}
+
+// serveDoor serves h on 127.0.0.1:0 as the engine serves the door's
+// listeners (internal/h1 over accept and LimitListener, TLS and HTTP/2 with
+// tc). It returns the address and the function that stops it: requests in
+// flight finish, then every connection is closed (WebSockets included).
+func serveDoor(t *testing.T, cfg *Config, h http.Handler, tc *tls.Config) (string, func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, secure := srv.Addrs()
-	d.plain = plain[0].String()
-	if len(secure) > 0 {
-		d.secure = secure[0].String()
+	srv := &h1.Server{Handler: h, TLSConfig: tc}
+	ConfigureServer(srv, cfg, tc != nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(LimitListener(accept.New(ln, "reverse", nil, nil), cfg.Limits.MaxConns, cfg.Limits.MaxConnsPerClient))
+	}()
+	return ln.Addr().String(), func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		srv.Close()
+		<-done
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() { defer close(d.stopped); _ = srv.Serve(ctx) }()
-	d.stop = func() { cancel(); <-d.stopped }
-	t.Cleanup(d.stop)
-	return d
 }
 
 // newTestPool builds a pool over urls with cfg's other settings.

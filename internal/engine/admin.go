@@ -131,7 +131,7 @@ func (e *Engine) buildAdmin(st *state) error {
 		Extra:    extra,
 		Logger:   e.log.With("door", "admin"),
 	})
-	st.listens = append(st.listens, httpListen("admin", cfg.Listen, func(s *state) http.Handler { return s.admin }, nil, nil, nil))
+	st.listens = append(st.listens, httpListen("admin", cfg.Listen, func(s *state) http.Handler { return s.admin }, nil, nil))
 	return nil
 }
 

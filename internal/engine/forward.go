@@ -17,6 +17,7 @@ import (
 	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/cache"
 	"github.com/portcullis/portcullis/internal/config/field"
+	"github.com/portcullis/portcullis/internal/h1"
 	"github.com/portcullis/portcullis/internal/pool"
 	"github.com/portcullis/portcullis/internal/resolver"
 	"github.com/portcullis/portcullis/rules"
@@ -76,26 +77,11 @@ func (e *Engine) buildForward(st *state) error {
 			return e.shared.currentResolver.Load().LookupNetIP(ctx, host)
 		},
 		IsSelf: e.shared.self.Contains,
-
-		// rt sends a request whose verdict names no cache policy straight
-		// through the shared transport, as the forward lane does.
-		DirectTransport: true,
 	})
 	if err != nil {
 		return err
 	}
 	st.forward = p
-	// Plain listeners serve simple GET and HEAD requests on the lane, with the
-	// current policy's door.
-	lane := func(srv *http.Server) laneServer {
-		return forward.NewLane(srv, func() *forward.Proxy {
-			if s := e.cur.Load(); s != nil {
-				p, _ := s.forward.(*forward.Proxy)
-				return p
-			}
-			return nil
-		}, e.log.With("door", "forward"))
-	}
 	maxConns := full.MaxConns
 	switch maxConns {
 	case 0: // each connection holds its client and (at least) one upstream descriptor
@@ -108,13 +94,12 @@ func (e *Engine) buildForward(st *state) error {
 	}
 	for _, addr := range full.Listen {
 		st.listens = append(st.listens, httpListen("forward", addr, func(s *state) http.Handler { return s.forward }, limit,
-			func(srv *http.Server) { srv.ReadHeaderTimeout = full.ReadHeaderTimeout }, lane))
+			func(srv *h1.Server) { srv.ReadHeaderTimeout = full.ReadHeaderTimeout }))
 	}
 	// Intercept listeners: connections a firewall redirected here, served by
-	// the same door (it reads their original destination from the context),
-	// on net/http only (the lane serves proxy requests).
+	// the same door (it reads their original destination from the context).
 	pick := func(s *state) http.Handler { return s.forward }
-	interceptTune := func(srv *http.Server) {
+	interceptTune := func(srv *h1.Server) {
 		srv.ReadHeaderTimeout = full.ReadHeaderTimeout
 		srv.ConnContext = forward.InterceptConnContext
 	}
@@ -128,7 +113,7 @@ func (e *Engine) buildForward(st *state) error {
 			wrap := func(ln net.Listener) net.Listener {
 				return forward.InterceptListener(limit(ln), spec.tls, full.SNIPeekTimeout, logger)
 			}
-			st.listens = append(st.listens, httpListen(spec.kind, addr, pick, wrap, interceptTune, nil))
+			st.listens = append(st.listens, httpListen(spec.kind, addr, pick, wrap, interceptTune))
 		}
 	}
 	return nil

@@ -19,7 +19,7 @@ import (
 // TestEveryListenerRefusesCLTE: on the forward, reverse (plain and TLS) and
 // admin listeners, a request with both Content-Length and Transfer-Encoding,
 // alone or pipelined behind one served normally, gets 400 and a closed
-// connection (internal/httpguard), and the origin never sees it.
+// connection (internal/h1's parser), and the origin never sees it.
 func TestEveryListenerRefusesCLTE(t *testing.T) {
 	o := newOrigin(t, "o", nil)
 	state := t.TempDir()

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"maps"
 	"net"
 	"net/http"
@@ -12,7 +11,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/accept"
-	"github.com/portcullis/portcullis/internal/httpguard"
+	"github.com/portcullis/portcullis/internal/h1"
 )
 
 // listenKey identifies a listener across reloads: the same kind on the same
@@ -115,17 +114,10 @@ func (e *Engine) adoptListeners(st *state, fresh []*listener) {
 	}
 }
 
-// laneServer is a door's fast lane in front of net/http (reverse.Lane,
-// forward.Lane): it serves a plain listener and hands connections to the server.
-type laneServer interface {
-	Serve(net.Listener) error
-	Shutdown(context.Context) error
-}
-
 // httpListen returns a spec that serves HTTP on addr with the handler the current
-// state picks (so every request uses the policy current when it arrived). With
-// lane, a plain listener is served by the Lane it returns for the server.
-func httpListen(kind, addr string, pick func(*state) http.Handler, wrap func(net.Listener) net.Listener, tune func(*http.Server), lane func(*http.Server) laneServer) listenSpec {
+// state picks (so every request uses the policy current when it arrived), on the
+// HTTP/1.1 engine (internal/h1); tune sets the door's timeouts, TLS and HTTP/2.
+func httpListen(kind, addr string, pick func(*state) http.Handler, wrap func(net.Listener) net.Listener, tune func(*h1.Server)) listenSpec {
 	return listenSpec{key: listenKey{kind, addr}, start: func(e *Engine) (*listener, error) {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -136,7 +128,7 @@ func httpListen(kind, addr string, pick func(*state) http.Handler, wrap func(net
 		if wrap != nil {
 			ln = wrap(ln)
 		}
-		srv := &http.Server{
+		srv := &h1.Server{
 			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				h := pick(e.cur.Load())
 				if h == nil {
@@ -148,35 +140,20 @@ func httpListen(kind, addr string, pick func(*state) http.Handler, wrap func(net
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			MaxHeaderBytes:    64 << 10,
-			ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelDebug),
+			Log:               e.log.With("listener", kind),
 		}
 		if tune != nil {
 			tune(srv)
 		}
-		var fast laneServer
-		if lane != nil && srv.TLSConfig == nil {
-			fast = lane(srv)
-		}
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			var err error
-			switch {
-			case srv.TLSConfig != nil:
-				err = httpguard.ServeTLS(srv, ln, e.log) // CL+TE and the like: 400 and close
-			case fast != nil:
-				err = fast.Serve(ln)
-			default:
-				err = srv.Serve(httpguard.NewListener(ln, e.log))
-			}
-			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				e.log.Error("listener stopped", "kind", kind, "addr", addr, "error", err)
 			}
 		}()
 		return &listener{key: listenKey{kind, addr}, addr: ln.Addr(), shutdown: func(ctx context.Context) {
-			if fast != nil {
-				fast.Shutdown(ctx) // closes ln and shuts srv down
-			} else if err := srv.Shutdown(ctx); err != nil {
+			if err := srv.Shutdown(ctx); err != nil {
 				srv.Close()
 			}
 			<-done

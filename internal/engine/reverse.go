@@ -2,6 +2,7 @@ package engine
 
 import (
 	"crypto/tls"
+	"fmt"
 	"github.com/portcullis/portcullis/filter"
 	"github.com/portcullis/portcullis/rules"
 	"net"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/cache"
+	"github.com/portcullis/portcullis/internal/certs"
+	"github.com/portcullis/portcullis/internal/h1"
 	"github.com/portcullis/portcullis/reverse"
 )
 
@@ -50,26 +53,29 @@ func (e *Engine) buildReverse(st *state) error {
 			}
 		}
 	} else if len(cfg.TLSListen) > 0 {
-		tc, err := reverse.ServerTLSConfig(&cfg, defaultStateDir())
+		opts := reverse.CertOptions(&cfg, defaultStateDir())
+		opts.Leaves, opts.Logger = st.leaves, e.log.With("door", "reverse")
+		src, err := certs.New(cfg.TLS, opts)
 		if err != nil {
-			return err
+			return fmt.Errorf("reverse.tls: %w", err)
 		}
-		st.reverseTLS = tc
-		if cfg.TLS.Mode == "internal" {
-			e.log.Info("reverse TLS: certificates issued by the local CA; trust it to avoid warnings", "ca_cert", reverse.CACertPath(&cfg, defaultStateDir()))
+		st.reverseTLS = src.TLSConfig(reverse.NextProtos(&cfg)...)
+		if p := src.CACertPath(); p != "" {
+			e.log.Info("reverse TLS: certificates issued by the local CA; trust it to avoid warnings", "ca_cert", p)
 		}
 	}
 	limit := func(ln net.Listener) net.Listener {
 		return accept.LimitShared(ln, cfg.Limits.MaxConns, cfg.Limits.MaxConnsPerClient, "reverse", e.shared.connCounts)
 	}
-	tune := func(tlsOn bool) func(*http.Server) {
-		return func(srv *http.Server) {
-			model := reverse.NewServer(nil, &cfg, e.log)
-			srv.ReadHeaderTimeout = model.ReadHeaderTimeout
-			srv.IdleTimeout = model.IdleTimeout
-			srv.MaxHeaderBytes = model.MaxHeaderBytes
-			srv.Protocols = model.Protocols
-			srv.DisableGeneralOptionsHandler = model.DisableGeneralOptionsHandler
+	pick := func(s *state) http.Handler {
+		if s.reverse == nil {
+			return nil // not a typed nil: httpListen answers 503
+		}
+		return s.reverse
+	}
+	tune := func(tlsOn bool) func(*h1.Server) {
+		return func(srv *h1.Server) {
+			reverse.ConfigureServer(srv, &cfg, tlsOn)
 			if tlsOn {
 				// The certificate set follows reloads: each handshake asks the current state.
 				srv.TLSConfig = &tls.Config{
@@ -85,27 +91,11 @@ func (e *Engine) buildReverse(st *state) error {
 			}
 		}
 	}
-	pick := func(s *state) http.Handler {
-		if s.reverse == nil {
-			return nil // not a typed nil: httpListen answers 503
-		}
-		return s.reverse
-	}
-	// Plain listeners answer fresh hits on the fast lane, with the current policy's door.
-	lane := func(srv *http.Server) laneServer {
-		current := func() *reverse.Handler {
-			if s := e.cur.Load(); s != nil {
-				return s.reverse
-			}
-			return nil
-		}
-		return reverse.NewLane(srv, current, e.log.With("door", "reverse"))
-	}
 	for _, addr := range cfg.Listen {
-		st.listens = append(st.listens, httpListen("reverse", addr, pick, limit, tune(false), lane))
+		st.listens = append(st.listens, httpListen("reverse", addr, pick, limit, tune(false)))
 	}
 	for _, addr := range cfg.TLSListen {
-		st.listens = append(st.listens, httpListen("reverse-tls", addr, pick, limit, tune(true), nil))
+		st.listens = append(st.listens, httpListen("reverse-tls", addr, pick, limit, tune(true)))
 	}
 	return nil
 }

@@ -21,6 +21,8 @@ import (
 	"github.com/portcullis/portcullis/forward"
 	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/certs"
+	"github.com/portcullis/portcullis/internal/tunnel"
 )
 
 // shared holds what outlives a policy version: long-lived connections and their
@@ -29,7 +31,7 @@ type shared struct {
 	e     *Engine
 	lists *listCache
 
-	tunnels   *forward.Tunnels
+	tunnels   *tunnel.Set
 	loopToken string
 	obs       *observability
 
@@ -52,8 +54,7 @@ type shared struct {
 
 	accepts accept.Watch // listeners that cannot accept now (EMFILE…), for /readyz
 
-	leaves     *forward.Leaves // guarded by mu
-	leavesKey  string
+	leaves     *certs.Leaves // guarded by mu
 	leavesSize int
 
 	authLim      *auth.Limiter // guarded by mu: failed sign-ins, kept across reloads
@@ -78,7 +79,7 @@ type transportHolder struct {
 func newShared(e *Engine) *shared {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
-	s := &shared{e: e, lists: newListCache(), tunnels: forward.NewTunnels(), loopToken: hex.EncodeToString(b[:]),
+	s := &shared{e: e, lists: newListCache(), tunnels: tunnel.NewSet(), loopToken: hex.EncodeToString(b[:]),
 		pools: map[string]*livePool{}, limiter: reverse.NewRateLimiter(0)}
 	s.obs = newObservability(e)
 	s.obs.metrics.RegisterLists(func() []admin.ListStatus { return e.snapshot().Lists })

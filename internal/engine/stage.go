@@ -1,10 +1,10 @@
 package engine
 
 import (
-	"github.com/portcullis/portcullis/forward"
 	"github.com/portcullis/portcullis/forward/auth"
 	"github.com/portcullis/portcullis/internal/admin"
 	"github.com/portcullis/portcullis/internal/cache"
+	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/internal/dnsserver"
 	"github.com/portcullis/portcullis/internal/pool"
 	"github.com/portcullis/portcullis/internal/resolver"
@@ -43,8 +43,7 @@ type staged struct {
 	clusterSet bool         // the cluster settings changed: cluster (nil: none) replaces the live one
 	cluster    *liveCluster // prepared, not started
 
-	leaves     *forward.Leaves // a new leaf-certificate cache
-	leavesKey  string
+	leaves     *certs.Leaves // a new leaf-certificate cache
 	leavesSize int
 }
 
@@ -80,7 +79,7 @@ func (g *staged) commit() (release func()) {
 		s.authLim, s.authLimCfg, s.authAttempts = g.authLim, g.authLimCfg, g.authAttempts
 	}
 	if g.leaves != nil {
-		s.leaves, s.leavesKey, s.leavesSize = g.leaves, g.leavesKey, g.leavesSize
+		s.leaves, s.leavesSize = g.leaves, g.leavesSize
 	}
 	s.mu.Unlock()
 

@@ -3,9 +3,9 @@ package engine
 import (
 	"crypto/tls"
 	"github.com/portcullis/portcullis/anonymize"
-	"github.com/portcullis/portcullis/forward"
 	"github.com/portcullis/portcullis/forward/auth"
 	"github.com/portcullis/portcullis/internal/cache"
+	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/internal/cluster"
 	"github.com/portcullis/portcullis/internal/pool"
 	"github.com/portcullis/portcullis/internal/resolver"
@@ -35,8 +35,8 @@ type state struct {
 	forward    http.Handler
 	reverse    *reverse.Handler
 	reverseTLS *tls.Config
-	ca         *forward.CA     // the inspection CA, nil when nothing is inspected
-	leaves     *forward.Leaves // its leaf cache, shared across reloads
+	ca         *certs.CA     // the inspection CA, nil when nothing is inspected
+	leaves     *certs.Leaves // its leaf cache, shared across reloads
 	admin      http.Handler
 	auth       auth.Verifier    // forward sign-in; nil without one
 	authExempt *auth.Exemptions // forward.auth.exempt

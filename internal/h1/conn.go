@@ -1,0 +1,653 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Connection states, for Shutdown.
+const (
+	stateActive int32 = iota // reading a head or serving a request
+	stateIdle                // waiting for a request's first byte
+	stateClosed              // closed by Shutdown while idle
+	stateH2                  // served by Server.H2
+)
+
+// aLongTimeAgo is a deadline in the past: it ends a read at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// conn is one client connection.
+type conn struct {
+	s      *Server
+	rwc    net.Conn
+	raw    syscall.RawConn // the socket, for waits without a buffer; nil if rwc is not a bare TCP socket
+	tls    *tls.ConnectionState
+	remote string
+	ctx    context.Context
+	cancel context.CancelFunc // of ctx: an H2 connection's shutdown
+	state  atomic.Int32
+
+	cr connReader
+	br *bufio.Reader // nil while idle
+	wb *wbuf         // nil while idle
+
+	peekBuf   [1]byte
+	peekErr   error
+	peekFn    func(fd uintptr) bool
+	probeFn   func(fd uintptr) bool
+	ready     bool
+	hijacked  bool
+	forgotten bool // hijacked: Shutdown no longer waits for it
+}
+
+func (s *Server) newConn(rwc net.Conn) *conn {
+	c := &conn{s: s, rwc: rwc}
+	c.cr.c = c
+	return c
+}
+
+// shutdown closes c if it is idle (its goroutine sees it and ends); an
+// active connection closes after its response. Called with s.mu held.
+func (c *conn) shutdown() {
+	switch {
+	case c.state.CompareAndSwap(stateIdle, stateClosed):
+		c.rwc.Close()
+	case c.state.Load() == stateH2 && c.cancel != nil:
+		c.cancel()
+	}
+}
+
+// serve runs the connection until it closes or is hijacked.
+func (c *conn) serve() {
+	s := c.s
+	c.remote = c.rwc.RemoteAddr().String()
+	ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, c.rwc.LocalAddr())
+	if s.ConnContext != nil {
+		ctx = s.ConnContext(ctx, c.rwc)
+	}
+	c.ctx, c.cancel = context.WithCancel(ctx)
+	deadline := time.Time{}
+	if d := s.ReadHeaderTimeout; d > 0 {
+		deadline = time.Now().Add(d)
+	}
+	if s.TLSConfig != nil {
+		if !c.handshake(deadline) {
+			c.end(nil)
+			return
+		}
+	} else {
+		c.raw = rawConn(c.rwc)
+	}
+	c.run(deadline)
+}
+
+// end closes the connection (unless hijacked) and stops tracking it; v is
+// what a panic left (nil: none).
+func (c *conn) end(v any) {
+	s := c.s
+	if v != nil && v != http.ErrAbortHandler {
+		s.logger().Error("h1: panic serving a connection", "remote", c.remote, "panic", v, "stack", string(debug.Stack()))
+	}
+	if !c.hijacked {
+		c.rwc.Close()
+	}
+	c.cancel()
+	c.release()
+	if c.forgotten {
+		s.handlerDone(c)
+	} else {
+		s.forget(c, false)
+	}
+}
+
+// run serves requests from the next one, whose head is to arrive before
+// deadline (zero: no bound), until the connection ends. When a connection
+// has to wait for its next request, run hands it to a fresh goroutine and
+// returns: the stack a request grew is freed, and an idle connection holds
+// a goroutine with a small stack and no buffer.
+func (c *conn) run(deadline time.Time) {
+	s := c.s
+	moved := false
+	defer func() {
+		if !moved {
+			c.end(recover())
+		}
+	}()
+	for {
+		if c.br == nil || c.br.Buffered() == 0 {
+			if !c.flush() {
+				return
+			}
+			c.release()
+			if !c.waitIdle(deadline) {
+				return
+			}
+			c.br = s.getReader(&c.cr)
+		}
+		start := time.Now()
+		if d := s.ReadHeaderTimeout; d > 0 {
+			c.rwc.SetReadDeadline(start.Add(d))
+		} else if d := s.ReadTimeout; d > 0 {
+			c.rwc.SetReadDeadline(start.Add(d))
+		}
+		st, err := c.readRequest()
+		if err != nil {
+			var e *Error
+			if errors.As(err, &e) {
+				c.refuse(e)
+			}
+			return
+		}
+		if d := s.ReadTimeout; d > 0 {
+			c.rwc.SetReadDeadline(start.Add(d))
+		} else {
+			c.rwc.SetReadDeadline(time.Time{})
+		}
+		if d := s.WriteTimeout; d > 0 {
+			c.rwc.SetWriteDeadline(time.Now().Add(d))
+		}
+		if !c.serveRequest(st) {
+			return
+		}
+		deadline = time.Time{}
+		if d := s.idleTimeout(); d > 0 {
+			deadline = time.Now().Add(d)
+		}
+		if c.raw != nil && c.br.Buffered() == 0 && !c.cr.hasByte && !c.readableNow() {
+			if !c.flush() {
+				return
+			}
+			c.release()
+			moved = true
+			go c.run(deadline)
+			return
+		}
+	}
+}
+
+// readableNow reports, without waiting, whether the socket has a byte (or
+// the end of the stream) to read.
+func (c *conn) readableNow() bool {
+	if c.probeFn == nil {
+		c.probeFn = func(fd uintptr) bool {
+			c.ready = c.peek(fd)
+			return true
+		}
+	}
+	c.ready = false
+	if err := c.raw.Read(c.probeFn); err != nil {
+		return true // let the next read report it
+	}
+	return c.ready
+}
+
+// handshake runs the TLS handshake within deadline and hands an "h2"
+// connection to Server.H2. It reports whether c goes on as HTTP/1.1.
+func (c *conn) handshake(deadline time.Time) bool {
+	s := c.s
+	tc := tls.Server(c.rwc, s.TLSConfig)
+	ctx := context.Background()
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return false
+	}
+	st := tc.ConnectionState()
+	c.rwc, c.tls = tc, &st
+	if st.NegotiatedProtocol == "h2" {
+		if s.H2 == nil {
+			return false
+		}
+		c.state.Store(stateH2)
+		if s.closing.Load() {
+			return false
+		}
+		tc.SetDeadline(time.Time{})
+		s.H2(c.ctx, tc)
+		return false
+	}
+	return true
+}
+
+// waitIdle waits, holding no buffer, until c is readable or deadline
+// passes. It reports false when c is to close: a deadline, an error, the
+// end of the stream, or a shutdown.
+func (c *conn) waitIdle(deadline time.Time) bool {
+	if c.cr.err != nil {
+		return false
+	}
+	if c.cr.hasByte {
+		return true
+	}
+	c.rwc.SetReadDeadline(deadline)
+	c.state.Store(stateIdle)
+	if c.s.closing.Load() {
+		c.state.Store(stateClosed)
+		return false
+	}
+	ok := c.waitReadable()
+	return c.state.CompareAndSwap(stateIdle, stateActive) && ok
+}
+
+// waitReadable waits until a byte can be read from c: on the socket's
+// readiness when c is a bare TCP socket, else by reading one byte.
+func (c *conn) waitReadable() bool {
+	if c.raw != nil {
+		if c.peekFn == nil {
+			c.peekFn = c.peek
+		}
+		c.peekErr = nil
+		if err := c.raw.Read(c.peekFn); err != nil {
+			return false
+		}
+		return c.peekErr == nil
+	}
+	n, err := c.rwc.Read(c.cr.byte[:])
+	if n == 1 {
+		c.cr.hasByte = true
+		return true
+	}
+	c.cr.err = err
+	return false
+}
+
+// readRequest reads and parses the next request head.
+func (c *conn) readRequest() (*stream, error) {
+	s := c.s
+	hs, err := readHead(c.br, s.maxHeaderBytes()+4096)
+	if err != nil {
+		return nil, err
+	}
+	st := &stream{c: c}
+	var tmpl http.Request // parsed here, copied by WithContext
+	h, perr := parseHead(hs, &tmpl, &st.url, st.vals[:], &st.te)
+	if perr != nil {
+		return nil, perr
+	}
+	st.h = h
+	r := &tmpl
+	r.RemoteAddr = c.remote
+	r.TLS = c.tls
+	if h.contentLength != 0 {
+		st.body = body{s: st, br: c.br, left: h.contentLength, chunked: h.chunked, limit: s.maxHeaderBytes()}
+		if h.chunked {
+			st.body.left = 0
+		}
+		r.Body = &st.body
+	} else {
+		r.Body = http.NoBody
+		st.body.eof = true
+	}
+	ctx, cancel := context.WithCancel(c.ctx)
+	st.cancel = cancel
+	st.req = r.WithContext(ctx)
+	return st, nil
+}
+
+// readHead reads a request head from br, through its empty line, and
+// returns it as one string. Empty lines before it are skipped (RFC 9112
+// §2.2). A head longer than limit is an *Error (431, or 414 when its
+// request line alone is).
+func readHead(br *bufio.Reader, limit int) (string, error) {
+	for {
+		b, err := br.Peek(1)
+		if err != nil {
+			return "", err
+		}
+		if b[0] == '\n' {
+			br.Discard(1)
+			continue
+		}
+		if b[0] == '\r' {
+			b, err = br.Peek(2)
+			if err == nil && b[1] == '\n' {
+				br.Discard(2)
+				continue
+			}
+		}
+		break
+	}
+	from := 0
+	for {
+		buf, _ := br.Peek(br.Buffered())
+		end, next := headEnd(buf, from)
+		if end > 0 {
+			if end > limit {
+				return "", tooLarge(buf)
+			}
+			s := string(buf[:end])
+			br.Discard(end)
+			return s, nil
+		}
+		if len(buf) > limit {
+			return "", tooLarge(buf)
+		}
+		if len(buf) == br.Size() {
+			return readLongHead(br, limit)
+		}
+		from = next
+		if _, err := br.Peek(len(buf) + 1); err != nil && len(buf) == br.Buffered() {
+			return "", err
+		}
+	}
+}
+
+// readLongHead reads a head that does not fit in br's buffer, line by line.
+func readLongHead(br *bufio.Reader, limit int) (string, error) {
+	var hb []byte
+	lineStart := 0
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(hb)+len(line) > limit {
+			return "", tooLarge(hb)
+		}
+		hb = append(hb, line...)
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		l := hb[lineStart:]
+		if lineStart > 0 && (len(l) == 1 || len(l) == 2 && l[0] == '\r') {
+			return string(hb), nil
+		}
+		lineStart = len(hb)
+	}
+}
+
+func tooLarge(b []byte) *Error {
+	for _, c := range b {
+		if c == '\n' {
+			return errTooLarge
+		}
+	}
+	return errURITooBig
+}
+
+// refuse answers a refused head and closes, letting the client read the
+// answer before the close (a reset would lose it).
+func (c *conn) refuse(e *Error) {
+	c.s.logger().Info("h1: refused a request", "remote", c.remote, "status", e.Status, "reason", e.Reason)
+	body := e.Error()
+	msg := "HTTP/1.1 " + statusLine(e.Status) + "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: " +
+		itoa(len(body)) + "\r\n\r\n" + body
+	c.rwc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if c.flush() {
+		io.WriteString(c.rwc, msg)
+	}
+	c.lingerClose()
+}
+
+// lingerClose ends the writing side and reads what the client still sends
+// for a moment, so that the last response is not lost to a reset.
+func (c *conn) lingerClose() {
+	if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		c.rwc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		io.CopyN(io.Discard, c.rwc, maxDrain)
+	}
+}
+
+// flush writes the buffered responses; false when the connection failed.
+func (c *conn) flush() bool {
+	if c.wb == nil || c.wb.bw.Buffered() == 0 {
+		return true
+	}
+	return c.wb.bw.Flush() == nil
+}
+
+// release gives the buffers back while c is idle or done.
+func (c *conn) release() {
+	if c.hijacked {
+		return
+	}
+	if c.br != nil && c.br.Buffered() == 0 {
+		c.s.putReader(c.br)
+		c.br = nil
+	}
+	if c.wb != nil {
+		c.s.putWriter(c.wb)
+		c.wb = nil
+	}
+}
+
+func (c *conn) writer() *bufio.Writer {
+	if c.wb == nil {
+		c.wb = c.s.getWriter(c.rwc)
+	}
+	return c.wb.bw
+}
+
+// serveRequest runs the handler for st and ends the request. It reports
+// whether the connection reads another request.
+func (c *conn) serveRequest(st *stream) bool {
+	w := &st.w
+	w.init(st)
+	if st.body.eof {
+		c.cr.startBackground(st.cancel)
+	}
+	if !c.runHandler(w, st.req) {
+		return false
+	}
+	if c.hijacked {
+		return false
+	}
+	drained := st.body.finish(!st.h.expect || st.continueSent(), func() {
+		c.rwc.SetReadDeadline(time.Now().Add(c.drainTimeout()))
+	})
+	if !drained {
+		w.closeAfter = true
+	}
+	w.finish()
+	if c.cr.backgroundActive() {
+		// Nothing pipelined is waiting: the response goes now, before the
+		// read is ended (whatever the handler left may delay that).
+		c.flush()
+		c.cr.abortBackground()
+	}
+	st.cancel()
+	if !drained || w.closeAfter || c.cr.err != nil {
+		c.flush()
+		if !drained {
+			c.lingerClose()
+		}
+		return false
+	}
+	if c.s.closing.Load() || c.br.Buffered() == 0 || (c.wb != nil && c.wb.bw.Buffered() > bufSize/2) {
+		return c.flush() && !c.s.closing.Load()
+	}
+	return true
+}
+
+// drainTimeout bounds the reading of a body the handler left.
+func (c *conn) drainTimeout() time.Duration {
+	if d := c.s.ReadHeaderTimeout; d > 0 {
+		return d
+	}
+	return 10 * time.Second
+}
+
+// runHandler calls the handler; false when it panicked (the connection
+// closes: its response may be cut).
+func (c *conn) runHandler(w *response, r *http.Request) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.cr.abortBackground()
+			r.Body.Close()
+			if v != http.ErrAbortHandler {
+				c.s.logger().Error("h1: handler panic", "remote", c.remote, "url", r.URL.String(), "panic", v, "stack", string(debug.Stack()))
+			}
+			if w.st.cancel != nil {
+				w.st.cancel()
+			}
+			ok = false
+		}
+	}()
+	c.s.Handler.ServeHTTP(w, r)
+	return true
+}
+
+// hijack hands the connection over.
+func (c *conn) hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c.cr.abortBackground()
+	if !c.flush() {
+		return nil, nil, errors.New("h1: connection failed")
+	}
+	if c.wb != nil {
+		c.s.putWriter(c.wb)
+		c.wb = nil
+	}
+	c.hijacked = true
+	c.rwc.SetDeadline(time.Time{})
+	c.forgotten = true
+	c.s.forget(c, true)
+	return c.rwc, bufio.NewReadWriter(c.br, bufio.NewWriter(c.rwc)), nil
+}
+
+// connReader is what a connection's bufio.Reader reads: the byte a wait or
+// a background read took, then the connection. A background read runs
+// while a handler runs with its body read, to see the client go away.
+type connReader struct {
+	c       *conn
+	byte    [1]byte
+	hasByte bool
+	err     error // the connection failed or ended (seen by a background read)
+
+	bgMu     sync.Mutex
+	bgDone   chan struct{} // closed when the background read returns; nil: none runs
+	aborting atomic.Bool
+}
+
+// Read implements io.Reader.
+func (r *connReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if r.hasByte {
+		p[0] = r.byte[0]
+		r.hasByte = false
+		return 1, nil
+	}
+	if r.err != nil {
+		return 0, r.err
+	}
+	return r.c.rwc.Read(p)
+}
+
+// startBackground reads one byte in the background while the handler runs:
+// an error or the end of the stream cancels the request (the client went
+// away). No-op when bytes of a next request are already read or the stream
+// failed.
+func (r *connReader) startBackground(cancel context.CancelFunc) {
+	r.bgMu.Lock()
+	defer r.bgMu.Unlock()
+	c := r.c
+	if r.bgDone != nil || r.hasByte || r.err != nil || c.hijacked || (c.br != nil && c.br.Buffered() > 0) {
+		return
+	}
+	done := make(chan struct{})
+	r.bgDone = done
+	go func() {
+		defer close(done)
+		n, err := c.rwc.Read(r.byte[:])
+		if n == 1 {
+			r.hasByte = true
+			return
+		}
+		if err != nil && r.aborting.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+			return
+		}
+		if err == nil {
+			err = io.EOF
+		}
+		r.err = err
+		cancel()
+	}()
+}
+
+// backgroundActive reports whether a background read runs.
+func (r *connReader) backgroundActive() bool {
+	r.bgMu.Lock()
+	defer r.bgMu.Unlock()
+	return r.bgDone != nil
+}
+
+// abortBackground ends a background read and waits for it. The deadline in
+// the past is set again until the read returns: a goroutine the handler
+// left (a transport still reading the body) may move the deadline.
+func (r *connReader) abortBackground() {
+	r.bgMu.Lock()
+	defer r.bgMu.Unlock()
+	if r.bgDone == nil {
+		return
+	}
+	r.aborting.Store(true)
+	for {
+		r.c.rwc.SetReadDeadline(aLongTimeAgo)
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-r.bgDone:
+			t.Stop()
+		case <-t.C:
+			continue
+		}
+		break
+	}
+	r.aborting.Store(false)
+	r.bgDone = nil
+	r.c.rwc.SetReadDeadline(time.Time{})
+}
+
+// stream is one request and its response: allocated together.
+type stream struct {
+	c      *conn
+	req    *http.Request
+	url    url.URL
+	h      head
+	body   body
+	w      response
+	cancel context.CancelFunc
+	vals   [12]string
+	te     [1]string
+}
+
+// bodyDone is called (body mu held) when the body was read to its end.
+func (st *stream) bodyDone() { st.c.cr.startBackground(st.cancel) }
+
+// sendContinue writes "100 Continue" before the first body read, when the
+// client waits for it and no response was written yet.
+func (st *stream) sendContinue() {
+	if !st.h.expect {
+		return
+	}
+	st.w.mu.Lock()
+	defer st.w.mu.Unlock()
+	if st.w.continueSent || st.w.wroteHeader {
+		return
+	}
+	st.w.continueSent = true
+	bw := st.c.writer()
+	bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+	bw.Flush()
+}
+
+func (st *stream) continueSent() bool {
+	st.w.mu.Lock()
+	defer st.w.mu.Unlock()
+	return st.w.continueSent
+}

@@ -1,0 +1,41 @@
+//go:build unix
+
+package h1
+
+import (
+	"io"
+	"net"
+	"syscall"
+
+	"github.com/portcullis/portcullis/internal/accept"
+)
+
+// rawConn returns the socket of c when c reads straight from a TCP socket
+// (as accepted, or under accept's connection limit), else nil.
+func rawConn(c net.Conn) syscall.RawConn {
+	tc, ok := accept.Bare(c).(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return raw
+}
+
+// peek is c.raw.Read's callback while c is idle: it asks, without waiting
+// or consuming, whether a byte (or the end of the stream) can be read, and
+// returns false to wait for the socket's readiness when not.
+func (c *conn) peek(fd uintptr) bool {
+	n, _, err := syscall.Recvfrom(int(fd), c.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	switch {
+	case err == syscall.EAGAIN || err == syscall.EINTR:
+		return false
+	case err != nil:
+		c.peekErr = err
+	case n == 0:
+		c.peekErr = io.EOF
+	}
+	return true
+}
