@@ -42,7 +42,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatalf("defaults %+v", d)
 	}
 	tr := NewTransport((&Config{MaxIdleConnsPerHost: 7}).TransportConfig())
-	if tr.Proxy != nil || !tr.DisableCompression || tr.MaxIdleConnsPerHost != 7 || tr.ResponseHeaderTimeout != DefaultResponseHeaderTimeout {
-		t.Fatalf("transport %+v", tr)
+	if tc := tr.Config(); tc.Proxy != nil || tc.MaxIdlePerHost != 7 || tc.ResponseHeaderTimeout != DefaultResponseHeaderTimeout || !tc.HTTP2 {
+		t.Fatalf("transport %+v", tc)
 	}
 }

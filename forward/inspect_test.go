@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/certs"
+	"github.com/portcullis/portcullis/internal/upstream"
 	"github.com/portcullis/portcullis/rules"
 )
 
@@ -33,7 +34,7 @@ type inspectEnv struct {
 	ca     *certs.CA
 	caPool *x509.CertPool
 	dial   DialFunc
-	tr     *http.Transport
+	tr     *upstream.Client
 }
 
 func newInspectEnv(t testing.TB, handler http.Handler) *inspectEnv {
@@ -280,8 +281,7 @@ func TestInspectToBlockShowsBlockPageOverTLS(t *testing.T) {
 
 func TestWebSocketThroughInspection(t *testing.T) {
 	env := newInspectEnv(t, wsEchoHandler(1000))
-	env.tr.ForceAttemptHTTP2 = false
-	env.tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
+	// The origin offers h2; the door's client speaks HTTP/1.1 for the upgrade.
 	tp := startProxy(t, env.proxyOpts(t, rules.EvaluatorFunc(inspectPolicy), nil))
 	resp, c, _ := tp.rawRequest(t, "CONNECT example.com:"+env.port+" HTTP/1.1\r\nHost: x\r\n\r\n")
 	if resp.StatusCode != 200 {
@@ -400,7 +400,7 @@ func TestInnerHostCannotLeaveTheTunnel(t *testing.T) {
 		mu.Unlock()
 		return env.dial(ctx, network, addr)
 	}
-	tc.TLSClientConfig = env.tr.TLSClientConfig
+	tc.TLSClientConfig = env.tr.Config().TLS
 	tr := NewTransport(tc)
 	t.Cleanup(tr.CloseIdleConnections)
 	opts.Transport = tr

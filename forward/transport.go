@@ -6,9 +6,10 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/upstream"
 )
 
 // DialFunc dials an origin; the resolver's guarded dialer has this shape.
@@ -27,12 +28,14 @@ type TransportConfig struct {
 	MaxIdleConns          int
 }
 
-// NewTransport returns the *http.Transport the forward door sends requests with:
-// timeouts on every phase, a large idle pool, no environment proxy (HTTP_PROXY is
-// ignored), no transparent compression (the client's own Accept-Encoding goes
-// through and bodies are relayed as the origin sent them), HTTP/2 to origins that
+// NewTransport returns the client the forward door sends requests with
+// (internal/upstream): kept connections per destination host:port dialed with
+// tc.Dial (the resolver's guarded dialer), shared by every client connection;
+// timeouts on every phase, no environment proxy (HTTP_PROXY is ignored), no
+// transparent compression (the client's own Accept-Encoding goes through and
+// bodies are relayed as the origin sent them), HTTP/2 to https origins that
 // offer it. Build it once and share it across reloads: it holds the idle pool.
-func NewTransport(tc TransportConfig) *http.Transport {
+func NewTransport(tc TransportConfig) *upstream.Client {
 	def := (&Config{}).TransportConfig()
 	if tc.DialTimeout <= 0 {
 		tc.DialTimeout = def.DialTimeout
@@ -52,22 +55,22 @@ func NewTransport(tc TransportConfig) *http.Transport {
 	if tc.MaxIdleConns <= 0 {
 		tc.MaxIdleConns = def.MaxIdleConns
 	}
-	return &http.Transport{
-		Proxy:                  nil,
-		DialContext:            timeoutDial(tc.Dial, tc.DialTimeout),
-		TLSClientConfig:        tc.TLSClientConfig,
-		TLSHandshakeTimeout:    tc.TLSHandshakeTimeout,
-		ResponseHeaderTimeout:  tc.ResponseHeaderTimeout,
-		IdleConnTimeout:        tc.IdleConnTimeout,
-		MaxIdleConns:           tc.MaxIdleConns,
-		MaxIdleConnsPerHost:    tc.MaxIdleConnsPerHost,
-		ExpectContinueTimeout:  time.Second,
-		DisableCompression:     true,
-		ForceAttemptHTTP2:      true,
-		MaxResponseHeaderBytes: 256 << 10,
-		WriteBufferSize:        32 << 10,
-		ReadBufferSize:         32 << 10,
+	var dial upstream.DialFunc
+	if tc.Dial != nil {
+		dial = upstream.DialFunc(tc.Dial)
 	}
+	return upstream.New(upstream.Config{
+		Dial:                  dial,
+		DialTimeout:           tc.DialTimeout,
+		TLS:                   tc.TLSClientConfig,
+		TLSHandshakeTimeout:   tc.TLSHandshakeTimeout,
+		ResponseHeaderTimeout: tc.ResponseHeaderTimeout,
+		IdleTimeout:           tc.IdleConnTimeout,
+		MaxIdle:               tc.MaxIdleConns,
+		MaxIdlePerHost:        tc.MaxIdleConnsPerHost,
+		MaxHeaderBytes:        256 << 10,
+		HTTP2:                 true,
+	})
 }
 
 // timeoutDial wraps dial (nil: a plain net.Dialer) so every dial is bounded by d.

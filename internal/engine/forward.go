@@ -187,6 +187,13 @@ type verdictTransport struct {
 }
 
 func (t *verdictTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Close {
+		// The client's Connection: close is about its own connection (hop by
+		// hop): the upstream connection stays in the shared pool.
+		c := *r
+		c.Close = false
+		r = &c
+	}
 	if v, ok := rules.VerdictFrom(r.Context()); ok && v.Pool != "" {
 		if p := t.st.pools[v.Pool]; p != nil && p.Parent() {
 			if err := t.st.guardLiteral(r.URL.Hostname(), r.URL.Port(), r.URL.Scheme); err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/portcullis/portcullis/internal/cache"
 	"github.com/portcullis/portcullis/internal/dnsserver"
 	"github.com/portcullis/portcullis/internal/resolver"
+	"github.com/portcullis/portcullis/internal/upstream"
 	"github.com/portcullis/portcullis/reverse"
 	"net/http"
 	"reflect"
@@ -74,7 +75,7 @@ type shared struct {
 
 type transportHolder struct {
 	cfg forward.TransportConfig // Dial left nil: the dialer is the engine's own
-	rt  *http.Transport
+	rt  *upstream.Client
 }
 
 func newShared(e *Engine) *shared {
@@ -92,7 +93,7 @@ func newShared(e *Engine) *shared {
 // forwardTransport returns the upstream transport for forward mode: the live one
 // while its settings stay the same, else a new one, prepared in g (made current,
 // and the old one's idle connections closed, when g is committed).
-func (s *shared) forwardTransport(tc forward.TransportConfig, g *staged) *http.Transport {
+func (s *shared) forwardTransport(tc forward.TransportConfig, g *staged) *upstream.Client {
 	s.mu.Lock()
 	live := s.fwdTransport
 	s.mu.Unlock()

@@ -1,6 +1,6 @@
 // Package pool owns upstream pools: their members, the selection policies that
 // choose among them, active and passive health, retries within a budget, and the
-// per-member HTTP transports. The reverse door sends requests through
+// per-member HTTP clients (internal/upstream). The reverse door sends requests through
 // (*Pool).Transport, forward mode uses pools for parent proxies, and the DNS GSLB
 // responder reads member health from Members and Status.
 //
@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/config/field"
+	"github.com/portcullis/portcullis/internal/upstream"
 )
 
 // ErrNoHealthyMember is returned when every member is down or ejected. The
@@ -114,7 +115,7 @@ type Member struct {
 	Weight int
 
 	name string
-	rt   *http.Transport
+	rt   *upstream.Client
 	st   *memberState
 	now  func() time.Time
 }
@@ -408,17 +409,17 @@ func (p *Pool) commit(ns *state) {
 }
 
 // unshared returns the transports of a's members that no member of b uses.
-func unshared(a, b *state) []*http.Transport {
+func unshared(a, b *state) []*upstream.Client {
 	if a == nil {
 		return nil
 	}
-	used := map[*http.Transport]bool{}
+	used := map[*upstream.Client]bool{}
 	if b != nil {
 		for _, m := range b.members {
 			used[m.rt] = true
 		}
 	}
-	var out []*http.Transport
+	var out []*upstream.Client
 	for _, m := range a.members {
 		if !used[m.rt] {
 			used[m.rt] = true

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/upstream"
 )
 
 // DialError wraps a failure to connect to a member: nothing reached it, so a
@@ -28,37 +30,33 @@ func (e *DialError) Error() string { return "dial member: " + e.Err.Error() }
 // Unwrap returns the underlying error (a *net.OpError, a timeout…).
 func (e *DialError) Unwrap() error { return e.Err }
 
-// newTransport builds one member's transport: keep-alive with a bounded idle
-// pool, the configured timeouts, HTTP/2 to https members that offer it, no proxy
-// from the environment and no transparent compression (the client's
-// Accept-Encoding passes through unchanged). proxy, for a parent proxy member, is
-// the member itself (with its credentials): requests go to it in absolute form
-// with Proxy-Authorization, https ones through a CONNECT.
-func newTransport(cfg *Config, tc *tls.Config, proxy *url.URL) *http.Transport {
-	d := &net.Dialer{Timeout: cfg.Dial, KeepAlive: 30 * time.Second}
-	var proxyFn func(*http.Request) (*url.URL, error)
-	if proxy != nil {
-		proxyFn = http.ProxyURL(proxy)
-	}
-	return &http.Transport{
-		Proxy: proxyFn,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+// newTransport builds one member's client (internal/upstream): keep-alive with
+// a bounded idle pool, the configured timeouts, HTTP/2 (Go's transport) to https
+// members that offer it by ALPN, no proxy from the environment and no
+// transparent compression (the client's Accept-Encoding passes through
+// unchanged). proxy, for a parent proxy member, is the member itself (with its
+// credentials): requests go to it in absolute form with Proxy-Authorization,
+// https ones through a CONNECT. A failed dial is a *DialError.
+func newTransport(cfg *Config, tc *tls.Config, proxy *url.URL) *upstream.Client {
+	d := &net.Dialer{KeepAlive: 30 * time.Second}
+	return upstream.New(upstream.Config{
+		Proxy: proxy,
+		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := d.DialContext(ctx, network, addr)
 			if err != nil {
 				return nil, &DialError{Err: err}
 			}
 			return c, nil
 		},
-		TLSClientConfig:       clientTLSFor(tc),
+		DialTimeout:           cfg.Dial,
+		TLS:                   clientTLSFor(tc),
 		TLSHandshakeTimeout:   cfg.TLSHandshake,
 		ResponseHeaderTimeout: cfg.ResponseHeader,
-		IdleConnTimeout:       cfg.Idle,
-		MaxIdleConns:          cfg.MaxIdlePerMember,
-		MaxIdleConnsPerHost:   cfg.MaxIdlePerMember,
-		ExpectContinueTimeout: time.Second,
-		ForceAttemptHTTP2:     true,
-		DisableCompression:    true,
-	}
+		IdleTimeout:           cfg.Idle,
+		MaxIdle:               cfg.MaxIdlePerMember,
+		MaxIdlePerHost:        cfg.MaxIdlePerMember,
+		HTTP2:                 true,
+	})
 }
 
 // Transport returns the pool as an http.RoundTripper: each request goes to the

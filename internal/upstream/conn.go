@@ -1,0 +1,373 @@
+package upstream
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// pconn is one connection to a destination. While idle it holds no buffer.
+type pconn struct {
+	c      *Client
+	nc     net.Conn
+	key    destKey
+	tls    *tls.ConnectionState
+	br     *bufio.Reader // nil while idle
+	reused bool          // taken from the idle pool
+	epoch  int           // the pool's closeAll count when it was dialled
+	idleAt time.Time
+	all    links // in the pool's global idle list
+	dest   links // in its destination's idle list
+
+	h2 *http.ClientConn // set instead of everything else for an HTTP/2 destination
+}
+
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
+
+// attach gives pc a read buffer for an exchange.
+func (pc *pconn) attach() {
+	pc.br = readers.Get().(*bufio.Reader)
+	pc.br.Reset(pc.nc)
+}
+
+// release keeps pc for the next request when it can be (nothing left unread),
+// else closes it.
+func (pc *pconn) release(reuse bool) {
+	br := pc.br
+	pc.br = nil
+	if br != nil {
+		if br.Buffered() > 0 {
+			reuse = false // the server sent more than the response
+		}
+		br.Reset(nil)
+		readers.Put(br)
+	}
+	if !reuse {
+		pc.nc.Close()
+		return
+	}
+	pc.reused = false
+	pc.c.idle.put(pc)
+}
+
+// exchange is one request on a connection, from writing to the end of the
+// response body.
+type exchange struct {
+	pc   *pconn
+	req  *http.Request
+	host string      // the Host sent
+	stop func() bool // stops the context's deadline; nil without a cancellable context
+	// noReuse is set when the connection must not carry another request.
+	noReuse bool
+}
+
+// roundTrip writes req on pc and reads the response head. The body, when there
+// is one, reads from pc and releases it at its end.
+func (pc *pconn) roundTrip(req *http.Request, host string) (*http.Response, error) {
+	ctx := req.Context()
+	x := &exchange{pc: pc, req: req, host: host}
+	if ctx.Done() != nil {
+		nc := pc.nc
+		x.stop = context.AfterFunc(ctx, func() { _ = nc.SetDeadline(longAgo) })
+	}
+	x.noReuse = req.Close || headerHasToken(req.Header["Connection"], "close")
+	resp, err := x.run(ctx)
+	if err != nil {
+		x.finish(false)
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, cerr
+		}
+		return nil, err
+	}
+	return resp, nil
+}
+
+// finish ends the exchange: the context's deadline stopped, the connection
+// kept (reuse, and the context did not fire) or closed.
+func (x *exchange) finish(reuse bool) {
+	if x.stop != nil && !x.stop() {
+		reuse = false // the context's deadline is on the connection
+	}
+	x.pc.release(reuse && !x.noReuse)
+}
+
+func (x *exchange) run(ctx context.Context) (*http.Response, error) {
+	pc, req := x.pc, x.req
+	bw := writers.Get().(*bufio.Writer)
+	bw.Reset(pc.nc)
+	defer func() { bw.Reset(nil); writers.Put(bw) }()
+	body, err := writeHead(bw, req, x.host, pc.key.proxy != "" && pc.key.scheme == "http", pc.c.proxyAuth)
+	if err != nil {
+		return nil, err
+	}
+	trace := httptrace.ContextClientTrace(ctx)
+	expect := body.present && headerHasToken(req.Header["Expect"], "100-continue")
+	if !body.present || expect || body.flushHead {
+		if err := bw.Flush(); err != nil {
+			return nil, x.writeFailed(err)
+		}
+	}
+	if trace != nil && trace.WroteHeaders != nil {
+		trace.WroteHeaders()
+	}
+	var h *head
+	if expect {
+		// Wait for the 100 (or a final answer, which means: no body) for a
+		// short while, then send the body anyway.
+		switch h, err = x.awaitContinue(ctx, trace); {
+		case err != nil:
+			return nil, err
+		case h != nil:
+			// Answered without asking for the body: it was not sent, so the
+			// connection's framing is unknown to the server's reader.
+			x.noReuse = true
+			body.close()
+		}
+	}
+	if h == nil && body.present {
+		if err := body.write(bw); err != nil {
+			var be *bodyError
+			if errors.As(err, &be) {
+				return nil, err
+			}
+			if resp, ok := x.earlyAnswer(ctx, trace); ok {
+				return resp, nil
+			}
+			return nil, x.writeFailed(err)
+		}
+		if err := bw.Flush(); err != nil {
+			if resp, ok := x.earlyAnswer(ctx, trace); ok {
+				return resp, nil
+			}
+			return nil, x.writeFailed(err)
+		}
+	}
+	if trace != nil && trace.WroteRequest != nil {
+		trace.WroteRequest(httptrace.WroteRequestInfo{})
+	}
+	if h == nil {
+		if h, err = x.readFinalHead(ctx, trace); err != nil {
+			return nil, err
+		}
+	}
+	// Clearing a read deadline may have undone the one the context's end
+	// set: look at the context after it.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return x.response(h)
+}
+
+// writeFailed classifies a failure to write the request: on a kept
+// connection, the server closed it while it was idle.
+func (x *exchange) writeFailed(err error) error {
+	if x.pc.reused && isConnGone(err) {
+		return &staleError{err}
+	}
+	return fmt.Errorf("upstream %s: writing the request: %w", x.pc.key.addrOrProxy(), err)
+}
+
+// earlyAnswer reads a response the server sent before taking the whole body
+// (a 413, a 401), after writing the body failed.
+func (x *exchange) earlyAnswer(ctx context.Context, trace *httptrace.ClientTrace) (*http.Response, bool) {
+	if ctx.Err() != nil {
+		return nil, false
+	}
+	x.noReuse = true
+	_ = x.pc.nc.SetReadDeadline(time.Now().Add(time.Second))
+	h, err := x.readFinalHead(ctx, trace)
+	_ = x.pc.nc.SetReadDeadline(time.Time{})
+	if err != nil || ctx.Err() != nil {
+		return nil, false
+	}
+	resp, err := x.response(h)
+	return resp, err == nil
+}
+
+// awaitContinue waits, after the head of a request with Expect: 100-continue,
+// for the 100 (nil, nil: send the body), a final answer (returned), or the
+// expect timeout (nil, nil).
+func (x *exchange) awaitContinue(ctx context.Context, trace *httptrace.ClientTrace) (*head, error) {
+	pc := x.pc
+	_ = pc.nc.SetReadDeadline(time.Now().Add(pc.c.cfg.ExpectContinueTimeout))
+	_, err := pc.br.Peek(1)
+	_ = pc.nc.SetReadDeadline(time.Time{})
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, nil // no word from the server: send the body
+		}
+		return nil, x.readFailed(err, true)
+	}
+	h, err := x.readHead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if h.status == http.StatusContinue {
+		if trace != nil && trace.Got100Continue != nil {
+			trace.Got100Continue()
+		}
+		if err := x.got1xx(h, trace); err != nil {
+			return nil, err
+		}
+		return nil, nil
+	}
+	if h.status >= 200 || h.status == http.StatusSwitchingProtocols {
+		return h, nil
+	}
+	if err := x.got1xx(h, trace); err != nil {
+		return nil, err
+	}
+	return x.awaitContinue(ctx, trace)
+}
+
+// maxInformational bounds the 1xx answers before a final one.
+const maxInformational = 16
+
+// readFinalHead reads heads until a final one (or a 101), passing 1xx answers
+// to the trace, within the response header timeout.
+func (x *exchange) readFinalHead(ctx context.Context, trace *httptrace.ClientTrace) (*head, error) {
+	pc := x.pc
+	if d := pc.c.cfg.ResponseHeaderTimeout; d > 0 {
+		_ = pc.nc.SetReadDeadline(time.Now().Add(d))
+		defer func() { _ = pc.nc.SetReadDeadline(time.Time{}) }()
+	}
+	for range maxInformational {
+		h, err := x.readHead(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if h.status >= 200 || h.status == http.StatusSwitchingProtocols {
+			return h, nil
+		}
+		if err := x.got1xx(h, trace); err != nil {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("upstream %s: more than %d informational (1xx) responses", pc.key.addrOrProxy(), maxInformational)
+}
+
+// got1xx passes an informational answer to the trace, as net/http does.
+func (x *exchange) got1xx(h *head, trace *httptrace.ClientTrace) error {
+	if trace != nil && trace.Got1xxResponse != nil {
+		return trace.Got1xxResponse(h.status, h.mime())
+	}
+	return nil
+}
+
+// readHead reads one response head, classifying failures.
+func (x *exchange) readHead(ctx context.Context) (*head, error) {
+	pc := x.pc
+	h, n, err := readHead(pc.br, pc.c.cfg.MaxHeaderBytes)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var pe *ProtocolError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("upstream %s: %w", pc.key.addrOrProxy(), err)
+		}
+		return nil, x.readFailed(err, n == 0)
+	}
+	return h, nil
+}
+
+// readFailed classifies a failure to read the response: nothing read on a kept
+// connection is a stale connection; a timeout is the response header timeout.
+func (x *exchange) readFailed(err error, nothingRead bool) error {
+	pc := x.pc
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return &timeoutError{fmt.Sprintf("upstream %s: timeout awaiting response headers (%s)", pc.key.addrOrProxy(), pc.c.cfg.ResponseHeaderTimeout)}
+	}
+	if nothingRead && pc.reused && isConnGone(err) {
+		return &staleError{err}
+	}
+	if errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("upstream %s: reading the response: %w", pc.key.addrOrProxy(), err)
+}
+
+// isConnGone reports whether err means the peer closed or reset the connection.
+func isConnGone(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
+}
+
+// response builds the *http.Response for h, with a body that reads from the
+// connection.
+func (x *exchange) response(h *head) (*http.Response, error) {
+	pc, req := x.pc, x.req
+	r := &respBody{x: x}
+	resp := &r.resp
+	resp.Status = h.statusText
+	resp.StatusCode = h.status
+	resp.Proto = h.proto
+	resp.ProtoMajor, resp.ProtoMinor = 1, h.minor
+	resp.Header = h.header
+	resp.Request = req
+	resp.TLS = pc.tls
+	resp.ContentLength = -1
+	if h.status == http.StatusSwitchingProtocols {
+		resp.ContentLength = 0
+		if x.stop != nil {
+			x.stop()
+			x.stop = nil
+		}
+		_ = pc.nc.SetDeadline(time.Time{})
+		resp.Body = &switchedBody{pc: pc}
+		return resp, nil
+	}
+	closeAfter := h.close || x.noReuse
+	resp.Close = h.close
+	if req.Method == http.MethodHead || h.status == http.StatusNoContent || h.status == http.StatusNotModified {
+		switch {
+		case req.Method != http.MethodHead:
+			resp.ContentLength = 0
+		case h.hasLength:
+			resp.ContentLength = h.length
+		}
+		if h.chunked {
+			resp.TransferEncoding = []string{"chunked"}
+		}
+		resp.Body = http.NoBody
+		x.noReuse = closeAfter
+		x.finish(true)
+		return resp, nil
+	}
+	switch {
+	case h.chunked:
+		resp.TransferEncoding = []string{"chunked"}
+		resp.Trailer = h.trailer
+		r.mode = modeChunked
+	case h.hasLength:
+		resp.ContentLength = h.length
+		if h.length == 0 {
+			resp.Body = http.NoBody
+			x.noReuse = closeAfter
+			x.finish(true)
+			return resp, nil
+		}
+		r.mode, r.remaining = modeLength, h.length
+	default:
+		r.mode = modeClose
+		resp.Close = true
+		closeAfter = true
+	}
+	x.noReuse = closeAfter
+	resp.Body = r
+	return resp, nil
+}
