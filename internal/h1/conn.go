@@ -36,7 +36,7 @@ type conn struct {
 	tls    *tls.ConnectionState
 	remote string
 	ctx    context.Context
-	cancel context.CancelFunc // of ctx: an H2 connection's shutdown
+	cancel context.CancelFunc // an H2 connection's shutdown (nil for HTTP/1.1)
 	state  atomic.Int32
 
 	cr connReader
@@ -46,7 +46,7 @@ type conn struct {
 	peekBuf   [1]byte
 	peekErr   error
 	peekFn    func(fd uintptr) bool
-	probeFn   func(fd uintptr) bool
+	noWait    bool // peek reports in ready instead of waiting
 	ready     bool
 	hijacked  bool
 	forgotten bool // hijacked: Shutdown no longer waits for it
@@ -77,7 +77,7 @@ func (c *conn) serve() {
 	if s.ConnContext != nil {
 		ctx = s.ConnContext(ctx, c.rwc)
 	}
-	c.ctx, c.cancel = context.WithCancel(ctx)
+	c.ctx = ctx
 	deadline := time.Time{}
 	if d := s.ReadHeaderTimeout; d > 0 {
 		deadline = time.Now().Add(d)
@@ -103,7 +103,9 @@ func (c *conn) end(v any) {
 	if !c.hijacked {
 		c.rwc.Close()
 	}
-	c.cancel()
+	if c.cancel != nil {
+		c.cancel()
+	}
 	c.release()
 	if c.forgotten {
 		s.handlerDone(c)
@@ -180,14 +182,13 @@ func (c *conn) run(deadline time.Time) {
 // readableNow reports, without waiting, whether the socket has a byte (or
 // the end of the stream) to read.
 func (c *conn) readableNow() bool {
-	if c.probeFn == nil {
-		c.probeFn = func(fd uintptr) bool {
-			c.ready = c.peek(fd)
-			return true
-		}
+	if c.peekFn == nil {
+		c.peekFn = c.peek
 	}
-	c.ready = false
-	if err := c.raw.Read(c.probeFn); err != nil {
+	c.noWait, c.ready = true, false
+	err := c.raw.Read(c.peekFn)
+	c.noWait = false
+	if err != nil {
 		return true // let the next read report it
 	}
 	return c.ready
@@ -218,7 +219,14 @@ func (c *conn) handshake(deadline time.Time) bool {
 			return false
 		}
 		tc.SetDeadline(time.Time{})
-		s.H2(c.ctx, tc)
+		hctx, cancel := context.WithCancel(c.ctx)
+		c.s.mu.Lock()
+		c.cancel = cancel
+		c.s.mu.Unlock()
+		if s.closing.Load() {
+			return false
+		}
+		s.H2(hctx, tc)
 		return false
 	}
 	return true
@@ -445,6 +453,7 @@ func (c *conn) serveRequest(st *stream) bool {
 		return false
 	}
 	if c.hijacked {
+		st.cancel() // the handler is done with the request
 		return false
 	}
 	drained := st.body.finish(!st.h.expect || st.continueSent(), func() {
