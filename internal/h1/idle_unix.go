@@ -29,10 +29,6 @@ func rawConn(c net.Conn) syscall.RawConn {
 // returns false to wait for the socket's readiness when not.
 func (c *conn) peek(fd uintptr) bool {
 	n, _, err := syscall.Recvfrom(int(fd), c.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	if c.noWait {
-		c.ready = err != syscall.EAGAIN
-		return true
-	}
 	switch {
 	case err == syscall.EAGAIN || err == syscall.EINTR:
 		return false
