@@ -15,7 +15,7 @@ import (
 	"time"
 
 	. "github.com/portcullis/portcullis/anonymize"
-	"github.com/portcullis/portcullis/forward"
+	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/rules"
 )
 
@@ -72,7 +72,7 @@ func (sr *siteRecorder) request(hostPath string) (*http.Request, bool) {
 func TestChromiumThirdPartyPixel(t *testing.T) {
 	chromium := needChromium(t)
 	dir := t.TempDir()
-	ca, err := forward.CreateCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key"))
+	ca, err := certs.CreateCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key"), certs.InspectionCAName)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,17 +14,19 @@ import (
 
 	. "github.com/portcullis/portcullis/anonymize"
 	"github.com/portcullis/portcullis/forward"
+	"github.com/portcullis/portcullis/internal/certs"
+	"github.com/portcullis/portcullis/internal/tunnel"
 	"github.com/portcullis/portcullis/rules"
 )
 
 // httpsDoor starts the forward door with every CONNECT given the action, relaying
 // to the TLS origin (verified as example.com) and signing leaves with ca.
-func httpsDoor(t *testing.T, p *Profile, origin *httptest.Server, action rules.Action, ca *forward.CA) *url.URL {
+func httpsDoor(t *testing.T, p *Profile, origin *httptest.Server, action rules.Action, ca *certs.CA) *url.URL {
 	t.Helper()
 	upstream := x509.NewCertPool()
 	upstream.AddCert(origin.Certificate())
 	dial := originDial(origin.Listener.Addr().String())
-	tunnels := forward.NewTunnels()
+	tunnels := tunnel.NewSet()
 	t.Cleanup(func() { tunnels.Shutdown(context.Background()) })
 	tr := forward.NewTransport(forward.TransportConfig{
 		Dial:            dial,
@@ -60,7 +62,7 @@ func TestLeaksInspected(t *testing.T) {
 	origin, seen := startRecordingOrigin(t, true)
 	dir := t.TempDir()
 	caPEM := filepath.Join(dir, "ca.pem")
-	ca, err := forward.CreateCA(caPEM, filepath.Join(dir, "ca.key"))
+	ca, err := certs.CreateCA(caPEM, filepath.Join(dir, "ca.key"), certs.InspectionCAName)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 
 	. "github.com/portcullis/portcullis/anonymize"
 	"github.com/portcullis/portcullis/forward"
+	"github.com/portcullis/portcullis/internal/tunnel"
 )
 
 // The leak suite: a recording origin on 127.0.0.1 records everything it receives;
@@ -139,7 +140,7 @@ func testProxy() leakProxy {
 // anonymizer for every request.
 func forwardDoor() leakProxy {
 	return leakProxy{"forward", func(t *testing.T, p *Profile, originAddr string) *url.URL {
-		tunnels := forward.NewTunnels()
+		tunnels := tunnel.NewSet()
 		t.Cleanup(func() { tunnels.Shutdown(context.Background()) })
 		door, err := forward.New(forward.Options{
 			Anonymizer: func(string) forward.Anonymizer { return p },

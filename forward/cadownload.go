@@ -6,6 +6,8 @@ import (
 	"html/template"
 	"net/http"
 	"strings"
+
+	"github.com/portcullis/portcullis/internal/certs"
 )
 
 // CA download paths, served on the door's own port (relative URLs) to allowed
@@ -20,8 +22,8 @@ const (
 // page with the certificate's SHA-256 fingerprint and the steps for Windows,
 // macOS, ChromeOS, iOS, Android, Firefox and Linux), CAPEMPath and CACRTPath.
 // Any other path gets 404. It never serves the key.
-func CAHandler(ca *CA) http.Handler {
-	sum := sha256.Sum256(ca.certDER)
+func CAHandler(ca *certs.CA) http.Handler {
+	sum := sha256.Sum256(ca.Certificate().Raw)
 	var fp strings.Builder
 	for i, b := range sum {
 		if i > 0 {
@@ -30,7 +32,7 @@ func CAHandler(ca *CA) http.Handler {
 		fmt.Fprintf(&fp, "%02X", b)
 	}
 	var page strings.Builder
-	_ = caPageTemplate.Execute(&page, struct{ Subject, Fingerprint string }{ca.cert.Subject.CommonName, fp.String()})
+	_ = caPageTemplate.Execute(&page, struct{ Subject, Fingerprint string }{ca.Certificate().Subject.CommonName, fp.String()})
 	pemBytes, html := ca.CertPEM(), page.String()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -53,7 +55,7 @@ func CAHandler(ca *CA) http.Handler {
 		case CACRTPath:
 			h.Set("Content-Type", "application/x-x509-ca-cert")
 			h.Set("Content-Disposition", `attachment; filename="portcullis-ca.crt"`)
-			_, _ = w.Write(ca.certDER)
+			_, _ = w.Write(ca.Certificate().Raw)
 		default:
 			http.NotFound(w, r)
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/forward/auth"
+	"github.com/portcullis/portcullis/internal/certs"
 )
 
 // TestCAServedOnForwardDoor: with a CA, the forward door's own port serves
@@ -23,7 +24,7 @@ import (
 // once admin.token was set): the door answered 404.
 func TestCAServedOnForwardDoor(t *testing.T) {
 	dir := t.TempDir()
-	ca, err := CreateCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key"))
+	ca, err := certs.CreateCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key"), certs.InspectionCAName)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/filter"
+	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/internal/config/field"
 )
 
@@ -86,7 +87,7 @@ type Config struct {
 	// default: a school's clients may share one address behind NAT).
 	MaxConnsPerClient int `yaml:"max_conns_per_client"`
 
-	// CACert is the inspection CA certificate (PEM) the engine loads with LoadCA and
+	// CACert is the inspection CA certificate (PEM) the engine loads with certs.LoadCA and
 	// passes as Options.CA; `portcullis ca create` writes it. "" = no inspection.
 	CACert string `yaml:"ca_cert"`
 	// CAKey is the CA's private key file (PEM, mode 0600). Required with ca_cert.
@@ -264,7 +265,7 @@ func (c *Config) WithDefaults() *Config {
 		d.MaxIdleConns = DefaultMaxIdleConns
 	}
 	if d.LeafCacheSize == 0 {
-		d.LeafCacheSize = DefaultLeafCacheSize
+		d.LeafCacheSize = certs.DefaultLeafCacheSize
 	}
 	setDur(&d.SNIPeekTimeout, DefaultSNIPeekTimeout)
 	return &d

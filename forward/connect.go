@@ -86,7 +86,14 @@ func (p *Proxy) serveConnect(x *exchange, r *http.Request) {
 	default:
 		x.mode = modeTunnel
 	}
-	tn := &tunnel{}
+	tn, err := p.tunnels.Open()
+	if err != nil {
+		x.entry.Error = err.Error()
+		w.Header().Set("Connection", "close")
+		p.page(w, r, http.StatusServiceUnavailable, "The proxy is shutting down.")
+		return
+	}
+	x.tunnel = tn
 	if x.mode == modeTunnel {
 		up, err := p.dialTunnel(r.Context(), x, net.JoinHostPort(p.connectHost(x, host), strconv.Itoa(int(port))))
 		if err != nil {
@@ -96,16 +103,13 @@ func (p *Proxy) serveConnect(x *exchange, r *http.Request) {
 			p.page(w, r, status, upstreamMessage(status))
 			return
 		}
-		tn.upstream = up
+		if !tn.SetUpstream(up) { // CloseAll ran during the dial
+			x.entry.Error = "closed by shutdown"
+			w.Header().Set("Connection", "close")
+			p.page(w, r, http.StatusServiceUnavailable, "The proxy is shutting down.")
+			return
+		}
 	}
-	if err := p.tunnels.add(tn); err != nil {
-		tn.close()
-		x.entry.Error = err.Error()
-		w.Header().Set("Connection", "close")
-		p.page(w, r, http.StatusServiceUnavailable, "The proxy is shutting down.")
-		return
-	}
-	x.tunnel = tn
 	r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))
 	p.gp.ServeHTTP(w, r)
 }
@@ -196,11 +200,10 @@ func (p *Proxy) hijackTunnel(r *http.Request, client net.Conn, _ *goproxy.ProxyC
 	}
 	x.started = true
 	tn := x.tunnel
-	defer p.tunnels.remove(tn)
-	if !tn.attach(client) { // CloseAll ran between dial and hijack
+	defer tn.Done()
+	if !tn.SetClient(client) { // CloseAll ran between dial and hijack
 		return
 	}
-	defer tn.close()
 	x.w.status = http.StatusOK
 	x.entry.Status = http.StatusOK
 	if _, err := client.Write(connectEstablished); err != nil {
@@ -226,11 +229,11 @@ func (p *Proxy) hijackTunnel(r *http.Request, client net.Conn, _ *goproxy.ProxyC
 		// The policy decided on the server name (checkSNI): so does SafeSearch,
 		// whatever address the CONNECT named (an IP literal, another name).
 		if target := p.connectHost(x, x.sni); target != x.sni {
-			tn.dropUpstream()
+			tn.DropUpstream()
 			dest = target
 		}
 	}
-	if x.mode == modeTunnel && tn.upstream == nil { // the SNI verdict asked for a tunnel after all, or SafeSearch
+	if x.mode == modeTunnel && !tn.HasUpstream() { // the SNI verdict asked for a tunnel after all, or SafeSearch
 		if dest == "" {
 			dest = p.connectHost(x, x.connect.Host)
 		}
@@ -241,19 +244,19 @@ func (p *Proxy) hijackTunnel(r *http.Request, client net.Conn, _ *goproxy.ProxyC
 			x.entry.Status = upstreamStatus(err)
 			return
 		}
-		if !tn.setUpstream(up) {
+		if !tn.SetUpstream(up) {
 			return
 		}
 	}
 	switch x.mode {
 	case modeTunnel:
-		in, out := tn.run(peeked, p.cfg.TunnelIdleTimeout)
+		in, out := tn.Relay(peeked, p.cfg.TunnelIdleTimeout)
 		x.entry.BytesIn, x.entry.BytesOut = in, out
 	case modeInspect:
-		tn.dropUpstream()
+		tn.DropUpstream()
 		p.inspect(x, r, client, peeked)
 	case modeBlockTLS:
-		tn.dropUpstream()
+		tn.DropUpstream()
 		x.entry.Status = http.StatusForbidden
 		p.serveBlockTLS(x, client, peeked)
 	default: // refused after the SNI check, without a way to show why

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/tunnel"
 )
 
 // randomBytes returns n deterministic pseudo-random bytes.
@@ -190,7 +192,7 @@ func TestTunnelIdleTimeoutClosesBothSides(t *testing.T) {
 
 func TestTunnelsShutdownClosesOpenTunnels(t *testing.T) {
 	echo := startEcho(t)
-	tunnels := NewTunnels()
+	tunnels := tunnel.NewSet()
 	tp := startProxy(t, Options{Config: connectPorts(t, "tcp://"+echo.Addr().String()), Tunnels: tunnels})
 	resp, c, br := tp.rawRequest(t, "CONNECT "+echo.Addr().String()+" HTTP/1.1\r\nHost: x\r\n\r\n")
 	if resp.StatusCode != 200 {

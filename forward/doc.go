@@ -12,7 +12,7 @@
 // HTTPS: an allowed CONNECT has its ClientHello peeked (never answered) and the
 // SNI checked against the policy; the peeked bytes are replayed so the tunnel is
 // byte-identical. With a CA (CreateCA, LoadCA), an inspect verdict terminates TLS
-// through goproxy's MITM with leaves from a shared bounded cache (Leaves), and each
+// through goproxy's MITM with leaves from a shared bounded cache (certs.Leaves), and each
 // request inside is decided exactly like plain HTTP; a blocked site can be shown
 // its block page over TLS to clients known to trust the CA (Config.CAClients).
 //
@@ -24,7 +24,7 @@
 // port (AdminPACHandler for the admin listener).
 //
 // The engine builds a Proxy with New on every policy reload, passing the objects
-// that must outlive a reload (Tunnels, the Transport, Leaves) through Options, and serves it
+// that must outlive a reload (Tunnels, the Transport, certs.Leaves) through Options, and serves it
 // with an internal/h1 Server whose ReadHeaderTimeout is Proxy.ReadHeaderTimeout (no
 // ReadTimeout or WriteTimeout, which would cut tunnels and long downloads).
 package forward

@@ -17,6 +17,7 @@ import (
 	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/admin"
 	"github.com/portcullis/portcullis/internal/h1"
+	"github.com/portcullis/portcullis/internal/tunnel"
 	"github.com/portcullis/portcullis/rules"
 )
 
@@ -70,7 +71,7 @@ func startProxy(t testing.TB, opts Options) *testProxy {
 		opts.Log = rec
 	}
 	if opts.Tunnels == nil {
-		opts.Tunnels = NewTunnels()
+		opts.Tunnels = tunnel.NewSet()
 	}
 	p, err := New(opts)
 	if err != nil {

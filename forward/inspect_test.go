@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -22,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/rules"
 )
 
@@ -30,7 +30,7 @@ import (
 type inspectEnv struct {
 	origin *httptest.Server
 	port   string
-	ca     *CA
+	ca     *certs.CA
 	caPool *x509.CertPool
 	dial   DialFunc
 	tr     *http.Transport
@@ -44,7 +44,7 @@ func newInspectEnv(t testing.TB, handler http.Handler) *inspectEnv {
 	origin.StartTLS()
 	t.Cleanup(origin.Close)
 	dir := t.TempDir()
-	ca, err := CreateCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key"))
+	ca, err := certs.CreateCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key"), certs.InspectionCAName)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,86 +304,20 @@ func TestWebSocketThroughInspection(t *testing.T) {
 	}
 }
 
-func TestCreateCAAndLoadCA(t *testing.T) {
+func TestLoadRootCAs(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key")
-	ca, err := CreateCA(cert, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st, err := os.Stat(key); err != nil || st.Mode().Perm() != 0o600 {
-		t.Fatalf("key mode %v %v", st.Mode(), err)
-	}
-	if _, err := CreateCA(cert, key); !errors.Is(err, ErrCAExists) {
-		t.Fatalf("second CreateCA: %v", err)
-	}
-	loaded, err := LoadCA(cert, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if loaded.SPKIHash() != ca.SPKIHash() || !bytes.Equal(loaded.CertPEM(), ca.CertPEM()) {
-		t.Fatal("loaded CA differs")
-	}
-	if ca.Certificate().PublicKeyAlgorithm != x509.ECDSA || !ca.Certificate().IsCA {
-		t.Fatalf("CA is %v, IsCA %v", ca.Certificate().PublicKeyAlgorithm, ca.Certificate().IsCA)
-	}
-	leaf, err := loaded.sign("www.example.org", time.Now())
+	ca, err := certs.CreateCA(cert, key, certs.InspectionCAName)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Certificate())
-	if _, err := leaf.Leaf.Verify(x509.VerifyOptions{DNSName: "www.example.org", Roots: pool}); err != nil {
-		t.Fatalf("leaf does not verify against the created CA: %v", err)
-	}
 	if roots, err := LoadRootCAs(cert); err != nil || !roots.Equal(pool) {
 		t.Fatalf("LoadRootCAs: %v", err)
 	}
 	if _, err := LoadRootCAs(key); err == nil {
 		t.Fatal("LoadRootCAs accepted a key file")
-	}
-	ipLeaf, _ := loaded.sign("192.0.2.7", time.Now())
-	if _, err := ipLeaf.Leaf.Verify(x509.VerifyOptions{DNSName: "192.0.2.7", Roots: pool}); err != nil {
-		t.Fatalf("IP leaf: %v", err)
-	}
-}
-
-func TestLeavesBoundedSharedAndPerCA(t *testing.T) {
-	dir := t.TempDir()
-	ca1, _ := CreateCA(filepath.Join(dir, "1.pem"), filepath.Join(dir, "1.key"))
-	ca2, _ := CreateCA(filepath.Join(dir, "2.pem"), filepath.Join(dir, "2.key"))
-	l := NewLeaves(3)
-	now := time.Now()
-	var wg sync.WaitGroup
-	certs := make([]*tls.Certificate, 8)
-	for i := range certs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			certs[i], _ = l.Get(ca1, "a.example", now)
-		}()
-	}
-	wg.Wait()
-	for _, c := range certs {
-		if c == nil || c != certs[0] {
-			t.Fatal("concurrent Gets for one name signed more than once")
-		}
-	}
-	other, _ := l.Get(ca2, "a.example", now)
-	if other == certs[0] || other.Leaf.Issuer.String() != ca2.Certificate().Subject.String() {
-		t.Fatal("a leaf of another CA was reused")
-	}
-	for _, n := range []string{"b", "c", "d", "e"} {
-		_, _ = l.Get(ca1, n+".example", now)
-	}
-	if l.Len() != 3 {
-		t.Fatalf("Len %d, want 3", l.Len())
-	}
-	// A leaf close to its end is renewed.
-	renewed, _ := l.Get(ca1, "e.example", now.Add(leafValidity-time.Hour))
-	again, _ := l.Get(ca1, "e.example", now)
-	if renewed == nil || renewed != again || !renewed.Leaf.NotAfter.After(now.Add(leafValidity)) {
-		t.Fatal("expiring leaf not renewed")
 	}
 }
 

@@ -20,6 +20,8 @@ import (
 	"github.com/portcullis/portcullis/filter/phrase"
 	"github.com/portcullis/portcullis/forward/auth"
 	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/certs"
+	"github.com/portcullis/portcullis/internal/tunnel"
 	"github.com/portcullis/portcullis/rules"
 )
 
@@ -71,7 +73,7 @@ type Options struct {
 	// Logger receives operational messages. Nil: discarded.
 	Logger *slog.Logger
 	// Tunnels tracks open tunnels across reloads. Nil: a private tracker.
-	Tunnels *Tunnels
+	Tunnels *tunnel.Set
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
 	// BlockPage renders block pages. Nil: filter.NewBlockPage().
@@ -82,12 +84,12 @@ type Options struct {
 	Local http.Handler
 	// LoopToken marks requests that passed this process. "": a random token per New.
 	LoopToken string
-	// CA signs the leaves for HTTPS inspection (LoadCA / CreateCA). Nil: no
+	// CA signs the leaves for HTTPS inspection (certs.LoadCA / certs.CreateCA). Nil: no
 	// inspection; an inspect verdict then tunnels, and blocked HTTPS is refused
 	// without a block page.
-	CA *CA
-	// Leaves caches leaf certificates across reloads. Nil: a private NewLeaves(Config.LeafCacheSize).
-	Leaves *Leaves
+	CA *certs.CA
+	// Leaves caches leaf certificates across reloads. Nil: a private certs.NewLeaves(Config.LeafCacheSize).
+	Leaves *certs.Leaves
 	// Auth checks proxy credentials (forward/auth: the htpasswd Store, or the
 	// directory of forward/auth/directory). Nil: no authentication.
 	Auth auth.Verifier
@@ -127,7 +129,7 @@ type Proxy struct {
 	parents   func(pool string) ParentDialer
 	log       admin.Logger
 	logger    *slog.Logger
-	tunnels   *Tunnels
+	tunnels   *tunnel.Set
 	now       func() time.Time
 	block     *filter.BlockPage
 	local     http.Handler
@@ -137,8 +139,8 @@ type Proxy struct {
 	rt       goproxy.RoundTripper
 	tunnelTo *goproxy.ConnectAction
 	mitmTo   *goproxy.ConnectAction
-	ca       *CA
-	leaves   *Leaves
+	ca       *certs.CA
+	leaves   *certs.Leaves
 	auth     auth.Verifier
 	exempts  *auth.Exemptions
 	limiter  *auth.Limiter
@@ -191,7 +193,7 @@ func New(opts Options) (*Proxy, error) {
 		p.logger = slog.New(slog.DiscardHandler)
 	}
 	if p.tunnels == nil {
-		p.tunnels = NewTunnels()
+		p.tunnels = tunnel.NewSet()
 	}
 	if p.now == nil {
 		p.now = time.Now
@@ -227,7 +229,7 @@ func New(opts Options) (*Proxy, error) {
 	p.exempts = opts.AuthExempt
 	p.leaves = opts.Leaves
 	if p.leaves == nil && p.ca != nil {
-		p.leaves = NewLeaves(cfg.LeafCacheSize)
+		p.leaves = certs.NewLeaves(cfg.LeafCacheSize)
 	}
 	p.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
 	p.gp = p.newGoproxy()
@@ -295,9 +297,9 @@ type exchange struct {
 	entry   admin.Entry
 	verdict rules.Verdict
 	anon    Anonymizer
-	tunnel  *tunnel     // CONNECT: the tracked tunnel, awaiting the hijack
-	started bool        // CONNECT: the hijack ran
-	mode    connectMode // CONNECT: what to do once hijacked
+	tunnel  *tunnel.Tunnel // CONNECT: the tracked tunnel, awaiting the hijack
+	started bool           // CONNECT: the hijack ran
+	mode    connectMode    // CONNECT: what to do once hijacked
 	connect *rules.Facts
 	facts   rules.Facts // plain and inner requests: what checkHTTP asked the policy
 	groups  []string    // authenticated user's groups
@@ -366,14 +368,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // left open (a finished WebSocket relay).
 func (p *Proxy) finish(x *exchange) {
 	if x.w.relay != nil {
-		x.w.relay.close()
-		p.tunnels.remove(x.w.relay)
+		x.w.relay.Done()
 	} else if x.w.hijacked != nil && !x.started {
 		_ = x.w.hijacked.Close()
 	}
 	if x.tunnel != nil && !x.started {
-		x.tunnel.close()
-		p.tunnels.remove(x.tunnel)
+		x.tunnel.Done()
 	}
 	if p.log == nil {
 		return

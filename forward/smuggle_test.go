@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/tunnel"
 )
 
 // The proxy is served as the engine serves it, on internal/h1
@@ -127,24 +129,20 @@ func TestChunkedAndLookalikeBodiesRelayed(t *testing.T) {
 // relays the bare *net.TCPConn (kernel-side copies, readWaiter), not the guard.
 func TestTunnelTakesTheSocket(t *testing.T) {
 	echo := startEcho(t)
-	tunnels := NewTunnels()
+	tunnels := tunnel.NewSet()
 	tp := startProxy(t, Options{Config: connectPorts(t, "tcp://"+echo.Addr().String()), Tunnels: tunnels})
 	resp, c, br := tp.rawRequest(t, "CONNECT "+echo.Addr().String()+" HTTP/1.1\r\nHost: x\r\n\r\n")
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
 	roundTrip(t, c, br, "a\n")
-	tunnels.mu.Lock()
-	defer tunnels.mu.Unlock()
-	if len(tunnels.open) != 1 {
-		t.Fatalf("%d tunnels open", len(tunnels.open))
+	if n := tunnels.Len(); n != 1 {
+		t.Fatalf("%d tunnels open", n)
 	}
-	for tn := range tunnels.open {
-		tn.mu.Lock()
-		client := tn.client
-		tn.mu.Unlock()
-		if _, ok := client.(*net.TCPConn); !ok {
-			t.Fatalf("the tunnel relays a %T", client)
+	tunnels.Each(func(tn *tunnel.Tunnel) {
+		c := tn.Client()
+		if _, ok := c.(*net.TCPConn); !ok {
+			t.Errorf("the tunnel relays a %T", c)
 		}
-	}
+	})
 }

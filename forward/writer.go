@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/tunnel"
 )
 
 // respWriter wraps the server's ResponseWriter to record the status and the body
@@ -23,9 +25,9 @@ type respWriter struct {
 	n         int64
 	flushEach bool
 	hijacked  net.Conn
-	buffered  []byte   // bytes the server had read past the request head when hijacked
-	tunnels   *Tunnels // set for plain requests: a hijack (WebSocket relay) is tracked there
-	relay     *tunnel  // the tracked relay, removed by Proxy.finish
+	buffered  []byte         // bytes the server had read past the request head when hijacked
+	tunnels   *tunnel.Set    // set for plain requests: a hijack (WebSocket relay) is tracked there
+	relay     *tunnel.Tunnel // the tracked relay, removed by Proxy.finish
 }
 
 // Unwrap lets http.ResponseController reach the server's writer.
@@ -117,12 +119,12 @@ func (w *respWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	w.hijacked = c
 	if w.tunnels != nil {
-		tn := &tunnel{}
-		if err := w.tunnels.add(tn); err != nil {
+		tn, err := w.tunnels.Open()
+		if err != nil {
 			_ = c.Close()
 			return nil, nil, err
 		}
-		tn.attach(c)
+		tn.SetClient(c)
 		w.relay = tn
 	}
 	if n := rw.Reader.Buffered(); n > 0 {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/portcullis/portcullis/forward"
 	"github.com/portcullis/portcullis/forward/auth"
+	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/internal/engine"
 	"github.com/portcullis/portcullis/policies"
 	"github.com/portcullis/portcullis/rules"
@@ -155,7 +156,7 @@ func TestSchoolHTTPSBlockPagesExample(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "ca"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := forward.CreateCA(filepath.Join(dir, "ca", "portcullis-ca.pem"), filepath.Join(dir, "ca", "portcullis-ca.key")); err != nil {
+	if _, err := certs.CreateCA(filepath.Join(dir, "ca", "portcullis-ca.pem"), filepath.Join(dir, "ca", "portcullis-ca.key"), certs.InspectionCAName); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "school.yaml")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gobwas/glob"
 
+	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/internal/config/field"
 )
 
@@ -36,6 +37,9 @@ type Config struct {
 	RedirectHTTPS bool `yaml:"redirect_https"`
 	// HTTP2 offers HTTP/2 to TLS clients (default true).
 	HTTP2 *bool `yaml:"http2"`
+	// HTTP3 serves HTTP/3 over QUIC on the UDP port of every TLS listener, with
+	// the same certificates and routes, and advertises it with Alt-Svc.
+	HTTP3 bool `yaml:"http3"`
 	// Routes are tried in order; the first that matches serves the request.
 	Routes []Route `yaml:"routes"`
 	// Limits are the defaults for every route; connection-level limits
@@ -46,26 +50,6 @@ type Config struct {
 	ForwardedHeaders ForwardedHeaders `yaml:"forwarded_headers"`
 	// Hide is applied to responses of routes with hide_origin.
 	Hide Hide `yaml:"hide"`
-}
-
-// TLSConfig selects certificates: Mode "internal" issues leaves from a local
-// CA kept in the state directory for Names (default: the routes' host names);
-// otherwise Certs are loaded and chosen by SNI.
-type TLSConfig struct {
-	// Mode is "internal" or "" (use Certs).
-	Mode string `yaml:"mode"`
-	// Names for which the internal CA issues leaves; "*.example.test" issues a
-	// wildcard leaf. Default: every host of every route.
-	Names []string `yaml:"names"`
-	// Certs are certificate and key files; the certificate matching the
-	// client's SNI is served (the first when none matches).
-	Certs []CertFiles `yaml:"certs"`
-}
-
-// CertFiles is one PEM certificate chain and its key.
-type CertFiles struct {
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
 }
 
 // Route sends matching requests to a pool. Every condition given must match.
@@ -187,26 +171,21 @@ func (c *Config) Validate() []field.Error {
 			errs = append(errs, field.Errorf(fmt.Sprintf("tls_listen[%d]", i), "want host:port, got %q", a))
 		}
 	}
-	switch c.TLS.Mode {
-	case "", "internal":
-	default:
-		errs = append(errs, field.Errorf("tls.mode", "want internal or empty, got %q", c.TLS.Mode))
+	if c.HTTP3 && len(c.TLSListen) == 0 {
+		errs = append(errs, field.Errorf("http3", "needs tls_listen (HTTP/3 is served on the TLS listeners' UDP ports)"))
 	}
-	if len(c.TLSListen) > 0 && c.TLS.Mode == "" && len(c.TLS.Certs) == 0 {
-		errs = append(errs, field.Errorf("tls", "tls_listen needs tls.mode internal or tls.certs"))
-	}
-	for i, cf := range c.TLS.Certs {
-		p := fmt.Sprintf("tls.certs[%d]", i)
-		if cf.CertFile == "" {
-			errs = append(errs, field.Errorf(field.Join(p, "cert_file"), "required"))
-		}
-		if cf.KeyFile == "" {
-			errs = append(errs, field.Errorf(field.Join(p, "key_file"), "required"))
-		}
-	}
-	for i, n := range c.TLS.Names {
-		if err := checkHostPattern(n); err != nil {
-			errs = append(errs, field.Errorf(fmt.Sprintf("tls.names[%d]", i), "%v", err))
+	errs = append(errs, field.Prefix("tls", c.TLS.Validate(len(c.TLSListen) > 0))...)
+	if c.TLS.Mode == certs.ModeACME {
+		// The CA connects to the first address of each for its challenges.
+		for _, l := range []struct {
+			key  string
+			list []string
+		}{{"listen[0]", c.Listen}, {"tls_listen[0]", c.TLSListen}} {
+			if len(l.list) > 0 {
+				if _, port, err := net.SplitHostPort(l.list[0]); err == nil && port == "0" {
+					errs = append(errs, field.Errorf(l.key, "tls.mode acme needs a fixed port: the ACME CA connects to it"))
+				}
+			}
 		}
 	}
 	names := map[string]bool{}
@@ -277,13 +256,7 @@ func (l *Limits) validate() []field.Error {
 }
 
 // checkHostPattern accepts "name.example" and "*.example".
-func checkHostPattern(h string) error {
-	name := strings.TrimPrefix(h, "*.")
-	if name == "" || strings.ContainsAny(name, "*/: ") || name != strings.ToLower(name) {
-		return fmt.Errorf("want a lower-case host name or *.domain, got %q", h)
-	}
-	return nil
-}
+func checkHostPattern(h string) error { return certs.CheckName(h) }
 
 // merged returns the per-request limits of a route: its own non-zero values
 // over the door's.

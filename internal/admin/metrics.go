@@ -22,6 +22,7 @@ type Metrics struct {
 	bytesIn      *prometheus.CounterVec   // door
 	bytesOut     *prometheus.CounterVec   // door
 	dnsAnswers   *prometheus.CounterVec   // answer
+	byProto      *prometheus.CounterVec   // door, proto (HTTP doors)
 
 	policyInfo   *prometheus.GaugeVec   // version
 	policyLoaded prometheus.Gauge       // unix seconds
@@ -31,6 +32,7 @@ type Metrics struct {
 	doors    sync.Map // door name → *doorMetrics, the per-door children looked up once
 	counters sync.Map // requestLabels → prometheus.Counter, requests' children looked up once
 	pools    sync.Map // pool name → prometheus.Observer
+	protos   sync.Map // protoLabels → prometheus.Counter
 
 	mu      sync.Mutex
 	version string
@@ -122,6 +124,10 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "portcullis_dns_answers_total",
 			Help: "DNS queries by what was answered (A, AAAA, NXDOMAIN, blocked…).",
 		}, []string{"answer"}),
+		byProto: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_http_requests_by_protocol_total",
+			Help: "HTTP requests by door and protocol the client spoke (HTTP/1.1, HTTP/2.0, HTTP/3.0).",
+		}, []string{"door", "proto"}),
 		policyInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "portcullis_policy_info",
 			Help: "The policy version in force (value 1).",
@@ -140,7 +146,7 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 		}, []string{"result"}),
 	}
 	reg.MustRegister(m.requests, m.errors, m.duration, m.tunnels, m.poolDuration, m.bytesIn,
-		m.bytesOut, m.dnsAnswers, m.policyInfo, m.policyLoaded, m.policyOK, m.reloads)
+		m.bytesOut, m.dnsAnswers, m.byProto, m.policyInfo, m.policyLoaded, m.policyOK, m.reloads)
 	return m
 }
 
@@ -168,7 +174,20 @@ func (m *Metrics) Log(e *Entry) {
 	}
 	if e.Door == "dns" {
 		m.dnsAnswers.WithLabelValues(dnsAnswer(e)).Inc()
+	} else if e.Proto != "" {
+		m.protoCounter(protoLabels{e.Door, e.Proto}).Inc()
 	}
+}
+
+// protoLabels are the label values of one portcullis_http_requests_by_protocol_total child.
+type protoLabels struct{ door, proto string }
+
+func (m *Metrics) protoCounter(l protoLabels) prometheus.Counter {
+	if c, ok := m.protos.Load(l); ok {
+		return c.(prometheus.Counter)
+	}
+	c, _ := m.protos.LoadOrStore(l, m.byProto.WithLabelValues(l.door, l.proto))
+	return c.(prometheus.Counter)
 }
 
 // SetPolicy records a policy load. With err nil, version loaded at loadedAt is now in

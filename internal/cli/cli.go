@@ -20,8 +20,8 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/portcullis/portcullis/forward"
 	"github.com/portcullis/portcullis/forward/auth"
+	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/engine"
 	"github.com/portcullis/portcullis/policies"
@@ -238,7 +238,7 @@ func cmdCA(args []string, stdout, stderr io.Writer) int {
 	if _, err := parseInterspersed(fs, args[1:]); err != nil {
 		return 2
 	}
-	if _, err := forward.CreateCA(*cert, *key); err != nil {
+	if _, err := certs.CreateCA(*cert, *key, certs.InspectionCAName); err != nil {
 		fmt.Fprintln(stderr, "portcullis ca create:", err)
 		return 1
 	}

@@ -4,10 +4,11 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/portcullis/portcullis/internal/pool"
 )
 
 // Health reports whether an upstream pool has a healthy member; the engine adapts
@@ -17,7 +18,7 @@ type Health interface {
 }
 
 // gslb is the compiled GSLB zone: immutable except for the weighted round robin
-// counters, which each name guards.
+// counters, which each name keeps.
 type gslb struct {
 	zone    string // lowercased FQDN
 	ttl     uint32
@@ -38,14 +39,13 @@ type gslbName struct {
 	sites    []*site
 	servfail bool // when every site is down
 	weighted bool // some site has a weight: pick one of the best sites
-	mu       sync.Mutex
+	wrr      pool.SmoothWRR[*site]
 }
 
 type site struct {
 	name, pool, region string
 	v4, v6             []netip.Addr
 	weight             int
-	current            int // smooth weighted round robin state, guarded by gslbName.mu
 }
 
 func compileGSLB(c GSLBConfig) *gslb {
@@ -264,18 +264,6 @@ func (g *gslb) pick(n *gslbName, qtype uint16, loc netip.Addr, health Health) (s
 // next picks one of sites by smooth weighted round robin (a weight of 0 counts
 // as 1).
 func (n *gslbName) next(sites []*site) *site {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	total := 0
-	var best *site
-	for _, s := range sites {
-		w := max(s.weight, 1)
-		s.current += w
-		total += w
-		if best == nil || s.current > best.current {
-			best = s
-		}
-	}
-	best.current -= total
-	return best
+	i := n.wrr.Pick(len(sites), func(i int) *site { return sites[i] }, func(i int) int { return max(sites[i].weight, 1) })
+	return sites[i]
 }

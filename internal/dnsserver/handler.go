@@ -38,14 +38,13 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) { s.serve(w, r, fals
 // wait for an upstream, and drops the query when none is free.
 func (s *Server) serve(w dns.ResponseWriter, r *dns.Msg, admitted bool) {
 	st := s.state.Load()
-	start := st.now()
-	client := remoteAddr(w.RemoteAddr())
+	q := query{msg: r, client: remoteAddr(w.RemoteAddr()), start: st.now()}
 	reqOpt := r.IsEdns0()
-	size, proto := dns.MaxMsgSize, "tcp"
+	q.size, q.proto = dns.MaxMsgSize, "tcp"
 	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
-		size, proto = dns.MinMsgSize, "udp"
+		q.size, q.proto = dns.MinMsgSize, "udp"
 		if reqOpt != nil {
-			size = int(min(max(reqOpt.UDPSize(), dns.MinMsgSize), ednsSize))
+			q.size = int(min(max(reqOpt.UDPSize(), dns.MinMsgSize), ednsSize))
 		}
 	}
 	bp, _ := s.bufs.Get().(*[]byte)
@@ -57,21 +56,22 @@ func (s *Server) serve(w dns.ResponseWriter, r *dns.Msg, admitted bool) {
 	if admitted {
 		lim = nil
 	}
-	m, wire, out, host, qtype := st.handle(r, client, start, size, (*bp)[:0], lim)
-	if out.dropped {
-		st.logQuery(start, client, qtype, host, out, dns.RcodeServerFailure, proto, 0)
+	a := st.handle(&q, (*bp)[:0], lim)
+	if a.out.dropped {
+		st.logQuery(&q, a.out, dns.RcodeServerFailure, 0)
 		return
 	}
+	m, wire := a.m, a.wire
 	rcode := 0
 	var err error
 	if wire != nil {
 		rcode = int(wire[3] & 0x0F)
 	} else {
 		if reqOpt != nil {
-			st.addOpt(m, reqOpt, out)
+			st.addOpt(m, reqOpt, a.out)
 		}
-		if size < dns.MaxMsgSize {
-			m.Truncate(size)
+		if q.size < dns.MaxMsgSize {
+			m.Truncate(q.size)
 		}
 		rcode = m.Rcode
 		// Packed here rather than by WriteMsg (which would do the same, TSIG aside:
@@ -84,37 +84,37 @@ func (s *Server) serve(w dns.ResponseWriter, r *dns.Msg, admitted bool) {
 	}
 	sent := len(wire)
 	if err != nil {
-		out.errText, sent = err.Error(), 0
+		a.out.errText, sent = err.Error(), 0
 	}
-	st.logQuery(start, client, qtype, host, out, rcode, proto, sent)
+	st.logQuery(&q, a.out, rcode, sent)
 }
 
-// logQuery writes the access-log entry for one query answered over proto ("udp",
-// "tcp") with a reply of size bytes.
-func (st *state) logQuery(start time.Time, client netip.Addr, qtype uint16, host string, out outcome, rcode int, proto string, size int) {
+// logQuery writes the access-log entry for q, answered with rcode in a reply of
+// size bytes.
+func (st *state) logQuery(q *query, out outcome, rcode int, size int) {
 	if st.log == nil {
 		return
 	}
 	var method string
-	if qtype != 0 { // 0: no question
-		method = dns.Type(qtype).String() // TYPEn for a type without a name
+	if q.qtype != 0 { // 0: no question
+		method = dns.Type(q.qtype).String() // TYPEn for a type without a name
 	}
 	st.log.Log(&admin.Entry{
-		Time:     start,
+		Time:     q.start,
 		Door:     rules.DoorDNS.String(),
-		Client:   client,
+		Client:   q.client,
 		Method:   method,
-		URL:      host,
+		URL:      q.host,
 		Action:   out.action.String(),
 		Rule:     out.rule,
 		Category: out.category,
 		Status:   rcode,
 		BytesOut: int64(size),
-		Duration: st.now().Sub(start),
+		Duration: st.now().Sub(q.start),
 		Upstream: out.upstream,
 		Cache:    out.cache,
 		Error:    out.errText,
-		Proto:    proto,
+		Proto:    q.proto,
 	})
 }
 
@@ -128,75 +128,155 @@ func remoteAddr(a net.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
-// handle computes the reply to r: either m (without its OPT record, which the
-// caller adds) or, for a forwarded answer found in the resolver's cache, the
-// finished wire form, appended to buf. size is the most the client accepts. A
-// query that must wait for an upstream takes a slot of lim first (nil: the
-// caller holds one); when none is free out.dropped is set and nothing returned.
-func (st *state) handle(r *dns.Msg, client netip.Addr, start time.Time, size int, buf []byte, lim *inflight) (m *dns.Msg, wire []byte, out outcome, host string, qtype uint16) {
-	out.action = rules.ActionAllow
+// query is one question on its way through the door's checks (handle): either
+// unpacked (msg), or a plain query the UDP read loop parsed itself (msg nil: one
+// question of class IN, QUERY opcode, at most an OPT record of version 0 without
+// options; see parseQuery).
+type query struct {
+	msg    *dns.Msg   // nil: parsed in the read loop, not unpacked
+	wire   wireQuery  // what an answer from the cache in wire form needs
+	plain  bool       // class IN and no EDNS option: the cache may answer in wire form
+	qname  string     // canonical (lower case), fully qualified; "" before handle's first step
+	host   string     // qname without its final dot (the name rules see)
+	qtype  uint16     // 0: no question
+	qclass uint16     // the question's class
+	client netip.Addr // the sender
+	start  time.Time
+	size   int    // the largest reply the client accepts
+	proto  string // "udp" or "tcp", for the log
+}
+
+// answer is what handle decided for a query.
+type answer struct {
+	m    *dns.Msg // the reply, without its OPT record (the caller adds it), or nil
+	wire []byte   // or the finished reply, from the resolver's cache in wire form
+	out  outcome
+	// fate is, for a query the read loop parsed (no msg), what became of it:
+	// fastNone when a step needs the unpacked message (the query is then served
+	// again, unpacked, in a goroutine); fastAdmitted when it must be forwarded
+	// and holds its in-flight slot; fastDropped when no slot was free.
+	fate fastFate
+}
+
+// handle runs the DNS door's checks on q, in their one order: opcode and
+// EDNS, allow_clients (except for the GSLB zone), the policy's verdict, the
+// block answer, the GSLB zone, SafeSearch, the resolver's cache in wire form,
+// and forwarding through the resolver. It serves both the UDP read loop (q
+// without msg: it answers from the cache in wire form, or takes the query's
+// in-flight slot, and stops at any step that needs the unpacked message) and
+// the goroutine that serves an unpacked query. A query that must wait for an
+// upstream takes a slot of lim first (nil: the caller holds one); with none
+// free, out.dropped is set and nothing is answered. buf receives a wire-form
+// answer.
+func (st *state) handle(q *query, buf []byte, lim *inflight) (a answer) {
+	a.out.action = rules.ActionAllow
+	r := q.msg
+	inLoop := r == nil // in the UDP read loop: a step that needs the unpacked message hands the query on
+	loc := q.client
+	if r != nil {
+		rcode, ok := st.checkQuery(q, &loc)
+		if !ok {
+			a.m = reply(r, rcode)
+			return a
+		}
+	}
+	inZone := st.gslb != nil && st.gslb.inZone(q.qname)
+	if !inZone && !st.mayRecurse(q.client) {
+		if inLoop {
+			return a
+		}
+		a.out.action, a.out.rule = rules.ActionBlock, "allow_clients"
+		a.m = reply(r, dns.RcodeRefused)
+		return a
+	}
+	v, allowed := st.evaluate(q.client, q.host, q.qtype, q.start)
+	a.out.rule, a.out.category = v.Rule, v.Category
+	if !allowed {
+		if inLoop {
+			return a
+		}
+		a.m = reply(r, dns.RcodeSuccess)
+		st.block(a.m, r.Question[0], v, &a.out)
+		return a
+	}
+	if inZone {
+		if inLoop {
+			return a
+		}
+		a.out.upstream = "gslb"
+		a.m = reply(r, dns.RcodeSuccess)
+		a.out.scope = st.gslb.answer(a.m, q.qname, q.qtype, loc, st.health)
+		return a
+	}
+	if target, ok := filter.SafeSearchTarget(q.host, st.safeSearch(q.client)); ok && q.qclass == dns.ClassINET {
+		if inLoop {
+			return a
+		}
+		a.out.upstream = "safesearch"
+		a.m = reply(r, dns.RcodeSuccess)
+		st.safeSearchAnswer(a.m, r, r.Question[0], target)
+		return a
+	}
+	if q.plain {
+		if a.wire = st.cached(buf, q.wire, q.client, q.start, q.size); a.wire != nil {
+			a.out.upstream, a.out.cache = "resolver", "hit"
+			a.fate = fastAnswered
+			return a
+		}
+	}
+	if inLoop {
+		// Forwarded from a goroutine: the slot is taken here, in the read loop,
+		// so that a flood of misses is dropped before it costs one.
+		if st.res == nil {
+			return a
+		}
+		a.out.upstream = "resolver"
+		if a.fate = fastAdmitted; !st.admit(lim, q.client, &a.out) {
+			a.fate = fastDropped
+		}
+		return a
+	}
+	a.m = st.forward(r, q.client, q.start, &a.out, lim)
+	return a
+}
+
+// checkQuery checks an unpacked query's opcode, question count and EDNS, fills
+// q's question fields, and sets loc to the ECS option's address; ok false means
+// the query is answered with rcode.
+func (st *state) checkQuery(q *query, loc *netip.Addr) (rcode int, ok bool) {
+	r := q.msg
 	if r.Opcode != dns.OpcodeQuery {
-		return reply(r, dns.RcodeNotImplemented), nil, out, "", 0
+		return dns.RcodeNotImplemented, false
 	}
 	if len(r.Question) != 1 {
-		return reply(r, dns.RcodeFormatError), nil, out, "", 0
+		return dns.RcodeFormatError, false
 	}
-	q := r.Question[0]
-	qtype = q.Qtype
-	qname := dns.CanonicalName(q.Name)
-	host = strings.TrimSuffix(qname, ".")
+	qq := r.Question[0]
+	q.qtype, q.qclass = qq.Qtype, qq.Qclass
+	q.qname = dns.CanonicalName(qq.Name)
+	q.host = strings.TrimSuffix(q.qname, ".")
 	opt := r.IsEdns0()
-	loc := client
 	if opt != nil {
 		if opt.Version() != 0 {
-			return reply(r, dns.RcodeBadVers), nil, out, host, qtype
+			return dns.RcodeBadVers, false
 		}
 		if ecs := findECS(opt); ecs != nil {
 			a, ok := ecsAddr(ecs)
 			if !ok {
-				return reply(r, dns.RcodeFormatError), nil, out, host, qtype
+				return dns.RcodeFormatError, false
 			}
 			if ecs.SourceNetmask > 0 {
-				loc = a
+				*loc = a
 			}
 		}
 	}
-
-	inZone := st.gslb != nil && st.gslb.inZone(qname)
-	if !inZone && !st.mayRecurse(client) {
-		out.action, out.rule = rules.ActionBlock, "allow_clients"
-		return reply(r, dns.RcodeRefused), nil, out, host, qtype
-	}
-	v, allowed := st.evaluate(client, host, qtype, start)
-	out.rule, out.category = v.Rule, v.Category
-	if !allowed {
-		m = reply(r, dns.RcodeSuccess)
-		st.block(m, q, v, &out)
-		return m, nil, out, host, qtype
-	}
-	if inZone {
-		out.upstream = "gslb"
-		m = reply(r, dns.RcodeSuccess)
-		out.scope = st.gslb.answer(m, qname, qtype, loc, st.health)
-		return m, nil, out, host, qtype
-	}
-	if target, ok := filter.SafeSearchTarget(host, st.safeSearch(client)); ok && q.Qclass == dns.ClassINET {
-		out.upstream = "safesearch"
-		m = reply(r, dns.RcodeSuccess)
-		st.safeSearchAnswer(m, r, q, target)
-		return m, nil, out, host, qtype
-	}
-	if q.Qclass == dns.ClassINET && (opt == nil || len(opt.Option) == 0) {
-		wq := wireQuery{id: r.Id, name: q.Name, qtype: q.Qtype, opcode: r.Opcode, rd: r.RecursionDesired, cd: r.CheckingDisabled}
+	if q.plain = qq.Qclass == dns.ClassINET && (opt == nil || len(opt.Option) == 0); q.plain {
+		q.wire = wireQuery{id: r.Id, name: qq.Name, qtype: qq.Qtype, opcode: r.Opcode, rd: r.RecursionDesired, cd: r.CheckingDisabled}
 		if opt != nil {
-			wq.edns, wq.do = true, opt.Do()
-		}
-		if wire := st.cached(buf, wq, client, start, size); wire != nil {
-			out.upstream, out.cache = "resolver", "hit"
-			return nil, wire, out, host, qtype
+			q.wire.edns, q.wire.do = true, opt.Do()
 		}
 	}
-	return st.forward(r, client, start, &out, lim), nil, out, host, qtype
+	return 0, true
 }
 
 // reply returns a new reply to r with the given rcode.

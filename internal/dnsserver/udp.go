@@ -11,8 +11,6 @@ import (
 	"sync"
 
 	"github.com/miekg/dns"
-	"github.com/portcullis/portcullis/filter"
-	"github.com/portcullis/portcullis/rules"
 )
 
 // serveUDP serves one UDP socket without miekg's goroutine and unpacked message
@@ -110,47 +108,30 @@ func fastUDP(pc net.PacketConn) (*net.UDPConn, bool) {
 	return uc, ok && !a.IP.IsUnspecified()
 }
 
-// answerFast returns the reply to pkt when the resolver's cache can give it
-// without unpacking (fastAnswered). A plain query that would be forwarded but
-// misses the cache takes an in-flight slot for its client (fastAdmitted) or,
-// when none is free, is logged and dropped (fastDropped). Anything else is left
-// to the slow path (fastNone).
+// answerFast runs handle on pkt without unpacking it: it returns the reply when
+// the resolver's cache gives it (fastAnswered). A plain query that would be
+// forwarded but misses the cache takes an in-flight slot for its client
+// (fastAdmitted) or, when none is free, is logged and dropped (fastDropped).
+// Anything else is left to the goroutine path (fastNone).
 func (s *Server) answerFast(pkt []byte, from netip.AddrPort, out []byte) ([]byte, fastFate) {
-	q, size, ok := parseQuery(pkt)
+	wq, size, ok := parseQuery(pkt)
 	if !ok {
 		return nil, fastNone
 	}
 	st := s.state.Load()
-	client := from.Addr().Unmap()
-	start := st.now()
-	lname := strings.ToLower(q.name)
-	host := lname[:len(lname)-1]
-	if !st.mayRecurse(client) {
-		return nil, fastNone
+	q := query{wire: wq, plain: true, qtype: wq.qtype, qclass: dns.ClassINET,
+		client: from.Addr().Unmap(), start: st.now(), size: size, proto: "udp"}
+	q.qname = strings.ToLower(wq.name)
+	q.host = q.qname[:len(q.qname)-1]
+	a := st.handle(&q, out, &s.busy)
+	switch a.fate {
+	case fastAnswered:
+		st.logQuery(&q, a.out, int(a.wire[3]&0x0F), len(a.wire))
+		return a.wire, fastAnswered
+	case fastDropped:
+		st.logQuery(&q, a.out, dns.RcodeServerFailure, 0)
 	}
-	v, allowed := st.evaluate(client, host, q.qtype, start)
-	if !allowed || (st.gslb != nil && st.gslb.inZone(lname)) {
-		return nil, fastNone
-	}
-	if _, ok := filter.SafeSearchTarget(host, st.safeSearch(client)); ok {
-		return nil, fastNone
-	}
-	wire := st.cached(out, q, client, start, size)
-	if wire == nil {
-		if st.res == nil {
-			return nil, fastNone
-		}
-		o := outcome{action: rules.ActionAllow, rule: v.Rule, category: v.Category, upstream: "resolver"}
-		if st.admit(&s.busy, client, &o) {
-			return nil, fastAdmitted
-		}
-		st.logQuery(start, client, q.qtype, host, o, dns.RcodeServerFailure, "udp", 0)
-		return nil, fastDropped
-	}
-	st.logQuery(start, client, q.qtype, host, outcome{
-		action: rules.ActionAllow, rule: v.Rule, category: v.Category, upstream: "resolver", cache: "hit",
-	}, int(wire[3]&0x0F), "udp", len(wire))
-	return wire, fastAnswered
+	return nil, a.fate
 }
 
 // parseQuery reads a plain query from its wire form: QUERY opcode, one question of

@@ -11,7 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/portcullis/portcullis/forward"
+	"github.com/portcullis/portcullis/internal/certs"
 )
 
 // flipDNS is a DNS server on loopback whose answer for every A query alternates
@@ -85,7 +85,7 @@ resolver:
 func TestCAKeyMode0600(t *testing.T) {
 	dir := t.TempDir()
 	key := filepath.Join(dir, "ca.key")
-	if _, err := forward.CreateCA(filepath.Join(dir, "ca.pem"), key); err != nil {
+	if _, err := certs.CreateCA(filepath.Join(dir, "ca.pem"), key, certs.InspectionCAName); err != nil {
 		t.Fatal(err)
 	}
 	st, err := statMode(key)

@@ -95,6 +95,7 @@ func New(opts Options) (*Engine, error) {
 		}
 		return admin.CacheStatus{}
 	})
+	_ = e.shared.obs.metrics.RegisterCertificates(e.certStatus)
 	// Access-log lines of the current log (they restart from 0 when the log settings
 	// change, which Prometheus reads as a counter reset).
 	for _, c := range []struct {

@@ -4,30 +4,41 @@ import (
 	"crypto/tls"
 
 	"github.com/portcullis/portcullis/forward"
+	"github.com/portcullis/portcullis/internal/certs"
 )
 
 // useInspection loads the inspection CA st names (forward.ca_cert/ca_key) into st,
-// keeping the leaf-certificate cache across reloads while the CA stays the same.
+// with the shared leaf-certificate cache.
 func (e *Engine) useInspection(st *state) error {
+	st.leaves = e.useLeaves(st)
 	cfg := st.file.Policy.Forward
 	if cfg == nil || cfg.CACert == "" {
 		return nil
 	}
-	certPath, keyPath := st.file.Resolve(cfg.CACert), st.file.Resolve(cfg.CAKey)
-	ca, err := forward.LoadCA(certPath, keyPath)
+	ca, err := certs.LoadCA(st.file.Resolve(cfg.CACert), st.file.Resolve(cfg.CAKey))
 	if err != nil {
 		return err
 	}
+	st.ca = ca
+	return nil
+}
+
+// useLeaves returns the leaf-certificate cache every CA of the process signs
+// into (the inspection CA and the reverse door's internal CA; it is keyed by CA),
+// kept across reloads while forward.leaf_cache_size stays the same.
+func (e *Engine) useLeaves(st *state) *certs.Leaves {
+	size := certs.DefaultLeafCacheSize
+	if cfg := st.file.Policy.Forward; cfg != nil {
+		size = cfg.WithDefaults().LeafCacheSize
+	}
 	s := e.shared
 	s.mu.Lock()
-	leaves, key, size := s.leaves, certPath+"|"+keyPath, cfg.WithDefaults().LeafCacheSize
-	if leaves == nil || s.leavesKey != key || s.leavesSize != size {
-		leaves = forward.NewLeaves(size)
-		st.stage.leaves, st.stage.leavesKey, st.stage.leavesSize = leaves, key, size
+	defer s.mu.Unlock()
+	if s.leaves != nil && s.leavesSize == size {
+		return s.leaves
 	}
-	s.mu.Unlock()
-	st.ca, st.leaves = ca, leaves
-	return nil
+	st.stage.leaves, st.stage.leavesSize = certs.NewLeaves(size), size
+	return st.stage.leaves
 }
 
 // upstreamTLS returns the TLS settings forward mode verifies origins with: the

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portcullis/portcullis/forward"
+	"github.com/portcullis/portcullis/internal/certs"
 )
 
 // TestInspectionThroughEngine runs HTTPS inspection as a policy asks for it: a CA made
@@ -29,7 +29,7 @@ func TestInspectionThroughEngine(t *testing.T) {
 	defer origin.Close()
 	dir := t.TempDir()
 	certPath, keyPath := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key")
-	ca, err := forward.CreateCA(certPath, keyPath)
+	ca, err := certs.CreateCA(certPath, keyPath, certs.InspectionCAName)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis/portcullis/forward"
+	"github.com/portcullis/portcullis/internal/certs"
 )
 
 // testParent is a small forward proxy on loopback standing in for a regional
@@ -446,7 +446,7 @@ func TestInspectedHTTPSThroughParent(t *testing.T) {
 	defer origin.Close()
 	dir := t.TempDir()
 	certPath, keyPath := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key")
-	ca, err := forward.CreateCA(certPath, keyPath)
+	ca, err := certs.CreateCA(certPath, keyPath, certs.InspectionCAName)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"crypto/tls"
+	"fmt"
 	"github.com/portcullis/portcullis/filter"
 	"github.com/portcullis/portcullis/rules"
 	"net"
@@ -17,12 +18,15 @@ import (
 
 // buildReverse builds the reverse door for st when the policy has a reverse section.
 func (e *Engine) buildReverse(st *state) error {
+	e.dropACME(st)
 	if st.file.Policy.Reverse == nil {
 		return nil
 	}
 	cfg := *st.file.Policy.Reverse
 	// Paths in the policy are relative to the policy file.
 	cfg.StateDir = st.file.Resolve(cfg.StateDir)
+	cfg.TLS.CARoot = st.file.Resolve(cfg.TLS.CARoot)
+	cfg.TLS.Storage = st.file.Resolve(cfg.TLS.Storage)
 	cfg.TLS.Certs = append([]reverse.CertFiles(nil), cfg.TLS.Certs...)
 	for i := range cfg.TLS.Certs {
 		cfg.TLS.Certs[i].CertFile = st.file.Resolve(cfg.TLS.Certs[i].CertFile)
@@ -43,6 +47,11 @@ func (e *Engine) buildReverse(st *state) error {
 	}
 	st.reverse = h
 	if len(cfg.TLSListen) > 0 && e.opts.DryRun {
+		if cfg.TLS.CARoot != "" {
+			if _, err := os.Stat(cfg.TLS.CARoot); err != nil {
+				return fmt.Errorf("reverse.tls.ca_root: %w", err)
+			}
+		}
 		for _, c := range cfg.TLS.Certs {
 			for _, f := range []string{c.CertFile, c.KeyFile} {
 				if _, err := os.Stat(f); err != nil {
@@ -51,13 +60,17 @@ func (e *Engine) buildReverse(st *state) error {
 			}
 		}
 	} else if len(cfg.TLSListen) > 0 {
-		tc, err := reverse.ServerTLSConfig(&cfg, defaultStateDir())
+		src, err := e.reverseCerts(st, &cfg)
 		if err != nil {
-			return err
+			return fmt.Errorf("reverse.tls: %w", err)
 		}
-		st.reverseTLS = tc
-		if cfg.TLS.Mode == "internal" {
-			e.log.Info("reverse TLS: certificates issued by the local CA; trust it to avoid warnings", "ca_cert", reverse.CACertPath(&cfg, defaultStateDir()))
+		st.reverseCerts = src
+		st.reverseTLS = src.TLSConfig(reverse.NextProtos(&cfg)...)
+		if src.HTTPChallenges() {
+			st.reversePlain = src.HTTPHandler(h)
+		}
+		if p := src.CACertPath(); p != "" {
+			e.log.Info("reverse TLS: certificates issued by the local CA; trust it to avoid warnings", "ca_cert", p)
 		}
 	}
 	limit := func(ln net.Listener) net.Listener {
@@ -87,11 +100,40 @@ func (e *Engine) buildReverse(st *state) error {
 			}
 		}
 	}
+	// Plain listeners answer ACME http-01 challenges before the door when the
+	// certificates come from ACME.
+	pickPlain := func(s *state) http.Handler {
+		if s.reversePlain != nil {
+			return s.reversePlain
+		}
+		return pick(s)
+	}
 	for _, addr := range cfg.Listen {
-		st.listens = append(st.listens, httpListen("reverse", addr, pick, limit, tune(false)))
+		st.listens = append(st.listens, httpListen("reverse", addr, pickPlain, limit, tune(false)))
 	}
 	for _, addr := range cfg.TLSListen {
-		st.listens = append(st.listens, httpListen("reverse-tls", addr, pick, limit, tune(true)))
+		// The Alt-Svc hook and the HTTP/3 socket need the port the TLS listener is bound on.
+		alt := &altSvc{}
+		var bound net.Addr
+		spec := httpListen("reverse-tls", addr, func(s *state) http.Handler {
+			if h := pick(s); h != nil {
+				return alt.handler(s, h)
+			}
+			return nil
+		}, limit, tune(true))
+		start := spec.start
+		spec.start = func(e *Engine) (*listener, error) {
+			l, err := start(e)
+			if l != nil {
+				bound = l.addr
+				alt.bound(l.addr)
+			}
+			return l, err
+		}
+		st.listens = append(st.listens, spec)
+		if cfg.HTTP3 {
+			st.listens = append(st.listens, quicListen(addr, &cfg, func() net.Addr { return bound }, pick))
+		}
 	}
 	return nil
 }

@@ -17,7 +17,7 @@ import (
 )
 
 // runEngine runs the engine on policy and returns it once every listener is bound.
-func runEngine(t *testing.T, policy string) *Engine {
+func runEngine(t testing.TB, policy string) *Engine {
 	t.Helper()
 	dir := t.TempDir()
 	p := filepath.Join(dir, "policy.yaml")

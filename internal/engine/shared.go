@@ -20,6 +20,8 @@ import (
 	"github.com/portcullis/portcullis/forward"
 	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/certs"
+	"github.com/portcullis/portcullis/internal/tunnel"
 )
 
 // shared holds what outlives a policy version: long-lived connections and their
@@ -28,7 +30,7 @@ type shared struct {
 	e     *Engine
 	lists *listCache
 
-	tunnels   *forward.Tunnels
+	tunnels   *tunnel.Set
 	loopToken string
 	obs       *observability
 
@@ -51,9 +53,10 @@ type shared struct {
 
 	accepts accept.Watch // listeners that cannot accept now (EMFILE…), for /readyz
 
-	leaves     *forward.Leaves // guarded by mu
-	leavesKey  string
+	leaves     *certs.Leaves // guarded by mu
 	leavesSize int
+	acme       *certs.Source // the reverse door's ACME source, kept across reloads; guarded by mu
+	acmeKey    string        // its settings
 
 	authLim      *auth.Limiter // guarded by mu: failed sign-ins, kept across reloads
 	authLimCfg   auth.LimiterConfig
@@ -77,7 +80,7 @@ type transportHolder struct {
 func newShared(e *Engine) *shared {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
-	s := &shared{e: e, lists: newListCache(), tunnels: forward.NewTunnels(), loopToken: hex.EncodeToString(b[:]),
+	s := &shared{e: e, lists: newListCache(), tunnels: tunnel.NewSet(), loopToken: hex.EncodeToString(b[:]),
 		pools: map[string]*livePool{}, limiter: reverse.NewRateLimiter(0)}
 	s.obs = newObservability(e)
 	s.obs.metrics.RegisterLists(func() []admin.ListStatus { return e.snapshot().Lists })
@@ -178,6 +181,10 @@ func (s *shared) close() {
 	}
 	s.cacheMu.Unlock()
 	s.obs.close()
+	if s.acme != nil {
+		s.acme.Close()
+		s.acme = nil
+	}
 	if s.resolver != nil {
 		s.resolver.Close()
 	}

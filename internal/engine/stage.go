@@ -1,10 +1,10 @@
 package engine
 
 import (
-	"github.com/portcullis/portcullis/forward"
 	"github.com/portcullis/portcullis/forward/auth"
 	"github.com/portcullis/portcullis/internal/admin"
 	"github.com/portcullis/portcullis/internal/cache"
+	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/internal/dnsserver"
 	"github.com/portcullis/portcullis/internal/pool"
 	"github.com/portcullis/portcullis/internal/resolver"
@@ -43,9 +43,12 @@ type staged struct {
 	clusterSet bool         // the cluster settings changed: cluster (nil: none) replaces the live one
 	cluster    *liveCluster // prepared, not started
 
-	leaves     *forward.Leaves // a new leaf-certificate cache
-	leavesKey  string
+	leaves     *certs.Leaves // a new leaf-certificate cache
 	leavesSize int
+
+	acmeSet bool          // the reverse door's ACME source changes: acme (nil: none) replaces the live one
+	acme    *certs.Source // prepared; closed by discard
+	acmeKey string
 }
 
 // poolUpdate is a changed pool's new configuration, prepared.
@@ -80,7 +83,13 @@ func (g *staged) commit() (release func()) {
 		s.authLim, s.authLimCfg, s.authAttempts = g.authLim, g.authLimCfg, g.authAttempts
 	}
 	if g.leaves != nil {
-		s.leaves, s.leavesKey, s.leavesSize = g.leaves, g.leavesKey, g.leavesSize
+		s.leaves, s.leavesSize = g.leaves, g.leavesSize
+	}
+	if g.acmeSet {
+		if old := s.acme; old != nil {
+			after = append(after, old.Close)
+		}
+		s.acme, s.acmeKey = g.acme, g.acmeKey
 	}
 	s.mu.Unlock()
 
@@ -159,6 +168,9 @@ func (g *staged) discard() {
 	}
 	if g.cluster != nil {
 		g.cluster.stopAndWait()
+	}
+	if g.acme != nil {
+		g.acme.Close()
 	}
 	*g = staged{s: g.s}
 }

@@ -3,9 +3,9 @@ package engine
 import (
 	"crypto/tls"
 	"github.com/portcullis/portcullis/anonymize"
-	"github.com/portcullis/portcullis/forward"
 	"github.com/portcullis/portcullis/forward/auth"
 	"github.com/portcullis/portcullis/internal/cache"
+	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/internal/cluster"
 	"github.com/portcullis/portcullis/internal/pool"
 	"github.com/portcullis/portcullis/internal/resolver"
@@ -35,13 +35,19 @@ type state struct {
 	forward    http.Handler
 	reverse    *reverse.Handler
 	reverseTLS *tls.Config
-	ca         *forward.CA     // the inspection CA, nil when nothing is inspected
-	leaves     *forward.Leaves // its leaf cache, shared across reloads
+	ca         *certs.CA     // the inspection CA, nil when nothing is inspected
+	leaves     *certs.Leaves // its leaf cache, shared across reloads
 	admin      http.Handler
 	auth       auth.Verifier    // forward sign-in; nil without one
 	authExempt *auth.Exemptions // forward.auth.exempt
 
 	listens []listenSpec
+
+	// reverseCerts gives the reverse TLS listeners their certificates; nil
+	// without TLS listeners. reversePlain is the plain listeners' handler when
+	// it must answer ACME http-01 challenges before the door (else nil).
+	reverseCerts *certs.Source
+	reversePlain http.Handler
 
 	// warnings are problems that do not stop the policy from loading
 	// (FILE:LINE:COL: field: warning: …), logged when it loads.

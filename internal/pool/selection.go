@@ -64,37 +64,63 @@ func (s *RoundRobin) Select(p *Pool, _ string) *Member {
 	return nil
 }
 
-// WeightedRoundRobin is nginx's smooth weighted round robin: over any window of
-// sum(weights) picks each available member is chosen weight times, interleaved.
+// WeightedRoundRobin is nginx's smooth weighted round robin (SmoothWRR) over
+// the available members: over any window of sum(weights) picks each available
+// member is chosen weight times, interleaved.
 type WeightedRoundRobin struct {
-	mu      sync.Mutex
-	current map[*memberState]int // keyed by the state shared across reloads
+	wrr SmoothWRR[*memberState] // keyed by the state shared across reloads
 }
 
 // Select implements Selector.
 func (s *WeightedRoundRobin) Select(p *Pool, _ string) *Member {
 	ms := p.Members()
+	i := s.wrr.Pick(len(ms), func(i int) *memberState { return ms[i].st }, func(i int) int {
+		if !ms[i].Available() {
+			return 0
+		}
+		return ms[i].Weight
+	})
+	if i < 0 {
+		return nil
+	}
+	return ms[i]
+}
+
+// SmoothWRR is nginx's smooth weighted round robin: over any window of
+// sum(weights) picks among the same candidates each is chosen weight times,
+// interleaved rather than in runs. Its state is one counter per candidate
+// key; the zero value is ready to use and safe for concurrent use. Pools use
+// it for weighted_round_robin, the DNS door for weighted GSLB sites.
+type SmoothWRR[K comparable] struct {
+	mu      sync.Mutex
+	current map[K]int
+}
+
+// Pick chooses among n candidates, candidate i known by key(i) and of
+// weight(i) (0 or less: not a candidate now), and returns its index, or -1
+// when there is none.
+func (s *SmoothWRR[K]) Pick(n int, key func(i int) K, weight func(i int) int) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.current == nil {
-		s.current = make(map[*memberState]int, len(ms))
+		s.current = make(map[K]int, n)
 	}
-	var best *Member
-	total := 0
-	for _, m := range ms {
-		if !m.Available() {
+	best, bestCur, total := -1, 0, 0
+	for i := range n {
+		w := weight(i)
+		if w <= 0 {
 			continue
 		}
-		w := m.Weight
 		total += w
-		c := s.current[m.st] + w
-		s.current[m.st] = c
-		if best == nil || c > s.current[best.st] {
-			best = m
+		k := key(i)
+		c := s.current[k] + w
+		s.current[k] = c
+		if best < 0 || c > bestCur {
+			best, bestCur = i, c
 		}
 	}
-	if best != nil {
-		s.current[best.st] -= total
+	if best >= 0 {
+		s.current[key(best)] -= total
 	}
 	return best
 }

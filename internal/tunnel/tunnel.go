@@ -1,0 +1,317 @@
+// Package tunnel is the tunnel core every door shares: it relays bytes between
+// two connections (a client and an upstream) both ways, passes half-closes on,
+// ends a tunnel that stayed idle, counts the bytes for the access log, and
+// tracks open tunnels in a Set so that a reload keeps them and a shutdown can
+// wait for them. It knows nothing of HTTP: CONNECT, WebSocket upgrades, SOCKS5
+// and intercepted TLS all hand it two net.Conns.
+//
+// Between two *net.TCPConn the copies splice kernel-side; on Linux an idle
+// tunnel waits for bytes without a splice pipe, so it holds its two sockets and
+// nothing else.
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrShuttingDown is returned when a tunnel is opened after Set.Shutdown began.
+var ErrShuttingDown = errors.New("tunnel: shutting down")
+
+// Set tracks open tunnels, so that a reload keeps them and a shutdown can wait
+// for them and then close them. Build one with NewSet and share it across
+// reloads. Safe for concurrent use.
+type Set struct {
+	mu       sync.Mutex
+	open     map[*Tunnel]struct{}
+	closing  bool
+	drained  chan struct{} // closed when the last tunnel ends after Shutdown began
+	accepted atomic.Int64
+}
+
+// NewSet returns an empty set.
+func NewSet() *Set {
+	return &Set{open: make(map[*Tunnel]struct{})}
+}
+
+// Len returns the number of open tunnels.
+func (s *Set) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.open)
+}
+
+// Total returns the number of tunnels opened since NewSet.
+func (s *Set) Total() int64 { return s.accepted.Load() }
+
+// Each calls f for every open tunnel (a snapshot: f may close it).
+func (s *Set) Each(f func(*Tunnel)) {
+	s.mu.Lock()
+	list := make([]*Tunnel, 0, len(s.open))
+	for t := range s.open {
+		list = append(list, t)
+	}
+	s.mu.Unlock()
+	for _, t := range list {
+		f(t)
+	}
+}
+
+// CloseAll closes every open tunnel now (both sides); new tunnels are still accepted.
+func (s *Set) CloseAll() { s.Each((*Tunnel).Close) }
+
+// Shutdown refuses new tunnels, waits for the open ones to end until ctx is done,
+// then closes whatever is left and returns ctx.Err() (nil if all ended by themselves).
+func (s *Set) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	if len(s.open) == 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	if s.drained == nil {
+		s.drained = make(chan struct{})
+	}
+	drained := s.drained
+	s.mu.Unlock()
+	select {
+	case <-drained:
+		return nil
+	case <-ctx.Done():
+		s.CloseAll()
+		return ctx.Err()
+	}
+}
+
+// Open registers a new tunnel with no sides yet (a door opens it before it
+// dials, so that a shutdown closes what the dial returns). It fails once
+// Shutdown has begun. The caller must call Done when the tunnel ends.
+func (s *Set) Open() (*Tunnel, error) {
+	t := &Tunnel{set: s}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil, ErrShuttingDown
+	}
+	s.open[t] = struct{}{}
+	s.accepted.Add(1)
+	return t, nil
+}
+
+// Relay opens a tunnel between client and upstream, relays it (see
+// Tunnel.Relay) and ends it. When the set is shutting down it closes both
+// connections and returns ErrShuttingDown.
+func (s *Set) Relay(client, upstream net.Conn, prefix []byte, idle time.Duration) (in, out int64, err error) {
+	t, err := s.Open()
+	if err != nil {
+		_ = client.Close()
+		_ = upstream.Close()
+		return 0, 0, err
+	}
+	defer t.Done()
+	if !t.SetClient(client) || !t.SetUpstream(upstream) {
+		_ = upstream.Close()
+		return 0, 0, net.ErrClosed
+	}
+	in, out = t.Relay(prefix, idle)
+	return in, out, nil
+}
+
+// remove unregisters t (idempotent).
+func (s *Set) remove(t *Tunnel) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.open[t]; !ok {
+		return
+	}
+	delete(s.open, t)
+	if len(s.open) == 0 && s.drained != nil {
+		close(s.drained)
+		s.drained = nil
+	}
+}
+
+// Tunnel is one tracked tunnel: a client side and an upstream side, either of
+// which may be set later than Open (the upstream is dialed, the client
+// hijacked) and closed from any goroutine.
+type Tunnel struct {
+	set      *Set
+	closed   atomic.Bool
+	mu       sync.Mutex
+	client   net.Conn // under mu
+	upstream net.Conn // under mu; nil while the door has none (inspection, a dial to come)
+}
+
+// SetClient sets the client side; it fails (and closes c) if the tunnel was closed.
+func (t *Tunnel) SetClient(c net.Conn) bool { return t.set1(&t.client, c) }
+
+// SetUpstream sets the upstream side; it fails (and closes c) if the tunnel was closed.
+func (t *Tunnel) SetUpstream(c net.Conn) bool { return t.set1(&t.upstream, c) }
+
+func (t *Tunnel) set1(side *net.Conn, c net.Conn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed.Load() {
+		_ = c.Close()
+		return false
+	}
+	*side = c
+	return true
+}
+
+// Client returns the client side (nil before SetClient).
+func (t *Tunnel) Client() net.Conn {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.client
+}
+
+// HasUpstream reports whether the upstream side is set.
+func (t *Tunnel) HasUpstream() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.upstream != nil
+}
+
+// DropUpstream closes the upstream side, if any, keeping the client side open.
+func (t *Tunnel) DropUpstream() {
+	t.mu.Lock()
+	up := t.upstream
+	t.upstream = nil
+	t.mu.Unlock()
+	if up != nil {
+		_ = up.Close()
+	}
+}
+
+// Close closes both sides (idempotent, safe from any goroutine). The tunnel
+// stays in its set until Done.
+func (t *Tunnel) Close() {
+	t.mu.Lock()
+	if t.closed.Swap(true) {
+		t.mu.Unlock()
+		return
+	}
+	c, up := t.client, t.upstream
+	t.mu.Unlock()
+	if c != nil {
+		_ = c.Close()
+	}
+	if up != nil {
+		_ = up.Close()
+	}
+}
+
+// Done closes the tunnel and removes it from its set (idempotent).
+func (t *Tunnel) Done() {
+	t.Close()
+	t.set.remove(t)
+}
+
+// halfCloser is a connection whose write side can be shut on its own.
+type halfCloser interface{ CloseWrite() error }
+
+// noIdleRound is how long one copy round lasts when there is no idle timeout.
+const noIdleRound = time.Hour
+
+// Relay copies bytes both ways until both directions ended, the tunnel was
+// idle for idle (no byte either way; detected within 1.5×idle; 0 means never),
+// or it was closed, then closes it. prefix is sent upstream first (client bytes
+// read before the tunnel began). An end of stream from one side is passed to
+// the other as a half-close (CloseWrite) when that side supports it. It returns
+// the bytes relayed client→upstream (in, including prefix) and
+// upstream→client (out). Both sides must be set; the idle timeout relies on
+// read deadlines.
+func (t *Tunnel) Relay(prefix []byte, idle time.Duration) (in, out int64) {
+	defer t.Close()
+	t.mu.Lock()
+	client, upstream := t.client, t.upstream
+	t.mu.Unlock()
+	if client == nil || upstream == nil || t.closed.Load() {
+		return 0, 0
+	}
+	if len(prefix) > 0 {
+		n, err := upstream.Write(prefix)
+		in += int64(n)
+		if err != nil {
+			return in, 0
+		}
+	}
+	start := time.Now().UnixNano()
+	var up, down direction
+	up.last.Store(start)
+	down.last.Store(start)
+	done := make(chan int64, 1)
+	go func() {
+		done <- t.pipe(upstream, client, &up, &down, idle)
+	}()
+	out = t.pipe(client, upstream, &down, &up, idle)
+	in += <-done
+	return in, out
+}
+
+// direction is one half of a tunnel's activity record.
+type direction struct {
+	last atomic.Int64 // unix nanoseconds of the last progress seen
+}
+
+// spliceBurst bounds how long one io.Copy may wait for more bytes once data flows:
+// past it the copy ends, giving its splice pipe back, and the tunnel waits for the
+// next bytes with readWaiter, which holds no pipe.
+const spliceBurst = time.Second
+
+// pipe copies src to dst in rounds of idle/2 (a read deadline ends each round) so
+// that activity can be observed while io.Copy splices. Only read deadlines are
+// used: a write deadline could cut a splice with bytes still in its pipe. When src
+// can be watched without reading (readWaiter), each round first waits for bytes
+// without a splice pipe, then copies until src stays silent for spliceBurst, so
+// an idle tunnel holds 2 fds (its sockets) instead of 6.
+func (t *Tunnel) pipe(dst, src net.Conn, self, other *direction, idle time.Duration) int64 {
+	var total int64
+	round := idle / 2
+	if idle <= 0 {
+		round = noIdleRound
+	}
+	burst := min(round, spliceBurst)
+	wait := readWaiter(src)
+	for {
+		_ = src.SetReadDeadline(time.Now().Add(round))
+		var n int64
+		var err error
+		if wait != nil {
+			if err = wait(); err == nil {
+				_ = src.SetReadDeadline(time.Now().Add(burst))
+			}
+		}
+		if err == nil {
+			n, err = io.Copy(dst, src)
+		}
+		total += n
+		now := time.Now().UnixNano()
+		if n > 0 {
+			self.last.Store(now)
+		}
+		if err == nil { // EOF from src: pass the half-close on
+			if hc, ok := dst.(halfCloser); ok {
+				_ = hc.CloseWrite()
+			} else {
+				t.Close()
+			}
+			return total
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) || t.closed.Load() {
+			t.Close()
+			return total
+		}
+		if idle > 0 && now-self.last.Load() > int64(idle) && now-other.last.Load() > int64(idle) {
+			t.Close()
+			return total
+		}
+	}
+}

@@ -1,0 +1,184 @@
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// pair returns the two ends of a loopback TCP connection.
+func pair(t *testing.T) (a, b net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- nil
+			return
+		}
+		got <- c
+	}()
+	a, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = <-got
+	if b == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
+	return a, b
+}
+
+type result struct{ in, out int64 }
+
+// relay starts a tunnel between two loopback connections and returns the
+// outer ends: the client's and the origin's.
+func relay(t *testing.T, s *Set, prefix []byte, idle time.Duration) (client, origin net.Conn, done <-chan result) {
+	t.Helper()
+	client, proxyClient := pair(t)
+	proxyUp, origin := pair(t)
+	ch := make(chan result, 1)
+	go func() {
+		in, out, err := s.Relay(proxyClient, proxyUp, prefix, idle)
+		if err != nil {
+			t.Errorf("Relay: %v", err)
+		}
+		ch <- result{in, out}
+	}()
+	return client, origin, ch
+}
+
+func wait[T any](t *testing.T, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(30 * time.Second):
+		t.Fatal("timed out")
+		panic("unreachable")
+	}
+}
+
+func readAll(t *testing.T, c net.Conn) string {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return string(b)
+}
+
+// TestRelayHalfCloseAndCounts: each side's end of stream reaches the other as
+// a half-close while the other direction still flows; the counts are the bytes
+// each way, the prefix included.
+func TestRelayHalfCloseAndCounts(t *testing.T) {
+	s := NewSet()
+	client, origin, done := relay(t, s, []byte("hello "), time.Minute)
+	if _, err := io.WriteString(client, "world"); err != nil {
+		t.Fatal(err)
+	}
+	_ = client.(*net.TCPConn).CloseWrite()
+	if got := readAll(t, origin); got != "hello world" {
+		t.Fatalf("origin read %q", got)
+	}
+	// the client half-closed; the origin can still answer
+	if _, err := io.WriteString(origin, "answer"); err != nil {
+		t.Fatal(err)
+	}
+	_ = origin.(*net.TCPConn).CloseWrite()
+	if got := readAll(t, client); got != "answer" {
+		t.Fatalf("client read %q", got)
+	}
+	r := wait(t, done)
+	if r.in != int64(len("hello world")) || r.out != int64(len("answer")) {
+		t.Fatalf("counts in=%d out=%d, want 11 and 6", r.in, r.out)
+	}
+	if s.Len() != 0 || s.Total() != 1 {
+		t.Fatalf("Len %d Total %d after the tunnel ended", s.Len(), s.Total())
+	}
+}
+
+// TestRelayIdleTimeout: a tunnel with no byte either way for the idle timeout
+// is closed; one that keeps moving bytes is not.
+func TestRelayIdleTimeout(t *testing.T) {
+	s := NewSet()
+	const idle = 400 * time.Millisecond
+	client, origin, done := relay(t, s, nil, idle)
+	// keep it busy for a few idle periods: it must stay open
+	deadline := time.Now().Add(3 * idle)
+	buf := make([]byte, 1)
+	for time.Now().Before(deadline) {
+		if _, err := client.Write([]byte{'x'}); err != nil {
+			t.Fatalf("busy tunnel closed: %v", err)
+		}
+		_ = origin.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if _, err := io.ReadFull(origin, buf); err != nil {
+			t.Fatalf("busy tunnel closed: %v", err)
+		}
+		time.Sleep(idle / 4) // the pace of the traffic, not synchronisation
+	}
+	// then idle: it ends by itself and the client sees the close
+	wait(t, done)
+	_ = client.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := client.Read(buf); err == nil {
+		t.Fatal("the client read a byte from an idle-closed tunnel")
+	}
+}
+
+// TestShutdownWaitsThenCloses: Shutdown refuses new tunnels, and closes the open
+// ones when its context ends.
+func TestShutdownWaitsThenCloses(t *testing.T) {
+	s := NewSet()
+	client, _, done := relay(t, s, nil, 0)
+	for start := time.Now(); s.Len() != 1; time.Sleep(time.Millisecond) {
+		if time.Since(start) > 30*time.Second {
+			t.Fatal("the tunnel never opened")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := s.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown = %v, want the context's error", err)
+	}
+	wait(t, done)
+	_ = client.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := client.Read(make([]byte, 1)); err == nil {
+		t.Fatal("tunnel still open after Shutdown")
+	}
+	if _, err := s.Open(); !errors.Is(err, ErrShuttingDown) {
+		t.Fatalf("Open after Shutdown = %v", err)
+	}
+}
+
+// TestSetSidesAfterClose: a side set after the tunnel was closed (CloseAll
+// between a dial and a hijack) is closed at once.
+func TestSetSidesAfterClose(t *testing.T) {
+	s := NewSet()
+	tn, err := s.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.CloseAll()
+	a, b := pair(t)
+	if tn.SetUpstream(a) {
+		t.Fatal("SetUpstream succeeded on a closed tunnel")
+	}
+	_ = b.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := b.Read(make([]byte, 1)); err == nil {
+		t.Fatal("the refused side was not closed")
+	}
+	tn.Done()
+	if s.Len() != 0 {
+		t.Fatalf("Len %d after Done", s.Len())
+	}
+}
