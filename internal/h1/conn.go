@@ -25,6 +25,11 @@ const (
 	stateH2                  // served by Server.H2
 )
 
+// hotWait is how long a kept connection waits for its next request on the
+// goroutine that served the last one, before a fresh goroutine (with a small
+// stack) takes the wait over.
+const hotWait = 100 * time.Millisecond
+
 // aLongTimeAgo is a deadline in the past: it ends a read at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
@@ -36,7 +41,7 @@ type conn struct {
 	tls    *tls.ConnectionState
 	remote string
 	ctx    context.Context
-	cancel context.CancelFunc // of ctx: an H2 connection's shutdown
+	cancel context.CancelFunc // an H2 connection's shutdown (nil for HTTP/1.1)
 	state  atomic.Int32
 
 	cr connReader
@@ -46,8 +51,6 @@ type conn struct {
 	peekBuf   [1]byte
 	peekErr   error
 	peekFn    func(fd uintptr) bool
-	probeFn   func(fd uintptr) bool
-	ready     bool
 	hijacked  bool
 	forgotten bool // hijacked: Shutdown no longer waits for it
 }
@@ -77,7 +80,7 @@ func (c *conn) serve() {
 	if s.ConnContext != nil {
 		ctx = s.ConnContext(ctx, c.rwc)
 	}
-	c.ctx, c.cancel = context.WithCancel(ctx)
+	c.ctx = ctx
 	deadline := time.Time{}
 	if d := s.ReadHeaderTimeout; d > 0 {
 		deadline = time.Now().Add(d)
@@ -103,7 +106,9 @@ func (c *conn) end(v any) {
 	if !c.hijacked {
 		c.rwc.Close()
 	}
-	c.cancel()
+	if c.cancel != nil {
+		c.cancel()
+	}
 	c.release()
 	if c.forgotten {
 		s.handlerDone(c)
@@ -119,14 +124,14 @@ func (c *conn) end(v any) {
 // a goroutine with a small stack and no buffer.
 func (c *conn) run(deadline time.Time) {
 	s := c.s
-	moved := false
+	moved, waited := false, false
 	defer func() {
 		if !moved {
 			c.end(recover())
 		}
 	}()
 	for {
-		if c.br == nil || c.br.Buffered() == 0 {
+		if !waited && (c.br == nil || c.br.Buffered() == 0) {
 			if !c.flush() {
 				return
 			}
@@ -136,6 +141,7 @@ func (c *conn) run(deadline time.Time) {
 			}
 			c.br = s.getReader(&c.cr)
 		}
+		waited = false
 		start := time.Now()
 		if d := s.ReadHeaderTimeout; d > 0 {
 			c.rwc.SetReadDeadline(start.Add(d))
@@ -165,32 +171,32 @@ func (c *conn) run(deadline time.Time) {
 		if d := s.idleTimeout(); d > 0 {
 			deadline = time.Now().Add(d)
 		}
-		if c.raw != nil && c.br.Buffered() == 0 && !c.cr.hasByte && !c.readableNow() {
+		if c.raw != nil && c.br.Buffered() == 0 && !c.cr.hasByte {
+			// A kept connection waits on this goroutine for a moment (a
+			// busy one keeps its grown stack); past that, a fresh goroutine
+			// with a small stack waits for it.
 			if !c.flush() {
 				return
 			}
 			c.release()
-			moved = true
-			go c.run(deadline)
-			return
+			hot := time.Now().Add(hotWait)
+			if !deadline.IsZero() && deadline.Before(hot) {
+				hot = deadline
+			}
+			ok, timedOut := c.waitIdleFor(hot)
+			switch {
+			case ok:
+				c.br, waited = s.getReader(&c.cr), true
+				continue
+			case timedOut && hot != deadline:
+				moved = true
+				go c.run(deadline)
+				return
+			default:
+				return
+			}
 		}
 	}
-}
-
-// readableNow reports, without waiting, whether the socket has a byte (or
-// the end of the stream) to read.
-func (c *conn) readableNow() bool {
-	if c.probeFn == nil {
-		c.probeFn = func(fd uintptr) bool {
-			c.ready = c.peek(fd)
-			return true
-		}
-	}
-	c.ready = false
-	if err := c.raw.Read(c.probeFn); err != nil {
-		return true // let the next read report it
-	}
-	return c.ready
 }
 
 // handshake runs the TLS handshake within deadline and hands an "h2"
@@ -218,7 +224,14 @@ func (c *conn) handshake(deadline time.Time) bool {
 			return false
 		}
 		tc.SetDeadline(time.Time{})
-		s.H2(c.ctx, tc)
+		hctx, cancel := context.WithCancel(c.ctx)
+		c.s.mu.Lock()
+		c.cancel = cancel
+		c.s.mu.Unlock()
+		if s.closing.Load() {
+			return false
+		}
+		s.H2(hctx, tc)
 		return false
 	}
 	return true
@@ -228,42 +241,52 @@ func (c *conn) handshake(deadline time.Time) bool {
 // passes. It reports false when c is to close: a deadline, an error, the
 // end of the stream, or a shutdown.
 func (c *conn) waitIdle(deadline time.Time) bool {
+	ok, _ := c.waitIdleFor(deadline)
+	return ok
+}
+
+// waitIdleFor is waitIdle that also reports whether the wait ended on
+// deadline (the connection may then wait again).
+func (c *conn) waitIdleFor(deadline time.Time) (ok, timedOut bool) {
 	if c.cr.err != nil {
-		return false
+		return false, false
 	}
 	if c.cr.hasByte {
-		return true
+		return true, false
 	}
 	c.rwc.SetReadDeadline(deadline)
 	c.state.Store(stateIdle)
 	if c.s.closing.Load() {
 		c.state.Store(stateClosed)
-		return false
+		return false, false
 	}
-	ok := c.waitReadable()
-	return c.state.CompareAndSwap(stateIdle, stateActive) && ok
+	ok, timedOut = c.waitReadable()
+	if !c.state.CompareAndSwap(stateIdle, stateActive) {
+		return false, false // closed by Shutdown
+	}
+	return ok, timedOut
 }
 
 // waitReadable waits until a byte can be read from c: on the socket's
 // readiness when c is a bare TCP socket, else by reading one byte.
-func (c *conn) waitReadable() bool {
+func (c *conn) waitReadable() (ok, timedOut bool) {
 	if c.raw != nil {
 		if c.peekFn == nil {
 			c.peekFn = c.peek
 		}
 		c.peekErr = nil
 		if err := c.raw.Read(c.peekFn); err != nil {
-			return false
+			return false, errors.Is(err, os.ErrDeadlineExceeded)
 		}
-		return c.peekErr == nil
+		return c.peekErr == nil, false
 	}
 	n, err := c.rwc.Read(c.cr.byte[:])
 	if n == 1 {
 		c.cr.hasByte = true
-		return true
+		return true, false
 	}
 	c.cr.err = err
-	return false
+	return false, false
 }
 
 // readRequest reads and parses the next request head.
@@ -445,6 +468,7 @@ func (c *conn) serveRequest(st *stream) bool {
 		return false
 	}
 	if c.hijacked {
+		st.cancel() // the handler is done with the request
 		return false
 	}
 	drained := st.body.finish(!st.h.expect || st.continueSent(), func() {

@@ -578,3 +578,52 @@ func selfSigned(t testing.TB) (tls.Certificate, *x509.CertPool) {
 	pool.AddCert(c)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
 }
+
+// TestRefusalSurvivesUnsentBody: a refused request whose client goes on
+// sending a large body still reads the refusal (the server lingers instead
+// of resetting the connection under the client's writes).
+func TestRefusalSurvivesUnsentBody(t *testing.T) {
+	ts := start(t, func(w http.ResponseWriter, r *http.Request) {}, nil)
+	c, br := ts.dial(t)
+	go func() {
+		io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1048576\r\nTransfer-Encoding: chunked\r\n\r\n")
+		io.Copy(c, io.LimitReader(zeros{}, 1<<20))
+	}()
+	res, _ := readResp(t, br, "POST")
+	if res.StatusCode != 400 || !res.Close {
+		t.Fatalf("%d close=%v", res.StatusCode, res.Close)
+	}
+}
+
+// TestIdleHoldsNoBuffer: a connection waiting for its next request has given
+// its read and write buffers back.
+func TestIdleHoldsNoBuffer(t *testing.T) {
+	ts := start(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }, nil)
+	c, br := ts.dial(t)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	readResp(t, br, "GET")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ts.mu.Lock()
+		var idle, held int
+		for cn := range ts.conns {
+			if cn.state.Load() == stateIdle {
+				idle++
+				if cn.br != nil || cn.wb != nil {
+					held++
+				}
+			}
+		}
+		ts.mu.Unlock()
+		if idle == 1 {
+			if held != 0 {
+				t.Fatal("an idle connection holds its buffers")
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the connection never went idle")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
