@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/filter"
+	"github.com/portcullis/portcullis/forward/socks"
 	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/internal/config/field"
 )
@@ -37,6 +38,8 @@ type Config struct {
 	// Intercept holds the listeners for connections a firewall redirected to
 	// the proxy (transparent interception; see intercept.go). Default none.
 	Intercept InterceptConfig `yaml:"intercept"`
+	// Socks holds the SOCKS5 listeners of the door (forward/socks). Default none.
+	Socks socks.Config `yaml:"socks"`
 	// TLSListen holds the addresses of the door's TLS listeners: the same door
 	// reached over TLS (an HTTPS proxy), HTTP/1.1 or HTTP/2 by ALPN. Needs TLS.
 	// Default none.
@@ -169,6 +172,10 @@ func (c *Config) Validate() []field.Error {
 		errs = append(errs, validateListen(fmt.Sprintf("listen[%d]", i), a)...)
 	}
 	errs = append(errs, c.Intercept.validate()...)
+	for i, a := range c.Socks.Listen {
+		errs = append(errs, validateListen(fmt.Sprintf("socks.listen[%d]", i), a)...)
+	}
+	errs = append(errs, field.Prefix("socks", c.Socks.Validate(c.Auth.Enabled()))...)
 	errs = append(errs, c.validateTLS()...)
 	for i, pf := range c.AllowClients {
 		if !pf.IsValid() {

@@ -3,6 +3,7 @@ package forward
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/netip"
@@ -13,6 +14,7 @@ import (
 	"github.com/portcullis/portcullis/filter"
 	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/pool"
+	"github.com/portcullis/portcullis/internal/tunnel"
 	"github.com/portcullis/portcullis/rules"
 )
 
@@ -33,36 +35,44 @@ const (
 	modeRefused                     // refused after the 200: close the connection
 )
 
-// serveConnect decides a CONNECT from its host and port and hands the connection to
-// goproxy, whose hijack gives it back to hijackTunnel. The SNI is checked there.
-func (p *Proxy) serveConnect(x *exchange, r *http.Request) {
-	w := &x.w
-	x.entry.URL = r.Host
-	host, port, err := rules.CanonicalAuthority(r.Host)
+// refusal is why the door refuses a tunnel before it is established: each
+// front answers it its own way (an HTTP status and page for CONNECT, a reply
+// code for SOCKS5, a closed connection for intercepted TLS).
+type refusal struct {
+	status int               // the HTTP status: 403 refused, 400 bad target, 502/504 upstream, 503 shutting down
+	block  *filter.BlockInfo // a refusal by the policy or connect_ports: the block page's facts
+	msg    string            // the page's text otherwise
+	err    error             // the dial's error, when the upstream could not be reached
+}
+
+// openTunnel decides a tunnel to authority (host:port) for x: the host must
+// normalise, the port be in connect_ports, and the verdict on host and port
+// allow it. It then opens the tunnel in the Set and, when it is to relay,
+// dials the upstream. On nil the tunnel is x.tunnel, to be run by runTunnel.
+func (p *Proxy) openTunnel(ctx context.Context, x *exchange, authority string) *refusal {
+	x.entry.URL = authority
+	host, port, err := rules.CanonicalAuthority(authority)
 	if err != nil {
 		x.entry.Error = "bad host: " + err.Error()
 		x.entry.Action, x.entry.Rule = rules.ActionBlock.String(), "bad_host"
-		p.logger.Warn("forward: CONNECT refused: the host does not normalise", "client", x.entry.Client.String(), "error", err.Error())
-		p.refuseConnect(w, r, &filter.BlockInfo{
-			URL: r.Host, Rule: "bad_host", Reason: "The host name is not valid.",
+		p.logger.Warn("forward: tunnel refused: the host does not normalise", "client", x.entry.Client.String(), "error", err.Error())
+		return &refusal{status: http.StatusForbidden, block: &filter.BlockInfo{
+			URL: authority, Rule: "bad_host", Reason: "The host name is not valid.",
 			Contact: p.cfg.Contact, Time: x.entry.Time,
-		})
-		return
+		}}
 	}
 	if port == 0 {
 		x.entry.Error = "bad CONNECT target"
-		p.page(w, r, http.StatusBadRequest, "CONNECT needs a host and a port.")
-		return
+		return &refusal{status: http.StatusBadRequest, msg: "CONNECT needs a host and a port."}
 	}
 	if !p.ports[port] {
 		x.entry.Action = rules.ActionBlock.String()
 		x.entry.Rule = "connect_ports"
-		p.refuseConnect(w, r, &filter.BlockInfo{
-			URL: r.Host, Host: host, Rule: "connect_ports",
+		return &refusal{status: http.StatusForbidden, block: &filter.BlockInfo{
+			URL: authority, Host: host, Rule: "connect_ports",
 			Reason:  "Tunnels to port " + strconv.Itoa(int(port)) + " are not allowed.",
 			Contact: p.cfg.Contact, Time: x.entry.Time,
-		})
-		return
+		}}
 	}
 	scheme := ""
 	if port == 443 {
@@ -79,43 +89,65 @@ func (p *Proxy) serveConnect(x *exchange, r *http.Request) {
 	case v.Blocked() && p.blockOverTLS(x.entry.Client):
 		x.mode = modeBlockTLS
 	case v.Blocked():
-		p.refuseConnect(w, r, p.connectBlockInfo(x, host))
-		return
+		return &refusal{status: http.StatusForbidden, block: p.connectBlockInfo(x, host)}
 	case v.Action == rules.ActionInspect && p.ca != nil:
 		x.mode = modeInspect
 	default:
 		x.mode = modeTunnel
 	}
+	shutdown := &refusal{status: http.StatusServiceUnavailable, msg: "The proxy is shutting down."}
 	tn, err := p.tunnels.Open()
 	if err != nil {
 		x.entry.Error = err.Error()
-		w.Header().Set("Connection", "close")
-		p.page(w, r, http.StatusServiceUnavailable, "The proxy is shutting down.")
-		return
+		return shutdown
 	}
 	x.tunnel = tn
 	if x.mode == modeTunnel {
-		up, err := p.dialTunnel(r.Context(), x, net.JoinHostPort(p.connectHost(x, host), strconv.Itoa(int(port))))
+		up, err := p.dialTunnel(ctx, x, net.JoinHostPort(p.connectHost(x, host), strconv.Itoa(int(port))))
 		if err != nil {
 			recordUpstreamError(x, err)
 			status := upstreamStatus(err)
-			w.Header().Set("Connection", "close")
-			p.page(w, r, status, upstreamMessage(status))
-			return
+			return &refusal{status: status, msg: upstreamMessage(status), err: err}
 		}
 		if !tn.SetUpstream(up) { // CloseAll ran during the dial
 			x.entry.Error = "closed by shutdown"
-			w.Header().Set("Connection", "close")
-			p.page(w, r, http.StatusServiceUnavailable, "The proxy is shutting down.")
-			return
+			return shutdown
 		}
 	}
-	r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))
-	if r.ProtoMajor == 2 { // the stream is the tunnel: nothing to hijack
-		p.serveStreamConnect(x, r)
+	return nil
+}
+
+// serveConnect serves a CONNECT: the decision on its host and port, then the
+// door takes the client connection (http.Hijacker), answers 200 and runs the
+// tunnel (runTunnel), where the SNI is checked. On HTTP/2, where there is no
+// connection to take, the CONNECT's stream is the tunnel (tunnel.StreamConn).
+func (p *Proxy) serveConnect(x *exchange, r *http.Request) {
+	if ref := p.openTunnel(r.Context(), x, r.Host); ref != nil {
+		p.refuseConnect(&x.w, r, ref)
 		return
 	}
-	p.gp.ServeHTTP(w, r)
+	client, _, err := x.w.Hijack()
+	if errors.Is(err, http.ErrNotSupported) && r.ProtoMajor >= 2 {
+		// a CONNECT on an HTTP/2 stream (RFC 9113 §8.5): the stream is the
+		// tunnel's client side, for as long as this handler runs
+		x.w.ResponseWriter.WriteHeader(http.StatusOK)
+		if err := http.NewResponseController(x.w.ResponseWriter).Flush(); err != nil {
+			x.entry.Error = "answering the CONNECT: " + err.Error()
+			return
+		}
+		p.runTunnel(r.Context(), x, tunnel.NewStreamConn(x.w.ResponseWriter, r, nil), nil, nil)
+		return
+	}
+	if err != nil {
+		x.entry.Error = "cannot take the connection: " + err.Error()
+		p.page(&x.w, r, http.StatusInternalServerError, "The proxy cannot open a tunnel on this connection.")
+		return
+	}
+	// the socket itself, for splices and readWaiter; its connection-limit slot
+	// is freed when the tunnel ends
+	client, release := accept.Detach(client)
+	defer release()
+	p.runTunnel(r.Context(), x, client, x.w.buffered, connectEstablished)
 }
 
 // dialTunnel connects a tunnel's upstream: through the parent proxy pool x's
@@ -155,10 +187,18 @@ func (p *Proxy) connectBlockInfo(x *exchange, host string) *filter.BlockInfo {
 	}
 }
 
-// refuseConnect answers a refused CONNECT with 403, the reason in ReasonHeader and
-// the plain-text block page as the body (in the language r prefers), and closes
-// the connection.
-func (p *Proxy) refuseConnect(w http.ResponseWriter, r *http.Request, info *filter.BlockInfo) {
+// refuseConnect answers a refused CONNECT and closes the connection. A
+// refusal by the policy gets 403, the reason in ReasonHeader and the
+// plain-text block page as the body (in the language r prefers); any other a
+// short page with its status.
+func (p *Proxy) refuseConnect(w http.ResponseWriter, r *http.Request, ref *refusal) {
+	h := w.Header()
+	h.Set("Connection", "close")
+	info := ref.block
+	if info == nil {
+		p.page(w, r, ref.status, ref.msg)
+		return
+	}
 	var body bytes.Buffer
 	info.AcceptLanguage = r.Header.Get("Accept-Language")
 	_ = p.block.WriteText(&body, info)
@@ -166,42 +206,32 @@ func (p *Proxy) refuseConnect(w http.ResponseWriter, r *http.Request, info *filt
 	if reason == "" {
 		reason = "Blocked by rule " + info.Rule
 	}
-	h := w.Header()
 	h.Set(ReasonHeader, reason)
 	h.Set(RuleHeader, info.Rule)
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("Content-Language", p.block.Language(info.AcceptLanguage))
 	h.Set("Content-Length", strconv.Itoa(body.Len()))
 	h.Set("Cache-Control", "no-store")
-	h.Set("Connection", "close")
 	w.WriteHeader(http.StatusForbidden)
 	_, _ = w.Write(body.Bytes())
 }
 
-// onConnect is goproxy's CONNECT handler: serveConnect already decided, so the
-// first pass is hijacked into hijackTunnel; the second pass (an inspected tunnel
-// re-entering goproxy with the peeked bytes) goes into goproxy's MITM loop.
+// onConnect is goproxy's CONNECT handler. The door answers CONNECTs itself;
+// goproxy sees one only when inspect hands it an inspected tunnel, which goes
+// into its MITM loop.
 func (p *Proxy) onConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
 	if s, ok := ctx.Req.Context().Value(sessionKey{}).(*session); ok {
 		ctx.UserData = s
 		return p.mitmTo, host
 	}
-	return p.tunnelTo, host
+	return goproxy.RejectConnect, host
 }
 
-// hijackTunnel runs in the request's goroutine with the raw client connection: it
-// confirms the tunnel, peeks the ClientHello, checks the SNI against the policy,
-// and then relays, inspects or shows the block page until the connection ends.
-func (p *Proxy) hijackTunnel(r *http.Request, client net.Conn, _ *goproxy.ProxyCtx) {
-	// the socket itself, for splices and readWaiter; its connection-limit slot
-	// is freed when the tunnel ends
-	client, release := accept.Detach(client)
-	defer release()
-	x := exchangeFrom(r.Context())
-	if x == nil || x.tunnel == nil {
-		_ = client.Close()
-		return
-	}
+// runTunnel runs an opened tunnel (openTunnel) on the client connection until
+// it ends: it writes answer (the front's "established", if any), peeks the
+// ClientHello after prefix (bytes the front already read), checks the SNI
+// against the policy, and then relays, inspects or shows the block page.
+func (p *Proxy) runTunnel(ctx context.Context, x *exchange, client net.Conn, prefix, answer []byte) {
 	x.started = true
 	tn := x.tunnel
 	defer tn.Done()
@@ -210,10 +240,12 @@ func (p *Proxy) hijackTunnel(r *http.Request, client net.Conn, _ *goproxy.ProxyC
 	}
 	x.w.status = http.StatusOK
 	x.entry.Status = http.StatusOK
-	if err := establish(client); err != nil {
-		return
+	if len(answer) > 0 {
+		if _, err := client.Write(answer); err != nil {
+			return
+		}
 	}
-	peeked, rawSNI := peekHello(client, x.w.buffered, p.cfg.SNIPeekTimeout)
+	peeked, rawSNI := peekHello(client, prefix, p.cfg.SNIPeekTimeout)
 	sni, err := "", error(nil)
 	if rawSNI != "" {
 		sni, err = rules.CanonicalName(rawSNI)
@@ -242,7 +274,7 @@ func (p *Proxy) hijackTunnel(r *http.Request, client net.Conn, _ *goproxy.ProxyC
 			dest = p.connectHost(x, x.connect.Host)
 		}
 		addr := net.JoinHostPort(dest, strconv.Itoa(int(x.connect.Port)))
-		up, err := p.dialTunnel(r.Context(), x, addr)
+		up, err := p.dialTunnel(ctx, x, addr)
 		if err != nil {
 			recordUpstreamError(x, err)
 			x.entry.Status = upstreamStatus(err)
@@ -258,7 +290,7 @@ func (p *Proxy) hijackTunnel(r *http.Request, client net.Conn, _ *goproxy.ProxyC
 		x.entry.BytesIn, x.entry.BytesOut = in, out
 	case modeInspect:
 		tn.DropUpstream()
-		p.inspect(x, r, client, peeked)
+		p.inspect(ctx, x, client, peeked)
 	case modeBlockTLS:
 		tn.DropUpstream()
 		x.entry.Status = http.StatusForbidden

@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -11,9 +12,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
 
 	"github.com/portcullis/portcullis/internal/tunnel"
 )
@@ -138,8 +142,11 @@ func TestConnectDialFailureIs502WithoutDetails(t *testing.T) {
 // startEcho serves a TCP echo on loopback until the test ends. It copies through a
 // small buffer: io.Copy(c, c) would splice and hold pipes, which would spoil
 // TestIdleTunnelsHoldOnlyTheirSockets's fd count.
-func startEcho(t *testing.T) net.Listener {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func startEcho(t *testing.T) net.Listener { return startEchoOn(t, "127.0.0.1:0") }
+
+// startEchoOn starts an echo server on addr.
+func startEchoOn(t *testing.T, addr string) net.Listener {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,4 +248,48 @@ func TestConnectTLSHandshakeThroughTunnel(t *testing.T) {
 		t.Fatalf("handshake through tunnel: %v", err)
 	}
 	_ = tc.Close()
+}
+
+// TestConnectOverHTTP2Stream: a CONNECT sent on an HTTP/2 stream (RFC 9113
+// §8.5) to the door served over TLS with HTTP/2 is answered 200 and the stream
+// carries the tunnel both ways, through the same core (logged, counted).
+func TestConnectOverHTTP2Stream(t *testing.T) {
+	echo := startEcho(t)
+	rec := newLogRecorder()
+	p, err := New(Options{Config: connectPorts(t, "tcp://"+echo.Addr().String()), Log: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(p)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	tr := &http2.Transport{TLSClientConfig: srv.Client().Transport.(*http.Transport).TLSClientConfig}
+	t.Cleanup(tr.CloseIdleConnections)
+	pr, pw := io.Pipe()
+	req := &http.Request{Method: http.MethodConnect, URL: &url.URL{Scheme: "https", Host: srv.Listener.Addr().String()},
+		Host: echo.Addr().String(), Header: make(http.Header), Body: pr}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := tr.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 {
+		t.Fatalf("%s %d", resp.Proto, resp.StatusCode)
+	}
+	br := bufio.NewReader(resp.Body)
+	for _, msg := range []string{"a\n", "bb\n"} {
+		if _, err := io.WriteString(pw, msg); err != nil {
+			t.Fatal(err)
+		}
+		if line, err := br.ReadString('\n'); err != nil || line != msg {
+			t.Fatalf("echo %q %v", line, err)
+		}
+	}
+	_ = pw.Close()
+	_ = resp.Body.Close()
+	if e := rec.next(t); e.Method != http.MethodConnect || e.Status != http.StatusOK || e.BytesIn != 5 || e.BytesOut != 5 {
+		t.Errorf("entry %+v", e)
+	}
 }

@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"context"
 	"math"
 	"net/http"
 	"strconv"
@@ -22,46 +23,21 @@ func (p *Proxy) authenticate(x *exchange, r *http.Request) bool {
 	if p.auth == nil || p.exempt(x, r) {
 		return true
 	}
-	client := x.entry.Client
 	user, pass, ok := auth.ParseProxyAuthorization(r.Header)
 	if ok {
-		var attempt *auth.Attempt
-		if p.limiter != nil {
-			var wait time.Duration
-			if p.auth.Cached(user, pass) {
-				attempt, wait = p.limiter.ReserveKnown(user, client)
-			} else {
-				attempt, wait = p.limiter.Reserve(user, client)
-			}
-			if attempt == nil {
-				x.entry.Rule, x.entry.Error = "proxy_auth", "authentication locked out"
-				if p.concealSignIn(x, r) {
-					return false
-				}
-				x.w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-				p.page(&x.w, r, http.StatusTooManyRequests, "Too many failed sign-ins; try again later.")
+		switch res, wait, err := p.checkPassword(r.Context(), x, user, pass); res {
+		case signedIn:
+			return true
+		case lockedOut:
+			if p.concealSignIn(x, r) {
 				return false
 			}
-		}
-		name, groups, good, err := p.auth.Verify(r.Context(), user, pass)
-		if err != nil {
-			if attempt != nil {
-				attempt.Cancel() // the directory did not answer: not a guess
-			}
+			x.w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			p.page(&x.w, r, http.StatusTooManyRequests, "Too many failed sign-ins; try again later.")
+			return false
+		case signInDown:
 			return p.authUnavailable(x, r, user, err)
 		}
-		if good {
-			if attempt != nil {
-				attempt.Succeed()
-			}
-			x.entry.User, x.groups = name, groups
-			return true
-		}
-		if attempt != nil {
-			attempt.Fail()
-		}
-		x.entry.Error = "bad credentials"
-		p.logger.Info("forward: proxy authentication failed", "client", client.String(), "user", user)
 	}
 	x.entry.Rule = "proxy_auth"
 	if p.concealSignIn(x, r) {
@@ -73,6 +49,59 @@ func (p *Proxy) authenticate(x *exchange, r *http.Request) bool {
 	}
 	p.page(&x.w, r, http.StatusProxyAuthRequired, "This proxy needs you to sign in.")
 	return false
+}
+
+// signInResult is the outcome of checking a user name and password.
+type signInResult uint8
+
+const (
+	signedIn       signInResult = iota
+	badCredentials              // logged; counted by the limiter
+	lockedOut                   // the limiter refused the attempt: wait before another
+	signInDown                  // the directory could not check (not counted)
+)
+
+// checkPassword checks user and pass for x's client against the door's
+// sign-in, through the limiter (reserved before the check, ended with the
+// result). On success it records the user and groups in x; otherwise it
+// records the failure's rule and error in x's entry.
+func (p *Proxy) checkPassword(ctx context.Context, x *exchange, user, pass string) (signInResult, time.Duration, error) {
+	client := x.entry.Client
+	x.entry.Rule = "proxy_auth"
+	var attempt *auth.Attempt
+	if p.limiter != nil {
+		var wait time.Duration
+		if p.auth.Cached(user, pass) {
+			attempt, wait = p.limiter.ReserveKnown(user, client)
+		} else {
+			attempt, wait = p.limiter.Reserve(user, client)
+		}
+		if attempt == nil {
+			x.entry.Error = "authentication locked out"
+			return lockedOut, wait, nil
+		}
+	}
+	name, groups, good, err := p.auth.Verify(ctx, user, pass)
+	if err != nil {
+		if attempt != nil {
+			attempt.Cancel() // the directory did not answer: not a guess
+		}
+		return signInDown, 0, err
+	}
+	if good {
+		if attempt != nil {
+			attempt.Succeed()
+		}
+		x.entry.Rule = ""
+		x.entry.User, x.groups = name, groups
+		return signedIn, 0, nil
+	}
+	if attempt != nil {
+		attempt.Fail()
+	}
+	x.entry.Error = "bad credentials"
+	p.logger.Info("forward: proxy authentication failed", "client", client.String(), "user", user)
+	return badCredentials, 0, nil
 }
 
 // exempt reports whether the request needs no sign-in (forward.auth.exempt).

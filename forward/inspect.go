@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,18 +58,26 @@ func (p *Proxy) leafConfig(connectHost string, protos ...string) *tls.Config {
 	}
 }
 
-// inspect runs goproxy's MITM loop on the hijacked client connection: the peeked
-// bytes are replayed first, and goproxy's own "200" line is dropped (the client has
-// it already). It returns when the connection ends.
-func (p *Proxy) inspect(x *exchange, r *http.Request, client net.Conn, peeked []byte) {
+// inspect hands the client connection of an inspected tunnel to goproxy's
+// MITM loop, the one time goproxy sees this tunnel: it is entered with a
+// CONNECT to the tunnel's destination (goproxy's only entry to that loop),
+// the peeked bytes are replayed first, and the CONNECT answer goproxy writes
+// on entry is dropped (the front answered already: a 200, a SOCKS5 reply, or
+// nothing for an intercepted connection). It returns when the connection ends.
+func (p *Proxy) inspect(ctx context.Context, x *exchange, client net.Conn, peeked []byte) {
 	mc := newMitmConn(client, peeked, p.cfg.TunnelIdleTimeout, p.cfg.SNIPeekTimeout)
 	hw := &hijackWriter{conn: mc}
 	// The inner requests copy the CONNECT's entry from here, not from x:
 	// x.entry is written again when the connection ends, possibly while an
 	// HTTP/2 stream's handler is still starting.
 	sess := &session{x: x, entry: x.entry, sni: x.sni, host: x.connect.Host, port: x.connect.Port}
-	r2 := r.WithContext(context.WithValue(r.Context(), sessionKey{}, sess))
-	p.gp.ServeHTTP(hw, r2)
+	target := net.JoinHostPort(x.connect.Host, strconv.Itoa(int(x.connect.Port)))
+	r := &http.Request{
+		Method: http.MethodConnect, URL: &url.URL{Host: target}, Host: target,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: make(http.Header),
+		RemoteAddr: client.RemoteAddr().String(), Body: http.NoBody,
+	}
+	p.gp.ServeHTTP(hw, r.WithContext(context.WithValue(ctx, sessionKey{}, sess)))
 	if !hw.hijacked {
 		_ = mc.Close()
 	}
@@ -75,8 +85,8 @@ func (p *Proxy) inspect(x *exchange, r *http.Request, client net.Conn, peeked []
 	x.entry.BytesIn, x.entry.BytesOut = mc.in.Load(), mc.out.Load()
 }
 
-// hijackWriter is the ResponseWriter of the second pass through goproxy: it only
-// hands over the already-hijacked connection.
+// hijackWriter is the ResponseWriter inspect enters goproxy with: it only hands
+// over the connection the door already holds.
 type hijackWriter struct {
 	conn     net.Conn
 	header   http.Header

@@ -1,7 +1,6 @@
 package forward
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,10 +9,10 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/accept"
+	"github.com/portcullis/portcullis/internal/admin"
 	"github.com/portcullis/portcullis/internal/config/field"
 	"github.com/portcullis/portcullis/rules"
 )
@@ -27,7 +26,8 @@ type InterceptConfig struct {
 	HTTP []string `yaml:"http"`
 	// HTTPS holds the addresses receiving redirected TLS (port 443): the name is
 	// the ClientHello's server name, peeked and never answered; the connection is
-	// then tunnelled or inspected as a CONNECT to that name would be.
+	// then tunnelled or inspected as a CONNECT to that name would be
+	// (Proxy.ServeInterceptedTLS).
 	HTTPS []string `yaml:"https"`
 }
 
@@ -51,7 +51,6 @@ type Lookup func(ctx context.Context, host string) ([]netip.Addr, error)
 type intercepted struct {
 	dst   netip.AddrPort // SO_ORIGINAL_DST
 	local netip.AddrPort // the listener's side of the connection
-	tls   bool
 }
 
 type interceptKey struct{}
@@ -66,25 +65,18 @@ func InterceptConnContext(ctx context.Context, c net.Conn) context.Context {
 	return ctx
 }
 
-// InterceptListener wraps a listener receiving redirected connections. Each
+// InterceptListener wraps a listener receiving redirected connections: each
 // accepted connection carries its original destination (a connection whose
-// destination cannot be read is logged and closed). With tls, the connection's
-// ClientHello is peeked and the connection presents itself to the HTTP server as
-// a CONNECT to the server name (to the original address without one) followed
-// by the client's bytes; the answer to that CONNECT never reaches the client: a
-// 200 is swallowed, anything else closes the connection.
-func InterceptListener(ln net.Listener, tls bool, peekTimeout time.Duration, logger *slog.Logger) net.Listener {
-	if peekTimeout <= 0 {
-		peekTimeout = DefaultSNIPeekTimeout
-	}
-	return &interceptListener{Listener: ln, tls: tls, peek: peekTimeout, log: logger}
+// destination cannot be read is logged and closed). Plain-HTTP intercept
+// listeners are served by an http.Server with InterceptConnContext; HTTPS ones
+// hand each connection to Proxy.ServeInterceptedTLS.
+func InterceptListener(ln net.Listener, logger *slog.Logger) net.Listener {
+	return &interceptListener{Listener: ln, log: logger}
 }
 
 type interceptListener struct {
 	net.Listener
-	tls  bool
-	peek time.Duration
-	log  *slog.Logger
+	log *slog.Logger
 }
 
 func (l *interceptListener) Accept() (net.Conn, error) {
@@ -100,8 +92,7 @@ func (l *interceptListener) Accept() (net.Conn, error) {
 			continue
 		}
 		local, _ := netip.ParseAddrPort(c.LocalAddr().String())
-		ic := &interceptConn{Conn: c, info: intercepted{dst: unmapPort(dst), local: unmapPort(local), tls: l.tls}, peek: l.peek}
-		return ic, nil
+		return &interceptConn{Conn: c, info: intercepted{dst: unmapPort(dst), local: unmapPort(local)}}, nil
 	}
 }
 
@@ -109,91 +100,73 @@ func unmapPort(ap netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
-// interceptConn is a redirected connection. For TLS it reads as a CONNECT
-// request followed by the client's bytes and hides the answer to that CONNECT.
+// interceptConn is a redirected connection and where it was going.
 type interceptConn struct {
 	net.Conn
 	info intercepted
-	peek time.Duration
-
-	rmu    sync.Mutex
-	primed bool
-	prefix []byte
-
-	wmu     sync.Mutex
-	head    []byte // the CONNECT answer's header so far
-	through bool   // the answer was a 200: writes pass
-	refused bool   // the answer was not a 200: the connection is closed
 }
 
-func (c *interceptConn) Read(p []byte) (int, error) {
-	if !c.info.tls {
-		return c.Conn.Read(p)
+// ServeInterceptedTLS serves one connection of an HTTPS intercept listener
+// (accepted through InterceptListener) until it ends: it peeks the
+// ClientHello, and decides and runs the tunnel to the server name (to the
+// original address without one) as a CONNECT to it would be, without an
+// answer to write; a refusal closes the connection. One access-log entry.
+func (p *Proxy) ServeInterceptedTLS(ctx context.Context, c net.Conn) {
+	ic, ok := c.(*interceptConn)
+	if !ok {
+		_ = c.Close()
+		return
 	}
-	c.rmu.Lock()
-	if !c.primed {
-		c.primed = true
-		peeked, sni := peekHello(c.Conn, nil, c.peek)
-		if len(peeked) == 0 {
-			c.rmu.Unlock()
-			return 0, errors.New("intercept: nothing sent")
-		}
-		target := c.info.dst.String()
+	x := &exchange{intercepted: true}
+	x.entry = admin.Entry{Time: p.now(), Door: "forward", Client: clientAddr(c.RemoteAddr().String()), Method: http.MethodConnect, Upstream: "direct"}
+	defer p.finish(x)
+	p.tunnelFront(ctx, x, c, func() (string, []byte, *refusal) {
+		peeked, sni := peekHello(c, nil, p.cfg.SNIPeekTimeout)
+		target := ic.info.dst.String()
 		if sni != "" {
-			target = net.JoinHostPort(sni, strconv.Itoa(int(c.info.dst.Port())))
+			target = net.JoinHostPort(sni, strconv.Itoa(int(ic.info.dst.Port())))
 		}
-		c.prefix = append([]byte("CONNECT "+target+" HTTP/1.1\r\nHost: "+target+"\r\n\r\n"), peeked...)
-	}
-	if len(c.prefix) > 0 {
-		n := copy(p, c.prefix)
-		c.prefix = c.prefix[n:]
-		c.rmu.Unlock()
-		return n, nil
-	}
-	c.rmu.Unlock()
-	return c.Conn.Read(p) // not under rmu: a deadline set elsewhere must be able to end it
+		x.entry.URL = target
+		if len(peeked) == 0 {
+			x.entry.Error = "intercept: nothing sent"
+			return "", nil, &refusal{status: http.StatusBadRequest}
+		}
+		return target, peeked, p.checkIntercepted(ctx, x, target, &ic.info)
+	}, nil)
 }
 
-// maxAnswerHead bounds the CONNECT answer header kept while waiting for its end.
-const maxAnswerHead = 64 << 10
-
-func (c *interceptConn) Write(p []byte) (int, error) {
-	if !c.info.tls {
-		return c.Conn.Write(p)
+// tunnelFront runs a tunnel for a front that is not an HTTP request (an
+// intercepted TLS connection, SOCKS5) until it ends: allow_clients, then ask
+// (the front's own reading of the target: host:port, bytes it read past its
+// handshake, or a refusal), openTunnel, the front's answer (nil: none; given
+// nil for success), and runTunnel. A refusal is answered, then c is closed.
+func (p *Proxy) tunnelFront(ctx context.Context, x *exchange, c net.Conn, ask func() (string, []byte, *refusal), answer func(*refusal) error) {
+	target, prefix, ref := "", []byte(nil), (*refusal)(nil)
+	if !p.clientAllowed(x.entry.Client) {
+		x.entry.Action, x.entry.Rule = rules.ActionBlock.String(), "allow_clients"
+		x.entry.Error = "client not in allow_clients"
+		ref = &refusal{status: http.StatusForbidden}
+	} else if target, prefix, ref = ask(); ref == nil {
+		ref = p.openTunnel(ctx, x, target)
 	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if c.through {
-		return c.Conn.Write(p)
-	}
-	if c.refused {
-		return 0, net.ErrClosed
-	}
-	c.head = append(c.head, p...)
-	end := bytes.Index(c.head, []byte("\r\n\r\n"))
-	if end < 0 {
-		if len(c.head) > maxAnswerHead {
-			c.refused = true
-			_ = c.Conn.Close()
+	if ref != nil {
+		x.entry.Status = ref.status
+		if answer != nil {
+			_ = answer(ref)
 		}
-		return len(p), nil
+		_ = c.Close()
+		return
 	}
-	if !bytes.HasPrefix(c.head, []byte("HTTP/1.1 200 ")) && !bytes.HasPrefix(c.head, []byte("HTTP/1.0 200 ")) {
-		// refused (blocked, loop, conflicting name): the client gets no answer
-		// it could take for the server's; it sees the connection closed
-		c.refused = true
-		_ = c.Conn.Close()
-		return len(p), nil
-	}
-	c.through = true
-	rest := c.head[end+4:]
-	c.head = nil
-	if len(rest) > 0 {
-		if _, err := c.Conn.Write(rest); err != nil {
-			return 0, err
+	if answer != nil {
+		if err := answer(nil); err != nil {
+			x.entry.Error = "answering the client: " + err.Error()
+			_ = c.Close()
+			return
 		}
 	}
-	return len(p), nil
+	c, release := accept.Detach(c)
+	defer release()
+	p.runTunnel(ctx, x, c, prefix, nil)
 }
 
 // interceptedFrom returns what the connection of ctx says about its redirection;
@@ -204,43 +177,22 @@ func interceptedFrom(ctx context.Context) *intercepted {
 }
 
 // serveIntercepted turns a request that arrived on an intercept listener into
-// the proxy request it stands for: an origin-form request becomes absolute-form
-// with its Host, a CONNECT (made by interceptConn) keeps the server name. It
-// refuses (and reports false) a loop back to the proxy and a name that does not
-// resolve to the original destination (Squid's host verification).
+// the proxy request it stands for: an origin-form request becomes
+// absolute-form with its Host. It refuses (and reports false) what
+// checkIntercepted refuses.
 func (p *Proxy) serveIntercepted(x *exchange, r *http.Request, in *intercepted) bool {
-	x.intercepted = true
-	if in.dst == in.local || (p.isSelf != nil && p.isSelf(in.dst)) {
-		x.entry.Error, x.entry.Rule = "intercept loop", "intercept_loop"
-		x.entry.Action = rules.ActionBlock.String()
-		p.logger.Warn("forward: intercepted connection refused: its original destination is the proxy itself (not redirected, or a forwarding loop)",
-			"client", x.entry.Client.String(), "destination", in.dst.String())
-		p.page(&x.w, r, http.StatusLoopDetected, "This connection was not redirected to the proxy by a firewall, or it loops back to the proxy.")
-		return false
-	}
 	authority := r.Host
-	if r.Method != http.MethodConnect && r.URL.IsAbs() {
+	if r.URL.IsAbs() {
 		authority = r.URL.Host // a client that knows it talks to a proxy
 	}
-	host, port, err := rules.CanonicalAuthority(authority)
-	if err != nil || host == "" {
-		x.entry.Error, x.entry.Rule = "intercept: no usable Host", "bad_host"
-		x.entry.Action = rules.ActionBlock.String()
-		p.page(&x.w, r, http.StatusBadRequest, "The request names no valid host.")
-		return false
-	}
-	if err := p.verifyDst(r.Context(), host, port, in.dst); err != nil {
-		x.entry.URL = authority
-		x.entry.Error, x.entry.Rule = "intercept: "+err.Error(), "host_verify"
-		x.entry.Action = rules.ActionBlock.String()
-		p.logger.Warn("forward: intercepted request refused: the host does not match the original destination",
-			"client", x.entry.Client.String(), "host", authority, "destination", in.dst.String(), "error", err.Error())
-		p.page(&x.w, r, http.StatusConflict, "The host name does not match the address the connection was made to.")
+	if ref := p.checkIntercepted(r.Context(), x, authority, in); ref != nil {
+		p.page(&x.w, r, ref.status, ref.msg)
 		return false
 	}
 	if r.Method == http.MethodConnect {
 		return true
 	}
+	_, port, _ := rules.CanonicalAuthority(authority)
 	if port == 0 && in.dst.Port() != 80 {
 		authority = net.JoinHostPort(authority, strconv.Itoa(int(in.dst.Port())))
 	}
@@ -248,6 +200,35 @@ func (p *Proxy) serveIntercepted(x *exchange, r *http.Request, in *intercepted) 
 	r.RequestURI = r.URL.String()
 	x.entry.URL = requestURL(r)
 	return true
+}
+
+// checkIntercepted refuses an intercepted connection that loops back to the
+// proxy, names no valid host, or names a host that does not resolve to the
+// original destination (Squid's host verification).
+func (p *Proxy) checkIntercepted(ctx context.Context, x *exchange, authority string, in *intercepted) *refusal {
+	x.intercepted = true
+	if in.dst == in.local || (p.isSelf != nil && p.isSelf(in.dst)) {
+		x.entry.Error, x.entry.Rule = "intercept loop", "intercept_loop"
+		x.entry.Action = rules.ActionBlock.String()
+		p.logger.Warn("forward: intercepted connection refused: its original destination is the proxy itself (not redirected, or a forwarding loop)",
+			"client", x.entry.Client.String(), "destination", in.dst.String())
+		return &refusal{status: http.StatusLoopDetected, msg: "This connection was not redirected to the proxy by a firewall, or it loops back to the proxy."}
+	}
+	host, port, err := rules.CanonicalAuthority(authority)
+	if err != nil || host == "" {
+		x.entry.Error, x.entry.Rule = "intercept: no usable Host", "bad_host"
+		x.entry.Action = rules.ActionBlock.String()
+		return &refusal{status: http.StatusBadRequest, msg: "The request names no valid host."}
+	}
+	if err := p.verifyDst(ctx, host, port, in.dst); err != nil {
+		x.entry.URL = authority
+		x.entry.Error, x.entry.Rule = "intercept: "+err.Error(), "host_verify"
+		x.entry.Action = rules.ActionBlock.String()
+		p.logger.Warn("forward: intercepted request refused: the host does not match the original destination",
+			"client", x.entry.Client.String(), "host", authority, "destination", in.dst.String(), "error", err.Error())
+		return &refusal{status: http.StatusConflict, msg: "The host name does not match the address the connection was made to."}
+	}
+	return nil
 }
 
 // verifyDst reports whether host (and port, 0 if the request named none) may be

@@ -139,23 +139,22 @@ type Proxy struct {
 	local     http.Handler
 	token     string
 
-	gp       *goproxy.ProxyHttpServer
-	rt       goproxy.RoundTripper
-	tunnelTo *goproxy.ConnectAction
-	mitmTo   *goproxy.ConnectAction
-	ca       *certs.CA
-	leaves   *certs.Leaves
-	auth     auth.Verifier
-	exempts  *auth.Exemptions
-	limiter  *auth.Limiter
-	realm    string
-	school   *school
-	bufs     sync.Pool   // *[]byte, 32 KiB copy buffers
-	quiet    logThrottle // the "sign-in unavailable" log line
-	lookup   Lookup
-	isSelf   func(netip.AddrPort) bool
-	probe    http.Handler // the probe-resistance site; nil: off
-	secret   string       // the probe-resistance secret host, canonical
+	gp      *goproxy.ProxyHttpServer
+	rt      goproxy.RoundTripper
+	mitmTo  *goproxy.ConnectAction
+	ca      *certs.CA
+	leaves  *certs.Leaves
+	auth    auth.Verifier
+	exempts *auth.Exemptions
+	limiter *auth.Limiter
+	realm   string
+	school  *school
+	bufs    sync.Pool   // *[]byte, 32 KiB copy buffers
+	quiet   logThrottle // the "sign-in unavailable" log line
+	lookup  Lookup
+	isSelf  func(netip.AddrPort) bool
+	probe   http.Handler // the probe-resistance site; nil: off
+	secret  string       // the probe-resistance secret host, canonical
 }
 
 // New builds a forward door from opts. It is cheap (no I/O, no goroutines) so the
@@ -271,7 +270,6 @@ func (p *Proxy) newGoproxy() *goproxy.ProxyHttpServer {
 		_, _ = io.WriteString(w, rawBadGateway)
 	}
 	p.rt = goproxy.RoundTripperFunc(p.roundTrip)
-	p.tunnelTo = &goproxy.ConnectAction{Action: goproxy.ConnectHijack, Hijack: p.hijackTunnel}
 	p.mitmTo = &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: p.mitmTLSConfig}
 	gp.AllowHTTP2 = true
 	gp.OnRequest().DoFunc(p.onRequest)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/internal/config/field"
 	"github.com/portcullis/portcullis/rules"
 )
@@ -60,6 +61,9 @@ func (c *Config) validateTLS() []field.Error {
 		errs = append(errs, validateListen(fmt.Sprintf("tls_listen[%d]", i), a)...)
 	}
 	errs = append(errs, field.Prefix("tls", c.TLS.Validate(len(c.TLSListen) > 0))...)
+	if c.TLS.Mode == certs.ModeACME { // its challenges are answered by the reverse door's listeners only
+		errs = append(errs, field.Errorf("tls.mode", "acme is not available on the forward door yet: use files or internal"))
+	}
 	pr := c.TLSProbeResistance
 	if pr == nil {
 		return errs

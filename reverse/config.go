@@ -175,6 +175,19 @@ func (c *Config) Validate() []field.Error {
 		errs = append(errs, field.Errorf("http3", "needs tls_listen (HTTP/3 is served on the TLS listeners' UDP ports)"))
 	}
 	errs = append(errs, field.Prefix("tls", c.TLS.Validate(len(c.TLSListen) > 0))...)
+	if c.TLS.Mode == certs.ModeACME {
+		// The CA connects to the first address of each for its challenges.
+		for _, l := range []struct {
+			key  string
+			list []string
+		}{{"listen[0]", c.Listen}, {"tls_listen[0]", c.TLSListen}} {
+			if len(l.list) > 0 {
+				if _, port, err := net.SplitHostPort(l.list[0]); err == nil && port == "0" {
+					errs = append(errs, field.Errorf(l.key, "tls.mode acme needs a fixed port: the ACME CA connects to it"))
+				}
+			}
+		}
+	}
 	names := map[string]bool{}
 	for i, r := range c.Routes {
 		p := fmt.Sprintf("routes[%d]", i)

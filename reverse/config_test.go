@@ -58,7 +58,7 @@ func TestConfigValidate(t *testing.T) {
 	c := Config{
 		Listen:    []string{"8080"},
 		TLSListen: []string{"127.0.0.1:8443"},
-		TLS:       TLSConfig{Mode: "acme", Names: []string{"Bad.Name"}},
+		TLS:       TLSConfig{Mode: "letsencrypt", Names: []string{"Bad.Name"}},
 		Routes: []Route{
 			{Name: "a", Host: []string{"*"}, PathPrefix: "api", PathGlob: "[", Methods: []string{"get"}},
 			{Name: "a", Pool: "p", Limits: &Limits{MaxConns: 1, Rate: -1}},
@@ -107,4 +107,19 @@ func FuzzSplitHost(f *testing.F) {
 			t.Errorf("splitHost(%q) = %q: not normalised", s, host)
 		}
 	})
+}
+
+func TestConfigACMENeedsFixedPorts(t *testing.T) {
+	cfg := Config{Listen: []string{"127.0.0.1:0"}, TLSListen: []string{"127.0.0.1:0"}, TLS: TLSConfig{Mode: "acme"}}
+	var got []string
+	for _, e := range cfg.Validate() {
+		got = append(got, e.Path)
+	}
+	if strings.Join(got, " ") != "listen[0] tls_listen[0]" {
+		t.Fatalf("errors at %v, want listen[0] and tls_listen[0] (port 0 with mode acme)", got)
+	}
+	cfg.TLS.Mode = "internal"
+	if errs := cfg.Validate(); len(errs) != 0 {
+		t.Fatalf("port 0 with mode internal: %v", errs)
+	}
 }

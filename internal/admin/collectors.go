@@ -55,6 +55,22 @@ func (m *Metrics) RegisterCache(stats func() CacheStatus) error {
 	return m.reg.Register(c)
 }
 
+// RegisterCertificates exports the days left to each certificate's end, read
+// from list at each scrape: portcullis_tls_certificate_expiry_days, labelled
+// name (names without a certificate yet are left out).
+func (m *Metrics) RegisterCertificates(list func() []CertStatus) error {
+	days := desc("portcullis_tls_certificate_expiry_days", "Days until the certificate served for the name ends (ACME).", "name")
+	c := &funcCollector{descs: []*prometheus.Desc{days}}
+	c.collect = func(ch chan<- prometheus.Metric) {
+		for _, s := range list() {
+			if !s.NotAfter.IsZero() {
+				ch <- prometheus.MustNewConstMetric(days, prometheus.GaugeValue, s.DaysLeft, s.Name)
+			}
+		}
+	}
+	return m.reg.Register(c)
+}
+
 // RegisterPools exports every pool member's state, read from pools at each scrape:
 // portcullis_pool_member_{healthy,in_flight,recent_failures} and
 // portcullis_pool_member_failures_total, labelled pool and member (the member's URL).

@@ -18,7 +18,7 @@ import (
 // credentials or cookies.
 type Entry struct {
 	Time     time.Time     // when the request arrived
-	Door     string        // "forward", "reverse", "dns"
+	Door     string        // "forward", "reverse", "dns", "socks"
 	Client   netip.Addr    // connecting client
 	User     string        // authenticated user, "" if none
 	Method   string        // HTTP method, "CONNECT", or the DNS query type

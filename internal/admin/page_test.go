@@ -63,6 +63,7 @@ var pageTexts = []string{
 	"80.0%", "52.0 MiB", "1834", "ut1/adult", "4.7M", "local-allow", "AAAA", "blocked",
 	"Top clients", "10.1.2.0", "10.1.2.2", "Top users", "pupil-7",
 	"Blocked per user · last hour", "Top users · last day", "pupil-9 → tiktok.example",
+	"Certificates (ACME)", "shop.example.org", "R11", "61.5", "not obtained yet", "429 rateLimited",
 }
 
 func TestStatusPageWithoutJavaScript(t *testing.T) {

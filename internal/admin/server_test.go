@@ -140,6 +140,10 @@ func testSnapshot(loaded time.Time) Snapshot {
 		Cache:  &CacheStatus{Hits: 750, Misses: 200, Stale: 50, Evictions: 4, Bytes: 52 << 20, Objects: 1834},
 		Policy: PolicyStatus{Version: "school-2026-11-26.3", LoadedAt: loaded, Error: "policy.yaml:41:7: rules[3].action: unknown action \"alow\""},
 		Lists:  []ListStatus{{Name: "ut1/adult", Entries: 4_700_112}, {Name: "ut1/games", Entries: 14_551}, {Name: "local-allow", Entries: 12}},
+		Certificates: []CertStatus{
+			{Name: "shop.example.org", Issuer: "R11", NotAfter: loaded.Add(61*24*time.Hour + 12*time.Hour), DaysLeft: 61.5},
+			{Name: "new.example.org", Error: "acme: new.example.org: 429 rateLimited", ErrorAt: loaded},
+		},
 	}
 }
 

@@ -12,6 +12,20 @@ type Snapshot struct {
 	Lists  []ListStatus `json:"lists"`
 	// Cluster is the node's view of the cluster; nil when it stands alone.
 	Cluster *ClusterStatus `json:"cluster,omitempty"`
+	// Certificates are the reverse door's ACME certificates, one per name.
+	Certificates []CertStatus `json:"certificates,omitempty"`
+}
+
+// CertStatus is one name's certificate obtained by ACME. Its fields match
+// certs.CertStatus, so the engine can convert with admin.CertStatus(s).
+type CertStatus struct {
+	Name        string    `json:"name"`
+	Issuer      string    `json:"issuer,omitempty"`
+	NotAfter    time.Time `json:"not_after,omitzero"`
+	DaysLeft    float64   `json:"days_left"`
+	OCSPStapled bool      `json:"ocsp_stapled"`
+	Error       string    `json:"error,omitempty"`
+	ErrorAt     time.Time `json:"error_at,omitzero"`
 }
 
 // ClusterStatus is the cluster as this node sees it (the engine fills it from

@@ -11,6 +11,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -75,6 +76,23 @@ func CreateCA(certPath, keyPath, commonName string) (*CA, error) {
 		return nil, err
 	}
 	return NewCA(der, key)
+}
+
+// WritePair writes c's chain (PEM, mode 0644) to certPath and its key (PKCS#8
+// PEM, mode 0600) to keyPath, replacing what is there.
+func WritePair(c *tls.Certificate, certPath, keyPath string) error {
+	var chain []byte
+	for _, der := range c.Certificate {
+		chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	key, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}), 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(certPath, chain, 0o644)
 }
 
 // writeNew creates path exclusively with mode perm and writes b.

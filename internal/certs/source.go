@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,16 +16,36 @@ import (
 
 // Config says where a TLS door's certificates come from (the policy's
 // reverse.tls): Mode "internal" issues leaves from a local CA kept in the state
-// directory for Names; "files" (or "") loads Certs and chooses by SNI.
+// directory for Names; "acme" obtains them from an ACME CA for Names, at the
+// first handshake that asks for one; "files" (or "") loads Certs and chooses by
+// SNI.
 type Config struct {
-	// Mode is "internal", "files" or "" (use Certs).
+	// Mode is "internal", "acme", "files" or "" (use Certs).
 	Mode string `yaml:"mode"`
-	// Names for which the internal CA issues leaves; "*.example.test" issues a
-	// wildcard leaf. Default: the door's own names (every route host).
+	// Names for which certificates are issued; "*.example.test" issues a
+	// wildcard leaf (internal) or one certificate per subdomain asked for
+	// (acme). Default: the door's own names (every route host).
 	Names []string `yaml:"names"`
 	// Certs are certificate and key files; the certificate matching the
 	// client's SNI is served (the first when none matches).
 	Certs []CertFiles `yaml:"certs"`
+	// Email is the ACME account's contact address (optional).
+	Email string `yaml:"email"`
+	// CA is the ACME directory URL (default: Let's Encrypt's production CA).
+	CA string `yaml:"ca"`
+	// CARoot is a PEM file of roots to trust for the ACME directory's HTTPS
+	// (default: the system's roots).
+	CARoot string `yaml:"ca_root"`
+	// Storage is the folder of ACME accounts and certificates (default: "acme"
+	// in the state directory). Certificates kept there survive restarts.
+	Storage string `yaml:"storage"`
+	// Challenges are the ACME challenge types offered: "http-01" (on the
+	// door's first plain listener) and "tls-alpn-01" (on its first TLS
+	// listener). Default: both.
+	Challenges []string `yaml:"challenges"`
+	// Profile is the ACME certificate profile to ask for ("" = the CA's
+	// default; Let's Encrypt offers "classic", "tlsserver" and "shortlived").
+	Profile string `yaml:"profile"`
 }
 
 // CertFiles is one PEM certificate chain and its key.
@@ -39,6 +60,7 @@ type CertFiles struct {
 const (
 	ModeFiles    = "files"
 	ModeInternal = "internal"
+	ModeACME     = "acme"
 )
 
 // File names of the internal CA inside the state directory.
@@ -53,8 +75,17 @@ func (c *Config) Validate(required bool) []field.Error {
 	var errs []field.Error
 	switch c.Mode {
 	case "", ModeFiles, ModeInternal:
+	case ModeACME:
+		errs = append(errs, c.validateACME()...)
 	default:
-		errs = append(errs, field.Errorf("mode", "want internal, files or empty, got %q", c.Mode))
+		errs = append(errs, field.Errorf("mode", "want internal, acme, files or empty, got %q", c.Mode))
+	}
+	if c.Mode != ModeACME {
+		for k, set := range map[string]bool{"email": c.Email != "", "ca": c.CA != "", "ca_root": c.CARoot != "", "storage": c.Storage != "", "challenges": len(c.Challenges) > 0, "profile": c.Profile != ""} {
+			if set {
+				errs = append(errs, field.Errorf(k, "only with mode acme"))
+			}
+		}
 	}
 	if required && (c.Mode == "" || c.Mode == ModeFiles) && len(c.Certs) == 0 {
 		errs = append(errs, field.Errorf("", "a TLS listener needs mode internal or certs"))
@@ -98,10 +129,14 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// HTTPAddr and TLSAddr are the door's first plain and TLS listen addresses:
+	// ACME's http-01 and tls-alpn-01 challenges are answered there ("": that
+	// challenge is not offered).
+	HTTPAddr, TLSAddr string
 }
 
-// Source gives a TLS listener its certificates, chosen by SNI, from files or
-// the internal CA. Build it with New; Close it when its policy is replaced.
+// Source gives a TLS listener its certificates, chosen by SNI, from files, the
+// internal CA or an ACME CA. Build it with New; Close it when its policy is replaced.
 // Safe for concurrent use.
 type Source struct {
 	mode   string
@@ -111,6 +146,7 @@ type Source struct {
 	names  []string // mode internal: sorted, exact names and "*.domain"
 	leaves *Leaves
 	now    func() time.Time
+	acme   *acmeSource // mode acme
 }
 
 // New builds the source cfg describes. For mode internal it loads the local CA
@@ -149,6 +185,12 @@ func New(cfg Config, opts Options) (*Source, error) {
 		if s.leaves == nil {
 			s.leaves = NewLeaves(0)
 		}
+	case ModeACME:
+		a, err := newACME(cfg, opts)
+		if err != nil {
+			return nil, err
+		}
+		s.acme = a
 	default:
 		return nil, fmt.Errorf("unknown mode %q", cfg.Mode)
 	}
@@ -183,6 +225,8 @@ func (s *Source) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 	switch s.mode {
 	case ModeInternal:
 		return s.leaves.Get(s.ca, matchName(s.names, hello.ServerName), s.now())
+	case ModeACME:
+		return s.acme.getCertificate(hello)
 	default:
 		for i := range s.files {
 			if hello.SupportsCertificate(&s.files[i]) == nil {
@@ -212,13 +256,47 @@ func matchName(names []string, server string) string {
 
 // TLSConfig returns a server configuration for TLS 1.2 and 1.3 offering
 // nextProtos (ALPN, in order of preference), with this source's certificates.
+// With ACME's tls-alpn-01 on, it offers "acme-tls/1" too (last), which only a
+// CA validating a challenge asks for.
 func (s *Source) TLSConfig(nextProtos ...string) *tls.Config {
+	protos := slices.Clone(nextProtos)
+	if s.acme != nil && s.acme.tlsALPN {
+		protos = append(protos, acmeTLS1)
+	}
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS12,
-		NextProtos:     slices.Clone(nextProtos),
+		NextProtos:     protos,
 		GetCertificate: s.GetCertificate,
 	}
 }
 
-// Close releases what the source runs (nothing for files and internal).
-func (s *Source) Close() {}
+// HTTPChallenges says the source answers ACME http-01 challenges: the door's
+// plain listener must then serve HTTPHandler.
+func (s *Source) HTTPChallenges() bool { return s.acme != nil && s.acme.http01 }
+
+// HTTPHandler returns next behind the answer to ACME's http-01 challenges
+// (/.well-known/acme-challenge/…) when this source obtains certificates by ACME
+// with http-01; otherwise next itself. Install it on the door's plain listener.
+func (s *Source) HTTPHandler(next http.Handler) http.Handler {
+	if !s.HTTPChallenges() {
+		return next
+	}
+	return s.acme.issuer.HTTPChallengeHandler(next)
+}
+
+// Status returns the certificates this source obtained, one per name (mode
+// acme; nil for other modes).
+func (s *Source) Status() []CertStatus {
+	if s.acme == nil {
+		return nil
+	}
+	return s.acme.status(s.now())
+}
+
+// Close stops what the source runs: for ACME its certificate cache and its
+// renewals. The source must not be used after.
+func (s *Source) Close() {
+	if s.acme != nil {
+		s.acme.close()
+	}
+}

@@ -3,7 +3,6 @@ package certs
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"io"
 	"os"
@@ -104,7 +103,9 @@ func TestSourceFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 		cf := CertFiles{CertFile: filepath.Join(dir, n+".pem"), KeyFile: filepath.Join(dir, n+".key")}
-		writePair(t, c, cf)
+		if err := WritePair(c, cf.CertFile, cf.KeyFile); err != nil {
+			t.Fatal(err)
+		}
 		cfg.Certs = append(cfg.Certs, cf)
 	}
 	src, err := New(cfg, Options{})
@@ -127,24 +128,5 @@ func TestSourceFiles(t *testing.T) {
 	}
 	if errs := (&Config{Mode: "bogus", Names: []string{"Upper.test"}, Certs: []CertFiles{{}}}).Validate(true); len(errs) != 4 {
 		t.Errorf("Validate: %v, want mode, certs[0].cert_file, certs[0].key_file, names[0]", errs)
-	}
-}
-
-// writePair writes c's chain and key as PEM files.
-func writePair(t *testing.T, c *tls.Certificate, cf CertFiles) {
-	t.Helper()
-	var chain []byte
-	for _, der := range c.Certificate {
-		chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
-	}
-	key, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(cf.CertFile, chain, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(cf.KeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}), 0o600); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,7 +28,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	groups := fs.String("group", "", "comma-separated groups the user belongs to (default with --user: read from the group file or the directory, as the proxy would)")
 	at := fs.String("time", "", "when (RFC 3339, e.g. 2026-11-23T10:00:00+01:00; default now)")
 	method := fs.String("method", "GET", "HTTP method (CONNECT for a tunnel)")
-	door := fs.String("door", "forward", "door: forward, reverse or dns")
+	door := fs.String("door", "forward", "door: forward, reverse, dns or socks (forward.socks: a CONNECT by the forward door's rules)")
 	intercept := fs.Bool("intercept", false, "the request reaches the forward door through forward.intercept (redirected by the firewall): no sign-in")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -58,8 +60,24 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, ", user %s", f.User)
 	}
 	fmt.Fprintf(stdout, ", at %s)\n", f.Time.Format(time.RFC3339))
+	socksDoor := *door == "socks"
+	if socksDoor {
+		listening, mode, ports := e.Socks()
+		if !listening {
+			fmt.Fprintln(stdout, "  note: the policy has no forward.socks listeners: no SOCKS5 door")
+		}
+		fmt.Fprintf(stdout, "  socks: decided as a CONNECT to %s by the forward door's rules; the server name the client sends is checked again\n", net.JoinHostPort(f.Host, strconv.Itoa(int(f.Port))))
+		if !slices.Contains(ports, int(f.Port)) {
+			fmt.Fprintf(stdout, "verdict: block (rule connect_ports, reason \"port %d is not in forward.connect_ports\")\n", f.Port)
+			return 0
+		}
+		if mode == "none" {
+			fmt.Fprintln(stdout, "  sign-in: none (forward.socks.auth: none): evaluated by address and address groups, with no user")
+			f.User, f.Groups = "", nil
+		}
+	}
 	if *intercept {
-		if f.Door != rules.DoorForward {
+		if f.Door != rules.DoorForward || socksDoor {
 			fmt.Fprintln(stderr, "portcullis policy explain: --intercept is for the forward door")
 			return 2
 		}
@@ -69,7 +87,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "  sign-in: none on intercepted connections (browsers cannot answer 407 there): evaluated by address and address groups, with no user")
 		f.User, f.Groups = "", nil
 	} else {
-		signIn(e, f, *groups != "", stdout)
+		signIn(e, f, *groups != "", socksDoor, stdout)
 	}
 	v, steps := e.Explain(f)
 	for i, s := range steps {
@@ -103,8 +121,8 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 // when it is exempt (the user and groups are then dropped, as the door drops
 // them), and, for --user without --group, looks up the user's groups where the
 // door would find them (the group file or the directory).
-func signIn(e *engine.Engine, f *rules.Facts, groupsGiven bool, stdout io.Writer) {
-	if why, ok := e.SignInExempt(f); ok {
+func signIn(e *engine.Engine, f *rules.Facts, groupsGiven, socks bool, stdout io.Writer) {
+	if why, ok := e.SignInExempt(f); ok && !socks { // the SOCKS5 door has no exemptions
 		fmt.Fprintf(stdout, "  sign-in: exempt, %s: evaluated with no user\n", why)
 		f.User, f.Groups = "", nil
 		return
@@ -131,7 +149,7 @@ func signIn(e *engine.Engine, f *rules.Facts, groupsGiven bool, stdout io.Writer
 func factsFor(target, client, user, groups, at, method, door string) (*rules.Facts, error) {
 	f := &rules.Facts{User: user, Method: strings.ToUpper(method), Time: time.Now()}
 	switch door {
-	case "forward":
+	case "forward", "socks":
 		f.Door = rules.DoorForward
 	case "reverse":
 		f.Door = rules.DoorReverse
@@ -159,6 +177,8 @@ func factsFor(target, client, user, groups, at, method, door string) (*rules.Fac
 	switch {
 	case f.Door == rules.DoorDNS:
 		f.Host = strings.TrimSuffix(strings.ToLower(target), ".")
+	case door == "socks" && strings.Contains(target, "://"):
+		return nil, fmt.Errorf("--door socks: give HOST:PORT, the destination a SOCKS5 client asks for")
 	case strings.Contains(target, "://"):
 		u, err := url.Parse(target)
 		if err != nil {

@@ -31,6 +31,7 @@ func (p *Policy) listeners() []listenAt {
 		list("forward.listen", "forward", p.Forward.Listen, forward.DefaultListen)
 		list("forward.intercept.http", "forward (intercept HTTP)", p.Forward.Intercept.HTTP, "")
 		list("forward.intercept.https", "forward (intercept HTTPS)", p.Forward.Intercept.HTTPS, "")
+		list("forward.socks.listen", "forward (SOCKS5)", p.Forward.Socks.Listen, "")
 	}
 	if p.Reverse != nil {
 		list("reverse.listen", "reverse", p.Reverse.Listen, "")

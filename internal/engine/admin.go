@@ -159,5 +159,6 @@ func (e *Engine) snapshot() admin.Snapshot {
 	snap.Pools = e.shared.poolStatus()
 	snap.Cache = e.shared.cacheStatus()
 	snap.Cluster = e.shared.clusterStatus()
+	snap.Certificates = e.certStatus()
 	return snap
 }

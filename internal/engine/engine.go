@@ -95,6 +95,7 @@ func New(opts Options) (*Engine, error) {
 		}
 		return admin.CacheStatus{}
 	})
+	_ = e.shared.obs.metrics.RegisterCertificates(e.certStatus)
 	// Access-log lines of the current log (they restart from 0 when the log settings
 	// change, which Prometheus reads as a counter reset).
 	for _, c := range []struct {
@@ -299,6 +300,18 @@ func (e *Engine) listenerSummary() string {
 // Explain evaluates f on the current policy and says why, rule by rule.
 func (e *Engine) Explain(f *rules.Facts) (rules.Verdict, []rules.Step) {
 	return e.cur.Load().program.Explain(f)
+}
+
+// Socks says how the policy's SOCKS5 door is set: whether it has listeners
+// (forward.socks.listen), its sign-in mode, and the ports its tunnels may
+// reach (forward.connect_ports, as for CONNECT).
+func (e *Engine) Socks() (listening bool, signIn string, ports []int) {
+	fw := e.cur.Load().file.Policy.Forward
+	if fw == nil {
+		return false, "", nil
+	}
+	full := fw.WithDefaults()
+	return len(fw.Socks.Listen) > 0, fw.Socks.Mode(fw.Auth.Enabled()), full.ConnectPorts
 }
 
 // Intercepts reports whether the policy has forward.intercept listeners.

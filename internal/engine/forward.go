@@ -106,23 +106,40 @@ func (e *Engine) buildForward(st *state) error {
 	}
 	// Intercept listeners: connections a firewall redirected here, served by
 	// the same door (it reads their original destination from the context).
+	// Redirected TLS is no HTTP: each connection goes to the door's tunnel
+	// core directly.
 	pick := func(s *state) http.Handler { return s.forward }
 	interceptTune := func(srv *h1.Server) {
 		srv.ReadHeaderTimeout = full.ReadHeaderTimeout
 		srv.ConnContext = forward.InterceptConnContext
 	}
 	logger := e.log.With("door", "forward")
-	for _, spec := range []struct {
-		kind  string
-		addrs []string
-		tls   bool
-	}{{"intercept-http", full.Intercept.HTTP, false}, {"intercept-https", full.Intercept.HTTPS, true}} {
-		for _, addr := range spec.addrs {
-			wrap := func(ln net.Listener) net.Listener {
-				return forward.InterceptListener(limit(ln), spec.tls, full.SNIPeekTimeout, logger)
+	wrap := func(ln net.Listener) net.Listener { return forward.InterceptListener(limit(ln), logger) }
+	for _, addr := range full.Intercept.HTTP {
+		st.listens = append(st.listens, httpListen("intercept-http", addr, pick, wrap, interceptTune))
+	}
+	// SOCKS5 listeners: the door's own front (forward/socks) over the same
+	// tunnel core, with connection limits of their own.
+	limitSocks := func(ln net.Listener) net.Listener {
+		return accept.LimitShared(ln, maxConns, full.MaxConnsPerClient, "socks", e.shared.connCounts)
+	}
+	for _, addr := range full.Socks.Listen {
+		st.listens = append(st.listens, connListen("socks", addr, limitSocks, func(ctx context.Context, s *state, c net.Conn) {
+			if p, ok := s.forward.(*forward.Proxy); ok {
+				p.ServeSOCKS(ctx, c)
+				return
 			}
-			st.listens = append(st.listens, httpListen(spec.kind, addr, pick, wrap, interceptTune))
-		}
+			_ = c.Close()
+		}))
+	}
+	for _, addr := range full.Intercept.HTTPS {
+		st.listens = append(st.listens, connListen("intercept-https", addr, wrap, func(ctx context.Context, s *state, c net.Conn) {
+			if p, ok := s.forward.(*forward.Proxy); ok {
+				p.ServeInterceptedTLS(ctx, c)
+				return
+			}
+			_ = c.Close()
+		}))
 	}
 	return nil
 }

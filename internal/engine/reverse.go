@@ -12,19 +12,21 @@ import (
 
 	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/cache"
-	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/internal/h1"
 	"github.com/portcullis/portcullis/reverse"
 )
 
 // buildReverse builds the reverse door for st when the policy has a reverse section.
 func (e *Engine) buildReverse(st *state) error {
+	e.dropACME(st)
 	if st.file.Policy.Reverse == nil {
 		return nil
 	}
 	cfg := *st.file.Policy.Reverse
 	// Paths in the policy are relative to the policy file.
 	cfg.StateDir = st.file.Resolve(cfg.StateDir)
+	cfg.TLS.CARoot = st.file.Resolve(cfg.TLS.CARoot)
+	cfg.TLS.Storage = st.file.Resolve(cfg.TLS.Storage)
 	cfg.TLS.Certs = append([]reverse.CertFiles(nil), cfg.TLS.Certs...)
 	for i := range cfg.TLS.Certs {
 		cfg.TLS.Certs[i].CertFile = st.file.Resolve(cfg.TLS.Certs[i].CertFile)
@@ -45,6 +47,11 @@ func (e *Engine) buildReverse(st *state) error {
 	}
 	st.reverse = h
 	if len(cfg.TLSListen) > 0 && e.opts.DryRun {
+		if cfg.TLS.CARoot != "" {
+			if _, err := os.Stat(cfg.TLS.CARoot); err != nil {
+				return fmt.Errorf("reverse.tls.ca_root: %w", err)
+			}
+		}
 		for _, c := range cfg.TLS.Certs {
 			for _, f := range []string{c.CertFile, c.KeyFile} {
 				if _, err := os.Stat(f); err != nil {
@@ -53,13 +60,15 @@ func (e *Engine) buildReverse(st *state) error {
 			}
 		}
 	} else if len(cfg.TLSListen) > 0 {
-		opts := reverse.CertOptions(&cfg, defaultStateDir())
-		opts.Leaves, opts.Logger = st.leaves, e.log.With("door", "reverse")
-		src, err := certs.New(cfg.TLS, opts)
+		src, err := e.reverseCerts(st, &cfg)
 		if err != nil {
 			return fmt.Errorf("reverse.tls: %w", err)
 		}
+		st.reverseCerts = src
 		st.reverseTLS = src.TLSConfig(reverse.NextProtos(&cfg)...)
+		if src.HTTPChallenges() {
+			st.reversePlain = src.HTTPHandler(h)
+		}
 		if p := src.CACertPath(); p != "" {
 			e.log.Info("reverse TLS: certificates issued by the local CA; trust it to avoid warnings", "ca_cert", p)
 		}
@@ -91,8 +100,16 @@ func (e *Engine) buildReverse(st *state) error {
 			}
 		}
 	}
+	// Plain listeners answer ACME http-01 challenges before the door when the
+	// certificates come from ACME.
+	pickPlain := func(s *state) http.Handler {
+		if s.reversePlain != nil {
+			return s.reversePlain
+		}
+		return pick(s)
+	}
 	for _, addr := range cfg.Listen {
-		st.listens = append(st.listens, httpListen("reverse", addr, pick, limit, tune(false)))
+		st.listens = append(st.listens, httpListen("reverse", addr, pickPlain, limit, tune(false)))
 	}
 	for _, addr := range cfg.TLSListen {
 		// The Alt-Svc hook and the HTTP/3 socket need the port the TLS listener is bound on.

@@ -55,6 +55,8 @@ type shared struct {
 
 	leaves     *certs.Leaves // guarded by mu
 	leavesSize int
+	acme       *certs.Source // the reverse door's ACME source, kept across reloads; guarded by mu
+	acmeKey    string        // its settings
 
 	authLim      *auth.Limiter // guarded by mu: failed sign-ins, kept across reloads
 	authLimCfg   auth.LimiterConfig
@@ -179,6 +181,10 @@ func (s *shared) close() {
 	}
 	s.cacheMu.Unlock()
 	s.obs.close()
+	if s.acme != nil {
+		s.acme.Close()
+		s.acme = nil
+	}
 	if s.resolver != nil {
 		s.resolver.Close()
 	}

@@ -45,6 +45,10 @@ type staged struct {
 
 	leaves     *certs.Leaves // a new leaf-certificate cache
 	leavesSize int
+
+	acmeSet bool          // the reverse door's ACME source changes: acme (nil: none) replaces the live one
+	acme    *certs.Source // prepared; closed by discard
+	acmeKey string
 }
 
 // poolUpdate is a changed pool's new configuration, prepared.
@@ -80,6 +84,12 @@ func (g *staged) commit() (release func()) {
 	}
 	if g.leaves != nil {
 		s.leaves, s.leavesSize = g.leaves, g.leavesSize
+	}
+	if g.acmeSet {
+		if old := s.acme; old != nil {
+			after = append(after, old.Close)
+		}
+		s.acme, s.acmeKey = g.acme, g.acmeKey
 	}
 	s.mu.Unlock()
 
@@ -158,6 +168,9 @@ func (g *staged) discard() {
 	}
 	if g.cluster != nil {
 		g.cluster.stopAndWait()
+	}
+	if g.acme != nil {
+		g.acme.Close()
 	}
 	*g = staged{s: g.s}
 }

@@ -47,6 +47,12 @@ type state struct {
 
 	listens []listenSpec
 
+	// reverseCerts gives the reverse TLS listeners their certificates; nil
+	// without TLS listeners. reversePlain is the plain listeners' handler when
+	// it must answer ACME http-01 challenges before the door (else nil).
+	reverseCerts *certs.Source
+	reversePlain http.Handler
+
 	// warnings are problems that do not stop the policy from loading
 	// (FILE:LINE:COL: field: warning: …), logged when it loads.
 	warnings []string

@@ -112,10 +112,13 @@ func TestRelayHalfCloseAndCounts(t *testing.T) {
 // is closed; one that keeps moving bytes is not.
 func TestRelayIdleTimeout(t *testing.T) {
 	s := NewSet()
-	const idle = 400 * time.Millisecond
+	// Activity is seen when a copy round ends (at most spliceBurst after the
+	// bytes), so the idle timeout is well above it: a slow machine must not
+	// make a busy tunnel look idle.
+	const idle = 3 * time.Second
 	client, origin, done := relay(t, s, nil, idle)
-	// keep it busy for a few idle periods: it must stay open
-	deadline := time.Now().Add(3 * idle)
+	// busy for longer than a tunnel blind to activity could live (1.5×idle)
+	deadline := time.Now().Add(idle*3/2 + time.Second)
 	buf := make([]byte, 1)
 	for time.Now().Before(deadline) {
 		if _, err := client.Write([]byte{'x'}); err != nil {
@@ -125,7 +128,7 @@ func TestRelayIdleTimeout(t *testing.T) {
 		if _, err := io.ReadFull(origin, buf); err != nil {
 			t.Fatalf("busy tunnel closed: %v", err)
 		}
-		time.Sleep(idle / 4) // the pace of the traffic, not synchronisation
+		time.Sleep(100 * time.Millisecond) // the pace of the traffic, not synchronisation
 	}
 	// then idle: it ends by itself and the client sees the close
 	wait(t, done)

@@ -1,4 +1,4 @@
-package forward
+package tunnel
 
 import (
 	"bytes"
@@ -17,13 +17,14 @@ import (
 
 // streamServer runs handler on an HTTP/2 TLS server and returns a CONNECT
 // stream to it: the response, and the writer of the request body.
-func streamServer(t *testing.T, handler func(c *streamConn)) (*http.Response, io.WriteCloser) {
+func streamServer(t *testing.T, handler func(c *StreamConn)) (*http.Response, io.WriteCloser) {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := newStreamConn(w, r)
+		c := NewStreamConn(w, r, nil)
 		defer c.Close()
-		if err := c.establish(); err != nil {
-			t.Errorf("establish: %v", err)
+		w.WriteHeader(http.StatusOK)
+		if err := http.NewResponseController(w).Flush(); err != nil {
+			t.Errorf("answering the CONNECT: %v", err)
 			return
 		}
 		handler(c)
@@ -53,7 +54,7 @@ func streamServer(t *testing.T, handler func(c *streamConn)) (*http.Response, io
 // deadline would have ended the body for good; the tunnel sets one every round).
 func TestStreamConnReadDeadline(t *testing.T) {
 	got := make(chan string, 1)
-	resp, pw := streamServer(t, func(c *streamConn) {
+	resp, pw := streamServer(t, func(c *StreamConn) {
 		_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 		buf := make([]byte, 64)
 		if _, err := c.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -102,7 +103,7 @@ func errString(err error) string {
 // conn, as a tunnel's idle timeout or a shutdown does.
 func TestStreamConnCloseUnblocksWrite(t *testing.T) {
 	done := make(chan error, 1)
-	streamServer(t, func(c *streamConn) {
+	streamServer(t, func(c *StreamConn) {
 		go func() {
 			// Poll until the write below is under way, then close: whether
 			// it is blocked already or blocks later, it must end.

@@ -1,4 +1,4 @@
-package forward
+package tunnel
 
 import (
 	"errors"
@@ -11,47 +11,15 @@ import (
 	"time"
 )
 
-// CONNECT over HTTP/2 (RFC 9113 §8.5): the stream is the tunnel. A client's
-// DATA frames are the request body, the proxy's are the response body after
-// a 200 header block. streamConn makes such a stream a net.Conn so that the
-// door's tunnel code relays, peeks and inspects it as it does a hijacked
-// HTTP/1.1 connection.
-
-// serveStreamConnect runs an accepted CONNECT that arrived as an HTTP/2
-// stream (serveConnect has decided it and put x in r's context): the handler
-// goroutine relays the tunnel, and the stream ends when it returns.
-func (p *Proxy) serveStreamConnect(x *exchange, r *http.Request) {
-	c := newStreamConn(x.w.ResponseWriter, r)
-	defer c.Close()
-	// Past this point the stream is a connection like a hijacked HTTP/1.1
-	// one: an inspected tunnel re-enters goproxy, which writes its CONNECT
-	// answer in the request's version, and mitmConn swallows an HTTP/1.x one.
-	r = r.WithContext(r.Context())
-	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
-	p.hijackTunnel(r, c, nil)
-}
-
-// establisher is a client connection that confirms a CONNECT itself (an
-// HTTP/2 stream: a 200 header block); the others get connectEstablished.
-type establisher interface{ establish() error }
-
-// establish tells the client its tunnel is open.
-func establish(c net.Conn) error {
-	if e, ok := c.(establisher); ok {
-		return e.establish()
-	}
-	_, err := c.Write(connectEstablished)
-	return err
-}
-
-// streamConn is an HTTP/2 CONNECT stream as a net.Conn. Reads take the
+// StreamConn is the client side of a tunnel carried by one HTTP stream (a
+// CONNECT over HTTP/2, RFC 9113 §8.5, or HTTP/3) as a net.Conn. Reads take the
 // request body through a goroutine of its own (pump), so that a read deadline
 // ends a Read without breaking the stream (net/http's stream read deadline
 // would end the body for good, and the tunnel sets one every round); writes
 // go to the ResponseWriter and are flushed at once. Close ends both: the
 // body is closed (which ends the pump) and a write blocked on flow control
 // is cut by a write deadline in the past.
-type streamConn struct {
+type StreamConn struct {
 	w      http.ResponseWriter
 	rc     *http.ResponseController
 	body   io.ReadCloser
@@ -82,28 +50,29 @@ type chunk struct {
 // streamBuf is the size of each of the pump's two buffers.
 const streamBuf = 16 << 10
 
-func newStreamConn(w http.ResponseWriter, r *http.Request) *streamConn {
-	c := &streamConn{
+// NewStreamConn returns the stream of r (answered through w) as a net.Conn.
+// The handler must have sent the 2xx answer and must not return before the
+// tunnel ends. local is the listener's address (nil: the request context's
+// http.LocalAddrContextKey, else unknown).
+func NewStreamConn(w http.ResponseWriter, r *http.Request, local net.Addr) *StreamConn {
+	c := &StreamConn{
 		w: w, rc: http.NewResponseController(w), body: r.Body,
 		remote: streamAddr(r.RemoteAddr),
 		got:    make(chan chunk), free: make(chan []byte, 2), done: make(chan struct{}),
 	}
-	c.local = streamAddr("")
-	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		c.local = la
+	c.local = local
+	if c.local == nil {
+		c.local = streamAddr("")
+		if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+			c.local = la
+		}
 	}
 	c.rd.init()
 	return c
 }
 
-// establish sends the 200 header block that opens the tunnel.
-func (c *streamConn) establish() error {
-	c.w.WriteHeader(http.StatusOK)
-	return c.rc.Flush()
-}
-
 // pump reads the body into the free buffers until it fails or c closes.
-func (c *streamConn) pump() {
+func (c *StreamConn) pump() {
 	for {
 		var b []byte
 		select {
@@ -124,7 +93,7 @@ func (c *streamConn) pump() {
 }
 
 // Read implements net.Conn.
-func (c *streamConn) Read(p []byte) (int, error) {
+func (c *StreamConn) Read(p []byte) (int, error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
 	c.start.Do(func() {
@@ -155,7 +124,7 @@ func (c *streamConn) Read(p []byte) (int, error) {
 }
 
 // Write implements net.Conn: p is sent in DATA frames at once.
-func (c *streamConn) Write(p []byte) (int, error) {
+func (c *StreamConn) Write(p []byte) (int, error) {
 	c.writing.Add(1)
 	defer c.writing.Add(-1)
 	if c.closed.Load() {
@@ -169,7 +138,7 @@ func (c *streamConn) Write(p []byte) (int, error) {
 }
 
 // Close implements net.Conn (idempotent).
-func (c *streamConn) Close() error {
+func (c *StreamConn) Close() error {
 	c.closing.Do(func() {
 		c.closed.Store(true)
 		close(c.done)
@@ -182,26 +151,26 @@ func (c *streamConn) Close() error {
 }
 
 // LocalAddr implements net.Conn: the listener's side of the connection.
-func (c *streamConn) LocalAddr() net.Addr { return c.local }
+func (c *StreamConn) LocalAddr() net.Addr { return c.local }
 
 // RemoteAddr implements net.Conn: the client.
-func (c *streamConn) RemoteAddr() net.Addr { return c.remote }
+func (c *StreamConn) RemoteAddr() net.Addr { return c.remote }
 
 // SetDeadline implements net.Conn.
-func (c *streamConn) SetDeadline(t time.Time) error {
+func (c *StreamConn) SetDeadline(t time.Time) error {
 	c.rd.set(t)
 	return c.SetWriteDeadline(t)
 }
 
 // SetReadDeadline implements net.Conn.
-func (c *streamConn) SetReadDeadline(t time.Time) error {
+func (c *StreamConn) SetReadDeadline(t time.Time) error {
 	c.rd.set(t)
 	return nil
 }
 
 // SetWriteDeadline implements net.Conn with the stream's write deadline:
 // past it, the stream is reset.
-func (c *streamConn) SetWriteDeadline(t time.Time) error {
+func (c *StreamConn) SetWriteDeadline(t time.Time) error {
 	if err := c.rc.SetWriteDeadline(t); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return err
 	}
