@@ -216,6 +216,12 @@ func (rl *Relay) Serve(w http.ResponseWriter, r *http.Request, o *Options) (res 
 	res.Status = resp.StatusCode
 
 	f := flusherOf(w)
+	if stream && f != nil && resp.Body != nil && resp.Body != http.NoBody {
+		// a stream's head goes out now: the origin may hold the body back
+		// (long polling, server-sent events, a slow start), and the client
+		// should see the status meanwhile, as nginx and HAProxy send it
+		f.Flush()
+	}
 	if resp.Body != nil && resp.Body != http.NoBody {
 		n, rerr, werr := rl.copyBody(w, resp.Body, f, stream)
 		res.BytesOut = n
