@@ -554,8 +554,16 @@ type connReader struct {
 
 	bgMu     sync.Mutex
 	bgDone   chan struct{} // closed when the background read returns; nil: none runs
+	bgTimer  *time.Timer   // starts the background read after backgroundDelay
 	aborting atomic.Bool
 }
+
+// backgroundDelay is how long a handler runs before the engine starts
+// reading in the background to notice a client that went away. A request
+// answered sooner (cache hits, pages, most proxied requests) costs no
+// goroutine, read or deadline for it; a client that leaves a longer one is
+// noticed at most this much later.
+const backgroundDelay = 20 * time.Millisecond
 
 // Read implements io.Reader.
 func (r *connReader) Read(p []byte) (int, error) {
@@ -573,7 +581,8 @@ func (r *connReader) Read(p []byte) (int, error) {
 	return r.c.rwc.Read(p)
 }
 
-// startBackground reads one byte in the background while the handler runs:
+// startBackground reads one byte in the background while the handler runs
+// (from backgroundDelay on):
 // an error or the end of the stream cancels the request (the client went
 // away). No-op when bytes of a next request are already read or the stream
 // failed.
@@ -586,8 +595,11 @@ func (r *connReader) startBackground(cancel context.CancelFunc) {
 	}
 	done := make(chan struct{})
 	r.bgDone = done
-	go func() {
+	r.bgTimer = time.AfterFunc(backgroundDelay, func() {
 		defer close(done)
+		if r.aborting.Load() { // abortBackground began first
+			return
+		}
 		n, err := c.rwc.Read(r.byte[:])
 		if n == 1 {
 			r.hasByte = true
@@ -601,7 +613,7 @@ func (r *connReader) startBackground(cancel context.CancelFunc) {
 		}
 		r.err = err
 		cancel()
-	}()
+	})
 }
 
 // backgroundActive reports whether a background read runs.
@@ -620,6 +632,10 @@ func (r *connReader) abortBackground() {
 	if r.bgDone == nil {
 		return
 	}
+	if r.bgTimer.Stop() { // the read never started
+		r.bgDone, r.bgTimer = nil, nil
+		return
+	}
 	r.aborting.Store(true)
 	for {
 		r.c.rwc.SetReadDeadline(aLongTimeAgo)
@@ -633,7 +649,7 @@ func (r *connReader) abortBackground() {
 		break
 	}
 	r.aborting.Store(false)
-	r.bgDone = nil
+	r.bgDone, r.bgTimer = nil, nil
 	r.c.rwc.SetReadDeadline(time.Time{})
 }
 
