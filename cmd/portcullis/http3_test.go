@@ -227,6 +227,13 @@ func TestHTTP3ThroughBinary(t *testing.T) {
 		}
 		return false
 	})
+	// The status page's Doors card counts the reverse door by protocol, over TLS.
+	want := []doorRow{
+		{Door: "reverse", Proto: "HTTP/1.1", TLS: true, Requests: 1},
+		{Door: "reverse", Proto: "HTTP/2.0", TLS: true, Requests: 1},
+		{Door: "reverse", Proto: "HTTP/3.0", TLS: true, Requests: 3},
+	}
+	waitDoors(t, addrs["admin"], want)
 }
 
 // TestHTTP3MemberKilledUnderLoad: HTTP/3 clients keep getting 200s while a

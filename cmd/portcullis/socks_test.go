@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -218,6 +219,43 @@ func TestSOCKS5ThroughBinary(t *testing.T) {
 			t.Errorf("metrics lack %s in:\n%s", want, grepLines(string(metrics), `door="socks"`))
 		}
 	}
+
+	// the status page's Doors card: the eight tunnels asked for, three
+	// blocked (two rules, the egress guard), four refused at sign-in
+	want := doorRow{Door: "socks", Proto: "SOCKS5", Requests: 8, Blocked: 3, Refused: 4}
+	waitDoors(t, adminAddr[1], []doorRow{want})
+	if page := getBody(t, "http://"+adminAddr[1]+"/"); !strings.Contains(page, `<td class="pool">socks</td><td class="mono">SOCKS5</td><td class="n">8</td>`) {
+		t.Errorf("the status page does not show the socks door:\n%s", linesWith(page, "doors"))
+	}
+}
+
+// waitDoors waits up to 30 s for the admin listener's /status.json to show
+// exactly the door counts want, and no tunnel open.
+func waitDoors(t *testing.T, admin string, want []doorRow) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var status doorsStatus
+		err := json.Unmarshal([]byte(getBody(t, "http://"+admin+"/status.json")), &status)
+		if err == nil && slices.Equal(status.Traffic.Doors, want) && status.TunnelsOpen == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/status.json: doors %+v, tunnels_open %d (%v); want %+v and 0", status.Traffic.Doors, status.TunnelsOpen, err, want)
+		}
+	}
+}
+
+// doorsStatus is what the tests read of /status.json's door counts.
+type doorsStatus struct {
+	Traffic     struct{ Doors []doorRow }
+	TunnelsOpen int `json:"tunnels_open"`
+}
+
+// doorRow is one door and protocol of /status.json's traffic.doors.
+type doorRow struct {
+	Door, Proto                        string
+	TLS                                bool
+	Requests, Blocked, Refused, Errors uint64
 }
 
 // TestSOCKS5Chromium: headless Chromium with --proxy-server=socks5://… (no

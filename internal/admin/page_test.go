@@ -21,6 +21,7 @@ const chromiumPath = "/usr/bin/chromium"
 func pageServer(t *testing.T) *httptest.Server {
 	t.Helper()
 	s, c := newTestStatus()
+	logDoors(s)
 	for sec := range 600 {
 		n := 20 + int(12*math.Sin(float64(sec)/45)) // a gentle wave of 8…32 requests/s
 		for i := range n {
@@ -49,7 +50,9 @@ func pageServer(t *testing.T) *httptest.Server {
 		c.advance(time.Second)
 	}
 	srv := httptest.NewServer(NewServer(ServerOptions{Status: s, Snapshot: func() Snapshot {
-		return testSnapshot(c.t.Add(-42 * time.Minute))
+		snap := testSnapshot(c.t.Add(-42 * time.Minute))
+		snap.TunnelsOpen = 37
+		return snap
 	}}))
 	t.Cleanup(srv.Close)
 	return srv
@@ -64,6 +67,10 @@ var pageTexts = []string{
 	"Top clients", "10.1.2.0", "10.1.2.2", "Top users", "pupil-7",
 	"Blocked per user · last hour", "Top users · last day", "pupil-9 → tiktok.example",
 	"Certificates (ACME)", "shop.example.org", "R11", "61.5", "not obtained yet", "429 rateLimited",
+	"Doors · since start", `<b id="tunnels-open">37</b>`,
+	`<tr><td class="pool">socks</td><td class="mono">SOCKS5</td><td class="n">5</td><td class="n">1</td><td class="n">2</td><td class="n">1</td></tr>`,
+	`<tr><td class="pool">reverse (TLS)</td><td class="mono">HTTP/3.0</td><td class="n">2</td><td class="n">0</td><td class="n">0</td><td class="n">1</td></tr>`,
+	`<tr><td class="pool">forward (TLS)</td><td class="mono">HTTP/2.0</td>`,
 }
 
 func TestStatusPageWithoutJavaScript(t *testing.T) {

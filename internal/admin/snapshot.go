@@ -14,6 +14,9 @@ type Snapshot struct {
 	Cluster *ClusterStatus `json:"cluster,omitempty"`
 	// Certificates are the reverse door's ACME certificates, one per name.
 	Certificates []CertStatus `json:"certificates,omitempty"`
+	// TunnelsOpen is the number of tunnels open now (CONNECT, SOCKS5, WebSocket
+	// relays of the forward door).
+	TunnelsOpen int `json:"tunnels_open"`
 }
 
 // CertStatus is one name's certificate obtained by ACME. Its fields match

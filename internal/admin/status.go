@@ -41,7 +41,9 @@ const (
 // merged when reported: memory stays bounded however many distinct keys there are,
 // keys that make up more than 1/1024 (1/512) of a slot's traffic are never lost, and
 // counts are exact while a slot saw fewer distinct keys than its counters (beyond
-// that, a count may overstate by the slot's smallest count). Safe for concurrent use.
+// that, a count may overstate by the slot's smallest count). It also counts every
+// entry since start by door, protocol and TLS, in a fixed array (doorCounts). Safe
+// for concurrent use.
 type Status struct {
 	now func() time.Time
 
@@ -56,6 +58,7 @@ type Status struct {
 	clientsDay *window[netip.Addr]
 	usersDay   *window[string]
 	blocksDay  *window[userDomain]
+	doors      doorCounts // since start, by door, protocol and TLS
 }
 
 // userDomain is a blocked domain and the user who asked for it.
@@ -112,6 +115,7 @@ func (s *Status) Log(e *Entry) {
 	if b.sec != sec {
 		*b = second{sec: sec}
 	}
+	s.doors.add(e)
 	b.requests++
 	if e.Error != "" {
 		b.errors++
@@ -200,6 +204,9 @@ type StatusReport struct {
 	TopClientsDay       []Count     `json:"top_clients_day"`
 	TopUsersDay         []Count     `json:"top_users_day"`
 	TopBlockedByUserDay []UserCount `json:"top_blocked_by_user_day"`
+	// Doors counts entries since start by door, protocol and TLS, in a fixed
+	// order (forward, socks, reverse, dns); only those that saw traffic.
+	Doors []DoorCount `json:"doors"`
 }
 
 // UserCount is one user and domain of a top list.
@@ -265,6 +272,7 @@ func (s *Status) Report() *StatusReport {
 	r.TopClientsDay = s.clientsDay.top(last+1, topN, netip.Addr.String)
 	r.TopUsersDay = s.usersDay.top(last+1, topN, same)
 	r.TopBlockedByUserDay = userCounts(s.blocksDay.top(last+1, topN, pairName))
+	r.Doors = s.doors.report()
 	return r
 }
 

@@ -160,5 +160,6 @@ func (e *Engine) snapshot() admin.Snapshot {
 	snap.Cache = e.shared.cacheStatus()
 	snap.Cluster = e.shared.clusterStatus()
 	snap.Certificates = e.certStatus()
+	snap.TunnelsOpen = e.shared.tunnels.Len()
 	return snap
 }
