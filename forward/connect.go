@@ -145,8 +145,7 @@ func (p *Proxy) serveConnect(x *exchange, r *http.Request) {
 	}
 	// the socket itself, for splices and readWaiter; its connection-limit slot
 	// is freed when the tunnel ends
-	client, release := accept.Detach(client)
-	defer release()
+	client, x.release = accept.Detach(client)
 	p.runTunnel(r.Context(), x, client, x.w.buffered, connectEstablished)
 }
 
@@ -234,7 +233,14 @@ func (p *Proxy) onConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectA
 func (p *Proxy) runTunnel(ctx context.Context, x *exchange, client net.Conn, prefix, answer []byte) {
 	x.started = true
 	tn := x.tunnel
-	defer tn.Done()
+	defer func() {
+		if !x.async {
+			tn.Done()
+			if x.release != nil {
+				x.release()
+			}
+		}
+	}()
 	if !tn.SetClient(client) { // CloseAll ran between dial and hijack
 		return
 	}
@@ -286,6 +292,20 @@ func (p *Proxy) runTunnel(ctx context.Context, x *exchange, client net.Conn, pre
 	}
 	switch x.mode {
 	case modeTunnel:
+		if x.release != nil {
+			// A taken connection: the tunnel outlives this handler, whose
+			// goroutine, stack and request end now; the entry is logged
+			// when the tunnel ends.
+			x.async = true
+			x.w.ResponseWriter, x.body.rc, x.body.ctl = nil, nil, nil
+			tn.Start(peeked, p.cfg.TunnelIdleTimeout, func(in, out int64) {
+				x.entry.BytesIn, x.entry.BytesOut = in, out
+				tn.Done()
+				x.release()
+				p.finish(x)
+			})
+			return
+		}
 		in, out := tn.Relay(peeked, p.cfg.TunnelIdleTimeout)
 		x.entry.BytesIn, x.entry.BytesOut = in, out
 	case modeInspect:
