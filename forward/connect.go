@@ -13,6 +13,7 @@ import (
 
 	"github.com/portcullis/portcullis/filter"
 	"github.com/portcullis/portcullis/internal/accept"
+	"github.com/portcullis/portcullis/internal/admin"
 	"github.com/portcullis/portcullis/internal/pool"
 	"github.com/portcullis/portcullis/internal/tunnel"
 	"github.com/portcullis/portcullis/rules"
@@ -294,15 +295,16 @@ func (p *Proxy) runTunnel(ctx context.Context, x *exchange, client net.Conn, pre
 	case modeTunnel:
 		if x.release != nil {
 			// A taken connection: the tunnel outlives this handler, whose
-			// goroutine, stack and request end now; the entry is logged
-			// when the tunnel ends.
+			// goroutine, stack, request and exchange end now; its
+			// access-log entry alone waits for the tunnel's end.
 			x.async = true
-			x.w.ResponseWriter, x.body.rc, x.body.ctl = nil, nil, nil
+			e, release := new(admin.Entry), x.release
+			*e = *p.entryOf(x)
 			tn.Start(peeked, p.cfg.TunnelIdleTimeout, func(in, out int64) {
-				x.entry.BytesIn, x.entry.BytesOut = in, out
+				e.BytesIn, e.BytesOut = in, out
 				tn.Done()
-				x.release()
-				p.finish(x)
+				release()
+				p.logEntry(e)
 			})
 			return
 		}

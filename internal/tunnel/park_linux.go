@@ -24,14 +24,16 @@ func rawConn(src net.Conn) syscall.RawConn {
 // parker holds the parked directions of a Set's idle tunnels: their sockets
 // sit in one epoll instance (beside Go's own registration of them), watched
 // by one goroutine that runs while anything is parked and restarts a
-// direction's relay when its socket becomes readable. Parked directions of
-// tunnels with an idle timeout keep a timer that closes the tunnel once idle.
+// direction's relay when its socket becomes readable. The same goroutine
+// closes the tunnels that stayed idle, checking every parked direction at
+// the shortest idle round among them (no timer per tunnel).
 type parker struct {
 	mu     sync.Mutex
 	epfd   int
 	on     bool // the loop runs on epfd
 	next   uint64
 	parked map[uint64]*half
+	tick   time.Duration // how often the loop checks idleness; 0: no idle timeout parked
 }
 
 // park puts h (whose src had no byte for a moment) in the epoll set; it
@@ -74,30 +76,10 @@ func (p *parker) park(h *half) bool {
 	}
 	h.key = key
 	p.parked[key] = h
-	if r.idle > 0 {
-		h.timer = time.AfterFunc(r.round(), func() { p.expired(h, key) })
+	if r.idle > 0 && (p.tick == 0 || r.round() < p.tick) {
+		p.tick = r.round()
 	}
 	return true
-}
-
-// expired is h's idle check while parked: it closes an idle tunnel (which
-// ends h, see take) or waits another round.
-func (p *parker) expired(h *half, key uint64) {
-	p.mu.Lock()
-	still := p.parked[key] == h
-	p.mu.Unlock()
-	if !still {
-		return
-	}
-	if h.r.expire() {
-		h.r.t.Close()
-		return
-	}
-	p.mu.Lock()
-	if p.parked[key] == h {
-		h.timer.Reset(h.r.round())
-	}
-	p.mu.Unlock()
 }
 
 // take removes h from the parked set, reporting whether it was parked: the
@@ -115,24 +97,40 @@ func (p *parker) unpark(h *half) bool {
 	}
 	delete(p.parked, h.key)
 	h.key = 0
-	if h.timer != nil {
-		h.timer.Stop()
-		h.timer = nil
-	}
 	return true
 }
 
+// maxParkWait is the longest the parker's loop waits on its epoll instance.
+const maxParkWait = 250 * time.Millisecond
+
 // loop waits on epfd and wakes the parked directions whose socket is
-// readable; it closes epfd and ends when nothing is parked.
+// readable, closes the idle tunnels every tick, and closes epfd and ends
+// when nothing is parked.
 func (p *parker) loop(epfd int) {
 	evs := make([]syscall.EpollEvent, 64)
+	var lastCheck time.Time
 	for {
-		n, err := syscall.EpollWait(epfd, evs, 1000)
+		p.mu.Lock()
+		tick := p.tick
+		p.mu.Unlock()
+		wait := maxParkWait // a shorter tick parked meanwhile is seen this soon
+		if tick > 0 {
+			wait = min(wait, max(time.Until(lastCheck.Add(tick)), time.Millisecond))
+		}
+		n, err := syscall.EpollWait(epfd, evs, int(wait.Milliseconds()))
 		if err != nil {
 			n = 0 // EINTR
 		}
-		var woken []*half
+		var woken, idle []*half
 		p.mu.Lock()
+		if p.tick > 0 && time.Since(lastCheck) >= p.tick {
+			lastCheck = time.Now()
+			for _, h := range p.parked {
+				if h.r.expire() {
+					idle = append(idle, h)
+				}
+			}
+		}
 		for _, ev := range evs[:n] {
 			key := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
 			if h := p.parked[key]; h != nil && p.unpark(h) {
@@ -142,11 +140,14 @@ func (p *parker) loop(epfd int) {
 		exit := len(p.parked) == 0
 		if exit {
 			_ = syscall.Close(epfd)
-			p.on = false
+			p.on, p.tick = false, 0
 		}
 		p.mu.Unlock()
 		for _, h := range woken {
 			h.r.wake(h)
+		}
+		for _, h := range idle {
+			h.r.t.Close() // ends h (take) and the tunnel
 		}
 		if exit {
 			return
@@ -157,5 +158,9 @@ func (p *parker) loop(epfd int) {
 // canPark is true where directions park.
 const canPark = true
 
-// parkedLen is how many directions p holds (under p.mu).
-func parkedLen(p *parker) int { return len(p.parked) }
+// parkedLen is how many directions p holds.
+func parkedLen(p *parker) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.parked)
+}

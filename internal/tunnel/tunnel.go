@@ -318,7 +318,6 @@ type half struct {
 	n        atomic.Int64    // bytes relayed
 	last     atomic.Int64    // unix nanoseconds of the last progress seen
 	key      uint64          // while parked: its key in the parker, under parker.mu
-	timer    *time.Timer     // while parked: the idle check, under parker.mu
 }
 
 // ended records that h ended; the last direction closes the tunnel and reports.
@@ -410,6 +409,6 @@ func (r *run) pipe(h *half) {
 // wake is the parker's call when a parked direction's socket is readable.
 func (r *run) wake(h *half) { go r.pipe(h) }
 
-// expire is the parker's call when a parked direction's idle round passed:
-// it reports whether the tunnel is to close (idle for r.idle).
+// expire is the parker's idle check of a parked direction: it reports
+// whether the tunnel is to close (idle for r.idle).
 func (r *run) expire() bool { return r.idleFor(time.Now().UnixNano()) || r.t.closed.Load() }

@@ -187,11 +187,7 @@ func TestSetSidesAfterClose(t *testing.T) {
 }
 
 // parkedCount is how many directions of s's tunnels are parked.
-func parkedCount(s *Set) int {
-	s.parker.mu.Lock()
-	defer s.parker.mu.Unlock()
-	return parkedLen(&s.parker)
-}
+func parkedCount(s *Set) int { return parkedLen(&s.parker) }
 
 // waitParked polls until n directions of s's tunnels are parked.
 func waitParked(t *testing.T, s *Set, n int) {
