@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/internal/config/field"
 	"github.com/portcullis/portcullis/rules"
 )
@@ -60,6 +61,9 @@ func (c *Config) validateTLS() []field.Error {
 		errs = append(errs, validateListen(fmt.Sprintf("tls_listen[%d]", i), a)...)
 	}
 	errs = append(errs, field.Prefix("tls", c.TLS.Validate(len(c.TLSListen) > 0))...)
+	if c.TLS.Mode == certs.ModeACME { // its challenges are answered by the reverse door's listeners only
+		errs = append(errs, field.Errorf("tls.mode", "acme is not available on the forward door yet: use files or internal"))
+	}
 	pr := c.TLSProbeResistance
 	if pr == nil {
 		return errs
@@ -202,18 +206,24 @@ func (p *Proxy) signedIn(x *exchange, r *http.Request) {
 
 // asProxyRequest turns a request that arrived as an HTTP/2 stream on a TLS
 // listener into the absolute form when it is a proxy request. HTTP/2 has no
-// absolute form: a client sends a proxied http:// request with the target as
-// its :authority (RFC 9113 §8.3.1), and the server keeps only the path in
-// r.URL. A request whose authority is the proxy's own keeps its relative URL:
-// the server name the client asked for (r.TLS, when the server sets it), a
-// name of forward.tls.names, "localhost", or the listener's address.
+// absolute form: a client sends a proxied request with the target as its
+// :authority and the target's scheme as :scheme (RFC 9113 §8.3.1), and the
+// server keeps only the path in r.URL; it sets r.TLS only for :scheme https.
+// So a stream without r.TLS is a proxied http:// request. One with :scheme
+// https is the proxy's own when its authority is: the server name the client
+// asked for, a name of forward.tls.names, "localhost", or the listener's
+// address; else it asks the proxy for an https:// URL.
 func (p *Proxy) asProxyRequest(r *http.Request) {
 	if r.ProtoMajor != 2 || r.Method == http.MethodConnect || r.URL.IsAbs() || r.Host == "" {
 		return
 	}
+	if r.TLS == nil {
+		r.URL.Scheme, r.URL.Host = "http", r.Host
+		return
+	}
 	host, port := rules.SplitHostPort(r.Host)
 	host = strings.TrimSuffix(host, ".")
-	if host == "localhost" || (r.TLS != nil && r.TLS.ServerName != "" && strings.EqualFold(host, r.TLS.ServerName)) {
+	if host == "localhost" || (r.TLS.ServerName != "" && strings.EqualFold(host, r.TLS.ServerName)) {
 		return
 	}
 	for _, n := range p.cfg.TLS.Names {
@@ -229,7 +239,7 @@ func (p *Proxy) asProxyRequest(r *http.Request) {
 			}
 		}
 	}
-	r.URL.Scheme, r.URL.Host = "http", r.Host
+	r.URL.Scheme, r.URL.Host = "https", r.Host
 }
 
 // StaticSite serves page (HTML) for every GET and HEAD whatever the path, with

@@ -619,7 +619,7 @@ func TestHTTPSProxyValidate(t *testing.T) {
 		{"forward:\n  tls_listen: [\"127.0.0.1:0\"]\n  tls: {mode: internal}\n  tls_probe_resistance: {site: reverse}\n",
 			":4:25: forward.tls_probe_resistance: needs forward.auth"},
 		{"forward:\n  tls: {mode: acme}\n  auth: {htpasswd_file: htpasswd}\n  tls_probe_resistance: {site: mirror, secret_host: 10.0.0.1}\n",
-			":2:15: forward.tls.mode: want internal, files or empty, got \"acme\""},
+			":2:15: forward.tls.mode: acme is not available on the forward door yet"},
 		{"forward:\n  tls_listen: [\"127.0.0.1:0\"]\n  tls: {mode: internal}\n  auth: {htpasswd_file: htpasswd}\n  tls_probe_resistance: {site: mirror, secret_host: 10.0.0.1}\n",
 			":5:32: forward.tls_probe_resistance.site: want reverse or page, got \"mirror\""},
 		{"forward:\n  tls_listen: [\"127.0.0.1:0\"]\n  tls: {mode: internal}\n  auth: {htpasswd_file: htpasswd}\n  tls_probe_resistance: {site: page, page_file: a.html, secret_host: 10.0.0.1}\n",

@@ -212,6 +212,13 @@ func (c *conn) newRequest(hb *headerBlock) (*http.Request, int64, error) {
 		}
 	}
 	delete(header, "Trailer") // as Go's server: the declaration lives in Request.Trailer
+	// As Go's server: r.TLS only for :scheme https (and CONNECT), so that a
+	// door can tell a proxied http:// request on a TLS connection from a
+	// request for the site itself (the forward TLS door relies on it).
+	tlsState := c.tlsState
+	if hb.scheme != "" && hb.scheme != "https" {
+		tlsState = nil
+	}
 	r := &http.Request{
 		Method:     hb.method,
 		URL:        u,
@@ -221,7 +228,7 @@ func (c *conn) newRequest(hb *headerBlock) (*http.Request, int64, error) {
 		Host:       host,
 		RemoteAddr: c.remoteAddr,
 		RequestURI: requestURI,
-		TLS:        c.tlsState,
+		TLS:        tlsState,
 		Trailer:    trailer,
 	}
 	switch {

@@ -216,8 +216,14 @@ func (rl *Relay) Serve(w http.ResponseWriter, r *http.Request, o *Options) (res 
 	res.Status = resp.StatusCode
 
 	f := flusherOf(w)
+	if stream && f != nil && resp.Body != nil && resp.Body != http.NoBody {
+		// a stream's head goes out now: the origin may hold the body back
+		// (long polling, server-sent events, a slow start), and the client
+		// should see the status meanwhile, as nginx and HAProxy send it
+		f.Flush()
+	}
 	if resp.Body != nil && resp.Body != http.NoBody {
-		n, rerr, werr := rl.copyBody(w, resp.Body, f, stream)
+		n, rerr, werr := rl.copyBody(w, resp.Body, f, stream, resp.ContentLength)
 		res.BytesOut = n
 		switch {
 		case werr != nil:
@@ -249,8 +255,10 @@ func (rl *Relay) Serve(w http.ResponseWriter, r *http.Request, o *Options) (res 
 // set (no length, or server-sent events); otherwise when the upstream read
 // came back short, meaning the origin paused, so that bytes never wait in
 // the client's buffer while the origin is silent, and bulk transfers are not
-// flushed piece by piece.
-func (rl *Relay) copyBody(w http.ResponseWriter, src io.Reader, f http.Flusher, stream bool) (n int64, rerr, werr error) {
+// flushed piece by piece. A piece that completes a body of known length
+// (length >= 0) is not flushed: the handler's return sends it, with what
+// else is ready on the connection, in one write.
+func (rl *Relay) copyBody(w http.ResponseWriter, src io.Reader, f http.Flusher, stream bool, length int64) (n int64, rerr, werr error) {
 	bp := rl.bufs.Get().(*[bufSize]byte)
 	defer rl.bufs.Put(bp)
 	buf := bp[:]
@@ -262,7 +270,8 @@ func (rl *Relay) copyBody(w http.ResponseWriter, src io.Reader, f http.Flusher, 
 			if err != nil {
 				return n, nil, err
 			}
-			if f != nil && err == nil && (stream || nr < len(buf)) {
+			complete := length >= 0 && n >= length
+			if f != nil && err == nil && !complete && (stream || nr < len(buf)) {
 				f.Flush()
 			}
 		}

@@ -540,3 +540,32 @@ func TestModifyResponseReplacesBody(t *testing.T) {
 		t.Errorf("failing hook: %d", resp.StatusCode)
 	}
 }
+
+// TestStreamHeadBeforeBody: an origin that sends its head (no length) and then
+// holds the body back: the client gets the status and fields while it waits,
+// as from nginx or HAProxy (long polling, slow starts).
+func TestStreamHeadBeforeBody(t *testing.T) {
+	release := make(chan struct{})
+	o := origin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Held", "yes")
+		w.WriteHeader(http.StatusAccepted)
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		io.WriteString(w, "done")
+	})
+	f := startFront(t, o, Options{})
+	resp, err := f.Client().Get(f.URL) // returns once the head is in
+	close(release)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusAccepted || resp.Header.Get("X-Held") != "yes" || string(body) != "done" || err != nil {
+		t.Fatalf("got %d %q %q %v", resp.StatusCode, resp.Header.Get("X-Held"), body, err)
+	}
+}
