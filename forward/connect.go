@@ -13,6 +13,7 @@ import (
 
 	"github.com/portcullis/portcullis/filter"
 	"github.com/portcullis/portcullis/internal/accept"
+	"github.com/portcullis/portcullis/internal/admin"
 	"github.com/portcullis/portcullis/internal/pool"
 	"github.com/portcullis/portcullis/internal/tunnel"
 	"github.com/portcullis/portcullis/rules"
@@ -145,8 +146,7 @@ func (p *Proxy) serveConnect(x *exchange, r *http.Request) {
 	}
 	// the socket itself, for splices and readWaiter; its connection-limit slot
 	// is freed when the tunnel ends
-	client, release := accept.Detach(client)
-	defer release()
+	client, x.release = accept.Detach(client)
 	p.runTunnel(r.Context(), x, client, x.w.buffered, connectEstablished)
 }
 
@@ -234,7 +234,14 @@ func (p *Proxy) onConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectA
 func (p *Proxy) runTunnel(ctx context.Context, x *exchange, client net.Conn, prefix, answer []byte) {
 	x.started = true
 	tn := x.tunnel
-	defer tn.Done()
+	defer func() {
+		if !x.async {
+			tn.Done()
+			if x.release != nil {
+				x.release()
+			}
+		}
+	}()
 	if !tn.SetClient(client) { // CloseAll ran between dial and hijack
 		return
 	}
@@ -286,6 +293,21 @@ func (p *Proxy) runTunnel(ctx context.Context, x *exchange, client net.Conn, pre
 	}
 	switch x.mode {
 	case modeTunnel:
+		if x.release != nil {
+			// A taken connection: the tunnel outlives this handler, whose
+			// goroutine, stack, request and exchange end now; its
+			// access-log entry alone waits for the tunnel's end.
+			x.async = true
+			e, release := new(admin.Entry), x.release
+			*e = *p.entryOf(x)
+			tn.Start(peeked, p.cfg.TunnelIdleTimeout, func(in, out int64) {
+				e.BytesIn, e.BytesOut = in, out
+				tn.Done()
+				release()
+				p.logEntry(e)
+			})
+			return
+		}
 		in, out := tn.Relay(peeked, p.cfg.TunnelIdleTimeout)
 		x.entry.BytesIn, x.entry.BytesOut = in, out
 	case modeInspect:

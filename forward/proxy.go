@@ -312,6 +312,8 @@ type exchange struct {
 	anon    Anonymizer
 	tunnel  *tunnel.Tunnel // CONNECT: the tracked tunnel, awaiting the hijack
 	started bool           // CONNECT: the hijack ran
+	async   bool           // CONNECT: the tunnel runs on after the handler (tunnel.Tunnel.Start) and logs a copy of the entry
+	release func()         // CONNECT on a taken connection: frees its connection-limit slot
 	mode    connectMode    // CONNECT: what to do once hijacked
 	connect *rules.Facts
 	facts   rules.Facts // plain and inner requests: what checkHTTP asked the policy
@@ -347,7 +349,11 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, overTLS bool) {
 	x.w = respWriter{ResponseWriter: w, bufs: &p.bufs}
 	x.entry = admin.Entry{Time: p.now(), Door: "forward", Client: clientAddr(r.RemoteAddr), Method: r.Method, Upstream: "direct", TLS: overTLS}
 	clientHeaders(&x.entry, r)
-	defer p.finish(x)
+	defer func() {
+		if !x.async { // else the tunnel's end logs it
+			p.finish(x)
+		}
+	}()
 	if overTLS {
 		p.asProxyRequest(r)
 	}
@@ -410,6 +416,12 @@ func (p *Proxy) finish(x *exchange) {
 	if p.log == nil {
 		return
 	}
+	p.logEntry(p.entryOf(x))
+}
+
+// entryOf completes x's access-log entry (status, byte counts, identity)
+// but for its duration.
+func (p *Proxy) entryOf(x *exchange) *admin.Entry {
 	e := &x.entry
 	if e.Status == 0 {
 		e.Status = x.w.status
@@ -420,8 +432,16 @@ func (p *Proxy) finish(x *exchange) {
 	if e.BytesOut == 0 {
 		e.BytesOut = x.w.n
 	}
-	e.Duration = p.now().Sub(e.Time)
 	p.logIdentity(x)
+	return e
+}
+
+// logEntry writes e with its duration, if there is an access log.
+func (p *Proxy) logEntry(e *admin.Entry) {
+	if p.log == nil {
+		return
+	}
+	e.Duration = p.now().Sub(e.Time)
 	p.log.Log(e)
 }
 

@@ -6,8 +6,9 @@
 // and intercepted TLS all hand it two net.Conns.
 //
 // Between two *net.TCPConn the copies splice kernel-side; on Linux an idle
-// tunnel waits for bytes without a splice pipe, so it holds its two sockets and
-// nothing else.
+// tunnel waits for bytes without a splice pipe and without a goroutine (its
+// directions park in the Set's epoll instance), so it holds its two sockets and
+// a few hundred bytes of state.
 package tunnel
 
 import (
@@ -18,6 +19,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -33,6 +35,7 @@ type Set struct {
 	closing  bool
 	drained  chan struct{} // closed when the last tunnel ends after Shutdown began
 	accepted atomic.Int64
+	parker   parker // the parked directions of idle tunnels
 }
 
 // NewSet returns an empty set.
@@ -146,6 +149,7 @@ type Tunnel struct {
 	mu       sync.Mutex
 	client   net.Conn // under mu
 	upstream net.Conn // under mu; nil while the door has none (inspection, a dial to come)
+	run      *run     // under mu; set by Start
 }
 
 // SetClient sets the client side; it fails (and closes c) if the tunnel was closed.
@@ -198,13 +202,20 @@ func (t *Tunnel) Close() {
 		t.mu.Unlock()
 		return
 	}
-	c, up := t.client, t.upstream
+	c, up, r := t.client, t.upstream, t.run
 	t.mu.Unlock()
 	if c != nil {
 		_ = c.Close()
 	}
 	if up != nil {
 		_ = up.Close()
+	}
+	if r != nil { // parked directions have no goroutine to see the close
+		for _, h := range []*half{&r.up, &r.down} {
+			if t.set.parker.take(h) {
+				r.ended(h)
+			}
+		}
 	}
 }
 
@@ -220,6 +231,11 @@ type halfCloser interface{ CloseWrite() error }
 // noIdleRound is how long one copy round lasts when there is no idle timeout.
 const noIdleRound = time.Hour
 
+// hotWait is how long a direction waits for bytes on its goroutine before it
+// parks (where it can): a busy tunnel keeps its goroutines, an idle one gives
+// them up, as internal/h1 does with an idle connection.
+const hotWait = 100 * time.Millisecond
+
 // Relay copies bytes both ways until both directions ended, the tunnel was
 // idle for idle (no byte either way; detected within 1.5×idle; 0 means never),
 // or it was closed, then closes it. prefix is sent upstream first (client bytes
@@ -229,36 +245,100 @@ const noIdleRound = time.Hour
 // upstream→client (out). Both sides must be set; the idle timeout relies on
 // read deadlines.
 func (t *Tunnel) Relay(prefix []byte, idle time.Duration) (in, out int64) {
-	defer t.Close()
+	ch := make(chan [2]int64, 1)
+	t.Start(prefix, idle, func(in, out int64) { ch <- [2]int64{in, out} })
+	r := <-ch
+	return r[0], r[1]
+}
+
+// Start is Relay without waiting: it sends prefix, starts the relay and
+// returns; done is called once, with the byte counts, after the tunnel ended
+// and was closed (on whichever goroutine ended it). While both sides are bare
+// TCP sockets on Linux, a direction with no bytes for a moment parks: no
+// goroutine waits for it, the Set's parker (one epoll instance) starts one
+// again when bytes, an end of stream or an error arrive, so an idle tunnel
+// holds its sockets and a few hundred bytes.
+func (t *Tunnel) Start(prefix []byte, idle time.Duration, done func(in, out int64)) {
 	t.mu.Lock()
 	client, upstream := t.client, t.upstream
 	t.mu.Unlock()
 	if client == nil || upstream == nil || t.closed.Load() {
-		return 0, 0
+		t.Close()
+		done(0, 0)
+		return
 	}
+	var in int64
 	if len(prefix) > 0 {
 		n, err := upstream.Write(prefix)
-		in += int64(n)
+		in = int64(n)
 		if err != nil {
-			return in, 0
+			t.Close()
+			done(in, 0)
+			return
 		}
 	}
+	r := &run{t: t, idle: idle, done: done}
+	r.left.Store(2)
 	start := time.Now().UnixNano()
-	var up, down direction
-	up.last.Store(start)
-	down.last.Store(start)
-	done := make(chan int64, 1)
-	go func() {
-		done <- t.pipe(upstream, client, &up, &down, idle)
-	}()
-	out = t.pipe(client, upstream, &down, &up, idle)
-	in += <-done
-	return in, out
+	r.up = half{r: r, src: client, dst: upstream, other: &r.down}
+	r.down = half{r: r, src: upstream, dst: client, other: &r.up}
+	r.up.n.Store(in)
+	for _, h := range []*half{&r.up, &r.down} {
+		h.last.Store(start)
+		h.rc = rawConn(h.src)
+		h.wait = readWaiter(h.src)
+	}
+	t.mu.Lock()
+	t.run = r
+	t.mu.Unlock()
+	for _, h := range []*half{&r.up, &r.down} {
+		// parked at once where it can: the parker wakes it if bytes wait
+		if h.rc == nil || !t.set.parker.park(h) {
+			go r.pipe(h)
+		}
+	}
 }
 
-// direction is one half of a tunnel's activity record.
-type direction struct {
-	last atomic.Int64 // unix nanoseconds of the last progress seen
+// run is a relaying tunnel: its two directions and what ends it.
+type run struct {
+	t        *Tunnel
+	idle     time.Duration
+	done     func(in, out int64)
+	left     atomic.Int32 // directions not ended yet
+	up, down half         // client→upstream, upstream→client
+}
+
+// half is one direction of a run.
+type half struct {
+	r        *run
+	src, dst net.Conn
+	other    *half
+	rc       syscall.RawConn // src's socket, nil when it cannot park
+	wait     func() error    // readWaiter(src)
+	n        atomic.Int64    // bytes relayed
+	last     atomic.Int64    // unix nanoseconds of the last progress seen
+	key      uint64          // while parked: its key in the parker, under parker.mu
+}
+
+// ended records that h ended; the last direction closes the tunnel and reports.
+func (r *run) ended(*half) {
+	if r.left.Add(-1) == 0 {
+		r.t.Close()
+		r.done(r.up.n.Load(), r.down.n.Load())
+	}
+}
+
+// idleFor reports whether neither direction moved a byte for r.idle at now.
+func (r *run) idleFor(now int64) bool {
+	return r.idle > 0 && now-r.up.last.Load() > int64(r.idle) && now-r.down.last.Load() > int64(r.idle)
+}
+
+// round is how long one wait for bytes lasts before the idle check.
+func (r *run) round() time.Duration {
+	if r.idle <= 0 {
+		return noIdleRound
+	}
+	return r.idle / 2
 }
 
 // spliceBurst bounds how long one io.Copy may wait for more bytes once data flows:
@@ -266,52 +346,69 @@ type direction struct {
 // next bytes with readWaiter, which holds no pipe.
 const spliceBurst = time.Second
 
-// pipe copies src to dst in rounds of idle/2 (a read deadline ends each round) so
+// parkBurst is spliceBurst for a direction that can park.
+const parkBurst = 100 * time.Millisecond
+
+// pipe copies h.src to h.dst in rounds (a read deadline ends each round) so
 // that activity can be observed while io.Copy splices. Only read deadlines are
 // used: a write deadline could cut a splice with bytes still in its pipe. When src
 // can be watched without reading (readWaiter), each round first waits for bytes
 // without a splice pipe, then copies until src stays silent for spliceBurst, so
-// an idle tunnel holds 2 fds (its sockets) instead of 6.
-func (t *Tunnel) pipe(dst, src net.Conn, self, other *direction, idle time.Duration) int64 {
-	var total int64
-	round := idle / 2
-	if idle <= 0 {
-		round = noIdleRound
-	}
+// an idle tunnel holds 2 fds (its sockets) instead of 6; when src can park, a
+// wait that saw no byte for hotWait parks h and the goroutine ends.
+func (r *run) pipe(h *half) {
+	t := r.t
+	round := r.round()
 	burst := min(round, spliceBurst)
-	wait := readWaiter(src)
+	if h.rc != nil {
+		// a direction that can park copies in short bursts, so that a
+		// tunnel that fell silent soon holds neither goroutine nor pipe
+		burst = min(round, parkBurst)
+	}
 	for {
-		_ = src.SetReadDeadline(time.Now().Add(round))
+		wait := round
+		if h.rc != nil {
+			wait = min(round, hotWait)
+		}
+		_ = h.src.SetReadDeadline(time.Now().Add(wait))
 		var n int64
 		var err error
-		if wait != nil {
-			if err = wait(); err == nil {
-				_ = src.SetReadDeadline(time.Now().Add(burst))
+		if h.wait != nil {
+			if err = h.wait(); err == nil {
+				_ = h.src.SetReadDeadline(time.Now().Add(burst))
 			}
 		}
 		if err == nil {
-			n, err = io.Copy(dst, src)
+			n, err = io.Copy(h.dst, h.src)
 		}
-		total += n
+		h.n.Add(n)
 		now := time.Now().UnixNano()
 		if n > 0 {
-			self.last.Store(now)
+			h.last.Store(now)
 		}
 		if err == nil { // EOF from src: pass the half-close on
-			if hc, ok := dst.(halfCloser); ok {
+			if hc, ok := h.dst.(halfCloser); ok {
 				_ = hc.CloseWrite()
 			} else {
 				t.Close()
 			}
-			return total
+			r.ended(h)
+			return
 		}
-		if !errors.Is(err, os.ErrDeadlineExceeded) || t.closed.Load() {
+		if !errors.Is(err, os.ErrDeadlineExceeded) || t.closed.Load() || r.idleFor(now) {
 			t.Close()
-			return total
+			r.ended(h)
+			return
 		}
-		if idle > 0 && now-self.last.Load() > int64(idle) && now-other.last.Load() > int64(idle) {
-			t.Close()
-			return total
+		if h.rc != nil && t.set.parker.park(h) {
+			return // the parker starts pipe(h) again when src is readable
 		}
 	}
 }
+
+// wake is the parker's call when a parked direction's socket is readable.
+func (r *run) wake(h *half) { go r.pipe(h) }
+
+// expire is the parker's idle check of a parked direction: it reports
+// whether the tunnel is to close (idle for r.idle).
+func (r *run) expire() bool { return r.idleFor(time.Now().UnixNano()) || r.t.closed.Load() }

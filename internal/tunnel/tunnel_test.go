@@ -185,3 +185,77 @@ func TestSetSidesAfterClose(t *testing.T) {
 		t.Fatalf("Len %d after Done", s.Len())
 	}
 }
+
+// parkedCount is how many directions of s's tunnels are parked.
+func parkedCount(s *Set) int { return parkedLen(&s.parker) }
+
+// waitParked polls until n directions of s's tunnels are parked.
+func waitParked(t *testing.T, s *Set, n int) {
+	t.Helper()
+	for start := time.Now(); parkedCount(s) != n; time.Sleep(5 * time.Millisecond) {
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("%d directions parked, want %d", parkedCount(s), n)
+		}
+	}
+}
+
+// TestParkedTunnel: an idle tunnel's directions park (on Linux) and wake for
+// bytes both ways and for a half-close, with the counts right; a parked
+// tunnel ends on its idle timeout and on CloseAll.
+func TestParkedTunnel(t *testing.T) {
+	if !canPark {
+		t.Skip("directions park on Linux only")
+	}
+	s := NewSet()
+	client, origin, done := relay(t, s, []byte("p"), 0)
+	waitParked(t, s, 2)
+	for i := range 3 {
+		want := "abc"
+		if i == 0 {
+			want = "pabc"
+		}
+		io.WriteString(client, "abc")
+		got := make([]byte, len(want))
+		_ = origin.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if _, err := io.ReadFull(origin, got); err != nil || string(got) != want {
+			t.Fatalf("origin read %q, %v; want %q", got, err, want)
+		}
+		waitParked(t, s, 2)
+	}
+	io.WriteString(origin, "answer")
+	_ = client.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.ReadFull(client, make([]byte, 6)); err != nil {
+		t.Fatal(err)
+	}
+	waitParked(t, s, 2)
+	_ = client.(*net.TCPConn).CloseWrite()
+	_ = origin.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if b, err := io.ReadAll(origin); err != nil || len(b) != 0 {
+		t.Fatalf("origin read %q, %v after the client's half-close", b, err)
+	}
+	_ = origin.(*net.TCPConn).CloseWrite()
+	r := wait(t, done)
+	if r.in != 10 || r.out != 6 {
+		t.Fatalf("counts in=%d out=%d, want 10 and 6", r.in, r.out)
+	}
+
+	// idle timeout while parked
+	const idle = 500 * time.Millisecond
+	_, _, done = relay(t, s, nil, idle)
+	waitParked(t, s, 2)
+	wait(t, done)
+	waitParked(t, s, 0)
+
+	// CloseAll while parked
+	client, _, done = relay(t, s, nil, 0)
+	waitParked(t, s, 2)
+	s.CloseAll()
+	wait(t, done)
+	_ = client.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := client.Read(make([]byte, 1)); err == nil {
+		t.Fatal("tunnel still open after CloseAll")
+	}
+	if parkedCount(s) != 0 || s.Len() != 0 {
+		t.Fatalf("%d parked, %d open after CloseAll", parkedCount(s), s.Len())
+	}
+}

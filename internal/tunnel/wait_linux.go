@@ -11,12 +11,8 @@ import (
 // sockets only. It returns nil when src is not a bare *net.TCPConn (a wrapper may
 // hold buffered bytes the kernel does not see), and the caller just copies.
 func readWaiter(src net.Conn) func() error {
-	tc, ok := src.(*net.TCPConn)
-	if !ok {
-		return nil
-	}
-	rc, err := tc.SyscallConn()
-	if err != nil {
+	rc := rawConn(src)
+	if rc == nil {
 		return nil
 	}
 	var probe [1]byte
