@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"github.com/portcullis/portcullis/internal/h2"
 	"io"
 	"log/slog"
 	"math/big"
@@ -533,7 +534,7 @@ func TestTLS(t *testing.T) {
 	}
 	ts := start(t, h, func(s *Server) {
 		s.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
-		s.H2 = HTTP2(s.Handler)
+		s.H2 = (&h2.Server{Handler: s.Handler}).ServeTLS
 	})
 	for _, h2 := range []bool{false, true} {
 		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}, ForceAttemptHTTP2: h2}
