@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"github.com/portcullis/portcullis/internal/relay"
 	"net/http"
 	"strconv"
 	"strings"
@@ -159,10 +160,8 @@ func isHex(c byte) bool {
 // n (canonical) on its way to the cache: hop-by-hop fields, the forwarding
 // fields, HTTP/2 settings, and User-Agent (httputil sets an empty one).
 func proxyRewrites(n string) bool {
-	for _, h := range hopHeaders {
-		if n == h {
-			return true
-		}
+	if relay.IsHopByHop(n) {
+		return true
 	}
 	switch n {
 	case "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", "Http2-Settings", "User-Agent":

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"github.com/portcullis/portcullis/internal/relay"
 	"net/http"
 	"net/textproto"
 	"strconv"
@@ -46,20 +47,7 @@ func fieldErrors(errs []field.Error) []error {
 	return out
 }
 
-// hopHeaders are never stored nor merged (RFC 9111 §3.1, RFC 9110 §7.6.1).
-var hopHeaders = [...]string{
-	"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding",
-	"Upgrade", "Proxy-Authenticate", "Proxy-Authentication-Info", "Proxy-Authorization",
-}
-
-// stripHop removes hop-by-hop fields, including those named in Connection, from h.
-func stripHop(h http.Header) {
-	for _, v := range h["Connection"] {
-		for _, name := range splitList(v) {
-			h.Del(name)
-		}
-	}
-	for _, name := range hopHeaders {
-		delete(h, name)
-	}
-}
+// stripHop removes hop-by-hop fields, including those named in Connection,
+// from h: they are never stored nor merged (RFC 9111 §3.1, RFC 9110 §7.6.1).
+// The list is relay's, the one of the whole tree.
+func stripHop(h http.Header) { relay.RemoveHopByHop(h) }

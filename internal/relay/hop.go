@@ -17,6 +17,7 @@ import (
 //	Proxy-Connection    non-standard, still sent by browsers and libcurl
 //	Proxy-Authenticate
 //	Proxy-Authorization
+//	Proxy-Authentication-Info
 //	Te                  "TE: trailers" is kept
 //	Trailer
 //	Transfer-Encoding
@@ -26,6 +27,7 @@ var hopHeaders = [...]string{
 	"Keep-Alive",
 	"Proxy-Connection",
 	"Proxy-Authenticate",
+	"Proxy-Authentication-Info",
 	"Proxy-Authorization",
 	"Te",
 	"Trailer",
@@ -46,7 +48,8 @@ func IsHopByHop(name string) bool {
 }
 
 // RemoveHopByHop removes the hop-by-hop fields from h: Connection and every field
-// named in it, Keep-Alive, Proxy-Connection, Proxy-Authenticate, Proxy-Authorization,
+// named in it, Keep-Alive, Proxy-Connection, Proxy-Authenticate, Proxy-Authentication-Info,
+// Proxy-Authorization,
 // TE, Trailer, Transfer-Encoding and Upgrade. When the client's TE listed "trailers",
 // "TE: trailers" is set again (the next hop may then send trailers, which Serve
 // relays). Use it on requests and responses alike.
