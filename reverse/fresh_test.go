@@ -31,10 +31,6 @@ func (c *countingFresh) ServeFresh(w http.ResponseWriter, r *http.Request, schem
 	return false
 }
 
-func (c *countingFresh) HasFresh(r *http.Request, scheme string) bool {
-	return c.fs.HasFresh(r, scheme)
-}
-
 // cachedDoor is a door whose route "site" (hide_origin) goes through a cache,
 // with or without the fresh-hit fast path.
 type cachedDoor struct {

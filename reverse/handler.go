@@ -101,9 +101,6 @@ type route struct {
 // door tries it first for requests without a body, after rules and limits.
 type FreshServer interface {
 	ServeFresh(w http.ResponseWriter, r *http.Request, scheme string, edit func(http.Header)) bool
-	// HasFresh reports whether ServeFresh would answer r now, answering
-	// nothing and counting nothing.
-	HasFresh(r *http.Request, scheme string) bool
 }
 
 // New builds the door's Handler.

@@ -59,15 +59,6 @@ func (t *transport) ServeFresh(w http.ResponseWriter, r *http.Request, scheme st
 	return true
 }
 
-// HasFresh reports whether ServeFresh would answer r now, without answering
-// it or counting anything: a door that must commit to something before
-// answering (take a rate-limit token) asks first.
-func (t *transport) HasFresh(r *http.Request, scheme string) bool {
-	var x exchange
-	e, _, _ := t.lookupFresh(&x, r, scheme)
-	return e != nil
-}
-
 // lookupFresh returns the stored entry ServeFresh would answer r with, with
 // its current age and freshness lifetime, or nil. It fills x for the answer.
 func (t *transport) lookupFresh(x *exchange, r *http.Request, scheme string) (e *entry, age, life time.Duration) {
