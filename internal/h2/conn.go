@@ -726,12 +726,11 @@ func (c *conn) headersDone() error {
 		c.writeStatusLocked(id, http.StatusRequestHeaderFieldsTooLarge, hb.endStream)
 		return nil
 	}
-	req, declared, err := c.newRequest(hb)
+	s, err := c.newStream(hb)
 	if err != nil {
 		c.resetLocked(id, http2.ErrCodeProtocol)
 		return nil
 	}
-	s := c.newStream(id, req, declared, hb.endStream)
 	c.streams[id] = s
 	if c.idle != nil {
 		c.idle.Stop()

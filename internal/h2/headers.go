@@ -126,48 +126,56 @@ type requestError string
 
 func (e requestError) Error() string { return string(e) }
 
-// newRequest builds the request a complete, well-formed header block
-// stands for; it reports the declared Content-Length (-1: none).
-func (c *conn) newRequest(hb *headerBlock) (*http.Request, int64, error) {
+// newRequest fills r (and u, its URL) with the request a complete,
+// well-formed header block stands for; it reports the declared
+// Content-Length (-1: none). r and u live in the stream, so that a request
+// costs one allocation for its state, not one per part.
+func (c *conn) newRequest(hb *headerBlock, r *http.Request, u *url.URL) (int64, error) {
 	if hb.seen&seenMethod == 0 || hb.method == "" || !validMethod(hb.method) {
-		return nil, 0, requestError("bad :method")
+		return 0, requestError("bad :method")
 	}
 	if hb.seen&seenProtocol != 0 {
-		return nil, 0, requestError("extended CONNECT is not offered")
+		return 0, requestError("extended CONNECT is not offered")
 	}
-	var u *url.URL
 	requestURI := hb.path
 	if hb.method == http.MethodConnect {
 		if hb.seen&(seenScheme|seenPath) != 0 || hb.authority == "" {
-			return nil, 0, requestError("malformed CONNECT")
+			return 0, requestError("malformed CONNECT")
 		}
-		u = &url.URL{Host: hb.authority}
+		*u = url.URL{Host: hb.authority}
 		requestURI = hb.authority
 	} else {
 		if hb.seen&seenScheme == 0 || hb.seen&seenPath == 0 || hb.path == "" || hb.scheme == "" {
-			return nil, 0, requestError("missing :scheme or :path")
+			return 0, requestError("missing :scheme or :path")
 		}
 		if hb.path == "*" {
 			if hb.method != http.MethodOptions {
-				return nil, 0, requestError(":path * outside OPTIONS")
+				return 0, requestError(":path * outside OPTIONS")
 			}
 		} else if (hb.scheme == "http" || hb.scheme == "https") && hb.path[0] != '/' {
-			return nil, 0, requestError(":path not absolute")
+			return 0, requestError(":path not absolute")
 		}
-		var err error
-		if u, err = url.ParseRequestURI(hb.path); err != nil {
-			return nil, 0, requestError("bad :path")
+		if err := parsePath(hb.path, u); err != nil {
+			return 0, requestError("bad :path")
 		}
 	}
 	header := make(http.Header, len(hb.fields))
+	// One backing array for the values: a field seen once (nearly all)
+	// costs no allocation of its own.
+	vals := make([]string, len(hb.fields))
 	var cookies []string
-	for _, f := range hb.fields {
+	for i, f := range hb.fields {
 		if f.Name == "cookie" {
 			cookies = append(cookies, f.Value)
 			continue
 		}
 		k := canonicalKey(f.Name)
-		header[k] = append(header[k], f.Value)
+		if vv, ok := header[k]; ok {
+			header[k] = append(vv, f.Value)
+			continue
+		}
+		vals[i] = f.Value
+		header[k] = vals[i : i+1 : i+1]
 	}
 	if len(cookies) > 0 {
 		// RFC 9113 §8.2.3: crumbs are joined for HTTP/1.1 consumers.
@@ -176,7 +184,7 @@ func (c *conn) newRequest(hb *headerBlock) (*http.Request, int64, error) {
 	host := hb.authority
 	if hv, ok := header["Host"]; ok {
 		if len(hv) != 1 || (host != "" && !strings.EqualFold(hv[0], host)) {
-			return nil, 0, requestError("Host differs from :authority")
+			return 0, requestError("Host differs from :authority")
 		}
 		if host == "" {
 			host = hv[0]
@@ -188,7 +196,7 @@ func (c *conn) newRequest(hb *headerBlock) (*http.Request, int64, error) {
 		for _, v := range cl {
 			n, err := strconv.ParseUint(v, 10, 63)
 			if err != nil || (declared >= 0 && int64(n) != declared) {
-				return nil, 0, requestError("bad content-length")
+				return 0, requestError("bad content-length")
 			}
 			declared = int64(n)
 		}
@@ -197,7 +205,7 @@ func (c *conn) newRequest(hb *headerBlock) (*http.Request, int64, error) {
 		}
 	}
 	if hb.endStream && declared > 0 {
-		return nil, 0, requestError("content-length without a body")
+		return 0, requestError("content-length without a body")
 	}
 	var trailer http.Header
 	for _, v := range header["Trailer"] {
@@ -219,7 +227,7 @@ func (c *conn) newRequest(hb *headerBlock) (*http.Request, int64, error) {
 	if hb.scheme != "" && hb.scheme != "https" {
 		tlsState = nil
 	}
-	r := &http.Request{
+	*r = http.Request{
 		Method:     hb.method,
 		URL:        u,
 		Proto:      "HTTP/2.0",
@@ -240,7 +248,57 @@ func (c *conn) newRequest(hb *headerBlock) (*http.Request, int64, error) {
 	default:
 		r.ContentLength = -1
 	}
-	return r, declared, nil
+	return declared, nil
+}
+
+// parsePath sets u to url.ParseRequestURI(p): for the common :path (an
+// absolute path of characters that need no escaping, and maybe a query)
+// directly, without the allocation ParseRequestURI makes; anything else
+// through ParseRequestURI.
+func parsePath(p string, u *url.URL) error {
+	if len(p) > 0 && p[0] == '/' {
+		i := 0
+		for i < len(p) && plainPathByte(p[i]) {
+			i++
+		}
+		switch {
+		case i == len(p):
+			*u = url.URL{Path: p}
+			return nil
+		case p[i] == '?' && !hasCTL(p[i+1:]):
+			*u = url.URL{Path: p[:i], RawQuery: p[i+1:], ForceQuery: i+1 == len(p)}
+			return nil
+		}
+	}
+	v, err := url.ParseRequestURI(p)
+	if err != nil {
+		return err
+	}
+	*u = *v
+	return nil
+}
+
+// plainPathByte: c stands for itself in a URL path (url.URL keeps no
+// RawPath for a path of these).
+func plainPathByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	switch c {
+	case '/', '-', '.', '_', '~', '$', '&', '+', ',', ':', ';', '=', '@':
+		return true
+	}
+	return false
+}
+
+func hasCTL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 func textproto(s string) string { return strings.TrimSpace(s) }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"runtime"
 	"strconv"
@@ -45,22 +46,35 @@ type stream struct {
 	readLate   bool // the read deadline passed
 	timers     [2]*time.Timer
 
-	rw responseWriter
+	rw    responseWriter
+	reqv  http.Request // what req points to
+	url   url.URL      // what req.URL points to
+	rbody requestBody  // what req.Body points to, for a request with a body
 }
 
-func (c *conn) newStream(id uint32, req *http.Request, declared int64, ended bool) *stream {
+// newStream makes the stream for a complete header block: the stream, its
+// request, URL, body reader and response writer are one allocation. A
+// malformed request is reported and no stream made.
+func (c *conn) newStream(hb *headerBlock) (*stream, error) {
+	s := &stream{c: c, id: hb.id, sendWin: c.peerInit, recvWin: defaultStreamWindow, remoteDone: hb.endStream}
+	declared, err := c.newRequest(hb, &s.reqv, &s.url)
+	if err != nil {
+		return nil, err
+	}
+	s.declared = declared
 	ctx, cancel := context.WithCancel(c.ctx)
-	s := &stream{c: c, id: id, cancel: cancel, sendWin: c.peerInit, recvWin: defaultStreamWindow,
-		declared: declared, remoteDone: ended}
+	s.cancel = cancel
 	s.bodyCond.L = &c.mu
-	if ended {
+	if hb.endStream {
 		s.bodyErr = io.EOF
 	} else {
-		req.Body = &requestBody{s: s}
+		s.rbody.s = s
+		s.reqv.Body = &s.rbody
 	}
-	s.req = req.WithContext(ctx)
+	s.reqv = *s.reqv.WithContext(ctx) // inlined: the copy stays on the stack
+	s.req = &s.reqv
 	s.rw = responseWriter{s: s, status: 0, declared: -1}
-	return s
+	return s, nil
 }
 
 // endLocked ends the stream because of err (a reset or the connection).
