@@ -60,11 +60,11 @@ type conn struct {
 	resets   [32]uint32 // streams recently reset by us: their late frames are ignored
 	nresets  int
 
-	wbuf    []byte
-	wfr     *http2.Framer // writing into wbuf
-	henc    *hpack.Encoder
-	hbuf    bytes.Buffer
-	encSize uint32 // table size limit to apply before the next block
+	wbuf        []byte
+	wfr         *http2.Framer // writing into wbuf
+	henc        *hpack.Encoder
+	hbuf        bytes.Buffer
+	tableUpdate bool // the encoder may owe a table size update, which must open the next block
 }
 
 type bufWriter struct{ c *conn }
@@ -412,6 +412,7 @@ func (c *conn) onSettings(f *http2.SettingsFrame) error {
 		switch s.ID {
 		case http2.SettingHeaderTableSize:
 			c.henc.SetMaxDynamicTableSizeLimit(s.Val)
+			c.tableUpdate = true
 		case http2.SettingInitialWindowSize:
 			delta := int64(s.Val) - c.peerInit
 			c.peerInit = int64(s.Val)

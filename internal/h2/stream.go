@@ -447,6 +447,54 @@ func (w *responseWriter) dataLocked(p []byte, end bool) error {
 	}
 }
 
+// status encodes :status, a block's first field: a status in HPACK's
+// static table (RFC 7541 Appendix A) is one byte, unless the encoder may owe
+// a dynamic table size update, which must open the block.
+func (c *conn) status(code int) {
+	if !c.tableUpdate {
+		if i := staticStatus(code); i != 0 {
+			c.hbuf.WriteByte(0x80 | i) // indexed field
+			return
+		}
+	}
+	c.tableUpdate = false
+	c.field(":status", strconv.Itoa(code))
+}
+
+func staticStatus(code int) byte {
+	switch code {
+	case 200:
+		return 8
+	case 204:
+		return 9
+	case 206:
+		return 10
+	case 304:
+		return 11
+	case 400:
+		return 12
+	case 404:
+		return 13
+	case 500:
+		return 14
+	}
+	return 0
+}
+
+// contentLength encodes content-length as a literal field without indexing
+// and with the static table's name (index 28): its values vary, so adding
+// them to the dynamic table would only push out fields that repeat.
+func (c *conn) contentLength(v []byte) {
+	if len(v) > 126 {
+		c.field("content-length", string(v))
+		return
+	}
+	c.hbuf.WriteByte(0x0f) // literal without indexing, name index 15+13
+	c.hbuf.WriteByte(28 - 15)
+	c.hbuf.WriteByte(byte(len(v))) // not Huffman-coded
+	c.hbuf.Write(v)
+}
+
 func (c *conn) field(name, value string) {
 	_ = c.henc.WriteField(hpack.HeaderField{Name: name, Value: value})
 }
@@ -483,7 +531,7 @@ func hopField(lower string) bool {
 // the handler has finished and body is the whole body.
 func (w *responseWriter) encodeHeader(done bool, body []byte) {
 	c := w.s.c
-	c.field(":status", strconv.Itoa(w.status))
+	c.status(w.status)
 	declared := w.declaredTrailers()
 	var hasCT, hasCL, hasDate bool
 	for k, vv := range w.header {
@@ -499,6 +547,12 @@ func (w *responseWriter) encodeHeader(done bool, body []byte) {
 			hasCT = true
 		case "content-length":
 			hasCL = true
+			for _, v := range vv {
+				if httpguts.ValidHeaderFieldValue(v) {
+					c.contentLength([]byte(v))
+				}
+			}
+			continue
 		case "date":
 			hasDate = true
 		case "te":
@@ -524,7 +578,8 @@ func (w *responseWriter) encodeHeader(done bool, body []byte) {
 		c.field("content-type", http.DetectContentType(body))
 	}
 	if done && !hasCL && w.bodyAllowed() && (len(body) > 0 || w.s.req.Method != http.MethodHead) && !w.hasTrailers() {
-		c.field("content-length", strconv.Itoa(len(body)))
+		var b [20]byte
+		c.contentLength(strconv.AppendInt(b[:0], int64(len(body)), 10))
 	}
 }
 

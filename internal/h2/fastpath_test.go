@@ -1,0 +1,123 @@
+package h2
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"reflect"
+	"strconv"
+	"testing"
+
+	"golang.org/x/net/http2"
+)
+
+// checkPath asserts that parsePath gives what url.ParseRequestURI gives
+// (the same URL, or an error for both).
+func checkPath(t *testing.T, p string) {
+	t.Helper()
+	want, werr := url.ParseRequestURI(p)
+	var got url.URL
+	gerr := parsePath(p, &got)
+	if (werr != nil) != (gerr != nil) {
+		t.Fatalf("%q: error %v, url.ParseRequestURI's %v", p, gerr, werr)
+	}
+	if werr == nil && !reflect.DeepEqual(got, *want) {
+		t.Fatalf("%q: %#v, url.ParseRequestURI gives %#v", p, got, *want)
+	}
+}
+
+// The :path fast path builds exactly the URL url.ParseRequestURI builds,
+// for every byte in the path and in the query, and for the shapes of a
+// query (none, empty, several '?').
+func TestParsePathMatchesURL(t *testing.T) {
+	for _, p := range []string{"/", "/small", "/a/b.c?x=1&y=2", "/a?", "/a??", "/a?b?", "/?", "//x/y", "/a%20b",
+		"/a b", "/é", "/a?é", "/a?\x01", "/a\x7f", "*", "x", "", "/a#f", "/a?b#f", "/a+b;c=d@e:f!g(h)*i'j,k$l&m~n"} {
+		checkPath(t, p)
+	}
+	for c := 0; c < 256; c++ {
+		b := string([]byte{byte(c)})
+		checkPath(t, "/a"+b+"z")
+		checkPath(t, "/a?q"+b+"z")
+		checkPath(t, "/a"+b)
+	}
+}
+
+func FuzzParsePath(f *testing.F) {
+	f.Add("/small?x=1")
+	f.Add("/a%2Fb?")
+	f.Fuzz(func(t *testing.T, p string) { checkPath(t, p) })
+}
+
+// A field sent several times reaches the handler with every value, in
+// order, and a field sent once with its one value (the values share one
+// array: appending to one must not touch another).
+func TestRepeatedRequestFields(t *testing.T) {
+	saw := make(chan http.Header, 1)
+	c := dialRaw(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Header["Accept"] = append(r.Header["Accept"], "added")
+		saw <- r.Header.Clone()
+	})})
+	c.get(1, "/", "accept", "a", "x-one", "1", "accept", "b", "x-two", "2", "accept", "c")
+	if r := c.response(1); r.status != "200" {
+		t.Fatalf("status %s", r.status)
+	}
+	h := <-saw
+	want := http.Header{"Accept": {"a", "b", "c", "added"}, "X-One": {"1"}, "X-Two": {"2"}}
+	if !reflect.DeepEqual(h, want) {
+		t.Fatalf("handler saw %v, want %v", h, want)
+	}
+}
+
+// Answers decode with the client's own HPACK decoder, statuses in the
+// static table and not, content-length set by the handler and computed:
+// and after the client asks for a smaller header table (SETTINGS
+// HEADER_TABLE_SIZE 0), the next block opens with the table size update
+// RFC 7541 §4.2 requires, and the later ones still decode.
+func TestResponseHeaderEncoding(t *testing.T) {
+	for _, size := range []uint32{4096, 0} {
+		t.Run(fmt.Sprint("table", size), func(t *testing.T) {
+			c := dialRaw(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				code, _ := strconv.Atoi(r.URL.Query().Get("s"))
+				if r.URL.Query().Get("cl") != "" && code != 204 && code != 304 {
+					w.Header().Set("Content-Length", "5")
+				}
+				w.Header().Set("X-Status", strconv.Itoa(code))
+				w.WriteHeader(code)
+				if code != 204 && code != 304 {
+					io.WriteString(w, "hello")
+				}
+			})}, http2.Setting{ID: http2.SettingHeaderTableSize, Val: size})
+			c.dec.SetAllowedMaxDynamicTableSize(size)
+			id := uint32(1)
+			for _, code := range []int{200, 404, 418, 204, 500, 200, 304, 503, 200} {
+				for _, cl := range []string{"", "1"} {
+					c.get(id, fmt.Sprintf("/?s=%d&cl=%s", code, cl))
+					f := c.want(http2.FrameHeaders).(*http2.HeadersFrame)
+					block := f.HeaderBlockFragment()
+					if size == 0 && id == 1 && block[0] != 0x20 {
+						t.Fatalf("first block opens with %#x, want a table size update to 0 (0x20)", block[0])
+					}
+					fs := c.decode(block)
+					got := map[string]string{}
+					for _, hf := range fs {
+						got[hf.Name] = hf.Value
+					}
+					wantCL := "5"
+					if code == 204 || code == 304 {
+						wantCL = ""
+					}
+					if got[":status"] != strconv.Itoa(code) || got["x-status"] != strconv.Itoa(code) || got["content-length"] != wantCL {
+						t.Fatalf("status %d (cl %q): fields %v", code, cl, got)
+					}
+					if !f.StreamEnded() {
+						if d := c.want(http2.FrameData).(*http2.DataFrame); string(d.Data()) != "hello" || !d.StreamEnded() {
+							t.Fatalf("status %d: body %q", code, d.Data())
+						}
+					}
+					id += 2
+				}
+			}
+		})
+	}
+}
