@@ -84,7 +84,7 @@ type Server struct {
 }
 
 // workerIdle is how long a worker goroutine waits for another stream
-// before it ends.
+// before it ends (between one and two of it).
 const workerIdle = 2 * time.Second
 
 // dispatch runs st's handler on an idle worker (whose stack has already
@@ -98,24 +98,31 @@ func (s *Server) dispatch(st *stream) {
 	}
 }
 
-// worker runs streams until none comes for workerIdle.
+// worker runs streams until none came for a whole workerIdle. Its timer is
+// not touched per stream: when it fires, the worker ends if it ran nothing
+// since the last time, else waits another round.
 func (s *Server) worker(st *stream) {
 	t := time.NewTimer(workerIdle)
 	defer t.Stop()
 	for {
-		st.run()
-		if !t.Stop() {
-			select {
-			case <-t.C:
-			default:
+		busy := false
+		for {
+			if st != nil {
+				st.run()
+				st = nil
+				busy = true
 			}
+			select {
+			case st = <-s.work:
+				continue
+			case <-t.C:
+			}
+			break
 		}
-		t.Reset(workerIdle)
-		select {
-		case st = <-s.work:
-		case <-t.C:
+		if !busy {
 			return
 		}
+		t.Reset(workerIdle)
 	}
 }
 
