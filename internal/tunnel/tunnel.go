@@ -5,10 +5,11 @@
 // wait for them. It knows nothing of HTTP: CONNECT, WebSocket upgrades, SOCKS5
 // and intercepted TLS all hand it two net.Conns.
 //
-// Between two *net.TCPConn the copies splice kernel-side; on Linux an idle
-// tunnel waits for bytes without a splice pipe and without a goroutine (its
-// directions park in the Set's epoll instance), so it holds its two sockets and
-// a few hundred bytes of state.
+// Between two *net.TCPConn the copies splice kernel-side (on Linux through a
+// pipe of the direction's own, with raw non-blocking splice calls: see
+// spliceCopy); on Linux an idle tunnel waits for bytes without a splice pipe
+// and without a goroutine (its directions park in the Set's epoll instance),
+// so it holds its two sockets and a few hundred bytes of state.
 package tunnel
 
 import (
@@ -286,6 +287,9 @@ func (t *Tunnel) Start(prefix []byte, idle time.Duration, done func(in, out int6
 	for _, h := range []*half{&r.up, &r.down} {
 		h.last.Store(start)
 		h.rc = rawConn(h.src)
+		if h.rc != nil {
+			h.out = spliceConn(h.dst)
+		}
 		h.wait = readWaiter(h.src)
 	}
 	t.mu.Lock()
@@ -314,6 +318,8 @@ type half struct {
 	src, dst net.Conn
 	other    *half
 	rc       syscall.RawConn // src's socket, nil when it cannot park
+	out      syscall.RawConn // dst's socket when both are sockets that splice (Linux), else nil
+	pipe     *splicePipe     // while bytes flow on a splicing direction: its pipe; only h's goroutine uses it
 	wait     func() error    // readWaiter(src)
 	n        atomic.Int64    // bytes relayed
 	last     atomic.Int64    // unix nanoseconds of the last progress seen
@@ -341,7 +347,7 @@ func (r *run) round() time.Duration {
 	return r.idle / 2
 }
 
-// spliceBurst bounds how long one io.Copy may wait for more bytes once data flows:
+// spliceBurst bounds how long one copy may wait for more bytes once data flows:
 // past it the copy ends, giving its splice pipe back, and the tunnel waits for the
 // next bytes with readWaiter, which holds no pipe.
 const spliceBurst = time.Second
@@ -350,7 +356,7 @@ const spliceBurst = time.Second
 const parkBurst = 100 * time.Millisecond
 
 // pipe copies h.src to h.dst in rounds (a read deadline ends each round) so
-// that activity can be observed while io.Copy splices. Only read deadlines are
+// that activity can be observed while the copy splices. Only read deadlines are
 // used: a write deadline could cut a splice with bytes still in its pipe. When src
 // can be watched without reading (readWaiter), each round first waits for bytes
 // without a splice pipe, then copies until src stays silent for spliceBurst, so
@@ -379,7 +385,7 @@ func (r *run) pipe(h *half) {
 			}
 		}
 		if err == nil {
-			n, err = io.Copy(h.dst, h.src)
+			n, err = h.copy()
 		}
 		h.n.Add(n)
 		now := time.Now().UnixNano()
@@ -387,6 +393,7 @@ func (r *run) pipe(h *half) {
 			h.last.Store(now)
 		}
 		if err == nil { // EOF from src: pass the half-close on
+			h.dropPipe()
 			if hc, ok := h.dst.(halfCloser); ok {
 				_ = hc.CloseWrite()
 			} else {
@@ -396,13 +403,43 @@ func (r *run) pipe(h *half) {
 			return
 		}
 		if !errors.Is(err, os.ErrDeadlineExceeded) || t.closed.Load() || r.idleFor(now) {
+			h.dropPipe()
 			t.Close()
 			r.ended(h)
 			return
 		}
-		if h.rc != nil && t.set.parker.park(h) {
-			return // the parker starts pipe(h) again when src is readable
+		if h.rc != nil {
+			h.dropPipe() // a parked direction holds no pipe (and may wake on another goroutine at once)
+			if t.set.parker.park(h) {
+				return // the parker starts pipe(h) again when src is readable
+			}
 		}
+	}
+}
+
+// copy copies h.src to h.dst until src's end of stream (nil error), an
+// error or src's read deadline. Between two bare TCP sockets on Linux it
+// splices through a pipe h keeps until it parks or ends (spliceCopy), else
+// (or when no pipe can be made) it is io.Copy.
+func (h *half) copy() (int64, error) {
+	if h.out != nil {
+		if h.pipe == nil {
+			if p, err := newSplicePipe(); err == nil {
+				h.pipe = p
+			}
+		}
+		if h.pipe != nil {
+			return spliceCopy(h.out, h.rc, h.pipe)
+		}
+	}
+	return io.Copy(h.dst, h.src)
+}
+
+// dropPipe closes h's splice pipe, if it has one.
+func (h *half) dropPipe() {
+	if h.pipe != nil {
+		h.pipe.close()
+		h.pipe = nil
 	}
 }
 
