@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/park"
 )
 
 // ErrShuttingDown is returned when a tunnel is opened after Set.Shutdown began.
@@ -35,7 +37,7 @@ type Set struct {
 	closing  bool
 	drained  chan struct{} // closed when the last tunnel ends after Shutdown began
 	accepted atomic.Int64
-	parker   parker // the parked directions of idle tunnels
+	parker   park.Set // the parked directions of idle tunnels
 }
 
 // NewSet returns an empty set.
@@ -212,7 +214,7 @@ func (t *Tunnel) Close() {
 	}
 	if r != nil { // parked directions have no goroutine to see the close
 		for _, h := range []*half{&r.up, &r.down} {
-			if t.set.parker.take(h) {
+			if t.set.parker.Take(&h.spot) {
 				r.ended(h)
 			}
 		}
@@ -293,7 +295,7 @@ func (t *Tunnel) Start(prefix []byte, idle time.Duration, done func(in, out int6
 	t.mu.Unlock()
 	for _, h := range []*half{&r.up, &r.down} {
 		// parked at once where it can: the parker wakes it if bytes wait
-		if h.rc == nil || !t.set.parker.park(h) {
+		if h.rc == nil || !r.park(h) {
 			go r.pipe(h)
 		}
 	}
@@ -317,7 +319,7 @@ type half struct {
 	wait     func() error    // readWaiter(src)
 	n        atomic.Int64    // bytes relayed
 	last     atomic.Int64    // unix nanoseconds of the last progress seen
-	key      uint64          // while parked: its key in the parker, under parker.mu
+	spot     park.Spot       // its place in the Set's parker
 }
 
 // ended records that h ended; the last direction closes the tunnel and reports.
@@ -400,15 +402,8 @@ func (r *run) pipe(h *half) {
 			r.ended(h)
 			return
 		}
-		if h.rc != nil && t.set.parker.park(h) {
+		if h.rc != nil && r.park(h) {
 			return // the parker starts pipe(h) again when src is readable
 		}
 	}
 }
-
-// wake is the parker's call when a parked direction's socket is readable.
-func (r *run) wake(h *half) { go r.pipe(h) }
-
-// expire is the parker's idle check of a parked direction: it reports
-// whether the tunnel is to close (idle for r.idle).
-func (r *run) expire() bool { return r.idleFor(time.Now().UnixNano()) || r.t.closed.Load() }

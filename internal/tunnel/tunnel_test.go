@@ -7,6 +7,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/park"
 )
 
 // pair returns the two ends of a loopback TCP connection.
@@ -187,7 +189,7 @@ func TestSetSidesAfterClose(t *testing.T) {
 }
 
 // parkedCount is how many directions of s's tunnels are parked.
-func parkedCount(s *Set) int { return parkedLen(&s.parker) }
+func parkedCount(s *Set) int { return s.parker.Len() }
 
 // waitParked polls until n directions of s's tunnels are parked.
 func waitParked(t *testing.T, s *Set, n int) {
@@ -203,7 +205,7 @@ func waitParked(t *testing.T, s *Set, n int) {
 // bytes both ways and for a half-close, with the counts right; a parked
 // tunnel ends on its idle timeout and on CloseAll.
 func TestParkedTunnel(t *testing.T) {
-	if !canPark {
+	if !park.CanPark {
 		t.Skip("directions park on Linux only")
 	}
 	s := NewSet()
