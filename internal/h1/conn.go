@@ -15,20 +15,28 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/park"
 )
 
 // Connection states, for Shutdown.
 const (
 	stateActive int32 = iota // reading a head or serving a request
-	stateIdle                // waiting for a request's first byte
+	stateHot                 // waiting for the next request, buffers held, on the goroutine that served the last one
+	stateIdle                // waiting for a request's first byte, no buffer held
+	stateParked              // idle in the Server's parker: no goroutine, no buffer
 	stateClosed              // closed by Shutdown while idle
 	stateH2                  // served by Server.H2
 )
 
 // hotWait is how long a kept connection waits for its next request on the
-// goroutine that served the last one, before a fresh goroutine (with a small
-// stack) takes the wait over.
-const hotWait = 100 * time.Millisecond
+// goroutine that served the last one, reading straight into its buffer;
+// past that it gives its buffers back and parks (or, where it cannot, a
+// fresh goroutine with a small stack waits for it). A busy client's next
+// request comes well within it (ab -k -c 32: a few ms); each connection
+// holding its read buffer through it is what a burst of new connections
+// costs on top of their idle state, so it is short.
+const hotWait = 20 * time.Millisecond
 
 // aLongTimeAgo is a deadline in the past: it ends a read at once.
 var aLongTimeAgo = time.Unix(1, 0)
@@ -51,6 +59,8 @@ type conn struct {
 	peekBuf   [1]byte
 	peekErr   error
 	peekFn    func(fd uintptr) bool
+	spot      park.Spot // its place in the Server's parker
+	idleUntil time.Time // while parked: when it closes (zero: never)
 	hijacked  bool
 	forgotten bool // hijacked: Shutdown no longer waits for it
 }
@@ -62,14 +72,21 @@ func (s *Server) newConn(rwc net.Conn) *conn {
 }
 
 // shutdown closes c if it is idle (its goroutine sees it and ends); an
-// active connection closes after its response. Called with s.mu held.
-func (c *conn) shutdown() {
+// active connection closes after its response. It reports whether c was
+// parked: the caller then ends it (c.end), outside s.mu. Called with s.mu
+// held.
+func (c *conn) shutdown() bool {
 	switch {
-	case c.state.CompareAndSwap(stateIdle, stateClosed):
+	case c.state.CompareAndSwap(stateIdle, stateClosed), c.state.CompareAndSwap(stateHot, stateClosed):
 		c.rwc.Close()
+	case c.state.CompareAndSwap(stateParked, stateClosed):
+		// not taken: the parker woke it or expired it meanwhile, and
+		// that side ends it
+		return c.s.parker.Take(&c.spot)
 	case c.state.Load() == stateH2 && c.cancel != nil:
 		c.cancel()
 	}
+	return false
 }
 
 // serve runs the connection until it closes or is hijacked.
@@ -93,7 +110,7 @@ func (c *conn) serve() {
 	} else {
 		c.raw = rawConn(c.rwc)
 	}
-	c.run(deadline)
+	c.run(deadline, false)
 }
 
 // end closes the connection (unless hijacked) and stops tracking it; v is
@@ -118,35 +135,34 @@ func (c *conn) end(v any) {
 }
 
 // run serves requests from the next one, whose head is to arrive before
-// deadline (zero: no bound), until the connection ends. When a connection
-// has to wait for its next request, run hands it to a fresh goroutine and
-// returns: the stack a request grew is freed, and an idle connection holds
-// a goroutine with a small stack and no buffer.
-func (c *conn) run(deadline time.Time) {
+// deadline (zero: no bound), until the connection ends or idles. It first
+// waits for the request's first byte without a buffer, unless woken (the
+// parker saw bytes). Between requests a kept connection reads the next one
+// straight into its buffer for hotWait; past that, it gives its buffers
+// back and parks (c.idle), and run returns: an idle connection holds no
+// goroutine, no buffer and no timer.
+func (c *conn) run(deadline time.Time, woken bool) {
 	s := c.s
-	moved, waited := false, false
+	moved := false
 	defer func() {
 		if !moved {
 			c.end(recover())
 		}
 	}()
+	if !woken && !c.waitIdle(deadline) {
+		return
+	}
+	if c.br == nil {
+		c.br = s.getReader(&c.cr)
+	}
 	for {
-		if !waited && (c.br == nil || c.br.Buffered() == 0) {
-			if !c.flush() {
-				return
-			}
-			c.release()
-			if !c.waitIdle(deadline) {
-				return
-			}
-			c.br = s.getReader(&c.cr)
-		}
-		waited = false
 		start := time.Now()
 		if d := s.ReadHeaderTimeout; d > 0 {
 			c.rwc.SetReadDeadline(start.Add(d))
 		} else if d := s.ReadTimeout; d > 0 {
 			c.rwc.SetReadDeadline(start.Add(d))
+		} else {
+			c.rwc.SetReadDeadline(time.Time{})
 		}
 		st, err := c.readRequest()
 		if err != nil {
@@ -167,37 +183,106 @@ func (c *conn) run(deadline time.Time) {
 		if !c.serveRequest(st) {
 			return
 		}
+		if c.br.Buffered() > 0 {
+			continue // pipelined
+		}
 		deadline = time.Time{}
 		if d := s.idleTimeout(); d > 0 {
 			deadline = time.Now().Add(d)
 		}
-		if c.raw != nil && c.br.Buffered() == 0 && !c.cr.hasByte {
-			// A kept connection waits on this goroutine for a moment (a
-			// busy one keeps its grown stack); past that, a fresh goroutine
-			// with a small stack waits for it.
-			if !c.flush() {
-				return
-			}
-			c.release()
-			hot := time.Now().Add(hotWait)
-			if !deadline.IsZero() && deadline.Before(hot) {
-				hot = deadline
-			}
-			ok, timedOut := c.waitIdleFor(hot)
-			switch {
-			case ok:
-				c.br, waited = s.getReader(&c.cr), true
-				continue
-			case timedOut && hot != deadline:
-				moved = true
-				go c.run(deadline)
-				return
-			default:
-				return
-			}
+		if !c.flush() {
+			return
 		}
+		if c.wb != nil { // the next response takes one again
+			c.s.putWriter(c.wb)
+			c.wb = nil
+		}
+		hot := time.Now().Add(hotWait)
+		if !deadline.IsZero() && deadline.Before(hot) {
+			hot = deadline
+		}
+		ok, timedOut := c.waitHot(hot)
+		if ok {
+			continue
+		}
+		if !timedOut || hot == deadline {
+			return
+		}
+		c.release()
+		moved = true
+		c.idle(deadline)
+		return
 	}
 }
+
+// waitHot waits for the next request's first bytes until the deadline
+// until, reading them into c.br (one read when they come, none wasted on a
+// readiness check). It reports whether bytes came, or else whether the wait
+// ended on the deadline (c may then wait longer without its buffers).
+func (c *conn) waitHot(until time.Time) (ok, timedOut bool) {
+	if c.cr.err != nil {
+		return false, false
+	}
+	c.rwc.SetReadDeadline(until)
+	c.state.Store(stateHot)
+	if c.s.closing.Load() {
+		c.state.Store(stateClosed)
+		return false, false
+	}
+	_, err := c.br.Peek(1)
+	if !c.state.CompareAndSwap(stateHot, stateActive) {
+		return false, false // closed by Shutdown
+	}
+	if err == nil {
+		return true, false
+	}
+	return false, errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// idle hands c, which holds no buffer, over until its next request comes:
+// to the Server's parker when c is a bare TCP socket (no goroutine waits
+// for it), else to a fresh goroutine with a small stack. The caller's
+// goroutine no longer owns c.
+func (c *conn) idle(deadline time.Time) {
+	if c.raw != nil {
+		c.idleUntil = deadline
+		var tick time.Duration
+		if d := c.s.idleTimeout(); d > 0 {
+			tick = min(max(d/10, 5*time.Millisecond), time.Second)
+		}
+		c.state.Store(stateParked)
+		if c.s.parker.Park(&c.spot, c.raw, c, tick) {
+			return
+		}
+		if !c.state.CompareAndSwap(stateParked, stateActive) {
+			c.end(nil) // closed by Shutdown
+			return
+		}
+	}
+	go c.run(deadline, false)
+}
+
+// Wake is the parker's call when a parked connection is readable: a fresh
+// goroutine reads its next request.
+func (c *conn) Wake() { go c.resume() }
+
+// resume serves a connection the parker woke, unless Shutdown closed it.
+func (c *conn) resume() {
+	if !c.state.CompareAndSwap(stateParked, stateActive) {
+		c.end(nil)
+		return
+	}
+	c.run(c.idleUntil, true)
+}
+
+// Expired is the parker's check of a parked connection: it reports whether
+// c is to close (its idle timeout passed, or Shutdown closed it).
+func (c *conn) Expired(now time.Time) bool {
+	return c.state.Load() == stateClosed || (!c.idleUntil.IsZero() && !now.Before(c.idleUntil))
+}
+
+// Expire closes a parked connection that expired (the parker took it out).
+func (c *conn) Expire() { c.end(nil) }
 
 // handshake runs the TLS handshake within deadline and hands an "h2"
 // connection to Server.H2. It reports whether c goes on as HTTP/1.1.
@@ -241,52 +326,45 @@ func (c *conn) handshake(deadline time.Time) bool {
 // passes. It reports false when c is to close: a deadline, an error, the
 // end of the stream, or a shutdown.
 func (c *conn) waitIdle(deadline time.Time) bool {
-	ok, _ := c.waitIdleFor(deadline)
-	return ok
-}
-
-// waitIdleFor is waitIdle that also reports whether the wait ended on
-// deadline (the connection may then wait again).
-func (c *conn) waitIdleFor(deadline time.Time) (ok, timedOut bool) {
 	if c.cr.err != nil {
-		return false, false
+		return false
 	}
 	if c.cr.hasByte {
-		return true, false
+		return true
 	}
 	c.rwc.SetReadDeadline(deadline)
 	c.state.Store(stateIdle)
 	if c.s.closing.Load() {
 		c.state.Store(stateClosed)
-		return false, false
+		return false
 	}
-	ok, timedOut = c.waitReadable()
+	ok := c.waitReadable()
 	if !c.state.CompareAndSwap(stateIdle, stateActive) {
-		return false, false // closed by Shutdown
+		return false // closed by Shutdown
 	}
-	return ok, timedOut
+	return ok
 }
 
 // waitReadable waits until a byte can be read from c: on the socket's
 // readiness when c is a bare TCP socket, else by reading one byte.
-func (c *conn) waitReadable() (ok, timedOut bool) {
+func (c *conn) waitReadable() bool {
 	if c.raw != nil {
 		if c.peekFn == nil {
 			c.peekFn = c.peek
 		}
 		c.peekErr = nil
 		if err := c.raw.Read(c.peekFn); err != nil {
-			return false, errors.Is(err, os.ErrDeadlineExceeded)
+			return false
 		}
-		return c.peekErr == nil, false
+		return c.peekErr == nil
 	}
 	n, err := c.rwc.Read(c.cr.byte[:])
 	if n == 1 {
 		c.cr.hasByte = true
-		return true, false
+		return true
 	}
 	c.cr.err = err
-	return false, false
+	return false
 }
 
 // readRequest reads and parses the next request head.

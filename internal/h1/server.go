@@ -46,6 +46,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/park"
 )
 
 // Server serves HTTP/1.1 on the listeners given to Serve. Set its fields
@@ -95,6 +97,7 @@ type Server struct {
 	dates   dateCache
 	rpool   sync.Pool // *bufio.Reader
 	wpool   sync.Pool // *wbuf
+	parker  park.Set  // idle connections (no goroutine waits for them)
 }
 
 // Serve accepts connections on ln and serves each on a goroutine of its
@@ -186,10 +189,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for ln := range s.lns {
 		ln.Close()
 	}
+	var parked []*conn
 	for c := range s.conns {
-		c.shutdown()
+		if c.shutdown() {
+			parked = append(parked, c)
+		}
 	}
 	s.mu.Unlock()
+	for _, c := range parked {
+		c.end(nil)
+	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -220,9 +229,16 @@ func (s *Server) Close() error {
 
 func (s *Server) closeConns() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	var parked []*conn
 	for c := range s.conns {
+		if c.state.CompareAndSwap(stateParked, stateClosed) && s.parker.Take(&c.spot) {
+			parked = append(parked, c)
+		}
 		c.rwc.Close()
+	}
+	s.mu.Unlock()
+	for _, c := range parked {
+		c.end(nil)
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/accept"
+	"github.com/portcullis/portcullis/internal/park"
 )
 
 // testServer is a Server on 127.0.0.1:0, shut down at cleanup.
@@ -468,6 +469,10 @@ func TestShutdown(t *testing.T) {
 		}
 		io.WriteString(w, "done")
 	}, nil)
+	parked, parkedBR := ts.dial(t)
+	io.WriteString(parked, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	readResp(t, parkedBR, "GET")
+	ts.waitIdle(t, 1)
 	idle, idleBR := ts.dial(t)
 	io.WriteString(idle, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	readResp(t, idleBR, "GET")
@@ -476,7 +481,8 @@ func TestShutdown(t *testing.T) {
 	<-inHandler
 	shut := make(chan error, 1)
 	go func() { shut <- ts.Shutdown(context.Background()) }()
-	wantEOF(t, idleBR) // the idle connection is closed at once
+	wantEOF(t, idleBR)   // the idle connection is closed at once
+	wantEOF(t, parkedBR) // and the parked one
 	select {
 	case err := <-shut:
 		t.Fatalf("Shutdown returned %v with a request in flight", err)
@@ -596,35 +602,74 @@ func TestRefusalSurvivesUnsentBody(t *testing.T) {
 	}
 }
 
-// TestIdleHoldsNoBuffer: a connection waiting for its next request has given
-// its read and write buffers back.
-func TestIdleHoldsNoBuffer(t *testing.T) {
-	ts := start(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }, nil)
-	c, br := ts.dial(t)
-	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-	readResp(t, br, "GET")
+// idleConns counts the connections waiting for a request without a
+// goroutine of their own (parked) or on one (idle), and those of them that
+// hold a buffer.
+func (ts *testServer) idleConns() (parked, idle, held int) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for cn := range ts.conns {
+		switch cn.state.Load() {
+		case stateParked:
+			parked++
+		case stateIdle:
+			idle++
+		default:
+			continue
+		}
+		if cn.br != nil || cn.wb != nil {
+			held++
+		}
+	}
+	return parked, idle, held
+}
+
+// waitIdle polls until n connections wait for their next request without
+// a buffer: parked (no goroutine) where sockets park, else idle.
+func (ts *testServer) waitIdle(t *testing.T, n int) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		ts.mu.Lock()
-		var idle, held int
-		for cn := range ts.conns {
-			if cn.state.Load() == stateIdle {
-				idle++
-				if cn.br != nil || cn.wb != nil {
-					held++
-				}
-			}
+		parked, idle, held := ts.idleConns()
+		if held != 0 {
+			t.Fatal("an idle connection holds its buffers")
 		}
-		ts.mu.Unlock()
-		if idle == 1 {
-			if held != 0 {
-				t.Fatal("an idle connection holds its buffers")
+		if parked+idle == n {
+			if park.CanPark && (parked != n || ts.parker.Len() != n) {
+				t.Fatalf("%d idle connections of %d parked (%d in the parker)", parked, n, ts.parker.Len())
 			}
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the connection never went idle")
+			t.Fatalf("%d parked and %d idle connections, want %d", parked, idle, n)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestIdleParks: a connection waiting for its next request has given its
+// read and write buffers back and, where sockets park, its goroutine too;
+// its next request wakes it, and its client's close ends it.
+func TestIdleParks(t *testing.T) {
+	ts := start(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.URL.Path) }, nil)
+	c, br := ts.dial(t)
+	for _, path := range []string{"/one", "/two"} {
+		io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: a\r\n\r\n")
+		if _, b := readResp(t, br, "GET"); b != path {
+			t.Fatalf("got %q for %s", b, path)
+		}
+		ts.waitIdle(t, 1)
+	}
+	c.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		ts.mu.Lock()
+		n := len(ts.conns)
+		ts.mu.Unlock()
+		if n == 0 && ts.parker.Len() == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections left after the client closed (%d parked)", n, ts.parker.Len())
+		}
 	}
 }

@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/park"
 )
 
 // ErrShuttingDown is returned when a tunnel is opened after Set.Shutdown began.
@@ -36,7 +38,7 @@ type Set struct {
 	closing  bool
 	drained  chan struct{} // closed when the last tunnel ends after Shutdown began
 	accepted atomic.Int64
-	parker   parker // the parked directions of idle tunnels
+	parker   park.Set // the parked directions of idle tunnels
 }
 
 // NewSet returns an empty set.
@@ -213,7 +215,7 @@ func (t *Tunnel) Close() {
 	}
 	if r != nil { // parked directions have no goroutine to see the close
 		for _, h := range []*half{&r.up, &r.down} {
-			if t.set.parker.take(h) {
+			if t.set.parker.Take(&h.spot) {
 				r.ended(h)
 			}
 		}
@@ -297,7 +299,7 @@ func (t *Tunnel) Start(prefix []byte, idle time.Duration, done func(in, out int6
 	t.mu.Unlock()
 	for _, h := range []*half{&r.up, &r.down} {
 		// parked at once where it can: the parker wakes it if bytes wait
-		if h.rc == nil || !t.set.parker.park(h) {
+		if h.rc == nil || !r.park(h) {
 			go r.pipe(h)
 		}
 	}
@@ -323,7 +325,7 @@ type half struct {
 	wait     func() error    // readWaiter(src)
 	n        atomic.Int64    // bytes relayed
 	last     atomic.Int64    // unix nanoseconds of the last progress seen
-	key      uint64          // while parked: its key in the parker, under parker.mu
+	spot     park.Spot       // its place in the Set's parker
 }
 
 // ended records that h ended; the last direction closes the tunnel and reports.
@@ -410,7 +412,7 @@ func (r *run) pipe(h *half) {
 		}
 		if h.rc != nil {
 			h.dropPipe() // a parked direction holds no pipe (and may wake on another goroutine at once)
-			if t.set.parker.park(h) {
+			if r.park(h) {
 				return // the parker starts pipe(h) again when src is readable
 			}
 		}
@@ -442,10 +444,3 @@ func (h *half) dropPipe() {
 		h.pipe = nil
 	}
 }
-
-// wake is the parker's call when a parked direction's socket is readable.
-func (r *run) wake(h *half) { go r.pipe(h) }
-
-// expire is the parker's idle check of a parked direction: it reports
-// whether the tunnel is to close (idle for r.idle).
-func (r *run) expire() bool { return r.idleFor(time.Now().UnixNano()) || r.t.closed.Load() }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/park"
 )
 
 // pair returns the two ends of a loopback TCP connection.
@@ -261,7 +263,7 @@ func TestSetSidesAfterClose(t *testing.T) {
 }
 
 // parkedCount is how many directions of s's tunnels are parked.
-func parkedCount(s *Set) int { return parkedLen(&s.parker) }
+func parkedCount(s *Set) int { return s.parker.Len() }
 
 // waitParked polls until n directions of s's tunnels are parked.
 func waitParked(t *testing.T, s *Set, n int) {
@@ -277,7 +279,7 @@ func waitParked(t *testing.T, s *Set, n int) {
 // bytes both ways and for a half-close, with the counts right; a parked
 // tunnel ends on its idle timeout and on CloseAll.
 func TestParkedTunnel(t *testing.T) {
-	if !canPark {
+	if !park.CanPark {
 		t.Skip("directions park on Linux only")
 	}
 	s := NewSet()
