@@ -9,8 +9,6 @@ import (
 	"net/netip"
 	"strconv"
 
-	"github.com/elazarl/goproxy"
-
 	"github.com/portcullis/portcullis/filter"
 	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/admin"
@@ -31,7 +29,7 @@ type connectMode uint8
 
 const (
 	modeTunnel   connectMode = iota // relay bytes (after the SNI check)
-	modeInspect                     // terminate TLS with a leaf, evaluate each request (goproxy MITM)
+	modeInspect                     // terminate TLS with a leaf, evaluate each request (inspect)
 	modeBlockTLS                    // terminate TLS only to show the block page
 	modeRefused                     // refused after the 200: close the connection
 )
@@ -214,17 +212,6 @@ func (p *Proxy) refuseConnect(w http.ResponseWriter, r *http.Request, ref *refus
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusForbidden)
 	_, _ = w.Write(body.Bytes())
-}
-
-// onConnect is goproxy's CONNECT handler. The door answers CONNECTs itself;
-// goproxy sees one only when inspect hands it an inspected tunnel, which goes
-// into its MITM loop.
-func (p *Proxy) onConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
-	if s, ok := ctx.Req.Context().Value(sessionKey{}).(*session); ok {
-		ctx.UserData = s
-		return p.mitmTo, host
-	}
-	return goproxy.RejectConnect, host
 }
 
 // runTunnel runs an opened tunnel (openTunnel) on the client connection until

@@ -8,21 +8,20 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/elazarl/goproxy"
-
 	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/h1"
+	"github.com/portcullis/portcullis/internal/h2"
 	"github.com/portcullis/portcullis/rules"
 )
 
-// session is an inspected tunnel, carried in goproxy's ProxyCtx.UserData to every
-// request inside it.
+// session is an inspected tunnel, carried in the context of every request
+// inside it.
 type session struct {
 	x     *exchange   // the CONNECT's exchange: only its groups are read
 	entry admin.Entry // the CONNECT's entry as inspection began: the inner requests' entries start from it
@@ -42,12 +41,6 @@ func leafName(sni, connectHost string) string {
 	return h
 }
 
-// mitmTLSConfig is goproxy's TLSConfig hook: leaves from the shared cache, named
-// after the SNI the client sends (so IP-literal CONNECTs get a usable certificate).
-func (p *Proxy) mitmTLSConfig(host string, _ *goproxy.ProxyCtx) (*tls.Config, error) {
-	return p.leafConfig(host, "h2", "http/1.1"), nil
-}
-
 func (p *Proxy) leafConfig(connectHost string, protos ...string) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
@@ -58,90 +51,160 @@ func (p *Proxy) leafConfig(connectHost string, protos ...string) *tls.Config {
 	}
 }
 
-// inspect hands the client connection of an inspected tunnel to goproxy's
-// MITM loop, the one time goproxy sees this tunnel: it is entered with a
-// CONNECT to the tunnel's destination (goproxy's only entry to that loop),
-// the peeked bytes are replayed first, and the CONNECT answer goproxy writes
-// on entry is dropped (the front answered already: a 200, a SOCKS5 reply, or
-// nothing for an intercepted connection). It returns when the connection ends.
+// innerServers are the muxes that serve the requests inside inspected
+// tunnels, one of each per door: internal/h1 and internal/h2, the engines of
+// every other listener, both handing each request to serveInner.
+type innerServers struct {
+	h1 *h1.Server
+	h2 *h2.Server
+}
+
+func (p *Proxy) newInnerServers() innerServers {
+	handler := http.HandlerFunc(p.serveInner)
+	return innerServers{
+		h1: &h1.Server{
+			Handler:           handler,
+			ReadHeaderTimeout: p.cfg.ReadHeaderTimeout,
+			IdleTimeout:       p.cfg.TunnelIdleTimeout,
+			ConnContext:       innerConnContext,
+			Log:               p.logger,
+		},
+		h2: &h2.Server{Handler: handler, IdleTimeout: p.cfg.TunnelIdleTimeout, Log: p.logger},
+	}
+}
+
+// inspect serves an inspected tunnel on the client connection, whose front
+// answered already (a 200, a SOCKS5 reply, or nothing for an intercepted
+// connection): it terminates TLS with a leaf from the shared cache (replaying
+// the peeked bytes first), within sni_peek_timeout, then serves the requests
+// inside with internal/h2 when the client negotiated h2, else internal/h1;
+// each request goes through serveInner. It returns when the connection ends.
 func (p *Proxy) inspect(ctx context.Context, x *exchange, client net.Conn, peeked []byte) {
-	mc := newMitmConn(client, peeked, p.cfg.TunnelIdleTimeout, p.cfg.SNIPeekTimeout)
-	hw := &hijackWriter{conn: mc}
+	mc := newMitmConn(client, peeked, 0)
+	defer func() { x.entry.BytesIn, x.entry.BytesOut = mc.in.Load(), mc.out.Load() }()
+	tc := tls.Server(mc, p.leafConfig(x.connect.Host, "h2", "http/1.1"))
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.SNIPeekTimeout)
+	err := tc.HandshakeContext(hctx)
+	cancel()
+	if err != nil {
+		x.entry.Error = "inspection handshake: " + err.Error()
+		_ = mc.Close()
+		return
+	}
 	// The inner requests copy the CONNECT's entry from here, not from x:
 	// x.entry is written again when the connection ends, possibly while an
 	// HTTP/2 stream's handler is still starting.
 	sess := &session{x: x, entry: x.entry, sni: x.sni, host: x.connect.Host, port: x.connect.Port}
-	target := net.JoinHostPort(x.connect.Host, strconv.Itoa(int(x.connect.Port)))
-	r := &http.Request{
-		Method: http.MethodConnect, URL: &url.URL{Host: target}, Host: target,
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: make(http.Header),
-		RemoteAddr: client.RemoteAddr().String(), Body: http.NoBody,
+	if tc.ConnectionState().NegotiatedProtocol == "h2" {
+		_ = p.inner.h2.ServeConn(context.WithValue(context.Background(), sessionKey{}, sess), tc)
+		return
 	}
-	p.gp.ServeHTTP(hw, r.WithContext(context.WithValue(ctx, sessionKey{}, sess)))
-	if !hw.hijacked {
-		_ = mc.Close()
+	_ = p.inner.h1.Serve(newOneConnListener(&innerConn{Conn: tc, sess: sess}, mc.done))
+}
+
+// innerConn is the decrypted connection of an inspected tunnel as
+// internal/h1 serves it: innerConnContext puts its session in the context of
+// every request read from it.
+type innerConn struct {
+	*tls.Conn
+	sess *session
+}
+
+func innerConnContext(ctx context.Context, c net.Conn) context.Context {
+	if ic, ok := c.(*innerConn); ok {
+		return context.WithValue(ctx, sessionKey{}, ic.sess)
 	}
-	<-mc.done
-	x.entry.BytesIn, x.entry.BytesOut = mc.in.Load(), mc.out.Load()
+	return ctx
 }
 
-// hijackWriter is the ResponseWriter inspect enters goproxy with: it only hands
-// over the connection the door already holds.
-type hijackWriter struct {
-	conn     net.Conn
-	header   http.Header
-	hijacked bool
+// oneConnListener hands one connection to internal/h1's Serve, then makes
+// Serve return once that connection is closed (done).
+type oneConnListener struct {
+	c      net.Conn
+	done   <-chan struct{}
+	taken  bool // only Serve's goroutine calls Accept
+	closed chan struct{}
+	once   sync.Once
 }
 
-func (w *hijackWriter) Header() http.Header {
-	if w.header == nil {
-		w.header = make(http.Header)
+func newOneConnListener(c net.Conn, done <-chan struct{}) *oneConnListener {
+	return &oneConnListener{c: c, done: done, closed: make(chan struct{})}
+}
+
+func (l *oneConnListener) Accept() (net.Conn, error) {
+	if !l.taken {
+		l.taken = true
+		return l.c, nil
 	}
-	return w.header
-}
-func (w *hijackWriter) Write(p []byte) (int, error) { return len(p), nil }
-func (w *hijackWriter) WriteHeader(int)             {}
-
-// Hijack hands over the connection, with nothing buffered.
-func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	w.hijacked = true
-	return w.conn, bufio.NewReadWriter(bufio.NewReaderSize(eofReader{}, 16), bufio.NewWriterSize(w.conn, 16)), nil
+	select {
+	case <-l.done:
+	case <-l.closed:
+	}
+	return nil, net.ErrClosed
 }
 
-type eofReader struct{}
+// Close makes a waiting Accept return; the connection itself is h1's.
+func (l *oneConnListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
 
-func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+func (l *oneConnListener) Addr() net.Addr { return l.c.LocalAddr() }
 
-// mitmConn is the client side of an inspected tunnel: it replays the peeked bytes,
-// drops the first write if it is a CONNECT status line, bounds each read by the
-// idle timeout (by firstWait until the proxy first answers, so that a client
-// stalling its ClientHello does not hold a goroutine for the whole idle timeout),
-// counts bytes, and signals done when closed.
+// serveInner is the pipeline of a request inside an inspected tunnel,
+// whichever mux it came from: its URL is made absolute (https, the Host or
+// :authority the client named, else the tunnel's), its authority held to the
+// tunnel's (tunnelAuthority), and then it is decided and relayed exactly like
+// a plain request (serveHTTP), with an access-log entry of its own that
+// starts from the CONNECT's.
+func (p *Proxy) serveInner(w http.ResponseWriter, r *http.Request) {
+	x := &exchange{inner: true}
+	x.w = respWriter{ResponseWriter: w, bufs: &p.bufs}
+	sess, ok := r.Context().Value(sessionKey{}).(*session)
+	if !ok { // not from inspect: cannot happen
+		p.page(&x.w, r, http.StatusBadGateway, upstreamMessage(http.StatusBadGateway))
+		return
+	}
+	x.sni, x.groups = sess.sni, sess.x.groups
+	x.entry = sess.entry
+	x.entry.Time, x.entry.Method = p.now(), r.Method
+	x.entry.Status, x.entry.BytesIn, x.entry.BytesOut, x.entry.Error, x.entry.Duration = 0, 0, 0, "", 0
+	clientHeaders(&x.entry, r)
+	defer p.finish(x)
+	if r.URL.Host == "" {
+		r.URL.Host = r.Host
+		if r.URL.Host == "" {
+			r.URL.Host = net.JoinHostPort(sess.host, strconv.Itoa(int(sess.port)))
+		}
+	}
+	r.URL.Scheme = "https"
+	x.entry.URL = requestURL(r)
+	if resp := p.tunnelAuthority(x, sess, r); resp != nil {
+		writeResponse(&x.w, r, resp)
+		return
+	}
+	p.serveHTTP(x, r)
+}
+
+// mitmConn is the client side of a terminated tunnel (inspected, or showing
+// the block page): it replays the peeked bytes, bounds each read by the idle
+// timeout when one is given, counts bytes, and signals done when closed.
 type mitmConn struct {
 	net.Conn
-	r         io.Reader
-	idle      time.Duration
-	firstWait time.Duration
-	swallow   atomic.Bool
-	spoke     atomic.Bool // the proxy has written to the client (beyond the swallowed status line)
-	in, out   atomic.Int64
-	done      chan struct{}
-	closeOne  sync.Once
+	r        io.Reader
+	idle     time.Duration
+	in, out  atomic.Int64
+	done     chan struct{}
+	closeOne sync.Once
 }
 
-func newMitmConn(c net.Conn, peeked []byte, idle, firstWait time.Duration) *mitmConn {
-	m := &mitmConn{Conn: c, r: io.MultiReader(bytes.NewReader(peeked), c), idle: idle, firstWait: firstWait, done: make(chan struct{})}
-	m.swallow.Store(true)
-	return m
+func newMitmConn(c net.Conn, peeked []byte, idle time.Duration) *mitmConn {
+	return &mitmConn{Conn: c, r: io.MultiReader(bytes.NewReader(peeked), c), idle: idle, done: make(chan struct{})}
 }
 
 func (m *mitmConn) Read(p []byte) (int, error) {
-	d := m.idle
-	if !m.spoke.Load() && m.firstWait > 0 && (d <= 0 || d > m.firstWait) {
-		d = m.firstWait
-	}
-	if d > 0 {
-		_ = m.Conn.SetReadDeadline(time.Now().Add(d))
+	if m.idle > 0 {
+		_ = m.Conn.SetReadDeadline(time.Now().Add(m.idle))
 	}
 	n, err := m.r.Read(p)
 	m.in.Add(int64(n))
@@ -149,10 +212,6 @@ func (m *mitmConn) Read(p []byte) (int, error) {
 }
 
 func (m *mitmConn) Write(p []byte) (int, error) {
-	if m.swallow.Swap(false) && bytes.HasPrefix(p, []byte("HTTP/1.")) && bytes.HasSuffix(p, []byte("\r\n\r\n")) {
-		return len(p), nil
-	}
-	m.spoke.Store(true)
 	n, err := m.Conn.Write(p)
 	m.out.Add(int64(n))
 	return n, err
@@ -171,8 +230,7 @@ const blockTLSMaxRequests = 32
 // (or the CONNECT host) and answers every request on it with the block page, so
 // the browser shows why the site is blocked.
 func (p *Proxy) serveBlockTLS(x *exchange, client net.Conn, peeked []byte) {
-	mc := newMitmConn(client, peeked, 30*time.Second, 0)
-	mc.swallow.Store(false)
+	mc := newMitmConn(client, peeked, 30*time.Second)
 	defer mc.Close()
 	tc := tls.Server(mc, p.leafConfig(x.entry.URL, "http/1.1"))
 	_ = client.SetDeadline(time.Now().Add(10 * time.Second))

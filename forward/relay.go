@@ -13,7 +13,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/portcullis/portcullis/anonymize"
 	"github.com/portcullis/portcullis/filter"
@@ -365,38 +364,6 @@ func (p *Proxy) relayHeaders(x *exchange, resp *http.Response) {
 		// wait for the next request on this connection.
 		resp.Header.Set("Connection", "close")
 	}
-}
-
-// logInner writes the entry of a request inside an inspected tunnel.
-func (p *Proxy) logInner(x *exchange) {
-	if p.log == nil {
-		return
-	}
-	x.entry.BytesIn = x.body.n.Load()
-	x.entry.Duration = p.now().Sub(x.entry.Time)
-	p.logIdentity(x)
-	p.log.Log(&x.entry)
-}
-
-// loggedBody counts a relayed response body and logs the exchange when goproxy
-// closes it.
-type loggedBody struct {
-	rc   io.ReadCloser
-	p    *Proxy
-	x    *exchange
-	once sync.Once
-}
-
-func (b *loggedBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	b.x.entry.BytesOut += int64(n)
-	return n, err
-}
-
-func (b *loggedBody) Close() error {
-	err := b.rc.Close()
-	b.once.Do(func() { b.p.logInner(b.x) })
-	return err
 }
 
 // upstreamStatus maps a transport error to 403 (the egress guard refused an
