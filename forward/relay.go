@@ -224,7 +224,7 @@ func (p *Proxy) blockResponse(r *http.Request, info *filter.BlockInfo) *http.Res
 }
 
 // tunnelAuthority makes the tunnel's authority the destination of a request
-// inside an inspected tunnel (goproxy builds its URL from the inner Host): the
+// inside an inspected tunnel (serveInner builds its URL from the inner Host): the
 // host must be the CONNECT's host or the server name the tunnel was decided on,
 // and the port the CONNECT's (an absent one is taken from the tunnel), so that
 // the inner Host never picks another site or a port connect_ports refuses. A
@@ -291,7 +291,7 @@ func (p *Proxy) bodyFailure(x *exchange, r *http.Request) *http.Response {
 	return resp // relayHeaders adds Connection: close
 }
 
-// stripProxyHeaders does what goproxy.RemoveProxyHeaders does with
+// stripProxyHeaders does what goproxy's RemoveProxyHeaders did with
 // KeepAcceptEncoding on: clear RequestURI (a client request must not carry one),
 // drop the Proxy-* fields, and drop Connection unless r is a WebSocket handshake.
 func stripProxyHeaders(r *http.Request) {
