@@ -303,7 +303,7 @@ func (p *Proxy) runTunnel(ctx context.Context, x *exchange, client net.Conn, pre
 	case modeBlockTLS:
 		tn.DropUpstream()
 		x.entry.Status = http.StatusForbidden
-		p.serveBlockTLS(x, client, peeked)
+		p.serveBlockTLS(ctx, x, client, peeked)
 	default: // refused after the SNI check, without a way to show why
 		x.entry.Status = http.StatusForbidden
 	}

@@ -1,7 +1,6 @@
 package forward
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -9,11 +8,11 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/portcullis/portcullis/filter"
 	"github.com/portcullis/portcullis/internal/admin"
 	"github.com/portcullis/portcullis/internal/h1"
 	"github.com/portcullis/portcullis/internal/h2"
@@ -26,8 +25,11 @@ type session struct {
 	x     *exchange   // the CONNECT's exchange: only its groups are read
 	entry admin.Entry // the CONNECT's entry as inspection began: the inner requests' entries start from it
 	sni   string
-	host  string // the CONNECT's canonical host
+	host  string // the CONNECT's canonical host (a block-page connection: the SNI, else that)
 	port  uint16 // the CONNECT's port
+
+	block    *filter.BlockInfo // a block-page connection: the page's facts, but for the URL
+	answered atomic.Int32      // a block-page connection: the requests answered
 }
 
 type sessionKey struct{}
@@ -51,13 +53,19 @@ func (p *Proxy) leafConfig(connectHost string, protos ...string) *tls.Config {
 	}
 }
 
-// innerServers are the muxes that serve the requests inside inspected
-// tunnels, one of each per door: internal/h1 and internal/h2, the engines of
-// every other listener, both handing each request to serveInner.
+// innerServers are the muxes that serve inside terminated tunnels, one of
+// each per door: internal/h1 and internal/h2, the engines of every other
+// listener. h1 and h2 hand each request inside an inspected tunnel to
+// serveInner; block hands each request on a block-page connection to
+// serveBlockPage.
 type innerServers struct {
-	h1 *h1.Server
-	h2 *h2.Server
+	h1    *h1.Server
+	h2    *h2.Server
+	block *h1.Server
 }
+
+// blockTLSIdle bounds the wait for a request on a block-page connection.
+const blockTLSIdle = 30 * time.Second
 
 func (p *Proxy) newInnerServers() innerServers {
 	handler := http.HandlerFunc(p.serveInner)
@@ -70,25 +78,44 @@ func (p *Proxy) newInnerServers() innerServers {
 			Log:               p.logger,
 		},
 		h2: &h2.Server{Handler: handler, IdleTimeout: p.cfg.TunnelIdleTimeout, Log: p.logger},
+		block: &h1.Server{
+			Handler:           http.HandlerFunc(p.serveBlockPage),
+			ReadHeaderTimeout: p.cfg.ReadHeaderTimeout,
+			IdleTimeout:       blockTLSIdle,
+			ConnContext:       innerConnContext,
+			Log:               p.logger,
+		},
 	}
 }
 
-// inspect serves an inspected tunnel on the client connection, whose front
-// answered already (a 200, a SOCKS5 reply, or nothing for an intercepted
-// connection): it terminates TLS with a leaf from the shared cache (replaying
-// the peeked bytes first), within sni_peek_timeout, then serves the requests
-// inside with internal/h2 when the client negotiated h2, else internal/h1;
-// each request goes through serveInner. It returns when the connection ends.
-func (p *Proxy) inspect(ctx context.Context, x *exchange, client net.Conn, peeked []byte) {
-	mc := newMitmConn(client, peeked, 0)
-	defer func() { x.entry.BytesIn, x.entry.BytesOut = mc.in.Load(), mc.out.Load() }()
-	tc := tls.Server(mc, p.leafConfig(x.connect.Host, "h2", "http/1.1"))
-	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.SNIPeekTimeout)
+// terminate runs the TLS handshake on the client side of a tunnel whose
+// front answered already (a 200, a SOCKS5 reply, or nothing for an
+// intercepted connection), replaying the peeked bytes first, with a leaf
+// from the shared cache (named after the SNI, else leafHost) offering protos,
+// within timeout. On failure it records why in x's entry and closes the
+// connection.
+func (p *Proxy) terminate(ctx context.Context, x *exchange, client net.Conn, peeked []byte, leafHost string, timeout time.Duration, what string, protos ...string) (*tls.Conn, *mitmConn, bool) {
+	mc := newMitmConn(client, peeked)
+	tc := tls.Server(mc, p.leafConfig(leafHost, protos...))
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	err := tc.HandshakeContext(hctx)
 	cancel()
 	if err != nil {
-		x.entry.Error = "inspection handshake: " + err.Error()
+		x.entry.Error = what + " handshake: " + err.Error()
 		_ = mc.Close()
+		return nil, mc, false
+	}
+	return tc, mc, true
+}
+
+// inspect serves an inspected tunnel on the client connection: TLS within
+// sni_peek_timeout (terminate), then the requests inside with internal/h2
+// when the client negotiated h2, else internal/h1; each request goes through
+// serveInner. It returns when the connection ends.
+func (p *Proxy) inspect(ctx context.Context, x *exchange, client net.Conn, peeked []byte) {
+	tc, mc, ok := p.terminate(ctx, x, client, peeked, x.connect.Host, p.cfg.SNIPeekTimeout, "inspection", "h2", "http/1.1")
+	defer func() { x.entry.BytesIn, x.entry.BytesOut = mc.in.Load(), mc.out.Load() }()
+	if !ok {
 		return
 	}
 	// The inner requests copy the CONNECT's entry from here, not from x:
@@ -187,25 +214,21 @@ func (p *Proxy) serveInner(w http.ResponseWriter, r *http.Request) {
 }
 
 // mitmConn is the client side of a terminated tunnel (inspected, or showing
-// the block page): it replays the peeked bytes, bounds each read by the idle
-// timeout when one is given, counts bytes, and signals done when closed.
+// the block page): it replays the peeked bytes, counts bytes, and signals
+// done when closed.
 type mitmConn struct {
 	net.Conn
 	r        io.Reader
-	idle     time.Duration
 	in, out  atomic.Int64
 	done     chan struct{}
 	closeOne sync.Once
 }
 
-func newMitmConn(c net.Conn, peeked []byte, idle time.Duration) *mitmConn {
-	return &mitmConn{Conn: c, r: io.MultiReader(bytes.NewReader(peeked), c), idle: idle, done: make(chan struct{})}
+func newMitmConn(c net.Conn, peeked []byte) *mitmConn {
+	return &mitmConn{Conn: c, r: io.MultiReader(bytes.NewReader(peeked), c), done: make(chan struct{})}
 }
 
 func (m *mitmConn) Read(p []byte) (int, error) {
-	if m.idle > 0 {
-		_ = m.Conn.SetReadDeadline(time.Now().Add(m.idle))
-	}
 	n, err := m.r.Read(p)
 	m.in.Add(int64(n))
 	return n, err
@@ -226,41 +249,41 @@ func (m *mitmConn) Close() error {
 // blockTLSMaxRequests bounds the requests answered on one block-page connection.
 const blockTLSMaxRequests = 32
 
-// serveBlockTLS terminates TLS on the client connection with a leaf for the SNI
-// (or the CONNECT host) and answers every request on it with the block page, so
-// the browser shows why the site is blocked.
-func (p *Proxy) serveBlockTLS(x *exchange, client net.Conn, peeked []byte) {
-	mc := newMitmConn(client, peeked, 30*time.Second)
-	defer mc.Close()
-	tc := tls.Server(mc, p.leafConfig(x.entry.URL, "http/1.1"))
-	_ = client.SetDeadline(time.Now().Add(10 * time.Second))
-	if err := tc.Handshake(); err != nil {
-		x.entry.Error = "block page handshake: " + err.Error()
+// serveBlockTLS terminates TLS on the client connection (HTTP/1.1 only) with a
+// leaf for the SNI (or the CONNECT host) and answers every request on it with
+// the block page (serveBlockPage), so the browser shows why the site is
+// blocked.
+func (p *Proxy) serveBlockTLS(ctx context.Context, x *exchange, client net.Conn, peeked []byte) {
+	tc, mc, ok := p.terminate(ctx, x, client, peeked, x.entry.URL, 10*time.Second, "block page", "http/1.1")
+	defer func() { x.entry.BytesIn, x.entry.BytesOut = mc.in.Load(), mc.out.Load() }()
+	if !ok {
 		return
 	}
-	_ = client.SetDeadline(time.Time{})
 	host, _ := rules.SplitHostPort(x.entry.URL)
 	if x.sni != "" {
 		host = x.sni
 	}
-	br := bufio.NewReader(tc)
-	bw := bufio.NewWriter(tc)
-	for range blockTLSMaxRequests {
-		req, err := http.ReadRequest(br)
-		if err != nil {
-			break
-		}
-		_, _ = io.Copy(io.Discard, io.LimitReader(req.Body, 64<<10))
-		info := p.connectBlockInfo(x, host)
-		info.URL = "https://" + req.Host + req.URL.RequestURI()
-		if req.Host == "" {
-			info.URL = "https://" + host + req.URL.RequestURI()
-		}
-		resp := p.blockResponse(req, info)
-		resp.Close = req.Close || strings.EqualFold(req.Header.Get("Connection"), "close")
-		if err := resp.Write(bw); err != nil || bw.Flush() != nil || resp.Close {
-			break
-		}
+	sess := &session{x: x, entry: x.entry, sni: x.sni, host: host, block: p.connectBlockInfo(x, host)}
+	_ = p.inner.block.Serve(newOneConnListener(&innerConn{Conn: tc, sess: sess}, mc.done))
+}
+
+// serveBlockPage answers a request on a block-page connection with the block
+// page for its URL; the connection closes after blockTLSMaxRequests of them.
+func (p *Proxy) serveBlockPage(w http.ResponseWriter, r *http.Request) {
+	sess, ok := r.Context().Value(sessionKey{}).(*session)
+	if !ok || sess.block == nil { // not from serveBlockTLS: cannot happen
+		p.page(w, r, http.StatusBadGateway, upstreamMessage(http.StatusBadGateway))
+		return
 	}
-	x.entry.BytesIn, x.entry.BytesOut = mc.in.Load(), mc.out.Load()
+	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 64<<10))
+	info := *sess.block
+	host := r.Host
+	if host == "" {
+		host = sess.host
+	}
+	info.URL = "https://" + host + r.URL.RequestURI()
+	if sess.answered.Add(1) >= blockTLSMaxRequests {
+		w.Header().Set("Connection", "close")
+	}
+	writeResponse(w, r, p.blockResponse(r, &info))
 }

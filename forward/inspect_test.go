@@ -515,3 +515,40 @@ func TestForwardDotSegmentsRefused(t *testing.T) {
 		t.Errorf("inspected GET /fine/a.b/c: %d", resp.StatusCode)
 	}
 }
+
+// TestBlockPageConnectionBounded: a block-page connection (a blocked site
+// shown its page over TLS) answers requests on one kept connection, each
+// with the block page for its own URL, and closes after
+// blockTLSMaxRequests of them.
+func TestBlockPageConnectionBounded(t *testing.T) {
+	env := newInspectEnv(t, originHandler())
+	tp := startProxy(t, env.proxyOpts(t, hostPolicy("no-blocked", "blocked.example"), &Config{CAClients: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}))
+	resp, c, _ := tp.rawRequest(t, "CONNECT blocked.example:"+env.port+" HTTP/1.1\r\nHost: blocked.example\r\n\r\n")
+	if resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %d", resp.StatusCode)
+	}
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	tc := tls.Client(c, &tls.Config{ServerName: "blocked.example", RootCAs: env.caPool})
+	br := bufio.NewReader(tc)
+	for i := 1; i <= blockTLSMaxRequests; i++ {
+		path := "/page-" + strconv.Itoa(i)
+		if _, err := io.WriteString(tc, "GET "+path+" HTTP/1.1\r\nHost: blocked.example\r\n\r\n"); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 403 || !bytes.Contains(b, []byte("https://blocked.example"+path)) {
+			t.Fatalf("response %d: %d %s", i, resp.StatusCode, b)
+		}
+		if resp.Close != (i == blockTLSMaxRequests) {
+			t.Fatalf("response %d: Connection: close is %v", i, resp.Close)
+		}
+	}
+	if _, err := br.ReadByte(); err == nil {
+		t.Fatal("the connection stayed open after the last answered request")
+	}
+}
