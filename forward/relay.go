@@ -169,7 +169,7 @@ func (p *Proxy) prepareUpstream(x *exchange, r *http.Request) {
 	r.Host = "" // the URL's authority decides where and to whom the request goes
 	if r.Body != nil && r.Body != http.NoBody {
 		x.body.rc = r.Body
-		if !x.inner && p.cfg.RequestBodyTimeout > 0 {
+		if p.cfg.RequestBodyTimeout > 0 {
 			x.body.ctl, x.body.timeout = http.NewResponseController(x.w.ResponseWriter), p.cfg.RequestBodyTimeout
 		}
 		r.Body = &x.body

@@ -143,7 +143,7 @@ func (w *respWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 type countingBody struct {
 	rc      io.ReadCloser
 	n       atomic.Int64
-	ctl     *http.ResponseController // nil: no deadline (a request inside an inspected tunnel)
+	ctl     *http.ResponseController // nil: no deadline (request_body_timeout off)
 	timeout time.Duration
 	err     atomic.Pointer[error] // the first read error other than io.EOF
 }
