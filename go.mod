@@ -4,7 +4,6 @@ go 1.26.0
 
 require (
 	github.com/caddyserver/certmagic v0.25.6
-	github.com/elazarl/goproxy v1.9.3
 	github.com/go-ldap/ldap/v3 v3.4.15
 	github.com/gobwas/glob v1.1.0
 	github.com/miekg/dns v1.1.73

@@ -116,8 +116,8 @@ type Config struct {
 	LeafCacheSize int `yaml:"leaf_cache_size"`
 	// SNIPeekTimeout is how long an allowed tunnel waits for the client's TLS
 	// ClientHello, to check its server name, before relaying without it; an
-	// inspected connection whose client sends no complete ClientHello (or first
-	// request) within it again is closed. Default 5s.
+	// inspected connection whose client does not complete the TLS handshake
+	// within it again is closed. Default 5s.
 	SNIPeekTimeout time.Duration `yaml:"sni_peek_timeout"`
 	// UpstreamCAFile is a PEM bundle to verify origin certificates with, instead of
 	// the system roots (LoadRootCAs; the engine puts it in

@@ -9,8 +9,6 @@ import (
 	"net/netip"
 	"strconv"
 
-	"github.com/elazarl/goproxy"
-
 	"github.com/portcullis/portcullis/filter"
 	"github.com/portcullis/portcullis/internal/accept"
 	"github.com/portcullis/portcullis/internal/admin"
@@ -31,7 +29,7 @@ type connectMode uint8
 
 const (
 	modeTunnel   connectMode = iota // relay bytes (after the SNI check)
-	modeInspect                     // terminate TLS with a leaf, evaluate each request (goproxy MITM)
+	modeInspect                     // terminate TLS with a leaf, evaluate each request (inspect)
 	modeBlockTLS                    // terminate TLS only to show the block page
 	modeRefused                     // refused after the 200: close the connection
 )
@@ -216,17 +214,6 @@ func (p *Proxy) refuseConnect(w http.ResponseWriter, r *http.Request, ref *refus
 	_, _ = w.Write(body.Bytes())
 }
 
-// onConnect is goproxy's CONNECT handler. The door answers CONNECTs itself;
-// goproxy sees one only when inspect hands it an inspected tunnel, which goes
-// into its MITM loop.
-func (p *Proxy) onConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
-	if s, ok := ctx.Req.Context().Value(sessionKey{}).(*session); ok {
-		ctx.UserData = s
-		return p.mitmTo, host
-	}
-	return goproxy.RejectConnect, host
-}
-
 // runTunnel runs an opened tunnel (openTunnel) on the client connection until
 // it ends: it writes answer (the front's "established", if any), peeks the
 // ClientHello after prefix (bytes the front already read), checks the SNI
@@ -316,7 +303,7 @@ func (p *Proxy) runTunnel(ctx context.Context, x *exchange, client net.Conn, pre
 	case modeBlockTLS:
 		tn.DropUpstream()
 		x.entry.Status = http.StatusForbidden
-		p.serveBlockTLS(x, client, peeked)
+		p.serveBlockTLS(ctx, x, client, peeked)
 	default: // refused after the SNI check, without a way to show why
 		x.entry.Status = http.StatusForbidden
 	}

@@ -5,17 +5,15 @@
 // and short proxy error pages, and one access-log entry per request or tunnel.
 //
 // Plain HTTP is relayed by internal/relay through the door's transport (Options.
-// Transport), with the response checks as relay's hook. github.com/elazarl/goproxy
-// is kept for HTTPS inspection (its MITM loop), as DESIGN.md asks: our own
-// transport and dialers with timeouts, no environment proxies, no error text
-// echoed to clients, and every decision taken by the policy (rules.Evaluator) from
-// rules.Facts, never by goproxy's host conditions.
+// Transport), with the response checks as relay's hook; every decision is taken
+// by the policy (rules.Evaluator) from rules.Facts.
 //
 // HTTPS: an allowed CONNECT has its ClientHello peeked (never answered) and the
 // SNI checked against the policy; the peeked bytes are replayed so the tunnel is
-// byte-identical. With a CA (CreateCA, LoadCA), an inspect verdict terminates TLS
-// through goproxy's MITM with leaves from a shared bounded cache (certs.Leaves), and each
-// request inside is decided exactly like plain HTTP; a blocked site can be shown
+// byte-identical. With a CA (certs.CreateCA, certs.LoadCA), an inspect verdict
+// terminates TLS with leaves from a shared bounded cache (certs.Leaves) and serves
+// the requests inside with internal/h1 or internal/h2 (as the client negotiates),
+// each decided and relayed exactly like plain HTTP; a blocked site can be shown
 // its block page over TLS to clients known to trust the CA (Config.CAClients).
 //
 // School deployments (Config's inlined School, school.go): proxy sign-in

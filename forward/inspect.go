@@ -1,34 +1,35 @@
 package forward
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/elazarl/goproxy"
-
+	"github.com/portcullis/portcullis/filter"
 	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/h1"
+	"github.com/portcullis/portcullis/internal/h2"
 	"github.com/portcullis/portcullis/rules"
 )
 
-// session is an inspected tunnel, carried in goproxy's ProxyCtx.UserData to every
-// request inside it.
+// session is an inspected tunnel, carried in the context of every request
+// inside it.
 type session struct {
 	x     *exchange   // the CONNECT's exchange: only its groups are read
 	entry admin.Entry // the CONNECT's entry as inspection began: the inner requests' entries start from it
 	sni   string
-	host  string // the CONNECT's canonical host
+	host  string // the CONNECT's canonical host (a block-page connection: the SNI, else that)
 	port  uint16 // the CONNECT's port
+
+	block    *filter.BlockInfo // a block-page connection: the page's facts, but for the URL
+	answered atomic.Int32      // a block-page connection: the requests answered
 }
 
 type sessionKey struct{}
@@ -42,12 +43,6 @@ func leafName(sni, connectHost string) string {
 	return h
 }
 
-// mitmTLSConfig is goproxy's TLSConfig hook: leaves from the shared cache, named
-// after the SNI the client sends (so IP-literal CONNECTs get a usable certificate).
-func (p *Proxy) mitmTLSConfig(host string, _ *goproxy.ProxyCtx) (*tls.Config, error) {
-	return p.leafConfig(host, "h2", "http/1.1"), nil
-}
-
 func (p *Proxy) leafConfig(connectHost string, protos ...string) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
@@ -58,101 +53,188 @@ func (p *Proxy) leafConfig(connectHost string, protos ...string) *tls.Config {
 	}
 }
 
-// inspect hands the client connection of an inspected tunnel to goproxy's
-// MITM loop, the one time goproxy sees this tunnel: it is entered with a
-// CONNECT to the tunnel's destination (goproxy's only entry to that loop),
-// the peeked bytes are replayed first, and the CONNECT answer goproxy writes
-// on entry is dropped (the front answered already: a 200, a SOCKS5 reply, or
-// nothing for an intercepted connection). It returns when the connection ends.
+// innerServers are the muxes that serve inside terminated tunnels, one of
+// each per door: internal/h1 and internal/h2, the engines of every other
+// listener. h1 and h2 hand each request inside an inspected tunnel to
+// serveInner; block hands each request on a block-page connection to
+// serveBlockPage.
+type innerServers struct {
+	h1    *h1.Server
+	h2    *h2.Server
+	block *h1.Server
+}
+
+// blockTLSIdle bounds the wait for a request on a block-page connection.
+const blockTLSIdle = 30 * time.Second
+
+func (p *Proxy) newInnerServers() innerServers {
+	handler := http.HandlerFunc(p.serveInner)
+	return innerServers{
+		h1: &h1.Server{
+			Handler:           handler,
+			ReadHeaderTimeout: p.cfg.ReadHeaderTimeout,
+			IdleTimeout:       p.cfg.TunnelIdleTimeout,
+			ConnContext:       innerConnContext,
+			Log:               p.logger,
+		},
+		h2: &h2.Server{Handler: handler, IdleTimeout: p.cfg.TunnelIdleTimeout, Log: p.logger},
+		block: &h1.Server{
+			Handler:           http.HandlerFunc(p.serveBlockPage),
+			ReadHeaderTimeout: p.cfg.ReadHeaderTimeout,
+			IdleTimeout:       blockTLSIdle,
+			ConnContext:       innerConnContext,
+			Log:               p.logger,
+		},
+	}
+}
+
+// terminate runs the TLS handshake on the client side of a tunnel whose
+// front answered already (a 200, a SOCKS5 reply, or nothing for an
+// intercepted connection), replaying the peeked bytes first, with a leaf
+// from the shared cache (named after the SNI, else leafHost) offering protos,
+// within timeout. On failure it records why in x's entry and closes the
+// connection.
+func (p *Proxy) terminate(ctx context.Context, x *exchange, client net.Conn, peeked []byte, leafHost string, timeout time.Duration, what string, protos ...string) (*tls.Conn, *mitmConn, bool) {
+	mc := newMitmConn(client, peeked)
+	tc := tls.Server(mc, p.leafConfig(leafHost, protos...))
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	err := tc.HandshakeContext(hctx)
+	cancel()
+	if err != nil {
+		x.entry.Error = what + " handshake: " + err.Error()
+		_ = mc.Close()
+		return nil, mc, false
+	}
+	return tc, mc, true
+}
+
+// inspect serves an inspected tunnel on the client connection: TLS within
+// sni_peek_timeout (terminate), then the requests inside with internal/h2
+// when the client negotiated h2, else internal/h1; each request goes through
+// serveInner. It returns when the connection ends.
 func (p *Proxy) inspect(ctx context.Context, x *exchange, client net.Conn, peeked []byte) {
-	mc := newMitmConn(client, peeked, p.cfg.TunnelIdleTimeout, p.cfg.SNIPeekTimeout)
-	hw := &hijackWriter{conn: mc}
+	tc, mc, ok := p.terminate(ctx, x, client, peeked, x.connect.Host, p.cfg.SNIPeekTimeout, "inspection", "h2", "http/1.1")
+	defer func() { x.entry.BytesIn, x.entry.BytesOut = mc.in.Load(), mc.out.Load() }()
+	if !ok {
+		return
+	}
 	// The inner requests copy the CONNECT's entry from here, not from x:
 	// x.entry is written again when the connection ends, possibly while an
 	// HTTP/2 stream's handler is still starting.
 	sess := &session{x: x, entry: x.entry, sni: x.sni, host: x.connect.Host, port: x.connect.Port}
-	target := net.JoinHostPort(x.connect.Host, strconv.Itoa(int(x.connect.Port)))
-	r := &http.Request{
-		Method: http.MethodConnect, URL: &url.URL{Host: target}, Host: target,
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: make(http.Header),
-		RemoteAddr: client.RemoteAddr().String(), Body: http.NoBody,
+	if tc.ConnectionState().NegotiatedProtocol == "h2" {
+		_ = p.inner.h2.ServeConn(context.WithValue(context.Background(), sessionKey{}, sess), tc)
+		return
 	}
-	p.gp.ServeHTTP(hw, r.WithContext(context.WithValue(ctx, sessionKey{}, sess)))
-	if !hw.hijacked {
-		_ = mc.Close()
+	_ = p.inner.h1.Serve(newOneConnListener(&innerConn{Conn: tc, sess: sess}, mc.done))
+}
+
+// innerConn is the decrypted connection of an inspected tunnel as
+// internal/h1 serves it: innerConnContext puts its session in the context of
+// every request read from it.
+type innerConn struct {
+	*tls.Conn
+	sess *session
+}
+
+func innerConnContext(ctx context.Context, c net.Conn) context.Context {
+	if ic, ok := c.(*innerConn); ok {
+		return context.WithValue(ctx, sessionKey{}, ic.sess)
 	}
-	<-mc.done
-	x.entry.BytesIn, x.entry.BytesOut = mc.in.Load(), mc.out.Load()
+	return ctx
 }
 
-// hijackWriter is the ResponseWriter inspect enters goproxy with: it only hands
-// over the connection the door already holds.
-type hijackWriter struct {
-	conn     net.Conn
-	header   http.Header
-	hijacked bool
+// oneConnListener hands one connection to internal/h1's Serve, then makes
+// Serve return once that connection is closed (done).
+type oneConnListener struct {
+	c      net.Conn
+	done   <-chan struct{}
+	taken  bool // only Serve's goroutine calls Accept
+	closed chan struct{}
+	once   sync.Once
 }
 
-func (w *hijackWriter) Header() http.Header {
-	if w.header == nil {
-		w.header = make(http.Header)
+func newOneConnListener(c net.Conn, done <-chan struct{}) *oneConnListener {
+	return &oneConnListener{c: c, done: done, closed: make(chan struct{})}
+}
+
+func (l *oneConnListener) Accept() (net.Conn, error) {
+	if !l.taken {
+		l.taken = true
+		return l.c, nil
 	}
-	return w.header
-}
-func (w *hijackWriter) Write(p []byte) (int, error) { return len(p), nil }
-func (w *hijackWriter) WriteHeader(int)             {}
-
-// Hijack hands over the connection, with nothing buffered.
-func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	w.hijacked = true
-	return w.conn, bufio.NewReadWriter(bufio.NewReaderSize(eofReader{}, 16), bufio.NewWriterSize(w.conn, 16)), nil
+	select {
+	case <-l.done:
+	case <-l.closed:
+	}
+	return nil, net.ErrClosed
 }
 
-type eofReader struct{}
+// Close makes a waiting Accept return; the connection itself is h1's.
+func (l *oneConnListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
 
-func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+func (l *oneConnListener) Addr() net.Addr { return l.c.LocalAddr() }
 
-// mitmConn is the client side of an inspected tunnel: it replays the peeked bytes,
-// drops the first write if it is a CONNECT status line, bounds each read by the
-// idle timeout (by firstWait until the proxy first answers, so that a client
-// stalling its ClientHello does not hold a goroutine for the whole idle timeout),
-// counts bytes, and signals done when closed.
+// serveInner is the pipeline of a request inside an inspected tunnel,
+// whichever mux it came from: its URL is made absolute (https, the Host or
+// :authority the client named, else the tunnel's), its authority held to the
+// tunnel's (tunnelAuthority), and then it is decided and relayed exactly like
+// a plain request (serveHTTP), with an access-log entry of its own that
+// starts from the CONNECT's.
+func (p *Proxy) serveInner(w http.ResponseWriter, r *http.Request) {
+	x := &exchange{inner: true}
+	x.w = respWriter{ResponseWriter: w, bufs: &p.bufs}
+	sess, ok := r.Context().Value(sessionKey{}).(*session)
+	if !ok { // not from inspect: cannot happen
+		p.page(&x.w, r, http.StatusBadGateway, upstreamMessage(http.StatusBadGateway))
+		return
+	}
+	x.sni, x.groups = sess.sni, sess.x.groups
+	x.entry = sess.entry
+	x.entry.Time, x.entry.Method = p.now(), r.Method
+	x.entry.Status, x.entry.BytesIn, x.entry.BytesOut, x.entry.Error, x.entry.Duration = 0, 0, 0, "", 0
+	clientHeaders(&x.entry, r)
+	defer p.finish(x)
+	if r.URL.Host == "" {
+		r.URL.Host = r.Host
+		if r.URL.Host == "" {
+			r.URL.Host = net.JoinHostPort(sess.host, strconv.Itoa(int(sess.port)))
+		}
+	}
+	r.URL.Scheme = "https"
+	x.entry.URL = requestURL(r)
+	if resp := p.tunnelAuthority(x, sess, r); resp != nil {
+		writeResponse(&x.w, r, resp)
+		return
+	}
+	p.serveHTTP(x, r)
+}
+
+// mitmConn is the client side of a terminated tunnel (inspected, or showing
+// the block page): it replays the peeked bytes, counts bytes, and signals
+// done when closed.
 type mitmConn struct {
 	net.Conn
-	r         io.Reader
-	idle      time.Duration
-	firstWait time.Duration
-	swallow   atomic.Bool
-	spoke     atomic.Bool // the proxy has written to the client (beyond the swallowed status line)
-	in, out   atomic.Int64
-	done      chan struct{}
-	closeOne  sync.Once
+	r        io.Reader
+	in, out  atomic.Int64
+	done     chan struct{}
+	closeOne sync.Once
 }
 
-func newMitmConn(c net.Conn, peeked []byte, idle, firstWait time.Duration) *mitmConn {
-	m := &mitmConn{Conn: c, r: io.MultiReader(bytes.NewReader(peeked), c), idle: idle, firstWait: firstWait, done: make(chan struct{})}
-	m.swallow.Store(true)
-	return m
+func newMitmConn(c net.Conn, peeked []byte) *mitmConn {
+	return &mitmConn{Conn: c, r: io.MultiReader(bytes.NewReader(peeked), c), done: make(chan struct{})}
 }
 
 func (m *mitmConn) Read(p []byte) (int, error) {
-	d := m.idle
-	if !m.spoke.Load() && m.firstWait > 0 && (d <= 0 || d > m.firstWait) {
-		d = m.firstWait
-	}
-	if d > 0 {
-		_ = m.Conn.SetReadDeadline(time.Now().Add(d))
-	}
 	n, err := m.r.Read(p)
 	m.in.Add(int64(n))
 	return n, err
 }
 
 func (m *mitmConn) Write(p []byte) (int, error) {
-	if m.swallow.Swap(false) && bytes.HasPrefix(p, []byte("HTTP/1.")) && bytes.HasSuffix(p, []byte("\r\n\r\n")) {
-		return len(p), nil
-	}
-	m.spoke.Store(true)
 	n, err := m.Conn.Write(p)
 	m.out.Add(int64(n))
 	return n, err
@@ -167,42 +249,41 @@ func (m *mitmConn) Close() error {
 // blockTLSMaxRequests bounds the requests answered on one block-page connection.
 const blockTLSMaxRequests = 32
 
-// serveBlockTLS terminates TLS on the client connection with a leaf for the SNI
-// (or the CONNECT host) and answers every request on it with the block page, so
-// the browser shows why the site is blocked.
-func (p *Proxy) serveBlockTLS(x *exchange, client net.Conn, peeked []byte) {
-	mc := newMitmConn(client, peeked, 30*time.Second, 0)
-	mc.swallow.Store(false)
-	defer mc.Close()
-	tc := tls.Server(mc, p.leafConfig(x.entry.URL, "http/1.1"))
-	_ = client.SetDeadline(time.Now().Add(10 * time.Second))
-	if err := tc.Handshake(); err != nil {
-		x.entry.Error = "block page handshake: " + err.Error()
+// serveBlockTLS terminates TLS on the client connection (HTTP/1.1 only) with a
+// leaf for the SNI (or the CONNECT host) and answers every request on it with
+// the block page (serveBlockPage), so the browser shows why the site is
+// blocked.
+func (p *Proxy) serveBlockTLS(ctx context.Context, x *exchange, client net.Conn, peeked []byte) {
+	tc, mc, ok := p.terminate(ctx, x, client, peeked, x.entry.URL, 10*time.Second, "block page", "http/1.1")
+	defer func() { x.entry.BytesIn, x.entry.BytesOut = mc.in.Load(), mc.out.Load() }()
+	if !ok {
 		return
 	}
-	_ = client.SetDeadline(time.Time{})
 	host, _ := rules.SplitHostPort(x.entry.URL)
 	if x.sni != "" {
 		host = x.sni
 	}
-	br := bufio.NewReader(tc)
-	bw := bufio.NewWriter(tc)
-	for range blockTLSMaxRequests {
-		req, err := http.ReadRequest(br)
-		if err != nil {
-			break
-		}
-		_, _ = io.Copy(io.Discard, io.LimitReader(req.Body, 64<<10))
-		info := p.connectBlockInfo(x, host)
-		info.URL = "https://" + req.Host + req.URL.RequestURI()
-		if req.Host == "" {
-			info.URL = "https://" + host + req.URL.RequestURI()
-		}
-		resp := p.blockResponse(req, info)
-		resp.Close = req.Close || strings.EqualFold(req.Header.Get("Connection"), "close")
-		if err := resp.Write(bw); err != nil || bw.Flush() != nil || resp.Close {
-			break
-		}
+	sess := &session{x: x, entry: x.entry, sni: x.sni, host: host, block: p.connectBlockInfo(x, host)}
+	_ = p.inner.block.Serve(newOneConnListener(&innerConn{Conn: tc, sess: sess}, mc.done))
+}
+
+// serveBlockPage answers a request on a block-page connection with the block
+// page for its URL; the connection closes after blockTLSMaxRequests of them.
+func (p *Proxy) serveBlockPage(w http.ResponseWriter, r *http.Request) {
+	sess, ok := r.Context().Value(sessionKey{}).(*session)
+	if !ok || sess.block == nil { // not from serveBlockTLS: cannot happen
+		p.page(w, r, http.StatusBadGateway, upstreamMessage(http.StatusBadGateway))
+		return
 	}
-	x.entry.BytesIn, x.entry.BytesOut = mc.in.Load(), mc.out.Load()
+	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 64<<10))
+	info := *sess.block
+	host := r.Host
+	if host == "" {
+		host = sess.host
+	}
+	info.URL = "https://" + host + r.URL.RequestURI()
+	if sess.answered.Add(1) >= blockTLSMaxRequests {
+		w.Header().Set("Connection", "close")
+	}
+	writeResponse(w, r, p.blockResponse(r, &info))
 }

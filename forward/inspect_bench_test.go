@@ -59,6 +59,15 @@ func BenchmarkInspectedGET(b *testing.B) {
 	benchGET(b, &http.Client{Transport: tr}, env.url("example.com", "/obj"))
 }
 
+// BenchmarkInspectedGETHTTP2 is BenchmarkInspectedGET with the client
+// speaking HTTP/2 inside the tunnel.
+func BenchmarkInspectedGETHTTP2(b *testing.B) {
+	env, tp := benchInspect(b)
+	tr := &http.Transport{Proxy: http.ProxyURL(tp.url), TLSClientConfig: &tls.Config{RootCAs: env.caPool}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	benchGET(b, &http.Client{Transport: tr}, env.url("example.com", "/obj"))
+}
+
 // BenchmarkDirectTLSGET is the same GET straight to the origin.
 func BenchmarkDirectTLSGET(b *testing.B) {
 	env, _ := benchInspect(b)

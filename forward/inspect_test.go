@@ -515,3 +515,107 @@ func TestForwardDotSegmentsRefused(t *testing.T) {
 		t.Errorf("inspected GET /fine/a.b/c: %d", resp.StatusCode)
 	}
 }
+
+// TestBlockPageConnectionBounded: a block-page connection (a blocked site
+// shown its page over TLS) answers requests on one kept connection, each
+// with the block page for its own URL, and closes after
+// blockTLSMaxRequests of them.
+func TestBlockPageConnectionBounded(t *testing.T) {
+	env := newInspectEnv(t, originHandler())
+	tp := startProxy(t, env.proxyOpts(t, hostPolicy("no-blocked", "blocked.example"), &Config{CAClients: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}))
+	resp, c, _ := tp.rawRequest(t, "CONNECT blocked.example:"+env.port+" HTTP/1.1\r\nHost: blocked.example\r\n\r\n")
+	if resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %d", resp.StatusCode)
+	}
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	tc := tls.Client(c, &tls.Config{ServerName: "blocked.example", RootCAs: env.caPool})
+	br := bufio.NewReader(tc)
+	for i := 1; i <= blockTLSMaxRequests; i++ {
+		path := "/page-" + strconv.Itoa(i)
+		if _, err := io.WriteString(tc, "GET "+path+" HTTP/1.1\r\nHost: blocked.example\r\n\r\n"); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 403 || !bytes.Contains(b, []byte("https://blocked.example"+path)) {
+			t.Fatalf("response %d: %d %s", i, resp.StatusCode, b)
+		}
+		if resp.Close != (i == blockTLSMaxRequests) {
+			t.Fatalf("response %d: Connection: close is %v", i, resp.Close)
+		}
+	}
+	if _, err := br.ReadByte(); err == nil {
+		t.Fatal("the connection stayed open after the last answered request")
+	}
+}
+
+// TestInspectedRequestBodyTimeout: request_body_timeout holds inside an
+// inspected tunnel as for plain requests, over HTTP/1.1 and HTTP/2: a client
+// that stops sending its request body gets 408 and the access log says why;
+// the origin's answer never comes. Before inspected tunnels were served by
+// the door's own muxes, the door waited for such a body until the tunnel's
+// idle timeout.
+func TestInspectedRequestBodyTimeout(t *testing.T) {
+	env := newInspectEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // never ends: the proxy answers first
+	}))
+	tp := startProxy(t, env.proxyOpts(t, rules.EvaluatorFunc(inspectPolicy), &Config{RequestBodyTimeout: 300 * time.Millisecond}))
+	check := func(name string, status int) {
+		t.Helper()
+		if status != http.StatusRequestTimeout {
+			t.Fatalf("%s: a stalled body got %d, want 408", name, status)
+		}
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case e := <-tp.log.ch:
+				if e.Method != http.MethodPost {
+					continue
+				}
+				if e.Status != http.StatusRequestTimeout || !strings.Contains(e.Error, "request_body_timeout") {
+					t.Fatalf("%s: log entry %+v", name, e)
+				}
+				return
+			case <-deadline:
+				t.Fatalf("%s: no log entry for the POST", name)
+			}
+		}
+	}
+
+	// HTTP/1.1, by hand: a head announcing 100 bytes, then 10.
+	resp, c, _ := tp.rawRequest(t, "CONNECT example.com:"+env.port+" HTTP/1.1\r\nHost: example.com\r\n\r\n")
+	if resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %d", resp.StatusCode)
+	}
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	tc := tls.Client(c, &tls.Config{ServerName: "example.com", RootCAs: env.caPool, NextProtos: []string{"http/1.1"}})
+	if _, err := io.WriteString(tc, "POST /upload HTTP/1.1\r\nHost: example.com:"+env.port+"\r\nContent-Length: 100\r\n\r\n"+strings.Repeat("a", 10)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+	if err != nil {
+		t.Fatalf("HTTP/1.1: %v", err)
+	}
+	resp.Body.Close()
+	check("HTTP/1.1", resp.StatusCode)
+
+	// HTTP/2, with Go's client: a body that sends 10 bytes and stalls.
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() { _, _ = pw.Write([]byte(strings.Repeat("a", 10))) }()
+	req, _ := http.NewRequest(http.MethodPost, env.url("example.com", "/upload"), pr)
+	req.ContentLength = 100
+	resp, err = env.client(t, tp, true).Do(req)
+	if err != nil {
+		t.Fatalf("HTTP/2: %v", err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("the client spoke %s inside the tunnel", resp.Proto)
+	}
+	check("HTTP/2", resp.StatusCode)
+}

@@ -10,11 +10,6 @@ import (
 	"github.com/portcullis/portcullis/filter"
 )
 
-// rawBadGateway is written on a hijacked connection when goproxy fails to reach an
-// origin; it never carries the error text. (TestRawBadGatewayParses checks it.)
-const rawBadGateway = "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\n" +
-	"Content-Length: 30\r\nConnection: close\r\n\r\nThe site could not be reached."
-
 // pageBody renders the short proxy-generated page for status with message msg, as
 // HTML or plain text depending on the client's Accept header. msg is a fixed
 // sentence from this package, never error text.
@@ -48,7 +43,8 @@ func (p *Proxy) page(w http.ResponseWriter, r *http.Request, status int, msg str
 	}
 }
 
-// pageResponse is page as an *http.Response, for goproxy's response handlers.
+// pageResponse is page as an *http.Response, for the checks that answer
+// before a request is relayed (checkHTTP, tunnelAuthority, upstreamFailure).
 func (p *Proxy) pageResponse(r *http.Request, status int, msg string) *http.Response {
 	htmlOK := r != nil && filter.AcceptsHTML(r.Header.Get("Accept"))
 	body, ctype := pageBody(status, msg, htmlOK)

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,8 +12,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/elazarl/goproxy"
 
 	"github.com/portcullis/portcullis/filter"
 	"github.com/portcullis/portcullis/filter/phrase"
@@ -141,10 +138,8 @@ type Proxy struct {
 	token     string
 
 	relay   *relay.Relay
-	plain   relay.Options            // how plain requests are relayed: Transport, modifyPlain
-	gp      *goproxy.ProxyHttpServer // HTTPS inspection only
-	rt      goproxy.RoundTripper
-	mitmTo  *goproxy.ConnectAction
+	plain   relay.Options // how plain requests are relayed: Transport, modifyPlain
+	inner   innerServers  // HTTPS inspection: the muxes serving inside inspected tunnels
 	ca      *certs.CA
 	leaves  *certs.Leaves
 	auth    auth.Verifier
@@ -246,54 +241,10 @@ func New(opts Options) (*Proxy, error) {
 	}
 	p.relay = relay.New()
 	p.plain = relay.Options{Transport: p.transport, ModifyResponse: p.modifyPlain, Upgrade: true}
-	p.gp = p.newGoproxy()
+	if p.ca != nil {
+		p.inner = p.newInnerServers()
+	}
 	return p, nil
-}
-
-// newGoproxy configures goproxy as DESIGN.md says: our transport and dialer, no
-// environment proxies, no echoed errors, the client's Accept-Encoding kept, and our
-// handlers deciding everything. goproxy's RemoveProxyHeaders is replaced by
-// stripProxyHeaders in roundTrip (same edits at the same point, without formatting
-// a debug line's arguments for every request).
-func (p *Proxy) newGoproxy() *goproxy.ProxyHttpServer {
-	gp := goproxy.NewProxyHttpServer()
-	gp.Logger = goproxyLogger{p.logger}
-	gp.Verbose = false
-	gp.KeepAcceptEncoding = true
-	gp.KeepHeader = true // roundTrip strips the proxy headers instead (stripProxyHeaders)
-	gp.NonproxyHandler = p.local
-	if tr, ok := p.transport.(*http.Transport); ok {
-		gp.Tr = tr
-	} else {
-		gp.Tr = &http.Transport{Proxy: nil, DialContext: p.dial}
-	}
-	gp.ConnectDial = nil
-	gp.ConnectDialWithReq = func(r *http.Request, network, addr string) (net.Conn, error) {
-		return p.dial(r.Context(), network, addr)
-	}
-	gp.ConnectionErrHandler = func(w io.Writer, _ *goproxy.ProxyCtx, _ error) {
-		_, _ = io.WriteString(w, rawBadGateway)
-	}
-	p.rt = goproxy.RoundTripperFunc(p.roundTrip)
-	p.mitmTo = &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: p.mitmTLSConfig}
-	gp.AllowHTTP2 = true
-	gp.OnRequest().DoFunc(p.onRequest)
-	gp.OnRequest().DoFunc(p.gpSchoolRequest)
-	gp.OnRequest().HandleConnectFunc(p.onConnect)
-	gp.OnResponse().DoFunc(p.gpSchoolResponse)
-	gp.OnResponse().DoFunc(p.onResponse)
-	return gp
-}
-
-// goproxyLogger sends goproxy's warnings to slog at debug level: they are about
-// single connections (client went away, bad request inside a tunnel).
-type goproxyLogger struct{ l *slog.Logger }
-
-// Printf implements goproxy.Logger.
-func (g goproxyLogger) Printf(format string, v ...any) {
-	if g.l.Enabled(context.Background(), slog.LevelDebug) {
-		g.l.Debug("goproxy: " + strings.TrimSpace(fmt.Sprintf(format, v...)))
-	}
 }
 
 // ReadHeaderTimeout is the value the engine should give its http.Server for this
@@ -402,8 +353,8 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, overTLS bool) {
 	p.serveHTTP(x, r)
 }
 
-// finish writes the access-log entry and closes a hijacked connection that goproxy
-// left open (a finished WebSocket relay).
+// finish writes the access-log entry and closes a hijacked connection left
+// open (a finished WebSocket relay).
 func (p *Proxy) finish(x *exchange) {
 	if x.w.relay != nil {
 		x.w.relay.Done()

@@ -13,7 +13,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/portcullis/portcullis/anonymize"
 	"github.com/portcullis/portcullis/filter"
@@ -170,7 +169,7 @@ func (p *Proxy) prepareUpstream(x *exchange, r *http.Request) {
 	r.Host = "" // the URL's authority decides where and to whom the request goes
 	if r.Body != nil && r.Body != http.NoBody {
 		x.body.rc = r.Body
-		if !x.inner && p.cfg.RequestBodyTimeout > 0 {
+		if p.cfg.RequestBodyTimeout > 0 {
 			x.body.ctl, x.body.timeout = http.NewResponseController(x.w.ResponseWriter), p.cfg.RequestBodyTimeout
 		}
 		r.Body = &x.body
@@ -225,7 +224,7 @@ func (p *Proxy) blockResponse(r *http.Request, info *filter.BlockInfo) *http.Res
 }
 
 // tunnelAuthority makes the tunnel's authority the destination of a request
-// inside an inspected tunnel (goproxy builds its URL from the inner Host): the
+// inside an inspected tunnel (serveInner builds its URL from the inner Host): the
 // host must be the CONNECT's host or the server name the tunnel was decided on,
 // and the port the CONNECT's (an absent one is taken from the tunnel), so that
 // the inner Host never picks another site or a port connect_ports refuses. A
@@ -292,7 +291,7 @@ func (p *Proxy) bodyFailure(x *exchange, r *http.Request) *http.Response {
 	return resp // relayHeaders adds Connection: close
 }
 
-// stripProxyHeaders does what goproxy.RemoveProxyHeaders does with
+// stripProxyHeaders does what goproxy's RemoveProxyHeaders did with
 // KeepAcceptEncoding on: clear RequestURI (a client request must not carry one),
 // drop the Proxy-* fields, and drop Connection unless r is a WebSocket handshake.
 func stripProxyHeaders(r *http.Request) {
@@ -365,38 +364,6 @@ func (p *Proxy) relayHeaders(x *exchange, resp *http.Response) {
 		// wait for the next request on this connection.
 		resp.Header.Set("Connection", "close")
 	}
-}
-
-// logInner writes the entry of a request inside an inspected tunnel.
-func (p *Proxy) logInner(x *exchange) {
-	if p.log == nil {
-		return
-	}
-	x.entry.BytesIn = x.body.n.Load()
-	x.entry.Duration = p.now().Sub(x.entry.Time)
-	p.logIdentity(x)
-	p.log.Log(&x.entry)
-}
-
-// loggedBody counts a relayed response body and logs the exchange when goproxy
-// closes it.
-type loggedBody struct {
-	rc   io.ReadCloser
-	p    *Proxy
-	x    *exchange
-	once sync.Once
-}
-
-func (b *loggedBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	b.x.entry.BytesOut += int64(n)
-	return n, err
-}
-
-func (b *loggedBody) Close() error {
-	err := b.rc.Close()
-	b.once.Do(func() { b.p.logInner(b.x) })
-	return err
 }
 
 // upstreamStatus maps a transport error to 403 (the egress guard refused an

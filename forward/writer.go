@@ -17,7 +17,7 @@ import (
 // bytes for the access log. It flushes after every write when the response has no
 // Content-Length (streams, long polls, server-sent events), keeps the server's
 // pooled ReadFrom path otherwise, and remembers a hijack so the door can close a
-// connection goproxy leaves open.
+// connection a finished WebSocket relay leaves open.
 type respWriter struct {
 	http.ResponseWriter
 	bufs      *sync.Pool // *[]byte copy buffers, shared by the Proxy
@@ -88,8 +88,8 @@ func (w *respWriter) ReadFrom(src io.Reader) (int64, error) {
 
 // abort cuts the client's connection after the response body failed midway (the
 // origin went away, a size limit or a late phrase block), so the client sees a
-// truncated response rather than a complete one (goproxy ignores the copy error
-// and the server would end the chunked body normally).
+// truncated response rather than a complete one (the server would otherwise
+// end the chunked body normally).
 func (w *respWriter) abort() {
 	if hj, ok := w.ResponseWriter.(http.Hijacker); ok {
 		if c, _, err := hj.Hijack(); err == nil {
@@ -143,7 +143,7 @@ func (w *respWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 type countingBody struct {
 	rc      io.ReadCloser
 	n       atomic.Int64
-	ctl     *http.ResponseController // nil: no deadline (a request inside an inspected tunnel)
+	ctl     *http.ResponseController // nil: no deadline (request_body_timeout off)
 	timeout time.Duration
 	err     atomic.Pointer[error] // the first read error other than io.EOF
 }
