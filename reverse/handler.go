@@ -73,10 +73,14 @@ type Handler struct {
 	relay     *relay.Relay
 	modify    func(*http.Response) error // h.modifyResponse, bound once
 	fwd       forwarding
-	hide      []string // canonical header names removed with hide_origin
-	server    []string // hide.server as a field value (shared read-only), nil = none
-	httpsPort string   // for redirect_https; "" = 443
-	overrides sync.Map // route+"\x00"+pool → *relay.Options (verdict.Pool overrides)
+	hide      []string  // canonical header names removed with hide_origin
+	server    []string  // hide.server as a field value (shared read-only), nil = none
+	httpsPort string    // for redirect_https; "" = 443
+	overrides sync.Map  // route+"\x00"+pool → *relay.Options (verdict.Pool overrides)
+	exchanges sync.Pool // *exchange of requests that gave it to nobody (see ServeHTTP)
+
+	urlMu   sync.RWMutex
+	lastURL string // the access-log URL of a recent request, reused while requests repeat it
 }
 
 // route is a compiled Route.
@@ -304,6 +308,7 @@ type exchange struct {
 	facts   rules.Facts
 	verdict rules.Verdict
 	entry   admin.Entry // the access-log entry, filled by logEntry
+	lent    bool        // ex went to something that may outlive the request (the proxy path)
 }
 
 type exchangeKey struct{}
@@ -351,7 +356,11 @@ func (ex *exchange) Unwrap() http.ResponseWriter { return ex.ResponseWriter }
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ex := &exchange{ResponseWriter: w, scheme: "http"}
+	ex, _ := h.exchanges.Get().(*exchange)
+	if ex == nil {
+		ex = new(exchange)
+	}
+	ex.ResponseWriter, ex.scheme = w, "http"
 	if r.TLS != nil {
 		ex.scheme = "https"
 	}
@@ -368,6 +377,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(v)
 		}
 		h.logEntry(ex, r, &ex.verdict, start)
+		// A request answered here (a cache hit, a page) handed ex to nothing
+		// that outlives it; the next request takes it. One proxied, whose
+		// context and body the transport may still hold, leaves it to the GC.
+		if !ex.lent && ex.body == nil {
+			*ex = exchange{}
+			h.exchanges.Put(ex)
+		}
 	}()
 	h.serve(ex, r, start)
 }
@@ -473,6 +489,7 @@ func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time) {
 		return
 	}
 	ex.info.Key = h.poolFor(rt, verdict.Pool).Key(r, ex.client) // what its policy hashes, if it hashes
+	ex.lent = true
 	h.proxy(ex, r.WithContext(ex), up)
 }
 
@@ -697,7 +714,7 @@ func (h *Handler) logEntry(ex *exchange, r *http.Request, v *rules.Verdict, star
 	e := &ex.entry // loggers do not keep it: no allocation per request
 	*e = admin.Entry{
 		Time: start, Door: "reverse", Client: ex.client, Method: r.Method,
-		URL:    ex.scheme + "://" + r.Host + r.URL.RequestURI(),
+		URL:    h.logURL(ex.scheme, r.Host, r.URL.RequestURI()),
 		Action: v.Action.String(), Rule: v.Rule, Category: v.Category,
 		Status: ex.status, BytesOut: ex.bytes, Duration: time.Since(start),
 		Upstream: ex.info.Member,
@@ -718,4 +735,23 @@ func (h *Handler) logEntry(ex *exchange, r *http.Request, v *rules.Verdict, star
 	e.Cache = cache.Result(ex.Header()) // hit, stale, miss… from Cache-Status; "" when not cached
 	e.ContentType = ex.Header().Get("Content-Type")
 	h.log.Log(e)
+}
+
+// logURL returns scheme://host+uri for the access log. A busy door sees the
+// same URL again and again (a hot cached object): the last one built is
+// reused while it matches, which saves its allocation.
+func (h *Handler) logURL(scheme, host, uri string) string {
+	h.urlMu.RLock()
+	last := h.lastURL
+	h.urlMu.RUnlock()
+	if len(last) == len(scheme)+3+len(host)+len(uri) && strings.HasPrefix(last, scheme) &&
+		last[len(scheme):len(scheme)+3] == "://" && last[len(scheme)+3:len(scheme)+3+len(host)] == host &&
+		last[len(scheme)+3+len(host):] == uri {
+		return last
+	}
+	u := scheme + "://" + host + uri
+	h.urlMu.Lock()
+	h.lastURL = u
+	h.urlMu.Unlock()
+	return u
 }
