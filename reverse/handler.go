@@ -100,11 +100,14 @@ type route struct {
 // FreshServer is implemented by a route transport (as returned by Options.Wrap)
 // that can answer a request from what it holds, without a round trip: the
 // shared cache's WrapPolicy transport. ServeFresh writes the whole response to
-// w (applying edit to its header just before WriteHeader) and returns true, or
-// writes nothing and returns false, and the request is proxied as usual. The
-// door tries it first for requests without a body, after rules and limits.
+// w (applying edit to its header just before WriteHeader) and returns true
+// with the response's Content-Type (w's header map may not hold it: the
+// header may go as rendered bytes), or writes nothing and returns false, and
+// the request is proxied as usual. The door tries it first for requests
+// without a body, after rules and limits; the access log records a request it
+// answered as a hit.
 type FreshServer interface {
-	ServeFresh(w http.ResponseWriter, r *http.Request, scheme string, edit func(http.Header)) bool
+	ServeFresh(w http.ResponseWriter, r *http.Request, scheme string, edit func(http.Header)) (contentType string, ok bool)
 }
 
 // New builds the door's Handler.
@@ -308,6 +311,8 @@ type exchange struct {
 	facts   rules.Facts
 	verdict rules.Verdict
 	entry   admin.Entry // the access-log entry, filled by logEntry
+	fresh   bool        // answered by the route's FreshServer (a cache hit)
+	ctype   string      // the Content-Type of that answer
 	lent    bool        // ex went to something that may outlive the request (the proxy path)
 }
 
@@ -482,11 +487,13 @@ func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time) {
 	ex.Context = r.Context()
 	// The cache declines requests with a body (as its RoundTrip would bypass
 	// them); an HTTP/2 GET has a Body even when it has no bytes.
-	if rt.fresh != nil && up == rt.upstream && rt.fresh.ServeFresh(ex, r, ex.scheme, rt.edit) {
-		if ex.werr != nil {
-			ex.err = ex.werr
+	if rt.fresh != nil && up == rt.upstream {
+		if ex.ctype, ex.fresh = rt.fresh.ServeFresh(ex, r, ex.scheme, rt.edit); ex.fresh {
+			if ex.werr != nil {
+				ex.err = ex.werr
+			}
+			return
 		}
-		return
 	}
 	ex.info.Key = h.poolFor(rt, verdict.Pool).Key(r, ex.client) // what its policy hashes, if it hashes
 	ex.lent = true
@@ -732,8 +739,12 @@ func (h *Handler) logEntry(ex *exchange, r *http.Request, v *rules.Verdict, star
 	case ex.route != nil:
 		e.Pool = ex.route.Pool
 	}
-	e.Cache = cache.Result(ex.Header()) // hit, stale, miss… from Cache-Status; "" when not cached
-	e.ContentType = ex.Header().Get("Content-Type")
+	if ex.fresh {
+		e.Cache, e.ContentType = "hit", ex.ctype
+	} else {
+		e.Cache = cache.Result(ex.Header()) // hit, stale, miss… from Cache-Status; "" when not cached
+		e.ContentType = ex.Header().Get("Content-Type")
+	}
 	h.log.Log(e)
 }
 
