@@ -101,7 +101,7 @@ func (t *transport) lookupFresh(x *exchange, r *http.Request, scheme string) (e 
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return nil, 0, 0
 	}
-	cp := t.c.policy(r.Context(), t.def)
+	cp := t.policy(r.Context())
 	if cp == nil || bypassDetail(cp, r) != "" || len(r.Header["Range"]) > 0 || !plainConnection(r.Header) || queryRewritten(r.URL.RawQuery) {
 		return nil, 0, 0
 	}

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,12 +12,22 @@ import (
 type transport struct {
 	c    *Cache
 	next http.RoundTripper
-	def  *Policy // used when the request's context has no policy
+	def  *Policy         // used when the request's context has no policy
+	defc *compiledPolicy // def compiled (nil: caching off), for requests without one
+}
+
+// policy returns the compiled policy of a request with context ctx, or nil
+// when caching is off for it; the default's is kept in t.
+func (t *transport) policy(ctx context.Context) *compiledPolicy {
+	if p, ok := ctx.Value(policyKey{}).(*Policy); ok {
+		return t.c.compiled(p)
+	}
+	return t.defc
 }
 
 // RoundTrip implements http.RoundTripper.
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	cp := t.c.policy(req.Context(), t.def)
+	cp := t.policy(req.Context())
 	if cp == nil {
 		return t.next.RoundTrip(req)
 	}
