@@ -113,23 +113,21 @@ func (t *transport) lookupFresh(x *exchange, r *http.Request, scheme string) (e 
 	*x = exchange{c: t.c, cp: cp, req: r}
 	x.scheme, x.host = normOrigin(scheme, r.Host)
 	var kbuf [256]byte
-	kb := x.prepare(kbuf[:0])
+	_, vs, e := x.lookup(kbuf[:0])
 	if x.rcc.onlyIfCached {
 		return nil, 0, 0 // rare; RoundTrip also answers the 504
 	}
-	vs := t.c.store.getBytes(kb)
-	for _, e := range vs {
-		for _, n := range e.varyNames {
+	for _, v := range vs {
+		for _, n := range v.varyNames {
 			if proxyRewrites(n) {
 				return nil, 0, 0
 			}
 		}
 	}
-	e = x.pick(vs)
-	if e == nil || (len(r.Header["Authorization"]) > 0 && !e.cc.authOK()) {
+	if e == nil || !x.authorized(e) {
 		return nil, 0, 0
 	}
-	age, life = e.currentAge(t.c.now()), e.lifetime(cp.p.MaxTTL)
+	age, life = x.freshness(e)
 	if !x.usable(e, age, life) {
 		return nil, 0, 0
 	}
