@@ -81,6 +81,18 @@ type Handler struct {
 
 	urlMu   sync.RWMutex
 	lastURL string // the access-log URL of a recent request, reused while requests repeat it
+
+	hostMu   sync.RWMutex
+	lastHost hostMemo // a recent Host field and its normal form, reused while requests repeat it
+}
+
+// hostMemo is a Host field (and whether it came over TLS) with what
+// splitHost makes of it.
+type hostMemo struct {
+	raw  string
+	tls  bool
+	host string
+	port uint16
 }
 
 // route is a compiled Route.
@@ -413,7 +425,7 @@ func (h *Handler) readDifferently(f *rules.Facts) bool {
 // proxy.
 func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time) {
 	ex.client, ex.trusted = h.fwd.client(ex.peer, r.Header)
-	host, port := splitHost(r.Host, r.TLS != nil)
+	host, port := h.splitHost(r.Host, r.TLS != nil)
 	ex.host = host
 	verdict := &ex.verdict // in ex: a local would escape (its address reaches the block page)
 
@@ -765,4 +777,20 @@ func (h *Handler) logURL(scheme, host, uri string) string {
 	h.lastURL = u
 	h.urlMu.Unlock()
 	return u
+}
+
+// splitHost is splitHost, remembering the last answer: a door's requests
+// mostly name the same host.
+func (h *Handler) splitHost(raw string, tls bool) (string, uint16) {
+	h.hostMu.RLock()
+	m := h.lastHost
+	h.hostMu.RUnlock()
+	if m.raw == raw && m.tls == tls && m.host != "" {
+		return m.host, m.port
+	}
+	host, port := splitHost(raw, tls)
+	h.hostMu.Lock()
+	h.lastHost = hostMemo{raw: raw, tls: tls, host: host, port: port}
+	h.hostMu.Unlock()
+	return host, port
 }
