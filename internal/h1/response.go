@@ -45,14 +45,19 @@ type response struct {
 
 func (w *response) init(st *stream) {
 	w.st, w.c = st, st.c
-	w.header = make(http.Header, 4)
 	w.cl = -1
 	w.isHead = st.req.Method == http.MethodHead
 	w.closeAfter = st.h.close
 }
 
-// Header implements http.ResponseWriter.
-func (w *response) Header() http.Header { return w.header }
+// Header implements http.ResponseWriter. The map is made at the first call:
+// a response whose header goes rendered (SetRawHeader) costs none.
+func (w *response) Header() http.Header {
+	if w.header == nil {
+		w.header = make(http.Header, 4)
+	}
+	return w.header
+}
 
 // WriteHeader implements http.ResponseWriter. A 1xx code other than 101 is
 // written at once, with the header as it is, as net/http does.
@@ -252,7 +257,7 @@ func (w *response) commit() error {
 	}
 	if w.cl >= 0 && !w.noBody {
 		bw.WriteString("Content-Length: ")
-		bw.WriteString(strconv.FormatInt(w.cl, 10))
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), w.cl, 10)) // no string made
 		bw.WriteString("\r\n")
 	}
 	if w.chunking {
