@@ -142,7 +142,7 @@ func BenchmarkDomainSetBuild(b *testing.B) {
 
 func BenchmarkNormalizeHost(b *testing.B) {
 	b.ReportAllocs()
-	hosts := []string{"www.example.com", "WWW.Example.COM:443", "bücher.de", "[2001:db8::1]:80"}
+	hosts := []string{"www.example.com", "WWW.Example.COM:443", "bücher.de", "[2001:db8::1]:80", "127.0.0.1:8080", "[::ffff:10.0.0.1]:443"}
 	for _, h := range hosts {
 		b.Run(h, func(b *testing.B) {
 			b.ReportAllocs()

@@ -125,7 +125,14 @@ func normalizeIP(s, host string, v6 bool) (string, error) {
 	if err != nil || a.Zone() != "" || v6 != a.Is6() {
 		return "", invalidHost(s, "not an IP address")
 	}
-	return a.Unmap().String(), nil
+	a = a.Unmap()
+	// The canonical text is most often host itself (a client that sends
+	// "127.0.0.1"): return host then, without allocating.
+	var buf [64]byte
+	if b := a.AppendTo(buf[:0]); string(b) == host {
+		return host, nil
+	}
+	return a.String(), nil
 }
 
 // isCanonicalASCII reports whether h is already lowercase ASCII made of

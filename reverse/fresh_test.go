@@ -23,12 +23,12 @@ type countingFresh struct {
 	served atomic.Int64
 }
 
-func (c *countingFresh) ServeFresh(w http.ResponseWriter, r *http.Request, scheme string, edit func(http.Header)) bool {
-	if c.fs.ServeFresh(w, r, scheme, edit) {
+func (c *countingFresh) ServeFresh(w http.ResponseWriter, r *http.Request, scheme string, edit func(http.Header)) (string, bool) {
+	ct, ok := c.fs.ServeFresh(w, r, scheme, edit)
+	if ok {
 		c.served.Add(1)
-		return true
 	}
-	return false
+	return ct, ok
 }
 
 // cachedDoor is a door whose route "site" (hide_origin) goes through a cache,
@@ -43,10 +43,18 @@ type cachedDoor struct {
 
 // startCachedDoor fronts a cacheable origin. The cache's clock stands still at
 // the origin's Date, so Age and the TTL are the same on every run and path.
-func startCachedDoor(t *testing.T, fast bool) *cachedDoor { return startCachedDoorTLS(t, fast, "") }
+func startCachedDoor(t *testing.T, fast bool) *cachedDoor {
+	return startCachedDoorOpts(t, fast, "", true)
+}
 
 // startCachedDoorTLS is startCachedDoor with tls.mode (""/"internal").
 func startCachedDoorTLS(t *testing.T, fast bool, tlsMode string) *cachedDoor {
+	return startCachedDoorOpts(t, fast, tlsMode, true)
+}
+
+// startCachedDoorOpts is startCachedDoorTLS with hide_origin on or off (off,
+// the fast path sends the stored header as rendered bytes).
+func startCachedDoorOpts(t *testing.T, fast bool, tlsMode string, hide bool) *cachedDoor {
 	t.Helper()
 	now := time.Date(2026, 11, 26, 5, 0, 0, 0, time.UTC)
 	cd := &cachedDoor{log: &recordLog{}}
@@ -82,7 +90,7 @@ func startCachedDoorTLS(t *testing.T, fast bool, tlsMode string) *cachedDoor {
 	}
 	p := newTestPool(t, pool.Config{}, cd.origin.url())
 	cfg := Config{
-		Routes: []Route{{Name: "site", Host: []string{"app.example.test"}, Pool: "p", HideOrigin: true}},
+		Routes: []Route{{Name: "site", Host: []string{"app.example.test"}, Pool: "p", HideOrigin: hide}},
 		Hide:   Hide{Server: "portcullis"},
 		TLS:    TLSConfig{Mode: tlsMode},
 	}
@@ -94,8 +102,15 @@ func startCachedDoorTLS(t *testing.T, fast bool, tlsMode string) *cachedDoor {
 // fresh-hit fast path and to one without it, and requires identical statuses,
 // headers, bodies, access-log entries and origin traffic; the fast door must
 // have answered the fresh hits itself and declined what it may not answer.
+// With hide_origin the fast path edits a header map; without, the stored
+// header goes as the bytes the entry keeps rendered.
 func TestFreshHitSameAsProxiedHit(t *testing.T) {
-	slow, fast := startCachedDoor(t, false), startCachedDoor(t, true)
+	t.Run("hide_origin", func(t *testing.T) { testFreshHitSameAsProxiedHit(t, true) })
+	t.Run("rendered", func(t *testing.T) { testFreshHitSameAsProxiedHit(t, false) })
+}
+
+func testFreshHitSameAsProxiedHit(t *testing.T, hide bool) {
+	slow, fast := startCachedDoorOpts(t, false, "", hide), startCachedDoorOpts(t, true, "", hide)
 	cases := []struct {
 		name, method, path string
 		hdr                map[string]string
@@ -144,8 +159,11 @@ func TestFreshHitSameAsProxiedHit(t *testing.T) {
 		if got[0].status != got[1].status || got[0].body != got[1].body || !reflect.DeepEqual(got[0].hdr, got[1].hdr) {
 			t.Errorf("%s: proxied %d %q %v\nfast %d %q %v", tc.name, got[0].status, got[0].body, got[0].hdr, got[1].status, got[1].body, got[1].hdr)
 		}
-		if h := got[1].hdr; h.Get("Server") != "portcullis" || h.Get("X-Powered-By") != "" {
+		if h := got[1].hdr; hide && (h.Get("Server") != "portcullis" || h.Get("X-Powered-By") != "") {
 			t.Errorf("%s: origin not hidden: %v", tc.name, h)
+		}
+		if h := got[1].hdr; !hide && got[1].status == 200 && (h.Get("Server") != "origin-httpd/1.0" || h.Get("Cache-Status") == "" || len(h["Date"]) != 1) {
+			t.Errorf("%s: header %v", tc.name, h)
 		}
 	}
 	if n := fast.fresh.served.Load(); n != 5 {
@@ -164,11 +182,13 @@ func TestFreshHitSameAsProxiedHit(t *testing.T) {
 	for i := range se {
 		a, b := se[i], fe[i]
 		if a.Status != b.Status || a.BytesOut != b.BytesOut || (a.Upstream == "") != (b.Upstream == "") || a.Error != b.Error ||
-			a.URL != b.URL || a.Method != b.Method || a.Rule != b.Rule || a.Action != b.Action {
+			a.URL != b.URL || a.Method != b.Method || a.Rule != b.Rule || a.Action != b.Action ||
+			a.Cache != b.Cache || a.ContentType != b.ContentType {
 			t.Errorf("%s: access log differs:\nproxied %+v\nfast    %+v", cases[i].name, a, b)
 		}
 	}
-	if hit := fe[1]; hit.Status != 200 || hit.BytesOut != int64(len("body of /a")) || hit.Upstream != "" {
+	if hit := fe[1]; hit.Status != 200 || hit.BytesOut != int64(len("body of /a")) || hit.Upstream != "" ||
+		hit.Cache != "hit" || hit.ContentType != "text/plain; charset=utf-8" {
 		t.Errorf("hit logged as %+v", hit)
 	}
 	if fe[3].Status != http.StatusNotModified || fe[3].BytesOut != 0 {

@@ -73,10 +73,26 @@ type Handler struct {
 	relay     *relay.Relay
 	modify    func(*http.Response) error // h.modifyResponse, bound once
 	fwd       forwarding
-	hide      []string // canonical header names removed with hide_origin
-	server    []string // hide.server as a field value (shared read-only), nil = none
-	httpsPort string   // for redirect_https; "" = 443
-	overrides sync.Map // route+"\x00"+pool → *relay.Options (verdict.Pool overrides)
+	hide      []string  // canonical header names removed with hide_origin
+	server    []string  // hide.server as a field value (shared read-only), nil = none
+	httpsPort string    // for redirect_https; "" = 443
+	overrides sync.Map  // route+"\x00"+pool → *relay.Options (verdict.Pool overrides)
+	exchanges sync.Pool // *exchange of requests that gave it to nobody (see ServeHTTP)
+
+	urlMu   sync.RWMutex
+	lastURL string // the access-log URL of a recent request, reused while requests repeat it
+
+	hostMu   sync.RWMutex
+	lastHost hostMemo // a recent Host field and its normal form, reused while requests repeat it
+}
+
+// hostMemo is a Host field (and whether it came over TLS) with what
+// splitHost makes of it.
+type hostMemo struct {
+	raw  string
+	tls  bool
+	host string
+	port uint16
 }
 
 // route is a compiled Route.
@@ -96,11 +112,14 @@ type route struct {
 // FreshServer is implemented by a route transport (as returned by Options.Wrap)
 // that can answer a request from what it holds, without a round trip: the
 // shared cache's WrapPolicy transport. ServeFresh writes the whole response to
-// w (applying edit to its header just before WriteHeader) and returns true, or
-// writes nothing and returns false, and the request is proxied as usual. The
-// door tries it first for requests without a body, after rules and limits.
+// w (applying edit to its header just before WriteHeader) and returns true
+// with the response's Content-Type (w's header map may not hold it: the
+// header may go as rendered bytes), or writes nothing and returns false, and
+// the request is proxied as usual. The door tries it first for requests
+// without a body, after rules and limits; the access log records a request it
+// answered as a hit.
 type FreshServer interface {
-	ServeFresh(w http.ResponseWriter, r *http.Request, scheme string, edit func(http.Header)) bool
+	ServeFresh(w http.ResponseWriter, r *http.Request, scheme string, edit func(http.Header)) (contentType string, ok bool)
 }
 
 // New builds the door's Handler.
@@ -304,6 +323,9 @@ type exchange struct {
 	facts   rules.Facts
 	verdict rules.Verdict
 	entry   admin.Entry // the access-log entry, filled by logEntry
+	fresh   bool        // answered by the route's FreshServer (a cache hit)
+	ctype   string      // the Content-Type of that answer
+	lent    bool        // ex went to something that may outlive the request (the proxy path)
 }
 
 type exchangeKey struct{}
@@ -351,7 +373,11 @@ func (ex *exchange) Unwrap() http.ResponseWriter { return ex.ResponseWriter }
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ex := &exchange{ResponseWriter: w, scheme: "http"}
+	ex, _ := h.exchanges.Get().(*exchange)
+	if ex == nil {
+		ex = new(exchange)
+	}
+	ex.ResponseWriter, ex.scheme = w, "http"
 	if r.TLS != nil {
 		ex.scheme = "https"
 	}
@@ -368,6 +394,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(v)
 		}
 		h.logEntry(ex, r, &ex.verdict, start)
+		// A request answered here (a cache hit, a page) handed ex to nothing
+		// that outlives it; the next request takes it. One proxied, whose
+		// context and body the transport may still hold, leaves it to the GC.
+		if !ex.lent && ex.body == nil {
+			*ex = exchange{}
+			h.exchanges.Put(ex)
+		}
 	}()
 	h.serve(ex, r, start)
 }
@@ -392,7 +425,7 @@ func (h *Handler) readDifferently(f *rules.Facts) bool {
 // proxy.
 func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time) {
 	ex.client, ex.trusted = h.fwd.client(ex.peer, r.Header)
-	host, port := splitHost(r.Host, r.TLS != nil)
+	host, port := h.splitHost(r.Host, r.TLS != nil)
 	ex.host = host
 	verdict := &ex.verdict // in ex: a local would escape (its address reaches the block page)
 
@@ -466,13 +499,16 @@ func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time) {
 	ex.Context = r.Context()
 	// The cache declines requests with a body (as its RoundTrip would bypass
 	// them); an HTTP/2 GET has a Body even when it has no bytes.
-	if rt.fresh != nil && up == rt.upstream && rt.fresh.ServeFresh(ex, r, ex.scheme, rt.edit) {
-		if ex.werr != nil {
-			ex.err = ex.werr
+	if rt.fresh != nil && up == rt.upstream {
+		if ex.ctype, ex.fresh = rt.fresh.ServeFresh(ex, r, ex.scheme, rt.edit); ex.fresh {
+			if ex.werr != nil {
+				ex.err = ex.werr
+			}
+			return
 		}
-		return
 	}
 	ex.info.Key = h.poolFor(rt, verdict.Pool).Key(r, ex.client) // what its policy hashes, if it hashes
+	ex.lent = true
 	h.proxy(ex, r.WithContext(ex), up)
 }
 
@@ -697,7 +733,7 @@ func (h *Handler) logEntry(ex *exchange, r *http.Request, v *rules.Verdict, star
 	e := &ex.entry // loggers do not keep it: no allocation per request
 	*e = admin.Entry{
 		Time: start, Door: "reverse", Client: ex.client, Method: r.Method,
-		URL:    ex.scheme + "://" + r.Host + r.URL.RequestURI(),
+		URL:    h.logURL(ex.scheme, r.Host, r.URL.RequestURI()),
 		Action: v.Action.String(), Rule: v.Rule, Category: v.Category,
 		Status: ex.status, BytesOut: ex.bytes, Duration: time.Since(start),
 		Upstream: ex.info.Member,
@@ -715,7 +751,46 @@ func (h *Handler) logEntry(ex *exchange, r *http.Request, v *rules.Verdict, star
 	case ex.route != nil:
 		e.Pool = ex.route.Pool
 	}
-	e.Cache = cache.Result(ex.Header()) // hit, stale, miss… from Cache-Status; "" when not cached
-	e.ContentType = ex.Header().Get("Content-Type")
+	if ex.fresh {
+		e.Cache, e.ContentType = "hit", ex.ctype
+	} else {
+		e.Cache = cache.Result(ex.Header()) // hit, stale, miss… from Cache-Status; "" when not cached
+		e.ContentType = ex.Header().Get("Content-Type")
+	}
 	h.log.Log(e)
+}
+
+// logURL returns scheme://host+uri for the access log. A busy door sees the
+// same URL again and again (a hot cached object): the last one built is
+// reused while it matches, which saves its allocation.
+func (h *Handler) logURL(scheme, host, uri string) string {
+	h.urlMu.RLock()
+	last := h.lastURL
+	h.urlMu.RUnlock()
+	if len(last) == len(scheme)+3+len(host)+len(uri) && strings.HasPrefix(last, scheme) &&
+		last[len(scheme):len(scheme)+3] == "://" && last[len(scheme)+3:len(scheme)+3+len(host)] == host &&
+		last[len(scheme)+3+len(host):] == uri {
+		return last
+	}
+	u := scheme + "://" + host + uri
+	h.urlMu.Lock()
+	h.lastURL = u
+	h.urlMu.Unlock()
+	return u
+}
+
+// splitHost is splitHost, remembering the last answer: a door's requests
+// mostly name the same host.
+func (h *Handler) splitHost(raw string, tls bool) (string, uint16) {
+	h.hostMu.RLock()
+	m := h.lastHost
+	h.hostMu.RUnlock()
+	if m.raw == raw && m.tls == tls && m.host != "" {
+		return m.host, m.port
+	}
+	host, port := splitHost(raw, tls)
+	h.hostMu.Lock()
+	h.lastHost = hostMemo{raw: raw, tls: tls, host: host, port: port}
+	h.hostMu.Unlock()
+	return host, port
 }

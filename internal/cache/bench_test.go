@@ -113,7 +113,7 @@ func BenchmarkServeFresh(b *testing.B) {
 	body := strings.Repeat("x", 1024)
 	_, rt, req := warmHit(b, body)
 	fs := rt.(interface {
-		ServeFresh(http.ResponseWriter, *http.Request, string, func(http.Header)) bool
+		ServeFresh(http.ResponseWriter, *http.Request, string, func(http.Header)) (string, bool)
 	})
 	in := httptest.NewRequest("GET", "/static/app.css", nil)
 	in.Host = req.URL.Host
@@ -124,7 +124,7 @@ func BenchmarkServeFresh(b *testing.B) {
 		w := &discardWriter{h: http.Header{}}
 		for pb.Next() {
 			clear(w.h)
-			if !fs.ServeFresh(w, in, "http", nil) || w.status != 200 {
+			if _, ok := fs.ServeFresh(w, in, "http", nil); !ok || w.status != 200 {
 				b.Fatal("not served from the cache")
 			}
 		}

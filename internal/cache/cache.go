@@ -92,7 +92,9 @@ func (c *Cache) Wrap(next http.RoundTripper) http.RoundTripper {
 // WrapPolicy is Wrap with a default policy for requests whose context carries
 // none (a reverse route's policy); WithPolicy on a request overrides it.
 func (c *Cache) WrapPolicy(p *Policy, next http.RoundTripper) http.RoundTripper {
-	return &transport{c: c, next: next, def: p}
+	t := &transport{c: c, next: next, def: p}
+	t.defc = c.compiled(p)
+	return t
 }
 
 type policyKey struct{}
@@ -104,13 +106,8 @@ func WithPolicy(ctx context.Context, p *Policy) context.Context {
 	return context.WithValue(ctx, policyKey{}, p)
 }
 
-// policy returns the compiled form of the request's policy, or nil when caching is
-// off for it.
-func (c *Cache) policy(ctx context.Context, def *Policy) *compiledPolicy {
-	p, ok := ctx.Value(policyKey{}).(*Policy)
-	if !ok {
-		p = def
-	}
+// compiled returns p's compiled form, or nil when caching is off for it.
+func (c *Cache) compiled(p *Policy) *compiledPolicy {
 	if p == nil || !p.Enabled {
 		return nil
 	}

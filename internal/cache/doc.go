@@ -55,7 +55,8 @@
 // the ResponseWriter, byte for byte what the RoundTrip path would have produced,
 // without allocating; anything else (miss, validation, stale, range, a request a
 // proxy would rewrite in a way the cache looks at) is declined and takes the
-// RoundTrip path.
+// RoundTrip path. On internal/h1's ResponseWriter (SetRawHeader) the stored
+// header goes as bytes rendered once per second of age, not through a map.
 //
 // Files: cache.go (Cache, options, stats), config.go (Config, Policy), roundtrip.go
 // (the request flow and hits), fresh.go (ServeFresh), fetch.go (origin requests, coalescing, streaming

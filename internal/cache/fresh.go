@@ -1,12 +1,16 @@
 package cache
 
 import (
-	"github.com/portcullis/portcullis/internal/relay"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/portcullis/portcullis/internal/relay"
 )
 
 // ServeFresh is the fast path for fresh hits at a server (the reverse door).
@@ -28,11 +32,18 @@ import (
 // changes the response header just before it is written (origin hiding). The
 // stored header's value slices are shared with w's header: callers must replace
 // values, never modify them in place.
-func (t *transport) ServeFresh(w http.ResponseWriter, r *http.Request, scheme string, edit func(http.Header)) bool {
+//
+// Without edit, when w (or a writer it unwraps to) takes rendered header
+// fields (the HTTP/1.1 engine's SetRawHeader), the header goes as the bytes
+// the entry keeps rendered for the current second: nothing is copied into
+// w's header map, which then holds neither Cache-Status nor Content-Type.
+// So ServeFresh returns the stored Content-Type for the access log; a
+// request it answered is a hit there.
+func (t *transport) ServeFresh(w http.ResponseWriter, r *http.Request, scheme string, edit func(http.Header)) (contentType string, ok bool) {
 	var x exchange
 	e, age, life := t.lookupFresh(&x, r, scheme)
 	if e == nil {
-		return false
+		return "", false
 	}
 	t.c.stats.hits.Add(1)
 	x.st.hit = true
@@ -40,23 +51,48 @@ func (t *transport) ServeFresh(w http.ResponseWriter, r *http.Request, scheme st
 	if notModified(r.Header, e) {
 		res := x.notModifiedResponse(e, age)
 		writeHeader(w, res.Header, edit, res.StatusCode)
-		return true
+		return "", true // a 304 has no Content-Type
 	}
 	hv := e.hitValues(age, life, &x.st)
-	dst := w.Header()
-	for k, v := range e.tmpl {
-		dst[k] = v
-	}
-	dst["Age"] = hv.age
-	dst["Cache-Status"] = hv.status
-	if edit != nil {
-		edit(dst)
+	rh := rawHeaderOf(w)
+	if edit != nil || hv.raw == nil || rh == nil || !rh.SetRawHeader(hv.raw, int64(len(e.body)), true) {
+		dst := w.Header()
+		for k, v := range e.tmpl {
+			dst[k] = v
+		}
+		dst["Age"] = hv.age
+		dst["Cache-Status"] = hv.status
+		if edit != nil {
+			edit(dst)
+		}
 	}
 	w.WriteHeader(e.status)
 	if r.Method != http.MethodHead && len(e.body) > 0 {
 		_, _ = w.Write(e.body) // a failed write is the caller's writer's to record
 	}
-	return true
+	return e.ctype, true
+}
+
+// rawHeaderWriter is a ResponseWriter that takes header fields rendered
+// (internal/h1's).
+type rawHeaderWriter interface {
+	SetRawHeader(fields []byte, contentLength int64, withDate bool) bool
+}
+
+// rawHeaderOf returns w, or the writer it wraps (Unwrap, as
+// http.ResponseController follows), as a rawHeaderWriter; nil when none is.
+func rawHeaderOf(w http.ResponseWriter) rawHeaderWriter {
+	for range 8 {
+		if rh, ok := w.(rawHeaderWriter); ok {
+			return rh
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return nil
+		}
+		w = u.Unwrap()
+	}
+	return nil
 }
 
 // lookupFresh returns the stored entry ServeFresh would answer r with, with
@@ -65,7 +101,7 @@ func (t *transport) lookupFresh(x *exchange, r *http.Request, scheme string) (e 
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return nil, 0, 0
 	}
-	cp := t.c.policy(r.Context(), t.def)
+	cp := t.policy(r.Context())
 	if cp == nil || bypassDetail(cp, r) != "" || len(r.Header["Range"]) > 0 || !plainConnection(r.Header) || queryRewritten(r.URL.RawQuery) {
 		return nil, 0, 0
 	}
@@ -77,23 +113,21 @@ func (t *transport) lookupFresh(x *exchange, r *http.Request, scheme string) (e 
 	*x = exchange{c: t.c, cp: cp, req: r}
 	x.scheme, x.host = normOrigin(scheme, r.Host)
 	var kbuf [256]byte
-	kb := x.prepare(kbuf[:0])
+	_, vs, e := x.lookup(kbuf[:0])
 	if x.rcc.onlyIfCached {
 		return nil, 0, 0 // rare; RoundTrip also answers the 504
 	}
-	vs := t.c.store.getBytes(kb)
-	for _, e := range vs {
-		for _, n := range e.varyNames {
+	for _, v := range vs {
+		for _, n := range v.varyNames {
 			if proxyRewrites(n) {
 				return nil, 0, 0
 			}
 		}
 	}
-	e = x.pick(vs)
-	if e == nil || (len(r.Header["Authorization"]) > 0 && !e.cc.authOK()) {
+	if e == nil || !x.authorized(e) {
 		return nil, 0, 0
 	}
-	age, life = e.currentAge(t.c.now()), e.lifetime(cp.p.MaxTTL)
+	age, life = x.freshness(e)
 	if !x.usable(e, age, life) {
 		return nil, 0, 0
 	}
@@ -162,10 +196,13 @@ func proxyRewrites(n string) bool {
 }
 
 // hitValues are a hit's Age and Cache-Status field values for one age and TTL
-// in whole seconds, shared read-only by the hits of that second.
+// in whole seconds, shared read-only by the hits of that second, and the
+// whole stored header with them rendered as field lines (nil when it holds a
+// field the writer must frame itself).
 type hitValues struct {
 	ageSec, ttlSec int64
 	age, status    []string
+	raw            []byte
 }
 
 // hitCache remembers the last hitValues of an entry.
@@ -181,8 +218,63 @@ func (e *entry) hitValues(age, life time.Duration, st *cacheStatus) *hitValues {
 		}
 	}
 	hv := &hitValues{ageSec: a, ttlSec: ttl, age: []string{strconv.FormatInt(a, 10)}, status: []string{st.String()}}
+	hv.raw = renderFields(e.tmpl, hv)
 	if e.hits != nil {
 		e.hits.p.Store(hv)
 	}
 	return hv
+}
+
+// renderFields renders the hit template h, with hv's Age and Cache-Status,
+// as internal/h1 writes a header map: keys sorted, invalid names left out,
+// values trimmed of surrounding blanks with CR and LF turned into spaces,
+// Content-Length left to the writer. It returns nil when h holds a field
+// that frames the message or names the connection (a stored response never
+// should), or no Date.
+func renderFields(h http.Header, hv *hitValues) []byte {
+	if _, ok := h["Date"]; !ok {
+		return nil
+	}
+	keys := make([]string, 0, len(h))
+	n := 0
+	for k, vs := range h {
+		switch k {
+		case "Content-Length":
+			continue
+		case "Transfer-Encoding", "Connection", "Trailer":
+			return nil
+		}
+		if len(vs) == 0 || !httpguts.ValidHeaderFieldName(k) || strings.HasPrefix(k, http.TrailerPrefix) {
+			continue
+		}
+		keys = append(keys, k)
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	slices.Sort(keys)
+	b := make([]byte, 0, n+32)
+	for _, k := range keys {
+		vs := h[k]
+		switch k {
+		case "Age":
+			vs = hv.age
+		case "Cache-Status":
+			vs = hv.status
+		}
+		for _, v := range vs {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			v = strings.Trim(v, " \t")
+			for i := 0; i < len(v); i++ {
+				c := v[i]
+				if c == '\r' || c == '\n' {
+					c = ' '
+				}
+				b = append(b, c)
+			}
+			b = append(b, "\r\n"...)
+		}
+	}
+	return b
 }

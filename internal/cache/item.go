@@ -27,6 +27,7 @@ type entry struct {
 	etag    string
 	lastMod string
 	lmTime  time.Time
+	ctype   string // Content-Type, for the access log of a hit ServeFresh answers
 
 	varyNames []string // canonical names from Vary
 	varyVals  []string // the storing request's normalised values for varyNames
@@ -262,6 +263,7 @@ func (c *Cache) refreshMeta(e *entry) {
 	e.ageVal = ageOf(h["Age"])
 	delete(h, "Age")
 	e.etag = h.Get("Etag")
+	e.ctype = h.Get("Content-Type")
 	e.lastMod = h.Get("Last-Modified")
 	e.lmTime = time.Time{}
 	if t, err := http.ParseTime(e.lastMod); err == nil {

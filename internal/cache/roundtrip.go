@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,12 +12,22 @@ import (
 type transport struct {
 	c    *Cache
 	next http.RoundTripper
-	def  *Policy // used when the request's context has no policy
+	def  *Policy         // used when the request's context has no policy
+	defc *compiledPolicy // def compiled (nil: caching off), for requests without one
+}
+
+// policy returns the compiled policy of a request with context ctx, or nil
+// when caching is off for it; the default's is kept in t.
+func (t *transport) policy(ctx context.Context) *compiledPolicy {
+	if p, ok := ctx.Value(policyKey{}).(*Policy); ok {
+		return t.c.compiled(p)
+	}
+	return t.defc
 }
 
 // RoundTrip implements http.RoundTripper.
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	cp := t.c.policy(req.Context(), t.def)
+	cp := t.policy(req.Context())
 	if cp == nil {
 		return t.next.RoundTrip(req)
 	}
@@ -79,10 +90,7 @@ func (x *exchange) run() (*http.Response, error) {
 	ranged := len(h["Range"]) > 0
 	x.scheme, x.host = originOf(req)
 	var kbuf [256]byte
-	kb := x.prepare(kbuf[:0])
-
-	vs := c.store.getBytes(kb)
-	e := x.pick(vs)
+	kb, vs, e := x.lookup(kbuf[:0])
 	switch {
 	case e != nil:
 	case len(vs) == 0:
@@ -90,7 +98,7 @@ func (x *exchange) run() (*http.Response, error) {
 	default:
 		x.st.fwd = "vary-miss"
 	}
-	if e != nil && len(h["Authorization"]) > 0 && !e.cc.authOK() {
+	if e != nil && !x.authorized(e) {
 		e, x.st.fwd, x.st.detail = nil, "request", "authorization"
 	}
 	if e == nil {
@@ -107,8 +115,7 @@ func (x *exchange) run() (*http.Response, error) {
 		return x.shared(nil)
 	}
 
-	now := c.now()
-	age, life := e.currentAge(now), e.lifetime(x.cp.p.MaxTTL)
+	age, life := x.freshness(e)
 	if x.usable(e, age, life) {
 		c.stats.hits.Add(1)
 		x.st.hit = true
@@ -176,6 +183,28 @@ func (x *exchange) prepare(kb []byte) []byte {
 		x.rcc = parseReqCC(h)
 	}
 	return kb
+}
+
+// lookup is the cache's one lookup, for RoundTrip and ServeFresh alike: it
+// reads the request's secondary key and directives (prepare), appends the
+// primary key to kb, and returns it with the variants stored under it and
+// the newest that matches the request (nil: none).
+func (x *exchange) lookup(kb []byte) (key []byte, vs []*entry, e *entry) {
+	kb = x.prepare(kb)
+	vs = x.c.store.getBytes(kb)
+	return kb, vs, x.pick(vs)
+}
+
+// authorized reports whether e may answer a request with its Authorization
+// (RFC 9111 §3.5).
+func (x *exchange) authorized(e *entry) bool {
+	return len(x.req.Header["Authorization"]) == 0 || e.cc.authOK()
+}
+
+// freshness returns e's current age and its freshness lifetime under the
+// policy's max_ttl.
+func (x *exchange) freshness(e *entry) (age, life time.Duration) {
+	return e.currentAge(x.c.now()), e.lifetime(x.cp.p.MaxTTL)
 }
 
 // pick returns the newest stored variant that may answer the request.

@@ -39,18 +39,25 @@ type response struct {
 	noBody     bool // status without a body (1xx, 204, 304)
 	done       bool // the handler returned
 	trailers   []string
+	raw        []byte // header fields handed over rendered (SetRawHeader)
+	rawDate    bool   // raw holds Date
 }
 
 func (w *response) init(st *stream) {
 	w.st, w.c = st, st.c
-	w.header = make(http.Header, 4)
 	w.cl = -1
 	w.isHead = st.req.Method == http.MethodHead
 	w.closeAfter = st.h.close
 }
 
-// Header implements http.ResponseWriter.
-func (w *response) Header() http.Header { return w.header }
+// Header implements http.ResponseWriter. The map is made at the first call:
+// a response whose header goes rendered (SetRawHeader) costs none.
+func (w *response) Header() http.Header {
+	if w.header == nil {
+		w.header = make(http.Header, 4)
+	}
+	return w.header
+}
 
 // WriteHeader implements http.ResponseWriter. A 1xx code other than 101 is
 // written at once, with the header as it is, as net/http does.
@@ -114,6 +121,25 @@ func (w *response) unlock() {
 	if w.st.h.expect {
 		w.mu.Unlock()
 	}
+}
+
+// SetRawHeader hands the engine header fields already rendered, as
+// "Name: value\r\n" lines, to write after Header()'s, with the length of
+// the body (as a Content-Length in Header() would give it). It is for a
+// handler that keeps a response header ready to send, such as the shared
+// cache's stored responses: no map is filled and sorted per response. The
+// lines must be valid fields, sorted as the engine sorts Header()'s, and
+// hold no Content-Length, Transfer-Encoding, Connection or Trailer field;
+// withDate says they hold Date (else the engine adds one). The engine keeps
+// fields until the response is written: the caller must not change them.
+// It reports false, doing nothing, after WriteHeader or for a negative
+// length.
+func (w *response) SetRawHeader(fields []byte, contentLength int64, withDate bool) bool {
+	if w.wroteHeader || w.c.hijacked || contentLength < 0 {
+		return false
+	}
+	w.raw, w.rawDate, w.cl = fields, withDate, contentLength
+	return true
 }
 
 // Write implements http.ResponseWriter.
@@ -218,7 +244,8 @@ func (w *response) commit() error {
 	bw.WriteString(statusLine(w.status))
 	bw.WriteString("\r\n")
 	w.writeFields(bw, h, skipFraming)
-	if _, ok := h["Date"]; !ok {
+	bw.Write(w.raw)
+	if _, ok := h["Date"]; !ok && !w.rawDate {
 		bw.WriteString("Date: ")
 		bw.Write(c.s.dates.get(time.Now()))
 		bw.WriteString("\r\n")
@@ -230,7 +257,7 @@ func (w *response) commit() error {
 	}
 	if w.cl >= 0 && !w.noBody {
 		bw.WriteString("Content-Length: ")
-		bw.WriteString(strconv.FormatInt(w.cl, 10))
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), w.cl, 10)) // no string made
 		bw.WriteString("\r\n")
 	}
 	if w.chunking {

@@ -673,3 +673,49 @@ func TestIdleParks(t *testing.T) {
 		}
 	}
 }
+
+// TestRawHeader: fields a handler hands over rendered (SetRawHeader) are
+// sent after Header()'s, the length frames the body (keep-alive goes on),
+// a HEAD gets the length without the body, a Date among them is the only
+// one, and after WriteHeader the call does nothing.
+func TestRawHeader(t *testing.T) {
+	type rawHeader interface {
+		SetRawHeader(fields []byte, contentLength int64, withDate bool) bool
+	}
+	ts := start(t, func(w http.ResponseWriter, r *http.Request) {
+		rh, ok := w.(rawHeader)
+		if !ok {
+			t.Error("the engine's ResponseWriter has no SetRawHeader")
+			return
+		}
+		w.Header().Set("Age", "3")
+		fields := "Cache-Control: max-age=60\r\nX-Raw: yes\r\n"
+		withDate := r.URL.Path == "/date"
+		if withDate {
+			fields = "Cache-Control: max-age=60\r\nDate: Mon, 07 Dec 2026 09:00:00 GMT\r\nX-Raw: yes\r\n"
+		}
+		if !rh.SetRawHeader([]byte(fields), 5, withDate) {
+			t.Error("SetRawHeader refused before WriteHeader")
+		}
+		w.WriteHeader(http.StatusOK)
+		if rh.SetRawHeader([]byte("X-Late: 1\r\n"), 5, false) {
+			t.Error("SetRawHeader took fields after WriteHeader")
+		}
+		io.WriteString(w, "hello")
+	}, nil)
+	c, br := ts.dial(t)
+	io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nHEAD /b HTTP/1.1\r\nHost: x\r\n\r\nGET /date HTTP/1.1\r\nHost: x\r\n\r\n")
+	res, body := readResp(t, br, "GET")
+	if body != "hello" || res.ContentLength != 5 || res.Header.Get("X-Raw") != "yes" || res.Header.Get("Age") != "3" ||
+		res.Header.Get("Cache-Control") != "max-age=60" || len(res.Header["Date"]) != 1 || res.Header.Get("X-Late") != "" {
+		t.Fatalf("GET: %d %q %v", res.ContentLength, body, res.Header)
+	}
+	res, body = readResp(t, br, "HEAD")
+	if body != "" || res.ContentLength != 5 || res.Header.Get("X-Raw") != "yes" {
+		t.Fatalf("HEAD: %d %q %v", res.ContentLength, body, res.Header)
+	}
+	res, body = readResp(t, br, "GET")
+	if body != "hello" || res.Header["Date"][0] != "Mon, 07 Dec 2026 09:00:00 GMT" || len(res.Header["Date"]) != 1 {
+		t.Fatalf("GET with Date: %q %v", body, res.Header)
+	}
+}
