@@ -14,6 +14,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -752,3 +753,27 @@ func TestCloseDelimitedAndHTTP10(t *testing.T) {
 }
 
 var _ = bytes.Equal
+
+// A kept connection the server closed while it was idle, then GETs without
+// a body (whose head is written as the response is first awaited): each is
+// answered, on a fresh connection, and the origin sees each once.
+func TestStaleConnectionBodilessGET(t *testing.T) {
+	var requests atomic.Int64
+	srv := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+		if readRequest(br) == nil {
+			return
+		}
+		requests.Add(1)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		c.Close() // after a keep-alive answer: the client keeps a dead connection
+	})
+	c := newClient(t, Config{})
+	for i := range 4 {
+		if _, body := get(t, c, srv.url()+"/"+strconv.Itoa(i)); body != "ok" {
+			t.Fatalf("GET %d: body %q", i, body)
+		}
+	}
+	if requests.Load() != 4 {
+		t.Fatalf("origin saw %d requests, want 4 (each once)", requests.Load())
+	}
+}

@@ -23,7 +23,9 @@ type pconn struct {
 	key    destKey
 	tls    *tls.ConnectionState
 	br     *bufio.Reader // nil while idle
+	rd     connReader    // what br reads from
 	reused bool          // taken from the idle pool
+	recent bool          // dialled, or idle for less than recentIdle: see connReader
 	epoch  int           // the pool's closeAll count when it was dialled
 	idleAt time.Time
 	all    links // in the pool's global idle list
@@ -38,7 +40,7 @@ var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) 
 // attach gives pc a read buffer for an exchange.
 func (pc *pconn) attach() {
 	pc.br = readers.Get().(*bufio.Reader)
-	pc.br.Reset(pc.nc)
+	pc.br.Reset(&pc.rd)
 }
 
 // release keeps pc for the next request when it can be (nothing left unread),
@@ -58,6 +60,7 @@ func (pc *pconn) release(reuse bool) {
 		return
 	}
 	pc.reused = false
+	pc.rd.werr = nil
 	pc.c.idle.put(pc)
 }
 
@@ -106,12 +109,26 @@ func (x *exchange) run(ctx context.Context) (*http.Response, error) {
 	pc, req := x.pc, x.req
 	bw := writers.Get().(*bufio.Writer)
 	bw.Reset(pc.nc)
-	defer func() { bw.Reset(nil); writers.Put(bw) }()
+	defer func() { pc.rd.pending = nil; bw.Reset(nil); writers.Put(bw) }()
 	body, err := writeHead(bw, req, x.host, pc.key.proxy != "" && pc.key.scheme == "http", pc.c.proxyAuth)
 	if err != nil {
 		return nil, err
 	}
 	trace := httptrace.ContextClientTrace(ctx)
+	if !body.present && pc.recent && pc.rd.raw != nil && (trace == nil || trace.WroteHeaders == nil && trace.WroteRequest == nil) {
+		// A request without a body on a plain TCP connection: the head is
+		// written when the response is first read (connReader), and the
+		// read then waits for the answer instead of finding nothing.
+		pc.rd.pending = bw
+		h, err := x.readFinalHead(ctx, trace)
+		if err != nil {
+			return nil, err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		return x.response(h)
+	}
 	expect := body.present && headerHasToken(req.Header["Expect"], "100-continue")
 	if !body.present || expect || body.flushHead {
 		if err := bw.Flush(); err != nil {
@@ -276,6 +293,10 @@ func (x *exchange) readHead(ctx context.Context) (*head, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if werr := pc.rd.werr; werr != nil {
+			pc.rd.werr = nil
+			return nil, x.writeFailed(werr)
+		}
 		var pe *ProtocolError
 		if errors.As(err, &pe) {
 			return nil, fmt.Errorf("upstream %s: %w", pc.key.addrOrProxy(), err)
@@ -370,4 +391,88 @@ func (x *exchange) response(h *head) (*http.Response, error) {
 	x.noReuse = closeAfter
 	resp.Body = r
 	return resp, nil
+}
+
+// recentIdle is how long a kept connection may have been idle and still have
+// its request head written by connReader (see there).
+const recentIdle = time.Second
+
+// connReader is what a connection's read buffer reads from: the connection,
+// or, when a request head is pending (a request without a body on a plain
+// TCP connection), the head written first and then one read once the socket
+// is readable, so that the read does not find nothing (EAGAIN) and park
+// first: one system call less per request. The head is written inside
+// RawConn.Read's callback, after the runtime forgot the socket's earlier
+// readiness, so an answer that comes at once is not missed. A kept
+// connection idle for a while does not take this path: an end of stream
+// that came while it was idle (a server that half-closed it) would be
+// forgotten and the read would wait for the response header timeout
+// instead of failing at once (and being retried).
+type connReader struct {
+	nc      net.Conn
+	raw     syscall.RawConn // nil: not a TCP connection
+	pending *bufio.Writer   // the head to write before the next read
+	werr    error           // writing the pending head failed
+
+	fn    func(fd uintptr) bool // c.rawRead, bound once
+	p     []byte
+	n     int
+	rerr  error
+	wrote bool
+}
+
+func (c *connReader) init(nc net.Conn) {
+	c.nc = nc
+	if tc, ok := nc.(*net.TCPConn); ok {
+		if raw, err := tc.SyscallConn(); err == nil {
+			c.raw = raw
+			c.fn = c.rawRead
+		}
+	}
+}
+
+// Read implements io.Reader.
+func (c *connReader) Read(p []byte) (int, error) {
+	if c.pending == nil || len(p) == 0 {
+		return c.nc.Read(p)
+	}
+	c.p, c.n, c.rerr, c.wrote = p, 0, nil, false
+	err := c.raw.Read(c.fn)
+	c.p = nil
+	c.pending = nil
+	switch {
+	case c.werr != nil:
+		return 0, c.werr
+	case err != nil:
+		return 0, err
+	case c.rerr != nil:
+		return 0, &net.OpError{Op: "read", Net: "tcp", Source: c.nc.LocalAddr(), Addr: c.nc.RemoteAddr(), Err: os.NewSyscallError("read", c.rerr)}
+	case c.n == 0:
+		return 0, io.EOF
+	}
+	return c.n, nil
+}
+
+// rawRead writes the pending head (first call), then reads once the socket
+// is readable.
+func (c *connReader) rawRead(fd uintptr) bool {
+	if !c.wrote {
+		c.wrote = true
+		if err := c.pending.Flush(); err != nil {
+			c.werr = err
+			return true
+		}
+		return false // wait for readiness
+	}
+	for {
+		n, err := syscall.Read(int(fd), c.p)
+		switch err {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		c.n, c.rerr = max(n, 0), err
+		return true
+	}
 }

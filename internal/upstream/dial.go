@@ -48,7 +48,8 @@ func (c *Client) dial(ctx context.Context, k destKey) (*pconn, error) {
 		}
 		nc = tc
 	}
-	pc := &pconn{c: c, nc: nc, key: k, epoch: c.idle.epoch()}
+	pc := &pconn{c: c, nc: nc, key: k, epoch: c.idle.epoch(), recent: true}
+	pc.rd.init(nc)
 	if tc, ok := nc.(*tls.Conn); ok {
 		st := tc.ConnectionState()
 		pc.tls = &st

@@ -79,12 +79,14 @@ func (p *idlePool) get(k destKey) *pconn {
 	l := p.dests[k]
 	var pc *pconn
 	if l != nil {
-		cutoff := time.Now().Add(-p.timeout)
+		now := time.Now()
+		cutoff := now.Add(-p.timeout)
 		for l.tail != nil {
 			c := l.tail
 			p.unlink(l, c)
 			if c.idleAt.After(cutoff) {
 				pc = c
+				pc.recent = now.Sub(c.idleAt) < recentIdle
 				break
 			}
 			expired = append(expired, c)
