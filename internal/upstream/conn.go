@@ -32,7 +32,13 @@ type pconn struct {
 	dest   links // in its destination's idle list
 
 	h2 *http.ClientConn // set instead of everything else for an HTTP/2 destination
+
+	cancel func() // cuts the exchange in progress (pc.cut, bound once)
 }
+
+// cut ends the exchange in progress when its context ends: every read and
+// write on the connection fails from now on.
+func (pc *pconn) cut() { _ = pc.nc.SetDeadline(longAgo) }
 
 var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
 var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
@@ -65,7 +71,8 @@ func (pc *pconn) release(reuse bool) {
 }
 
 // exchange is one request on a connection, from writing to the end of the
-// response body.
+// response body. It holds the head being read and the response (one
+// allocation per exchange).
 type exchange struct {
 	pc   *pconn
 	req  *http.Request
@@ -73,6 +80,8 @@ type exchange struct {
 	stop func() bool // stops the context's deadline; nil without a cancellable context
 	// noReuse is set when the connection must not carry another request.
 	noReuse bool
+	h       head     // the head last read
+	body    respBody // the response and its body
 }
 
 // roundTrip writes req on pc and reads the response head. The body, when there
@@ -81,8 +90,10 @@ func (pc *pconn) roundTrip(req *http.Request, host string) (*http.Response, erro
 	ctx := req.Context()
 	x := &exchange{pc: pc, req: req, host: host}
 	if ctx.Done() != nil {
-		nc := pc.nc
-		x.stop = context.AfterFunc(ctx, func() { _ = nc.SetDeadline(longAgo) })
+		if pc.cancel == nil {
+			pc.cancel = pc.cut
+		}
+		x.stop = context.AfterFunc(ctx, pc.cancel)
 	}
 	x.noReuse = req.Close || headerHasToken(req.Header["Connection"], "close")
 	resp, err := x.run(ctx)
@@ -288,7 +299,8 @@ func (x *exchange) got1xx(h *head, trace *httptrace.ClientTrace) error {
 // readHead reads one response head, classifying failures.
 func (x *exchange) readHead(ctx context.Context) (*head, error) {
 	pc := x.pc
-	h, n, err := readHead(pc.br, pc.c.cfg.MaxHeaderBytes)
+	h := &x.h
+	n, err := readHead(pc.br, pc.c.cfg.MaxHeaderBytes, h)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -332,7 +344,8 @@ func isConnGone(err error) bool {
 // connection.
 func (x *exchange) response(h *head) (*http.Response, error) {
 	pc, req := x.pc, x.req
-	r := &respBody{x: x}
+	r := &x.body
+	r.x = x
 	resp := &r.resp
 	resp.Status = h.statusText
 	resp.StatusCode = h.status

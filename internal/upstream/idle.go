@@ -18,7 +18,8 @@ type idlePool struct {
 	all    idleList // every idle connection, oldest at head
 	timer  *time.Timer
 	armed  bool
-	closed int // closeAll calls: a connection from before one is not kept
+	closed int       // closeAll calls: a connection from before one is not kept
+	spare  *idleList // the last destination list emptied, for the next put
 }
 
 // idleList is an intrusive doubly linked list of connections; global says
@@ -93,6 +94,7 @@ func (p *idlePool) get(k destKey) *pconn {
 		}
 		if l.n == 0 {
 			delete(p.dests, k)
+			p.spare = l
 		}
 	}
 	p.mu.Unlock()
@@ -120,7 +122,11 @@ func (p *idlePool) put(pc *pconn) {
 	}
 	l := p.dests[pc.key]
 	if l == nil {
-		l = &idleList{}
+		if l = p.spare; l != nil {
+			p.spare = nil
+		} else {
+			l = &idleList{}
+		}
 		p.dests[pc.key] = l
 	}
 	if l.n >= p.perHost {
