@@ -125,7 +125,11 @@ func normalizeIP(s, host string, v6 bool) (string, error) {
 	if err != nil || a.Zone() != "" || v6 != a.Is6() {
 		return "", invalidHost(s, "not an IP address")
 	}
-	return a.Unmap().String(), nil
+	var buf [64]byte
+	if b := a.Unmap().AppendTo(buf[:0]); string(b) != host {
+		return string(b), nil
+	}
+	return host, nil // already canonical: no allocation
 }
 
 // isCanonicalASCII reports whether h is already lowercase ASCII made of
