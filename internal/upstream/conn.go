@@ -34,6 +34,46 @@ type pconn struct {
 	h2 *http.ClientConn // set instead of everything else for an HTTP/2 destination
 
 	cancel func() // cuts the exchange in progress (pc.cut, bound once)
+	// rdl is the response header deadline left set on the connection
+	// (armHeaderDeadline), zero when none.
+	rdl time.Time
+}
+
+// armHeaderDeadline bounds the wait for a response head by d: it keeps the
+// read deadline an earlier exchange left on the connection while that is at
+// least d away, else sets one d plus a little (min(d/2, 1s)) away. The
+// timeout thus fires between d and d+min(d/2, 1s) after the request, and a
+// busy connection sets its deadline about once a second instead of twice per
+// request (each a runtime timer operation).
+func (pc *pconn) armHeaderDeadline(d time.Duration) {
+	now := time.Now()
+	if !pc.rdl.IsZero() && pc.rdl.Sub(now) >= d {
+		return
+	}
+	pc.rdl = now.Add(d + min(d/2, time.Second))
+	_ = pc.nc.SetReadDeadline(pc.rdl)
+}
+
+// clearDeadline removes the read deadline.
+func (pc *pconn) clearDeadline() {
+	pc.rdl = time.Time{}
+	_ = pc.nc.SetReadDeadline(time.Time{})
+}
+
+// settleDeadline runs once the final head h is read: the response header
+// deadline stays on the connection only when nothing more is read from it
+// for this response (no body, or all of it already buffered); a body still
+// to come may take any time.
+func (x *exchange) settleDeadline(h *head) {
+	pc := x.pc
+	if pc.rdl.IsZero() {
+		return
+	}
+	if h.status != http.StatusSwitchingProtocols && (x.req.Method == http.MethodHead || h.status == http.StatusNoContent ||
+		h.status == http.StatusNotModified || h.hasLength && !h.chunked && h.length <= int64(pc.br.Buffered())) {
+		return
+	}
+	pc.clearDeadline()
 }
 
 // cut ends the exchange in progress when its context ends: every read and
@@ -135,6 +175,7 @@ func (x *exchange) run(ctx context.Context) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
+		x.settleDeadline(h)
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -189,6 +230,7 @@ func (x *exchange) run(ctx context.Context) (*http.Response, error) {
 			return nil, err
 		}
 	}
+	x.settleDeadline(h)
 	// Clearing a read deadline may have undone the one the context's end
 	// set: look at the context after it.
 	if err := ctx.Err(); err != nil {
@@ -213,9 +255,10 @@ func (x *exchange) earlyAnswer(ctx context.Context, trace *httptrace.ClientTrace
 		return nil, false
 	}
 	x.noReuse = true
+	x.pc.rdl = time.Time{}
 	_ = x.pc.nc.SetReadDeadline(time.Now().Add(time.Second))
 	h, err := x.readFinalHead(ctx, trace)
-	_ = x.pc.nc.SetReadDeadline(time.Time{})
+	x.pc.clearDeadline()
 	if err != nil || ctx.Err() != nil {
 		return nil, false
 	}
@@ -228,6 +271,7 @@ func (x *exchange) earlyAnswer(ctx context.Context, trace *httptrace.ClientTrace
 // expect timeout (nil, nil).
 func (x *exchange) awaitContinue(ctx context.Context, trace *httptrace.ClientTrace) (*head, error) {
 	pc := x.pc
+	pc.rdl = time.Time{}
 	_ = pc.nc.SetReadDeadline(time.Now().Add(pc.c.cfg.ExpectContinueTimeout))
 	_, err := pc.br.Peek(1)
 	_ = pc.nc.SetReadDeadline(time.Time{})
@@ -270,8 +314,7 @@ const maxInformational = 16
 func (x *exchange) readFinalHead(ctx context.Context, trace *httptrace.ClientTrace) (*head, error) {
 	pc := x.pc
 	if d := pc.c.cfg.ResponseHeaderTimeout; d > 0 {
-		_ = pc.nc.SetReadDeadline(time.Now().Add(d))
-		defer func() { _ = pc.nc.SetReadDeadline(time.Time{}) }()
+		pc.armHeaderDeadline(d) // settleDeadline clears it when the body needs reads
 	}
 	for range maxInformational {
 		h, err := x.readHead(ctx)
@@ -361,6 +404,7 @@ func (x *exchange) response(h *head) (*http.Response, error) {
 			x.stop()
 			x.stop = nil
 		}
+		pc.rdl = time.Time{}
 		_ = pc.nc.SetDeadline(time.Time{})
 		resp.Body = &switchedBody{pc: pc}
 		return resp, nil
