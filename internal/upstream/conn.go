@@ -480,7 +480,7 @@ type connReader struct {
 
 func (c *connReader) init(nc net.Conn) {
 	c.nc = nc
-	if tc, ok := nc.(*net.TCPConn); ok {
+	if tc, ok := nc.(*net.TCPConn); ok && canDeferWrite {
 		if raw, err := tc.SyscallConn(); err == nil {
 			c.raw = raw
 			c.fn = c.rawRead
@@ -522,7 +522,7 @@ func (c *connReader) rawRead(fd uintptr) bool {
 		return false // wait for readiness
 	}
 	for {
-		n, err := syscall.Read(int(fd), c.p)
+		n, err := readFD(fd, c.p)
 		switch err {
 		case syscall.EINTR:
 			continue
