@@ -273,9 +273,32 @@ type exchange struct {
 	inner   bool        // a request inside an inspected tunnel
 
 	intercepted bool // arrived on an intercept listener (no proxy sign-in; loop-marked upstream)
+
+	ctx exchangeCtx // a plain request's context upstream (serveHTTP)
 }
 
 type exchangeKey struct{}
+
+// exchangeCtx is a plain request's context on its way upstream: the
+// request's own, carrying the exchange (exchangeFrom) and the verdict as it
+// was when the request left (rules.VerdictFrom), without the allocations of
+// two context.WithValue.
+type exchangeCtx struct {
+	context.Context
+	x       *exchange
+	verdict rules.Verdict
+}
+
+// Value implements context.Context.
+func (c *exchangeCtx) Value(key any) any {
+	if _, ok := key.(exchangeKey); ok {
+		return c.x
+	}
+	if rules.IsVerdictKey(key) {
+		return &c.verdict
+	}
+	return c.Context.Value(key)
+}
 
 func exchangeFrom(ctx context.Context) *exchange {
 	x, _ := ctx.Value(exchangeKey{}).(*exchange)

@@ -34,7 +34,8 @@ func (p *Proxy) serveHTTP(x *exchange, r *http.Request) {
 	x.w.tunnels = p.tunnels // a WebSocket relay is tracked like a tunnel
 	// The exchange and the verdict travel in the context: the transport reads
 	// the verdict (cache policy, parent pool), modifyPlain the exchange.
-	r = r.WithContext(rules.WithVerdict(context.WithValue(r.Context(), exchangeKey{}, x), x.verdict))
+	x.ctx = exchangeCtx{Context: r.Context(), x: x, verdict: x.verdict}
+	r = r.WithContext(&x.ctx)
 	p.schoolRequest(x, r)
 	stripProxyHeaders(r)
 	res, err := p.relay.Serve(&x.w, r, &p.plain)

@@ -71,15 +71,14 @@ type forwardedIn struct {
 // Host. From a trusted proxy the incoming values (in) are carried over and
 // extended, from anyone else replaced.
 func (f *forwarding) apply(in *forwardedIn, out http.Header, host string, ex *exchange) {
-	var vals [3]string // one allocation for the three values
-	v := vals[:]
+	v := ex.fwdVals[:] // the values live in the exchange: no allocation
 	set := func(name, value string) {
 		v[0] = value
 		out[name] = v[0:1:1]
 		v = v[1:]
 	}
 	if f.xff {
-		ip := ex.peer.String()
+		ip := ex.peerString()
 		if prior := in.xff; ex.trusted && len(prior) > 0 {
 			ip = strings.Join(prior, ", ") + ", " + ip
 		}
@@ -100,7 +99,7 @@ func (f *forwarding) apply(in *forwardedIn, out http.Header, host string, ex *ex
 		}
 	}
 	if f.forwarded {
-		node := ex.peer.String()
+		node := ex.peerString()
 		if ex.peer.Is6() {
 			node = `"[` + node + `]"`
 		}
@@ -146,6 +145,24 @@ func cleanQuery(raw string) string {
 
 func ishex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// peerString is ex.peer as text: the address part of the request's
+// RemoteAddr when that is already its canonical form (no allocation), else
+// ex.peer.String().
+func (ex *exchange) peerString() string {
+	s := ex.remote
+	if i := strings.LastIndexByte(s, ':'); i > 0 {
+		s = s[:i]
+	}
+	if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
+		s = s[1 : len(s)-1]
+	}
+	var buf [64]byte
+	if b := ex.peer.AppendTo(buf[:0]); string(b) == s {
+		return s
+	}
+	return ex.peer.String()
 }
 
 // peerAddr parses http.Request.RemoteAddr.

@@ -313,6 +313,8 @@ type exchange struct {
 
 	info    pool.Info
 	peer    netip.Addr // the connecting address
+	remote  string     // the request's RemoteAddr ("ip:port")
+	fwdVals [3]string  // the forwarding fields' values (forwarding.apply)
 	client  netip.Addr // the client (peer, or from trusted X-Forwarded-For)
 	trusted bool       // peer is a trusted proxy
 	scheme  string
@@ -382,6 +384,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ex.scheme = "https"
 	}
 	ex.peer = peerAddr(r.RemoteAddr)
+	ex.remote = r.RemoteAddr
 	defer func() {
 		if v := recover(); v != nil {
 			// relay panics with http.ErrAbortHandler when a response body

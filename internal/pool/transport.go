@@ -108,7 +108,7 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, p.noHealthy(s)
 		}
-		out, err := outRequest(req, m, attempt, guard, s.cfg.Parent)
+		out, tb, err := outRequest(req, m, attempt, guard, s.cfg.Parent)
 		if err != nil {
 			return nil, err
 		}
@@ -123,7 +123,7 @@ func (t *poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			} else {
 				p.recordSuccess(m)
 			}
-			resp.Body = trackBody(resp.Body, m.st)
+			resp.Body = trackBody(tb, resp.Body, m.st)
 			return resp, nil
 		}
 		m.st.inFlight.Add(-1)
@@ -172,12 +172,14 @@ func wasTried(tried []*Member, m *Member) bool {
 }
 
 // outRequest returns a shallow copy of req addressed to m (for a parent proxy,
-// keeping its URL: m's transport sends it through m). A request's Host header is
-// left as the caller set it.
-func outRequest(req *http.Request, m *Member, attempt int, guard *guardBody, parent bool) (*http.Request, error) {
-	o := new(struct { // one allocation for both
+// keeping its URL: m's transport sends it through m), and the trackedBody its
+// response's body will be wrapped in. A request's Host header is left as the
+// caller set it.
+func outRequest(req *http.Request, m *Member, attempt int, guard *guardBody, parent bool) (*http.Request, *trackedBody, error) {
+	o := new(struct { // one allocation for the three
 		req http.Request
 		url url.URL
+		tb  trackedBody
 	})
 	o.req = *req
 	o.url = *req.URL
@@ -200,11 +202,11 @@ func outRequest(req *http.Request, m *Member, attempt int, guard *guardBody, par
 	case attempt > 0 && req.GetBody != nil && req.Body != nil && req.Body != http.NoBody:
 		b, err := req.GetBody()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out.Body = b
 	}
-	return out, nil
+	return out, &o.tb, nil
 }
 
 func joinPath(a, b string) string {
@@ -289,10 +291,10 @@ func (g *guardBody) finish() {
 	}
 }
 
-// trackBody wraps a response body so the member's in-flight count drops when
-// the body is closed. Bodies of 101 responses stay writable (WebSockets).
-func trackBody(b io.ReadCloser, st *memberState) io.ReadCloser {
-	tb := &trackedBody{ReadCloser: b, st: st}
+// trackBody wraps a response body in tb so the member's in-flight count drops
+// when the body is closed. Bodies of 101 responses stay writable (WebSockets).
+func trackBody(tb *trackedBody, b io.ReadCloser, st *memberState) io.ReadCloser {
+	tb.ReadCloser, tb.st = b, st
 	if w, ok := b.(io.Writer); ok {
 		return trackedRWC{trackedBody: tb, w: w}
 	}

@@ -346,9 +346,14 @@ func (c *Client) conn(ctx context.Context, k destKey, req *http.Request, fresh b
 			// A request that cannot be retried is not sent on a connection
 			// the server has closed while it was idle, as far as we can tell
 			// without reading.
-			if check && !pc.alive() {
-				pc.nc.Close()
-				continue
+			if check {
+				if !pc.rdl.IsZero() {
+					pc.clearDeadline() // it may have passed while idle
+				}
+				if !pc.alive() {
+					pc.nc.Close()
+					continue
+				}
 			}
 			pc.reused = true
 			pc.attach()

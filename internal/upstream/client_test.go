@@ -14,6 +14,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -752,3 +753,73 @@ func TestCloseDelimitedAndHTTP10(t *testing.T) {
 }
 
 var _ = bytes.Equal
+
+// A kept connection the server closed while it was idle, then GETs without
+// a body (whose head is written as the response is first awaited): each is
+// answered, on a fresh connection, and the origin sees each once.
+func TestStaleConnectionBodilessGET(t *testing.T) {
+	var requests atomic.Int64
+	srv := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+		if readRequest(br) == nil {
+			return
+		}
+		requests.Add(1)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		c.Close() // after a keep-alive answer: the client keeps a dead connection
+	})
+	c := newClient(t, Config{})
+	for i := range 4 {
+		if _, body := get(t, c, srv.url()+"/"+strconv.Itoa(i)); body != "ok" {
+			t.Fatalf("GET %d: body %q", i, body)
+		}
+	}
+	if requests.Load() != 4 {
+		t.Fatalf("origin saw %d requests, want 4 (each once)", requests.Load())
+	}
+}
+
+// The response header timeout bounds the head only: a body that takes longer
+// is read whole, and a connection whose answer was complete is kept and
+// reused (a POST, which is checked before it is sent, included) after the
+// timeout would have passed.
+func TestResponseHeaderTimeoutSpansTheHeadOnly(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	srv := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			req := readRequest(br)
+			if req == nil {
+				return
+			}
+			if req.URL.Path == "/slow-body" {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nsl")
+				time.Sleep(4 * timeout) // an origin slow to send its body
+				io.WriteString(c, "ow")
+				continue
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	c := newClient(t, Config{ResponseHeaderTimeout: timeout})
+	if _, body := get(t, c, srv.url()+"/slow-body"); body != "slow" {
+		t.Fatalf("slow body: %q", body)
+	}
+	if _, body := get(t, c, srv.url()+"/a"); body != "ok" {
+		t.Fatalf("body %q", body)
+	}
+	time.Sleep(3 * timeout) // idle past the timeout the last exchange armed
+	req, _ := http.NewRequest(http.MethodPost, srv.url()+"/post", strings.NewReader("once"))
+	req.GetBody = nil // not replayable: the kept connection is checked first
+	resp, err := c.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("POST on the kept connection: %v", err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	time.Sleep(3 * timeout)
+	if _, body := get(t, c, srv.url()+"/b"); body != "ok" {
+		t.Fatalf("body %q", body)
+	}
+	if n := srv.accepts.Load(); n != 1 {
+		t.Fatalf("%d connections, want 1 (kept throughout)", n)
+	}
+}

@@ -23,14 +23,62 @@ type pconn struct {
 	key    destKey
 	tls    *tls.ConnectionState
 	br     *bufio.Reader // nil while idle
+	rd     connReader    // what br reads from
 	reused bool          // taken from the idle pool
+	recent bool          // dialled, or idle for less than recentIdle: see connReader
 	epoch  int           // the pool's closeAll count when it was dialled
 	idleAt time.Time
 	all    links // in the pool's global idle list
 	dest   links // in its destination's idle list
 
 	h2 *http.ClientConn // set instead of everything else for an HTTP/2 destination
+
+	cancel func() // cuts the exchange in progress (pc.cut, bound once)
+	// rdl is the response header deadline left set on the connection
+	// (armHeaderDeadline), zero when none.
+	rdl time.Time
 }
+
+// armHeaderDeadline bounds the wait for a response head by d: it keeps the
+// read deadline an earlier exchange left on the connection while that is at
+// least d away, else sets one d plus a little (min(d/2, 1s)) away. The
+// timeout thus fires between d and d+min(d/2, 1s) after the request, and a
+// busy connection sets its deadline about once a second instead of twice per
+// request (each a runtime timer operation).
+func (pc *pconn) armHeaderDeadline(d time.Duration) {
+	now := time.Now()
+	if !pc.rdl.IsZero() && pc.rdl.Sub(now) >= d {
+		return
+	}
+	pc.rdl = now.Add(d + min(d/2, time.Second))
+	_ = pc.nc.SetReadDeadline(pc.rdl)
+}
+
+// clearDeadline removes the read deadline.
+func (pc *pconn) clearDeadline() {
+	pc.rdl = time.Time{}
+	_ = pc.nc.SetReadDeadline(time.Time{})
+}
+
+// settleDeadline runs once the final head h is read: the response header
+// deadline stays on the connection only when nothing more is read from it
+// for this response (no body, or all of it already buffered); a body still
+// to come may take any time.
+func (x *exchange) settleDeadline(h *head) {
+	pc := x.pc
+	if pc.rdl.IsZero() {
+		return
+	}
+	if h.status != http.StatusSwitchingProtocols && (x.req.Method == http.MethodHead || h.status == http.StatusNoContent ||
+		h.status == http.StatusNotModified || h.hasLength && !h.chunked && h.length <= int64(pc.br.Buffered())) {
+		return
+	}
+	pc.clearDeadline()
+}
+
+// cut ends the exchange in progress when its context ends: every read and
+// write on the connection fails from now on.
+func (pc *pconn) cut() { _ = pc.nc.SetDeadline(longAgo) }
 
 var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
 var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
@@ -38,7 +86,7 @@ var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) 
 // attach gives pc a read buffer for an exchange.
 func (pc *pconn) attach() {
 	pc.br = readers.Get().(*bufio.Reader)
-	pc.br.Reset(pc.nc)
+	pc.br.Reset(&pc.rd)
 }
 
 // release keeps pc for the next request when it can be (nothing left unread),
@@ -58,11 +106,13 @@ func (pc *pconn) release(reuse bool) {
 		return
 	}
 	pc.reused = false
+	pc.rd.werr = nil
 	pc.c.idle.put(pc)
 }
 
 // exchange is one request on a connection, from writing to the end of the
-// response body.
+// response body. It holds the head being read and the response (one
+// allocation per exchange).
 type exchange struct {
 	pc   *pconn
 	req  *http.Request
@@ -70,6 +120,8 @@ type exchange struct {
 	stop func() bool // stops the context's deadline; nil without a cancellable context
 	// noReuse is set when the connection must not carry another request.
 	noReuse bool
+	h       head     // the head last read
+	body    respBody // the response and its body
 }
 
 // roundTrip writes req on pc and reads the response head. The body, when there
@@ -78,8 +130,10 @@ func (pc *pconn) roundTrip(req *http.Request, host string) (*http.Response, erro
 	ctx := req.Context()
 	x := &exchange{pc: pc, req: req, host: host}
 	if ctx.Done() != nil {
-		nc := pc.nc
-		x.stop = context.AfterFunc(ctx, func() { _ = nc.SetDeadline(longAgo) })
+		if pc.cancel == nil {
+			pc.cancel = pc.cut
+		}
+		x.stop = context.AfterFunc(ctx, pc.cancel)
 	}
 	x.noReuse = req.Close || headerHasToken(req.Header["Connection"], "close")
 	resp, err := x.run(ctx)
@@ -106,12 +160,27 @@ func (x *exchange) run(ctx context.Context) (*http.Response, error) {
 	pc, req := x.pc, x.req
 	bw := writers.Get().(*bufio.Writer)
 	bw.Reset(pc.nc)
-	defer func() { bw.Reset(nil); writers.Put(bw) }()
+	defer func() { pc.rd.pending = nil; bw.Reset(nil); writers.Put(bw) }()
 	body, err := writeHead(bw, req, x.host, pc.key.proxy != "" && pc.key.scheme == "http", pc.c.proxyAuth)
 	if err != nil {
 		return nil, err
 	}
 	trace := httptrace.ContextClientTrace(ctx)
+	if !body.present && pc.recent && pc.rd.raw != nil && (trace == nil || trace.WroteHeaders == nil && trace.WroteRequest == nil) {
+		// A request without a body on a plain TCP connection: the head is
+		// written when the response is first read (connReader), and the
+		// read then waits for the answer instead of finding nothing.
+		pc.rd.pending = bw
+		h, err := x.readFinalHead(ctx, trace)
+		if err != nil {
+			return nil, err
+		}
+		x.settleDeadline(h)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		return x.response(h)
+	}
 	expect := body.present && headerHasToken(req.Header["Expect"], "100-continue")
 	if !body.present || expect || body.flushHead {
 		if err := bw.Flush(); err != nil {
@@ -161,6 +230,7 @@ func (x *exchange) run(ctx context.Context) (*http.Response, error) {
 			return nil, err
 		}
 	}
+	x.settleDeadline(h)
 	// Clearing a read deadline may have undone the one the context's end
 	// set: look at the context after it.
 	if err := ctx.Err(); err != nil {
@@ -185,9 +255,10 @@ func (x *exchange) earlyAnswer(ctx context.Context, trace *httptrace.ClientTrace
 		return nil, false
 	}
 	x.noReuse = true
+	x.pc.rdl = time.Time{}
 	_ = x.pc.nc.SetReadDeadline(time.Now().Add(time.Second))
 	h, err := x.readFinalHead(ctx, trace)
-	_ = x.pc.nc.SetReadDeadline(time.Time{})
+	x.pc.clearDeadline()
 	if err != nil || ctx.Err() != nil {
 		return nil, false
 	}
@@ -200,6 +271,7 @@ func (x *exchange) earlyAnswer(ctx context.Context, trace *httptrace.ClientTrace
 // expect timeout (nil, nil).
 func (x *exchange) awaitContinue(ctx context.Context, trace *httptrace.ClientTrace) (*head, error) {
 	pc := x.pc
+	pc.rdl = time.Time{}
 	_ = pc.nc.SetReadDeadline(time.Now().Add(pc.c.cfg.ExpectContinueTimeout))
 	_, err := pc.br.Peek(1)
 	_ = pc.nc.SetReadDeadline(time.Time{})
@@ -242,8 +314,7 @@ const maxInformational = 16
 func (x *exchange) readFinalHead(ctx context.Context, trace *httptrace.ClientTrace) (*head, error) {
 	pc := x.pc
 	if d := pc.c.cfg.ResponseHeaderTimeout; d > 0 {
-		_ = pc.nc.SetReadDeadline(time.Now().Add(d))
-		defer func() { _ = pc.nc.SetReadDeadline(time.Time{}) }()
+		pc.armHeaderDeadline(d) // settleDeadline clears it when the body needs reads
 	}
 	for range maxInformational {
 		h, err := x.readHead(ctx)
@@ -271,10 +342,15 @@ func (x *exchange) got1xx(h *head, trace *httptrace.ClientTrace) error {
 // readHead reads one response head, classifying failures.
 func (x *exchange) readHead(ctx context.Context) (*head, error) {
 	pc := x.pc
-	h, n, err := readHead(pc.br, pc.c.cfg.MaxHeaderBytes)
+	h := &x.h
+	n, err := readHead(pc.br, pc.c.cfg.MaxHeaderBytes, h)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if werr := pc.rd.werr; werr != nil {
+			pc.rd.werr = nil
+			return nil, x.writeFailed(werr)
 		}
 		var pe *ProtocolError
 		if errors.As(err, &pe) {
@@ -311,7 +387,8 @@ func isConnGone(err error) bool {
 // connection.
 func (x *exchange) response(h *head) (*http.Response, error) {
 	pc, req := x.pc, x.req
-	r := &respBody{x: x}
+	r := &x.body
+	r.x = x
 	resp := &r.resp
 	resp.Status = h.statusText
 	resp.StatusCode = h.status
@@ -327,6 +404,7 @@ func (x *exchange) response(h *head) (*http.Response, error) {
 			x.stop()
 			x.stop = nil
 		}
+		pc.rdl = time.Time{}
 		_ = pc.nc.SetDeadline(time.Time{})
 		resp.Body = &switchedBody{pc: pc}
 		return resp, nil
@@ -370,4 +448,88 @@ func (x *exchange) response(h *head) (*http.Response, error) {
 	x.noReuse = closeAfter
 	resp.Body = r
 	return resp, nil
+}
+
+// recentIdle is how long a kept connection may have been idle and still have
+// its request head written by connReader (see there).
+const recentIdle = time.Second
+
+// connReader is what a connection's read buffer reads from: the connection,
+// or, when a request head is pending (a request without a body on a plain
+// TCP connection), the head written first and then one read once the socket
+// is readable, so that the read does not find nothing (EAGAIN) and park
+// first: one system call less per request. The head is written inside
+// RawConn.Read's callback, after the runtime forgot the socket's earlier
+// readiness, so an answer that comes at once is not missed. A kept
+// connection idle for a while does not take this path: an end of stream
+// that came while it was idle (a server that half-closed it) would be
+// forgotten and the read would wait for the response header timeout
+// instead of failing at once (and being retried).
+type connReader struct {
+	nc      net.Conn
+	raw     syscall.RawConn // nil: not a TCP connection
+	pending *bufio.Writer   // the head to write before the next read
+	werr    error           // writing the pending head failed
+
+	fn    func(fd uintptr) bool // c.rawRead, bound once
+	p     []byte
+	n     int
+	rerr  error
+	wrote bool
+}
+
+func (c *connReader) init(nc net.Conn) {
+	c.nc = nc
+	if tc, ok := nc.(*net.TCPConn); ok && canDeferWrite {
+		if raw, err := tc.SyscallConn(); err == nil {
+			c.raw = raw
+			c.fn = c.rawRead
+		}
+	}
+}
+
+// Read implements io.Reader.
+func (c *connReader) Read(p []byte) (int, error) {
+	if c.pending == nil || len(p) == 0 {
+		return c.nc.Read(p)
+	}
+	c.p, c.n, c.rerr, c.wrote = p, 0, nil, false
+	err := c.raw.Read(c.fn)
+	c.p = nil
+	c.pending = nil
+	switch {
+	case c.werr != nil:
+		return 0, c.werr
+	case err != nil:
+		return 0, err
+	case c.rerr != nil:
+		return 0, &net.OpError{Op: "read", Net: "tcp", Source: c.nc.LocalAddr(), Addr: c.nc.RemoteAddr(), Err: os.NewSyscallError("read", c.rerr)}
+	case c.n == 0:
+		return 0, io.EOF
+	}
+	return c.n, nil
+}
+
+// rawRead writes the pending head (first call), then reads once the socket
+// is readable.
+func (c *connReader) rawRead(fd uintptr) bool {
+	if !c.wrote {
+		c.wrote = true
+		if err := c.pending.Flush(); err != nil {
+			c.werr = err
+			return true
+		}
+		return false // wait for readiness
+	}
+	for {
+		n, err := readFD(fd, c.p)
+		switch err {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		c.n, c.rerr = max(n, 0), err
+		return true
+	}
 }

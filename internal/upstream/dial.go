@@ -48,7 +48,8 @@ func (c *Client) dial(ctx context.Context, k destKey) (*pconn, error) {
 		}
 		nc = tc
 	}
-	pc := &pconn{c: c, nc: nc, key: k, epoch: c.idle.epoch()}
+	pc := &pconn{c: c, nc: nc, key: k, epoch: c.idle.epoch(), recent: true}
+	pc.rd.init(nc)
 	if tc, ok := nc.(*tls.Conn); ok {
 		st := tc.ConnectionState()
 		pc.tls = &st
@@ -112,8 +113,8 @@ func (c *Client) connect(ctx context.Context, nc net.Conn, k destKey) error {
 	// Read the answer byte by byte's worth of buffer: nothing after its head
 	// may be consumed (the tunnel's first bytes are the server's).
 	br := bufio.NewReaderSize(nc, 1024)
-	h, _, err := readHead(br, c.cfg.MaxHeaderBytes)
-	if err != nil {
+	var h head
+	if _, err := readHead(br, c.cfg.MaxHeaderBytes, &h); err != nil {
 		return c.ctxErr(ctx, fmt.Errorf("parent %s: no answer to CONNECT: %w", k.proxy, err))
 	}
 	if h.status < 200 || h.status > 299 {

@@ -46,10 +46,10 @@ func (h *head) mime() textproto.MIMEHeader { return textproto.MIMEHeader(h.heade
 // scratch holds a head's bytes while it is read.
 var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// readHead reads one response head from br: the status line and the fields up
-// to the empty line, at most max bytes. n is how many bytes it consumed (0: the
-// connection ended or failed before the first byte).
-func readHead(br *bufio.Reader, max int) (h *head, n int, err error) {
+// readHead reads one response head from br into h: the status line and the
+// fields up to the empty line, at most max bytes. n is how many bytes it
+// consumed (0: the connection ended or failed before the first byte).
+func readHead(br *bufio.Reader, max int, h *head) (n int, err error) {
 	sp := scratch.Get().(*[]byte)
 	buf := (*sp)[:0]
 	defer func() {
@@ -72,10 +72,10 @@ func readHead(br *bufio.Reader, max int) (h *head, n int, err error) {
 			n += len(line)
 		}
 		if n > max {
-			return nil, n, protoErr("response head larger than %d bytes", max)
+			return n, protoErr("response head larger than %d bytes", max)
 		}
 		if err != nil {
-			return nil, n, err
+			return n, err
 		}
 		buf = append(buf, line...)
 		// Drop the line's CR LF (or bare LF) and keep one '\n'.
@@ -87,42 +87,42 @@ func readHead(br *bufio.Reader, max int) (h *head, n int, err error) {
 			break // the empty line
 		}
 		if lines == 0 && len(buf) == 0 {
-			return nil, n, protoErr("empty status line")
+			return n, protoErr("empty status line")
 		}
 		buf = append(buf, '\n')
 		lines++
 	}
-	h, err = parseHead(string(buf), lines-1)
-	return h, n, err
+	return n, parseHead(string(buf), lines-1, h)
 }
 
-// parseHead parses s: the status line and fields lines, each ending in '\n'.
-func parseHead(s string, fields int) (*head, error) {
-	h := &head{}
+// parseHead parses s into h: the status line and fields lines, each ending
+// in '\n'.
+func parseHead(s string, fields int, h *head) error {
+	*h = head{}
 	line, rest, _ := strings.Cut(s, "\n")
 	proto, status, ok := strings.Cut(line, " ")
 	if !ok {
-		return nil, protoErr("status line %q", trunc(line))
+		return protoErr("status line %q", trunc(line))
 	}
 	switch proto {
 	case "HTTP/1.1":
 		h.minor = 1
 	case "HTTP/1.0":
 	default:
-		return nil, protoErr("version %q in the status line", trunc(proto))
+		return protoErr("version %q in the status line", trunc(proto))
 	}
 	h.proto = proto
 	h.statusText = strings.TrimLeft(status, " ")
 	code, _, _ := strings.Cut(h.statusText, " ")
 	if len(code) != 3 || !isDigits(code) {
-		return nil, protoErr("status code %q", trunc(code))
+		return protoErr("status code %q", trunc(code))
 	}
 	h.status, _ = strconv.Atoi(code)
 	if h.status < 100 {
-		return nil, protoErr("status code %q", code)
+		return protoErr("status code %q", code)
 	}
 	if err := checkText(h.statusText); err != nil {
-		return nil, protoErr("status line: %v", err)
+		return protoErr("status line: %v", err)
 	}
 
 	hdr := make(http.Header, fields)
@@ -134,10 +134,10 @@ func parseHead(s string, fields int) (*head, error) {
 			// obs-fold: joined with one space (RFC 9112 §5.2), never in
 			// a framing field.
 			if last == "" {
-				return nil, protoErr("continuation line before any field")
+				return protoErr("continuation line before any field")
 			}
 			if last == "Content-Length" || last == "Transfer-Encoding" {
-				return nil, protoErr("folded %s", last)
+				return protoErr("folded %s", last)
 			}
 			v := hdr[last]
 			v[len(v)-1] = strings.TrimRight(v[len(v)-1]+" "+strings.TrimLeft(line, " \t"), " \t")
@@ -145,14 +145,14 @@ func parseHead(s string, fields int) (*head, error) {
 		}
 		name, value, ok := strings.Cut(line, ":")
 		if !ok {
-			return nil, protoErr("field line without a colon: %q", trunc(line))
+			return protoErr("field line without a colon: %q", trunc(line))
 		}
 		if !isToken(name) {
-			return nil, protoErr("field name %q", trunc(name))
+			return protoErr("field name %q", trunc(name))
 		}
 		value = strings.Trim(value, " \t")
 		if err := checkText(value); err != nil {
-			return nil, protoErr("field %s: %v", name, err)
+			return protoErr("field %s: %v", name, err)
 		}
 		key := textproto.CanonicalMIMEHeaderKey(name)
 		last = key
@@ -165,7 +165,7 @@ func parseHead(s string, fields int) (*head, error) {
 		vals = vals[1:]
 	}
 	h.header = hdr
-	return h, h.framing()
+	return h.framing()
 }
 
 // framing reads the fields that frame the body and the connection, as

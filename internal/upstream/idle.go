@@ -18,7 +18,8 @@ type idlePool struct {
 	all    idleList // every idle connection, oldest at head
 	timer  *time.Timer
 	armed  bool
-	closed int // closeAll calls: a connection from before one is not kept
+	closed int       // closeAll calls: a connection from before one is not kept
+	spare  *idleList // the last destination list emptied, for the next put
 }
 
 // idleList is an intrusive doubly linked list of connections; global says
@@ -79,18 +80,21 @@ func (p *idlePool) get(k destKey) *pconn {
 	l := p.dests[k]
 	var pc *pconn
 	if l != nil {
-		cutoff := time.Now().Add(-p.timeout)
+		now := time.Now()
+		cutoff := now.Add(-p.timeout)
 		for l.tail != nil {
 			c := l.tail
 			p.unlink(l, c)
 			if c.idleAt.After(cutoff) {
 				pc = c
+				pc.recent = now.Sub(c.idleAt) < recentIdle
 				break
 			}
 			expired = append(expired, c)
 		}
 		if l.n == 0 {
 			delete(p.dests, k)
+			p.spare = l
 		}
 	}
 	p.mu.Unlock()
@@ -118,7 +122,11 @@ func (p *idlePool) put(pc *pconn) {
 	}
 	l := p.dests[pc.key]
 	if l == nil {
-		l = &idleList{}
+		if l = p.spare; l != nil {
+			p.spare = nil
+		} else {
+			l = &idleList{}
+		}
 		p.dests[pc.key] = l
 	}
 	if l.n >= p.perHost {
