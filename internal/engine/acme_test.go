@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/portcullis/portcullis/internal/certs"
@@ -15,15 +16,7 @@ import (
 // contacts no CA (issuance waits for a handshake), so none runs here.
 func TestACMESourceFollowsReloads(t *testing.T) {
 	dir := t.TempDir()
-	free := func() string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		return ln.Addr().String()
-	}
-	plain, secure := free(), free()
+	plain, secure := freeAddr(t), freeAddr(t)
 	policy := func(tls string) string {
 		return fmt.Sprintf(`reverse:
   listen: ["%s"]
@@ -43,7 +36,13 @@ pools:
 	live := func(e *Engine) *certs.Source {
 		e.shared.mu.Lock()
 		defer e.shared.mu.Unlock()
-		return e.shared.acme
+		if len(e.shared.acme) > 1 {
+			t.Fatalf("%d ACME sources, want at most one", len(e.shared.acme))
+		}
+		for _, src := range e.shared.acme {
+			return src
+		}
+		return nil
 	}
 	e := startOps(t, dir, policy(acme("a@x.test")), nil)
 	first := live(e)
@@ -81,4 +80,91 @@ pools:
 	if live(e) != nil || e.cur.Load().reversePlain != nil {
 		t.Fatal("a policy without ACME kept the ACME source")
 	}
+}
+
+// TestACMESourceSharedByDoors: the reverse door and the forward TLS door
+// with the same ACME settings share one source (one certmagic cache over one
+// storage folder), whose challenges are answered on the reverse door's plain
+// listener and on both TLS doors; with other settings each door has its own,
+// and two sources listing the same name are refused (both would order and
+// renew it in the same storage).
+func TestACMESourceSharedByDoors(t *testing.T) {
+	dir := t.TempDir()
+	rPlain, rTLS, fPlain, fTLS := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	policy := func(reverseTLS, forwardTLS string) string {
+		return fmt.Sprintf(`reverse:
+  listen: ["%s"]
+  tls_listen: ["%s"]
+  state_dir: state
+  tls: %s
+  routes:
+    - {name: all, pool: p}
+pools:
+  p:
+    members: [{url: "http://127.0.0.1:9"}]
+forward:
+  listen: ["%s"]
+  tls_listen: ["%s"]
+  tls: %s
+`, rPlain, rTLS, reverseTLS, fPlain, fTLS, forwardTLS)
+	}
+	same := `{mode: acme, email: a@x.test, ca: "https://127.0.0.1:9/dir", names: [a.test, proxy.a.test]}`
+	sources := func(e *Engine) int {
+		e.shared.mu.Lock()
+		defer e.shared.mu.Unlock()
+		return len(e.shared.acme)
+	}
+	e := startOps(t, dir, policy(same, same), nil)
+	st := e.cur.Load()
+	if sources(e) != 1 || st.acme["reverse"] == nil || st.acme["reverse"] != st.acme["forward"] || st.reverseCerts != st.acme["reverse"] {
+		t.Fatalf("same settings: %d sources, reverse %p forward %p, want one shared", sources(e), st.acme["reverse"], st.acme["forward"])
+	}
+	if st.reversePlain == nil || st.forwardPlain != nil {
+		t.Fatal("http-01: want the reverse plain listener to answer and the forward one (not asked for http-01) not")
+	}
+	if got := e.certStatus(); len(got) != 2 || got[0].Name != "a.test" || got[1].Name != "proxy.a.test" {
+		t.Fatalf("status %+v, want a.test and proxy.a.test once each", got)
+	}
+	shared := st.acme["reverse"]
+	reload := func(r, f string) error {
+		writeFile(t, filepath.Join(dir, "policy.yaml"), policy(r, f))
+		return e.Reload()
+	}
+	// Other settings, other names: two sources; the shared one is kept by
+	// the reverse door (its settings did not change).
+	other := `{mode: acme, email: b@x.test, ca: "https://127.0.0.1:9/dir", names: [proxy.b.test], challenges: [http-01, tls-alpn-01]}`
+	if err := reload(same, other); err != nil {
+		t.Fatal(err)
+	}
+	st = e.cur.Load()
+	if sources(e) != 2 || st.acme["reverse"] != shared || st.acme["forward"] == shared || st.acme["forward"] == nil || st.forwardPlain == nil {
+		t.Fatalf("other settings: %d sources, reverse kept %v, forward own %v, forward http-01 %v", sources(e), st.acme["reverse"] == shared, st.acme["forward"] != shared, st.forwardPlain != nil)
+	}
+	// The same name under other settings: refused, the running sources stay.
+	if err := reload(same, `{mode: acme, email: c@x.test, ca: "https://127.0.0.1:9/dir", names: [a.test]}`); err == nil ||
+		!strings.Contains(err.Error(), "forward.tls.names: a.test is also listed by reverse.tls") {
+		t.Fatalf("overlapping names: %v", err)
+	}
+	if sources(e) != 2 || e.cur.Load() != st {
+		t.Fatal("a refused policy changed the ACME sources")
+	}
+	// No ACME: every source goes.
+	if err := reload(`{mode: internal}`, `{mode: internal}`); err != nil {
+		t.Fatal(err)
+	}
+	if sources(e) != 0 || e.cur.Load().acme != nil {
+		t.Fatal("a policy without ACME kept ACME sources")
+	}
+}
+
+// freeAddr returns a loopback address whose port is free now: ACME needs a
+// fixed port in the policy.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

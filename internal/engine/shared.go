@@ -56,8 +56,7 @@ type shared struct {
 
 	leaves     *certs.Leaves // guarded by mu
 	leavesSize int
-	acme       *certs.Source // the reverse door's ACME source, kept across reloads; guarded by mu
-	acmeKey    string        // its settings
+	acme       map[string]*certs.Source // the doors' ACME sources by settings and listeners, kept across reloads; guarded by mu
 
 	authLim      *auth.Limiter // guarded by mu: failed sign-ins, kept across reloads
 	authLimCfg   auth.LimiterConfig
@@ -182,10 +181,10 @@ func (s *shared) close() {
 	}
 	s.cacheMu.Unlock()
 	s.obs.close()
-	if s.acme != nil {
-		s.acme.Close()
-		s.acme = nil
+	for _, src := range s.acme {
+		src.Close()
 	}
+	s.acme = nil
 	if s.resolver != nil {
 		s.resolver.Close()
 	}

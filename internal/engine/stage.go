@@ -46,9 +46,9 @@ type staged struct {
 	leaves     *certs.Leaves // a new leaf-certificate cache
 	leavesSize int
 
-	acmeSet bool          // the reverse door's ACME source changes: acme (nil: none) replaces the live one
-	acme    *certs.Source // prepared; closed by discard
-	acmeKey string
+	acmeSet bool                     // acme replaces the live ACME sources (useACME ran)
+	acme    map[string]*certs.Source // the sources the policy uses, by settings and listeners
+	acmeNew []*certs.Source          // those built for it: closed by discard
 }
 
 // poolUpdate is a changed pool's new configuration, prepared.
@@ -86,10 +86,12 @@ func (g *staged) commit() (release func()) {
 		s.leaves, s.leavesSize = g.leaves, g.leavesSize
 	}
 	if g.acmeSet {
-		if old := s.acme; old != nil {
-			after = append(after, old.Close)
+		for k, old := range s.acme {
+			if g.acme[k] != old {
+				after = append(after, old.Close)
+			}
 		}
-		s.acme, s.acmeKey = g.acme, g.acmeKey
+		s.acme = g.acme
 	}
 	s.mu.Unlock()
 
@@ -169,8 +171,8 @@ func (g *staged) discard() {
 	if g.cluster != nil {
 		g.cluster.stopAndWait()
 	}
-	if g.acme != nil {
-		g.acme.Close()
+	for _, src := range g.acmeNew {
+		src.Close()
 	}
 	*g = staged{s: g.s}
 }
