@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portcullis/portcullis/internal/certs"
 )
@@ -36,10 +37,10 @@ pools:
 	live := func(e *Engine) *certs.Source {
 		e.shared.mu.Lock()
 		defer e.shared.mu.Unlock()
-		if len(e.shared.acme) > 1 {
-			t.Fatalf("%d ACME sources, want at most one", len(e.shared.acme))
+		if len(e.shared.sources) > 1 {
+			t.Fatalf("%d ACME sources, want at most one", len(e.shared.sources))
 		}
-		for _, src := range e.shared.acme {
+		for _, src := range e.shared.sources {
 			return src
 		}
 		return nil
@@ -112,7 +113,7 @@ forward:
 	sources := func(e *Engine) int {
 		e.shared.mu.Lock()
 		defer e.shared.mu.Unlock()
-		return len(e.shared.acme)
+		return len(e.shared.sources)
 	}
 	e := startOps(t, dir, policy(same, same), nil)
 	st := e.cur.Load()
@@ -167,4 +168,79 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// TestFilesSourceKeptAcrossReloads: a files certificate source (which staples
+// OCSP answers in the background) is the engine's like an ACME one: a reload
+// with the same files keeps it (its staples with it), the reverse and forward
+// doors naming the same files share it, new contents replace it, and a policy
+// without it closes it.
+func TestFilesSourceKeptAcrossReloads(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := certs.CreateCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key"), "test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeLeaf := func(name string) {
+		t.Helper()
+		leaf, err := ca.Sign(name, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := certs.WritePair(leaf, filepath.Join(dir, "leaf.pem"), filepath.Join(dir, "leaf.key")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeLeaf("a.test")
+	const files = `{certs: [{cert_file: leaf.pem, key_file: leaf.key}]}`
+	policy := func(comment string) string {
+		return fmt.Sprintf(`reverse:
+  tls_listen: ["127.0.0.1:0"]
+  tls: %s
+  routes:
+    - {name: all, pool: p}
+pools:
+  p:
+    members: [{url: "http://127.0.0.1:9"}]
+forward:
+  listen: ["127.0.0.1:0"]
+  tls_listen: ["127.0.0.1:0"]
+  tls: %s
+# %s
+`, files, files, comment)
+	}
+	live := func(e *Engine) []*certs.Source {
+		e.shared.mu.Lock()
+		defer e.shared.mu.Unlock()
+		var out []*certs.Source
+		for _, s := range e.shared.sources {
+			out = append(out, s)
+		}
+		return out
+	}
+	e := startOps(t, dir, policy("1"), nil)
+	first := live(e)
+	if len(first) != 1 || e.cur.Load().reverseCerts != first[0] {
+		t.Fatalf("%d files sources, want one shared by both doors and the reverse door's", len(first))
+	}
+	reload := func(p string) {
+		t.Helper()
+		writeFile(t, filepath.Join(dir, "policy.yaml"), p)
+		if err := e.Reload(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reload(policy("2"))
+	if got := live(e); len(got) != 1 || got[0] != first[0] {
+		t.Fatal("a reload with the same files replaced the source")
+	}
+	writeLeaf("b.test")
+	reload(policy("3"))
+	if got := live(e); len(got) != 1 || got[0] == first[0] || e.cur.Load().reverseCerts != got[0] {
+		t.Fatal("a reload after the files changed kept the old source")
+	}
+	reload("forward:\n  listen: [\"127.0.0.1:0\"]\n")
+	if got := live(e); len(got) != 0 {
+		t.Fatalf("%d sources without TLS listeners, want none", len(got))
+	}
 }

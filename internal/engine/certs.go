@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"os"
@@ -101,7 +102,8 @@ func (e *Engine) useACME(st *state) error {
 		}
 		return nil
 	}
-	st.stage.acmeSet = true // even empty: the live sources this policy does not use go
+	st.stage.sourcesSet = true // even empty: the live sources this policy does not use go
+	st.stage.sources = map[string]*certs.Source{}
 	if len(doors) == 0 {
 		return nil
 	}
@@ -136,30 +138,63 @@ func (e *Engine) useACME(st *state) error {
 		}
 	}
 	st.acme = map[string]*certs.Source{}
-	st.stage.acme = map[string]*certs.Source{}
-	s := e.shared
 	for _, k := range order {
 		g := groups[k]
 		d := g.doors[0]
-		key := fmt.Sprintf("%s|%q|%q", k, g.plain, g.tls)
-		s.mu.Lock()
-		src := s.acme[key]
-		s.mu.Unlock()
-		if src == nil {
+		src, err := e.keptSource(st, "acme|"+k+fmt.Sprintf("|%q|%q", g.plain, g.tls), func() (*certs.Source, error) {
 			opts := d.opts
 			opts.HTTPAddr, opts.TLSAddr, opts.Logger = g.plain, g.tls, e.log.With("door", g.first)
-			var err error
-			if src, err = certs.New(d.cfg, opts); err != nil {
-				return fmt.Errorf("%s.tls: %w", d.door, err)
-			}
-			st.stage.acmeNew = append(st.stage.acmeNew, src)
+			return certs.New(d.cfg, opts)
+		})
+		if err != nil {
+			return fmt.Errorf("%s.tls: %w", d.door, err)
 		}
-		st.stage.acme[key] = src
 		for _, d := range g.doors {
 			st.acme[d.door] = src
 		}
 	}
 	return nil
+}
+
+// keptSource returns the certificate source for key: the one this policy
+// already uses, else the live one, else one build makes (closed if the build is
+// discarded). The commit keeps the sources the policy uses and closes the
+// others once the new state serves.
+func (e *Engine) keptSource(st *state, key string, build func() (*certs.Source, error)) (*certs.Source, error) {
+	if src := st.stage.sources[key]; src != nil {
+		return src, nil
+	}
+	s := e.shared
+	s.mu.Lock()
+	src := s.sources[key]
+	s.mu.Unlock()
+	if src == nil {
+		var err error
+		if src, err = build(); err != nil {
+			return nil, err
+		}
+		st.stage.sourcesNew = append(st.stage.sourcesNew, src)
+	}
+	st.stage.sources[key] = src
+	return src, nil
+}
+
+// filesSource returns the source of a door's certificate files: a files
+// source staples OCSP answers in the background, so it is kept across reloads
+// while the files' contents are the same (a reload after the files were
+// replaced reads them again).
+func (e *Engine) filesSource(st *state, cfg certs.Config, opts certs.Options) (*certs.Source, error) {
+	h := sha256.New()
+	for _, cf := range cfg.Certs {
+		for _, f := range []string{cf.CertFile, cf.KeyFile} {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(h, "%q %d %x\n", f, len(b), sha256.Sum256(b))
+		}
+	}
+	return e.keptSource(st, fmt.Sprintf("files|%x", h.Sum(nil)), func() (*certs.Source, error) { return certs.New(cfg, opts) })
 }
 
 // overlappingNames refuses two ACME sources that list the same name: both would
@@ -179,8 +214,8 @@ func overlappingNames(st *state, doors []*acmeDoor) error {
 }
 
 // reverseCerts returns the certificate source of the reverse door's TLS
-// listeners: the ACME source useACME chose, or files or internal built for
-// this policy.
+// listeners: the ACME source useACME chose, the kept files source, or an
+// internal one built for this policy.
 func (e *Engine) reverseCerts(st *state, cfg *reverse.Config) (*certs.Source, error) {
 	if cfg.TLS.Mode == certs.ModeACME {
 		if src := st.acme["reverse"]; src != nil {
@@ -190,6 +225,9 @@ func (e *Engine) reverseCerts(st *state, cfg *reverse.Config) (*certs.Source, er
 	}
 	opts := reverse.CertOptions(cfg, defaultStateDir())
 	opts.Leaves, opts.Logger = st.leaves, e.log.With("door", "reverse")
+	if cfg.TLS.Mode == "" || cfg.TLS.Mode == certs.ModeFiles {
+		return e.filesSource(st, cfg.TLS, opts)
+	}
 	return certs.New(cfg.TLS, opts)
 }
 

@@ -102,7 +102,13 @@ func (e *Engine) forwardTLSConfig(st *state, full *forward.Config, p *forward.Pr
 			opts.DefaultNames = append(opts.DefaultNames, ip.String())
 		}
 	}
-	src, err := certs.New(cfg, opts)
+	var src *certs.Source
+	var err error
+	if cfg.Mode == "" || cfg.Mode == certs.ModeFiles {
+		src, err = e.filesSource(st, cfg, opts)
+	} else {
+		src, err = certs.New(cfg, opts)
+	}
 	if err != nil {
 		return nil, st.file.FieldErrors([]field.Error{field.Errorf("forward.tls", "%v", err)})
 	}

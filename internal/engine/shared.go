@@ -56,7 +56,7 @@ type shared struct {
 
 	leaves     *certs.Leaves // guarded by mu
 	leavesSize int
-	acme       map[string]*certs.Source // the doors' ACME sources by settings and listeners, kept across reloads; guarded by mu
+	sources    map[string]*certs.Source // the doors' ACME and files certificate sources by settings, kept across reloads; guarded by mu
 
 	authLim      *auth.Limiter // guarded by mu: failed sign-ins, kept across reloads
 	authLimCfg   auth.LimiterConfig
@@ -181,10 +181,10 @@ func (s *shared) close() {
 	}
 	s.cacheMu.Unlock()
 	s.obs.close()
-	for _, src := range s.acme {
+	for _, src := range s.sources {
 		src.Close()
 	}
-	s.acme = nil
+	s.sources = nil
 	if s.resolver != nil {
 		s.resolver.Close()
 	}

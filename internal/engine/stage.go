@@ -46,9 +46,9 @@ type staged struct {
 	leaves     *certs.Leaves // a new leaf-certificate cache
 	leavesSize int
 
-	acmeSet bool                     // acme replaces the live ACME sources (useACME ran)
-	acme    map[string]*certs.Source // the sources the policy uses, by settings and listeners
-	acmeNew []*certs.Source          // those built for it: closed by discard
+	sourcesSet bool                     // sources replaces the live certificate sources (useACME ran)
+	sources    map[string]*certs.Source // the ACME and files sources the policy uses, by settings
+	sourcesNew []*certs.Source          // those built for it: closed by discard
 }
 
 // poolUpdate is a changed pool's new configuration, prepared.
@@ -85,13 +85,13 @@ func (g *staged) commit() (release func()) {
 	if g.leaves != nil {
 		s.leaves, s.leavesSize = g.leaves, g.leavesSize
 	}
-	if g.acmeSet {
-		for k, old := range s.acme {
-			if g.acme[k] != old {
+	if g.sourcesSet {
+		for k, old := range s.sources {
+			if g.sources[k] != old {
 				after = append(after, old.Close)
 			}
 		}
-		s.acme = g.acme
+		s.sources = g.sources
 	}
 	s.mu.Unlock()
 
@@ -171,7 +171,7 @@ func (g *staged) discard() {
 	if g.cluster != nil {
 		g.cluster.stopAndWait()
 	}
-	for _, src := range g.acmeNew {
+	for _, src := range g.sourcesNew {
 		src.Close()
 	}
 	*g = staged{s: g.s}
