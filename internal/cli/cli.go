@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/term"
@@ -195,7 +194,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigs, controlSignals()...)
 	defer signal.Stop(sigs)
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
@@ -209,10 +208,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			}
 			return 0
 		case s := <-sigs:
-			switch s {
-			case syscall.SIGHUP:
+			switch {
+			case isReload(s):
 				_ = e.Reload() // logged by the engine; the old policy keeps serving on error
-			case syscall.SIGUSR1:
+			case isReopenLogs(s):
 				e.ReopenLogs()
 			default:
 				if stopping {
