@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -61,8 +62,13 @@ func (c *Config) validateTLS() []field.Error {
 		errs = append(errs, validateListen(fmt.Sprintf("tls_listen[%d]", i), a)...)
 	}
 	errs = append(errs, field.Prefix("tls", c.TLS.Validate(len(c.TLSListen) > 0))...)
-	if c.TLS.Mode == certs.ModeACME { // its challenges are answered by the reverse door's listeners only
-		errs = append(errs, field.Errorf("tls.mode", "acme is not available on the forward door yet: use files or internal"))
+	if c.TLS.Mode == certs.ModeACME {
+		if len(c.TLS.Names) == 0 {
+			errs = append(errs, field.Errorf("tls.names", "required with mode acme: the proxy's public names, which clients put in --proxy https://NAME:PORT"))
+		}
+		if slices.Contains(c.TLS.Challenges, certs.ChallengeHTTP01) && len(c.Listen) == 0 {
+			errs = append(errs, field.Errorf("tls.challenges", "http-01 needs a plain listener (forward.listen) reachable on port 80 of the names"))
+		}
 	}
 	pr := c.TLSProbeResistance
 	if pr == nil {

@@ -190,6 +190,7 @@ type pebble struct {
 	directory         string // the ACME directory URL
 	httpAddr, tlsAddr string // where its VA validates: the door's plain and TLS listeners
 	root              *x509.CertPool
+	rootPEM           []byte // root, for curl --cacert
 	intermediate      *x509.Certificate
 
 	mu     sync.Mutex
@@ -298,7 +299,7 @@ func startPebble(t *testing.T, dir string) *pebble {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	p.root = x509.NewCertPool()
+	p.root, p.rootPEM = x509.NewCertPool(), rootPEM
 	if !p.root.AppendCertsFromPEM(rootPEM) {
 		t.Fatalf("pebble's root: %q", rootPEM)
 	}

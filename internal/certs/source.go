@@ -140,8 +140,9 @@ type Options struct {
 // Safe for concurrent use.
 type Source struct {
 	mode   string
-	files  []tls.Certificate // mode files
-	ca     *CA               // mode internal
+	files  []*stapled // mode files
+	staple *stapler   // mode files: OCSP staples (nil: no certificate names a responder)
+	ca     *CA        // mode internal
 	caPath string
 	names  []string // mode internal: sorted, exact names and "*.domain"
 	leaves *Leaves
@@ -169,8 +170,17 @@ func New(cfg Config, opts Options) (*Source, error) {
 			if err != nil {
 				return nil, err
 			}
-			s.files = append(s.files, c)
+			sc, err := newStapled(c)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", cf.CertFile, err)
+			}
+			s.files = append(s.files, sc)
 		}
+		log := opts.Logger
+		if log == nil {
+			log = slog.New(slog.DiscardHandler)
+		}
+		s.staple = startStapler(s.files, log, s.now)
 	case ModeInternal:
 		if opts.Dir == "" {
 			return nil, errors.New("internal: no state directory")
@@ -228,12 +238,12 @@ func (s *Source) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 	case ModeACME:
 		return s.acme.getCertificate(hello)
 	default:
-		for i := range s.files {
-			if hello.SupportsCertificate(&s.files[i]) == nil {
-				return &s.files[i], nil
+		for _, c := range s.files {
+			if hello.SupportsCertificate(&c.base) == nil {
+				return c.certificate(), nil
 			}
 		}
-		return &s.files[0], nil
+		return s.files[0].certificate(), nil
 	}
 }
 
@@ -294,9 +304,12 @@ func (s *Source) Status() []CertStatus {
 }
 
 // Close stops what the source runs: for ACME its certificate cache and its
-// renewals. The source must not be used after.
+// renewals, for files the OCSP stapler. The source must not be used after.
 func (s *Source) Close() {
 	if s.acme != nil {
 		s.acme.close()
+	}
+	if s.staple != nil {
+		s.staple.close()
 	}
 }

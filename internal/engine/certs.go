@@ -1,64 +1,275 @@
 package engine
 
 import (
+	"crypto/sha256"
 	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
 
 	"github.com/portcullis/portcullis/internal/admin"
 	"github.com/portcullis/portcullis/internal/certs"
+	"github.com/portcullis/portcullis/internal/config/field"
 	"github.com/portcullis/portcullis/reverse"
 )
 
-// reverseCerts returns the certificate source of the reverse door's TLS
-// listeners. Files and internal sources are built per policy. An ACME source
-// holds a certificate cache and its maintenance, so it is kept across reloads
-// while its settings stay the same, replaced when the reload commits otherwise
-// (the old one closed once the new state serves), and closed with the engine.
-func (e *Engine) reverseCerts(st *state, cfg *reverse.Config) (*certs.Source, error) {
-	opts := reverse.CertOptions(cfg, defaultStateDir())
-	opts.Leaves, opts.Logger = st.leaves, e.log.With("door", "reverse")
-	if cfg.TLS.Mode != certs.ModeACME {
-		return certs.New(cfg.TLS, opts)
+// ACME sources are the engine's: each holds a certmagic cache, its
+// maintenance (renewals, OCSP staples) and a storage folder, so two doors
+// with the same ACME settings (reverse.tls and forward.tls) share one source,
+// and a source is kept across reloads while its settings and challenge
+// listeners stay the same. useACME plans them before the doors are built:
+// the doors take theirs from state.acme.
+
+// acmeDoor is one door's ACME settings, paths resolved.
+type acmeDoor struct {
+	door  string       // "reverse" or "forward": the policy section
+	cfg   certs.Config // its tls section
+	opts  certs.Options
+	plain string // the plain listener that answers http-01 ("": none)
+	tls   string // the first TLS listener (tls-alpn-01)
+}
+
+// settings identifies the certificates a door's source manages: doors with the
+// same settings share one source.
+func (d *acmeDoor) settings() string {
+	defaults := d.opts.DefaultNames
+	if len(d.cfg.Names) > 0 {
+		defaults = nil // not used
 	}
-	if len(cfg.Listen) > 0 {
-		opts.HTTPAddr = cfg.Listen[0]
+	return fmt.Sprintf("%#v|%q|%q", d.cfg, d.opts.Dir, defaults)
+}
+
+// acmeDoors returns the doors of st's policy whose certificates come from ACME
+// (the reverse door first).
+func (e *Engine) acmeDoors(st *state) []*acmeDoor {
+	var out []*acmeDoor
+	p := st.file.Policy
+	if r := p.Reverse; r != nil && len(r.TLSListen) > 0 && r.TLS.Mode == certs.ModeACME {
+		cfg := *r
+		cfg.StateDir = st.file.Resolve(cfg.StateDir)
+		d := &acmeDoor{door: "reverse", cfg: resolveACME(st, cfg.TLS), opts: reverse.CertOptions(&cfg, defaultStateDir()), tls: r.TLSListen[0]}
+		if len(r.Listen) > 0 {
+			d.plain = r.Listen[0]
+		}
+		out = append(out, d)
 	}
-	opts.TLSAddr = cfg.TLSListen[0]
-	key := fmt.Sprintf("%#v|%q|%q|%q|%q", cfg.TLS, opts.Dir, opts.DefaultNames, opts.HTTPAddr, opts.TLSAddr)
+	if f := p.Forward; f != nil && len(f.TLSListen) > 0 && f.TLS.Mode == certs.ModeACME {
+		d := &acmeDoor{door: "forward", cfg: resolveACME(st, f.TLS), opts: certs.Options{Dir: forwardStateDir(st)}, tls: f.TLSListen[0]}
+		// The forward door's plain listener is a proxy's (3128, 8080…), not
+		// the port 80 a CA validates http-01 on: it answers only when the
+		// policy asks for http-01 by name.
+		if slices.Contains(f.TLS.Challenges, certs.ChallengeHTTP01) && len(f.Listen) > 0 {
+			d.plain = f.Listen[0]
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// resolveACME returns cfg with its paths relative to the policy file.
+func resolveACME(st *state, cfg certs.Config) certs.Config {
+	cfg.CARoot = st.file.Resolve(cfg.CARoot)
+	cfg.Storage = st.file.Resolve(cfg.Storage)
+	cfg.Names = slices.Clone(cfg.Names)
+	cfg.Challenges = slices.Clone(cfg.Challenges)
+	return cfg
+}
+
+// forwardStateDir is the forward door's state directory: the reverse door's
+// (reverse.state_dir) or the default one.
+func forwardStateDir(st *state) string {
+	if r := st.file.Policy.Reverse; r != nil && r.StateDir != "" {
+		return st.file.Resolve(r.StateDir)
+	}
+	return defaultStateDir()
+}
+
+// useACME gives every door whose certificates come from ACME its source
+// (st.acme): the live one with the same settings and challenge listeners, one
+// built by this policy for another door with the same settings, or a new one.
+// The new set replaces the live one when st is committed (sources it no longer
+// uses are closed then); a new source is closed if the build is discarded.
+func (e *Engine) useACME(st *state) error {
+	doors := e.acmeDoors(st)
+	if e.opts.DryRun {
+		for _, d := range doors {
+			if d.cfg.CARoot != "" {
+				if _, err := os.Stat(d.cfg.CARoot); err != nil {
+					return fmt.Errorf("%s.tls.ca_root: %w", d.door, err)
+				}
+			}
+		}
+		return nil
+	}
+	st.stage.sourcesSet = true // even empty: the live sources this policy does not use go
+	st.stage.sources = map[string]*certs.Source{}
+	if len(doors) == 0 {
+		return nil
+	}
+	// Group the doors by settings; each group's challenges are answered on the
+	// first door's listeners that has them.
+	type group struct {
+		doors      []*acmeDoor
+		plain, tls string
+		first      string
+	}
+	var order []string
+	groups := map[string]*group{}
+	for _, d := range doors {
+		k := d.settings()
+		g := groups[k]
+		if g == nil {
+			g = &group{first: d.door}
+			groups[k] = g
+			order = append(order, k)
+		}
+		g.doors = append(g.doors, d)
+		if g.plain == "" {
+			g.plain = d.plain
+		}
+		if g.tls == "" {
+			g.tls = d.tls
+		}
+	}
+	if len(order) > 1 {
+		if err := overlappingNames(st, doors); err != nil {
+			return err
+		}
+	}
+	st.acme = map[string]*certs.Source{}
+	for _, k := range order {
+		g := groups[k]
+		d := g.doors[0]
+		src, err := e.keptSource(st, "acme|"+k+fmt.Sprintf("|%q|%q", g.plain, g.tls), func() (*certs.Source, error) {
+			opts := d.opts
+			opts.HTTPAddr, opts.TLSAddr, opts.Logger = g.plain, g.tls, e.log.With("door", g.first)
+			return certs.New(d.cfg, opts)
+		})
+		if err != nil {
+			return fmt.Errorf("%s.tls: %w", d.door, err)
+		}
+		for _, d := range g.doors {
+			st.acme[d.door] = src
+		}
+	}
+	return nil
+}
+
+// keptSource returns the certificate source for key: the one this policy
+// already uses, else the live one, else one build makes (closed if the build is
+// discarded). The commit keeps the sources the policy uses and closes the
+// others once the new state serves.
+func (e *Engine) keptSource(st *state, key string, build func() (*certs.Source, error)) (*certs.Source, error) {
+	if src := st.stage.sources[key]; src != nil {
+		return src, nil
+	}
 	s := e.shared
 	s.mu.Lock()
-	cur, curKey := s.acme, s.acmeKey
+	src := s.sources[key]
 	s.mu.Unlock()
-	if cur != nil && curKey == key {
-		st.stage.acmeSet = false
-		return cur, nil
+	if src == nil {
+		var err error
+		if src, err = build(); err != nil {
+			return nil, err
+		}
+		st.stage.sourcesNew = append(st.stage.sourcesNew, src)
 	}
-	src, err := certs.New(cfg.TLS, opts)
-	if err != nil {
-		return nil, err
-	}
-	st.stage.acmeSet, st.stage.acme, st.stage.acmeKey = true, src, key
+	st.stage.sources[key] = src
 	return src, nil
 }
 
-// dropACME stages the removal of the live ACME source, if any; reverseCerts
-// undoes it when the new policy keeps it.
-func (e *Engine) dropACME(st *state) {
-	s := e.shared
-	s.mu.Lock()
-	st.stage.acmeSet = s.acme != nil
-	s.mu.Unlock()
+// filesSource returns the source of a door's certificate files: a files
+// source staples OCSP answers in the background, so it is kept across reloads
+// while the files' contents are the same (a reload after the files were
+// replaced reads them again).
+func (e *Engine) filesSource(st *state, cfg certs.Config, opts certs.Options) (*certs.Source, error) {
+	h := sha256.New()
+	for _, cf := range cfg.Certs {
+		for _, f := range []string{cf.CertFile, cf.KeyFile} {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(h, "%q %d %x\n", f, len(b), sha256.Sum256(b))
+		}
+	}
+	return e.keptSource(st, fmt.Sprintf("files|%x", h.Sum(nil)), func() (*certs.Source, error) { return certs.New(cfg, opts) })
+}
+
+// overlappingNames refuses two ACME sources that list the same name: both would
+// order and renew its certificate in the same storage.
+func overlappingNames(st *state, doors []*acmeDoor) error {
+	seen := map[string]string{}
+	for _, d := range doors {
+		for _, n := range d.cfg.Names {
+			if other, ok := seen[n]; ok && other != d.door {
+				return st.file.FieldErrors([]field.Error{field.Errorf(d.door+".tls.names",
+					"%s is also listed by %s.tls with other ACME settings: give both doors the same tls settings to share one certificate source", n, other)})
+			}
+			seen[n] = d.door
+		}
+	}
+	return nil
+}
+
+// reverseCerts returns the certificate source of the reverse door's TLS
+// listeners: the ACME source useACME chose, the kept files source, or an
+// internal one built for this policy.
+func (e *Engine) reverseCerts(st *state, cfg *reverse.Config) (*certs.Source, error) {
+	if cfg.TLS.Mode == certs.ModeACME {
+		if src := st.acme["reverse"]; src != nil {
+			return src, nil
+		}
+		return nil, fmt.Errorf("no ACME source") // useACME runs first
+	}
+	opts := reverse.CertOptions(cfg, defaultStateDir())
+	opts.Leaves, opts.Logger = st.leaves, e.log.With("door", "reverse")
+	if cfg.TLS.Mode == "" || cfg.TLS.Mode == certs.ModeFiles {
+		return e.filesSource(st, cfg.TLS, opts)
+	}
+	return certs.New(cfg.TLS, opts)
+}
+
+// acmePlain returns door behind the answers to ACME http-01 challenges of src
+// for a forward proxy's plain listener: only a request in origin form
+// (GET /.well-known/acme-challenge/TOKEN with Host the name being validated,
+// as a CA sends it) is a challenge; a proxy request in absolute form for the
+// same path is the door's, so a client of the proxy reaches the real site.
+func acmePlain(src *certs.Source, door http.Handler) http.Handler {
+	challenges := src.HTTPHandler(door)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.IsAbs() || r.Method == http.MethodConnect || !strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") {
+			door.ServeHTTP(w, r)
+			return
+		}
+		challenges.ServeHTTP(w, r)
+	})
 }
 
 // certStatus is the current policy's ACME certificates, for the status page and
-// the metrics.
+// the metrics: every source once, each name once.
 func (e *Engine) certStatus() []admin.CertStatus {
 	st := e.cur.Load()
-	if st == nil || st.reverseCerts == nil {
+	if st == nil {
 		return nil
 	}
 	var out []admin.CertStatus
-	for _, s := range st.reverseCerts.Status() {
-		out = append(out, admin.CertStatus(s))
+	var srcs []*certs.Source
+	seen := map[string]bool{}
+	for _, door := range []string{"reverse", "forward"} {
+		src := st.acme[door]
+		if src == nil || slices.Contains(srcs, src) {
+			continue
+		}
+		srcs = append(srcs, src)
+		for _, s := range src.Status() {
+			if !seen[s.Name] {
+				seen[s.Name] = true
+				out = append(out, admin.CertStatus(s))
+			}
+		}
 	}
+	slices.SortFunc(out, func(x, y admin.CertStatus) int { return strings.Compare(x.Name, y.Name) })
 	return out
 }

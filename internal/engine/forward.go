@@ -97,8 +97,16 @@ func (e *Engine) buildForward(st *state) error {
 	limit := func(ln net.Listener) net.Listener {
 		return accept.LimitShared(ln, maxConns, full.MaxConnsPerClient, "forward", e.shared.connCounts)
 	}
+	// Plain listeners answer ACME http-01 challenges before the door when
+	// forward.tls asks for them (st.forwardPlain, set with the TLS listeners).
+	pickPlain := func(s *state) http.Handler {
+		if s.forwardPlain != nil {
+			return s.forwardPlain
+		}
+		return s.forward
+	}
 	for _, addr := range full.Listen {
-		st.listens = append(st.listens, httpListen("forward", addr, func(s *state) http.Handler { return s.forward }, limit,
+		st.listens = append(st.listens, httpListen("forward", addr, pickPlain, limit,
 			func(srv *h1.Server) { srv.ReadHeaderTimeout = full.ReadHeaderTimeout }))
 	}
 	if err := e.forwardTLSListeners(st, full, p, limit); err != nil {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 
 	"github.com/portcullis/portcullis/forward"
 	"github.com/portcullis/portcullis/internal/certs"
@@ -17,13 +18,14 @@ import (
 
 // forwardTLSListeners binds forward.tls_listen: the forward door over TLS (an
 // HTTPS proxy), HTTP/1.1 and HTTP/2 by ALPN, with the door's connection limits.
-// The certificates come from forward.tls through a certs.Source (files, or the
-// internal CA), and follow reloads: each handshake asks the current state.
+// The certificates come from forward.tls through a certs.Source (files, the
+// internal CA or ACME), and follow reloads: each handshake asks the current
+// state.
 func (e *Engine) forwardTLSListeners(st *state, full *forward.Config, p *forward.Proxy, limit func(net.Listener) net.Listener) error {
 	if len(full.TLSListen) == 0 {
 		return nil
 	}
-	tc, err := e.forwardTLSConfig(st, full)
+	tc, err := e.forwardTLSConfig(st, full, p)
 	if err != nil {
 		return err
 	}
@@ -61,9 +63,12 @@ func (e *Engine) forwardTLSListeners(st *state, full *forward.Config, p *forward
 // with a certs.Source, as the reverse door does (paths relative to the policy
 // file). The internal CA is the reverse door's, in reverse.state_dir or the
 // default state directory; its leaves default to "localhost" and the IP
-// addresses tls_listen names. In a dry run it only checks that the
-// certificate files exist, and returns nil.
-func (e *Engine) forwardTLSConfig(st *state, full *forward.Config) (*tls.Config, error) {
+// addresses tls_listen names. Mode acme takes the engine's ACME source
+// (useACME): the TLS listeners answer tls-alpn-01 themselves, and the plain
+// listeners answer http-01 when forward.tls.challenges lists it
+// (st.forwardPlain). In a dry run it only checks that the certificate files
+// exist, and returns nil.
+func (e *Engine) forwardTLSConfig(st *state, full *forward.Config, p *forward.Proxy) (*tls.Config, error) {
 	cfg := full.TLS
 	cfg.Certs = nil
 	for i, c := range full.TLS.Certs {
@@ -80,17 +85,30 @@ func (e *Engine) forwardTLSConfig(st *state, full *forward.Config) (*tls.Config,
 	if e.opts.DryRun {
 		return nil, nil
 	}
-	opts := certs.Options{Dir: defaultStateDir(), DefaultNames: []string{"localhost"}, Leaves: st.leaves, Logger: e.log.With("door", "forward")}
-	if r := st.file.Policy.Reverse; r != nil && r.StateDir != "" {
-		opts.Dir = st.file.Resolve(r.StateDir)
+	if cfg.Mode == certs.ModeACME {
+		src := st.acme["forward"]
+		if src == nil { // useACME runs first
+			return nil, st.file.FieldErrors([]field.Error{field.Errorf("forward.tls", "no ACME source")})
+		}
+		if len(full.Listen) > 0 && slices.Contains(cfg.Challenges, certs.ChallengeHTTP01) && src.HTTPChallenges() {
+			st.forwardPlain = acmePlain(src, p)
+		}
+		return src.TLSConfig("h2", "http/1.1"), nil
 	}
+	opts := certs.Options{Dir: forwardStateDir(st), DefaultNames: []string{"localhost"}, Leaves: st.leaves, Logger: e.log.With("door", "forward")}
 	for _, a := range full.TLSListen {
 		host, _, _ := net.SplitHostPort(a)
 		if ip, err := netip.ParseAddr(host); err == nil && !ip.IsUnspecified() {
 			opts.DefaultNames = append(opts.DefaultNames, ip.String())
 		}
 	}
-	src, err := certs.New(cfg, opts)
+	var src *certs.Source
+	var err error
+	if cfg.Mode == "" || cfg.Mode == certs.ModeFiles {
+		src, err = e.filesSource(st, cfg, opts)
+	} else {
+		src, err = certs.New(cfg, opts)
+	}
 	if err != nil {
 		return nil, st.file.FieldErrors([]field.Error{field.Errorf("forward.tls", "%v", err)})
 	}

@@ -18,7 +18,6 @@ import (
 
 // buildReverse builds the reverse door for st when the policy has a reverse section.
 func (e *Engine) buildReverse(st *state) error {
-	e.dropACME(st)
 	if st.file.Policy.Reverse == nil {
 		return nil
 	}

@@ -56,8 +56,7 @@ type shared struct {
 
 	leaves     *certs.Leaves // guarded by mu
 	leavesSize int
-	acme       *certs.Source // the reverse door's ACME source, kept across reloads; guarded by mu
-	acmeKey    string        // its settings
+	sources    map[string]*certs.Source // the doors' ACME and files certificate sources by settings, kept across reloads; guarded by mu
 
 	authLim      *auth.Limiter // guarded by mu: failed sign-ins, kept across reloads
 	authLimCfg   auth.LimiterConfig
@@ -182,10 +181,10 @@ func (s *shared) close() {
 	}
 	s.cacheMu.Unlock()
 	s.obs.close()
-	if s.acme != nil {
-		s.acme.Close()
-		s.acme = nil
+	for _, src := range s.sources {
+		src.Close()
 	}
+	s.sources = nil
 	if s.resolver != nil {
 		s.resolver.Close()
 	}

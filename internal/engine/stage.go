@@ -46,9 +46,9 @@ type staged struct {
 	leaves     *certs.Leaves // a new leaf-certificate cache
 	leavesSize int
 
-	acmeSet bool          // the reverse door's ACME source changes: acme (nil: none) replaces the live one
-	acme    *certs.Source // prepared; closed by discard
-	acmeKey string
+	sourcesSet bool                     // sources replaces the live certificate sources (useACME ran)
+	sources    map[string]*certs.Source // the ACME and files sources the policy uses, by settings
+	sourcesNew []*certs.Source          // those built for it: closed by discard
 }
 
 // poolUpdate is a changed pool's new configuration, prepared.
@@ -85,11 +85,13 @@ func (g *staged) commit() (release func()) {
 	if g.leaves != nil {
 		s.leaves, s.leavesSize = g.leaves, g.leavesSize
 	}
-	if g.acmeSet {
-		if old := s.acme; old != nil {
-			after = append(after, old.Close)
+	if g.sourcesSet {
+		for k, old := range s.sources {
+			if g.sources[k] != old {
+				after = append(after, old.Close)
+			}
 		}
-		s.acme, s.acmeKey = g.acme, g.acmeKey
+		s.sources = g.sources
 	}
 	s.mu.Unlock()
 
@@ -169,8 +171,8 @@ func (g *staged) discard() {
 	if g.cluster != nil {
 		g.cluster.stopAndWait()
 	}
-	if g.acme != nil {
-		g.acme.Close()
+	for _, src := range g.sourcesNew {
+		src.Close()
 	}
 	*g = staged{s: g.s}
 }

@@ -53,6 +53,14 @@ type state struct {
 	reverseCerts *certs.Source
 	reversePlain http.Handler
 
+	// acme is the ACME certificate source of each door ("reverse",
+	// "forward") whose certificates come from ACME; two doors with the same
+	// settings share one. The engine owns them (useACME).
+	acme map[string]*certs.Source
+	// forwardPlain is the forward plain listeners' handler when they answer
+	// ACME http-01 challenges before the door (else nil).
+	forwardPlain http.Handler
+
 	// warnings are problems that do not stop the policy from loading
 	// (FILE:LINE:COL: field: warning: …), logged when it loads.
 	warnings []string
@@ -84,7 +92,7 @@ func (e *Engine) build(f *config.File) (_ *state, err error) {
 		return nil, f.FieldErrors(ferrs)
 	}
 	st.program = prog
-	for _, door := range []func(*state) error{e.useCluster, e.useResolver, e.usePools, e.useCache, e.buildProfiles, e.useInspection, e.buildForward, e.buildReverse, e.buildDNS, e.buildAdmin} {
+	for _, door := range []func(*state) error{e.useCluster, e.useResolver, e.usePools, e.useCache, e.buildProfiles, e.useInspection, e.useACME, e.buildForward, e.buildReverse, e.buildDNS, e.buildAdmin} {
 		if err := door(st); err != nil {
 			return nil, err
 		}
