@@ -34,7 +34,7 @@ func TestListenAndServe(t *testing.T) {
 			break
 		}
 		cancel()
-		if attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
+		if attempt == 20 || !strings.Contains(err.Error(), "address already in use") {
 			t.Fatal(err)
 		}
 	}
@@ -73,17 +73,35 @@ func TestListenAndServe(t *testing.T) {
 // moment ago.
 func freePortServer(t *testing.T, up *resolvertest.Upstream) (string, *Server) {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := pc.LocalAddr().String()
-	pc.Close()
+	addr := freeTCPAndUDPPort(t)
 	srv, err := New(Options{Config: &Config{Listen: []string{addr}}, Resolver: newResolver(t, up)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return addr, srv
+}
+
+// freeTCPAndUDPPort returns a loopback address whose port was free for both
+// TCP and UDP a moment ago. A port free for UDP is often taken for TCP on a
+// busy machine (the ephemeral ports of other tests' connections), so both
+// are bound before the port is handed out.
+func freeTCPAndUDPPort(t *testing.T) string {
+	t.Helper()
+	for attempt := 0; attempt < 100; attempt++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		pc, err := net.ListenPacket("udp", addr)
+		ln.Close()
+		if err == nil {
+			pc.Close()
+			return addr
+		}
+	}
+	t.Fatal("no port free for both TCP and UDP in 100 tries")
+	return ""
 }
 
 // waitAnswering polls addr (an external effect, with a deadline) until the server
