@@ -618,8 +618,21 @@ func (c *conn) hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c.rwc.SetDeadline(time.Time{})
 	c.forgotten = true
 	c.s.forget(c, true)
-	return c.rwc, bufio.NewReadWriter(c.br, bufio.NewWriter(c.rwc)), nil
+	br := c.br
+	if br.Buffered() == 0 && !c.cr.hasByte {
+		// Nothing was read past the head: the pooled buffer goes back,
+		// and the new owner (a tunnel, which reads the socket itself)
+		// gets a small one.
+		c.s.putReader(br)
+		br = bufio.NewReaderSize(c.rwc, hijackBufSize)
+		c.br = br
+	}
+	return c.rwc, bufio.NewReadWriter(br, bufio.NewWriterSize(c.rwc, hijackBufSize)), nil
 }
+
+// hijackBufSize is the size of the buffers a hijacker gets (a 101 head
+// fits in one write).
+const hijackBufSize = 512
 
 // connReader is what a connection's bufio.Reader reads: the byte a wait or
 // a background read took, then the connection. A background read runs

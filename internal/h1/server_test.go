@@ -372,6 +372,11 @@ func TestHijack(t *testing.T) {
 		io.WriteString(conn, "HTTP/1.1 200 Connection established\r\n\r\n")
 		line, _ := rw.ReadString('\n')
 		io.WriteString(conn, "echo:"+line)
+		if r.URL.Host == "late.test:443" { // bytes sent after the 200, through rw's reader and writer
+			line, _ = rw.ReadString('\n')
+			rw.WriteString("echo:" + line)
+			rw.Flush()
+		}
 	}, nil)
 	c, br := ts.dial(t)
 	// The tunnel's first bytes come with the CONNECT: the hijacker gets them.
@@ -383,6 +388,18 @@ func TestHijack(t *testing.T) {
 	}
 	if got, _ := br.ReadString('\n'); got != "echo:hello\n" {
 		t.Fatal(got)
+	}
+	wantEOF(t, br)
+	// Nothing after the head: the hijacker reads and writes what comes later.
+	c, br = ts.dial(t)
+	io.WriteString(c, "CONNECT late.test:443 HTTP/1.1\r\nHost: late.test:443\r\n\r\n")
+	br.ReadString('\n')
+	br.ReadString('\n')
+	for _, msg := range []string{"first", strings.Repeat("long", 300)} {
+		io.WriteString(c, msg+"\n")
+		if got, _ := br.ReadString('\n'); got != "echo:"+msg+"\n" {
+			t.Fatalf("%.40q", got)
+		}
 	}
 	wantEOF(t, br)
 }
