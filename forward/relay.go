@@ -35,10 +35,9 @@ func (p *Proxy) serveHTTP(x *exchange, r *http.Request) {
 	// The exchange and the verdict travel in the context: the transport reads
 	// the verdict (cache policy, parent pool), modifyPlain the exchange.
 	x.ctx = exchangeCtx{Context: r.Context(), x: x, verdict: x.verdict}
-	r = r.WithContext(&x.ctx)
 	p.schoolRequest(x, r)
 	stripProxyHeaders(r)
-	res, err := p.relay.Serve(&x.w, r, &p.plain)
+	res, err := p.relay.ServeContext(&x.ctx, &x.w, r, &p.plain)
 	if res.Status == http.StatusSwitchingProtocols {
 		x.entry.Status, x.entry.BytesOut = res.Status, res.BytesOut
 	}

@@ -512,7 +512,7 @@ func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time) {
 	}
 	ex.info.Key = h.poolFor(rt, verdict.Pool).Key(r, ex.client) // what its policy hashes, if it hashes
 	ex.lent = true
-	h.proxy(ex, r.WithContext(ex), up)
+	h.proxy(ex, r, up)
 }
 
 // proxy relays r to the route's upstream: the outbound request is r itself,
@@ -520,7 +520,7 @@ func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time) {
 // answer; a failure before anything was written gets the door's page.
 func (h *Handler) proxy(ex *exchange, r *http.Request, up *relay.Options) {
 	h.rewrite(ex, r)
-	res, err := h.relay.Serve(ex, r, up)
+	res, err := h.relay.ServeContext(ex, ex, r, up) // ex is the context upstream too
 	if res.Status == http.StatusSwitchingProtocols {
 		ex.status, ex.bytes = res.Status, res.BytesOut
 	}
@@ -528,7 +528,7 @@ func (h *Handler) proxy(ex *exchange, r *http.Request, up *relay.Options) {
 		return
 	}
 	if res.Status == 0 {
-		h.proxyError(ex, r, err)
+		h.proxyError(ex, err)
 		return
 	}
 	ex.err = err // the client has the header: a cut body was aborted by relay
@@ -608,29 +608,24 @@ func publicLocation(loc, member, scheme, host string) string {
 
 // proxyError is the one error path: it maps the failure to a status and writes
 // a page that never names a member.
-func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	ex := exchangeFrom(r.Context())
+func (h *Handler) proxyError(ex *exchange, err error) {
 	status := errorStatus(err)
+	ex.err = err
 	var bodyErr error
-	if ex != nil {
-		ex.err = err
-		if ex.body != nil {
-			bodyErr = ex.body.readErr()
-		}
+	if ex.body != nil {
+		bodyErr = ex.body.readErr()
 	}
 	switch {
 	case bodyErr != nil:
 		// The client's body failed (too big, too slow): net/http has cancelled
 		// the context, but the client is there to read why.
 		status = errorStatus(bodyErr)
-	case r.Context().Err() != nil:
+	case ex.Err() != nil:
 		// The client went away; nobody reads a page. Log 499 as nginx does.
-		if ex != nil {
-			ex.status = 499
-		}
+		ex.status = 499
 		return
 	}
-	h.page(w, status)
+	h.page(ex, status)
 }
 
 // errorStatus maps a proxying error to the status the client gets.
