@@ -154,7 +154,7 @@ func (s *stapler) refresh(ctx context.Context, c *stapled, now time.Time) {
 		}
 		c.retry = min(max(2*c.retry, ocspRetryMin), ocspRetryMax)
 		c.next = now.Add(c.retry)
-		s.log.Warn("ocsp: no answer from the responder; the staple (if any) is kept until its NextUpdate", "names", c.leaf.DNSNames, "responder", c.leaf.OCSPServer[0], "retry_in", c.retry, "error", err)
+		s.log.Warn("ocsp: no usable answer from the responder; the staple (if any) is kept until its NextUpdate", "names", c.leaf.DNSNames, "responder", c.leaf.OCSPServer[0], "retry_in", c.retry, "error", err)
 		return
 	}
 	c.retry = 0
