@@ -17,15 +17,15 @@ import (
 
 	"github.com/elazarl/goproxy"
 
-	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/rules"
 )
 
 // session is an inspected tunnel, carried in goproxy's ProxyCtx.UserData to every
 // request inside it.
 type session struct {
-	x     *exchange   // the CONNECT's exchange: only its groups are read
-	entry admin.Entry // the CONNECT's entry as inspection began: the inner requests' entries start from it
+	x     *exchange       // the CONNECT's exchange: only its groups are read
+	entry accesslog.Entry // the CONNECT's entry as inspection began: the inner requests' entries start from it
 	sni   string
 	host  string // the CONNECT's canonical host
 	port  uint16 // the CONNECT's port
