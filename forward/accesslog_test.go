@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/portcullis/portcullis/anonymize"
-	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/rules"
 )
 
@@ -32,7 +32,7 @@ func TestAccessLogRecordsClientHeaders(t *testing.T) {
 	host := o.Listener.Addr().String()
 	const ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.6723.102 Safari/537.36"
 	const ref = "http://news.example/front?id=7"
-	send := func(raw string) admin.Entry {
+	send := func(raw string) accesslog.Entry {
 		t.Helper()
 		resp, _, _ := tp.rawRequest(t, raw)
 		_, _ = io.Copy(io.Discard, resp.Body)
@@ -43,7 +43,7 @@ func TestAccessLogRecordsClientHeaders(t *testing.T) {
 		return tp.log.next(t)
 	}
 	hdrs := "Host: " + host + "\r\nUser-Agent: " + ua + "\r\nReferer: " + ref + "\r\n"
-	var entries []admin.Entry
+	var entries []accesslog.Entry
 	for _, tc := range []struct{ name, raw, proto string }{
 		{"GET", "GET " + o.URL + "/a HTTP/1.1\r\n" + hdrs + "\r\n", "HTTP/1.1"},
 		{"goproxy POST", "POST " + o.URL + "/b HTTP/1.1\r\n" + hdrs + "Content-Length: 2\r\nConnection: close\r\n\r\nhi", "HTTP/1.1"},
@@ -64,16 +64,16 @@ func TestAccessLogRecordsClientHeaders(t *testing.T) {
 	}
 	entries = append(entries, e)
 
-	for format, want := range map[admin.Format][]string{
-		admin.FormatCombined: {
+	for format, want := range map[accesslog.Format][]string{
+		accesslog.FormatCombined: {
 			`"GET ` + o.URL + `/a HTTP/1.1" 200 2 "` + ref + `" "` + ua + `"`,
 			`"GET ` + o.URL + `/c HTTP/1.0" 200 2 "` + ref + `" "` + ua + `"`,
 			`"GET ` + o.URL + `/private HTTP/1.1" 200 2 "-" "-"`,
 		},
-		admin.FormatJSON: {`"proto":"HTTP/1.0","referer":"` + ref + `","user_agent":"` + ua + `"`},
+		accesslog.FormatJSON: {`"proto":"HTTP/1.0","referer":"` + ref + `","user_agent":"` + ua + `"`},
 	} {
 		var buf bytes.Buffer
-		al, err := admin.NewAccessLogWriter(admin.LogConfig{Format: format}, &buf)
+		al, err := accesslog.NewWriter(accesslog.Config{Format: format}, &buf)
 		if err != nil {
 			t.Fatal(err)
 		}

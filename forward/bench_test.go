@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/accesslog"
 )
 
 // BenchmarkForwardGET measures one small GET through the proxy (client, proxy and
@@ -47,7 +47,7 @@ func benchForwardGET(b *testing.B, originURL string) {
 
 type discardLog struct{}
 
-func (discardLog) Log(*admin.Entry) {}
+func (discardLog) Log(*accesslog.Entry) {}
 
 // BenchmarkTunnelThroughput measures bytes/s through one CONNECT tunnel to a sink
 // (both legs are *net.TCPConn, so the relay splices), and straight to the sink

@@ -11,7 +11,7 @@ import (
 
 	"github.com/portcullis/portcullis/filter"
 	"github.com/portcullis/portcullis/internal/accept"
-	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/internal/pool"
 	"github.com/portcullis/portcullis/internal/tunnel"
 	"github.com/portcullis/portcullis/rules"
@@ -285,7 +285,7 @@ func (p *Proxy) runTunnel(ctx context.Context, x *exchange, client net.Conn, pre
 			// goroutine, stack, request and exchange end now; its
 			// access-log entry alone waits for the tunnel's end.
 			x.async = true
-			e, release := new(admin.Entry), x.release
+			e, release := new(accesslog.Entry), x.release
 			*e = *p.entryOf(x)
 			tn.Start(peeked, p.cfg.TunnelIdleTimeout, func(in, out int64) {
 				e.BytesIn, e.BytesOut = in, out

@@ -15,22 +15,22 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/accept"
-	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/internal/h1"
 	"github.com/portcullis/portcullis/internal/tunnel"
 	"github.com/portcullis/portcullis/rules"
 )
 
-// logRecorder is an admin.Logger that keeps every entry.
+// logRecorder is an accesslog.Logger that keeps every entry.
 type logRecorder struct {
 	mu      sync.Mutex
-	entries []admin.Entry
-	ch      chan admin.Entry
+	entries []accesslog.Entry
+	ch      chan accesslog.Entry
 }
 
-func newLogRecorder() *logRecorder { return &logRecorder{ch: make(chan admin.Entry, 1024)} }
+func newLogRecorder() *logRecorder { return &logRecorder{ch: make(chan accesslog.Entry, 1024)} }
 
-func (l *logRecorder) Log(e *admin.Entry) {
+func (l *logRecorder) Log(e *accesslog.Entry) {
 	l.mu.Lock()
 	l.entries = append(l.entries, *e)
 	l.mu.Unlock()
@@ -41,14 +41,14 @@ func (l *logRecorder) Log(e *admin.Entry) {
 }
 
 // next waits for the next entry.
-func (l *logRecorder) next(t *testing.T) admin.Entry {
+func (l *logRecorder) next(t *testing.T) accesslog.Entry {
 	t.Helper()
 	select {
 	case e := <-l.ch:
 		return e
 	case <-time.After(10 * time.Second):
 		t.Fatal("no access-log entry within 10s")
-		return admin.Entry{}
+		return accesslog.Entry{}
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/filter"
-	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/internal/h1"
 	"github.com/portcullis/portcullis/internal/h2"
 	"github.com/portcullis/portcullis/rules"
@@ -22,8 +22,8 @@ import (
 // session is an inspected tunnel, carried in the context of every request
 // inside it.
 type session struct {
-	x     *exchange   // the CONNECT's exchange: only its groups are read
-	entry admin.Entry // the CONNECT's entry as inspection began: the inner requests' entries start from it
+	x     *exchange       // the CONNECT's exchange: only its groups are read
+	entry accesslog.Entry // the CONNECT's entry as inspection began: the inner requests' entries start from it
 	sni   string
 	host  string // the CONNECT's canonical host (a block-page connection: the SNI, else that)
 	port  uint16 // the CONNECT's port

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/accept"
-	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/internal/config/field"
 	"github.com/portcullis/portcullis/rules"
 )
@@ -118,7 +118,7 @@ func (p *Proxy) ServeInterceptedTLS(ctx context.Context, c net.Conn) {
 		return
 	}
 	x := &exchange{intercepted: true}
-	x.entry = admin.Entry{Time: p.now(), Door: "forward", Client: clientAddr(c.RemoteAddr().String()), Method: http.MethodConnect, Upstream: "direct"}
+	x.entry = accesslog.Entry{Time: p.now(), Door: "forward", Client: clientAddr(c.RemoteAddr().String()), Method: http.MethodConnect, Upstream: "direct"}
 	defer p.finish(x)
 	p.tunnelFront(ctx, x, c, func() (string, []byte, *refusal) {
 		peeked, sni := peekHello(c, nil, p.cfg.SNIPeekTimeout)

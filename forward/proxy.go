@@ -16,7 +16,7 @@ import (
 	"github.com/portcullis/portcullis/filter"
 	"github.com/portcullis/portcullis/filter/phrase"
 	"github.com/portcullis/portcullis/forward/auth"
-	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/internal/relay"
 	"github.com/portcullis/portcullis/internal/tunnel"
@@ -67,7 +67,7 @@ type Options struct {
 	// Transport.
 	Parents func(pool string) ParentDialer
 	// Log receives one access-log entry per request or tunnel. Nil: none.
-	Log admin.Logger
+	Log accesslog.Logger
 	// Logger receives operational messages. Nil: discarded.
 	Logger *slog.Logger
 	// Tunnels tracks open tunnels across reloads. Nil: a private tracker.
@@ -129,7 +129,7 @@ type Proxy struct {
 	transport http.RoundTripper
 	dial      DialFunc
 	parents   func(pool string) ParentDialer
-	log       admin.Logger
+	log       accesslog.Logger
 	logger    *slog.Logger
 	tunnels   *tunnel.Set
 	now       func() time.Time
@@ -258,7 +258,7 @@ func (p *Proxy) Config() *Config { return p.cfg }
 type exchange struct {
 	w       respWriter
 	body    countingBody
-	entry   admin.Entry
+	entry   accesslog.Entry
 	verdict rules.Verdict
 	anon    Anonymizer
 	tunnel  *tunnel.Tunnel // CONNECT: the tracked tunnel, awaiting the hijack
@@ -321,7 +321,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.serve(w, r
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, overTLS bool) {
 	x := &exchange{}
 	x.w = respWriter{ResponseWriter: w, bufs: &p.bufs}
-	x.entry = admin.Entry{Time: p.now(), Door: "forward", Client: clientAddr(r.RemoteAddr), Method: r.Method, Upstream: "direct", TLS: overTLS}
+	x.entry = accesslog.Entry{Time: p.now(), Door: "forward", Client: clientAddr(r.RemoteAddr), Method: r.Method, Upstream: "direct", TLS: overTLS}
 	clientHeaders(&x.entry, r)
 	defer func() {
 		if !x.async { // else the tunnel's end logs it
@@ -395,7 +395,7 @@ func (p *Proxy) finish(x *exchange) {
 
 // entryOf completes x's access-log entry (status, byte counts, identity)
 // but for its duration.
-func (p *Proxy) entryOf(x *exchange) *admin.Entry {
+func (p *Proxy) entryOf(x *exchange) *accesslog.Entry {
 	e := &x.entry
 	if e.Status == 0 {
 		e.Status = x.w.status
@@ -411,7 +411,7 @@ func (p *Proxy) entryOf(x *exchange) *admin.Entry {
 }
 
 // logEntry writes e with its duration, if there is an access log.
-func (p *Proxy) logEntry(e *admin.Entry) {
+func (p *Proxy) logEntry(e *accesslog.Entry) {
 	if p.log == nil {
 		return
 	}
@@ -422,7 +422,7 @@ func (p *Proxy) logEntry(e *admin.Entry) {
 // clientHeaders records in e what the access log shows of the request as the
 // client sent it, before any profile rewrites it: protocol version, Referer and
 // User-Agent.
-func clientHeaders(e *admin.Entry, r *http.Request) {
+func clientHeaders(e *accesslog.Entry, r *http.Request) {
 	e.Proto = r.Proto
 	e.Referer = r.Header.Get("Referer")
 	e.UserAgent = r.Header.Get("User-Agent")

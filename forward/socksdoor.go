@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/forward/socks"
-	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/internal/resolver"
 )
 
@@ -23,7 +23,7 @@ import (
 // access-log entry, door "socks".
 func (p *Proxy) ServeSOCKS(ctx context.Context, c net.Conn) {
 	x := &exchange{}
-	x.entry = admin.Entry{Time: p.now(), Door: "socks", Client: clientAddr(c.RemoteAddr().String()),
+	x.entry = accesslog.Entry{Time: p.now(), Door: "socks", Client: clientAddr(c.RemoteAddr().String()),
 		Method: http.MethodConnect, Proto: "SOCKS5", Upstream: "direct"}
 	defer p.finish(x)
 	// forward.socks.auth: password is refused without forward.auth (Validate)

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/internal/config/field"
 	"github.com/portcullis/portcullis/rules"
@@ -160,7 +160,7 @@ func (p *Proxy) conceal(x *exchange, r *http.Request) {
 // listener does not (a difference a probe could see).
 type siteWriter struct {
 	http.ResponseWriter
-	e *admin.Entry
+	e *accesslog.Entry
 }
 
 // Unwrap lets http.ResponseController reach the server's writer.

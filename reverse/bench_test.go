@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/internal/cache"
 	"github.com/portcullis/portcullis/internal/h1"
 	"github.com/portcullis/portcullis/internal/pool"
@@ -187,7 +187,7 @@ func benchCacheHit(b *testing.B, fast bool) {
 // as it does for the engine's metrics with the log off.
 type nopLog struct{}
 
-func (nopLog) Log(*admin.Entry) {}
+func (nopLog) Log(*accesslog.Entry) {}
 
 // hitWriter is a ResponseWriter that keeps nothing (its header map is
 // reused), so that BenchmarkDoorHit counts only the door's and the cache's

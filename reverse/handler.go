@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/portcullis/portcullis/internal/cache"
 	"log/slog"
 	"net"
 	"net/http"
@@ -23,9 +22,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/accesslog"
+	"github.com/portcullis/portcullis/internal/cache"
+
 	"github.com/gobwas/glob"
 
-	"github.com/portcullis/portcullis/internal/admin"
 	"github.com/portcullis/portcullis/internal/pool"
 	"github.com/portcullis/portcullis/internal/relay"
 	"github.com/portcullis/portcullis/rules"
@@ -53,7 +54,7 @@ type Options struct {
 	//	}
 	BlockPage func(w http.ResponseWriter, r *http.Request, v *rules.Verdict)
 	// Log receives one access-log entry per request; nil = none.
-	Log admin.Logger
+	Log accesslog.Logger
 	// Logger receives operational messages; nil = discarded.
 	Logger *slog.Logger
 }
@@ -68,7 +69,7 @@ type Handler struct {
 	wrap      func(string, http.RoundTripper) http.RoundTripper
 	limiter   *RateLimiter
 	blockPage func(http.ResponseWriter, *http.Request, *rules.Verdict)
-	log       admin.Logger
+	log       accesslog.Logger
 	logger    *slog.Logger
 	relay     *relay.Relay
 	modify    func(*http.Response) error // h.modifyResponse, bound once
@@ -324,10 +325,10 @@ type exchange struct {
 	body    *bodyReader
 	facts   rules.Facts
 	verdict rules.Verdict
-	entry   admin.Entry // the access-log entry, filled by logEntry
-	fresh   bool        // answered by the route's FreshServer (a cache hit)
-	ctype   string      // the Content-Type of that answer
-	lent    bool        // ex went to something that may outlive the request (the proxy path)
+	entry   accesslog.Entry // the access-log entry, filled by logEntry
+	fresh   bool            // answered by the route's FreshServer (a cache hit)
+	ctype   string          // the Content-Type of that answer
+	lent    bool            // ex went to something that may outlive the request (the proxy path)
 }
 
 type exchangeKey struct{}
@@ -729,7 +730,7 @@ func (h *Handler) logEntry(ex *exchange, r *http.Request, v *rules.Verdict, star
 		return
 	}
 	e := &ex.entry // loggers do not keep it: no allocation per request
-	*e = admin.Entry{
+	*e = accesslog.Entry{
 		Time: start, Door: "reverse", Client: ex.client, Method: r.Method,
 		URL:    h.logURL(ex.scheme, r.Host, r.URL.RequestURI()),
 		Action: v.Action.String(), Rule: v.Rule, Category: v.Category,

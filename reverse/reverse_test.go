@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/internal/pool"
 	"github.com/portcullis/portcullis/rules"
 )
@@ -77,14 +77,14 @@ func TestRouting(t *testing.T) {
 // recordLog keeps access-log entries.
 type recordLog struct {
 	mu sync.Mutex
-	es []admin.Entry
+	es []accesslog.Entry
 }
 
-func (l *recordLog) Log(e *admin.Entry) { l.mu.Lock(); l.es = append(l.es, *e); l.mu.Unlock() }
-func (l *recordLog) entries() []admin.Entry {
+func (l *recordLog) Log(e *accesslog.Entry) { l.mu.Lock(); l.es = append(l.es, *e); l.mu.Unlock() }
+func (l *recordLog) entries() []accesslog.Entry {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]admin.Entry(nil), l.es...)
+	return append([]accesslog.Entry(nil), l.es...)
 }
 
 func TestPolicyDecides(t *testing.T) {

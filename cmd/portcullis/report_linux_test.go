@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/accesslog"
 )
 
 // TestReportProgressOnATerminal: with standard error on a terminal, `portcullis
@@ -14,7 +14,7 @@ import (
 func TestReportProgressOnATerminal(t *testing.T) {
 	dir := t.TempDir()
 	log := filepath.Join(dir, "access.log")
-	writeAccessLog(t, log, admin.FormatCombined)
+	writeAccessLog(t, log, accesslog.FormatCombined)
 	out := filepath.Join(dir, "report.csv")
 	p := startOnPTY(t, "report", "--log", log, "--format", "csv", "--out", out)
 	code, shown := p.exit(t)

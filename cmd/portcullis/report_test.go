@@ -10,23 +10,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/accesslog"
 )
 
 // writeAccessLog writes a small squid log through the proxy's writer: alice blocked
 // twice on games.example, bob allowed once, at 08:00 and 09:00 UTC on 2026-11-26.
-func writeAccessLog(t *testing.T, path string, format admin.Format) {
+func writeAccessLog(t *testing.T, path string, format accesslog.Format) {
 	t.Helper()
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := admin.NewAccessLogWriter(admin.LogConfig{Format: format}, f)
+	l, err := accesslog.NewWriter(accesslog.Config{Format: format}, f)
 	if err != nil {
 		t.Fatal(err)
 	}
 	at := time.Date(2026, 11, 26, 8, 30, 0, 0, time.UTC)
-	for i, e := range []admin.Entry{
+	for i, e := range []accesslog.Entry{
 		{Time: at, User: "alice", URL: "http://games.example/", Action: "block", Status: 403, BytesOut: 100},
 		{Time: at.Add(time.Hour), User: "alice", URL: "http://games.example/x", Action: "block", Status: 403, BytesOut: 100},
 		{Time: at.Add(time.Hour), User: "bob", URL: "http://www.example.org/", Action: "allow", Status: 200, BytesOut: 5000},
@@ -46,9 +46,9 @@ func writeAccessLog(t *testing.T, path string, format admin.Format) {
 func TestReportCommand(t *testing.T) {
 	dir := t.TempDir()
 	squid := filepath.Join(dir, "access.log")
-	writeAccessLog(t, squid, admin.FormatSquid)
+	writeAccessLog(t, squid, accesslog.FormatSquid)
 	plain := filepath.Join(dir, "json.log")
-	writeAccessLog(t, plain, admin.FormatJSON)
+	writeAccessLog(t, plain, accesslog.FormatJSON)
 	data, _ := os.ReadFile(plain)
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)

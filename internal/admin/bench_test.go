@@ -3,21 +3,21 @@ package admin
 import (
 	"io"
 	"testing"
-	"time"
 
+	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // BenchmarkLogFanout is the per-request cost of what the engine wires: one entry to the
 // access log, the metrics and the status counters through Multi.
 func BenchmarkLogFanout(b *testing.B) {
-	a, err := NewAccessLogWriter(LogConfig{Format: FormatSquid}, io.Discard)
+	a, err := accesslog.NewWriter(accesslog.Config{Format: accesslog.FormatSquid}, io.Discard)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer a.Close()
-	l := Multi(a, NewMetrics(prometheus.NewRegistry()), NewStatus(nil))
-	e := sampleEntry()
+	l := accesslog.Multi(a, NewMetrics(prometheus.NewRegistry()), NewStatus(nil))
+	e := benchEntry()
 	e.Pool = "web"
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -28,15 +28,15 @@ func BenchmarkLogFanout(b *testing.B) {
 
 // BenchmarkLogFanoutParallel is the same from every core at once (Status takes a lock).
 func BenchmarkLogFanoutParallel(b *testing.B) {
-	a, err := NewAccessLogWriter(LogConfig{Format: FormatSquid}, io.Discard)
+	a, err := accesslog.NewWriter(accesslog.Config{Format: accesslog.FormatSquid}, io.Discard)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer a.Close()
-	l := Multi(a, NewMetrics(prometheus.NewRegistry()), NewStatus(nil))
+	l := accesslog.Multi(a, NewMetrics(prometheus.NewRegistry()), NewStatus(nil))
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		e := sampleEntry()
+		e := benchEntry()
 		for pb.Next() {
 			l.Log(e)
 		}
@@ -45,7 +45,7 @@ func BenchmarkLogFanoutParallel(b *testing.B) {
 
 func BenchmarkMetricsLog(b *testing.B) {
 	m := NewMetrics(prometheus.NewRegistry())
-	e := sampleEntry()
+	e := benchEntry()
 	b.ReportAllocs()
 	for b.Loop() {
 		m.Log(e)
@@ -54,7 +54,7 @@ func BenchmarkMetricsLog(b *testing.B) {
 
 func BenchmarkStatusLog(b *testing.B) {
 	s := NewStatus(nil)
-	e := sampleEntry()
+	e := benchEntry()
 	e.Action = "block"
 	b.ReportAllocs()
 	for b.Loop() {
@@ -62,38 +62,9 @@ func BenchmarkStatusLog(b *testing.B) {
 	}
 }
 
-func BenchmarkAccessLogLog(b *testing.B) {
-	a, err := NewAccessLogWriter(LogConfig{}, io.Discard)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer a.Close()
-	e := sampleEntry()
-	b.ReportAllocs()
-	for b.Loop() {
-		a.Log(e)
-	}
-}
-
-func BenchmarkFormat(b *testing.B) {
-	e := sampleEntry()
-	e.Time = time.Now()
-	d := sampleDNSEntry()
-	d.Time = e.Time
-	for _, f := range []Format{FormatJSON, FormatCombined, FormatSquid} {
-		b.Run(string(f), func(b *testing.B) {
-			buf := make([]byte, 0, 1024)
-			b.ReportAllocs()
-			for b.Loop() {
-				buf = appendLine(buf[:0], f, e, false)
-			}
-		})
-		b.Run(string(f)+"-dns", func(b *testing.B) {
-			buf := make([]byte, 0, 1024)
-			b.ReportAllocs()
-			for b.Loop() {
-				buf = appendLine(buf[:0], f, d, false)
-			}
-		})
-	}
+// benchEntry is a forward-door entry like the ones the fan-out sees per request.
+func benchEntry() *accesslog.Entry {
+	e := entry("forward", "GET", "http://example.com:8080/path?q=1", "allow", 200, nil)
+	e.User, e.Rule, e.Category, e.BytesIn, e.BytesOut = "alice", "default", "news", 12, 1024
+	return e
 }

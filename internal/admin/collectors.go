@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -111,7 +112,7 @@ func (m *Metrics) RegisterLists(lists func() []ListStatus) error {
 }
 
 // RegisterAccessLog exports portcullis_access_log_{written,dropped}_lines_total for a.
-func (m *Metrics) RegisterAccessLog(a *AccessLog) error {
+func (m *Metrics) RegisterAccessLog(a *accesslog.Writer) error {
 	written := desc("portcullis_access_log_written_lines_total", "Access-log lines written.")
 	dropped := desc("portcullis_access_log_dropped_lines_total", "Access-log lines dropped (queue full, write error).")
 	return m.reg.Register(&funcCollector{

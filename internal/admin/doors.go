@@ -1,6 +1,10 @@
 package admin
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/portcullis/portcullis/internal/accesslog"
+)
 
 // The doors and protocols the status page counts separately: a small closed set,
 // so the counters are a fixed array. A door or protocol outside it counts under
@@ -41,7 +45,7 @@ type DoorCount struct {
 }
 
 // add counts e.
-func (d *doorCounts) add(e *Entry) {
+func (d *doorCounts) add(e *accesslog.Entry) {
 	door := nameIndex(doorNames[:], e.Door)
 	proto := 0
 	if e.Proto != "" {

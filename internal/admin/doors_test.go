@@ -8,12 +8,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/accesslog"
 )
 
 // logDoors feeds s one of each door and protocol the status page tells apart.
 func logDoors(s *Status) {
-	proto := func(p string, tls bool) func(*Entry) {
-		return func(e *Entry) { e.Proto, e.TLS = p, tls }
+	proto := func(p string, tls bool) func(*accesslog.Entry) {
+		return func(e *accesslog.Entry) { e.Proto, e.TLS = p, tls }
 	}
 	for range 3 {
 		s.Log(entry("forward", "GET", "http://a.example/", "allow", 200, proto("HTTP/1.1", false)))
@@ -108,8 +110,8 @@ func TestStatusDoors(t *testing.T) {
 func TestStatusDoorsBounded(t *testing.T) {
 	s, _ := newTestStatus()
 	for i := range 1000 {
-		s.Log(entry(fmt.Sprintf("door-%d", i), "GET", "http://a.example/", "allow", 200, func(e *Entry) { e.Proto = fmt.Sprintf("HTTP/%d", i) }))
-		s.Log(entry("forward", "GET", "http://a.example/", "allow", 200, func(e *Entry) { e.Proto = fmt.Sprintf("SPDY/%d", i) }))
+		s.Log(entry(fmt.Sprintf("door-%d", i), "GET", "http://a.example/", "allow", 200, func(e *accesslog.Entry) { e.Proto = fmt.Sprintf("HTTP/%d", i) }))
+		s.Log(entry("forward", "GET", "http://a.example/", "allow", 200, func(e *accesslog.Entry) { e.Proto = fmt.Sprintf("SPDY/%d", i) }))
 	}
 	want := []DoorCount{
 		{Door: "forward", Proto: "(other)", Requests: 1000},

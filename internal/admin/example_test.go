@@ -7,13 +7,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/internal/admin"
 )
 
 // The engine's wiring: one Logger for the doors that feeds the access log, the
 // metrics and the status page; the admin handler serves the rest.
 func Example() {
-	accessLog, err := admin.NewAccessLogWriter(admin.LogConfig{Format: admin.FormatSquid}, os.Stdout)
+	accessLog, err := accesslog.NewWriter(accesslog.Config{Format: accesslog.FormatSquid}, os.Stdout)
 	if err != nil {
 		panic(err)
 	}
@@ -21,11 +22,11 @@ func Example() {
 	metrics := admin.NewMetrics(reg)
 	_ = metrics.RegisterAccessLog(accessLog)
 	status := admin.NewStatus(time.Now)
-	logger := admin.Multi(accessLog, metrics, status) // give this to every door
+	logger := accesslog.Multi(accessLog, metrics, status) // give this to every door
 
 	_ = admin.NewServer(admin.ServerOptions{Registry: reg, Status: status}) // serve on the admin listener
 
-	logger.Log(&admin.Entry{
+	logger.Log(&accesslog.Entry{
 		Time: time.Unix(1_800_000_000, 0), Door: "forward", Client: netip.MustParseAddr("192.0.2.10"),
 		Method: "GET", URL: "http://games.example/", Action: "block", Rule: "no-games", Category: "games",
 		Status: 403, BytesOut: 1520, Duration: 3 * time.Millisecond,

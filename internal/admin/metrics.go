@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -80,7 +81,7 @@ func (m *Metrics) poolObserver(pool string) prometheus.Observer {
 	return o.(prometheus.Observer)
 }
 
-var _ Logger = (*Metrics)(nil)
+var _ accesslog.Logger = (*Metrics)(nil)
 
 // NewMetrics creates Portcullis's metrics and registers them on reg. It panics if reg
 // already holds them (a programming error, as with prometheus.MustRegister). The
@@ -150,15 +151,15 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 	return m
 }
 
-// Log implements Logger: one entry moves the request, byte, latency and DNS counters.
-func (m *Metrics) Log(e *Entry) {
+// Log implements accesslog.Logger: one entry moves the request, byte, latency and DNS counters.
+func (m *Metrics) Log(e *accesslog.Entry) {
 	m.requestCounter(requestLabels{e.Door, e.Action, e.Rule, e.Category, statusCode(e)}).Inc()
 	d := m.door(e.Door)
 	if e.Error != "" {
 		d.errors.Inc()
 	}
 	secs := e.Duration.Seconds()
-	if e.Method == "CONNECT" && !denied(e) {
+	if e.Method == "CONNECT" && !e.Denied() {
 		d.tunnels.Observe(secs)
 	} else {
 		d.duration.Observe(secs)
@@ -213,9 +214,9 @@ func (m *Metrics) SetPolicy(version string, loadedAt time.Time, err error) {
 
 // statusCode is the "code" label: the HTTP status class ("2xx"), "none" when no
 // response was sent, or the DNS rcode name ("NOERROR").
-func statusCode(e *Entry) string {
+func statusCode(e *accesslog.Entry) string {
 	if e.Door == "dns" {
-		if s := rcodeName(e.Status); s != "" {
+		if s := accesslog.RcodeName(e.Status); s != "" {
 			return s
 		}
 		return strconv.Itoa(e.Status)
@@ -237,7 +238,7 @@ func statusCode(e *Entry) string {
 
 // dnsAnswer is what a DNS entry answered: Entry.Answer, else "blocked" for a block
 // verdict, else the rcode name.
-func dnsAnswer(e *Entry) string {
+func dnsAnswer(e *accesslog.Entry) string {
 	switch {
 	case e.Answer != "":
 		return e.Answer

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -64,8 +65,8 @@ next:
 	return -1
 }
 
-func entry(door, method, url, action string, status int, mod func(*Entry)) *Entry {
-	e := &Entry{Time: time.Now(), Door: door, Client: netip.MustParseAddr("127.0.0.1"), Method: method,
+func entry(door, method, url, action string, status int, mod func(*accesslog.Entry)) *accesslog.Entry {
+	e := &accesslog.Entry{Time: time.Now(), Door: door, Client: netip.MustParseAddr("127.0.0.1"), Method: method,
 		URL: url, Action: action, Status: status, Duration: 20 * time.Millisecond}
 	if mod != nil {
 		mod(e)
@@ -84,13 +85,13 @@ func TestMetricsCountersMove(t *testing.T) {
 		t.Fatalf("requests counted before any request: %v", v)
 	}
 
-	m.Log(entry("forward", "GET", "http://example.com/", "allow", 200, func(e *Entry) { e.BytesIn, e.BytesOut = 10, 1000 }))
-	m.Log(entry("forward", "GET", "http://example.com/", "allow", 200, func(e *Entry) { e.BytesOut = 500 }))
-	m.Log(entry("forward", "GET", "http://games.example/", "block", 403, func(e *Entry) { e.Rule, e.Category = "no-games", "games" }))
-	m.Log(entry("forward", "CONNECT", "example.com:443", "tunnel", 200, func(e *Entry) { e.Duration = 90 * time.Second; e.BytesIn = 7 }))
-	m.Log(entry("reverse", "GET", "https://app.example/x", "allow", 502, func(e *Entry) { e.Pool, e.Error = "web", "dial tcp: refused" }))
-	m.Log(entry("dns", "A", "ads.example.", "block", 5, func(e *Entry) { e.Category = "ads" }))
-	m.Log(entry("dns", "AAAA", "example.org.", "allow", 0, func(e *Entry) { e.Answer = "AAAA" }))
+	m.Log(entry("forward", "GET", "http://example.com/", "allow", 200, func(e *accesslog.Entry) { e.BytesIn, e.BytesOut = 10, 1000 }))
+	m.Log(entry("forward", "GET", "http://example.com/", "allow", 200, func(e *accesslog.Entry) { e.BytesOut = 500 }))
+	m.Log(entry("forward", "GET", "http://games.example/", "block", 403, func(e *accesslog.Entry) { e.Rule, e.Category = "no-games", "games" }))
+	m.Log(entry("forward", "CONNECT", "example.com:443", "tunnel", 200, func(e *accesslog.Entry) { e.Duration = 90 * time.Second; e.BytesIn = 7 }))
+	m.Log(entry("reverse", "GET", "https://app.example/x", "allow", 502, func(e *accesslog.Entry) { e.Pool, e.Error = "web", "dial tcp: refused" }))
+	m.Log(entry("dns", "A", "ads.example.", "block", 5, func(e *accesslog.Entry) { e.Category = "ads" }))
+	m.Log(entry("dns", "AAAA", "example.org.", "allow", 0, func(e *accesslog.Entry) { e.Answer = "AAAA" }))
 	m.Log(entry("dns", "A", "nope.example.", "allow", 3, nil))
 
 	f := scrape(t, srv.URL)
@@ -152,14 +153,14 @@ func TestMetricsFromEngineFunctions(t *testing.T) {
 	if err := m.RegisterGaugeFunc("portcullis_tunnels_open", "Tunnels open now.", func() float64 { return 2 }); err != nil {
 		t.Fatal(err)
 	}
-	a, err := NewAccessLogWriter(LogConfig{}, failingWriter{})
+	a, err := accesslog.NewWriter(accesslog.Config{}, failingWriter{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := m.RegisterAccessLog(a); err != nil {
 		t.Fatal(err)
 	}
-	a.Log(sampleEntry())
+	a.Log(benchEntry())
 	a.Close()
 	if err := m.RegisterLists(func() []ListStatus { return nil }); err == nil {
 		t.Error("registering lists twice succeeded")

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/accesslog"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -29,7 +31,7 @@ func pageServer(t *testing.T) *httptest.Server {
 			if i == 0 { // the slow tail drifts between 60 and 240 ms
 				d = time.Duration(150+90*math.Cos(float64(sec)/70)) * time.Millisecond
 			}
-			s.Log(entry("forward", "GET", "http://www.example.org/", "allow", 200, func(e *Entry) {
+			s.Log(entry("forward", "GET", "http://www.example.org/", "allow", 200, func(e *accesslog.Entry) {
 				e.Duration = d
 				e.Client = netip.AddrFrom4([4]byte{10, 1, 2, byte(i % 3)})
 				if i%4 == 1 {
@@ -38,15 +40,15 @@ func pageServer(t *testing.T) *httptest.Server {
 			}))
 		}
 		if sec%2 == 0 {
-			s.Log(entry("forward", "GET", "https://tiktok.example/feed", "block", 403, func(e *Entry) { e.Category = "social"; e.User = "pupil-9" }))
+			s.Log(entry("forward", "GET", "https://tiktok.example/feed", "block", 403, func(e *accesslog.Entry) { e.Category = "social"; e.User = "pupil-9" }))
 		}
 		if sec%5 == 1 {
-			s.Log(entry("forward", "CONNECT", "roblox.example:443", "block", 403, func(e *Entry) { e.Category = "games" }))
+			s.Log(entry("forward", "CONNECT", "roblox.example:443", "block", 403, func(e *accesslog.Entry) { e.Category = "games" }))
 		}
 		if sec%3 == 2 {
-			s.Log(entry("dns", "A", "ads.tracker.example.", "block", 5, func(e *Entry) { e.Category = "ads"; e.Answer = "blocked" }))
+			s.Log(entry("dns", "A", "ads.tracker.example.", "block", 5, func(e *accesslog.Entry) { e.Category = "ads"; e.Answer = "blocked" }))
 		}
-		s.Log(entry("dns", "AAAA", "www.example.org.", "allow", 0, func(e *Entry) { e.Answer = "AAAA" }))
+		s.Log(entry("dns", "AAAA", "www.example.org.", "allow", 0, func(e *accesslog.Entry) { e.Answer = "AAAA" }))
 		c.advance(time.Second)
 	}
 	srv := httptest.NewServer(NewServer(ServerOptions{Status: s, Snapshot: func() Snapshot {

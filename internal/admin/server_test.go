@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -150,7 +151,7 @@ func testSnapshot(loaded time.Time) Snapshot {
 func TestStatusJSON(t *testing.T) {
 	s, c := newTestStatus()
 	for range 30 {
-		s.Log(entry("forward", "GET", "http://tiktok.example/", "block", 403, func(e *Entry) { e.Category = "social" }))
+		s.Log(entry("forward", "GET", "http://tiktok.example/", "block", 403, func(e *accesslog.Entry) { e.Category = "social" }))
 	}
 	c.advance(time.Second)
 	srv := httptest.NewServer(NewServer(ServerOptions{Status: s, Snapshot: func() Snapshot { return testSnapshot(c.t) }}))

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/internal/topk"
 )
 
@@ -70,7 +71,7 @@ type second struct {
 	lat                       [latBuckets]uint32
 }
 
-var _ Logger = (*Status)(nil)
+var _ accesslog.Logger = (*Status)(nil)
 
 // NewStatus returns empty counters; now is the clock (time.Now when nil).
 func NewStatus(now func() time.Time) *Status {
@@ -91,9 +92,9 @@ func NewStatus(now func() time.Time) *Status {
 	}
 }
 
-// Log implements Logger. Entries count in the second they are logged (when they
+// Log implements accesslog.Logger. Entries count in the second they are logged (when they
 // finished), not when they arrived.
-func (s *Status) Log(e *Entry) {
+func (s *Status) Log(e *accesslog.Entry) {
 	t := s.now()
 	sec := t.Unix()
 	blocked := e.Action == "block"
@@ -103,7 +104,7 @@ func (s *Status) Log(e *Entry) {
 	portRefusal := blocked && e.Rule == connectPortsRule
 	var domain, category string
 	if blocked {
-		domain = hostOf(e.URL)
+		domain = accesslog.HostOf(e.URL)
 		category = cmp.Or(e.Category, unknownCat)
 		if portRefusal {
 			category = portCat

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/internal/topk"
 )
 
@@ -27,7 +28,7 @@ func TestStatusRateAndTotals(t *testing.T) {
 			s.Log(entry("forward", "GET", "http://a.example/", "allow", 200, nil))
 		}
 		if i%5 == 0 {
-			s.Log(entry("forward", "GET", "http://bad.example/", "block", 403, func(e *Entry) { e.Category = "games" }))
+			s.Log(entry("forward", "GET", "http://bad.example/", "block", 403, func(e *accesslog.Entry) { e.Category = "games" }))
 		}
 		c.advance(time.Second)
 	}
@@ -72,10 +73,10 @@ func TestStatusLatencyPercentiles(t *testing.T) {
 		if i%100 == 0 {
 			d = 800 * time.Millisecond // 1%: the slow tail
 		}
-		s.Log(entry("reverse", "GET", "http://a/", "allow", 200, func(e *Entry) { e.Duration = d }))
+		s.Log(entry("reverse", "GET", "http://a/", "allow", 200, func(e *accesslog.Entry) { e.Duration = d }))
 	}
 	// a 10-minute tunnel must not count as latency
-	s.Log(entry("forward", "CONNECT", "a:443", "tunnel", 200, func(e *Entry) { e.Duration = 10 * time.Minute }))
+	s.Log(entry("forward", "CONNECT", "a:443", "tunnel", 200, func(e *accesslog.Entry) { e.Duration = 10 * time.Minute }))
 	c.advance(time.Second)
 	r := s.Report()
 	within := func(got, want float64) bool { return got > want/1.2 && got < want*1.2 }
@@ -89,7 +90,7 @@ func TestStatusLatencyPercentiles(t *testing.T) {
 		t.Errorf("last step p50 %v p99 %v", r.P50Ms[119], r.P99Ms[119])
 	}
 	for range 20 {
-		s.Log(entry("reverse", "GET", "http://a/", "allow", 200, func(e *Entry) { e.Duration = 800 * time.Millisecond }))
+		s.Log(entry("reverse", "GET", "http://a/", "allow", 200, func(e *accesslog.Entry) { e.Duration = 800 * time.Millisecond }))
 	}
 	c.advance(time.Second)
 	if r := s.Report(); !within(r.P99, 800) {
@@ -100,7 +101,7 @@ func TestStatusLatencyPercentiles(t *testing.T) {
 func TestStatusTopLists(t *testing.T) {
 	s, c := newTestStatus()
 	block := func(url, cat string) {
-		s.Log(entry("forward", "GET", url, "block", 403, func(e *Entry) { e.Category = cat }))
+		s.Log(entry("forward", "GET", url, "block", 403, func(e *accesslog.Entry) { e.Category = cat }))
 	}
 	for range 5 {
 		block("http://games.example/x", "games")
@@ -109,9 +110,9 @@ func TestStatusTopLists(t *testing.T) {
 		block("https://user:pw@social.example:8443/", "social")
 	}
 	block("http://chat.example/", "")
-	s.Log(entry("dns", "A", "games.example.", "block", 5, func(e *Entry) { e.Category = "games"; e.Answer = "blocked" }))
-	s.Log(entry("dns", "A", "example.org.", "allow", 0, func(e *Entry) { e.Answer = "A" }))
-	s.Log(entry("dns", "A", "example.org.", "allow", 0, func(e *Entry) { e.Answer = "A" }))
+	s.Log(entry("dns", "A", "games.example.", "block", 5, func(e *accesslog.Entry) { e.Category = "games"; e.Answer = "blocked" }))
+	s.Log(entry("dns", "A", "example.org.", "allow", 0, func(e *accesslog.Entry) { e.Answer = "A" }))
+	s.Log(entry("dns", "A", "example.org.", "allow", 0, func(e *accesslog.Entry) { e.Answer = "A" }))
 	s.Log(entry("forward", "GET", "http://fine.example/", "allow", 200, nil))
 	c.advance(25 * time.Minute) // a later slot
 	block("http://chat.example/", "chat")
@@ -180,9 +181,9 @@ func TestStatusTopListMemoryIsBounded(t *testing.T) {
 func TestStatusConnectPortsIsNoBlockedDomain(t *testing.T) {
 	s, c := newTestStatus()
 	for range 3 {
-		s.Log(entry("forward", "CONNECT", "github.com:22", "block", 403, func(e *Entry) { e.Rule = "connect_ports" }))
+		s.Log(entry("forward", "CONNECT", "github.com:22", "block", 403, func(e *accesslog.Entry) { e.Rule = "connect_ports" }))
 	}
-	s.Log(entry("forward", "GET", "http://games.example/", "block", 403, func(e *Entry) { e.Rule = "games"; e.Category = "games" }))
+	s.Log(entry("forward", "GET", "http://games.example/", "block", 403, func(e *accesslog.Entry) { e.Rule = "games"; e.Category = "games" }))
 	c.advance(time.Second)
 	r := s.Report()
 	if r.Blocked != 4 {
@@ -202,7 +203,7 @@ func TestStatusTopClientsAndUsers(t *testing.T) {
 	s, c := newTestStatus()
 	from := func(client, user string, n int) {
 		for range n {
-			s.Log(entry("forward", "GET", "http://a.example/", "allow", 200, func(e *Entry) {
+			s.Log(entry("forward", "GET", "http://a.example/", "allow", 200, func(e *accesslog.Entry) {
 				e.Client, e.User = netip.MustParseAddr(client), user
 			}))
 		}
@@ -211,7 +212,7 @@ func TestStatusTopClientsAndUsers(t *testing.T) {
 	from("::ffff:10.0.0.6", "bob", 2) // an IPv4 client on a dual-stack listener
 	from("10.0.0.6", "", 1)
 	from("2001:db8::1", "", 3)
-	s.Log(entry("dns", "A", "a.example.", "allow", 0, func(e *Entry) { e.Client = netip.MustParseAddr("10.0.0.9") }))
+	s.Log(entry("dns", "A", "a.example.", "allow", 0, func(e *accesslog.Entry) { e.Client = netip.MustParseAddr("10.0.0.9") }))
 	c.advance(30 * time.Minute)
 	from("10.0.0.5", "alice", 1)
 	c.advance(time.Second)
@@ -230,7 +231,7 @@ func TestStatusTopClientsAndUsers(t *testing.T) {
 	// 50 000 distinct clients, one of them heavy: memory stays bounded, the heavy
 	// hitter stays on top.
 	for i := range 50000 {
-		s.Log(entry("forward", "GET", "http://a.example/", "allow", 200, func(e *Entry) {
+		s.Log(entry("forward", "GET", "http://a.example/", "allow", 200, func(e *accesslog.Entry) {
 			e.Client = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
 			if i%10 == 0 {
 				e.Client = netip.MustParseAddr("192.0.2.1")
@@ -254,7 +255,7 @@ func TestStatusTopClientsAndUsers(t *testing.T) {
 func TestStatusTopForHourAndDay(t *testing.T) {
 	s, c := newTestStatus()
 	req := func(client, user, url, action string) {
-		s.Log(entry("forward", "GET", url, action, 200, func(e *Entry) {
+		s.Log(entry("forward", "GET", url, action, 200, func(e *accesslog.Entry) {
 			e.Client, e.User = netip.MustParseAddr(client), user
 		}))
 	}

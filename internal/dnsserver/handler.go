@@ -10,7 +10,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/portcullis/portcullis/filter"
-	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/rules"
 )
 
@@ -99,7 +99,7 @@ func (st *state) logQuery(q *query, out outcome, rcode int, size int) {
 	if q.qtype != 0 { // 0: no question
 		method = dns.Type(q.qtype).String() // TYPEn for a type without a name
 	}
-	st.log.Log(&admin.Entry{
+	st.log.Log(&accesslog.Entry{
 		Time:     q.start,
 		Door:     rules.DoorDNS.String(),
 		Client:   q.client,

@@ -20,7 +20,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/portcullis/portcullis/filter"
-	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/rules"
 )
 
@@ -47,7 +47,7 @@ type Options struct {
 	// Health reports pool health for GSLB sites; nil means every site is healthy.
 	Health Health
 	// Log receives one entry per query; nil logs nothing.
-	Log admin.Logger
+	Log accesslog.Logger
 	// Logger receives operational messages; nil discards them.
 	Logger *slog.Logger
 	// Now replaces time.Now (tests).
@@ -73,7 +73,7 @@ type state struct {
 	groups   func(netip.Addr) []string
 	res      Exchanger
 	health   Health
-	log      admin.Logger
+	log      accesslog.Logger
 	logger   *slog.Logger
 	now      func() time.Time
 	gslb     *gslb

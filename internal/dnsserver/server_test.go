@@ -13,7 +13,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/portcullis/portcullis/filter"
-	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/internal/resolver"
 	"github.com/portcullis/portcullis/internal/resolver/resolvertest"
 	"github.com/portcullis/portcullis/rules"
@@ -79,13 +79,13 @@ func testUpstream(t testing.TB) *resolvertest.Upstream {
 // tests wait for the entries they expect.
 type memLog struct {
 	mu      sync.Mutex
-	entries []admin.Entry
+	entries []accesslog.Entry
 	added   chan struct{} // closed and replaced on every Log
 }
 
 func newMemLog() *memLog { return &memLog{added: make(chan struct{})} }
 
-func (l *memLog) Log(e *admin.Entry) {
+func (l *memLog) Log(e *accesslog.Entry) {
 	l.mu.Lock()
 	l.entries = append(l.entries, *e)
 	close(l.added)
@@ -94,12 +94,12 @@ func (l *memLog) Log(e *admin.Entry) {
 }
 
 // wait returns the entries for url once there are n of them (failing after 5 s).
-func (l *memLog) wait(t *testing.T, url string, n int) []admin.Entry {
+func (l *memLog) wait(t *testing.T, url string, n int) []accesslog.Entry {
 	t.Helper()
 	timeout := time.After(5 * time.Second)
 	for {
 		l.mu.Lock()
-		var out []admin.Entry
+		var out []accesslog.Entry
 		for _, e := range l.entries {
 			if e.URL == url {
 				out = append(out, e)

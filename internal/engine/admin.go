@@ -3,7 +3,6 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"github.com/portcullis/portcullis/forward"
 	"io"
 	"net/http"
 	"reflect"
@@ -11,14 +10,17 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/portcullis/portcullis/forward"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/internal/admin"
 )
 
 // observability is the engine's access log, metrics and status counters: one
-// admin.Entry per request fans out to all three. It outlives reloads; the access log
+// accesslog.Entry per request fans out to all three. It outlives reloads; the access log
 // file is reopened only when its settings change.
 type observability struct {
 	registry *prometheus.Registry
@@ -26,9 +28,9 @@ type observability struct {
 	status   *admin.Status
 
 	mu      sync.Mutex
-	logCfg  admin.LogConfig
-	current atomic.Pointer[admin.AccessLog]
-	fanout  admin.Logger
+	logCfg  accesslog.Config
+	current atomic.Pointer[accesslog.Writer]
+	fanout  accesslog.Logger
 	stdout  io.Writer // where a log without a path goes; nil: standard output
 }
 
@@ -36,14 +38,14 @@ func newObservability(e *Engine) *observability {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	o := &observability{registry: reg, metrics: admin.NewMetrics(reg), status: admin.NewStatus(e.opts.Now), stdout: e.opts.AccessLog}
-	o.fanout = admin.Multi(accessLogSwitch{o}, o.metrics, o.status)
+	o.fanout = accesslog.Multi(accessLogSwitch{o}, o.metrics, o.status)
 	return o
 }
 
 // accessLogSwitch forwards to whichever access log is current.
 type accessLogSwitch struct{ o *observability }
 
-func (s accessLogSwitch) Log(e *admin.Entry) {
+func (s accessLogSwitch) Log(e *accesslog.Entry) {
 	if a := s.o.current.Load(); a != nil {
 		a.Log(e)
 	}
@@ -51,22 +53,22 @@ func (s accessLogSwitch) Log(e *admin.Entry) {
 
 // prepareLog opens, into g, the access log cfg describes when the settings
 // changed; the running log stays current until g is committed.
-func (o *observability) prepareLog(cfg admin.LogConfig, g *staged) error {
+func (o *observability) prepareLog(cfg accesslog.Config, g *staged) error {
 	o.mu.Lock()
 	unchanged := (o.current.Load() != nil || cfg.Off) && reflect.DeepEqual(cfg, o.logCfg)
 	o.mu.Unlock()
 	if unchanged {
 		return nil
 	}
-	var a *admin.AccessLog
+	var a *accesslog.Writer
 	var err error
 	switch {
 	case cfg.Off:
 		// no log: a nil current drops entries before they are formatted
 	case cfg.Path == "" && o.stdout != nil:
-		a, err = admin.NewAccessLogWriter(cfg, o.stdout)
+		a, err = accesslog.NewWriter(cfg, o.stdout)
 	default:
-		a, err = admin.NewAccessLog(cfg)
+		a, err = accesslog.Open(cfg)
 	}
 	if err != nil {
 		return err
@@ -93,7 +95,7 @@ func (o *observability) close() {
 // buildAdmin opens the access log st asks for and builds the admin listener's handler.
 func (e *Engine) buildAdmin(st *state) error {
 	cfg := st.file.Policy.Admin
-	var logCfg admin.LogConfig
+	var logCfg accesslog.Config
 	if cfg != nil {
 		logCfg = cfg.Log
 		logCfg.Path = st.file.Resolve(logCfg.Path) // relative to the policy file, like lists

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portcullis/portcullis/forward/auth/directory"
+	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/internal/admin"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/rules"
@@ -100,10 +101,10 @@ func New(opts Options) (*Engine, error) {
 	// change, which Prometheus reads as a counter reset).
 	for _, c := range []struct {
 		name, help string
-		get        func(*admin.AccessLog) uint64
+		get        func(*accesslog.Writer) uint64
 	}{
-		{"portcullis_access_log_written_lines_total", "Access-log lines written.", (*admin.AccessLog).Written},
-		{"portcullis_access_log_dropped_lines_total", "Access-log lines dropped (queue full, write error).", (*admin.AccessLog).Dropped},
+		{"portcullis_access_log_written_lines_total", "Access-log lines written.", (*accesslog.Writer).Written},
+		{"portcullis_access_log_dropped_lines_total", "Access-log lines dropped (queue full, write error).", (*accesslog.Writer).Dropped},
 	} {
 		e.shared.obs.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help}, func() float64 {
 			if a := e.shared.obs.current.Load(); a != nil {

@@ -230,7 +230,7 @@ func TestMetricsMove(t *testing.T) {
 		{name: "portcullis_tunnel_duration_seconds", labels: fwd, delta: 1},
 		{name: "portcullis_request_duration_seconds", labels: fwd, delta: 5},
 		// Not yet: portcullis_pool_request_duration_seconds{pool="app"} (the reverse door
-		// does not fill admin.Entry.Pool).
+		// does not fill accesslog.Entry.Pool).
 		{name: "portcullis_cache_hits_total", delta: 3},
 		{name: "portcullis_cache_misses_total", delta: 1},
 		{name: "portcullis_pool_member_healthy", labels: map[string]string{"pool": "app", "member": o.a.URL}, delta: 1, abs: true},
@@ -340,7 +340,7 @@ func TestSquidAccessLogThroughEngine(t *testing.T) {
 			return r.code == "TCP_MISS/200" && r.url == "http://app.test/logo.png" && r.bytes == "6" && strings.HasSuffix(r.hier, "/127.0.0.1")
 		}, 4},
 		// Cache hits reach no upstream. (They should also read TCP_HIT with the content
-		// type: the reverse door does not fill admin.Entry.Cache or ContentType yet.)
+		// type: the reverse door does not fill accesslog.Entry.Cache or ContentType yet.)
 		{"cache hits", func(r rec) bool {
 			return strings.HasSuffix(r.code, "/200") && r.url == "http://static.test/logo.png" && r.hier == "HIER_NONE/-"
 		}, 3},

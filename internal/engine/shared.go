@@ -5,18 +5,20 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"github.com/portcullis/portcullis/forward/auth"
-	"github.com/portcullis/portcullis/internal/cache"
-	"github.com/portcullis/portcullis/internal/dnsserver"
-	"github.com/portcullis/portcullis/internal/resolver"
-	"github.com/portcullis/portcullis/internal/upstream"
-	"github.com/portcullis/portcullis/reverse"
 	"net/http"
 	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/portcullis/portcullis/forward/auth"
+	"github.com/portcullis/portcullis/internal/accesslog"
+	"github.com/portcullis/portcullis/internal/cache"
+	"github.com/portcullis/portcullis/internal/dnsserver"
+	"github.com/portcullis/portcullis/internal/resolver"
+	"github.com/portcullis/portcullis/internal/upstream"
+	"github.com/portcullis/portcullis/reverse"
 
 	"github.com/portcullis/portcullis/forward"
 	"github.com/portcullis/portcullis/internal/accept"
@@ -191,7 +193,7 @@ func (s *shared) close() {
 }
 
 // accessLog returns the logger every door writes its access-log entries to.
-func (s *shared) accessLog() admin.Logger { return s.obs.fanout }
+func (s *shared) accessLog() accesslog.Logger { return s.obs.fanout }
 
 // adminRoutes are the extra admin routes the shared parts serve (cache purge, pool
 // status, CA download…).

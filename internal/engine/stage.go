@@ -2,7 +2,7 @@ package engine
 
 import (
 	"github.com/portcullis/portcullis/forward/auth"
-	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/internal/cache"
 	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/internal/dnsserver"
@@ -31,8 +31,8 @@ type staged struct {
 	dnsOpts *dnsserver.Options // new settings for the live DNS server
 
 	logSet bool // the access log settings changed: log (nil when off) replaces it
-	log    *admin.AccessLog
-	logCfg admin.LogConfig
+	log    *accesslog.Writer
+	logCfg accesslog.Config
 
 	fwd *transportHolder // a new forward transport
 

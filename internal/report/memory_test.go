@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/accesslog"
 )
 
 // TestLargeLogInBoundedMemory: a 200 MB squid log written by the proxy's writer, in
@@ -28,12 +28,12 @@ func TestLargeLogInBoundedMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	const chunk = 4096
-	l, err := admin.NewAccessLogWriter(admin.LogConfig{Format: admin.FormatSquid, Buffer: chunk + 1}, f)
+	l, err := accesslog.NewWriter(accesslog.Config{Format: accesslog.FormatSquid, Buffer: chunk + 1}, f)
 	if err != nil {
 		t.Fatal(err)
 	}
 	padding := "/" + strings.Repeat("p", 1000)
-	e := admin.Entry{Door: "forward", Method: "GET", Action: "allow", Status: 200, BytesOut: 100, Upstream: "direct"}
+	e := accesslog.Entry{Door: "forward", Method: "GET", Action: "allow", Status: 200, BytesOut: 100, Upstream: "direct"}
 	lines := 0
 	began := time.Now()
 	for written := int64(0); written < size; {

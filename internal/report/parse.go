@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/accesslog"
 )
 
 // record is what a report needs of one access-log line, whatever its format.
@@ -59,7 +59,7 @@ func parseJSON(line []byte) (record, error) {
 		return record{}, errors.New("json: time: missing")
 	}
 	return record{
-		time: j.Time, client: j.Client, user: j.User, host: admin.HostOf(j.URL), category: j.Category,
+		time: j.Time, client: j.Client, user: j.User, host: accesslog.HostOf(j.URL), category: j.Category,
 		userAgent: j.UserAgent, blocked: j.Action == "block" || j.Action == "refuse", dns: j.Door == "dns",
 		bytes: j.BytesOut,
 	}, nil
@@ -128,7 +128,7 @@ func parseSquid(line []byte) (record, error) {
 		time:    time.UnixMilli(ms).UTC(),
 		client:  dash(string(f[2])),
 		user:    dash(unescapeSquid(string(f[7]))),
-		host:    admin.HostOf(url),
+		host:    accesslog.HostOf(url),
 		blocked: string(result) == "TCP_DENIED",
 		dns:     strings.HasPrefix(url, "dns://"),
 		bytes:   size,
@@ -225,7 +225,7 @@ func parseCombined(line []byte) (record, error) {
 		time:      t,
 		client:    dash(client),
 		user:      dash(unescapeCombined(user)),
-		host:      admin.HostOf(url),
+		host:      accesslog.HostOf(url),
 		userAgent: dash(ua),
 		blocked:   f[0] == "403",
 		dns:       len(words) == 3 && words[2] == "DNS",

@@ -11,16 +11,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/accesslog"
 )
 
-var formats = []admin.Format{admin.FormatJSON, admin.FormatCombined, admin.FormatSquid}
+var formats = []accesslog.Format{accesslog.FormatJSON, accesslog.FormatCombined, accesslog.FormatSquid}
 
 // writeLog writes entries through the proxy's own access-log writer in format f.
-func writeLog(t testing.TB, f admin.Format, entries []admin.Entry) []byte {
+func writeLog(t testing.TB, f accesslog.Format, entries []accesslog.Entry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	l, err := admin.NewAccessLogWriter(admin.LogConfig{Format: f, Buffer: len(entries) + 1}, &buf)
+	l, err := accesslog.NewWriter(accesslog.Config{Format: f, Buffer: len(entries) + 1}, &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,12 +43,12 @@ const hostileUser = `<script>alert(3)</script>`
 // testEntries is three hours of mixed traffic: signed-in users (one with a space and
 // an accent, one hostile), anonymous clients, blocks with and without a category,
 // refusals, CONNECT tunnels, DNS queries, hostile user agents and URLs.
-func testEntries() []admin.Entry {
+func testEntries() []accesslog.Entry {
 	users := []string{"alice", "bob", "élève 1", hostileUser, ""}
 	hosts := []string{"www.example.org", "games.example", "social.example", "news.example"}
-	var out []admin.Entry
+	var out []accesslog.Entry
 	for i := range 3000 {
-		e := admin.Entry{
+		e := accesslog.Entry{
 			Time:     start.Add(time.Duration(i) * 3600 * time.Millisecond), // 3000 × 3.6 s = 3 h
 			Door:     "forward",
 			Client:   netip.AddrFrom4([4]byte{10, 0, byte(i % 3), byte(i % 7)}),
@@ -86,7 +86,7 @@ func testEntries() []admin.Entry {
 		}
 		out = append(out, e)
 		if i%6 == 0 { // a DNS query now and then
-			d := admin.Entry{Time: e.Time, Door: "dns", Client: e.Client, Method: "A", URL: "tracker.example.",
+			d := accesslog.Entry{Time: e.Time, Door: "dns", Client: e.Client, Method: "A", URL: "tracker.example.",
 				Action: "allow", Status: 0, BytesOut: 60, Proto: "udp", Answer: "A", Upstream: "resolver"}
 			if i%12 == 0 {
 				d.Action, d.Status, d.Rule, d.Category, d.Answer = "block", 3, "no-ads", "ads", "blocked"
@@ -98,9 +98,9 @@ func testEntries() []admin.Entry {
 }
 
 // expect computes what the report must count, section → "name|detail" → totals.
-func expect(entries []admin.Entry, f admin.Format, since time.Time) map[string]map[string]Totals {
+func expect(entries []accesslog.Entry, f accesslog.Format, since time.Time) map[string]map[string]Totals {
 	m := map[string]map[string]Totals{}
-	add := func(section, key string, e *admin.Entry, blocked bool) {
+	add := func(section, key string, e *accesslog.Entry, blocked bool) {
 		if m[section] == nil {
 			m[section] = map[string]Totals{}
 		}
@@ -118,7 +118,7 @@ func expect(entries []admin.Entry, f admin.Format, since time.Time) map[string]m
 			continue
 		}
 		blocked := e.Action == "block" || e.Action == "refuse"
-		host := admin.HostOf(e.URL)
+		host := accesslog.HostOf(e.URL)
 		add("total", "|", e, blocked)
 		add("hour", e.Time.Truncate(time.Hour).Format(time.RFC3339)+"|", e, blocked)
 		add("client", e.Client.String()+"|", e, blocked)
@@ -132,10 +132,10 @@ func expect(entries []admin.Entry, f admin.Format, since time.Time) map[string]m
 				add("blocked_by_user", e.User+"|"+host, e, blocked)
 			}
 		}
-		if e.Category != "" && f == admin.FormatJSON {
+		if e.Category != "" && f == accesslog.FormatJSON {
 			add("category", e.Category+"|", e, blocked)
 		}
-		if e.UserAgent != "" && f != admin.FormatSquid {
+		if e.UserAgent != "" && f != accesslog.FormatSquid {
 			add("user_agent", e.UserAgent+"|", e, blocked)
 		}
 	}
@@ -250,7 +250,7 @@ func TestSinceFilters(t *testing.T) {
 // line is skipped and named with its file and line.
 func TestGzipAndMalformedLines(t *testing.T) {
 	entries := testEntries()
-	plain := writeLog(t, admin.FormatCombined, entries)
+	plain := writeLog(t, accesslog.FormatCombined, entries)
 	cut := bytes.IndexByte(plain[len(plain)/2:], '\n') + len(plain)/2 + 1 // a rotation ends on a whole line
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
@@ -288,10 +288,10 @@ func TestHTMLEscapesHostileValues(t *testing.T) {
 					t.Errorf("report lacks %q", want)
 				}
 			}
-			if f != admin.FormatSquid && !strings.Contains(page, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+			if f != accesslog.FormatSquid && !strings.Contains(page, "&lt;script&gt;alert(1)&lt;/script&gt;") {
 				t.Errorf("hostile user agent not shown escaped")
 			}
-			if f != admin.FormatJSON && !strings.Contains(page, "only the json format records them") {
+			if f != accesslog.FormatJSON && !strings.Contains(page, "only the json format records them") {
 				t.Errorf("no note on missing categories")
 			}
 		})

@@ -1,4 +1,4 @@
-package admin
+package accesslog
 
 import (
 	"errors"
@@ -14,21 +14,21 @@ import (
 const maxBatch = 64 << 10
 
 // ErrClosed is returned by Reopen after Close.
-var ErrClosed = errors.New("admin: access log closed")
+var ErrClosed = errors.New("accesslog: closed")
 
 // flushDelay is the longest a line waits in memory before it is written: under load
 // the writer makes a few large writes a second instead of one per request (nginx's
 // access_log buffer= and flush=).
 const flushDelay = 50 * time.Millisecond
 
-// AccessLog writes entries to a file or standard output in one Format. Log formats the
+// Writer writes entries to a file or standard output in one Format. Log formats the
 // entry into a bounded in-memory batch and returns at once; one goroutine, owned by the
 // AccessLog and stopped by Close, writes the batch when it reaches maxBatch bytes or
 // flushDelay after its first line. When the batch is full (a slow disk, a blocked
 // stdout) or a write fails (a full disk), lines are dropped and counted, never waited
 // for: the proxy must not stall on its log.
-type AccessLog struct {
-	cfg    LogConfig
+type Writer struct {
+	cfg    Config
 	format Format
 	limit  uint64        // lines waiting before new ones are dropped
 	kick   chan struct{} // a first line or a full batch is waiting
@@ -51,11 +51,11 @@ type AccessLog struct {
 	spare []byte
 }
 
-var _ Logger = (*AccessLog)(nil)
+var _ Logger = (*Writer)(nil)
 
-// NewAccessLog opens cfg.Path for appending (or uses standard output when it is "")
+// Open opens cfg.Path for appending (or uses standard output when it is "")
 // and starts the writer. The caller must Close it.
-func NewAccessLog(cfg LogConfig) (*AccessLog, error) {
+func Open(cfg Config) (*Writer, error) {
 	if errs := cfg.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("admin: access log: %w", errs[0])
 	}
@@ -68,21 +68,21 @@ func NewAccessLog(cfg LogConfig) (*AccessLog, error) {
 		}
 		out, file = f, f
 	}
-	return startAccessLog(cfg, out, file), nil
+	return start(cfg, out, file), nil
 }
 
-// NewAccessLogWriter is NewAccessLog writing to w (cfg.Path is ignored; Reopen does
+// NewWriter is Open writing to w (cfg.Path is ignored; Reopen does
 // nothing). For standard error, tests, or a pipe the caller owns.
-func NewAccessLogWriter(cfg LogConfig, w io.Writer) (*AccessLog, error) {
+func NewWriter(cfg Config, w io.Writer) (*Writer, error) {
 	if errs := cfg.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("admin: access log: %w", errs[0])
 	}
 	cfg.Path = ""
-	return startAccessLog(cfg, w, nil), nil
+	return start(cfg, w, nil), nil
 }
 
-func startAccessLog(cfg LogConfig, out io.Writer, file *os.File) *AccessLog {
-	a := &AccessLog{
+func start(cfg Config, out io.Writer, file *os.File) *Writer {
+	a := &Writer{
 		cfg:    cfg,
 		format: cfg.format(),
 		limit:  uint64(cfg.buffer()),
@@ -109,7 +109,7 @@ func openLog(path string) (*os.File, error) {
 
 // Log formats e into the batch; when the batch holds Buffer lines already, the line
 // is dropped and counted.
-func (a *AccessLog) Log(e *Entry) {
+func (a *Writer) Log(e *Entry) {
 	if a.closed.Load() {
 		a.dropped.Add(1)
 		return
@@ -136,15 +136,15 @@ func (a *AccessLog) Log(e *Entry) {
 }
 
 // Dropped returns how many lines were lost: queue full, failed writes, or logged after Close.
-func (a *AccessLog) Dropped() uint64 { return a.dropped.Load() }
+func (a *Writer) Dropped() uint64 { return a.dropped.Load() }
 
 // Written returns how many lines were written successfully.
-func (a *AccessLog) Written() uint64 { return a.written.Load() }
+func (a *Writer) Written() uint64 { return a.written.Load() }
 
 // Reopen writes out what is queued, then closes and reopens the file at the configured
 // path (for logrotate, on SIGUSR1). If the path cannot be opened the old file is kept
 // and the error returned. With standard output it only flushes.
-func (a *AccessLog) Reopen() error {
+func (a *Writer) Reopen() error {
 	reply := make(chan error, 1)
 	select {
 	case a.reopen <- reply:
@@ -157,7 +157,7 @@ func (a *AccessLog) Reopen() error {
 // Close writes out every queued line, stops the writer and closes the file. Entries
 // logged afterwards are dropped and counted (one racing Close itself may be lost
 // uncounted). Close is safe to call more than once.
-func (a *AccessLog) Close() error {
+func (a *Writer) Close() error {
 	var err error
 	a.once.Do(func() {
 		a.closed.Store(true)
@@ -170,7 +170,7 @@ func (a *AccessLog) Close() error {
 	return err
 }
 
-func (a *AccessLog) run() {
+func (a *Writer) run() {
 	defer close(a.done)
 	timer := time.NewTimer(flushDelay)
 	timer.Stop()
@@ -201,7 +201,7 @@ func (a *AccessLog) run() {
 }
 
 // flush writes the lines in the batch.
-func (a *AccessLog) flush() {
+func (a *Writer) flush() {
 	a.mu.Lock()
 	b, lines := a.buf, a.pending
 	a.buf, a.pending = a.spare[:0], 0
@@ -217,7 +217,7 @@ func (a *AccessLog) flush() {
 	}
 }
 
-func (a *AccessLog) doReopen() error {
+func (a *Writer) doReopen() error {
 	if a.file == nil {
 		return nil
 	}

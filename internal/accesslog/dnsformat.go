@@ -1,4 +1,4 @@
-package admin
+package accesslog
 
 import (
 	"strconv"
@@ -139,7 +139,7 @@ const upperHex = "0123456789ABCDEF"
 
 // appendRcode appends the rcode's name, or RCODEn for one without a name.
 func appendRcode(b []byte, rcode int) []byte {
-	if s := rcodeName(rcode); s != "" {
+	if s := RcodeName(rcode); s != "" {
 		return append(b, s...)
 	}
 	b = append(b, "RCODE"...)
@@ -148,7 +148,8 @@ func appendRcode(b []byte, rcode int) []byte {
 
 // rcodeName is the rcode's mnemonic, "" when it has none. 16 is BADVERS: the server
 // signs nothing, so it never means BADSIG here.
-func rcodeName(rcode int) string {
+// RcodeName is the DNS response code's name ("NOERROR", "NXDOMAIN", "BADVERS"), "" when unknown.
+func RcodeName(rcode int) string {
 	if rcode == dns.RcodeBadVers {
 		return "BADVERS"
 	}
@@ -157,7 +158,7 @@ func rcodeName(rcode int) string {
 
 // dnsHTTPStatus maps a DNS entry to the HTTP status its line carries.
 func dnsHTTPStatus(e *Entry) int {
-	if denied(e) {
+	if e.Denied() {
 		return 403
 	}
 	switch e.Status {
@@ -180,7 +181,7 @@ func dnsHTTPStatus(e *Entry) int {
 // dnsSquidResult maps a DNS entry to Squid's result code.
 func dnsSquidResult(e *Entry) string {
 	switch {
-	case denied(e) || e.Status == dns.RcodeRefused:
+	case e.Denied() || e.Status == dns.RcodeRefused:
 		return "TCP_DENIED"
 	case e.Cache == "hit":
 		return "TCP_HIT"
@@ -190,5 +191,5 @@ func dnsSquidResult(e *Entry) string {
 
 // forwarded reports whether a DNS query went to the upstream resolvers.
 func forwarded(e *Entry) bool {
-	return e.Upstream == "resolver" && e.Cache != "hit" && !denied(e) && e.Status != dns.RcodeRefused
+	return e.Upstream == "resolver" && e.Cache != "hit" && !e.Denied() && e.Status != dns.RcodeRefused
 }

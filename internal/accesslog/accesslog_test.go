@@ -1,4 +1,4 @@
-package admin
+package accesslog
 
 import (
 	"encoding/json"
@@ -21,7 +21,7 @@ func readLines(t *testing.T, path string) []string {
 func TestAccessLogReopenAfterRename(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "access.log")
-	a, err := NewAccessLog(LogConfig{Format: FormatSquid, Path: path})
+	a, err := Open(Config{Format: FormatSquid, Path: path})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestAccessLogReopenFailureKeepsOldFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(sub, "access.log")
-	a, err := NewAccessLog(LogConfig{Path: path})
+	a, err := Open(Config{Path: path})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestAccessLogReopenFailureKeepsOldFile(t *testing.T) {
 
 func TestAccessLogJSONFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "access.json")
-	a, err := NewAccessLog(LogConfig{Path: path, StripQuery: true})
+	a, err := Open(Config{Path: path, StripQuery: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestAccessLogFullDiskDropsAndCounts(t *testing.T) {
 	if _, err := os.Stat("/dev/full"); err != nil {
 		t.Skip("no /dev/full")
 	}
-	a, err := NewAccessLog(LogConfig{Format: FormatCombined, Path: "/dev/full"})
+	a, err := Open(Config{Format: FormatCombined, Path: "/dev/full"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func (w *stuckWriter) Write(p []byte) (int, error) {
 
 func TestAccessLogNeverBlocksOnSlowWriter(t *testing.T) {
 	w := &stuckWriter{entered: make(chan struct{}, 16), release: make(chan struct{})}
-	a, err := NewAccessLogWriter(LogConfig{Format: FormatSquid, Buffer: 4}, w)
+	a, err := NewWriter(Config{Format: FormatSquid, Buffer: 4}, w)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,35 +169,11 @@ func TestAccessLogNeverBlocksOnSlowWriter(t *testing.T) {
 }
 
 func TestAccessLogRejectsBadConfig(t *testing.T) {
-	if _, err := NewAccessLog(LogConfig{Format: "apache"}); err == nil {
+	if _, err := Open(Config{Format: "apache"}); err == nil {
 		t.Error("unknown format accepted")
 	}
-	if _, err := NewAccessLog(LogConfig{Path: filepath.Join(t.TempDir(), "missing", "x.log")}); err == nil {
+	if _, err := Open(Config{Path: filepath.Join(t.TempDir(), "missing", "x.log")}); err == nil {
 		t.Error("unopenable path accepted")
-	}
-}
-
-func TestConfigValidate(t *testing.T) {
-	c := Config{Listen: "localhost", Log: LogConfig{Format: "xml", Buffer: -1}}
-	errs := c.Validate()
-	var paths []string
-	for _, e := range errs {
-		paths = append(paths, e.Path)
-	}
-	if strings.Join(paths, ",") != "listen,log.format,log.buffer" {
-		t.Errorf("got %v", errs)
-	}
-	good := Config{Listen: "[::1]:9090", Log: LogConfig{Format: FormatCombined}}
-	if errs := good.Validate(); len(errs) != 0 {
-		t.Errorf("good config: %v", errs)
-	}
-	for _, c := range []Config{{}, {Listen: ListenOff}, {Log: LogConfig{Path: "access.log"}}} {
-		if c.Enabled() {
-			t.Errorf("%+v: admin listener enabled without admin.listen", c)
-		}
-	}
-	if !good.Enabled() {
-		t.Error("admin listener disabled with admin.listen set")
 	}
 }
 

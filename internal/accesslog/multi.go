@@ -1,4 +1,4 @@
-package admin
+package accesslog
 
 // multi fans one entry out to several loggers, in order.
 type multi []Logger

@@ -1,4 +1,4 @@
-package admin
+package accesslog
 
 import (
 	"strconv"
@@ -328,7 +328,7 @@ func isHex(c byte) bool {
 func squidResult(e *Entry) string {
 	aborted := e.Error != "" && e.Status == 0
 	switch {
-	case denied(e):
+	case e.Denied():
 		return "TCP_DENIED"
 	case e.Method == "CONNECT" && e.Action == "inspect":
 		return "NONE_NONE" // Squid's code for a CONNECT it bumped
@@ -357,12 +357,14 @@ func squidResult(e *Entry) string {
 
 // denied reports whether the proxy refused the request itself: a block verdict, or a
 // client refused before any rule ("refuse", forward's allow_clients).
-func denied(e *Entry) bool { return e.Action == "block" || e.Action == "refuse" }
+// Denied reports whether the request was refused (blocked by a rule, or refused
+// before one decided).
+func (e *Entry) Denied() bool { return e.Action == "block" || e.Action == "refuse" }
 
 // squidHierarchy maps an entry to Squid's hierarchy code and peer (%Sh/%<a).
 func squidHierarchy(e *Entry) (code, peer string) {
 	switch c := strings.ToLower(e.Cache); {
-	case denied(e), c == "hit", c == "stale", e.Upstream == "":
+	case e.Denied(), c == "hit", c == "stale", e.Upstream == "":
 		return "HIER_NONE", "-"
 	case e.Upstream == "direct":
 		return "HIER_DIRECT", hostOf(e.URL)

@@ -1,4 +1,4 @@
-package admin
+package accesslog
 
 import (
 	"encoding/json"

@@ -1,12 +1,9 @@
-// Package admin owns the operator's view of Portcullis: the admin listener (/metrics,
-// /healthz, /readyz, the status page, pprof), the Prometheus metrics fed from access-log
-// entries, the live status counters behind the page, and the access log writers
-// (json, combined, squid).
-//
-// Everything here receives the same *Entry through the Logger interface: the engine
-// builds an AccessLog, a Metrics and a Status, fans entries out to them with Multi, and
-// serves NewServer on the admin listener.
-package admin
+// Package accesslog owns the access-log record every door fills (Entry), the
+// Logger interface the doors hand it to, the fan-out to several Loggers (Multi)
+// and the writers that format it as json, combined or squid lines to a file or
+// standard output (Writer). The admin package's metrics and status counters are
+// Loggers too.
+package accesslog
 
 import (
 	"net/netip"
