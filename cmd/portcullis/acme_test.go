@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -350,6 +351,20 @@ func startACMEDNS(t *testing.T) string {
 // configuration and the policy must name fixed ports (ACME validates on them).
 func freeLoopback(t *testing.T) string {
 	t.Helper()
+	// A port below the kernel's ephemeral range (32768-60999 by default): the
+	// kernel never hands one of those to another socket by itself, so the
+	// port stays free between this check and the moment pebble or the binary
+	// binds it, even while other tests open thousands of connections (a
+	// port from :0 was seen taken in that window).
+	for range 200 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(20000+rand.IntN(12000)))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return addr
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
