@@ -1,8 +1,8 @@
 // Package relay forwards one HTTP request to an upstream http.RoundTripper
 // and writes the response to the client's http.ResponseWriter. Both doors use
 // it for every proxied HTTP exchange (the reverse door's routes, the forward
-// door's absolute-form requests), in place of net/http/httputil's reverse
-// proxy and goproxy's plain-HTTP relay.
+// door's absolute-form requests and the requests inside inspected tunnels),
+// in place of net/http/httputil's reverse proxy.
 //
 // A door prepares the outbound request (Prepare: hop-by-hop fields removed,
 // an upgrade kept when the door allows it), applies its own rewrites
