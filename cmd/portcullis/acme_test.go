@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -193,6 +194,7 @@ type pebble struct {
 	root              *x509.CertPool
 	rootPEM           []byte // root, for curl --cacert
 	intermediate      *x509.Certificate
+	intermediateKey   crypto.Signer // only from startPebbleOCSP: to sign OCSP answers
 
 	mu     sync.Mutex
 	norder int
@@ -212,6 +214,15 @@ var pebbleOrdersRE = regexp.MustCompile(`There are now (\d+) orders in the db`)
 // validating on two free ports it returns for the door. Its HTTPS certificate
 // comes from a CA written to dir/pebble-https-ca.pem.
 func startPebble(t *testing.T, dir string) *pebble {
+	t.Helper()
+	return startPebbleOCSP(t, dir, "")
+}
+
+// startPebbleOCSP is startPebble with ocspURL ("": none) written as the OCSP
+// responder of the certificates pebble issues. With one, pebble's CA keys are
+// RSA (its management interface serves only RSA keys) and p.intermediateKey is
+// its intermediate's key, for the test's own responder.
+func startPebbleOCSP(t *testing.T, dir, ocspURL string) *pebble {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "pebble")
 	build := exec.Command("go", "build", "-o", bin, "github.com/letsencrypt/pebble/v2/cmd/pebble")
@@ -236,12 +247,16 @@ func startPebble(t *testing.T, dir string) *pebble {
 	listen, mgmt := freeLoopback(t), freeLoopback(t)
 	_, httpPort, _ := net.SplitHostPort(p.httpAddr)
 	_, tlsPort, _ := net.SplitHostPort(p.tlsAddr)
+	keyAlg := "ecdsa"
+	if ocspURL != "" {
+		keyAlg = "rsa"
+	}
 	cfg := fmt.Sprintf(`{"pebble": {"listenAddress": %q, "managementListenAddress": %q,
-  "certificate": %q, "privateKey": %q, "httpPort": %s, "tlsPort": %s, "ocspResponderURL": "",
-  "externalAccountBindingRequired": false, "keyAlgorithm": "ecdsa",
+  "certificate": %q, "privateKey": %q, "httpPort": %s, "tlsPort": %s, "ocspResponderURL": %q,
+  "externalAccountBindingRequired": false, "keyAlgorithm": %q,
   "profiles": {"default": {"description": "90 days", "validityPeriod": 7776000},
                "shortlived": {"description": "30 minutes", "validityPeriod": 1800}}}}`,
-		listen, mgmt, filepath.Join(dir, "pebble.pem"), filepath.Join(dir, "pebble.key"), httpPort, tlsPort)
+		listen, mgmt, filepath.Join(dir, "pebble.pem"), filepath.Join(dir, "pebble.key"), httpPort, tlsPort, ocspURL, keyAlg)
 	cfgPath := filepath.Join(dir, "pebble.json")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -310,6 +325,18 @@ func startPebble(t *testing.T, dir string) *pebble {
 	}
 	if p.intermediate, err = x509.ParseCertificate(blk.Bytes); err != nil {
 		t.Fatal(err)
+	}
+	if ocspURL != "" {
+		keyPEM, err := fetchBody(mc, "https://"+mgmt+"/intermediate-keys/0")
+		if err != nil {
+			t.Fatalf("pebble's intermediate key: %v", err)
+		}
+		if blk, _ = pem.Decode(keyPEM); blk == nil {
+			t.Fatalf("pebble's intermediate key: %q", keyPEM)
+		}
+		if p.intermediateKey, err = x509.ParsePKCS1PrivateKey(blk.Bytes); err != nil {
+			t.Fatalf("pebble's intermediate key: %v", err)
+		}
 	}
 	p.directory = "https://" + listen + "/dir"
 	for {
