@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/accesslog"
@@ -80,11 +81,11 @@ type Handler struct {
 	overrides sync.Map  // route+"\x00"+pool → *relay.Options (verdict.Pool overrides)
 	exchanges sync.Pool // *exchange of requests that gave it to nobody (see ServeHTTP)
 
-	urlMu   sync.RWMutex
-	lastURL string // the access-log URL of a recent request, reused while requests repeat it
-
-	hostMu   sync.RWMutex
-	lastHost hostMemo // a recent Host field and its normal form, reused while requests repeat it
+	// Recent answers, reused while requests repeat them. Immutable values
+	// behind atomic pointers: a request reads them without writing shared
+	// memory, and only a change of value stores (and allocates) a new one.
+	lastURL  atomic.Pointer[string]   // the access-log URL of a recent request
+	lastHost atomic.Pointer[hostMemo] // a recent Host field and its normal form
 }
 
 // hostMemo is a Host field (and whether it came over TLS) with what
@@ -763,33 +764,26 @@ func (h *Handler) logEntry(ex *exchange, r *http.Request, v *rules.Verdict, star
 // same URL again and again (a hot cached object): the last one built is
 // reused while it matches, which saves its allocation.
 func (h *Handler) logURL(scheme, host, uri string) string {
-	h.urlMu.RLock()
-	last := h.lastURL
-	h.urlMu.RUnlock()
-	if len(last) == len(scheme)+3+len(host)+len(uri) && strings.HasPrefix(last, scheme) &&
-		last[len(scheme):len(scheme)+3] == "://" && last[len(scheme)+3:len(scheme)+3+len(host)] == host &&
-		last[len(scheme)+3+len(host):] == uri {
-		return last
+	if p := h.lastURL.Load(); p != nil {
+		last := *p
+		if len(last) == len(scheme)+3+len(host)+len(uri) && strings.HasPrefix(last, scheme) &&
+			last[len(scheme):len(scheme)+3] == "://" && last[len(scheme)+3:len(scheme)+3+len(host)] == host &&
+			last[len(scheme)+3+len(host):] == uri {
+			return last
+		}
 	}
 	u := scheme + "://" + host + uri
-	h.urlMu.Lock()
-	h.lastURL = u
-	h.urlMu.Unlock()
+	h.lastURL.Store(&u)
 	return u
 }
 
 // splitHost is splitHost, remembering the last answer: a door's requests
 // mostly name the same host.
 func (h *Handler) splitHost(raw string, tls bool) (string, uint16) {
-	h.hostMu.RLock()
-	m := h.lastHost
-	h.hostMu.RUnlock()
-	if m.raw == raw && m.tls == tls && m.host != "" {
+	if m := h.lastHost.Load(); m != nil && m.raw == raw && m.tls == tls {
 		return m.host, m.port
 	}
 	host, port := splitHost(raw, tls)
-	h.hostMu.Lock()
-	h.lastHost = hostMemo{raw: raw, tls: tls, host: host, port: port}
-	h.hostMu.Unlock()
+	h.lastHost.Store(&hostMemo{raw: raw, tls: tls, host: host, port: port})
 	return host, port
 }
