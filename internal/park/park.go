@@ -1,8 +1,8 @@
 // Package park holds idle sockets without a goroutine each. A parked socket
 // sits in one epoll instance per Set (beside Go's own registration of it),
-// watched by one goroutine that runs while anything is parked: it wakes the
-// socket's owner when the socket becomes readable (bytes, the end of the
-// stream or an error), and asks the owners at a regular tick whether they
+// watched by one goroutine that runs while anything is parked (and one wait
+// longer): it wakes the socket's owner when the socket becomes readable
+// (bytes, the end of the stream or an error), and asks the owners at a regular tick whether they
 // are to end (an idle timeout, a shutdown), so that no timer is held per
 // socket either. An idle socket then costs its owner's state and nothing
 // else: no goroutine stack, no buffer, no timer.

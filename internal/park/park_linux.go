@@ -106,11 +106,12 @@ const maxWait = 250 * time.Millisecond
 
 // loop waits on epfd and wakes the sleepers whose socket is readable, asks
 // every sleeper whether it expired at each tick, and closes epfd and ends
-// when nothing is parked.
+// when nothing was parked for a whole wait.
 func (p *Set) loop(epfd int) {
 	evs := make([]syscall.EpollEvent, 128)
 	var lastCheck time.Time
 	var woken, expired []Sleeper
+	wasEmpty := false
 	for {
 		p.mu.Lock()
 		tick := p.tick
@@ -138,10 +139,19 @@ func (p *Set) loop(epfd int) {
 				woken = append(woken, e.s)
 			}
 		}
-		exit := len(p.parked) == 0
+		// The loop outlives an empty set by one wait (maxWait), so that a
+		// socket parking again soon (a busy tunnel between bursts, a kept
+		// connection between requests) finds the epoll instance still there
+		// instead of making a new one and a new goroutine.
+		empty := len(p.parked) == 0
+		if empty {
+			p.tick = 0
+		}
+		exit := empty && wasEmpty
+		wasEmpty = empty
 		if exit {
 			_ = syscall.Close(epfd)
-			p.on, p.tick = false, 0
+			p.on = false
 		}
 		p.mu.Unlock()
 		for i, s := range woken {
