@@ -34,8 +34,10 @@ type outcome struct {
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) { s.serve(w, r, false) }
 
 // serve answers one query. admitted says the caller already holds the query's
-// in-flight slot (see inflight); otherwise serve takes one if the query must
-// wait for an upstream, and drops the query when none is free.
+// in-flight slot (see inflight), which serve gives back once the answer is known
+// and before it is sent (a client that has its answer may ask again at once);
+// otherwise serve takes one if the query must wait for an upstream, and drops
+// the query when none is free.
 func (s *Server) serve(w dns.ResponseWriter, r *dns.Msg, admitted bool) {
 	st := s.state.Load()
 	q := query{msg: r, client: remoteAddr(w.RemoteAddr()), start: st.now()}
@@ -57,6 +59,9 @@ func (s *Server) serve(w dns.ResponseWriter, r *dns.Msg, admitted bool) {
 		lim = nil
 	}
 	a := st.handle(&q, (*bp)[:0], lim)
+	if admitted {
+		s.busy.release(q.client)
+	}
 	if a.out.dropped {
 		st.logQuery(&q, a.out, dns.RcodeServerFailure, 0)
 		return

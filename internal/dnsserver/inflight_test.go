@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -162,5 +163,64 @@ func TestInFlightConfig(t *testing.T) {
 	}
 	if small := (&Config{MaxInFlight: 50}).withDefaults(); small.MaxInFlightPerClient != 50 {
 		t.Fatalf("per client default above a small total: %d", small.MaxInFlightPerClient)
+	}
+}
+
+// TestInFlightSlotFreeOnceAnswered asks one miss after another from one client
+// allowed a single slot: each query is sent the moment the previous answer
+// arrives, so the slot must be free by the time the answer is sent, on both UDP
+// paths. A slot given back only after the answer left drops some of these.
+func TestInFlightSlotFreeOnceAnswered(t *testing.T) {
+	for _, variant := range []struct {
+		name string
+		wrap func(net.PacketConn) net.PacketConn
+	}{
+		{"own-loop", func(pc net.PacketConn) net.PacketConn { return pc }},
+		{"miekg", func(pc net.PacketConn) net.PacketConn { return miekgOnly{pc} }},
+	} {
+		t.Run(variant.name, func(t *testing.T) {
+			const queries = 300
+			up := resolvertest.New(3600, 60)
+			for i := range queries {
+				up.Add(t, fmt.Sprintf("n%d.test. 300 IN A 192.0.2.1", i))
+			}
+			up.Start(t)
+			res, err := resolver.New(resolver.Config{Upstreams: []string{up.Addr}, Timeout: time.Minute}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { res.Close() })
+			log := newMemLog()
+			_, addr := startServerWith(t, Options{
+				Config:   &Config{MaxInFlight: 1, MaxInFlightPerClient: 1},
+				Resolver: res, Log: log,
+			}, variant.wrap)
+			c, err := net.Dial("udp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			buf := make([]byte, dns.MaxMsgSize)
+			for i := range queries {
+				m := new(dns.Msg)
+				m.SetQuestion(fmt.Sprintf("n%d.test.", i), dns.TypeA)
+				pkt, err := m.Pack()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := c.Write(pkt); err != nil {
+					t.Fatal(err)
+				}
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				n, err := c.Read(buf)
+				if err != nil {
+					t.Fatalf("query %d of %d (n%d.test) got no answer: %v; log: %+v", i+1, queries, i, err, log.wait(t, fmt.Sprintf("n%d.test", i), 1))
+				}
+				r := new(dns.Msg)
+				if err := r.Unpack(buf[:n]); err != nil || r.Id != m.Id || !slices.Equal(answers(r), []string{"192.0.2.1"}) {
+					t.Fatalf("query %d: %v %v", i, r, err)
+				}
+			}
+		})
 	}
 }

@@ -72,9 +72,6 @@ func (s *Server) serveUDP(ctx context.Context, pc *net.UDPConn) error {
 		wg.Go(func() {
 			defer s.handlers.Add(-1)
 			s.serve(&udpWriter{pc: pc, remote: from}, m, admitted)
-			if admitted {
-				s.busy.release(client)
-			}
 		})
 	}
 }
