@@ -375,13 +375,12 @@ func (c *conn) readRequest() (*stream, error) {
 		return nil, err
 	}
 	st := &stream{c: c}
-	var tmpl http.Request // parsed here, copied by WithContext
-	h, perr := parseHead(hs, &tmpl, &st.url, st.vals[:], &st.te)
+	r := &st.reqv
+	h, perr := parseHead(hs, r, &st.url, st.vals[:], &st.te)
 	if perr != nil {
 		return nil, perr
 	}
 	st.h = h
-	r := &tmpl
 	r.RemoteAddr = c.remote
 	r.TLS = c.tls
 	if h.contentLength != 0 {
@@ -394,9 +393,17 @@ func (c *conn) readRequest() (*stream, error) {
 		r.Body = http.NoBody
 		st.body.eof = true
 	}
-	ctx, cancel := context.WithCancel(c.ctx)
-	st.cancel = cancel
-	st.req = r.WithContext(ctx)
+	var ctx context.Context
+	if c.ctx.Done() == nil {
+		st.ctx = reqCtx{Context: c.ctx, st: st}
+		ctx = &st.ctx
+	} else { // the connection's context may end: derive as net/http does
+		ctx, st.stdCancel = context.WithCancel(c.ctx)
+	}
+	// WithContext copies the request; inlined, its copy stays on the stack
+	// and goes back into the stream: no request is allocated.
+	st.reqv = *r.WithContext(ctx)
+	st.req = r
 	return st, nil
 }
 
@@ -540,7 +547,7 @@ func (c *conn) serveRequest(st *stream) bool {
 	w := &st.w
 	w.init(st)
 	if st.body.eof {
-		c.cr.startBackground(st.cancel)
+		c.cr.arm(st)
 	}
 	if !c.runHandler(w, st.req) {
 		return false
@@ -560,8 +567,8 @@ func (c *conn) serveRequest(st *stream) bool {
 		// Nothing pipelined is waiting: the response goes now, before the
 		// read is ended (whatever the handler left may delay that).
 		c.flush()
-		c.cr.abortBackground()
 	}
+	c.cr.disarm()
 	st.cancel()
 	if !drained || w.closeAfter || c.cr.err != nil {
 		c.flush()
@@ -589,14 +596,12 @@ func (c *conn) drainTimeout() time.Duration {
 func (c *conn) runHandler(w *response, r *http.Request) (ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
-			c.cr.abortBackground()
+			c.cr.disarm()
 			r.Body.Close()
 			if v != http.ErrAbortHandler {
 				c.s.logger().Error("h1: handler panic", "remote", c.remote, "url", r.URL.String(), "panic", v, "stack", string(debug.Stack()))
 			}
-			if w.st.cancel != nil {
-				w.st.cancel()
-			}
+			w.st.cancel()
 			ok = false
 		}
 	}()
@@ -606,7 +611,7 @@ func (c *conn) runHandler(w *response, r *http.Request) (ok bool) {
 
 // hijack hands the connection over.
 func (c *conn) hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c.cr.abortBackground()
+	c.cr.disarm()
 	if !c.flush() {
 		return nil, nil, errors.New("h1: connection failed")
 	}
@@ -636,7 +641,8 @@ const hijackBufSize = 512
 
 // connReader is what a connection's bufio.Reader reads: the byte a wait or
 // a background read took, then the connection. A background read runs
-// while a handler runs with its body read, to see the client go away.
+// while a handler runs with its body read and someone waits for the
+// request's context to end, to see the client go away.
 type connReader struct {
 	c       *conn
 	byte    [1]byte
@@ -644,8 +650,11 @@ type connReader struct {
 	err     error // the connection failed or ended (seen by a background read)
 
 	bgMu     sync.Mutex
-	bgDone   chan struct{} // closed when the background read returns; nil: none runs
-	bgTimer  *time.Timer   // starts the background read after backgroundDelay
+	armed    *stream       // its handler runs with the body read; nil: none
+	bgActive bool          // a background read is due or runs
+	bgStream *stream       // the request the background read watches
+	bgDone   chan struct{} // gets a value when a background read returns; made once
+	bgTimer  *time.Timer   // starts the background read; made once, reset per request
 	aborting atomic.Bool
 }
 
@@ -672,59 +681,88 @@ func (r *connReader) Read(p []byte) (int, error) {
 	return r.c.rwc.Read(p)
 }
 
-// startBackground reads one byte in the background while the handler runs
-// (from backgroundDelay on):
-// an error or the end of the stream cancels the request (the client went
-// away). No-op when bytes of a next request are already read or the stream
-// failed.
-func (r *connReader) startBackground(cancel context.CancelFunc) {
+// arm notes that st's handler runs with its body read: from now on until
+// disarm, the client is watched by a background read when someone waits
+// for st's context to end.
+func (r *connReader) arm(st *stream) {
 	r.bgMu.Lock()
 	defer r.bgMu.Unlock()
-	c := r.c
-	if r.bgDone != nil || r.hasByte || r.err != nil || c.hijacked || (c.br != nil && c.br.Buffered() > 0) {
-		return
+	r.armed = st
+	if st.watched() {
+		r.startBackground()
 	}
-	done := make(chan struct{})
-	r.bgDone = done
-	r.bgTimer = time.AfterFunc(backgroundDelay, func() {
-		defer close(done)
-		if r.aborting.Load() { // abortBackground began first
-			return
-		}
-		n, err := c.rwc.Read(r.byte[:])
-		if n == 1 {
-			r.hasByte = true
-			return
-		}
-		if err != nil && r.aborting.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
-			return
-		}
-		if err == nil {
-			err = io.EOF
-		}
-		r.err = err
-		cancel()
-	})
 }
 
-// backgroundActive reports whether a background read runs.
+// watch is st's context's call when someone first waits for it to end.
+func (r *connReader) watch(st *stream) {
+	r.bgMu.Lock()
+	defer r.bgMu.Unlock()
+	if r.armed == st {
+		r.startBackground()
+	}
+}
+
+// startBackground reads one byte in the background while the handler runs
+// (from backgroundDelay on): an error or the end of the stream cancels the
+// armed request (the client went away). No-op when bytes of a next request
+// are already read or the stream failed. Called with bgMu held.
+func (r *connReader) startBackground() {
+	c := r.c
+	if r.bgActive || r.hasByte || r.err != nil || c.hijacked || (c.br != nil && c.br.Buffered() > 0) {
+		return
+	}
+	r.bgActive = true
+	r.bgStream = r.armed
+	if r.bgTimer == nil {
+		r.bgDone = make(chan struct{}, 1)
+		r.bgTimer = time.AfterFunc(backgroundDelay, r.background)
+		return
+	}
+	r.bgTimer.Reset(backgroundDelay)
+}
+
+// background is the background read, on the timer's goroutine.
+func (r *connReader) background() {
+	defer func() { r.bgDone <- struct{}{} }()
+	if r.aborting.Load() { // disarm began first
+		return
+	}
+	st := r.bgStream // set before the timer was, and not again until this returns
+	n, err := r.c.rwc.Read(r.byte[:])
+	if n == 1 {
+		r.hasByte = true
+		return
+	}
+	if err != nil && r.aborting.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+		return
+	}
+	if err == nil {
+		err = io.EOF
+	}
+	r.err = err
+	st.cancel()
+}
+
+// backgroundActive reports whether a background read is due or runs.
 func (r *connReader) backgroundActive() bool {
 	r.bgMu.Lock()
 	defer r.bgMu.Unlock()
-	return r.bgDone != nil
+	return r.bgActive
 }
 
-// abortBackground ends a background read and waits for it. The deadline in
-// the past is set again until the read returns: a goroutine the handler
-// left (a transport still reading the body) may move the deadline.
-func (r *connReader) abortBackground() {
+// disarm ends the watch of the armed request: it ends a background read
+// and waits for it. The deadline in the past is set again until the read
+// returns: a goroutine the handler left (a transport still reading the
+// body) may move the deadline.
+func (r *connReader) disarm() {
 	r.bgMu.Lock()
 	defer r.bgMu.Unlock()
-	if r.bgDone == nil {
+	r.armed = nil
+	if !r.bgActive {
 		return
 	}
+	r.bgActive = false
 	if r.bgTimer.Stop() { // the read never started
-		r.bgDone, r.bgTimer = nil, nil
 		return
 	}
 	r.aborting.Store(true)
@@ -740,25 +778,38 @@ func (r *connReader) abortBackground() {
 		break
 	}
 	r.aborting.Store(false)
-	r.bgDone, r.bgTimer = nil, nil
 	r.c.rwc.SetReadDeadline(time.Time{})
 }
 
 // stream is one request and its response: allocated together.
 type stream struct {
-	c      *conn
-	req    *http.Request
-	url    url.URL
-	h      head
-	body   body
-	w      response
-	cancel context.CancelFunc
-	vals   [12]string
-	te     [1]string
+	c         *conn
+	req       *http.Request // &reqv
+	reqv      http.Request
+	ctx       reqCtx             // the request's context, unless stdCancel
+	stdCancel context.CancelFunc // ends the request's context when it is a context.WithCancel
+	url       url.URL
+	h         head
+	body      body
+	w         response
+	vals      [12]string
+	te        [1]string
 }
 
+// cancel ends the request's context.
+func (st *stream) cancel() {
+	if st.stdCancel != nil {
+		st.stdCancel()
+		return
+	}
+	st.ctx.cancel()
+}
+
+// watched reports whether someone waits for the request's context to end.
+func (st *stream) watched() bool { return st.stdCancel != nil || st.ctx.watched.Load() }
+
 // bodyDone is called (body mu held) when the body was read to its end.
-func (st *stream) bodyDone() { st.c.cr.startBackground(st.cancel) }
+func (st *stream) bodyDone() { st.c.cr.arm(st) }
 
 // sendContinue writes "100 Continue" before the first body read, when the
 // client waits for it and no response was written yet.
