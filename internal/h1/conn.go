@@ -63,6 +63,77 @@ type conn struct {
 	idleUntil time.Time // while parked: when it closes (zero: never)
 	hijacked  bool
 	forgotten bool // hijacked: Shutdown no longer waits for it
+
+	rdMu    sync.Mutex // rd and rdStale: a handler's goroutines and the background read set deadlines too
+	rd      time.Time  // the read deadline set last
+	rdStale bool       // rd is a wait's, kept through a handler that reads nothing
+}
+
+// setReadDeadline sets the read deadline, unless it is set to t already.
+func (c *conn) setReadDeadline(t time.Time) {
+	c.rdMu.Lock()
+	defer c.rdMu.Unlock()
+	c.rdStale = false
+	if t.Equal(c.rd) {
+		return
+	}
+	c.rd = t
+	c.rwc.SetReadDeadline(t)
+}
+
+// forceReadDeadline sets the read deadline even if it seems set already
+// (another goroutine may have moved it, or a handler asks).
+func (c *conn) forceReadDeadline(t time.Time) error {
+	c.rdMu.Lock()
+	defer c.rdMu.Unlock()
+	c.rdStale = false
+	c.rd = t
+	return c.rwc.SetReadDeadline(t)
+}
+
+// keepReadDeadline leaves the read deadline of the wait for a request's
+// head in place while its handler runs, which nothing reads the connection
+// for: a background read clears it first (clearStaleDeadline), a handler's
+// own deadline replaces it.
+func (c *conn) keepReadDeadline() {
+	c.rdMu.Lock()
+	c.rdStale = !c.rd.IsZero()
+	c.rdMu.Unlock()
+}
+
+// clearStaleDeadline clears a deadline kept by keepReadDeadline.
+func (c *conn) clearStaleDeadline() {
+	c.rdMu.Lock()
+	defer c.rdMu.Unlock()
+	if c.rdStale {
+		c.rdStale = false
+		c.rd = time.Time{}
+		c.rwc.SetReadDeadline(time.Time{})
+	}
+}
+
+// keepDeadlineWithin reports whether the read deadline is set within
+// [from, to], and keeps it then.
+func (c *conn) keepDeadlineWithin(from, to time.Time) bool {
+	c.rdMu.Lock()
+	defer c.rdMu.Unlock()
+	if c.rd.IsZero() || c.rd.Before(from) || c.rd.After(to) {
+		return false
+	}
+	c.rdStale = false
+	return true
+}
+
+// headBuffered reports whether a whole request head, not preceded by empty
+// lines, is in the read buffer: reading it reads nothing from the
+// connection.
+func (c *conn) headBuffered() bool {
+	buf, _ := c.br.Peek(c.br.Buffered())
+	if len(buf) == 0 || buf[0] == '\r' || buf[0] == '\n' {
+		return false
+	}
+	end, _ := headEnd(buf, 0)
+	return end > 0
 }
 
 func (s *Server) newConn(rwc net.Conn) *conn {
@@ -156,13 +227,18 @@ func (c *conn) run(deadline time.Time, woken bool) {
 		c.br = s.getReader(&c.cr)
 	}
 	for {
-		start := time.Now()
-		if d := s.ReadHeaderTimeout; d > 0 {
-			c.rwc.SetReadDeadline(start.Add(d))
-		} else if d := s.ReadTimeout; d > 0 {
-			c.rwc.SetReadDeadline(start.Add(d))
-		} else {
-			c.rwc.SetReadDeadline(time.Time{})
+		// A head already in the buffer (a kept connection's next request
+		// arrives in one read) is read without a header deadline.
+		var start time.Time
+		if !c.headBuffered() {
+			start = time.Now()
+			if d := s.ReadHeaderTimeout; d > 0 {
+				c.setReadDeadline(start.Add(d))
+			} else if d := s.ReadTimeout; d > 0 {
+				c.setReadDeadline(start.Add(d))
+			} else {
+				c.setReadDeadline(time.Time{})
+			}
 		}
 		st, err := c.readRequest()
 		if err != nil {
@@ -172,10 +248,18 @@ func (c *conn) run(deadline time.Time, woken bool) {
 			}
 			return
 		}
-		if d := s.ReadTimeout; d > 0 {
-			c.rwc.SetReadDeadline(start.Add(d))
-		} else {
-			c.rwc.SetReadDeadline(time.Time{})
+		switch d := s.ReadTimeout; {
+		case d > 0:
+			if start.IsZero() {
+				start = time.Now()
+			}
+			c.setReadDeadline(start.Add(d))
+		case st.body.eof:
+			// Nothing reads the connection while the handler runs but a
+			// background read, which clears the deadline first.
+			c.keepReadDeadline()
+		default:
+			c.setReadDeadline(time.Time{})
 		}
 		if d := s.WriteTimeout; d > 0 {
 			c.rwc.SetWriteDeadline(time.Now().Add(d))
@@ -186,9 +270,10 @@ func (c *conn) run(deadline time.Time, woken bool) {
 		if c.br.Buffered() > 0 {
 			continue // pipelined
 		}
+		now := time.Now()
 		deadline = time.Time{}
 		if d := s.idleTimeout(); d > 0 {
-			deadline = time.Now().Add(d)
+			deadline = now.Add(d)
 		}
 		if !c.flush() {
 			return
@@ -197,11 +282,11 @@ func (c *conn) run(deadline time.Time, woken bool) {
 			c.s.putWriter(c.wb)
 			c.wb = nil
 		}
-		hot := time.Now().Add(hotWait)
+		hot, loose := now.Add(hotWait), true
 		if !deadline.IsZero() && deadline.Before(hot) {
-			hot = deadline
+			hot, loose = deadline, false
 		}
-		ok, timedOut := c.waitHot(hot)
+		ok, timedOut := c.waitHot(hot, loose)
 		if ok {
 			continue
 		}
@@ -219,11 +304,16 @@ func (c *conn) run(deadline time.Time, woken bool) {
 // until, reading them into c.br (one read when they come, none wasted on a
 // readiness check). It reports whether bytes came, or else whether the wait
 // ended on the deadline (c may then wait longer without its buffers).
-func (c *conn) waitHot(until time.Time) (ok, timedOut bool) {
+// When loose, a read deadline already set between hotWait/2 before until
+// and until is kept: a busy connection moves its deadline every hotWait/2
+// rather than at every request.
+func (c *conn) waitHot(until time.Time, loose bool) (ok, timedOut bool) {
 	if c.cr.err != nil {
 		return false, false
 	}
-	c.rwc.SetReadDeadline(until)
+	if !loose || !c.keepDeadlineWithin(until.Add(-hotWait/2), until) {
+		c.setReadDeadline(until)
+	}
 	c.state.Store(stateHot)
 	if c.s.closing.Load() {
 		c.state.Store(stateClosed)
@@ -332,7 +422,7 @@ func (c *conn) waitIdle(deadline time.Time) bool {
 	if c.cr.hasByte {
 		return true
 	}
-	c.rwc.SetReadDeadline(deadline)
+	c.setReadDeadline(deadline)
 	c.state.Store(stateIdle)
 	if c.s.closing.Load() {
 		c.state.Store(stateClosed)
@@ -506,7 +596,7 @@ func (c *conn) refuse(e *Error) {
 // for a moment, so that the last response is not lost to a reset.
 func (c *conn) lingerClose() {
 	if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
-		c.rwc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		c.setReadDeadline(time.Now().Add(500 * time.Millisecond))
 		io.CopyN(io.Discard, c.rwc, maxDrain)
 	}
 }
@@ -557,7 +647,7 @@ func (c *conn) serveRequest(st *stream) bool {
 		return false
 	}
 	drained := st.body.finish(!st.h.expect || st.continueSent(), func() {
-		c.rwc.SetReadDeadline(time.Now().Add(c.drainTimeout()))
+		c.setReadDeadline(time.Now().Add(c.drainTimeout()))
 	})
 	if !drained {
 		w.closeAfter = true
@@ -728,6 +818,7 @@ func (r *connReader) background() {
 		return
 	}
 	st := r.bgStream // set before the timer was, and not again until this returns
+	r.c.clearStaleDeadline()
 	n, err := r.c.rwc.Read(r.byte[:])
 	if n == 1 {
 		r.hasByte = true
@@ -767,7 +858,7 @@ func (r *connReader) disarm() {
 	}
 	r.aborting.Store(true)
 	for {
-		r.c.rwc.SetReadDeadline(aLongTimeAgo)
+		r.c.forceReadDeadline(aLongTimeAgo)
 		t := time.NewTimer(50 * time.Millisecond)
 		select {
 		case <-r.bgDone:
@@ -778,7 +869,7 @@ func (r *connReader) disarm() {
 		break
 	}
 	r.aborting.Store(false)
-	r.c.rwc.SetReadDeadline(time.Time{})
+	r.c.setReadDeadline(time.Time{})
 }
 
 // stream is one request and its response: allocated together.

@@ -136,3 +136,61 @@ func testRequestContextEnds(t *testing.T, tune func(*Server)) {
 		}
 	}
 }
+
+// TestLongHandlerKeepsContext: a handler without a body to read that runs
+// past the connection's header deadline, waiting on its context, is not
+// cancelled while its client stays, and the connection serves the next
+// request after it.
+func TestLongHandlerKeepsContext(t *testing.T) {
+	res := make(chan error, 1)
+	ts := start(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/long" {
+			select {
+			case <-r.Context().Done():
+				res <- r.Context().Err()
+			case <-time.After(600 * time.Millisecond): // 3x the header deadline
+				res <- nil
+			}
+		}
+		io.WriteString(w, "ok")
+	}, func(s *Server) { s.ReadHeaderTimeout = 200 * time.Millisecond })
+	c, br := ts.dial(t)
+	for _, path := range []string{"/", "/long", "/"} {
+		io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: a\r\n\r\n")
+		if _, b := readResp(t, br, "GET"); b != "ok" {
+			t.Fatalf("%s: %q", path, b)
+		}
+		if path == "/long" {
+			if err := <-res; err != nil {
+				t.Fatalf("the request's context ended while its client stayed: %v", err)
+			}
+		}
+	}
+}
+
+// TestKeptHeaderTimeout: on a kept connection, a next request whose head
+// comes slowly is cut at ReadHeaderTimeout too.
+func TestKeptHeaderTimeout(t *testing.T) {
+	ts := start(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") },
+		func(s *Server) { s.ReadHeaderTimeout = 300 * time.Millisecond })
+	c, br := ts.dial(t)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	if _, b := readResp(t, br, "GET"); b != "ok" {
+		t.Fatal(b)
+	}
+	begin := time.Now()
+	io.WriteString(c, "GET / HTTP/1.1\r\n")
+	for range 100 {
+		if _, err := io.WriteString(c, "X: y\r\n"); err != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // a slow client, not a synchronisation
+		if _, err := c.Read(make([]byte, 0)); err != nil {
+			break
+		}
+	}
+	wantEOF(t, br)
+	if d := time.Since(begin); d > 4*time.Second {
+		t.Fatalf("closed after %v", d)
+	}
+}
