@@ -24,7 +24,8 @@ type reqCtx struct {
 	done    atomic.Value // chan struct{}, made at the first Done
 	mu      sync.Mutex
 	err     error
-	fns     []func() // AfterFunc's, run at the cancel (nil: stopped)
+	fns     []func()  // AfterFunc's, run at the cancel (nil: stopped)
+	fnsArr  [2]func() // fns's first home (an upstream request registers one)
 }
 
 // closedchan is the Done of a context cancelled before anyone asked.
@@ -78,6 +79,9 @@ func (c *reqCtx) AfterFunc(f func()) func() bool {
 		return func() bool { return false }
 	}
 	i := len(c.fns)
+	if c.fns == nil {
+		c.fns = c.fnsArr[:0]
+	}
 	c.fns = append(c.fns, f)
 	c.mu.Unlock()
 	return func() bool {
