@@ -446,7 +446,7 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // SetReadDeadline sets the connection's read deadline (for
 // http.ResponseController).
-func (w *response) SetReadDeadline(t time.Time) error { return w.c.rwc.SetReadDeadline(t) }
+func (w *response) SetReadDeadline(t time.Time) error { return w.c.forceReadDeadline(t) }
 
 // SetWriteDeadline sets the connection's write deadline (for
 // http.ResponseController).
