@@ -297,14 +297,16 @@ func (c *conn) readLoop() error {
 	first := true
 	for {
 		f, err := c.fr.ReadFrame()
-		var se http2.StreamError
-		if errors.As(err, &se) {
-			if err := c.streamError(se); err != nil {
-				return err
-			}
-			continue
-		}
 		if err != nil {
+			// A stream error is found by errors.As only here: a variable
+			// whose address errors.As takes is allocated, once a frame when
+			// it was done for every frame read.
+			if se, ok := asStreamError(err); ok {
+				if err := c.streamError(se); err != nil {
+					return err
+				}
+				continue
+			}
 			c.mu.Lock()
 			fin := c.finish
 			c.mu.Unlock()
@@ -323,6 +325,12 @@ func (c *conn) readLoop() error {
 			return err
 		}
 	}
+}
+
+func asStreamError(err error) (http2.StreamError, bool) {
+	var se http2.StreamError
+	ok := errors.As(err, &se)
+	return se, ok
 }
 
 func (c *conn) readError(err error) error {
