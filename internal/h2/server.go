@@ -13,7 +13,8 @@
 //
 // One read loop per connection (the goroutine that called ServeConn) reads
 // and dispatches frames; each stream's handler runs in a goroutine of its
-// own (a pooled worker); one writer goroutine per connection writes every
+// own (a pooled worker), except where an ImmediateHandler answers at once on
+// the read loop itself; one writer goroutine per connection writes every
 // frame that is ready in one write call.
 package h2
 
@@ -46,10 +47,26 @@ const (
 // Shutdown began.
 var ErrServerClosed = errors.New("h2: server closed")
 
+// ImmediateHandler is a Handler that can answer some requests at once,
+// from what it holds, without waiting on anything: a cache hit, a block page,
+// a limit's refusal. For a request without a body, the connection's read
+// loop calls ServeImmediate itself, with no goroutine for the stream: it
+// either answers and reports true, or does nothing at all (not even set a
+// header) and reports false, and ServeHTTP then runs on a goroutine as for
+// every other request. ServeImmediate must not block: the connection reads no
+// frame while it runs. Its answer is held in memory until it returns (Flush
+// sends nothing before), then leaves from the read loop when the
+// flow-control windows take all of it, else from a goroutine.
+type ImmediateHandler interface {
+	http.Handler
+	ServeImmediate(w http.ResponseWriter, r *http.Request) bool
+}
+
 // Server serves HTTP/2 connections. Its fields must not change once it
 // serves; the zero value of each field means its default.
 type Server struct {
-	// Handler answers every stream. Required.
+	// Handler answers every stream. Required. When it is an
+	// ImmediateHandler, streams it answers at once cost no goroutine.
 	Handler http.Handler
 	// MaxConcurrentStreams is the SETTINGS_MAX_CONCURRENT_STREAMS advertised
 	// and enforced (REFUSED_STREAM beyond it). Default 250.
