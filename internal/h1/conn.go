@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/park"
+	"github.com/portcullis/portcullis/internal/sockio"
 )
 
 // Connection states, for Shutdown.
@@ -46,6 +47,7 @@ type conn struct {
 	s      *Server
 	rwc    net.Conn
 	raw    syscall.RawConn // the socket, for waits without a buffer; nil if rwc is not a bare TCP socket
+	sock   sockio.Conn     // raw reads and writes of raw (unused when raw is nil)
 	tls    *tls.ConnectionState
 	remote string
 	ctx    context.Context
@@ -178,8 +180,8 @@ func (c *conn) serve() {
 			c.end(nil)
 			return
 		}
-	} else {
-		c.raw = rawConn(c.rwc)
+	} else if c.raw = rawConn(c.rwc); c.raw != nil {
+		c.sock.Init(c.raw, c.rwc)
 	}
 	c.run(deadline, false)
 }
@@ -626,7 +628,11 @@ func (c *conn) release() {
 
 func (c *conn) writer() *bufio.Writer {
 	if c.wb == nil {
-		c.wb = c.s.getWriter(c.rwc)
+		if c.raw != nil {
+			c.wb = c.s.getWriter(&c.sock)
+		} else {
+			c.wb = c.s.getWriter(c.rwc)
+		}
 	}
 	return c.wb.bw
 }
@@ -767,6 +773,9 @@ func (r *connReader) Read(p []byte) (int, error) {
 	}
 	if r.err != nil {
 		return 0, r.err
+	}
+	if r.c.raw != nil {
+		return r.c.sock.Read(p)
 	}
 	return r.c.rwc.Read(p)
 }

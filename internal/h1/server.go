@@ -40,6 +40,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -287,7 +288,7 @@ type wbuf struct {
 	keys []string
 }
 
-func (s *Server) getWriter(w net.Conn) *wbuf {
+func (s *Server) getWriter(w io.Writer) *wbuf {
 	if b, ok := s.wpool.Get().(*wbuf); ok {
 		b.bw.Reset(w)
 		return b

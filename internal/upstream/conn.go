@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/sockio"
 )
 
 // pconn is one connection to a destination. While idle it holds no buffer.
@@ -159,7 +161,11 @@ func (x *exchange) finish(reuse bool) {
 func (x *exchange) run(ctx context.Context) (*http.Response, error) {
 	pc, req := x.pc, x.req
 	bw := writers.Get().(*bufio.Writer)
-	bw.Reset(pc.nc)
+	if pc.rd.raw != nil {
+		bw.Reset(&pc.rd.sock)
+	} else {
+		bw.Reset(pc.nc)
+	}
 	defer func() { pc.rd.pending = nil; bw.Reset(nil); writers.Put(bw) }()
 	body, err := writeHead(bw, req, x.host, pc.key.proxy != "" && pc.key.scheme == "http", pc.c.proxyAuth)
 	if err != nil {
@@ -468,6 +474,7 @@ const recentIdle = time.Second
 type connReader struct {
 	nc      net.Conn
 	raw     syscall.RawConn // nil: not a TCP connection
+	sock    sockio.Conn     // raw reads and writes of raw (unused when raw is nil)
 	pending *bufio.Writer   // the head to write before the next read
 	werr    error           // writing the pending head failed
 
@@ -484,6 +491,7 @@ func (c *connReader) init(nc net.Conn) {
 		if raw, err := tc.SyscallConn(); err == nil {
 			c.raw = raw
 			c.fn = c.rawRead
+			c.sock.Init(raw, nc)
 		}
 	}
 }
@@ -491,6 +499,9 @@ func (c *connReader) init(nc net.Conn) {
 // Read implements io.Reader.
 func (c *connReader) Read(p []byte) (int, error) {
 	if c.pending == nil || len(p) == 0 {
+		if c.raw != nil {
+			return c.sock.Read(p)
+		}
 		return c.nc.Read(p)
 	}
 	c.p, c.n, c.rerr, c.wrote = p, 0, nil, false

@@ -2,11 +2,12 @@
 
 package upstream
 
-import "syscall"
+import "github.com/portcullis/portcullis/internal/sockio"
 
 // canDeferWrite: connReader may write a pending head inside RawConn.Read's
 // callback and read the socket itself (readFD).
 const canDeferWrite = true
 
-// readFD reads from a socket descriptor.
-func readFD(fd uintptr, p []byte) (int, error) { return syscall.Read(int(fd), p) }
+// readFD reads from a socket descriptor (without telling the scheduler: see
+// internal/sockio).
+func readFD(fd uintptr, p []byte) (int, error) { return sockio.ReadFD(fd, p) }

@@ -1,0 +1,20 @@
+//go:build !unix
+
+// Package sockio reads and writes TCP sockets with raw system calls on Unix;
+// elsewhere Conn goes through the net.Conn.
+package sockio
+
+import (
+	"errors"
+	"net"
+	"syscall"
+)
+
+// Conn reads and writes the net.Conn given to Init.
+type Conn struct{ net.Conn }
+
+// Init makes s read and write c.
+func (s *Conn) Init(_ syscall.RawConn, c net.Conn) { s.Conn = c }
+
+// ReadFD is not supported here.
+func ReadFD(uintptr, []byte) (int, error) { return 0, errors.ErrUnsupported }

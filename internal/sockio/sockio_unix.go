@@ -1,0 +1,118 @@
+//go:build unix
+
+// Package sockio reads and writes TCP sockets with raw system calls inside
+// syscall.RawConn's callbacks, for the serving core's hot paths (internal/h1,
+// internal/upstream). The sockets are non-blocking, so a call never waits in
+// the kernel, and it need not tell the Go scheduler it enters a system call:
+// a call made the usual way that takes over 20 µs (a loopback write runs the
+// receiver's processing too, and a loaded machine makes that common) lets the
+// runtime's monitor hand the processor to another thread and wake it back,
+// futex and nanosleep calls on every few requests. Waits for readiness and
+// deadlines stay the poller's, through RawConn.
+package sockio
+
+import (
+	"io"
+	"net"
+	"os"
+	"syscall"
+)
+
+// Conn reads and writes a TCP socket with raw system calls inside RawConn's
+// callbacks. Its zero value is unusable; call Init.
+type Conn struct {
+	raw     syscall.RawConn
+	c       net.Conn // for error addresses
+	p       []byte
+	n       int
+	err     error
+	readFn  func(fd uintptr) bool
+	writeFn func(fd uintptr) bool
+}
+
+// Init makes s read and write raw, the socket of c (errors name c's
+// addresses).
+func (s *Conn) Init(raw syscall.RawConn, c net.Conn) {
+	s.raw, s.c = raw, c
+	s.readFn, s.writeFn = s.read, s.write
+}
+
+// Read implements io.Reader.
+func (s *Conn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	s.p, s.n, s.err = p, 0, nil
+	err := s.raw.Read(s.readFn)
+	s.p = nil
+	switch {
+	case err != nil:
+		return 0, &net.OpError{Op: "read", Net: "tcp", Source: s.c.LocalAddr(), Addr: s.c.RemoteAddr(), Err: err}
+	case s.err != nil:
+		return 0, &net.OpError{Op: "read", Net: "tcp", Source: s.c.LocalAddr(), Addr: s.c.RemoteAddr(), Err: os.NewSyscallError("read", s.err)}
+	case s.n == 0:
+		return 0, io.EOF
+	}
+	return s.n, nil
+}
+
+func (s *Conn) read(fd uintptr) bool {
+	for {
+		n, e := ReadFD(fd, s.p)
+		switch e {
+		case nil:
+			s.n = n
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		s.err = e
+		return true
+	}
+}
+
+// ReadFD reads once from the non-blocking descriptor fd without telling the
+// scheduler (see the package comment); err is the errno, nil when none.
+func ReadFD(fd uintptr, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	return sysRead(fd, p)
+}
+
+// Write implements io.Writer.
+func (s *Conn) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	s.p, s.n, s.err = p, 0, nil
+	err := s.raw.Write(s.writeFn)
+	s.p = nil
+	switch {
+	case err != nil:
+		return s.n, &net.OpError{Op: "write", Net: "tcp", Source: s.c.LocalAddr(), Addr: s.c.RemoteAddr(), Err: err}
+	case s.err != nil:
+		return s.n, &net.OpError{Op: "write", Net: "tcp", Source: s.c.LocalAddr(), Addr: s.c.RemoteAddr(), Err: os.NewSyscallError("write", s.err)}
+	}
+	return s.n, nil
+}
+
+func (s *Conn) write(fd uintptr) bool {
+	for s.n < len(s.p) {
+		n, e := sysWrite(fd, s.p[s.n:])
+		switch e {
+		case nil:
+			s.n += n
+			continue
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		s.err = e
+		return true
+	}
+	return true
+}
