@@ -281,6 +281,17 @@ func benchDoorHit(b *testing.B, h *Handler, c *cache.Cache) {
 // allocate, so allocs/op are the server's per hit.
 func BenchmarkH1DoorHit(b *testing.B) {
 	h, c := hitDoor(b)
+	benchH1DoorHit(b, h, c)
+}
+
+// BenchmarkH1DoorHitHidden is BenchmarkH1DoorHit on a route with
+// hide_origin.
+func BenchmarkH1DoorHitHidden(b *testing.B) {
+	h, c := hitDoorWith(b, true, nopLog{})
+	benchH1DoorHit(b, h, c)
+}
+
+func benchH1DoorHit(b *testing.B, h *Handler, c *cache.Cache) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

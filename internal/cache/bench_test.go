@@ -113,7 +113,7 @@ func BenchmarkServeFresh(b *testing.B) {
 	body := strings.Repeat("x", 1024)
 	_, rt, req := warmHit(b, body)
 	fs := rt.(interface {
-		ServeFresh(http.ResponseWriter, *http.Request, string, func(http.Header)) (string, bool)
+		ServeFresh(http.ResponseWriter, *http.Request, string, *Edit) (string, bool)
 	})
 	in := httptest.NewRequest("GET", "/static/app.css", nil)
 	in.Host = req.URL.Host

@@ -300,7 +300,7 @@ func (x *exchange) respond(e *entry, age, life time.Duration, validated bool) *h
 		h = e.tmpl.Clone()
 		if x.st == (cacheStatus{hit: true, ttl: x.st.ttl, hasTTL: true}) {
 			// A plain hit: this second's values are shared by all its hits.
-			hv := e.hitValues(age, life, &x.st)
+			hv := e.hitValues(age, life, &x.st, nil)
 			h["Age"][0], h["Cache-Status"][0] = hv.age[0], hv.status[0]
 		} else {
 			h["Age"][0] = ageStr
