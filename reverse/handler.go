@@ -727,7 +727,7 @@ func (h *Handler) logEntry(ex *exchange, r *http.Request, v *rules.Verdict, star
 		Action: v.Action.String(), Rule: v.Rule, Category: v.Category,
 		Status: ex.status, BytesOut: ex.bytes, Duration: time.Since(start),
 		Upstream: ex.info.Member,
-		Proto:    r.Proto, Referer: r.Header.Get("Referer"), UserAgent: r.Header.Get("User-Agent"),
+		Proto:    r.Proto, Referer: firstValue(r.Header["Referer"]), UserAgent: firstValue(r.Header["User-Agent"]),
 	}
 	if ex.body != nil {
 		e.BytesIn = ex.body.n.Load()
@@ -748,6 +748,15 @@ func (h *Handler) logEntry(ex *exchange, r *http.Request, v *rules.Verdict, star
 		e.ContentType = ex.Header().Get("Content-Type")
 	}
 	h.log.Log(e)
+}
+
+// firstValue is a field's first value, as Header.Get gives it for a
+// canonical name (without canonicalizing the name again).
+func firstValue(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
 }
 
 // logURL returns scheme://host+uri for the access log. A busy door sees the
