@@ -132,7 +132,7 @@ func (t *transport) lookupFresh(x *exchange, r *http.Request, scheme string) (e 
 		}
 	}
 	*x = exchange{c: t.c, cp: cp, req: r}
-	x.scheme, x.host = normOrigin(scheme, r.Host)
+	x.scheme, x.host = t.normOrigin(scheme, r.Host)
 	var kbuf [256]byte
 	_, vs, e := x.lookup(kbuf[:0])
 	if x.rcc.onlyIfCached {
