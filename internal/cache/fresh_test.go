@@ -2,8 +2,6 @@ package cache
 
 import (
 	"bytes"
-	"context"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -25,35 +23,18 @@ func (w *rawWriter) SetRawHeader(fields []byte, contentLength int64, withDate bo
 // goes as rendered fields too, the same fields the header map would have
 // held, and hits without the Edit keep the stored fields.
 func TestServeFreshEditRendered(t *testing.T) {
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
+	_, rt, req := warmWith(t, "/app.css", func(h http.Header) {
 		h.Set("Cache-Control", "public, max-age=3600")
 		h.Set("Content-Type", "text/css")
 		h.Set("Server", "origin-httpd")
 		h.Set("X-Powered-By", "php")
-		_, _ = io.WriteString(w, "body")
-	}))
-	t.Cleanup(origin.Close)
-	c, err := New(Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	rt := c.WrapPolicy(&Policy{Enabled: true}, tr)
-	req, _ := http.NewRequestWithContext(context.Background(), "GET", origin.URL+"/app.css", nil)
-	warm, err := rt.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.Copy(io.Discard, warm.Body)
-	warm.Body.Close()
+	}, "body")
 	fs := rt.(interface {
 		ServeFresh(http.ResponseWriter, *http.Request, string, *Edit) (string, bool)
 	})
 	in := httptest.NewRequest("GET", "/app.css", nil)
 	in.Host = req.URL.Host
+	in.Header = req.Header
 	edit := &Edit{Remove: []string{"Server", "X-Powered-By"}, Set: http.Header{"Server": {"portcullis"}}}
 
 	for range 2 { // rendered, then reused
