@@ -15,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/portcullis/portcullis/internal/accesslog"
+	"github.com/portcullis/portcullis/internal/admin"
 	"github.com/portcullis/portcullis/internal/cache"
 	"github.com/portcullis/portcullis/internal/h1"
 	"github.com/portcullis/portcullis/internal/pool"
@@ -203,14 +206,20 @@ func (w *hitWriter) WriteHeader(code int)        { w.status = code }
 func (w *hitWriter) Write(b []byte) (int, error) { w.n += len(b); return len(b), nil }
 
 // hitDoor is the door of scenario c: a route with the shared cache in front
-// of a cacheable origin, an allowing policy and an access logger, warmed
-// with one request.
+// of a cacheable origin, an allowing policy and an access logger that keeps
+// nothing, warmed with one request.
 func hitDoor(b *testing.B) (*Handler, *cache.Cache) {
+	return hitDoorWith(b, false, nopLog{})
+}
+
+// hitDoorWith is hitDoor with hide_origin on the route or not, and log as
+// the door's access logger.
+func hitDoorWith(b *testing.B, hide bool, log accesslog.Logger) (*Handler, *cache.Cache) {
 	origin, c := cacheableOrigin(b)
 	h := benchHandler(b, origin, func(_ string, rt http.RoundTripper) http.RoundTripper {
 		return c.WrapPolicy(&cache.Policy{Enabled: true}, rt)
-	}, false)
-	h.log = nopLog{}
+	}, hide)
+	h.log = log
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://127.0.0.1/cacheable", nil))
 	if rec.Code != 200 {
@@ -224,6 +233,26 @@ func hitDoor(b *testing.B) (*Handler, *cache.Cache) {
 // access-log entry. Its allocs/op are the door's and the cache's per hit.
 func BenchmarkDoorHit(b *testing.B) {
 	h, c := hitDoor(b)
+	benchDoorHit(b, h, c)
+}
+
+// BenchmarkDoorHitCounted is BenchmarkDoorHit with the loggers the engine
+// gives a door when its access log is off (the binary's bench policy): the
+// Prometheus metrics and the status page's counters.
+func BenchmarkDoorHitCounted(b *testing.B) {
+	log := accesslog.Multi(admin.NewMetrics(prometheus.NewRegistry()), admin.NewStatus(nil))
+	h, c := hitDoorWith(b, false, log)
+	benchDoorHit(b, h, c)
+}
+
+// BenchmarkDoorHitHidden is BenchmarkDoorHit on a route with hide_origin:
+// every hit has the origin's identifying fields removed.
+func BenchmarkDoorHitHidden(b *testing.B) {
+	h, c := hitDoorWith(b, true, nopLog{})
+	benchDoorHit(b, h, c)
+}
+
+func benchDoorHit(b *testing.B, h *Handler, c *cache.Cache) {
 	b.ReportAllocs()
 	defer reportCPU(b)()
 	b.RunParallel(func(pb *testing.PB) {
@@ -252,6 +281,17 @@ func BenchmarkDoorHit(b *testing.B) {
 // allocate, so allocs/op are the server's per hit.
 func BenchmarkH1DoorHit(b *testing.B) {
 	h, c := hitDoor(b)
+	benchH1DoorHit(b, h, c)
+}
+
+// BenchmarkH1DoorHitHidden is BenchmarkH1DoorHit on a route with
+// hide_origin.
+func BenchmarkH1DoorHitHidden(b *testing.B) {
+	h, c := hitDoorWith(b, true, nopLog{})
+	benchH1DoorHit(b, h, c)
+}
+
+func benchH1DoorHit(b *testing.B, h *Handler, c *cache.Cache) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

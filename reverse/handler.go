@@ -75,11 +75,10 @@ type Handler struct {
 	relay     *relay.Relay
 	modify    func(*http.Response) error // h.modifyResponse, bound once
 	fwd       forwarding
-	hide      []string  // canonical header names removed with hide_origin
-	server    []string  // hide.server as a field value (shared read-only), nil = none
-	httpsPort string    // for redirect_https; "" = 443
-	overrides sync.Map  // route+"\x00"+pool → *relay.Options (verdict.Pool overrides)
-	exchanges sync.Pool // *exchange of requests that gave it to nobody (see ServeHTTP)
+	hide      *cache.Edit // what hide_origin does to a response header
+	httpsPort string      // for redirect_https; "" = 443
+	overrides sync.Map    // route+"\x00"+pool → *relay.Options (verdict.Pool overrides)
+	exchanges sync.Pool   // *exchange of requests that gave it to nobody (see ServeHTTP)
 
 	// Recent answers, reused while requests repeat them. Immutable values
 	// behind atomic pointers: a request reads them without writing shared
@@ -106,22 +105,23 @@ type route struct {
 	header   [][2]string // canonical name, value
 	limits   Limits
 	pool     *pool.Pool
-	upstream *relay.Options    // how the route's requests are relayed (its transport)
-	fresh    FreshServer       // the route's transport when it can answer fresh hits itself
-	edit     func(http.Header) // origin hiding for fresh hits; nil without hide_origin
+	upstream *relay.Options // how the route's requests are relayed (its transport)
+	fresh    FreshServer    // the route's transport when it can answer fresh hits itself
+	edit     *cache.Edit    // origin hiding for fresh hits; nil without hide_origin
 }
 
 // FreshServer is implemented by a route transport (as returned by Options.Wrap)
 // that can answer a request from what it holds, without a round trip: the
 // shared cache's WrapPolicy transport. ServeFresh writes the whole response to
-// w (applying edit to its header just before WriteHeader) and returns true
+// w (with edit made to its header: the door's one Edit, which the cache may
+// keep rendered with a stored header) and returns true
 // with the response's Content-Type (w's header map may not hold it: the
 // header may go as rendered bytes), or writes nothing and returns false, and
 // the request is proxied as usual. The door tries it first for requests
 // without a body, after rules and limits; the access log records a request it
 // answered as a hit.
 type FreshServer interface {
-	ServeFresh(w http.ResponseWriter, r *http.Request, scheme string, edit func(http.Header)) (contentType string, ok bool)
+	ServeFresh(w http.ResponseWriter, r *http.Request, scheme string, edit *cache.Edit) (contentType string, ok bool)
 }
 
 // New builds the door's Handler.
@@ -151,11 +151,12 @@ func New(opts Options) (*Handler, error) {
 	if len(remove) == 0 {
 		remove = []string{"Server", "X-Powered-By", "X-AspNet-Version", "X-AspNetMvc-Version", "X-Runtime", "X-Generator", "Via"}
 	}
+	h.hide = new(cache.Edit)
 	for _, name := range remove {
-		h.hide = append(h.hide, http.CanonicalHeaderKey(name))
+		h.hide.Remove = append(h.hide.Remove, http.CanonicalHeaderKey(name))
 	}
 	if cfg.Hide.Server != "" {
-		h.server = []string{cfg.Hide.Server}
+		h.hide.Set = http.Header{"Server": {cfg.Hide.Server}}
 	}
 	if len(cfg.TLSListen) > 0 {
 		if _, port, err := net.SplitHostPort(cfg.TLSListen[0]); err == nil && port != "443" {
@@ -199,7 +200,7 @@ func (h *Handler) compileRoute(rc *Route) (*route, error) {
 	rt.upstream = h.newUpstream(rc.Name, p)
 	rt.fresh, _ = rt.upstream.Transport.(FreshServer)
 	if rc.HideOrigin {
-		rt.edit = h.hideHeader
+		rt.edit = h.hide
 	}
 	return rt, nil
 }
@@ -604,20 +605,9 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 		resp.Header.Set("Location", publicLocation(loc, ex.info.Member, ex.scheme, resp.Request.Host))
 	}
 	if ex.route != nil && ex.route.HideOrigin {
-		h.hideHeader(resp.Header)
+		h.hide.Apply(resp.Header) // the header fields naming the origin server go, hide.server comes
 	}
 	return nil
-}
-
-// hideHeader removes the header fields naming the origin server and sets
-// hide.server, if configured.
-func (h *Handler) hideHeader(hdr http.Header) {
-	for _, name := range h.hide {
-		delete(hdr, name)
-	}
-	if h.server != nil {
-		hdr["Server"] = h.server
-	}
 }
 
 // publicLocation rewrites loc when it points at member (a URL such as
@@ -759,7 +749,7 @@ func (h *Handler) logEntry(ex *exchange, r *http.Request, v *rules.Verdict, star
 		Action: v.Action.String(), Rule: v.Rule, Category: v.Category,
 		Status: ex.status, BytesOut: ex.bytes, Duration: time.Since(start),
 		Upstream: ex.info.Member,
-		Proto:    r.Proto, Referer: r.Header.Get("Referer"), UserAgent: r.Header.Get("User-Agent"),
+		Proto:    r.Proto, Referer: firstValue(r.Header["Referer"]), UserAgent: firstValue(r.Header["User-Agent"]),
 	}
 	if ex.body != nil {
 		e.BytesIn = ex.body.n.Load()
@@ -780,6 +770,15 @@ func (h *Handler) logEntry(ex *exchange, r *http.Request, v *rules.Verdict, star
 		e.ContentType = ex.Header().Get("Content-Type")
 	}
 	h.log.Log(e)
+}
+
+// firstValue is a field's first value, as Header.Get gives it for a
+// canonical name (without canonicalizing the name again).
+func firstValue(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
 }
 
 // logURL returns scheme://host+uri for the access log. A busy door sees the

@@ -3,6 +3,7 @@ package admin
 import (
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/accesslog"
@@ -34,6 +35,11 @@ type Metrics struct {
 	counters sync.Map // requestLabels → prometheus.Counter, requests' children looked up once
 	pools    sync.Map // pool name → prometheus.Observer
 	protos   sync.Map // protoLabels → prometheus.Counter
+	children sync.Map // entryLabels → *entryChildren, all an HTTP entry moves
+
+	// last is the children of a recent entry: a busy door logs the same
+	// labels again and again, and comparing them costs less than hashing.
+	last atomic.Pointer[entryChildren]
 
 	mu      sync.Mutex
 	version string
@@ -153,8 +159,28 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 
 // Log implements accesslog.Logger: one entry moves the request, byte, latency and DNS counters.
 func (m *Metrics) Log(e *accesslog.Entry) {
-	m.requestCounter(requestLabels{e.Door, e.Action, e.Rule, e.Category, statusCode(e)}).Inc()
-	d := m.door(e.Door)
+	if e.Door == "dns" {
+		m.requestCounter(requestLabels{e.Door, e.Action, e.Rule, e.Category, statusCode(e)}).Inc()
+		d := m.door(e.Door)
+		if e.Error != "" {
+			d.errors.Inc()
+		}
+		d.duration.Observe(e.Duration.Seconds())
+		if e.Pool != "" {
+			m.poolObserver(e.Pool).Observe(e.Duration.Seconds())
+		}
+		m.addBytes(d, e)
+		m.dnsAnswers.WithLabelValues(dnsAnswer(e)).Inc()
+		return
+	}
+	k := entryLabels{requestLabels{e.Door, e.Action, e.Rule, e.Category, statusCode(e)}, e.Pool, e.Proto}
+	ch := m.last.Load()
+	if ch == nil || ch.labels != k {
+		ch = m.childrenFor(k)
+		m.last.Store(ch)
+	}
+	ch.requests.Inc()
+	d := ch.door
 	if e.Error != "" {
 		d.errors.Inc()
 	}
@@ -164,20 +190,56 @@ func (m *Metrics) Log(e *accesslog.Entry) {
 	} else {
 		d.duration.Observe(secs)
 	}
-	if e.Pool != "" {
-		m.poolObserver(e.Pool).Observe(secs)
+	if ch.pool != nil {
+		ch.pool.Observe(secs)
 	}
+	m.addBytes(d, e)
+	if ch.proto != nil {
+		ch.proto.Inc()
+	}
+}
+
+// addBytes counts e's bytes in and out on d.
+func (m *Metrics) addBytes(d *doorMetrics, e *accesslog.Entry) {
 	if e.BytesIn > 0 {
 		d.bytesIn.Add(float64(e.BytesIn))
 	}
 	if e.BytesOut > 0 {
 		d.bytesOut.Add(float64(e.BytesOut))
 	}
-	if e.Door == "dns" {
-		m.dnsAnswers.WithLabelValues(dnsAnswer(e)).Inc()
-	} else if e.Proto != "" {
-		m.protoCounter(protoLabels{e.Door, e.Proto}).Inc()
+}
+
+// entryLabels are the label values an HTTP door's entry moves: its
+// portcullis_requests_total child's, its pool's and its protocol's.
+type entryLabels struct {
+	requestLabels
+	pool, proto string
+}
+
+// entryChildren are the children one entryLabels moves, looked up together
+// (one map lookup per entry instead of one per vector).
+type entryChildren struct {
+	labels   entryLabels
+	requests prometheus.Counter
+	door     *doorMetrics
+	pool     prometheus.Observer // nil without a pool
+	proto    prometheus.Counter  // nil without a protocol
+}
+
+// childrenFor returns the children for k, building them the first time.
+func (m *Metrics) childrenFor(k entryLabels) *entryChildren {
+	if ch, ok := m.children.Load(k); ok {
+		return ch.(*entryChildren)
 	}
+	ch := &entryChildren{labels: k, requests: m.requestCounter(k.requestLabels), door: m.door(k.door)}
+	if k.pool != "" {
+		ch.pool = m.poolObserver(k.pool)
+	}
+	if k.proto != "" {
+		ch.proto = m.protoCounter(protoLabels{k.door, k.proto})
+	}
+	v, _ := m.children.LoadOrStore(k, ch)
+	return v.(*entryChildren)
 }
 
 // protoLabels are the label values of one portcullis_http_requests_by_protocol_total child.

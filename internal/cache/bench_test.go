@@ -113,7 +113,7 @@ func BenchmarkServeFresh(b *testing.B) {
 	body := strings.Repeat("x", 1024)
 	_, rt, req := warmHit(b, body)
 	fs := rt.(interface {
-		ServeFresh(http.ResponseWriter, *http.Request, string, func(http.Header)) (string, bool)
+		ServeFresh(http.ResponseWriter, *http.Request, string, *Edit) (string, bool)
 	})
 	in := httptest.NewRequest("GET", "/static/app.css", nil)
 	in.Host = req.URL.Host
@@ -135,30 +135,38 @@ func BenchmarkServeFresh(b *testing.B) {
 // a cache holding it, the cache's RoundTripper (Wrap) and the request that
 // hits it.
 func warmHit(b *testing.B, body string) (*Cache, http.RoundTripper, *http.Request) {
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
+	return warmWith(b, "/static/app.css", func(h http.Header) {
 		h.Set("Cache-Control", "public, max-age=3600")
 		h.Set("Content-Type", "text/css")
 		h.Set("ETag", `"abc123"`)
 		h.Set("Last-Modified", "Mon, 02 Jan 2006 15:04:05 GMT")
 		h.Set("Server", "origin")
+	}, body)
+}
+
+// warmWith starts an origin answering body with the header fields set
+// sets, and returns a cache holding its answer for path, the cache's
+// RoundTripper (Wrap) and the request that hits it.
+func warmWith(tb testing.TB, path string, set func(http.Header), body string) (*Cache, http.RoundTripper, *http.Request) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		set(w.Header())
 		_, _ = io.WriteString(w, body)
 	}))
-	b.Cleanup(origin.Close)
+	tb.Cleanup(origin.Close)
 	c, err := New(Config{}, nil)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() { c.Close() })
+	tb.Cleanup(func() { c.Close() })
 	tr := &http.Transport{}
-	b.Cleanup(tr.CloseIdleConnections)
+	tb.Cleanup(tr.CloseIdleConnections)
 	rt := c.WrapPolicy(&Policy{Enabled: true}, tr)
-	req, _ := http.NewRequestWithContext(context.Background(), "GET", origin.URL+"/static/app.css", nil)
+	req, _ := http.NewRequestWithContext(context.Background(), "GET", origin.URL+path, nil)
 	req.Header.Set("Accept-Encoding", "gzip")
 	req.Header.Set("User-Agent", "bench")
 	warm, err := rt.RoundTrip(req)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	_, _ = io.Copy(io.Discard, warm.Body)
 	warm.Body.Close()

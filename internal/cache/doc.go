@@ -56,7 +56,8 @@
 // without allocating; anything else (miss, validation, stale, range, a request a
 // proxy would rewrite in a way the cache looks at) is declined and takes the
 // RoundTrip path. On internal/h1's ResponseWriter (SetRawHeader) the stored
-// header goes as bytes rendered once per second of age, not through a map.
+// header goes as bytes rendered once per second of age (with the door's Edit,
+// origin hiding, made), not through a map.
 //
 // Files: cache.go (Cache, options, stats), config.go (Config, Policy), roundtrip.go
 // (the request flow and hits), fresh.go (ServeFresh), fetch.go (origin requests, coalescing, streaming

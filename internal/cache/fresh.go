@@ -33,13 +33,13 @@ import (
 // stored header's value slices are shared with w's header: callers must replace
 // values, never modify them in place.
 //
-// Without edit, when w (or a writer it unwraps to) takes rendered header
-// fields (the HTTP/1.1 engine's SetRawHeader), the header goes as the bytes
-// the entry keeps rendered for the current second: nothing is copied into
-// w's header map, which then holds neither Cache-Status nor Content-Type.
-// So ServeFresh returns the stored Content-Type for the access log; a
-// request it answered is a hit there.
-func (t *transport) ServeFresh(w http.ResponseWriter, r *http.Request, scheme string, edit func(http.Header)) (contentType string, ok bool) {
+// When w (or a writer it unwraps to) takes rendered header fields (the
+// HTTP/1.1 engine's SetRawHeader), the header goes as the bytes the entry
+// keeps rendered (with edit made, if any) for the current second: nothing is
+// copied into w's header map, which then holds neither Cache-Status nor
+// Content-Type. So ServeFresh returns the stored Content-Type for the access
+// log; a request it answered is a hit there.
+func (t *transport) ServeFresh(w http.ResponseWriter, r *http.Request, scheme string, edit *Edit) (contentType string, ok bool) {
 	var x exchange
 	e, age, life := t.lookupFresh(&x, r, scheme)
 	if e == nil {
@@ -53,24 +53,45 @@ func (t *transport) ServeFresh(w http.ResponseWriter, r *http.Request, scheme st
 		writeHeader(w, res.Header, edit, res.StatusCode)
 		return "", true // a 304 has no Content-Type
 	}
-	hv := e.hitValues(age, life, &x.st)
+	hv := e.hitValues(age, life, &x.st, edit)
 	rh := rawHeaderOf(w)
-	if edit != nil || hv.raw == nil || rh == nil || !rh.SetRawHeader(hv.raw, int64(len(e.body)), true) {
+	if hv.raw == nil || rh == nil || !rh.SetRawHeader(hv.raw, int64(len(e.body)), true) {
 		dst := w.Header()
 		for k, v := range e.tmpl {
 			dst[k] = v
 		}
 		dst["Age"] = hv.age
 		dst["Cache-Status"] = hv.status
-		if edit != nil {
-			edit(dst)
-		}
+		edit.Apply(dst)
 	}
 	w.WriteHeader(e.status)
 	if r.Method != http.MethodHead && len(e.body) > 0 {
 		_, _ = w.Write(e.body) // a failed write is the caller's writer's to record
 	}
 	return e.ctype, true
+}
+
+// Edit is a fixed change to a stored response's header on its way to a
+// client (the reverse door's origin hiding): the fields Remove names
+// (canonical names) are deleted, then Set's fields replace theirs. ServeFresh
+// keeps a stored header rendered with an Edit for a second of age, so an
+// Edit must not change once in use (a new policy makes a new one).
+type Edit struct {
+	Remove []string
+	Set    http.Header // its value slices are shared with the headers edited
+}
+
+// Apply makes ed's change to h; a nil ed changes nothing.
+func (ed *Edit) Apply(h http.Header) {
+	if ed == nil {
+		return
+	}
+	for _, name := range ed.Remove {
+		delete(h, name)
+	}
+	for k, v := range ed.Set {
+		h[k] = v
+	}
 }
 
 // rawHeaderWriter is a ResponseWriter that takes header fields rendered
@@ -111,7 +132,7 @@ func (t *transport) lookupFresh(x *exchange, r *http.Request, scheme string) (e 
 		}
 	}
 	*x = exchange{c: t.c, cp: cp, req: r}
-	x.scheme, x.host = normOrigin(scheme, r.Host)
+	x.scheme, x.host = t.normOrigin(scheme, r.Host)
 	var kbuf [256]byte
 	_, vs, e := x.lookup(kbuf[:0])
 	if x.rcc.onlyIfCached {
@@ -135,14 +156,12 @@ func (t *transport) lookupFresh(x *exchange, r *http.Request, scheme string) (e 
 }
 
 // writeHeader copies h into w's header, applies edit and writes status.
-func writeHeader(w http.ResponseWriter, h http.Header, edit func(http.Header), status int) {
+func writeHeader(w http.ResponseWriter, h http.Header, edit *Edit, status int) {
 	dst := w.Header()
 	for k, v := range h {
 		dst[k] = v
 	}
-	if edit != nil {
-		edit(dst)
-	}
+	edit.Apply(dst)
 	w.WriteHeader(status)
 }
 
@@ -197,36 +216,55 @@ func proxyRewrites(n string) bool {
 
 // hitValues are a hit's Age and Cache-Status field values for one age and TTL
 // in whole seconds, shared read-only by the hits of that second, and the
-// whole stored header with them rendered as field lines (nil when it holds a
-// field the writer must frame itself).
+// whole stored header with them (and edit made) rendered as field lines (nil
+// when it holds a field the writer must frame itself).
 type hitValues struct {
 	ageSec, ttlSec int64
+	edit           *Edit
 	age, status    []string
 	raw            []byte
 }
 
-// hitCache remembers the last hitValues of an entry.
-type hitCache struct{ p atomic.Pointer[hitValues] }
+// hitCache remembers the last hitValues of an entry: unedited (plain) and
+// with the last Edit that asked (edited).
+type hitCache struct{ plain, edited atomic.Pointer[hitValues] }
 
-// hitValues returns the Age and Cache-Status values for a hit on e, reusing
-// the previous ones while the age and TTL seconds stay the same.
-func (e *entry) hitValues(age, life time.Duration, st *cacheStatus) *hitValues {
+// hitValues returns the Age and Cache-Status values for a hit on e, and the
+// header rendered with edit made, reusing the previous ones while the age
+// and TTL seconds and the edit stay the same.
+func (e *entry) hitValues(age, life time.Duration, st *cacheStatus, edit *Edit) *hitValues {
 	a, ttl := int64(age/time.Second), int64((life-age)/time.Second)
+	var memo *atomic.Pointer[hitValues]
 	if e.hits != nil {
-		if hv := e.hits.p.Load(); hv != nil && hv.ageSec == a && hv.ttlSec == ttl {
+		memo = &e.hits.plain
+		if edit != nil {
+			memo = &e.hits.edited
+		}
+		if hv := memo.Load(); hv != nil && hv.ageSec == a && hv.ttlSec == ttl && hv.edit == edit {
 			return hv
 		}
 	}
-	hv := &hitValues{ageSec: a, ttlSec: ttl, age: []string{strconv.FormatInt(a, 10)}, status: []string{st.String()}}
-	hv.raw = renderFields(e.tmpl, hv)
-	if e.hits != nil {
-		e.hits.p.Store(hv)
+	hv := &hitValues{ageSec: a, ttlSec: ttl, edit: edit, age: []string{strconv.FormatInt(a, 10)}, status: []string{st.String()}}
+	if edit == nil {
+		hv.raw = renderFields(e.tmpl, hv)
+	} else {
+		// The header ServeFresh would otherwise fill in w's map, rendered.
+		h := make(http.Header, len(e.tmpl)+len(edit.Set))
+		for k, v := range e.tmpl {
+			h[k] = v
+		}
+		h["Age"], h["Cache-Status"] = hv.age, hv.status
+		edit.Apply(h)
+		hv.raw = renderFields(h, nil)
+	}
+	if memo != nil {
+		memo.Store(hv)
 	}
 	return hv
 }
 
-// renderFields renders the hit template h, with hv's Age and Cache-Status,
-// as internal/h1 writes a header map: keys sorted, invalid names left out,
+// renderFields renders the hit template h, with hv's Age and Cache-Status
+// (h's own when hv is nil), as internal/h1 writes a header map: keys sorted, invalid names left out,
 // values trimmed of surrounding blanks with CR and LF turned into spaces,
 // Content-Length left to the writer. It returns nil when h holds a field
 // that frames the message or names the connection (a stored response never
@@ -256,10 +294,11 @@ func renderFields(h http.Header, hv *hitValues) []byte {
 	b := make([]byte, 0, n+32)
 	for _, k := range keys {
 		vs := h[k]
-		switch k {
-		case "Age":
+		switch {
+		case hv == nil:
+		case k == "Age":
 			vs = hv.age
-		case "Cache-Status":
+		case k == "Cache-Status":
 			vs = hv.status
 		}
 		for _, v := range vs {

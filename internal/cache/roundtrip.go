@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,6 +15,24 @@ type transport struct {
 	next http.RoundTripper
 	def  *Policy         // used when the request's context has no policy
 	defc *compiledPolicy // def compiled (nil: caching off), for requests without one
+
+	// origin is the last scheme and host ServeFresh normalised, with their
+	// normal forms: a door's hits mostly name the same site.
+	origin atomic.Pointer[originMemo]
+}
+
+// originMemo is a scheme and host as sent and as normOrigin makes them.
+type originMemo struct{ scheme, host, nscheme, nhost string }
+
+// normOrigin is normOrigin, remembering the last answer.
+func (t *transport) normOrigin(scheme, host string) (string, string) {
+	if m := t.origin.Load(); m != nil && m.scheme == scheme && m.host == host {
+		return m.nscheme, m.nhost
+	}
+	m := &originMemo{scheme: scheme, host: host}
+	m.nscheme, m.nhost = normOrigin(scheme, host)
+	t.origin.Store(m)
+	return m.nscheme, m.nhost
 }
 
 // policy returns the compiled policy of a request with context ctx, or nil
@@ -300,7 +319,7 @@ func (x *exchange) respond(e *entry, age, life time.Duration, validated bool) *h
 		h = e.tmpl.Clone()
 		if x.st == (cacheStatus{hit: true, ttl: x.st.ttl, hasTTL: true}) {
 			// A plain hit: this second's values are shared by all its hits.
-			hv := e.hitValues(age, life, &x.st)
+			hv := e.hitValues(age, life, &x.st, nil)
 			h["Age"][0], h["Cache-Status"][0] = hv.age[0], hv.status[0]
 		} else {
 			h["Age"][0] = ageStr

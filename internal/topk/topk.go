@@ -20,6 +20,7 @@ type Sketch[K comparable, V any] struct {
 	cap   int
 	index map[K]*node[K, V]
 	heap  []*node[K, V] // a min-heap by count
+	last  *node[K, V]   // the counter of the last key added: a stream repeats keys
 }
 
 // node is a counter and its position in the heap (so that sifting moves pointers and
@@ -54,18 +55,25 @@ func (s *Sketch[K, V]) Reset() {
 	clear(s.index)
 	clear(s.heap)
 	s.heap = s.heap[:0]
+	s.last = nil
 }
 
 // Add counts key n more times and returns its counter's value for the caller to
 // update; the pointer is valid until the key loses its counter (a later Add of
 // another key) or Reset.
 func (s *Sketch[K, V]) Add(key K, n uint64) *V {
+	if x := s.last; x != nil && x.Key == key { // no hashing while the key repeats
+		x.Count += n
+		s.down(x.pos)
+		return &x.Value
+	}
 	if s.index == nil {
 		s.index = make(map[K]*node[K, V])
 	}
 	if x, ok := s.index[key]; ok {
 		x.Count += n
 		s.down(x.pos)
+		s.last = x
 		return &x.Value
 	}
 	if len(s.heap) < s.cap {
@@ -73,6 +81,7 @@ func (s *Sketch[K, V]) Add(key K, n uint64) *V {
 		s.heap = append(s.heap, x)
 		s.index[key] = x
 		s.up(x.pos)
+		s.last = x
 		return &x.Value
 	}
 	// Full: the key takes over the smallest counter (the heap's root).
@@ -81,6 +90,7 @@ func (s *Sketch[K, V]) Add(key K, n uint64) *V {
 	x.Counter = Counter[K, V]{Key: key, Count: x.Count + n, Err: x.Count}
 	s.index[key] = x
 	s.down(0)
+	s.last = x
 	return &x.Value
 }
 

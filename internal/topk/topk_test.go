@@ -64,3 +64,49 @@ func TestHeavyHittersSurviveManyKeys(t *testing.T) {
 		t.Errorf("after Reset: %d counters", s.Len())
 	}
 }
+
+// TestRepeatedKeysAcrossTakeovers: a stream of runs of one key (what Add
+// remembers), where keys keep losing their counters to others in a small
+// sketch, stays within the bounds: every counter's count is at least its
+// key's true count and at most that plus its error, the counts sum to the
+// stream's length, each key has one counter, and values follow their keys.
+func TestRepeatedKeysAcrossTakeovers(t *testing.T) {
+	s := New[string, uint64](3)
+	rng := rand.New(rand.NewPCG(3, 4))
+	truth := map[string]uint64{}
+	total := uint64(0)
+	for range 2000 {
+		k := fmt.Sprintf("k%d", rng.IntN(6))
+		for range 1 + rng.IntN(4) {
+			truth[k]++
+			total++
+			*s.Add(k, 1)++
+		}
+		sum, seen := uint64(0), map[string]bool{}
+		for _, c := range s.Counters() {
+			sum += c.Count
+			if seen[c.Key] || s.index[c.Key] == nil || s.index[c.Key].Key != c.Key {
+				t.Fatalf("key %s: duplicate counter or index out of step", c.Key)
+			}
+			seen[c.Key] = true
+			if c.Count < truth[c.Key] || c.Count-c.Err > truth[c.Key] || c.Value != c.Count-c.Err {
+				t.Fatalf("%s: count %d err %d value %d, true %d", c.Key, c.Count, c.Err, c.Value, truth[c.Key])
+			}
+		}
+		if sum != total || len(s.index) != s.Len() {
+			t.Fatalf("counts sum to %d, want %d; %d index entries for %d counters", sum, total, len(s.index), s.Len())
+		}
+	}
+}
+
+// TestResetForgetsLastKey: after Reset, the key added just before counts
+// again from zero in a counter of its own.
+func TestResetForgetsLastKey(t *testing.T) {
+	s := New[string, int](4)
+	s.Add("a", 5)
+	s.Reset()
+	*s.Add("a", 1) += 7
+	if got := s.Counters(); len(got) != 1 || got[0] != (Counter[string, int]{Key: "a", Count: 1, Value: 7}) {
+		t.Fatalf("after Reset: %+v", got)
+	}
+}

@@ -1,0 +1,65 @@
+package cache
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+// rawWriter is a ResponseWriter that takes rendered header fields, as
+// internal/h1's does.
+type rawWriter struct {
+	discardWriter
+	fields []byte
+}
+
+func (w *rawWriter) SetRawHeader(fields []byte, contentLength int64, withDate bool) bool {
+	w.fields = fields
+	return true
+}
+
+// TestServeFreshEditRendered: a hit with an Edit (the door's origin hiding)
+// goes as rendered fields too, the same fields the header map would have
+// held, and hits without the Edit keep the stored fields.
+func TestServeFreshEditRendered(t *testing.T) {
+	_, rt, req := warmWith(t, "/app.css", func(h http.Header) {
+		h.Set("Cache-Control", "public, max-age=3600")
+		h.Set("Content-Type", "text/css")
+		h.Set("Server", "origin-httpd")
+		h.Set("X-Powered-By", "php")
+	}, "body")
+	fs := rt.(interface {
+		ServeFresh(http.ResponseWriter, *http.Request, string, *Edit) (string, bool)
+	})
+	in := httptest.NewRequest("GET", "/app.css", nil)
+	in.Host = req.URL.Host
+	in.Header = req.Header
+	edit := &Edit{Remove: []string{"Server", "X-Powered-By"}, Set: http.Header{"Server": {"portcullis"}}}
+
+	for range 2 { // rendered, then reused
+		raw := &rawWriter{discardWriter: discardWriter{h: http.Header{}}}
+		if ct, ok := fs.ServeFresh(raw, in, "http", edit); !ok || ct != "text/css" || raw.status != 200 || raw.n != 4 {
+			t.Fatalf("edited hit: ok %v, type %q, status %d, %d bytes", ok, ct, raw.status, raw.n)
+		}
+		if raw.fields == nil || len(raw.h) != 0 {
+			t.Fatalf("edited hit went through the header map %v, not rendered", raw.h)
+		}
+		if !bytes.Contains(raw.fields, []byte("\r\nServer: portcullis\r\n")) || bytes.Contains(raw.fields, []byte("php")) ||
+			bytes.Contains(raw.fields, []byte("origin-httpd")) {
+			t.Errorf("edited hit's fields:\n%s", raw.fields)
+		}
+		mapped := &discardWriter{h: http.Header{}}
+		if _, ok := fs.ServeFresh(mapped, in, "http", edit); !ok {
+			t.Fatal("edited hit declined")
+		}
+		if want := renderFields(mapped.h, nil); !bytes.Equal(raw.fields, want) {
+			t.Errorf("rendered fields differ from the header map's:\n%s\nwant\n%s", raw.fields, want)
+		}
+	}
+	plain := &rawWriter{discardWriter: discardWriter{h: http.Header{}}}
+	if _, ok := fs.ServeFresh(plain, in, "http", nil); !ok || !bytes.Contains(plain.fields, []byte("\r\nServer: origin-httpd\r\n")) ||
+		!bytes.Contains(plain.fields, []byte("X-Powered-By: php\r\n")) {
+		t.Errorf("hit without the edit: ok %v, fields:\n%s", ok, plain.fields)
+	}
+}
