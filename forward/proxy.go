@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -502,5 +503,52 @@ func requestURL(r *http.Request) string {
 		u.User = nil
 		return u.String()
 	}
+	if spelledAsURL(r.RequestURI, r.URL) {
+		return r.RequestURI // the same string, without building it again
+	}
 	return r.URL.String()
+}
+
+// spelledAsURL reports whether target, a request line's target, is exactly
+// what u.String() returns for u, a plain absolute http(s) URL without
+// credentials or fragment: the scheme, host, path and query as u holds them,
+// with host and path made only of bytes String never escapes. (A
+// browser's absolute-form request line almost always is; then requestURL
+// returns it instead of building the same string again.)
+func spelledAsURL(target string, u *url.URL) bool {
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Opaque != "" || u.User != nil ||
+		u.RawPath != "" || u.Fragment != "" || u.RawFragment != "" {
+		return false
+	}
+	rest, ok := strings.CutPrefix(target, u.Scheme)
+	if !ok {
+		return false
+	}
+	if rest, ok = strings.CutPrefix(rest, "://"); !ok {
+		return false
+	}
+	if rest, ok = strings.CutPrefix(rest, u.Host); !ok || !plainURLBytes(u.Host, "-._~:[]") {
+		return false
+	}
+	path, query, hasQuery := strings.Cut(rest, "?")
+	if path != u.Path || (path != "" && path[0] != '/') || !plainURLBytes(path, "-._~/") {
+		return false
+	}
+	if hasQuery != (u.RawQuery != "" || u.ForceQuery) {
+		return false
+	}
+	return query == u.RawQuery
+}
+
+// plainURLBytes reports whether s holds only ASCII letters, digits and the
+// bytes of extra.
+func plainURLBytes(s, extra string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') || strings.IndexByte(extra, c) >= 0 {
+			continue
+		}
+		return false
+	}
+	return true
 }

@@ -54,7 +54,7 @@ func (p *Proxy) serveHTTP(x *exchange, r *http.Request) {
 
 // modifyPlain is relay's response hook for plain requests: the response
 // checks (which may replace the response by a block page), then the
-// exchange's profile and connection handling (relayHeaders).
+// exchange's profile and connection handling (profileHeaders).
 func (p *Proxy) modifyPlain(resp *http.Response) error {
 	x := exchangeFrom(resp.Request.Context())
 	if x == nil {
@@ -63,7 +63,7 @@ func (p *Proxy) modifyPlain(resp *http.Response) error {
 	if nr := p.schoolResponse(x, resp.Request, resp); nr != resp {
 		*resp = *nr
 	}
-	p.relayHeaders(x, resp)
+	p.profileHeaders(x, resp) // relay removed the hop-by-hop fields; the door's pages have none
 	return nil
 }
 
@@ -300,8 +300,8 @@ func stripProxyHeaders(r *http.Request) {
 	h.Del("Proxy-Connection")
 	h.Del("Proxy-Authenticate")
 	h.Del("Proxy-Authorization")
-	if !headerContains(h, "Connection", "Upgrade") || !headerContains(h, "Upgrade", "websocket") {
-		h.Del("Connection")
+	if _, ok := h["Connection"]; ok && (!headerContains(h, "Connection", "Upgrade") || !headerContains(h, "Upgrade", "websocket")) {
+		delete(h, "Connection") // only that spelling of the key was ever deleted: no scan of the fields without it
 	}
 }
 
@@ -356,6 +356,13 @@ func (p *Proxy) relayHeaders(x *exchange, resp *http.Response) {
 	} else {
 		relay.RemoveHopByHop(resp.Header)
 	}
+	p.profileHeaders(x, resp)
+}
+
+// profileHeaders is relayHeaders for a response without hop-by-hop fields:
+// the exchange's anonymize profile, and Connection: close after a failed
+// request body.
+func (p *Proxy) profileHeaders(x *exchange, resp *http.Response) {
 	if x != nil && x.anon != nil {
 		x.anon.Response(resp)
 	}

@@ -319,3 +319,42 @@ func readHit(br *bufio.Reader) (int, error) {
 	_, err := br.Discard(n)
 	return n, err
 }
+
+// BenchmarkH1Reverse1MiB is scenario b in one process: keep-alive clients
+// on loopback GET 1 MiB through the door served by internal/h1 (as the
+// binary serves it) from an origin on loopback; cpu-ns/op counts the
+// origin's and the clients' work too (the same on every run).
+func BenchmarkH1Reverse1MiB(b *testing.B) {
+	const size = 1 << 20
+	origin := benchOrigin(b, size)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &h1.Server{Handler: benchHandler(b, origin.URL, nil, true), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	go srv.Serve(ln)
+	b.Cleanup(func() { srv.Close() })
+	req := []byte("GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: wrk\r\n\r\n")
+	b.ReportAllocs()
+	b.SetBytes(size)
+	defer reportCPU(b)()
+	b.RunParallel(func(pb *testing.PB) {
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer conn.Close()
+		br := bufio.NewReaderSize(conn, 64<<10)
+		for pb.Next() {
+			if _, err := conn.Write(req); err != nil {
+				b.Error(err)
+				return
+			}
+			if n, err := readHit(br); err != nil || n != size {
+				b.Errorf("%d bytes, %v", n, err)
+				return
+			}
+		}
+	})
+}

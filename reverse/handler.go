@@ -371,6 +371,28 @@ func (ex *exchange) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// ReadFromConn passes internal/relay's socket-to-socket body copy on to
+// the engine's writer (internal/h1 on plain TCP splices it), recording the
+// bytes as Write does; ok false (nothing done) when the writer cannot. (A
+// failure may be of either socket: relay tells them apart, not ex.werr.)
+func (ex *exchange) ReadFromConn(prefix []byte, src net.Conn, n int64) (int64, bool, error) {
+	cw, ok := ex.ResponseWriter.(interface {
+		ReadFromConn([]byte, net.Conn, int64) (int64, bool, error)
+	})
+	if !ok {
+		return 0, false, nil
+	}
+	m, ok, err := cw.ReadFromConn(prefix, src, n)
+	if !ok {
+		return 0, false, nil
+	}
+	if ex.status == 0 {
+		ex.status = http.StatusOK
+	}
+	ex.bytes += m
+	return m, true, err
+}
+
 // Unwrap lets http.ResponseController reach Flush, Hijack and deadlines.
 func (ex *exchange) Unwrap() http.ResponseWriter { return ex.ResponseWriter }
 

@@ -210,10 +210,12 @@ func TestClusterRateLimitAcrossNodes(t *testing.T) {
 			// less: a node whose lease ran out limits while its next lease is
 			// on the way (no request waits on Redis), and on a loaded machine
 			// those round trips are slow (431 seen under two parallel race
-			// runs), so the lower bound only shows the limit is not far below
-			// the rate. Each node alone would accept ~1500.
-			if ok < 350 || ok > 550 {
-				t.Fatalf("accepted %d requests, want 350-550 for 500 (each node alone would accept ~1500)", ok)
+			// runs, 345 on a 2-core machine at load 30), so the lower bound
+			// only shows the cluster still admits at the rate's order (a node
+			// stuck without leases would admit its share of the burst, no more).
+			// Each node alone would accept ~1500.
+			if ok < 250 || ok > 550 {
+				t.Fatalf("accepted %d requests, want 250-550 for 500 (each node alone would accept ~1500)", ok)
 			}
 			if limited == 0 {
 				t.Fatal("nothing was limited: the client did not exceed the rate")

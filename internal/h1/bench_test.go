@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -10,14 +11,18 @@ import (
 )
 
 // benchServe measures one request and response on a kept loopback
-// connection to a trivial handler, served by serve (which returns the
+// connection to a trivial handler (which registers a context.AfterFunc on
+// its request's context when watch), served by serve (which returns the
 // listener's address and its shutdown).
-func benchServe(b *testing.B, serve func(net.Listener, http.Handler) func()) {
+func benchServe(b *testing.B, watch bool, serve func(net.Listener, http.Handler) func()) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
 	stop := serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if watch {
+			defer context.AfterFunc(r.Context(), func() {})()
+		}
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "hello, world\n")
 	}))
@@ -44,18 +49,26 @@ func benchServe(b *testing.B, serve func(net.Listener, http.Handler) func()) {
 }
 
 func BenchmarkServe(b *testing.B) {
-	b.Run("h1", func(b *testing.B) {
-		benchServe(b, func(ln net.Listener, h http.Handler) func() {
-			s := &Server{Handler: h, IdleTimeout: time.Minute, ReadHeaderTimeout: 10 * time.Second}
-			go s.Serve(ln)
-			return func() { s.Close() }
+	for _, watch := range []bool{false, true} {
+		name := ""
+		if watch {
+			// the handler watches its request's context as the upstream
+			// client does for a proxied request
+			name = "-watched"
+		}
+		b.Run("h1"+name, func(b *testing.B) {
+			benchServe(b, watch, func(ln net.Listener, h http.Handler) func() {
+				s := &Server{Handler: h, IdleTimeout: time.Minute, ReadHeaderTimeout: 10 * time.Second}
+				go s.Serve(ln)
+				return func() { s.Close() }
+			})
 		})
-	})
-	b.Run("net-http", func(b *testing.B) {
-		benchServe(b, func(ln net.Listener, h http.Handler) func() {
-			s := &http.Server{Handler: h, IdleTimeout: time.Minute, ReadHeaderTimeout: 10 * time.Second}
-			go s.Serve(ln)
-			return func() { s.Close() }
+		b.Run("net-http"+name, func(b *testing.B) {
+			benchServe(b, watch, func(ln net.Listener, h http.Handler) func() {
+				s := &http.Server{Handler: h, IdleTimeout: time.Minute, ReadHeaderTimeout: 10 * time.Second}
+				go s.Serve(ln)
+				return func() { s.Close() }
+			})
 		})
-	})
+	}
 }

@@ -63,6 +63,77 @@ type conn struct {
 	idleUntil time.Time // while parked: when it closes (zero: never)
 	hijacked  bool
 	forgotten bool // hijacked: Shutdown no longer waits for it
+
+	rdMu    sync.Mutex // rd and rdStale: a handler's goroutines and the background read set deadlines too
+	rd      time.Time  // the read deadline set last
+	rdStale bool       // rd is a wait's, kept through a handler that reads nothing
+}
+
+// setReadDeadline sets the read deadline, unless it is set to t already.
+func (c *conn) setReadDeadline(t time.Time) {
+	c.rdMu.Lock()
+	defer c.rdMu.Unlock()
+	c.rdStale = false
+	if t.Equal(c.rd) {
+		return
+	}
+	c.rd = t
+	c.rwc.SetReadDeadline(t)
+}
+
+// forceReadDeadline sets the read deadline even if it seems set already
+// (another goroutine may have moved it, or a handler asks).
+func (c *conn) forceReadDeadline(t time.Time) error {
+	c.rdMu.Lock()
+	defer c.rdMu.Unlock()
+	c.rdStale = false
+	c.rd = t
+	return c.rwc.SetReadDeadline(t)
+}
+
+// keepReadDeadline leaves the read deadline of the wait for a request's
+// head in place while its handler runs, which nothing reads the connection
+// for: a background read clears it first (clearStaleDeadline), a handler's
+// own deadline replaces it.
+func (c *conn) keepReadDeadline() {
+	c.rdMu.Lock()
+	c.rdStale = !c.rd.IsZero()
+	c.rdMu.Unlock()
+}
+
+// clearStaleDeadline clears a deadline kept by keepReadDeadline.
+func (c *conn) clearStaleDeadline() {
+	c.rdMu.Lock()
+	defer c.rdMu.Unlock()
+	if c.rdStale {
+		c.rdStale = false
+		c.rd = time.Time{}
+		c.rwc.SetReadDeadline(time.Time{})
+	}
+}
+
+// keepDeadlineWithin reports whether the read deadline is set within
+// [from, to], and keeps it then.
+func (c *conn) keepDeadlineWithin(from, to time.Time) bool {
+	c.rdMu.Lock()
+	defer c.rdMu.Unlock()
+	if c.rd.IsZero() || c.rd.Before(from) || c.rd.After(to) {
+		return false
+	}
+	c.rdStale = false
+	return true
+}
+
+// headBuffered reports whether a whole request head, not preceded by empty
+// lines, is in the read buffer: reading it reads nothing from the
+// connection.
+func (c *conn) headBuffered() bool {
+	buf, _ := c.br.Peek(c.br.Buffered())
+	if len(buf) == 0 || buf[0] == '\r' || buf[0] == '\n' {
+		return false
+	}
+	end, _ := headEnd(buf, 0)
+	return end > 0
 }
 
 func (s *Server) newConn(rwc net.Conn) *conn {
@@ -156,13 +227,18 @@ func (c *conn) run(deadline time.Time, woken bool) {
 		c.br = s.getReader(&c.cr)
 	}
 	for {
-		start := time.Now()
-		if d := s.ReadHeaderTimeout; d > 0 {
-			c.rwc.SetReadDeadline(start.Add(d))
-		} else if d := s.ReadTimeout; d > 0 {
-			c.rwc.SetReadDeadline(start.Add(d))
-		} else {
-			c.rwc.SetReadDeadline(time.Time{})
+		// A head already in the buffer (a kept connection's next request
+		// arrives in one read) is read without a header deadline.
+		var start time.Time
+		if !c.headBuffered() {
+			start = time.Now()
+			if d := s.ReadHeaderTimeout; d > 0 {
+				c.setReadDeadline(start.Add(d))
+			} else if d := s.ReadTimeout; d > 0 {
+				c.setReadDeadline(start.Add(d))
+			} else {
+				c.setReadDeadline(time.Time{})
+			}
 		}
 		st, err := c.readRequest()
 		if err != nil {
@@ -172,10 +248,18 @@ func (c *conn) run(deadline time.Time, woken bool) {
 			}
 			return
 		}
-		if d := s.ReadTimeout; d > 0 {
-			c.rwc.SetReadDeadline(start.Add(d))
-		} else {
-			c.rwc.SetReadDeadline(time.Time{})
+		switch d := s.ReadTimeout; {
+		case d > 0:
+			if start.IsZero() {
+				start = time.Now()
+			}
+			c.setReadDeadline(start.Add(d))
+		case st.body.eof:
+			// Nothing reads the connection while the handler runs but a
+			// background read, which clears the deadline first.
+			c.keepReadDeadline()
+		default:
+			c.setReadDeadline(time.Time{})
 		}
 		if d := s.WriteTimeout; d > 0 {
 			c.rwc.SetWriteDeadline(time.Now().Add(d))
@@ -186,9 +270,10 @@ func (c *conn) run(deadline time.Time, woken bool) {
 		if c.br.Buffered() > 0 {
 			continue // pipelined
 		}
+		now := time.Now()
 		deadline = time.Time{}
 		if d := s.idleTimeout(); d > 0 {
-			deadline = time.Now().Add(d)
+			deadline = now.Add(d)
 		}
 		if !c.flush() {
 			return
@@ -197,11 +282,11 @@ func (c *conn) run(deadline time.Time, woken bool) {
 			c.s.putWriter(c.wb)
 			c.wb = nil
 		}
-		hot := time.Now().Add(hotWait)
+		hot, loose := now.Add(hotWait), true
 		if !deadline.IsZero() && deadline.Before(hot) {
-			hot = deadline
+			hot, loose = deadline, false
 		}
-		ok, timedOut := c.waitHot(hot)
+		ok, timedOut := c.waitHot(hot, loose)
 		if ok {
 			continue
 		}
@@ -219,11 +304,16 @@ func (c *conn) run(deadline time.Time, woken bool) {
 // until, reading them into c.br (one read when they come, none wasted on a
 // readiness check). It reports whether bytes came, or else whether the wait
 // ended on the deadline (c may then wait longer without its buffers).
-func (c *conn) waitHot(until time.Time) (ok, timedOut bool) {
+// When loose, a read deadline already set between hotWait/2 before until
+// and until is kept: a busy connection moves its deadline every hotWait/2
+// rather than at every request.
+func (c *conn) waitHot(until time.Time, loose bool) (ok, timedOut bool) {
 	if c.cr.err != nil {
 		return false, false
 	}
-	c.rwc.SetReadDeadline(until)
+	if !loose || !c.keepDeadlineWithin(until.Add(-hotWait/2), until) {
+		c.setReadDeadline(until)
+	}
 	c.state.Store(stateHot)
 	if c.s.closing.Load() {
 		c.state.Store(stateClosed)
@@ -332,7 +422,7 @@ func (c *conn) waitIdle(deadline time.Time) bool {
 	if c.cr.hasByte {
 		return true
 	}
-	c.rwc.SetReadDeadline(deadline)
+	c.setReadDeadline(deadline)
 	c.state.Store(stateIdle)
 	if c.s.closing.Load() {
 		c.state.Store(stateClosed)
@@ -375,13 +465,12 @@ func (c *conn) readRequest() (*stream, error) {
 		return nil, err
 	}
 	st := &stream{c: c}
-	var tmpl http.Request // parsed here, copied by WithContext
-	h, perr := parseHead(hs, &tmpl, &st.url, st.vals[:], &st.te)
+	r := &st.reqv
+	h, perr := parseHead(hs, r, &st.url, st.vals[:], &st.te)
 	if perr != nil {
 		return nil, perr
 	}
 	st.h = h
-	r := &tmpl
 	r.RemoteAddr = c.remote
 	r.TLS = c.tls
 	if h.contentLength != 0 {
@@ -394,9 +483,17 @@ func (c *conn) readRequest() (*stream, error) {
 		r.Body = http.NoBody
 		st.body.eof = true
 	}
-	ctx, cancel := context.WithCancel(c.ctx)
-	st.cancel = cancel
-	st.req = r.WithContext(ctx)
+	var ctx context.Context
+	if c.ctx.Done() == nil {
+		st.ctx = reqCtx{Context: c.ctx, st: st}
+		ctx = &st.ctx
+	} else { // the connection's context may end: derive as net/http does
+		ctx, st.stdCancel = context.WithCancel(c.ctx)
+	}
+	// WithContext copies the request; inlined, its copy stays on the stack
+	// and goes back into the stream: no request is allocated.
+	st.reqv = *r.WithContext(ctx)
+	st.req = r
 	return st, nil
 }
 
@@ -499,7 +596,7 @@ func (c *conn) refuse(e *Error) {
 // for a moment, so that the last response is not lost to a reset.
 func (c *conn) lingerClose() {
 	if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
-		c.rwc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		c.setReadDeadline(time.Now().Add(500 * time.Millisecond))
 		io.CopyN(io.Discard, c.rwc, maxDrain)
 	}
 }
@@ -540,7 +637,7 @@ func (c *conn) serveRequest(st *stream) bool {
 	w := &st.w
 	w.init(st)
 	if st.body.eof {
-		c.cr.startBackground(st.cancel)
+		c.cr.arm(st)
 	}
 	if !c.runHandler(w, st.req) {
 		return false
@@ -550,7 +647,7 @@ func (c *conn) serveRequest(st *stream) bool {
 		return false
 	}
 	drained := st.body.finish(!st.h.expect || st.continueSent(), func() {
-		c.rwc.SetReadDeadline(time.Now().Add(c.drainTimeout()))
+		c.setReadDeadline(time.Now().Add(c.drainTimeout()))
 	})
 	if !drained {
 		w.closeAfter = true
@@ -560,8 +657,8 @@ func (c *conn) serveRequest(st *stream) bool {
 		// Nothing pipelined is waiting: the response goes now, before the
 		// read is ended (whatever the handler left may delay that).
 		c.flush()
-		c.cr.abortBackground()
 	}
+	c.cr.disarm()
 	st.cancel()
 	if !drained || w.closeAfter || c.cr.err != nil {
 		c.flush()
@@ -589,14 +686,12 @@ func (c *conn) drainTimeout() time.Duration {
 func (c *conn) runHandler(w *response, r *http.Request) (ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
-			c.cr.abortBackground()
+			c.cr.disarm()
 			r.Body.Close()
 			if v != http.ErrAbortHandler {
 				c.s.logger().Error("h1: handler panic", "remote", c.remote, "url", r.URL.String(), "panic", v, "stack", string(debug.Stack()))
 			}
-			if w.st.cancel != nil {
-				w.st.cancel()
-			}
+			w.st.cancel()
 			ok = false
 		}
 	}()
@@ -606,7 +701,7 @@ func (c *conn) runHandler(w *response, r *http.Request) (ok bool) {
 
 // hijack hands the connection over.
 func (c *conn) hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c.cr.abortBackground()
+	c.cr.disarm()
 	if !c.flush() {
 		return nil, nil, errors.New("h1: connection failed")
 	}
@@ -636,7 +731,8 @@ const hijackBufSize = 512
 
 // connReader is what a connection's bufio.Reader reads: the byte a wait or
 // a background read took, then the connection. A background read runs
-// while a handler runs with its body read, to see the client go away.
+// while a handler runs with its body read and someone waits for the
+// request's context to end, to see the client go away.
 type connReader struct {
 	c       *conn
 	byte    [1]byte
@@ -644,8 +740,11 @@ type connReader struct {
 	err     error // the connection failed or ended (seen by a background read)
 
 	bgMu     sync.Mutex
-	bgDone   chan struct{} // closed when the background read returns; nil: none runs
-	bgTimer  *time.Timer   // starts the background read after backgroundDelay
+	armed    *stream       // its handler runs with the body read; nil: none
+	bgActive bool          // a background read is due or runs
+	bgStream *stream       // the request the background read watches
+	bgDone   chan struct{} // gets a value when a background read returns; made once
+	bgTimer  *time.Timer   // starts the background read; made once, reset per request
 	aborting atomic.Bool
 }
 
@@ -672,64 +771,94 @@ func (r *connReader) Read(p []byte) (int, error) {
 	return r.c.rwc.Read(p)
 }
 
-// startBackground reads one byte in the background while the handler runs
-// (from backgroundDelay on):
-// an error or the end of the stream cancels the request (the client went
-// away). No-op when bytes of a next request are already read or the stream
-// failed.
-func (r *connReader) startBackground(cancel context.CancelFunc) {
+// arm notes that st's handler runs with its body read: from now on until
+// disarm, the client is watched by a background read when someone waits
+// for st's context to end.
+func (r *connReader) arm(st *stream) {
 	r.bgMu.Lock()
 	defer r.bgMu.Unlock()
-	c := r.c
-	if r.bgDone != nil || r.hasByte || r.err != nil || c.hijacked || (c.br != nil && c.br.Buffered() > 0) {
-		return
+	r.armed = st
+	if st.watched() {
+		r.startBackground()
 	}
-	done := make(chan struct{})
-	r.bgDone = done
-	r.bgTimer = time.AfterFunc(backgroundDelay, func() {
-		defer close(done)
-		if r.aborting.Load() { // abortBackground began first
-			return
-		}
-		n, err := c.rwc.Read(r.byte[:])
-		if n == 1 {
-			r.hasByte = true
-			return
-		}
-		if err != nil && r.aborting.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
-			return
-		}
-		if err == nil {
-			err = io.EOF
-		}
-		r.err = err
-		cancel()
-	})
 }
 
-// backgroundActive reports whether a background read runs.
+// watch is st's context's call when someone first waits for it to end.
+func (r *connReader) watch(st *stream) {
+	r.bgMu.Lock()
+	defer r.bgMu.Unlock()
+	if r.armed == st {
+		r.startBackground()
+	}
+}
+
+// startBackground reads one byte in the background while the handler runs
+// (from backgroundDelay on): an error or the end of the stream cancels the
+// armed request (the client went away). No-op when bytes of a next request
+// are already read or the stream failed. Called with bgMu held.
+func (r *connReader) startBackground() {
+	c := r.c
+	if r.bgActive || r.hasByte || r.err != nil || c.hijacked || (c.br != nil && c.br.Buffered() > 0) {
+		return
+	}
+	r.bgActive = true
+	r.bgStream = r.armed
+	if r.bgTimer == nil {
+		r.bgDone = make(chan struct{}, 1)
+		r.bgTimer = time.AfterFunc(backgroundDelay, r.background)
+		return
+	}
+	r.bgTimer.Reset(backgroundDelay)
+}
+
+// background is the background read, on the timer's goroutine.
+func (r *connReader) background() {
+	defer func() { r.bgDone <- struct{}{} }()
+	if r.aborting.Load() { // disarm began first
+		return
+	}
+	st := r.bgStream // set before the timer was, and not again until this returns
+	r.c.clearStaleDeadline()
+	n, err := r.c.rwc.Read(r.byte[:])
+	if n == 1 {
+		r.hasByte = true
+		return
+	}
+	if err != nil && r.aborting.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+		return
+	}
+	if err == nil {
+		err = io.EOF
+	}
+	r.err = err
+	st.cancel()
+}
+
+// backgroundActive reports whether a background read is due or runs.
 func (r *connReader) backgroundActive() bool {
 	r.bgMu.Lock()
 	defer r.bgMu.Unlock()
-	return r.bgDone != nil
+	return r.bgActive
 }
 
-// abortBackground ends a background read and waits for it. The deadline in
-// the past is set again until the read returns: a goroutine the handler
-// left (a transport still reading the body) may move the deadline.
-func (r *connReader) abortBackground() {
+// disarm ends the watch of the armed request: it ends a background read
+// and waits for it. The deadline in the past is set again until the read
+// returns: a goroutine the handler left (a transport still reading the
+// body) may move the deadline.
+func (r *connReader) disarm() {
 	r.bgMu.Lock()
 	defer r.bgMu.Unlock()
-	if r.bgDone == nil {
+	r.armed = nil
+	if !r.bgActive {
 		return
 	}
+	r.bgActive = false
 	if r.bgTimer.Stop() { // the read never started
-		r.bgDone, r.bgTimer = nil, nil
 		return
 	}
 	r.aborting.Store(true)
 	for {
-		r.c.rwc.SetReadDeadline(aLongTimeAgo)
+		r.c.forceReadDeadline(aLongTimeAgo)
 		t := time.NewTimer(50 * time.Millisecond)
 		select {
 		case <-r.bgDone:
@@ -740,25 +869,38 @@ func (r *connReader) abortBackground() {
 		break
 	}
 	r.aborting.Store(false)
-	r.bgDone, r.bgTimer = nil, nil
-	r.c.rwc.SetReadDeadline(time.Time{})
+	r.c.setReadDeadline(time.Time{})
 }
 
 // stream is one request and its response: allocated together.
 type stream struct {
-	c      *conn
-	req    *http.Request
-	url    url.URL
-	h      head
-	body   body
-	w      response
-	cancel context.CancelFunc
-	vals   [12]string
-	te     [1]string
+	c         *conn
+	req       *http.Request // &reqv
+	reqv      http.Request
+	ctx       reqCtx             // the request's context, unless stdCancel
+	stdCancel context.CancelFunc // ends the request's context when it is a context.WithCancel
+	url       url.URL
+	h         head
+	body      body
+	w         response
+	vals      [12]string
+	te        [1]string
 }
 
+// cancel ends the request's context.
+func (st *stream) cancel() {
+	if st.stdCancel != nil {
+		st.stdCancel()
+		return
+	}
+	st.ctx.cancel()
+}
+
+// watched reports whether someone waits for the request's context to end.
+func (st *stream) watched() bool { return st.stdCancel != nil || st.ctx.watched.Load() }
+
 // bodyDone is called (body mu held) when the body was read to its end.
-func (st *stream) bodyDone() { st.c.cr.startBackground(st.cancel) }
+func (st *stream) bodyDone() { st.c.cr.arm(st) }
 
 // sendContinue writes "100 Continue" before the first body read, when the
 // client waits for it and no response was written yet.

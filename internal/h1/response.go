@@ -3,6 +3,7 @@ package h1
 import (
 	"bufio"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/portcullis/portcullis/internal/accept"
 )
 
 // response is the http.ResponseWriter of one request. It frames the
@@ -186,6 +189,47 @@ func (w *response) Write(p []byte) (int, error) {
 // WriteString lets io.WriteString skip a copy.
 func (w *response) WriteString(s string) (int, error) {
 	return w.Write([]byte(s))
+}
+
+// ReadFromConn writes n body bytes read from src after prefix (bytes of the
+// body the caller already read from src), moving them from socket to socket
+// in the kernel (TCPConn.ReadFrom, splice(2)) when both the client
+// connection and src are plain TCP. It is for a proxy relaying a body of
+// known length (internal/relay): the head is written first, once. It
+// reports ok false, having done nothing, when it cannot: no Content-Length
+// (or a bodiless or HEAD response), more bytes than the length leaves, TLS,
+// a hijacked connection, or a src that is not a TCP socket. written counts
+// prefix and spliced bytes; err is the first failure of either side.
+func (w *response) ReadFromConn(prefix []byte, src net.Conn, n int64) (written int64, ok bool, err error) {
+	if w.c.hijacked {
+		return 0, false, nil
+	}
+	dst, dok := accept.Bare(w.c.rwc).(*net.TCPConn)
+	from, sok := src.(*net.TCPConn)
+	if !dok || !sok || n < 0 {
+		return 0, false, nil
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.cl < 0 || w.isHead || w.noBody || w.written+int64(len(prefix))+n > w.cl {
+		return 0, false, nil
+	}
+	if err := w.commit(); err != nil {
+		return 0, true, err
+	}
+	bw := w.c.wb.bw
+	if len(prefix) > 0 {
+		bw.Write(prefix)
+		w.written += int64(len(prefix))
+		written = int64(len(prefix))
+	}
+	if err := bw.Flush(); err != nil {
+		return 0, true, err
+	}
+	m, err := dst.ReadFrom(&io.LimitedReader{R: from, N: n})
+	w.written += m
+	return written + m, true, err
 }
 
 // writeBody writes body bytes after the head, framed as decided.
@@ -402,7 +446,7 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // SetReadDeadline sets the connection's read deadline (for
 // http.ResponseController).
-func (w *response) SetReadDeadline(t time.Time) error { return w.c.rwc.SetReadDeadline(t) }
+func (w *response) SetReadDeadline(t time.Time) error { return w.c.forceReadDeadline(t) }
 
 // SetWriteDeadline sets the connection's write deadline (for
 // http.ResponseController).

@@ -14,8 +14,9 @@ import (
 )
 
 // BenchmarkServe measures one request on a kept connection — GET, 1 KiB
-// answer, 10 streams in flight — through this mux and through Go's http2
-// server with the same handler and the same frame-level client, so ns/op
+// answer, 10 streams in flight — through this mux (its handler also as an
+// ImmediateHandler) and through Go's http2 server with the same handler and
+// the same frame-level client, so ns/op
 // and allocs/op are per request and mostly the server's. cpu-ns/op is the
 // process's CPU time (user and system, client included) per request: on a
 // machine shared with other work it moves far less than ns/op.
@@ -27,15 +28,31 @@ func BenchmarkServe(b *testing.B) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write(payload)
 	})
-	b.Run("h2", func(b *testing.B) {
-		benchServe(b, (&Server{Handler: h}).ServeConn)
-	})
-	b.Run("x-net-http2", func(b *testing.B) {
-		benchServe(b, func(ctx context.Context, c net.Conn) error {
+	servers := []struct {
+		name  string
+		serve func(context.Context, net.Conn) error
+	}{
+		{"h2", (&Server{Handler: h}).ServeConn},
+		{"h2-immediate", (&Server{Handler: immediateFunc(h)}).ServeConn},
+		{"x-net-http2", func(ctx context.Context, c net.Conn) error {
 			(&http2.Server{}).ServeConn(c, &http2.ServeConnOpts{Context: ctx, Handler: h})
 			return nil
-		})
-	})
+		}},
+	}
+	for _, sv := range servers {
+		b.Run(sv.name, func(b *testing.B) { benchServe(b, sv.serve) })
+	}
+}
+
+// immediateFunc is h as an ImmediateHandler that answers every request at
+// once.
+type immediateFunc http.HandlerFunc
+
+func (f immediateFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) { f(w, r) }
+
+func (f immediateFunc) ServeImmediate(w http.ResponseWriter, r *http.Request) bool {
+	f(w, r)
+	return true
 }
 
 func benchServe(b *testing.B, serve func(context.Context, net.Conn) error) {

@@ -65,6 +65,7 @@ type conn struct {
 	henc        *hpack.Encoder
 	hbuf        bytes.Buffer
 	tableUpdate bool // the encoder may owe a table size update, which must open the next block
+	holdWrites  bool // the read loop has whole frames to act on: queued does not wake the writer
 }
 
 type bufWriter struct{ c *conn }
@@ -265,8 +266,40 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// queued notes that frames were added to wbuf.
-func (c *conn) queued() { c.wcond.Signal() }
+// queued notes that frames were added to wbuf: the writer is woken, unless
+// the read loop holds the writes back (it will wake the writer itself).
+func (c *conn) queued() {
+	if !c.holdWrites {
+		c.wcond.Signal()
+	}
+}
+
+// frameBuffered reports whether a whole frame is in the read buffer, so
+// that reading it will not wait for the network.
+func (c *conn) frameBuffered() bool {
+	n := c.br.Buffered()
+	if n < 9 {
+		return false
+	}
+	h, err := c.br.Peek(3)
+	if err != nil {
+		return false
+	}
+	return n >= 9+(int(h[0])<<16|int(h[1])<<8|int(h[2]))
+}
+
+// holdBack sets whether the read loop holds the writer back: while it has
+// whole frames left to act on, the answers and acknowledgements they cause
+// (an ImmediateHandler's answers, SETTINGS and PING acks, WINDOW_UPDATEs)
+// gather in wbuf and leave in one write once it has acted on all of them.
+func (c *conn) holdBack(hold bool) {
+	c.mu.Lock()
+	c.holdWrites = hold
+	if !hold && len(c.wbuf) > 0 {
+		c.wcond.Signal()
+	}
+	c.mu.Unlock()
+}
 
 // glitch takes n from the connection's budget of suspicious frames and
 // reports whether some is left.
@@ -295,16 +328,28 @@ func (c *conn) readLoop() error {
 	}
 	_ = c.nc.SetReadDeadline(time.Time{})
 	first := true
-	for {
-		f, err := c.fr.ReadFrame()
-		var se http2.StreamError
-		if errors.As(err, &se) {
-			if err := c.streamError(se); err != nil {
-				return err
-			}
-			continue
+	holding := false
+	defer func() {
+		if holding {
+			c.holdBack(false)
 		}
+	}()
+	for {
+		if buffered := c.frameBuffered(); buffered != holding {
+			c.holdBack(buffered)
+			holding = buffered
+		}
+		f, err := c.fr.ReadFrame()
 		if err != nil {
+			// A stream error is found by errors.As only here: a variable
+			// whose address errors.As takes is allocated, once a frame when
+			// it was done for every frame read.
+			if se, ok := asStreamError(err); ok {
+				if err := c.streamError(se); err != nil {
+					return err
+				}
+				continue
+			}
 			c.mu.Lock()
 			fin := c.finish
 			c.mu.Unlock()
@@ -323,6 +368,12 @@ func (c *conn) readLoop() error {
 			return err
 		}
 	}
+}
+
+func asStreamError(err error) (http2.StreamError, bool) {
+	var se http2.StreamError
+	ok := errors.As(err, &se)
+	return se, ok
 }
 
 func (c *conn) readError(err error) error {
@@ -686,51 +737,72 @@ func (c *conn) headerFragment(frag []byte, end bool) error {
 	if err := c.hdec.Close(); err != nil {
 		return connError{http2.ErrCodeCompression, err.Error()}
 	}
-	return c.headersDone()
+	s, ih, err := c.headersDone()
+	if s != nil {
+		s.runImmediate(ih)
+	}
+	return err
 }
 
 // headersDone acts on a complete header block: a new request, or trailers.
-func (c *conn) headersDone() error {
+// A new stream whose request has no body, for a handler that may answer at
+// once, is returned with that handler, for the read loop to offer it the
+// stream once c.mu is released; any other new stream is dispatched here.
+func (c *conn) headersDone() (*stream, ImmediateHandler, error) {
+	s, err := c.headersDoneLocked()
+	if s == nil || err != nil {
+		return nil, nil, err
+	}
+	if ih, ok := c.srv.Handler.(ImmediateHandler); ok && c.hb.endStream {
+		return s, ih, nil
+	}
+	c.srv.dispatch(s)
+	return nil, nil, nil
+}
+
+// headersDoneLocked takes c.mu and does headersDone's work but the
+// dispatch; it returns the stream started, if any.
+func (c *conn) headersDoneLocked() (*stream, error) {
 	hb := &c.hb
 	id := hb.id
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s := c.streams[id]; s != nil {
-		return c.trailersLocked(s)
+		return nil, c.trailersLocked(s)
 	}
 	if id <= c.maxID {
 		if c.wasReset(id) {
-			return nil
+			return nil, nil
 		}
-		return connError{http2.ErrCodeStreamClosed, "HEADERS on a closed stream"}
+		return nil, connError{http2.ErrCodeStreamClosed, "HEADERS on a closed stream"}
 	}
 	c.maxID = id
 	if c.goAway || c.closingLocked() {
-		return nil // after GOAWAY: not served
+		return nil, nil // after GOAWAY: not served
 	}
 	if hb.selfDep {
 		c.resetLocked(id, http2.ErrCodeProtocol)
-		return nil
+		return nil, nil
 	}
 	if hb.invalid != "" {
 		c.resetLocked(id, http2.ErrCodeProtocol)
-		return nil
+		return nil, nil
 	}
 	if uint32(len(c.streams)) >= c.srv.maxStreams() || c.running >= 2*int(c.srv.maxStreams()) {
 		if !c.glitch(1) {
-			return errCalm
+			return nil, errCalm
 		}
 		c.resetLocked(id, http2.ErrCodeRefusedStream)
-		return nil
+		return nil, nil
 	}
 	if hb.tooLarge {
 		c.writeStatusLocked(id, http.StatusRequestHeaderFieldsTooLarge, hb.endStream)
-		return nil
+		return nil, nil
 	}
 	s, err := c.newStream(hb)
 	if err != nil {
 		c.resetLocked(id, http2.ErrCodeProtocol)
-		return nil
+		return nil, nil
 	}
 	c.streams[id] = s
 	if c.idle != nil {
@@ -738,8 +810,7 @@ func (c *conn) headersDone() error {
 	}
 	c.running++
 	c.handlers.Add(1)
-	c.srv.dispatch(s)
-	return nil
+	return s, nil
 }
 
 // writeStatusLocked answers a stream with a bare status, no handler.

@@ -13,8 +13,9 @@
 //
 // One read loop per connection (the goroutine that called ServeConn) reads
 // and dispatches frames; each stream's handler runs in a goroutine of its
-// own; one writer goroutine per connection writes every frame that is ready
-// in one write call.
+// own (a pooled worker), except where an ImmediateHandler answers at once on
+// the read loop itself; one writer goroutine per connection writes every
+// frame that is ready in one write call.
 package h2
 
 import (
@@ -46,10 +47,26 @@ const (
 // Shutdown began.
 var ErrServerClosed = errors.New("h2: server closed")
 
+// ImmediateHandler is a Handler that can answer some requests at once,
+// from what it holds, without waiting on anything: a cache hit, a block page,
+// a limit's refusal. For a request without a body, the connection's read
+// loop calls ServeImmediate itself, with no goroutine for the stream: it
+// either answers and reports true, or does nothing at all (not even set a
+// header) and reports false, and ServeHTTP then runs on a goroutine as for
+// every other request. ServeImmediate must not block: the connection reads no
+// frame while it runs. Its answer is held in memory until it returns (Flush
+// sends nothing before), then leaves from the read loop when the
+// flow-control windows take all of it, else from a goroutine.
+type ImmediateHandler interface {
+	http.Handler
+	ServeImmediate(w http.ResponseWriter, r *http.Request) bool
+}
+
 // Server serves HTTP/2 connections. Its fields must not change once it
 // serves; the zero value of each field means its default.
 type Server struct {
-	// Handler answers every stream. Required.
+	// Handler answers every stream. Required. When it is an
+	// ImmediateHandler, streams it answers at once cost no goroutine.
 	Handler http.Handler
 	// MaxConcurrentStreams is the SETTINGS_MAX_CONCURRENT_STREAMS advertised
 	// and enforced (REFUSED_STREAM beyond it). Default 250.
@@ -76,54 +93,77 @@ type Server struct {
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
 	draining bool
+	idle     []*worker // workers waiting for a stream, the longest idle first
+	workers  atomic.Int32
 
 	date atomic.Pointer[dateCache]
-
-	workOnce sync.Once
-	work     chan *stream // idle workers take streams here
 }
 
-// workerIdle is how long a worker goroutine waits for another stream
-// before it ends (between one and two of it).
+// workerIdle is how long a worker may wait for a stream before it is told
+// to end (at the next dispatch, or when the last connection ends).
 const workerIdle = 2 * time.Second
 
-// dispatch runs st's handler on an idle worker (whose stack has already
-// grown to what handlers need) or on a new one.
+// worker is a goroutine that runs streams' handlers one after another (its
+// stack has already grown to what handlers need).
+type worker struct {
+	work  chan *stream // one stream, or nil: end
+	since time.Time    // idle since
+}
+
+// dispatch runs st's handler on the worker idle the shortest time, or on a
+// new one. A worker idle longer than workerIdle is told to end.
 func (s *Server) dispatch(st *stream) {
-	s.workOnce.Do(func() { s.work = make(chan *stream) })
-	select {
-	case s.work <- st:
-	default:
+	s.mu.Lock()
+	n := len(s.idle)
+	if n == 0 {
+		s.mu.Unlock()
+		s.workers.Add(1)
 		go s.worker(st)
+		return
+	}
+	w := s.idle[n-1]
+	s.idle[n-1] = nil
+	s.idle = s.idle[:n-1]
+	var old *worker
+	if n > 1 && time.Since(s.idle[0].since) > workerIdle {
+		old = s.idle[0]
+		copy(s.idle, s.idle[1:])
+		s.idle[len(s.idle)-1] = nil
+		s.idle = s.idle[:len(s.idle)-1]
+	}
+	s.mu.Unlock()
+	w.work <- st
+	if old != nil {
+		old.work <- nil
 	}
 }
 
-// worker runs streams until none came for a whole workerIdle. Its timer is
-// not touched per stream: when it fires, the worker ends if it ran nothing
-// since the last time, else waits another round.
+// worker runs st, then the streams dispatch hands it, until it is told to
+// end or finds the server without connections.
 func (s *Server) worker(st *stream) {
-	t := time.NewTimer(workerIdle)
-	defer t.Stop()
-	for {
-		busy := false
-		for {
-			if st != nil {
-				st.run()
-				st = nil
-				busy = true
-			}
-			select {
-			case st = <-s.work:
-				continue
-			case <-t.C:
-			}
-			break
-		}
-		if !busy {
+	defer s.workers.Add(-1)
+	w := &worker{work: make(chan *stream, 1)}
+	for st != nil {
+		st.run()
+		w.since = time.Now()
+		s.mu.Lock()
+		if len(s.conns) == 0 {
+			s.mu.Unlock()
 			return
 		}
-		t.Reset(workerIdle)
+		s.idle = append(s.idle, w)
+		s.mu.Unlock()
+		st = <-w.work
 	}
+}
+
+// endIdleLocked tells every idle worker to end.
+func (s *Server) endIdleLocked() {
+	for i, w := range s.idle {
+		w.work <- nil
+		s.idle[i] = nil
+	}
+	s.idle = s.idle[:0]
 }
 
 type dateCache struct {
@@ -190,6 +230,9 @@ func (s *Server) track(c *conn, add bool) bool {
 	defer s.mu.Unlock()
 	if !add {
 		delete(s.conns, c)
+		if len(s.conns) == 0 {
+			s.endIdleLocked()
+		}
 		return true
 	}
 	if s.draining {

@@ -38,13 +38,15 @@ type stream struct {
 	bodyErr    error // io.EOF once the body is complete
 	bodyClosed bool
 	bodyCond   sync.Cond
-	remoteDone bool  // END_STREAM received
-	answered   bool  // END_STREAM sent (or the handler gave up)
-	ended      error // the stream was ended by a reset or the connection
-	readGen    int   // deadlines set (a timer of an older one does nothing)
-	writeGen   int
-	readLate   bool // the read deadline passed
-	timers     [2]*time.Timer
+	remoteDone bool // END_STREAM received
+	answered   bool // END_STREAM sent (or the handler gave up)
+	// answeredAtOnce: ServeImmediate answered; a worker only sends it.
+	answeredAtOnce bool
+	ended          error // the stream was ended by a reset or the connection
+	readGen        int   // deadlines set (a timer of an older one does nothing)
+	writeGen       int
+	readLate       bool // the read deadline passed
+	timers         [2]*time.Timer
 
 	rw    responseWriter
 	reqv  http.Request // what req points to
@@ -89,31 +91,77 @@ func (s *stream) endLocked(err error) {
 	s.cancel()
 }
 
-// run runs the handler and finishes the answer.
+// run runs the handler (unless ServeImmediate already answered) and
+// finishes the answer.
 func (s *stream) run() {
 	c := s.c
 	defer c.handlers.Done()
 	defer func() {
 		if v := recover(); v != nil {
-			if v != http.ErrAbortHandler && c.srv.Log != nil {
-				buf := make([]byte, 16<<10)
-				buf = buf[:runtime.Stack(buf, false)]
-				c.srv.Log.Error("h2: handler panic", "remote", c.remoteAddr, "panic", fmt.Sprint(v), "stack", string(buf))
-			}
-			c.mu.Lock()
-			c.resetLocked(s.id, http2.ErrCodeInternal)
-			s.answered = true
-			s.stopTimersLocked()
-			c.running--
-			c.mu.Unlock()
-			s.cancel()
-			s.rw.release()
-			return
+			s.panicked(v)
 		}
 	}()
-	c.srv.Handler.ServeHTTP(&s.rw, s.req)
+	if !s.answeredAtOnce {
+		c.srv.Handler.ServeHTTP(&s.rw, s.req)
+	}
 	s.rw.finish()
 	s.cancel()
+}
+
+// panicked ends a stream whose handler panicked with v.
+func (s *stream) panicked(v any) {
+	c := s.c
+	if v != http.ErrAbortHandler && c.srv.Log != nil {
+		buf := make([]byte, 16<<10)
+		buf = buf[:runtime.Stack(buf, false)]
+		c.srv.Log.Error("h2: handler panic", "remote", c.remoteAddr, "panic", fmt.Sprint(v), "stack", string(buf))
+	}
+	c.mu.Lock()
+	c.resetLocked(s.id, http2.ErrCodeInternal)
+	s.answered = true
+	s.stopTimersLocked()
+	c.running--
+	c.mu.Unlock()
+	s.cancel()
+	s.rw.release()
+}
+
+// runImmediate offers s to ih on the read loop's goroutine. An answer that
+// can leave without waiting for window is finished here; a larger one, and a
+// stream ih declined, go to a worker.
+func (s *stream) runImmediate(ih ImmediateHandler) {
+	w := &s.rw
+	w.immediate = true
+	handled, ok := s.serveImmediate(ih)
+	w.immediate = false
+	if !ok {
+		return // panicked
+	}
+	if !handled && w.status == 0 && w.written == 0 {
+		s.c.srv.dispatch(s)
+		return
+	}
+	if w.finishNow() {
+		s.c.handlers.Done()
+		s.cancel()
+		return
+	}
+	s.answeredAtOnce = true
+	s.c.srv.dispatch(s)
+}
+
+// serveImmediate calls ih.ServeImmediate; ok is false when it panicked
+// (the stream is then reset and done with).
+func (s *stream) serveImmediate(ih ImmediateHandler) (handled, ok bool) {
+	defer func() {
+		if !ok {
+			v := recover()
+			s.panicked(v)
+			s.c.handlers.Done()
+		}
+	}()
+	handled = ih.ServeImmediate(&s.rw, s.req)
+	return handled, true
 }
 
 // requestBody is a request's Body: the DATA frames received, handed out as
@@ -181,6 +229,12 @@ type responseWriter struct {
 	written    int64
 	declared   int64 // Content-Length the handler set, -1: none
 	err        error
+	// immediate: ServeImmediate is running on the read loop; the answer is
+	// held in buf (which grows) and nothing is sent before it returns.
+	immediate bool
+	// noWait: the answer is sent from the read loop, within windows that
+	// were checked to suffice; room in the write buffer is not waited for.
+	noWait bool
 }
 
 func (w *responseWriter) Header() http.Header {
@@ -236,7 +290,7 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 		w.buf = rwBufPool.Get().(*[]byte)
 	}
 	b := *w.buf
-	if len(b)+len(p) <= cap(b) {
+	if len(b)+len(p) <= cap(b) || w.immediate {
 		*w.buf = append(b, p...)
 		return len(p), nil
 	}
@@ -265,7 +319,7 @@ func (w *responseWriter) FlushError() error {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
-	if w.err != nil {
+	if w.err != nil || w.immediate {
 		return w.err
 	}
 	return w.send(nil, false)
@@ -361,14 +415,20 @@ func (w *responseWriter) informational(code int) {
 // send writes the header if not yet sent, the buffer, then p; end sends
 // END_STREAM (with trailers when there are some).
 func (w *responseWriter) send(p []byte, end bool) error {
+	c := w.s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return w.sendLocked(p, end)
+}
+
+// sendLocked is send with c.mu held.
+func (w *responseWriter) sendLocked(p []byte, end bool) error {
 	s := w.s
 	c := s.c
 	var buffered []byte
 	if w.buf != nil {
 		buffered = *w.buf
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if err := s.writableLocked(); err != nil {
 		w.err = err
 		return err
@@ -428,7 +488,7 @@ func (w *responseWriter) dataLocked(p []byte, end bool) error {
 				w.err = err
 				return err
 			}
-			if len(p) == 0 || (s.sendWin > 0 && c.connSend > 0 && len(c.wbuf) < maxPendingWrite) {
+			if len(p) == 0 || (s.sendWin > 0 && c.connSend > 0 && (w.noWait || len(c.wbuf) < maxPendingWrite)) {
 				break
 			}
 			c.flow.Wait()
@@ -650,8 +710,48 @@ func (w *responseWriter) finish() {
 	if err == nil {
 		err = w.send(nil, true)
 	}
-	short := err == nil && w.declared >= 0 && w.written < w.declared && s.req.Method != http.MethodHead && w.bodyAllowed()
 	c.mu.Lock()
+	w.doneLocked(err)
+	c.mu.Unlock()
+	w.release()
+}
+
+// finishNow finishes the answer of ServeImmediate on the read loop when it
+// can leave at once: its body fits the send windows and the write buffer
+// is not full. It reports false, having done nothing, otherwise.
+func (w *responseWriter) finishNow() bool {
+	s := w.s
+	c := s.c
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	n := int64(0)
+	if w.buf != nil {
+		n = int64(len(*w.buf))
+	}
+	c.mu.Lock()
+	if w.err == nil && (n > s.sendWin || n > c.connSend || len(c.wbuf) >= maxPendingWrite) {
+		c.mu.Unlock()
+		return false
+	}
+	err := w.err
+	if err == nil {
+		w.noWait = true
+		err = w.sendLocked(nil, true)
+		w.noWait = false
+	}
+	w.doneLocked(err)
+	c.mu.Unlock()
+	w.release()
+	return true
+}
+
+// doneLocked is the bookkeeping of an answer complete (err: how sending
+// its end went).
+func (w *responseWriter) doneLocked(err error) {
+	s := w.s
+	c := s.c
+	short := err == nil && w.declared >= 0 && w.written < w.declared && s.req.Method != http.MethodHead && w.bodyAllowed()
 	if short {
 		c.resetLocked(s.id, http2.ErrCodeInternal) // never claim a complete body we did not send
 	}
@@ -668,14 +768,14 @@ func (w *responseWriter) finish() {
 		}
 		c.removeLocked(s)
 	}
-	c.mu.Unlock()
-	w.release()
 }
 
 func (w *responseWriter) release() {
 	if w.buf != nil {
-		*w.buf = (*w.buf)[:0]
-		rwBufPool.Put(w.buf)
+		if cap(*w.buf) <= 4*rwBufSize { // one ServeImmediate grew may be large
+			*w.buf = (*w.buf)[:0]
+			rwBufPool.Put(w.buf)
+		}
 		w.buf = nil
 	}
 }

@@ -15,6 +15,7 @@ type Set struct {
 	next   uint64
 	parked map[uint64]entry
 	tick   time.Duration // how often the loop asks Expired; 0: never
+	parks  uint64        // sockets parked since the set was made
 }
 
 type entry struct {
@@ -70,6 +71,7 @@ func (p *Set) Park(spot *Spot, rc syscall.RawConn, s Sleeper, tick time.Duration
 	}
 	spot.key = key
 	p.parked[key] = entry{spot, s}
+	p.parks++
 	if tick > 0 && (p.tick == 0 || tick < p.tick) {
 		p.tick = tick
 	}
@@ -99,6 +101,13 @@ func (p *Set) Len() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.parked)
+}
+
+// Parks returns how many times a socket parked since the set was made.
+func (p *Set) Parks() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.parks
 }
 
 // maxWait is the longest the loop waits on its epoll instance.

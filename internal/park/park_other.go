@@ -19,5 +19,8 @@ func (*Set) Park(*Spot, syscall.RawConn, Sleeper, time.Duration) bool { return f
 // Take reports false: nothing is parked.
 func (*Set) Take(*Spot) bool { return false }
 
+// Parks returns 0: nothing parks.
+func (*Set) Parks() uint64 { return 0 }
+
 // Len returns 0.
 func (*Set) Len() int { return 0 }

@@ -69,8 +69,8 @@ func TestWakeOnBytesAndEnd(t *testing.T) {
 	if !set.Park(&spot, rc, s, 0) {
 		t.Fatal("Park failed")
 	}
-	if set.Len() != 1 {
-		t.Fatalf("Len %d", set.Len())
+	if set.Len() != 1 || set.Parks() != 1 {
+		t.Fatalf("Len %d, Parks %d", set.Len(), set.Parks())
 	}
 	select {
 	case <-s.woken:
@@ -91,6 +91,9 @@ func TestWakeOnBytesAndEnd(t *testing.T) {
 	}
 	client.Close()
 	wait(t, s.woken, "Wake on the peer's close")
+	if set.Parks() != 2 {
+		t.Fatalf("Parks %d, want 2", set.Parks())
+	}
 }
 
 // TestExpireAndTake: a sleeper whose Expired turns true is taken out and

@@ -314,6 +314,18 @@ func (b *trackedBody) Close() error {
 	return b.ReadCloser.Close()
 }
 
+// SpliceTo passes internal/relay's socket-to-socket copy on to the member
+// transport's body (internal/upstream's); ok false (nothing done) when that
+// body cannot.
+func (b *trackedBody) SpliceTo(w func(prefix []byte, src net.Conn, n int64) (int64, bool, error)) (n int64, ok bool, rerr, werr error) {
+	if sb, is := b.ReadCloser.(interface {
+		SpliceTo(func([]byte, net.Conn, int64) (int64, bool, error)) (int64, bool, error, error)
+	}); is {
+		return sb.SpliceTo(w)
+	}
+	return 0, false, nil, nil
+}
+
 // trackedRWC keeps a switched-protocol body writable.
 type trackedRWC struct {
 	*trackedBody

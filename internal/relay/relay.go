@@ -260,14 +260,26 @@ func (rl *Relay) ServeContext(ctx context.Context, w http.ResponseWriter, r *htt
 	return res, nil
 }
 
-// copyBody copies src to w: each piece is flushed at once when stream is
-// set (no length, or server-sent events); otherwise when the upstream read
+// copyBody copies src to w. A body of known length over bufSize that both
+// sides can move socket to socket (socketBody, socketWriter) goes by
+// splice(2), never through this process's memory. Otherwise each piece is
+// flushed at once when stream is set (no length, or server-sent events);
+// otherwise when the upstream read
 // came back short, meaning the origin paused, so that bytes never wait in
 // the client's buffer while the origin is silent, and bulk transfers are not
 // flushed piece by piece. A piece that completes a body of known length
 // (length >= 0) is not flushed: the handler's return sends it, with what
 // else is ready on the connection, in one write.
 func (rl *Relay) copyBody(w http.ResponseWriter, src io.Reader, f http.Flusher, stream bool, length int64) (n int64, rerr, werr error) {
+	if !stream && length > bufSize {
+		if sb, ok := src.(socketBody); ok {
+			if sw, ok := w.(socketWriter); ok {
+				if n, ok, rerr, werr := sb.SpliceTo(sw.ReadFromConn); ok {
+					return n, rerr, werr
+				}
+			}
+		}
+	}
 	bp := rl.bufs.Get().(*[bufSize]byte)
 	defer rl.bufs.Put(bp)
 	buf := bp[:]
@@ -291,6 +303,22 @@ func (rl *Relay) copyBody(w http.ResponseWriter, src io.Reader, f http.Flusher, 
 			return n, err, nil
 		}
 	}
+}
+
+// socketBody is a response body that can hand the rest of itself, read
+// straight from its socket, to a socketWriter (internal/upstream's, through
+// internal/pool's tracker): ok false when it cannot, having done nothing;
+// rerr is a failure of the upstream side, werr of the client's.
+type socketBody interface {
+	SpliceTo(w func(prefix []byte, src net.Conn, n int64) (int64, bool, error)) (n int64, ok bool, rerr, werr error)
+}
+
+// socketWriter is a ResponseWriter that can write prefix then n bytes read
+// from the socket src, socket to socket in the kernel (internal/h1's on
+// plain TCP, through the reverse door's exchange): ok false when it cannot,
+// having done nothing.
+type socketWriter interface {
+	ReadFromConn(prefix []byte, src net.Conn, n int64) (written int64, ok bool, err error)
 }
 
 // got1xx relays an informational response (103 Early Hints, 100 Continue)

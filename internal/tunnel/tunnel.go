@@ -361,9 +361,10 @@ const parkBurst = 100 * time.Millisecond
 // that activity can be observed while the copy splices. Only read deadlines are
 // used: a write deadline could cut a splice with bytes still in its pipe. When src
 // can be watched without reading (readWaiter), each round first waits for bytes
-// without a splice pipe, then copies until src stays silent for spliceBurst, so
-// an idle tunnel holds 2 fds (its sockets) instead of 6; when src can park, a
-// wait that saw no byte for hotWait parks h and the goroutine ends.
+// without a splice pipe, then copies in bursts (spliceBurst) for as long as
+// each burst moves bytes, so an idle tunnel holds 2 fds (its sockets) instead
+// of 6; when src can park, a burst that moved nothing or a wait that saw no
+// byte for hotWait parks h and the goroutine ends.
 func (r *run) pipe(h *half) {
 	t := r.t
 	round := r.round()
@@ -373,17 +374,22 @@ func (r *run) pipe(h *half) {
 		// tunnel that fell silent soon holds neither goroutine nor pipe
 		burst = min(round, parkBurst)
 	}
+	flowing := false // the last copy moved bytes: copy on without a wait
 	for {
-		wait := round
-		if h.rc != nil {
-			wait = min(round, hotWait)
-		}
-		_ = h.src.SetReadDeadline(time.Now().Add(wait))
 		var n int64
 		var err error
-		if h.wait != nil {
-			if err = h.wait(); err == nil {
-				_ = h.src.SetReadDeadline(time.Now().Add(burst))
+		if flowing {
+			_ = h.src.SetReadDeadline(time.Now().Add(burst))
+		} else {
+			wait := round
+			if h.rc != nil {
+				wait = min(round, hotWait)
+			}
+			_ = h.src.SetReadDeadline(time.Now().Add(wait))
+			if h.wait != nil {
+				if err = h.wait(); err == nil {
+					_ = h.src.SetReadDeadline(time.Now().Add(burst))
+				}
 			}
 		}
 		if err == nil {
@@ -391,7 +397,8 @@ func (r *run) pipe(h *half) {
 		}
 		h.n.Add(n)
 		now := time.Now().UnixNano()
-		if n > 0 {
+		flowing = n > 0
+		if flowing {
 			h.last.Store(now)
 		}
 		if err == nil { // EOF from src: pass the half-close on
@@ -409,6 +416,14 @@ func (r *run) pipe(h *half) {
 			t.Close()
 			r.ended(h)
 			return
+		}
+		if flowing {
+			// The burst's deadline passed while bytes still came: the copy
+			// goes on with the same pipe and goroutine. Parking here, as
+			// this loop did at every burst's end, cost a busy direction a
+			// new goroutine and pipe ten times a second, and under load a
+			// wait for the parker's thread each time.
+			continue
 		}
 		if h.rc != nil {
 			h.dropPipe() // a parked direction holds no pipe (and may wake on another goroutine at once)

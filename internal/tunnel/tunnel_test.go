@@ -335,3 +335,48 @@ func TestParkedTunnel(t *testing.T) {
 		t.Fatalf("%d parked, %d open after CloseAll", parkedCount(s), s.Len())
 	}
 }
+
+// TestBusyDirectionDoesNotPark: a direction that keeps moving bytes keeps its
+// goroutine and splice pipe for as long as they flow; it does not park (and
+// come back on a new goroutine with a new pipe) at the end of every copy
+// burst. The origin sends without a pause for 1.5 s (about 15 bursts of
+// parkBurst): each direction parks once when the tunnel starts, the busy one
+// again only when a whole burst saw no byte (a stall of the machine; a few
+// are allowed for).
+func TestBusyDirectionDoesNotPark(t *testing.T) {
+	if !park.CanPark {
+		t.Skip("directions park on Linux only")
+	}
+	s := NewSet()
+	client, origin, done := relay(t, s, nil, 0)
+	waitParked(t, s, 2)
+	sent := make(chan int64, 1)
+	go func() {
+		chunk := make([]byte, 64<<10)
+		var n int64
+		for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); {
+			m, err := origin.Write(chunk)
+			n += int64(m)
+			if err != nil {
+				break
+			}
+		}
+		_ = origin.(*net.TCPConn).CloseWrite()
+		sent <- n
+	}()
+	_ = client.SetReadDeadline(time.Now().Add(60 * time.Second))
+	got, err := io.Copy(io.Discard, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := wait(t, sent); got != n {
+		t.Fatalf("client got %d bytes, origin sent %d", got, n)
+	}
+	parks := s.parker.Parks()
+	_ = client.Close()
+	wait(t, done)
+	if parks > 6 {
+		t.Fatalf("the directions parked %d times during 1.5 s of steady bytes, want at most 6 (2 at the start)", parks)
+	}
+	t.Logf("%d parks", parks)
+}

@@ -1,0 +1,29 @@
+package h2
+
+import (
+	"io"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// Handlers run on pooled workers, and the workers left idle end when the
+// server's last connection ends (no goroutine outlives the connections it
+// served).
+func TestWorkersEndWithLastConnection(t *testing.T) {
+	srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
+	c := dialRaw(t, srv)
+	for id := uint32(1); id < 40; id += 2 {
+		c.get(id, "/")
+		if r := c.response(id); r.status != "200" || string(r.body) != "ok" {
+			t.Fatalf("stream %d: %s %q", id, r.status, r.body)
+		}
+	}
+	if srv.workers.Load() < 1 {
+		t.Fatal("no worker counted")
+	}
+	c.nc.Close()
+	if !eventually(t, 20*time.Second, func() bool { return srv.workers.Load() == 0 }) {
+		t.Fatalf("%d workers left after the last connection ended", srv.workers.Load())
+	}
+}
