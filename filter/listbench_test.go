@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -83,16 +82,6 @@ type figures struct {
 	entries   int
 	loadCPU   time.Duration
 	cpuLookup float64
-}
-
-// cpuTime is the process's user+system CPU time: on a shared, loaded
-// machine wall time mostly measures the neighbours.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func (f figures) String() string {

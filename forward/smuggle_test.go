@@ -146,3 +146,15 @@ func TestTunnelTakesTheSocket(t *testing.T) {
 		}
 	})
 }
+
+// roundTrip writes msg to c and expects the echo back.
+func roundTrip(t *testing.T, c net.Conn, br *bufio.Reader, msg string) {
+	t.Helper()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, msg); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := br.ReadString('\n'); err != nil || line != msg {
+		t.Fatalf("echo %q %v", line, err)
+	}
+}

@@ -4,7 +4,6 @@ package forward
 
 import (
 	"bufio"
-	"io"
 	"net"
 	"os"
 	"runtime"
@@ -57,17 +56,5 @@ func TestIdleTunnelsHoldOnlyTheirSockets(t *testing.T) {
 	for i, c := range conns {
 		roundTrip(t, c, readers[i], "b\n")
 		_ = c.Close()
-	}
-}
-
-// roundTrip writes msg to c and expects the echo back.
-func roundTrip(t *testing.T, c net.Conn, br *bufio.Reader, msg string) {
-	t.Helper()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, msg); err != nil {
-		t.Fatal(err)
-	}
-	if line, err := br.ReadString('\n'); err != nil || line != msg {
-		t.Fatalf("echo %q %v", line, err)
 	}
 }

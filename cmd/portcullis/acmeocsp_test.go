@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,17 +108,25 @@ admin:
 		t.Fatalf("staple status %d serial %v next update %v, want Good (%d) for the served leaf %v, not expired", resp.Status, resp.SerialNumber, resp.NextUpdate, ocsp.Good, leaf.SerialNumber)
 	}
 
-	// The status page says so.
+	// The status page says so, with the staple's next update: in
+	// status.json and in the HTML page's OCSP column.
 	var status struct {
 		Certificates []struct {
-			Name        string `json:"name"`
-			OCSPStapled bool   `json:"ocsp_stapled"`
+			Name           string    `json:"name"`
+			OCSPStapled    bool      `json:"ocsp_stapled"`
+			OCSPNextUpdate time.Time `json:"ocsp_next_update"`
 		} `json:"certificates"`
 	}
 	if err := json.Unmarshal([]byte(getBody(t, admin+"/status.json")), &status); err != nil {
 		t.Fatal(err)
 	}
-	if len(status.Certificates) != 1 || status.Certificates[0].Name != "app.acme.test" || !status.Certificates[0].OCSPStapled {
-		t.Fatalf("status certificates %+v, want app.acme.test with ocsp_stapled true", status.Certificates)
+	if len(status.Certificates) != 1 || status.Certificates[0].Name != "app.acme.test" || !status.Certificates[0].OCSPStapled ||
+		!status.Certificates[0].OCSPNextUpdate.Equal(resp.NextUpdate) {
+		t.Fatalf("status certificates %+v, want app.acme.test with ocsp_stapled true and ocsp_next_update %v", status.Certificates, resp.NextUpdate)
+	}
+	page := getBody(t, admin+"/")
+	if cell := `<td class="mono">yes, next update ` + resp.NextUpdate.UTC().Format("2006-01-02 15:04") + `</td>`; !strings.Contains(page, "<th>OCSP staple</th>") || !strings.Contains(page, cell) {
+		_, certs, _ := strings.Cut(page, `id="certs"`)
+		t.Fatalf("the status page lacks the OCSP column or %s:\n%.600s", cell, certs)
 	}
 }

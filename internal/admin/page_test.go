@@ -69,6 +69,11 @@ var pageTexts = []string{
 	"Top clients", "10.1.2.0", "10.1.2.2", "Top users", "pupil-7",
 	"Blocked per user · last hour", "Top users · last day", "pupil-9 → tiktok.example",
 	"Certificates (ACME)", "shop.example.org", "R11", "61.5", "not obtained yet", "429 rateLimited",
+	// The OCSP column: a staple and its next update, none, nothing before the first certificate.
+	`<th>OCSP staple</th>`,
+	`<td class="n">61.5</td><td class="mono">yes, next update 2026-11-29 20:28</td>`,
+	`<td class="n">10.0</td><td class="mono">no</td>`,
+	`<td class="mono">not obtained yet</td><td class="n"></td><td class="mono"></td>`,
 	"Doors · since start", `<b id="tunnels-open">37</b>`,
 	`<tr><td class="pool">socks</td><td class="mono">SOCKS5</td><td class="n">5</td><td class="n">1</td><td class="n">2</td><td class="n">1</td></tr>`,
 	`<tr><td class="pool">reverse (TLS)</td><td class="mono">HTTP/3.0</td><td class="n">2</td><td class="n">0</td><td class="n">0</td><td class="n">1</td></tr>`,

@@ -142,7 +142,9 @@ func testSnapshot(loaded time.Time) Snapshot {
 		Policy: PolicyStatus{Version: "school-2026-11-26.3", LoadedAt: loaded, Error: "policy.yaml:41:7: rules[3].action: unknown action \"alow\""},
 		Lists:  []ListStatus{{Name: "ut1/adult", Entries: 4_700_112}, {Name: "ut1/games", Entries: 14_551}, {Name: "local-allow", Entries: 12}},
 		Certificates: []CertStatus{
-			{Name: "shop.example.org", Issuer: "R11", NotAfter: loaded.Add(61*24*time.Hour + 12*time.Hour), DaysLeft: 61.5},
+			{Name: "shop.example.org", Issuer: "R11", NotAfter: loaded.Add(61*24*time.Hour + 12*time.Hour), DaysLeft: 61.5,
+				OCSPStapled: true, OCSPNextUpdate: loaded.Add(3*24*time.Hour + 12*time.Hour)},
+			{Name: "old.example.org", Issuer: "R10", NotAfter: loaded.Add(10 * 24 * time.Hour), DaysLeft: 10},
 			{Name: "new.example.org", Error: "acme: new.example.org: 429 rateLimited", ErrorAt: loaded},
 		},
 	}

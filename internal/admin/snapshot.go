@@ -22,13 +22,14 @@ type Snapshot struct {
 // CertStatus is one name's certificate obtained by ACME. Its fields match
 // certs.CertStatus, so the engine can convert with admin.CertStatus(s).
 type CertStatus struct {
-	Name        string    `json:"name"`
-	Issuer      string    `json:"issuer,omitempty"`
-	NotAfter    time.Time `json:"not_after,omitzero"`
-	DaysLeft    float64   `json:"days_left"`
-	OCSPStapled bool      `json:"ocsp_stapled"`
-	Error       string    `json:"error,omitempty"`
-	ErrorAt     time.Time `json:"error_at,omitzero"`
+	Name           string    `json:"name"`
+	Issuer         string    `json:"issuer,omitempty"`
+	NotAfter       time.Time `json:"not_after,omitzero"`
+	DaysLeft       float64   `json:"days_left"`
+	OCSPStapled    bool      `json:"ocsp_stapled"`
+	OCSPNextUpdate time.Time `json:"ocsp_next_update,omitzero"` // the staple's NextUpdate (zero: no staple, or none given)
+	Error          string    `json:"error,omitempty"`
+	ErrorAt        time.Time `json:"error_at,omitzero"`
 }
 
 // ClusterStatus is the cluster as this node sees it (the engine fills it from

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"golang.org/x/crypto/ocsp"
 
 	"github.com/portcullis/portcullis/internal/config/field"
 )
@@ -66,6 +67,9 @@ type CertStatus struct {
 	DaysLeft float64
 	// OCSPStapled says an OCSP response is stapled to the certificate.
 	OCSPStapled bool
+	// OCSPNextUpdate is the stapled response's NextUpdate, when the
+	// responder gave one (zero otherwise).
+	OCSPNextUpdate time.Time
 	// Error is the last failure to obtain or renew it ("" after a success).
 	Error string
 	// ErrorAt is when Error happened.
@@ -289,6 +293,7 @@ func (a *acmeSource) status(now time.Time) []CertStatus {
 		for _, c := range a.cache.AllMatchingCertificates(n) {
 			if c.Leaf != nil && c.Leaf.NotAfter.After(cs.NotAfter) {
 				cs.Issuer, cs.NotAfter, cs.OCSPStapled = c.Leaf.Issuer.CommonName, c.Leaf.NotAfter, len(c.OCSPStaple) > 0
+				cs.OCSPNextUpdate = stapleNextUpdate(c.OCSPStaple)
 			}
 		}
 		if !cs.NotAfter.IsZero() {
@@ -298,6 +303,20 @@ func (a *acmeSource) status(now time.Time) []CertStatus {
 	}
 	slices.SortFunc(out, func(x, y CertStatus) int { return strings.Compare(x.Name, y.Name) })
 	return out
+}
+
+// stapleNextUpdate is the NextUpdate of a stapled OCSP response (zero when
+// there is no staple or it gives none). certmagic checked the response before
+// stapling it; this only reads its dates.
+func stapleNextUpdate(staple []byte) time.Time {
+	if len(staple) == 0 {
+		return time.Time{}
+	}
+	resp, err := ocsp.ParseResponse(staple, nil)
+	if err != nil {
+		return time.Time{}
+	}
+	return resp.NextUpdate
 }
 
 // close stops the certificate cache's maintenance.

@@ -98,7 +98,7 @@ admin:
 		d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
 			var serr error
 			err := rc.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10)
+				serr = setRcvBuf(fd, 16<<10)
 			})
 			return errors.Join(err, serr)
 		}}

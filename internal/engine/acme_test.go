@@ -2,6 +2,8 @@ package engine
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
@@ -155,6 +157,74 @@ forward:
 	}
 	if sources(e) != 0 || e.cur.Load().acme != nil {
 		t.Fatal("a policy without ACME kept ACME sources")
+	}
+}
+
+// TestACMEOverlapWithRouteHosts: the reverse door's ACME names default to its
+// routes' hosts when reverse.tls.names is empty; a forward TLS door with other
+// ACME settings listing one of them is refused like one listing a name of
+// reverse.tls.names (both sources would order and renew it in the same
+// storage), at start, by a dry run (portcullis validate) and on reload, the
+// error naming the file, line and field and the route's host it clashes with.
+func TestACMEOverlapWithRouteHosts(t *testing.T) {
+	dir := t.TempDir()
+	rPlain, rTLS, fPlain, fTLS := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	policy := func(forwardNames string) string {
+		return fmt.Sprintf(`reverse:
+  listen: ["%s"]
+  tls_listen: ["%s"]
+  state_dir: state
+  tls: {mode: acme, email: a@x.test, ca: "https://127.0.0.1:9/dir"}
+  routes:
+    - {name: www, host: [www.a.test], pool: p}
+    - {name: shop, host: [shop.a.test, shop.b.test], pool: p}
+pools:
+  p:
+    members: [{url: "http://127.0.0.1:9"}]
+forward:
+  listen: ["%s"]
+  tls_listen: ["%s"]
+  tls:
+    mode: acme
+    email: b@x.test
+    ca: "https://127.0.0.1:9/dir"
+    names: %s
+`, rPlain, rTLS, fPlain, fTLS, forwardNames)
+	}
+	path := filepath.Join(dir, "policy.yaml")
+	// The field the error points at: forward.tls.names, line 19, column 12 (its list).
+	want := path + ":19:12: forward.tls.names: shop.b.test is also a name of reverse.tls, with other ACME settings " +
+		"(reverse.tls.names is empty, so the reverse door's ACME names are its routes' hosts: reverse.routes[1].host[1])"
+	overlapping := policy("[proxy.a.test, shop.b.test]")
+	if got := strings.Split(overlapping, "\n")[18]; got != "    names: [proxy.a.test, shop.b.test]" {
+		t.Fatalf("line 19 of the policy is %q", got)
+	}
+
+	// A dry run (what portcullis validate does) refuses it.
+	writeFile(t, path, overlapping)
+	if _, err := New(Options{PolicyPath: path, Logger: slog.New(slog.DiscardHandler), DryRun: true}); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("dry run of overlapping names: %v\nwant %s", err, want)
+	}
+	// So does a start.
+	if e, err := New(Options{PolicyPath: path, Logger: slog.New(slog.DiscardHandler), AccessLog: io.Discard}); err == nil {
+		e.Close()
+		t.Fatal("a start with overlapping names was accepted")
+	} else if !strings.Contains(err.Error(), want) {
+		t.Fatalf("start with overlapping names: %v\nwant %s", err, want)
+	}
+	// Names of their own: two sources. Then a reload adding a route's host
+	// to forward.tls.names is refused and the running sources stay.
+	e := startOps(t, dir, policy("[proxy.a.test]"), nil)
+	st := e.cur.Load()
+	if st.acme["reverse"] == nil || st.acme["forward"] == nil || st.acme["reverse"] == st.acme["forward"] {
+		t.Fatalf("other settings, other names: reverse %p forward %p, want a source each", st.acme["reverse"], st.acme["forward"])
+	}
+	writeFile(t, path, overlapping)
+	if err := e.Reload(); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("reload with overlapping names: %v\nwant %s", err, want)
+	}
+	if e.cur.Load() != st {
+		t.Fatal("a refused policy replaced the running one")
 	}
 }
 

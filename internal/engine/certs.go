@@ -28,6 +28,14 @@ type acmeDoor struct {
 	opts  certs.Options
 	plain string // the plain listener that answers http-01 ("": none)
 	tls   string // the first TLS listener (tls-alpn-01)
+	names []acmeName
+}
+
+// acmeName is a name a door's ACME source manages and the policy field that
+// gives it: tls.names, or a route's host when the reverse door lists none.
+type acmeName struct {
+	name, field string
+	route       bool // a route's host, reverse.tls.names being empty
 }
 
 // settings identifies the certificates a door's source manages: doors with the
@@ -52,10 +60,18 @@ func (e *Engine) acmeDoors(st *state) []*acmeDoor {
 		if len(r.Listen) > 0 {
 			d.plain = r.Listen[0]
 		}
+		d.names = listedNames("reverse", r.TLS.Names)
+		if len(r.TLS.Names) == 0 { // the routes' hosts, as reverse.CertOptions gives them
+			for i, rt := range r.Routes {
+				for j, h := range rt.Host {
+					d.names = append(d.names, acmeName{name: h, field: fmt.Sprintf("reverse.routes[%d].host[%d]", i, j), route: true})
+				}
+			}
+		}
 		out = append(out, d)
 	}
 	if f := p.Forward; f != nil && len(f.TLSListen) > 0 && f.TLS.Mode == certs.ModeACME {
-		d := &acmeDoor{door: "forward", cfg: resolveACME(st, f.TLS), opts: certs.Options{Dir: forwardStateDir(st)}, tls: f.TLSListen[0]}
+		d := &acmeDoor{door: "forward", cfg: resolveACME(st, f.TLS), opts: certs.Options{Dir: forwardStateDir(st)}, tls: f.TLSListen[0], names: listedNames("forward", f.TLS.Names)}
 		// The forward door's plain listener is a proxy's (3128, 8080…), not
 		// the port 80 a CA validates http-01 on: it answers only when the
 		// policy asks for http-01 by name.
@@ -63,6 +79,15 @@ func (e *Engine) acmeDoors(st *state) []*acmeDoor {
 			d.plain = f.Listen[0]
 		}
 		out = append(out, d)
+	}
+	return out
+}
+
+// listedNames are the names of door.tls.names.
+func listedNames(door string, names []string) []acmeName {
+	out := make([]acmeName, len(names))
+	for i, n := range names {
+		out[i] = acmeName{name: n, field: door + ".tls.names"}
 	}
 	return out
 }
@@ -92,6 +117,9 @@ func forwardStateDir(st *state) string {
 // uses are closed then); a new source is closed if the build is discarded.
 func (e *Engine) useACME(st *state) error {
 	doors := e.acmeDoors(st)
+	if err := overlappingNames(st, doors); err != nil {
+		return err
+	}
 	if e.opts.DryRun {
 		for _, d := range doors {
 			if d.cfg.CARoot != "" {
@@ -130,11 +158,6 @@ func (e *Engine) useACME(st *state) error {
 		}
 		if g.tls == "" {
 			g.tls = d.tls
-		}
-	}
-	if len(order) > 1 {
-		if err := overlappingNames(st, doors); err != nil {
-			return err
 		}
 	}
 	st.acme = map[string]*certs.Source{}
@@ -197,17 +220,36 @@ func (e *Engine) filesSource(st *state, cfg certs.Config, opts certs.Options) (*
 	return e.keptSource(st, fmt.Sprintf("files|%x", h.Sum(nil)), func() (*certs.Source, error) { return certs.New(cfg, opts) })
 }
 
-// overlappingNames refuses two ACME sources that list the same name: both would
-// order and renew its certificate in the same storage.
+// overlappingNames refuses two ACME sources that manage the same name: both
+// would order and renew its certificate in the same storage. Doors with the
+// same settings share one source and may. A door's names are its tls.names or,
+// for the reverse door without them, its routes' hosts.
 func overlappingNames(st *state, doors []*acmeDoor) error {
-	seen := map[string]string{}
+	type owner struct {
+		door *acmeDoor
+		at   acmeName
+	}
+	seen := map[string]owner{}
 	for _, d := range doors {
-		for _, n := range d.cfg.Names {
-			if other, ok := seen[n]; ok && other != d.door {
-				return st.file.FieldErrors([]field.Error{field.Errorf(d.door+".tls.names",
-					"%s is also listed by %s.tls with other ACME settings: give both doors the same tls settings to share one certificate source", n, other)})
+		for _, n := range d.names {
+			other, ok := seen[n.name]
+			if !ok {
+				seen[n.name] = owner{d, n}
+				continue
 			}
-			seen[n] = d.door
+			if other.door == d || other.door.settings() == d.settings() {
+				continue
+			}
+			msg := fmt.Sprintf("%s is also listed by %s.tls with other ACME settings: give both doors the same tls settings to share one certificate source", n.name, other.door.door)
+			if other.at.route || n.route {
+				route := other.at
+				if n.route {
+					route = n
+				}
+				msg = fmt.Sprintf("%s is also a name of %s.tls, with other ACME settings (reverse.tls.names is empty, so the reverse door's ACME names are its routes' hosts: %s): list the names in reverse.tls.names and give both doors the same tls settings to share one certificate source, or drop %s from one of them",
+					n.name, other.door.door, route.field, n.name)
+			}
+			return st.file.FieldErrors([]field.Error{field.Errorf(n.field, "%s", msg)})
 		}
 	}
 	return nil

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"syscall"
 	"testing"
 
 	"golang.org/x/net/http2"
@@ -144,13 +143,4 @@ func benchServe(b *testing.B, serve func(context.Context, net.Conn) error) {
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 	nc.Close()
 	<-done
-}
-
-// cpuTime is the process's user and system CPU time so far, in ns.
-func cpuTime() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }

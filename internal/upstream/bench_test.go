@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"syscall"
 	"testing"
 )
 
@@ -68,13 +67,4 @@ func BenchmarkRoundTrip(b *testing.B) {
 			}
 		})
 	}
-}
-
-// cpuTime is the process's user and system CPU time so far, in nanoseconds.
-func cpuTime() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }

@@ -1,0 +1,10 @@
+//go:build unix
+
+package e2e
+
+import "syscall"
+
+// setRcvBuf sets a socket's receive buffer (SO_RCVBUF) to n bytes.
+func setRcvBuf(fd uintptr, n int) error {
+	return syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
+}
