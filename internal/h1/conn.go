@@ -624,6 +624,7 @@ func (c *conn) release() {
 		c.s.putWriter(c.wb)
 		c.wb = nil
 	}
+	c.cr.dropTimer()
 }
 
 func (c *conn) writer() *bufio.Writer {
@@ -863,8 +864,10 @@ func (r *connReader) disarm() {
 	}
 	r.bgActive = false
 	if r.bgTimer.Stop() { // the read never started
+		r.bgStream = nil // an idle connection holds no request
 		return
 	}
+	defer func() { r.bgStream = nil }()
 	r.aborting.Store(true)
 	for {
 		r.c.forceReadDeadline(aLongTimeAgo)
@@ -879,6 +882,17 @@ func (r *connReader) disarm() {
 	}
 	r.aborting.Store(false)
 	r.c.setReadDeadline(time.Time{})
+}
+
+// dropTimer lets the background read's timer and channel go while the
+// connection is idle (made again by its next watched request), so that an
+// idle connection holds none.
+func (r *connReader) dropTimer() {
+	r.bgMu.Lock()
+	defer r.bgMu.Unlock()
+	if !r.bgActive {
+		r.bgTimer, r.bgDone = nil, nil
+	}
 }
 
 // stream is one request and its response: allocated together.
