@@ -69,6 +69,36 @@ func TestReadWrite(t *testing.T) {
 	}
 }
 
+// TestReadWhileWriting: one goroutine writes 8 MiB while another reads 8
+// MiB, both through waits, as a handler writing its response while the
+// request body is still read does (the race detector checks they share
+// nothing).
+func TestReadWhileWriting(t *testing.T) {
+	s, client := pair(t)
+	want := bytes.Repeat([]byte("fedcba9876543210"), 512<<10)
+	echoed := make(chan []byte, 1)
+	go func() { // the client sends want and reads what comes back
+		go client.Write(want)
+		b, _ := io.ReadAll(io.LimitReader(client, int64(len(want))))
+		echoed <- b
+	}()
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := s.Write(want)
+		wrote <- err
+	}()
+	got, err := io.ReadAll(io.LimitReader(s, int64(len(want))))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read %d bytes while writing: %v", len(got), err)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatalf("write while reading: %v", err)
+	}
+	if b := <-echoed; !bytes.Equal(b, want) {
+		t.Fatalf("client read %d bytes, not what was written", len(b))
+	}
+}
+
 // TestDeadlines: a read with nothing to read and a write the peer never
 // drains end at their deadlines with a timeout error.
 func TestDeadlines(t *testing.T) {

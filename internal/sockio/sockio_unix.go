@@ -19,15 +19,23 @@ import (
 )
 
 // Conn reads and writes a TCP socket with raw system calls inside RawConn's
-// callbacks. Its zero value is unusable; call Init.
+// callbacks. Its zero value is unusable; call Init. A Read and a Write may
+// run at once (a handler's goroutine writing while another reads the
+// request body); two Reads or two Writes may not.
 type Conn struct {
 	raw     syscall.RawConn
 	c       net.Conn // for error addresses
-	p       []byte
-	n       int
-	err     error
+	r       op       // the read in progress; a read and a write may run at once
+	w       op       // the write in progress
 	readFn  func(fd uintptr) bool
 	writeFn func(fd uintptr) bool
+}
+
+// op is one read's or write's buffer, progress and system error.
+type op struct {
+	p   []byte
+	n   int
+	err error
 }
 
 // Init makes s read and write raw, the socket of c (errors name c's
@@ -42,33 +50,33 @@ func (s *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	s.p, s.n, s.err = p, 0, nil
+	s.r = op{p: p}
 	err := s.raw.Read(s.readFn)
-	s.p = nil
+	s.r.p = nil
 	switch {
 	case err != nil:
 		return 0, &net.OpError{Op: "read", Net: "tcp", Source: s.c.LocalAddr(), Addr: s.c.RemoteAddr(), Err: err}
-	case s.err != nil:
-		return 0, &net.OpError{Op: "read", Net: "tcp", Source: s.c.LocalAddr(), Addr: s.c.RemoteAddr(), Err: os.NewSyscallError("read", s.err)}
-	case s.n == 0:
+	case s.r.err != nil:
+		return 0, &net.OpError{Op: "read", Net: "tcp", Source: s.c.LocalAddr(), Addr: s.c.RemoteAddr(), Err: os.NewSyscallError("read", s.r.err)}
+	case s.r.n == 0:
 		return 0, io.EOF
 	}
-	return s.n, nil
+	return s.r.n, nil
 }
 
 func (s *Conn) read(fd uintptr) bool {
 	for {
-		n, e := ReadFD(fd, s.p)
+		n, e := ReadFD(fd, s.r.p)
 		switch e {
 		case nil:
-			s.n = n
+			s.r.n = n
 			return true
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
 			return false
 		}
-		s.err = e
+		s.r.err = e
 		return true
 	}
 }
@@ -87,31 +95,31 @@ func (s *Conn) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	s.p, s.n, s.err = p, 0, nil
+	s.w = op{p: p}
 	err := s.raw.Write(s.writeFn)
-	s.p = nil
+	s.w.p = nil
 	switch {
 	case err != nil:
-		return s.n, &net.OpError{Op: "write", Net: "tcp", Source: s.c.LocalAddr(), Addr: s.c.RemoteAddr(), Err: err}
-	case s.err != nil:
-		return s.n, &net.OpError{Op: "write", Net: "tcp", Source: s.c.LocalAddr(), Addr: s.c.RemoteAddr(), Err: os.NewSyscallError("write", s.err)}
+		return s.w.n, &net.OpError{Op: "write", Net: "tcp", Source: s.c.LocalAddr(), Addr: s.c.RemoteAddr(), Err: err}
+	case s.w.err != nil:
+		return s.w.n, &net.OpError{Op: "write", Net: "tcp", Source: s.c.LocalAddr(), Addr: s.c.RemoteAddr(), Err: os.NewSyscallError("write", s.w.err)}
 	}
-	return s.n, nil
+	return s.w.n, nil
 }
 
 func (s *Conn) write(fd uintptr) bool {
-	for s.n < len(s.p) {
-		n, e := sysWrite(fd, s.p[s.n:])
+	for s.w.n < len(s.w.p) {
+		n, e := sysWrite(fd, s.w.p[s.w.n:])
 		switch e {
 		case nil:
-			s.n += n
+			s.w.n += n
 			continue
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
 			return false
 		}
-		s.err = e
+		s.w.err = e
 		return true
 	}
 	return true
