@@ -380,7 +380,11 @@ func (c *conn) Expire() { c.end(nil) }
 // connection to Server.H2. It reports whether c goes on as HTTP/1.1.
 func (c *conn) handshake(deadline time.Time) bool {
 	s := c.s
-	tc := tls.Server(c.rwc, s.TLSConfig)
+	under := c.rwc
+	if raw := rawConn(c.rwc); raw != nil {
+		under = sockio.Wrap(c.rwc, raw) // TLS records read and written raw
+	}
+	tc := tls.Server(under, s.TLSConfig)
 	ctx := context.Background()
 	if !deadline.IsZero() {
 		var cancel context.CancelFunc

@@ -18,3 +18,6 @@ func (s *Conn) Init(_ syscall.RawConn, c net.Conn) { s.Conn = c }
 
 // ReadFD is not supported here.
 func ReadFD(uintptr, []byte) (int, error) { return 0, errors.ErrUnsupported }
+
+// Wrap returns c.
+func Wrap(c net.Conn, _ syscall.RawConn) net.Conn { return c }

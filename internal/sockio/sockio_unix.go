@@ -124,3 +124,21 @@ func (s *Conn) write(fd uintptr) bool {
 	}
 	return true
 }
+
+// Wrap returns c, a TCP connection whose socket is raw, with its Read and
+// Write made by a Conn (for a TLS layer above it); its other methods are
+// c's.
+func Wrap(c net.Conn, raw syscall.RawConn) net.Conn {
+	w := &netConn{Conn: c}
+	w.s.Init(raw, c)
+	return w
+}
+
+// netConn is a net.Conn reading and writing through a Conn.
+type netConn struct {
+	net.Conn
+	s Conn
+}
+
+func (w *netConn) Read(p []byte) (int, error)  { return w.s.Read(p) }
+func (w *netConn) Write(p []byte) (int, error) { return w.s.Write(p) }
