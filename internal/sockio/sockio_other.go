@@ -21,3 +21,11 @@ func ReadFD(uintptr, []byte) (int, error) { return 0, errors.ErrUnsupported }
 
 // Wrap returns c.
 func Wrap(c net.Conn, _ syscall.RawConn) net.Conn { return c }
+
+// ReadAfter runs first, then reads.
+func (s *Conn) ReadAfter(p []byte, first func() error) (int, error) {
+	if err := first(); err != nil {
+		return 0, err
+	}
+	return s.Read(p)
+}

@@ -140,3 +140,24 @@ func TestPeerGone(t *testing.T) {
 		t.Fatal("read of a reset connection did not fail")
 	}
 }
+
+// TestReadAfter: first runs before the read waits (the peer answers what it
+// wrote), and an error of first comes back as it is, nothing read.
+func TestReadAfter(t *testing.T) {
+	s, client := pair(t)
+	go func() { // answers "ping" with "pong"
+		b := make([]byte, 4)
+		if _, err := io.ReadFull(client, b); err == nil && string(b) == "ping" {
+			client.Write([]byte("pong"))
+		}
+	}()
+	b := make([]byte, 4)
+	n, err := s.ReadAfter(b, func() error { _, err := s.Write([]byte("ping")); return err })
+	if err != nil || string(b[:n]) != "pong" {
+		t.Fatalf("ReadAfter: %q, %v", b[:n], err)
+	}
+	failed := errors.New("write failed")
+	if n, err := s.ReadAfter(b, func() error { return failed }); n != 0 || err != failed {
+		t.Fatalf("ReadAfter with a failing first step: %d, %v", n, err)
+	}
+}

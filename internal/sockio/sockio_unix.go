@@ -23,12 +23,14 @@ import (
 // run at once (a handler's goroutine writing while another reads the
 // request body); two Reads or two Writes may not.
 type Conn struct {
-	raw     syscall.RawConn
-	c       net.Conn // for error addresses
-	r       op       // the read in progress; a read and a write may run at once
-	w       op       // the write in progress
-	readFn  func(fd uintptr) bool
-	writeFn func(fd uintptr) bool
+	raw      syscall.RawConn
+	c        net.Conn     // for error addresses
+	r        op           // the read in progress; a read and a write may run at once
+	w        op           // the write in progress
+	first    func() error // ReadAfter's: run once inside the read's callback
+	firstErr error
+	readFn   func(fd uintptr) bool
+	writeFn  func(fd uintptr) bool
 }
 
 // op is one read's or write's buffer, progress and system error.
@@ -64,7 +66,29 @@ func (s *Conn) Read(p []byte) (int, error) {
 	return s.r.n, nil
 }
 
+// ReadAfter is Read that first runs first inside RawConn.Read's callback,
+// after the runtime forgot the socket's earlier readiness, then waits for
+// readiness and reads: a request written by first is answered by a read
+// that does not find nothing first, and an answer that comes at once is not
+// missed. An error of first is returned as it is, nothing read.
+func (s *Conn) ReadAfter(p []byte, first func() error) (int, error) {
+	s.first, s.firstErr = first, nil
+	n, err := s.Read(p)
+	s.first = nil
+	if s.firstErr != nil {
+		return 0, s.firstErr
+	}
+	return n, err
+}
+
 func (s *Conn) read(fd uintptr) bool {
+	if f := s.first; f != nil {
+		s.first = nil
+		if s.firstErr = f(); s.firstErr != nil {
+			return true
+		}
+		return false // wait for readiness
+	}
 	for {
 		n, e := ReadFD(fd, s.r.p)
 		switch e {

@@ -477,12 +477,7 @@ type connReader struct {
 	sock    sockio.Conn     // raw reads and writes of raw (unused when raw is nil)
 	pending *bufio.Writer   // the head to write before the next read
 	werr    error           // writing the pending head failed
-
-	fn    func(fd uintptr) bool // c.rawRead, bound once
-	p     []byte
-	n     int
-	rerr  error
-	wrote bool
+	flush   func() error    // c.flushPending, bound once
 }
 
 func (c *connReader) init(nc net.Conn) {
@@ -490,7 +485,7 @@ func (c *connReader) init(nc net.Conn) {
 	if tc, ok := nc.(*net.TCPConn); ok && canDeferWrite {
 		if raw, err := tc.SyscallConn(); err == nil {
 			c.raw = raw
-			c.fn = c.rawRead
+			c.flush = c.flushPending
 			c.sock.Init(raw, nc)
 		}
 	}
@@ -498,49 +493,20 @@ func (c *connReader) init(nc net.Conn) {
 
 // Read implements io.Reader.
 func (c *connReader) Read(p []byte) (int, error) {
-	if c.pending == nil || len(p) == 0 {
-		if c.raw != nil {
-			return c.sock.Read(p)
-		}
+	if c.raw == nil {
 		return c.nc.Read(p)
 	}
-	c.p, c.n, c.rerr, c.wrote = p, 0, nil, false
-	err := c.raw.Read(c.fn)
-	c.p = nil
-	c.pending = nil
-	switch {
-	case c.werr != nil:
-		return 0, c.werr
-	case err != nil:
-		return 0, err
-	case c.rerr != nil:
-		return 0, &net.OpError{Op: "read", Net: "tcp", Source: c.nc.LocalAddr(), Addr: c.nc.RemoteAddr(), Err: os.NewSyscallError("read", c.rerr)}
-	case c.n == 0:
-		return 0, io.EOF
+	if c.pending == nil || len(p) == 0 {
+		return c.sock.Read(p)
 	}
-	return c.n, nil
+	n, err := c.sock.ReadAfter(p, c.flush)
+	c.pending = nil
+	return n, err
 }
 
-// rawRead writes the pending head (first call), then reads once the socket
-// is readable.
-func (c *connReader) rawRead(fd uintptr) bool {
-	if !c.wrote {
-		c.wrote = true
-		if err := c.pending.Flush(); err != nil {
-			c.werr = err
-			return true
-		}
-		return false // wait for readiness
-	}
-	for {
-		n, err := readFD(fd, c.p)
-		switch err {
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false
-		}
-		c.n, c.rerr = max(n, 0), err
-		return true
-	}
+// flushPending writes the pending head (ReadAfter's first step); a failure
+// is noted in werr, so that the exchange tells it from a read's.
+func (c *connReader) flushPending() error {
+	c.werr = c.pending.Flush()
+	return c.werr
 }
