@@ -21,13 +21,7 @@ import (
 // are answered meanwhile (plain, with an EDNS option, over TCP); once the
 // upstream answers, the slots are free again.
 func TestInFlightBounds(t *testing.T) {
-	for _, variant := range []struct {
-		name string
-		wrap func(net.PacketConn) net.PacketConn
-	}{
-		{"own-loop", func(pc net.PacketConn) net.PacketConn { return pc }},
-		{"miekg", func(pc net.PacketConn) net.PacketConn { return miekgOnly{pc} }},
-	} {
+	for _, variant := range udpPaths() {
 		t.Run(variant.name, func(t *testing.T) {
 			up := resolvertest.New(3600, 60).Add(t, "a.test. 300 IN A 192.0.2.1")
 			var release []func()
@@ -41,17 +35,7 @@ func TestInFlightBounds(t *testing.T) {
 				}
 			}
 			defer releaseAll()
-			// A long upstream timeout: the gates, not timeouts, end the flights.
-			res, err := resolver.New(resolver.Config{Upstreams: []string{up.Addr}, Timeout: time.Minute}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { res.Close() })
-			log := newMemLog()
-			_, addr := startServerWith(t, Options{
-				Config:   &Config{MaxInFlight: 3, MaxInFlightPerClient: 2},
-				Resolver: res, Log: log,
-			}, variant.wrap)
+			log, addr := startForwarder(t, up.Addr, &Config{MaxInFlight: 3, MaxInFlightPerClient: 2}, variant.wrap)
 			a, b := netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")
 			for _, from := range []netip.Addr{a, b} { // fill the cache for a.test
 				if r := ask(t, addr, "udp", from, "a.test", dns.TypeA, false); !slices.Equal(answers(r), []string{"192.0.2.1"}) {
@@ -120,6 +104,36 @@ func TestInFlightBounds(t *testing.T) {
 	}
 }
 
+// udpPaths are the server's two UDP paths: its own read loop (a socket bound
+// to one address) and miekg's (wildcard sockets).
+func udpPaths() []struct {
+	name string
+	wrap func(net.PacketConn) net.PacketConn
+} {
+	return []struct {
+		name string
+		wrap func(net.PacketConn) net.PacketConn
+	}{
+		{"own-loop", func(pc net.PacketConn) net.PacketConn { return pc }},
+		{"miekg", func(pc net.PacketConn) net.PacketConn { return miekgOnly{pc} }},
+	}
+}
+
+// startForwarder starts a server with cfg forwarding to the upstream at
+// upAddr (a long timeout: the test's gates, not timeouts, end the flights),
+// and returns its log and address.
+func startForwarder(t *testing.T, upAddr string, cfg *Config, wrap func(net.PacketConn) net.PacketConn) (*memLog, string) {
+	t.Helper()
+	res, err := resolver.New(resolver.Config{Upstreams: []string{upAddr}, Timeout: time.Minute}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { res.Close() })
+	log := newMemLog()
+	_, addr := startServerWith(t, Options{Config: cfg, Resolver: res, Log: log}, wrap)
+	return log, addr
+}
+
 // sender returns a function that sends one A query for name from the loopback
 // address from to addr over UDP without waiting for an answer.
 func sender(t *testing.T, addr string) func(from netip.Addr, name string) {
@@ -171,13 +185,7 @@ func TestInFlightConfig(t *testing.T) {
 // arrives, so the slot must be free by the time the answer is sent, on both UDP
 // paths. A slot given back only after the answer left drops some of these.
 func TestInFlightSlotFreeOnceAnswered(t *testing.T) {
-	for _, variant := range []struct {
-		name string
-		wrap func(net.PacketConn) net.PacketConn
-	}{
-		{"own-loop", func(pc net.PacketConn) net.PacketConn { return pc }},
-		{"miekg", func(pc net.PacketConn) net.PacketConn { return miekgOnly{pc} }},
-	} {
+	for _, variant := range udpPaths() {
 		t.Run(variant.name, func(t *testing.T) {
 			const queries = 300
 			up := resolvertest.New(3600, 60)
@@ -185,16 +193,7 @@ func TestInFlightSlotFreeOnceAnswered(t *testing.T) {
 				up.Add(t, fmt.Sprintf("n%d.test. 300 IN A 192.0.2.1", i))
 			}
 			up.Start(t)
-			res, err := resolver.New(resolver.Config{Upstreams: []string{up.Addr}, Timeout: time.Minute}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { res.Close() })
-			log := newMemLog()
-			_, addr := startServerWith(t, Options{
-				Config:   &Config{MaxInFlight: 1, MaxInFlightPerClient: 1},
-				Resolver: res, Log: log,
-			}, variant.wrap)
+			log, addr := startForwarder(t, up.Addr, &Config{MaxInFlight: 1, MaxInFlightPerClient: 1}, variant.wrap)
 			c, err := net.Dial("udp", addr)
 			if err != nil {
 				t.Fatal(err)
