@@ -160,7 +160,14 @@ func (s *stapler) refresh(ctx context.Context, c *stapled, now time.Time) {
 	c.retry = 0
 	c.next = now.Add(ocspNoNextUpdate)
 	if !resp.NextUpdate.IsZero() {
+		// Halfway through the answer's validity; an answer already past it
+		// (a responder or CDN serving a cached one) is asked for again in a
+		// minute at the most, never at once: the same cached answer would
+		// come back and the loop would ask again and again.
 		c.next = resp.ThisUpdate.Add(resp.NextUpdate.Sub(resp.ThisUpdate) / 2)
+		if floor := now.Add(min(ocspRetryMin, resp.NextUpdate.Sub(now)/2)); c.next.Before(floor) {
+			c.next = floor
+		}
 	}
 	switch resp.Status {
 	case ocsp.Good:
