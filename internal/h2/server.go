@@ -93,14 +93,16 @@ type Server struct {
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
 	draining bool
-	idle     []*worker // workers waiting for a stream, the longest idle first
+	idle     []*worker   // workers waiting for a stream, the longest idle first
+	reaper   *time.Timer // ends workers idle longer than workerIdle; nil: none armed
 	workers  atomic.Int32
 
 	date atomic.Pointer[dateCache]
 }
 
 // workerIdle is how long a worker may wait for a stream before it is told
-// to end (at the next dispatch, or when the last connection ends).
+// to end (by the reaper, at the next dispatch, or when the last connection
+// ends).
 const workerIdle = 2 * time.Second
 
 // worker is a goroutine that runs streams' handlers one after another (its
@@ -152,8 +154,32 @@ func (s *Server) worker(st *stream) {
 			return
 		}
 		s.idle = append(s.idle, w)
+		if s.reaper == nil {
+			s.reaper = time.AfterFunc(workerIdle, s.reap)
+		}
 		s.mu.Unlock()
 		st = <-w.work
+	}
+}
+
+// reap tells the workers idle longer than workerIdle to end (a burst of
+// streams on a connection that then stays quiet leaves no goroutines behind),
+// and arms itself again while any worker is idle.
+func (s *Server) reap() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reaper = nil
+	now := time.Now()
+	n := 0
+	for n < len(s.idle) && now.Sub(s.idle[n].since) >= workerIdle {
+		s.idle[n].work <- nil
+		n++
+	}
+	rest := copy(s.idle, s.idle[n:])
+	clear(s.idle[rest:])
+	s.idle = s.idle[:rest]
+	if rest > 0 {
+		s.reaper = time.AfterFunc(workerIdle-now.Sub(s.idle[0].since), s.reap)
 	}
 }
 
@@ -164,6 +190,10 @@ func (s *Server) endIdleLocked() {
 		s.idle[i] = nil
 	}
 	s.idle = s.idle[:0]
+	if s.reaper != nil {
+		s.reaper.Stop()
+		s.reaper = nil
+	}
 }
 
 type dateCache struct {
