@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -107,6 +108,9 @@ func TestDeadlines(t *testing.T) {
 	_, err := s.Read(make([]byte, 10))
 	if ne, ok := err.(net.Error); !ok || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("read: %v, want a timeout", err)
+	}
+	if strings.Count(err.Error(), "tcp") != 1 { // "read tcp A->B: i/o timeout", as net.Conn says it
+		t.Fatalf("read: %q, want one address pair", err)
 	}
 	big := make([]byte, 64<<20)
 	s.c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))

@@ -12,6 +12,7 @@
 package sockio
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -57,9 +58,9 @@ func (s *Conn) Read(p []byte) (int, error) {
 	s.r.p = nil
 	switch {
 	case err != nil:
-		return 0, &net.OpError{Op: "read", Net: "tcp", Source: s.c.LocalAddr(), Addr: s.c.RemoteAddr(), Err: err}
+		return 0, s.opError("read", err)
 	case s.r.err != nil:
-		return 0, &net.OpError{Op: "read", Net: "tcp", Source: s.c.LocalAddr(), Addr: s.c.RemoteAddr(), Err: os.NewSyscallError("read", s.r.err)}
+		return 0, s.opError("read", os.NewSyscallError("read", s.r.err))
 	case s.r.n == 0:
 		return 0, io.EOF
 	}
@@ -114,6 +115,18 @@ func ReadFD(fd uintptr, p []byte) (int, error) {
 	return sysRead(fd, p)
 }
 
+// opError is err as net.Conn's Read and Write report it: a *net.OpError
+// naming op and the connection's addresses. RawConn's own errors (a
+// deadline, a closed connection) come as a *net.OpError of op "raw-read" or
+// "raw-write", whose cause is taken so that nothing is wrapped twice.
+func (s *Conn) opError(op string, err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		err = oe.Err
+	}
+	return &net.OpError{Op: op, Net: "tcp", Source: s.c.LocalAddr(), Addr: s.c.RemoteAddr(), Err: err}
+}
+
 // Write implements io.Writer.
 func (s *Conn) Write(p []byte) (int, error) {
 	if len(p) == 0 {
@@ -124,9 +137,9 @@ func (s *Conn) Write(p []byte) (int, error) {
 	s.w.p = nil
 	switch {
 	case err != nil:
-		return s.w.n, &net.OpError{Op: "write", Net: "tcp", Source: s.c.LocalAddr(), Addr: s.c.RemoteAddr(), Err: err}
+		return s.w.n, s.opError("write", err)
 	case s.w.err != nil:
-		return s.w.n, &net.OpError{Op: "write", Net: "tcp", Source: s.c.LocalAddr(), Addr: s.c.RemoteAddr(), Err: os.NewSyscallError("write", s.w.err)}
+		return s.w.n, s.opError("write", os.NewSyscallError("write", s.w.err))
 	}
 	return s.w.n, nil
 }
