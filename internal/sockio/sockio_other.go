@@ -5,7 +5,6 @@
 package sockio
 
 import (
-	"errors"
 	"net"
 	"syscall"
 )
@@ -15,9 +14,6 @@ type Conn struct{ net.Conn }
 
 // Init makes s read and write c.
 func (s *Conn) Init(_ syscall.RawConn, c net.Conn) { s.Conn = c }
-
-// ReadFD is not supported here.
-func ReadFD(uintptr, []byte) (int, error) { return 0, errors.ErrUnsupported }
 
 // Wrap returns c.
 func Wrap(c net.Conn, _ syscall.RawConn) net.Conn { return c }

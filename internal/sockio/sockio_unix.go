@@ -91,7 +91,7 @@ func (s *Conn) read(fd uintptr) bool {
 		return false // wait for readiness
 	}
 	for {
-		n, e := ReadFD(fd, s.r.p)
+		n, e := sysRead(fd, s.r.p)
 		switch e {
 		case nil:
 			s.r.n = n
@@ -104,15 +104,6 @@ func (s *Conn) read(fd uintptr) bool {
 		s.r.err = e
 		return true
 	}
-}
-
-// ReadFD reads once from the non-blocking descriptor fd without telling the
-// scheduler (see the package comment); err is the errno, nil when none.
-func ReadFD(fd uintptr, p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	return sysRead(fd, p)
 }
 
 // opError is err as net.Conn's Read and Write report it: a *net.OpError
