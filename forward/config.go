@@ -78,6 +78,13 @@ type Config struct {
 	// TunnelIdleTimeout closes a CONNECT tunnel after no byte moved either way for
 	// this long (detected within 1.5 times the value). Default 10m.
 	TunnelIdleTimeout time.Duration `yaml:"tunnel_idle_timeout"`
+	// TCPCongestion names the TCP congestion control of the connections the
+	// door's plain listeners (Listen) accept, e.g. "reno" (Linux only; empty:
+	// the system's, net.ipv4.tcp_congestion_control). It is set when a
+	// listener opens. With bbr and no fq qdisc the kernel paces each burst
+	// with a timer of its own, which is where a CONNECT tunnel's bulk sending
+	// spends most of its CPU on some machines (docs/performance.md).
+	TCPCongestion string `yaml:"tcp_congestion"`
 	// ReadHeaderTimeout is for the engine's http.Server on this door's listeners.
 	// Default 10s.
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
@@ -182,6 +189,9 @@ func (c *Config) Validate() []field.Error {
 			errs = append(errs, field.Errorf(fmt.Sprintf("allow_clients[%d]", i), "not a valid network"))
 		}
 	}
+	if c.TCPCongestion != "" && !validCongestion(c.TCPCongestion) {
+		errs = append(errs, field.Errorf("tcp_congestion", "%q is not a congestion control name (letters, digits, _; at most 15)", c.TCPCongestion))
+	}
 	for i, port := range c.ConnectPorts {
 		if port < 1 || port > 65535 {
 			errs = append(errs, field.Errorf(fmt.Sprintf("connect_ports[%d]", i), "port %d is not from 1 to 65535", port))
@@ -233,6 +243,21 @@ func (c *Config) Validate() []field.Error {
 }
 
 // validateListen checks a listener address "host:port" at path p.
+// validCongestion reports whether name can be a Linux TCP congestion control
+// name (TCP_CA_NAME_MAX is 16 bytes with the final NUL). Whether the kernel
+// has it is known when a listener opens.
+func validCongestion(name string) bool {
+	if len(name) == 0 || len(name) > 15 {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 func validateListen(p, a string) []field.Error {
 	host, port, err := net.SplitHostPort(a)
 	if err != nil {

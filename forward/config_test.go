@@ -16,12 +16,13 @@ func TestConfigValidateReportsEveryProblem(t *testing.T) {
 		MaxIdleConns:      -1,
 		MaxConns:          -2,
 		MaxConnsPerClient: -1,
+		TCPCongestion:     "reno; rm",
 	}
 	var got []string
 	for _, e := range c.Validate() {
 		got = append(got, e.Path)
 	}
-	want := []string{"listen[1]", "listen[2]", "listen[3]", "allow_clients[1]", "connect_ports[1]", "connect_ports[2]", "dial_timeout", "max_idle_conns", "max_conns", "max_conns_per_client"}
+	want := []string{"listen[1]", "listen[2]", "listen[3]", "allow_clients[1]", "tcp_congestion", "connect_ports[1]", "connect_ports[2]", "dial_timeout", "max_idle_conns", "max_conns", "max_conns_per_client"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("paths %v, want %v", got, want)
 	}

@@ -106,7 +106,7 @@ func (e *Engine) buildForward(st *state) error {
 		return s.forward
 	}
 	for _, addr := range full.Listen {
-		st.listens = append(st.listens, httpListen("forward", addr, pickPlain, limit,
+		st.listens = append(st.listens, httpListenCC("forward", addr, full.TCPCongestion, pickPlain, limit,
 			func(srv *h1.Server) { srv.ReadHeaderTimeout = full.ReadHeaderTimeout }))
 	}
 	if err := e.forwardTLSListeners(st, full, p, limit); err != nil {

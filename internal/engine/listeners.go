@@ -118,8 +118,14 @@ func (e *Engine) adoptListeners(st *state, fresh []*listener) {
 // state picks (so every request uses the policy current when it arrived), on the
 // HTTP/1.1 engine (internal/h1); tune sets the door's timeouts, TLS and HTTP/2.
 func httpListen(kind, addr string, pick func(*state) http.Handler, wrap func(net.Listener) net.Listener, tune func(*h1.Server)) listenSpec {
+	return httpListenCC(kind, addr, "", pick, wrap, tune)
+}
+
+// httpListenCC is httpListen whose accepted connections use the TCP
+// congestion control congestion (empty: the system's; see listenTCP).
+func httpListenCC(kind, addr, congestion string, pick func(*state) http.Handler, wrap func(net.Listener) net.Listener, tune func(*h1.Server)) listenSpec {
 	return listenSpec{key: listenKey{kind, addr}, start: func(e *Engine) (*listener, error) {
-		ln, err := net.Listen("tcp", addr)
+		ln, err := listenTCP(addr, congestion)
 		if err != nil {
 			return nil, &BindError{Kind: kind, Addr: addr, Err: err}
 		}
