@@ -12,19 +12,31 @@ import (
 // one byte, the origin answers 1 MiB, again and again over one connection.
 // "direct" is client→origin, "tunnel" goes through Set.Relay (both legs
 // *net.TCPConn, so it splices), "iocopy" through a goroutine per direction
-// running io.Copy (what goproxy does, and Go's own splice).
+// running io.Copy (what goproxy does, and Go's own splice). The "-reno"
+// modes put every socket on reno from its first byte: with the usual bbr
+// and no fq qdisc, the kernel paces each socket's sending with a timer,
+// which on some machines is most of the chain's CPU (forward.tcp_congestion).
 func BenchmarkRelayBulk(b *testing.B) {
-	for _, mode := range []string{"direct", "tunnel", "iocopy"} {
+	for _, mode := range []string{"direct", "tunnel", "iocopy", "direct-reno", "tunnel-reno"} {
 		b.Run(mode, func(b *testing.B) {
 			var client, origin net.Conn
 			var wg sync.WaitGroup
 			switch mode {
 			case "direct":
 				client, origin = pair(b)
+			case "direct-reno":
+				client, origin = pairCC(b, "reno")
 			case "tunnel":
 				s := NewSet()
 				var done <-chan result
 				client, origin, done = relay(b, s, nil, 0)
+				defer func() { _ = client.Close(); _ = origin.Close(); <-done }()
+			case "tunnel-reno":
+				var pc, pu net.Conn
+				client, pc = pairCC(b, "reno")
+				pu, origin = pairCC(b, "reno")
+				done := make(chan struct{})
+				go func() { defer close(done); _, _, _ = NewSet().Relay(pc, pu, nil, 0) }()
 				defer func() { _ = client.Close(); _ = origin.Close(); <-done }()
 			case "iocopy":
 				var pc, pu net.Conn
