@@ -131,12 +131,10 @@ type exchange struct {
 func (pc *pconn) roundTrip(req *http.Request, host string) (*http.Response, error) {
 	ctx := req.Context()
 	x := &exchange{pc: pc, req: req, host: host}
-	if ctx.Done() != nil {
-		if pc.cancel == nil {
-			pc.cancel = pc.cut
-		}
-		x.stop = context.AfterFunc(ctx, pc.cancel)
+	if pc.cancel == nil {
+		pc.cancel = pc.cut
 	}
+	x.stop = afterFunc(ctx, pc.cancel)
 	x.noReuse = req.Close || headerHasToken(req.Header["Connection"], "close")
 	resp, err := x.run(ctx)
 	if err != nil {
@@ -147,6 +145,22 @@ func (pc *pconn) roundTrip(req *http.Request, host string) (*http.Response, erro
 		return nil, err
 	}
 	return resp, nil
+}
+
+// afterFunc is context.AfterFunc(ctx, f) (nil when ctx never ends),
+// through ctx's own AfterFunc when it has one: internal/h1's request
+// context, and the doors' and internal/relay's contexts that pass it on,
+// run f themselves when they end (it must not block), where
+// context.AfterFunc would make a context, and for a context type it does
+// not know start a goroutine that waits for it, per exchange.
+func afterFunc(ctx context.Context, f func()) (stop func() bool) {
+	if a, ok := ctx.(interface{ AfterFunc(func()) func() bool }); ok {
+		return a.AfterFunc(f)
+	}
+	if ctx.Done() == nil {
+		return nil
+	}
+	return context.AfterFunc(ctx, f)
 }
 
 // finish ends the exchange: the context's deadline stopped, the connection
