@@ -930,3 +930,45 @@ func TestContextAfterFunc(t *testing.T) {
 		t.Fatal("the context's end did not end the round trip")
 	}
 }
+
+// The field values of an exchange's heads each stay as read: those of a
+// 1xx kept by the trace are not overwritten by the final head's, which
+// holds more fields than the exchange keeps room for.
+func TestHeadValuesKept(t *testing.T) {
+	var final strings.Builder
+	final.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n")
+	for i := range 20 {
+		fmt.Fprintf(&final, "X-F%d: v%d\r\n", i, i)
+	}
+	final.WriteString("\r\nok")
+	srv := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+		for readRequest(br) != nil {
+			io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\nX-Hint: 1\r\n\r\n"+final.String())
+		}
+	})
+	c := newClient(t, Config{})
+	for range 2 {
+		var hints textproto.MIMEHeader
+		ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+			Got1xxResponse: func(code int, h textproto.MIMEHeader) error { hints = h; return nil },
+		})
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.url(), nil)
+		resp, err := c.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "ok" || len(resp.Header) != 21 {
+			t.Fatalf("body %q, %d fields: %v", b, len(resp.Header), resp.Header)
+		}
+		for i := range 20 {
+			if v := resp.Header[fmt.Sprintf("X-F%d", i)]; len(v) != 1 || v[0] != fmt.Sprintf("v%d", i) {
+				t.Fatalf("X-F%d: %q", i, v)
+			}
+		}
+		if len(hints) != 2 || hints.Get("Link") != "</a.css>; rel=preload" || hints.Get("X-Hint") != "1" {
+			t.Fatalf("the 103's fields after the final head: %v", hints)
+		}
+	}
+}

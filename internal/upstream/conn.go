@@ -124,6 +124,10 @@ type exchange struct {
 	noReuse bool
 	h       head     // the head last read
 	body    respBody // the response and its body
+	// vals holds the field values of the exchange's first head (the final
+	// one, but after a 1xx), whose header map keeps it: no slice of its own.
+	vals      [8]string
+	valsTaken bool
 }
 
 // roundTrip writes req on pc and reads the response head. The body, when there
@@ -363,7 +367,11 @@ func (x *exchange) got1xx(h *head, trace *httptrace.ClientTrace) error {
 func (x *exchange) readHead(ctx context.Context) (*head, error) {
 	pc := x.pc
 	h := &x.h
-	n, err := readHead(pc.br, pc.c.cfg.MaxHeaderBytes, h)
+	var vals []string
+	if !x.valsTaken {
+		vals, x.valsTaken = x.vals[:], true
+	}
+	n, err := readHead(pc.br, pc.c.cfg.MaxHeaderBytes, h, vals)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
