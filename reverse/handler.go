@@ -405,6 +405,14 @@ func (ex *exchange) ReadFromConn(prefix []byte, src net.Conn, n int64) (int64, b
 	return m, true, err
 }
 
+// AdoptHeader passes internal/relay's header handover on to the engine's
+// writer (internal/h1's takes the response's header map as its own);
+// false (nothing done) when the writer cannot.
+func (ex *exchange) AdoptHeader(h http.Header) bool {
+	a, ok := ex.ResponseWriter.(interface{ AdoptHeader(http.Header) bool })
+	return ok && a.AdoptHeader(h)
+}
+
 // Unwrap lets http.ResponseController reach Flush, Hijack and deadlines.
 func (ex *exchange) Unwrap() http.ResponseWriter { return ex.ResponseWriter }
 

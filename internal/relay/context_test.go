@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"net/http/httptrace"
 	"net/url"
+	"reflect"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -132,5 +134,75 @@ func TestServeContextCallerTrace(t *testing.T) {
 	}
 	if res.Upstream == nil || res.Upstream.String() != u.Host {
 		t.Fatalf("Result.Upstream %v, want %s", res.Upstream, u.Host)
+	}
+}
+
+// adoptWriter is a ResponseWriter that can take a header map as its own
+// (as internal/h1's does), over a recorder.
+type adoptWriter struct {
+	*httptest.ResponseRecorder
+	adopted http.Header
+	wrote   bool
+}
+
+func (w *adoptWriter) AdoptHeader(h http.Header) bool {
+	if w.adopted != nil {
+		return false
+	}
+	w.adopted = h
+	return true
+}
+
+func (w *adoptWriter) Header() http.Header {
+	if w.adopted != nil {
+		return w.adopted
+	}
+	return w.ResponseRecorder.Header()
+}
+
+func (w *adoptWriter) WriteHeader(code int) {
+	if w.wrote {
+		return
+	}
+	w.wrote = true
+	for k, v := range w.adopted {
+		w.ResponseRecorder.Header()[k] = v
+	}
+	w.ResponseRecorder.WriteHeader(code)
+}
+
+func (w *adoptWriter) Write(p []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return w.ResponseRecorder.Write(p)
+}
+
+// A writer that can take the response's header map as its own gets it
+// (hop-by-hop fields removed, ModifyResponse's edits made), instead of a
+// copy into its own map.
+func TestHeaderHandedOver(t *testing.T) {
+	var sent http.Header
+	opts := &Options{
+		Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			sent = http.Header{"Content-Type": {"text/plain"}, "Connection": {"X-Hop"}, "X-Hop": {"1"}, "Server": {"origin"}, "Content-Length": {"2"}}
+			return &http.Response{StatusCode: 200, Header: sent, ContentLength: 2, Body: io.NopCloser(strings.NewReader("ok")), Request: r}, nil
+		}),
+		ModifyResponse: func(resp *http.Response) error {
+			resp.Header.Del("Server")
+			return nil
+		},
+	}
+	req := httptest.NewRequest(http.MethodGet, "http://origin.test/", nil)
+	Prepare(req, false)
+	w := &adoptWriter{ResponseRecorder: httptest.NewRecorder()}
+	res, err := New().Serve(w, req, opts)
+	if err != nil || res.Status != 200 || w.Body.String() != "ok" {
+		t.Fatalf("status %d, body %q, err %v", res.Status, w.Body.String(), err)
+	}
+	if w.adopted == nil || reflect.ValueOf(w.adopted).UnsafePointer() != reflect.ValueOf(sent).UnsafePointer() {
+		t.Fatal("the writer was not handed the response's header map")
+	}
+	got := w.ResponseRecorder.Header()
+	if got.Get("Content-Type") != "text/plain" || got.Get("X-Hop") != "" || got.Get("Connection") != "" || got.Get("Server") != "" {
+		t.Fatalf("header sent: %v", got)
 	}
 }

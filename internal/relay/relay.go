@@ -263,9 +263,14 @@ func (rl *Relay) ServeContext(ctx context.Context, w http.ResponseWriter, r *htt
 		defer closeBody(resp.Body)
 	}
 
-	h := w.Header()
-	for k, vv := range resp.Header {
-		h[k] = vv
+	var h http.Header
+	if a, ok := w.(headerAdopter); ok && a.AdoptHeader(resp.Header) {
+		h = resp.Header // the writer's header map now: no copy
+	} else {
+		h = w.Header()
+		for k, vv := range resp.Header {
+			h[k] = vv
+		}
 	}
 	if resp.Body != body {
 		delete(h, "Content-Length")
@@ -364,6 +369,14 @@ func (rl *Relay) copyBody(w http.ResponseWriter, src io.Reader, f http.Flusher, 
 			return n, err, nil
 		}
 	}
+}
+
+// headerAdopter is a ResponseWriter that can take a header map as its own
+// while it has none yet (internal/h1's, through the doors' writers): the
+// response's header map, which the relay owns, goes to it instead of being
+// copied into the writer's. It reports false, doing nothing, when it cannot.
+type headerAdopter interface {
+	AdoptHeader(h http.Header) bool
 }
 
 // socketBody is a response body that can hand the rest of itself, read
