@@ -308,6 +308,17 @@ func (c *exchangeCtx) Value(key any) any {
 	return c.Context.Value(key)
 }
 
+// AfterFunc is context.AfterFunc of the request's context, through that
+// context's own AfterFunc when it has one (internal/h1's): the upstream
+// client stops its exchange when the request ends without a derived
+// context or a goroutine of context.AfterFunc's per request.
+func (c *exchangeCtx) AfterFunc(f func()) (stop func() bool) {
+	if a, ok := c.Context.(interface{ AfterFunc(func()) func() bool }); ok {
+		return a.AfterFunc(f)
+	}
+	return context.AfterFunc(c.Context, f)
+}
+
 func exchangeFrom(ctx context.Context) *exchange {
 	x, _ := ctx.Value(exchangeKey{}).(*exchange)
 	return x

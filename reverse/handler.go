@@ -346,6 +346,17 @@ func (ex *exchange) Value(key any) any {
 	return ex.Context.Value(key)
 }
 
+// AfterFunc is context.AfterFunc of the request's context, through that
+// context's own AfterFunc when it has one (internal/h1's): the upstream
+// client stops its exchange when the request ends without a derived
+// context or a goroutine of context.AfterFunc's per request.
+func (ex *exchange) AfterFunc(f func()) (stop func() bool) {
+	if a, ok := ex.Context.(interface{ AfterFunc(func()) func() bool }); ok {
+		return a.AfterFunc(f)
+	}
+	return context.AfterFunc(ex.Context, f)
+}
+
 func exchangeFrom(ctx context.Context) *exchange {
 	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
 	return ex
@@ -392,6 +403,14 @@ func (ex *exchange) ReadFromConn(prefix []byte, src net.Conn, n int64) (int64, b
 	}
 	ex.bytes += m
 	return m, true, err
+}
+
+// AdoptHeader passes internal/relay's header handover on to the engine's
+// writer (internal/h1's takes the response's header map as its own);
+// false (nothing done) when the writer cannot.
+func (ex *exchange) AdoptHeader(h http.Header) bool {
+	a, ok := ex.ResponseWriter.(interface{ AdoptHeader(http.Header) bool })
+	return ok && a.AdoptHeader(h)
 }
 
 // Unwrap lets http.ResponseController reach Flush, Hijack and deadlines.

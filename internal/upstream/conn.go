@@ -124,6 +124,10 @@ type exchange struct {
 	noReuse bool
 	h       head     // the head last read
 	body    respBody // the response and its body
+	// vals holds the field values of the exchange's first head (the final
+	// one, but after a 1xx), whose header map keeps it: no slice of its own.
+	vals      [8]string
+	valsTaken bool
 }
 
 // roundTrip writes req on pc and reads the response head. The body, when there
@@ -131,12 +135,10 @@ type exchange struct {
 func (pc *pconn) roundTrip(req *http.Request, host string) (*http.Response, error) {
 	ctx := req.Context()
 	x := &exchange{pc: pc, req: req, host: host}
-	if ctx.Done() != nil {
-		if pc.cancel == nil {
-			pc.cancel = pc.cut
-		}
-		x.stop = context.AfterFunc(ctx, pc.cancel)
+	if pc.cancel == nil {
+		pc.cancel = pc.cut
 	}
+	x.stop = afterFunc(ctx, pc.cancel)
 	x.noReuse = req.Close || headerHasToken(req.Header["Connection"], "close")
 	resp, err := x.run(ctx)
 	if err != nil {
@@ -147,6 +149,22 @@ func (pc *pconn) roundTrip(req *http.Request, host string) (*http.Response, erro
 		return nil, err
 	}
 	return resp, nil
+}
+
+// afterFunc is context.AfterFunc(ctx, f) (nil when ctx never ends),
+// through ctx's own AfterFunc when it has one: internal/h1's request
+// context, and the doors' and internal/relay's contexts that pass it on,
+// run f themselves when they end (it must not block), where
+// context.AfterFunc would make a context, and for a context type it does
+// not know start a goroutine that waits for it, per exchange.
+func afterFunc(ctx context.Context, f func()) (stop func() bool) {
+	if a, ok := ctx.(interface{ AfterFunc(func()) func() bool }); ok {
+		return a.AfterFunc(f)
+	}
+	if ctx.Done() == nil {
+		return nil
+	}
+	return context.AfterFunc(ctx, f)
 }
 
 // finish ends the exchange: the context's deadline stopped, the connection
@@ -349,7 +367,11 @@ func (x *exchange) got1xx(h *head, trace *httptrace.ClientTrace) error {
 func (x *exchange) readHead(ctx context.Context) (*head, error) {
 	pc := x.pc
 	h := &x.h
-	n, err := readHead(pc.br, pc.c.cfg.MaxHeaderBytes, h)
+	var vals []string
+	if !x.valsTaken {
+		vals, x.valsTaken = x.vals[:], true
+	}
+	n, err := readHead(pc.br, pc.c.cfg.MaxHeaderBytes, h, vals)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
