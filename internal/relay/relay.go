@@ -117,6 +117,7 @@ func Prepare(r *http.Request, upgrade bool) {
 type call struct {
 	w        http.ResponseWriter
 	trace    httptrace.ClientTrace
+	ctx      upstreamCtx // the outbound request's context
 	upstream atomic.Pointer[net.Addr]
 	body     countingBody
 	mu       sync.Mutex // guards w against a 1xx arriving late
@@ -151,7 +152,8 @@ func (rl *Relay) ServeContext(ctx context.Context, w http.ResponseWriter, r *htt
 	}()
 	c.trace.Got1xxResponse = c.got1xx
 	c.trace.GotConn = c.gotConn
-	out := r.WithContext(httptrace.WithClientTrace(ctx, &c.trace))
+	c.ctx = upstreamCtx{Context: httptrace.WithClientTrace(ctx, &c.trace), door: ctx}
+	out := r.WithContext(&c.ctx)
 	out.RequestURI = ""
 	out.Close = false
 	if out.Header == nil {
@@ -350,6 +352,36 @@ func (c *call) got1xx(code int, header textproto.MIMEHeader) error {
 		h[k] = vv
 	}
 	return nil
+}
+
+// upstreamCtx is the outbound request's context: the door's context with
+// the call's trace hooks, which keeps the door context's AfterFunc visible
+// (AfterFunc). Without it the trace's context.WithValue would hide it, and
+// every context.AfterFunc of the transport (one per upstream exchange, to
+// cut the connection if the client goes away) would start a goroutine to
+// wait for the door's context, instead of registering with it.
+type upstreamCtx struct {
+	context.Context                 // httptrace.WithClientTrace(door, trace)
+	door            context.Context // the context ServeContext was given
+}
+
+// AfterFunc registers f to run when the door's context ends: with the
+// door's context's own AfterFunc when it has one (an internal/h1 request
+// context, or a door's context that passes it on: see AfterFunc), as the
+// context package does for contexts derived from it.
+func (c *upstreamCtx) AfterFunc(f func()) func() bool { return AfterFunc(c.door, f) }
+
+// AfterFunc arranges for f to run once ctx is done and returns the function
+// that stops it, as context.AfterFunc does, but with ctx's own AfterFunc
+// method when it has one (f then runs when ctx ends, not in a goroutine of
+// its own). A door whose context type wraps the request's context for its
+// values implements its AfterFunc method with this, so that contexts derived
+// from it (the transport's context.AfterFunc) need no goroutine each.
+func AfterFunc(ctx context.Context, f func()) (stop func() bool) {
+	if a, ok := ctx.(interface{ AfterFunc(func()) func() bool }); ok {
+		return a.AfterFunc(f)
+	}
+	return context.AfterFunc(ctx, f)
 }
 
 func (c *call) gotConn(info httptrace.GotConnInfo) {
