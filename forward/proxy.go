@@ -301,6 +301,11 @@ func (c *exchangeCtx) Value(key any) any {
 	return c.Context.Value(key)
 }
 
+// AfterFunc passes on the request context's AfterFunc (internal/h1's), so
+// that the transport's context.AfterFunc on a plain request registers with
+// it instead of starting a goroutine per request to wait for it.
+func (c *exchangeCtx) AfterFunc(f func()) func() bool { return relay.AfterFunc(c.Context, f) }
+
 func exchangeFrom(ctx context.Context) *exchange {
 	x, _ := ctx.Value(exchangeKey{}).(*exchange)
 	return x
