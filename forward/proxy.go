@@ -19,6 +19,7 @@ import (
 	"github.com/portcullis/portcullis/forward/auth"
 	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/internal/certs"
+	"github.com/portcullis/portcullis/internal/ctxafter"
 	"github.com/portcullis/portcullis/internal/relay"
 	"github.com/portcullis/portcullis/internal/tunnel"
 	"github.com/portcullis/portcullis/rules"
@@ -304,7 +305,7 @@ func (c *exchangeCtx) Value(key any) any {
 // AfterFunc passes on the request context's AfterFunc (internal/h1's), so
 // that the transport's context.AfterFunc on a plain request registers with
 // it instead of starting a goroutine per request to wait for it.
-func (c *exchangeCtx) AfterFunc(f func()) func() bool { return relay.AfterFunc(c.Context, f) }
+func (c *exchangeCtx) AfterFunc(f func()) func() bool { return ctxafter.Pass(c.Context, f) }
 
 func exchangeFrom(ctx context.Context) *exchange {
 	x, _ := ctx.Value(exchangeKey{}).(*exchange)

@@ -108,30 +108,3 @@ func TestUpstreamContextAfterFunc(t *testing.T) {
 		t.Fatal("the transport's AfterFunc did not run when the door's context ended")
 	}
 }
-
-// AfterFunc uses a context's own AfterFunc method, and context.AfterFunc
-// for a context without one.
-func TestAfterFunc(t *testing.T) {
-	door := &afterFuncCtx{Context: context.Background(), done: make(chan struct{})}
-	ran := 0
-	AfterFunc(door, func() { ran++ })
-	if len(door.fns) != 1 {
-		t.Fatalf("%d functions registered with the context's AfterFunc, want 1", len(door.fns))
-	}
-	door.cancel()
-	if ran != 1 {
-		t.Fatalf("f ran %d times, want 1", ran)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	fired := make(chan struct{})
-	stop := AfterFunc(ctx, func() { close(fired) })
-	cancel()
-	select {
-	case <-fired:
-	case <-time.After(10 * time.Second):
-		t.Fatal("f did not run when a plain context ended")
-	}
-	if stop() {
-		t.Fatal("stop after f ran reported that it stopped f")
-	}
-}

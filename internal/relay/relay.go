@@ -28,6 +28,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/ctxafter"
 )
 
 // Options are a door's settings for Serve; a door keeps one per upstream
@@ -367,22 +369,9 @@ type upstreamCtx struct {
 
 // AfterFunc registers f to run when the door's context ends: with the
 // door's context's own AfterFunc when it has one (an internal/h1 request
-// context, or a door's context that passes it on: see AfterFunc), as the
-// context package does for contexts derived from it.
-func (c *upstreamCtx) AfterFunc(f func()) func() bool { return AfterFunc(c.door, f) }
-
-// AfterFunc arranges for f to run once ctx is done and returns the function
-// that stops it, as context.AfterFunc does, but with ctx's own AfterFunc
-// method when it has one (f then runs when ctx ends, not in a goroutine of
-// its own). A door whose context type wraps the request's context for its
-// values implements its AfterFunc method with this, so that contexts derived
-// from it (the transport's context.AfterFunc) need no goroutine each.
-func AfterFunc(ctx context.Context, f func()) (stop func() bool) {
-	if a, ok := ctx.(interface{ AfterFunc(func()) func() bool }); ok {
-		return a.AfterFunc(f)
-	}
-	return context.AfterFunc(ctx, f)
-}
+// context, or a door's context that passes it on with ctxafter.Pass), as
+// the context package does for contexts derived from it.
+func (c *upstreamCtx) AfterFunc(f func()) func() bool { return ctxafter.Pass(c.door, f) }
 
 func (c *call) gotConn(info httptrace.GotConnInfo) {
 	if info.Conn != nil {
