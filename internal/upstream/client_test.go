@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -821,5 +822,108 @@ func TestResponseHeaderTimeoutSpansTheHeadOnly(t *testing.T) {
 	}
 	if n := srv.accepts.Load(); n != 1 {
 		t.Fatalf("%d connections, want 1 (kept throughout)", n)
+	}
+}
+
+// ownCtx is a request context with an AfterFunc of its own, as
+// internal/h1's: the functions registered run, in the goroutine that
+// cancels it, when it ends.
+type ownCtx struct {
+	context.Context
+	end func()
+	mu  sync.Mutex
+	fns []func()
+}
+
+func (c *ownCtx) AfterFunc(f func()) func() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i := len(c.fns)
+	c.fns = append(c.fns, f)
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.fns[i] == nil {
+			return false
+		}
+		c.fns[i] = nil
+		return true
+	}
+}
+
+func (c *ownCtx) cancel() {
+	c.end()
+	c.mu.Lock()
+	fns := append([]func(){}, c.fns...)
+	clear(c.fns)
+	c.mu.Unlock()
+	for _, f := range fns {
+		if f != nil {
+			f()
+		}
+	}
+}
+
+// A request context with its own AfterFunc gets the exchange's cut
+// registered with it (no goroutine per exchange), and its end still ends a
+// wait for the head at once; an exchange that ended unregisters it.
+func TestCancellationWithOwnAfterFunc(t *testing.T) {
+	srv := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			req := readRequest(br)
+			if req == nil {
+				return
+			}
+			if req.URL.Path == "/ok" {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				continue
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\n") // half a head, then nothing
+			io.Copy(io.Discard, br)
+			return
+		}
+	})
+	c := newClient(t, Config{})
+	inner, end := context.WithCancel(context.Background())
+	ctx := &ownCtx{Context: inner, end: end}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.url()+"/ok", nil)
+	resp, err := c.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	ctx.mu.Lock()
+	registered, live := len(ctx.fns), 0
+	for _, f := range ctx.fns {
+		if f != nil {
+			live++
+		}
+	}
+	ctx.mu.Unlock()
+	if registered != 1 || live != 0 {
+		t.Fatalf("%d functions registered with the context's AfterFunc, %d still registered after the exchange; want 1 and 0", registered, live)
+	}
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, srv.url()+"/hold", nil)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.RoundTrip(req)
+		errc <- err
+	}()
+	eventually(t, "the exchange's cut registered", func() bool {
+		ctx.mu.Lock()
+		defer ctx.mu.Unlock()
+		return len(ctx.fns) == 2
+	})
+	ctx.cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("cancelling the context did not end the round trip")
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/ctxafter"
 	"github.com/portcullis/portcullis/internal/sockio"
 )
 
@@ -131,12 +132,13 @@ type exchange struct {
 func (pc *pconn) roundTrip(req *http.Request, host string) (*http.Response, error) {
 	ctx := req.Context()
 	x := &exchange{pc: pc, req: req, host: host}
-	if ctx.Done() != nil {
-		if pc.cancel == nil {
-			pc.cancel = pc.cut
-		}
-		x.stop = context.AfterFunc(ctx, pc.cancel)
+	if pc.cancel == nil {
+		pc.cancel = pc.cut
 	}
+	// With the request context's own AfterFunc (internal/h1's, passed on by
+	// the doors' contexts) the cut is registered with it: one allocation,
+	// no channel, no goroutine; nil when the context never ends.
+	x.stop = ctxafter.Func(ctx, pc.cancel)
 	x.noReuse = req.Close || headerHasToken(req.Header["Connection"], "close")
 	resp, err := x.run(ctx)
 	if err != nil {
