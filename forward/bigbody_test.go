@@ -3,6 +3,7 @@ package forward
 import (
 	"bytes"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -46,6 +47,62 @@ func bigOrigin(t *testing.T, body []byte) *httptest.Server {
 	}))
 	t.Cleanup(o.Close)
 	return o
+}
+
+// spliceWriter is an engine's ResponseWriter that can take a body socket to
+// socket (as internal/h1's on plain TCP): it counts the calls and copies
+// what it is handed.
+type spliceWriter struct {
+	h      http.Header
+	status int
+	buf    bytes.Buffer
+	calls  int
+}
+
+func (w *spliceWriter) Header() http.Header { return w.h }
+
+func (w *spliceWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+
+func (w *spliceWriter) Write(p []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return w.buf.Write(p)
+}
+
+func (w *spliceWriter) ReadFromConn(prefix []byte, src net.Conn, n int64) (int64, bool, error) {
+	w.calls++
+	w.buf.Write(prefix)
+	m, err := io.CopyN(&w.buf, src, n)
+	return int64(len(prefix)) + m, true, err
+}
+
+// A large plain response of known length is handed to the engine's writer
+// socket to socket (internal/h1 splices it), not copied through the door's
+// buffers; the log counts its bytes.
+func TestLargeBodyHandedSocketToSocket(t *testing.T) {
+	body := bigBody()
+	o := bigOrigin(t, body)
+	log := newLogRecorder()
+	p, err := New(Options{Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodGet, o.URL+"/big", nil)
+	req.RemoteAddr = "127.0.0.1:40000"
+	w := &spliceWriter{h: make(http.Header)}
+	p.ServeHTTP(w, req)
+	if w.status != 200 || !bytes.Equal(w.buf.Bytes(), body) {
+		t.Fatalf("status %d, %d bytes (same: %v), want 200 and %d", w.status, w.buf.Len(), bytes.Equal(w.buf.Bytes(), body), len(body))
+	}
+	if w.calls != 1 {
+		t.Fatalf("the body went to the writer's ReadFromConn %d times, want 1 (socket to socket)", w.calls)
+	}
+	if e := log.next(t); e.Status != 200 || e.BytesOut != int64(len(body)) || e.Error != "" {
+		t.Fatalf("logged status %d, %d bytes, error %q", e.Status, e.BytesOut, e.Error)
+	}
 }
 
 // Through the engine's HTTP/1.1 server (which splices on plain TCP): a
