@@ -19,6 +19,7 @@ import (
 	"github.com/portcullis/portcullis/forward/auth"
 	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/internal/certs"
+	"github.com/portcullis/portcullis/internal/ctxafter"
 	"github.com/portcullis/portcullis/internal/relay"
 	"github.com/portcullis/portcullis/internal/tunnel"
 	"github.com/portcullis/portcullis/rules"
@@ -308,16 +309,10 @@ func (c *exchangeCtx) Value(key any) any {
 	return c.Context.Value(key)
 }
 
-// AfterFunc is context.AfterFunc of the request's context, through that
-// context's own AfterFunc when it has one (internal/h1's): the upstream
-// client stops its exchange when the request ends without a derived
-// context or a goroutine of context.AfterFunc's per request.
-func (c *exchangeCtx) AfterFunc(f func()) (stop func() bool) {
-	if a, ok := c.Context.(interface{ AfterFunc(func()) func() bool }); ok {
-		return a.AfterFunc(f)
-	}
-	return context.AfterFunc(c.Context, f)
-}
+// AfterFunc passes on the request context's AfterFunc (internal/h1's), so
+// that the transport's context.AfterFunc on a plain request registers with
+// it instead of starting a goroutine per request to wait for it.
+func (c *exchangeCtx) AfterFunc(f func()) func() bool { return ctxafter.Pass(c.Context, f) }
 
 func exchangeFrom(ctx context.Context) *exchange {
 	x, _ := ctx.Value(exchangeKey{}).(*exchange)

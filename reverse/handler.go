@@ -23,6 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/ctxafter"
+
 	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/internal/cache"
 
@@ -347,15 +349,10 @@ func (ex *exchange) Value(key any) any {
 }
 
 // AfterFunc is context.AfterFunc of the request's context, through that
-// context's own AfterFunc when it has one (internal/h1's): the upstream
-// client stops its exchange when the request ends without a derived
-// context or a goroutine of context.AfterFunc's per request.
-func (ex *exchange) AfterFunc(f func()) (stop func() bool) {
-	if a, ok := ex.Context.(interface{ AfterFunc(func()) func() bool }); ok {
-		return a.AfterFunc(f)
-	}
-	return context.AfterFunc(ex.Context, f)
-}
+// context's own AfterFunc when it has one (internal/h1's; ctxafter.Pass):
+// the upstream client stops its exchange when the request ends without a
+// derived context or a goroutine of context.AfterFunc's per request.
+func (ex *exchange) AfterFunc(f func()) (stop func() bool) { return ctxafter.Pass(ex.Context, f) }
 
 func exchangeFrom(ctx context.Context) *exchange {
 	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
