@@ -807,10 +807,10 @@ func (c *conn) headersDoneLocked() (*stream, error) {
 		c.resetLocked(id, http2.ErrCodeProtocol)
 		return nil, nil
 	}
-	c.streams[id] = s
-	if c.idle != nil {
-		c.idle.Stop()
+	if c.idle != nil && len(c.streams) == 0 {
+		c.idle.Stop() // armed only while the connection has no stream
 	}
+	c.streams[id] = s
 	c.running++
 	c.handlers.Add(1)
 	return s, nil
