@@ -27,7 +27,8 @@ type stream struct {
 	req    *http.Request
 	cancel context.CancelFunc
 
-	// guarded by c.mu
+	// guarded by c.mu (the flags and generations are packed together so
+	// that a stream stays in the 768-byte size class)
 	sendWin    int64
 	recvWin    int64
 	recvAck    int64
@@ -36,15 +37,15 @@ type stream struct {
 	body       []byte
 	off        int
 	bodyErr    error // io.EOF once the body is complete
-	bodyClosed bool
 	bodyCond   sync.Cond
+	ended      error  // the stream was ended by a reset or the connection
+	readGen    uint32 // deadlines set (a timer of an older one does nothing)
+	writeGen   uint32
+	bodyClosed bool
 	remoteDone bool // END_STREAM received
 	answered   bool // END_STREAM sent (or the handler gave up)
 	// answeredAtOnce: ServeImmediate answered; a worker only sends it.
 	answeredAtOnce bool
-	ended          error // the stream was ended by a reset or the connection
-	readGen        int   // deadlines set (a timer of an older one does nothing)
-	writeGen       int
 	readLate       bool // the read deadline passed
 	timers         [2]*time.Timer
 
@@ -361,7 +362,7 @@ func (w *responseWriter) SetWriteDeadline(t time.Time) error {
 
 // deadline arms timer i to run fire (under c.mu) at t, unless another
 // deadline was set since (gen).
-func (s *stream) deadline(i int, t time.Time, gen int, fire func()) {
+func (s *stream) deadline(i int, t time.Time, gen uint32, fire func()) {
 	if s.timers[i] != nil {
 		s.timers[i].Stop()
 		s.timers[i] = nil
