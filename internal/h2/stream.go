@@ -439,7 +439,7 @@ func (w *responseWriter) sendLocked(p []byte, end bool) error {
 		w.sentHeader = true
 		noBody := end && len(buffered) == 0 && len(p) == 0 && !trailers
 		c.hbuf.Reset()
-		w.encodeHeader(end, buffered)
+		w.encodeHeader(end, trailers, buffered)
 		c.headersLocked(s.id, noBody)
 		if noBody {
 			return nil
@@ -589,8 +589,9 @@ func hopField(lower string) bool {
 }
 
 // encodeHeader encodes the response header into c.hbuf; done tells that
-// the handler has finished and body is the whole body.
-func (w *responseWriter) encodeHeader(done bool, body []byte) {
+// the handler has finished and body is the whole body, trailers that
+// trailers follow it (hasTrailers, known when done).
+func (w *responseWriter) encodeHeader(done, trailers bool, body []byte) {
 	c := w.s.c
 	c.status(w.status)
 	declared := w.declaredTrailers()
@@ -638,7 +639,7 @@ func (w *responseWriter) encodeHeader(done bool, body []byte) {
 	if !hasCT && w.bodyAllowed() && len(body) > 0 {
 		c.field("content-type", http.DetectContentType(body))
 	}
-	if done && !hasCL && w.bodyAllowed() && (len(body) > 0 || w.s.req.Method != http.MethodHead) && !w.hasTrailers() {
+	if done && !hasCL && w.bodyAllowed() && (len(body) > 0 || w.s.req.Method != http.MethodHead) && !trailers {
 		var b [20]byte
 		c.contentLength(strconv.AppendInt(b[:0], int64(len(body)), 10))
 	}
