@@ -117,11 +117,12 @@ type route struct {
 // keep rendered with a stored header) and returns true
 // with the response's Content-Type (w's header map may not hold it: the
 // header may go as rendered bytes), or writes nothing and returns false, and
-// the request is proxied as usual. The door tries it first for requests
-// without a body, after rules and limits; the access log records a request it
-// answered as a hit.
+// the request is proxied as usual. now is when the request arrived (the
+// door's one reading of the clock for it). The door tries it first for
+// requests without a body, after rules and limits; the access log records a
+// request it answered as a hit.
 type FreshServer interface {
-	ServeFresh(w http.ResponseWriter, r *http.Request, scheme string, edit *cache.Edit) (contentType string, ok bool)
+	ServeFresh(w http.ResponseWriter, r *http.Request, scheme string, edit *cache.Edit, now time.Time) (contentType string, ok bool)
 }
 
 // New builds the door's Handler.
@@ -528,7 +529,7 @@ func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time) {
 	// The cache declines requests with a body (as its RoundTrip would bypass
 	// them); an HTTP/2 GET has a Body even when it has no bytes.
 	if rt.fresh != nil && up == rt.upstream {
-		if ex.ctype, ex.fresh = rt.fresh.ServeFresh(ex, r, ex.scheme, rt.edit); ex.fresh {
+		if ex.ctype, ex.fresh = rt.fresh.ServeFresh(ex, r, ex.scheme, rt.edit, start); ex.fresh {
 			if ex.werr != nil {
 				ex.err = ex.werr
 			}
