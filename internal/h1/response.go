@@ -240,10 +240,32 @@ func (w *response) ReadFromConn(prefix []byte, src net.Conn, n int64) (written i
 	if err := bw.Flush(); err != nil {
 		return 0, true, err
 	}
+	var was int
+	limited := false
+	if n > spliceNotSent {
+		was, limited = swapNotSent(dst, spliceNotSent)
+	}
 	m, err := dst.ReadFrom(&io.LimitedReader{R: from, N: n})
+	if limited {
+		swapNotSent(dst, was)
+	}
 	w.written += m
 	return written + m, true, err
 }
+
+// spliceNotSent is how many bytes not yet sent the client's socket may
+// hold while ReadFromConn splices a body to it (TCP_NOTSENT_LOWAT). Without
+// it the splice moves the whole body into the socket at once and the kernel
+// sends each window's worth the moment the client's window opens: a client
+// on loopback then measures microseconds for its round trip, keeps its
+// receive window small (~200 KiB, not MiBs), the sends stay window-limited,
+// and BBR (the system's congestion control here) paces every segment with
+// a timer whose interrupt, send and receive work land mostly on the client.
+// With at most 64 KiB unsent, the body goes out as the splice loop feeds
+// it: the client's window grows and most timers go away (CPU per 1 MiB
+// response of proxy, origin and client together about 17 % lower; see the
+// commit that set it).
+const spliceNotSent = 64 << 10
 
 // writeBody writes body bytes after the head, framed as decided.
 func (w *response) writeBody(p []byte) error {
