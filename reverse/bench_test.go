@@ -253,20 +253,63 @@ func BenchmarkDoorHitHidden(b *testing.B) {
 	benchDoorHit(b, h, c)
 }
 
-func benchDoorHit(b *testing.B, h *Handler, c *cache.Cache) {
+// BenchmarkDoorHitRaw is BenchmarkDoorHitCounted on a writer that takes the
+// header rendered, as internal/h1's does: the binary's hit with its access
+// log off.
+func BenchmarkDoorHitRaw(b *testing.B) {
+	log := accesslog.Multi(admin.NewMetrics(prometheus.NewRegistry()), admin.NewStatus(nil))
+	h, c := hitDoorWith(b, false, log)
+	benchDoorHitOn(b, h, c, true)
+}
+
+// BenchmarkDoorHitRawLogged is BenchmarkDoorHitRaw with the JSON access log
+// on (written to io.Discard), as the engine fans an entry out: the log
+// line's cost per hit.
+func BenchmarkDoorHitRawLogged(b *testing.B) {
+	a, err := accesslog.NewWriter(accesslog.Config{Format: accesslog.FormatJSON}, io.Discard)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { a.Close() })
+	log := accesslog.Multi(a, admin.NewMetrics(prometheus.NewRegistry()), admin.NewStatus(nil))
+	h, c := hitDoorWith(b, false, log)
+	benchDoorHitOn(b, h, c, true)
+}
+
+// rawHitWriter is a hitWriter that takes header fields rendered, as
+// internal/h1's writer does (cache.ServeFresh then copies no header map).
+type rawHitWriter struct {
+	hitWriter
+	raw []byte
+}
+
+func (w *rawHitWriter) SetRawHeader(fields []byte, _ int64, _ bool) bool {
+	w.raw = fields
+	return true
+}
+
+func benchDoorHit(b *testing.B, h *Handler, c *cache.Cache) { benchDoorHitOn(b, h, c, false) }
+
+// benchDoorHitOn runs parallel hits on h, on writers that take the header
+// rendered (raw) or as a map.
+func benchDoorHitOn(b *testing.B, h *Handler, c *cache.Cache, raw bool) {
 	b.ReportAllocs()
 	defer reportCPU(b)()
 	b.RunParallel(func(pb *testing.PB) {
 		req := httptest.NewRequest(http.MethodGet, "http://127.0.0.1/cacheable", nil)
 		req.RemoteAddr = "127.0.0.1:40000"
 		req.Header.Set("User-Agent", "wrk")
-		w := &hitWriter{h: http.Header{}}
+		rw := &rawHitWriter{hitWriter: hitWriter{h: http.Header{}}}
+		var w http.ResponseWriter = &rw.hitWriter
+		if raw {
+			w = rw
+		}
 		for pb.Next() {
-			clear(w.h)
-			w.n = 0
+			clear(rw.h)
+			rw.n, rw.raw = 0, nil
 			h.ServeHTTP(w, req)
-			if w.status != 200 || w.n != 1024 {
-				b.Fatalf("status %d, %d bytes", w.status, w.n)
+			if rw.status != 200 || rw.n != 1024 || raw != (rw.raw != nil) {
+				b.Fatalf("status %d, %d bytes, raw header %v", rw.status, rw.n, rw.raw != nil)
 			}
 		}
 	})

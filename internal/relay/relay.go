@@ -28,6 +28,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/ctxafter"
 )
 
 // Options are a door's settings for Serve; a door keeps one per upstream
@@ -157,23 +159,12 @@ func (c *call) Value(key any) any {
 	return c.Context.Value(key)
 }
 
-// afterFuncer is a context that runs a function when it is done itself,
-// without the goroutine context.AfterFunc starts for a context type it does
-// not know (internal/h1's request context is one).
-type afterFuncer interface {
-	AfterFunc(f func()) (stop func() bool)
-}
-
 // AfterFunc is context.AfterFunc of the caller's context, through that
-// context's own AfterFunc when it has one: a transport that stops its
-// exchange when the context ends (internal/upstream) then registers its
-// function there, and neither a derived context nor a goroutine is made.
-func (c *call) AfterFunc(f func()) (stop func() bool) {
-	if a, ok := c.Context.(afterFuncer); ok {
-		return a.AfterFunc(f)
-	}
-	return context.AfterFunc(c.Context, f)
-}
+// context's own AfterFunc when it has one (ctxafter.Pass): a transport that
+// stops its exchange when the context ends (internal/upstream) then
+// registers its function there, and neither a derived context nor a
+// goroutine is made.
+func (c *call) AfterFunc(f func()) (stop func() bool) { return ctxafter.Pass(c.Context, f) }
 
 // Serve sends r (a shallow copy of it with a context of its own) through
 // o.Transport and relays the response to w. r is the request as the door

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/ctxafter"
 	"github.com/portcullis/portcullis/internal/sockio"
 )
 
@@ -138,7 +139,10 @@ func (pc *pconn) roundTrip(req *http.Request, host string) (*http.Response, erro
 	if pc.cancel == nil {
 		pc.cancel = pc.cut
 	}
-	x.stop = afterFunc(ctx, pc.cancel)
+	// With the request context's own AfterFunc (internal/h1's, passed on by
+	// the doors' contexts) the cut is registered with it: one allocation,
+	// no channel, no goroutine; nil when the context never ends.
+	x.stop = ctxafter.Func(ctx, pc.cancel)
 	x.noReuse = req.Close || headerHasToken(req.Header["Connection"], "close")
 	resp, err := x.run(ctx)
 	if err != nil {
@@ -149,22 +153,6 @@ func (pc *pconn) roundTrip(req *http.Request, host string) (*http.Response, erro
 		return nil, err
 	}
 	return resp, nil
-}
-
-// afterFunc is context.AfterFunc(ctx, f) (nil when ctx never ends),
-// through ctx's own AfterFunc when it has one: internal/h1's request
-// context, and the doors' and internal/relay's contexts that pass it on,
-// run f themselves when they end (it must not block), where
-// context.AfterFunc would make a context, and for a context type it does
-// not know start a goroutine that waits for it, per exchange.
-func afterFunc(ctx context.Context, f func()) (stop func() bool) {
-	if a, ok := ctx.(interface{ AfterFunc(func()) func() bool }); ok {
-		return a.AfterFunc(f)
-	}
-	if ctx.Done() == nil {
-		return nil
-	}
-	return context.AfterFunc(ctx, f)
 }
 
 // finish ends the exchange: the context's deadline stopped, the connection
