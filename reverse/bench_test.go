@@ -410,17 +410,23 @@ func readHit(br *bufio.Reader) (int, error) {
 // origin's and the clients' work too (the same on every run).
 func BenchmarkH1Reverse1MiB(b *testing.B) {
 	const size = 1 << 20
-	origin := benchOrigin(b, size)
+	benchH1Proxied(b, benchOrigin(b, size).URL, true, size, 64<<10)
+}
+
+// benchH1Proxied runs keep-alive clients on loopback, each reading with a
+// buffer of bufSize, that GET size bytes through the door served by
+// internal/h1 from origin, the route with hide_origin or not.
+func benchH1Proxied(b *testing.B, origin string, hide bool, size, bufSize int) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := &h1.Server{Handler: benchHandler(b, origin.URL, nil, true), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	srv := &h1.Server{Handler: benchHandler(b, origin, nil, hide), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 	go srv.Serve(ln)
 	b.Cleanup(func() { srv.Close() })
 	req := []byte("GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: wrk\r\n\r\n")
 	b.ReportAllocs()
-	b.SetBytes(size)
+	b.SetBytes(int64(size))
 	defer reportCPU(b)()
 	b.RunParallel(func(pb *testing.PB) {
 		conn, err := net.Dial("tcp", ln.Addr().String())
@@ -429,7 +435,7 @@ func BenchmarkH1Reverse1MiB(b *testing.B) {
 			return
 		}
 		defer conn.Close()
-		br := bufio.NewReaderSize(conn, 64<<10)
+		br := bufio.NewReaderSize(conn, bufSize)
 		for pb.Next() {
 			if _, err := conn.Write(req); err != nil {
 				b.Error(err)
@@ -507,34 +513,5 @@ func rawOrigin(b *testing.B) string {
 // so allocs/op are the server's per proxied request (h1, door, relay, pool,
 // upstream client); cpu-ns/op counts the origin's and the clients' work too.
 func BenchmarkH1Reverse1KiB(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := &h1.Server{Handler: benchHandler(b, rawOrigin(b), nil, false), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
-	go srv.Serve(ln)
-	b.Cleanup(func() { srv.Close() })
-	req := []byte("GET /small HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-	b.ReportAllocs()
-	b.SetBytes(1024)
-	defer reportCPU(b)()
-	b.RunParallel(func(pb *testing.PB) {
-		conn, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			b.Error(err)
-			return
-		}
-		defer conn.Close()
-		br := bufio.NewReaderSize(conn, 8192)
-		for pb.Next() {
-			if _, err := conn.Write(req); err != nil {
-				b.Error(err)
-				return
-			}
-			if n, err := readHit(br); err != nil || n != 1024 {
-				b.Errorf("%d bytes, %v", n, err)
-				return
-			}
-		}
-	})
+	benchH1Proxied(b, rawOrigin(b), false, 1024, 8192)
 }

@@ -39,13 +39,18 @@ var hopHeaders = [...]string{
 // hop-by-hop fields (fields named by a message's Connection are hop-by-hop
 // too, for that message only).
 func IsHopByHop(name string) bool {
-	for _, h := range hopHeaders {
-		if name == h {
-			return true
-		}
+	switch name {
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authentication-Info",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
 	}
 	return false
 }
+
+// scanBelow is the size of a header under which removeHopByHop looks at
+// each of its fields instead of deleting each hop-by-hop name (a hashed
+// delete each, mostly of names that are not there).
+const scanBelow = 2 * len(hopHeaders)
 
 // RemoveHopByHop removes the hop-by-hop fields from h: Connection and every field
 // named in it, Keep-Alive, Proxy-Connection, Proxy-Authenticate, Proxy-Authentication-Info,
@@ -76,13 +81,27 @@ func removeHopByHop(h http.Header, keepUpgrade bool) {
 	teTrailers := httpguts.HeaderValuesContainsToken(h["Te"], "trailers")
 	for _, v := range h["Connection"] {
 		for name := range strings.SplitSeq(v, ",") {
-			if name = textproto.TrimString(name); name != "" {
+			switch name = textproto.TrimString(name); {
+			case name == "":
+			case strings.EqualFold(name, "close"):
+				delete(h, "Close") // as h.Del, without making the canonical name
+			case strings.EqualFold(name, "keep-alive"):
+				delete(h, "Keep-Alive")
+			default:
 				h.Del(name)
 			}
 		}
 	}
-	for _, name := range hopHeaders {
-		delete(h, name)
+	if len(h) < scanBelow {
+		for k := range h {
+			if IsHopByHop(k) {
+				delete(h, k)
+			}
+		}
+	} else {
+		for _, name := range hopHeaders {
+			delete(h, name)
+		}
 	}
 	if teTrailers {
 		h["Te"] = []string{"trailers"}

@@ -3,6 +3,7 @@ package relay
 import (
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -30,6 +31,28 @@ func TestRemoveHopByHop(t *testing.T) {
 				"Connection": {"X-Secret, close", " x-other ,,"}, "X-Secret": {"1"}, "X-Other": {"2"}, "X-Kept": {"3"},
 			},
 			want: http.Header{"X-Kept": {"3"}},
+		},
+		{
+			name: "connection options close and keep-alive",
+			in:   http.Header{"Connection": {"close, Keep-Alive"}, "Close": {"x"}, "Keep-Alive": {"timeout=5"}, "Accept": {"*/*"}},
+			want: http.Header{"Accept": {"*/*"}},
+		},
+		{
+			name: "a large header",
+			in: func() http.Header {
+				h := http.Header{"Connection": {"X-Secret"}, "X-Secret": {"1"}, "Te": {"trailers"}, "Transfer-Encoding": {"chunked"}, "Proxy-Authorization": {"Basic Zm9vOmJhcg=="}}
+				for i := range 30 {
+					h["X-Field-"+strconv.Itoa(i)] = []string{"v"}
+				}
+				return h
+			}(),
+			want: func() http.Header {
+				h := http.Header{"Te": {"trailers"}}
+				for i := range 30 {
+					h["X-Field-"+strconv.Itoa(i)] = []string{"v"}
+				}
+				return h
+			}(),
 		},
 		{
 			name: "TE trailers survives as trailers only",
@@ -100,4 +123,17 @@ func FuzzRemoveHopByHop(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkRemoveHopByHop: a request's and a response's usual fields, none
+// hop-by-hop but a Connection naming nothing else.
+func BenchmarkRemoveHopByHop(b *testing.B) {
+	req := http.Header{"Accept": {"*/*"}, "User-Agent": {"curl/8"}, "X-Forwarded-For": {"127.0.0.1"}, "Accept-Encoding": {"gzip"}}
+	resp := http.Header{"Content-Type": {"text/plain"}, "Content-Length": {"1024"}, "Date": {"Mon, 07 Dec 2026 14:15:40 GMT"}, "Connection": {"keep-alive"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		RemoveHopByHopKeepUpgrade(req)
+		RemoveHopByHop(resp)
+		resp["Connection"] = []string{"keep-alive"}
+	}
 }
