@@ -62,6 +62,7 @@ type conn struct {
 	peekErr   error
 	peekFn    func(fd uintptr) bool
 	hotFn     func() error // c.goHot, made once
+	wentHot   bool         // goHot ran (waitHot's read may fail before it)
 	spot      park.Spot    // its place in the Server's parker
 	idleUntil time.Time    // while parked: when it closes (zero: never)
 	hijacked  bool
@@ -334,9 +335,15 @@ func (c *conn) waitHot(until time.Time, loose bool) (ok, timedOut bool) {
 		if c.hotFn == nil {
 			c.hotFn = c.goHot
 		}
+		c.wentHot = false
 		c.cr.first = c.hotFn
 		_, err = c.br.Peek(1)
 		c.cr.first = nil
+		if !c.wentHot && c.goHot() != nil {
+			// The read failed before its wait (its deadline had passed
+			// already): the response goes now, the wait ends as it failed.
+			return false, false
+		}
 	} else {
 		if c.goHot() != nil {
 			return false, false
@@ -378,6 +385,7 @@ var errFlush = errors.New("h1: writing the response failed")
 // request. It fails when the write does, or when the server shuts down
 // (c is then closed).
 func (c *conn) goHot() error {
+	c.wentHot = true
 	if !c.flush() {
 		return errFlush
 	}

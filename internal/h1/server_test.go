@@ -273,6 +273,23 @@ func TestRequestBeforeResponse(t *testing.T) {
 	}
 }
 
+// TestIdleTimeoutShorterThanWrite: with an idle timeout that has passed by
+// the time the response is written, the response still goes out, then the
+// connection closes.
+func TestIdleTimeoutShorterThanWrite(t *testing.T) {
+	ts := start(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") },
+		func(s *Server) { s.IdleTimeout = time.Nanosecond })
+	for range 20 {
+		c, br := ts.dial(t)
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		if _, b := readResp(t, br, "GET"); b != "hello" {
+			t.Fatalf("got %q", b)
+		}
+		wantEOF(t, br)
+		c.Close()
+	}
+}
+
 func TestUnreadBody(t *testing.T) {
 	ts := start(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.URL.Path) }, nil)
 	c, br := ts.dial(t)
