@@ -178,6 +178,17 @@ func (l *oneConnListener) Close() error {
 
 func (l *oneConnListener) Addr() net.Addr { return l.c.LocalAddr() }
 
+// inForce is the door of the policy in force: p itself unless a reload
+// replaced it (Options.Current).
+func (p *Proxy) inForce() *Proxy {
+	if p.current != nil {
+		if q := p.current(); q != nil {
+			return q
+		}
+	}
+	return p
+}
+
 // serveInner is the pipeline of a request inside an inspected tunnel,
 // whichever mux it came from: its URL is made absolute (https, the Host or
 // :authority the client named, else the tunnel's), its authority held to the
@@ -185,6 +196,10 @@ func (l *oneConnListener) Addr() net.Addr { return l.c.LocalAddr() }
 // a plain request (serveHTTP), with an access-log entry of its own that
 // starts from the CONNECT's.
 func (p *Proxy) serveInner(w http.ResponseWriter, r *http.Request) {
+	if q := p.inForce(); q != p { // a reload since the tunnel opened: the new policy decides
+		q.serveInner(w, r)
+		return
+	}
 	x := &exchange{inner: true}
 	x.w = respWriter{ResponseWriter: w, bufs: &p.bufs}
 	sess, ok := r.Context().Value(sessionKey{}).(*session)

@@ -19,6 +19,7 @@ import (
 	"github.com/portcullis/portcullis/forward/auth"
 	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/internal/certs"
+	"github.com/portcullis/portcullis/internal/ctxafter"
 	"github.com/portcullis/portcullis/internal/relay"
 	"github.com/portcullis/portcullis/internal/tunnel"
 	"github.com/portcullis/portcullis/rules"
@@ -69,6 +70,11 @@ type Options struct {
 	Parents func(pool string) ParentDialer
 	// Log receives one access-log entry per request or tunnel. Nil: none.
 	Log accesslog.Logger
+	// Current returns the forward door of the policy now in force (the
+	// engine's newest). Requests inside inspected tunnels that an older
+	// policy's door opened are decided by it, as requests on every other kept
+	// connection are. Nil, or a nil result: this door.
+	Current func() *Proxy
 	// Logger receives operational messages. Nil: discarded.
 	Logger *slog.Logger
 	// Tunnels tracks open tunnels across reloads. Nil: a private tracker.
@@ -152,8 +158,9 @@ type Proxy struct {
 	quiet   logThrottle // the "sign-in unavailable" log line
 	lookup  Lookup
 	isSelf  func(netip.AddrPort) bool
-	probe   http.Handler // the probe-resistance site; nil: off
-	secret  string       // the probe-resistance secret host, canonical
+	probe   http.Handler  // the probe-resistance site; nil: off
+	secret  string        // the probe-resistance secret host, canonical
+	current func() *Proxy // the door of the policy in force (Options.Current)
 }
 
 // New builds a forward door from opts. It is cheap (no I/O, no goroutines) so the
@@ -184,6 +191,7 @@ func New(opts Options) (*Proxy, error) {
 		token:     opts.LoopToken,
 		lookup:    opts.Lookup,
 		isSelf:    opts.IsSelf,
+		current:   opts.Current,
 	}
 	for _, port := range cfg.ConnectPorts {
 		p.ports[uint16(port)] = true
@@ -300,6 +308,11 @@ func (c *exchangeCtx) Value(key any) any {
 	}
 	return c.Context.Value(key)
 }
+
+// AfterFunc passes on the request context's AfterFunc (internal/h1's), so
+// that the transport's context.AfterFunc on a plain request registers with
+// it instead of starting a goroutine per request to wait for it.
+func (c *exchangeCtx) AfterFunc(f func()) func() bool { return ctxafter.Pass(c.Context, f) }
 
 func exchangeFrom(ctx context.Context) *exchange {
 	x, _ := ctx.Value(exchangeKey{}).(*exchange)

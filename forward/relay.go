@@ -47,7 +47,7 @@ func (p *Proxy) serveHTTP(x *exchange, r *http.Request) {
 		resp := p.upstreamFailure(x, r, err)
 		p.relayHeaders(x, resp)
 		writeResponse(&x.w, r, resp)
-	case res.Aborted: // relay cut the client connection
+	default: // after the head: relay cut the client connection (Aborted), or the client went away
 		x.entry.Error = err.Error()
 	}
 }

@@ -102,3 +102,55 @@ func TestPlainCutBodyAborts(t *testing.T) {
 		t.Errorf("log entry: status %d, error %q", e.Status, e.Error)
 	}
 }
+
+// afterFuncCtx stands for internal/h1's request context: a context with an
+// AfterFunc of its own, counting the functions registered with it.
+type afterFuncCtx struct {
+	context.Context
+	done chan struct{}
+	fns  []func()
+}
+
+func (c *afterFuncCtx) Done() <-chan struct{} { return c.done }
+
+func (c *afterFuncCtx) AfterFunc(f func()) func() bool {
+	c.fns = append(c.fns, f)
+	return func() bool { return true }
+}
+
+// The transport's context.AfterFunc on a plain request (internal/upstream
+// registers one per exchange, to cut the connection when the client goes
+// away) reaches the request context's own AfterFunc through the door's
+// context and relay's: no goroutine waits for the request per exchange.
+func TestPlainRequestContextAfterFunc(t *testing.T) {
+	var registered int
+	tr := transportFunc(func(r *http.Request) (*http.Response, error) {
+		stop := context.AfterFunc(r.Context(), func() {})
+		defer stop()
+		registered = len(r.Context().Value(afterFuncKey{}).(*afterFuncCtx).fns)
+		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+	})
+	p, err := New(Options{Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodGet, "http://origin.test/page", nil)
+	req.RemoteAddr = "127.0.0.1:40000"
+	parent := &afterFuncCtx{done: make(chan struct{})}
+	parent.Context = context.WithValue(context.Background(), afterFuncKey{}, parent)
+	req = req.WithContext(parent)
+	rec := httptest.NewRecorder()
+	p.ServeHTTP(rec, req)
+	if rec.Code != 200 {
+		t.Fatalf("status %d, want 200", rec.Code)
+	}
+	if registered != 1 {
+		t.Fatalf("%d functions registered with the request context's AfterFunc, want 1 (else a goroutine per request waits for it)", registered)
+	}
+}
+
+type afterFuncKey struct{}
+
+type transportFunc func(*http.Request) (*http.Response, error)
+
+func (f transportFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -37,7 +37,8 @@ func (w *respWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (w *respWriter) WriteHeader(code int) {
 	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.status = code
-		w.flushEach = w.Header().Get("Content-Length") == ""
+		cl := w.Header()["Content-Length"] // Header().Get, without canonicalising the key
+		w.flushEach = len(cl) == 0 || cl[0] == ""
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -84,6 +85,28 @@ func (w *respWriter) ReadFrom(src io.Reader) (int64, error) {
 			return total, rerr
 		}
 	}
+}
+
+// ReadFromConn passes internal/relay's socket-to-socket copy of a large body
+// of known length on to the engine's writer (internal/h1 splices it on plain
+// TCP: the bytes never cross this process's memory), counting them as Write
+// does. ok false (nothing done) when the writer cannot, or for a response
+// flushed after every write (no Content-Length). A failure may be of either
+// socket: relay tells them apart.
+func (w *respWriter) ReadFromConn(prefix []byte, src net.Conn, n int64) (written int64, ok bool, err error) {
+	cw, ok := w.ResponseWriter.(interface {
+		ReadFromConn([]byte, net.Conn, int64) (int64, bool, error)
+	})
+	if !ok {
+		return 0, false, nil
+	}
+	w.wroteHeader()
+	if w.flushEach {
+		return 0, false, nil
+	}
+	written, ok, err = cw.ReadFromConn(prefix, src, n)
+	w.n += written
+	return written, ok, err
 }
 
 // abort cuts the client's connection after the response body failed midway (the

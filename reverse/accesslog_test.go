@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -43,6 +44,30 @@ func TestAccessLogRecordsClientHeaders(t *testing.T) {
 	for i, want := range []string{"HTTP/1.1", "HTTP/1.0"} {
 		if e := log.entries()[i]; e.Proto != want || e.UserAgent != ua || e.Referer != ref {
 			t.Errorf("entry %d: Proto %q, User-Agent %q, Referer %q", i, e.Proto, e.UserAgent, e.Referer)
+		}
+	}
+}
+
+// TestLogURLAsRequestURI: the access log's URL is scheme://host followed by
+// the request URI as net/url writes it (escaped path, query, "?" alone, an
+// opaque target), whether built or reused from the request before, and a
+// URL that differs from the last only in its query is not taken for it.
+func TestLogURLAsRequestURI(t *testing.T) {
+	h := &Handler{}
+	targets := []string{"/cacheable", "/cacheable", "/cacheable?a=1", "/cacheable?a=1", "/cacheable?", "/cacheable",
+		"/caf%C3%A9?x=%20", "/a%2Fb", "/a b", "http://example.test/abs?q", "*", "/cacheable?a=2", "/cacheable?a=1"}
+	for _, target := range targets {
+		u, err := url.ParseRequestURI(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, opaque := range []string{"", "//other.test/x"} {
+			v := *u
+			v.Opaque = opaque
+			want := "https://site.test" + v.RequestURI()
+			if got := h.logURL("https", "site.test", &v); got != want {
+				t.Errorf("%q (opaque %q): %q, want %q", target, opaque, got, want)
+			}
 		}
 	}
 }

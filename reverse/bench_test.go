@@ -12,6 +12,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -252,20 +253,63 @@ func BenchmarkDoorHitHidden(b *testing.B) {
 	benchDoorHit(b, h, c)
 }
 
-func benchDoorHit(b *testing.B, h *Handler, c *cache.Cache) {
+// BenchmarkDoorHitRaw is BenchmarkDoorHitCounted on a writer that takes the
+// header rendered, as internal/h1's does: the binary's hit with its access
+// log off.
+func BenchmarkDoorHitRaw(b *testing.B) {
+	log := accesslog.Multi(admin.NewMetrics(prometheus.NewRegistry()), admin.NewStatus(nil))
+	h, c := hitDoorWith(b, false, log)
+	benchDoorHitOn(b, h, c, true)
+}
+
+// BenchmarkDoorHitRawLogged is BenchmarkDoorHitRaw with the JSON access log
+// on (written to io.Discard), as the engine fans an entry out: the log
+// line's cost per hit.
+func BenchmarkDoorHitRawLogged(b *testing.B) {
+	a, err := accesslog.NewWriter(accesslog.Config{Format: accesslog.FormatJSON}, io.Discard)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { a.Close() })
+	log := accesslog.Multi(a, admin.NewMetrics(prometheus.NewRegistry()), admin.NewStatus(nil))
+	h, c := hitDoorWith(b, false, log)
+	benchDoorHitOn(b, h, c, true)
+}
+
+// rawHitWriter is a hitWriter that takes header fields rendered, as
+// internal/h1's writer does (cache.ServeFresh then copies no header map).
+type rawHitWriter struct {
+	hitWriter
+	raw []byte
+}
+
+func (w *rawHitWriter) SetRawHeader(fields []byte, _ int64, _ bool) bool {
+	w.raw = fields
+	return true
+}
+
+func benchDoorHit(b *testing.B, h *Handler, c *cache.Cache) { benchDoorHitOn(b, h, c, false) }
+
+// benchDoorHitOn runs parallel hits on h, on writers that take the header
+// rendered (raw) or as a map.
+func benchDoorHitOn(b *testing.B, h *Handler, c *cache.Cache, raw bool) {
 	b.ReportAllocs()
 	defer reportCPU(b)()
 	b.RunParallel(func(pb *testing.PB) {
 		req := httptest.NewRequest(http.MethodGet, "http://127.0.0.1/cacheable", nil)
 		req.RemoteAddr = "127.0.0.1:40000"
 		req.Header.Set("User-Agent", "wrk")
-		w := &hitWriter{h: http.Header{}}
+		rw := &rawHitWriter{hitWriter: hitWriter{h: http.Header{}}}
+		var w http.ResponseWriter = &rw.hitWriter
+		if raw {
+			w = rw
+		}
 		for pb.Next() {
-			clear(w.h)
-			w.n = 0
+			clear(rw.h)
+			rw.n, rw.raw = 0, nil
 			h.ServeHTTP(w, req)
-			if w.status != 200 || w.n != 1024 {
-				b.Fatalf("status %d, %d bytes", w.status, w.n)
+			if rw.status != 200 || rw.n != 1024 || raw != (rw.raw != nil) {
+				b.Fatalf("status %d, %d bytes, raw header %v", rw.status, rw.n, rw.raw != nil)
 			}
 		}
 	})
@@ -392,6 +436,102 @@ func BenchmarkH1Reverse1MiB(b *testing.B) {
 				return
 			}
 			if n, err := readHit(br); err != nil || n != size {
+				b.Errorf("%d bytes, %v", n, err)
+				return
+			}
+		}
+	})
+}
+
+// rawOrigin is an origin on loopback that answers every request head with
+// the bench origin's /small (1 KiB, Content-Length, Content-Type, Date)
+// without allocating per request, so that a benchmark's allocs/op are the
+// door's.
+func rawOrigin(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp := []byte("HTTP/1.1 200 OK\r\nContent-Length: 1024\r\nContent-Type: text/plain\r\nDate: Mon, 07 Dec 2026 14:15:40 GMT\r\n\r\n" + string(bytes.Repeat([]byte("x"), 1024)))
+	var conns sync.WaitGroup
+	var mu sync.Mutex
+	var open []net.Conn
+	conns.Add(1)
+	go func() {
+		defer conns.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			open = append(open, c)
+			mu.Unlock()
+			conns.Add(1)
+			go func() {
+				defer conns.Done()
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					for { // the head, up to its empty line (GETs: no body)
+						line, err := br.ReadSlice('\n')
+						if err != nil {
+							return
+						}
+						if len(line) <= 2 {
+							break
+						}
+					}
+					if _, err := c.Write(resp); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	b.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		conns.Wait()
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// BenchmarkH1Reverse1KiB is scenario a in one process: keep-alive clients
+// on loopback GET 1 KiB through the door served by internal/h1 (as the
+// binary serves it, no hide_origin) from an origin that allocates nothing,
+// so allocs/op are the server's per proxied request (h1, door, relay, pool,
+// upstream client); cpu-ns/op counts the origin's and the clients' work too.
+func BenchmarkH1Reverse1KiB(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &h1.Server{Handler: benchHandler(b, rawOrigin(b), nil, false), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	go srv.Serve(ln)
+	b.Cleanup(func() { srv.Close() })
+	req := []byte("GET /small HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+	b.ReportAllocs()
+	b.SetBytes(1024)
+	defer reportCPU(b)()
+	b.RunParallel(func(pb *testing.PB) {
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer conn.Close()
+		br := bufio.NewReaderSize(conn, 8192)
+		for pb.Next() {
+			if _, err := conn.Write(req); err != nil {
+				b.Error(err)
+				return
+			}
+			if n, err := readHit(br); err != nil || n != 1024 {
 				b.Errorf("%d bytes, %v", n, err)
 				return
 			}

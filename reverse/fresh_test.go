@@ -23,8 +23,8 @@ type countingFresh struct {
 	served atomic.Int64
 }
 
-func (c *countingFresh) ServeFresh(w http.ResponseWriter, r *http.Request, scheme string, edit *cache.Edit) (string, bool) {
-	ct, ok := c.fs.ServeFresh(w, r, scheme, edit)
+func (c *countingFresh) ServeFresh(w http.ResponseWriter, r *http.Request, scheme string, edit *cache.Edit, now time.Time) (string, bool) {
+	ct, ok := c.fs.ServeFresh(w, r, scheme, edit, now)
 	if ok {
 		c.served.Add(1)
 	}

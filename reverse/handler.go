@@ -17,11 +17,14 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/ctxafter"
 
 	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/internal/cache"
@@ -117,11 +120,12 @@ type route struct {
 // keep rendered with a stored header) and returns true
 // with the response's Content-Type (w's header map may not hold it: the
 // header may go as rendered bytes), or writes nothing and returns false, and
-// the request is proxied as usual. The door tries it first for requests
-// without a body, after rules and limits; the access log records a request it
-// answered as a hit.
+// the request is proxied as usual. now is when the request arrived (the
+// door's one reading of the clock for it). The door tries it first for
+// requests without a body, after rules and limits; the access log records a
+// request it answered as a hit.
 type FreshServer interface {
-	ServeFresh(w http.ResponseWriter, r *http.Request, scheme string, edit *cache.Edit) (contentType string, ok bool)
+	ServeFresh(w http.ResponseWriter, r *http.Request, scheme string, edit *cache.Edit, now time.Time) (contentType string, ok bool)
 }
 
 // New builds the door's Handler.
@@ -346,6 +350,12 @@ func (ex *exchange) Value(key any) any {
 	return ex.Context.Value(key)
 }
 
+// AfterFunc is context.AfterFunc of the request's context, through that
+// context's own AfterFunc when it has one (internal/h1's; ctxafter.Pass):
+// the upstream client stops its exchange when the request ends without a
+// derived context or a goroutine of context.AfterFunc's per request.
+func (ex *exchange) AfterFunc(f func()) (stop func() bool) { return ctxafter.Pass(ex.Context, f) }
+
 func exchangeFrom(ctx context.Context) *exchange {
 	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
 	return ex
@@ -392,6 +402,14 @@ func (ex *exchange) ReadFromConn(prefix []byte, src net.Conn, n int64) (int64, b
 	}
 	ex.bytes += m
 	return m, true, err
+}
+
+// AdoptHeader passes internal/relay's header handover on to the engine's
+// writer (internal/h1's takes the response's header map as its own);
+// false (nothing done) when the writer cannot.
+func (ex *exchange) AdoptHeader(h http.Header) bool {
+	a, ok := ex.ResponseWriter.(interface{ AdoptHeader(http.Header) bool })
+	return ok && a.AdoptHeader(h)
 }
 
 // Unwrap lets http.ResponseController reach Flush, Hijack and deadlines.
@@ -528,7 +546,7 @@ func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time) {
 	// The cache declines requests with a body (as its RoundTrip would bypass
 	// them); an HTTP/2 GET has a Body even when it has no bytes.
 	if rt.fresh != nil && up == rt.upstream {
-		if ex.ctype, ex.fresh = rt.fresh.ServeFresh(ex, r, ex.scheme, rt.edit); ex.fresh {
+		if ex.ctype, ex.fresh = rt.fresh.ServeFresh(ex, r, ex.scheme, rt.edit, start); ex.fresh {
 			if ex.werr != nil {
 				ex.err = ex.werr
 			}
@@ -745,7 +763,7 @@ func (h *Handler) logEntry(ex *exchange, r *http.Request, v *rules.Verdict, star
 	e := &ex.entry // loggers do not keep it: no allocation per request
 	*e = accesslog.Entry{
 		Time: start, Door: "reverse", Client: ex.client, Method: r.Method,
-		URL:    h.logURL(ex.scheme, r.Host, r.URL.RequestURI()),
+		URL:    h.logURL(ex.scheme, r.Host, r.URL),
 		Action: v.Action.String(), Rule: v.Rule, Category: v.Category,
 		Status: ex.status, BytesOut: ex.bytes, Duration: time.Since(start),
 		Upstream: ex.info.Member,
@@ -781,21 +799,46 @@ func firstValue(vs []string) string {
 	return vs[0]
 }
 
-// logURL returns scheme://host+uri for the access log. A busy door sees the
-// same URL again and again (a hot cached object): the last one built is
-// reused while it matches, which saves its allocation.
-func (h *Handler) logURL(scheme, host, uri string) string {
-	if p := h.lastURL.Load(); p != nil {
-		last := *p
-		if len(last) == len(scheme)+3+len(host)+len(uri) && strings.HasPrefix(last, scheme) &&
-			last[len(scheme):len(scheme)+3] == "://" && last[len(scheme)+3:len(scheme)+3+len(host)] == host &&
-			last[len(scheme)+3+len(host):] == uri {
-			return last
+// logURL returns scheme://host followed by u's request URI (as
+// u.RequestURI gives it) for the access log. A busy door sees the same URL
+// again and again (a hot cached object): the last one built is reused while
+// it matches, which saves its allocation, and the path is compared in
+// pieces, without building the request URI.
+func (h *Handler) logURL(scheme, host string, u *url.URL) string {
+	var path string
+	query, hasQuery := u.RawQuery, u.ForceQuery || u.RawQuery != ""
+	if u.Opaque == "" {
+		if path = u.EscapedPath(); path == "" {
+			path = "/"
+		}
+	} else {
+		path, query, hasQuery = u.RequestURI(), "", false // rare: net/url's form, query included
+	}
+	if p := h.lastURL.Load(); p != nil && isURL(*p, scheme, host, path, hasQuery, query) {
+		return *p
+	}
+	s := scheme + "://" + host + path
+	if hasQuery {
+		s += "?" + query
+	}
+	h.lastURL.Store(&s)
+	return s
+}
+
+// isURL reports whether s is scheme://host+path, followed by "?"+query when
+// hasQuery.
+func isURL(s, scheme, host, path string, hasQuery bool, query string) bool {
+	for _, part := range [...]string{scheme, "://", host, path} {
+		var ok bool
+		if s, ok = strings.CutPrefix(s, part); !ok {
+			return false
 		}
 	}
-	u := scheme + "://" + host + uri
-	h.lastURL.Store(&u)
-	return u
+	if !hasQuery {
+		return s == ""
+	}
+	rest, ok := strings.CutPrefix(s, "?")
+	return ok && rest == query
 }
 
 // splitHost is splitHost, remembering the last answer: a door's requests

@@ -30,7 +30,7 @@ func appendLine(b []byte, f Format, e *Entry, stripQuery bool) []byte {
 // Field names are part of the log's interface: don't rename them.
 func appendJSON(b []byte, e *Entry, stripQuery bool) []byte {
 	b = append(b, `{"time":"`...)
-	b = e.Time.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+	b = appendJSONTime(b, e.Time)
 	b = append(b, `","door":`...)
 	b = appendJSONString(b, e.Door)
 	b = append(b, `,"client":"`...)
@@ -431,3 +431,40 @@ func hostOf(u string) string {
 // or dns://NAME/… for a DNS query in the combined and squid formats) without scheme,
 // userinfo, port or brackets: the host the status page and reports group by.
 func HostOf(u string) string { return hostOf(u) }
+
+// jsonTimeLayout is the JSON format's time, always in UTC.
+const jsonTimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// appendJSONTime appends t in UTC as AppendFormat writes jsonTimeLayout
+// ("2006-01-02T15:04:05.000Z"), digit by digit: the layout is not parsed
+// again for every line. Years outside 0-9999 go through AppendFormat.
+func appendJSONTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, jsonTimeLayout)
+	}
+	hour, minute, sec := t.Clock()
+	ms := t.Nanosecond() / int(time.Millisecond)
+	b = append2(b, year/100)
+	b = append2(b, year%100)
+	b = append(b, '-')
+	b = append2(b, int(month))
+	b = append(b, '-')
+	b = append2(b, day)
+	b = append(b, 'T')
+	b = append2(b, hour)
+	b = append(b, ':')
+	b = append2(b, minute)
+	b = append(b, ':')
+	b = append2(b, sec)
+	b = append(b, '.')
+	b = append2(b, ms/10)
+	b = append(b, byte('0'+ms%10), 'Z')
+	return b
+}
+
+// append2 appends v (0 <= v < 100) in two decimal digits.
+func append2(b []byte, v int) []byte {
+	return append(b, byte('0'+v/10), byte('0'+v%10))
+}

@@ -2,6 +2,7 @@ package accesslog
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"net/netip"
 	"regexp"
 	"strconv"
@@ -241,6 +242,28 @@ func TestHostOf(t *testing.T) {
 	} {
 		if got := hostOf(in); got != want {
 			t.Errorf("hostOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestJSONTimeAsAppendFormat: the JSON line's time is what AppendFormat
+// writes for its layout in UTC, for times across the years (zones,
+// milliseconds, the zero time, years beyond four digits).
+func TestJSONTimeAsAppendFormat(t *testing.T) {
+	east := time.FixedZone("east", 5*3600+30*60)
+	times := []time.Time{
+		{}, time.Unix(0, 0), time.Unix(0, 999_999_999), time.Date(2026, 12, 7, 23, 59, 59, 999_500_000, east),
+		time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC), time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 6, 1, 0, 0, 0, 0, time.UTC), time.Date(99, 1, 2, 3, 4, 5, 6_000_000, time.UTC),
+		time.Now(), time.Now().In(east),
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 1000 {
+		times = append(times, time.Unix(r.Int64N(300_000_000_000)-62_000_000_000, r.Int64N(1e9)))
+	}
+	for _, tm := range times {
+		if got, want := string(appendJSONTime(nil, tm)), tm.UTC().Format(jsonTimeLayout); got != want {
+			t.Errorf("%v: %q, want %q", tm, got, want)
 		}
 	}
 }

@@ -46,7 +46,8 @@ const (
 // entry since start by door, protocol and TLS, in a fixed array (doorCounts). Safe
 // for concurrent use.
 type Status struct {
-	now func() time.Time
+	now   func() time.Time
+	given bool // now was given to NewStatus (a test's clock): entries count at its readings
 
 	mu         sync.Mutex
 	ring       [ringSeconds]second
@@ -74,12 +75,17 @@ type second struct {
 var _ accesslog.Logger = (*Status)(nil)
 
 // NewStatus returns empty counters; now is the clock (time.Now when nil).
+// Without one, an entry counts at the time it carries (Time + Duration, when
+// it finished: the door read the clock for it already); with one (tests),
+// at now's reading when it is logged.
 func NewStatus(now func() time.Time) *Status {
-	if now == nil {
+	given := now != nil
+	if !given {
 		now = time.Now
 	}
 	return &Status{
 		now:        now,
+		given:      given,
 		domains:    newWindow[string](slotSeconds, slots, maxTopKeys),
 		categories: newWindow[string](slotSeconds, slots, maxTopKeys),
 		answers:    newWindow[string](slotSeconds, slots, maxTopKeys),
@@ -92,10 +98,15 @@ func NewStatus(now func() time.Time) *Status {
 	}
 }
 
-// Log implements accesslog.Logger. Entries count in the second they are logged (when they
-// finished), not when they arrived.
+// Log implements accesslog.Logger. Entries count in the second they finished (when they
+// are logged), not when they arrived.
 func (s *Status) Log(e *accesslog.Entry) {
-	t := s.now()
+	var t time.Time
+	if s.given || e.Time.IsZero() {
+		t = s.now()
+	} else {
+		t = e.Time.Add(e.Duration)
+	}
 	sec := t.Unix()
 	blocked := e.Action == "block"
 	tunnel := e.Method == "CONNECT" && !blocked

@@ -330,3 +330,17 @@ func TestStatusTopForHourAndDay(t *testing.T) {
 		t.Errorf("day blocks by user: %v", b)
 	}
 }
+
+// TestStatusCountsAtEntryTime: without a clock of its own, Status counts an
+// entry in the second it finished by its own Time and Duration (the door read
+// the clock for it), not by reading the clock again.
+func TestStatusCountsAtEntryTime(t *testing.T) {
+	s := NewStatus(nil)
+	e := entry("reverse", "GET", "http://a.example/", "allow", 200, nil)
+	e.Time = time.Now().Add(-20 * time.Minute)  // arrived before the 10-minute window…
+	e.Duration = 20*time.Minute - 3*time.Second // …finished 3 s ago: inside it, not in the current second
+	s.Log(e)
+	if r := s.Report(); r.Requests != 1 {
+		t.Errorf("requests %d over the last 10 minutes, want the entry that finished 3 s ago", r.Requests)
+	}
+}

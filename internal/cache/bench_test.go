@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // BenchmarkHit measures the RoundTripper's fresh-hit path: lookup, freshness,
@@ -113,7 +114,7 @@ func BenchmarkServeFresh(b *testing.B) {
 	body := strings.Repeat("x", 1024)
 	_, rt, req := warmHit(b, body)
 	fs := rt.(interface {
-		ServeFresh(http.ResponseWriter, *http.Request, string, *Edit) (string, bool)
+		ServeFresh(http.ResponseWriter, *http.Request, string, *Edit, time.Time) (string, bool)
 	})
 	in := httptest.NewRequest("GET", "/static/app.css", nil)
 	in.Host = req.URL.Host
@@ -124,7 +125,7 @@ func BenchmarkServeFresh(b *testing.B) {
 		w := &discardWriter{h: http.Header{}}
 		for pb.Next() {
 			clear(w.h)
-			if _, ok := fs.ServeFresh(w, in, "http", nil); !ok || w.status != 200 {
+			if _, ok := fs.ServeFresh(w, in, "http", nil, time.Time{}); !ok || w.status != 200 {
 				b.Fatal("not served from the cache")
 			}
 		}

@@ -16,6 +16,7 @@ type Cache struct {
 	cfg    Config
 	log    *slog.Logger
 	now    func() time.Time
+	fake   bool // now came from WithClock: it wins over a caller's reading (at)
 	down   []error
 	store  *store
 	flight flights
@@ -47,7 +48,17 @@ func WithDownError(err error) Option {
 
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option {
-	return func(c *Cache) { c.now = now }
+	return func(c *Cache) { c.now, c.fake = now, true }
+}
+
+// at is the time of a request the caller read the clock for (t): t itself,
+// which saves reading the clock again, unless t is zero or the Cache was
+// built WithClock (whose clock stands for every reading).
+func (c *Cache) at(t time.Time) time.Time {
+	if c.fake || t.IsZero() {
+		return c.now()
+	}
+	return t
 }
 
 // New builds a Cache from cfg (zero fields take their defaults). The logger may be

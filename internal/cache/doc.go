@@ -50,7 +50,7 @@
 // Single byte ranges are answered from stored full responses.
 //
 // Fresh hits at a server: the RoundTripper from WrapPolicy also has
-// ServeFresh(w, r, scheme, edit), which a reverse door calls before proxying. It
+// ServeFresh(w, r, scheme, edit, now), which a reverse door calls before proxying. It
 // writes a fresh hit (or the 304 to a client's conditional request) straight to
 // the ResponseWriter, byte for byte what the RoundTrip path would have produced,
 // without allocating; anything else (miss, validation, stale, range, a request a

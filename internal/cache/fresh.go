@@ -28,7 +28,10 @@ import (
 // cache looks at (hop-by-hop fields named in Connection, a Vary or key header
 // that a proxy rewrites, such as X-Forwarded-For, a query httputil re-encodes),
 // ranges and every request
-// the RoundTrip path would not answer from a fresh entry. edit, if not nil,
+// the RoundTrip path would not answer from a fresh entry. now is when the
+// request arrived, as the caller read the clock for it (a door reads it once
+// per request): the entry's age is taken at that time (a Cache built
+// WithClock reads its own clock instead, as does a zero now). edit, if not nil,
 // changes the response header just before it is written (origin hiding). The
 // stored header's value slices are shared with w's header: callers must replace
 // values, never modify them in place.
@@ -39,9 +42,9 @@ import (
 // copied into w's header map, which then holds neither Cache-Status nor
 // Content-Type. So ServeFresh returns the stored Content-Type for the access
 // log; a request it answered is a hit there.
-func (t *transport) ServeFresh(w http.ResponseWriter, r *http.Request, scheme string, edit *Edit) (contentType string, ok bool) {
+func (t *transport) ServeFresh(w http.ResponseWriter, r *http.Request, scheme string, edit *Edit, now time.Time) (contentType string, ok bool) {
 	var x exchange
-	e, age, life := t.lookupFresh(&x, r, scheme)
+	e, age, life := t.lookupFresh(&x, r, scheme, now)
 	if e == nil {
 		return "", false
 	}
@@ -117,8 +120,9 @@ func rawHeaderOf(w http.ResponseWriter) rawHeaderWriter {
 }
 
 // lookupFresh returns the stored entry ServeFresh would answer r with, with
-// its current age and freshness lifetime, or nil. It fills x for the answer.
-func (t *transport) lookupFresh(x *exchange, r *http.Request, scheme string) (e *entry, age, life time.Duration) {
+// its age at now (see ServeFresh) and freshness lifetime, or nil. It fills x
+// for the answer.
+func (t *transport) lookupFresh(x *exchange, r *http.Request, scheme string, now time.Time) (e *entry, age, life time.Duration) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return nil, 0, 0
 	}
@@ -148,7 +152,7 @@ func (t *transport) lookupFresh(x *exchange, r *http.Request, scheme string) (e 
 	if e == nil || !x.authorized(e) {
 		return nil, 0, 0
 	}
-	age, life = x.freshness(e)
+	age, life = x.freshnessAt(e, t.c.at(now))
 	if !x.usable(e, age, life) {
 		return nil, 0, 0
 	}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
+	"time"
 )
 
 // rawWriter is a ResponseWriter that takes rendered header fields, as
@@ -30,7 +32,7 @@ func TestServeFreshEditRendered(t *testing.T) {
 		h.Set("X-Powered-By", "php")
 	}, "body")
 	fs := rt.(interface {
-		ServeFresh(http.ResponseWriter, *http.Request, string, *Edit) (string, bool)
+		ServeFresh(http.ResponseWriter, *http.Request, string, *Edit, time.Time) (string, bool)
 	})
 	in := httptest.NewRequest("GET", "/app.css", nil)
 	in.Host = req.URL.Host
@@ -39,7 +41,7 @@ func TestServeFreshEditRendered(t *testing.T) {
 
 	for range 2 { // rendered, then reused
 		raw := &rawWriter{discardWriter: discardWriter{h: http.Header{}}}
-		if ct, ok := fs.ServeFresh(raw, in, "http", edit); !ok || ct != "text/css" || raw.status != 200 || raw.n != 4 {
+		if ct, ok := fs.ServeFresh(raw, in, "http", edit, time.Time{}); !ok || ct != "text/css" || raw.status != 200 || raw.n != 4 {
 			t.Fatalf("edited hit: ok %v, type %q, status %d, %d bytes", ok, ct, raw.status, raw.n)
 		}
 		if raw.fields == nil || len(raw.h) != 0 {
@@ -50,7 +52,7 @@ func TestServeFreshEditRendered(t *testing.T) {
 			t.Errorf("edited hit's fields:\n%s", raw.fields)
 		}
 		mapped := &discardWriter{h: http.Header{}}
-		if _, ok := fs.ServeFresh(mapped, in, "http", edit); !ok {
+		if _, ok := fs.ServeFresh(mapped, in, "http", edit, time.Time{}); !ok {
 			t.Fatal("edited hit declined")
 		}
 		if want := renderFields(mapped.h, nil); !bytes.Equal(raw.fields, want) {
@@ -58,8 +60,42 @@ func TestServeFreshEditRendered(t *testing.T) {
 		}
 	}
 	plain := &rawWriter{discardWriter: discardWriter{h: http.Header{}}}
-	if _, ok := fs.ServeFresh(plain, in, "http", nil); !ok || !bytes.Contains(plain.fields, []byte("\r\nServer: origin-httpd\r\n")) ||
+	if _, ok := fs.ServeFresh(plain, in, "http", nil, time.Time{}); !ok || !bytes.Contains(plain.fields, []byte("\r\nServer: origin-httpd\r\n")) ||
 		!bytes.Contains(plain.fields, []byte("X-Powered-By: php\r\n")) {
 		t.Errorf("hit without the edit: ok %v, fields:\n%s", ok, plain.fields)
+	}
+}
+
+// TestServeFreshAgeAtCallersTime: ServeFresh takes the entry's age at the
+// time the caller read for the request (the door reads the clock once per
+// request), and at its own clock's reading when given none.
+func TestServeFreshAgeAtCallersTime(t *testing.T) {
+	_, rt, req := warmWith(t, "/at.txt", func(h http.Header) {
+		h.Set("Cache-Control", "public, max-age=3600")
+	}, "body")
+	fs := rt.(interface {
+		ServeFresh(http.ResponseWriter, *http.Request, string, *Edit, time.Time) (string, bool)
+	})
+	in := httptest.NewRequest("GET", "/at.txt", nil)
+	in.Host = req.URL.Host
+	in.Header = req.Header
+	age := func(now time.Time) int {
+		w := &discardWriter{h: http.Header{}}
+		if _, ok := fs.ServeFresh(w, in, "http", nil, now); !ok {
+			t.Fatal("fresh hit declined")
+		}
+		a, err := strconv.Atoi(w.h.Get("Age"))
+		if err != nil {
+			t.Fatalf("Age %q: %v", w.h.Get("Age"), err)
+		}
+		return a
+	}
+	// Ages are whole seconds: the two readings may straddle one boundary.
+	later, own := age(time.Now().Add(90*time.Second)), age(time.Time{})
+	if d := later - own; d < 89 || d > 91 {
+		t.Errorf("Age %d at the caller's time 90 s on, %d at the cache's clock", later, own)
+	}
+	if _, ok := fs.ServeFresh(&discardWriter{h: http.Header{}}, in, "http", nil, time.Now().Add(2*time.Hour)); ok {
+		t.Error("a hit at a time the entry is stale was served fresh")
 	}
 }

@@ -223,7 +223,12 @@ func (x *exchange) authorized(e *entry) bool {
 // freshness returns e's current age and its freshness lifetime under the
 // policy's max_ttl.
 func (x *exchange) freshness(e *entry) (age, life time.Duration) {
-	return e.currentAge(x.c.now()), e.lifetime(x.cp.p.MaxTTL)
+	return x.freshnessAt(e, x.c.now())
+}
+
+// freshnessAt is freshness at the time now.
+func (x *exchange) freshnessAt(e *entry, now time.Time) (age, life time.Duration) {
+	return e.currentAge(now), e.lifetime(x.cp.p.MaxTTL)
 }
 
 // pick returns the newest stored variant that may answer the request.

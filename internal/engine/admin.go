@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/portcullis/portcullis/forward"
 
@@ -37,7 +38,13 @@ type observability struct {
 func newObservability(e *Engine) *observability {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	o := &observability{registry: reg, metrics: admin.NewMetrics(reg), status: admin.NewStatus(e.opts.Now), stdout: e.opts.AccessLog}
+	// The status counters take an entry's own time (the door read the clock
+	// for it) unless a test gave the engine its clock.
+	var statusClock func() time.Time
+	if e.clockGiven {
+		statusClock = e.opts.Now
+	}
+	o := &observability{registry: reg, metrics: admin.NewMetrics(reg), status: admin.NewStatus(statusClock), stdout: e.opts.AccessLog}
 	o.fanout = accesslog.Multi(accessLogSwitch{o}, o.metrics, o.status)
 	return o
 }

@@ -58,8 +58,9 @@ type Options struct {
 
 // Engine runs one policy at a time on its listeners.
 type Engine struct {
-	opts Options
-	log  *slog.Logger
+	opts       Options
+	clockGiven bool // Options.Now came from the caller (tests), not time.Now
+	log        *slog.Logger
 
 	cur    atomic.Pointer[state]
 	shared *shared
@@ -78,7 +79,8 @@ func New(opts Options) (*Engine, error) {
 	if opts.Logger == nil {
 		return nil, errors.New("engine: Options.Logger is required")
 	}
-	if opts.Now == nil {
+	clockGiven := opts.Now != nil
+	if !clockGiven {
 		opts.Now = time.Now
 	}
 	if opts.DrainTimeout == 0 {
@@ -87,7 +89,7 @@ func New(opts Options) (*Engine, error) {
 	if opts.WatchInterval == 0 {
 		opts.WatchInterval = 2 * time.Second
 	}
-	e := &Engine{opts: opts, log: opts.Logger, listeners: map[listenKey]*listener{}}
+	e := &Engine{opts: opts, clockGiven: clockGiven, log: opts.Logger, listeners: map[listenKey]*listener{}}
 	e.shared = newShared(e)
 	// The current shared cache's counters on /metrics (zeros while there is none).
 	_ = e.shared.obs.metrics.RegisterCache(func() admin.CacheStatus {

@@ -82,6 +82,7 @@ func (e *Engine) buildForward(st *state) error {
 		},
 		IsSelf:    e.shared.self.Contains,
 		ProbeSite: site,
+		Current:   e.forwardInForce,
 	})
 	if err != nil {
 		return err
@@ -363,4 +364,15 @@ func forwardPhrases(st *state, cfg *forward.Config) (*phrase.Matcher, error) {
 		return nil, fmt.Errorf("forward.phrase: %w", err)
 	}
 	return m, nil
+}
+
+// forwardInForce is the forward door of the policy now serving, nil when it
+// has none: inspected tunnels opened under an earlier policy hand it their
+// requests (forward.Options.Current).
+func (e *Engine) forwardInForce() *forward.Proxy {
+	if st := e.cur.Load(); st != nil {
+		p, _ := st.forward.(*forward.Proxy)
+		return p
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -86,4 +88,84 @@ rules:
 
 func pemCert(c *x509.Certificate) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+}
+
+// TestReloadReachesInspectedTunnels: a request inside an inspected tunnel that
+// was opened before a reload is decided by the new policy, as on every other
+// kept connection. A school that blocks a path and reloads must not leave it
+// open to the browsers that already hold a tunnel (HTTP/1.1 and HTTP/2 inside).
+// The second request of each client goes over the same tunnel (checked), so
+// the test fails where the tunnel kept the door it was opened by.
+func TestReloadReachesInspectedTunnels(t *testing.T) {
+	origin := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "origin page "+r.URL.Path)
+	}))
+	defer origin.Close()
+	dir := t.TempDir()
+	certPath, keyPath := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key")
+	ca, err := certs.CreateCA(certPath, keyPath, certs.InspectionCAName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(dir, "origin.pem")
+	if err := os.WriteFile(bundle, pemCert(origin.Certificate()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	policy := func(extraRule string) string {
+		return fmt.Sprintf(`
+forward:
+  listen: ["127.0.0.1:0"]
+  connect_ports: [%d]
+  ca_cert: %s
+  ca_key: %s
+  upstream_ca_file: %s
+resolver: {egress: {allow: ["127.0.0.0/8"]}}
+rules:
+%s  - {name: look-inside, host: [127.0.0.1], action: inspect}
+`, origin.Listener.Addr().(*net.TCPAddr).Port, certPath, keyPath, bundle, extraRule)
+	}
+	e := runEngine(t, policy(""))
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Certificate())
+	proxyURL := &url.URL{Scheme: "http", Host: e.Addrs()["forward"][0].String()}
+	clients := map[string]*http.Client{
+		"HTTP/1.1": {Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL), TLSClientConfig: &tls.Config{RootCAs: roots}}},
+		"HTTP/2.0": {Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL), TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}},
+	}
+	for _, c := range clients {
+		defer c.CloseIdleConnections()
+	}
+	get := func(name string) (code int, body, proto string, reused bool) {
+		t.Helper()
+		trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", origin.URL+"/watch", nil)
+		req.Header.Set("Accept", "text/html")
+		resp, err := clients[name].Do(req)
+		if err != nil {
+			t.Fatalf("%s GET /watch: %v", name, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), resp.Proto, reused
+	}
+	for name := range clients {
+		if code, body, proto, _ := get(name); code != 200 || body != "origin page /watch" || proto != name {
+			t.Fatalf("%s before the reload: %d %s %q", name, code, proto, body)
+		}
+	}
+	if err := os.WriteFile(e.opts.PolicyPath, []byte(policy("  - {name: no-watching, host: [127.0.0.1], path: [\"/watch\"], action: block, reason: not in class}\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	for name := range clients {
+		code, body, proto, reused := get(name)
+		if !reused || proto != name {
+			t.Fatalf("%s after the reload: a new tunnel (reused %v, %s): the test needs the old one", name, reused, proto)
+		}
+		if code != http.StatusForbidden || !strings.Contains(body, "no-watching") {
+			t.Errorf("%s after the reload, in the tunnel opened before it: %d %q, want the block page of no-watching", name, code, body)
+		}
+	}
 }

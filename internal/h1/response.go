@@ -62,6 +62,19 @@ func (w *response) Header() http.Header {
 	return w.header
 }
 
+// AdoptHeader makes h the response's header map, in place of the one
+// Header would make, and reports whether it did: only while Header was
+// never called (nor WriteHeader, SetRawHeader). It is for a proxy relaying
+// a response whose header map it owns (internal/relay): no map is made and
+// filled with a copy. The engine may change h as it changes Header()'s.
+func (w *response) AdoptHeader(h http.Header) bool {
+	if h == nil || w.header != nil || w.wroteHeader || w.c.hijacked || w.raw != nil {
+		return false
+	}
+	w.header = h
+	return true
+}
+
 // WriteHeader implements http.ResponseWriter. A 1xx code other than 101 is
 // written at once, with the header as it is, as net/http does.
 func (w *response) WriteHeader(code int) {

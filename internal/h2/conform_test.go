@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -726,5 +727,50 @@ func TestContextEndDrains(t *testing.T) {
 	c.wantClosed()
 	if v := handlerCtxErr.Load(); v != "<nil>" {
 		t.Errorf("the handler's context ended during the drain: %v", v)
+	}
+}
+
+// A connection that ends cancels the context of every handler still
+// running, whatever it waits on: its context, its request body, or send
+// window for its answer.
+func TestConnectionEndCancelsHandlers(t *testing.T) {
+	var started sync.WaitGroup
+	started.Add(3)
+	ended := make(chan string, 3)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started.Done()
+		switch r.URL.Path {
+		case "/wait":
+		case "/body":
+			_, _ = io.ReadAll(r.Body)
+		case "/write":
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			_, _ = w.Write(bytes.Repeat([]byte("w"), 100000))
+		}
+		select {
+		case <-r.Context().Done():
+			ended <- r.URL.Path
+		case <-time.After(20 * time.Second):
+			ended <- r.URL.Path + ": context not cancelled"
+		}
+	})
+	c := dialRaw(t, &Server{Handler: h}, setting(http2.SettingInitialWindowSize, 0))
+	c.get(1, "/wait")
+	c.headers(3, false, ":method", "POST", ":scheme", "https", ":authority", "h2.test", ":path", "/body")
+	c.get(5, "/write")
+	started.Wait()
+	c.want(http2.FrameHeaders) // /write's, flushed: its handler waits for window
+	c.nc.Close()
+	deadline := time.After(30 * time.Second)
+	for range 3 {
+		select {
+		case got := <-ended:
+			if strings.Contains(got, "not") {
+				t.Error(got)
+			}
+		case <-deadline:
+			t.Fatal("a handler still runs 30 s after its connection ended")
+		}
 	}
 }

@@ -32,8 +32,7 @@ type conn struct {
 	hdec       *hpack.Decoder
 	tlsState   *tls.ConnectionState
 	remoteAddr string
-	ctx        context.Context
-	cancel     context.CancelFunc
+	ctx        context.Context // streams' contexts' parent: never cancelled
 	handlers   sync.WaitGroup
 
 	// header block being read (read loop only)
@@ -106,8 +105,13 @@ func (e connError) Error() string {
 }
 
 func (c *conn) serve(ctx context.Context) error {
-	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	defer c.cancel()
+	// Streams' contexts are children of ctx's values without its
+	// cancellation, and not of a cancellable context of the connection: a
+	// stream's WithCancel then registers with no parent (no map insert and
+	// delete under a lock that all the connection's streams share). Every
+	// stream whose handler still runs is in c.streams or was ended already,
+	// and failStreamsLocked cancels the former when the connection ends.
+	c.ctx = context.WithoutCancel(ctx)
 	stop := context.AfterFunc(ctx, c.drain)
 	defer stop()
 	wdone := make(chan struct{})
@@ -154,7 +158,6 @@ func (c *conn) serve(ctx context.Context) error {
 	c.mu.Unlock()
 	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	<-wdone
-	c.cancel()
 	c.nc.Close()
 	c.handlers.Wait()
 	if finished || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
@@ -804,10 +807,10 @@ func (c *conn) headersDoneLocked() (*stream, error) {
 		c.resetLocked(id, http2.ErrCodeProtocol)
 		return nil, nil
 	}
-	c.streams[id] = s
-	if c.idle != nil {
-		c.idle.Stop()
+	if c.idle != nil && len(c.streams) == 0 {
+		c.idle.Stop() // armed only while the connection has no stream
 	}
+	c.streams[id] = s
 	c.running++
 	c.handlers.Add(1)
 	return s, nil

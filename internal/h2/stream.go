@@ -27,7 +27,8 @@ type stream struct {
 	req    *http.Request
 	cancel context.CancelFunc
 
-	// guarded by c.mu
+	// guarded by c.mu (the flags and generations are packed together so
+	// that a stream stays in the 768-byte size class)
 	sendWin    int64
 	recvWin    int64
 	recvAck    int64
@@ -36,15 +37,15 @@ type stream struct {
 	body       []byte
 	off        int
 	bodyErr    error // io.EOF once the body is complete
-	bodyClosed bool
 	bodyCond   sync.Cond
+	ended      error  // the stream was ended by a reset or the connection
+	readGen    uint32 // deadlines set (a timer of an older one does nothing)
+	writeGen   uint32
+	bodyClosed bool
 	remoteDone bool // END_STREAM received
 	answered   bool // END_STREAM sent (or the handler gave up)
 	// answeredAtOnce: ServeImmediate answered; a worker only sends it.
 	answeredAtOnce bool
-	ended          error // the stream was ended by a reset or the connection
-	readGen        int   // deadlines set (a timer of an older one does nothing)
-	writeGen       int
 	readLate       bool // the read deadline passed
 	timers         [2]*time.Timer
 
@@ -361,7 +362,7 @@ func (w *responseWriter) SetWriteDeadline(t time.Time) error {
 
 // deadline arms timer i to run fire (under c.mu) at t, unless another
 // deadline was set since (gen).
-func (s *stream) deadline(i int, t time.Time, gen int, fire func()) {
+func (s *stream) deadline(i int, t time.Time, gen uint32, fire func()) {
 	if s.timers[i] != nil {
 		s.timers[i].Stop()
 		s.timers[i] = nil
@@ -438,7 +439,7 @@ func (w *responseWriter) sendLocked(p []byte, end bool) error {
 		w.sentHeader = true
 		noBody := end && len(buffered) == 0 && len(p) == 0 && !trailers
 		c.hbuf.Reset()
-		w.encodeHeader(end, buffered)
+		w.encodeHeader(end, trailers, buffered)
 		c.headersLocked(s.id, noBody)
 		if noBody {
 			return nil
@@ -588,8 +589,9 @@ func hopField(lower string) bool {
 }
 
 // encodeHeader encodes the response header into c.hbuf; done tells that
-// the handler has finished and body is the whole body.
-func (w *responseWriter) encodeHeader(done bool, body []byte) {
+// the handler has finished and body is the whole body, trailers that
+// trailers follow it (hasTrailers, known when done).
+func (w *responseWriter) encodeHeader(done, trailers bool, body []byte) {
 	c := w.s.c
 	c.status(w.status)
 	declared := w.declaredTrailers()
@@ -637,7 +639,7 @@ func (w *responseWriter) encodeHeader(done bool, body []byte) {
 	if !hasCT && w.bodyAllowed() && len(body) > 0 {
 		c.field("content-type", http.DetectContentType(body))
 	}
-	if done && !hasCL && w.bodyAllowed() && (len(body) > 0 || w.s.req.Method != http.MethodHead) && !w.hasTrailers() {
+	if done && !hasCL && w.bodyAllowed() && (len(body) > 0 || w.s.req.Method != http.MethodHead) && !trailers {
 		var b [20]byte
 		c.contentLength(strconv.AppendInt(b[:0], int64(len(body)), 10))
 	}

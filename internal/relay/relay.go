@@ -28,6 +28,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/ctxafter"
 )
 
 // Options are a door's settings for Serve; a door keeps one per upstream
@@ -112,16 +114,57 @@ func Prepare(r *http.Request, upgrade bool) {
 	}
 }
 
-// call is one Serve's state: the trace hooks and the counters the
-// transport's goroutines may update.
+// call is one Serve's state: the trace hooks, the counters the transport's
+// goroutines may update, and the request sent upstream. It is also that
+// request's context (one allocation for all of it): the caller's context
+// with the trace hooks (httptrace.ContextClientTrace finds them, as it
+// would in httptrace.WithClientTrace's context) and the caller's AfterFunc
+// passed on (see AfterFunc).
 type call struct {
+	context.Context // the caller's (with the hooks composed, when it had a trace of its own)
+
 	w        http.ResponseWriter
 	trace    httptrace.ClientTrace
+	ownTrace bool // Value answers the trace key itself
 	upstream atomic.Pointer[net.Addr]
 	body     countingBody
 	mu       sync.Mutex // guards w against a 1xx arriving late
 	done     bool       // the final response started: no more 1xx
+	out      http.Request
+	ua       [1]string // an empty User-Agent's value
 }
+
+// traceKey is the key httptrace keeps a ClientTrace under in a context
+// (an unexported type of net/http/httptrace), learnt once by asking a
+// context that records the key it is asked for; nil if that failed, and
+// call then takes httptrace.WithClientTrace's context instead.
+var traceKey = func() any {
+	p := &keyProbe{Context: context.Background()}
+	httptrace.ContextClientTrace(p)
+	return p.key
+}()
+
+type keyProbe struct {
+	context.Context
+	key any
+}
+
+func (p *keyProbe) Value(key any) any { p.key = key; return nil }
+
+// Value implements context.Context.
+func (c *call) Value(key any) any {
+	if c.ownTrace && key == traceKey {
+		return &c.trace
+	}
+	return c.Context.Value(key)
+}
+
+// AfterFunc is context.AfterFunc of the caller's context, through that
+// context's own AfterFunc when it has one (ctxafter.Pass): a transport that
+// stops its exchange when the context ends (internal/upstream) then
+// registers its function there, and neither a derived context nor a
+// goroutine is made.
+func (c *call) AfterFunc(f func()) (stop func() bool) { return ctxafter.Pass(c.Context, f) }
 
 // Serve sends r (a shallow copy of it with a context of its own) through
 // o.Transport and relays the response to w. r is the request as the door
@@ -151,14 +194,23 @@ func (rl *Relay) ServeContext(ctx context.Context, w http.ResponseWriter, r *htt
 	}()
 	c.trace.Got1xxResponse = c.got1xx
 	c.trace.GotConn = c.gotConn
-	out := r.WithContext(httptrace.WithClientTrace(ctx, &c.trace))
+	c.Context = ctx
+	if traceKey == nil || httptrace.ContextClientTrace(ctx) != nil {
+		c.Context = httptrace.WithClientTrace(ctx, &c.trace) // composed with the caller's hooks
+	} else {
+		c.ownTrace = true
+	}
+	// WithContext copies the request; inlined, its copy stays on the stack
+	// and goes into c: no request is allocated.
+	c.out = *r.WithContext(c)
+	out := &c.out
 	out.RequestURI = ""
 	out.Close = false
 	if out.Header == nil {
 		out.Header = make(http.Header, 1)
 	}
 	if _, ok := out.Header["User-Agent"]; !ok {
-		out.Header["User-Agent"] = []string{""} // present but empty: the transport adds no default
+		out.Header["User-Agent"] = c.ua[:] // present but empty: the transport adds no default
 	}
 	if r.ContentLength == 0 {
 		out.Body = nil // not "unknown length": no chunked empty body upstream
@@ -202,9 +254,14 @@ func (rl *Relay) ServeContext(ctx context.Context, w http.ResponseWriter, r *htt
 		defer closeBody(resp.Body)
 	}
 
-	h := w.Header()
-	for k, vv := range resp.Header {
-		h[k] = vv
+	var h http.Header
+	if a, ok := w.(headerAdopter); ok && a.AdoptHeader(resp.Header) {
+		h = resp.Header // the writer's header map now: no copy
+	} else {
+		h = w.Header()
+		for k, vv := range resp.Header {
+			h[k] = vv
+		}
 	}
 	if resp.Body != body {
 		delete(h, "Content-Length")
@@ -303,6 +360,14 @@ func (rl *Relay) copyBody(w http.ResponseWriter, src io.Reader, f http.Flusher, 
 			return n, err, nil
 		}
 	}
+}
+
+// headerAdopter is a ResponseWriter that can take a header map as its own
+// while it has none yet (internal/h1's, through the doors' writers): the
+// response's header map, which the relay owns, goes to it instead of being
+// copied into the writer's. It reports false, doing nothing, when it cannot.
+type headerAdopter interface {
+	AdoptHeader(h http.Header) bool
 }
 
 // socketBody is a response body that can hand the rest of itself, read

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -821,5 +822,153 @@ func TestResponseHeaderTimeoutSpansTheHeadOnly(t *testing.T) {
 	}
 	if n := srv.accepts.Load(); n != 1 {
 		t.Fatalf("%d connections, want 1 (kept throughout)", n)
+	}
+}
+
+// hookCtx is a context with an AfterFunc of its own, as internal/h1's
+// request context has: fire runs what was registered, as its end does.
+type hookCtx struct {
+	context.Context
+	mu    sync.Mutex
+	fns   []func()
+	added int
+}
+
+func (c *hookCtx) AfterFunc(f func()) func() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i := len(c.fns)
+	c.fns = append(c.fns, f)
+	c.added++
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		ok := c.fns[i] != nil
+		c.fns[i] = nil
+		return ok
+	}
+}
+
+// registered counts the functions registered and not stopped or run.
+func (c *hookCtx) registered() (live, added int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, f := range c.fns {
+		if f != nil {
+			live++
+		}
+	}
+	return live, c.added
+}
+
+func (c *hookCtx) fire() {
+	c.mu.Lock()
+	var fns []func()
+	for i, f := range c.fns {
+		if f != nil {
+			fns = append(fns, f)
+			c.fns[i] = nil
+		}
+	}
+	c.mu.Unlock()
+	for _, f := range fns {
+		f()
+	}
+}
+
+// A request context with an AfterFunc of its own (internal/h1's, passed on
+// by the doors and internal/relay) is asked to cut the exchange when it
+// ends, instead of context.AfterFunc making a context and a goroutine
+// watching it per exchange: the function is registered for the exchange,
+// unregistered at its end, and running it ends a wait for the answer.
+func TestContextAfterFunc(t *testing.T) {
+	srv := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			req := readRequest(br)
+			if req == nil {
+				return
+			}
+			if req.URL.Path == "/hold" {
+				io.Copy(io.Discard, br) // no answer
+				return
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	c := newClient(t, Config{})
+	hc := &hookCtx{Context: context.Background()}
+	req, _ := http.NewRequestWithContext(hc, http.MethodGet, srv.url()+"/ok", nil)
+	resp, err := c.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(resp.Body); err != nil || string(b) != "ok" {
+		t.Fatalf("body %q, %v", b, err)
+	}
+	resp.Body.Close()
+	if live, added := hc.registered(); added != 1 || live != 0 {
+		t.Fatalf("after an exchange: %d registered, %d left; want 1 registered with the context and stopped at the end", added, live)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	hc = &hookCtx{Context: ctx}
+	req, _ = http.NewRequestWithContext(hc, http.MethodGet, srv.url()+"/hold", nil)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.RoundTrip(req)
+		errc <- err
+	}()
+	eventually(t, "the exchange to register with the context", func() bool { live, _ := hc.registered(); return live == 1 })
+	cancel()
+	hc.fire()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("context ended: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the context's end did not end the round trip")
+	}
+}
+
+// The field values of an exchange's heads each stay as read: those of a
+// 1xx kept by the trace are not overwritten by the final head's, which
+// holds more fields than the exchange keeps room for.
+func TestHeadValuesKept(t *testing.T) {
+	var final strings.Builder
+	final.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n")
+	for i := range 20 {
+		fmt.Fprintf(&final, "X-F%d: v%d\r\n", i, i)
+	}
+	final.WriteString("\r\nok")
+	srv := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+		for readRequest(br) != nil {
+			io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\nX-Hint: 1\r\n\r\n"+final.String())
+		}
+	})
+	c := newClient(t, Config{})
+	for range 2 {
+		var hints textproto.MIMEHeader
+		ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+			Got1xxResponse: func(code int, h textproto.MIMEHeader) error { hints = h; return nil },
+		})
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.url(), nil)
+		resp, err := c.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "ok" || len(resp.Header) != 21 {
+			t.Fatalf("body %q, %d fields: %v", b, len(resp.Header), resp.Header)
+		}
+		for i := range 20 {
+			if v := resp.Header[fmt.Sprintf("X-F%d", i)]; len(v) != 1 || v[0] != fmt.Sprintf("v%d", i) {
+				t.Fatalf("X-F%d: %q", i, v)
+			}
+		}
+		if len(hints) != 2 || hints.Get("Link") != "</a.css>; rel=preload" || hints.Get("X-Hint") != "1" {
+			t.Fatalf("the 103's fields after the final head: %v", hints)
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/ctxafter"
 	"github.com/portcullis/portcullis/internal/sockio"
 )
 
@@ -124,6 +125,10 @@ type exchange struct {
 	noReuse bool
 	h       head     // the head last read
 	body    respBody // the response and its body
+	// vals holds the field values of the exchange's first head (the final
+	// one, but after a 1xx), whose header map keeps it: no slice of its own.
+	vals      [8]string
+	valsTaken bool
 }
 
 // roundTrip writes req on pc and reads the response head. The body, when there
@@ -131,12 +136,13 @@ type exchange struct {
 func (pc *pconn) roundTrip(req *http.Request, host string) (*http.Response, error) {
 	ctx := req.Context()
 	x := &exchange{pc: pc, req: req, host: host}
-	if ctx.Done() != nil {
-		if pc.cancel == nil {
-			pc.cancel = pc.cut
-		}
-		x.stop = context.AfterFunc(ctx, pc.cancel)
+	if pc.cancel == nil {
+		pc.cancel = pc.cut
 	}
+	// With the request context's own AfterFunc (internal/h1's, passed on by
+	// the doors' contexts) the cut is registered with it: one allocation,
+	// no channel, no goroutine; nil when the context never ends.
+	x.stop = ctxafter.Func(ctx, pc.cancel)
 	x.noReuse = req.Close || headerHasToken(req.Header["Connection"], "close")
 	resp, err := x.run(ctx)
 	if err != nil {
@@ -349,7 +355,11 @@ func (x *exchange) got1xx(h *head, trace *httptrace.ClientTrace) error {
 func (x *exchange) readHead(ctx context.Context) (*head, error) {
 	pc := x.pc
 	h := &x.h
-	n, err := readHead(pc.br, pc.c.cfg.MaxHeaderBytes, h)
+	var vals []string
+	if !x.valsTaken {
+		vals, x.valsTaken = x.vals[:], true
+	}
+	n, err := readHead(pc.br, pc.c.cfg.MaxHeaderBytes, h, vals)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

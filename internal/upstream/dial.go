@@ -114,7 +114,7 @@ func (c *Client) connect(ctx context.Context, nc net.Conn, k destKey) error {
 	// may be consumed (the tunnel's first bytes are the server's).
 	br := bufio.NewReaderSize(nc, 1024)
 	var h head
-	if _, err := readHead(br, c.cfg.MaxHeaderBytes, &h); err != nil {
+	if _, err := readHead(br, c.cfg.MaxHeaderBytes, &h, nil); err != nil {
 		return c.ctxErr(ctx, fmt.Errorf("parent %s: no answer to CONNECT: %w", k.proxy, err))
 	}
 	if h.status < 200 || h.status > 299 {

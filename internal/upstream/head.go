@@ -48,8 +48,10 @@ var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b 
 
 // readHead reads one response head from br into h: the status line and the
 // fields up to the empty line, at most max bytes. n is how many bytes it
-// consumed (0: the connection ended or failed before the first byte).
-func readHead(br *bufio.Reader, max int, h *head) (n int, err error) {
+// consumed (0: the connection ended or failed before the first byte). The
+// fields' values go in vals when they fit (the caller gives it to one head
+// only: the header map keeps it), else in a slice of their own.
+func readHead(br *bufio.Reader, max int, h *head, vals []string) (n int, err error) {
 	sp := scratch.Get().(*[]byte)
 	buf := (*sp)[:0]
 	defer func() {
@@ -92,12 +94,12 @@ func readHead(br *bufio.Reader, max int, h *head) (n int, err error) {
 		buf = append(buf, '\n')
 		lines++
 	}
-	return n, parseHead(string(buf), lines-1, h)
+	return n, parseHead(string(buf), lines-1, h, vals)
 }
 
 // parseHead parses s into h: the status line and fields lines, each ending
-// in '\n'.
-func parseHead(s string, fields int, h *head) error {
+// in '\n'. The values go in vals when they fit.
+func parseHead(s string, fields int, h *head, vals []string) error {
 	*h = head{}
 	line, rest, _ := strings.Cut(s, "\n")
 	proto, status, ok := strings.Cut(line, " ")
@@ -126,7 +128,9 @@ func parseHead(s string, fields int, h *head) error {
 	}
 
 	hdr := make(http.Header, fields)
-	vals := make([]string, fields)
+	if len(vals) < fields {
+		vals = make([]string, fields)
+	}
 	var last string // the field a continuation line extends
 	for rest != "" {
 		line, rest, _ = strings.Cut(rest, "\n")
