@@ -61,8 +61,10 @@ type conn struct {
 	peekBuf   [1]byte
 	peekErr   error
 	peekFn    func(fd uintptr) bool
-	spot      park.Spot // its place in the Server's parker
-	idleUntil time.Time // while parked: when it closes (zero: never)
+	hotFn     func() error // c.goHot, made once
+	wentHot   bool         // goHot ran (waitHot's read may fail before it)
+	spot      park.Spot    // its place in the Server's parker
+	idleUntil time.Time    // while parked: when it closes (zero: never)
 	hijacked  bool
 	forgotten bool // hijacked: Shutdown no longer waits for it
 
@@ -270,19 +272,13 @@ func (c *conn) run(deadline time.Time, woken bool) {
 			return
 		}
 		if c.br.Buffered() > 0 {
+			c.cr.ahead = true
 			continue // pipelined
 		}
 		now := time.Now()
 		deadline = time.Time{}
 		if d := s.idleTimeout(); d > 0 {
 			deadline = now.Add(d)
-		}
-		if !c.flush() {
-			return
-		}
-		if c.wb != nil { // the next response takes one again
-			c.s.putWriter(c.wb)
-			c.wb = nil
 		}
 		hot, loose := now.Add(hotWait), true
 		if !deadline.IsZero() && deadline.Before(hot) {
@@ -302,33 +298,117 @@ func (c *conn) run(deadline time.Time, woken bool) {
 	}
 }
 
-// waitHot waits for the next request's first bytes until the deadline
-// until, reading them into c.br (one read when they come, none wasted on a
-// readiness check). It reports whether bytes came, or else whether the wait
-// ended on the deadline (c may then wait longer without its buffers).
-// When loose, a read deadline already set between hotWait/2 before until
-// and until is kept: a busy connection moves its deadline every hotWait/2
-// rather than at every request.
+// waitHot writes the responses still buffered, then waits for the next
+// request's first bytes until the deadline until, reading them into c.br
+// (one read when they come). It reports whether bytes came, or else whether
+// the wait ended on the deadline (c may then wait longer without its
+// buffers). When loose, a read deadline already set between hotWait/2
+// before until and until is kept: a busy connection moves its deadline
+// every hotWait/2 rather than at every request.
+//
+// When the last read drained the socket and the response is still to be
+// written, no read is tried before the wait, which would find nothing (a
+// client that waits for its response has not sent its next request yet):
+// the response is written inside the read's wait (sockio.Conn.ReadAfter),
+// after the runtime forgot the socket's earlier readiness, so that the
+// next request's readiness is seen, and the one read made is the one that
+// takes the request. A client that sent its next request before it had the
+// whole response (pipelining in separate segments) may have had its
+// readiness forgotten: the wait then ends on the deadline, a peek finds the
+// bytes, and the connection reads before its next aheadWaits waits. A
+// client seen pipelining (a request read with the previous one) is read
+// before every wait from then on.
 func (c *conn) waitHot(until time.Time, loose bool) (ok, timedOut bool) {
 	if c.cr.err != nil {
+		c.flush()
 		return false, false
 	}
 	if !loose || !c.keepDeadlineWithin(until.Add(-hotWait/2), until) {
 		c.setReadDeadline(until)
 	}
-	c.state.Store(stateHot)
-	if c.s.closing.Load() {
-		c.state.Store(stateClosed)
-		return false, false
+	var err error
+	skip := c.raw != nil && c.cr.drained && !c.cr.ahead && c.cr.aheadLeft == 0 && !c.cr.hasByte && c.wb != nil && c.wb.bw.Buffered() > 0
+	if c.cr.aheadLeft > 0 {
+		c.cr.aheadLeft--
 	}
-	_, err := c.br.Peek(1)
+	if skip {
+		if c.hotFn == nil {
+			c.hotFn = c.goHot
+		}
+		c.wentHot = false
+		c.cr.first = c.hotFn
+		_, err = c.br.Peek(1)
+		c.cr.first = nil
+		if !c.wentHot && c.goHot() != nil {
+			// The read failed before its wait (its deadline had passed
+			// already): the response goes now, the wait ends as it failed.
+			return false, false
+		}
+	} else {
+		if c.goHot() != nil {
+			return false, false
+		}
+		_, err = c.br.Peek(1)
+	}
 	if !c.state.CompareAndSwap(stateHot, stateActive) {
-		return false, false // closed by Shutdown
+		return false, false // the response failed, or closed by Shutdown
 	}
 	if err == nil {
 		return true, false
 	}
-	return false, errors.Is(err, os.ErrDeadlineExceeded)
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false, false
+	}
+	if skip {
+		switch ready, eof := c.readyNow(); {
+		case eof:
+			return false, false
+		case ready:
+			// Its readiness may have been forgotten (or the deadline
+			// came first on a busy machine): read first for a while.
+			c.cr.aheadLeft = aheadWaits
+			return true, false
+		}
+	}
+	return false, true
+}
+
+// aheadWaits is for how many waits a connection whose hot wait ended on
+// its deadline with bytes to read reads before it waits.
+const aheadWaits = 16
+
+// errFlush ends a wait whose response could not be written.
+var errFlush = errors.New("h1: writing the response failed")
+
+// goHot writes the buffered responses, gives the write buffer back (the
+// next response takes one again) and marks c hot: waiting for its next
+// request. It fails when the write does, or when the server shuts down
+// (c is then closed).
+func (c *conn) goHot() error {
+	c.wentHot = true
+	if !c.flush() {
+		return errFlush
+	}
+	if c.wb != nil {
+		c.s.putWriter(c.wb)
+		c.wb = nil
+	}
+	c.state.Store(stateHot)
+	if c.s.closing.Load() {
+		c.state.Store(stateClosed)
+		return http.ErrServerClosed
+	}
+	return nil
+}
+
+// readyNow peeks at the socket without waiting: ready when a byte can be
+// read, eof when the stream ended or failed.
+func (c *conn) readyNow() (ready, eof bool) {
+	c.peekErr = nil
+	if err := c.raw.Control(func(fd uintptr) { ready = c.peek(fd) }); err != nil {
+		return false, true
+	}
+	return ready && c.peekErr == nil, ready && c.peekErr != nil
 }
 
 // idle hands c, which holds no buffer, over until its next request comes:
@@ -678,10 +758,14 @@ func (c *conn) serveRequest(st *stream) bool {
 		}
 		return false
 	}
-	if c.s.closing.Load() || c.br.Buffered() == 0 || (c.wb != nil && c.wb.bw.Buffered() > bufSize/2) {
-		return c.flush() && !c.s.closing.Load()
+	if c.s.closing.Load() {
+		c.flush()
+		return false
 	}
-	return true
+	if c.br.Buffered() > 0 && c.wb != nil && c.wb.bw.Buffered() > bufSize/2 {
+		return c.flush()
+	}
+	return true // pipelined responses go together; the last one goes in waitHot
 }
 
 // drainTimeout bounds the reading of a body the handler left.
@@ -750,6 +834,18 @@ type connReader struct {
 	hasByte bool
 	err     error // the connection failed or ended (seen by a background read)
 
+	// drained: the last read from the socket took less than it could, so
+	// the socket had nothing more then; first, when set, runs inside the
+	// next read's wait (sockio.Conn.ReadAfter). ahead: the client sends
+	// requests before it has the previous responses (it pipelines), and
+	// aheadLeft: for how many more waits it may (a hot wait ended on its
+	// deadline with bytes to read). Either makes waitHot read before it
+	// waits.
+	drained   bool
+	first     func() error
+	ahead     bool
+	aheadLeft int
+
 	bgMu     sync.Mutex
 	armed    *stream       // its handler runs with the body read; nil: none
 	bgActive bool          // a background read is due or runs
@@ -779,10 +875,19 @@ func (r *connReader) Read(p []byte) (int, error) {
 	if r.err != nil {
 		return 0, r.err
 	}
-	if r.c.raw != nil {
-		return r.c.sock.Read(p)
+	if r.c.raw == nil {
+		return r.c.rwc.Read(p)
 	}
-	return r.c.rwc.Read(p)
+	var n int
+	var err error
+	if f := r.first; f != nil {
+		r.first = nil
+		n, err = r.c.sock.ReadAfter(p, f)
+	} else {
+		n, err = r.c.sock.Read(p)
+	}
+	r.drained = err == nil && n < len(p)
+	return n, err
 }
 
 // arm notes that st's handler runs with its body read: from now on until
@@ -836,6 +941,7 @@ func (r *connReader) background() {
 	n, err := r.c.rwc.Read(r.byte[:])
 	if n == 1 {
 		r.hasByte = true
+		r.drained = false
 		return
 	}
 	if err != nil && r.aborting.Load() && errors.Is(err, os.ErrDeadlineExceeded) {

@@ -242,6 +242,54 @@ func TestPipelining(t *testing.T) {
 	}
 }
 
+// TestRequestBeforeResponse: a client that sends its next request in a
+// segment of its own while the previous one is served (its readiness comes
+// before the engine waits for it) gets every response, in order, each
+// time.
+func TestRequestBeforeResponse(t *testing.T) {
+	started, sent := make(chan string), make(chan struct{})
+	ts := start(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/last" {
+			started <- r.URL.Path
+			<-sent // the next request is out before this answer
+		}
+		io.WriteString(w, r.URL.Path)
+	}, nil)
+	c, br := ts.dial(t)
+	paths := []string{"/1", "/2", "/3", "/4", "/5", "/last"}
+	io.WriteString(c, "GET "+paths[0]+" HTTP/1.1\r\nHost: a\r\n\r\n")
+	for i, path := range paths[:len(paths)-1] {
+		if got := <-started; got != path {
+			t.Fatalf("handler for %q, want %q", got, path)
+		}
+		io.WriteString(c, "GET "+paths[i+1]+" HTTP/1.1\r\nHost: a\r\n\r\n")
+		sent <- struct{}{}
+		if _, b := readResp(t, br, "GET"); b != path {
+			t.Fatalf("got %q want %q", b, path)
+		}
+	}
+	if _, b := readResp(t, br, "GET"); b != "/last" {
+		t.Fatalf("got %q want /last", b)
+	}
+}
+
+// TestIdleTimeoutShorterThanWrite: with an idle timeout that has passed by
+// the time the response is written, the response still goes out, then the
+// connection closes.
+func TestIdleTimeoutShorterThanWrite(t *testing.T) {
+	ts := start(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") },
+		func(s *Server) { s.IdleTimeout = time.Nanosecond })
+	for range 20 {
+		c, br := ts.dial(t)
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		if _, b := readResp(t, br, "GET"); b != "hello" {
+			t.Fatalf("got %q", b)
+		}
+		wantEOF(t, br)
+		c.Close()
+	}
+}
+
 func TestUnreadBody(t *testing.T) {
 	ts := start(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.URL.Path) }, nil)
 	c, br := ts.dial(t)
