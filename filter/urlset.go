@@ -26,14 +26,6 @@ type URLSetBuilder struct {
 	offs  []uint32
 }
 
-// Add adds one "host/path" entry ("host" alone means the whole host).
-func (b *URLSetBuilder) Add(entry string) error {
-	if msg := b.add([]byte(entry)); msg != "" {
-		return fmt.Errorf("%w: %s", ErrInvalidDomain, msg)
-	}
-	return nil
-}
-
 // Len returns the number of entries added so far.
 func (b *URLSetBuilder) Len() int { return len(b.offs) }
 

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"encoding/binary"
 	"io"
 	"net"
 	"net/http"
@@ -12,26 +11,6 @@ import (
 	"testing"
 	"time"
 )
-
-// clientHello returns the first TLS record a client sends for serverName.
-func clientHello(t *testing.T, serverName string) []byte {
-	t.Helper()
-	a, b := net.Pipe()
-	defer b.Close()
-	go func() {
-		_ = tls.Client(a, &tls.Config{ServerName: serverName, InsecureSkipVerify: true}).Handshake()
-		a.Close()
-	}()
-	var head [5]byte
-	if _, err := io.ReadFull(b, head[:]); err != nil {
-		t.Fatal(err)
-	}
-	body := make([]byte, binary.BigEndian.Uint16(head[3:5]))
-	if _, err := io.ReadFull(b, body); err != nil {
-		t.Fatal(err)
-	}
-	return append(head[:], body...)
-}
 
 // serveIntercepted hands a loopback connection to ServeInterceptedTLS as an
 // HTTPS intercept listener would, with dst as its original destination, and

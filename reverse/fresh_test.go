@@ -41,12 +41,6 @@ type cachedDoor struct {
 	fresh  *countingFresh // nil: fast path hidden
 }
 
-// startCachedDoor fronts a cacheable origin. The cache's clock stands still at
-// the origin's Date, so Age and the TTL are the same on every run and path.
-func startCachedDoor(t *testing.T, fast bool) *cachedDoor {
-	return startCachedDoorOpts(t, fast, "", true)
-}
-
 // startCachedDoorTLS is startCachedDoor with tls.mode (""/"internal").
 func startCachedDoorTLS(t *testing.T, fast bool, tlsMode string) *cachedDoor {
 	return startCachedDoorOpts(t, fast, tlsMode, true)

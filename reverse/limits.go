@@ -129,15 +129,6 @@ func LimitListener(l net.Listener, maxConns, perClient int) net.Listener {
 	return accept.Limit(l, maxConns, perClient)
 }
 
-func remoteAddr(c net.Conn) netip.Addr {
-	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		a, _ := netip.AddrFromSlice(ta.IP)
-		return a.Unmap()
-	}
-	ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
-	return ap.Addr().Unmap()
-}
-
 // errBodyTooSlow is returned to the proxy when a request body arrives slower
 // than min_body_rate or past body_timeout.
 var errBodyTooSlow = errors.New("request body too slow")

@@ -473,14 +473,6 @@ func WithKey(ctx context.Context, key string) context.Context {
 	return WithInfo(ctx, &Info{Key: key})
 }
 
-// KeyFrom returns the selection key carried by ctx, or "".
-func KeyFrom(ctx context.Context) string {
-	if info := infoFrom(ctx); info != nil {
-		return info.Key
-	}
-	return ""
-}
-
 func infoFrom(ctx context.Context) *Info {
 	info, _ := ctx.Value(InfoKey{}).(*Info)
 	return info

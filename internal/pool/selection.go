@@ -218,9 +218,6 @@ type Hash struct {
 	key func(r *http.Request, client netip.Addr) string // nil: keys come from the caller only
 }
 
-// NewHash returns a Hash selector for keys the caller computes (Key returns "").
-func NewHash() *Hash { return &Hash{} }
-
 // Key implements Keyer: the client's address for ip_hash, the hash_key
 // header's or cookie's value for hash ("" when absent).
 func (s *Hash) Key(r *http.Request, client netip.Addr) string {
