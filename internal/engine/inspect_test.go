@@ -25,20 +25,7 @@ import (
 // that trusts the CA gets the block page over HTTPS for the blocked path and the
 // origin's page for the others; the CA is downloadable from the admin listener.
 func TestInspectionThroughEngine(t *testing.T) {
-	origin := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "origin page "+r.URL.Path)
-	}))
-	defer origin.Close()
-	dir := t.TempDir()
-	certPath, keyPath := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key")
-	ca, err := certs.CreateCA(certPath, keyPath, certs.InspectionCAName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bundle := filepath.Join(dir, "origin.pem")
-	if err := os.WriteFile(bundle, pemCert(origin.Certificate()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	origin, ca, certPath, keyPath, bundle := inspectionSetup(t)
 	port := origin.Listener.Addr().(*net.TCPAddr).Port
 	e := runEngine(t, fmt.Sprintf(`
 forward:
@@ -86,6 +73,28 @@ rules:
 	}
 }
 
+// inspectionSetup starts a TLS origin that answers "origin page PATH" and
+// makes an inspection CA: the origin, the CA, the CA's certificate and key
+// files and a file with the origin's certificate (for upstream_ca_file).
+func inspectionSetup(t *testing.T) (origin *httptest.Server, ca *certs.CA, certPath, keyPath, bundle string) {
+	t.Helper()
+	origin = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "origin page "+r.URL.Path)
+	}))
+	t.Cleanup(origin.Close)
+	dir := t.TempDir()
+	certPath, keyPath = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key")
+	ca, err := certs.CreateCA(certPath, keyPath, certs.InspectionCAName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle = filepath.Join(dir, "origin.pem")
+	if err := os.WriteFile(bundle, pemCert(origin.Certificate()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return origin, ca, certPath, keyPath, bundle
+}
+
 func pemCert(c *x509.Certificate) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 }
@@ -97,20 +106,7 @@ func pemCert(c *x509.Certificate) []byte {
 // The second request of each client goes over the same tunnel (checked), so
 // the test fails where the tunnel kept the door it was opened by.
 func TestReloadReachesInspectedTunnels(t *testing.T) {
-	origin := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "origin page "+r.URL.Path)
-	}))
-	defer origin.Close()
-	dir := t.TempDir()
-	certPath, keyPath := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key")
-	ca, err := certs.CreateCA(certPath, keyPath, certs.InspectionCAName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bundle := filepath.Join(dir, "origin.pem")
-	if err := os.WriteFile(bundle, pemCert(origin.Certificate()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	origin, ca, certPath, keyPath, bundle := inspectionSetup(t)
 	policy := func(extraRule string) string {
 		return fmt.Sprintf(`
 forward:
