@@ -27,7 +27,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/portcullis/portcullis/internal/ctxafter"
 )
@@ -66,8 +65,6 @@ type Result struct {
 	// Upstream is the remote address of the upstream connection (nil when
 	// the transport reported none, as for a cache hit).
 	Upstream net.Addr
-	// Duration is the time from the call to the end of the response.
-	Duration time.Duration
 	// Aborted is set when the response body failed midway and the client
 	// connection was cut (the client sees a truncated response, never a
 	// complete one).
@@ -183,10 +180,8 @@ func (rl *Relay) Serve(w http.ResponseWriter, r *http.Request, o *Options) (res 
 // resp.Request, see it): a door whose own context type carries its state
 // passes it here instead of copying r with WithContext (one allocation less).
 func (rl *Relay) ServeContext(ctx context.Context, w http.ResponseWriter, r *http.Request, o *Options) (res Result, err error) {
-	start := time.Now()
 	c := &call{w: w}
 	defer func() {
-		res.Duration = time.Since(start)
 		res.BytesIn += c.body.n.Load()
 		if a := c.upstream.Load(); a != nil {
 			res.Upstream = *a
