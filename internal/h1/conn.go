@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/accept"
+
 	"github.com/portcullis/portcullis/internal/park"
 	"github.com/portcullis/portcullis/internal/sockio"
 )
@@ -182,7 +184,7 @@ func (c *conn) serve() {
 			c.end(nil)
 			return
 		}
-	} else if c.raw = rawConn(c.rwc); c.raw != nil {
+	} else if c.raw = sockio.Raw(accept.Bare(c.rwc)); c.raw != nil {
 		c.sock.Init(c.raw, c.rwc)
 	}
 	c.run(deadline, false)
@@ -461,7 +463,7 @@ func (c *conn) Expire() { c.end(nil) }
 func (c *conn) handshake(deadline time.Time) bool {
 	s := c.s
 	under := c.rwc
-	if raw := rawConn(c.rwc); raw != nil {
+	if raw := sockio.Raw(accept.Bare(c.rwc)); raw != nil {
 		under = sockio.Wrap(c.rwc, raw) // TLS records read and written raw
 	}
 	tc := tls.Server(under, s.TLSConfig)

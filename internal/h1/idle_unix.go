@@ -4,25 +4,8 @@ package h1
 
 import (
 	"io"
-	"net"
 	"syscall"
-
-	"github.com/portcullis/portcullis/internal/accept"
 )
-
-// rawConn returns the socket of c when c reads straight from a TCP socket
-// (as accepted, or under accept's connection limit), else nil.
-func rawConn(c net.Conn) syscall.RawConn {
-	tc, ok := accept.Bare(c).(*net.TCPConn)
-	if !ok {
-		return nil
-	}
-	raw, err := tc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	return raw
-}
 
 // peek is c.raw.Read's callback while c is idle: it asks, without waiting
 // or consuming, whether a byte (or the end of the stream) can be read, and

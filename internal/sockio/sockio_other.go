@@ -15,6 +15,9 @@ type Conn struct{ net.Conn }
 // Init makes s read and write c.
 func (s *Conn) Init(_ syscall.RawConn, c net.Conn) { s.Conn = c }
 
+// Raw returns nil: off Unix the callers read and write through the net.Conn.
+func Raw(net.Conn) syscall.RawConn { return nil }
+
 // Wrap returns c.
 func Wrap(c net.Conn, _ syscall.RawConn) net.Conn { return c }
 

@@ -41,6 +41,21 @@ type op struct {
 	err error
 }
 
+// Raw returns c's socket when c is a bare *net.TCPConn, else nil: a
+// wrapper may hold bytes the kernel does not see, so the callers unwrap what
+// they know to be transparent before asking.
+func Raw(c net.Conn) syscall.RawConn {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return nil
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return raw
+}
+
 // Init makes s read and write raw, the socket of c (errors name c's
 // addresses).
 func (s *Conn) Init(raw syscall.RawConn, c net.Conn) {

@@ -492,12 +492,10 @@ type connReader struct {
 
 func (c *connReader) init(nc net.Conn) {
 	c.nc = nc
-	if tc, ok := nc.(*net.TCPConn); ok && canDeferWrite {
-		if raw, err := tc.SyscallConn(); err == nil {
-			c.raw = raw
-			c.flush = c.flushPending
-			c.sock.Init(raw, nc)
-		}
+	if raw := sockio.Raw(nc); raw != nil && canDeferWrite {
+		c.raw = raw
+		c.flush = c.flushPending
+		c.sock.Init(raw, nc)
 	}
 }
 
