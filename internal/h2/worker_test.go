@@ -11,17 +11,7 @@ import (
 // server's last connection ends (no goroutine outlives the connections it
 // served).
 func TestWorkersEndWithLastConnection(t *testing.T) {
-	srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
-	c := dialRaw(t, srv)
-	for id := uint32(1); id < 40; id += 2 {
-		c.get(id, "/")
-		if r := c.response(id); r.status != "200" || string(r.body) != "ok" {
-			t.Fatalf("stream %d: %s %q", id, r.status, r.body)
-		}
-	}
-	if srv.workers.Load() < 1 {
-		t.Fatal("no worker counted")
-	}
+	srv, c := workerBurst(t)
 	c.nc.Close()
 	if !eventually(t, 20*time.Second, func() bool { return srv.workers.Load() == 0 }) {
 		t.Fatalf("%d workers left after the last connection ended", srv.workers.Load())
@@ -31,6 +21,20 @@ func TestWorkersEndWithLastConnection(t *testing.T) {
 // Workers left idle by a burst of streams end after workerIdle although
 // their connection stays open and asks nothing more.
 func TestIdleWorkersEndOnQuietConnection(t *testing.T) {
+	srv, c := workerBurst(t)
+	if !eventually(t, 20*time.Second, func() bool { return srv.workers.Load() == 0 }) {
+		t.Fatalf("%d workers left idle on a quiet connection", srv.workers.Load())
+	}
+	c.get(41, "/") // the connection still serves
+	if r := c.response(41); r.status != "200" || string(r.body) != "ok" {
+		t.Fatalf("after the workers ended: %s %q", r.status, r.body)
+	}
+}
+
+// workerBurst serves 20 streams in a row on one connection of a new server
+// answering "ok", and checks that they were answered by counted workers.
+func workerBurst(t *testing.T) (*Server, *rawClient) {
+	t.Helper()
 	srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
 	c := dialRaw(t, srv)
 	for id := uint32(1); id < 40; id += 2 {
@@ -42,11 +46,5 @@ func TestIdleWorkersEndOnQuietConnection(t *testing.T) {
 	if srv.workers.Load() < 1 {
 		t.Fatal("no worker counted")
 	}
-	if !eventually(t, 20*time.Second, func() bool { return srv.workers.Load() == 0 }) {
-		t.Fatalf("%d workers left idle on a quiet connection", srv.workers.Load())
-	}
-	c.get(41, "/") // the connection still serves
-	if r := c.response(41); r.status != "200" || string(r.body) != "ok" {
-		t.Fatalf("after the workers ended: %s %q", r.status, r.body)
-	}
+	return srv, c
 }
