@@ -746,12 +746,13 @@ func (c *conn) serveRequest(st *stream) bool {
 		w.closeAfter = true
 	}
 	w.finish()
-	if c.cr.backgroundActive() {
-		// Nothing pipelined is waiting: the response goes now, before the
-		// read is ended (whatever the handler left may delay that).
+	if !c.cr.stopPending() {
+		// A background read runs: the response goes now, before the read
+		// is ended (whatever the handler left may delay that). Else it
+		// goes in waitHot, inside the wait for the next request.
 		c.flush()
+		c.cr.disarm()
 	}
-	c.cr.disarm()
 	st.cancel()
 	if !drained || w.closeAfter || c.cr.err != nil {
 		c.flush()
@@ -956,11 +957,21 @@ func (r *connReader) background() {
 	st.cancel()
 }
 
-// backgroundActive reports whether a background read is due or runs.
-func (r *connReader) backgroundActive() bool {
+// stopPending ends the watch of the armed request when no background read
+// runs (none was due, or its timer is stopped before it fired) and reports
+// whether it did; else disarm ends it.
+func (r *connReader) stopPending() bool {
 	r.bgMu.Lock()
 	defer r.bgMu.Unlock()
-	return r.bgActive
+	if !r.bgActive {
+		r.armed = nil
+		return true
+	}
+	if !r.bgTimer.Stop() {
+		return false // the read started
+	}
+	r.armed, r.bgActive, r.bgStream = nil, false, nil
+	return true
 }
 
 // disarm ends the watch of the armed request: it ends a background read
