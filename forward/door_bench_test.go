@@ -90,6 +90,16 @@ type discardWriter struct {
 
 func (w *discardWriter) Header() http.Header { return w.h }
 
+// AdoptHeader takes h as the header map, as internal/h1's writer does while
+// no header was written (the benchmark's loop clears the map it keeps).
+func (w *discardWriter) AdoptHeader(h http.Header) bool {
+	if w.status != 0 || len(w.h) != 0 {
+		return false
+	}
+	w.h = h
+	return true
+}
+
 func (w *discardWriter) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code

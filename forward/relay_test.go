@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/http/httptrace"
 	"net/textproto"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -154,3 +155,72 @@ type afterFuncKey struct{}
 type transportFunc func(*http.Request) (*http.Response, error)
 
 func (f transportFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// A relayed response's header map goes to the engine's writer as it is
+// (internal/h1's AdoptHeader, through the door's writer) instead of being
+// copied field by field into a map of the writer's: the writer ends up
+// holding the transport's own map, with the origin's fields and without the
+// hop-by-hop ones, and a response with a Content-Length is not flushed write
+// by write.
+func TestPlainResponseHeaderAdopted(t *testing.T) {
+	var sent http.Header
+	tr := transportFunc(func(r *http.Request) (*http.Response, error) {
+		sent = http.Header{"Content-Type": {"text/plain"}, "Content-Length": {"4"}, "Connection": {"keep-alive"}, "X-Origin": {"o"}}
+		return &http.Response{StatusCode: 200, Header: sent, ContentLength: 4, Body: io.NopCloser(strings.NewReader("body")), Request: r}, nil
+	})
+	p, err := New(Options{Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodGet, "http://origin.test/page", nil)
+	req.RemoteAddr = "127.0.0.1:40000"
+	w := &adoptingRecorder{ResponseRecorder: httptest.NewRecorder()}
+	p.ServeHTTP(w, req)
+	if w.Code != 200 || w.Body.String() != "body" {
+		t.Fatalf("status %d, body %q", w.Code, w.Body.String())
+	}
+	if w.adopted == nil || reflect.ValueOf(w.adopted).UnsafePointer() != reflect.ValueOf(sent).UnsafePointer() {
+		t.Fatal("the writer was not handed the transport's header map")
+	}
+	if got := w.adopted.Get("X-Origin"); got != "o" {
+		t.Errorf("X-Origin %q, want o", got)
+	}
+	if _, ok := w.adopted["Connection"]; ok {
+		t.Error("the hop-by-hop Connection field was relayed")
+	}
+	if w.flushed {
+		t.Error("a response with a Content-Length was flushed write by write")
+	}
+}
+
+// adoptingRecorder is an httptest.ResponseRecorder that takes a header map as
+// internal/h1's writer does (AdoptHeader) and notes flushes.
+type adoptingRecorder struct {
+	*httptest.ResponseRecorder
+	adopted http.Header
+	flushed bool
+}
+
+func (w *adoptingRecorder) Header() http.Header {
+	if w.adopted != nil {
+		return w.adopted
+	}
+	return w.ResponseRecorder.Header()
+}
+
+func (w *adoptingRecorder) AdoptHeader(h http.Header) bool {
+	if w.adopted != nil || len(w.ResponseRecorder.Header()) > 0 {
+		return false
+	}
+	w.adopted = h
+	return true
+}
+
+func (w *adoptingRecorder) WriteHeader(code int) {
+	for k, v := range w.Header() {
+		w.ResponseRecorder.Header()[k] = v
+	}
+	w.ResponseRecorder.WriteHeader(code)
+}
+
+func (w *adoptingRecorder) Flush() { w.flushed = true }

@@ -109,6 +109,16 @@ func (w *respWriter) ReadFromConn(prefix []byte, src net.Conn, n int64) (written
 	return written, ok, err
 }
 
+// AdoptHeader passes internal/relay's header handover on to the engine's
+// writer (internal/h1's takes the relayed response's header map as its own
+// instead of making one and copying the fields into it); false (nothing
+// done) when the writer cannot. WriteHeader then reads Content-Length from
+// the adopted map, which is Header()'s from then on.
+func (w *respWriter) AdoptHeader(h http.Header) bool {
+	a, ok := w.ResponseWriter.(interface{ AdoptHeader(http.Header) bool })
+	return ok && a.AdoptHeader(h)
+}
+
 // abort cuts the client's connection after the response body failed midway (the
 // origin went away, a size limit or a late phrase block), so the client sees a
 // truncated response rather than a complete one (the server would otherwise
