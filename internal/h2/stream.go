@@ -1,7 +1,6 @@
 package h2
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,13 +21,13 @@ import (
 // the connection's mutex; the response writer's own state belongs to the
 // handler's goroutine.
 type stream struct {
-	c      *conn
-	id     uint32
-	req    *http.Request
-	cancel context.CancelFunc
+	c   *conn
+	id  uint32
+	req *http.Request
+	ctx streamCtx // req's context
 
 	// guarded by c.mu (the flags and generations are packed together so
-	// that a stream stays in the 768-byte size class)
+	// that a stream stays in the 896-byte size class)
 	sendWin    int64
 	recvWin    int64
 	recvAck    int64
@@ -65,8 +64,7 @@ func (c *conn) newStream(hb *headerBlock) (*stream, error) {
 		return nil, err
 	}
 	s.declared = declared
-	ctx, cancel := context.WithCancel(c.ctx)
-	s.cancel = cancel
+	s.ctx.Context = c.ctx
 	s.bodyCond.L = &c.mu
 	if hb.endStream {
 		s.bodyErr = io.EOF
@@ -74,7 +72,7 @@ func (c *conn) newStream(hb *headerBlock) (*stream, error) {
 		s.rbody.s = s
 		s.reqv.Body = &s.rbody
 	}
-	s.reqv = *s.reqv.WithContext(ctx) // inlined: the copy stays on the stack
+	s.reqv = *s.reqv.WithContext(&s.ctx) // inlined: the copy stays on the stack
 	s.req = &s.reqv
 	s.rw = responseWriter{s: s, status: 0, declared: -1}
 	return s, nil
@@ -89,7 +87,7 @@ func (s *stream) endLocked(err error) {
 		s.bodyErr = err
 	}
 	s.bodyCond.Broadcast()
-	s.cancel()
+	s.ctx.cancel()
 }
 
 // run runs the handler (unless ServeImmediate already answered) and
@@ -106,7 +104,7 @@ func (s *stream) run() {
 		c.srv.Handler.ServeHTTP(&s.rw, s.req)
 	}
 	s.rw.finish()
-	s.cancel()
+	s.ctx.cancel()
 }
 
 // panicked ends a stream whose handler panicked with v.
@@ -123,7 +121,7 @@ func (s *stream) panicked(v any) {
 	s.stopTimersLocked()
 	c.running--
 	c.mu.Unlock()
-	s.cancel()
+	s.ctx.cancel()
 	s.rw.release()
 }
 
@@ -144,7 +142,7 @@ func (s *stream) runImmediate(ih ImmediateHandler) {
 	}
 	if w.finishNow() {
 		s.c.handlers.Done()
-		s.cancel()
+		s.ctx.cancel()
 		return
 	}
 	s.answeredAtOnce = true
