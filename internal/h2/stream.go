@@ -243,6 +243,19 @@ func (w *responseWriter) Header() http.Header {
 	return w.header
 }
 
+// AdoptHeader makes h the response's header map, in place of the one
+// Header would make, and reports whether it did: only while Header and
+// WriteHeader were never called. It is for a proxy relaying a response
+// whose header map it owns (internal/relay): no map is made and filled
+// with a copy. The mux reads h when it encodes the answer's HEADERS.
+func (w *responseWriter) AdoptHeader(h http.Header) bool {
+	if h == nil || w.header != nil || w.status != 0 {
+		return false
+	}
+	w.header = h
+	return true
+}
+
 func (w *responseWriter) WriteHeader(code int) {
 	if code < 100 || code > 999 {
 		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
