@@ -52,6 +52,7 @@ type stream struct {
 	reqv  http.Request // what req points to
 	url   url.URL      // what req.URL points to
 	rbody requestBody  // what req.Body points to, for a request with a body
+	vals  [4]string    // the request header's values, when they are this few
 }
 
 // newStream makes the stream for a complete header block: the stream, its
@@ -59,7 +60,7 @@ type stream struct {
 // malformed request is reported and no stream made.
 func (c *conn) newStream(hb *headerBlock) (*stream, error) {
 	s := &stream{c: c, id: hb.id, sendWin: c.peerInit, recvWin: defaultStreamWindow, remoteDone: hb.endStream}
-	declared, err := c.newRequest(hb, &s.reqv, &s.url)
+	declared, err := c.newRequest(hb, &s.reqv, &s.url, s.vals[:])
 	if err != nil {
 		return nil, err
 	}
