@@ -416,7 +416,7 @@ func (w *responseWriter) informational(code int) {
 		return
 	}
 	c.hbuf.Reset()
-	c.field(":status", strconv.Itoa(code))
+	c.status(code)
 	for k, vv := range w.header {
 		for _, v := range vv {
 			c.field(lowerKey(k), v)
@@ -522,7 +522,8 @@ func (w *responseWriter) dataLocked(p []byte, end bool) error {
 
 // status encodes :status, a block's first field: a status in HPACK's
 // static table (RFC 7541 Appendix A) is one byte, unless the encoder may owe
-// a dynamic table size update, which must open the block.
+// a dynamic table size update, which must open the block (the field cache
+// is empty then: onSettings emptied it, so the encoder writes the field).
 func (c *conn) status(code int) {
 	if !c.tableUpdate {
 		if i := staticStatus(code); i != 0 {
@@ -568,8 +569,66 @@ func (c *conn) contentLength(v []byte) {
 	c.hbuf.Write(v)
 }
 
+// field encodes one field; every field the connection sends goes through
+// it (the encoder's table and the cache below agree only so).
 func (c *conn) field(name, value string) {
+	if b := c.fields.lookup(name, value); b != nil {
+		c.hbuf.Write(b)
+		return
+	}
+	start := c.hbuf.Len()
 	_ = c.henc.WriteField(hpack.HeaderField{Name: name, Value: value})
+	c.fields.note(name, value, c.hbuf.Bytes()[start:])
+}
+
+// fieldCache holds the encodings of the fields last sent as an index into
+// HPACK's tables (RFC 7541 §6.1): the same field sent again while the
+// tables have not changed is the same bytes, found without the encoder's
+// search of its tables. A field that changed the dynamic table (literal
+// with incremental indexing, §6.2.1, or a table size update, §6.3) moved
+// every dynamic index: the cache is emptied.
+type fieldCache struct {
+	e    [8]cachedField
+	n    int // entries in use
+	next int // the entry the next one replaces when all are in use
+}
+
+type cachedField struct {
+	name, value string
+	enc         [4]byte
+	len         uint8
+}
+
+func (fc *fieldCache) lookup(name, value string) []byte {
+	for i := range fc.e[:fc.n] {
+		if e := &fc.e[i]; e.name == name && e.value == value {
+			return e.enc[:e.len]
+		}
+	}
+	return nil
+}
+
+// note learns how name and value were just encoded (enc).
+func (fc *fieldCache) note(name, value string, enc []byte) {
+	switch {
+	case len(enc) == 0:
+	case enc[0]&0x80 != 0: // indexed: the tables did not change
+		if len(enc) > len(cachedField{}.enc) {
+			return
+		}
+		i := fc.n
+		if i == len(fc.e) {
+			i = fc.next
+			fc.next = (fc.next + 1) % len(fc.e)
+		} else {
+			fc.n++
+		}
+		e := &fc.e[i]
+		e.name, e.value = name, value
+		e.len = uint8(copy(e.enc[:], enc))
+	case enc[0]&0xc0 == 0x40, enc[0]&0xe0 == 0x20: // added to the table, or resized
+		fc.n, fc.next = 0, 0
+	}
 }
 
 // headersLocked writes the block in c.hbuf as HEADERS and CONTINUATION
