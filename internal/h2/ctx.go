@@ -2,8 +2,9 @@ package h2
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
+
+	"github.com/portcullis/portcullis/internal/ctxafter"
 )
 
 // streamCtx is a stream's request context: the connection's values, done
@@ -18,14 +19,12 @@ import (
 type streamCtx struct {
 	context.Context // the connection's values; never done by itself
 
-	ended  atomic.Bool
-	done   atomic.Value // chan struct{}, made at the first Done
-	mu     sync.Mutex   // done's making, fns
-	fns    []func()     // AfterFunc's, run at the cancel (nil: stopped)
-	fnsArr [1]func()    // fns's first home
+	ended atomic.Bool
+	done  atomic.Value // chan struct{}: made at the first Done, or closedChan
+	fns   ctxafter.Funcs
 }
 
-// closedChan is the Done of a context cancelled before anyone asked.
+// closedChan is the Done of a context that ended before anyone asked.
 var closedChan = func() chan struct{} {
 	c := make(chan struct{})
 	close(c)
@@ -37,17 +36,13 @@ func (c *streamCtx) Done() <-chan struct{} {
 	if d, ok := c.done.Load().(chan struct{}); ok {
 		return d
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if d, ok := c.done.Load().(chan struct{}); ok {
+	if c.ended.Load() {
+		return closedChan
+	}
+	if d := make(chan struct{}); c.done.CompareAndSwap(nil, d) {
 		return d
 	}
-	d := make(chan struct{})
-	if c.ended.Load() {
-		d = closedChan
-	}
-	c.done.Store(d)
-	return d
+	return c.done.Load().(chan struct{}) // cancel's closedChan, or another Done's
 }
 
 // Err implements context.Context.
@@ -67,51 +62,17 @@ func (c *streamCtx) String() string { return "h2 stream context" }
 // from c, as it uses a cancelCtx's; f runs in the goroutine that ends the
 // stream, which may hold the connection's lock: f must not block (the
 // context package's and internal/upstream's do not).
-func (c *streamCtx) AfterFunc(f func()) func() bool {
-	c.mu.Lock()
-	if c.ended.Load() {
-		c.mu.Unlock()
-		go f()
-		return func() bool { return false }
-	}
-	i := len(c.fns)
-	if c.fns == nil {
-		c.fns = c.fnsArr[:0]
-	}
-	c.fns = append(c.fns, f)
-	c.mu.Unlock()
-	return func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if i < len(c.fns) && c.fns[i] != nil {
-			c.fns[i] = nil
-			return true
-		}
-		return false
-	}
-}
+func (c *streamCtx) AfterFunc(f func()) func() bool { return c.fns.Add(f) }
 
 // cancel ends c: its channel closes, Err says context.Canceled, and the
 // functions registered with AfterFunc run before cancel returns. Later
 // calls do nothing.
 func (c *streamCtx) cancel() {
-	c.mu.Lock()
-	if c.ended.Load() {
-		c.mu.Unlock()
+	if !c.ended.CompareAndSwap(false, true) {
 		return
 	}
-	c.ended.Store(true)
-	if d, ok := c.done.Load().(chan struct{}); ok {
-		close(d)
-	} else {
-		c.done.Store(closedChan)
+	if !c.done.CompareAndSwap(nil, closedChan) {
+		close(c.done.Load().(chan struct{}))
 	}
-	fns := c.fns
-	c.fns = nil
-	c.mu.Unlock()
-	for _, f := range fns {
-		if f != nil {
-			f()
-		}
-	}
+	c.fns.Run()
 }
