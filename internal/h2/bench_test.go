@@ -9,13 +9,15 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/portcullis/portcullis/internal/ctxafter"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
 
 // BenchmarkServe measures one request on a kept connection — GET, 1 KiB
 // answer, 10 streams in flight — through this mux (its handler also as an
-// ImmediateHandler) and through Go's http2 server with the same handler and
+// ImmediateHandler, and a handler doing what a proxied answer does to the
+// stream) and through Go's http2 server with the same handler and
 // the same frame-level client, so ns/op
 // and allocs/op are per request and mostly the server's. cpu-ns/op is the
 // process's CPU time (user and system, client included) per request: on a
@@ -28,12 +30,33 @@ func BenchmarkServe(b *testing.B) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write(payload)
 	})
+	// proxied answers as internal/relay gives them: the upstream client
+	// registers its cut with the request's context (internal/ctxafter) and
+	// stops it at the end; the response's header map, made by the upstream
+	// client, goes to the writer (AdoptHeader) or is copied into its map.
+	proxied := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		stop := ctxafter.Func(r.Context(), func() {})
+		h := make(http.Header, 2)
+		h["Content-Type"] = []string{"text/plain"}
+		h["Content-Length"] = []string{"1024"}
+		if a, ok := w.(interface{ AdoptHeader(http.Header) bool }); !ok || !a.AdoptHeader(h) {
+			for k, vv := range h {
+				w.Header()[k] = vv
+			}
+		}
+		w.WriteHeader(http.StatusOK)
+		w.Write(payload)
+		if stop != nil {
+			stop()
+		}
+	})
 	servers := []struct {
 		name  string
 		serve func(context.Context, net.Conn) error
 	}{
 		{"h2", (&Server{Handler: h}).ServeConn},
 		{"h2-immediate", (&Server{Handler: immediateFunc(h)}).ServeConn},
+		{"h2-proxied", (&Server{Handler: proxied}).ServeConn},
 		{"x-net-http2", func(ctx context.Context, c net.Conn) error {
 			(&http2.Server{}).ServeConn(c, &http2.ServeConnOpts{Context: ctx, Handler: h})
 			return nil
@@ -143,4 +166,35 @@ func benchServe(b *testing.B, serve func(context.Context, net.Conn) error) {
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 	nc.Close()
 	<-done
+}
+
+// BenchmarkEncodeFields encodes the fields of a usual answer that go
+// through HPACK's encoder (:status and content-length do not) with the
+// encoder alone and through the connection's field cache, on a connection
+// that sent them before.
+//
+//	go test -run XXX -bench EncodeFields ./internal/h2/
+func BenchmarkEncodeFields(b *testing.B) {
+	fields := []hpack.HeaderField{{Name: "content-type", Value: "text/plain"},
+		{Name: "date", Value: "Mon, 07 Dec 2026 17:00:00 GMT"}, {Name: "server", Value: "origin"}}
+	for _, cached := range []bool{false, true} {
+		name := "encoder"
+		if cached {
+			name = "cache"
+		}
+		b.Run(name, func(b *testing.B) {
+			c := &conn{}
+			c.henc = hpack.NewEncoder(&c.hbuf)
+			for i := 0; i < b.N; i++ {
+				c.hbuf.Reset()
+				for _, f := range fields {
+					if cached {
+						c.field(f.Name, f.Value)
+					} else {
+						_ = c.henc.WriteField(f)
+					}
+				}
+			}
+		})
+	}
 }

@@ -64,6 +64,7 @@ type conn struct {
 	henc        *hpack.Encoder
 	hbuf        bytes.Buffer
 	tableUpdate bool // the encoder may owe a table size update, which must open the next block
+	fields      fieldCache
 	holdWrites  bool // the read loop has whole frames to act on: queued does not wake the writer
 }
 
@@ -467,6 +468,7 @@ func (c *conn) onSettings(f *http2.SettingsFrame) error {
 		case http2.SettingHeaderTableSize:
 			c.henc.SetMaxDynamicTableSizeLimit(s.Val)
 			c.tableUpdate = true
+			c.fields.n = 0
 		case http2.SettingInitialWindowSize:
 			delta := int64(s.Val) - c.peerInit
 			c.peerInit = int64(s.Val)
@@ -819,7 +821,7 @@ func (c *conn) headersDoneLocked() (*stream, error) {
 // writeStatusLocked answers a stream with a bare status, no handler.
 func (c *conn) writeStatusLocked(id uint32, status int, requestEnded bool) {
 	c.hbuf.Reset()
-	_ = c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: fmt.Sprint(status)})
+	c.status(status)
 	_ = c.wfr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: c.hbuf.Bytes(), EndStream: true, EndHeaders: true})
 	if !requestEnded {
 		_ = c.wfr.WriteRSTStream(id, http2.ErrCodeNo)

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 
 	"golang.org/x/net/http2"
@@ -51,7 +52,8 @@ func FuzzParsePath(f *testing.F) {
 
 // A field sent several times reaches the handler with every value, in
 // order, and a field sent once with its one value (the values share one
-// array: appending to one must not touch another).
+// array, the stream's own for a few fields, one made for more: appending
+// to one must not touch another).
 func TestRepeatedRequestFields(t *testing.T) {
 	saw := make(chan http.Header, 1)
 	c := dialRaw(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -64,6 +66,15 @@ func TestRepeatedRequestFields(t *testing.T) {
 	}
 	h := <-saw
 	want := http.Header{"Accept": {"a", "b", "c", "added"}, "X-One": {"1"}, "X-Two": {"2"}}
+	if !reflect.DeepEqual(h, want) {
+		t.Fatalf("handler saw %v, want %v", h, want)
+	}
+	c.get(3, "/", "accept", "a", "x-one", "1", "accept", "b")
+	if r := c.response(3); r.status != "200" {
+		t.Fatalf("status %s", r.status)
+	}
+	h = <-saw
+	want = http.Header{"Accept": {"a", "b", "added"}, "X-One": {"1"}}
 	if !reflect.DeepEqual(h, want) {
 		t.Fatalf("handler saw %v, want %v", h, want)
 	}
@@ -119,5 +130,70 @@ func TestResponseHeaderEncoding(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Fields sent again go out as the bytes the encoder gave them last time
+// (the field cache): answers must decode, with the client's own decoder,
+// to exactly the fields the handler set while fields repeat, rotate
+// through more names than the cache holds, change value (which adds to the
+// dynamic table and moves every index), and while the client shrinks the
+// table to nothing (the next block opens with a table size update, RFC 7541
+// §4.2, not with a field from the cache) and allows it again.
+func TestFieldCache(t *testing.T) {
+	c := dialRaw(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i, _ := strconv.Atoi(r.URL.Query().Get("i"))
+		for k, v := range fieldCacheFields(i) {
+			w.Header().Set(k, v)
+		}
+		io.WriteString(w, "ok")
+	})})
+	id := uint32(1)
+	for i := range 90 {
+		resize := -1
+		switch i {
+		case 30:
+			resize = 0
+		case 60:
+			resize = 4096
+		}
+		if resize >= 0 {
+			if err := c.fr.WriteSettings(setting(http2.SettingHeaderTableSize, uint32(resize))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.get(id, fmt.Sprintf("/?i=%d", i))
+		f := c.want(http2.FrameHeaders).(*http2.HeadersFrame)
+		block := f.HeaderBlockFragment()
+		if resize == 0 && block[0]&0xe0 != 0x20 {
+			t.Fatalf("request %d, after SETTINGS_HEADER_TABLE_SIZE %d: block opens with %#x, want a table size update", i, resize, block[0])
+		}
+		got := map[string]string{}
+		for _, hf := range c.decode(block) {
+			got[hf.Name] = hf.Value
+		}
+		want := map[string]string{":status": "200", "content-length": "2"}
+		for k, v := range fieldCacheFields(i) {
+			want[strings.ToLower(k)] = v
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("request %d: fields %v, want %v", i, got, want)
+		}
+		if d := c.want(http2.FrameData).(*http2.DataFrame); string(d.Data()) != "ok" {
+			t.Fatalf("request %d: body %q", i, d.Data())
+		}
+		id += 2
+	}
+}
+
+// fieldCacheFields is the response header of TestFieldCache's request i.
+func fieldCacheFields(i int) map[string]string {
+	return map[string]string{
+		"Content-Type":                    "text/plain",
+		"X-Same":                          "constant",
+		fmt.Sprintf("X-Rot-%d", i%11):     "v",
+		fmt.Sprintf("X-Rot-%d", (i+5)%11): "w",
+		"X-Changing":                      strconv.Itoa(i / 4),
+		"Date":                            "Mon, 07 Dec 2026 17:00:0" + strconv.Itoa(i/7%10) + " GMT",
 	}
 }

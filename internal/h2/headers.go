@@ -129,8 +129,9 @@ func (e requestError) Error() string { return string(e) }
 // newRequest fills r (and u, its URL) with the request a complete,
 // well-formed header block stands for; it reports the declared
 // Content-Length (-1: none). r and u live in the stream, so that a request
-// costs one allocation for its state, not one per part.
-func (c *conn) newRequest(hb *headerBlock, r *http.Request, u *url.URL) (int64, error) {
+// costs one allocation for its state, not one per part; so does vals, the
+// home of the header's values when they fit in it.
+func (c *conn) newRequest(hb *headerBlock, r *http.Request, u *url.URL, vals []string) (int64, error) {
 	if hb.seen&seenMethod == 0 || hb.method == "" || !validMethod(hb.method) {
 		return 0, requestError("bad :method")
 	}
@@ -162,7 +163,11 @@ func (c *conn) newRequest(hb *headerBlock, r *http.Request, u *url.URL) (int64, 
 	header := make(http.Header, len(hb.fields))
 	// One backing array for the values: a field seen once (nearly all)
 	// costs no allocation of its own.
-	vals := make([]string, len(hb.fields))
+	if len(hb.fields) <= len(vals) {
+		vals = vals[:len(hb.fields)]
+	} else {
+		vals = make([]string, len(hb.fields))
+	}
 	var cookies []string
 	for i, f := range hb.fields {
 		if f.Name == "cookie" {

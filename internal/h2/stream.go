@@ -1,7 +1,6 @@
 package h2
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,13 +21,13 @@ import (
 // the connection's mutex; the response writer's own state belongs to the
 // handler's goroutine.
 type stream struct {
-	c      *conn
-	id     uint32
-	req    *http.Request
-	cancel context.CancelFunc
+	c   *conn
+	id  uint32
+	req *http.Request
+	ctx streamCtx // req's context
 
 	// guarded by c.mu (the flags and generations are packed together so
-	// that a stream stays in the 768-byte size class)
+	// that a stream stays in the 896-byte size class)
 	sendWin    int64
 	recvWin    int64
 	recvAck    int64
@@ -53,6 +52,7 @@ type stream struct {
 	reqv  http.Request // what req points to
 	url   url.URL      // what req.URL points to
 	rbody requestBody  // what req.Body points to, for a request with a body
+	vals  [4]string    // the request header's values, when they are this few
 }
 
 // newStream makes the stream for a complete header block: the stream, its
@@ -60,13 +60,12 @@ type stream struct {
 // malformed request is reported and no stream made.
 func (c *conn) newStream(hb *headerBlock) (*stream, error) {
 	s := &stream{c: c, id: hb.id, sendWin: c.peerInit, recvWin: defaultStreamWindow, remoteDone: hb.endStream}
-	declared, err := c.newRequest(hb, &s.reqv, &s.url)
+	declared, err := c.newRequest(hb, &s.reqv, &s.url, s.vals[:])
 	if err != nil {
 		return nil, err
 	}
 	s.declared = declared
-	ctx, cancel := context.WithCancel(c.ctx)
-	s.cancel = cancel
+	s.ctx.Context = c.ctx
 	s.bodyCond.L = &c.mu
 	if hb.endStream {
 		s.bodyErr = io.EOF
@@ -74,7 +73,7 @@ func (c *conn) newStream(hb *headerBlock) (*stream, error) {
 		s.rbody.s = s
 		s.reqv.Body = &s.rbody
 	}
-	s.reqv = *s.reqv.WithContext(ctx) // inlined: the copy stays on the stack
+	s.reqv = *s.reqv.WithContext(&s.ctx) // inlined: the copy stays on the stack
 	s.req = &s.reqv
 	s.rw = responseWriter{s: s, status: 0, declared: -1}
 	return s, nil
@@ -89,7 +88,7 @@ func (s *stream) endLocked(err error) {
 		s.bodyErr = err
 	}
 	s.bodyCond.Broadcast()
-	s.cancel()
+	s.ctx.cancel()
 }
 
 // run runs the handler (unless ServeImmediate already answered) and
@@ -106,7 +105,7 @@ func (s *stream) run() {
 		c.srv.Handler.ServeHTTP(&s.rw, s.req)
 	}
 	s.rw.finish()
-	s.cancel()
+	s.ctx.cancel()
 }
 
 // panicked ends a stream whose handler panicked with v.
@@ -123,7 +122,7 @@ func (s *stream) panicked(v any) {
 	s.stopTimersLocked()
 	c.running--
 	c.mu.Unlock()
-	s.cancel()
+	s.ctx.cancel()
 	s.rw.release()
 }
 
@@ -144,7 +143,7 @@ func (s *stream) runImmediate(ih ImmediateHandler) {
 	}
 	if w.finishNow() {
 		s.c.handlers.Done()
-		s.cancel()
+		s.ctx.cancel()
 		return
 	}
 	s.answeredAtOnce = true
@@ -243,6 +242,19 @@ func (w *responseWriter) Header() http.Header {
 		w.header = make(http.Header)
 	}
 	return w.header
+}
+
+// AdoptHeader makes h the response's header map, in place of the one
+// Header would make, and reports whether it did: only while Header and
+// WriteHeader were never called. It is for a proxy relaying a response
+// whose header map it owns (internal/relay): no map is made and filled
+// with a copy. The mux reads h when it encodes the answer's HEADERS.
+func (w *responseWriter) AdoptHeader(h http.Header) bool {
+	if h == nil || w.header != nil || w.status != 0 {
+		return false
+	}
+	w.header = h
+	return true
 }
 
 func (w *responseWriter) WriteHeader(code int) {
@@ -404,7 +416,7 @@ func (w *responseWriter) informational(code int) {
 		return
 	}
 	c.hbuf.Reset()
-	c.field(":status", strconv.Itoa(code))
+	c.status(code)
 	for k, vv := range w.header {
 		for _, v := range vv {
 			c.field(lowerKey(k), v)
@@ -510,7 +522,8 @@ func (w *responseWriter) dataLocked(p []byte, end bool) error {
 
 // status encodes :status, a block's first field: a status in HPACK's
 // static table (RFC 7541 Appendix A) is one byte, unless the encoder may owe
-// a dynamic table size update, which must open the block.
+// a dynamic table size update, which must open the block (the field cache
+// is empty then: onSettings emptied it, so the encoder writes the field).
 func (c *conn) status(code int) {
 	if !c.tableUpdate {
 		if i := staticStatus(code); i != 0 {
@@ -556,8 +569,66 @@ func (c *conn) contentLength(v []byte) {
 	c.hbuf.Write(v)
 }
 
+// field encodes one field; every field the connection sends goes through
+// it (the encoder's table and the cache below agree only so).
 func (c *conn) field(name, value string) {
+	if b := c.fields.lookup(name, value); b != nil {
+		c.hbuf.Write(b)
+		return
+	}
+	start := c.hbuf.Len()
 	_ = c.henc.WriteField(hpack.HeaderField{Name: name, Value: value})
+	c.fields.note(name, value, c.hbuf.Bytes()[start:])
+}
+
+// fieldCache holds the encodings of the fields last sent as an index into
+// HPACK's tables (RFC 7541 §6.1): the same field sent again while the
+// tables have not changed is the same bytes, found without the encoder's
+// search of its tables. A field that changed the dynamic table (literal
+// with incremental indexing, §6.2.1, or a table size update, §6.3) moved
+// every dynamic index: the cache is emptied.
+type fieldCache struct {
+	e    [8]cachedField
+	n    int // entries in use
+	next int // the entry the next one replaces when all are in use
+}
+
+type cachedField struct {
+	name, value string
+	enc         [4]byte
+	len         uint8
+}
+
+func (fc *fieldCache) lookup(name, value string) []byte {
+	for i := range fc.e[:fc.n] {
+		if e := &fc.e[i]; e.name == name && e.value == value {
+			return e.enc[:e.len]
+		}
+	}
+	return nil
+}
+
+// note learns how name and value were just encoded (enc).
+func (fc *fieldCache) note(name, value string, enc []byte) {
+	switch {
+	case len(enc) == 0:
+	case enc[0]&0x80 != 0: // indexed: the tables did not change
+		if len(enc) > len(cachedField{}.enc) {
+			return
+		}
+		i := fc.n
+		if i == len(fc.e) {
+			i = fc.next
+			fc.next = (fc.next + 1) % len(fc.e)
+		} else {
+			fc.n++
+		}
+		e := &fc.e[i]
+		e.name, e.value = name, value
+		e.len = uint8(copy(e.enc[:], enc))
+	case enc[0]&0xc0 == 0x40, enc[0]&0xe0 == 0x20: // added to the table, or resized
+		fc.n, fc.next = 0, 0
+	}
 }
 
 // headersLocked writes the block in c.hbuf as HEADERS and CONTINUATION
