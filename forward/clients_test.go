@@ -51,9 +51,7 @@ func TestChromiumShowsBlockPage(t *testing.T) {
 	chromium := needChromium(t)
 	t.Parallel()
 	tp := startProxy(t, Options{Policy: hostPolicy("no-games", "games.example"), Config: &Config{Contact: "Ask Ms Smith in room 12"}})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	dom := dumpDOM(ctx, t, chromium, tp.url.String(), "http://www.games.example/play?level=3")
+	dom := dumpDOM(t.Context(), t, chromium, tp.url.String(), "http://www.games.example/play?level=3")
 	for _, want := range []string{"This page is blocked", "http://www.games.example/play?level=3", "no-games", "Blocked for the test &lt;games.example&gt;", "Ask Ms Smith in room 12"} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("rendered page lacks %q:\n%s", want, dom)
@@ -62,8 +60,12 @@ func TestChromiumShowsBlockPage(t *testing.T) {
 }
 
 // dumpDOM loads target in headless Chromium through proxy and returns the DOM.
+// Each launch has its own 90 s: a test that loads several pages must not run
+// out of time on a busy machine because Chromium was slow to start once.
 func dumpDOM(ctx context.Context, t *testing.T, chromium, proxy, target string, extra ...string) string {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
 	args := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--disable-dev-shm-usage", "--user-data-dir=" + t.TempDir(),
@@ -88,8 +90,7 @@ func TestChromiumInspectedPathBlockAndAllow(t *testing.T) {
 		_, _ = io.WriteString(w, "<!DOCTYPE html><title>origin</title><p id=msg>allowed video page "+r.URL.Path+"</p>")
 	}))
 	tp := startProxy(t, env.proxyOpts(t, rules.EvaluatorFunc(inspectPolicy), &Config{Contact: "Ask the IT office"}))
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
+	ctx := t.Context()
 	trust := "--ignore-certificate-errors-spki-list=" + env.ca.SPKIHash()
 	dom := dumpDOM(ctx, t, chromium, tp.url.String(), env.url("example.com", "/blocked/short1"), trust)
 	for _, want := range []string{"This page is blocked", "no-shorts", "Short videos are blocked", "Ask the IT office"} {
@@ -114,9 +115,7 @@ func TestChromiumInspectToBlock(t *testing.T) {
 	env := newInspectEnv(t, originHandler())
 	cfg := &Config{CAClients: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
 	tp := startProxy(t, env.proxyOpts(t, hostPolicy("no-blocked", "blocked.example"), cfg))
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	dom := dumpDOM(ctx, t, chromium, tp.url.String(), env.url("blocked.example", "/"),
+	dom := dumpDOM(t.Context(), t, chromium, tp.url.String(), env.url("blocked.example", "/"),
 		"--ignore-certificate-errors-spki-list="+env.ca.SPKIHash())
 	for _, want := range []string{"This page is blocked", "no-blocked", "https://blocked.example:" + env.port + "/"} {
 		if !strings.Contains(dom, want) {

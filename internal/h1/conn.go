@@ -60,6 +60,7 @@ type conn struct {
 	br *bufio.Reader // nil while idle
 	wb *wbuf         // nil while idle
 
+	headLen   int // the length of the head in c.br, found by headBuffered (0: not looked for)
 	peekBuf   [1]byte
 	peekErr   error
 	peekFn    func(fd uintptr) bool
@@ -132,14 +133,19 @@ func (c *conn) keepDeadlineWithin(from, to time.Time) bool {
 
 // headBuffered reports whether a whole request head, not preceded by empty
 // lines, is in the read buffer: reading it reads nothing from the
-// connection.
+// connection. It notes the head's length for readRequest (c.headLen).
 func (c *conn) headBuffered() bool {
+	c.headLen = 0
 	buf, _ := c.br.Peek(c.br.Buffered())
 	if len(buf) == 0 || buf[0] == '\r' || buf[0] == '\n' {
 		return false
 	}
 	end, _ := headEnd(buf, 0)
-	return end > 0
+	if end <= 0 {
+		return false
+	}
+	c.headLen = end
+	return true
 }
 
 func (s *Server) newConn(rwc net.Conn) *conn {
@@ -548,7 +554,9 @@ func (c *conn) waitReadable() bool {
 // readRequest reads and parses the next request head.
 func (c *conn) readRequest() (*stream, error) {
 	s := c.s
-	hs, err := readHead(c.br, s.maxHeaderBytes()+4096)
+	known := c.headLen
+	c.headLen = 0
+	hs, err := readHead(c.br, s.maxHeaderBytes()+4096, known)
 	if err != nil {
 		return nil, err
 	}
@@ -588,8 +596,15 @@ func (c *conn) readRequest() (*stream, error) {
 // readHead reads a request head from br, through its empty line, and
 // returns it as one string. Empty lines before it are skipped (RFC 9112
 // §2.2). A head longer than limit is an *Error (431, or 414 when its
-// request line alone is).
-func readHead(br *bufio.Reader, limit int) (string, error) {
+// request line alone is). known, when not 0, is the length of the head at
+// the start of br's buffer, found already (conn.headBuffered).
+func readHead(br *bufio.Reader, limit, known int) (string, error) {
+	if known > 0 && known <= limit && known <= br.Buffered() {
+		buf, _ := br.Peek(known)
+		s := string(buf)
+		br.Discard(known)
+		return s, nil
+	}
 	for {
 		b, err := br.Peek(1)
 		if err != nil {
@@ -746,12 +761,13 @@ func (c *conn) serveRequest(st *stream) bool {
 		w.closeAfter = true
 	}
 	w.finish()
-	if c.cr.backgroundActive() {
-		// Nothing pipelined is waiting: the response goes now, before the
-		// read is ended (whatever the handler left may delay that).
+	if !c.cr.stopPending() {
+		// A background read runs: the response goes now, before the read
+		// is ended (whatever the handler left may delay that). Else it
+		// goes in waitHot, inside the wait for the next request.
 		c.flush()
+		c.cr.disarm()
 	}
-	c.cr.disarm()
 	st.cancel()
 	if !drained || w.closeAfter || c.cr.err != nil {
 		c.flush()
@@ -956,11 +972,21 @@ func (r *connReader) background() {
 	st.cancel()
 }
 
-// backgroundActive reports whether a background read is due or runs.
-func (r *connReader) backgroundActive() bool {
+// stopPending ends the watch of the armed request when no background read
+// runs (none was due, or its timer is stopped before it fired) and reports
+// whether it did; else disarm ends it.
+func (r *connReader) stopPending() bool {
 	r.bgMu.Lock()
 	defer r.bgMu.Unlock()
-	return r.bgActive
+	if !r.bgActive {
+		r.armed = nil
+		return true
+	}
+	if !r.bgTimer.Stop() {
+		return false // the read started
+	}
+	r.armed, r.bgActive, r.bgStream = nil, false, nil
+	return true
 }
 
 // disarm ends the watch of the armed request: it ends a background read

@@ -15,7 +15,7 @@ import (
 // ours parses one head as the engine does.
 func ours(raw string) (*http.Request, head, error) {
 	br := bufio.NewReaderSize(strings.NewReader(raw), bufSize)
-	s, err := readHead(br, http.DefaultMaxHeaderBytes+4096)
+	s, err := readHead(br, http.DefaultMaxHeaderBytes+4096, 0)
 	if err != nil {
 		return nil, head{}, err
 	}
@@ -194,7 +194,7 @@ func BenchmarkParseHead(b *testing.B) {
 		for b.Loop() {
 			sr.Reset(raw)
 			br.Reset(sr)
-			s, err := readHead(br, 1<<20)
+			s, err := readHead(br, 1<<20, 0)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -218,4 +218,31 @@ func BenchmarkParseHead(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestReadHeadKnownLength: a head whose length the connection found already
+// (conn.headBuffered) is read as readHead finds it itself, and a known
+// length over the limit is refused as the head would be.
+func TestReadHeadKnownLength(t *testing.T) {
+	for _, raw := range []string{
+		"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET / HTTP/1.1\nHost: a\n\nGET /next HTTP/1.1\r\n",
+		"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
+		"GET /" + strings.Repeat("x", 300) + " HTTP/1.1\r\nHost: a\r\n\r\n",
+	} {
+		for _, limit := range []int{1 << 20, 100} {
+			br := bufio.NewReaderSize(strings.NewReader(raw), bufSize)
+			buf, _ := br.Peek(len(raw))
+			known, _ := headEnd(buf, 0)
+			got, gerr := readHead(br, limit, known)
+			rest, _ := br.Peek(br.Buffered())
+			want, werr := readHead(bufio.NewReaderSize(strings.NewReader(raw), bufSize), limit, 0)
+			if got != want || fmt.Sprint(gerr) != fmt.Sprint(werr) {
+				t.Errorf("%q limit %d: known %d gives %q %v, unknown %q %v", raw, limit, known, got, gerr, want, werr)
+			}
+			if gerr == nil && string(rest) != raw[len(got):] {
+				t.Errorf("%q: left %q", raw, rest)
+			}
+		}
+	}
 }
