@@ -448,7 +448,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.exchanges.Put(ex)
 		}
 	}()
-	h.serve(ex, r, start)
+	if up := h.serve(ex, r, start); up != nil {
+		h.answer(ex, r, up, start)
+	}
 }
 
 // readDifferently reports whether a reading of f's path that a member may
@@ -466,25 +468,33 @@ func (h *Handler) readDifferently(f *rules.Facts) bool {
 	return false
 }
 
-// serve answers r: the HTTPS redirect, path checks, routing, the policy, the
-// rate limit and body limits, then a fresh hit from the route's cache or the
-// proxy.
-func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time) {
+// serve decides r: the HTTPS redirect, path checks, routing, the policy,
+// the rate limit and body limits. It returns how to relay r (ex.route is
+// its route), or nil when it answered r itself (a redirect, a refusal, an
+// error page). answer then serves a fresh hit or proxies, after serve
+// returned: serve's large frame (about 1 KiB: the rules' facts and
+// verdicts, the log calls' arguments) is off the stack while the cache and
+// the engine's writer run, so that a hit fits in the stack a goroutine
+// starts with (the runtime's average of stacks in use, 4 KiB under load).
+// When it did not, a hit served on a fresh goroutine (internal/h1 wakes a
+// parked connection on one) copied its stack to a larger one in the
+// cache's key building.
+func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time) *relay.Options {
 	ex.client, ex.trusted = h.fwd.client(ex.peer, r.Header)
 	host, port := h.splitHost(r.Host, r.TLS != nil)
 	ex.host = host
 	verdict := &ex.verdict // in ex: a local would escape (its address reaches the block page)
 
 	if h.ownRequest(ex, r) {
-		return
+		return nil
 	}
 	if h.cfg.RedirectHTTPS && r.TLS == nil && len(h.cfg.TLSListen) > 0 {
 		h.redirect(ex, r, host)
-		return
+		return nil
 	}
 	if rules.PathRefused(r.URL.Path) {
 		h.page(ex, http.StatusBadRequest)
-		return
+		return nil
 	}
 	rt := h.match(host, r)
 	*verdict = rules.Verdict{Action: rules.ActionAllow, Rule: "default"}
@@ -507,23 +517,23 @@ func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time) {
 				"client", ex.client.String(), "host", host, "path", r.URL.Path)
 			*verdict = rules.Verdict{Action: rules.ActionBlock, Rule: "ambiguous_path"}
 			h.page(ex, http.StatusBadRequest)
-			return
+			return nil
 		}
 	}
 	if verdict.Blocked() {
 		h.blocked(ex, r, verdict)
-		return
+		return nil
 	}
 	if rt == nil {
 		h.page(ex, http.StatusNotFound)
-		return
+		return nil
 	}
 	ex.route = rt
 	up := h.upstreamFor(rt, verdict.Pool)
 	if up == nil {
 		h.logger.Error("verdict names an unknown pool", "route", rt.Name, "pool", verdict.Pool, "rule", verdict.Rule)
 		h.page(ex, http.StatusServiceUnavailable)
-		return
+		return nil
 	}
 	lim := &rt.limits
 	if lim.Rate > 0 {
@@ -531,18 +541,25 @@ func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time) {
 			secs := int64((wait + time.Second - 1) / time.Second)
 			ex.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
 			h.page(ex, http.StatusTooManyRequests)
-			return
+			return nil
 		}
 	}
 	if r.Body != nil && r.Body != http.NoBody {
 		if lim.MaxBodyBytes > 0 && r.ContentLength > lim.MaxBodyBytes {
 			h.page(ex, http.StatusRequestEntityTooLarge)
-			return
+			return nil
 		}
 		ex.body = newBodyReader(ex.ResponseWriter, r, lim, start)
 		r.Body = ex.body
 	}
 	ex.Context = r.Context()
+	return up
+}
+
+// answer serves r, which serve decided to relay with up: a fresh hit from
+// the route's cache, else the proxy.
+func (h *Handler) answer(ex *exchange, r *http.Request, up *relay.Options, start time.Time) {
+	rt := ex.route
 	// The cache declines requests with a body (as its RoundTrip would bypass
 	// them); an HTTP/2 GET has a Body even when it has no bytes.
 	if rt.fresh != nil && up == rt.upstream {
@@ -553,7 +570,7 @@ func (h *Handler) serve(ex *exchange, r *http.Request, start time.Time) {
 			return
 		}
 	}
-	ex.info.Key = h.poolFor(rt, verdict.Pool).Key(r, ex.client) // what its policy hashes, if it hashes
+	ex.info.Key = h.poolFor(rt, ex.verdict.Pool).Key(r, ex.client) // what its policy hashes, if it hashes
 	ex.lent = true
 	h.proxy(ex, r, up)
 }

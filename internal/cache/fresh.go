@@ -127,7 +127,15 @@ func (t *transport) lookupFresh(x *exchange, r *http.Request, scheme string, now
 		return nil, 0, 0
 	}
 	cp := t.policy(r.Context())
-	if cp == nil || bypassDetail(cp, r) != "" || len(r.Header["Range"]) > 0 || !plainConnection(r.Header) || queryRewritten(r.URL.RawQuery) {
+	if cp == nil || queryRewritten(r.URL.RawQuery) {
+		return nil, 0, 0
+	}
+	if quietFields(r.Header) {
+		// None of the fields below is there: the path and the body decide.
+		if cp.bypass(r.URL.Path) || hasBody(r) {
+			return nil, 0, 0
+		}
+	} else if bypassDetail(cp, r) != "" || len(r.Header["Range"]) > 0 || !plainConnection(r.Header) {
 		return nil, 0, 0
 	}
 	for _, n := range cp.keyHeaders {
@@ -157,6 +165,26 @@ func (t *transport) lookupFresh(x *exchange, r *http.Request, scheme string, now
 		return nil, 0, 0
 	}
 	return e, age, life
+}
+
+// quietFields reports whether h holds none of the fields that make
+// lookupFresh decline a request (those bypassDetail looks at, Range and
+// Connection), found in one pass over h's few fields instead of a map
+// lookup per name, most of them of names a request does not hold. A header
+// of many fields is not scanned (false: each name is looked up).
+func quietFields(h http.Header) bool {
+	if len(h) > 16 {
+		return false
+	}
+	for k := range h {
+		switch k {
+		case "If-Match", "If-Unmodified-Since", "Range", "Upgrade", "Connection",
+			"X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
+			"X-Original-Url", "X-Rewrite-Url":
+			return false
+		}
+	}
+	return true
 }
 
 // writeHeader copies h into w's header, applies edit and writes status.

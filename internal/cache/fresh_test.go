@@ -99,3 +99,42 @@ func TestServeFreshAgeAtCallersTime(t *testing.T) {
 		t.Error("a hit at a time the entry is stale was served fresh")
 	}
 }
+
+// TestServeFreshDeclinesFields: each request field that makes the fast path
+// decline (a precondition, a range, an upgrade, a method or URL override, a
+// hop-by-hop field named in Connection) still does among other fields, as
+// the one-pass check of a request's fields (quietFields) must see it; the
+// same request without it, or with a plain Connection, is a hit.
+func TestServeFreshDeclinesFields(t *testing.T) {
+	_, rt, req := warmWith(t, "/page", func(h http.Header) {
+		h.Set("Cache-Control", "public, max-age=3600")
+	}, "body")
+	fs := rt.(interface {
+		ServeFresh(http.ResponseWriter, *http.Request, string, *Edit, time.Time) (string, bool)
+	})
+	serve := func(name, value string) bool {
+		in := httptest.NewRequest("GET", "/page", nil)
+		in.Host = req.URL.Host
+		in.Header = req.Header.Clone()
+		in.Header.Set("User-Agent", "test")
+		in.Header.Set("Accept", "*/*")
+		if name != "" {
+			in.Header.Set(name, value)
+		}
+		_, ok := fs.ServeFresh(&discardWriter{h: http.Header{}}, in, "http", nil, time.Time{})
+		return ok
+	}
+	if !serve("", "") || !serve("Connection", "keep-alive") || !serve("Cookie", "a=b") {
+		t.Fatal("a plain request was declined")
+	}
+	for _, f := range [][2]string{
+		{"If-Match", `"x"`}, {"If-Unmodified-Since", "Mon, 07 Dec 2026 10:00:00 GMT"}, {"Range", "bytes=0-1"},
+		{"Upgrade", "websocket"}, {"Connection", "x-secret"}, {"X-Http-Method-Override", "POST"},
+		{"X-Http-Method", "POST"}, {"X-Method-Override", "POST"}, {"X-Original-Url", "/admin"},
+		{"X-Rewrite-Url", "/admin"},
+	} {
+		if serve(f[0], f[1]) {
+			t.Errorf("%s: %s answered from the cache", f[0], f[1])
+		}
+	}
+}

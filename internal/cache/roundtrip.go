@@ -179,7 +179,7 @@ func bypassDetail(cp *compiledPolicy, req *http.Request) string {
 		return "upgrade"
 	// A GET with a body or a method override could make the origin answer
 	// something other than what the key says (cache poisoning, CPDoS).
-	case req.ContentLength > 0 || (req.ContentLength < 0 && req.Body != nil && req.Body != http.NoBody):
+	case hasBody(req):
 		return "body"
 	case len(h["X-Http-Method-Override"]) > 0 || len(h["X-Http-Method"]) > 0 || len(h["X-Method-Override"]) > 0:
 		return "method-override"
@@ -189,6 +189,11 @@ func bypassDetail(cp *compiledPolicy, req *http.Request) string {
 		return "url-override"
 	}
 	return ""
+}
+
+// hasBody reports whether req has a body, or may have one.
+func hasBody(req *http.Request) bool {
+	return req.ContentLength > 0 || (req.ContentLength < 0 && req.Body != nil && req.Body != http.NoBody)
 }
 
 // prepare reads the request's secondary key and directives and appends its
