@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+
+	"github.com/portcullis/portcullis/internal/ctxafter"
 )
 
 // reqCtx is a request's context: the connection's values and deadline,
@@ -24,8 +26,7 @@ type reqCtx struct {
 	done    atomic.Value // chan struct{}, made at the first Done
 	mu      sync.Mutex
 	err     error
-	fns     []func()  // AfterFunc's, run at the cancel (nil: stopped)
-	fnsArr  [2]func() // fns's first home (an upstream request registers one)
+	fns     ctxafter.Funcs // AfterFunc's, run at the cancel
 }
 
 // closedchan is the Done of a context cancelled before anyone asked.
@@ -72,27 +73,7 @@ func (c *reqCtx) String() string { return "h1 request context" }
 // cancelCtx's.
 func (c *reqCtx) AfterFunc(f func()) func() bool {
 	c.watch()
-	c.mu.Lock()
-	if c.err != nil {
-		c.mu.Unlock()
-		go f()
-		return func() bool { return false }
-	}
-	i := len(c.fns)
-	if c.fns == nil {
-		c.fns = c.fnsArr[:0]
-	}
-	c.fns = append(c.fns, f)
-	c.mu.Unlock()
-	return func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if i < len(c.fns) && c.fns[i] != nil {
-			c.fns[i] = nil
-			return true
-		}
-		return false
-	}
+	return c.fns.Add(f)
 }
 
 // cancel ends c (the request ended or its client went away): its channel
@@ -110,14 +91,8 @@ func (c *reqCtx) cancel() {
 	} else {
 		c.done.Store(closedchan)
 	}
-	fns := c.fns
-	c.fns = nil
 	c.mu.Unlock()
-	for _, f := range fns {
-		if f != nil {
-			f()
-		}
-	}
+	c.fns.Run()
 }
 
 // watch tells the connection, once, that someone waits for c to end: the

@@ -372,6 +372,9 @@ func skipFraming(k string) bool {
 // writeFields writes h, keys sorted as net/http does, values with CR and LF
 // turned into spaces; invalid names are left out.
 func (w *response) writeFields(bw *bufio.Writer, h http.Header, skip func(string) bool) {
+	if len(h) == 0 {
+		return // a cache hit's fields come as one prepared block
+	}
 	keys := w.c.wb.keys[:0]
 	for k, vs := range h {
 		if len(vs) == 0 || (skip != nil && skip(k)) || !httpguts.ValidHeaderFieldName(k) {
