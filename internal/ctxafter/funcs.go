@@ -2,12 +2,11 @@ package ctxafter
 
 import "sync"
 
-// Funcs holds the functions registered with the AfterFunc method of a
-// context type that ends once (internal/h2's stream context): Add is that
-// method's work, Run runs them at the end. The zero value is ready; a
-// Funcs must not be copied once used. Its first function is kept without
+// funcs holds the functions registered with a Context's AfterFunc: Add is
+// that method's work, Run runs them at the Context's end. The zero value is ready; a
+// funcs must not be copied once used. Its first function is kept without
 // an allocation (an upstream request registers one).
-type Funcs struct {
+type funcs struct {
 	mu sync.Mutex
 	// fns: nil before the first Add; after Run, a non-nil slice of
 	// capacity 0 (ran reports it), so that no field of its own says so.
@@ -15,12 +14,12 @@ type Funcs struct {
 	arr [1]func()
 }
 
-func (l *Funcs) ran() bool { return l.fns != nil && cap(l.fns) == 0 }
+func (l *funcs) ran() bool { return l.fns != nil && cap(l.fns) == 0 }
 
 // Add registers f to run at Run and returns a function that unregisters
 // f, reporting whether it did so before f ran. After Run, f runs at once in
 // a goroutine of its own and stop reports false.
-func (l *Funcs) Add(f func()) (stop func() bool) {
+func (l *funcs) Add(f func()) (stop func() bool) {
 	l.mu.Lock()
 	if l.ran() {
 		l.mu.Unlock()
@@ -47,7 +46,7 @@ func (l *Funcs) Add(f func()) (stop func() bool) {
 // Run runs the functions registered and not stopped, in the order they
 // were added, in the calling goroutine and without holding a lock; it does
 // so once (later calls, and Adds, see it done).
-func (l *Funcs) Run() {
+func (l *funcs) Run() {
 	l.mu.Lock()
 	if l.ran() {
 		l.mu.Unlock()

@@ -5,11 +5,11 @@ import (
 	"time"
 )
 
-// Funcs runs what was added and not stopped, in order, once; a function
+// funcs runs what was added and not stopped, in order, once; a function
 // added after Run runs at once (in a goroutine), and its stop, as every
 // stop after Run, reports false.
 func TestFuncs(t *testing.T) {
-	var l Funcs
+	var l funcs
 	var order []int
 	l.Add(func() { order = append(order, 1) })
 	stop := l.Add(func() { order = append(order, 2) })
@@ -38,7 +38,7 @@ func TestFuncs(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a function added after Run did not run")
 	}
-	var empty Funcs
+	var empty funcs
 	empty.Run()
 	ran2 := make(chan struct{})
 	empty.Add(func() { close(ran2) })

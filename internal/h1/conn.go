@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/accept"
-
+	"github.com/portcullis/portcullis/internal/ctxafter"
 	"github.com/portcullis/portcullis/internal/park"
 	"github.com/portcullis/portcullis/internal/sockio"
 )
@@ -581,7 +581,7 @@ func (c *conn) readRequest() (*stream, error) {
 	}
 	var ctx context.Context
 	if c.ctx.Done() == nil {
-		st.ctx = reqCtx{Context: c.ctx, st: st}
+		st.ctx = reqCtx{Context: ctxafter.Context{Context: c.ctx}, st: st}
 		ctx = &st.ctx
 	} else { // the connection's context may end: derive as net/http does
 		ctx, st.stdCancel = context.WithCancel(c.ctx)
@@ -1054,7 +1054,7 @@ func (st *stream) cancel() {
 		st.stdCancel()
 		return
 	}
-	st.ctx.cancel()
+	st.ctx.End()
 }
 
 // watched reports whether someone waits for the request's context to end.

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/ctxafter"
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -24,7 +25,7 @@ type stream struct {
 	c   *conn
 	id  uint32
 	req *http.Request
-	ctx streamCtx // req's context
+	ctx ctxafter.Context // req's context: ends with the stream
 
 	// guarded by c.mu (the flags and generations are packed together so
 	// that a stream stays in the 896-byte size class)
@@ -88,7 +89,7 @@ func (s *stream) endLocked(err error) {
 		s.bodyErr = err
 	}
 	s.bodyCond.Broadcast()
-	s.ctx.cancel()
+	s.ctx.End()
 }
 
 // run runs the handler (unless ServeImmediate already answered) and
@@ -105,7 +106,7 @@ func (s *stream) run() {
 		c.srv.Handler.ServeHTTP(&s.rw, s.req)
 	}
 	s.rw.finish()
-	s.ctx.cancel()
+	s.ctx.End()
 }
 
 // panicked ends a stream whose handler panicked with v.
@@ -122,7 +123,7 @@ func (s *stream) panicked(v any) {
 	s.stopTimersLocked()
 	c.running--
 	c.mu.Unlock()
-	s.ctx.cancel()
+	s.ctx.End()
 	s.rw.release()
 }
 
@@ -143,7 +144,7 @@ func (s *stream) runImmediate(ih ImmediateHandler) {
 	}
 	if w.finishNow() {
 		s.c.handlers.Done()
-		s.ctx.cancel()
+		s.ctx.End()
 		return
 	}
 	s.answeredAtOnce = true
