@@ -8,9 +8,11 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
-// hopHeaders are the hop-by-hop fields removed from every message a proxy
-// forwards, in canonical form (RFC 9110 §7.6.1 and the fields Go's httputil
-// removes). This is the one list of the tree:
+// IsHopByHop reports whether the canonical field name is one of the fixed
+// hop-by-hop fields, removed from every message a proxy forwards (RFC 9110
+// §7.6.1 and the fields Go's httputil removes); fields named by a message's
+// Connection are hop-by-hop too, for that message only. Its switch is the
+// one list of the tree:
 //
 //	Connection          and every field it names
 //	Keep-Alive
@@ -22,22 +24,6 @@ import (
 //	Trailer
 //	Transfer-Encoding
 //	Upgrade             kept by RemoveHopByHopKeepUpgrade when relaying an upgrade
-var hopHeaders = [...]string{
-	"Connection",
-	"Keep-Alive",
-	"Proxy-Connection",
-	"Proxy-Authenticate",
-	"Proxy-Authentication-Info",
-	"Proxy-Authorization",
-	"Te",
-	"Trailer",
-	"Transfer-Encoding",
-	"Upgrade",
-}
-
-// IsHopByHop reports whether the canonical field name is one of the fixed
-// hop-by-hop fields (fields named by a message's Connection are hop-by-hop
-// too, for that message only).
 func IsHopByHop(name string) bool {
 	switch name {
 	case "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authentication-Info",
@@ -46,11 +32,6 @@ func IsHopByHop(name string) bool {
 	}
 	return false
 }
-
-// scanBelow is the size of a header under which removeHopByHop looks at
-// each of its fields instead of deleting each hop-by-hop name (a hashed
-// delete each, mostly of names that are not there).
-const scanBelow = 2 * len(hopHeaders)
 
 // RemoveHopByHop removes the hop-by-hop fields from h: Connection and every field
 // named in it, Keep-Alive, Proxy-Connection, Proxy-Authenticate, Proxy-Authentication-Info,
@@ -92,15 +73,9 @@ func removeHopByHop(h http.Header, keepUpgrade bool) {
 			}
 		}
 	}
-	if len(h) < scanBelow {
-		for k := range h {
-			if IsHopByHop(k) {
-				delete(h, k)
-			}
-		}
-	} else {
-		for _, name := range hopHeaders {
-			delete(h, name)
+	for k := range h { // one pass: no hashed delete of names that are not there
+		if IsHopByHop(k) {
+			delete(h, k)
 		}
 	}
 	if teTrailers {
