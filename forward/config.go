@@ -242,7 +242,6 @@ func (c *Config) Validate() []field.Error {
 	return append(errs, c.School.Validate()...)
 }
 
-// validateListen checks a listener address "host:port" at path p.
 // validCongestion reports whether name can be a Linux TCP congestion control
 // name (TCP_CA_NAME_MAX is 16 bytes with the final NUL). Whether the kernel
 // has it is known when a listener opens.
@@ -258,6 +257,7 @@ func validCongestion(name string) bool {
 	return true
 }
 
+// validateListen checks a listener address "host:port" at path p.
 func validateListen(p, a string) []field.Error {
 	host, port, err := net.SplitHostPort(a)
 	if err != nil {
