@@ -1,7 +1,6 @@
 package tunnel
 
 import (
-	"context"
 	"net"
 	"syscall"
 	"testing"
@@ -21,28 +20,9 @@ func pairCC(t testing.TB, cc string) (a, b net.Conn) {
 		}
 		return serr
 	}
-	ln, err := (&net.ListenConfig{Control: ctl}).Listen(context.Background(), "tcp", "127.0.0.1:0")
+	a, b, err := pairControl(t, ctl)
 	if err != nil {
 		t.Skipf("congestion control %s: %v", cc, err)
 	}
-	defer ln.Close()
-	got := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- nil
-			return
-		}
-		got <- c
-	}()
-	a, err = (&net.Dialer{Control: ctl}).Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = <-got
-	if b == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
 	return a, b
 }

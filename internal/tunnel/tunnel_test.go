@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,9 +16,20 @@ import (
 // pair returns the two ends of a loopback TCP connection.
 func pair(t testing.TB) (a, b net.Conn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	a, b, err := pairControl(t, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return a, b
+}
+
+// pairControl is pair with ctl (when not nil) run on the listening and the
+// dialing socket before they connect; the error is the listener's.
+func pairControl(t testing.TB, ctl func(network, address string, c syscall.RawConn) error) (a, b net.Conn, err error) {
+	t.Helper()
+	ln, err := (&net.ListenConfig{Control: ctl}).Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
 	}
 	defer ln.Close()
 	got := make(chan net.Conn, 1)
@@ -29,7 +41,7 @@ func pair(t testing.TB) (a, b net.Conn) {
 		}
 		got <- c
 	}()
-	a, err = net.Dial("tcp", ln.Addr().String())
+	a, err = (&net.Dialer{Control: ctl}).Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +50,7 @@ func pair(t testing.TB) (a, b net.Conn) {
 		t.Fatal("accept failed")
 	}
 	t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
-	return a, b
+	return a, b, nil
 }
 
 type result struct{ in, out int64 }
