@@ -23,6 +23,7 @@ import (
 	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/engine"
+	"github.com/portcullis/portcullis/internal/heapfloor"
 	"github.com/portcullis/portcullis/policies"
 )
 
@@ -170,11 +171,17 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	level := fs.String("log-level", "info", "operational log level: debug, info, warn, error")
 	watch := fs.Bool("watch", false, "reload when the policy file or a list file it names changes (polled every 2s)")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long in-flight requests and tunnels may finish before they are cut")
+	floorFlag := fs.String("heap-floor", DefaultHeapFloor, "let the heap grow to this size (16MiB, 1GiB) before the garbage collector runs; 0 for Go's default pace (ignored when GOGC is set)")
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return 2
 	}
 	if *drain <= 0 {
 		fmt.Fprintln(stderr, "portcullis run: --drain-timeout must be positive")
+		return 2
+	}
+	floor, err := parseHeapFloor(*floorFlag)
+	if err != nil {
+		fmt.Fprintln(stderr, "portcullis run: --heap-floor:", err)
 		return 2
 	}
 	logger, err := newLogger(stderr, *level)
@@ -190,6 +197,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	if limit := e.MemoryLimitHint(); limit > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(limit)
+	}
+	if os.Getenv("GOGC") == "" {
+		defer heapfloor.Start(floor).Stop()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -336,4 +346,20 @@ func readNewPassword(tty *os.File, prompt io.Writer, user string) (string, error
 		return "", errors.New("the passwords do not match; nothing changed")
 	}
 	return string(first), nil
+}
+
+// DefaultHeapFloor is `portcullis run`'s --heap-floor: how large the heap may grow
+// before the garbage collector runs (internal/heapfloor).
+const DefaultHeapFloor = "16MiB"
+
+// parseHeapFloor reads --heap-floor: a size such as 32MiB, or 0 for none.
+func parseHeapFloor(s string) (int64, error) {
+	if strings.TrimSpace(s) == "0" {
+		return 0, nil
+	}
+	n, err := config.ParseSize(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid size %q (write it as 32MiB, 1GiB, or 0 for none)", s)
+	}
+	return n, nil
 }

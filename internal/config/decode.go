@@ -109,7 +109,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		i, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, v.Type().Bits())
 		if err != nil && n.Kind == yaml.ScalarNode {
-			i, err = parseSize(n.Value) // 64MiB, 1.5GB, 512k
+			i, err = ParseSize(n.Value) // 64MiB, 1.5GB, 512k
 		}
 		if n.Kind != yaml.ScalarNode || err != nil {
 			d.fail(n, path, "expected a whole number, got %s", describe(n))
@@ -328,8 +328,9 @@ var sizeUnits = map[string]float64{
 	"t": 1 << 40, "tb": 1e12, "tib": 1 << 40,
 }
 
-// parseSize reads a byte size with a unit: 64MiB, 1.5GB, 512k.
-func parseSize(s string) (int64, error) {
+// ParseSize reads a byte size with a unit, as the policy file writes them: 64MiB,
+// 1.5GB, 512k.
+func ParseSize(s string) (int64, error) {
 	s = strings.TrimSpace(s)
 	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
 	if i <= 0 {
