@@ -158,9 +158,30 @@ func (s *Server) worker(st *stream) {
 			s.reaper = time.AfterFunc(workerIdle, s.reap)
 		}
 		s.mu.Unlock()
-		st = <-w.work
+		st = w.wait()
 	}
 }
+
+// idleDepth is the stack an idle worker keeps in use while it waits: the
+// garbage collector shrinks (copies to half its size) the stack of a
+// goroutine using under a quarter of it, which a worker then grows again,
+// copy by copy, in its next handler.
+const idleDepth = 8 << 10
+
+// wait waits for the worker's next stream in a frame of idleDepth bytes
+// (zeroed, never read: no pointers for the collector to scan), so that the
+// stack the worker's handlers grew is not shrunk while it is idle.
+//
+//go:noinline
+func (w *worker) wait() *stream {
+	var depth [idleDepth]byte
+	st := <-w.work
+	keepDepth(&depth)
+	return st
+}
+
+//go:noinline
+func keepDepth(*[idleDepth]byte) {}
 
 // reap tells the workers idle longer than workerIdle to end (a burst of
 // streams on a connection that then stays quiet leaves no goroutines behind),

@@ -3,8 +3,10 @@ package h2
 import (
 	"io"
 	"net/http"
+	"runtime"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // Handlers run on pooled workers, and the workers left idle end when the
@@ -47,4 +49,50 @@ func workerBurst(t *testing.T) (*Server, *rawClient) {
 		t.Fatal("no worker counted")
 	}
 	return srv, c
+}
+
+// A worker's stack, grown by its handlers, is not shrunk by the garbage
+// collector while the worker waits for its next stream (and grown again,
+// copied, by that stream's handler): a handler on the same worker finds
+// itself at the same stack address before and after collections.
+func TestIdleWorkerKeepsItsStack(t *testing.T) {
+	var addr []uintptr
+	srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var here byte
+		addr = append(addr, uintptr(unsafe.Pointer(&here)))
+		io.WriteString(w, deepStack(24))
+	})}
+	c := dialRaw(t, srv)
+	for id := uint32(1); id <= 5; id += 2 {
+		if id == 5 {
+			runtime.GC()
+			runtime.GC()
+		}
+		c.get(id, "/")
+		if r := c.response(id); r.status != "200" {
+			t.Fatalf("stream %d: %s", id, r.status)
+		}
+	}
+	if n := srv.workers.Load(); n != 1 {
+		t.Skipf("%d workers served the three streams, want one", n)
+	}
+	if addr[2] != addr[1] {
+		t.Fatalf("the idle worker's stack moved across a collection (handler at %#x, then %#x)", addr[1], addr[2])
+	}
+}
+
+// deepStack uses about n × 512 bytes of stack.
+//
+//go:noinline
+func deepStack(n int) string {
+	var pad [64]uint64
+	pad[n%64] = uint64(n)
+	if n == 0 {
+		return "ok"
+	}
+	s := deepStack(n - 1)
+	if pad[n%64] != uint64(n) {
+		s += "!"
+	}
+	return s
 }
