@@ -438,8 +438,17 @@ func (p *Proxy) logEntry(e *accesslog.Entry) {
 // User-Agent.
 func clientHeaders(e *accesslog.Entry, r *http.Request) {
 	e.Proto = r.Proto
-	e.Referer = r.Header.Get("Referer")
-	e.UserAgent = r.Header.Get("User-Agent")
+	e.Referer = firstValue(r.Header["Referer"]) // Header.Get, without canonicalising a canonical key
+	e.UserAgent = firstValue(r.Header["User-Agent"])
+}
+
+// firstValue is a field's first value, as Header.Get gives it for a
+// canonical key ("" when the field is absent).
+func firstValue(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
 }
 
 // anonymousLogger is implemented by anonymize profiles that keep the client's

@@ -297,9 +297,10 @@ func (p *Proxy) bodyFailure(x *exchange, r *http.Request) *http.Response {
 func stripProxyHeaders(r *http.Request) {
 	r.RequestURI = ""
 	h := r.Header
-	h.Del("Proxy-Connection")
-	h.Del("Proxy-Authenticate")
-	h.Del("Proxy-Authorization")
+	// Header.Del of canonical keys, without canonicalising them again.
+	delete(h, "Proxy-Connection")
+	delete(h, "Proxy-Authenticate")
+	delete(h, "Proxy-Authorization")
 	if _, ok := h["Connection"]; ok && (!headerContains(h, "Connection", "Upgrade") || !headerContains(h, "Upgrade", "websocket")) {
 		delete(h, "Connection") // only that spelling of the key was ever deleted: no scan of the fields without it
 	}

@@ -282,13 +282,65 @@ func parseTarget(method, target string, u *url.URL) *Error {
 	case target == "*":
 		*u = url.URL{Path: "*"}
 	default:
-		v, err := url.ParseRequestURI(target)
-		if err != nil {
-			return errTarget
+		if !plainAbsolute(target, u) {
+			v, err := url.ParseRequestURI(target)
+			if err != nil {
+				return errTarget
+			}
+			*u = *v
 		}
-		*u = *v
 	}
 	return nil
+}
+
+// plainAbsolute fills u as url.ParseRequestURI would for an absolute-form
+// target (a forward proxy's request: "http://host:port/path?query") whose
+// scheme is "http://" or "https://" in lower case, whose host is a name or an
+// IPv4 address of letters, digits, '-' and '.' with at most a port of digits
+// (no user information, IPv6 literal or escape), and whose path and query
+// plainTarget takes, without allocating; it reports false (u untouched) for
+// any other target.
+func plainAbsolute(t string, u *url.URL) bool {
+	var scheme string
+	switch {
+	case strings.HasPrefix(t, "http://"):
+		scheme = "http"
+	case strings.HasPrefix(t, "https://"):
+		scheme = "https"
+	default:
+		return false
+	}
+	rest := t[len(scheme)+len("://"):]
+	end := strings.IndexAny(rest, "/?")
+	if end < 0 {
+		end = len(rest)
+	}
+	host := rest[:end]
+	if !plainHost(host) || !plainTarget(rest[end:], u) {
+		return false
+	}
+	u.Scheme, u.Host = scheme, host
+	return true
+}
+
+// plainHost reports whether h is a non-empty name of letters, digits, '-'
+// and '.', followed by nothing or by ':' and one or more digits.
+func plainHost(h string) bool {
+	name, port, hasPort := strings.Cut(h, ":")
+	if name == "" || (hasPort && port == "") {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	for i := 0; i < len(port); i++ {
+		if c := port[i]; c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // plainTarget fills u as url.ParseRequestURI would for an origin-form target

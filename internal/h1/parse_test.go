@@ -246,3 +246,92 @@ func TestReadHeadKnownLength(t *testing.T) {
 		}
 	}
 }
+
+// TestAbsoluteTarget: an absolute-form target (a forward proxy's request)
+// is read as url.ParseRequestURI reads it, every combination below, and the
+// common ones (a plain name or address, port, path and query) without an
+// allocation.
+func TestAbsoluteTarget(t *testing.T) {
+	schemes := []string{"http://", "https://", "HTTP://", "ftp://", "http:/", "http:"}
+	hosts := []string{"127.0.0.1:18080", "example.test", "Example.TEST:8080", "a-b.c", "h:", ":80", "", "h:8x", "[::1]:80",
+		"user@h", "h%41", "h_1", "h:80:90", "xn--bcher-kva.example", "h:0080"}
+	rests := []string{"", "/", "/small", "/a/b.c?q=1&r=2", "?q", "/p?", "/p??", "/p?a?", "//x", "/a%20b", "/a b", "/p#f",
+		"/p?q#f", "/caf\u00e9", "/~u/$&+,;=:@", "/p?q=%zz", "/a/../b"}
+	for _, s := range schemes {
+		for _, h := range hosts {
+			for _, r := range rests {
+				target := s + h + r
+				if !validTarget(target) {
+					continue
+				}
+				want, werr := url.ParseRequestURI(target)
+				var got url.URL
+				gerr := parseTarget(http.MethodGet, target, &got)
+				if (werr != nil) != (gerr != nil) {
+					t.Errorf("%q: error %v, url's %v", target, gerr, werr)
+					continue
+				}
+				if werr == nil && !sameURL(&got, want) {
+					t.Errorf("%q: got %#v, url's %#v", target, got, *want)
+				}
+			}
+		}
+	}
+	for _, target := range []string{"http://127.0.0.1:18080/small", "https://example.test/a/b.c?q=1", "http://example.test", "http://h:80?q"} {
+		var u url.URL
+		if !plainAbsolute(target, &u) {
+			t.Errorf("%q: not read without url.Parse", target)
+		}
+		if n := testing.AllocsPerRun(100, func() { _ = parseTarget(http.MethodGet, target, &u) }); n != 0 {
+			t.Errorf("%q: %v allocations", target, n)
+		}
+	}
+}
+
+// FuzzAbsoluteTarget: whatever plainAbsolute takes, url.ParseRequestURI
+// reads the same.
+func FuzzAbsoluteTarget(f *testing.F) {
+	for _, s := range []string{"http://127.0.0.1:18080/small", "https://h:1/p?q", "http://h?", "http://a-b.c//x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, target string) {
+		if !validTarget(target) {
+			return
+		}
+		var got url.URL
+		if !plainAbsolute(target, &got) {
+			return
+		}
+		want, err := url.ParseRequestURI(target)
+		if err != nil {
+			t.Fatalf("%q: taken, but url refuses it: %v", target, err)
+		}
+		if !sameURL(&got, want) {
+			t.Fatalf("%q: got %#v, url's %#v", target, got, *want)
+		}
+	})
+}
+
+// sameURL reports whether a and b hold the same fields (user information
+// compared by value).
+func sameURL(a, b *url.URL) bool {
+	ac, bc := *a, *b
+	ac.User, bc.User = nil, nil
+	return ac == bc && a.User.String() == b.User.String() && (a.User == nil) == (b.User == nil)
+}
+
+// BenchmarkParseTarget: a forward proxy's target (wrk's in peers.sh's
+// scenario d) and an origin-form one.
+func BenchmarkParseTarget(b *testing.B) {
+	for _, target := range []string{"http://127.0.0.1:18080/small", "/small"} {
+		b.Run(strings.TrimPrefix(target[:min(len(target), 7)], "/"), func(b *testing.B) {
+			var u url.URL
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := parseTarget(http.MethodGet, target, &u); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
