@@ -1,10 +1,7 @@
 package reverse
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -12,7 +9,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +16,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/benchwire"
 	"github.com/portcullis/portcullis/internal/cache"
 	"github.com/portcullis/portcullis/internal/h1"
 	"github.com/portcullis/portcullis/internal/pool"
@@ -346,62 +343,11 @@ func benchH1DoorHit(b *testing.B, h *Handler, c *cache.Cache) {
 	req := []byte("GET /cacheable HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: wrk\r\n\r\n")
 	b.ReportAllocs()
 	defer reportCPU(b)()
-	b.RunParallel(func(pb *testing.PB) {
-		conn, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			b.Error(err)
-			return
-		}
-		defer conn.Close()
-		br := bufio.NewReaderSize(conn, 8192)
-		for pb.Next() {
-			if _, err := conn.Write(req); err != nil {
-				b.Error(err)
-				return
-			}
-			if n, err := readHit(br); err != nil || n != 1024 {
-				b.Errorf("%d bytes, %v", n, err)
-				return
-			}
-		}
-	})
+	benchwire.Clients(b, ln.Addr().String(), req, 1024, 8192)
 	b.StopTimer()
 	if st := c.Stats(); st.Misses != 1 {
 		b.Fatalf("hits went to the origin: %+v", st)
 	}
-}
-
-// readHit reads one 200 response with a Content-Length from br and returns
-// its body's length, without allocating.
-func readHit(br *bufio.Reader) (int, error) {
-	n, first := -1, true
-	for {
-		line, err := br.ReadSlice('\n')
-		if err != nil {
-			return 0, err
-		}
-		if first {
-			if !bytes.HasPrefix(line, []byte("HTTP/1.1 200 ")) {
-				return 0, fmt.Errorf("status line %q", line)
-			}
-			first = false
-			continue
-		}
-		if len(line) <= 2 {
-			break
-		}
-		if v, ok := bytes.CutPrefix(line, []byte("Content-Length: ")); ok {
-			n = 0
-			for _, d := range bytes.TrimSpace(v) {
-				n = n*10 + int(d-'0')
-			}
-		}
-	}
-	if n < 0 {
-		return 0, errors.New("no Content-Length")
-	}
-	_, err := br.Discard(n)
-	return n, err
 }
 
 // BenchmarkH1Reverse1MiB is scenario b in one process: keep-alive clients
@@ -428,83 +374,7 @@ func benchH1Proxied(b *testing.B, origin string, hide bool, size, bufSize int) {
 	b.ReportAllocs()
 	b.SetBytes(int64(size))
 	defer reportCPU(b)()
-	b.RunParallel(func(pb *testing.PB) {
-		conn, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			b.Error(err)
-			return
-		}
-		defer conn.Close()
-		br := bufio.NewReaderSize(conn, bufSize)
-		for pb.Next() {
-			if _, err := conn.Write(req); err != nil {
-				b.Error(err)
-				return
-			}
-			if n, err := readHit(br); err != nil || n != size {
-				b.Errorf("%d bytes, %v", n, err)
-				return
-			}
-		}
-	})
-}
-
-// rawOrigin is an origin on loopback that answers every request head with
-// the bench origin's /small (1 KiB, Content-Length, Content-Type, Date)
-// without allocating per request, so that a benchmark's allocs/op are the
-// door's.
-func rawOrigin(b *testing.B) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	resp := []byte("HTTP/1.1 200 OK\r\nContent-Length: 1024\r\nContent-Type: text/plain\r\nDate: Mon, 07 Dec 2026 14:15:40 GMT\r\n\r\n" + string(bytes.Repeat([]byte("x"), 1024)))
-	var conns sync.WaitGroup
-	var mu sync.Mutex
-	var open []net.Conn
-	conns.Add(1)
-	go func() {
-		defer conns.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			open = append(open, c)
-			mu.Unlock()
-			conns.Add(1)
-			go func() {
-				defer conns.Done()
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					for { // the head, up to its empty line (GETs: no body)
-						line, err := br.ReadSlice('\n')
-						if err != nil {
-							return
-						}
-						if len(line) <= 2 {
-							break
-						}
-					}
-					if _, err := c.Write(resp); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	b.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range open {
-			c.Close()
-		}
-		mu.Unlock()
-		conns.Wait()
-	})
-	return "http://" + ln.Addr().String()
+	benchwire.Clients(b, ln.Addr().String(), req, size, bufSize)
 }
 
 // BenchmarkH1Reverse1KiB is scenario a in one process: keep-alive clients
@@ -513,5 +383,5 @@ func rawOrigin(b *testing.B) string {
 // so allocs/op are the server's per proxied request (h1, door, relay, pool,
 // upstream client); cpu-ns/op counts the origin's and the clients' work too.
 func BenchmarkH1Reverse1KiB(b *testing.B) {
-	benchH1Proxied(b, rawOrigin(b), false, 1024, 8192)
+	benchH1Proxied(b, benchwire.Origin(b), false, 1024, 8192)
 }
