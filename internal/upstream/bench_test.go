@@ -68,3 +68,51 @@ func BenchmarkRoundTrip(b *testing.B) {
 		})
 	}
 }
+
+// originHead is the head the bench origin (shared/bench/origin) sends for
+// /small, as Go's net/http server writes it.
+const originHead = "HTTP/1.1 200 OK\r\nContent-Length: 1024\r\nContent-Type: text/plain\r\nDate: Mon, 07 Dec 2026 19:31:45 GMT\r\n\r\n"
+
+// loopReader serves the same bytes forever.
+type loopReader struct {
+	s   string
+	off int
+}
+
+func (r *loopReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		c := copy(p[n:], r.s[r.off:])
+		n += c
+		r.off = (r.off + c) % len(r.s)
+	}
+	return n, nil
+}
+
+// BenchmarkReadHead reads a typical origin head from a bufio.Reader that
+// holds it (the usual case: one read of the socket takes the whole answer),
+// into a head the caller reuses, as an exchange does.
+func BenchmarkReadHead(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		read func(*bufio.Reader, int, *head, []string) (int, error)
+	}{
+		{"parser=new", readHead},
+		{"parser=ref", refReadHead},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			// A buffer a whole number of heads long, so each head is whole in it.
+			br := bufio.NewReaderSize(&loopReader{s: originHead}, 32*len(originHead))
+			var h head
+			var vals [8]string
+			b.ReportAllocs()
+			cpu0 := cpuTime()
+			for b.Loop() {
+				if _, err := c.read(br, DefaultMaxHeaderBytes, &h, vals[:]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}

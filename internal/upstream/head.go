@@ -43,7 +43,7 @@ type head struct {
 
 func (h *head) mime() textproto.MIMEHeader { return textproto.MIMEHeader(h.header) }
 
-// scratch holds a head's bytes while it is read.
+// scratch holds a head's bytes while it is read, when it did not arrive whole.
 var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // readHead reads one response head from br into h: the status line and the
@@ -51,7 +51,53 @@ var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b 
 // consumed (0: the connection ended or failed before the first byte). The
 // fields' values go in vals when they fit (the caller gives it to one head
 // only: the header map keeps it), else in a slice of their own.
+//
+// A head that is whole in br's buffer (the usual case: one read takes the
+// answer) is parsed from there; else its lines are gathered first
+// (readLines). Both consume and refuse exactly the same bytes.
 func readHead(br *bufio.Reader, max int, h *head, vals []string) (n int, err error) {
+	if br.Buffered() == 0 {
+		if _, err := br.Peek(1); err != nil {
+			return 0, err // as ReadSlice would: nothing consumed
+		}
+	}
+	b, _ := br.Peek(br.Buffered())
+	if len(b) > max {
+		b = b[:max]
+	}
+	end, total, fields := headEnd(b)
+	if total == 0 {
+		return readLines(br, max, h, vals)
+	}
+	s := string(b[:end])
+	br.Discard(total)
+	return total, parseHead(s, fields, h, vals)
+}
+
+// headEnd finds a whole head at the start of b: end is where its empty line
+// starts, total where it ends, fields the number of lines between the
+// status line and the empty line. total is 0 when b holds no whole head,
+// or when its first line is empty (readLines refuses it).
+func headEnd(b []byte) (end, total, fields int) {
+	i := bytes.IndexByte(b, '\n')
+	if i <= 0 || i == 1 && b[0] == '\r' {
+		return 0, 0, 0
+	}
+	for off := i + 1; ; fields++ {
+		i = bytes.IndexByte(b[off:], '\n')
+		if i < 0 {
+			return 0, 0, 0
+		}
+		if i == 0 || i == 1 && b[off] == '\r' {
+			return off, off + i + 1, fields
+		}
+		off += i + 1
+	}
+}
+
+// readLines reads a head line by line into a scratch buffer, each line as it
+// came (CR LF or bare LF), then parses it.
+func readLines(br *bufio.Reader, max int, h *head, vals []string) (n int, err error) {
 	sp := scratch.Get().(*[]byte)
 	buf := (*sp)[:0]
 	defer func() {
@@ -60,9 +106,9 @@ func readHead(br *bufio.Reader, max int, h *head, vals []string) (n int, err err
 			scratch.Put(sp)
 		}
 	}()
-	// Lines are stored in buf, each ending with '\n' (the '\r' dropped).
 	lines := 0
 	for {
+		start := len(buf)
 		line, err := br.ReadSlice('\n')
 		n += len(line)
 		for err == bufio.ErrBufferFull {
@@ -80,28 +126,38 @@ func readHead(br *bufio.Reader, max int, h *head, vals []string) (n int, err err
 			return n, err
 		}
 		buf = append(buf, line...)
-		// Drop the line's CR LF (or bare LF) and keep one '\n'.
-		buf = buf[:len(buf)-1]
-		if len(buf) > 0 && buf[len(buf)-1] == '\r' {
-			buf = buf[:len(buf)-1]
+		// The line without its LF and the one CR before it, if any.
+		l := len(buf) - start - 1
+		if l > 0 && buf[len(buf)-2] == '\r' {
+			l--
 		}
-		if lines > 0 && (len(buf) == 0 || buf[len(buf)-1] == '\n') {
-			break // the empty line
+		if l == 0 {
+			if lines == 0 {
+				return n, protoErr("empty status line")
+			}
+			buf = buf[:start] // the empty line
+			break
 		}
-		if lines == 0 && len(buf) == 0 {
-			return n, protoErr("empty status line")
-		}
-		buf = append(buf, '\n')
 		lines++
 	}
 	return n, parseHead(string(buf), lines-1, h, vals)
 }
 
+// framing field bits: which of the fields framing reads a head has.
+const (
+	fConnection = 1 << iota
+	fTransferEncoding
+	fContentLength
+	fTrailer
+	fPragma
+)
+
 // parseHead parses s into h: the status line and fields lines, each ending
-// in '\n'. The values go in vals when they fit.
+// in LF or CR LF (one CR dropped). The values go in vals when they fit.
 func parseHead(s string, fields int, h *head, vals []string) error {
 	*h = head{}
-	line, rest, _ := strings.Cut(s, "\n")
+	i := strings.IndexByte(s, '\n')
+	line, rest := dropCR(s[:i]), s[i+1:]
 	proto, status, ok := strings.Cut(line, " ")
 	if !ok {
 		return protoErr("status line %q", trunc(line))
@@ -115,11 +171,14 @@ func parseHead(s string, fields int, h *head, vals []string) error {
 	}
 	h.proto = proto
 	h.statusText = strings.TrimLeft(status, " ")
-	code, _, _ := strings.Cut(h.statusText, " ")
+	code := h.statusText
+	if i := strings.IndexByte(code, ' '); i >= 0 {
+		code = code[:i]
+	}
 	if len(code) != 3 || !isDigits(code) {
 		return protoErr("status code %q", trunc(code))
 	}
-	h.status, _ = strconv.Atoi(code)
+	h.status = int(code[0]-'0')*100 + int(code[1]-'0')*10 + int(code[2]-'0')
 	if h.status < 100 {
 		return protoErr("status code %q", code)
 	}
@@ -132,8 +191,12 @@ func parseHead(s string, fields int, h *head, vals []string) error {
 		vals = make([]string, fields)
 	}
 	var last string // the field a continuation line extends
+	var has int     // the framing fields seen
+	var seen [8]string
+	nseen := 0
 	for rest != "" {
-		line, rest, _ = strings.Cut(rest, "\n")
+		i := strings.IndexByte(rest, '\n')
+		line, rest = dropCR(rest[:i]), rest[i+1:]
 		if line[0] == ' ' || line[0] == '\t' {
 			// obs-fold: joined with one space (RFC 9112 §5.2), never in
 			// a framing field.
@@ -147,21 +210,73 @@ func parseHead(s string, fields int, h *head, vals []string) error {
 			v[len(v)-1] = strings.TrimRight(v[len(v)-1]+" "+strings.TrimLeft(line, " \t"), " \t")
 			continue
 		}
-		name, value, ok := strings.Cut(line, ":")
-		if !ok {
-			return protoErr("field line without a colon: %q", trunc(line))
+		// The name, checked as a token and as canonical in one pass.
+		j, canonical, upper := 0, true, true
+		for ; j < len(line); j++ {
+			c := line[j]
+			if c == ':' {
+				break
+			}
+			if !httpguts.IsTokenRune(rune(c)) {
+				j = -1
+				break
+			}
+			if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+				canonical = false
+			}
+			upper = c == '-'
 		}
-		if !isToken(name) {
+		if j < 0 || j == len(line) {
+			name, _, ok := strings.Cut(line, ":")
+			if !ok {
+				return protoErr("field line without a colon: %q", trunc(line))
+			}
 			return protoErr("field name %q", trunc(name))
 		}
-		value = strings.Trim(value, " \t")
+		name := line[:j]
+		if j == 0 {
+			return protoErr("field name %q", name)
+		}
+		value := trimOWS(line[j+1:])
 		if err := checkText(value); err != nil {
 			return protoErr("field %s: %v", name, err)
 		}
-		key := textproto.CanonicalMIMEHeaderKey(name)
+		key := name
+		if !canonical {
+			key = textproto.CanonicalMIMEHeaderKey(name)
+		}
 		last = key
-		if v, ok := hdr[key]; ok {
-			hdr[key] = append(v, value)
+		switch key {
+		case "Connection":
+			has |= fConnection
+		case "Transfer-Encoding":
+			has |= fTransferEncoding
+		case "Content-Length":
+			has |= fContentLength
+		case "Trailer":
+			has |= fTrailer
+		case "Pragma":
+			has |= fPragma
+		}
+		// A repeated field: the names seen so far are compared while
+		// there are few, rather than looked up in the map.
+		dup := false
+		if nseen < len(seen) {
+			for _, k := range seen[:nseen] {
+				if k == key {
+					dup = true
+					break
+				}
+			}
+			if !dup {
+				seen[nseen] = key
+				nseen++
+			}
+		} else {
+			_, dup = hdr[key]
+		}
+		if dup {
+			hdr[key] = append(hdr[key], value)
 			continue
 		}
 		vals[0] = value
@@ -169,14 +284,37 @@ func parseHead(s string, fields int, h *head, vals []string) error {
 		vals = vals[1:]
 	}
 	h.header = hdr
-	return h.framing()
+	return h.framing(has)
+}
+
+// dropCR drops one CR at the end of a line.
+func dropCR(s string) string {
+	if len(s) > 0 && s[len(s)-1] == '\r' {
+		return s[:len(s)-1]
+	}
+	return s
+}
+
+// trimOWS drops spaces and tabs at both ends of s.
+func trimOWS(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 // framing reads the fields that frame the body and the connection, as
-// net/http does, and refuses what is ambiguous.
-func (h *head) framing() error {
+// net/http does, and refuses what is ambiguous. has says which of them the
+// head has (the others are not looked up).
+func (h *head) framing(has int) error {
 	hdr := h.header
-	conn := hdr["Connection"]
+	var conn []string
+	if has&fConnection != 0 {
+		conn = hdr["Connection"]
+	}
 	hasClose := httpguts.HeaderValuesContainsToken(conn, "close")
 	if h.minor == 0 {
 		h.close = hasClose || !httpguts.HeaderValuesContainsToken(conn, "keep-alive")
@@ -184,7 +322,8 @@ func (h *head) framing() error {
 		h.close = true
 		delete(hdr, "Connection")
 	}
-	if te, ok := hdr["Transfer-Encoding"]; ok {
+	if has&fTransferEncoding != 0 {
+		te := hdr["Transfer-Encoding"]
 		delete(hdr, "Transfer-Encoding")
 		if h.minor > 0 {
 			if len(te) != 1 || !strings.EqualFold(te[0], "chunked") {
@@ -193,7 +332,8 @@ func (h *head) framing() error {
 			h.chunked = true
 		}
 	}
-	if cl, ok := hdr["Content-Length"]; ok {
+	if has&fContentLength != 0 {
+		cl := hdr["Content-Length"]
 		if h.chunked {
 			return protoErr("both Content-Length and Transfer-Encoding")
 		}
@@ -211,7 +351,8 @@ func (h *head) framing() error {
 		}
 		h.hasLength, h.length = true, int64(n)
 	}
-	if tr, ok := hdr["Trailer"]; ok && h.chunked {
+	if has&fTrailer != 0 && h.chunked {
+		tr := hdr["Trailer"]
 		delete(hdr, "Trailer")
 		t := make(http.Header)
 		for _, v := range tr {
@@ -232,9 +373,11 @@ func (h *head) framing() error {
 			h.trailer = t
 		}
 	}
-	if p, ok := hdr["Pragma"]; ok && len(p) > 0 && p[0] == "no-cache" {
-		if _, ok := hdr["Cache-Control"]; !ok {
-			hdr["Cache-Control"] = []string{"no-cache"}
+	if has&fPragma != 0 {
+		if p := hdr["Pragma"]; len(p) > 0 && p[0] == "no-cache" {
+			if _, ok := hdr["Cache-Control"]; !ok {
+				hdr["Cache-Control"] = []string{"no-cache"}
+			}
 		}
 	}
 	return nil

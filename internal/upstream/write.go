@@ -152,7 +152,7 @@ func writeHead(bw *bufio.Writer, req *http.Request, host string, absolute bool, 
 	bw.WriteString(host)
 	bw.WriteString("\r\n")
 	if ua := req.Header["User-Agent"]; len(ua) > 0 {
-		if v := strings.Trim(ua[0], " \t"); v != "" {
+		if v := trimOWS(ua[0]); v != "" {
 			bw.WriteString("User-Agent: ")
 			bw.WriteString(v)
 			bw.WriteString("\r\n")
@@ -216,7 +216,7 @@ func writeFields(bw *bufio.Writer, h http.Header, skip bool) {
 		for _, v := range h[k] {
 			bw.WriteString(k)
 			bw.WriteString(": ")
-			bw.WriteString(strings.Trim(v, " \t"))
+			bw.WriteString(trimOWS(v))
 			bw.WriteString("\r\n")
 		}
 	}
