@@ -47,6 +47,7 @@ type conn struct {
 	goAway   bool   // GOAWAY sent
 	finish   bool   // the read loop must end (drain finished, idle, abort)
 	closing  bool   // the writer flushes what is left and stops
+	writing  bool   // the writer is writing what it took from wbuf
 	dead     error  // the connection can no longer write
 	connSend int64  // connection send window
 	peerInit int64  // peer's SETTINGS_INITIAL_WINDOW_SIZE
@@ -201,10 +202,13 @@ func (c *conn) goAwayLocked() {
 	c.maybeFinishLocked()
 }
 
-// maybeFinishLocked ends the read loop when a GOAWAY was sent and no
-// stream is left.
+// maybeFinishLocked ends the read loop when a GOAWAY was sent, no stream
+// is left and everything queued has been written: a drained connection
+// closes once the client has the end of its last answers (the second the
+// closing connection gives its writes is not for them; an abort, or
+// Shutdown's end, cuts a client that does not take them).
 func (c *conn) maybeFinishLocked() {
-	if c.goAway && len(c.streams) == 0 && !c.finish {
+	if c.goAway && len(c.streams) == 0 && !c.finish && len(c.wbuf) == 0 && !c.writing {
 		c.finish = true
 		_ = c.nc.SetReadDeadline(time.Now())
 	}
@@ -252,12 +256,14 @@ func (c *conn) writeLoop() {
 			c.mu.Lock()
 		}
 		out, c.wbuf = c.wbuf, out[:0]
+		c.writing = true
 		c.mu.Unlock()
 		if d := c.srv.WriteTimeout; d > 0 {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(d))
 		}
 		_, err := c.nc.Write(out)
 		c.mu.Lock()
+		c.writing = false
 		if err != nil {
 			c.dead = err
 			c.wbuf = c.wbuf[:0]
@@ -267,6 +273,7 @@ func (c *conn) writeLoop() {
 			return
 		}
 		c.flow.Broadcast()
+		c.maybeFinishLocked()
 	}
 }
 
@@ -331,6 +338,12 @@ func (c *conn) readLoop() error {
 		return connError{http2.ErrCodeProtocol, "bad connection preface"}
 	}
 	_ = c.nc.SetReadDeadline(time.Time{})
+	c.mu.Lock()
+	fin := c.finish // a drain finished during the preface: its deadline was just cleared
+	c.mu.Unlock()
+	if fin {
+		return nil
+	}
 	first := true
 	holding := false
 	defer func() {
