@@ -829,6 +829,56 @@ func TestDrainWaitsForTheLastAnswer(t *testing.T) {
 	c.wantClosed()
 }
 
+// A drained connection ends without resetting a client still reading its
+// last answer: the WINDOW_UPDATEs such a client sends after the server wrote
+// its last bytes are read (and dropped) until the client closes. A socket
+// closed with unread bytes is reset instead, and the kernel drops what it
+// still held of the answer. The client's small receive buffer keeps most of
+// the answer in the server's kernel when the server is done writing.
+func TestDrainedConnectionLingers(t *testing.T) {
+	const size = 256 << 10
+	release, started := make(chan struct{}), make(chan struct{})
+	srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+		_, _ = w.Write(bytes.Repeat([]byte("a"), size))
+	})}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := dialServe(t, func(_ context.Context, nc net.Conn) error { return srv.ServeConn(ctx, nc) },
+		setting(http2.SettingInitialWindowSize, 16<<20))
+	if err := c.nc.(*net.TCPConn).SetReadBuffer(8192); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.fr.WriteWindowUpdate(0, 16<<20)
+	c.get(1, "/")
+	<-started
+	cancel()
+	c.wantGoAway(http2.ErrCodeNo)
+	close(release)
+	got := 0
+	for ended := false; !ended; {
+		_ = c.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("after %d bytes of %d: %v", got, size, err)
+		}
+		switch f := f.(type) {
+		case *http2.DataFrame:
+			got += len(f.Data())
+			ended = f.StreamEnded()
+			if len(f.Data()) > 0 {
+				_ = c.fr.WriteWindowUpdate(0, uint32(len(f.Data()))) // as a client returns window
+			}
+		case *http2.HeadersFrame:
+			ended = f.StreamEnded()
+		}
+	}
+	if got != size {
+		t.Fatalf("answer of %d bytes, want %d", got, size)
+	}
+	c.wantClosed()
+}
+
 // A connection that ends cancels the context of every handler still
 // running, whatever it waits on: its context, its request body, or send
 // window for its answer.

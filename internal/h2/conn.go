@@ -46,6 +46,7 @@ type conn struct {
 	running  int    // handlers running, reset streams included
 	goAway   bool   // GOAWAY sent
 	finish   bool   // the read loop must end (drain finished, idle, abort)
+	aborted  bool   // abort ended it: no linger
 	closing  bool   // the writer flushes what is left and stops
 	writing  bool   // the writer is writing what it took from wbuf
 	dead     error  // the connection can no longer write
@@ -151,6 +152,7 @@ func (c *conn) serve(ctx context.Context) error {
 		c.idle.Stop()
 	}
 	finished := c.finish
+	drained := finished && !c.aborted && err == nil
 	cause := err
 	if cause == nil || finished {
 		cause = errConnClosed
@@ -160,12 +162,49 @@ func (c *conn) serve(ctx context.Context) error {
 	c.mu.Unlock()
 	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	<-wdone
+	c.mu.Lock()
+	drained = drained && c.dead == errConnClosed // the writer wrote everything
+	c.mu.Unlock()
+	if drained {
+		c.linger()
+	}
 	c.nc.Close()
 	c.handlers.Wait()
 	if finished || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 		return nil
 	}
 	return err
+}
+
+// lingerTimeout is how long a drained connection waits for its client's
+// next bytes, or its close, before it closes (linger).
+const lingerTimeout = time.Second
+
+// linger ends a drained connection without resetting it. A socket closed
+// with bytes it has not read is reset (RST), and the kernel then drops what
+// it had still to send, the end of the last answers; a client that reads
+// them sends WINDOW_UPDATEs meanwhile. So it tells the client the
+// connection is done (TLS close_notify, or FIN, where c can close its
+// writing side), then reads and drops what the client sends until the
+// client closes, sends nothing for lingerTimeout, or an abort (Shutdown's
+// end) cuts it.
+func (c *conn) linger() {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	for {
+		c.mu.Lock()
+		if c.aborted {
+			c.mu.Unlock()
+			return
+		}
+		_ = c.nc.SetReadDeadline(time.Now().Add(lingerTimeout)) // under c.mu: abort's deadline comes after
+		c.mu.Unlock()
+		if _, err := c.br.ReadByte(); err != nil {
+			return
+		}
+		_, _ = c.br.Discard(c.br.Buffered())
+	}
 }
 
 var (
@@ -181,6 +220,7 @@ func (c *conn) closingLocked() bool { return c.closing || c.dead != nil }
 func (c *conn) abort() {
 	c.mu.Lock()
 	c.finish = true
+	c.aborted = true
 	c.mu.Unlock()
 	_ = c.nc.SetReadDeadline(time.Now())
 }
