@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -57,11 +58,13 @@ func (p *Proxy) leafConfig(connectHost string, protos ...string) *tls.Config {
 // each per door: internal/h1 and internal/h2, the engines of every other
 // listener. h1 and h2 hand each request inside an inspected tunnel to
 // serveInner; block hands each request on a block-page connection to
-// serveBlockPage.
+// serveBlockPage. Once retired (DrainInspected), they take no new
+// connection: a tunnel terminated later is served by the door in force.
 type innerServers struct {
-	h1    *h1.Server
-	h2    *h2.Server
-	block *h1.Server
+	h1      *h1.Server
+	h2      *h2.Server
+	block   *h1.Server
+	retired atomic.Bool
 }
 
 // blockTLSIdle bounds the wait for a request on a block-page connection.
@@ -123,10 +126,79 @@ func (p *Proxy) inspect(ctx context.Context, x *exchange, client net.Conn, peeke
 	// HTTP/2 stream's handler is still starting.
 	sess := &session{x: x, entry: x.entry, sni: x.sni, host: x.connect.Host, port: x.connect.Port}
 	if tc.ConnectionState().NegotiatedProtocol == "h2" {
-		_ = p.inner.h2.ServeConn(context.WithValue(context.Background(), sessionKey{}, sess), tc)
+		p.serveTerminated(tc, func(s *innerServers) bool {
+			if s.retired.Load() {
+				return false
+			}
+			// Retired between the check and ServeConn (a reload at this
+			// very instant), the server closes tc: the client dials again.
+			_ = s.h2.ServeConn(context.WithValue(context.Background(), sessionKey{}, sess), tc)
+			return true
+		})
 		return
 	}
-	_ = p.inner.h1.Serve(newOneConnListener(&innerConn{Conn: tc, sess: sess}, mc.done))
+	p.serveTerminated(tc, func(s *innerServers) bool { return s.serveH1(s.h1, tc, mc, sess) })
+}
+
+// serveTerminated serves a terminated tunnel's connection tc with serve on
+// the inner servers of p, or, when they were retired (a reload drains the
+// tunnels of the policy it replaced), on those of the door in force. tc is
+// closed when no door serving inspection is left (a shutdown, or a policy
+// that inspects nothing).
+func (p *Proxy) serveTerminated(tc *tls.Conn, serve func(*innerServers) bool) {
+	for q := p; ; {
+		if serve(&q.inner) {
+			return
+		}
+		next := q.inForce()
+		if next == q || next.ca == nil {
+			_ = tc.Close()
+			return
+		}
+		q = next
+	}
+}
+
+// serveH1 serves a terminated tunnel's connection tc with srv (s.h1 or
+// s.block) and reports whether srv took it: false when s or srv had begun
+// to shut down.
+func (s *innerServers) serveH1(srv *h1.Server, tc *tls.Conn, mc *mitmConn, sess *session) bool {
+	if s.retired.Load() {
+		return false
+	}
+	ln := newOneConnListener(&innerConn{Conn: tc, sess: sess}, mc.done)
+	_ = srv.Serve(ln)
+	return ln.taken
+}
+
+// DrainInspected makes the connections inside the door's inspected tunnels
+// (and its block-page connections) finish, as internal/h1 and internal/h2
+// finish a TLS listener's connections at shutdown: each HTTP/2 connection
+// gets a GOAWAY naming the last stream it took, whose streams finish before
+// it closes; each HTTP/1.1 one closes when idle, else after the response in
+// flight, which carries Connection: close; the tunnel then closes. The door
+// takes no new tunnel connection from then on (one terminated later goes to
+// the door in force, Options.Current). DrainInspected returns once every
+// connection was told; wait waits for them to end and, when ctx ends first,
+// closes those left and returns ctx's error. The engine calls it on the door
+// a reload replaced and, at shutdown, on the door in force. wait is nil
+// when the door inspects nothing (it has no CA).
+func (p *Proxy) DrainInspected() (wait func(ctx context.Context) error) {
+	s := &p.inner
+	if s.h1 == nil {
+		return nil
+	}
+	s.retired.Store(true)
+	s.h1.StartShutdown()
+	s.block.StartShutdown()
+	s.h2.Drain() // last: a client that sees the GOAWAY knows the rest was told
+	return func(ctx context.Context) error {
+		errs := make(chan error, 3)
+		go func() { errs <- s.h2.Shutdown(ctx) }()
+		go func() { errs <- s.h1.Shutdown(ctx) }()
+		go func() { errs <- s.block.Shutdown(ctx) }()
+		return errors.Join(<-errs, <-errs, <-errs)
+	}
 }
 
 // innerConn is the decrypted connection of an inspected tunnel as
@@ -145,17 +217,17 @@ func innerConnContext(ctx context.Context, c net.Conn) context.Context {
 }
 
 // oneConnListener hands one connection to internal/h1's Serve, then makes
-// Serve return once that connection is closed (done).
+// Serve return once that connection is closed (done), and not before: a
+// shutdown closes the listener while the connection finishes its request,
+// and the tunnel lasts until it has.
 type oneConnListener struct {
-	c      net.Conn
-	done   <-chan struct{}
-	taken  bool // only Serve's goroutine calls Accept
-	closed chan struct{}
-	once   sync.Once
+	c     net.Conn
+	done  <-chan struct{}
+	taken bool // only Serve's goroutine calls Accept
 }
 
 func newOneConnListener(c net.Conn, done <-chan struct{}) *oneConnListener {
-	return &oneConnListener{c: c, done: done, closed: make(chan struct{})}
+	return &oneConnListener{c: c, done: done}
 }
 
 func (l *oneConnListener) Accept() (net.Conn, error) {
@@ -163,18 +235,13 @@ func (l *oneConnListener) Accept() (net.Conn, error) {
 		l.taken = true
 		return l.c, nil
 	}
-	select {
-	case <-l.done:
-	case <-l.closed:
-	}
+	<-l.done
 	return nil, net.ErrClosed
 }
 
-// Close makes a waiting Accept return; the connection itself is h1's.
-func (l *oneConnListener) Close() error {
-	l.once.Do(func() { close(l.closed) })
-	return nil
-}
+// Close does nothing: the connection is h1's, and Accept returns when it
+// is closed.
+func (l *oneConnListener) Close() error { return nil }
 
 func (l *oneConnListener) Addr() net.Addr { return l.c.LocalAddr() }
 
@@ -279,7 +346,7 @@ func (p *Proxy) serveBlockTLS(ctx context.Context, x *exchange, client net.Conn,
 		host = x.sni
 	}
 	sess := &session{x: x, entry: x.entry, sni: x.sni, host: host, block: p.connectBlockInfo(x, host)}
-	_ = p.inner.block.Serve(newOneConnListener(&innerConn{Conn: tc, sess: sess}, mc.done))
+	p.serveTerminated(tc, func(s *innerServers) bool { return s.serveH1(s.block, tc, mc, sess) })
 }
 
 // serveBlockPage answers a request on a block-page connection with the block

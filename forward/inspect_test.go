@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -618,4 +619,49 @@ func TestInspectedRequestBodyTimeout(t *testing.T) {
 		t.Fatalf("the client spoke %s inside the tunnel", resp.Proto)
 	}
 	check("HTTP/2", resp.StatusCode)
+}
+
+// TestDrainedDoorHandsNewTunnelsOn: once a door's inspected tunnels were
+// told to drain (DrainInspected), a tunnel it terminates later (its CONNECT
+// decided just before a reload) is served by the door in force
+// (Options.Current), over HTTP/1.1 and HTTP/2; with no other door (a
+// shutdown) it is closed after the handshake, never served.
+func TestDrainedDoorHandsNewTunnelsOn(t *testing.T) {
+	env := newInspectEnv(t, originHandler())
+	next, err := New(env.proxyOpts(t, rules.EvaluatorFunc(inspectPolicy), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inForce atomic.Pointer[Proxy]
+	opts := env.proxyOpts(t, rules.EvaluatorFunc(inspectPolicy), nil)
+	opts.Current = inForce.Load
+	tp := startProxy(t, opts)
+	wait := tp.DrainInspected()
+	if wait == nil {
+		t.Fatal("DrainInspected: nothing to wait for on a door with a CA")
+	}
+	for _, h2 := range []bool{false, true} {
+		// The drained door is still the one in force: closed.
+		if resp, err := env.client(t, tp, h2).Get(env.url("example.com", "/late")); err == nil {
+			resp.Body.Close()
+			t.Fatalf("h2=%v: a tunnel terminated by the drained door was served: %d", h2, resp.StatusCode)
+		}
+		// A reload put next in force: it serves the tunnel.
+		inForce.Store(next)
+		resp, err := env.client(t, tp, h2).Get(env.url("example.com", "/late"))
+		if err != nil {
+			t.Fatalf("h2=%v: %v", h2, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != "origin says hi to /late" || (resp.ProtoMajor == 2) != h2 {
+			t.Fatalf("h2=%v: %d %s %q", h2, resp.StatusCode, resp.Proto, b)
+		}
+		inForce.Store(nil)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := wait(ctx); err != nil {
+		t.Fatalf("wait: %v", err)
+	}
 }

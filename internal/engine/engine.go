@@ -189,6 +189,7 @@ func (e *Engine) shutdown() {
 		ls = append(ls, l)
 		delete(e.listeners, k)
 	}
+	st := e.cur.Load()
 	e.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, l := range ls {
@@ -197,6 +198,18 @@ func (e *Engine) shutdown() {
 			defer wg.Done()
 			l.shutdown(drain)
 		}()
+	}
+	// Beside the listeners: an inspected tunnel carried by an HTTP/2 stream
+	// of the forward TLS door holds that stream, and so that listener's
+	// drain, until the tunnel ends.
+	if p := forwardDoor(st); p != nil {
+		if wait := p.DrainInspected(); wait != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_ = wait(drain)
+			}()
+		}
 	}
 	wg.Wait()
 	e.shared.shutdown(drain)
@@ -254,7 +267,32 @@ func (e *Engine) reloadLocked() (*state, error) {
 	release()
 	e.version = st.version
 	e.shared.retire(old, st)
+	e.drainInspected(old)
 	return st, nil
+}
+
+// drainInspected makes the inspected tunnels that old's forward door serves
+// finish (forward.Proxy.DrainInspected, within DrainTimeout) once a reload
+// replaced it: their clients open new tunnels, decided by the policy in
+// force, inspected (or not) with its CA. While draining (Run's end) it does
+// nothing: the shutdown drains the door in force, and e.wg is being waited
+// for.
+func (e *Engine) drainInspected(old *state) {
+	p := forwardDoor(old)
+	if p == nil || e.runCtx == nil {
+		return
+	}
+	wait := p.DrainInspected()
+	if wait == nil {
+		return
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), e.opts.DrainTimeout)
+		defer cancel()
+		_ = wait(ctx)
+	}()
 }
 
 // commit puts in force what building st prepared in the shared parts, just before

@@ -369,10 +369,13 @@ func forwardPhrases(st *state, cfg *forward.Config) (*phrase.Matcher, error) {
 // forwardInForce is the forward door of the policy now serving, nil when it
 // has none: inspected tunnels opened under an earlier policy hand it their
 // requests (forward.Options.Current).
-func (e *Engine) forwardInForce() *forward.Proxy {
-	if st := e.cur.Load(); st != nil {
-		p, _ := st.forward.(*forward.Proxy)
-		return p
+func (e *Engine) forwardInForce() *forward.Proxy { return forwardDoor(e.cur.Load()) }
+
+// forwardDoor is st's forward door, nil when st (or its policy) has none.
+func forwardDoor(st *state) *forward.Proxy {
+	if st == nil {
+		return nil
 	}
-	return nil
+	p, _ := st.forward.(*forward.Proxy)
+	return p
 }

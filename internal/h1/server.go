@@ -185,6 +185,25 @@ func (s *Server) handlerDone(c *conn) {
 // the connections left and returns ctx's error. Hijacked connections are
 // not the server's any more.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.StartShutdown()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	s.closeConns()
+	<-done
+	return ctx.Err()
+}
+
+// StartShutdown is Shutdown without the wait: when it returns, the server
+// accepts nothing more, its idle connections are closed, every response
+// not begun yet carries Connection: close and ends its connection, and
+// HTTP/2 connections were told to finish. A Shutdown afterwards waits for
+// them (and cuts them when its context ends).
+func (s *Server) StartShutdown() {
 	s.mu.Lock()
 	s.closing.Store(true)
 	for ln := range s.lns {
@@ -200,16 +219,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, c := range parked {
 		c.end(nil)
 	}
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-	}
-	s.closeConns()
-	<-done
-	return ctx.Err()
 }
 
 // Close closes the listeners and every connection at once, hijacked ones

@@ -564,6 +564,32 @@ func TestShutdown(t *testing.T) {
 	wantEOF(t, busyBR)
 }
 
+// TestStartShutdown: when StartShutdown returns, without waiting, a response
+// not begun yet is to carry Connection: close (its handler releases after
+// the call, not after a wait); a Shutdown afterwards waits for it.
+func TestStartShutdown(t *testing.T) {
+	inHandler := make(chan struct{})
+	release := make(chan struct{})
+	ts := start(t, func(w http.ResponseWriter, r *http.Request) {
+		close(inHandler)
+		<-release
+		io.WriteString(w, "done")
+	}, nil)
+	busy, busyBR := ts.dial(t)
+	io.WriteString(busy, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	<-inHandler
+	ts.StartShutdown()
+	close(release)
+	res, b := readResp(t, busyBR, "GET")
+	if b != "done" || !res.Close {
+		t.Fatalf("%q close=%v", b, res.Close)
+	}
+	wantEOF(t, busyBR)
+	if err := ts.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestShutdownDeadline: Shutdown whose context ends closes what is left.
 func TestShutdownDeadline(t *testing.T) {
 	ts := start(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }, nil)

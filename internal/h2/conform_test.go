@@ -730,6 +730,155 @@ func TestContextEndDrains(t *testing.T) {
 	}
 }
 
+// slowConn is the server's side of a connection whose writes wait while the
+// test holds them (a client that does not read), until the write deadline
+// the server sets, if any.
+type slowConn struct {
+	net.Conn
+	mu       sync.Mutex
+	held     chan struct{} // non-nil: writes wait for it to be closed
+	deadline time.Time
+	changed  chan struct{} // closed when held or deadline change
+}
+
+func newSlowConn(c net.Conn) *slowConn { return &slowConn{Conn: c, changed: make(chan struct{})} }
+
+func (s *slowConn) changeLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+func (s *slowConn) hold() {
+	s.mu.Lock()
+	s.held = make(chan struct{})
+	s.changeLocked()
+	s.mu.Unlock()
+}
+
+func (s *slowConn) resume() {
+	s.mu.Lock()
+	close(s.held)
+	s.held = nil
+	s.changeLocked()
+	s.mu.Unlock()
+}
+
+func (s *slowConn) SetWriteDeadline(t time.Time) error {
+	s.mu.Lock()
+	s.deadline = t
+	s.changeLocked()
+	s.mu.Unlock()
+	return s.Conn.SetWriteDeadline(t)
+}
+
+func (s *slowConn) Write(p []byte) (int, error) {
+	for {
+		s.mu.Lock()
+		held, deadline, changed := s.held, s.deadline, s.changed
+		s.mu.Unlock()
+		if held == nil {
+			return s.Conn.Write(p)
+		}
+		var expired <-chan time.Time
+		if !deadline.IsZero() {
+			tm := time.NewTimer(time.Until(deadline))
+			defer tm.Stop()
+			expired = tm.C
+		}
+		select {
+		case <-held:
+		case <-changed:
+		case <-expired:
+			return 0, os.ErrDeadlineExceeded
+		}
+	}
+}
+
+// A drained connection closes once the answers of its last streams have
+// left, not when their handlers return: a client slower to take the end of
+// an answer than the second a closing connection gives its last writes
+// still gets all of it.
+func TestDrainWaitsForTheLastAnswer(t *testing.T) {
+	const size = 100 << 10
+	release, started := make(chan struct{}), make(chan struct{})
+	srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+		_, _ = w.Write(bytes.Repeat([]byte("a"), size))
+	})}
+	ctx, cancel := context.WithCancel(context.Background())
+	conns := make(chan *slowConn, 1)
+	c := dialServe(t, func(_ context.Context, nc net.Conn) error {
+		sc := newSlowConn(nc)
+		conns <- sc
+		return srv.ServeConn(ctx, sc)
+	}, setting(http2.SettingInitialWindowSize, 1<<20))
+	_ = c.fr.WriteWindowUpdate(0, 1<<20) // the whole answer fits the windows: the handler returns at once
+	sc := <-conns
+	c.get(1, "/")
+	<-started
+	cancel()
+	c.wantGoAway(http2.ErrCodeNo)
+	sc.hold()
+	close(release)
+	time.Sleep(1500 * time.Millisecond) // the slow client, not a synchronisation
+	sc.resume()
+	if r := c.response(1); r.status != "200" || len(r.body) != size {
+		t.Fatalf("answer %s, %d bytes of %d", r.status, len(r.body), size)
+	}
+	c.wantClosed()
+}
+
+// A drained connection ends without resetting a client still reading its
+// last answer: the WINDOW_UPDATEs such a client sends after the server wrote
+// its last bytes are read (and dropped) until the client closes. A socket
+// closed with unread bytes is reset instead, and the kernel drops what it
+// still held of the answer. The client's small receive buffer keeps most of
+// the answer in the server's kernel when the server is done writing.
+func TestDrainedConnectionLingers(t *testing.T) {
+	const size = 256 << 10
+	release, started := make(chan struct{}), make(chan struct{})
+	srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+		_, _ = w.Write(bytes.Repeat([]byte("a"), size))
+	})}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := dialServe(t, func(_ context.Context, nc net.Conn) error { return srv.ServeConn(ctx, nc) },
+		setting(http2.SettingInitialWindowSize, 16<<20))
+	if err := c.nc.(*net.TCPConn).SetReadBuffer(8192); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.fr.WriteWindowUpdate(0, 16<<20)
+	c.get(1, "/")
+	<-started
+	cancel()
+	c.wantGoAway(http2.ErrCodeNo)
+	close(release)
+	got := 0
+	for ended := false; !ended; {
+		_ = c.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("after %d bytes of %d: %v", got, size, err)
+		}
+		switch f := f.(type) {
+		case *http2.DataFrame:
+			got += len(f.Data())
+			ended = f.StreamEnded()
+			if len(f.Data()) > 0 {
+				_ = c.fr.WriteWindowUpdate(0, uint32(len(f.Data()))) // as a client returns window
+			}
+		case *http2.HeadersFrame:
+			ended = f.StreamEnded()
+		}
+	}
+	if got != size {
+		t.Fatalf("answer of %d bytes, want %d", got, size)
+	}
+	c.wantClosed()
+}
+
 // A connection that ends cancels the context of every handler still
 // running, whatever it waits on: its context, its request body, or send
 // window for its answer.

@@ -46,7 +46,9 @@ type conn struct {
 	running  int    // handlers running, reset streams included
 	goAway   bool   // GOAWAY sent
 	finish   bool   // the read loop must end (drain finished, idle, abort)
+	aborted  bool   // abort ended it: no linger
 	closing  bool   // the writer flushes what is left and stops
+	writing  bool   // the writer is writing what it took from wbuf
 	dead     error  // the connection can no longer write
 	connSend int64  // connection send window
 	peerInit int64  // peer's SETTINGS_INITIAL_WINDOW_SIZE
@@ -150,6 +152,7 @@ func (c *conn) serve(ctx context.Context) error {
 		c.idle.Stop()
 	}
 	finished := c.finish
+	drained := finished && !c.aborted && err == nil
 	cause := err
 	if cause == nil || finished {
 		cause = errConnClosed
@@ -159,12 +162,49 @@ func (c *conn) serve(ctx context.Context) error {
 	c.mu.Unlock()
 	_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	<-wdone
+	c.mu.Lock()
+	drained = drained && c.dead == errConnClosed // the writer wrote everything
+	c.mu.Unlock()
+	if drained {
+		c.linger()
+	}
 	c.nc.Close()
 	c.handlers.Wait()
 	if finished || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 		return nil
 	}
 	return err
+}
+
+// lingerTimeout is how long a drained connection waits for its client's
+// next bytes, or its close, before it closes (linger).
+const lingerTimeout = time.Second
+
+// linger ends a drained connection without resetting it. A socket closed
+// with bytes it has not read is reset (RST), and the kernel then drops what
+// it had still to send, the end of the last answers; a client that reads
+// them sends WINDOW_UPDATEs meanwhile. So it tells the client the
+// connection is done (TLS close_notify, or FIN, where c can close its
+// writing side), then reads and drops what the client sends until the
+// client closes, sends nothing for lingerTimeout, or an abort (Shutdown's
+// end) cuts it.
+func (c *conn) linger() {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	for {
+		c.mu.Lock()
+		if c.aborted {
+			c.mu.Unlock()
+			return
+		}
+		_ = c.nc.SetReadDeadline(time.Now().Add(lingerTimeout)) // under c.mu: abort's deadline comes after
+		c.mu.Unlock()
+		if _, err := c.br.ReadByte(); err != nil {
+			return
+		}
+		_, _ = c.br.Discard(c.br.Buffered())
+	}
 }
 
 var (
@@ -180,6 +220,7 @@ func (c *conn) closingLocked() bool { return c.closing || c.dead != nil }
 func (c *conn) abort() {
 	c.mu.Lock()
 	c.finish = true
+	c.aborted = true
 	c.mu.Unlock()
 	_ = c.nc.SetReadDeadline(time.Now())
 }
@@ -201,10 +242,13 @@ func (c *conn) goAwayLocked() {
 	c.maybeFinishLocked()
 }
 
-// maybeFinishLocked ends the read loop when a GOAWAY was sent and no
-// stream is left.
+// maybeFinishLocked ends the read loop when a GOAWAY was sent, no stream
+// is left and everything queued has been written: a drained connection
+// closes once the client has the end of its last answers (the second the
+// closing connection gives its writes is not for them; an abort, or
+// Shutdown's end, cuts a client that does not take them).
 func (c *conn) maybeFinishLocked() {
-	if c.goAway && len(c.streams) == 0 && !c.finish {
+	if c.goAway && len(c.streams) == 0 && !c.finish && len(c.wbuf) == 0 && !c.writing {
 		c.finish = true
 		_ = c.nc.SetReadDeadline(time.Now())
 	}
@@ -252,12 +296,14 @@ func (c *conn) writeLoop() {
 			c.mu.Lock()
 		}
 		out, c.wbuf = c.wbuf, out[:0]
+		c.writing = true
 		c.mu.Unlock()
 		if d := c.srv.WriteTimeout; d > 0 {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(d))
 		}
 		_, err := c.nc.Write(out)
 		c.mu.Lock()
+		c.writing = false
 		if err != nil {
 			c.dead = err
 			c.wbuf = c.wbuf[:0]
@@ -267,6 +313,7 @@ func (c *conn) writeLoop() {
 			return
 		}
 		c.flow.Broadcast()
+		c.maybeFinishLocked()
 	}
 }
 
@@ -331,6 +378,12 @@ func (c *conn) readLoop() error {
 		return connError{http2.ErrCodeProtocol, "bad connection preface"}
 	}
 	_ = c.nc.SetReadDeadline(time.Time{})
+	c.mu.Lock()
+	fin := c.finish // a drain finished during the preface: its deadline was just cleared
+	c.mu.Unlock()
+	if fin {
+		return nil
+	}
 	first := true
 	holding := false
 	defer func() {
