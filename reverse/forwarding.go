@@ -147,31 +147,14 @@ func ishex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
-// peerString is ex.peer as text: the address part of the request's
-// RemoteAddr when that is already its canonical form (no allocation), else
-// ex.peer.String().
+// peerString is ex.peer as text, as X-Forwarded-For and Forwarded give
+// it: h1.ParsePeer's (no allocation for a canonical RemoteAddr), else
+// ex.peer.String() ("invalid IP").
 func (ex *exchange) peerString() string {
-	s := ex.remote
-	if i := strings.LastIndexByte(s, ':'); i > 0 {
-		s = s[:i]
-	}
-	if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
-		s = s[1 : len(s)-1]
-	}
-	var buf [64]byte
-	if b := ex.peer.AppendTo(buf[:0]); string(b) == s {
-		return s
+	if ex.peerText != "" {
+		return ex.peerText
 	}
 	return ex.peer.String()
-}
-
-// peerAddr parses http.Request.RemoteAddr.
-func peerAddr(remote string) netip.Addr {
-	ap, err := netip.ParseAddrPort(remote)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
 }
 
 // splitHost normalises a Host header: lower case, no port, no trailing dot,

@@ -28,6 +28,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/internal/cache"
+	"github.com/portcullis/portcullis/internal/h1"
 
 	"github.com/gobwas/glob"
 
@@ -318,26 +319,33 @@ type exchange struct {
 	bytes  int64
 	werr   error // the first error writing to the client
 
-	info    pool.Info
-	peer    netip.Addr // the connecting address
-	remote  string     // the request's RemoteAddr ("ip:port")
-	fwdVals [3]string  // the forwarding fields' values (forwarding.apply)
-	client  netip.Addr // the client (peer, or from trusted X-Forwarded-For)
-	trusted bool       // peer is a trusted proxy
-	scheme  string
-	host    string // normalised host, no port
-	route   *route
-	err     error
-	body    *bodyReader
-	facts   rules.Facts
-	verdict rules.Verdict
-	entry   accesslog.Entry // the access-log entry, filled by logEntry
-	fresh   bool            // answered by the route's FreshServer (a cache hit)
-	ctype   string          // the Content-Type of that answer
-	lent    bool            // ex went to something that may outlive the request (the proxy path)
+	info     pool.Info
+	peer     netip.Addr // the connecting address
+	peerText string     // peer as text (h1.ParsePeer); "" when peer is not valid
+	fwdVals  [3]string  // the forwarding fields' values (forwarding.apply)
+	client   netip.Addr // the client (peer, or from trusted X-Forwarded-For)
+	trusted  bool       // peer is a trusted proxy
+	scheme   string
+	host     string // normalised host, no port
+	route    *route
+	err      error
+	body     *bodyReader
+	facts    rules.Facts
+	verdict  rules.Verdict
+	entry    accesslog.Entry // the access-log entry, filled by logEntry
+	fresh    bool            // answered by the route's FreshServer (a cache hit)
+	ctype    string          // the Content-Type of that answer
+	lent     bool            // ex went to something that may outlive the request (the proxy path)
 }
 
 type exchangeKey struct{}
+
+// peerWriter is the engine's ResponseWriter when it parsed the
+// connection's address once for all its requests (internal/h1's): the
+// RemoteAddr it gives requests, that address parsed and as text.
+type peerWriter interface {
+	Peer() (remote string, addr netip.Addr, text string)
+}
 
 // Value implements context.Context.
 func (ex *exchange) Value(key any) any {
@@ -426,8 +434,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.TLS != nil {
 		ex.scheme = "https"
 	}
-	ex.peer = peerAddr(r.RemoteAddr)
-	ex.remote = r.RemoteAddr
+	// internal/h1 parsed the connection's address once for its requests;
+	// it is this request's unless something changed RemoteAddr
+	var remote string
+	if pw, ok := w.(peerWriter); ok {
+		remote, ex.peer, ex.peerText = pw.Peer()
+	}
+	if remote != r.RemoteAddr {
+		ex.peer, ex.peerText = h1.ParsePeer(r.RemoteAddr)
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			// relay panics with http.ErrAbortHandler when a response body
