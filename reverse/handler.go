@@ -75,6 +75,7 @@ type Handler struct {
 	limiter   *RateLimiter
 	blockPage func(http.ResponseWriter, *http.Request, *rules.Verdict)
 	log       accesslog.Logger
+	detail    accesslog.DetailLogger // log, when it may not read entries' details
 	logger    *slog.Logger
 	relay     *relay.Relay
 	modify    func(*http.Response) error // h.modifyResponse, bound once
@@ -149,6 +150,7 @@ func New(opts Options) (*Handler, error) {
 		fwd:       newForwarding(&cfg.ForwardedHeaders),
 	}
 	h.modify = h.modifyResponse
+	h.detail, _ = h.log.(accesslog.DetailLogger)
 	if h.limiter == nil {
 		h.limiter = NewRateLimiter(0)
 	}
@@ -815,8 +817,7 @@ func (h *Handler) logEntry(ex *exchange, r *http.Request, v *rules.Verdict, star
 		URL:    h.logURL(ex.scheme, r.Host, r.URL),
 		Action: v.Action.String(), Rule: v.Rule, Category: v.Category,
 		Status: ex.status, BytesOut: ex.bytes, Duration: time.Since(start),
-		Upstream: ex.info.Member,
-		Proto:    r.Proto, Referer: firstValue(r.Header["Referer"]), UserAgent: firstValue(r.Header["User-Agent"]),
+		Upstream: ex.info.Member, Proto: r.Proto,
 	}
 	if ex.body != nil {
 		e.BytesIn = ex.body.n.Load()
@@ -830,11 +831,16 @@ func (h *Handler) logEntry(ex *exchange, r *http.Request, v *rules.Verdict, star
 	case ex.route != nil:
 		e.Pool = ex.route.Pool
 	}
-	if ex.fresh {
-		e.Cache, e.ContentType = "hit", ex.ctype
-	} else {
-		e.Cache = cache.Result(ex.Header()) // hit, stale, miss… from Cache-Status; "" when not cached
-		e.ContentType = ex.Header().Get("Content-Type")
+	// The details only a written access log shows: with the log off the
+	// status page and the metrics read none, and their lookups are saved.
+	if h.detail == nil || h.detail.WantsDetail() {
+		e.Referer, e.UserAgent = firstValue(r.Header["Referer"]), firstValue(r.Header["User-Agent"])
+		if ex.fresh {
+			e.Cache, e.ContentType = "hit", ex.ctype
+		} else {
+			e.Cache = cache.Result(ex.Header()) // hit, stale, miss… from Cache-Status; "" when not cached
+			e.ContentType = ex.Header().Get("Content-Type")
+		}
 	}
 	h.log.Log(e)
 }
