@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/h1"
 	"github.com/portcullis/portcullis/rules"
 )
 
@@ -148,13 +149,26 @@ func ishex(c byte) bool {
 }
 
 // peerString is ex.peer as text, as X-Forwarded-For and Forwarded give
-// it: h1.ParsePeer's (no allocation for a canonical RemoteAddr), else
-// ex.peer.String() ("invalid IP").
+// it: the engine's (h1's Peer, worked out once per connection), else
+// worked out from RemoteAddr (h1.PeerText: no allocation when it spells
+// the address canonically), else ex.peer.String() ("invalid IP").
 func (ex *exchange) peerString() string {
 	if ex.peerText != "" {
 		return ex.peerText
 	}
+	if ex.peer.IsValid() {
+		return h1.PeerText(ex.remote, ex.peer)
+	}
 	return ex.peer.String()
+}
+
+// peerAddr parses http.Request.RemoteAddr.
+func peerAddr(remote string) netip.Addr {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
 }
 
 // splitHost normalises a Host header: lower case, no port, no trailing dot,

@@ -6,14 +6,11 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/portcullis/portcullis/internal/h1"
 	"github.com/portcullis/portcullis/internal/pool"
 )
 
 func testExchange(remote string) *exchange {
-	ex := new(exchange)
-	ex.peer, ex.peerText = h1.ParsePeer(remote)
-	return ex
+	return &exchange{peer: peerAddr(remote), remote: remote}
 }
 
 // peerString gives the canonical address whatever RemoteAddr spelled.

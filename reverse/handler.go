@@ -28,7 +28,6 @@ import (
 
 	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/internal/cache"
-	"github.com/portcullis/portcullis/internal/h1"
 
 	"github.com/gobwas/glob"
 
@@ -323,7 +322,8 @@ type exchange struct {
 
 	info     pool.Info
 	peer     netip.Addr // the connecting address
-	peerText string     // peer as text (h1.ParsePeer); "" when peer is not valid
+	peerText string     // peer as text (h1.Peer); "" when not given
+	remote   string     // the request's RemoteAddr when the engine gave no peer
 	fwdVals  [3]string  // the forwarding fields' values (forwarding.apply)
 	client   netip.Addr // the client (peer, or from trusted X-Forwarded-For)
 	trusted  bool       // peer is a trusted proxy
@@ -443,7 +443,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		remote, ex.peer, ex.peerText = pw.Peer()
 	}
 	if remote != r.RemoteAddr {
-		ex.peer, ex.peerText = h1.ParsePeer(r.RemoteAddr)
+		ex.peer, ex.peerText, ex.remote = peerAddr(r.RemoteAddr), "", r.RemoteAddr // the text when needed (peerString)
 	}
 	defer func() {
 		if v := recover(); v != nil {

@@ -1092,17 +1092,22 @@ func (st *stream) continueSent() bool {
 }
 
 // ParsePeer parses a remote address ("ip:port", as http.Request.RemoteAddr
-// has it): the address, an IPv4-mapped one unmapped, and its text, which
-// is the address part of remote when that is already its canonical form
-// (no allocation), else Addr.String. A remote that is no IP address and
-// port gives the zero Addr and "". The engine does it once per connection
-// (see Peer).
+// has it): the address, an IPv4-mapped one unmapped, and its text
+// (PeerText). A remote that is no IP address and port gives the zero Addr
+// and "". The engine does it once per connection (see Peer).
 func ParsePeer(remote string) (netip.Addr, string) {
 	ap, err := netip.ParseAddrPort(remote)
 	if err != nil {
 		return netip.Addr{}, ""
 	}
 	a := ap.Addr().Unmap()
+	return a, PeerText(remote, a)
+}
+
+// PeerText is a, parsed from remote ("ip:port"), as text (Addr.String):
+// the address part of remote when that is already its canonical form (no
+// allocation), else a.String().
+func PeerText(remote string, a netip.Addr) string {
 	s := remote
 	if i := strings.LastIndexByte(s, ':'); i > 0 {
 		s = s[:i]
@@ -1112,7 +1117,7 @@ func ParsePeer(remote string) (netip.Addr, string) {
 	}
 	var buf [64]byte
 	if b := a.AppendTo(buf[:0]); string(b) == s {
-		return a, s
+		return s
 	}
-	return a, a.String()
+	return a.String()
 }
