@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/internal/pool"
 )
 
@@ -69,5 +70,48 @@ func TestLogURLAsRequestURI(t *testing.T) {
 				t.Errorf("%q (opaque %q): %q, want %q", target, opaque, got, want)
 			}
 		}
+	}
+}
+
+// countLog is a recordLog that reads no details (accesslog.DetailLogger),
+// as the admin counters are.
+type countLog struct{ recordLog }
+
+func (*countLog) WantsDetail() bool { return false }
+
+// TestAccessLogDetailsOnlyWhenRead: the door looks up an entry's details
+// (Referer, User-Agent, Content-Type) only when a logger reads them. With
+// the access log off, the loggers left (the status page and metrics)
+// read none, and still get the counting fields; a fan-out with one logger
+// that reads them gets them all. (Before, every entry had them looked up.)
+func TestAccessLogDetailsOnlyWhenRead(t *testing.T) {
+	o := newTestOrigin(t, "app", nil)
+	pools := map[string]*pool.Pool{"app": newTestPool(t, pool.Config{}, o.url())}
+	cfg := Config{Routes: []Route{{Name: "site", Host: []string{"app.example.test"}, Pool: "app"}}}
+	counts, written := &countLog{}, &recordLog{}
+	only := startDoor(t, cfg, pools, Options{Log: accesslog.Multi(counts, &countLog{})})
+	both := startDoor(t, cfg, pools, Options{Log: accesslog.Multi(&countLog{}, written)})
+	const ua, ref = "TestAgent/1.0 (detail)", "https://search.example/"
+	for _, d := range []*door{only, both} {
+		c, err := net.Dial("tcp", d.plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		_, _ = io.WriteString(c, "GET /page HTTP/1.1\r\nHost: app.example.test\r\nUser-Agent: "+ua+"\r\nReferer: "+ref+"\r\nConnection: close\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		c.Close()
+	}
+	waitFor(t, "the entries", func() bool { return len(counts.entries()) == 1 && len(written.entries()) == 1 })
+	if e := counts.entries()[0]; e.UserAgent != "" || e.Referer != "" || e.ContentType != "" ||
+		e.Status != http.StatusOK || e.BytesOut == 0 || e.Pool != "app" || e.Proto != "HTTP/1.1" || !e.Client.IsValid() {
+		t.Errorf("entry without a written log: %+v", e)
+	}
+	if e := written.entries()[0]; e.UserAgent != ua || e.Referer != ref || e.ContentType == "" || e.Status != http.StatusOK {
+		t.Errorf("entry with a written log: %+v", e)
 	}
 }

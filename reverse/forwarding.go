@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/h1"
 	"github.com/portcullis/portcullis/rules"
 )
 
@@ -147,20 +148,16 @@ func ishex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
-// peerString is ex.peer as text: the address part of the request's
-// RemoteAddr when that is already its canonical form (no allocation), else
-// ex.peer.String().
+// peerString is ex.peer as text, as X-Forwarded-For and Forwarded give
+// it: the engine's (h1's Peer, worked out once per connection), else
+// worked out from RemoteAddr (h1.PeerText: no allocation when it spells
+// the address canonically), else ex.peer.String() ("invalid IP").
 func (ex *exchange) peerString() string {
-	s := ex.remote
-	if i := strings.LastIndexByte(s, ':'); i > 0 {
-		s = s[:i]
+	if ex.peerText != "" {
+		return ex.peerText
 	}
-	if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
-		s = s[1 : len(s)-1]
-	}
-	var buf [64]byte
-	if b := ex.peer.AppendTo(buf[:0]); string(b) == s {
-		return s
+	if ex.peer.IsValid() {
+		return h1.PeerText(ex.remote, ex.peer)
 	}
 	return ex.peer.String()
 }

@@ -74,6 +74,7 @@ type Handler struct {
 	limiter   *RateLimiter
 	blockPage func(http.ResponseWriter, *http.Request, *rules.Verdict)
 	log       accesslog.Logger
+	detail    accesslog.DetailLogger // log, when it may not read entries' details
 	logger    *slog.Logger
 	relay     *relay.Relay
 	modify    func(*http.Response) error // h.modifyResponse, bound once
@@ -148,6 +149,7 @@ func New(opts Options) (*Handler, error) {
 		fwd:       newForwarding(&cfg.ForwardedHeaders),
 	}
 	h.modify = h.modifyResponse
+	h.detail, _ = h.log.(accesslog.DetailLogger)
 	if h.limiter == nil {
 		h.limiter = NewRateLimiter(0)
 	}
@@ -318,26 +320,34 @@ type exchange struct {
 	bytes  int64
 	werr   error // the first error writing to the client
 
-	info    pool.Info
-	peer    netip.Addr // the connecting address
-	remote  string     // the request's RemoteAddr ("ip:port")
-	fwdVals [3]string  // the forwarding fields' values (forwarding.apply)
-	client  netip.Addr // the client (peer, or from trusted X-Forwarded-For)
-	trusted bool       // peer is a trusted proxy
-	scheme  string
-	host    string // normalised host, no port
-	route   *route
-	err     error
-	body    *bodyReader
-	facts   rules.Facts
-	verdict rules.Verdict
-	entry   accesslog.Entry // the access-log entry, filled by logEntry
-	fresh   bool            // answered by the route's FreshServer (a cache hit)
-	ctype   string          // the Content-Type of that answer
-	lent    bool            // ex went to something that may outlive the request (the proxy path)
+	info     pool.Info
+	peer     netip.Addr // the connecting address
+	peerText string     // peer as text (h1.Peer); "" when not given
+	remote   string     // the request's RemoteAddr when the engine gave no peer
+	fwdVals  [3]string  // the forwarding fields' values (forwarding.apply)
+	client   netip.Addr // the client (peer, or from trusted X-Forwarded-For)
+	trusted  bool       // peer is a trusted proxy
+	scheme   string
+	host     string // normalised host, no port
+	route    *route
+	err      error
+	body     *bodyReader
+	facts    rules.Facts
+	verdict  rules.Verdict
+	entry    accesslog.Entry // the access-log entry, filled by logEntry
+	fresh    bool            // answered by the route's FreshServer (a cache hit)
+	ctype    string          // the Content-Type of that answer
+	lent     bool            // ex went to something that may outlive the request (the proxy path)
 }
 
 type exchangeKey struct{}
+
+// peerWriter is the engine's ResponseWriter when it parsed the
+// connection's address once for all its requests (internal/h1's): the
+// RemoteAddr it gives requests, that address parsed and as text.
+type peerWriter interface {
+	Peer() (remote string, addr netip.Addr, text string)
+}
 
 // Value implements context.Context.
 func (ex *exchange) Value(key any) any {
@@ -426,8 +436,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.TLS != nil {
 		ex.scheme = "https"
 	}
-	ex.peer = peerAddr(r.RemoteAddr)
-	ex.remote = r.RemoteAddr
+	// internal/h1 parsed the connection's address once for its requests;
+	// it is this request's unless something changed RemoteAddr
+	var remote string
+	if pw, ok := w.(peerWriter); ok {
+		remote, ex.peer, ex.peerText = pw.Peer()
+	}
+	if remote != r.RemoteAddr {
+		ex.peer, ex.peerText, ex.remote = peerAddr(r.RemoteAddr), "", r.RemoteAddr // the text when needed (peerString)
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			// relay panics with http.ErrAbortHandler when a response body
@@ -800,8 +817,7 @@ func (h *Handler) logEntry(ex *exchange, r *http.Request, v *rules.Verdict, star
 		URL:    h.logURL(ex.scheme, r.Host, r.URL),
 		Action: v.Action.String(), Rule: v.Rule, Category: v.Category,
 		Status: ex.status, BytesOut: ex.bytes, Duration: time.Since(start),
-		Upstream: ex.info.Member,
-		Proto:    r.Proto, Referer: firstValue(r.Header["Referer"]), UserAgent: firstValue(r.Header["User-Agent"]),
+		Upstream: ex.info.Member, Proto: r.Proto,
 	}
 	if ex.body != nil {
 		e.BytesIn = ex.body.n.Load()
@@ -815,11 +831,16 @@ func (h *Handler) logEntry(ex *exchange, r *http.Request, v *rules.Verdict, star
 	case ex.route != nil:
 		e.Pool = ex.route.Pool
 	}
-	if ex.fresh {
-		e.Cache, e.ContentType = "hit", ex.ctype
-	} else {
-		e.Cache = cache.Result(ex.Header()) // hit, stale, miss… from Cache-Status; "" when not cached
-		e.ContentType = ex.Header().Get("Content-Type")
+	// The details only a written access log shows: with the log off the
+	// status page and the metrics read none, and their lookups are saved.
+	if h.detail == nil || h.detail.WantsDetail() {
+		e.Referer, e.UserAgent = firstValue(r.Header["Referer"]), firstValue(r.Header["User-Agent"])
+		if ex.fresh {
+			e.Cache, e.ContentType = "hit", ex.ctype
+		} else {
+			e.Cache = cache.Result(ex.Header()) // hit, stale, miss… from Cache-Status; "" when not cached
+			e.ContentType = ex.Header().Get("Content-Type")
+		}
 	}
 	h.log.Log(e)
 }

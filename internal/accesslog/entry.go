@@ -47,3 +47,20 @@ type Entry struct {
 type Logger interface {
 	Log(e *Entry)
 }
+
+// DetailLogger is a Logger that may not read an entry's details: Referer,
+// UserAgent, Cache and ContentType, which only a written log shows (the
+// admin counters read none of them). A door may leave them empty when
+// WantsDetail says nobody reads them, and save looking them up.
+type DetailLogger interface {
+	Logger
+	// WantsDetail reports whether Log reads the details now.
+	WantsDetail() bool
+}
+
+// WantsDetail reports whether l reads an entry's details (see
+// DetailLogger): true unless l is a DetailLogger that says no.
+func WantsDetail(l Logger) bool {
+	d, ok := l.(DetailLogger)
+	return !ok || d.WantsDetail()
+}

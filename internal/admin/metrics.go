@@ -157,6 +157,10 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 	return m
 }
 
+// WantsDetail implements accesslog.DetailLogger: the metrics read none
+// of an entry's details.
+func (m *Metrics) WantsDetail() bool { return false }
+
 // Log implements accesslog.Logger: one entry moves the request, byte, latency and DNS counters.
 func (m *Metrics) Log(e *accesslog.Entry) {
 	if e.Door == "dns" {

@@ -98,6 +98,10 @@ func NewStatus(now func() time.Time) *Status {
 	}
 }
 
+// WantsDetail implements accesslog.DetailLogger: the status counters
+// read none of an entry's details.
+func (s *Status) WantsDetail() bool { return false }
+
 // Log implements accesslog.Logger. Entries count in the second they finished (when they
 // are logged), not when they arrived.
 func (s *Status) Log(e *accesslog.Entry) {

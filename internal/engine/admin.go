@@ -58,6 +58,9 @@ func (s accessLogSwitch) Log(e *accesslog.Entry) {
 	}
 }
 
+// WantsDetail implements accesslog.DetailLogger: a log is on.
+func (s accessLogSwitch) WantsDetail() bool { return s.o.current.Load() != nil }
+
 // prepareLog opens, into g, the access log cfg describes when the settings
 // changed; the running log stays current until g is committed.
 func (o *observability) prepareLog(cfg accesslog.Config, g *staged) error {

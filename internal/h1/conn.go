@@ -8,9 +8,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -52,6 +54,8 @@ type conn struct {
 	sock   sockio.Conn     // raw reads and writes of raw (unused when raw is nil)
 	tls    *tls.ConnectionState
 	remote string
+	peer   netip.Addr // remote's address, unmapped (invalid if remote is no IP address and port)
+	peerS  string     // peer as text (Addr.String), a substring of remote when that spells it so
 	ctx    context.Context
 	cancel context.CancelFunc // an H2 connection's shutdown (nil for HTTP/1.1)
 	state  atomic.Int32
@@ -176,6 +180,7 @@ func (c *conn) shutdown() bool {
 func (c *conn) serve() {
 	s := c.s
 	c.remote = c.rwc.RemoteAddr().String()
+	c.peer, c.peerS = ParsePeer(c.remote)
 	ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, c.rwc.LocalAddr())
 	if s.ConnContext != nil {
 		ctx = s.ConnContext(ctx, c.rwc)
@@ -1084,4 +1089,35 @@ func (st *stream) continueSent() bool {
 	st.w.mu.Lock()
 	defer st.w.mu.Unlock()
 	return st.w.continueSent
+}
+
+// ParsePeer parses a remote address ("ip:port", as http.Request.RemoteAddr
+// has it): the address, an IPv4-mapped one unmapped, and its text
+// (PeerText). A remote that is no IP address and port gives the zero Addr
+// and "". The engine does it once per connection (see Peer).
+func ParsePeer(remote string) (netip.Addr, string) {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return netip.Addr{}, ""
+	}
+	a := ap.Addr().Unmap()
+	return a, PeerText(remote, a)
+}
+
+// PeerText is a, parsed from remote ("ip:port"), as text (Addr.String):
+// the address part of remote when that is already its canonical form (no
+// allocation), else a.String().
+func PeerText(remote string, a netip.Addr) string {
+	s := remote
+	if i := strings.LastIndexByte(s, ':'); i > 0 {
+		s = s[:i]
+	}
+	if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
+		s = s[1 : len(s)-1]
+	}
+	var buf [64]byte
+	if b := a.AppendTo(buf[:0]); string(b) == s {
+		return s
+	}
+	return a.String()
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,6 +61,15 @@ func (w *response) Header() http.Header {
 		w.header = make(http.Header, 4)
 	}
 	return w.header
+}
+
+// Peer returns the connection's remote address as the request's
+// RemoteAddr spells it, that address parsed (an IPv4-mapped address
+// unmapped; the zero Addr when remote is no IP address and port) and the
+// parsed address as text (Addr.String): worked out once per connection,
+// so that a handler needing them does not parse RemoteAddr per request.
+func (w *response) Peer() (remote string, addr netip.Addr, text string) {
+	return w.c.remote, w.c.peer, w.c.peerS
 }
 
 // AdoptHeader makes h the response's header map, in place of the one
