@@ -8,6 +8,8 @@ import (
 	"net/textproto"
 	"strings"
 	"sync"
+
+	"github.com/portcullis/portcullis/internal/fieldtext"
 )
 
 // Body errors. A request whose body fails to frame ends its connection.
@@ -205,10 +207,10 @@ func (b *body) readTrailer() error {
 			break
 		}
 		name, value, ok := strings.Cut(s, ":")
-		if !ok || name == "" || !validToken(name) {
+		if !ok || name == "" || !fieldtext.IsToken(name) {
 			return errTrailerLine
 		}
-		value = trimOWS(value)
+		value = fieldtext.TrimOWS(value)
 		for i := 0; i < len(value); i++ {
 			if c := value[i]; c < ' ' && c != '\t' || c == 0x7f {
 				return errTrailerLine

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/portcullis/portcullis/internal/fieldtext"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -78,7 +79,7 @@ func parseHead(s string, r *http.Request, u *url.URL, vals []string, te *[1]stri
 	if !ok1 || !ok2 {
 		return h, errLine // HTTP/0.9 ("GET /") included
 	}
-	if method == "" || !validToken(method) {
+	if method == "" || !fieldtext.IsToken(method) {
 		return h, errMethod
 	}
 	if target == "" {
@@ -122,9 +123,9 @@ func parseHead(s string, r *http.Request, u *url.URL, vals []string, te *[1]stri
 			}
 			return h, errField
 		}
-		name, value := line[:colon], trimOWS(line[colon+1:])
+		name, value := line[:colon], fieldtext.TrimOWS(line[colon+1:])
 		for i := 0; i < len(name); i++ {
-			if c := name[i]; !isTokenByte(c) {
+			if c := name[i]; !fieldtext.IsTokenByte(c) {
 				if c == ' ' || c == '\t' {
 					return h, errSpace
 				}
@@ -420,7 +421,7 @@ func parseDecimal(s string) (int64, bool) {
 func declareTrailer(r *http.Request, declared []string) *Error {
 	for _, v := range declared {
 		for k := range strings.SplitSeq(v, ",") {
-			k = textproto.CanonicalMIMEHeaderKey(trimOWS(k))
+			k = textproto.CanonicalMIMEHeaderKey(fieldtext.TrimOWS(k))
 			switch k {
 			case "":
 				continue
@@ -442,7 +443,7 @@ func connectionTokens(vs []string) (closeTok, keep bool) {
 		for v != "" {
 			var t string
 			t, v, _ = strings.Cut(v, ",")
-			switch t = trimOWS(t); {
+			switch t = fieldtext.TrimOWS(t); {
 			case strings.EqualFold(t, "close"):
 				closeTok = true
 			case strings.EqualFold(t, "keep-alive"):
@@ -459,42 +460,10 @@ func hasToken(vs []string, tok string) bool {
 		for v != "" {
 			var t string
 			t, v, _ = strings.Cut(v, ",")
-			if strings.EqualFold(trimOWS(t), tok) {
+			if strings.EqualFold(fieldtext.TrimOWS(t), tok) {
 				return true
 			}
 		}
-	}
-	return false
-}
-
-func trimOWS(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
-func validToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if !isTokenByte(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-// isTokenByte reports whether c is a tchar (RFC 9110 §5.6.2).
-func isTokenByte(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
 	}
 	return false
 }

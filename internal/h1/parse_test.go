@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/portcullis/portcullis/internal/fieldtext"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -45,7 +46,7 @@ func theirs(raw string) (*http.Request, error) {
 	var hosts []string
 	for _, l := range strings.Split(raw, "\n")[1:] {
 		if k, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(k, "host") {
-			hosts = append(hosts, trimOWS(strings.TrimSuffix(v, "\r")))
+			hosts = append(hosts, fieldtext.TrimOWS(strings.TrimSuffix(v, "\r")))
 		}
 	}
 	haveHost := len(hosts) > 0

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/portcullis/portcullis/internal/accept"
+	"github.com/portcullis/portcullis/internal/fieldtext"
 )
 
 // response is the http.ResponseWriter of one request. It frames the
@@ -117,7 +118,7 @@ func (w *response) WriteHeader(code int) {
 	w.status = code
 	w.noBody = code < 200 || code == http.StatusNoContent || code == http.StatusNotModified
 	if v := w.header.Get("Content-Length"); v != "" && !w.noBody {
-		if n, ok := parseDecimal(trimOWS(v)); ok {
+		if n, ok := parseDecimal(fieldtext.TrimOWS(v)); ok {
 			w.cl = n
 		} else {
 			w.header.Del("Content-Length")
@@ -129,7 +130,7 @@ func (w *response) WriteHeader(code int) {
 	if v, ok := w.header["Trailer"]; ok {
 		for _, k := range v {
 			for t := range strings.SplitSeq(k, ",") {
-				if t = trimOWS(t); t != "" {
+				if t = fieldtext.TrimOWS(t); t != "" {
 					w.trailers = append(w.trailers, http.CanonicalHeaderKey(t))
 				}
 			}
@@ -406,7 +407,7 @@ func (w *response) writeFields(bw *bufio.Writer, h http.Header, skip func(string
 }
 
 func writeValue(bw *bufio.Writer, v string) {
-	v = trimOWS(v)
+	v = fieldtext.TrimOWS(v)
 	if strings.ContainsAny(v, "\r\n") {
 		v = strings.Map(func(r rune) rune {
 			if r == '\r' || r == '\n' {

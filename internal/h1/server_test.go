@@ -10,7 +10,6 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
-	"github.com/portcullis/portcullis/internal/h2"
 	"io"
 	"log/slog"
 	"math/big"
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/accept"
+	"github.com/portcullis/portcullis/internal/h2"
 	"github.com/portcullis/portcullis/internal/park"
 )
 

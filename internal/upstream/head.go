@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/portcullis/portcullis/internal/fieldtext"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -237,7 +238,7 @@ func parseHead(s string, fields int, h *head, vals []string) error {
 		if j == 0 {
 			return protoErr("field name %q", name)
 		}
-		value := trimOWS(line[j+1:])
+		value := fieldtext.TrimOWS(line[j+1:])
 		if err := checkText(value); err != nil {
 			return protoErr("field %s: %v", name, err)
 		}
@@ -291,17 +292,6 @@ func parseHead(s string, fields int, h *head, vals []string) error {
 func dropCR(s string) string {
 	if len(s) > 0 && s[len(s)-1] == '\r' {
 		return s[:len(s)-1]
-	}
-	return s
-}
-
-// trimOWS drops spaces and tabs at both ends of s.
-func trimOWS(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
 	}
 	return s
 }
@@ -404,7 +394,7 @@ func readTrailer(br *bufio.Reader, max int, t http.Header) (http.Header, error) 
 			return t, nil
 		}
 		name, value, ok := bytes.Cut(line, []byte(":"))
-		if !ok || !isToken(string(name)) {
+		if !ok || !fieldtext.IsToken(string(name)) {
 			return t, protoErr("trailer line %q", trunc(string(line)))
 		}
 		v := string(bytes.Trim(value, " \t"))
@@ -417,19 +407,6 @@ func readTrailer(br *bufio.Reader, max int, t http.Header) (http.Header, error) 
 		k := textproto.CanonicalMIMEHeaderKey(string(name))
 		t[k] = append(t[k], v)
 	}
-}
-
-// isToken reports whether s is a non-empty RFC 9110 token (a field name).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !httpguts.IsTokenRune(rune(s[i])) {
-			return false
-		}
-	}
-	return true
 }
 
 func isDigits(s string) bool {

@@ -249,19 +249,3 @@ func FuzzReadHead(f *testing.F) {
 		}
 	})
 }
-
-// trimOWS trims as strings.Trim(s, " \t") did in the head parser and in
-// writeFields.
-func TestTrimOWS(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 4))
-	const alphabet = " \t\r\x00ab"
-	for range 100_000 {
-		b := make([]byte, rng.IntN(8))
-		for i := range b {
-			b[i] = alphabet[rng.IntN(len(alphabet))]
-		}
-		if got, want := trimOWS(string(b)), strings.Trim(string(b), " \t"); got != want {
-			t.Fatalf("trimOWS(%q) = %q, want %q", b, got, want)
-		}
-	}
-}

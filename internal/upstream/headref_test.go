@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/portcullis/portcullis/internal/fieldtext"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -111,7 +112,7 @@ func refParseHead(s string, fields int, h *head, vals []string) error {
 		if !ok {
 			return protoErr("field line without a colon: %q", trunc(line))
 		}
-		if !isToken(name) {
+		if !fieldtext.IsToken(name) {
 			return protoErr("field name %q", trunc(name))
 		}
 		value = strings.Trim(value, " \t")

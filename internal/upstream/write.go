@@ -13,13 +13,14 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/portcullis/portcullis/internal/fieldtext"
 	"golang.org/x/net/http/httpguts"
 )
 
 // prepare checks what net/http's Transport checks before sending req and
 // returns the Host it sends.
 func prepare(req *http.Request) (string, error) {
-	if req.Method != "" && !isToken(req.Method) {
+	if req.Method != "" && !fieldtext.IsToken(req.Method) {
 		return "", fmt.Errorf("upstream: invalid method %q", req.Method)
 	}
 	if req.Method == http.MethodConnect {
@@ -152,7 +153,7 @@ func writeHead(bw *bufio.Writer, req *http.Request, host string, absolute bool, 
 	bw.WriteString(host)
 	bw.WriteString("\r\n")
 	if ua := req.Header["User-Agent"]; len(ua) > 0 {
-		if v := trimOWS(ua[0]); v != "" {
+		if v := fieldtext.TrimOWS(ua[0]); v != "" {
 			bw.WriteString("User-Agent: ")
 			bw.WriteString(v)
 			bw.WriteString("\r\n")
@@ -216,7 +217,7 @@ func writeFields(bw *bufio.Writer, h http.Header, skip bool) {
 		for _, v := range h[k] {
 			bw.WriteString(k)
 			bw.WriteString(": ")
-			bw.WriteString(trimOWS(v))
+			bw.WriteString(fieldtext.TrimOWS(v))
 			bw.WriteString("\r\n")
 		}
 	}
