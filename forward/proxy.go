@@ -20,6 +20,7 @@ import (
 	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/internal/certs"
 	"github.com/portcullis/portcullis/internal/ctxafter"
+	"github.com/portcullis/portcullis/internal/fieldtext"
 	"github.com/portcullis/portcullis/internal/relay"
 	"github.com/portcullis/portcullis/internal/tunnel"
 	"github.com/portcullis/portcullis/rules"
@@ -438,17 +439,8 @@ func (p *Proxy) logEntry(e *accesslog.Entry) {
 // User-Agent.
 func clientHeaders(e *accesslog.Entry, r *http.Request) {
 	e.Proto = r.Proto
-	e.Referer = firstValue(r.Header["Referer"]) // Header.Get, without canonicalising a canonical key
-	e.UserAgent = firstValue(r.Header["User-Agent"])
-}
-
-// firstValue is a field's first value, as Header.Get gives it for a
-// canonical key ("" when the field is absent).
-func firstValue(vs []string) string {
-	if len(vs) == 0 {
-		return ""
-	}
-	return vs[0]
+	e.Referer = fieldtext.First(r.Header["Referer"]) // Header.Get, without canonicalising a canonical key
+	e.UserAgent = fieldtext.First(r.Header["User-Agent"])
 }
 
 // anonymousLogger is implemented by anonymize profiles that keep the client's

@@ -162,15 +162,6 @@ func (ex *exchange) peerString() string {
 	return ex.peer.String()
 }
 
-// peerAddr parses http.Request.RemoteAddr.
-func peerAddr(remote string) netip.Addr {
-	ap, err := netip.ParseAddrPort(remote)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
-}
-
 // splitHost normalises a Host header: lower case, no port, no trailing dot,
 // IPv6 without brackets. The port defaults to the scheme's.
 func splitHost(hostport string, tls bool) (string, uint16) {

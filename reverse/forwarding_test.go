@@ -6,11 +6,12 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/portcullis/portcullis/internal/h1"
 	"github.com/portcullis/portcullis/internal/pool"
 )
 
 func testExchange(remote string) *exchange {
-	return &exchange{peer: peerAddr(remote), remote: remote}
+	return &exchange{peer: h1.PeerAddr(remote), remote: remote}
 }
 
 // peerString gives the canonical address whatever RemoteAddr spelled.

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/ctxafter"
+	"github.com/portcullis/portcullis/internal/fieldtext"
+	"github.com/portcullis/portcullis/internal/h1"
 
 	"github.com/portcullis/portcullis/internal/accesslog"
 	"github.com/portcullis/portcullis/internal/cache"
@@ -443,7 +445,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		remote, ex.peer, ex.peerText = pw.Peer()
 	}
 	if remote != r.RemoteAddr {
-		ex.peer, ex.peerText, ex.remote = peerAddr(r.RemoteAddr), "", r.RemoteAddr // the text when needed (peerString)
+		ex.peer, ex.peerText, ex.remote = h1.PeerAddr(r.RemoteAddr), "", r.RemoteAddr // the text when needed (peerString)
 	}
 	defer func() {
 		if v := recover(); v != nil {
@@ -834,7 +836,7 @@ func (h *Handler) logEntry(ex *exchange, r *http.Request, v *rules.Verdict, star
 	// The details only a written access log shows: with the log off the
 	// status page and the metrics read none, and their lookups are saved.
 	if h.detail == nil || h.detail.WantsDetail() {
-		e.Referer, e.UserAgent = firstValue(r.Header["Referer"]), firstValue(r.Header["User-Agent"])
+		e.Referer, e.UserAgent = fieldtext.First(r.Header["Referer"]), fieldtext.First(r.Header["User-Agent"])
 		if ex.fresh {
 			e.Cache, e.ContentType = "hit", ex.ctype
 		} else {
@@ -843,15 +845,6 @@ func (h *Handler) logEntry(ex *exchange, r *http.Request, v *rules.Verdict, star
 		}
 	}
 	h.log.Log(e)
-}
-
-// firstValue is a field's first value, as Header.Get gives it for a
-// canonical name (without canonicalizing the name again).
-func firstValue(vs []string) string {
-	if len(vs) == 0 {
-		return ""
-	}
-	return vs[0]
 }
 
 // logURL returns scheme://host followed by u's request URI (as

@@ -1,7 +1,8 @@
 // Package fieldtext owns the small pieces of HTTP field syntax (RFC 9110 §5)
 // that both ends of the proxy check the same way: the HTTP/1.1 server engine
 // (internal/h1) reading clients' requests and the upstream client
-// (internal/upstream) reading origins' responses and writing requests.
+// (internal/upstream) reading origins' responses and writing requests; and
+// the doors' read of a field's first value by its canonical key.
 package fieldtext
 
 // TrimOWS drops optional whitespace (spaces and tabs) at both ends of s.
@@ -13,6 +14,16 @@ func TrimOWS(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
+}
+
+// First is a field's first value, as http.Header.Get gives it for a
+// canonical key, without canonicalising the key again: First(h["User-Agent"]).
+// "" when the field is absent.
+func First(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
 }
 
 // IsToken reports whether s is a non-empty token (a method or a field

@@ -39,3 +39,12 @@ func TestTrimOWS(t *testing.T) {
 		}
 	}
 }
+
+func TestFirst(t *testing.T) {
+	if got := First(nil); got != "" {
+		t.Errorf("First(nil) = %q", got)
+	}
+	if got := First([]string{"a", "b"}); got != "a" {
+		t.Errorf("First(a, b) = %q", got)
+	}
+}

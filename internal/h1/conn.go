@@ -1096,12 +1096,22 @@ func (st *stream) continueSent() bool {
 // (PeerText). A remote that is no IP address and port gives the zero Addr
 // and "". The engine does it once per connection (see Peer).
 func ParsePeer(remote string) (netip.Addr, string) {
+	a := PeerAddr(remote)
+	if !a.IsValid() {
+		return a, ""
+	}
+	return a, PeerText(remote, a)
+}
+
+// PeerAddr parses a remote address ("ip:port"): the address, an
+// IPv4-mapped one unmapped; the zero Addr when remote is no IP address and
+// port.
+func PeerAddr(remote string) netip.Addr {
 	ap, err := netip.ParseAddrPort(remote)
 	if err != nil {
-		return netip.Addr{}, ""
+		return netip.Addr{}
 	}
-	a := ap.Addr().Unmap()
-	return a, PeerText(remote, a)
+	return ap.Addr().Unmap()
 }
 
 // PeerText is a, parsed from remote ("ip:port"), as text (Addr.String):
