@@ -794,18 +794,25 @@ func (s *slowConn) Write(p []byte) (int, error) {
 	}
 }
 
+// heldAnswer is a server whose handler, once started (closed), waits for
+// release to be closed and then answers size bytes of "a".
+func heldAnswer(size int) (srv *Server, started, release chan struct{}) {
+	started, release = make(chan struct{}), make(chan struct{})
+	srv = &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+		_, _ = w.Write(bytes.Repeat([]byte("a"), size))
+	})}
+	return srv, started, release
+}
+
 // A drained connection closes once the answers of its last streams have
 // left, not when their handlers return: a client slower to take the end of
 // an answer than the second a closing connection gives its last writes
 // still gets all of it.
 func TestDrainWaitsForTheLastAnswer(t *testing.T) {
 	const size = 100 << 10
-	release, started := make(chan struct{}), make(chan struct{})
-	srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		close(started)
-		<-release
-		_, _ = w.Write(bytes.Repeat([]byte("a"), size))
-	})}
+	srv, started, release := heldAnswer(size)
 	ctx, cancel := context.WithCancel(context.Background())
 	conns := make(chan *slowConn, 1)
 	c := dialServe(t, func(_ context.Context, nc net.Conn) error {
@@ -837,12 +844,7 @@ func TestDrainWaitsForTheLastAnswer(t *testing.T) {
 // the answer in the server's kernel when the server is done writing.
 func TestDrainedConnectionLingers(t *testing.T) {
 	const size = 256 << 10
-	release, started := make(chan struct{}), make(chan struct{})
-	srv := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		close(started)
-		<-release
-		_, _ = w.Write(bytes.Repeat([]byte("a"), size))
-	})}
+	srv, started, release := heldAnswer(size)
 	ctx, cancel := context.WithCancel(context.Background())
 	c := dialServe(t, func(_ context.Context, nc net.Conn) error { return srv.ServeConn(ctx, nc) },
 		setting(http2.SettingInitialWindowSize, 16<<20))
