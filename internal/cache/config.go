@@ -7,6 +7,7 @@ import (
 	"github.com/gobwas/glob"
 
 	"github.com/portcullis/portcullis/internal/config/field"
+	"github.com/portcullis/portcullis/internal/fieldtext"
 )
 
 // Defaults applied to zero Config fields.
@@ -196,7 +197,7 @@ func compilePolicy(p *Policy) (*compiledPolicy, []field.Error) {
 		}
 	}
 	for i, h := range p.KeyHeaders {
-		if !validHeaderName(h) {
+		if !fieldtext.IsToken(h) {
 			errs = append(errs, field.Errorf(field.Join("key_headers", "["+itoa(i)+"]"), "invalid header name %q", h))
 			continue
 		}

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/fieldtext"
 )
 
 // maxDelta is what RFC 9111 §1.2.2 says to use for delta-seconds too large to
@@ -120,7 +122,7 @@ func parseDelta(s string) (time.Duration, bool) {
 func fieldNames(v string) []string {
 	var out []string
 	for _, n := range splitList(v) {
-		if validHeaderName(n) {
+		if fieldtext.IsToken(n) {
 			out = append(out, canonical(n))
 		}
 	}

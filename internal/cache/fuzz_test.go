@@ -3,6 +3,8 @@ package cache
 import (
 	"net/http"
 	"testing"
+
+	"github.com/portcullis/portcullis/internal/fieldtext"
 )
 
 func FuzzCacheControl(f *testing.F) {
@@ -19,7 +21,7 @@ func FuzzCacheControl(f *testing.F) {
 			t.Fatalf("%q: max-age %v s-maxage %v", v, cc.maxAge, cc.sMaxAge)
 		}
 		for _, n := range append(cc.privateFields, cc.noCacheFields...) {
-			if !validHeaderName(n) {
+			if !fieldtext.IsToken(n) {
 				t.Fatalf("%q: field name %q", v, n)
 			}
 		}

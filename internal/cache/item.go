@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/fieldtext"
 )
 
 // entryOverhead is the fixed cost charged per stored response on top of its
@@ -72,7 +74,7 @@ func varyOf(h http.Header) (names []string, star bool) {
 			if n == "*" {
 				return nil, true
 			}
-			if validHeaderName(n) {
+			if fieldtext.IsToken(n) {
 				names = append(names, canonical(n))
 			}
 		}

@@ -1,7 +1,8 @@
 // Package fieldtext owns the small pieces of HTTP field syntax (RFC 9110 §5)
 // that both ends of the proxy check the same way: the HTTP/1.1 server engine
 // (internal/h1) reading clients' requests and the upstream client
-// (internal/upstream) reading origins' responses and writing requests; and
+// (internal/upstream) reading origins' responses and writing requests, the
+// cache checking the field names its directives and configuration name; and
 // the doors' read of a field's first value by its canonical key.
 package fieldtext
 
